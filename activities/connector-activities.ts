@@ -1,0 +1,138 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { IdentityRef } from '../src/actions/identity-action';
+import { type DesiredAccount, type ObservedAccount, verifyAccount } from '../src/connectors/connector';
+import { ConnectorRefusal } from '../src/connectors/connector-errors';
+import type { ConnectorRegistry } from '../src/connectors/registry';
+import type { EvidenceStore } from '../src/evidence/evidence-store';
+
+export interface ConnectorActivityDeps {
+  registry: ConnectorRegistry;
+  evidence: EvidenceStore;
+  /** Who performs the change, as recorded in evidence (worker identity). */
+  actor: string;
+}
+
+export interface StepTarget {
+  system: string;
+  identity: IdentityRef;
+}
+
+export interface VerifyAndRecordInput extends StepTarget {
+  ticketKey: string;
+  stepId: string;
+  /** What a verified outcome is called in evidence: revoked, granted, expired. */
+  outcome: string;
+  actionKind: string;
+  desired: DesiredAccount;
+  applied: string;
+  eventReceivedAt: string;
+  startedAt: string;
+  /** Record a failed row when the target still disagrees (the workflow's last attempt). */
+  recordOnFailure: boolean;
+}
+
+export interface VerifyResult {
+  verified: boolean;
+  mismatches: string[];
+  observed: ObservedAccount;
+  verifiedAt?: string;
+  evidenceHash?: string;
+}
+
+export interface RecordFailureInput extends StepTarget {
+  ticketKey: string;
+  stepId: string;
+  actionKind: string;
+  desired: DesiredAccount;
+  error: string;
+  eventReceivedAt: string;
+  startedAt: string;
+}
+
+/** Turns a connector's refusal into a non-retryable failure with its type; the original error stays as cause. */
+async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ConnectorRefusal) {
+      throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true, cause: err });
+    }
+    throw err;
+  }
+}
+
+export function createConnectorActivities({ registry, evidence, actor }: ConnectorActivityDeps) {
+  return {
+    async applyLeaver({ system, identity }: StepTarget): Promise<{ changed: boolean; detail: string; startedAt: string }> {
+      const startedAt = new Date().toISOString();
+      const out = await refusalsAreFinal(() => registry.get(system).revoke(identity));
+      return { ...out, startedAt };
+    },
+
+    async applyJoiner({ system, identity, grants }: StepTarget & { grants: string[] }): Promise<{ created: boolean; detail: string; startedAt: string }> {
+      const startedAt = new Date().toISOString();
+      const out = await refusalsAreFinal(() => registry.get(system).provision(identity, grants));
+      return { ...out, startedAt };
+    },
+
+    async applyExpiry({ system, identity, grants, dropAccount }: StepTarget & { grants: string[]; dropAccount: boolean }) {
+      const startedAt = new Date().toISOString();
+      const out = await refusalsAreFinal(() => registry.get(system).revokeGrants(identity, grants, dropAccount));
+      return { ...out, startedAt };
+    },
+
+    /** Reads the target back, compares it with the desired state, and records the outcome in the evidence chain. */
+    async verifyAndRecord(input: VerifyAndRecordInput): Promise<VerifyResult> {
+      const observed = await refusalsAreFinal(() => registry.get(input.system).inspect(input.identity));
+      const verification = verifyAccount(input.desired, observed);
+      if (!verification.verified && !input.recordOnFailure) return { ...verification, observed };
+      const verifiedAt = verification.verified ? new Date().toISOString() : null;
+      const row = await evidence.append({
+        ticketKey: input.ticketKey,
+        stepId: input.stepId,
+        outcome: verification.verified ? input.outcome : 'failed',
+        actionKind: input.actionKind,
+        system: input.system,
+        identity: { ...input.identity },
+        desiredState: { ...input.desired },
+        observedState: { ...observed },
+        verified: verification.verified,
+        verification: { mismatches: verification.mismatches, applied: input.applied },
+        actor,
+        eventReceivedAt: input.eventReceivedAt,
+        startedAt: input.startedAt,
+        verifiedAt,
+      });
+      return { ...verification, observed, verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash };
+    },
+
+    /** A step the target refused: the failure is evidence too, so the ticket shows why it stays blocked. */
+    async recordFailure(input: RecordFailureInput): Promise<{ evidenceHash: string }> {
+      let observed: ObservedAccount | { error: string };
+      try {
+        observed = await registry.get(input.system).inspect(input.identity);
+      } catch (err) {
+        observed = { error: err instanceof Error ? err.message : 'inspect failed' };
+      }
+      const row = await evidence.append({
+        ticketKey: input.ticketKey,
+        stepId: input.stepId,
+        outcome: 'failed',
+        actionKind: input.actionKind,
+        system: input.system,
+        identity: { ...input.identity },
+        desiredState: { ...input.desired },
+        observedState: { ...observed },
+        verified: false,
+        verification: { error: input.error },
+        actor,
+        eventReceivedAt: input.eventReceivedAt,
+        startedAt: input.startedAt,
+        verifiedAt: null,
+      });
+      return { evidenceHash: row.hash };
+    },
+  };
+}
+
+export type ConnectorActivities = ReturnType<typeof createConnectorActivities>;

@@ -1,0 +1,2 @@
+export { createConnectorActivities, type ConnectorActivities } from './connector-activities';
+export { createTicketActivities, type TicketActivities } from './ticket-activities';

@@ -1,0 +1,43 @@
+import type { Server } from 'node:http';
+import { createApp } from './api/app';
+import { loadConfig } from './config';
+import { loadConnectorsFile } from './connectors/connector-config';
+import { GrammarRegistry } from './connectors/registry';
+import { EvidenceStore } from './evidence/evidence-store';
+import { createLogger } from './logger';
+import { openDatabase } from './persistence/data-source';
+import { ChangeWorkflows } from './temporal/temporal-client';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('api', config.LOG_LEVEL);
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: config.RUN_MIGRATIONS });
+  const grammars = new GrammarRegistry(loadConnectorsFile(config.CONNECTORS_CONFIG));
+  const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
+  const app = createApp({
+    ds,
+    workflows,
+    grammars,
+    evidence: new EvidenceStore(ds),
+    webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
+    adminToken: config.CHANGEGATE_ADMIN_TOKEN,
+    maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
+    log,
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+  });
+  log.info('api listening', { url: `http://${config.HOST}:${config.PORT}` });
+  const stop = () => {
+    server.close(() => {
+      void Promise.all([workflows.close(), ds.destroy()]).then(() => process.exit(0));
+    });
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((err: unknown) => {
+  console.error('changegate api failed:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+
+/**
+ * The gateway's whole configuration: environment variables, parsed once at start-up.
+ * A missing or malformed variable stops the process with a message that names it.
+ */
+const boolFlag = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+export const configSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
+  HOST: z.string().default('127.0.0.1'),
+  DATABASE_URL: z
+    .string()
+    .url()
+    .refine((u) => /^mysql:\/\//.test(u), 'must be a mysql:// URL')
+    .default('mysql://root@127.0.0.1:3306/changegate'),
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('changegate'),
+  SERVICENOW_URL: z.string().url(),
+  SERVICENOW_USERNAME: z.string().min(1),
+  SERVICENOW_PASSWORD: z.string().min(1),
+  SERVICENOW_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
+  CHANGEGATE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters'),
+  CONNECTORS_CONFIG: z.string().min(1).default('config/connectors.demo.json'),
+  WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /** Drop and recreate nothing: migrations only. Tests use their own database name. */
+  RUN_MIGRATIONS: boolFlag.default('false'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  return parsed.data;
+}
+
+/** Variables whose values must never be printed. */
+export const SECRET_KEYS = ['SERVICENOW_PASSWORD', 'SERVICENOW_WEBHOOK_SECRET', 'CHANGEGATE_ADMIN_TOKEN', 'DATABASE_URL'] as const;

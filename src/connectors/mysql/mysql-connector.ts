@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import type { IdentityRef } from '../../actions/identity-action';
+import type { Connector, ObservedAccount, ProvisionOutcome, RevokeOutcome } from '../connector';
+import { ConnectorRefusal, FailureType } from '../connector-errors';
+import { canonicalGrantsFromShowGrants, MYSQL_PRIVILEGES, MysqlGrammar, splitCanonicalGrant } from './mysql-grammar';
+
+export interface MysqlConnectorOptions {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  protectedAccounts: string[];
+}
+
+/** Errors that mean "try again later"; everything else from the server is a refusal. */
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN', 'ER_TOO_MANY_USER_CONNECTIONS',
+]);
+const ER_NONEXISTING_GRANT = 1141;
+const ER_NO_SUCH_THREAD = 1094;
+const CANONICAL_OBJECT = /^`[A-Za-z0-9_$]{1,64}`\.(\*|`[A-Za-z0-9_$]{1,64}`)$/;
+
+/**
+ * MySQL/MariaDB accounts. Account names always travel as quoted string literals (mysql2 placeholders), never
+ * concatenated; privileges and object names come only from MysqlGrammar's allow-list and are re-checked here.
+ */
+export class MysqlConnector implements Connector {
+  readonly grammar: MysqlGrammar;
+  private readonly pool: mysql.Pool;
+
+  constructor(readonly name: string, opts: MysqlConnectorOptions) {
+    this.grammar = new MysqlGrammar({ protectedAccounts: opts.protectedAccounts });
+    this.pool = mysql.createPool({
+      host: opts.host,
+      port: opts.port,
+      user: opts.user,
+      password: opts.password,
+      connectionLimit: 4,
+      connectTimeout: 5_000,
+      multipleStatements: false,
+    });
+  }
+
+  async inspect(identity: IdentityRef): Promise<ObservedAccount> {
+    const { name, host } = this.account(identity);
+    const [rows] = await this.run<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM mysql.user WHERE User = ? AND Host = ?', [name, host]);
+    if (Number(rows[0]?.n ?? 0) === 0) return { exists: false, grants: [] };
+    const [createRows] = await this.run<mysql.RowDataPacket[]>('SHOW CREATE USER ?@?', [name, host]);
+    // Only the lock flag is read from this line: it also carries the password hash, which must not travel further.
+    const createLine = String(Object.values(createRows[0] ?? {})[0] ?? '');
+    const [grantRows] = await this.run<mysql.RowDataPacket[]>('SHOW GRANTS FOR ?@?', [name, host]);
+    const lines = grantRows.map((r) => String(Object.values(r)[0] ?? ''));
+    const sessions = await this.sessionIds(name);
+    return {
+      exists: true,
+      locked: / ACCOUNT LOCK\b/.test(createLine),
+      grants: canonicalGrantsFromShowGrants(lines),
+      activeSessions: sessions.length,
+    };
+  }
+
+  async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
+    const { name, host } = this.account(identity);
+    const before = await this.inspect(identity);
+    if (!before.exists) return { changed: false, detail: `account '${name}'@'${host}' was already absent` };
+    // Lock first so no new session can start while grants are being removed.
+    await this.run('ALTER USER ?@? ACCOUNT LOCK', [name, host]);
+    const ended = await this.endSessions(name, host);
+    await this.run('REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@?', [name, host]);
+    await this.run('DROP USER IF EXISTS ?@?', [name, host]);
+    return { changed: true, detail: `locked, ${ended}, revoked ${before.grants.length} grant(s), dropped '${name}'@'${host}'` };
+  }
+
+  async provision(identity: IdentityRef, grants: string[]): Promise<ProvisionOutcome> {
+    const { name, host } = this.account(identity);
+    const before = await this.inspect(identity);
+    let created = false;
+    if (!before.exists) {
+      // The generated credential is not retained anywhere: delivering it to the workload is the secrets
+      // connector's job. Until then the account is reachable only by an operator resetting the password.
+      const password = randomBytes(24).toString('base64url');
+      await this.run('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [name, host, password], { secret: true });
+      created = true;
+    }
+    for (const grant of grants) {
+      const { privilege, object } = this.checkedGrant(grant);
+      await this.run(`GRANT ${privilege} ON ${object} TO ?@?`, [name, host]);
+    }
+    return { created, detail: `${created ? 'created' : 'found existing'} '${name}'@'${host}', granted ${grants.length} privilege(s)` };
+  }
+
+  async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
+    const { name, host } = this.account(identity);
+    const before = await this.inspect(identity);
+    if (!before.exists) return { changed: false, detail: `account '${name}'@'${host}' was already absent` };
+    if (dropAccount) return this.revoke(identity);
+    let revoked = 0;
+    for (const grant of grants) {
+      const { privilege, object } = this.checkedGrant(grant);
+      try {
+        await this.run(`REVOKE ${privilege} ON ${object} FROM ?@?`, [name, host]);
+        revoked++;
+      } catch (err) {
+        if ((err as { cause?: { errno?: number } }).cause?.errno !== ER_NONEXISTING_GRANT) throw err;
+      }
+    }
+    return { changed: revoked > 0, detail: `revoked ${revoked} of ${grants.length} grant(s) from '${name}'@'${host}'` };
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private account(identity: IdentityRef): { name: string; host: string } {
+    const problems = this.grammar.validateIdentity(identity);
+    if (problems.length > 0) {
+      throw new ConnectorRefusal(FailureType.InvalidIdentity, problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+    }
+    return { name: identity.name, host: identity.host ?? '%' };
+  }
+
+  private checkedGrant(canonical: string): { privilege: string; object: string } {
+    const { privilege, object } = splitCanonicalGrant(canonical);
+    if (!(MYSQL_PRIVILEGES as readonly string[]).includes(privilege) || !CANONICAL_OBJECT.test(object)) {
+      throw new ConnectorRefusal(FailureType.InvalidIdentity, `grant '${canonical}' is not in canonical form`);
+    }
+    return { privilege, object };
+  }
+
+  private async sessionIds(name: string): Promise<number[]> {
+    const [rows] = await this.run<mysql.RowDataPacket[]>('SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?', [name]);
+    return rows.map((r) => Number(r.ID));
+  }
+
+  /**
+   * Ends the leaver's open sessions: dropping an account does not disconnect it. PROCESSLIST shows the user
+   * name, not the account's host pattern, so sessions are ended only when no other account shares the name.
+   */
+  private async endSessions(name: string, host: string): Promise<string> {
+    const [others] = await this.run<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM mysql.user WHERE User = ? AND Host <> ?', [name, host]);
+    if (Number(others[0]?.n ?? 0) > 0) return 'sessions left open (another account shares the user name)';
+    const ids = await this.sessionIds(name);
+    for (const id of ids) {
+      try {
+        await this.run('KILL CONNECTION ?', [id]);
+      } catch (err) {
+        if ((err as { cause?: { errno?: number } }).cause?.errno !== ER_NO_SUCH_THREAD) throw err;
+      }
+    }
+    return `ended ${ids.length} session(s)`;
+  }
+
+  /**
+   * Runs one statement. mysql2 attaches the statement text (with its values) to errors; that text can hold a
+   * generated password, so errors are rebuilt from code and server message only.
+   */
+  private async run<T extends mysql.QueryResult = mysql.ResultSetHeader>(
+    sql: string,
+    values: unknown[],
+    opts: { secret?: boolean } = {},
+  ): Promise<[T, mysql.FieldPacket[]]> {
+    try {
+      return await this.pool.query<T>(sql, values);
+    } catch (raw) {
+      const err = raw as { code?: string; errno?: number; sqlMessage?: string; message?: string };
+      const safe = { code: err.code, errno: err.errno, message: opts.secret ? (err.code ?? 'error') : (err.sqlMessage ?? err.message) };
+      const text = `${this.name}: ${safe.message ?? 'unknown error'} (${safe.code ?? 'no code'})`;
+      const cause = Object.assign(new Error(safe.message), { code: safe.code, errno: safe.errno });
+      if (err.code && TRANSIENT_CODES.has(err.code)) throw Object.assign(new Error(text, { cause }), { transient: true });
+      throw new ConnectorRefusal(FailureType.TargetRefused, text, { cause });
+    }
+  }
+}
+
+export function createMysqlConnector(opts: MysqlConnectorOptions): MysqlConnector {
+  return new MysqlConnector(opts.name, opts);
+}

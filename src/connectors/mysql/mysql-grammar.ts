@@ -1,0 +1,115 @@
+import type { IdentityRef } from '../../actions/identity-action';
+import type { ConnectorGrammar, FieldProblem, ParsedGrant } from '../connector';
+
+/**
+ * The part of MySQL/MariaDB's grammar the gateway speaks. Everything a ticket can put into a statement is
+ * checked here first; account names are then sent as quoted string literals, object names as backtick-quoted
+ * identifiers that this grammar has already restricted to [A-Za-z0-9_$].
+ */
+export const MYSQL_PRIVILEGES = [
+  'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE', 'DROP', 'INDEX', 'ALTER', 'REFERENCES', 'EXECUTE',
+  'CREATE VIEW', 'SHOW VIEW', 'TRIGGER', 'LOCK TABLES', 'CREATE TEMPORARY TABLES', 'EVENT',
+  'CREATE ROUTINE', 'ALTER ROUTINE',
+] as const;
+/** Privileges that only make sense on a database, not on one table. */
+const DATABASE_ONLY = new Set(['LOCK TABLES', 'CREATE TEMPORARY TABLES', 'EVENT', 'CREATE ROUTINE', 'ALTER ROUTINE', 'EXECUTE']);
+
+/** MySQL 8 caps user names at 32 characters; MariaDB allows 80. The lower bound keeps specs portable. */
+const USER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
+const HOST = /^(%|[A-Za-z0-9%_]([A-Za-z0-9.%_:-]{0,253}[A-Za-z0-9%_])?)$/;
+const OBJECT_NAME = /^[A-Za-z0-9_$]{1,64}$/;
+const GRANT = /^\s*([A-Za-z ,]+?)\s+ON\s+(\S+)\s*$/i;
+
+export interface MysqlGrammarPolicy {
+  /** Accounts the gateway must never touch, whatever a ticket says. */
+  protectedAccounts: string[];
+}
+
+export class MysqlGrammar implements ConnectorGrammar {
+  readonly type = 'mysql';
+  private readonly protectedAccounts: Set<string>;
+
+  constructor(policy: MysqlGrammarPolicy) {
+    this.protectedAccounts = new Set(policy.protectedAccounts.map((a) => a.toLowerCase()));
+  }
+
+  validateIdentity(identity: IdentityRef): FieldProblem[] {
+    const problems: FieldProblem[] = [];
+    if (!USER_NAME.test(identity.name)) {
+      problems.push({
+        path: 'identity.name',
+        message: 'must be 1-32 characters of letters, digits, underscore, dot or hyphen, not starting with dot or hyphen',
+      });
+    } else if (this.protectedAccounts.has(identity.name.toLowerCase())) {
+      problems.push({ path: 'identity.name', message: `'${identity.name}' is a protected account and cannot be changed by a ticket` });
+    }
+    if (identity.host !== undefined && !HOST.test(identity.host)) {
+      problems.push({ path: 'identity.host', message: "must be '%', a host name, an IP address or a MySQL host pattern" });
+    }
+    return problems;
+  }
+
+  parseGrant(text: string): ParsedGrant | { problem: string } {
+    const match = GRANT.exec(text);
+    if (!match) return { problem: "must look like 'SELECT, INSERT ON db.*' or 'SELECT ON db.table'" };
+    const privileges = (match[1] ?? '').split(',').map((p) => p.trim().toUpperCase().replace(/\s+/g, ' '));
+    const unknown = privileges.filter((p) => !(MYSQL_PRIVILEGES as readonly string[]).includes(p));
+    if (unknown.length > 0) {
+      return { problem: `unknown or disallowed privilege ${unknown.map((p) => `'${p}'`).join(', ')} (allowed: ${MYSQL_PRIVILEGES.join(', ')})` };
+    }
+    const [db, table, ...rest] = (match[2] ?? '').split('.');
+    if (db === undefined || table === undefined || rest.length > 0) return { problem: "the object must be 'db.*' or 'db.table'" };
+    if (db === '*') return { problem: 'global grants (*.*) are not allowed by policy; name a database' };
+    if (!OBJECT_NAME.test(db)) return { problem: `database name '${db.slice(0, 70)}' must be 1-64 characters of letters, digits, _ or $` };
+    if (table !== '*' && !OBJECT_NAME.test(table)) return { problem: `table name '${table.slice(0, 70)}' must be 1-64 characters of letters, digits, _ or $` };
+    if (table !== '*') {
+      const dbOnly = privileges.filter((p) => DATABASE_ONLY.has(p));
+      if (dbOnly.length > 0) return { problem: `${dbOnly.join(', ')} can only be granted on a whole database (db.*)` };
+    }
+    const object = table === '*' ? `\`${db}\`.*` : `\`${db}\`.\`${table}\``;
+    return { canonical: [...new Set(privileges)].sort().map((p) => `${p} ON ${object}`) };
+  }
+}
+
+/** Turns SHOW GRANTS lines into the canonical per-privilege form. USAGE (and its password hash) is dropped. */
+export function canonicalGrantsFromShowGrants(lines: string[]): string[] {
+  const out = new Set<string>();
+  for (const line of lines) {
+    const match = /^GRANT (.+?) ON (\S+) TO /.exec(line);
+    if (!match) continue;
+    const object = match[2] ?? '';
+    for (const priv of splitPrivileges(match[1] ?? '')) {
+      if (priv === 'USAGE') continue;
+      if (priv === 'ALL PRIVILEGES') {
+        out.add(`ALL PRIVILEGES ON ${object}`);
+        continue;
+      }
+      out.add(`${priv} ON ${object}`);
+    }
+    if (/ WITH GRANT OPTION\s*$/.test(line)) out.add(`GRANT OPTION ON ${object}`);
+  }
+  return [...out].sort();
+}
+
+/** Splits "SELECT, INSERT (a, b), UPDATE" on top-level commas only. */
+function splitPrivileges(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const ch of text) {
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    if (ch === ',' && depth === 0) {
+      parts.push(current.trim());
+      current = '';
+    } else current += ch;
+  }
+  if (current.trim()) parts.push(current.trim());
+  return parts;
+}
+
+/** Splits a canonical grant back into privilege and a statement-ready object (already quoted by parseGrant). */
+export function splitCanonicalGrant(canonical: string): { privilege: string; object: string } {
+  const at = canonical.lastIndexOf(' ON ');
+  return { privilege: canonical.slice(0, at), object: canonical.slice(at + 4) };
+}

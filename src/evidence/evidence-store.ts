@@ -1,0 +1,125 @@
+import type { DataSource } from 'typeorm';
+import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
+import { canonicalJson, GENESIS_HASH, sha256Hex } from './canonical-json';
+import { assertNoSecrets } from './redaction';
+
+export interface EvidenceInput {
+  ticketKey: string;
+  stepId: string;
+  outcome: string;
+  actionKind: string;
+  system: string;
+  identity: Record<string, unknown>;
+  desiredState: Record<string, unknown>;
+  observedState: Record<string, unknown>;
+  verified: boolean;
+  verification: Record<string, unknown>;
+  actor: string;
+  eventReceivedAt: string;
+  startedAt: string;
+  verifiedAt: string | null;
+}
+
+export interface EvidenceView extends EvidenceInput {
+  seq: number;
+  recordedAt: string;
+  prevHash: string;
+  hash: string;
+}
+
+export interface ChainCheck {
+  valid: boolean;
+  rows: number;
+  /** First row whose hash or link does not match, if any. */
+  brokenAt?: { seq: number; reason: string };
+}
+
+/** Attempts when two writers race for the same ticket's next sequence number. */
+const APPEND_ATTEMPTS = 8;
+
+export class EvidenceStore {
+  constructor(private readonly ds: DataSource) {}
+
+  /**
+   * Appends one row to the ticket's chain. Idempotent per (ticket, step, outcome): an activity retried after a
+   * committed append gets the existing row back instead of a second one.
+   */
+  async append(input: EvidenceInput): Promise<EvidenceView> {
+    assertNoSecrets(input);
+    const repo = this.ds.getRepository(EvidenceRecord);
+    for (let attempt = 1; ; attempt++) {
+      const existing = await repo.findOne({ where: { ticketKey: input.ticketKey, stepId: input.stepId, outcome: input.outcome } });
+      if (existing) return toView(existing);
+      const last = await repo.findOne({ where: { ticketKey: input.ticketKey }, order: { seq: 'DESC' } });
+      const seq = (last?.seq ?? 0) + 1;
+      const prevHash = last?.hash ?? GENESIS_HASH;
+      const recordedAt = new Date().toISOString();
+      const body = { ...input, seq, prevHash, recordedAt };
+      const canonical = canonicalJson(body);
+      const hash = sha256Hex(canonical);
+      try {
+        await repo.save(
+          repo.create({
+          ticketKey: input.ticketKey,
+          seq,
+          stepId: input.stepId,
+          outcome: input.outcome,
+          actionKind: input.actionKind,
+          system: input.system,
+          identity: input.identity,
+          desiredState: input.desiredState,
+          observedState: input.observedState,
+          verified: input.verified,
+          verification: input.verification,
+          actor: input.actor,
+          eventReceivedAt: new Date(input.eventReceivedAt),
+          startedAt: new Date(input.startedAt),
+          verifiedAt: input.verifiedAt ? new Date(input.verifiedAt) : null,
+          recordedAt: new Date(recordedAt),
+          prevHash,
+          hash,
+          canonical,
+          }),
+        );
+        return { ...body, hash };
+      } catch (err) {
+        // A concurrent writer took this seq (or recorded the same step): read again and retry.
+        if (isDuplicateKey(err) && attempt < APPEND_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+
+  async list(ticketKey: string): Promise<EvidenceView[]> {
+    const rows = await this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
+    return rows.map(toView);
+  }
+
+  /** Recomputes every hash and link of a ticket's chain from the stored canonical bytes. */
+  async verifyChain(ticketKey: string): Promise<ChainCheck> {
+    const rows = await this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
+    let prev = GENESIS_HASH;
+    for (const [i, row] of rows.entries()) {
+      if (row.seq !== i + 1) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'sequence gap' } };
+      if (row.prevHash !== prev) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'prev_hash does not link to the previous row' } };
+      if (sha256Hex(row.canonical) !== row.hash) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'hash does not match the canonical content' } };
+      const body = JSON.parse(row.canonical) as { seq: number; prevHash: string; stepId: string; verified: boolean };
+      if (body.seq !== row.seq || body.prevHash !== row.prevHash || body.stepId !== row.stepId || body.verified !== Boolean(row.verified)) {
+        return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'columns differ from the hashed content' } };
+      }
+      prev = row.hash;
+    }
+    return { valid: true, rows: rows.length };
+  }
+}
+
+function toView(row: EvidenceRecord): EvidenceView {
+  // The canonical text is the source of truth; columns are for querying.
+  const body = JSON.parse(row.canonical) as Omit<EvidenceView, 'hash'>;
+  return { ...body, hash: row.hash };
+}
+
+function isDuplicateKey(err: unknown): boolean {
+  const e = err as { code?: string; driverError?: { code?: string } };
+  return e?.code === 'ER_DUP_ENTRY' || e?.driverError?.code === 'ER_DUP_ENTRY';
+}

@@ -1,0 +1,244 @@
+import axios, { AxiosError, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+
+export interface ServiceNowClientOptions {
+  /** Instance URL, e.g. https://acme.service-now.com (no credentials in it). */
+  baseUrl: string;
+  username: string;
+  password: string;
+  timeoutMs?: number;
+}
+
+export type ServiceNowErrorKind = 'rate_limited' | 'transient' | 'refused' | 'not_found';
+
+export interface JournalNote {
+  sys_id: string;
+  value: string;
+  sys_created_on: string;
+}
+
+/** One error type for every ServiceNow failure; `kind` tells the caller whether trying again can help. */
+export class ServiceNowError extends Error {
+  readonly status?: number;
+  readonly kind: ServiceNowErrorKind;
+  readonly retryAfterMs?: number;
+  readonly detail?: string;
+  /** True when a before business rule aborted the write (HTTP 403 "Operation Failed"), e.g. the closure gate. */
+  readonly businessRuleAbort: boolean;
+
+  constructor(
+    message: string,
+    init: {
+      kind: ServiceNowErrorKind;
+      status?: number;
+      retryAfterMs?: number;
+      detail?: string;
+      businessRuleAbort?: boolean;
+      cause?: unknown;
+    },
+  ) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'ServiceNowError';
+    this.kind = init.kind;
+    this.status = init.status;
+    this.retryAfterMs = init.retryAfterMs;
+    this.detail = init.detail;
+    this.businessRuleAbort = init.businessRuleAbort ?? false;
+  }
+
+  get retryable(): boolean {
+    return this.kind === 'rate_limited' || this.kind === 'transient';
+  }
+}
+
+const SYS_ID = /^[0-9a-f]{32}$/;
+// Anchored and caret-free: a number is spliced into an encoded query, where `^` would start a new term.
+const TASK_NUMBER = /^[A-Z]{2,8}\d{4,12}$/;
+const CHANGE_PATH = '/api/now/table/change_request';
+const JOURNAL_PATH = '/api/now/table/sys_journal_field';
+const DEFAULT_TIMEOUT_MS = 10_000;
+const REDACTED = '[redacted]';
+
+/** Network failures that retrying cannot fix: the TLS setup or the URL itself is wrong. */
+const CONFIGURATION_FAILURE = /CERT|SSL|TLS|ERR_INVALID_URL/;
+
+function refuseInput(message: string): ServiceNowError {
+  return new ServiceNowError(message, { kind: 'refused' });
+}
+
+function assertSysId(sysId: string): void {
+  if (typeof sysId !== 'string' || !SYS_ID.test(sysId)) {
+    throw refuseInput(`not a ServiceNow sys_id (32 lowercase hex characters): '${String(sysId).slice(0, 40)}'`);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function header(response: AxiosResponse, name: string): string | undefined {
+  const value: unknown = (response.headers as Record<string, unknown>)[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Retry-After (seconds or HTTP date) first; ServiceNow's X-RateLimit-Reset (UNIX epoch seconds) as the fallback. */
+function retryAfterMs(response: AxiosResponse, nowMs: number): number | undefined {
+  const retryAfter = header(response, 'retry-after')?.trim();
+  if (retryAfter) {
+    if (/^\d+$/.test(retryAfter)) return Number(retryAfter) * 1000;
+    const at = Date.parse(retryAfter);
+    if (!Number.isNaN(at)) return Math.max(0, at - nowMs);
+  }
+  const reset = header(response, 'x-ratelimit-reset')?.trim();
+  if (reset && /^\d+$/.test(reset)) return Math.max(0, Number(reset) * 1000 - nowMs);
+  return undefined;
+}
+
+/**
+ * The axios error stays the `cause`, but it carries the request config (basic auth) and the raw Node request
+ * (whose header block holds the Authorization line): scrub the one and hide the other, so logging the chain
+ * cannot print the integration user's password.
+ */
+function redact(err: AxiosError): AxiosError {
+  const scrub = (config: InternalAxiosRequestConfig | undefined) => {
+    if (!config) return;
+    if (config.auth) config.auth = { username: config.auth.username, password: REDACTED };
+    if (config.headers?.has?.('Authorization')) config.headers.set('Authorization', REDACTED);
+  };
+  scrub(err.config);
+  scrub(err.response?.config);
+  Object.defineProperty(err, 'request', { value: err.request, enumerable: false, configurable: true, writable: true });
+  if (err.response) {
+    Object.defineProperty(err.response, 'request', { value: err.response.request, enumerable: false, configurable: true, writable: true });
+  }
+  return err;
+}
+
+function envelope(data: unknown): { message?: string; detail?: string } {
+  const error = isRecord(data) && isRecord(data.error) ? data.error : undefined;
+  return {
+    message: typeof error?.message === 'string' ? error.message : undefined,
+    detail: typeof error?.detail === 'string' ? error.detail : undefined,
+  };
+}
+
+function toServiceNowError(err: unknown, operation: string): ServiceNowError {
+  if (!axios.isAxiosError(err)) {
+    return new ServiceNowError(`ServiceNow ${operation} failed unexpectedly`, { kind: 'transient', cause: err });
+  }
+  const cause = redact(err);
+  const response = err.response;
+  if (!response) {
+    const code = err.code ?? '';
+    const timedOut = code === 'ECONNABORTED' || code === 'ETIMEDOUT';
+    return new ServiceNowError(
+      timedOut ? `ServiceNow ${operation} timed out` : `ServiceNow ${operation} failed: no response (${code || 'network error'})`,
+      // Timeouts, ECONNREFUSED, ECONNRESET, DNS hiccups: the instance may well answer on the next attempt.
+      { kind: CONFIGURATION_FAILURE.test(code) ? 'refused' : 'transient', cause },
+    );
+  }
+  const status = response.status;
+  const { message, detail } = envelope(response.data);
+  const text = message ? (detail ? `${message}: ${detail}` : message) : `ServiceNow ${operation} failed with HTTP ${status}`;
+  const base = { status, detail, cause };
+  if (status === 429) return new ServiceNowError(text, { ...base, kind: 'rate_limited', retryAfterMs: retryAfterMs(response, Date.now()) });
+  if (status >= 500) return new ServiceNowError(text, { ...base, kind: 'transient' });
+  if (status === 404) return new ServiceNowError(text, { ...base, kind: 'not_found' });
+  const businessRuleAbort = status === 403 && message === 'Operation Failed' && /aborted by Business Rule/.test(detail ?? '');
+  return new ServiceNowError(text, { ...base, kind: 'refused', businessRuleAbort });
+}
+
+/** Outbound Table API client for change_request and its work notes. Every call is one HTTP request. */
+export class ServiceNowClient {
+  private readonly http: AxiosInstance;
+
+  constructor(opts: ServiceNowClientOptions) {
+    const base = new URL(opts.baseUrl);
+    if (base.username || base.password) throw new Error('ServiceNow baseUrl must not carry credentials; pass username/password');
+    this.http = axios.create({
+      baseURL: base.origin + base.pathname.replace(/\/+$/, ''),
+      auth: { username: opts.username, password: opts.password },
+      timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      headers: { Accept: 'application/json' },
+      maxRedirects: 0,
+    });
+  }
+
+  async getChange(sysId: string): Promise<Record<string, unknown>> {
+    assertSysId(sysId);
+    return this.expectObject(await this.send('GET', `${CHANGE_PATH}/${sysId}`), 'GET change_request');
+  }
+
+  async findChangeByNumber(number: string): Promise<Record<string, unknown> | null> {
+    if (typeof number !== 'string' || !TASK_NUMBER.test(number)) {
+      throw refuseInput(`not a ServiceNow task number (e.g. CHG0030001): '${String(number).slice(0, 40)}'`);
+    }
+    const result = await this.send('GET', CHANGE_PATH, { params: { sysparm_query: `number=${number}`, sysparm_limit: '1' } });
+    const rows = this.expectArray(result, 'GET change_request');
+    return rows.length > 0 ? this.expectObject(rows[0], 'GET change_request') : null;
+  }
+
+  async updateChange(sysId: string, fields: Record<string, string>): Promise<Record<string, unknown>> {
+    assertSysId(sysId);
+    if (!isRecord(fields) || Object.values(fields).some((v) => typeof v !== 'string')) {
+      throw refuseInput('change fields must be an object of strings');
+    }
+    return this.expectObject(await this.send('PATCH', `${CHANGE_PATH}/${sysId}`, { data: fields }), 'PATCH change_request');
+  }
+
+  async addWorkNote(sysId: string, text: string): Promise<void> {
+    assertSysId(sysId);
+    // ServiceNow silently drops an empty journal entry; refusing makes the caller's bug visible.
+    if (typeof text !== 'string' || text.trim() === '') throw refuseInput('work note text must not be empty');
+    await this.send('PATCH', `${CHANGE_PATH}/${sysId}`, { data: { work_notes: text }, params: { sysparm_fields: 'sys_id' } });
+  }
+
+  async listWorkNotes(sysId: string): Promise<JournalNote[]> {
+    assertSysId(sysId);
+    const result = await this.send('GET', JOURNAL_PATH, {
+      params: {
+        sysparm_query: `element_id=${sysId}^element=work_notes^ORDERBYsys_created_on`,
+        sysparm_fields: 'sys_id,value,sys_created_on',
+      },
+    });
+    return this.expectArray(result, 'GET sys_journal_field').map((row) => {
+      const entry = this.expectObject(row, 'GET sys_journal_field');
+      const { sys_id, value, sys_created_on } = entry;
+      if (typeof sys_id !== 'string' || typeof value !== 'string' || typeof sys_created_on !== 'string') {
+        throw new ServiceNowError('ServiceNow returned a journal entry without sys_id, value or sys_created_on', { kind: 'transient' });
+      }
+      return { sys_id, value, sys_created_on };
+    });
+  }
+
+  private async send(
+    method: 'GET' | 'PATCH',
+    path: string,
+    options: { params?: Record<string, string>; data?: unknown } = {},
+  ): Promise<unknown> {
+    const operation = `${method} ${path}`;
+    let response: AxiosResponse;
+    try {
+      response = await this.http.request({ method, url: path, params: options.params, data: options.data });
+    } catch (err) {
+      throw toServiceNowError(err, operation);
+    }
+    // A hibernating or misrouted instance answers 200 with an HTML page; that is not a result to trust.
+    if (!isRecord(response.data) || !('result' in response.data)) {
+      throw new ServiceNowError(`ServiceNow ${operation} answered HTTP ${response.status} without a result envelope`, {
+        kind: 'transient',
+        status: response.status,
+      });
+    }
+    return response.data.result;
+  }
+
+  private expectObject(value: unknown, operation: string): Record<string, unknown> {
+    if (!isRecord(value)) throw new ServiceNowError(`ServiceNow ${operation} returned a result that is not a record`, { kind: 'transient' });
+    return value;
+  }
+
+  private expectArray(value: unknown, operation: string): unknown[] {
+    if (!Array.isArray(value)) throw new ServiceNowError(`ServiceNow ${operation} returned a result that is not a list`, { kind: 'transient' });
+    return value;
+  }
+}

@@ -1,0 +1,55 @@
+import 'reflect-metadata';
+import mysql from 'mysql2/promise';
+import { DataSource } from 'typeorm';
+import { EvidenceRecord } from './entities/evidence-record.entity';
+import { WebhookDelivery } from './entities/webhook-delivery.entity';
+import { InitialSchema1763900000000 } from './migrations/1763900000000-initial-schema';
+
+export const ENTITIES = [EvidenceRecord, WebhookDelivery];
+export const MIGRATIONS = [InitialSchema1763900000000];
+
+const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
+
+export function databaseName(url: string): string {
+  const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+  if (!DATABASE_NAME.test(name)) throw new Error('DATABASE_URL must name a database of letters, digits and underscores');
+  return name;
+}
+
+export function createDataSource(url: string): DataSource {
+  return new DataSource({
+    type: 'mysql',
+    url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    synchronize: false,
+    migrationsRun: false,
+    timezone: 'Z',
+    dateStrings: false,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    extra: { connectionLimit: 10 },
+  });
+}
+
+/** Creates the database named in the URL if it is missing (needs CREATE on the server; production pre-creates it). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const name = databaseName(url);
+  const server = new URL(url);
+  server.pathname = '/';
+  const conn = await mysql.createConnection({ uri: server.toString() });
+  try {
+    await conn.query(`CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  } finally {
+    await conn.end();
+  }
+}
+
+/** Creates the database if needed, runs pending migrations and returns an initialised data source. */
+export async function openDatabase(url: string, opts: { migrate: boolean }): Promise<DataSource> {
+  if (opts.migrate) await ensureDatabase(url);
+  const ds = createDataSource(url);
+  await ds.initialize();
+  if (opts.migrate) await ds.runMigrations({ transaction: 'each' });
+  return ds;
+}

@@ -1,0 +1,697 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import axios from 'axios';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signWebhook } from '../api/webhook-signature';
+
+/**
+ * An in-memory ServiceNow instance for tests and local demos: the Table API on `change_request` and
+ * `sys_journal_field`, basic auth, hourly rate limits, and the two business rules from
+ * integrations/servicenow (the signed after-rule webhook and the before-rule that blocks closure).
+ * It follows reference/itsm-contracts.md; it is not a general ServiceNow emulator.
+ */
+
+export interface SimulatorOptions {
+  username: string;
+  password: string;
+  /** Requests per hour for the basic-auth user; undefined means unlimited. */
+  rateLimitPerHour?: number;
+  gateField?: string;
+  gateValue?: string;
+  webhook?: { url: string; secret: string };
+}
+
+/** A stored change_request row: every value is a string, references hold the bare sys_id. */
+export type ChangeRecord = Readonly<Record<string, string>>;
+
+export type JournalElement = 'work_notes' | 'comments';
+
+export interface JournalEntry {
+  sys_id: string;
+  element_id: string;
+  element: JournalElement;
+  name: 'change_request';
+  value: string;
+  sys_created_on: string;
+  sys_created_by: string;
+}
+
+export interface WebhookDelivery {
+  eventId: string;
+  sysId: string;
+  modCount: string;
+  status: number | 'error';
+  error?: string;
+}
+
+export interface ListeningSimulator {
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface ServiceNowSimulator {
+  app: express.Express;
+  listen(port?: number, host?: string): Promise<ListeningSimulator>;
+  createChange(fields: Record<string, string>): ChangeRecord;
+  updateChange(sysId: string, fields: Record<string, string>): ChangeRecord;
+  getChange(sysId: string): ChangeRecord | undefined;
+  findByNumber(number: string): ChangeRecord | undefined;
+  journal(sysId: string, element?: JournalElement): JournalEntry[];
+  deliveries: WebhookDelivery[];
+  waitForDeliveries(): Promise<void>;
+}
+
+/** A Table API failure: the HTTP status and the two fields of the `{"error": {message, detail}}` envelope. */
+export class SimulatedApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly envelopeMessage: string,
+    readonly detail: string,
+  ) {
+    super(detail ? `${envelopeMessage}: ${detail}` : envelopeMessage);
+    this.name = 'SimulatedApiError';
+  }
+}
+
+/** What `setAbortAction(true)` in a before business rule turns a write into. */
+export class BusinessRuleAbortError extends SimulatedApiError {
+  constructor(
+    readonly businessRule: string,
+    detail: string,
+  ) {
+    super(403, 'Operation Failed', detail);
+    this.name = 'BusinessRuleAbortError';
+  }
+}
+
+export const BLOCK_CLOSE_RULE_NAME = 'changegate: block close without identity cleanup';
+
+const CHANGE_TABLE = 'change_request';
+const JOURNAL_TABLE = 'sys_journal_field';
+const TABLE_PATH = '/api/now/table';
+const CLOSED = '3';
+const CANCELED = '4';
+const DEFAULT_LIMIT = 10_000;
+const WEBHOOK_TIMEOUT_MS = 5_000;
+const HOUR_MS = 3_600_000;
+
+const STATE_LABELS: Readonly<Record<string, string>> = {
+  '-5': 'New',
+  '-4': 'Assess',
+  '-3': 'Authorize',
+  '-2': 'Scheduled',
+  '-1': 'Implement',
+  '0': 'Review',
+  '3': 'Closed',
+  '4': 'Canceled',
+};
+
+const REFERENCE_TABLES: Readonly<Record<string, string>> = {
+  assignment_group: 'sys_user_group',
+  cmdb_ci: 'cmdb_ci',
+  requested_by: 'sys_user',
+};
+
+const JOURNAL_ELEMENTS: ReadonlySet<string> = new Set<JournalElement>(['work_notes', 'comments']);
+
+const JOURNAL_FIELDS = ['sys_id', 'element_id', 'element', 'name', 'value', 'sys_created_on', 'sys_created_by'];
+
+/** Columns a fresh change_request carries, so that GET returns them (empty) as the real table does. */
+const CHANGE_COLUMNS = [
+  'number', 'short_description', 'description', 'state', 'type', 'approval', 'risk', 'impact', 'priority',
+  'category', 'assignment_group', 'cmdb_ci', 'requested_by', 'start_date', 'end_date', 'close_code',
+  'close_notes', 'correlation_id', 'on_hold', 'active', 'chg_model', 'work_notes', 'comments',
+  'u_identity_actions', 'sys_id', 'sys_created_on', 'sys_created_by', 'sys_updated_on', 'sys_updated_by',
+  'sys_mod_count',
+];
+
+/** `gs.generateGUID()` and sys_id shape: 32 lowercase hex characters. */
+function guid(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** ServiceNow's internal date-time format, always UTC: `2025-06-02 22:00:00`. */
+function glideDateTime(date: Date): string {
+  return date.toISOString().slice(0, 19).replace('T', ' ');
+}
+
+function fail(status: number, message: string, detail: string): never {
+  throw new SimulatedApiError(status, message, detail);
+}
+
+function notFound(): never {
+  fail(404, 'No Record found', "Record doesn't exist or ACL restricts the record retrieval");
+}
+
+type Row = Record<string, string>;
+
+type DisplayMode = 'false' | 'true' | 'all';
+
+interface RenderOptions {
+  baseUrl: string;
+  display: DisplayMode;
+  excludeReferenceLink: boolean;
+  fields?: string[];
+}
+
+type Rendered = string | { display_value?: string; value?: string; link?: string };
+
+function renderChange(row: Row, opts: RenderOptions): Record<string, Rendered> {
+  const out: Record<string, Rendered> = {};
+  const names = opts.fields ?? Object.keys(row);
+  for (const name of names) {
+    if (!(name in row)) continue;
+    const value = JOURNAL_ELEMENTS.has(name) ? '' : row[name];
+    const display = name === 'state' ? (STATE_LABELS[value] ?? value) : value;
+    const refTable = REFERENCE_TABLES[name];
+    const link = refTable && value && !opts.excludeReferenceLink ? `${opts.baseUrl}${TABLE_PATH}/${refTable}/${value}` : undefined;
+    if (opts.display === 'all') out[name] = link ? { display_value: display, link, value } : { display_value: display, value };
+    else if (opts.display === 'true') out[name] = link ? { display_value: display, link } : display;
+    else out[name] = link ? { link, value } : value;
+  }
+  return out;
+}
+
+function renderPlain(row: Row, opts: RenderOptions): Record<string, Rendered> {
+  const out: Record<string, Rendered> = {};
+  for (const name of opts.fields ?? Object.keys(row)) {
+    if (!(name in row)) continue;
+    out[name] = opts.display === 'all' ? { display_value: row[name], value: row[name] } : row[name];
+  }
+  return out;
+}
+
+type Condition = (row: Row) => boolean;
+
+interface ParsedQuery {
+  /** Disjunctions of conjunctions is more than we need: terms are ANDed, `^OR` joins a term to the previous one. */
+  groups: Condition[][];
+  orders: Array<{ field: string; desc: boolean }>;
+}
+
+const TERM = /^([a-z0-9_]+)(ISNOTEMPTY|ISEMPTY|!=|>=|<=|=|>|<|STARTSWITH|ENDSWITH|NOT LIKE|LIKE|NOT IN|IN)(.*)$/s;
+
+function compareValues(a: string, b: string): number {
+  const numeric = /^-?\d+(\.\d+)?$/;
+  if (numeric.test(a) && numeric.test(b)) return Number(a) - Number(b);
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function condition(field: string, op: string, operand: string): Condition {
+  const get = (row: Row) => row[field] ?? '';
+  switch (op) {
+    case '=': return (r) => get(r) === operand;
+    case '!=': return (r) => get(r) !== operand;
+    case '>': return (r) => compareValues(get(r), operand) > 0;
+    case '>=': return (r) => compareValues(get(r), operand) >= 0;
+    case '<': return (r) => compareValues(get(r), operand) < 0;
+    case '<=': return (r) => compareValues(get(r), operand) <= 0;
+    case 'ISEMPTY': return (r) => get(r) === '';
+    case 'ISNOTEMPTY': return (r) => get(r) !== '';
+    case 'STARTSWITH': return (r) => get(r).toLowerCase().startsWith(operand.toLowerCase());
+    case 'ENDSWITH': return (r) => get(r).toLowerCase().endsWith(operand.toLowerCase());
+    case 'LIKE': return (r) => get(r).toLowerCase().includes(operand.toLowerCase());
+    case 'NOT LIKE': return (r) => !get(r).toLowerCase().includes(operand.toLowerCase());
+    case 'IN': return (r) => operand.split(',').includes(get(r));
+    default: return (r) => !operand.split(',').includes(get(r));
+  }
+}
+
+/**
+ * Encoded query subset. Terms naming an unknown field, or that do not parse, are dropped silently: that is
+ * ServiceNow's default (glide.invalid_query.returns_no_rows = false), and why clients must never splice
+ * unchecked input into a query.
+ */
+function parseQuery(query: string, known: ReadonlySet<string>): ParsedQuery {
+  const parsed: ParsedQuery = { groups: [], orders: [] };
+  for (const raw of query.split('^')) {
+    if (raw.startsWith('ORDERBYDESC') || raw.startsWith('ORDERBY')) {
+      const desc = raw.startsWith('ORDERBYDESC');
+      const field = raw.slice(desc ? 'ORDERBYDESC'.length : 'ORDERBY'.length);
+      if (known.has(field)) parsed.orders.push({ field, desc });
+      continue;
+    }
+    const isOr = raw.startsWith('OR') && parsed.groups.length > 0;
+    const match = TERM.exec(isOr ? raw.slice(2) : raw);
+    if (!match || !known.has(match[1])) continue;
+    const cond = condition(match[1], match[2], match[3]);
+    if (isOr) parsed.groups[parsed.groups.length - 1].push(cond);
+    else parsed.groups.push([cond]);
+  }
+  return parsed;
+}
+
+function applyQuery<T extends Row>(rows: T[], query: ParsedQuery): T[] {
+  const matching = rows.filter((row) => query.groups.every((group) => group.some((cond) => cond(row))));
+  if (query.orders.length === 0) return matching;
+  // Array.prototype.sort is stable, so equal keys keep insertion order (journal entries within one second).
+  return matching.sort((a, b) => {
+    for (const { field, desc } of query.orders) {
+      const diff = compareValues(a[field] ?? '', b[field] ?? '');
+      if (diff !== 0) return desc ? -diff : diff;
+    }
+    return 0;
+  });
+}
+
+/** JSON values become strings as the Table API coerces them; a `{value}` object (as GET returns references) unwraps. */
+function normaliseFields(body: unknown): Row {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    fail(400, 'Exception while reading request', 'The payload is not a JSON object.');
+  }
+  const out: Row = {};
+  for (const [name, value] of Object.entries(body as Record<string, unknown>)) {
+    if (typeof value === 'string') out[name] = value;
+    else if (typeof value === 'number' || typeof value === 'boolean') out[name] = String(value);
+    else if (value === null) out[name] = '';
+    else if (typeof value === 'object' && typeof (value as { value?: unknown }).value === 'string') {
+      out[name] = (value as { value: string }).value;
+    } else fail(400, 'Exception while reading request', `Invalid value for field '${name}'.`);
+  }
+  return out;
+}
+
+function queryString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function nonNegativeInt(value: unknown): number | undefined {
+  const text = queryString(value);
+  return text !== undefined && /^\d{1,9}$/.test(text) ? Number(text) : undefined;
+}
+
+export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSimulator {
+  const gateField = opts.gateField ?? 'u_identity_cleanup';
+  const gateValue = opts.gateValue ?? 'verified';
+  const blockRuleSysId = guid();
+  const rateLimitRuleSysId = guid();
+
+  const changes = new Map<string, Row>();
+  const journalRows: Array<JournalEntry & Row> = [];
+  const changeColumns = new Set<string>([...CHANGE_COLUMNS, gateField]);
+  const journalColumns: ReadonlySet<string> = new Set(JOURNAL_FIELDS);
+  let nextNumber = 30001;
+  let instanceUrl: string | undefined;
+
+  const deliveries: WebhookDelivery[] = [];
+  const inFlight = new Set<Promise<void>>();
+
+  let rateWindowStart = -1;
+  let rateCount = 0;
+
+  function linkBase(): string {
+    return instanceUrl ?? 'http://127.0.0.1';
+  }
+
+  function appendJournal(sysId: string, element: JournalElement, value: string, user: string, at: string): void {
+    journalRows.push({
+      sys_id: guid(),
+      element_id: sysId,
+      element,
+      name: CHANGE_TABLE,
+      value,
+      sys_created_on: at,
+      sys_created_by: user,
+    });
+  }
+
+  function splitJournal(input: Row): { fields: Row; notes: Array<[JournalElement, string]> } {
+    const fields: Row = {};
+    const notes: Array<[JournalElement, string]> = [];
+    for (const [name, value] of Object.entries(input)) {
+      // sys_* columns are maintained by the platform; the Table API ignores writes to them.
+      if (name.startsWith('sys_')) continue;
+      if (JOURNAL_ELEMENTS.has(name)) {
+        if (value.trim() !== '') notes.push([name as JournalElement, value]);
+      } else fields[name] = value;
+    }
+    return { fields, notes };
+  }
+
+  /** The before business rule from integrations/servicenow/changegate-block-close.js. */
+  function runBlockCloseRule(previousState: string | undefined, merged: Row): void {
+    if (merged.state !== CLOSED || previousState === CLOSED) return;
+    if (merged[gateField] === gateValue) return;
+    throw new BusinessRuleAbortError(
+      BLOCK_CLOSE_RULE_NAME,
+      `Operation against file '${CHANGE_TABLE}' was aborted by Business Rule '${BLOCK_CLOSE_RULE_NAME}^${blockRuleSysId}'. ` +
+        `Business Rule Stack:${BLOCK_CLOSE_RULE_NAME}`,
+    );
+  }
+
+  function applyStateSideEffects(row: Row): void {
+    // The baseline "mark closed" rules keep `active` in step with terminal states.
+    row.active = row.state === CLOSED || row.state === CANCELED ? 'false' : 'true';
+  }
+
+  function insertChange(input: Row, user: string): Row {
+    const { fields, notes } = splitJournal(input);
+    const now = glideDateTime(new Date());
+    const row: Row = {
+      number: `CHG${String(nextNumber).padStart(7, '0')}`,
+      short_description: '',
+      description: '',
+      state: '-5',
+      type: 'normal',
+      approval: 'not requested',
+      risk: '3',
+      impact: '3',
+      priority: '4',
+      category: '',
+      assignment_group: '',
+      cmdb_ci: '',
+      requested_by: '',
+      start_date: '',
+      end_date: '',
+      close_code: '',
+      close_notes: '',
+      correlation_id: '',
+      on_hold: 'false',
+      active: 'true',
+      chg_model: '',
+      work_notes: '',
+      comments: '',
+      u_identity_actions: '',
+      [gateField]: '',
+      ...fields,
+      sys_id: guid(),
+      sys_created_on: now,
+      sys_created_by: user,
+      sys_updated_on: now,
+      sys_updated_by: user,
+      sys_mod_count: '0',
+    };
+    // The block rule runs before insert as well: a change created directly as Closed must not slip past the gate.
+    runBlockCloseRule(undefined, row);
+    applyStateSideEffects(row);
+    nextNumber += 1;
+    changes.set(row.sys_id, row);
+    for (const name of Object.keys(row)) changeColumns.add(name);
+    for (const [element, value] of notes) appendJournal(row.sys_id, element, value, user, now);
+    fireWebhook(row);
+    return row;
+  }
+
+  function updateChangeRow(sysId: string, input: Row, user: string): Row {
+    const existing = changes.get(sysId);
+    if (!existing) notFound();
+    const { fields, notes } = splitJournal(input);
+    const merged: Row = { ...existing, ...fields };
+    runBlockCloseRule(existing.state, merged);
+    if (fields.state !== undefined) applyStateSideEffects(merged);
+    const changed = notes.length > 0 || Object.keys(merged).some((name) => merged[name] !== existing[name]);
+    // GlideRecord.update() without a changed field writes nothing: no mod count bump, no after rules.
+    if (!changed) return existing;
+    const now = glideDateTime(new Date());
+    merged.sys_mod_count = String(Number(existing.sys_mod_count) + 1);
+    merged.sys_updated_on = now;
+    merged.sys_updated_by = user;
+    changes.set(sysId, merged);
+    for (const name of Object.keys(merged)) changeColumns.add(name);
+    for (const [element, value] of notes) appendJournal(sysId, element, value, user, now);
+    fireWebhook(merged);
+    return merged;
+  }
+
+  function fireWebhook(row: Row): void {
+    const hook = opts.webhook;
+    if (!hook) return;
+    const record = renderChange(row, { baseUrl: linkBase(), display: 'false', excludeReferenceLink: false });
+    const body = Buffer.from(JSON.stringify(record), 'utf8');
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const eventId = guid();
+    const delivery = { eventId, sysId: row.sys_id, modCount: row.sys_mod_count };
+    const sent = axios
+      .post(hook.url, body, {
+        headers: {
+          'Content-Type': 'application/json',
+          [SIGNATURE_HEADER]: signWebhook(hook.secret, timestamp, body),
+          [TIMESTAMP_HEADER]: timestamp,
+          [EVENT_ID_HEADER]: eventId,
+        },
+        timeout: WEBHOOK_TIMEOUT_MS,
+        maxRedirects: 0,
+        proxy: false,
+        responseType: 'text',
+        validateStatus: () => true,
+      })
+      .then(
+        (res) => {
+          deliveries.push({ ...delivery, status: res.status });
+        },
+        (err: unknown) => {
+          deliveries.push({ ...delivery, status: 'error', error: err instanceof Error ? err.message : String(err) });
+        },
+      );
+    const tracked: Promise<void> = sent.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+  }
+
+  // ---- HTTP ----
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  function sendError(res: Response, status: number, message: string, detail: string): void {
+    res.status(status).json({ error: { message, detail }, status: 'failure' });
+  }
+
+  function requestBaseUrl(req: Request): string {
+    return `${req.protocol}://${req.get('host') ?? '127.0.0.1'}`;
+  }
+
+  function currentWindow(nowMs: number): { start: number; resetSeconds: number } {
+    const start = Math.floor(nowMs / HOUR_MS) * HOUR_MS;
+    return { start, resetSeconds: (start + HOUR_MS) / 1000 };
+  }
+
+  app.use((_req, res, next) => {
+    if (opts.rateLimitPerHour !== undefined) {
+      const { resetSeconds } = currentWindow(Date.now());
+      res.setHeader('X-RateLimit-Limit', String(opts.rateLimitPerHour));
+      res.setHeader('X-RateLimit-Reset', String(resetSeconds));
+      res.setHeader('X-RateLimit-Rule', rateLimitRuleSysId);
+    }
+    next();
+  });
+
+  app.use((req, res, next) => {
+    const header = req.get('authorization') ?? '';
+    const match = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
+    const decoded = match ? Buffer.from(match[1], 'base64').toString('utf8') : '';
+    const colon = decoded.indexOf(':');
+    const user = colon >= 0 ? decoded.slice(0, colon) : '';
+    const password = colon >= 0 ? decoded.slice(colon + 1) : '';
+    if (!match || user !== opts.username || password !== opts.password) {
+      res.setHeader('WWW-Authenticate', 'Basic realm="Service-now"');
+      sendError(res, 401, 'User Not Authenticated', 'Required to provide Auth information');
+      return;
+    }
+    res.locals.user = user;
+    next();
+  });
+
+  app.use((_req, res, next) => {
+    if (opts.rateLimitPerHour === undefined) return next();
+    const nowMs = Date.now();
+    const { start, resetSeconds } = currentWindow(nowMs);
+    if (start !== rateWindowStart) {
+      rateWindowStart = start;
+      rateCount = 0;
+    }
+    rateCount += 1;
+    if (rateCount <= opts.rateLimitPerHour) return next();
+    res.setHeader('Retry-After', String(Math.max(1, resetSeconds - Math.floor(nowMs / 1000))));
+    sendError(
+      res,
+      429,
+      'Rate limit exceeded',
+      `Rate limit of ${opts.rateLimitPerHour} requests per hour exceeded for user '${String(res.locals.user)}'`,
+    );
+  });
+
+  app.use((req, res, next) => {
+    if (req.get('accept') && !req.accepts('application/json')) {
+      sendError(res, 406, 'Not Acceptable', `The requested response format '${req.get('accept')}' is not supported`);
+      return;
+    }
+    next();
+  });
+
+  app.use(express.raw({ type: () => true, limit: '10mb' }));
+
+  function readJsonBody(req: Request): Row {
+    const raw: unknown = req.body;
+    const bytes = Buffer.isBuffer(raw) ? raw : Buffer.alloc(0);
+    if (bytes.length === 0) fail(400, 'Exception while reading request', 'Request body is empty.');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      fail(400, 'Exception while reading request', 'The payload is not valid JSON.');
+    }
+    return normaliseFields(parsed);
+  }
+
+  function rejectNonJsonBody(req: Request): void {
+    const raw: unknown = req.body;
+    if (Buffer.isBuffer(raw) && raw.length > 0 && !req.is('application/json')) {
+      fail(415, 'Unsupported Media Type', `Content-Type '${req.get('content-type') ?? ''}' is not supported; use application/json`);
+    }
+  }
+
+  function methodNotSupported(req: Request): never {
+    fail(405, 'Method not Supported', `Method ${req.method} is not supported for this resource`);
+  }
+
+  function renderOptions(req: Request): RenderOptions {
+    const display = queryString(req.query.sysparm_display_value);
+    const fields = queryString(req.query.sysparm_fields);
+    return {
+      baseUrl: requestBaseUrl(req),
+      display: display === 'true' || display === 'all' ? display : 'false',
+      excludeReferenceLink: queryString(req.query.sysparm_exclude_reference_link) === 'true',
+      fields: fields ? fields.split(',').map((f) => f.trim()).filter(Boolean) : undefined,
+    };
+  }
+
+  function tableOf(req: Request): typeof CHANGE_TABLE | typeof JOURNAL_TABLE {
+    const table = String(req.params.table);
+    if (table === CHANGE_TABLE || table === JOURNAL_TABLE) return table;
+    fail(400, `Invalid table ${table}`, '');
+  }
+
+  function render(table: string, row: Row, options: RenderOptions): Record<string, Rendered> {
+    return table === CHANGE_TABLE ? renderChange(row, options) : renderPlain(row, options);
+  }
+
+  function setPaginationHeaders(req: Request, res: Response, total: number, limit: number, offset: number): void {
+    if (queryString(req.query.sysparm_no_count) !== 'true') res.setHeader('X-Total-Count', String(total));
+    if (total <= limit && offset === 0) return;
+    const link = (at: number, rel: string) => {
+      const params = new URLSearchParams();
+      for (const [key, value] of Object.entries(req.query)) {
+        if (typeof value === 'string' && key !== 'sysparm_offset' && key !== 'sysparm_limit') params.set(key, value);
+      }
+      params.set('sysparm_limit', String(limit));
+      params.set('sysparm_offset', String(at));
+      return `<${requestBaseUrl(req)}${req.path}?${params.toString()}>;rel="${rel}"`;
+    };
+    const last = total === 0 ? 0 : Math.floor((total - 1) / limit) * limit;
+    const links = [link(0, 'first')];
+    if (offset > 0) links.push(link(Math.max(0, offset - limit), 'prev'));
+    if (offset + limit < total) links.push(link(offset + limit, 'next'));
+    links.push(link(last, 'last'));
+    res.setHeader('Link', links.join(','));
+  }
+
+  app.all(`${TABLE_PATH}/:table`, (req, res) => {
+    const table = tableOf(req);
+    rejectNonJsonBody(req);
+    const options = renderOptions(req);
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const rows: Row[] = table === CHANGE_TABLE ? [...changes.values()] : journalRows;
+      const known = table === CHANGE_TABLE ? changeColumns : journalColumns;
+      const matched = applyQuery(rows, parseQuery(queryString(req.query.sysparm_query) ?? '', known));
+      const limit = nonNegativeInt(req.query.sysparm_limit) || DEFAULT_LIMIT;
+      const offset = nonNegativeInt(req.query.sysparm_offset) ?? 0;
+      setPaginationHeaders(req, res, matched.length, limit, offset);
+      res.json({ result: matched.slice(offset, offset + limit).map((row) => render(table, row, options)) });
+      return;
+    }
+    if (req.method !== 'POST') methodNotSupported(req);
+    if (table === JOURNAL_TABLE) fail(403, 'User Not Authorized', 'ACL Exception Insert Failed due to security constraints');
+    const row = insertChange(readJsonBody(req), String(res.locals.user));
+    res.setHeader('Location', `${requestBaseUrl(req)}${TABLE_PATH}/${table}/${row.sys_id}`);
+    res.status(201).json({ result: renderChange(row, options) });
+  });
+
+  app.all(`${TABLE_PATH}/:table/:sysId`, (req, res) => {
+    const table = tableOf(req);
+    rejectNonJsonBody(req);
+    const options = renderOptions(req);
+    const sysId = String(req.params.sysId);
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const row = table === CHANGE_TABLE ? changes.get(sysId) : journalRows.find((entry) => entry.sys_id === sysId);
+      if (!row) notFound();
+      res.json({ result: render(table, row, options) });
+      return;
+    }
+    if (!['PATCH', 'PUT', 'DELETE'].includes(req.method)) methodNotSupported(req);
+    if (table === JOURNAL_TABLE) fail(403, 'User Not Authorized', 'ACL Exception Update Failed due to security constraints');
+    if (req.method === 'DELETE') {
+      if (!changes.delete(sysId)) notFound();
+      res.status(204).end();
+      return;
+    }
+    // PUT on the Table API is a partial update too, exactly like PATCH.
+    if (!changes.has(sysId)) notFound();
+    const row = updateChangeRow(sysId, readJsonBody(req), String(res.locals.user));
+    res.json({ result: renderChange(row, options) });
+  });
+
+  app.use((req, _res, next) => {
+    next(new SimulatedApiError(400, 'Requested URI does not represent any resource', req.path));
+  });
+
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof SimulatedApiError) return sendError(res, err.status, err.envelopeMessage, err.detail);
+    const status = (err as { status?: unknown }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return sendError(res, status, 'Exception while reading request', (err as Error).message);
+    }
+    sendError(res, 500, 'Internal Server Error', err instanceof Error ? err.message : 'unexpected error');
+  });
+
+  // ---- test helpers (same code paths as the HTTP handlers, acting as the UI user "admin") ----
+
+  const HELPER_USER = 'admin';
+
+  return {
+    app,
+    deliveries,
+    listen(port = 0, host = '127.0.0.1') {
+      return new Promise((resolve, reject) => {
+        const server = http.createServer(app);
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          const { port: bound } = server.address() as AddressInfo;
+          const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+          instanceUrl = url;
+          resolve({
+            url,
+            close: () =>
+              new Promise<void>((done, failed) => {
+                server.close((err) => (err ? failed(err) : done()));
+                server.closeAllConnections();
+              }),
+          });
+        });
+      });
+    },
+    createChange(fields) {
+      return { ...insertChange(normaliseFields(fields), HELPER_USER) };
+    },
+    updateChange(sysId, fields) {
+      return { ...updateChangeRow(sysId, normaliseFields(fields), HELPER_USER) };
+    },
+    getChange(sysId) {
+      const row = changes.get(sysId);
+      return row ? { ...row } : undefined;
+    },
+    findByNumber(number) {
+      const row = [...changes.values()].find((r) => r.number === number);
+      return row ? { ...row } : undefined;
+    },
+    journal(sysId, element) {
+      return journalRows
+        .filter((entry) => entry.element_id === sysId && (element === undefined || entry.element === element))
+        .map((entry) => ({ ...entry }));
+    },
+    async waitForDeliveries() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+  };
+}

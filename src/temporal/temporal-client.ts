@@ -1,0 +1,65 @@
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
+import type { ChangeState, ChangeWorkflowInput, TicketSnapshot } from '../../workflows/change-types';
+import { workflowIdFor } from '../../workflows/change-types';
+import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+
+export class TicketFinalizedError extends Error {}
+
+/** The API's view of Temporal: deliver a ticket update, read a ticket's status. */
+export class ChangeWorkflows {
+  constructor(
+    readonly client: Client,
+    private readonly taskQueue: string,
+  ) {}
+
+  static async connect(address: string, namespace: string, taskQueue: string): Promise<ChangeWorkflows> {
+    const connection = await Connection.connect({ address });
+    return new ChangeWorkflows(new Client({ connection, namespace }), taskQueue);
+  }
+
+  /** Signal-with-start: the first delivery starts the ticket's workflow, later ones reach the running one. */
+  async deliver(input: ChangeWorkflowInput, snapshot: TicketSnapshot): Promise<string> {
+    const workflowId = workflowIdFor(input.source, input.ticketNumber);
+    try {
+      await this.client.workflow.signalWithStart('changeWorkflow', {
+        workflowId,
+        taskQueue: this.taskQueue,
+        args: [input],
+        signal: 'ticketUpdated',
+        signalArgs: [snapshot],
+        // A finished ticket is not restarted by a late delivery.
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        typedSearchAttributes: [
+          { key: SEARCH_ATTRIBUTES.ticket, value: input.ticketNumber },
+          { key: SEARCH_ATTRIBUTES.source, value: input.source },
+          { key: SEARCH_ATTRIBUTES.gate, value: 'blocked' },
+        ],
+      });
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new TicketFinalizedError(`the workflow for ${input.ticketNumber} has already finished`, { cause: err });
+      }
+      throw err;
+    }
+    return workflowId;
+  }
+
+  /** Null when the ticket was never seen. */
+  async status(source: 'servicenow', number: string): Promise<ChangeState | null> {
+    try {
+      return await this.client.workflow.getHandle(workflowIdFor(source, number)).query<ChangeState>('status');
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.client.connection.workflowService.getSystemInfo({});
+  }
+
+  async close(): Promise<void> {
+    await this.client.connection.close();
+  }
+}

@@ -1,0 +1,41 @@
+import { NativeConnection } from '@temporalio/worker';
+import { loadConfig } from './config';
+import { loadConnectorsFile } from './connectors/connector-config';
+import { ConnectorRegistry } from './connectors/registry';
+import { EvidenceStore } from './evidence/evidence-store';
+import { ServiceNowClient } from './itsm/servicenow-client';
+import { createLogger } from './logger';
+import { openDatabase } from './persistence/data-source';
+import { createWorker } from './worker';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('worker', config.LOG_LEVEL);
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: false });
+  const registry = new ConnectorRegistry(loadConnectorsFile(config.CONNECTORS_CONFIG));
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await createWorker({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    registry,
+    evidence: new EvidenceStore(ds),
+    servicenow: new ServiceNowClient({
+      baseUrl: config.SERVICENOW_URL,
+      username: config.SERVICENOW_USERNAME,
+      password: config.SERVICENOW_PASSWORD,
+    }),
+  });
+  log.info('worker started', { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
+  // The SDK's runtime turns SIGINT/SIGTERM into a graceful shutdown that ends run().
+  await worker.run();
+  await registry.close();
+  await connection.close();
+  await ds.destroy();
+  log.info('worker stopped');
+}
+
+main().catch((err: unknown) => {
+  console.error('changegate worker failed:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

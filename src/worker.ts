@@ -1,0 +1,36 @@
+import { hostname } from 'node:os';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createConnectorActivities, createTicketActivities } from '../activities';
+import type { ConnectorRegistry } from './connectors/registry';
+import type { EvidenceStore } from './evidence/evidence-store';
+import type { ServiceNowClient } from './itsm/servicenow-client';
+
+export interface WorkerDeps {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  registry: ConnectorRegistry;
+  evidence: EvidenceStore;
+  servicenow: ServiceNowClient;
+  gateField?: string;
+  /** A pre-built bundle (production, tests); otherwise the workflows are bundled from source at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export function workerActor(): string {
+  return `changegate-worker@${hostname()}`;
+}
+
+export async function createWorker(deps: WorkerDeps): Promise<Worker> {
+  const activities = {
+    ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
+    ...createTicketActivities({ servicenow: deps.servicenow, gateField: deps.gateField ?? 'u_identity_cleanup' }),
+  };
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.namespace,
+    taskQueue: deps.taskQueue,
+    activities,
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+  });
+}

@@ -1,0 +1,493 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { verifyWebhookSignature, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../src/api/webhook-signature';
+import {
+  BLOCK_CLOSE_RULE_NAME,
+  BusinessRuleAbortError,
+  createServiceNowSimulator,
+  type ListeningSimulator,
+  type ServiceNowSimulator,
+  type SimulatorOptions,
+} from '../src/simulators/servicenow-simulator';
+
+const USER = 'sim-user';
+const PASSWORD = 'sim-password-Zq81';
+const CHANGES = '/api/now/table/change_request';
+const JOURNAL = '/api/now/table/sys_journal_field';
+const SYS_ID = /^[0-9a-f]{32}$/;
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+const running: Array<{ close(): Promise<void> }> = [];
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((server) => server.close()));
+});
+
+async function start(overrides: Partial<SimulatorOptions> = {}): Promise<{ sim: ServiceNowSimulator; server: ListeningSimulator }> {
+  const sim = createServiceNowSimulator({ username: USER, password: PASSWORD, ...overrides });
+  const server = await sim.listen(0);
+  running.push(server);
+  return { sim, server };
+}
+
+function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+
+async function call(
+  baseUrl: string,
+  method: string,
+  path: string,
+  init: { body?: unknown; rawBody?: string; headers?: Record<string, string>; auth?: string | null } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = { Accept: 'application/json', ...init.headers };
+  if (init.auth !== null) headers.Authorization = init.auth ?? basic(USER, PASSWORD);
+  let body: string | undefined = init.rawBody;
+  if (init.body !== undefined) {
+    body = JSON.stringify(init.body);
+    headers['Content-Type'] ??= 'application/json';
+  }
+  const res = await fetch(`${baseUrl}${path}`, { method, headers, body });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+function expectEnvelope(reply: Reply, status: number, message?: string | RegExp): void {
+  expect(reply.status).toBe(status);
+  expect(reply.json).toEqual({ error: { message: expect.any(String), detail: expect.any(String) }, status: 'failure' });
+  if (message !== undefined) expect(reply.json.error.message).toMatch(message);
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe('ServiceNow simulator: Table API envelopes and status codes', () => {
+  test('POST creates a change with 201, a Location header and string defaults from the change model', async () => {
+    const { server } = await start();
+    const reply = await call(server.url, 'POST', CHANGES, { body: { short_description: 'Offboard contractor', risk: 2 } });
+
+    expect(reply.status).toBe(201);
+    const record = reply.json.result;
+    expect(record.sys_id).toMatch(SYS_ID);
+    expect(reply.headers.get('location')).toBe(`${server.url}${CHANGES}/${record.sys_id}`);
+    expect(record).toMatchObject({
+      number: 'CHG0030001',
+      state: '-5',
+      type: 'normal',
+      approval: 'not requested',
+      sys_mod_count: '0',
+      active: 'true',
+      on_hold: 'false',
+      risk: '2',
+      short_description: 'Offboard contractor',
+      sys_updated_by: USER,
+      u_identity_cleanup: '',
+    });
+    expect(record.sys_created_on).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
+    for (const value of Object.values(record)) expect(typeof value).toBe('string');
+
+    const second = await call(server.url, 'POST', CHANGES, { body: {} });
+    expect(second.json.result.number).toBe('CHG0030002');
+  });
+
+  test('reference fields render as {link, value} when set and as "" when empty', async () => {
+    const { server } = await start();
+    const group = 'a'.repeat(32);
+    const created = await call(server.url, 'POST', CHANGES, { body: { assignment_group: group } });
+
+    expect(created.json.result.assignment_group).toEqual({ link: `${server.url}/api/now/table/sys_user_group/${group}`, value: group });
+    expect(created.json.result.cmdb_ci).toBe('');
+    const plain = await call(server.url, 'GET', `${CHANGES}/${created.json.result.sys_id}?sysparm_exclude_reference_link=true`);
+    expect(plain.json.result.assignment_group).toBe(group);
+  });
+
+  test('GET by sys_id answers 200 with the record, and 404 with the error envelope when it does not exist', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({ short_description: 'x' });
+
+    const found = await call(server.url, 'GET', `${CHANGES}/${change.sys_id}`);
+    expect(found.status).toBe(200);
+    expect(found.json.result.number).toBe(change.number);
+
+    expectEnvelope(await call(server.url, 'GET', `${CHANGES}/${'0'.repeat(32)}`), 404, 'No Record found');
+    expectEnvelope(await call(server.url, 'PATCH', `${CHANGES}/${'0'.repeat(32)}`, { body: { state: '-4' } }), 404);
+  });
+
+  test('PATCH and PUT answer 200, store every value as a string and bump sys_mod_count once per real change', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({});
+
+    const patched = await call(server.url, 'PATCH', `${CHANGES}/${change.sys_id}`, { body: { state: -4, on_hold: true, priority: 2 } });
+    expect(patched.status).toBe(200);
+    expect(patched.json.result).toMatchObject({ state: '-4', on_hold: 'true', priority: '2', sys_mod_count: '1' });
+
+    const put = await call(server.url, 'PUT', `${CHANGES}/${change.sys_id}`, { body: { state: '-3' } });
+    expect(put.status).toBe(200);
+    expect(put.json.result).toMatchObject({ state: '-3', on_hold: 'true', sys_mod_count: '2' });
+
+    // Writing the values a record already holds is no update in ServiceNow: nothing changes, nothing fires.
+    const same = await call(server.url, 'PATCH', `${CHANGES}/${change.sys_id}`, { body: { state: '-3' } });
+    expect(same.json.result.sys_mod_count).toBe('2');
+
+    const ignored = await call(server.url, 'PATCH', `${CHANGES}/${change.sys_id}`, { body: { sys_mod_count: '99', sys_id: 'f'.repeat(32) } });
+    expect(ignored.json.result).toMatchObject({ sys_mod_count: '2', sys_id: change.sys_id });
+  });
+
+  test('DELETE answers 204 with no body, then the record is gone', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({});
+
+    const deleted = await call(server.url, 'DELETE', `${CHANGES}/${change.sys_id}`);
+    expect(deleted.status).toBe(204);
+    expect(deleted.text).toBe('');
+    expect(sim.getChange(change.sys_id)).toBeUndefined();
+    expectEnvelope(await call(server.url, 'DELETE', `${CHANGES}/${change.sys_id}`), 404);
+  });
+
+  test('missing or wrong basic credentials answer 401 with the error envelope', async () => {
+    const { server } = await start();
+
+    expectEnvelope(await call(server.url, 'GET', CHANGES, { auth: null }), 401, 'User Not Authenticated');
+    expectEnvelope(await call(server.url, 'GET', CHANGES, { auth: basic(USER, 'wrong') }), 401);
+    expectEnvelope(await call(server.url, 'GET', CHANGES, { auth: 'Bearer abc' }), 401);
+  });
+
+  test('unsupported methods answer 405', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({});
+
+    expectEnvelope(await call(server.url, 'DELETE', CHANGES), 405, 'Method not Supported');
+    expectEnvelope(await call(server.url, 'PATCH', CHANGES, { body: {} }), 405);
+    expectEnvelope(await call(server.url, 'POST', `${CHANGES}/${change.sys_id}`, { body: {} }), 405);
+  });
+
+  test('a body with a non-JSON Content-Type answers 415 and creates nothing', async () => {
+    const { sim, server } = await start();
+
+    const reply = await call(server.url, 'POST', CHANGES, { rawBody: 'short_description=x', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+    expectEnvelope(reply, 415);
+    expect(sim.findByNumber('CHG0030001')).toBeUndefined();
+  });
+
+  test('an Accept header without application/json answers 406', async () => {
+    const { server } = await start();
+    expectEnvelope(await call(server.url, 'GET', CHANGES, { headers: { Accept: 'text/html' } }), 406);
+    expect((await call(server.url, 'GET', CHANGES, { headers: { Accept: '*/*' } })).status).toBe(200);
+  });
+
+  test('invalid JSON, a non-object body or an empty body answer 400 and change nothing', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({});
+    const path = `${CHANGES}/${change.sys_id}`;
+    const json = { 'Content-Type': 'application/json' };
+
+    expectEnvelope(await call(server.url, 'PATCH', path, { rawBody: '{"state": ', headers: json }), 400);
+    expectEnvelope(await call(server.url, 'PATCH', path, { body: ['state', '3'] }), 400);
+    expectEnvelope(await call(server.url, 'PATCH', path, { body: 'state' }), 400);
+    expectEnvelope(await call(server.url, 'POST', CHANGES, { headers: json }), 400);
+    expect(sim.getChange(change.sys_id)?.sys_mod_count).toBe('0');
+  });
+
+  test('unknown tables and paths answer 400 with the envelope', async () => {
+    const { server } = await start();
+    expectEnvelope(await call(server.url, 'GET', '/api/now/table/incident'), 400, 'Invalid table incident');
+    expectEnvelope(await call(server.url, 'GET', '/api/now/nothing'), 400);
+  });
+});
+
+describe('ServiceNow simulator: queries and pagination', () => {
+  test('sysparm_query filters on field=value, orders with ORDERBYDESC and silently drops unknown terms', async () => {
+    const { sim, server } = await start();
+    for (const state of ['-5', '-1', '-1', '3']) sim.createChange({ state, u_identity_cleanup: 'verified' });
+
+    const implement = await call(server.url, 'GET', `${CHANGES}?sysparm_query=${encodeURIComponent('state=-1^ORDERBYDESCnumber')}`);
+    expect(implement.json.result.map((r: { number: string }) => r.number)).toEqual(['CHG0030003', 'CHG0030002']);
+
+    const bogus = await call(server.url, 'GET', `${CHANGES}?sysparm_query=${encodeURIComponent('no_such_field=1^number=CHG0030004')}`);
+    expect(bogus.json.result.map((r: { number: string }) => r.number)).toEqual(['CHG0030004']);
+
+    const none = await call(server.url, 'GET', `${CHANGES}?sysparm_query=number=CHG9999999`);
+    expect(none.status).toBe(200);
+    expect(none.json.result).toEqual([]);
+    expect(none.headers.get('x-total-count')).toBe('0');
+  });
+
+  test('sysparm_fields limits the returned columns', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({ short_description: 'x' });
+
+    const reply = await call(server.url, 'GET', `${CHANGES}/${change.sys_id}?sysparm_fields=number,state`);
+    expect(reply.json.result).toEqual({ number: change.number, state: '-5' });
+  });
+
+  test('a paginated list carries X-Total-Count and Link rel first/prev/next/last', async () => {
+    const { sim, server } = await start();
+    for (let i = 0; i < 5; i += 1) sim.createChange({ short_description: `change ${i}` });
+
+    const page = await call(server.url, 'GET', `${CHANGES}?sysparm_query=ORDERBYnumber&sysparm_limit=2&sysparm_offset=2&sysparm_fields=number`);
+    expect(page.json.result).toEqual([{ number: 'CHG0030003' }, { number: 'CHG0030004' }]);
+    expect(page.headers.get('x-total-count')).toBe('5');
+    const links = Object.fromEntries(
+      (page.headers.get('link') ?? '').split(',').map((part) => {
+        const [, url, rel] = /^<([^>]+)>;rel="(\w+)"$/.exec(part.trim()) ?? [];
+        return [rel, new URL(url).searchParams.get('sysparm_offset')];
+      }),
+    );
+    expect(links).toEqual({ first: '0', prev: '0', next: '4', last: '4' });
+
+    const all = await call(server.url, 'GET', CHANGES);
+    expect(all.json.result).toHaveLength(5);
+    expect(all.headers.get('link')).toBeNull();
+  });
+
+  test('sysparm_display_value=true shows the state label and =all shows both value and label', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({ state: '-1', short_description: 'deploy' });
+
+    const labels = await call(server.url, 'GET', `${CHANGES}/${change.sys_id}?sysparm_display_value=true`);
+    expect(labels.json.result).toMatchObject({ state: 'Implement', short_description: 'deploy' });
+    const both = await call(server.url, 'GET', `${CHANGES}/${change.sys_id}?sysparm_display_value=all`);
+    expect(both.json.result.state).toEqual({ display_value: 'Implement', value: '-1' });
+    expect(both.json.result.short_description).toEqual({ display_value: 'deploy', value: 'deploy' });
+  });
+});
+
+describe('ServiceNow simulator: journal fields', () => {
+  test('work_notes and comments read back as "" and land in sys_journal_field in order', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({});
+    const path = `${CHANGES}/${change.sys_id}`;
+
+    const first = await call(server.url, 'PATCH', path, { body: { work_notes: 'first note' } });
+    await call(server.url, 'PATCH', path, { body: { work_notes: 'second note', comments: 'visible to the requester' } });
+
+    expect(first.json.result.work_notes).toBe('');
+    const record = await call(server.url, 'GET', path);
+    expect(record.json.result).toMatchObject({ work_notes: '', comments: '', sys_mod_count: '2' });
+
+    const query = encodeURIComponent(`element_id=${change.sys_id}^element=work_notes^ORDERBYsys_created_on`);
+    const notes = await call(server.url, 'GET', `${JOURNAL}?sysparm_query=${query}`);
+    expect(notes.json.result).toEqual([
+      expect.objectContaining({ element_id: change.sys_id, element: 'work_notes', name: 'change_request', value: 'first note', sys_created_by: USER }),
+      expect.objectContaining({ value: 'second note' }),
+    ]);
+    expect(notes.json.result[0].sys_id).toMatch(SYS_ID);
+    expect(sim.journal(change.sys_id, 'comments').map((e) => e.value)).toEqual(['visible to the requester']);
+    expect(sim.journal(change.sys_id)).toHaveLength(3);
+
+    const entry = await call(server.url, 'GET', `${JOURNAL}/${notes.json.result[0].sys_id}`);
+    expect(entry.json.result.value).toBe('first note');
+  });
+});
+
+describe('ServiceNow simulator: rate limits', () => {
+  test('every response carries the rate limit headers and the request over the hourly limit gets 429 with Retry-After', async () => {
+    const { server } = await start({ rateLimitPerHour: 2 });
+    const before = Math.floor(Date.now() / 1000);
+
+    const ok = [await call(server.url, 'GET', CHANGES), await call(server.url, 'GET', CHANGES)];
+    const denied = await call(server.url, 'GET', CHANGES);
+    const unauthenticated = await call(server.url, 'GET', CHANGES, { auth: null });
+
+    for (const reply of [...ok, denied, unauthenticated]) {
+      expect(reply.headers.get('x-ratelimit-limit')).toBe('2');
+      expect(reply.headers.get('x-ratelimit-rule')).toMatch(SYS_ID);
+      const reset = Number(reply.headers.get('x-ratelimit-reset'));
+      expect(reset % 3600).toBe(0);
+      expect(reset).toBeGreaterThan(before);
+      expect(reset).toBeLessThanOrEqual(before + 3600);
+    }
+    expect(ok.map((r) => r.status)).toEqual([200, 200]);
+    expectEnvelope(denied, 429, 'Rate limit exceeded');
+    const retryAfter = Number(denied.headers.get('retry-after'));
+    expect(Number.isInteger(retryAfter)).toBe(true);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    expect(unauthenticated.status).toBe(401);
+  });
+
+  test('without a configured limit no rate limit headers are sent', async () => {
+    const { server } = await start();
+    const reply = await call(server.url, 'GET', CHANGES);
+    expect(reply.headers.get('x-ratelimit-limit')).toBeNull();
+  });
+});
+
+describe('ServiceNow simulator: closure business rule', () => {
+  test('closing without the gate field aborts with 403 and applies nothing of the write', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({ state: '-1' });
+
+    const reply = await call(server.url, 'PATCH', `${CHANGES}/${change.sys_id}`, {
+      body: { state: '3', close_code: 'successful', work_notes: 'closing' },
+    });
+
+    expect(reply.status).toBe(403);
+    expect(reply.json).toEqual({
+      error: {
+        message: 'Operation Failed',
+        detail: expect.stringMatching(
+          /^Operation against file 'change_request' was aborted by Business Rule 'changegate: block close without identity cleanup\^[0-9a-f]{32}'\. Business Rule Stack:changegate: block close without identity cleanup$/,
+        ),
+      },
+      status: 'failure',
+    });
+    expect(sim.getChange(change.sys_id)).toEqual(change);
+    expect(sim.journal(change.sys_id)).toEqual([]);
+  });
+
+  test('closing is allowed once the gate field is verified, also when set in the same write', async () => {
+    const { sim, server } = await start();
+    const first = sim.createChange({ state: '-1' });
+    const second = sim.createChange({ state: '0' });
+
+    await call(server.url, 'PATCH', `${CHANGES}/${first.sys_id}`, { body: { u_identity_cleanup: 'verified' } });
+    const closed = await call(server.url, 'PATCH', `${CHANGES}/${first.sys_id}`, { body: { state: '3' } });
+    expect(closed.status).toBe(200);
+    expect(closed.json.result).toMatchObject({ state: '3', active: 'false', sys_mod_count: '2' });
+
+    const together = await call(server.url, 'PATCH', `${CHANGES}/${second.sys_id}`, { body: { state: '3', u_identity_cleanup: 'verified' } });
+    expect(together.status).toBe(200);
+  });
+
+  test('a closed change can still take work notes: only the move to Closed is gated', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({ state: '-1', u_identity_cleanup: 'verified' });
+    sim.updateChange(change.sys_id, { state: '3' });
+    sim.updateChange(change.sys_id, { u_identity_cleanup: '' });
+
+    const note = await call(server.url, 'PATCH', `${CHANGES}/${change.sys_id}`, { body: { work_notes: 'evidence bundle attached' } });
+    expect(note.status).toBe(200);
+  });
+
+  test('the updateChange helper throws BusinessRuleAbortError and creating a change as Closed is gated too', async () => {
+    const { sim } = await start({ gateField: 'u_gate', gateValue: 'ok' });
+    const change = sim.createChange({});
+
+    expect(() => sim.updateChange(change.sys_id, { state: '3' })).toThrow(BusinessRuleAbortError);
+    expect(() => sim.updateChange(change.sys_id, { state: '3', u_identity_cleanup: 'verified' })).toThrow(BLOCK_CLOSE_RULE_NAME);
+    expect(sim.updateChange(change.sys_id, { state: '3', u_gate: 'ok' }).state).toBe('3');
+    expect(() => sim.createChange({ state: '3' })).toThrow(BusinessRuleAbortError);
+  });
+});
+
+describe('ServiceNow simulator: signed webhook from the after business rule', () => {
+  interface Received {
+    raw: Buffer;
+    headers: http.IncomingHttpHeaders;
+  }
+
+  async function startReceiver(status = 202): Promise<{ url: string; received: Received[] }> {
+    const received: Received[] = [];
+    const app = express();
+    app.post('/hooks/servicenow', express.raw({ type: () => true }), (req, res) => {
+      received.push({ raw: req.body as Buffer, headers: req.headers });
+      res.status(status).end();
+    });
+    const server = http.createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    running.push({
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    });
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/servicenow`, received };
+  }
+
+  test('every insert and update posts the Table API record, signed over timestamp.rawBody with a fresh event id', async () => {
+    const secret = 'whsec-test-9f3a';
+    const receiver = await startReceiver();
+    const { sim, server } = await start({ webhook: { url: receiver.url, secret } });
+
+    const created = await call(server.url, 'POST', CHANGES, { body: { short_description: 'leaver', requested_by: 'b'.repeat(32) } });
+    const sysId: string = created.json.result.sys_id;
+    await call(server.url, 'PATCH', `${CHANGES}/${sysId}`, { body: { state: '-4', work_notes: 'moved to assess' } });
+    await waitFor(() => receiver.received.length === 2);
+    await sim.waitForDeliveries();
+
+    const current = await call(server.url, 'GET', `${CHANGES}/${sysId}`);
+    const bodies = receiver.received.map((r) => JSON.parse(r.raw.toString('utf8')));
+    const byModCount = new Map(bodies.map((b) => [b.sys_mod_count, b]));
+    expect(byModCount.get('0')).toEqual(created.json.result);
+    expect(byModCount.get('1')).toEqual(current.json.result);
+    expect(byModCount.get('1').work_notes).toBe('');
+
+    for (const delivery of receiver.received) {
+      expect(delivery.headers['content-type']).toMatch(/^application\/json/);
+      expect(delivery.headers[TIMESTAMP_HEADER]).toMatch(/^\d{10}$/);
+      const check = verifyWebhookSignature({
+        secret,
+        rawBody: delivery.raw,
+        signature: delivery.headers[SIGNATURE_HEADER] as string,
+        timestamp: delivery.headers[TIMESTAMP_HEADER] as string,
+        nowSeconds: Math.floor(Date.now() / 1000),
+      });
+      expect(check).toEqual({ ok: true });
+      expect(verifyWebhookSignature({
+        secret: 'another-secret',
+        rawBody: delivery.raw,
+        signature: delivery.headers[SIGNATURE_HEADER] as string,
+        timestamp: delivery.headers[TIMESTAMP_HEADER] as string,
+        nowSeconds: Math.floor(Date.now() / 1000),
+      })).toEqual({ ok: false, reason: 'bad-signature' });
+    }
+
+    const eventIds = receiver.received.map((r) => r.headers[EVENT_ID_HEADER]);
+    for (const id of eventIds) expect(id).toMatch(SYS_ID);
+    expect(new Set(eventIds).size).toBe(2);
+    expect(sim.deliveries.map((d) => d.eventId).sort()).toEqual([...eventIds].sort());
+    expect(sim.deliveries.map((d) => [d.sysId, d.modCount, d.status]).sort()).toEqual([
+      [sysId, '0', 202],
+      [sysId, '1', 202],
+    ]);
+  });
+
+  test('aborted writes and no-op writes send nothing; helper writes send like HTTP writes', async () => {
+    const receiver = await startReceiver();
+    const { sim } = await start({ webhook: { url: receiver.url, secret: 's' } });
+
+    const change = sim.createChange({ state: '-1' });
+    expect(() => sim.updateChange(change.sys_id, { state: '3' })).toThrow(BusinessRuleAbortError);
+    sim.updateChange(change.sys_id, { state: '-1' });
+    await sim.waitForDeliveries();
+
+    expect(sim.deliveries).toEqual([expect.objectContaining({ sysId: change.sys_id, modCount: '0', status: 202 })]);
+    expect(receiver.received).toHaveLength(1);
+  });
+
+  test('delivery failures are recorded with their status or as error', async () => {
+    const failing = await startReceiver(500);
+    const { sim: toFailing } = await start({ webhook: { url: failing.url, secret: 's' } });
+    toFailing.createChange({});
+    await toFailing.waitForDeliveries();
+    expect(toFailing.deliveries.map((d) => d.status)).toEqual([500]);
+
+    const gone = await startReceiver();
+    const goneUrl = gone.url;
+    await running.splice(running.length - 1, 1)[0].close();
+    const { sim: toNowhere } = await start({ webhook: { url: goneUrl, secret: 's' } });
+    toNowhere.createChange({});
+    await toNowhere.waitForDeliveries();
+    expect(toNowhere.deliveries).toEqual([expect.objectContaining({ status: 'error', error: expect.any(String) })]);
+  });
+});

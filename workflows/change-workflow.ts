@@ -1,0 +1,291 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ConnectorActivities, TicketActivities } from '../activities';
+import type { DesiredAccount } from '../src/connectors/connector';
+import {
+  type ChangeState,
+  type ChangeWorkflowInput,
+  type PlannedAction,
+  type StepState,
+  TICKET_STATE,
+  type TicketSnapshot,
+  ticketKey,
+} from './change-types';
+import { closureVerdict } from './closure';
+import { SEARCH_ATTRIBUTES } from './search-attributes';
+
+export const ticketUpdatedSignal = defineSignal<[TicketSnapshot]>('ticketUpdated');
+export const statusQuery = defineQuery<ChangeState>('status');
+
+/** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
+const targets = proxyActivities<ConnectorActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 12 },
+});
+
+/** Ticket write-backs: ServiceNow throttles per hour, so allow a long tail; 429s set their own delay. */
+const tickets = proxyActivities<TicketActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 50 },
+});
+
+/** Verification attempts before a step counts as failed: a target may apply a change a moment after acknowledging it. */
+const VERIFY_ATTEMPTS = 3;
+
+export async function changeWorkflow(input: ChangeWorkflowInput): Promise<ChangeState> {
+  const state: ChangeState = input.carried ?? {
+    source: input.source,
+    ticketNumber: input.ticketNumber,
+    sysId: input.sysId,
+    modCount: -1,
+    state: '',
+    approval: '',
+    type: '',
+    steps: [],
+    gateSet: false,
+    deliveries: 0,
+    ignoredStale: 0,
+  };
+  const key = ticketKey(state.source, state.ticketNumber);
+  let dirty = true;
+  let gateAttribute = '';
+  const inFlight = new Set<Promise<void>>();
+  const touch = () => {
+    dirty = true;
+  };
+
+  setHandler(ticketUpdatedSignal, (snap) => {
+    state.deliveries++;
+    if (snap.modCount <= state.modCount) {
+      state.ignoredStale++;
+      return;
+    }
+    state.modCount = snap.modCount;
+    state.state = snap.state;
+    state.approval = snap.approval;
+    state.type = snap.type;
+    mergeActions(state, snap);
+    touch();
+  });
+  setHandler(statusQuery, () => state);
+
+  const track = (p: Promise<void>) => {
+    inFlight.add(p);
+    void p.finally(() => {
+      inFlight.delete(p);
+      touch();
+    });
+  };
+
+  // The first delivery comes with signal-with-start; wait for it in case of a bare start.
+  await condition(() => state.modCount >= 0);
+
+  for (;;) {
+    await condition(() => dirty);
+    dirty = false;
+
+    for (const step of state.steps) {
+      if (step.status === 'pending' && step.action.kind === 'leaver') {
+        step.status = 'running';
+        track(runLeaver(key, state, step));
+      } else if (step.status === 'waiting-authorization') {
+        if (isFinal(state)) step.status = 'cancelled';
+        else if (isAuthorized(state)) {
+          step.status = 'running';
+          track(runJoiner(key, state, step, touch));
+        }
+      } else if (step.status === 'verified' && step.expiry?.status === 'scheduled' && state.state === TICKET_STATE.canceled) {
+        // A cancelled change loses what it granted now, not at the end of the TTL.
+        step.expiry.status = 'running';
+        track(runExpiry(key, state, step));
+      }
+    }
+
+    const verdict = closureVerdict(state);
+    if (verdict.allowed !== state.gateSet && state.steps.length > 0) {
+      state.gateSet = verdict.allowed;
+      await tickets.setClosureGate({ sysId: state.sysId, value: verdict.allowed ? 'verified' : '' });
+      if (verdict.allowed) {
+        await tickets.postWorkNote({ sysId: state.sysId, marker: `gate:${state.modCount}`, text: 'Identity cleanup verified: closure allowed.' });
+      }
+    }
+    const gate = verdict.allowed ? 'allowed' : 'blocked';
+    if (gate !== gateAttribute) {
+      gateAttribute = gate;
+      upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.gate, value: gate }]);
+    }
+
+    if (isFinal(state) && inFlight.size === 0 && allTerminal(state)) break;
+    if (workflowInfo().continueAsNewSuggested && inFlight.size === 0) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof changeWorkflow>({ ...input, carried: state });
+    }
+  }
+  await condition(allHandlersFinished);
+  return state;
+}
+
+function isFinal(state: ChangeState): boolean {
+  return state.state === TICKET_STATE.closed || state.state === TICKET_STATE.canceled;
+}
+
+/** Grant late: only inside the change window, and only once approved (a standard change is pre-approved). */
+function isAuthorized(state: ChangeState): boolean {
+  return state.state === TICKET_STATE.implement && (state.approval === 'approved' || state.type === 'standard');
+}
+
+function allTerminal(state: ChangeState): boolean {
+  return state.steps.every((s) => {
+    if (s.status === 'pending' || s.status === 'running' || s.status === 'waiting-authorization') return false;
+    const expiry = s.expiry?.status;
+    return expiry !== 'scheduled' && expiry !== 'running';
+  });
+}
+
+/** New actions join the plan; actions that vanished from the ticket before they started are withdrawn. */
+function mergeActions(state: ChangeState, snap: TicketSnapshot): void {
+  const wanted = new Set(snap.actions.map((a) => a.actionId));
+  for (const step of state.steps) {
+    if (!wanted.has(step.action.actionId) && (step.status === 'pending' || step.status === 'waiting-authorization')) {
+      step.status = 'withdrawn';
+    }
+  }
+  for (const action of snap.actions) {
+    if (state.steps.some((s) => s.action.actionId === action.actionId)) continue;
+    state.steps.push({
+      stepId: `${action.kind}:${action.actionId}`,
+      action,
+      // Revoke early: a leaver runs whatever the ticket state. Grant late: a joiner waits.
+      status: action.kind === 'leaver' ? 'pending' : 'waiting-authorization',
+      eventReceivedAt: snap.receivedAt,
+    });
+  }
+}
+
+function failureText(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : 'unknown failure';
+}
+
+function label(action: PlannedAction): string {
+  return `${action.kind} ${action.identity.name}@${action.identity.host ?? '%'} on ${action.system}`;
+}
+
+async function applyAndVerify(args: {
+  key: string;
+  state: ChangeState;
+  step: StepState;
+  stepId: string;
+  outcome: string;
+  desired: DesiredAccount;
+  apply: () => Promise<{ detail: string; startedAt: string }>;
+}): Promise<{ ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string }> {
+  const { key, step, stepId, outcome, desired, apply } = args;
+  const a = step.action;
+  let startedAt = '';
+  let detail = '';
+  for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
+    try {
+      const applied = await apply();
+      startedAt ||= applied.startedAt;
+      detail = applied.detail;
+    } catch (err) {
+      const error = failureText(err);
+      await targets.recordFailure({
+        ticketKey: key, stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired, error,
+        eventReceivedAt: step.eventReceivedAt, startedAt: startedAt || new Date().toISOString(),
+      });
+      return { ok: false, detail: error };
+    }
+    const result = await targets.verifyAndRecord({
+      ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired,
+      applied: detail, eventReceivedAt: step.eventReceivedAt, startedAt, recordOnFailure: attempt === VERIFY_ATTEMPTS,
+    });
+    if (result.verified) return { ok: true, verifiedAt: result.verifiedAt ?? new Date().toISOString(), detail };
+    if (attempt === VERIFY_ATTEMPTS) return { ok: false, detail: `not verified: ${result.mismatches.join('; ')}` };
+  }
+  return { ok: false, detail: 'not verified' };
+}
+
+async function runLeaver(key: string, state: ChangeState, step: StepState): Promise<void> {
+  const a = step.action;
+  const result = await applyAndVerify({
+    key, state, step, stepId: step.stepId, outcome: 'revoked', desired: { exists: false },
+    apply: () => targets.applyLeaver({ system: a.system, identity: a.identity }),
+  });
+  finish(step, result);
+  await tickets.postWorkNote({
+    sysId: state.sysId,
+    marker: `${step.stepId}:${step.status}`,
+    text: result.ok ? `Verified: ${label(a)} — ${result.detail}.` : `FAILED: ${label(a)} — ${result.detail}. Closure stays blocked.`,
+  });
+}
+
+async function runJoiner(key: string, state: ChangeState, step: StepState, touch: () => void): Promise<void> {
+  const a = step.action;
+  if (a.kind !== 'joiner') return;
+  const result = await applyAndVerify({
+    key, state, step, stepId: step.stepId, outcome: 'granted', desired: { exists: true, mustHave: a.grants },
+    apply: async () => {
+      const out = await targets.applyJoiner({ system: a.system, identity: a.identity, grants: a.grants });
+      step.accountCreated = step.accountCreated || out.created;
+      return out;
+    },
+  });
+  finish(step, result);
+  if (result.ok) {
+    step.expiry = a.ttlMs === undefined ? { status: 'none' } : { status: 'scheduled', expiresAt: new Date(Date.now() + a.ttlMs).toISOString() };
+  }
+  touch();
+  const expiryNote = step.expiry?.expiresAt ? ` Expires ${step.expiry.expiresAt} (ttl ${a.ttl}).` : ' No ttl: closure stays blocked until a cleanup path exists.';
+  await tickets.postWorkNote({
+    sysId: state.sysId,
+    marker: `${step.stepId}:${step.status}`,
+    text: result.ok ? `Verified: ${label(a)} — ${result.detail}.${expiryNote}` : `FAILED: ${label(a)} — ${result.detail}. Closure stays blocked.`,
+  });
+  if (result.ok && step.expiry?.status === 'scheduled' && a.ttlMs !== undefined) {
+    // The durable timer: survives worker restarts; ends early if the change is cancelled (handled by the main loop).
+    const expired = await condition(() => step.expiry?.status !== 'scheduled', a.ttlMs);
+    if (!expired) {
+      step.expiry.status = 'running';
+      await runExpiry(key, state, step);
+    }
+  }
+}
+
+async function runExpiry(key: string, state: ChangeState, step: StepState): Promise<void> {
+  const a = step.action;
+  if (a.kind !== 'joiner' || !step.expiry) return;
+  const dropAccount = step.accountCreated === true;
+  const result = await applyAndVerify({
+    key, state, step, stepId: `expiry:${a.actionId}`, outcome: 'expired',
+    desired: dropAccount ? { exists: false } : { exists: true, mustNotHave: a.grants },
+    apply: () => targets.applyExpiry({ system: a.system, identity: a.identity, grants: a.grants, dropAccount }),
+  });
+  step.expiry.status = result.ok ? 'verified' : 'failed';
+  step.expiry.detail = result.detail;
+  if (result.ok) step.expiry.verifiedAt = result.verifiedAt;
+  await tickets.postWorkNote({
+    sysId: state.sysId,
+    marker: `expiry:${a.actionId}:${step.expiry.status}`,
+    text: result.ok ? `Verified expiry: ${label(a)} — ${result.detail}.` : `FAILED expiry: ${label(a)} — ${result.detail}.`,
+  });
+}
+
+function finish(step: StepState, result: { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string }): void {
+  step.status = result.ok ? 'verified' : 'failed';
+  step.detail = result.detail;
+  if (result.ok) step.verifiedAt = result.verifiedAt;
+}

@@ -1,0 +1,41 @@
+import type { ChangeState, ClosureVerdict, StepState } from './change-types';
+
+function describe(step: StepState): string {
+  const a = step.action;
+  return `${a.kind} of ${a.identity.name}${a.identity.host ? `@${a.identity.host}` : ''} on ${a.system}`;
+}
+
+/**
+ * The closure gate: allowed only when every planned step is terminal and verified, and every grant has a cleanup
+ * path. Pure, so the workflow and the API compute the same verdict from the same state.
+ */
+export function closureVerdict(state: Pick<ChangeState, 'steps'>): ClosureVerdict {
+  const reasons: string[] = [];
+  for (const step of state.steps) {
+    const what = describe(step);
+    switch (step.status) {
+      case 'pending':
+      case 'running':
+        reasons.push(`${what} is not verified yet`);
+        break;
+      case 'waiting-authorization':
+        reasons.push(`${what} waits for the change to be approved and in Implement`);
+        break;
+      case 'failed':
+        reasons.push(`${what} failed: ${step.detail ?? 'no detail'}`);
+        break;
+      case 'cancelled':
+      case 'withdrawn':
+        break;
+      case 'verified':
+        if (step.action.kind === 'joiner') {
+          const expiry = step.expiry?.status ?? 'none';
+          if (expiry === 'none') reasons.push(`${what} has no cleanup path (no ttl)`);
+          else if (expiry === 'failed') reasons.push(`expiry of ${what} failed: ${step.expiry?.detail ?? 'no detail'}`);
+          else if (expiry === 'running') reasons.push(`expiry of ${what} is not verified yet`);
+        }
+        break;
+    }
+  }
+  return { allowed: reasons.length === 0, reasons };
+}

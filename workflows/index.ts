@@ -1,0 +1,1 @@
+export { changeWorkflow, statusQuery, ticketUpdatedSignal } from './change-workflow';
