@@ -50,8 +50,10 @@ GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON `changegate`.
 --   PROCESS           see other accounts' sessions (activeSessions in the evidence)
 --   CONNECTION_ADMIN  KILL other accounts' sessions on a leaver (MySQL 8 dynamic privilege; replaces SUPER here)
 --   SELECT on the mysql schema: read accounts and their grants (SHOW GRANTS FOR / SHOW CREATE USER) to verify
---   WITH GRANT OPTION on the demo target schemas only: MySQL lets an account grant only what it holds itself,
---   so these schema-level privileges are the ceiling of anything the connector can ever hand out.
+--   WITH GRANT OPTION on the demo target schemas only (billing, reporting: the same defaults as
+--   scripts/mysql-connector-account.sh): MySQL lets an account grant only what it holds itself, so these
+--   schema-level privileges are the ceiling of anything the connector can ever hand out. The list is exactly the
+--   privileges the connector's grammar accepts (MYSQL_PRIVILEGES in src/connectors/mysql/mysql-grammar.ts).
 -- It has no global data privileges and cannot grant on changegate, temporal or mysql.
 -- ---------------------------------------------------------------------------------------------------------------
 CREATE DATABASE IF NOT EXISTS `billing` CHARACTER SET utf8mb4;
@@ -67,8 +69,12 @@ GRANT CONNECTION_ADMIN ON *.* TO 'changegate_connector'@'%';
 -- mysql.slave_master_info. A production connector host should use a dedicated instance, or verify through
 -- column-level grants on mysql.user / mysql.db / mysql.tables_priv instead of SHOW GRANTS.
 GRANT SELECT ON `mysql`.* TO 'changegate_connector'@'%';
-GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE, SHOW VIEW ON `billing`.* TO 'changegate_connector'@'%' WITH GRANT OPTION;
-GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE, SHOW VIEW ON `reporting`.* TO 'changegate_connector'@'%' WITH GRANT OPTION;
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES, EXECUTE, CREATE VIEW, SHOW VIEW, TRIGGER,
+      LOCK TABLES, CREATE TEMPORARY TABLES, EVENT, CREATE ROUTINE, ALTER ROUTINE
+  ON `billing`.* TO 'changegate_connector'@'%' WITH GRANT OPTION;
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES, EXECUTE, CREATE VIEW, SHOW VIEW, TRIGGER,
+      LOCK TABLES, CREATE TEMPORARY TABLES, EVENT, CREATE ROUTINE, ALTER ROUTINE
+  ON `reporting`.* TO 'changegate_connector'@'%' WITH GRANT OPTION;
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- Database-enforced protected accounts. CREATE USER and CONNECTION_ADMIN would otherwise let the connector alter,

@@ -1,0 +1,118 @@
+/**
+ * `npm start`: the gateway with embedded defaults. Starts what is not configured — a Temporal dev server (SQLite
+ * under .data/, Web UI on 8233) when TEMPORAL_ADDRESS is unset, the ServiceNow simulator when SERVICENOW_URL is
+ * unset — runs the migrations, then the API and the worker as two child processes. Ctrl-C stops everything.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import { loadConfig } from './config';
+import { createLogger } from './logger';
+import { openDatabase } from './persistence/data-source';
+import { createServiceNowSimulator } from './simulators/servicenow-simulator';
+import { type DevServer, startDevServer } from './temporal/dev-server';
+
+const ROOT = resolve(__dirname, extname(__filename) === '.ts' ? '..' : '../..');
+const log = createLogger('launcher');
+
+function readDemoSecrets(): Record<string, string> {
+  const file = resolve(ROOT, '.data/demo.env');
+  if (!existsSync(file)) return {};
+  return Object.fromEntries(
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .map((l) => /^([A-Z_]+)=(.*)$/.exec(l.trim()))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [m[1] as string, m[2] as string]),
+  );
+}
+
+async function main(): Promise<void> {
+  const demo = readDemoSecrets();
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  const port = Number(env.PORT ?? 3000);
+  env.PORT = String(port);
+  env.CONNECTORS_CONFIG ??= resolve(ROOT, 'config/connectors.demo.json');
+  env.MYSQL_LOCAL_PASSWORD ??= demo.MYSQL_LOCAL_PASSWORD;
+  env.SERVICENOW_WEBHOOK_SECRET ??= demo.SERVICENOW_WEBHOOK_SECRET;
+  env.CHANGEGATE_ADMIN_TOKEN ??= demo.CHANGEGATE_ADMIN_TOKEN;
+  if (!env.DATABASE_URL && demo.CHANGEGATE_APP_PASSWORD) {
+    env.DATABASE_URL = `mysql://changegate_app:${encodeURIComponent(demo.CHANGEGATE_APP_PASSWORD)}@127.0.0.1:3306/changegate`;
+  }
+
+  const stops: Array<() => Promise<void>> = [];
+  let temporal: DevServer | undefined;
+  if (!env.TEMPORAL_ADDRESS) {
+    temporal = await startDevServer({
+      port: 7233,
+      uiPort: 8233,
+      dbFile: resolve(ROOT, '.data/temporal/dev.sqlite'),
+      logFile: resolve(ROOT, '.data/logs/temporal.log'),
+    });
+    env.TEMPORAL_ADDRESS = temporal.address;
+    stops.push(() => temporal!.stop());
+    log.info('temporal dev server started', { address: temporal.address, ui: 'http://127.0.0.1:8233' });
+  }
+
+  if (!env.SERVICENOW_URL) {
+    env.SERVICENOW_USERNAME = 'changegate';
+    env.SERVICENOW_PASSWORD = demo.SERVICENOW_PASSWORD ?? 'changegate-demo-password';
+    const sim = createServiceNowSimulator({
+      username: env.SERVICENOW_USERNAME,
+      password: env.SERVICENOW_PASSWORD,
+      webhook: { url: `http://127.0.0.1:${port}/webhooks/servicenow`, secret: env.SERVICENOW_WEBHOOK_SECRET ?? '' },
+    });
+    const listening = await sim.listen(Number(env.SIMULATOR_PORT ?? 8090));
+    env.SERVICENOW_URL = listening.url;
+    stops.push(() => listening.close());
+    log.info('servicenow simulator started', { url: listening.url, user: env.SERVICENOW_USERNAME, secrets: '.data/demo.env' });
+  }
+
+  const config = loadConfig(env);
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: true });
+  await ds.destroy();
+  log.info('migrations up to date');
+
+  const children: ChildProcess[] = [];
+  const run = (entry: string) => {
+    const file = resolve(__dirname, `${entry}${extname(__filename)}`);
+    const args = extname(__filename) === '.ts' ? ['--import', 'tsx', file] : [file];
+    const child = spawn(process.execPath, args, { env, stdio: 'inherit' });
+    children.push(child);
+    child.once('exit', (code, signal) => {
+      if (!stopping) {
+        log.error(`${entry} exited`, { code, signal });
+        void shutdown(1);
+      }
+    });
+  };
+  run('api-main');
+  run('worker-main');
+  log.info('changegate started', { api: `http://127.0.0.1:${port}`, temporalUi: temporal ? 'http://127.0.0.1:8233' : undefined });
+
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((res) => {
+            if (c.exitCode !== null || c.signalCode !== null) return res();
+            c.once('exit', () => res());
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    log.info('changegate stopped');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+}
+
+main().catch((err: unknown) => {
+  console.error('changegate failed to start:', err instanceof Error ? err.message : err);
+  process.exit(1);
+});

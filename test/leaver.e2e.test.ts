@@ -1,0 +1,148 @@
+import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { BusinessRuleAbortError } from '../src/simulators/servicenow-simulator';
+
+describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB, simulated ServiceNow)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  const leaver = (name: string) => JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }]);
+
+  it('revokes the MariaDB account as soon as the ticket arrives, chains the evidence, notes the ticket and allows closure', async () => {
+    const account = uniqueAccount();
+    await createAccount(stack.admin, account);
+    const number = uniqueTicketNumber();
+    // A new, unapproved normal change: revoke early does not wait for any state.
+    const change = stack.sim.createChange({ number, state: '-5', u_identity_actions: leaver(account) });
+
+    await waitFor('account to be dropped', async () => !(await stack.accountExists(account)));
+    const rows = await waitFor('verified evidence', async () => {
+      const r = await stack.evidence.list(`servicenow:${number}`);
+      return r.length === 1 ? r : null;
+    });
+    expect(rows[0]).toMatchObject({ outcome: 'revoked', verified: true, actionKind: 'leaver', system: 'mysql-local' });
+    expect(rows[0]?.observedState).toMatchObject({ exists: false });
+    expect(rows[0]?.prevHash).toBe('0'.repeat(64));
+    expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toEqual({ valid: true, rows: 1 });
+
+    const notes = await waitFor('work note on the ticket', () => {
+      const j = stack.sim.journal(change.sys_id as string, 'work_notes');
+      return j.some((n) => n.value.includes('Verified: leaver')) ? j : null;
+    });
+    expect(notes.some((n) => n.value.includes(account))).toBe(true);
+    await waitFor('gate field set', () => stack.sim.getChange(change.sys_id as string)?.u_identity_cleanup === 'verified');
+
+    const check = await stack.closureCheck(number);
+    expect(check.status).toBe(200);
+    expect(check.data).toMatchObject({ allowed: true, reasons: [], evidence: { rows: 1, chainValid: true } });
+    expect(check.data.steps).toEqual([expect.objectContaining({ kind: 'leaver', status: 'verified' })]);
+  });
+
+  it('revoking an account that is already gone succeeds and says so in the evidence', async () => {
+    const number = uniqueTicketNumber();
+    const account = uniqueAccount('gone');
+    stack.sim.createChange({ number, state: '-1', u_identity_actions: leaver(account) });
+    const rows = await waitFor('evidence', async () => {
+      const r = await stack.evidence.list(`servicenow:${number}`);
+      return r.length === 1 ? r : null;
+    });
+    expect(rows[0]).toMatchObject({ verified: true, outcome: 'revoked' });
+    expect(String(rows[0]?.verification.applied)).toMatch(/already absent/);
+  });
+
+  it('closure-check answers false with a reason while the leaver is unverified, then true once it is', async () => {
+    const number = uniqueTicketNumber();
+    const account = uniqueAccount();
+    await createAccount(stack.admin, account);
+    // Hold the target: a lock on the account's row keeps the revocation from finishing until released.
+    await stack.admin.query('LOCK TABLES mysql.global_priv WRITE');
+    let unlocked = false;
+    try {
+      stack.sim.createChange({ number, state: '-5', u_identity_actions: leaver(account) });
+      const blocked = await waitFor('a blocked closure-check', async () => {
+        const r = await stack.closureCheck(number);
+        return r.status === 200 ? r : null;
+      });
+      expect(blocked.data.allowed).toBe(false);
+      expect(blocked.data.reasons.join(' ')).toMatch(new RegExp(`leaver of ${account}.*not verified yet`));
+      await stack.admin.query('UNLOCK TABLES');
+      unlocked = true;
+      const allowed = await waitFor('closure allowed', async () => {
+        const r = await stack.closureCheck(number);
+        return r.data.allowed === true ? r : null;
+      });
+      expect(allowed.data.reasons).toEqual([]);
+    } finally {
+      if (!unlocked) await stack.admin.query('UNLOCK TABLES');
+    }
+  });
+
+  it('closing the ticket in ServiceNow before cleanup evidence exists is refused with 403 by the business rule', async () => {
+    const number = uniqueTicketNumber();
+    // A joiner that never gets authorized keeps the gate unset.
+    const change = stack.sim.createChange({
+      number,
+      state: '-3',
+      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'person', name: uniqueAccount('p') }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT1H' }]),
+    });
+    await waitFor('workflow to exist', async () => (await stack.closureCheck(number)).status === 200);
+    const res = await fetch(`${stack.simUrl}/api/now/table/change_request/${change.sys_id}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Basic ${Buffer.from('changegate-int:sn-test-password-42').toString('base64')}` },
+      body: JSON.stringify({ state: '3', close_code: 'successful' }),
+    });
+    expect(res.status).toBe(403);
+    const body = (await res.json()) as { error: { message: string; detail: string }; status: string };
+    expect(body).toMatchObject({ error: { message: 'Operation Failed' }, status: 'failure' });
+    expect(body.error.detail).toMatch(/aborted by Business Rule/);
+    expect(stack.sim.getChange(change.sys_id as string)?.state).toBe('-3');
+    expect(() => stack.sim.updateChange(change.sys_id as string, { state: '3' })).toThrow(BusinessRuleAbortError);
+  });
+
+  it('a repeated delivery (same event id, or same sys_id + sys_mod_count) is acknowledged as a duplicate and starts nothing', async () => {
+    const number = uniqueTicketNumber();
+    const account = uniqueAccount();
+    await createAccount(stack.admin, account);
+    const record = { sys_id: 'a'.repeat(24) + Math.random().toString(16).slice(2, 10).padEnd(8, '0'), number, sys_mod_count: '0', state: '-5', approval: 'not requested', type: 'normal', u_identity_actions: leaver(account) };
+    const first = await stack.deliver(record, { eventId: `evt-${number}` });
+    expect(first.status).toBe(202);
+    expect(first.data).toEqual({ workflowId: `change-servicenow-${number}`, duplicate: false });
+    const sameEvent = await stack.deliver(record, { eventId: `evt-${number}` });
+    expect(sameEvent.status).toBe(202);
+    expect(sameEvent.data.duplicate).toBe(true);
+    const sameVersion = await stack.deliver(record, { eventId: `evt-${number}-retry` });
+    expect(sameVersion.data.duplicate).toBe(true);
+
+    await waitFor('revocation evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).length === 1);
+    const status = await stack.workflows.status('servicenow', number);
+    expect(status?.deliveries).toBe(1);
+    const runs = [];
+    for await (const wf of stack.workflows.client.workflow.list({ query: `WorkflowId = 'change-servicenow-${number}'` })) runs.push(wf);
+    expect(runs).toHaveLength(1);
+  });
+
+  it('an out-of-order delivery (older sys_mod_count) never moves the workflow backwards', async () => {
+    const number = uniqueTicketNumber();
+    const sysId = 'b'.repeat(24) + Math.random().toString(16).slice(2, 10).padEnd(8, '0');
+    const base = { sys_id: sysId, number, approval: 'approved', type: 'normal', u_identity_actions: '' };
+    expect((await stack.deliver({ ...base, sys_mod_count: '5', state: '-1' })).status).toBe(202);
+    expect((await stack.deliver({ ...base, sys_mod_count: '3', state: '-3' })).status).toBe(202);
+    const status = await waitFor('both deliveries seen', async () => {
+      const s = await stack.workflows.status('servicenow', number);
+      return s && s.deliveries === 2 ? s : null;
+    });
+    expect(status).toMatchObject({ state: '-1', modCount: 5, ignoredStale: 1 });
+  });
+
+  it('evidence rows cannot be updated or deleted: the database refuses', async () => {
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-5', u_identity_actions: leaver(uniqueAccount('x')) });
+    await waitFor('evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).length === 1);
+    await expect(stack.ds.query("UPDATE evidence_records SET verified = 0 WHERE ticket_key = ?", [`servicenow:${number}`])).rejects.toThrow(/append-only/);
+    await expect(stack.ds.query('DELETE FROM evidence_records WHERE ticket_key = ?', [`servicenow:${number}`])).rejects.toThrow(/append-only/);
+  });
+});
