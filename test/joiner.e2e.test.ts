@@ -1,0 +1,104 @@
+import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+
+describe('joiner on a ServiceNow change: grant late, verify, expire on a durable timer', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  const joiner = (name: string, ttl?: string) =>
+    JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ...(ttl ? { ttl } : {}) }]);
+
+  it('waits while the change is unapproved or outside Implement, then grants and verifies once it is both', async () => {
+    const account = uniqueAccount('join');
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, state: '-3', approval: 'requested', u_identity_actions: joiner(account, 'PT8H') });
+    const sysId = change.sys_id as string;
+
+    const waiting = await waitFor('closure-check for the new ticket', async () => {
+      const r = await stack.closureCheck(number);
+      return r.status === 200 ? r : null;
+    });
+    expect(waiting.data.steps).toEqual([expect.objectContaining({ kind: 'joiner', status: 'waiting-authorization' })]);
+    expect(waiting.data.reasons[0]).toMatch(/waits for the change to be approved and in Implement/);
+
+    // In Implement but not yet approved: still no grant.
+    stack.sim.updateChange(sysId, { state: '-1' });
+    await waitFor('the Implement delivery to reach the workflow', async () => (await stack.workflows.status('servicenow', number))?.state === '-1');
+    expect(await stack.accountExists(account)).toBe(false);
+
+    stack.sim.updateChange(sysId, { approval: 'approved' });
+    await waitFor('account created', () => stack.accountExists(account));
+    const rows = await waitFor('granted evidence', async () => {
+      const r = await stack.evidence.list(`servicenow:${number}`);
+      return r.find((x) => x.outcome === 'granted') ? r : null;
+    });
+    expect(rows[0]).toMatchObject({ verified: true, actionKind: 'joiner' });
+    expect(rows[0]?.observedState.grants).toEqual(['INSERT ON `cgt_billing`.`invoices`', 'SELECT ON `cgt_billing`.*']);
+    expect(JSON.stringify(rows)).not.toMatch(/PASSWORD|IDENTIFIED/i);
+    expect(await stack.grantsOf(account)).toEqual(
+      expect.arrayContaining([expect.stringContaining('GRANT SELECT ON `cgt_billing`.*'), expect.stringContaining('GRANT INSERT ON `cgt_billing`.`invoices`')]),
+    );
+
+    // The TTL timer is the cleanup path: closure is allowed while the expiry is scheduled.
+    const check = await waitFor('closure allowed', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed ? r : null;
+    });
+    expect(check.data.steps[0].cleanup).toMatchObject({ status: 'scheduled' });
+    await waitFor('gate field set on the ticket', () => stack.sim.getChange(sysId)?.u_identity_cleanup === 'verified');
+  });
+
+  it('revokes the grant when the TTL (counted from the grant) ends, and verifies it', async () => {
+    const account = uniqueAccount('ttl');
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: joiner(account, 'PT2S') });
+    await waitFor('account created', () => stack.accountExists(account));
+    await waitFor('account dropped at expiry', async () => !(await stack.accountExists(account)), 20_000);
+    const rows = await waitFor('expiry evidence', async () => {
+      const r = await stack.evidence.list(`servicenow:${number}`);
+      return r.length === 2 ? r : null;
+    });
+    expect(rows.map((r) => [r.outcome, r.verified])).toEqual([
+      ['granted', true],
+      ['expired', true],
+    ]);
+    // Counted from the grant: the expiry starts no earlier than two seconds after the grant was verified.
+    expect(Date.parse(rows[1]!.startedAt) - Date.parse(rows[0]!.verifiedAt!)).toBeGreaterThanOrEqual(1900);
+    expect(rows[1]?.prevHash).toBe(rows[0]?.hash);
+    const check = await stack.closureCheck(number);
+    expect(check.data.steps[0].cleanup).toMatchObject({ status: 'verified' });
+    expect(check.data.allowed).toBe(true);
+  });
+
+  it('a grant without a ttl has no cleanup path, so closure stays blocked and says why', async () => {
+    const account = uniqueAccount('nottl');
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-1', type: 'standard', u_identity_actions: joiner(account) });
+    await waitFor('granted evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).some((r) => r.outcome === 'granted'));
+    const check = await waitFor('joiner verified in closure-check', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.status === 'verified' ? r : null;
+    });
+    expect(check.data.allowed).toBe(false);
+    expect(check.data.reasons).toEqual([expect.stringMatching(/has no cleanup path \(no ttl\)/)]);
+  });
+
+  it('cancelling the change revokes what it granted at once, without waiting for the TTL', async () => {
+    const account = uniqueAccount('cxl');
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: joiner(account, 'PT8H') });
+    await waitFor('account created', () => stack.accountExists(account));
+    await waitFor('grant verified', async () => (await stack.evidence.list(`servicenow:${number}`)).some((r) => r.outcome === 'granted'));
+    stack.sim.updateChange(change.sys_id as string, { state: '4' });
+    await waitFor('account dropped after cancellation', async () => !(await stack.accountExists(account)));
+    const result = await waitFor('workflow completed', async () => {
+      const d = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).describe();
+      return d.status.name === 'COMPLETED' ? d : null;
+    });
+    expect(result.status.name).toBe('COMPLETED');
+  });
+});
