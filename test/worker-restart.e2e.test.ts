@@ -1,0 +1,108 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { type Stack, connectorsFile, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { TEST_ENV, temporalAddress } from './support/test-env';
+
+/** Starts the real worker entry point (src/worker-main.ts) as its own process, and resolves once it polls. */
+function startWorkerProcess(stack: Stack): Promise<ChildProcess> {
+  const configPath = resolve(__dirname, '../.data/test', `connectors-${stack.taskQueue}.json`);
+  writeFileSync(configPath, JSON.stringify(connectorsFile()));
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve(__dirname, '../src/worker-main.ts')], {
+    env: {
+      ...process.env,
+      DATABASE_URL: TEST_ENV.databaseUrl,
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: stack.taskQueue,
+      SERVICENOW_URL: stack.simUrl,
+      SERVICENOW_USERNAME: TEST_ENV.snUser,
+      SERVICENOW_PASSWORD: TEST_ENV.snPassword,
+      SERVICENOW_WEBHOOK_SECRET: TEST_ENV.webhookSecret,
+      CHANGEGATE_ADMIN_TOKEN: TEST_ENV.adminToken,
+      CONNECTORS_CONFIG: configPath,
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  return new Promise((res, rej) => {
+    const onData = (b: Buffer) => {
+      output += b.toString();
+      if (output.includes('"worker started"')) res(child);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (b: Buffer) => {
+      output += b.toString();
+    });
+    child.once('exit', (code) => rej(new Error(`worker exited early (${code}): ${output.slice(-2000)}`)));
+  });
+}
+
+function killHard(child: ChildProcess): Promise<void> {
+  return new Promise((res) => {
+    child.once('exit', () => res());
+    child.kill('SIGKILL');
+  });
+}
+
+describe('a worker process killed between two steps', () => {
+  let stack: Stack;
+  const children: ChildProcess[] = [];
+  beforeAll(async () => {
+    stack = await startStack({ inProcessWorker: false });
+  });
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) await killHard(c);
+    await stack.stop();
+  });
+
+  it('is replaced by a new one that completes the ticket with no step done twice', async () => {
+    const leaving = uniqueAccount('leave');
+    const joining = uniqueAccount('join');
+    await createAccount(stack.admin, leaving);
+    const number = uniqueTicketNumber();
+    const actions = [
+      { kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: leaving, host: '%' } },
+      { kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: joining, host: '%' }, grants: ['SELECT ON cgt_reporting.*'], ttl: 'PT1H' },
+    ];
+    const change = stack.sim.createChange({ number, state: '-3', approval: 'requested', u_identity_actions: JSON.stringify(actions) });
+    const sysId = change.sys_id as string;
+
+    const first = await startWorkerProcess(stack);
+    children.push(first);
+    await waitFor('leaver verified and noted', () => stack.sim.journal(sysId, 'work_notes').some((n) => n.value.includes('Verified: leaver')), 45_000);
+    await killHard(first);
+
+    // The approval arrives while no worker runs: Temporal holds it.
+    stack.sim.updateChange(sysId, { state: '-1', approval: 'approved' });
+    await waitFor('delivery accepted', () => stack.sim.deliveries.filter((d) => d.sysId === sysId && d.status === 202).length === 2);
+
+    const second = await startWorkerProcess(stack);
+    children.push(second);
+    const check = await waitFor('closure allowed', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed ? r : null;
+    }, 45_000);
+    expect(check.data.steps.map((s: { kind: string; status: string }) => [s.kind, s.status])).toEqual([
+      ['leaver', 'verified'],
+      ['joiner', 'verified'],
+    ]);
+    expect(await stack.accountExists(leaving)).toBe(false);
+    expect(await stack.accountExists(joining)).toBe(true);
+
+    // Exactly one evidence row and one work note per step, and the leaver's activity was scheduled once.
+    const rows = await stack.evidence.list(`servicenow:${number}`);
+    expect(rows.map((r) => r.outcome)).toEqual(['revoked', 'granted']);
+    const notes = stack.sim.journal(sysId, 'work_notes').map((n) => n.value);
+    expect(notes.filter((n) => n.includes('Verified: leaver'))).toHaveLength(1);
+    expect(notes.filter((n) => n.includes('Verified: joiner'))).toHaveLength(1);
+    const history = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();
+    const scheduled = (history.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter((n): n is string => Boolean(n));
+    expect(scheduled.filter((n) => n === 'applyLeaver')).toHaveLength(1);
+    expect(scheduled.filter((n) => n === 'applyJoiner')).toHaveLength(1);
+    await stack.admin.query('DROP USER IF EXISTS ?@?', [joining, '%']);
+  });
+});
