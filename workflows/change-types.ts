@@ -63,6 +63,8 @@ export interface ChangeState {
   type: string;
   steps: StepState[];
   gateSet: boolean;
+  /** Write-backs to the ticket that failed for good (e.g. the ticket is gone or the integration user lacks rights). */
+  writeBackErrors: string[];
   deliveries: number;
   ignoredStale: number;
 }

@@ -54,6 +54,7 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
     type: '',
     steps: [],
     gateSet: false,
+    writeBackErrors: [],
     deliveries: 0,
     ignoredStale: 0,
   };
@@ -80,10 +81,14 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   });
   setHandler(statusQuery, () => state);
 
+  // A step's promise never rejects into the void: a write-back that failed for good is kept and blocks closure.
   const track = (p: Promise<void>) => {
-    inFlight.add(p);
-    void p.finally(() => {
-      inFlight.delete(p);
+    const guarded = p.catch((err: unknown) => {
+      state.writeBackErrors.push(failureText(err));
+    });
+    inFlight.add(guarded);
+    void guarded.finally(() => {
+      inFlight.delete(guarded);
       touch();
     });
   };
@@ -114,10 +119,15 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
 
     const verdict = closureVerdict(state);
     if (verdict.allowed !== state.gateSet && state.steps.length > 0) {
-      state.gateSet = verdict.allowed;
-      await tickets.setClosureGate({ sysId: state.sysId, value: verdict.allowed ? 'verified' : '' });
-      if (verdict.allowed) {
-        await tickets.postWorkNote({ sysId: state.sysId, marker: `gate:${state.modCount}`, text: 'Identity cleanup verified: closure allowed.' });
+      try {
+        await tickets.setClosureGate({ sysId: state.sysId, value: verdict.allowed ? 'verified' : '' });
+        state.gateSet = verdict.allowed;
+        if (verdict.allowed) {
+          await tickets.postWorkNote({ sysId: state.sysId, marker: `gate:${state.modCount}`, text: 'Identity cleanup verified: closure allowed.' });
+        }
+      } catch (err) {
+        state.writeBackErrors.push(failureText(err));
+        state.gateSet = false;
       }
     }
     const gate = verdict.allowed ? 'allowed' : 'blocked';

@@ -9,8 +9,8 @@ function describe(step: StepState): string {
  * The closure gate: allowed only when every planned step is terminal and verified, and every grant has a cleanup
  * path. Pure, so the workflow and the API compute the same verdict from the same state.
  */
-export function closureVerdict(state: Pick<ChangeState, 'steps'>): ClosureVerdict {
-  const reasons: string[] = [];
+export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<ChangeState, 'writeBackErrors'>>): ClosureVerdict {
+  const reasons: string[] = (state.writeBackErrors ?? []).map((e) => `evidence could not be written to the ticket: ${e}`);
   for (const step of state.steps) {
     const what = describe(step);
     switch (step.status) {

@@ -1,0 +1,190 @@
+/**
+ * Records the workflow histories that test/replay.test.ts replays. Run it after a deliberate, versioned change to
+ * workflows/change-workflow.ts (or to add a scenario), review the diff and commit the JSON:
+ *
+ *   npx tsx test/histories/record-histories.ts
+ *
+ * It starts its own pieces so it never touches a jest run: a Temporal dev server on port 7255, the database
+ * `changegate_histories` (dropped and recreated), the ServiceNow simulator, the API in process and a worker that
+ * bundles workflows/ from source. The MariaDB connector runs as root (no password, as on the dev machine).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import mysql from 'mysql2/promise';
+import { createApp } from '../../src/api/app';
+import type { ConnectorsFile } from '../../src/connectors/connector-config';
+import { ConnectorRegistry, GrammarRegistry } from '../../src/connectors/registry';
+import { EvidenceStore } from '../../src/evidence/evidence-store';
+import { ServiceNowClient } from '../../src/itsm/servicenow-client';
+import { createLogger } from '../../src/logger';
+import { openDatabase } from '../../src/persistence/data-source';
+import { createServiceNowSimulator } from '../../src/simulators/servicenow-simulator';
+import { startDevServer } from '../../src/temporal/dev-server';
+import { ChangeWorkflows } from '../../src/temporal/temporal-client';
+import { createWorker } from '../../src/worker';
+import { workflowIdFor } from '../../workflows/change-types';
+import { createAccount, uniqueAccount, uniqueTicketNumber, waitFor } from '../support/stack';
+import { historyToJson } from './history-json';
+
+const TEMPORAL_PORT = 7255;
+const SERVER_URL = 'mysql://root@127.0.0.1:3306/';
+const DATABASE = 'changegate_histories';
+const TARGET_DATABASES = ['cgt_billing', 'cgt_reporting'];
+const PASSWORD_ENV = 'CG_HISTORIES_ROOT_PASSWORD';
+const SN = { username: 'changegate-int', password: 'sn-histories-password' };
+const WEBHOOK_SECRET = 'histories-webhook-secret-0123456789';
+const OUT_DIR = __dirname;
+
+const connectors: ConnectorsFile = {
+  connectors: [
+    {
+      name: 'mysql-local',
+      type: 'mysql',
+      host: '127.0.0.1',
+      port: 3306,
+      user: 'root',
+      passwordEnv: PASSWORD_ENV,
+      policy: { maxTtl: 'P30D', protectedAccounts: ['root', 'mysql', 'mariadb.sys'] },
+    },
+  ],
+};
+
+const leaver = (name: string) => JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }]);
+const joiner = (name: string, ttl: string) =>
+  JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl }]);
+
+async function main(): Promise<void> {
+  process.env[PASSWORD_ENV] = '';
+  Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
+
+  const logDir = mkdtempSync(join(tmpdir(), 'cg-histories-'));
+  const temporal = await startDevServer({ port: TEMPORAL_PORT, logFile: join(logDir, 'temporal.log') });
+  const address = `127.0.0.1:${TEMPORAL_PORT}`;
+
+  const admin = await mysql.createConnection({ uri: SERVER_URL });
+  await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
+  for (const db of TARGET_DATABASES) {
+    await admin.query(`CREATE DATABASE IF NOT EXISTS \`${db}\``);
+    await admin.query(`CREATE TABLE IF NOT EXISTS \`${db}\`.invoices (id INT PRIMARY KEY)`);
+  }
+  const ds = await openDatabase(`${SERVER_URL}${DATABASE}`, { migrate: true });
+  const evidence = new EvidenceStore(ds);
+
+  const taskQueue = `cg-histories-${randomUUID()}`;
+  const workflows = await ChangeWorkflows.connect(address, 'default', taskQueue);
+  const app = createApp({
+    ds,
+    workflows,
+    grammars: new GrammarRegistry(connectors),
+    evidence,
+    webhookSecret: WEBHOOK_SECRET,
+    adminToken: randomUUID(),
+    maxBodyBytes: 64 * 1024,
+    log: createLogger('histories', 'error'),
+  });
+  const server: Server = await new Promise((res) => {
+    const s = app.listen(0, '127.0.0.1', () => res(s));
+  });
+  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const sim = createServiceNowSimulator({ ...SN, webhook: { url: `${apiUrl}/webhooks/servicenow`, secret: WEBHOOK_SECRET } });
+  const listening = await sim.listen(0);
+
+  const registry = new ConnectorRegistry(connectors);
+  const connection = await NativeConnection.connect({ address });
+  const worker = await createWorker({
+    connection,
+    namespace: 'default',
+    taskQueue,
+    registry,
+    evidence,
+    servicenow: new ServiceNowClient({ baseUrl: listening.url, ...SN }),
+  });
+  const workerRun = worker.run();
+
+  const accountExists = async (name: string) => {
+    const [rows] = await admin.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM mysql.user WHERE User = ? AND Host = '%'", [name]);
+    return Number(rows[0]?.n) > 0;
+  };
+  const gateSet = (sysId: string) => sim.getChange(sysId)?.u_identity_cleanup === 'verified';
+
+  /** Waits for the ticket's workflow to complete and writes its history as `<fixture>.json`. */
+  async function record(fixture: string, number: string): Promise<void> {
+    const handle = workflows.client.workflow.getHandle(workflowIdFor('servicenow', number));
+    await handle.result();
+    const history = await handle.fetchHistory();
+    writeFileSync(resolve(OUT_DIR, `${fixture}.json`), historyToJson(history));
+    console.log(`recorded ${fixture}.json (${history.events?.length ?? 0} events)`);
+  }
+
+  try {
+    // (a) Leaver: revoked, verified, gate set, then the ticket is closed.
+    {
+      const account = uniqueAccount('rec');
+      await createAccount(admin, account);
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, state: '-5', u_identity_actions: leaver(account) }).sys_id as string;
+      await waitFor('account dropped', async () => !(await accountExists(account)));
+      await waitFor('gate set', () => gateSet(sysId));
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('leaver-revoked-then-closed', number);
+    }
+
+    // (b) Joiner: waits for authorization, is granted on approval in Implement, expires on its TTL, then closes.
+    {
+      const account = uniqueAccount('rec');
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, state: '-3', approval: 'requested', u_identity_actions: joiner(account, 'PT2S') }).sys_id as string;
+      await waitFor('workflow waiting for authorization', async () => (await workflows.status('servicenow', number))?.steps[0]?.status === 'waiting-authorization');
+      sim.updateChange(sysId, { state: '-1', approval: 'approved' });
+      await waitFor('account created', () => accountExists(account));
+      await waitFor('expiry verified', async () => (await workflows.status('servicenow', number))?.steps[0]?.expiry?.status === 'verified');
+      await waitFor('gate set', () => gateSet(sysId));
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('joiner-granted-expired-then-closed', number);
+    }
+
+    // (c) Leaver of an account that is already gone: succeeds, says so, ticket closes.
+    {
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, state: '-1', u_identity_actions: leaver(uniqueAccount('gone')) }).sys_id as string;
+      await waitFor('gate set', () => gateSet(sysId));
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('leaver-already-absent-then-closed', number);
+    }
+
+    // (d) Joiner granted with a long TTL, then the change is cancelled: the expiry runs at once from the main loop.
+    {
+      const account = uniqueAccount('rec');
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: joiner(account, 'PT8H') }).sys_id as string;
+      await waitFor('account created', () => accountExists(account));
+      await waitFor('grant verified', async () => (await workflows.status('servicenow', number))?.steps[0]?.status === 'verified');
+      sim.updateChange(sysId, { state: '4' });
+      await record('joiner-granted-then-cancelled', number);
+    }
+  } finally {
+    worker.shutdown();
+    await workerRun;
+    await registry.close();
+    await connection.close();
+    await sim.waitForDeliveries();
+    await listening.close();
+    await new Promise<void>((res) => server.close(() => res()));
+    await workflows.close();
+    await ds.destroy();
+    await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
+    await admin.end();
+    await temporal.stop();
+    rmSync(logDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
