@@ -1,0 +1,60 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { historyFromJson } from './histories/history-json';
+
+/**
+ * Committed histories of real runs (recorded by test/histories/record-histories.ts) replayed against the current
+ * workflow bundle: a change to workflows/ that would break running tickets fails here, before it is deployed.
+ */
+const HISTORIES = resolve(__dirname, 'histories');
+const fixtures = readdirSync(HISTORIES)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
+const load = (fixture: string) => historyFromJson(JSON.parse(readFileSync(resolve(HISTORIES, fixture), 'utf8')));
+const workflowIdOf = (fixture: string) => `replay-${fixture.replace(/\.json$/, '')}`;
+
+describe('committed change-workflow histories', () => {
+  beforeAll(() => {
+    // Each replay starts and stops a worker; its lifecycle logs and core's warning for the expected violation are noise.
+    Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
+  });
+
+  it('cover the recorded scenarios, each a whole run of changeWorkflow from start to completion', () => {
+    expect(fixtures).toEqual([
+      'joiner-granted-expired-then-closed.json',
+      'joiner-granted-then-cancelled.json',
+      'leaver-already-absent-then-closed.json',
+      'leaver-revoked-then-closed.json',
+    ]);
+    for (const fixture of fixtures) {
+      const events = load(fixture).events ?? [];
+      expect(events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name).toBe('changeWorkflow');
+      expect(events.at(-1)?.workflowExecutionCompletedEventAttributes).toBeTruthy();
+    }
+  });
+
+  it.each(fixtures)('%s replays against the current workflow code without a determinism violation', async (fixture) => {
+    const codePath = process.env.CG_TEST_BUNDLE;
+    if (!codePath) throw new Error('CG_TEST_BUNDLE is not set: run under jest so that the globalSetup builds the bundle');
+    await expect(Worker.runReplayHistory({ workflowBundle: { codePath } }, load(fixture), workflowIdOf(fixture))).resolves.toBeUndefined();
+  });
+
+  describe('against a workflow that issues different commands', () => {
+    let divergent: { code: string };
+    beforeAll(async () => {
+      const noop = () => undefined;
+      divergent = await bundleWorkflowCode({
+        workflowsPath: resolve(HISTORIES, 'divergent-workflow.ts'),
+        logger: { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop },
+      });
+    });
+
+    it.each(fixtures)('%s fails replay with a DeterminismViolationError, so the replay check can catch a change', async (fixture) => {
+      const replay = Worker.runReplayHistory({ workflowBundle: divergent }, load(fixture), workflowIdOf(fixture));
+      await expect(replay).rejects.toBeInstanceOf(DeterminismViolationError);
+      await expect(replay).rejects.toThrow(/nondetermin/i);
+    });
+  });
+});
