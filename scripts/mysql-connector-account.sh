@@ -17,8 +17,10 @@ patterns=("$@"); [ ${#patterns[@]} -gt 0 ] || patterns=('billing' 'reporting' 'a
     echo "GRANT CREATE USER, PROCESS, CONNECTION ADMIN ON *.* TO '$user'@'$host';"
     echo "GRANT SELECT ON mysql.* TO '$user'@'$host';"
     # Grants can only be handed out on the schemas the gateway manages, never globally.
+    # A plain name is escaped (`_` is a wildcard in database grants); a name with % or \ is taken as a pattern.
     for p in "${patterns[@]}"; do
-      echo "GRANT ALL PRIVILEGES ON \`$p\`.* TO '$user'@'$host' WITH GRANT OPTION;"
+      case "$p" in *%*|*\\*) q=$p ;; *) q=${p//_/\\_} ;; esac
+      echo "GRANT ALL PRIVILEGES ON \`$q\`.* TO '$user'@'$host' WITH GRANT OPTION;"
     done
   done
 } | mariadb -uroot

@@ -37,10 +37,10 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
       return r.find((x) => x.outcome === 'granted') ? r : null;
     });
     expect(rows[0]).toMatchObject({ verified: true, actionKind: 'joiner' });
-    expect(rows[0]?.observedState.grants).toEqual(['INSERT ON `cgt_billing`.`invoices`', 'SELECT ON `cgt_billing`.*']);
+    expect(rows[0]?.observedState.grants).toEqual(['INSERT ON `cgt_billing`.`invoices`', 'SELECT ON `cgt\\_billing`.*']);
     expect(JSON.stringify(rows)).not.toMatch(/PASSWORD|IDENTIFIED/i);
     expect(await stack.grantsOf(account)).toEqual(
-      expect.arrayContaining([expect.stringContaining('GRANT SELECT ON `cgt_billing`.*'), expect.stringContaining('GRANT INSERT ON `cgt_billing`.`invoices`')]),
+      expect.arrayContaining([expect.stringContaining('GRANT SELECT ON `cgt\\_billing`.*'), expect.stringContaining('GRANT INSERT ON `cgt_billing`.`invoices`')]),
     );
 
     // The TTL timer is the cleanup path: closure is allowed while the expiry is scheduled.

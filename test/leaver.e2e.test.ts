@@ -138,6 +138,25 @@ describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB
     expect(status).toMatchObject({ state: '-1', modCount: 5, ignoredStale: 1 });
   });
 
+  it('a ticket ServiceNow no longer has: the leaver still completes, and closure stays blocked because the notes could not be written', async () => {
+    const number = uniqueTicketNumber();
+    const account = uniqueAccount();
+    await createAccount(stack.admin, account);
+    // Delivered directly: the simulator has no record with this sys_id, so every write-back answers 404.
+    const record = { sys_id: 'c'.repeat(24) + Math.random().toString(16).slice(2, 10).padEnd(8, '0'), number, sys_mod_count: '0', state: '-5', approval: '', type: 'emergency', u_identity_actions: leaver(account) };
+    expect((await stack.deliver(record)).status).toBe(202);
+    await waitFor('account dropped', async () => !(await stack.accountExists(account)));
+    const check = await waitFor('closure-check reporting the failed write-back', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.reasons?.length ? r : null;
+    });
+    expect(check.data.allowed).toBe(false);
+    expect(check.data.reasons[0]).toMatch(/evidence could not be written to the ticket: No Record found/);
+    expect(check.data.steps[0]).toMatchObject({ status: 'verified' });
+    const described = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).describe();
+    expect(described.status.name).toBe('RUNNING');
+  });
+
   it('evidence rows cannot be updated or deleted: the database refuses', async () => {
     const number = uniqueTicketNumber();
     stack.sim.createChange({ number, state: '-5', u_identity_actions: leaver(uniqueAccount('x')) });

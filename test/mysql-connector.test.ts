@@ -42,7 +42,7 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
 
   it('provision creates the account with exactly the requested grants, and is idempotent', async () => {
     const name = uniqueAccount('new');
-    const grants = ['INSERT ON `cgt_billing`.*', 'SELECT ON `cgt_billing`.*'];
+    const grants = ['INSERT ON `cgt\\_billing`.*', 'SELECT ON `cgt\\_billing`.*'];
     const first = await mysqlConn.provision({ type: 'person', name, host: '%' }, grants);
     expect(first.created).toBe(true);
     const second = await mysqlConn.provision({ type: 'person', name, host: '%' }, grants);
@@ -55,6 +55,29 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
     const after = await mysqlConn.inspect({ type: 'person', name, host: '%' });
     expect(verifyAccount({ exists: true, mustNotHave: grants }, after)).toEqual({ verified: true, mismatches: [] });
     await mysqlConn.revoke({ type: 'person', name, host: '%' });
+  });
+
+  it('a database-level grant covers exactly the named database: `_` is escaped, not a wildcard', async () => {
+    const name = uniqueAccount('wild');
+    const grammar = new MysqlGrammar({ protectedAccounts: [] });
+    const parsed = grammar.parseGrant('SELECT ON cgt_billing.*');
+    expect(parsed).toEqual({ canonical: ['SELECT ON `cgt\\_billing`.*'] });
+    await mysqlConn.provision({ type: 'service_account', name, host: '%' }, ['SELECT ON `cgt\\_billing`.*']);
+    const observed = await mysqlConn.inspect({ type: 'service_account', name, host: '%' });
+    expect(observed.grants).toEqual(['SELECT ON `cgt\\_billing`.*']);
+    // A look-alike database (cgtXbilling) must not be readable through that grant.
+    await admin.query('CREATE DATABASE IF NOT EXISTS cgtXbilling');
+    await admin.query('CREATE TABLE IF NOT EXISTS cgtXbilling.t (id INT)');
+    await admin.query('SET PASSWORD FOR ?@? = PASSWORD(?)', [name, '%', 'pw-' + name]);
+    const session = await mysql.createConnection({ host: '127.0.0.1', user: name, password: 'pw-' + name });
+    try {
+      await expect(session.query('SELECT * FROM cgtXbilling.t')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+      await expect(session.query('SELECT * FROM cgt_billing.invoices')).resolves.toBeDefined();
+    } finally {
+      await session.end();
+      await admin.query('DROP DATABASE cgtXbilling');
+      await mysqlConn.revoke({ type: 'service_account', name, host: '%' });
+    }
   });
 
   it('a grant the target accepts but does not hold is caught as unverified', async () => {

@@ -19,10 +19,14 @@ export const identitySchema = z
   })
   .strict();
 
-const ttl = z.string().superRefine((text, ctx) => {
+/** Beyond any sane policy, and far inside what a Date and a Temporal timer can hold. Policies cap lower. */
+const TTL_CEILING_MS = 100 * 365 * 86_400_000;
+
+const ttl = z.string().max(64).superRefine((text, ctx) => {
   const ms = parseIsoDuration(text);
   if (ms === null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `'${text.slice(0, 40)}' is not an ISO-8601 duration (e.g. PT8H)` });
   else if (ms < 1000) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be at least one second (PT1S)' });
+  else if (ms > TTL_CEILING_MS) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be at most 100 years (P100Y)' });
 });
 
 const common = {

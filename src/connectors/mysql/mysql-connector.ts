@@ -21,7 +21,7 @@ const TRANSIENT_CODES = new Set([
 ]);
 const ER_NONEXISTING_GRANT = 1141;
 const ER_NO_SUCH_THREAD = 1094;
-const CANONICAL_OBJECT = /^`[A-Za-z0-9_$]{1,64}`\.(\*|`[A-Za-z0-9_$]{1,64}`)$/;
+const CANONICAL_OBJECT = /^(`(?:[A-Za-z0-9$]|\\_){1,64}`\.\*|`[A-Za-z0-9_$]{1,64}`\.`[A-Za-z0-9_$]{1,64}`)$/;
 
 /**
  * MySQL/MariaDB accounts. Account names always travel as quoted string literals (mysql2 placeholders), never

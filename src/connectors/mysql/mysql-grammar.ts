@@ -66,7 +66,9 @@ export class MysqlGrammar implements ConnectorGrammar {
       const dbOnly = privileges.filter((p) => DATABASE_ONLY.has(p));
       if (dbOnly.length > 0) return { problem: `${dbOnly.join(', ')} can only be granted on a whole database (db.*)` };
     }
-    const object = table === '*' ? `\`${db}\`.*` : `\`${db}\`.\`${table}\``;
+    // In a database-level grant MySQL reads `_` as a one-character wildcard: escape it so the grant covers exactly
+    // the named database. (Table-level grants take the database name literally.) SHOW GRANTS echoes the escape.
+    const object = table === '*' ? `\`${db.replace(/_/g, '\\_')}\`.*` : `\`${db}\`.\`${table}\``;
     return { canonical: [...new Set(privileges)].sort().map((p) => `${p} ON ${object}`) };
   }
 }
