@@ -313,7 +313,7 @@ describe('docker-compose.yml', () => {
         HOST: '0.0.0.0',
         TEMPORAL_ADDRESS: 'temporal:7233',
         TEMPORAL_NAMESPACE: 'changegate',
-        CONNECTORS_CONFIG: '/app/config/connectors.demo.json',
+        CONNECTORS_CONFIG: '/app/config/connectors.compose.json',
       });
       expect(api.DATABASE_URL).toMatch(/^mysql:\/\/changegate_app:[^@]+@mysql:3306\/changegate$/);
       for (const key of ['SERVICENOW_URL', 'SERVICENOW_USERNAME', 'SERVICENOW_PASSWORD', 'SERVICENOW_WEBHOOK_SECRET', 'CHANGEGATE_ADMIN_TOKEN']) {
