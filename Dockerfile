@@ -14,7 +14,7 @@ WORKDIR /app
 
 # Dependency layer first: it is rebuilt only when the manifest or the lockfile changes.
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm install --no-audit --no-fund
 
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src

