@@ -26,7 +26,7 @@ export const configSchema = z.object({
   CONNECTORS_CONFIG: z.string().min(1).default('config/connectors.demo.json'),
   WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-  /** Drop and recreate nothing: migrations only. Tests use their own database name. */
+  /** Let the API run pending migrations at start (the launcher and the compose one-shot normally do). */
   RUN_MIGRATIONS: boolFlag.default('false'),
 });
 
@@ -46,6 +46,3 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return parsed.data;
 }
-
-/** Variables whose values must never be printed. */
-export const SECRET_KEYS = ['SERVICENOW_PASSWORD', 'SERVICENOW_WEBHOOK_SECRET', 'CHANGEGATE_ADMIN_TOKEN', 'DATABASE_URL'] as const;

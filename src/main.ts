@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   log.info('migrations up to date');
 
   const children: ChildProcess[] = [];
+  let stopping = false;
   const run = (entry: string) => {
     const file = resolve(__dirname, `${entry}${extname(__filename)}`);
     const args = extname(__filename) === '.ts' ? ['--import', 'tsx', file] : [file];
@@ -90,7 +91,6 @@ async function main(): Promise<void> {
   run('worker-main');
   log.info('changegate started', { api: `http://127.0.0.1:${port}`, temporalUi: temporal ? 'http://127.0.0.1:8233' : undefined });
 
-  let stopping = false;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;

@@ -195,7 +195,6 @@ function label(action: PlannedAction): string {
 
 async function applyAndVerify(args: {
   key: string;
-  state: ChangeState;
   step: StepState;
   stepId: string;
   outcome: string;
@@ -232,7 +231,7 @@ async function applyAndVerify(args: {
 async function runLeaver(key: string, state: ChangeState, step: StepState): Promise<void> {
   const a = step.action;
   const result = await applyAndVerify({
-    key, state, step, stepId: step.stepId, outcome: 'revoked', desired: { exists: false },
+    key, step, stepId: step.stepId, outcome: 'revoked', desired: { exists: false },
     apply: () => targets.applyLeaver({ system: a.system, identity: a.identity }),
   });
   finish(step, result);
@@ -247,7 +246,7 @@ async function runJoiner(key: string, state: ChangeState, step: StepState, touch
   const a = step.action;
   if (a.kind !== 'joiner') return;
   const result = await applyAndVerify({
-    key, state, step, stepId: step.stepId, outcome: 'granted', desired: { exists: true, mustHave: a.grants },
+    key, step, stepId: step.stepId, outcome: 'granted', desired: { exists: true, mustHave: a.grants },
     apply: async () => {
       const out = await targets.applyJoiner({ system: a.system, identity: a.identity, grants: a.grants });
       step.accountCreated = step.accountCreated || out.created;
@@ -280,7 +279,7 @@ async function runExpiry(key: string, state: ChangeState, step: StepState): Prom
   if (a.kind !== 'joiner' || !step.expiry) return;
   const dropAccount = step.accountCreated === true;
   const result = await applyAndVerify({
-    key, state, step, stepId: `expiry:${a.actionId}`, outcome: 'expired',
+    key, step, stepId: `expiry:${a.actionId}`, outcome: 'expired',
     desired: dropAccount ? { exists: false } : { exists: true, mustNotHave: a.grants },
     apply: () => targets.applyExpiry({ system: a.system, identity: a.identity, grants: a.grants, dropAccount }),
   });

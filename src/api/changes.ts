@@ -22,7 +22,7 @@ export async function closureCheck(deps: { workflows: ChangeWorkflows; evidence:
   if (!state) throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${number}`);
   const key = ticketKey('servicenow', number);
   const verdict = closureVerdict(state);
-  const [rows, chain] = await Promise.all([deps.evidence.list(key), deps.evidence.verifyChain(key)]);
+  const { rows, chain } = await deps.evidence.listVerified(key);
   const reasons = [...verdict.reasons];
   const proven = new Set(rows.filter((r) => r.verified).map((r) => r.stepId));
   for (const step of state.steps) {
@@ -50,7 +50,7 @@ export async function closureCheck(deps: { workflows: ChangeWorkflows; evidence:
 
 export async function evidenceBundle(deps: { evidence: EvidenceStore }, number: string) {
   const key = ticketKey('servicenow', checkTicketNumber(number));
-  const [rows, chain] = await Promise.all([deps.evidence.list(key), deps.evidence.verifyChain(key)]);
+  const { rows, chain } = await deps.evidence.listVerified(key);
   if (rows.length === 0) throw new AppError(404, 'NOT_FOUND', `no evidence recorded for ${number}`);
   return { ticket: number, chain, rows };
 }

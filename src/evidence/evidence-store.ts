@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
 import { canonicalJson, GENESIS_HASH, sha256Hex } from './canonical-json';
 import { assertNoSecrets } from './redaction';
@@ -58,7 +59,7 @@ export class EvidenceStore {
       const canonical = canonicalJson(body);
       const hash = sha256Hex(canonical);
       try {
-        await repo.save(
+        await repo.insert(
           repo.create({
           ticketKey: input.ticketKey,
           seq,
@@ -79,7 +80,7 @@ export class EvidenceStore {
           prevHash,
           hash,
           canonical,
-          }),
+          }) as QueryDeepPartialEntity<EvidenceRecord>,
         );
         return { ...body, hash };
       } catch (err) {
@@ -91,26 +92,38 @@ export class EvidenceStore {
   }
 
   async list(ticketKey: string): Promise<EvidenceView[]> {
-    const rows = await this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
-    return rows.map(toView);
+    return (await this.load(ticketKey)).map(toView);
   }
 
   /** Recomputes every hash and link of a ticket's chain from the stored canonical bytes. */
   async verifyChain(ticketKey: string): Promise<ChainCheck> {
-    const rows = await this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
-    let prev = GENESIS_HASH;
-    for (const [i, row] of rows.entries()) {
-      if (row.seq !== i + 1) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'sequence gap' } };
-      if (row.prevHash !== prev) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'prev_hash does not link to the previous row' } };
-      if (sha256Hex(row.canonical) !== row.hash) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'hash does not match the canonical content' } };
-      const body = JSON.parse(row.canonical) as { seq: number; prevHash: string; stepId: string; verified: boolean };
-      if (body.seq !== row.seq || body.prevHash !== row.prevHash || body.stepId !== row.stepId || body.verified !== Boolean(row.verified)) {
-        return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'columns differ from the hashed content' } };
-      }
-      prev = row.hash;
-    }
-    return { valid: true, rows: rows.length };
+    return checkChain(await this.load(ticketKey));
   }
+
+  /** The rows and their chain check from one read, for endpoints that need both. */
+  async listVerified(ticketKey: string): Promise<{ rows: EvidenceView[]; chain: ChainCheck }> {
+    const rows = await this.load(ticketKey);
+    return { rows: rows.map(toView), chain: checkChain(rows) };
+  }
+
+  private load(ticketKey: string): Promise<EvidenceRecord[]> {
+    return this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
+  }
+}
+
+function checkChain(rows: EvidenceRecord[]): ChainCheck {
+  let prev = GENESIS_HASH;
+  for (const [i, row] of rows.entries()) {
+    if (row.seq !== i + 1) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'sequence gap' } };
+    if (row.prevHash !== prev) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'prev_hash does not link to the previous row' } };
+    if (sha256Hex(row.canonical) !== row.hash) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'hash does not match the canonical content' } };
+    const body = JSON.parse(row.canonical) as { seq: number; prevHash: string; stepId: string; verified: boolean };
+    if (body.seq !== row.seq || body.prevHash !== row.prevHash || body.stepId !== row.stepId || body.verified !== Boolean(row.verified)) {
+      return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'columns differ from the hashed content' } };
+    }
+    prev = row.hash;
+  }
+  return { valid: true, rows: rows.length };
 }
 
 function toView(row: EvidenceRecord): EvidenceView {
