@@ -17,7 +17,7 @@ import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import axios from 'axios';
 import mysql from 'mysql2/promise';
 import { createApp } from '../src/api/app';
-import type { ConnectorsFile } from '../src/connectors/connector-config';
+import type { ConnectorsFile } from '../src/connectors/registry';
 import { ConnectorRegistry, GrammarRegistry } from '../src/connectors/registry';
 import { EvidenceStore } from '../src/evidence/evidence-store';
 import { ServiceNowClient } from '../src/itsm/servicenow-client';

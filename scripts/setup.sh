@@ -74,4 +74,13 @@ GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON changegate.* 
 SQL
 CONNECTOR_PASSWORD="$MYSQL_LOCAL_PASSWORD" bash scripts/mysql-connector-account.sh changegate_connector
 
+# Each connector's real target server: one file per system in scripts/setup.d/, sourced in order. Each installs
+# pinned packages if absent and starts its server if it is down; test servers on their own ports are started by
+# the tests themselves from what these install.
+for part in scripts/setup.d/*.sh; do
+  [ -e "$part" ] || continue
+  # shellcheck disable=SC1090
+  . "$part"
+done
+
 log "ready (temporal: ${ROOT}/.venv/bin/temporal)"

@@ -1,8 +1,7 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
 import { loadConfig } from './config';
-import { loadConnectorsFile } from './connectors/connector-config';
-import { GrammarRegistry } from './connectors/registry';
+import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
 import { openDatabase } from './persistence/data-source';

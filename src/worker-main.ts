@@ -1,7 +1,6 @@
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig } from './config';
-import { loadConnectorsFile } from './connectors/connector-config';
-import { ConnectorRegistry } from './connectors/registry';
+import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow-client';
 import { createLogger } from './logger';

@@ -1,47 +1,44 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
 
-const policySchema = z
+/** Policy every connector instance carries; each type's own settings sit beside it. */
+export const policySchema = z
   .object({
     /** Longest TTL a joiner may ask for; longer requests are refused at the edge. */
     maxTtl: z.string().refine((t) => parseIsoDuration(t) !== null, 'must be an ISO-8601 duration').optional(),
+    /** Identities the gateway must never touch, whatever a ticket says (its own credential is always added). */
     protectedAccounts: z.array(z.string().min(1)).default([]),
+    /** What a leaver does: delete the identity, or disable it and strip its grants (kept for audit/ownership). */
+    revokeMode: z.enum(['delete', 'disable']).default('delete'),
   })
   .strict()
   .default({});
 
-const mysqlInstanceSchema = z
-  .object({
-    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and hyphens'),
-    type: z.literal('mysql'),
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65_535).default(3306),
-    user: z.string().min(1),
-    /** The password is never in this file: it names the environment variable that holds it. */
-    passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/),
-    policy: policySchema,
-  })
-  .strict();
+export type ConnectorPolicy = z.infer<typeof policySchema>;
 
-export const connectorsFileSchema = z.object({ connectors: z.array(z.discriminatedUnion('type', [mysqlInstanceSchema])).min(1) }).strict();
+/** Names an environment variable holding a credential: the file itself never holds one. */
+export const envKey = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must name an environment variable (A-Z, 0-9, _)');
 
-export type ConnectorInstanceConfig = z.infer<typeof mysqlInstanceSchema>;
-export type ConnectorsFile = z.infer<typeof connectorsFileSchema>;
+/** Fields every connector instance has. A type's schema is `z.object({...baseFields, type: z.literal('x'), ...}).strict()`. */
+export const baseFields = {
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and hyphens'),
+  policy: policySchema,
+};
 
-export function loadConnectorsFile(path: string): ConnectorsFile {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new Error(`connector configuration ${path}: cannot read JSON`, { cause: err });
-  }
-  const parsed = connectorsFileSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new Error(`connector configuration ${path}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  }
-  const names = parsed.data.connectors.map((c) => c.name);
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup) throw new Error(`connector configuration ${path}: connector name '${dup}' is defined twice`);
-  return parsed.data;
+export interface BaseInstanceConfig {
+  name: string;
+  type: string;
+  /** Parsed files always carry `revokeMode`; configs built in code may leave it to default to delete. */
+  policy: Omit<ConnectorPolicy, 'revokeMode'> & { revokeMode?: ConnectorPolicy['revokeMode'] };
+}
+
+/** Reads a credential named by the config from the environment; a missing one is a startup error naming the key. */
+export type SecretSource = (envKey: string) => string;
+
+export function envSecrets(env: NodeJS.ProcessEnv, connector: string): SecretSource {
+  return (key) => {
+    const value = env[key];
+    if (value === undefined || value === '') throw new Error(`connector '${connector}': environment variable ${key} is not set`);
+    return value;
+  };
 }

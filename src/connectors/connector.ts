@@ -1,4 +1,5 @@
 import type { IdentityRef } from '../actions/identity-action';
+import type { Secret } from './secret';
 
 /** A grant in a target's own grammar, parsed and normalised so that it can be compared with what the target reports. */
 export interface ParsedGrant {
@@ -15,14 +16,22 @@ export interface FieldProblem {
 /** What a target reports about one identity. JSON-serialisable: it lands in evidence. Never holds a secret. */
 export interface ObservedAccount {
   exists: boolean;
+  /** Locked, disabled, deactivated (`active=false`, ACL `off`, …): the identity cannot authenticate. */
   locked?: boolean;
+  /** Canonical grants, in the same text `ConnectorGrammar.parseGrant` produces. */
   grants: string[];
   activeSessions?: number;
+  /** Other non-secret facts worth keeping in evidence (expiry, key ids and states, tags). */
+  attributes?: Record<string, string | number | boolean | null | string[]>;
 }
 
 /** What a step wants the target to look like afterwards. */
 export interface DesiredAccount {
   exists: boolean;
+  /** When set, the observed `locked` flag must match (a disable-mode leaver wants `true`). */
+  locked?: boolean;
+  /** The identity must hold no grants at all (a disable-mode leaver). */
+  noGrants?: boolean;
   /** Grants that must be present (joiner) — compared by canonical text. */
   mustHave?: string[];
   /** Grants that must be absent (expiry of a joiner's grants). */
@@ -37,6 +46,30 @@ export interface Verification {
 export interface RevokeOutcome {
   /** False when there was nothing to revoke: the identity was already gone. */
   changed: boolean;
+  detail: string;
+  /**
+   * The state the revoke leaves behind, which the follow-up inspect must find: `{exists: false}` when the policy
+   * deletes, `{exists: true, locked: true, noGrants: true}` when it disables. Absent means `{exists: false}`.
+   */
+  expected?: DesiredAccount;
+}
+
+/** One identity as discovery lists it: enough to match it against the inventory, nothing secret. */
+export interface DiscoveredIdentity {
+  name: string;
+  /** MySQL's host part; absent elsewhere. */
+  host?: string;
+  type?: 'person' | 'service_account';
+  locked?: boolean;
+  /** Built-in or policy-protected: never reported as an orphan, never touched. */
+  protected?: boolean;
+}
+
+export interface RotationResult {
+  /** The new credential, for the secrets store only; it never leaves the activity that rotated it. */
+  secret: Secret;
+  /** Non-secret name of the new credential where the target has one (an IAM access key id). */
+  credentialId?: string;
   detail: string;
 }
 
@@ -68,7 +101,30 @@ export interface Connector {
   provision(identity: IdentityRef, grants: string[]): Promise<ProvisionOutcome>;
   /** Expiry of a joiner: take back exactly these grants; drop the account if the joiner created it. */
   revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome>;
+  /** Every identity the gateway's credential can see, for the inventory. */
+  discover(): Promise<DiscoveredIdentity[]>;
+  /**
+   * Sets a new credential for an existing identity (systems that hold credentials). Old credentials stop working
+   * unless the target keeps them by design, which `detail` then says (an IAM user's previous key is deactivated).
+   */
+  rotate?(identity: IdentityRef): Promise<RotationResult>;
+  /** True when `secret` authenticates as `identity` right now: the read-back that verifies a rotation. */
+  authenticates?(identity: IdentityRef, secret: Secret): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/**
+ * Where rotated credentials go: the place the workload reads them (a KV v2 path in the Vault-API connector).
+ * Only the fingerprint and version come back; the value is never read back out of the store by the gateway.
+ */
+export interface SecretSink {
+  deliver(path: string, secret: Secret, metadata: Record<string, string>): Promise<{ version: number }>;
+  /** Fingerprint of what the store currently serves at `path`, computed where the value is read. */
+  currentFingerprint(path: string): Promise<{ version: number; fingerprint: string } | null>;
+}
+
+export function isSecretSink(c: object): c is SecretSink {
+  return typeof (c as Partial<SecretSink>).deliver === 'function' && typeof (c as Partial<SecretSink>).currentFingerprint === 'function';
 }
 
 /** Compares a target's report with the desired state; a mismatch is named so a human can act on it. */
@@ -78,6 +134,10 @@ export function verifyAccount(desired: DesiredAccount, observed: ObservedAccount
     mismatches.push(desired.exists ? 'account does not exist' : 'account still exists');
   }
   if (desired.exists && observed.exists) {
+    if (desired.locked !== undefined && desired.locked !== (observed.locked ?? false)) {
+      mismatches.push(desired.locked ? 'account is not locked/disabled' : 'account is locked/disabled');
+    }
+    if (desired.noGrants && observed.grants.length > 0) mismatches.push(`grants still present: ${observed.grants.join(', ')}`);
     const have = new Set(observed.grants);
     for (const g of desired.mustHave ?? []) if (!have.has(g)) mismatches.push(`missing grant: ${g}`);
     for (const g of desired.mustNotHave ?? []) if (have.has(g)) mismatches.push(`grant still present: ${g}`);

@@ -1,35 +1,68 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
-import type { Connector, ConnectorGrammar } from './connector';
-import type { ConnectorInstanceConfig, ConnectorsFile } from './connector-config';
+import type { Connector, ConnectorGrammar, SecretSink } from './connector';
+import { isSecretSink } from './connector';
+import { type BaseInstanceConfig, envSecrets } from './connector-config';
 import { ConnectorRefusal, FailureType } from './connector-errors';
-import { createMysqlConnector } from './mysql/mysql-connector';
-import { MysqlGrammar } from './mysql/mysql-grammar';
-
-interface ConnectorType {
-  grammar(cfg: ConnectorInstanceConfig): ConnectorGrammar;
-  create(cfg: ConnectorInstanceConfig, env: NodeJS.ProcessEnv): Connector;
-}
+import type { ConnectorType } from './connector-type';
+import { mysqlConnectorType } from './mysql';
 
 /** One line per target system. */
-const CONNECTOR_TYPES: Record<ConnectorInstanceConfig['type'], ConnectorType> = {
-  mysql: {
-    grammar: (cfg) => new MysqlGrammar({ protectedAccounts: [...cfg.policy.protectedAccounts, cfg.user] }),
-    create: (cfg, env) =>
-      createMysqlConnector({
-        name: cfg.name,
-        host: cfg.host,
-        port: cfg.port,
-        user: cfg.user,
-        password: requiredSecret(env, cfg.passwordEnv, cfg.name),
-        protectedAccounts: [...cfg.policy.protectedAccounts, cfg.user],
-      }),
-  },
-};
+const CONNECTOR_TYPES: readonly ConnectorType<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+  mysqlConnectorType,
+];
 
-function requiredSecret(env: NodeJS.ProcessEnv, key: string, connector: string): string {
-  const value = env[key];
-  if (value === undefined) throw new Error(`connector '${connector}': environment variable ${key} (its password) is not set`);
-  return value;
+const byType = new Map<string, ConnectorType<BaseInstanceConfig>>(CONNECTOR_TYPES.map((t) => [t.type, t]));
+
+export const connectorsFileSchema = z
+  .object({
+    connectors: z
+      .array(
+        z.discriminatedUnion(
+          'type',
+          CONNECTOR_TYPES.map((t) => t.schema) as unknown as [z.ZodDiscriminatedUnionOption<'type'>, ...z.ZodDiscriminatedUnionOption<'type'>[]],
+          { errorMap: (issue, ctx) => (issue.code === z.ZodIssueCode.invalid_union_discriminator ? { message: `type must be one of ${knownTypes().join(', ')}` } : { message: ctx.defaultError }) },
+        ),
+      )
+      .min(1),
+  })
+  .strict();
+
+export interface ConnectorsFile {
+  connectors: (BaseInstanceConfig & Record<string, unknown>)[];
+}
+
+export function knownTypes(): string[] {
+  return [...byType.keys()];
+}
+
+export function parseConnectorsFile(raw: unknown, source = 'connector configuration'): ConnectorsFile {
+  const parsed = connectorsFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(`${source}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const file = parsed.data as ConnectorsFile;
+  const names = file.connectors.map((c) => c.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new Error(`${source}: connector name '${dup}' is defined twice`);
+  return file;
+}
+
+export function loadConnectorsFile(path: string): ConnectorsFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`connector configuration ${path}: cannot read JSON`, { cause: err });
+  }
+  return parseConnectorsFile(raw, `connector configuration ${path}`);
+}
+
+function typeOf(cfg: BaseInstanceConfig): ConnectorType<BaseInstanceConfig> {
+  const t = byType.get(cfg.type);
+  if (!t) throw new Error(`connector '${cfg.name}': unknown type '${cfg.type}'`);
+  return t;
 }
 
 export interface SystemPolicy {
@@ -43,7 +76,7 @@ export class GrammarRegistry {
   constructor(file: ConnectorsFile) {
     for (const cfg of file.connectors) {
       this.entries.set(cfg.name, {
-        grammar: CONNECTOR_TYPES[cfg.type].grammar(cfg),
+        grammar: typeOf(cfg).grammar(cfg),
         policy: { maxTtlMs: cfg.policy.maxTtl ? (parseIsoDuration(cfg.policy.maxTtl) ?? undefined) : undefined },
       });
     }
@@ -61,7 +94,7 @@ export class GrammarRegistry {
 /** The worker's registry: live connectors, opened lazily, closed together. */
 export class ConnectorRegistry {
   private readonly live = new Map<string, Connector>();
-  private readonly configs: Map<string, ConnectorInstanceConfig>;
+  private readonly configs: Map<string, BaseInstanceConfig>;
 
   constructor(
     file: ConnectorsFile,
@@ -70,13 +103,26 @@ export class ConnectorRegistry {
     this.configs = new Map(file.connectors.map((c) => [c.name, c]));
   }
 
+  names(): string[] {
+    return [...this.configs.keys()];
+  }
+
   get(system: string): Connector {
     const existing = this.live.get(system);
     if (existing) return existing;
     const cfg = this.configs.get(system);
     if (!cfg) throw new ConnectorRefusal(FailureType.UnknownSystem, `no connector named '${system}' is configured`);
-    const connector = CONNECTOR_TYPES[cfg.type].create(cfg, this.env);
+    const connector = typeOf(cfg).create(cfg, envSecrets(this.env, cfg.name));
     this.live.set(system, connector);
+    return connector;
+  }
+
+  /** A configured connector that can store rotated credentials (the Vault-API connector). */
+  sink(system: string): SecretSink {
+    const connector = this.get(system);
+    if (!isSecretSink(connector)) {
+      throw new ConnectorRefusal(FailureType.TargetRefused, `connector '${system}' cannot store credentials (it is not a secrets store)`);
+    }
     return connector;
   }
 

@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import mysql from 'mysql2/promise';
 import { createApp } from '../../src/api/app';
-import type { ConnectorsFile } from '../../src/connectors/connector-config';
+import type { ConnectorsFile } from '../../src/connectors/registry';
 import { ConnectorRegistry, GrammarRegistry } from '../../src/connectors/registry';
 import { EvidenceStore } from '../../src/evidence/evidence-store';
 import { ServiceNowClient } from '../../src/itsm/servicenow-client';

@@ -7,7 +7,7 @@ import mysql from 'mysql2/promise';
 import type { DataSource } from 'typeorm';
 import { createApp } from '../../src/api/app';
 import { signWebhook } from '../../src/api/webhook-signature';
-import type { ConnectorsFile } from '../../src/connectors/connector-config';
+import type { ConnectorsFile } from '../../src/connectors/registry';
 import { ConnectorRegistry, GrammarRegistry } from '../../src/connectors/registry';
 import { EvidenceStore } from '../../src/evidence/evidence-store';
 import { ServiceNowClient } from '../../src/itsm/servicenow-client';

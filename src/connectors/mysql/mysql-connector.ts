@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { IdentityRef } from '../../actions/identity-action';
-import type { Connector, ObservedAccount, ProvisionOutcome, RevokeOutcome } from '../connector';
+import type { Connector, DiscoveredIdentity, ObservedAccount, ProvisionOutcome, RevokeOutcome, RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
+import { Secret } from '../secret';
 import { canonicalGrantsFromShowGrants, MYSQL_PRIVILEGES, MysqlGrammar, splitCanonicalGrant } from './mysql-grammar';
 
 export interface MysqlConnectorOptions {
@@ -12,6 +13,8 @@ export interface MysqlConnectorOptions {
   user: string;
   password: string;
   protectedAccounts: string[];
+  /** Leaver policy: drop the account, or lock it and revoke everything (kept for ownership/audit). */
+  revokeMode?: 'delete' | 'disable';
 }
 
 /** Errors that mean "try again later"; everything else from the server is a refusal. */
@@ -30,8 +33,12 @@ const CANONICAL_OBJECT = /^(`(?:[A-Za-z0-9$]|\\_){1,64}`\.\*|`[A-Za-z0-9_$]{1,64
 export class MysqlConnector implements Connector {
   readonly grammar: MysqlGrammar;
   private readonly pool: mysql.Pool;
+  private readonly revokeMode: 'delete' | 'disable';
+  private readonly protectedAccounts: Set<string>;
 
-  constructor(readonly name: string, opts: MysqlConnectorOptions) {
+  constructor(readonly name: string, private readonly opts: MysqlConnectorOptions) {
+    this.revokeMode = opts.revokeMode ?? 'delete';
+    this.protectedAccounts = new Set(opts.protectedAccounts.map((a) => a.toLowerCase()));
     this.grammar = new MysqlGrammar({ protectedAccounts: opts.protectedAccounts });
     this.pool = mysql.createPool({
       host: opts.host,
@@ -65,13 +72,68 @@ export class MysqlConnector implements Connector {
   async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
     const { name, host } = this.account(identity);
     const before = await this.inspect(identity);
-    if (!before.exists) return { changed: false, detail: `account '${name}'@'${host}' was already absent` };
+    if (this.revokeMode === 'disable') {
+      const expected = { exists: true, locked: true, noGrants: true };
+      if (!before.exists) {
+        throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: account '${name}'@'${host}' does not exist, so it cannot be left disabled`);
+      }
+      if (before.locked && before.grants.length === 0 && !before.activeSessions) {
+        return { changed: false, detail: `account '${name}'@'${host}' was already locked with no grants`, expected };
+      }
+    } else if (!before.exists) {
+      return { changed: false, detail: `account '${name}'@'${host}' was already absent` };
+    }
     // Lock first so no new session can start while grants are being removed.
     await this.run('ALTER USER ?@? ACCOUNT LOCK', [name, host]);
     const ended = await this.endSessions(name, host);
     await this.run('REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@?', [name, host]);
+    if (this.revokeMode === 'disable') {
+      return {
+        changed: true,
+        detail: `locked, ${ended}, revoked ${before.grants.length} grant(s); '${name}'@'${host}' kept (policy: disable)`,
+        expected: { exists: true, locked: true, noGrants: true },
+      };
+    }
     await this.run('DROP USER IF EXISTS ?@?', [name, host]);
     return { changed: true, detail: `locked, ${ended}, revoked ${before.grants.length} grant(s), dropped '${name}'@'${host}'` };
+  }
+
+  async discover(): Promise<DiscoveredIdentity[]> {
+    // mysql.global_priv holds the lock flag as JSON on MariaDB; mysql.user's account_locked column is MySQL's.
+    const [rows] = await this.run<mysql.RowDataPacket[]>('SELECT User AS user, Host AS host FROM mysql.user ORDER BY User, Host', []);
+    const out: DiscoveredIdentity[] = [];
+    for (const r of rows) {
+      const name = String(r.user);
+      const host = String(r.host);
+      if (name === '') continue; // anonymous accounts are not identities
+      const isProtected = this.protectedAccounts.has(name.toLowerCase()) || name === 'mariadb.sys' || name.startsWith('mysql.');
+      out.push({ name, host, ...(isProtected ? { protected: true } : {}) });
+    }
+    return out;
+  }
+
+  async rotate(identity: IdentityRef): Promise<RotationResult> {
+    const { name, host } = this.account(identity);
+    const before = await this.inspect(identity);
+    if (!before.exists) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: account '${name}'@'${host}' does not exist, so it has no password to rotate`);
+    const secret = Secret.generate();
+    await this.run('ALTER USER ?@? IDENTIFIED BY ?', [name, host, secret.reveal()], { secret: true });
+    return { secret, detail: `set a new password for '${name}'@'${host}'` };
+  }
+
+  async authenticates(identity: IdentityRef, secret: Secret): Promise<boolean> {
+    const { name } = this.account(identity);
+    let conn: mysql.Connection | undefined;
+    try {
+      conn = await mysql.createConnection({ host: this.opts.host, port: this.opts.port, user: name, password: secret.reveal(), connectTimeout: 5_000 });
+      return true;
+    } catch (raw) {
+      const code = (raw as { code?: string }).code;
+      if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_ACCOUNT_HAS_BEEN_LOCKED') return false;
+      throw new Error(`${this.name}: could not check the new credential (${code ?? 'error'})`);
+    } finally {
+      await conn?.end().catch(() => undefined);
+    }
   }
 
   async provision(identity: IdentityRef, grants: string[]): Promise<ProvisionOutcome> {

@@ -1,0 +1,24 @@
+import type { AnyZodObject } from 'zod';
+import type { Connector, ConnectorGrammar } from './connector';
+import type { BaseInstanceConfig, SecretSource } from './connector-config';
+
+/**
+ * One target system's module, as the registry sees it: its config schema (discriminated by `type`), its grammar
+ * (pure, used by the API to refuse bad actions), and a factory for the live connector (used by the worker).
+ */
+export interface ConnectorType<C extends BaseInstanceConfig = BaseInstanceConfig> {
+  readonly type: C['type'];
+  /** A strict zod object whose output is C; `type` is its literal discriminator. */
+  readonly schema: AnyZodObject;
+  grammar(cfg: C): ConnectorGrammar;
+  create(cfg: C, secrets: SecretSource): Connector;
+}
+
+export function defineConnectorType<C extends BaseInstanceConfig>(t: ConnectorType<C>): ConnectorType<C> {
+  return t;
+}
+
+/** The instance's protected identities plus its own credential's name: a connector never revokes itself. */
+export function protectedNames(cfg: BaseInstanceConfig, ownIdentity: string): string[] {
+  return [...cfg.policy.protectedAccounts, ownIdentity];
+}

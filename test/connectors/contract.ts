@@ -1,0 +1,196 @@
+import type { IdentityRef } from '../../src/actions/identity-action';
+import { type Connector, type DesiredAccount, verifyAccount } from '../../src/connectors/connector';
+import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
+import { Secret } from '../../src/connectors/secret';
+
+/**
+ * The contract every connector meets, run against its real server. A connector's test file supplies a harness
+ * (how to reach the target as the gateway and as an administrator) and calls `describeConnectorContract`.
+ */
+export interface ContractHarness {
+  /** The connector under test, built from its least-privilege credential. */
+  connector(): Connector;
+  /** A name the target's grammar accepts and that does not exist yet. */
+  freshIdentity(): IdentityRef;
+  /** At least two grants the least-privilege credential may hand out, in the grammar's canonical text. */
+  grants: [string, string, ...string[]];
+  /** Creates an identity behind the gateway's back (as an administrator): discovery must report it. */
+  seedOutOfBand(identity: IdentityRef): Promise<void>;
+  /** Everything identity-related the target holds, read as an administrator: equal before and after = unchanged. */
+  snapshot(): Promise<unknown>;
+  /** The gateway's own identity in the target: discovery must mark it protected. */
+  ownIdentityName: string;
+  /** Target-specific hostile names, on top of the common ones. */
+  hostileNames?: string[];
+  /** Target-specific hostile grants, on top of the common ones. */
+  hostileGrants?: string[];
+  /** A connector pointed at an endpoint nothing listens on. */
+  unreachable(): Connector;
+  /** An operation the target itself refuses (not the grammar): must fail fast with the target's words as `cause`. */
+  targetRefusal(): Promise<{ run: () => Promise<unknown>; causeMatches: RegExp }>;
+  /**
+   * The target accepts a request but does not apply it (e.g. a grant on an object that does not exist, a disabled
+   * LDAP account still in its groups). Returns what the step wanted; the connector's inspect must disagree.
+   */
+  acceptedButNotApplied(): Promise<{ identity: IdentityRef; desired: DesiredAccount }>;
+  /** Removes whatever a test left behind, as an administrator. Must not fail when nothing is there. */
+  cleanup(identity: IdentityRef): Promise<void>;
+  /** Whether the target holds credentials this connector rotates. */
+  rotates: boolean;
+}
+
+/** Names that break naive string building somewhere: SQL, LDAP DNs and filters, ACL rules, SCIM filters, paths, logs. */
+export const COMMON_HOSTILE_NAMES = [
+  "o'brien", 'a"b', 'a`b', 'a;b', 'a\nb', 'a\rb', 'a\u0000b', 'a b', ' lead', 'trail ', '*', 'a*', '%', 'a%b',
+  'a)(uid=*', '*)(|(objectClass=*)', 'cn=x,dc=y', 'a,b', 'a=b', 'a\\b', '../a', 'a/b', '#a', '-a', '>pw', '~*', '+@all',
+  'userName eq "x" or "1" eq "1"', 'x'.repeat(300), '\u202eevil', '',
+];
+
+/** Grants that try to widen or smuggle: every target must refuse all of them. */
+export const COMMON_HOSTILE_GRANTS = [
+  '', ' ', '*', 'ALL', 'x\ny', "a'; DROP USER root; --", '%', '../../etc', 'a\u0000b', 'x'.repeat(5000),
+];
+
+const isRefusal = (err: unknown, type?: FailureType): boolean => err instanceof ConnectorRefusal && (type === undefined || err.type === type);
+
+export function describeConnectorContract(title: string, h: () => ContractHarness): void {
+  describe(`${title}: connector contract`, () => {
+    const made: IdentityRef[] = [];
+    const fresh = (): IdentityRef => {
+      const id = h().freshIdentity();
+      made.push(id);
+      return id;
+    };
+    afterAll(async () => {
+      for (const id of made) await h().cleanup(id);
+    });
+
+    it('provisions, reads back exactly what was asked, and a second provision changes nothing', async () => {
+      const c = h().connector();
+      const id = fresh();
+      const [g1, g2] = h().grants;
+      const first = await c.provision(id, [g1, g2]);
+      expect(first.created).toBe(true);
+      const observed = await c.inspect(id);
+      expect(verifyAccount({ exists: true, mustHave: [g1, g2] }, observed)).toEqual({ verified: true, mismatches: [] });
+      const again = await c.provision(id, [g1, g2]);
+      expect(again.created).toBe(false);
+      expect(await c.inspect(id)).toEqual(observed);
+    });
+
+    it('revokes per policy, verifies by reading back, and a second revoke reports nothing to do', async () => {
+      const c = h().connector();
+      const id = fresh();
+      await c.provision(id, [h().grants[0]]);
+      const out = await c.revoke(id);
+      expect(out.changed).toBe(true);
+      const expected = out.expected ?? { exists: false };
+      expect(verifyAccount(expected, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+      const again = await c.revoke(id);
+      expect(again.changed).toBe(false);
+      expect(verifyAccount(again.expected ?? { exists: false }, await c.inspect(id)).verified).toBe(true);
+    });
+
+    it('takes back exactly the expiring grants and leaves the others', async () => {
+      const c = h().connector();
+      const id = fresh();
+      const [g1, g2] = h().grants;
+      await c.provision(id, [g1, g2]);
+      const out = await c.revokeGrants(id, [g1], false);
+      expect(out.changed).toBe(true);
+      const observed = await c.inspect(id);
+      expect(verifyAccount({ exists: true, mustHave: [g2], mustNotHave: [g1] }, observed)).toEqual({ verified: true, mismatches: [] });
+      expect((await c.revokeGrants(id, [g1], false)).changed).toBe(false);
+    });
+
+    it('discovers identities created behind its back, and marks its own credential protected', async () => {
+      const id = fresh();
+      await h().seedOutOfBand(id);
+      const found = await h().connector().discover();
+      expect(found.find((d) => d.name === id.name)).toBeDefined();
+      expect(found.find((d) => d.name === id.name)?.protected).toBeFalsy();
+      expect(found.find((d) => d.name === h().ownIdentityName)?.protected).toBe(true);
+      expect(JSON.stringify(found)).not.toMatch(/password|secret/i);
+    });
+
+    it('refuses hostile identifiers with a clear error (or handles them literally), and the target is unchanged', async () => {
+      const c = h().connector();
+      const grammar = c.grammar;
+      const before = await h().snapshot();
+      for (const name of [...COMMON_HOSTILE_NAMES, ...(h().hostileNames ?? [])]) {
+        const id: IdentityRef = { type: 'service_account', name };
+        const problems = grammar.validateIdentity(id);
+        if (problems.length > 0) {
+          expect(problems[0]?.message.length).toBeGreaterThan(5);
+          // Defence in depth: the live connector re-checks, even when called without the API in front of it.
+          for (const op of [() => c.inspect(id), () => c.provision(id, [h().grants[0]]), () => c.revoke(id)]) {
+            const err = await op().then(() => null, (e: unknown) => e);
+            if (!isRefusal(err, FailureType.InvalidIdentity)) throw new Error(`hostile name ${JSON.stringify(name)} was not refused: ${String(err)}`);
+          }
+        } else {
+          // Accepted by the grammar: it must reach the target as exactly this literal name and nothing else.
+          made.push(id);
+          await c.provision(id, [h().grants[0]]);
+          expect((await c.inspect(id)).exists).toBe(true);
+          expect((await c.discover()).filter((d) => d.name === name)).toHaveLength(1);
+          await c.revoke(id);
+          await h().cleanup(id);
+        }
+      }
+      const valid = fresh();
+      for (const grant of [...COMMON_HOSTILE_GRANTS, ...(h().hostileGrants ?? [])]) {
+        const parsed = grammar.parseGrant(grant);
+        if (!('problem' in parsed)) throw new Error(`hostile grant ${JSON.stringify(grant.slice(0, 60))} was accepted as ${parsed.canonical.join(', ')}`);
+        const err = await c.provision(valid, [grant]).then(() => null, (e: unknown) => e);
+        if (!isRefusal(err)) throw new Error(`hostile grant ${JSON.stringify(grant.slice(0, 60))} reached the target: ${String(err)}`);
+      }
+      expect(await h().snapshot()).toEqual(before);
+    });
+
+    it('treats an unreachable target as transient (retried), not as a refusal', async () => {
+      const c = h().unreachable();
+      try {
+        const err = await c.inspect(h().freshIdentity()).then(() => null, (e: unknown) => e);
+        expect(err).toBeInstanceOf(Error);
+        expect(isRefusal(err)).toBe(false);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it("fails fast on the target's own refusal, keeping the target's message as cause", async () => {
+      const { run, causeMatches } = await h().targetRefusal();
+      const err = await run().then(() => null, (e: unknown) => e);
+      expect(isRefusal(err, FailureType.TargetRefused)).toBe(true);
+      const cause = (err as Error).cause as Error | undefined;
+      expect(cause?.message ?? String(cause)).toMatch(causeMatches);
+    });
+
+    it('catches a request the target accepted but did not apply as unverified', async () => {
+      const { identity, desired } = await h().acceptedButNotApplied();
+      made.push(identity);
+      const verdict = verifyAccount(desired, await h().connector().inspect(identity));
+      expect(verdict.verified).toBe(false);
+      expect(verdict.mismatches.length).toBeGreaterThan(0);
+    });
+
+    it('rotates a credential: the new one authenticates, the old one stops, and nothing prints the value', async () => {
+      const c = h().connector();
+      if (!h().rotates) {
+        expect(c.rotate).toBeUndefined();
+        return;
+      }
+      const id = fresh();
+      await c.provision(id, [h().grants[0]]);
+      const first = await c.rotate!(id);
+      const second = await c.rotate!(id);
+      expect(second.secret.fingerprint).not.toBe(first.secret.fingerprint);
+      expect(await c.authenticates!(id, second.secret)).toBe(true);
+      expect(await c.authenticates!(id, first.secret)).toBe(false);
+      expect(await c.authenticates!(id, Secret.generate())).toBe(false);
+      const printed = JSON.stringify(second) + String(second.secret) + second.detail;
+      expect(printed).not.toContain(second.secret.reveal());
+      expect(printed).toContain(second.secret.fingerprint);
+    });
+  });
+}
