@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { IdentityRef } from '../src/actions/identity-action';
+import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 import { type DesiredAccount, type ObservedAccount, verifyAccount } from '../src/connectors/connector';
 import { ConnectorRefusal } from '../src/connectors/connector-errors';
 import type { ConnectorRegistry } from '../src/connectors/registry';
@@ -39,6 +39,24 @@ export interface VerifyResult {
   evidenceHash?: string;
 }
 
+export interface RotateInput extends StepTarget {
+  ticketKey: string;
+  stepId: string;
+  deliverTo: SecretDestination;
+  eventReceivedAt: string;
+}
+
+/** What leaves the rotation activity: facts about the new credential, never the credential. */
+export interface RotateResult {
+  verified: boolean;
+  detail: string;
+  fingerprint: string;
+  version: number;
+  keyId?: string;
+  verifiedAt?: string;
+  evidenceHash: string;
+}
+
 export interface RecordFailureInput extends StepTarget {
   ticketKey: string;
   stepId: string;
@@ -63,7 +81,7 @@ async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
 
 export function createConnectorActivities({ registry, evidence, actor }: ConnectorActivityDeps) {
   return {
-    async applyLeaver({ system, identity }: StepTarget): Promise<{ changed: boolean; detail: string; startedAt: string }> {
+    async applyLeaver({ system, identity }: StepTarget): Promise<{ changed: boolean; detail: string; startedAt: string; expected?: DesiredAccount }> {
       const startedAt = new Date().toISOString();
       const out = await refusalsAreFinal(() => registry.get(system).revoke(identity));
       return { ...out, startedAt };
@@ -104,6 +122,65 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
         verifiedAt,
       });
       return { ...verification, observed, verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash };
+    },
+
+    /**
+     * Rotation in one activity, so the new value never crosses into workflow history: set it on the target, deliver
+     * it to the secrets store, then read both back — the target must accept the new credential and the store must
+     * serve a value with the same fingerprint. Evidence gets the fingerprint and store version, never the value.
+     * A retry after a transient fault rotates again, which leaves the target and the store consistent.
+     */
+    async rotateAndDeliver(input: RotateInput): Promise<RotateResult> {
+      const startedAt = new Date().toISOString();
+      const connector = registry.get(input.system);
+      if (!connector.rotate || !connector.authenticates) {
+        throw ApplicationFailure.create({ message: `${input.system} has no credentials the gateway rotates`, type: 'TargetRefused', nonRetryable: true });
+      }
+      const sink = await refusalsAreFinal(async () => registry.sink(input.deliverTo.system));
+      const rotated = await refusalsAreFinal(() => connector.rotate!(input.identity));
+      const { secret } = rotated;
+      const { version } = await refusalsAreFinal(() =>
+        sink.deliver(input.deliverTo.path, secret, { ticket: input.ticketKey, system: input.system, identity: input.identity.name }),
+      );
+      const authenticates = await refusalsAreFinal(() => connector.authenticates!(input.identity, secret));
+      const served = await refusalsAreFinal(() => sink.currentFingerprint(input.deliverTo.path));
+      const mismatches: string[] = [];
+      if (!authenticates) mismatches.push('the target does not accept the new credential');
+      if (served?.fingerprint !== secret.fingerprint) mismatches.push('the secrets store does not serve the new credential');
+      const verified = mismatches.length === 0;
+      const record = {
+        ticketKey: input.ticketKey,
+        stepId: input.stepId,
+        outcome: verified ? 'rotated' : 'failed',
+        actionKind: 'rotate',
+        system: input.system,
+        identity: { ...input.identity },
+        desiredState: { rotated: true, deliveredTo: { ...input.deliverTo } },
+        observedState: {
+          fingerprint: secret.fingerprint,
+          storeVersion: version,
+          storeFingerprint: served?.fingerprint ?? null,
+          targetAccepts: authenticates,
+          ...(rotated.credentialId ? { keyId: rotated.credentialId } : {}),
+        },
+        verified,
+        verification: { mismatches, applied: rotated.detail },
+        actor,
+        eventReceivedAt: input.eventReceivedAt,
+        startedAt,
+        verifiedAt: verified ? new Date().toISOString() : null,
+      };
+      if (JSON.stringify(record).includes(secret.reveal())) throw new Error('refusing to record evidence that contains the rotated value');
+      const row = await evidence.append(record);
+      return {
+        verified,
+        detail: verified ? `${rotated.detail}; delivered to ${input.deliverTo.system}:${input.deliverTo.path} v${version} (${secret.fingerprint})` : mismatches.join('; '),
+        fingerprint: secret.fingerprint,
+        version,
+        ...(rotated.credentialId ? { keyId: rotated.credentialId } : {}),
+        verifiedAt: row.verifiedAt ?? undefined,
+        evidenceHash: row.hash,
+      };
     },
 
     /** A step the target refused: the failure is evidence too, so the ticket shows why it stays blocked. */

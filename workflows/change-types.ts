@@ -1,14 +1,15 @@
 /**
  * Types shared by the change workflow, its activities and the API. Pure data: safe to import into workflow code.
  */
-import type { IdentityRef } from '../src/actions/identity-action';
+import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 
 export type TicketSource = 'servicenow';
 
 /** One validated identity action as the workflow receives it: grants already in the connector's canonical form. */
 export type PlannedAction =
   | { actionId: string; kind: 'leaver'; system: string; identity: IdentityRef }
-  | { actionId: string; kind: 'joiner'; system: string; identity: IdentityRef; grants: string[]; ttlMs?: number; ttl?: string };
+  | { actionId: string; kind: 'joiner'; system: string; identity: IdentityRef; grants: string[]; ttlMs?: number; ttl?: string }
+  | { actionId: string; kind: 'rotate'; system: string; identity: IdentityRef; deliverTo: SecretDestination };
 
 /** What one delivery said about the ticket. `modCount` orders deliveries; older ones never move the workflow back. */
 export interface TicketSnapshot {
@@ -50,6 +51,8 @@ export interface StepState {
   verifiedAt?: string;
   /** Joiners only. */
   accountCreated?: boolean;
+  /** Rotations only: which credential version the store now serves (never the value). */
+  rotation?: { fingerprint: string; version: number; credentialId?: string };
   expiry?: { status: ExpiryStatus; expiresAt?: string; detail?: string; verifiedAt?: string };
 }
 

@@ -108,7 +108,7 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
         if (isFinal(state)) step.status = 'cancelled';
         else if (isAuthorized(state)) {
           step.status = 'running';
-          track(runJoiner(key, state, step, touch));
+          track(step.action.kind === 'rotate' ? runRotate(key, state, step) : runJoiner(key, state, step, touch));
         }
       } else if (step.status === 'verified' && step.expiry?.status === 'scheduled' && state.state === TICKET_STATE.canceled) {
         // A cancelled change loses what it granted now, not at the end of the TTL.
@@ -177,6 +177,7 @@ function mergeActions(state: ChangeState, snap: TicketSnapshot): void {
       stepId: `${action.kind}:${action.actionId}`,
       action,
       // Revoke early: a leaver runs whatever the ticket state. Grant late: a joiner waits.
+      // A rotation changes a live credential, so it waits for authorization like a grant.
       status: action.kind === 'leaver' ? 'pending' : 'waiting-authorization',
       eventReceivedAt: snap.receivedAt,
     });
@@ -199,9 +200,10 @@ async function applyAndVerify(args: {
   stepId: string;
   outcome: string;
   desired: DesiredAccount;
-  apply: () => Promise<{ detail: string; startedAt: string }>;
+  apply: () => Promise<{ detail: string; startedAt: string; expected?: DesiredAccount }>;
 }): Promise<{ ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string }> {
-  const { key, step, stepId, outcome, desired, apply } = args;
+  const { key, step, stepId, outcome, apply } = args;
+  let desired = args.desired;
   const a = step.action;
   let startedAt = '';
   let detail = '';
@@ -210,6 +212,8 @@ async function applyAndVerify(args: {
       const applied = await apply();
       startedAt ||= applied.startedAt;
       detail = applied.detail;
+      // The connector says what its revoke policy leaves behind (deleted, or disabled and stripped).
+      if (applied.expected) desired = applied.expected;
     } catch (err) {
       const error = failureText(err);
       await targets.recordFailure({
@@ -272,6 +276,32 @@ async function runJoiner(key: string, state: ChangeState, step: StepState, touch
       await runExpiry(key, state, step);
     }
   }
+}
+
+async function runRotate(key: string, state: ChangeState, step: StepState): Promise<void> {
+  const a = step.action;
+  if (a.kind !== 'rotate') return;
+  let result: { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string };
+  try {
+    const out = await targets.rotateAndDeliver({
+      ticketKey: key, stepId: step.stepId, system: a.system, identity: a.identity, deliverTo: a.deliverTo, eventReceivedAt: step.eventReceivedAt,
+    });
+    if (out.verified) step.rotation = { fingerprint: out.fingerprint, version: out.version, credentialId: out.keyId };
+    result = out.verified ? { ok: true, verifiedAt: out.verifiedAt ?? new Date().toISOString(), detail: out.detail } : { ok: false, detail: `not verified: ${out.detail}` };
+  } catch (err) {
+    const error = failureText(err);
+    await targets.recordFailure({
+      ticketKey: key, stepId: step.stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired: { exists: true }, error,
+      eventReceivedAt: step.eventReceivedAt, startedAt: new Date().toISOString(),
+    });
+    result = { ok: false, detail: error };
+  }
+  finish(step, result);
+  await tickets.postWorkNote({
+    sysId: state.sysId,
+    marker: `${step.stepId}:${step.status}`,
+    text: result.ok ? `Verified: ${label(a)} — ${result.detail}.` : `FAILED: ${label(a)} — ${result.detail}. Closure stays blocked.`,
+  });
 }
 
 async function runExpiry(key: string, state: ChangeState, step: StepState): Promise<void> {

@@ -6,7 +6,7 @@ import { parseIsoDuration } from './iso-duration';
  * `u_identity_actions`), validated here for shape and by the named connector for its target's grammar.
  */
 export const IDENTITY_TYPES = ['person', 'service_account'] as const;
-export const SUPPORTED_KINDS = ['joiner', 'leaver'] as const;
+export const SUPPORTED_KINDS = ['joiner', 'leaver', 'rotate'] as const;
 export const PLANNED_KINDS = ['mover', 'deploy', 'decommission'] as const;
 
 const name = z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters');
@@ -44,7 +44,17 @@ export const joinerSchema = z
   })
   .strict();
 
-export const identityActionSchema = z.discriminatedUnion('kind', [leaverSchema, joinerSchema], {
+/** Where a rotated credential goes: a path in a secrets-store connector, the place the workload reads it. */
+export const secretDestinationSchema = z
+  .object({
+    system: z.string().min(1, 'must name a configured secrets connector').max(100),
+    path: z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters'),
+  })
+  .strict();
+
+export const rotateSchema = z.object({ kind: z.literal('rotate'), ...common, deliverTo: secretDestinationSchema }).strict();
+
+export const identityActionSchema = z.discriminatedUnion('kind', [leaverSchema, joinerSchema, rotateSchema], {
   errorMap: (issue, ctx) =>
     issue.code === z.ZodIssueCode.invalid_union_discriminator
       ? { message: `kind must be one of ${SUPPORTED_KINDS.join(', ')} (spec v1; ${PLANNED_KINDS.join(', ')} are not supported yet)` }
@@ -60,6 +70,8 @@ export const identityActionsDocumentSchema = z.union([
 export type IdentityRef = z.infer<typeof identitySchema>;
 export type LeaverAction = z.infer<typeof leaverSchema>;
 export type JoinerAction = z.infer<typeof joinerSchema>;
+export type RotateAction = z.infer<typeof rotateSchema>;
+export type SecretDestination = z.infer<typeof secretDestinationSchema>;
 export type IdentityAction = z.infer<typeof identityActionSchema>;
 
 export function ttlMs(action: JoinerAction): number | undefined {

@@ -88,6 +88,10 @@ export interface ConnectorGrammar {
   validateIdentity(identity: IdentityRef): FieldProblem[];
   /** Parses one grant; returns a problem message for anything it cannot map to the target's grammar. */
   parseGrant(text: string): ParsedGrant | { problem: string };
+  /** True when the live connector implements `rotate` and `authenticates`. */
+  readonly rotates?: boolean;
+  /** Present on secrets stores (the live connector is a SecretSink): checks a destination path, null when fine. */
+  validateSecretPath?(path: string): string | null;
 }
 
 /** The live half, held by the worker. Every operation is idempotent. */

@@ -73,6 +73,18 @@ export function parseIdentityActions(text: string, grammars: GrammarRegistry): P
       planned.push({ actionId, kind: 'leaver', system: action.system, identity: action.identity });
       return;
     }
+    if (action.kind === 'rotate') {
+      if (!entry.grammar.rotates) issues.push({ path: at('system'), message: `${action.system} has no credentials the gateway rotates` });
+      const store = grammars.get(action.deliverTo.system);
+      if (!store?.grammar.validateSecretPath) {
+        issues.push({ path: at('deliverTo.system'), message: `'${action.deliverTo.system.slice(0, 100)}' is not a configured secrets store` });
+      } else {
+        const problem = store.grammar.validateSecretPath(action.deliverTo.path);
+        if (problem) issues.push({ path: at('deliverTo.path'), message: problem });
+      }
+      planned.push({ actionId, kind: 'rotate', system: action.system, identity: action.identity, deliverTo: action.deliverTo });
+      return;
+    }
     const grants: string[] = [];
     action.grants.forEach((g, gi) => {
       const parsedGrant = entry.grammar.parseGrant(g);
