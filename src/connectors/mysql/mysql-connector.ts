@@ -138,6 +138,8 @@ export class MysqlConnector implements Connector {
 
   async provision(identity: IdentityRef, grants: string[]): Promise<ProvisionOutcome> {
     const { name, host } = this.account(identity);
+    // Every grant is checked before anything is sent: a bad one must not leave a half-made account behind.
+    const checked = grants.map((g) => this.checkedGrant(g));
     const before = await this.inspect(identity);
     let created = false;
     if (!before.exists) {
@@ -147,9 +149,14 @@ export class MysqlConnector implements Connector {
       await this.run('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [name, host, password], { secret: true });
       created = true;
     }
-    for (const grant of grants) {
-      const { privilege, object } = this.checkedGrant(grant);
-      await this.run(`GRANT ${privilege} ON ${object} TO ?@?`, [name, host]);
+    try {
+      for (const { privilege, object } of checked) {
+        await this.run(`GRANT ${privilege} ON ${object} TO ?@?`, [name, host]);
+      }
+    } catch (err) {
+      // Refused half-way: an account this call created goes again, so the target is left as it was found.
+      if (created) await this.run('DROP USER IF EXISTS ?@?', [name, host]).catch(() => undefined);
+      throw err;
     }
     return { created, detail: `${created ? 'created' : 'found existing'} '${name}'@'${host}', granted ${grants.length} privilege(s)` };
   }

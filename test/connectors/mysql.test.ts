@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import type mysql from 'mysql2/promise';
+import type { IdentityRef } from '../../src/actions/identity-action';
+import type { Connector } from '../../src/connectors/connector';
+import { parseConnectorsFile } from '../../src/connectors/registry';
+import { ConnectorRegistry } from '../../src/connectors/registry';
+import { freePort } from '../support/servers/process';
+import { type MariadbTarget, mariadbTarget } from '../support/servers/mariadb';
+import { describeConnectorContract } from './contract';
+
+let target: MariadbTarget;
+let registry: ConnectorRegistry;
+let unreachablePort: number;
+
+function file(port: number, revokeMode: 'delete' | 'disable' = 'delete') {
+  return parseConnectorsFile({
+    connectors: [
+      {
+        name: 'mysql-under-test',
+        type: 'mysql',
+        host: '127.0.0.1',
+        port,
+        user: target.connectorUser,
+        passwordEnv: 'CG_MYSQL_CONTRACT_PASSWORD',
+        policy: { protectedAccounts: ['root', 'mysql', 'mariadb.sys'], revokeMode },
+      },
+    ],
+  });
+}
+
+beforeAll(async () => {
+  target = await mariadbTarget();
+  process.env.CG_MYSQL_CONTRACT_PASSWORD = target.connectorPassword;
+  registry = new ConnectorRegistry(file(3306));
+  unreachablePort = await freePort();
+});
+afterAll(async () => {
+  await registry.close();
+  await target.dispose();
+});
+
+const fresh = (): IdentityRef => ({ type: 'service_account', name: `cgc${randomBytes(5).toString('hex')}`, host: '%' });
+const rows = async (sql: string): Promise<unknown[]> => (await target.admin.query<mysql.RowDataPacket[]>(sql))[0];
+
+describeConnectorContract('MySQL/MariaDB', () => ({
+  connector: () => registry.get('mysql-under-test'),
+  freshIdentity: fresh,
+  grants: [`SELECT ON \`${target.schemas[0]}\`.*`, `INSERT ON \`${target.schemas[1]}\`.*`],
+  seedOutOfBand: async (id) => {
+    await target.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [id.name, id.host ?? '%', randomBytes(12).toString('hex')]);
+  },
+  snapshot: async () => ({
+    users: await rows('SELECT User, Host FROM mysql.user ORDER BY User, Host'),
+    db: await rows('SELECT * FROM mysql.db ORDER BY User, Host, Db'),
+    tables: await rows('SELECT User, Host, Db, Table_name, Table_priv FROM mysql.tables_priv ORDER BY User, Host, Db, Table_name'),
+  }),
+  ownIdentityName: target.connectorUser,
+  hostileNames: ['root', 'mariadb.sys', "x'@'%", 'a'.repeat(33)],
+  hostileGrants: ['SELECT ON *.*', 'ALL PRIVILEGES ON `x`.*', 'GRANT OPTION ON `x`.*', 'SELECT ON `x`.* WITH GRANT OPTION', 'SUPER ON `x`.*', 'SELECT ON `x`.*; DROP USER root'],
+  unreachable: (): Connector => new ConnectorRegistry(file(unreachablePort)).get('mysql-under-test'),
+  targetRefusal: async () => ({
+    // The grammar accepts the text; the target refuses because the connector holds no grant option there.
+    run: () => registry.get('mysql-under-test').provision(fresh(), ['SELECT ON `mysql`.*']),
+    causeMatches: /access denied/i,
+  }),
+  acceptedButNotApplied: async () => {
+    // A tool that writes the database name unescaped gets a wildcard grant (`_` matches any character): MariaDB
+    // accepts it, but it is not the literal grant that was asked for, and the read-back shows the difference.
+    const id = fresh();
+    await target.admin.query('CREATE DATABASE IF NOT EXISTS cgc_lookalike');
+    await target.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [id.name, '%', randomBytes(12).toString('hex')]);
+    await target.admin.query('GRANT SELECT ON `cgc_lookalike`.* TO ?@?', [id.name, '%']);
+    return { identity: id, desired: { exists: true, mustHave: ['SELECT ON `cgc\\_lookalike`.*'] } };
+  },
+  cleanup: async (id) => {
+    await target.admin.query('DROP USER IF EXISTS ?@?', [id.name, id.host ?? '%']);
+  },
+  rotates: true,
+}));
+
+describe('MySQL/MariaDB connector with revoke policy "disable"', () => {
+  it('locks the account, ends nothing it should keep, strips every grant and keeps the account', async () => {
+    const disabling = new ConnectorRegistry(file(3306, 'disable'));
+    try {
+      const c = disabling.get('mysql-under-test');
+      const id = fresh();
+      await c.provision(id, [`SELECT ON \`${target.schemas[0]}\`.*`]);
+      const out = await c.revoke(id);
+      expect(out).toMatchObject({ changed: true, expected: { exists: true, locked: true, noGrants: true } });
+      expect(await c.inspect(id)).toMatchObject({ exists: true, locked: true, grants: [] });
+      expect((await c.revoke(id)).changed).toBe(false);
+      await target.admin.query('DROP USER ?@?', [id.name, '%']);
+    } finally {
+      await disabling.close();
+    }
+  });
+});
+
+describe('MySQL/MariaDB provision refused half-way', () => {
+  it('drops the account it had just created when the target refuses a later grant', async () => {
+    const c = registry.get('mysql-under-test');
+    const id = fresh();
+    await expect(c.provision(id, [`SELECT ON \`${target.schemas[0]}\`.*`, 'SELECT ON `mysql`.*'])).rejects.toMatchObject({ type: 'TargetRefused' });
+    expect(await rows(`SELECT User FROM mysql.user WHERE User = '${id.name}'`)).toEqual([]);
+  });
+});
