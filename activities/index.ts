@@ -1,2 +1,3 @@
 export { createConnectorActivities, type ConnectorActivities } from './connector-activities';
 export { createTicketActivities, type TicketActivities } from './ticket-activities';
+export { createInventoryActivities, type InventoryActivities } from './inventory-activities';

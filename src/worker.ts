@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createConnectorActivities, createTicketActivities } from '../activities';
+import { createConnectorActivities, createInventoryActivities, createTicketActivities } from '../activities';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
 import type { ServiceNowClient } from './itsm/servicenow-client';
@@ -24,6 +24,7 @@ export function workerActor(): string {
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
+    ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence }),
     ...createTicketActivities({ servicenow: deps.servicenow, gateField: deps.gateField ?? 'u_identity_cleanup' }),
   };
   return Worker.create({

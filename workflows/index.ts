@@ -1,1 +1,2 @@
 export { changeWorkflow, statusQuery, ticketUpdatedSignal } from './change-workflow';
+export { inventoryWorkflow } from './inventory-workflow';

@@ -7,6 +7,7 @@ import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
 import { closureCheck, evidenceBundle } from './changes';
+import { scanInventory } from './inventory';
 import { receiveServiceNowDelivery } from './servicenow-webhook';
 
 export interface AppDeps {
@@ -55,6 +56,10 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.get('/api/changes/servicenow/:number/evidence', requireAdmin, async (req, res) => {
     res.json(await evidenceBundle(deps, String(req.params.number)));
+  });
+
+  app.post('/api/inventory/scan', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
+    res.json(await scanInventory(deps, req.body as unknown));
   });
 
   app.use((req, _res, next) => next(new AppError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`)));

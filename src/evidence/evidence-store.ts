@@ -106,9 +106,34 @@ export class EvidenceStore {
     return { rows: rows.map(toView), chain: checkChain(rows) };
   }
 
+  /**
+   * The latest verified outcome per (system, identity name) across every ticket, oldest first so later rows win:
+   * what the inventory uses to tell identities the gateway granted from ones nobody asked for.
+   */
+  async latestOutcomes(): Promise<Map<string, { outcome: string; ticketKey: string; recordedAt: string }>> {
+    const rows = await this.ds
+      .getRepository(EvidenceRecord)
+      .createQueryBuilder('e')
+      .select(['e.system', 'e.identity', 'e.outcome', 'e.ticketKey', 'e.recordedAt'])
+      .where('e.verified = :v', { v: true })
+      .orderBy('e.recordedAt', 'ASC')
+      .addOrderBy('e.id', 'ASC')
+      .getMany();
+    const out = new Map<string, { outcome: string; ticketKey: string; recordedAt: string }>();
+    for (const r of rows) {
+      const name = String((r.identity as { name?: unknown }).name ?? '');
+      out.set(identityKey(r.system, name), { outcome: r.outcome, ticketKey: r.ticketKey, recordedAt: r.recordedAt.toISOString() });
+    }
+    return out;
+  }
+
   private load(ticketKey: string): Promise<EvidenceRecord[]> {
     return this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
   }
+}
+
+export function identityKey(system: string, name: string): string {
+  return `${system}\u0000${name}`;
 }
 
 function checkChain(rows: EvidenceRecord[]): ChainCheck {

@@ -1,6 +1,7 @@
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { ChangeState, ChangeWorkflowInput, TicketSnapshot } from '../../workflows/change-types';
+import type { InventoryReport } from '../inventory/inventory';
 import { workflowIdFor } from '../../workflows/change-types';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 
@@ -53,6 +54,16 @@ export class ChangeWorkflows {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
+  }
+
+  /** Runs one inventory scan on the worker (which holds the target credentials) and waits for its report. */
+  async scanInventory(systems: string[] | undefined, requestId: string): Promise<InventoryReport> {
+    return this.client.workflow.execute('inventoryWorkflow', {
+      workflowId: `inventory-${requestId}`,
+      taskQueue: this.taskQueue,
+      args: [{ systems }],
+      workflowExecutionTimeout: '10 minutes',
+    });
   }
 
   async ping(): Promise<void> {

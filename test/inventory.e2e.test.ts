@@ -1,0 +1,52 @@
+import axios from 'axios';
+import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { TEST_ENV } from './support/test-env';
+
+describe('inventory scan: discovery on the worker, orphans set against the evidence', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  const scan = (body: unknown, token = TEST_ENV.adminToken) =>
+    axios.post(`${stack.apiUrl}/api/inventory/scan`, body, { headers: { authorization: `Bearer ${token}` }, validateStatus: () => true });
+
+  it('reports an account granted through a change as managed, one made behind its back as an orphan, and its own as protected', async () => {
+    const granted = uniqueAccount('inv');
+    const orphan = uniqueAccount('orph');
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({
+      number, state: '-1', approval: 'approved',
+      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: granted, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT1H' }]),
+    });
+    await waitFor('granted evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).some((r) => r.outcome === 'granted' && r.verified));
+    await createAccount(stack.admin, orphan);
+    try {
+      const res = await scan({ systems: ['mysql-local'] });
+      expect(res.status).toBe(200);
+      const mysqlReport = res.data.systems.find((s: { system: string }) => s.system === 'mysql-local');
+      const entry = (name: string) => mysqlReport.entries.find((e: { name: string }) => e.name === name);
+      expect(entry(granted)).toMatchObject({ status: 'managed', ticketKey: `servicenow:${number}` });
+      expect(entry(orphan)).toMatchObject({ status: 'orphan' });
+      expect(entry('root')).toMatchObject({ status: 'protected' });
+      expect(mysqlReport.orphans).toBeGreaterThanOrEqual(1);
+      expect(res.data.orphans).toBe(mysqlReport.orphans);
+      expect(JSON.stringify(res.data)).not.toMatch(/password|secret|IDENTIFIED/i);
+    } finally {
+      await stack.admin.query('DROP USER IF EXISTS ?@?, ?@?', [orphan, '%', granted, '%']);
+    }
+  });
+
+  it('refuses an unknown system with its path, a malformed body with 400, and a missing token with 401', async () => {
+    const unknown = await scan({ systems: ['mysql-local', 'nope'] });
+    expect(unknown.status).toBe(400);
+    expect(unknown.data.error.issues).toEqual([{ path: 'systems[1]', message: expect.stringContaining("unknown system 'nope'") }]);
+    const bad = await scan({ systems: 'mysql-local' });
+    expect(bad.status).toBe(400);
+    expect(bad.data.error.issues[0].path).toBe('systems');
+    expect((await scan({}, 'wrong-token')).status).toBe(401);
+  });
+});
