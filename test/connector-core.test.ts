@@ -1,0 +1,84 @@
+import { inspect } from 'node:util';
+import { verifyAccount } from '../src/connectors/connector';
+import { parseConnectorsFile } from '../src/connectors/registry';
+import { fingerprintOf, Secret } from '../src/connectors/secret';
+import { classify } from '../src/inventory/inventory';
+
+describe('Secret: a credential that cannot be printed by accident', () => {
+  it('shows only its fingerprint through String, JSON, util.inspect, template literals and error messages', () => {
+    const s = Secret.generate();
+    const value = s.reveal();
+    expect(value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    for (const shown of [String(s), JSON.stringify({ s }), inspect({ nested: { s } }), `${s}`, new Error(`failed with ${s}`).message]) {
+      expect(shown).not.toContain(value);
+      expect(shown).toContain(s.fingerprint);
+    }
+  });
+
+  it('fingerprints are stable, 128-bit, and differ between values', () => {
+    expect(fingerprintOf('a')).toBe(fingerprintOf('a'));
+    expect(fingerprintOf('a')).toMatch(/^sha256:[0-9a-f]{32}$/);
+    expect(fingerprintOf('a')).not.toBe(fingerprintOf('b'));
+    expect(() => new Secret('')).toThrow('must not be empty');
+  });
+});
+
+describe('verifyAccount: what the target reports against what was asked', () => {
+  it('a disable-policy leaver needs the account locked and stripped of every grant', () => {
+    const desired = { exists: true, locked: true, noGrants: true };
+    expect(verifyAccount(desired, { exists: true, locked: true, grants: [] })).toEqual({ verified: true, mismatches: [] });
+    expect(verifyAccount(desired, { exists: true, locked: false, grants: [] }).mismatches).toEqual(['account is not locked/disabled']);
+    // Disabled but still a member: the classic LDAP half-done leaver.
+    expect(verifyAccount(desired, { exists: true, locked: true, grants: ['group=ops'] }).mismatches).toEqual(['grants still present: group=ops']);
+    expect(verifyAccount(desired, { exists: false, grants: [] }).mismatches).toEqual(['account does not exist']);
+  });
+});
+
+describe('connector configuration file', () => {
+  it('names the known types when a type is unknown, and the path of every bad field', () => {
+    expect(() => parseConnectorsFile({ connectors: [{ name: 'x', type: 'oracle' }] })).toThrow(/connectors\.0\.type: type must be one of mysql/);
+    expect(() =>
+      parseConnectorsFile({ connectors: [{ name: 'Bad Name', type: 'mysql', host: 'h', user: 'u', passwordEnv: 'lower', policy: { revokeMode: 'shred' } }] }),
+    ).toThrow(
+      /connectors\.0\.name: must be lower-case.*connectors\.0\.policy\.revokeMode: Invalid enum value.*connectors\.0\.passwordEnv: must name an environment variable/,
+    );
+  });
+
+  it('refuses a password written into the file instead of an env var name, and duplicate names', () => {
+    expect(() => parseConnectorsFile({ connectors: [{ name: 'x', type: 'mysql', host: 'h', user: 'u', passwordEnv: 'P', password: 'hunter2' }] })).toThrow(
+      /Unrecognized key\(s\) in object: 'password'/,
+    );
+    const one = { name: 'x', type: 'mysql', host: 'h', user: 'u', passwordEnv: 'P' };
+    expect(() => parseConnectorsFile({ connectors: [one, one] })).toThrow("connector name 'x' is defined twice");
+    expect(parseConnectorsFile({ connectors: [one] }).connectors[0]?.policy).toEqual({ protectedAccounts: [], revokeMode: 'delete' });
+  });
+});
+
+describe('inventory classification', () => {
+  const latest = new Map([
+    ['app1', { outcome: 'granted', ticketKey: 'servicenow:CHG1' }],
+    ['gone', { outcome: 'revoked', ticketKey: 'servicenow:CHG2' }],
+    ['kept', { outcome: 'revoked', ticketKey: 'servicenow:CHG3' }],
+  ]);
+  it('managed when granted by a change, revoked when kept disabled, orphan otherwise — including a revoke that did not take', () => {
+    const report = classify(
+      'db',
+      [
+        { name: 'app1' },
+        { name: 'root', protected: true },
+        { name: 'kept', locked: true },
+        { name: 'gone' },
+        { name: 'stray' },
+      ],
+      (_s, n) => latest.get(n),
+    );
+    expect(report.entries.map((e) => [e.name, e.status])).toEqual([
+      ['app1', 'managed'],
+      ['root', 'protected'],
+      ['kept', 'revoked'],
+      ['gone', 'orphan'],
+      ['stray', 'orphan'],
+    ]);
+    expect(report.orphans).toBe(2);
+  });
+});
