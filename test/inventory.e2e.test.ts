@@ -11,7 +11,7 @@ describe('inventory scan: discovery on the worker, orphans set against the evide
     await stack.stop();
   });
 
-  const scan = (body: unknown, token = TEST_ENV.adminToken) =>
+  const scan = (body: unknown, token: string = TEST_ENV.adminToken) =>
     axios.post(`${stack.apiUrl}/api/inventory/scan`, body, { headers: { authorization: `Bearer ${token}` }, validateStatus: () => true });
 
   it('reports an account granted through a change as managed, one made behind its back as an orphan, and its own as protected', async () => {

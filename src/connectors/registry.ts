@@ -6,11 +6,19 @@ import { isSecretSink } from './connector';
 import { type BaseInstanceConfig, envSecrets } from './connector-config';
 import { ConnectorRefusal, FailureType } from './connector-errors';
 import type { ConnectorType } from './connector-type';
+import { awsIamConnectorType } from './aws-iam';
+import { ldapConnectorType } from './ldap';
 import { mysqlConnectorType } from './mysql';
+import { scimConnectorType } from './scim';
+import { vaultConnectorType } from './vault';
 
 /** One line per target system. */
 const CONNECTOR_TYPES: readonly ConnectorType<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   mysqlConnectorType,
+  ldapConnectorType,
+  scimConnectorType,
+  awsIamConnectorType,
+  vaultConnectorType,
 ];
 
 const byType = new Map<string, ConnectorType<BaseInstanceConfig>>(CONNECTOR_TYPES.map((t) => [t.type, t]));
@@ -65,6 +73,15 @@ function typeOf(cfg: BaseInstanceConfig): ConnectorType<BaseInstanceConfig> {
   return t;
 }
 
+/** A config built in code gets the same checks and defaults as one read from a file. */
+function normalised(cfg: BaseInstanceConfig): BaseInstanceConfig {
+  const parsed = typeOf(cfg).schema.safeParse(cfg);
+  if (!parsed.success) {
+    throw new Error(`connector '${cfg.name}': ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data as BaseInstanceConfig;
+}
+
 export interface SystemPolicy {
   maxTtlMs?: number;
 }
@@ -74,7 +91,8 @@ export class GrammarRegistry {
   private readonly entries = new Map<string, { grammar: ConnectorGrammar; policy: SystemPolicy }>();
 
   constructor(file: ConnectorsFile) {
-    for (const cfg of file.connectors) {
+    for (const raw of file.connectors) {
+      const cfg = normalised(raw);
       this.entries.set(cfg.name, {
         grammar: typeOf(cfg).grammar(cfg),
         policy: { maxTtlMs: cfg.policy.maxTtl ? (parseIsoDuration(cfg.policy.maxTtl) ?? undefined) : undefined },
@@ -100,7 +118,7 @@ export class ConnectorRegistry {
     file: ConnectorsFile,
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {
-    this.configs = new Map(file.connectors.map((c) => [c.name, c]));
+    this.configs = new Map(file.connectors.map((c) => [c.name, normalised(c)]));
   }
 
   names(): string[] {

@@ -176,6 +176,8 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
 
     it('rotates a credential: the new one authenticates, the old one stops, and nothing prints the value', async () => {
       const c = h().connector();
+      // The API refuses rotate actions for grammars that do not say they rotate: the two must agree.
+      expect(Boolean(c.grammar.rotates)).toBe(h().rotates);
       if (!h().rotates) {
         expect(c.rotate).toBeUndefined();
         return;

@@ -83,13 +83,14 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { inProcessWorker?: boolean } = {}): Promise<Stack> {
+export async function startStack(opts: { inProcessWorker?: boolean; extraConnectors?: ConnectorsFile['connectors'] } = {}): Promise<Stack> {
   quietRuntime();
   const taskQueue = `cg-test-${randomUUID()}`;
   const log = createLogger('test', 'error');
   const ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: false });
   const evidence = new EvidenceStore(ds);
   const file = connectorsFile();
+  file.connectors.push(...(opts.extraConnectors ?? []));
   const workflows = await ChangeWorkflows.connect(temporalAddress, 'default', taskQueue);
   const app = createApp({
     ds,

@@ -27,6 +27,7 @@ export interface MysqlGrammarPolicy {
 
 export class MysqlGrammar implements ConnectorGrammar {
   readonly type = 'mysql';
+  readonly rotates = true;
   private readonly protectedAccounts: Set<string>;
 
   constructor(policy: MysqlGrammarPolicy) {

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { baseFields, envKey } from '../connector-config';
+import { defineConnectorType } from '../connector-type';
+import { createVaultConnector } from './vault-connector';
+import { VaultGrammar } from './vault-grammar';
+
+/** A mount or prefix: slash-separated segments that need no URL escaping. */
+const vaultPath = z.string().regex(/^[A-Za-z0-9_-]{1,64}(\/[A-Za-z0-9_-]{1,64}){0,7}$/, 'must be slash-separated segments of letters, digits, _ or -');
+const vaultName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -');
+
+export const vaultInstanceSchema = z
+  .object({
+    ...baseFields,
+    type: z.literal('vault'),
+    /** Vault or OpenBao, e.g. http://127.0.0.1:8200 (no trailing /v1). */
+    address: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL'),
+    /** The token is never in this file: it names the environment variable that holds it. */
+    tokenEnv: envKey,
+    kvMount: vaultPath.default('secret'),
+    /** Every KV path the connector reads or writes lies under this prefix. */
+    kvPrefix: vaultPath,
+    databaseMount: vaultPath.default('database'),
+    /** Database roles whose leases discovery lists. */
+    databaseRoles: z.array(vaultName).default([]),
+    pkiMount: vaultPath.default('pki'),
+    /** The PKI role certificates are issued with; pki identities are refused without one. */
+    pkiRole: vaultName.optional(),
+    /** Requested certificate lifetime, a Vault duration such as "720h"; the role's default when absent. */
+    pkiTtl: z.string().regex(/^[0-9]{1,6}[smhd]$/, 'must be a Vault duration such as 720h').optional(),
+    timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  })
+  .strict();
+
+export type VaultInstanceConfig = z.infer<typeof vaultInstanceSchema>;
+
+/**
+ * The gateway's own token is `token/<display name>` in discovery: a kind the grammar never accepts, so no ticket
+ * can name it. Configured protectedAccounts (e.g. `kv/gateway/bootstrap`) are refused by name.
+ */
+export const vaultConnectorType = defineConnectorType<VaultInstanceConfig>({
+  type: 'vault',
+  schema: vaultInstanceSchema,
+  grammar: (cfg) => new VaultGrammar({ protectedAccounts: cfg.policy.protectedAccounts }),
+  create: (cfg, secrets) =>
+    createVaultConnector({
+      name: cfg.name,
+      address: cfg.address,
+      token: secrets(cfg.tokenEnv),
+      kvMount: cfg.kvMount,
+      kvPrefix: cfg.kvPrefix,
+      databaseMount: cfg.databaseMount,
+      databaseRoles: cfg.databaseRoles,
+      pkiMount: cfg.pkiMount,
+      pkiRole: cfg.pkiRole,
+      pkiTtl: cfg.pkiTtl,
+      protectedAccounts: cfg.policy.protectedAccounts,
+      revokeMode: cfg.policy.revokeMode,
+      timeoutMs: cfg.timeoutMs,
+    }),
+});

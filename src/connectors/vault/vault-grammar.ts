@@ -1,0 +1,124 @@
+import type { IdentityRef } from '../../actions/identity-action';
+import type { ConnectorGrammar, FieldProblem, ParsedGrant } from '../connector';
+
+/**
+ * The identities and grants the Vault-API connector speaks. An identity name says which kind of thing it is:
+ *
+ *   kv/<path>          a managed KV v2 secret at <kvMount>/data/<kvPrefix>/<path>
+ *   db/<role>          the dynamic database credentials (leases) of <databaseMount>/creds/<role>
+ *   pki/<common-name>  the certificates with that CN issued by <pkiMount>/issue/<pkiRole>
+ *
+ * Grants: `reader=<label>` (kv), `dns=<host name>` (pki, one DNS SAN), `login` (db). Every part that reaches a
+ * Vault URL is restricted here to characters that need no escaping, and is URI-encoded on top of that.
+ */
+export type VaultIdentity =
+  | { kind: 'kv'; path: string[] }
+  | { kind: 'db'; role: string }
+  | { kind: 'pki'; commonName: string };
+
+export type VaultGrant = { kind: 'kv'; reader: string } | { kind: 'pki'; dns: string } | { kind: 'db' };
+
+const SEGMENT = /^[A-Za-z0-9._-]{1,64}$/;
+const ONLY_DOTS = /^\.+$/;
+const MAX_SEGMENTS = 8;
+const ROLE = /^[A-Za-z0-9_-]{1,64}$/;
+const LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** A KV path relative to the prefix: 1-8 segments of [A-Za-z0-9._-], none of them `.` or `..`. */
+export function kvPathProblem(path: string): string | null {
+  const segments = path.split('/');
+  if (segments.length > MAX_SEGMENTS) return `a KV path has at most ${MAX_SEGMENTS} segments`;
+  for (const s of segments) {
+    if (!SEGMENT.test(s)) return 'each KV path segment must be 1-64 characters of letters, digits, dot, underscore or hyphen';
+    if (ONLY_DOTS.test(s)) return "KV path segments '.' and '..' (or any run of dots) are not allowed";
+  }
+  return null;
+}
+
+/** A lower-case DNS host name without wildcards: what a certificate's CN and DNS SANs may hold here. */
+export function hostNameProblem(name: string): string | null {
+  if (name.length > 253) return 'a host name is at most 253 characters';
+  const labels = name.split('.');
+  if (labels.length < 2) return 'a host name needs at least two labels (e.g. app.example.internal)';
+  if (!labels.every((l) => DNS_LABEL.test(l))) return 'a host name is lower-case letters, digits and inner hyphens, in dot-separated labels of 1-63 characters (no wildcards)';
+  return null;
+}
+
+export function parseVaultIdentity(name: string): VaultIdentity | { problem: string } {
+  const slash = name.indexOf('/');
+  const kind = slash < 0 ? '' : name.slice(0, slash);
+  const rest = slash < 0 ? '' : name.slice(slash + 1);
+  switch (kind) {
+    case 'kv': {
+      const problem = kvPathProblem(rest);
+      return problem ? { problem } : { kind: 'kv', path: rest.split('/') };
+    }
+    case 'db':
+      return ROLE.test(rest) ? { kind: 'db', role: rest } : { problem: 'a database role name is 1-64 characters of letters, digits, underscore or hyphen' };
+    case 'pki': {
+      const problem = hostNameProblem(rest);
+      return problem ? { problem: `certificate common name: ${problem}` } : { kind: 'pki', commonName: rest };
+    }
+    default:
+      return { problem: "must be 'kv/<path>', 'db/<role>' or 'pki/<common-name>'" };
+  }
+}
+
+export function parseVaultGrant(text: string): VaultGrant | { problem: string } {
+  if (text === 'login') return { kind: 'db' };
+  const eq = text.indexOf('=');
+  const key = eq < 0 ? text : text.slice(0, eq);
+  const value = eq < 0 ? '' : text.slice(eq + 1);
+  if (key === 'reader') {
+    return LABEL.test(value) ? { kind: 'kv', reader: value } : { problem: 'a reader label is 1-64 characters of letters, digits, dot, underscore or hyphen, starting with a letter or digit' };
+  }
+  if (key === 'dns') {
+    const problem = hostNameProblem(value);
+    return problem ? { problem: `dns: ${problem}` } : { kind: 'pki', dns: value };
+  }
+  return { problem: "must be 'reader=<label>' (kv), 'dns=<host name>' (pki) or 'login' (db)" };
+}
+
+export function grantText(g: VaultGrant): string {
+  if (g.kind === 'kv') return `reader=${g.reader}`;
+  if (g.kind === 'pki') return `dns=${g.dns}`;
+  return 'login';
+}
+
+export interface VaultGrammarPolicy {
+  /** Identity names the gateway must never touch, whatever a ticket says. */
+  protectedAccounts: string[];
+}
+
+export class VaultGrammar implements ConnectorGrammar {
+  readonly type = 'vault';
+  /** KV secrets and certificates rotate; `db/` identities do not (the grammar-level flag covers the type). */
+  readonly rotates = true;
+  private readonly protectedAccounts: Set<string>;
+
+  constructor(policy: VaultGrammarPolicy) {
+    this.protectedAccounts = new Set(policy.protectedAccounts);
+  }
+
+  validateIdentity(identity: IdentityRef): FieldProblem[] {
+    const problems: FieldProblem[] = [];
+    const parsed = parseVaultIdentity(identity.name);
+    if ('problem' in parsed) problems.push({ path: 'identity.name', message: parsed.problem });
+    else if (this.protectedAccounts.has(identity.name)) {
+      problems.push({ path: 'identity.name', message: `'${identity.name}' is protected and cannot be changed by a ticket` });
+    }
+    if (identity.host !== undefined) problems.push({ path: 'identity.host', message: 'Vault identities have no host part' });
+    return problems;
+  }
+
+  /** A rotation's destination: a KV path under the connector's prefix. */
+  validateSecretPath(path: string): string | null {
+    return kvPathProblem(path);
+  }
+
+  parseGrant(text: string): ParsedGrant | { problem: string } {
+    const parsed = parseVaultGrant(text);
+    return 'problem' in parsed ? parsed : { canonical: [grantText(parsed)] };
+  }
+}

@@ -1,0 +1,472 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  AttachRolePolicyCommand,
+  CreateAccessKeyCommand,
+  CreateGroupCommand,
+  CreateInstanceProfileCommand,
+  CreateLoginProfileCommand,
+  CreatePolicyCommand,
+  CreateRoleCommand,
+  CreateUserCommand,
+  DeleteAccessKeyCommand,
+  DeleteLoginProfileCommand,
+  DeleteRoleCommand,
+  DeleteRolePolicyCommand,
+  DeleteSSHPublicKeyCommand,
+  DeleteUserCommand,
+  DeleteUserPolicyCommand,
+  DetachRolePolicyCommand,
+  DetachUserPolicyCommand,
+  EnableMFADeviceCommand,
+  GetUserCommand,
+  type IAMClient,
+  ListAccessKeysCommand,
+  ListAttachedRolePoliciesCommand,
+  ListAttachedUserPoliciesCommand,
+  ListGroupsForUserCommand,
+  ListInstanceProfilesForRoleCommand,
+  ListRolePoliciesCommand,
+  ListRolesCommand,
+  ListSSHPublicKeysCommand,
+  ListUserPoliciesCommand,
+  ListUsersCommand,
+  PutRolePolicyCommand,
+  PutUserPolicyCommand,
+  RemoveRoleFromInstanceProfileCommand,
+  RemoveUserFromGroupCommand,
+  AddRoleToInstanceProfileCommand,
+  UploadSSHPublicKeyCommand,
+} from '@aws-sdk/client-iam';
+import type { IdentityRef } from '../../src/actions/identity-action';
+import type { Connector } from '../../src/connectors/connector';
+import { verifyAccount } from '../../src/connectors/connector';
+import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
+import { Secret } from '../../src/connectors/secret';
+import { awsIamConnectorType, awsIamInstanceSchema } from '../../src/connectors/aws-iam';
+import { leastPrivilegePolicy, type IamPolicyDocument } from '../../src/connectors/aws-iam/aws-iam-policy';
+import { describeConnectorContract, type ContractHarness } from './contract';
+import { freePort } from '../support/servers/process';
+import { MOTO_ACCOUNT_ID, startMoto, type Moto } from '../support/servers/moto';
+
+const PATH = '/changegate/';
+const suffix = randomBytes(4).toString('hex');
+const READ_ONLY = 'arn:aws:iam::aws:policy/ReadOnlyAccess';
+const GROUP = `cg-readers-${suffix}`;
+const CUSTOMER_POLICY = `cg-read-${suffix}`;
+const CUSTOMER_POLICY_ARN = `arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/${CUSTOMER_POLICY}`;
+const ALLOWED_POLICY_ARNS = [READ_ONLY, `arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/*`];
+const CONNECTOR_USER = `changegate-connector-${suffix}`;
+const NARROW_USER = `changegate-narrow-${suffix}`;
+
+/**
+ * moto evaluates a policy's actions but sees every IAM user action's resource as `*` and ignores ArnLike
+ * conditions, so the documented path-scoped Resources would deny everything there. The test user gets the same
+ * actions (and conditions) with `Resource: *`; the path and allow-list limits are then the connector's own checks.
+ */
+function motoEvaluable(doc: IamPolicyDocument, without: string[] = []): IamPolicyDocument {
+  return {
+    Version: doc.Version,
+    Statement: doc.Statement.map((s) => ({ ...s, Action: s.Action.filter((a) => !without.includes(a)), Resource: ['*'] })).filter((s) => s.Action.length > 0),
+  };
+}
+
+/** An OpenSSH ed25519 public key line: what CodeCommit users upload. */
+function sshPublicKey(): string {
+  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  const field = (b: Buffer) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(b.length);
+    return Buffer.concat([length, b]);
+  };
+  return `ssh-ed25519 ${Buffer.concat([field(Buffer.from('ssh-ed25519')), field(raw)]).toString('base64')} test`;
+}
+
+const isNoSuchEntity = (e: unknown) => (e as { name?: string }).name === 'NoSuchEntityException';
+async function ignoreMissing(run: () => Promise<unknown>): Promise<void> {
+  await run().catch((e: unknown) => {
+    if (!isNoSuchEntity(e)) throw e;
+  });
+}
+
+/** Everything a test may have left, removed as the administrator; quiet when nothing is there. */
+async function adminRemove(admin: IAMClient, identity: IdentityRef): Promise<void> {
+  if (identity.name.startsWith('role/')) {
+    const RoleName = identity.name.slice(5);
+    const attached = await admin.send(new ListAttachedRolePoliciesCommand({ RoleName })).catch((e: unknown) => (isNoSuchEntity(e) ? null : Promise.reject(e)));
+    if (attached === null) return;
+    for (const p of attached.AttachedPolicies ?? []) await admin.send(new DetachRolePolicyCommand({ RoleName, PolicyArn: p.PolicyArn }));
+    for (const p of (await admin.send(new ListRolePoliciesCommand({ RoleName }))).PolicyNames ?? []) await admin.send(new DeleteRolePolicyCommand({ RoleName, PolicyName: p }));
+    for (const ip of (await admin.send(new ListInstanceProfilesForRoleCommand({ RoleName }))).InstanceProfiles ?? []) {
+      await admin.send(new RemoveRoleFromInstanceProfileCommand({ RoleName, InstanceProfileName: ip.InstanceProfileName }));
+    }
+    await ignoreMissing(() => admin.send(new DeleteRoleCommand({ RoleName })));
+    return;
+  }
+  const UserName = identity.name;
+  const keys = await admin.send(new ListAccessKeysCommand({ UserName })).catch((e: unknown) => (isNoSuchEntity(e) ? null : Promise.reject(e)));
+  if (keys === null) return;
+  for (const k of keys.AccessKeyMetadata ?? []) await admin.send(new DeleteAccessKeyCommand({ UserName, AccessKeyId: k.AccessKeyId }));
+  for (const k of (await admin.send(new ListSSHPublicKeysCommand({ UserName }))).SSHPublicKeys ?? []) await admin.send(new DeleteSSHPublicKeyCommand({ UserName, SSHPublicKeyId: k.SSHPublicKeyId }));
+  await ignoreMissing(() => admin.send(new DeleteLoginProfileCommand({ UserName })));
+  for (const p of (await admin.send(new ListAttachedUserPoliciesCommand({ UserName }))).AttachedPolicies ?? []) await admin.send(new DetachUserPolicyCommand({ UserName, PolicyArn: p.PolicyArn }));
+  for (const g of (await admin.send(new ListGroupsForUserCommand({ UserName }))).Groups ?? []) await admin.send(new RemoveUserFromGroupCommand({ UserName, GroupName: g.GroupName }));
+  for (const p of (await admin.send(new ListUserPoliciesCommand({ UserName }))).PolicyNames ?? []) await admin.send(new DeleteUserPolicyCommand({ UserName, PolicyName: p }));
+  await ignoreMissing(() => admin.send(new DeleteUserCommand({ UserName })));
+}
+
+/** Every user and role with its path, keys, console password, policies and groups, read as the administrator. */
+async function adminSnapshot(admin: IAMClient): Promise<unknown> {
+  const users = [];
+  for (const u of (await admin.send(new ListUsersCommand({ MaxItems: 1000 }))).Users ?? []) {
+    const UserName = u.UserName;
+    users.push({
+      name: UserName,
+      path: u.Path,
+      keys: ((await admin.send(new ListAccessKeysCommand({ UserName }))).AccessKeyMetadata ?? []).map((k) => `${k.AccessKeyId}:${k.Status}`).sort(),
+      policies: ((await admin.send(new ListAttachedUserPoliciesCommand({ UserName }))).AttachedPolicies ?? []).map((p) => p.PolicyArn).sort(),
+      groups: ((await admin.send(new ListGroupsForUserCommand({ UserName }))).Groups ?? []).map((g) => g.GroupName).sort(),
+      inline: ((await admin.send(new ListUserPoliciesCommand({ UserName }))).PolicyNames ?? []).sort(),
+    });
+  }
+  const roles = [];
+  for (const r of (await admin.send(new ListRolesCommand({ MaxItems: 1000 }))).Roles ?? []) {
+    const RoleName = r.RoleName;
+    roles.push({ name: RoleName, path: r.Path, policies: ((await admin.send(new ListAttachedRolePoliciesCommand({ RoleName }))).AttachedPolicies ?? []).map((p) => p.PolicyArn).sort() });
+  }
+  return { users: users.sort((a, b) => String(a.name).localeCompare(String(b.name))), roles: roles.sort((a, b) => String(a.name).localeCompare(String(b.name))) };
+}
+
+const refusalOf = async (run: () => Promise<unknown>): Promise<ConnectorRefusal> => {
+  const err = await run().then(() => null, (e: unknown) => e);
+  if (!(err instanceof ConnectorRefusal)) throw new Error(`expected a ConnectorRefusal, got ${String(err)}`);
+  return err;
+};
+
+describe('AWS IAM connector against moto with IAM access control on, using a least-privilege user', () => {
+  let moto: Moto;
+  const env: Record<string, string> = {};
+  const open: Connector[] = [];
+  const made: IdentityRef[] = [];
+  let harness: ContractHarness;
+
+  const config = (overrides: Record<string, unknown> = {}) =>
+    awsIamInstanceSchema.parse({
+      name: 'aws-iam-test',
+      type: 'aws-iam',
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      path: PATH,
+      userName: CONNECTOR_USER,
+      accessKeyIdEnv: 'CG_TEST_AWS_KEY_ID',
+      secretAccessKeyEnv: 'CG_TEST_AWS_SECRET',
+      allowedPolicyArns: ALLOWED_POLICY_ARNS,
+      allowedGroups: [GROUP],
+      policy: { protectedAccounts: ['moto-admin'] },
+      ...overrides,
+    });
+  const connect = (overrides: Record<string, unknown> = {}): Connector => {
+    const c = awsIamConnectorType.create(config(overrides), (key) => {
+      const v = env[key];
+      if (v === undefined) throw new Error(`${key} not set`);
+      return v;
+    });
+    open.push(c);
+    return c;
+  };
+  const fresh = (prefix = 'cgt'): IdentityRef => {
+    const id: IdentityRef = { type: 'service_account', name: `${prefix}-${randomBytes(5).toString('hex')}` };
+    made.push(id);
+    return id;
+  };
+  /** A user at the root path (outside the managed one) holding the given identity policy and one access key. */
+  const credentialUser = async (userName: string, policy: IamPolicyDocument, envPrefix: string) => {
+    await moto.admin.send(new CreateUserCommand({ UserName: userName }));
+    await moto.admin.send(new PutUserPolicyCommand({ UserName: userName, PolicyName: 'changegate-connector', PolicyDocument: JSON.stringify(policy) }));
+    const key = (await moto.admin.send(new CreateAccessKeyCommand({ UserName: userName }))).AccessKey!;
+    env[`${envPrefix}_KEY_ID`] = key.AccessKeyId!;
+    env[`${envPrefix}_SECRET`] = key.SecretAccessKey!;
+  };
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    await moto.admin.send(new CreateGroupCommand({ GroupName: GROUP }));
+    await moto.admin.send(new CreatePolicyCommand({
+      PolicyName: CUSTOMER_POLICY,
+      Path: PATH,
+      PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'iam:Get*', Resource: '*' }] }),
+    }));
+    const documented = leastPrivilegePolicy({ accountId: MOTO_ACCOUNT_ID, path: PATH, allowedPolicyArns: ALLOWED_POLICY_ARNS, allowedGroups: [GROUP] });
+    await credentialUser(CONNECTOR_USER, motoEvaluable(documented), 'CG_TEST_AWS');
+    // The same policy without AttachUserPolicy: the target, not the connector, must refuse the attach.
+    await credentialUser(NARROW_USER, motoEvaluable(documented, ['iam:AttachUserPolicy']), 'CG_TEST_AWS_NARROW');
+    const connector = connect();
+    harness = {
+      connector: () => connector,
+      freshIdentity: () => ({ type: 'service_account', name: `cgt-${randomBytes(5).toString('hex')}` }),
+      grants: [`policy=${READ_ONLY}`, `group=${GROUP}`],
+      seedOutOfBand: async (id) => {
+        await moto.admin.send(new CreateUserCommand({ UserName: id.name, Path: PATH }));
+      },
+      snapshot: () => adminSnapshot(moto.admin),
+      ownIdentityName: CONNECTOR_USER,
+      hostileNames: [
+        'role/a b', 'role/', 'role/../x', 'role//x', 'user/x', `arn:aws:iam::${MOTO_ACCOUNT_ID}:user/x`, 'x'.repeat(65),
+        `role/${'x'.repeat(65)}`, 'a:b', 'a|b', 'é', CONNECTOR_USER.toUpperCase(), 'MOTO-ADMIN', 'a+b=c,d.e@f-g',
+      ],
+      hostileGrants: [
+        'policy=arn:aws:iam::aws:policy/AdministratorAccess', 'group=admins', `policy=${READ_ONLY} `, ` policy=${READ_ONLY}`,
+        `Policy=${READ_ONLY}`, `policy = ${READ_ONLY}`, `policy=${READ_ONLY}*`, 'policy=arn:aws:iam::aws:policy/../AdministratorAccess',
+        `policy=arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/../Admin`, `policy=arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/*`,
+        `group=${GROUP}\n`, 'group=*', 'inline=x', `policy=${READ_ONLY},group=${GROUP}`, `policy=${READ_ONLY}\u0000`,
+        'policy=arn:aws:iam::aws:user/ReadOnlyAccess', 'policy=ReadOnlyAccess', `policy=arn:aws:iam::1234:policy/changegate/x`,
+      ],
+      unreachable: () => {
+        const c = awsIamConnectorType.create(config({ endpoint: `http://127.0.0.1:${unusedPort}` }), (k) => env[k] ?? '');
+        return c;
+      },
+      targetRefusal: async () => {
+        const narrow = connect({ accessKeyIdEnv: 'CG_TEST_AWS_NARROW_KEY_ID', secretAccessKeyEnv: 'CG_TEST_AWS_NARROW_SECRET', userName: NARROW_USER });
+        const id = fresh('cgt-narrow');
+        return { run: () => narrow.provision(id, [`policy=${READ_ONLY}`]), causeMatches: /not authorized to perform: iam:AttachUserPolicy/ };
+      },
+      acceptedButNotApplied: async () => {
+        // moto refuses attaching a missing policy or joining a missing group (NoSuchEntity), so there is no
+        // accepted-but-ignored call to find there; this is drift instead: AWS accepted both grants, then an
+        // administrator detached one behind the gateway's back before the read-back.
+        const id = fresh('cgt-drift');
+        await connector.provision(id, [`policy=${READ_ONLY}`, `group=${GROUP}`]);
+        await moto.admin.send(new DetachUserPolicyCommand({ UserName: id.name, PolicyArn: READ_ONLY }));
+        return { identity: id, desired: { exists: true, mustHave: [`policy=${READ_ONLY}`, `group=${GROUP}`] } };
+      },
+      cleanup: (id) => adminRemove(moto.admin, id),
+      rotates: true,
+    };
+    unusedPort = await freePort();
+  }, 60_000);
+  let unusedPort = 0;
+
+  afterAll(async () => {
+    if (!moto) return;
+    for (const id of made) await adminRemove(moto.admin, id);
+    for (const c of open) await c.close();
+    await moto.stop();
+  });
+
+  describeConnectorContract('aws-iam (moto)', () => harness);
+
+  it("the connector's credential is refused by moto outside its policy: writing policies, making roles, setting passwords", async () => {
+    const self = moto.clientFor(env.CG_TEST_AWS_KEY_ID!, env.CG_TEST_AWS_SECRET!);
+    try {
+      const doc = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] });
+      const attempts = [
+        () => self.send(new PutUserPolicyCommand({ UserName: CONNECTOR_USER, PolicyName: 'escalate', PolicyDocument: doc })),
+        () => self.send(new CreateRoleCommand({ RoleName: `cg-escalate-${suffix}`, AssumeRolePolicyDocument: doc })),
+        () => self.send(new CreateLoginProfileCommand({ UserName: CONNECTOR_USER, Password: 'Aa1!aaaaaaaaaaaa' })),
+      ];
+      for (const attempt of attempts) {
+        await expect(attempt()).rejects.toMatchObject({ name: 'AccessDenied', message: expect.stringMatching(new RegExp(`user/${CONNECTOR_USER} is not authorized`)) });
+      }
+    } finally {
+      self.destroy();
+    }
+  });
+
+  it('an allow-listed policy that does not exist is refused by AWS (NoSuchEntity) with its message as cause; one off the allow-list never leaves the gateway', async () => {
+    const c = harness.connector();
+    const id = fresh();
+    const missing = await refusalOf(() => c.provision(id, [`policy=arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/cg-missing-${suffix}`]));
+    expect(missing.type).toBe(FailureType.TargetRefused);
+    expect((missing.cause as Error).message).toMatch(/does not exist or is not attachable/);
+    expect((missing.cause as { code?: string }).code).toBe('NoSuchEntityException');
+    const before = await adminSnapshot(moto.admin);
+    const offList = await refusalOf(() => c.provision(fresh(), ['policy=arn:aws:iam::aws:policy/AdministratorAccess']));
+    expect(offList.type).toBe(FailureType.InvalidIdentity);
+    expect(offList.message).toMatch(/not on this connector's allow-list/);
+    expect(await adminSnapshot(moto.admin)).toEqual(before);
+    // A customer-managed policy under the allow-listed path is attached and reported by its ARN.
+    await c.provision(id, [`policy=${CUSTOMER_POLICY_ARN}`]);
+    expect((await c.inspect(id)).grants).toEqual([`policy=${CUSTOMER_POLICY_ARN}`]);
+  });
+
+  it('rotation keeps at most two keys (the new one active, the previous one inactive) and hands back the pair as JSON', async () => {
+    const c = harness.connector();
+    const id = fresh();
+    await c.provision(id, [`group=${GROUP}`]);
+    expect((await c.inspect(id)).locked).toBe(true); // a new user has no credential until its first rotation
+    const first = await c.rotate!(id);
+    const second = await c.rotate!(id);
+    const third = await c.rotate!(id);
+    const pair = JSON.parse(third.secret.reveal()) as { accessKeyId: string; secretAccessKey: string };
+    expect(Object.keys(pair).sort()).toEqual(['accessKeyId', 'secretAccessKey']);
+    expect(third.credentialId).toBe(pair.accessKeyId);
+    expect(third.detail).toContain(`deactivated ${second.credentialId}`);
+    expect(third.detail).toContain(`deleted ${first.credentialId}`);
+    expect(third.detail).not.toContain(pair.secretAccessKey);
+    const observed = await c.inspect(id);
+    expect(observed.locked).toBe(false);
+    expect(observed.attributes?.accessKeys).toEqual([`${second.credentialId}:Inactive`, `${third.credentialId}:Active`].sort());
+    expect(await c.authenticates!(id, third.secret)).toBe(true);
+    expect(await c.authenticates!(id, second.secret)).toBe(false);
+    expect(await c.authenticates!(id, first.secret)).toBe(false);
+    // Another user's valid key does not authenticate as this one.
+    const other = fresh();
+    await c.provision(other, [`group=${GROUP}`]);
+    expect(await c.authenticates!(other, third.secret)).toBe(false);
+  });
+
+  it("moto accepts a deactivated key's signature (AWS would not), so authenticates() also requires the key to be listed Active", async () => {
+    const c = harness.connector();
+    const id = fresh();
+    await c.provision(id, [`policy=${READ_ONLY}`]);
+    const old = await c.rotate!(id);
+    await c.rotate!(id);
+    const pair = JSON.parse(old.secret.reveal()) as { accessKeyId: string; secretAccessKey: string };
+    const probe = moto.clientFor(pair.accessKeyId, pair.secretAccessKey);
+    try {
+      // ReadOnlyAccess allows iam:GetUser: with the inactive key, moto answers as if the key were live.
+      expect((await probe.send(new GetUserCommand({}))).User?.UserName).toBe(id.name);
+    } finally {
+      probe.destroy();
+    }
+    expect(await c.authenticates!(id, old.secret)).toBe(false);
+  });
+
+  it('disable-mode revoke deactivates access and SSH keys, deletes the console password, strips policies, groups and inline policies, and keeps the user', async () => {
+    const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: 'disable' } });
+    const id = fresh();
+    await c.provision(id, [`policy=${READ_ONLY}`, `group=${GROUP}`]);
+    const key = await c.rotate!(id);
+    await moto.admin.send(new CreateLoginProfileCommand({ UserName: id.name, Password: 'Aa1!aaaaaaaaaaaa' }));
+    await moto.admin.send(new PutUserPolicyCommand({ UserName: id.name, PolicyName: 'side-door', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }) }));
+    const ssh = (await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }))).SSHPublicKey!.SSHPublicKeyId;
+    expect((await c.inspect(id)).grants).toEqual([`group=${GROUP}`, 'inline=side-door', `policy=${READ_ONLY}`]);
+    const out = await c.revoke(id);
+    expect(out).toMatchObject({ changed: true, expected: { exists: true, locked: true, noGrants: true } });
+    const observed = await c.inspect(id);
+    expect(verifyAccount(out.expected!, observed)).toEqual({ verified: true, mismatches: [] });
+    expect(observed.attributes).toMatchObject({ accessKeys: [`${key.credentialId}:Inactive`], loginProfile: false, otherCredentials: [`ssh-key:${ssh}:Inactive`] });
+    expect(await c.authenticates!(id, key.secret)).toBe(false);
+    expect(await c.revoke(id)).toMatchObject({ changed: false });
+  });
+
+  it('an active SSH public key alone keeps a user unlocked: it is a credential too', async () => {
+    const c = harness.connector();
+    const id = fresh();
+    await c.provision(id, [`group=${GROUP}`]);
+    expect((await c.inspect(id)).locked).toBe(true);
+    await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }));
+    expect((await c.inspect(id)).locked).toBe(false);
+  });
+
+  it('delete-mode revoke removes access keys, SSH keys, MFA devices, console password, inline policies, groups and policies before deleting the user', async () => {
+    const c = harness.connector();
+    const id = fresh();
+    await c.provision(id, [`policy=${READ_ONLY}`, `group=${GROUP}`]);
+    await c.rotate!(id);
+    await c.rotate!(id);
+    await moto.admin.send(new CreateLoginProfileCommand({ UserName: id.name, Password: 'Aa1!aaaaaaaaaaaa' }));
+    await moto.admin.send(new PutUserPolicyCommand({ UserName: id.name, PolicyName: 'side-door', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }) }));
+    await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }));
+    await moto.admin.send(new EnableMFADeviceCommand({ UserName: id.name, SerialNumber: `arn:aws:iam::${MOTO_ACCOUNT_ID}:mfa/${id.name}`, AuthenticationCode1: '123456', AuthenticationCode2: '654321' }));
+    expect((await c.inspect(id)).attributes).toMatchObject({ mfaDevices: 1 });
+    const out = await c.revoke(id);
+    expect(out.detail).toMatch(
+      /deactivated 1 access key.*deactivated 1 SSH key.*deleted the console password.*removed from 1 group.*detached 1 policy.*deleted 1 inline.*deleted 2 access key.*deleted 1 SSH key.*deactivated 1 MFA device.*deleted user/,
+    );
+    await expect(moto.admin.send(new GetUserCommand({ UserName: id.name }))).rejects.toMatchObject({ name: 'NoSuchEntityException' });
+    expect(await c.inspect(id)).toEqual({ exists: false, grants: [] });
+  });
+
+  it('refuses to touch a user outside its managed path, and discovery marks that user protected', async () => {
+    const c = harness.connector();
+    const outsider = fresh('cgt-outside');
+    await moto.admin.send(new CreateUserCommand({ UserName: outsider.name, Path: '/' }));
+    for (const op of [() => c.inspect(outsider), () => c.provision(outsider, [`group=${GROUP}`]), () => c.revoke(outsider), () => c.rotate!(outsider)]) {
+      const err = await refusalOf(op);
+      expect(err.type).toBe(FailureType.TargetRefused);
+      expect(err.message).toMatch(/outside the managed path \/changegate\//);
+    }
+    expect((await moto.admin.send(new ListGroupsForUserCommand({ UserName: outsider.name }))).Groups).toEqual([]);
+    const found = await c.discover();
+    expect(found.find((d) => d.name === outsider.name)).toEqual({ name: outsider.name, protected: true });
+    expect(found.find((d) => d.name === 'moto-admin')?.protected).toBe(true);
+  });
+
+  it('roles under the managed path: inspected, discovered, granted, stripped and deleted; never created, never rotated', async () => {
+    const c = harness.connector();
+    const roleName = `cgt-role-${randomBytes(4).toString('hex')}`;
+    const role: IdentityRef = { type: 'service_account', name: `role/${roleName}` };
+    made.push(role);
+    const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
+    const missing = await refusalOf(() => c.provision(role, [`policy=${READ_ONLY}`]));
+    expect(missing.message).toMatch(/does not create roles/);
+    expect((await refusalOf(() => c.provision(role, [`group=${GROUP}`]))).type).toBe(FailureType.InvalidIdentity);
+
+    await moto.admin.send(new CreateRoleCommand({ RoleName: roleName, Path: PATH, AssumeRolePolicyDocument: trust }));
+    await moto.admin.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: CUSTOMER_POLICY_ARN }));
+    await moto.admin.send(new PutRolePolicyCommand({ RoleName: roleName, PolicyName: 'extra', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }) }));
+    await moto.admin.send(new CreateInstanceProfileCommand({ InstanceProfileName: roleName }));
+    await moto.admin.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: roleName, RoleName: roleName }));
+
+    expect(await c.provision(role, [`policy=${READ_ONLY}`])).toMatchObject({ created: false });
+    expect(await c.inspect(role)).toEqual({
+      exists: true,
+      grants: ['inline=extra', `policy=${CUSTOMER_POLICY_ARN}`, `policy=${READ_ONLY}`],
+      attributes: { kind: 'role', path: PATH, instanceProfiles: [roleName] },
+    });
+    expect((await c.discover()).find((d) => d.name === role.name)).toEqual({ name: role.name, type: 'service_account' });
+    expect((await c.revokeGrants(role, [`policy=${READ_ONLY}`], false)).changed).toBe(true);
+    expect((await c.inspect(role)).grants).toEqual(['inline=extra', `policy=${CUSTOMER_POLICY_ARN}`]);
+    expect((await refusalOf(() => c.rotate!(role))).message).toMatch(/a role has no long-lived credential/);
+
+    const out = await c.revoke(role);
+    expect(out.detail).toMatch(/detached 1 policy.*deleted 1 inline.*removed from 1 instance profile.*deleted role/);
+    expect(await c.inspect(role)).toEqual({ exists: false, grants: [] });
+    expect((await c.revoke(role)).changed).toBe(false);
+  });
+
+  it('grammar: exact canonical grant text, policies by exact ARN or path prefix, groups in the allow-list spelling, protected names in any case', () => {
+    const g = awsIamConnectorType.grammar(config({ allowedGroups: ['Readers'] }));
+    expect(g.parseGrant(`policy=${READ_ONLY}`)).toEqual({ canonical: [`policy=${READ_ONLY}`] });
+    expect(g.parseGrant(`policy=arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/team/x`)).toEqual({ canonical: [`policy=arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/team/x`] });
+    expect(g.parseGrant(`policy=arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/other/x`)).toHaveProperty('problem');
+    expect(g.parseGrant('policy=arn:aws:iam::aws:policy/job-function/ViewOnlyAccess')).toHaveProperty('problem');
+    expect(g.parseGrant('group=readers')).toEqual({ canonical: ['group=Readers'] });
+    expect(g.validateIdentity({ type: 'service_account', name: 'svc-billing' })).toEqual([]);
+    expect(g.validateIdentity({ type: 'service_account', name: 'role/deployer' })).toEqual([]);
+    expect(g.validateIdentity({ type: 'service_account', name: CONNECTOR_USER.toUpperCase() })[0]?.message).toMatch(/protected/);
+    expect(g.validateIdentity({ type: 'service_account', name: 'svc', host: '%' })[0]?.path).toBe('identity.host');
+  });
+
+  it('config: credentials only by environment variable name, a managed path below the root, policy allow-list entries shaped as ARNs', () => {
+    const base = { name: 'x', type: 'aws-iam', userName: 'gw', accessKeyIdEnv: 'K', secretAccessKeyEnv: 'S' };
+    expect(awsIamInstanceSchema.parse(base)).toMatchObject({ path: '/changegate/', region: 'us-east-1', allowedPolicyArns: [], allowedGroups: [] });
+    expect(awsIamInstanceSchema.safeParse({ ...base, secretAccessKey: 'inline' }).success).toBe(false);
+    expect(awsIamInstanceSchema.safeParse({ ...base, path: '/' }).success).toBe(false);
+    expect(awsIamInstanceSchema.safeParse({ ...base, path: '/a/../' }).success).toBe(false);
+    expect(awsIamInstanceSchema.safeParse({ ...base, allowedPolicyArns: ['*'] }).success).toBe(false);
+    expect(awsIamInstanceSchema.safeParse({ ...base, allowedPolicyArns: ['arn:aws:iam::aws:policy/ReadOnly*'] }).success).toBe(false);
+    expect(awsIamInstanceSchema.safeParse({ ...base, allowedPolicyArns: ['arn:aws:iam::123456789012:policy/team/*'] }).success).toBe(true);
+  });
+
+  it('an unreachable endpoint fails as a transient error naming the call, never as a refusal', async () => {
+    const c = harness.unreachable();
+    try {
+      const err = (await c.inspect({ type: 'service_account', name: 'svc-x' }).then(() => null, (e: unknown) => e)) as Error & { transient?: boolean };
+      expect(err).not.toBeInstanceOf(ConnectorRefusal);
+      expect(err.transient).toBe(true);
+      expect(err.message).toMatch(/GetUser failed: .*ECONNREFUSED/);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a secret that is not a well-formed key pair does not authenticate', async () => {
+    const c = harness.connector();
+    const id = fresh();
+    await c.provision(id, [`group=${GROUP}`]);
+    for (const s of [Secret.generate(), new Secret('{"accessKeyId":"x","secretAccessKey":"y"}'), new Secret('null')]) {
+      expect(await c.authenticates!(id, s)).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { fingerprintOf } from '../src/connectors/secret';
+import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from './support/servers/openbao';
+import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+
+/**
+ * Rotation end to end on real parts: a ServiceNow change asks for a MariaDB service account's password to be rotated
+ * and delivered to OpenBao, where the workload reads it. The value must work, be where the workload reads it, and
+ * appear nowhere else: not in evidence, workflow history, search attributes or ticket notes.
+ */
+describe('credential rotation: MariaDB account → OpenBao KV, verified on both sides', () => {
+  let bao: OpenBao;
+  let fx: VaultFixture;
+  let stack: Stack;
+  beforeAll(async () => {
+    bao = await startOpenBao();
+    fx = await setupVaultFixture(bao);
+    process.env.CG_TEST_ROTATION_VAULT_TOKEN = fx.gatewayToken;
+    stack = await startStack({
+      extraConnectors: [{ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_TEST_ROTATION_VAULT_TOKEN', kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } }],
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await fx?.cleanup();
+    await bao?.stop();
+  });
+
+  const rotate = (name: string, path: string, system = 'mysql-local', store = 'vault-local') =>
+    JSON.stringify([{ kind: 'rotate', system, identity: { type: 'service_account', name, host: '%' }, deliverTo: { system: store, path } }]);
+
+  it('sets a new password, delivers it to the KV path, and proves the target accepts what the store serves', async () => {
+    const account = uniqueAccount('rot');
+    await createAccount(stack.admin, account);
+    const path = `apps/${account}/db`;
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: rotate(account, path) });
+    const rows = await waitFor('rotation evidence', async () => {
+      const r = await stack.evidence.list(`servicenow:${number}`);
+      return r.some((x) => x.actionKind === 'rotate') ? r : null;
+    }, 30_000);
+    const row = rows.find((x) => x.actionKind === 'rotate')!;
+    expect(row).toMatchObject({ outcome: 'rotated', verified: true, observedState: { targetAccepts: true } });
+
+    // What the workload reads, read as the store's administrator.
+    const served = await bao.root<{ data: { data: { value: string }; metadata: { version: number } } }>('GET', `secret/data/${fx.kvPrefix}/${path}`);
+    const value = served.body.data.data.value;
+    expect(row.observedState.fingerprint).toBe(fingerprintOf(value));
+    expect(row.observedState.storeFingerprint).toBe(fingerprintOf(value));
+    expect(row.observedState.storeVersion).toBe(served.body.data.metadata.version);
+    const session = await mysql.createConnection({ host: '127.0.0.1', user: account, password: value });
+    await session.end();
+
+    // The value is nowhere else.
+    const history = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();
+    const description = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).describe();
+    const notes = stack.sim.journal(change.sys_id as string);
+    for (const [where, text] of [
+      ['evidence', JSON.stringify(rows)],
+      ['workflow history', JSON.stringify(history)],
+      ['search attributes', JSON.stringify(description.searchAttributes)],
+      ['ticket notes', JSON.stringify(notes)],
+    ] as const) {
+      expect({ where, leaked: text.includes(value) }).toEqual({ where, leaked: false });
+    }
+    expect(JSON.stringify(notes)).toContain(fingerprintOf(value));
+    await waitFor('closure allowed', async () => (await stack.closureCheck(number)).data.allowed === true);
+    await stack.admin.query('DROP USER ?@?', [account, '%']);
+  });
+
+  it('refuses at the edge a rotation delivered to something that is not a secrets store, or to a path outside the grammar', async () => {
+    const account = uniqueAccount('rot');
+    const bad = (actions: string) => ({
+      sys_id: randomBytes(16).toString('hex'), number: uniqueTicketNumber(), sys_mod_count: '0', state: '-1', approval: 'approved', type: 'normal',
+      u_identity_actions: actions,
+    });
+    const notStore = await stack.deliver(bad(rotate(account, 'apps/x', 'mysql-local', 'mysql-local')));
+    expect(notStore.status).toBe(400);
+    expect(notStore.data.error.issues).toEqual([{ path: 'u_identity_actions[0].deliverTo.system', message: "'mysql-local' is not a configured secrets store" }]);
+    const traversal = await stack.deliver(bad(rotate(account, '../../sys/policy')));
+    expect(traversal.status).toBe(400);
+    expect(traversal.data.error.issues[0].path).toBe('u_identity_actions[0].deliverTo.path');
+  });
+
+  it('a rotation the target refuses (no such account) fails the step with the cause, writes nothing to the store, and blocks closure', async () => {
+    const account = uniqueAccount('ghost');
+    const path = `apps/${account}/db`;
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: rotate(account, path) });
+    const check = await waitFor('closure-check shows the failure', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.reasons?.some((x: string) => /failed/.test(x)) ? r : null;
+    }, 30_000);
+    expect(check.data.allowed).toBe(false);
+    expect(check.data.reasons.join(' ')).toMatch(/does not exist, so it has no password to rotate/);
+    expect((await bao.root('GET', `secret/data/${fx.kvPrefix}/${path}`, undefined, [404])).status).toBe(404);
+  });
+});
