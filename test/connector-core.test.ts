@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { verifyAccount } from '../src/connectors/connector';
-import { parseConnectorsFile } from '../src/connectors/registry';
+import { GrammarRegistry, loadConnectorsFile, parseConnectorsFile } from '../src/connectors/registry';
 import { fingerprintOf, Secret } from '../src/connectors/secret';
 import { classify } from '../src/inventory/inventory';
 
@@ -80,5 +80,13 @@ describe('inventory classification', () => {
       ['stray', 'orphan'],
     ]);
     expect(report.orphans).toBe(2);
+  });
+});
+
+describe('shipped connector files', () => {
+  it.each(['config/connectors.demo.json', 'config/connectors.compose.json'])('%s parses, and every connector has a grammar', (path) => {
+    const file = loadConnectorsFile(path);
+    const grammars = new GrammarRegistry(file);
+    expect(grammars.names()).toEqual(file.connectors.map((c) => c.name));
   });
 });
