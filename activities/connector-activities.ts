@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 import { type DesiredAccount, type ObservedAccount, verifyAccount } from '../src/connectors/connector';
 import { ConnectorRefusal } from '../src/connectors/connector-errors';
+import type { Secret } from '../src/connectors/secret';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import type { EvidenceStore } from '../src/evidence/evidence-store';
 
@@ -67,7 +68,10 @@ export interface RecordFailureInput extends StepTarget {
   startedAt: string;
 }
 
-/** Turns a connector's refusal into a non-retryable failure with its type; the original error stays as cause. */
+/**
+ * Turns a connector's refusal into a non-retryable failure with its type; the original error stays as cause. A
+ * transient error that carries the target's `Retry-After` (as `retryAfterMs`) retries no sooner than it asks.
+ */
 async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -75,8 +79,33 @@ async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
     if (err instanceof ConnectorRefusal) {
       throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true, cause: err });
     }
+    const retryAfterMs = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+    if (typeof retryAfterMs === 'number' && retryAfterMs > 0) {
+      throw ApplicationFailure.create({
+        message: err instanceof Error ? err.message : 'target asked to retry later',
+        type: 'TargetThrottled',
+        nextRetryDelay: Math.min(retryAfterMs, 3_600_000),
+        cause: err instanceof Error ? err : undefined,
+      });
+    }
     throw err;
   }
+}
+
+/** The whole value, and for a structured credential (an access key pair as JSON) each of its secret parts. */
+export function containsSecret(text: string, secret: Secret): boolean {
+  const value = secret.reveal();
+  if (text.includes(value)) return true;
+  try {
+    const parsed: unknown = JSON.parse(value);
+    if (parsed && typeof parsed === 'object') {
+      // Identifiers (`accessKeyId`) are not secret and are recorded on purpose; every other part is.
+      return Object.entries(parsed as Record<string, unknown>).some(([k, v]) => !/Id$/.test(k) && typeof v === 'string' && v.length >= 8 && text.includes(v));
+    }
+  } catch {
+    // not structured
+  }
+  return false;
 }
 
 export function createConnectorActivities({ registry, evidence, actor }: ConnectorActivityDeps) {
@@ -137,6 +166,8 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
         throw ApplicationFailure.create({ message: `${input.system} has no credentials the gateway rotates`, type: 'TargetRefused', nonRetryable: true });
       }
       const sink = await refusalsAreFinal(async () => registry.sink(input.deliverTo.system));
+      // The destination is checked before anything changes: a refused write must not leave a rotated, undelivered credential.
+      await refusalsAreFinal(() => sink.checkDestination(input.deliverTo.path));
       const rotated = await refusalsAreFinal(() => connector.rotate!(input.identity));
       const { secret } = rotated;
       const { version } = await refusalsAreFinal(() =>
@@ -147,6 +178,12 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       const mismatches: string[] = [];
       if (!authenticates) mismatches.push('the target does not accept the new credential');
       if (served?.fingerprint !== secret.fingerprint) mismatches.push('the secrets store does not serve the new credential');
+      let applied = rotated.detail;
+      if (mismatches.length === 0 && connector.retireOthers) {
+        // Two-phase targets keep the previous credential until the new one is delivered and proven to work.
+        const retired = await refusalsAreFinal(() => connector.retireOthers!(input.identity, rotated.credentialId ?? ''));
+        applied = `${applied}; ${retired.detail}`;
+      }
       const verified = mismatches.length === 0;
       const record = {
         ticketKey: input.ticketKey,
@@ -164,17 +201,17 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
           ...(rotated.credentialId ? { keyId: rotated.credentialId } : {}),
         },
         verified,
-        verification: { mismatches, applied: rotated.detail },
+        verification: { mismatches, applied },
         actor,
         eventReceivedAt: input.eventReceivedAt,
         startedAt,
         verifiedAt: verified ? new Date().toISOString() : null,
       };
-      if (JSON.stringify(record).includes(secret.reveal())) throw new Error('refusing to record evidence that contains the rotated value');
+      if (containsSecret(JSON.stringify(record), secret)) throw new Error('refusing to record evidence that contains the rotated value');
       const row = await evidence.append(record);
       return {
         verified,
-        detail: verified ? `${rotated.detail}; delivered to ${input.deliverTo.system}:${input.deliverTo.path} v${version} (${secret.fingerprint})` : mismatches.join('; '),
+        detail: verified ? `${applied}; delivered to ${input.deliverTo.system}:${input.deliverTo.path} v${version} (${secret.fingerprint})` : mismatches.join('; '),
         fingerprint: secret.fingerprint,
         version,
         ...(rotated.credentialId ? { keyId: rotated.credentialId } : {}),

@@ -3,6 +3,7 @@ import { verifyAccount } from '../src/connectors/connector';
 import { GrammarRegistry, loadConnectorsFile, parseConnectorsFile } from '../src/connectors/registry';
 import { fingerprintOf, Secret } from '../src/connectors/secret';
 import { classify } from '../src/inventory/inventory';
+import { containsSecret } from '../activities/connector-activities';
 
 describe('Secret: a credential that cannot be printed by accident', () => {
   it('shows only its fingerprint through String, JSON, util.inspect, template literals and error messages', () => {
@@ -88,5 +89,30 @@ describe('shipped connector files', () => {
     const file = loadConnectorsFile(path);
     const grammars = new GrammarRegistry(file);
     expect(grammars.names()).toEqual(file.connectors.map((c) => c.name));
+  });
+});
+
+describe('rotation leak check', () => {
+  it('finds the whole value, or any secret part of a structured credential, but not its public key id', () => {
+    const pair = new Secret(JSON.stringify({ accessKeyId: 'AKIAEXAMPLEKEYID0001', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' }));
+    expect(containsSecret('{"keyId":"AKIAEXAMPLEKEYID0001"}', pair)).toBe(false);
+    expect(containsSecret('detail: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', pair)).toBe(true);
+    const plain = Secret.generate();
+    expect(containsSecret(`x${plain.reveal()}y`, plain)).toBe(true);
+    expect(containsSecret(plain.fingerprint, plain)).toBe(false);
+  });
+});
+
+describe('credentials never cross the network unencrypted by default', () => {
+  const mysqlAt = (host: string, extra: Record<string, unknown> = {}) => ({ connectors: [{ name: 'db', type: 'mysql', host, user: 'u', passwordEnv: 'P', ...extra }] });
+  it('refuses a plain channel to a remote host, and allows loopback, TLS, or an explicit allowPlain', () => {
+    expect(() => new GrammarRegistry(parseConnectorsFile(mysqlAt('db.internal')))).toThrow(
+      "connector 'db': credentials would cross the network to db.internal unencrypted; set \"tls\": true, or set \"allowPlain\": true",
+    );
+    for (const ok of [mysqlAt('127.0.0.1'), mysqlAt('localhost'), mysqlAt('db.internal', { tls: true }), mysqlAt('db.internal', { allowPlain: true })]) {
+      expect(new GrammarRegistry(parseConnectorsFile(ok)).names()).toEqual(['db']);
+    }
+    const ldap = { connectors: [{ name: 'dir', type: 'ldap', url: 'ldap://ldap.corp:389', baseDn: 'dc=corp', bindDn: 'uid=gw,ou=services,dc=corp', passwordEnv: 'P' }] };
+    expect(() => new GrammarRegistry(parseConnectorsFile(ldap))).toThrow(/use ldaps:\/\//);
   });
 });

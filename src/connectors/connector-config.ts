@@ -23,11 +23,14 @@ export const envKey = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must name an envir
 export const baseFields = {
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and hyphens'),
   policy: policySchema,
+  /** Lets the credential travel unencrypted to a non-loopback host (see requireEncryptedTransport). */
+  allowPlain: z.boolean().default(false),
 };
 
 export interface BaseInstanceConfig {
   name: string;
   type: string;
+  allowPlain?: boolean;
   /** Parsed files always carry `revokeMode`; configs built in code may leave it to default to delete. */
   policy: Omit<ConnectorPolicy, 'revokeMode'> & { revokeMode?: ConnectorPolicy['revokeMode'] };
 }
@@ -41,4 +44,15 @@ export function envSecrets(env: NodeJS.ProcessEnv, connector: string): SecretSou
     if (value === undefined || value === '') throw new Error(`connector '${connector}': environment variable ${key} is not set`);
     return value;
   };
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[?::1\]?)$/i;
+
+/**
+ * Credentials (bind passwords, tokens, rotated values) cross the wire: unencrypted only to loopback, elsewhere only
+ * when the configuration says so explicitly. Checked when the API or worker loads the file, so a bad one never starts.
+ */
+export function requireEncryptedTransport(cfg: { name: string; allowPlain?: boolean }, host: string, encrypted: boolean, fix: string): void {
+  if (encrypted || LOOPBACK.test(host) || cfg.allowPlain) return;
+  throw new Error(`connector '${cfg.name}': credentials would cross the network to ${host} unencrypted; ${fix}, or set "allowPlain": true`);
 }

@@ -11,6 +11,8 @@ export interface ConnectorType<C extends BaseInstanceConfig = BaseInstanceConfig
   /** A strict zod object whose output is C; `type` is its literal discriminator. */
   readonly schema: AnyZodObject;
   grammar(cfg: C): ConnectorGrammar;
+  /** Where the credential goes and whether the channel is encrypted; plain channels are allowed only to loopback. */
+  transport?(cfg: C): Array<{ host: string; encrypted: boolean; fix: string }>;
   create(cfg: C, secrets: SecretSource): Connector;
 }
 

@@ -114,21 +114,31 @@ export interface Connector {
   rotate?(identity: IdentityRef): Promise<RotationResult>;
   /** True when `secret` authenticates as `identity` right now: the read-back that verifies a rotation. */
   authenticates?(identity: IdentityRef, secret: Secret): Promise<boolean>;
+  /**
+   * Second phase of a rotation, for targets that hold several credentials at once (IAM access keys, certificates):
+   * retires every credential of `identity` except `keep`. Called only after the new credential has been delivered
+   * and verified, so a failed delivery never leaves the workload without a working credential. Idempotent.
+   */
+  retireOthers?(identity: IdentityRef, keep: string): Promise<{ retired: number; detail: string }>;
   close(): Promise<void>;
 }
 
 /**
  * Where rotated credentials go: the place the workload reads them (a KV v2 path in the Vault-API connector).
- * Only the fingerprint and version come back; the value is never read back out of the store by the gateway.
+ * Only the fingerprint and version leave the store connector: it reads the value back to fingerprint it, and the
+ * value goes no further.
  */
 export interface SecretSink {
+  /** Refuses (ConnectorRefusal) a destination the gateway may not write, before anything is rotated. */
+  checkDestination(path: string): Promise<void>;
   deliver(path: string, secret: Secret, metadata: Record<string, string>): Promise<{ version: number }>;
   /** Fingerprint of what the store currently serves at `path`, computed where the value is read. */
   currentFingerprint(path: string): Promise<{ version: number; fingerprint: string } | null>;
 }
 
 export function isSecretSink(c: object): c is SecretSink {
-  return typeof (c as Partial<SecretSink>).deliver === 'function' && typeof (c as Partial<SecretSink>).currentFingerprint === 'function';
+  const s = c as Partial<SecretSink>;
+  return typeof s.deliver === 'function' && typeof s.currentFingerprint === 'function' && typeof s.checkDestination === 'function';
 }
 
 /** Compares a target's report with the desired state; a mismatch is named so a human can act on it. */

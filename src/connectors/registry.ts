@@ -3,18 +3,22 @@ import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
 import type { Connector, ConnectorGrammar, SecretSink } from './connector';
 import { isSecretSink } from './connector';
-import { type BaseInstanceConfig, envSecrets } from './connector-config';
+import { type BaseInstanceConfig, envSecrets, requireEncryptedTransport } from './connector-config';
 import { ConnectorRefusal, FailureType } from './connector-errors';
 import type { ConnectorType } from './connector-type';
 import { awsIamConnectorType } from './aws-iam';
 import { ldapConnectorType } from './ldap';
 import { mysqlConnectorType } from './mysql';
+import { rabbitmqConnectorType } from './rabbitmq';
+import { redisConnectorType } from './redis';
 import { scimConnectorType } from './scim';
 import { vaultConnectorType } from './vault';
 
 /** One line per target system. */
 const CONNECTOR_TYPES: readonly ConnectorType<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   mysqlConnectorType,
+  redisConnectorType,
+  rabbitmqConnectorType,
   ldapConnectorType,
   scimConnectorType,
   awsIamConnectorType,
@@ -79,7 +83,9 @@ function normalised(cfg: BaseInstanceConfig): BaseInstanceConfig {
   if (!parsed.success) {
     throw new Error(`connector '${cfg.name}': ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
-  return parsed.data as BaseInstanceConfig;
+  const cfgOut = parsed.data as BaseInstanceConfig;
+  for (const t of typeOf(cfg).transport?.(cfgOut) ?? []) requireEncryptedTransport(cfgOut, t.host, t.encrypted, t.fix);
+  return cfgOut;
 }
 
 export interface SystemPolicy {

@@ -7,6 +7,8 @@ import { ConnectorRegistry } from '../../src/connectors/registry';
 import { freePort } from '../support/servers/process';
 import { type MariadbTarget, mariadbTarget } from '../support/servers/mariadb';
 import { describeConnectorContract } from './contract';
+import { MysqlGrammar } from '../../src/connectors/mysql/mysql-grammar';
+import { ConnectorRefusal } from '../../src/connectors/connector-errors';
 
 let target: MariadbTarget;
 let registry: ConnectorRegistry;
@@ -102,5 +104,29 @@ describe('MySQL/MariaDB provision refused half-way', () => {
     const id = fresh();
     await expect(c.provision(id, [`SELECT ON \`${target.schemas[0]}\`.*`, 'SELECT ON `mysql`.*'])).rejects.toMatchObject({ type: 'TargetRefused' });
     expect(await rows(`SELECT User FROM mysql.user WHERE User = '${id.name}'`)).toEqual([]);
+  });
+});
+
+describe('MySQL/MariaDB built-ins and faults that never reached a server', () => {
+  it('refuses the server’s own accounts even when the configuration protects nothing', () => {
+    const grammar = new MysqlGrammar({ protectedAccounts: [] });
+    for (const name of ['root', 'mariadb.sys', 'mysql.session', 'mysql.sys', 'mysql']) {
+      expect(grammar.validateIdentity({ type: 'service_account', name, host: '%' })).toEqual([
+        { path: 'identity.name', message: expect.stringContaining('protected') },
+      ]);
+    }
+  });
+
+  it('treats a name that does not resolve as transient, not as the target’s refusal', async () => {
+    const c = new ConnectorRegistry(
+      parseConnectorsFile({ connectors: [{ name: 'dns', type: 'mysql', host: 'no-such-host.invalid', user: 'x', passwordEnv: 'CG_MYSQL_CONTRACT_PASSWORD' }] }),
+    );
+    try {
+      const err = await c.get('dns').inspect(fresh()).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(ConnectorRefusal);
+    } finally {
+      await c.close();
+    }
   });
 });

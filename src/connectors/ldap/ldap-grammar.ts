@@ -24,7 +24,6 @@ export interface LdapGrammarPolicy {
 export class LdapGrammar implements ConnectorGrammar {
   readonly type = 'ldap';
   readonly rotates = true;
-  readonly rotates = true;
   private readonly protectedAccounts: Set<string>;
   private readonly allowedGroups: Set<string> | undefined;
 

@@ -13,6 +13,8 @@ export const mysqlInstanceSchema = z
     user: z.string().min(1),
     /** The password is never in this file: it names the environment variable that holds it. */
     passwordEnv: envKey,
+    /** TLS to the server (verified against the system CAs); required off loopback unless allowPlain is set. */
+    tls: z.boolean().default(false),
   })
   .strict();
 
@@ -21,6 +23,7 @@ export type MysqlInstanceConfig = z.infer<typeof mysqlInstanceSchema>;
 export const mysqlConnectorType = defineConnectorType<MysqlInstanceConfig>({
   type: 'mysql',
   schema: mysqlInstanceSchema,
+  transport: (cfg) => [{ host: cfg.host, encrypted: cfg.tls, fix: 'set "tls": true' }],
   grammar: (cfg) => new MysqlGrammar({ protectedAccounts: protectedNames(cfg, cfg.user) }),
   create: (cfg, secrets) =>
     createMysqlConnector({
@@ -31,5 +34,6 @@ export const mysqlConnectorType = defineConnectorType<MysqlInstanceConfig>({
       password: secrets(cfg.passwordEnv),
       protectedAccounts: protectedNames(cfg, cfg.user),
       revokeMode: cfg.policy.revokeMode,
+      tls: cfg.tls,
     }),
 });

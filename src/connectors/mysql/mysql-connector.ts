@@ -15,12 +15,17 @@ export interface MysqlConnectorOptions {
   protectedAccounts: string[];
   /** Leaver policy: drop the account, or lock it and revoke everything (kept for ownership/audit). */
   revokeMode?: 'delete' | 'disable';
+  tls?: boolean;
 }
 
-/** Errors that mean "try again later"; everything else from the server is a refusal. */
+/**
+ * Server errors that mean "try again later". Any other error the server sends (it has an errno and a message) is a
+ * refusal; an error without one never reached a server answer (network, DNS, a closed pool) and is transient too.
+ */
 const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'ER_LOCK_DEADLOCK',
-  'ER_LOCK_WAIT_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN', 'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN', 'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_QUERY_INTERRUPTED', 'ER_OPTION_PREVENTS_STATEMENT', 'ER_NORMAL_SHUTDOWN', 'ER_SHUTDOWN_COMPLETE',
+  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT',
 ]);
 const ER_NONEXISTING_GRANT = 1141;
 const ER_NO_SUCH_THREAD = 1094;
@@ -48,6 +53,7 @@ export class MysqlConnector implements Connector {
       connectionLimit: 4,
       connectTimeout: 5_000,
       multipleStatements: false,
+      ...(opts.tls ? { ssl: { rejectUnauthorized: true } } : {}),
     });
   }
 
@@ -116,6 +122,12 @@ export class MysqlConnector implements Connector {
     const { name, host } = this.account(identity);
     const before = await this.inspect(identity);
     if (!before.exists) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: account '${name}'@'${host}' does not exist, so it has no password to rotate`);
+    // The read-back logs in as the user name from the worker's host; with two accounts of that name the server may
+    // pick the other one, and the check would prove nothing.
+    const [same] = await this.run<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM mysql.user WHERE User = ?', [name]);
+    if (Number(same[0]?.n ?? 0) > 1) {
+      throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: several accounts are named '${name}', so a rotation of '${name}'@'${host}' could not be verified`);
+    }
     const secret = Secret.generate();
     await this.run('ALTER USER ?@? IDENTIFIED BY ?', [name, host, secret.reveal()], { secret: true });
     return { secret, detail: `set a new password for '${name}'@'${host}'` };
@@ -125,11 +137,15 @@ export class MysqlConnector implements Connector {
     const { name } = this.account(identity);
     let conn: mysql.Connection | undefined;
     try {
-      conn = await mysql.createConnection({ host: this.opts.host, port: this.opts.port, user: name, password: secret.reveal(), connectTimeout: 5_000 });
+      conn = await mysql.createConnection({ host: this.opts.host, port: this.opts.port, user: name, password: secret.reveal(), connectTimeout: 5_000, ...(this.opts.tls ? { ssl: { rejectUnauthorized: true } } : {}) });
       return true;
     } catch (raw) {
       const code = (raw as { code?: string }).code;
       if (code === 'ER_ACCESS_DENIED_ERROR' || code === 'ER_ACCOUNT_HAS_BEEN_LOCKED') return false;
+      if (code === 'ER_HOST_NOT_PRIVILEGED' || code === 'ER_HOST_IS_BLOCKED') {
+        // Permanent from here: the account's host pattern does not admit the worker. Retrying would rotate again.
+        throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: the worker's host may not log in as '${name}', so the new credential cannot be verified (${code})`);
+      }
       throw new Error(`${this.name}: could not check the new credential (${code ?? 'error'})`);
     } finally {
       await conn?.end().catch(() => undefined);
@@ -238,7 +254,8 @@ export class MysqlConnector implements Connector {
       const safe = { code: err.code, errno: err.errno, message: opts.secret ? (err.code ?? 'error') : (err.sqlMessage ?? err.message) };
       const text = `${this.name}: ${safe.message ?? 'unknown error'} (${safe.code ?? 'no code'})`;
       const cause = Object.assign(new Error(safe.message), { code: safe.code, errno: safe.errno });
-      if (err.code && TRANSIENT_CODES.has(err.code)) throw Object.assign(new Error(text, { cause }), { transient: true });
+      const serverAnswered = typeof err.errno === 'number' && err.errno > 0 && err.sqlMessage !== undefined;
+      if (!serverAnswered || (err.code && TRANSIENT_CODES.has(err.code))) throw Object.assign(new Error(text, { cause }), { transient: true });
       throw new ConnectorRefusal(FailureType.TargetRefused, text, { cause });
     }
   }

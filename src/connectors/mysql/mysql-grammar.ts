@@ -20,6 +20,12 @@ const HOST = /^(%|[A-Za-z0-9%_]([A-Za-z0-9.%_:-]{0,253}[A-Za-z0-9%_])?)$/;
 const OBJECT_NAME = /^[A-Za-z0-9_$]{1,64}$/;
 const GRANT = /^\s*([A-Za-z ,]+?)\s+ON\s+(\S+)\s*$/i;
 
+/**
+ * Accounts the server itself depends on, protected whatever the configuration says: `mariadb.sys` owns the sys
+ * views, `mysql` is MariaDB's socket admin, `mysql.*` are MySQL 8's internal accounts.
+ */
+export const BUILT_IN_ACCOUNTS = ['root', 'mysql', 'mariadb.sys', 'mysql.sys', 'mysql.session', 'mysql.infoschema'] as const;
+
 export interface MysqlGrammarPolicy {
   /** Accounts the gateway must never touch, whatever a ticket says. */
   protectedAccounts: string[];
@@ -31,7 +37,7 @@ export class MysqlGrammar implements ConnectorGrammar {
   private readonly protectedAccounts: Set<string>;
 
   constructor(policy: MysqlGrammarPolicy) {
-    this.protectedAccounts = new Set(policy.protectedAccounts.map((a) => a.toLowerCase()));
+    this.protectedAccounts = new Set([...BUILT_IN_ACCOUNTS, ...policy.protectedAccounts].map((a) => a.toLowerCase()));
   }
 
   validateIdentity(identity: IdentityRef): FieldProblem[] {

@@ -1,0 +1,246 @@
+import { randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
+import type { IdentityRef } from '../../src/actions/identity-action';
+import { verifyAccount } from '../../src/connectors/connector';
+import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
+import { rabbitmqConnectorType } from '../../src/connectors/rabbitmq';
+import { amqpLogin } from '../../src/connectors/rabbitmq/amqp-login';
+import { createRabbitmqConnector, type RabbitmqConnector } from '../../src/connectors/rabbitmq/rabbitmq-connector';
+import { RabbitmqGrammar } from '../../src/connectors/rabbitmq/rabbitmq-grammar';
+import { Secret } from '../../src/connectors/secret';
+import { freePort } from '../support/servers/process';
+import { type RabbitTestBroker, useRabbitmq } from '../support/servers/rabbitmq';
+import { waitFor } from '../support/wait';
+import { type ContractHarness, describeConnectorContract } from './contract';
+
+let broker: RabbitTestBroker;
+/** The gateway's own user for this run: administrator tag, no vhost permissions (rabbitmq-connector.ts). */
+const connectorUser = `cgt_conn_${randomBytes(4).toString('hex')}`;
+let connectorPassword: string;
+let unreachablePort: number;
+const extraVhosts: string[] = [];
+
+function connector(revokeMode: 'delete' | 'disable' = 'delete', over: { url?: string; user?: string; password?: string } = {}): RabbitmqConnector {
+  return createRabbitmqConnector({
+    name: 'rabbitmq-test',
+    url: over.url ?? broker.url,
+    user: over.user ?? connectorUser,
+    password: over.password ?? connectorPassword,
+    amqpPort: broker.amqpPort,
+    protectedAccounts: ['guest', connectorUser],
+    revokeMode,
+  });
+}
+
+const freshIdentity = (): IdentityRef => ({ type: 'service_account', name: `cgt_${randomBytes(5).toString('hex')}` });
+const permission = (vhost: string, prefix = 'cgt'): string => `vhost=${vhost} configure=^${prefix}\\. write=^${prefix}\\. read=^${prefix}\\.`;
+const enc = encodeURIComponent;
+
+async function extraVhost(): Promise<string> {
+  const vhost = `cgt-x-${randomBytes(4).toString('hex')}`;
+  await broker.admin.put(`/vhosts/${enc(vhost)}`);
+  extraVhosts.push(vhost);
+  return vhost;
+}
+
+beforeAll(async () => {
+  broker = await useRabbitmq();
+  connectorPassword = await broker.createUser(connectorUser, ['administrator']);
+  unreachablePort = await freePort();
+});
+
+afterAll(async () => {
+  for (const v of extraVhosts) await broker?.admin.delete(`/vhosts/${enc(v)}`);
+  await broker?.deleteUser(connectorUser);
+  await broker?.stop();
+});
+
+const harness = (): ContractHarness => ({
+  connector: () => connector(),
+  freshIdentity,
+  grants: [permission(broker.vhost), 'tag=management', 'tag=monitoring'],
+  async seedOutOfBand(identity) {
+    await broker.createUser(identity.name, []);
+  },
+  async snapshot() {
+    const users = ((await broker.admin.get('/users')).data as { name: string; tags: string[]; password_hash: string }[])
+      .map((u) => `${u.name} ${u.tags.join(',')} ${u.password_hash}`)
+      .sort();
+    const permissions = ((await broker.admin.get('/permissions')).data as object[]).map((p) => JSON.stringify(p)).sort();
+    return { users, permissions };
+  },
+  ownIdentityName: connectorUser,
+  hostileNames: ['guest', connectorUser, 'a@b/c', '..', 'a%2Fb', 'a?b', 'a#b', 'ü'],
+  hostileGrants: [
+    'vhost=/ configure=.* write=.* read=.*', 'vhost=/ configure=^.* write= read=', 'vhost=/ configure=^.+ write= read=',
+    'vhost=/ configure=orders write= read=', 'vhost=/ configure=^( write= read=', 'vhost=/ configure=^a write=^a read=^a\tb',
+    'vhost=../x configure= write= read=', 'vhost=a%2Fb configure= write= read=', 'vhost= configure= write= read=',
+    'vhost=/ vhost=x configure= write= read=', 'configure=^a write=^a read=^a', 'vhost=/ configure= write= read= tag=management',
+    'vhost=/ exchange=amq.topic write=^a read=^a', 'topic vhost=/ exchange=amq.topic write=^a read=^a', 'tag=administrator',
+    'tag=impersonator', 'tag=Management', 'tag=management,administrator', 'tag=', 'tag=management tag=monitoring', 'administrator',
+  ],
+  unreachable: () => connector('delete', { url: `http://127.0.0.1:${unreachablePort}` }),
+  async targetRefusal() {
+    // The grammar cannot know which vhosts exist; the broker refuses a permission on one that does not.
+    const id = freshIdentity();
+    return { run: () => connector().provision(id, [permission(`cgt-missing-${randomBytes(4).toString('hex')}`)]), causeMatches: /vhost_or_user_not_found/ };
+  },
+  async acceptedButNotApplied() {
+    // The broker answers 201 to the permission, then its vhost is deleted (as a vhost re-created by infrastructure
+    // code would be), taking the permission with it: the provision "succeeded", the access is not there.
+    const identity = freshIdentity();
+    const vhost = await extraVhost();
+    const grant = permission(vhost);
+    await connector().provision(identity, [grant, 'tag=management']);
+    await broker.admin.delete(`/vhosts/${enc(vhost)}`);
+    return { identity, desired: { exists: true, mustHave: [grant, 'tag=management'] } };
+  },
+  async cleanup(identity) {
+    await broker.deleteUser(identity.name);
+  },
+  rotates: true,
+});
+
+describeConnectorContract('rabbitmq', harness);
+
+describe('rabbitmq connector', () => {
+  it('the config schema takes a password environment variable, never a password', () => {
+    const entry = { name: 'rabbitmq-local', type: 'rabbitmq', url: 'http://127.0.0.1:15672', user: 'changegate_connector', passwordEnv: 'RABBITMQ_LOCAL_PASSWORD', amqpPort: 5672 };
+    expect(rabbitmqConnectorType.schema.safeParse(entry).success).toBe(true);
+    expect(rabbitmqConnectorType.schema.safeParse({ ...entry, password: 'x' }).success).toBe(false);
+  });
+
+  it('grammar writes permissions in the fixed order inspect reports and refuses wide regexes and the administrator tag', () => {
+    const g = new RabbitmqGrammar({ protectedAccounts: [] });
+    expect(g.parseGrant('read=^a\\. vhost=/ write=^a\\.')).toEqual({ canonical: ['vhost=/ configure= write=^a\\. read=^a\\.'] });
+    expect(g.parseGrant('vhost=/ configure=^(orders|billing)\\. write= read=')).toEqual({ canonical: ['vhost=/ configure=^(orders|billing)\\. write= read='] });
+    expect(g.parseGrant('tag=policymaker')).toEqual({ canonical: ['tag=policymaker'] });
+    for (const bad of ['vhost=/ configure=.* write= read=', 'vhost=/ configure= write=^.* read=', 'vhost=/ configure= write=orders read=', 'tag=administrator']) {
+      expect(g.parseGrant(bad)).toHaveProperty('problem');
+    }
+    expect(g.validateIdentity({ type: 'service_account', name: 'svc', host: 'x' })[0]?.path).toBe('identity.host');
+  });
+
+  it('a permission on the default vhost "/" travels percent-encoded and reads back as vhost=/', async () => {
+    const c = connector();
+    const id = freshIdentity();
+    try {
+      const grant = permission('/', 'cgtroot');
+      await c.provision(id, [grant]);
+      expect((await c.inspect(id)).grants).toEqual([grant]);
+      const direct = await broker.admin.get(`/permissions/%2F/${enc(id.name)}`);
+      expect(direct.data).toMatchObject({ vhost: '/', configure: '^cgtroot\\.', write: '^cgtroot\\.', read: '^cgtroot\\.' });
+    } finally {
+      await broker.deleteUser(id.name);
+    }
+  });
+
+  it('provisioning an existing user merges tags and keeps its password', async () => {
+    const c = connector();
+    const id = freshIdentity();
+    try {
+      const password = await broker.createUser(id.name, ['monitoring']);
+      const out = await c.provision(id, ['tag=management']);
+      expect(out.created).toBe(false);
+      expect((await c.inspect(id)).grants).toEqual(['tag=management', 'tag=monitoring']);
+      expect(await c.authenticates(id, new Secret(password))).toBe(true);
+      await c.revokeGrants(id, ['tag=monitoring'], false);
+      expect((await c.inspect(id)).grants).toEqual(['tag=management']);
+      expect(await c.authenticates(id, new Secret(password))).toBe(true);
+    } finally {
+      await broker.deleteUser(id.name);
+    }
+  });
+
+  it('a refused permission does not leave behind the user the same provision created', async () => {
+    const id = freshIdentity();
+    const err = await connector().provision(id, [permission('cgt-missing-vhost')]).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectorRefusal);
+    expect((await broker.admin.get(`/users/${enc(id.name)}`)).status).toBe(404);
+  });
+
+  it('an expiring permission that was changed since is left alone', async () => {
+    const c = connector();
+    const id = freshIdentity();
+    try {
+      await c.provision(id, [permission(broker.vhost)]);
+      await broker.admin.put(`/permissions/${enc(broker.vhost)}/${enc(id.name)}`, { configure: '', write: '^other\\.', read: '^other\\.' });
+      const out = await c.revokeGrants(id, [permission(broker.vhost)], false);
+      expect(out.changed).toBe(false);
+      expect(out.detail).toContain('no longer match');
+      expect((await c.inspect(id)).grants).toEqual([`vhost=${broker.vhost} configure= write=^other\\. read=^other\\.`]);
+    } finally {
+      await broker.deleteUser(id.name);
+    }
+  });
+
+  it('delete mode closes the user’s AMQP connections before deleting it', async () => {
+    const c = connector('delete');
+    const id = freshIdentity();
+    const password = await broker.createUser(id.name, []);
+    await broker.admin.put(`/permissions/${enc(broker.vhost)}/${enc(id.name)}`, { configure: '', write: '^cgt\\.', read: '^cgt\\.' });
+    const session = await broker.connectAs(id.name, password);
+    await waitFor('the connection to be listed', async () => (await c.inspect(id)).activeSessions === 1);
+    const out = await c.revoke(id);
+    expect(out.detail).toContain('closed 1 connection(s)');
+    await session.closedByBroker();
+    expect((await broker.admin.get(`/users/${enc(id.name)}`)).status).toBe(404);
+  });
+
+  it('disable mode removes the password, tags, permissions and topic permissions, closes connections, and keeps the user', async () => {
+    const c = connector('disable');
+    const id = freshIdentity();
+    try {
+      const password = await broker.createUser(id.name, ['management']);
+      await broker.admin.put(`/permissions/${enc(broker.vhost)}/${enc(id.name)}`, { configure: '', write: '^cgt\\.', read: '^cgt\\.' });
+      await broker.admin.put(`/topic-permissions/${enc(broker.vhost)}/${enc(id.name)}`, { exchange: 'amq.topic', write: '^cgt\\.', read: '^cgt\\.' });
+      const session = await broker.connectAs(id.name, password);
+      const before = await c.inspect(id);
+      expect(before.grants).toContain(`topic vhost=${broker.vhost} exchange=amq.topic write=^cgt\\. read=^cgt\\.`);
+      const out = await c.revoke(id);
+      expect(out).toMatchObject({ changed: true, expected: { exists: true, locked: true, noGrants: true } });
+      await session.closedByBroker();
+      const observed = await c.inspect(id);
+      expect(observed).toEqual({ exists: true, locked: true, grants: [], activeSessions: 0, attributes: { tags: [] } });
+      expect(verifyAccount(out.expected!, observed).verified).toBe(true);
+      expect(await c.authenticates(id, new Secret(password))).toBe(false);
+      expect((await c.revoke(id)).changed).toBe(false);
+    } finally {
+      await broker.deleteUser(id.name);
+    }
+  });
+
+  it('rotation keeps the tags, and a user without a tag still authenticates (over AMQP)', async () => {
+    const c = connector();
+    const id = freshIdentity();
+    try {
+      await c.provision(id, ['tag=policymaker']);
+      const rotated = await c.rotate(id);
+      expect((await c.inspect(id)).grants).toEqual(['tag=policymaker']);
+      await c.revokeGrants(id, ['tag=policymaker'], false);
+      expect(await c.authenticates(id, rotated.secret)).toBe(true);
+      expect(await amqpLogin({ host: '127.0.0.1', port: broker.amqpPort }, id.name, 'wrong')).toBe(false);
+    } finally {
+      await broker.deleteUser(id.name);
+    }
+  });
+
+  it('a refused call keeps the broker’s reason and none of the request (credentials, body)', async () => {
+    const weak = `cgt_weak_${randomBytes(3).toString('hex')}`;
+    const weakPassword = await broker.createUser(weak, ['management']);
+    const id = freshIdentity();
+    try {
+      await broker.createUser(id.name, []);
+      const err = await connector('delete', { user: weak, password: weakPassword }).rotate(id).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectorRefusal);
+      expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);
+      expect(String(((err as Error).cause as Error).message)).toMatch(/administrator/i);
+      const everything = inspect(err, { depth: 10, showHidden: true });
+      expect(everything).not.toContain(weakPassword);
+      expect(everything).not.toMatch(/authorization|Basic /i);
+    } finally {
+      await broker.deleteUser(weak);
+      await broker.deleteUser(id.name);
+    }
+  });
+});
