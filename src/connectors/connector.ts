@@ -1,4 +1,5 @@
 import type { IdentityRef } from '../actions/identity-action';
+import { ConnectorRefusal, FailureType } from './connector-errors';
 import type { Secret } from './secret';
 
 /** A grant in a target's own grammar, parsed and normalised so that it can be compared with what the target reports. */
@@ -157,4 +158,12 @@ export function verifyAccount(desired: DesiredAccount, observed: ObservedAccount
     for (const g of desired.mustNotHave ?? []) if (have.has(g)) mismatches.push(`grant still present: ${g}`);
   }
   return { verified: mismatches.length === 0, mismatches };
+}
+
+/** The live connector's re-check of an identity, before any I/O: the same grammar the API used, as a refusal. */
+export function assertValidIdentity(grammar: ConnectorGrammar, identity: IdentityRef): void {
+  const problems = grammar.validateIdentity(identity);
+  if (problems.length > 0) {
+    throw new ConnectorRefusal(FailureType.InvalidIdentity, problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+  }
 }

@@ -18,7 +18,7 @@
  */
 import { AndFilter, Attribute, BerWriter, Change, Client, EqualityFilter, type Entry, type Filter, PresenceFilter, ResultCodeError } from 'ldapts';
 import type { IdentityRef } from '../../actions/identity-action';
-import type { Connector, DesiredAccount, DiscoveredIdentity, ObservedAccount, ProvisionOutcome, RevokeOutcome, RotationResult } from '../connector';
+import { assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { escapeDnValue, firstRdn, grantOfGroup, groupOfGrant, LdapGrammar, sameDn } from './ldap-grammar';
@@ -262,10 +262,7 @@ export class LdapConnector implements Connector {
   }
 
   private dnOf(identity: IdentityRef): string {
-    const problems = this.grammar.validateIdentity(identity);
-    if (problems.length > 0) {
-      throw new ConnectorRefusal(FailureType.InvalidIdentity, problems.map((p) => `${p.path}: ${p.message}`).join('; '));
-    }
+    assertValidIdentity(this.grammar, identity);
     return `uid=${escapeDnValue(identity.name)},${this.bases[identity.type]}`;
   }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { IdentityRef } from '../../actions/identity-action';
-import type { Connector, DiscoveredIdentity, ObservedAccount, ProvisionOutcome, RevokeOutcome, RotationResult } from '../connector';
+import { assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalGrantsFromShowGrants, MYSQL_PRIVILEGES, MysqlGrammar, splitCanonicalGrant } from './mysql-grammar';
@@ -200,10 +200,7 @@ export class MysqlConnector implements Connector {
   }
 
   private account(identity: IdentityRef): { name: string; host: string } {
-    const problems = this.grammar.validateIdentity(identity);
-    if (problems.length > 0) {
-      throw new ConnectorRefusal(FailureType.InvalidIdentity, problems.map((p) => `${p.path}: ${p.message}`).join('; '));
-    }
+    assertValidIdentity(this.grammar, identity);
     return { name: identity.name, host: identity.host ?? '%' };
   }
 

@@ -13,7 +13,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, type Method } from 'axios';
 import type { IdentityRef } from '../../actions/identity-action';
-import type { Connector, DiscoveredIdentity, ObservedAccount, ProvisionOutcome, RevokeOutcome, RotationResult } from '../connector';
+import { assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { amqpLogin } from './amqp-login';
@@ -234,10 +234,7 @@ export class RabbitmqConnector implements Connector {
   }
 
   private account(identity: IdentityRef): string {
-    const problems = this.grammar.validateIdentity(identity);
-    if (problems.length > 0) {
-      throw new ConnectorRefusal(FailureType.InvalidIdentity, problems.map((p) => `${p.path}: ${p.message}`).join('; '));
-    }
+    assertValidIdentity(this.grammar, identity);
     return identity.name;
   }
 

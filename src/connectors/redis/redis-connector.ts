@@ -9,7 +9,7 @@
  */
 import Redis from 'ioredis';
 import type { IdentityRef } from '../../actions/identity-action';
-import type { Connector, DiscoveredIdentity, ObservedAccount, ProvisionOutcome, RevokeOutcome, RotationResult } from '../connector';
+import { assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalRedisGrant, parseRedisGrant, REDIS_GRANTABLE_COMMANDS, type RedisGrant, RedisGrammar } from './redis-grammar';
@@ -229,10 +229,7 @@ export class RedisConnector implements Connector {
   }
 
   private account(identity: IdentityRef): string {
-    const problems = this.grammar.validateIdentity(identity);
-    if (problems.length > 0) {
-      throw new ConnectorRefusal(FailureType.InvalidIdentity, problems.map((p) => `${p.path}: ${p.message}`).join('; '));
-    }
+    assertValidIdentity(this.grammar, identity);
     return identity.name;
   }
 
