@@ -119,7 +119,7 @@ describe('MySQL/MariaDB built-ins and faults that never reached a server', () =>
 
   it('treats a name that does not resolve as transient, not as the target’s refusal', async () => {
     const c = new ConnectorRegistry(
-      parseConnectorsFile({ connectors: [{ name: 'dns', type: 'mysql', host: 'no-such-host.invalid', user: 'x', passwordEnv: 'CG_MYSQL_CONTRACT_PASSWORD' }] }),
+      parseConnectorsFile({ connectors: [{ name: 'dns', type: 'mysql', host: 'no-such-host.invalid', tls: true, user: 'x', passwordEnv: 'CG_MYSQL_CONTRACT_PASSWORD' }] }),
     );
     try {
       const err = await c.get('dns').inspect(fresh()).then(() => null, (e: unknown) => e);
