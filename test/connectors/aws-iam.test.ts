@@ -9,6 +9,7 @@ import {
   CreateRoleCommand,
   CreateUserCommand,
   DeleteAccessKeyCommand,
+  DeleteGroupCommand,
   DeleteLoginProfileCommand,
   DeleteRoleCommand,
   DeleteRolePolicyCommand,
@@ -18,6 +19,7 @@ import {
   DetachRolePolicyCommand,
   DetachUserPolicyCommand,
   EnableMFADeviceCommand,
+  GetGroupCommand,
   GetUserCommand,
   type IAMClient,
   ListAccessKeysCommand,
@@ -35,6 +37,7 @@ import {
   RemoveRoleFromInstanceProfileCommand,
   RemoveUserFromGroupCommand,
   AddRoleToInstanceProfileCommand,
+  UpdateAccessKeyCommand,
   UploadSSHPublicKeyCommand,
 } from '@aws-sdk/client-iam';
 import type { IdentityRef } from '../../src/actions/identity-action';
@@ -43,6 +46,7 @@ import { verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
 import { awsIamConnectorType, awsIamInstanceSchema } from '../../src/connectors/aws-iam';
+import { awsFailure, createAwsIamConnector } from '../../src/connectors/aws-iam/aws-iam-connector';
 import { leastPrivilegePolicy, type IamPolicyDocument } from '../../src/connectors/aws-iam/aws-iam-policy';
 import { describeConnectorContract, type ContractHarness } from './contract';
 import { freePort } from '../support/servers/process';
@@ -271,14 +275,17 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     }
   });
 
-  it('an allow-listed policy that does not exist is refused by AWS (NoSuchEntity) with its message as cause; one off the allow-list never leaves the gateway', async () => {
+  it('an allow-listed policy that does not exist is refused by AWS (NoSuchEntity) before the user is created; one off the allow-list never leaves the gateway', async () => {
     const c = harness.connector();
     const id = fresh();
-    const missing = await refusalOf(() => c.provision(id, [`policy=arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/cg-missing-${suffix}`]));
-    expect(missing.type).toBe(FailureType.TargetRefused);
-    expect((missing.cause as Error).message).toMatch(/does not exist or is not attachable/);
-    expect((missing.cause as { code?: string }).code).toBe('NoSuchEntityException');
     const before = await adminSnapshot(moto.admin);
+    const missingArn = `arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/cg-missing-${suffix}`;
+    const missing = await refusalOf(() => c.provision(id, [`group=${GROUP}`, `policy=${missingArn}`]));
+    expect(missing.type).toBe(FailureType.TargetRefused);
+    expect(missing.message).toMatch(/GetPolicy failed/);
+    expect((missing.cause as Error).message).toMatch(new RegExp(`${missingArn} not found`));
+    expect((missing.cause as { code?: string }).code).toBe('NoSuchEntityException');
+    expect(await adminSnapshot(moto.admin)).toEqual(before);
     const offList = await refusalOf(() => c.provision(fresh(), ['policy=arn:aws:iam::aws:policy/AdministratorAccess']));
     expect(offList.type).toBe(FailureType.InvalidIdentity);
     expect(offList.message).toMatch(/not on this connector's allow-list/);
@@ -288,23 +295,32 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect((await c.inspect(id)).grants).toEqual([`policy=${CUSTOMER_POLICY_ARN}`]);
   });
 
-  it('rotation keeps at most two keys (the new one active, the previous one inactive) and hands back the pair as JSON', async () => {
+  it('rotation creates a second key and retireOthers deactivates the previous one; the next rotation deletes that inactive key, so at most two keys', async () => {
     const c = harness.connector();
     const id = fresh();
     await c.provision(id, [`group=${GROUP}`]);
     expect((await c.inspect(id)).locked).toBe(true); // a new user has no credential until its first rotation
     const first = await c.rotate!(id);
+    expect(first.detail).toMatch(/no previous active key/);
+    expect(await c.retireOthers!(id, first.credentialId!)).toEqual({ retired: 0, detail: expect.stringMatching(/no active access key .* other than/) });
     const second = await c.rotate!(id);
+    expect(second.detail).toContain(`${first.credentialId} stays active until the new key is delivered and verified`);
+    expect((await c.inspect(id)).attributes?.accessKeys).toEqual([`${first.credentialId}:Active`, `${second.credentialId}:Active`].sort());
+    const retired = await c.retireOthers!(id, second.credentialId!);
+    expect(retired).toEqual({ retired: 1, detail: expect.stringContaining(`deactivated ${first.credentialId}`) });
+    expect((await c.retireOthers!(id, second.credentialId!)).retired).toBe(0);
     const third = await c.rotate!(id);
+    expect(third.detail).toContain(`deleted ${first.credentialId} (inactive)`);
+    expect(third.detail).toContain(`${second.credentialId} stays active`);
+    await c.retireOthers!(id, third.credentialId!);
     const pair = JSON.parse(third.secret.reveal()) as { accessKeyId: string; secretAccessKey: string };
     expect(Object.keys(pair).sort()).toEqual(['accessKeyId', 'secretAccessKey']);
     expect(third.credentialId).toBe(pair.accessKeyId);
-    expect(third.detail).toContain(`deactivated ${second.credentialId}`);
-    expect(third.detail).toContain(`deleted ${first.credentialId}`);
     expect(third.detail).not.toContain(pair.secretAccessKey);
     const observed = await c.inspect(id);
     expect(observed.locked).toBe(false);
     expect(observed.attributes?.accessKeys).toEqual([`${second.credentialId}:Inactive`, `${third.credentialId}:Active`].sort());
+    // This user holds no policy, not even iam:GetUser: its key still authenticates (AWS names it in AccessDenied).
     expect(await c.authenticates!(id, third.secret)).toBe(true);
     expect(await c.authenticates!(id, second.secret)).toBe(false);
     expect(await c.authenticates!(id, first.secret)).toBe(false);
@@ -312,6 +328,59 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     const other = fresh();
     await c.provision(other, [`group=${GROUP}`]);
     expect(await c.authenticates!(other, third.secret)).toBe(false);
+    // The right key id with a wrong secret is refused outright (SignatureDoesNotMatch), not waited on.
+    const forged = new Secret(JSON.stringify({ accessKeyId: pair.accessKeyId, secretAccessKey: `${pair.secretAccessKey}x` }));
+    const started = Date.now();
+    expect(await c.authenticates!(id, forged)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('a delivery that failed after rotate leaves the old key active and authenticating; the retry replaces the undelivered key, and only retireOthers retires the old one', async () => {
+    const c = harness.connector();
+    const id = fresh();
+    await c.provision(id, [`policy=${READ_ONLY}`]);
+    const workload = await c.rotate!(id);
+    await c.retireOthers!(id, workload.credentialId!);
+    // Rotation attempt 1: the key is created, then delivery to the store fails, so retireOthers is never called.
+    const undelivered = await c.rotate!(id);
+    expect(await c.authenticates!(id, workload.secret)).toBe(true);
+    expect(await c.authenticates!(id, undelivered.secret)).toBe(true);
+    expect((await c.inspect(id)).attributes?.accessKeys).toEqual([`${workload.credentialId}:Active`, `${undelivered.credentialId}:Active`].sort());
+    // Attempt 2 (Temporal's retry): two active keys, so the newer, undelivered one makes room; the workload's stays.
+    const retry = await c.rotate!(id);
+    expect(retry.detail).toContain(`deleted ${undelivered.credentialId} (active, newer: never delivered)`);
+    expect(await c.authenticates!(id, workload.secret)).toBe(true);
+    expect(await c.authenticates!(id, undelivered.secret)).toBe(false);
+    expect(await c.authenticates!(id, retry.secret)).toBe(true);
+    // Delivered and verified: now the workload's previous key is retired, kept inactive for rollback.
+    expect((await c.retireOthers!(id, retry.credentialId!)).retired).toBe(1);
+    expect(await c.authenticates!(id, workload.secret)).toBe(false);
+    expect((await c.inspect(id)).attributes?.accessKeys).toEqual([`${workload.credentialId}:Inactive`, `${retry.credentialId}:Active`].sort());
+  });
+
+  it('retireOthers refuses, changing nothing, when the key to keep is not an access key id, not listed for the user, or not active', async () => {
+    const quick = createAwsIamConnector({
+      name: 'aws-iam-quick', endpoint: moto.endpoint, region: 'us-east-1', path: PATH,
+      accessKeyId: env.CG_TEST_AWS_KEY_ID!, secretAccessKey: env.CG_TEST_AWS_SECRET!, userName: CONNECTOR_USER,
+      protectedAccounts: ['moto-admin'], allowedPolicyArns: ALLOWED_POLICY_ARNS, allowedGroups: [GROUP], consistencyWaitMs: 300,
+    });
+    open.push(quick);
+    const id = fresh();
+    await quick.provision(id, [`group=${GROUP}`]);
+    const a = await quick.rotate(id);
+    const b = await quick.rotate(id);
+    const other = fresh();
+    await quick.provision(other, [`group=${GROUP}`]);
+    const foreign = await quick.rotate(other);
+    const before = (await quick.inspect(id)).attributes?.accessKeys;
+    expect((await refusalOf(() => quick.retireOthers(id, ''))).type).toBe(FailureType.InvalidIdentity);
+    expect((await refusalOf(() => quick.retireOthers(id, foreign.credentialId!))).message).toMatch(/is not listed for .*refusing to retire/);
+    await moto.admin.send(new UpdateAccessKeyCommand({ UserName: id.name, AccessKeyId: b.credentialId, Status: 'Inactive' }));
+    expect((await refusalOf(() => quick.retireOthers(id, b.credentialId!))).message).toMatch(/is not active/);
+    expect((await quick.inspect(id)).attributes?.accessKeys).toEqual(
+      (before as string[]).map((k) => (k.startsWith(`${b.credentialId}:`) ? `${b.credentialId}:Inactive` : k)),
+    );
+    expect(await quick.authenticates(id, a.secret)).toBe(true);
   });
 
   it("moto accepts a deactivated key's signature (AWS would not), so authenticates() also requires the key to be listed Active", async () => {
@@ -319,7 +388,8 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     const id = fresh();
     await c.provision(id, [`policy=${READ_ONLY}`]);
     const old = await c.rotate!(id);
-    await c.rotate!(id);
+    const current = await c.rotate!(id);
+    await c.retireOthers!(id, current.credentialId!);
     const pair = JSON.parse(old.secret.reveal()) as { accessKeyId: string; secretAccessKey: string };
     const probe = moto.clientFor(pair.accessKeyId, pair.secretAccessKey);
     try {
@@ -363,7 +433,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     const id = fresh();
     await c.provision(id, [`policy=${READ_ONLY}`, `group=${GROUP}`]);
     await c.rotate!(id);
-    await c.rotate!(id);
+    await c.retireOthers!(id, (await c.rotate!(id)).credentialId!);
     await moto.admin.send(new CreateLoginProfileCommand({ UserName: id.name, Password: 'Aa1!aaaaaaaaaaaa' }));
     await moto.admin.send(new PutUserPolicyCommand({ UserName: id.name, PolicyName: 'side-door', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }) }));
     await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }));
@@ -422,6 +492,97 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     const out = await c.revoke(role);
     expect(out.detail).toMatch(/detached 1 policy.*deleted 1 inline.*removed from 1 instance profile.*deleted role/);
     expect(await c.inspect(role)).toEqual({ exists: false, grants: [] });
+    expect((await c.revoke(role)).changed).toBe(false);
+  });
+
+  it('a grant on an allow-listed group that no longer exists is refused (NoSuchEntity) before any write: no user is left', async () => {
+    const gone = `cg-gone-${suffix}`;
+    await moto.admin.send(new CreateGroupCommand({ GroupName: gone }));
+    await moto.admin.send(new DeleteGroupCommand({ GroupName: gone }));
+    const c = connect({ allowedGroups: [GROUP, gone] });
+    const id = fresh();
+    const before = await adminSnapshot(moto.admin);
+    const err = await refusalOf(() => c.provision(id, [`group=${GROUP}`, `group=${gone}`]));
+    expect(err.type).toBe(FailureType.TargetRefused);
+    expect(err.message).toMatch(/GetGroup failed/);
+    expect((err.cause as { code?: string }).code).toBe('NoSuchEntityException');
+    expect((err.cause as Error).message).toMatch(new RegExp(`Group ${gone} not found`));
+    await expect(moto.admin.send(new GetUserCommand({ UserName: id.name }))).rejects.toMatchObject({ name: 'NoSuchEntityException' });
+    expect(await adminSnapshot(moto.admin)).toEqual(before);
+  });
+
+  it('a refusal after CreateUser rolls back: the user this provision created leaves its group and is deleted, and the refusal keeps AWS words as cause', async () => {
+    const narrow = connect({ accessKeyIdEnv: 'CG_TEST_AWS_NARROW_KEY_ID', secretAccessKeyEnv: 'CG_TEST_AWS_NARROW_SECRET', userName: NARROW_USER });
+    const id = fresh('cgt-rollback');
+    const before = await adminSnapshot(moto.admin);
+    // The group is joined first, then the attach is AccessDenied (the narrow credential lacks AttachUserPolicy).
+    const err = await refusalOf(() => narrow.provision(id, [`group=${GROUP}`, `policy=${READ_ONLY}`]));
+    expect(err.type).toBe(FailureType.TargetRefused);
+    expect(err.message).toMatch(new RegExp(`AttachUserPolicy failed: AccessDenied: .*; rolled back: deleted user '${id.name}'`));
+    expect((err.cause as Error).message).toMatch(/not authorized to perform: iam:AttachUserPolicy/);
+    await expect(moto.admin.send(new GetUserCommand({ UserName: id.name }))).rejects.toMatchObject({ name: 'NoSuchEntityException' });
+    expect(((await moto.admin.send(new GetGroupCommand({ GroupName: GROUP }))).Users ?? []).map((u) => u.UserName)).not.toContain(id.name);
+    expect(await adminSnapshot(moto.admin)).toEqual(before);
+    // A user that already existed is not this call's to delete: the same refusal leaves it (and its new group) in place.
+    await moto.admin.send(new CreateUserCommand({ UserName: id.name, Path: PATH }));
+    const again = await refusalOf(() => narrow.provision(id, [`group=${GROUP}`, `policy=${READ_ONLY}`]));
+    expect(again.message).not.toMatch(/rolled back/);
+    expect((await harness.connector().inspect(id))).toMatchObject({ exists: true, grants: [`group=${GROUP}`] });
+  });
+
+  it('IAM saying another change is in flight (EntityTemporarilyUnmodifiable, ConcurrentModification), throttling, 5xx and no response are transient; other 4xx are refusals with AWS words as cause', () => {
+    const fault = (name: string, status?: number) => ({ name, message: `${name} happened`, ...(status === undefined ? {} : { $metadata: { httpStatusCode: status } }) });
+    for (const f of [
+      fault('EntityTemporarilyUnmodifiableException', 409), fault('EntityTemporarilyUnmodifiable', 409),
+      fault('ConcurrentModificationException', 409), fault('ConcurrentModification', 400), fault('Throttling', 400),
+      fault('ServiceFailureException', 500), fault('TooManyRequestsException', 429), fault('TimeoutError'), fault('CredentialsProviderError'),
+    ]) {
+      const err = awsFailure('aws-iam-test', 'DeleteUser', f) as Error & { transient?: boolean };
+      expect(err).not.toBeInstanceOf(ConnectorRefusal);
+      expect(err.transient).toBe(true);
+      expect(err.message).toBe(`aws-iam-test: DeleteUser failed: ${f.name}: ${f.name} happened`);
+    }
+    for (const f of [fault('AccessDenied', 403), fault('NoSuchEntityException', 404), fault('DeleteConflictException', 409), fault('LimitExceededException', 409)]) {
+      const err = awsFailure('aws-iam-test', 'DeleteUser', f);
+      expect(err).toBeInstanceOf(ConnectorRefusal);
+      expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);
+      expect(err.cause).toMatchObject({ message: `${f.name} happened`, code: f.name, status: f.$metadata?.httpStatusCode });
+    }
+  });
+
+  it('the least-privilege policy scopes group membership and GetGroup to the allow-listed groups, GetPolicy to the allow-listed policies, and holds no group action without groups', () => {
+    const doc = leastPrivilegePolicy({ accountId: '111122223333', path: PATH, allowedPolicyArns: [READ_ONLY], allowedGroups: ['readers'] });
+    const groupStatements = doc.Statement.filter((st) => st.Action.some((a) => /Group$/.test(a) && a !== 'iam:ListGroupsForUser'));
+    expect(groupStatements).toEqual([
+      {
+        Sid: 'ManageAllowListedGroupMembership',
+        Effect: 'Allow',
+        Action: ['iam:GetGroup', 'iam:AddUserToGroup', 'iam:RemoveUserFromGroup'],
+        Resource: ['arn:aws:iam::111122223333:group/readers', 'arn:aws:iam::111122223333:group/*/readers'],
+      },
+    ]);
+    expect(doc.Statement.find((st) => st.Action.includes('iam:GetPolicy'))?.Resource).toEqual([READ_ONLY]);
+    expect(JSON.stringify(doc)).not.toMatch(/group\/\*"|UpdateAssumeRolePolicy|Put\w*Policy|PassRole|CreateRole/);
+    // Every write on a user or a role is scoped to the managed path; the one exception is stated in aws-iam-policy.ts.
+    for (const st of doc.Statement.filter((x) => x.Sid !== 'ReadIdentities')) {
+      expect(st.Resource.every((r) => r.includes(`user${PATH}`) || r.includes(`role${PATH}`) || r.includes(':group/') || r.includes(':policy/') || r.endsWith(':instance-profile/*'))).toBe(true);
+    }
+    const bare = leastPrivilegePolicy({ accountId: '111122223333', path: PATH, allowedPolicyArns: [], allowedGroups: [] });
+    expect(JSON.stringify(bare)).not.toMatch(/AddUserToGroup|RemoveUserFromGroup|GetGroup"|GetPolicy|AttachUserPolicy/);
+  });
+
+  it('disable-mode revoke of a role strips its policies and says plainly that its unchanged trust policy still lets it be assumed', async () => {
+    const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: 'disable' } });
+    const roleName = `cgt-role-${randomBytes(4).toString('hex')}`;
+    const role: IdentityRef = { type: 'service_account', name: `role/${roleName}` };
+    made.push(role);
+    const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
+    await moto.admin.send(new CreateRoleCommand({ RoleName: roleName, Path: PATH, AssumeRolePolicyDocument: trust }));
+    await moto.admin.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: READ_ONLY }));
+    const out = await c.revoke(role);
+    expect(out).toMatchObject({ changed: true, expected: { exists: true, noGrants: true } });
+    expect(out.detail).toMatch(/trust policy is unchanged, so it can still be assumed/);
+    expect(verifyAccount(out.expected!, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
     expect((await c.revoke(role)).changed).toBe(false);
   });
 

@@ -12,10 +12,16 @@
  *     ListUserPolicies, DeleteUserPolicy, ListGroupsForUser;
  *   - on arn:aws:iam::<account>:role<path>* only: ListAttachedRolePolicies, DetachRolePolicy, ListRolePolicies,
  *     DeleteRolePolicy, ListInstanceProfilesForRole, DeleteRole;
- *   - AttachUserPolicy/AttachRolePolicy on those users and roles only when iam:PolicyARN is allow-listed;
- *   - AddUserToGroup on the allow-listed groups; RemoveUserFromGroup on any group; RemoveRoleFromInstanceProfile.
- * No iam:Put*Policy, CreateRole, CreatePolicy*, PassRole, Update*Policy, CreateLoginProfile: the credential cannot
- * grant itself or anyone more than the allow-lists say.
+ *   - AttachUserPolicy/AttachRolePolicy on those users and roles only when iam:PolicyARN is allow-listed, and
+ *     GetPolicy on the allow-listed policy ARNs;
+ *   - GetGroup, AddUserToGroup, RemoveUserFromGroup on the allow-listed groups only (none when none are listed);
+ *   - RemoveRoleFromInstanceProfile on every instance profile.
+ * Two exceptions to "only under the managed path", because IAM authorises them on another resource: group
+ * membership changes are authorised on the group, so the credential can add or remove ANY user to or from an
+ * allow-listed group; RemoveRoleFromInstanceProfile is authorised on the instance profile, so it can detach any role
+ * from any instance profile. No iam:Put*Policy, CreateRole, CreatePolicy*, PassRole, Update*Policy (including
+ * UpdateAssumeRolePolicy), CreateLoginProfile: the credential cannot grant itself or anyone more than the
+ * allow-lists say.
  *
  * The connector also refuses, before any write, identities outside its managed path, protected identities, and
  * grants outside the allow-lists, so the same limits hold where the target cannot enforce them (moto ignores the
@@ -39,7 +45,9 @@ import {
   DeleteUserPolicyCommand,
   DetachRolePolicyCommand,
   DetachUserPolicyCommand,
+  GetGroupCommand,
   GetLoginProfileCommand,
+  GetPolicyCommand,
   GetRoleCommand,
   GetUserCommand,
   IAMClient,
@@ -61,6 +69,7 @@ import {
   UpdateSSHPublicKeyCommand,
   UpdateSigningCertificateCommand,
 } from '@aws-sdk/client-iam';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { IdentityRef } from '../../actions/identity-action';
 import type { Connector, DesiredAccount, DiscoveredIdentity, ObservedAccount, ProvisionOutcome, RevokeOutcome, RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
@@ -84,19 +93,28 @@ export interface AwsIamConnectorOptions {
   revokeMode?: 'delete' | 'disable';
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** How long to wait for IAM's eventual consistency (a brand-new key not yet accepted or listed). Default 10 s. */
+  consistencyWaitMs?: number;
 }
 
-/** Error names AWS (and the SDK) use for "try again later"; 5xx and 429 are transient whatever their name. */
+/**
+ * Error names AWS (and the SDK) use for "try again later"; 5xx and 429 are transient whatever their name.
+ * EntityTemporarilyUnmodifiable (409) and ConcurrentModification are IAM saying another change to the same entity
+ * is still in flight: the same request succeeds later.
+ */
 const TRANSIENT_NAMES = new Set([
   'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'ServiceUnavailable',
   'ServiceUnavailableException', 'ServiceFailure', 'ServiceFailureException', 'InternalFailure', 'InternalError',
   'RequestTimeout', 'RequestTimeoutException', 'TimeoutError', 'ConcurrentModification', 'ConcurrentModificationException',
+  'EntityTemporarilyUnmodifiable', 'EntityTemporarilyUnmodifiableException',
 ]);
-/** The request never authenticated: the key id is unknown (or, on AWS, inactive) or the secret does not match. */
-const NOT_AUTHENTICATED = new Set([
-  'InvalidClientTokenId', 'SignatureDoesNotMatch', 'IncompleteSignature', 'InvalidAccessKeyId', 'UnrecognizedClientException', 'AuthFailure',
-]);
+/** The key id is unknown to AWS's authentication: a wrong or deleted key, an inactive one on AWS, or one too new. */
+const UNKNOWN_KEY = new Set(['InvalidClientTokenId', 'InvalidAccessKeyId', 'UnrecognizedClientException', 'AuthFailure']);
+/** The key id is known but the signature is wrong: the secret does not belong to it. */
+const BAD_SIGNATURE = new Set(['SignatureDoesNotMatch', 'IncompleteSignature']);
 const ACCESS_KEY_ID = /^[A-Z0-9]{16,128}$/;
+/** "User: arn:aws:iam::123456789012:user/some/path/alice is not authorized to perform: …": the caller's user name. */
+const CALLER_IN_ACCESS_DENIED = /^User: arn:[\w-]+:iam::\d{12}:user\/(?:[\w+=,.@-]+\/)*([\w+=,.@-]{1,64}) is not authorized/;
 const MANAGED_TAG = { Key: 'managed-by', Value: 'changegate' };
 
 /** AWS's words for one failed call, without anything from the request. */
@@ -157,45 +175,47 @@ export class AwsIamConnector implements Connector {
     return observe(await this.read(this.entity(identity)));
   }
 
+  /**
+   * Every policy and group a grant names is checked to exist before anything is written, so the usual refusal
+   * (NoSuchEntity) never follows a CreateUser. A user this call created is deleted again if anything after
+   * CreateUser fails (AccessDenied, a policy AWS will not attach, a timeout), and the error is rethrown: a refusal
+   * leaves nothing behind, and a retry after a transient fault creates the user afresh and reports `created: true`.
+   */
   async provision(identity: IdentityRef, grants: string[]): Promise<ProvisionOutcome> {
     const entity = this.entity(identity);
-    const wanted = grants.map((g) => this.checkedGrant(g));
+    const wanted = uniqueGrants(grants.map((g) => this.checkedGrant(g)));
     if (entity.kind === 'role' && wanted.some((g) => g.kind === 'group')) {
       throw new ConnectorRefusal(FailureType.InvalidIdentity, `${this.name}: a role cannot join an IAM group; grant it policies only`);
     }
-    let state = await this.read(entity);
-    let created = false;
-    if (state === null) {
-      if (entity.kind === 'role') {
-        throw new ConnectorRefusal(
-          FailureType.TargetRefused,
-          `${this.name}: role '${entity.name}' does not exist; the gateway does not create roles (a role needs a trust policy, which a ticket does not carry)`,
-        );
-      }
-      created = await this.createUser(entity.name);
-      // Not read back: IAM is eventually consistent, and a transient "not found" here would make the retry see an
-      // existing user and report `created: false`, so the joiner's cleanup would never drop it.
-      state = created ? emptyUser(entity.name, this.opts.path) : await this.read(entity);
-      if (state === null) throw new Error(`${this.name}: user '${entity.name}' already existed but cannot be read yet`);
+    const state = await this.read(entity);
+    if (state === null && entity.kind === 'role') {
+      throw new ConnectorRefusal(
+        FailureType.TargetRefused,
+        `${this.name}: role '${entity.name}' does not exist; the gateway does not create roles (a role needs a trust policy, which a ticket does not carry)`,
+      );
     }
-    let added = 0;
-    for (const grant of wanted) {
-      if (grant.kind === 'policy' && !state.policies.includes(grant.arn)) {
-        await this.call(entity.kind === 'user' ? 'AttachUserPolicy' : 'AttachRolePolicy', () =>
-          entity.kind === 'user'
-            ? this.client.send(new AttachUserPolicyCommand({ UserName: entity.name, PolicyArn: grant.arn }))
-            : this.client.send(new AttachRolePolicyCommand({ RoleName: entity.name, PolicyArn: grant.arn })),
-        );
-        added++;
+    const missing = wanted.filter((g) => state === null || !holds(state, g));
+    for (const grant of missing) await this.requireGrantTarget(grant);
+    if (state !== null) return { created: false, detail: await this.applyGrants(state, missing, wanted.length) };
+    if (!(await this.createUser(entity.name))) {
+      // A concurrent or earlier attempt created it: not ours to roll back, nor to report as created.
+      const existing = await this.read(entity);
+      if (existing === null) throw new Error(`${this.name}: user '${entity.name}' already existed but cannot be read yet`);
+      return { created: false, detail: await this.applyGrants(existing, wanted.filter((g) => !holds(existing, g)), wanted.length) };
+    }
+    // Not read back: IAM is eventually consistent, and the user was created empty a moment ago.
+    const attempted: IamGrant[] = [];
+    try {
+      for (const grant of missing) {
+        attempted.push(grant);
+        await this.grant({ kind: 'user', name: entity.name }, grant, true);
       }
-      if (grant.kind === 'group' && state.kind === 'user' && !state.groups.some((g) => g.toLowerCase() === grant.name.toLowerCase())) {
-        await this.call('AddUserToGroup', () => this.client.send(new AddUserToGroupCommand({ UserName: entity.name, GroupName: grant.name })));
-        added++;
-      }
+    } catch (err) {
+      throw await this.rollBackUser(entity.name, attempted, err);
     }
     return {
-      created,
-      detail: `${created ? 'created' : 'found existing'} ${entity.kind} '${entity.name}'${created ? ` under ${this.opts.path} (no credential yet: rotate issues its first access key)` : ''}; ${added} of ${wanted.length} grant(s) newly applied`,
+      created: true,
+      detail: `created user '${entity.name}' under ${this.opts.path} (no credential yet: rotate issues its first access key); ${missing.length} of ${wanted.length} grant(s) newly applied`,
     };
   }
 
@@ -212,7 +232,14 @@ export class AwsIamConnector implements Connector {
         return { changed: false, detail: `${entity.kind} '${entity.name}' was already ${entity.kind === 'user' ? 'locked with' : 'left with'} no grants`, expected };
       }
       const done = await this.strip(state, false);
-      const kept = entity.kind === 'user' ? 'kept (policy: disable)' : 'kept (policy: disable; a role has no credential of its own to lock, and with no policies it can do nothing)';
+      // A stripped role keeps its trust policy: whoever it trusts can still assume it, and such a session can still
+      // use whatever resource-based policies (bucket, key, queue policies) grant the role's ARN; sessions issued
+      // before stay valid until they expire. Replacing the trust policy needs UpdateAssumeRolePolicy, which the
+      // gateway is not given (see aws-iam-policy.ts): the detail says so, for the human reading the evidence.
+      const kept =
+        entity.kind === 'user'
+          ? 'kept (policy: disable)'
+          : 'kept (policy: disable); its trust policy is unchanged, so it can still be assumed and used through resource-based policies naming it, and existing sessions last until they expire: an administrator must replace the trust policy to disable it fully';
       return { changed: true, detail: `${done}; ${entity.kind} '${entity.name}' ${kept}`, expected };
     }
     if (state === null) return { changed: false, detail: `${entity.kind} '${entity.name}' was already absent` };
@@ -272,11 +299,17 @@ export class AwsIamConnector implements Connector {
   }
 
   /**
-   * Issues a new access key and deactivates the previous ones (kept, inactive, so an operator can roll back until
-   * the next rotation). AWS allows two keys per user: to make room, an inactive key goes first; if both are active,
-   * the newer one goes, because a retry after a half-finished rotation leaves exactly that (a key whose secret was
-   * never delivered), while the older one is the key the workload holds. The secret is JSON:
-   * `{"accessKeyId":"AKIA…","secretAccessKey":"…"}`.
+   * First phase of a rotation: issues a new access key and changes nothing else the workload relies on. The
+   * previous keys stay Active until `retireOthers` runs, which the rotation activity calls only once the new key
+   * has been delivered to the secrets store and verified; a failed delivery thus leaves the workload's key working.
+   *
+   * AWS allows two keys per user. To make room, an inactive key goes first (the rollback key of the previous
+   * rotation). If both keys are active, the newer one goes: a rotation whose delivery failed leaves exactly that, a
+   * key whose secret never reached the store, next to the older key the workload holds. It goes only while another
+   * key stays active, so this never deletes a user's last working key. The rule guesses when both active keys were
+   * made outside the gateway, or when a delivery succeeded and only its verification failed (the store then serves
+   * the newer key; this rotation replaces it there straight away).
+   * The secret is JSON: `{"accessKeyId":"AKIA…","secretAccessKey":"…"}`.
    */
   async rotate(identity: IdentityRef): Promise<RotationResult> {
     const entity = this.userEntity(identity, 'rotate');
@@ -288,28 +321,71 @@ export class AwsIamConnector implements Connector {
     const deleted: string[] = [];
     while (keys.length >= 2) {
       const inactive = keys.findIndex((k) => k.Status !== 'Active');
-      const victim = keys.splice(inactive >= 0 ? inactive : keys.length - 1, 1)[0]?.AccessKeyId;
-      await this.gone('DeleteAccessKey', () => this.client.send(new DeleteAccessKeyCommand({ UserName: entity.name, AccessKeyId: victim })));
-      deleted.push(victim ?? '?');
+      const at = inactive >= 0 ? inactive : keys.length - 1;
+      const victim = keys[at]!;
+      if (victim.Status === 'Active' && !keys.some((k, i) => i !== at && k.Status === 'Active')) {
+        throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: making room for a new key of '${entity.name}' would delete its only active key ${victim.AccessKeyId}`);
+      }
+      keys.splice(at, 1);
+      await this.gone('DeleteAccessKey', () => this.client.send(new DeleteAccessKeyCommand({ UserName: entity.name, AccessKeyId: victim.AccessKeyId })));
+      deleted.push(`${victim.AccessKeyId ?? '?'} (${victim.Status === 'Active' ? 'active, newer: never delivered' : 'inactive'})`);
     }
     const made = await this.call('CreateAccessKey', () => this.client.send(new CreateAccessKeyCommand({ UserName: entity.name })));
     const accessKeyId = made.AccessKey?.AccessKeyId;
     const secretAccessKey = made.AccessKey?.SecretAccessKey;
     if (!accessKeyId || !secretAccessKey) throw new Error(`${this.name}: CreateAccessKey for '${entity.name}' returned no key`);
     const secret = new Secret(JSON.stringify({ accessKeyId, secretAccessKey }));
-    const deactivated: string[] = [];
-    for (const k of keys) {
-      if (k.Status !== 'Active' || !k.AccessKeyId) continue;
-      await this.call('UpdateAccessKey', () => this.client.send(new UpdateAccessKeyCommand({ UserName: entity.name, AccessKeyId: k.AccessKeyId, Status: 'Inactive' })));
-      deactivated.push(k.AccessKeyId);
-    }
+    const previous = keys.filter((k) => k.Status === 'Active').map((k) => k.AccessKeyId ?? '?');
     return {
       secret,
       credentialId: accessKeyId,
       detail:
         `created access key ${accessKeyId} for '${entity.name}'` +
-        `; deactivated ${deactivated.length ? deactivated.join(', ') : 'no previous key'} (kept inactive for rollback until the next rotation)` +
-        (deleted.length ? `; deleted ${deleted.join(', ')} to stay within two keys` : ''),
+        (deleted.length ? `; deleted ${deleted.join(', ')} to stay within two keys` : '') +
+        (previous.length ? `; ${previous.join(', ')} stays active until the new key is delivered and verified` : '; no previous active key'),
+    };
+  }
+
+  /**
+   * Second phase of a rotation: deactivates every active access key of the user except `keep` (kept, inactive, for
+   * rollback until the next rotation deletes it). Refuses, changing nothing, unless `keep` is listed Active for this
+   * user: retiring the others would otherwise leave the workload without a working key.
+   */
+  async retireOthers(identity: IdentityRef, keep: string): Promise<{ retired: number; detail: string }> {
+    const entity = this.userEntity(identity, 'retire access keys of');
+    if (!ACCESS_KEY_ID.test(keep)) {
+      throw new ConnectorRefusal(FailureType.InvalidIdentity, `${this.name}: ${JSON.stringify(keep.slice(0, 40))} is not an access key id; refusing to retire every key of '${entity.name}'`);
+    }
+    const state = await this.read(entity);
+    if (state === null || state.kind !== 'user') {
+      throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: user '${entity.name}' does not exist, so it has no access key to retire`);
+    }
+    let keys = state.keys;
+    if (!keys.some((k) => k.AccessKeyId === keep)) {
+      // A key created a moment ago may not be listed yet: IAM is eventually consistent.
+      const listed = await this.settle(async () => {
+        const now = await this.listAccessKeys(entity.name);
+        return now.some((k) => k.AccessKeyId === keep) ? now : undefined;
+      });
+      keys = listed ?? keys;
+    }
+    const kept = keys.find((k) => k.AccessKeyId === keep);
+    if (kept?.Status !== 'Active') {
+      throw new ConnectorRefusal(
+        FailureType.TargetRefused,
+        `${this.name}: access key ${keep} is ${kept ? 'not active' : 'not listed'} for '${entity.name}'; refusing to retire its other keys, which would leave it without a working key`,
+      );
+    }
+    const retiring = keys.filter((k) => k.AccessKeyId !== keep && k.Status === 'Active');
+    for (const k of retiring) {
+      await this.gone('UpdateAccessKey', () => this.client.send(new UpdateAccessKeyCommand({ UserName: entity.name, AccessKeyId: k.AccessKeyId, Status: 'Inactive' })));
+    }
+    const ids = retiring.map((k) => k.AccessKeyId ?? '?');
+    return {
+      retired: retiring.length,
+      detail: ids.length
+        ? `deactivated ${ids.join(', ')} of '${entity.name}' (kept inactive for rollback until the next rotation); ${keep} stays active`
+        : `no active access key of '${entity.name}' other than ${keep}`,
     };
   }
 
@@ -317,28 +393,133 @@ export class AwsIamConnector implements Connector {
    * The key authenticates when AWS accepts its signature (the call succeeds, or is refused only for lack of
    * permission, which AWS decides after authenticating) and the user's key list shows it Active. The status check
    * matters where the target does not refuse inactive keys itself: moto checks signatures but not key status.
+   *
+   * IAM is eventually consistent: a key created a moment ago can be listed Active while AWS still answers
+   * InvalidClientTokenId for it, or be accepted before it is listed. Either is retried for up to `consistencyWaitMs`,
+   * then reported as a transient error, never as `false`, which would fail the rotation for good.
    */
   async authenticates(identity: IdentityRef, secret: Secret): Promise<boolean> {
     const entity = this.userEntity(identity, 'authenticate');
     const pair = parseKeyPair(secret);
     if (pair === null) return false;
-    const probe = this.iamClient(pair.accessKeyId, pair.secretAccessKey);
-    try {
-      const me = await probe.send(new GetUserCommand({}));
-      if (me.User?.UserName !== entity.name) return false;
-    } catch (raw) {
-      const err = raw as AwsFailure;
-      if (NOT_AUTHENTICATED.has(err.name ?? '')) return false;
-      if (err.name !== 'AccessDenied' && err.name !== 'AccessDeniedException') throw this.failure('GetUser (as the new key)', raw);
-    } finally {
-      probe.destroy();
+    const verdict = await this.settle(async () => {
+      const signed = await this.signIn(pair);
+      if (signed === 'bad-signature' || (typeof signed === 'object' && signed.user !== entity.name)) return false;
+      const listed = (await this.listAccessKeys(entity.name)).find((k) => k.AccessKeyId === pair.accessKeyId);
+      if (signed === 'unknown-key') return listed?.Status === 'Active' ? undefined : false;
+      // Accepted as this user, or by a user AWS did not name: a key not listed yet is one created a moment ago.
+      return listed === undefined ? undefined : listed.Status === 'Active';
+    });
+    if (verdict === undefined) {
+      throw Object.assign(
+        new Error(`${this.name}: access key ${pair.accessKeyId} of '${entity.name}' is not yet both listed Active and accepted by AWS (IAM is eventually consistent); try again`),
+        { transient: true },
+      );
     }
-    const keys = await this.listAccessKeys(entity.name);
-    return keys.some((k) => k.AccessKeyId === pair.accessKeyId && k.Status === 'Active');
+    return verdict;
   }
 
   async close(): Promise<void> {
     this.client.destroy();
+  }
+
+  /**
+   * Signs GetUser with the key pair: whose key it is, or AWS's verdict when it will not say. A key without
+   * iam:GetUser on itself (most workloads' keys) is still authenticated: AWS names the caller in its AccessDenied.
+   */
+  private async signIn(pair: { accessKeyId: string; secretAccessKey: string }): Promise<{ user: string } | 'denied' | 'unknown-key' | 'bad-signature'> {
+    const probe = this.iamClient(pair.accessKeyId, pair.secretAccessKey);
+    try {
+      const me = await probe.send(new GetUserCommand({}));
+      return { user: me.User?.UserName ?? '' };
+    } catch (raw) {
+      const name = (raw as AwsFailure).name ?? '';
+      if (UNKNOWN_KEY.has(name)) return 'unknown-key';
+      if (BAD_SIGNATURE.has(name)) return 'bad-signature';
+      if (name === 'AccessDenied' || name === 'AccessDeniedException') {
+        const caller = CALLER_IN_ACCESS_DENIED.exec((raw as AwsFailure).message ?? '');
+        return caller?.[1] ? { user: caller[1] } : 'denied';
+      }
+      throw this.failure('GetUser (as the key being checked)', raw);
+    } finally {
+      probe.destroy();
+    }
+  }
+
+  /** Re-runs `probe` until it answers (anything but undefined) or `consistencyWaitMs` has passed; then undefined. */
+  private async settle<T>(probe: () => Promise<T | undefined>): Promise<T | undefined> {
+    const deadline = Date.now() + (this.opts.consistencyWaitMs ?? 10_000);
+    for (let delay = 200; ; delay = Math.min(delay * 2, 2_000)) {
+      const answer = await probe();
+      if (answer !== undefined) return answer;
+      if (Date.now() + delay > deadline) return undefined;
+      await sleep(delay);
+    }
+  }
+
+  private async applyGrants(state: EntityState, grants: IamGrant[], asked: number): Promise<string> {
+    for (const grant of grants) await this.grant(state, grant);
+    return `found existing ${state.kind} '${state.name}'; ${grants.length} of ${asked} grant(s) newly applied`;
+  }
+
+  /** `justCreated`: the user was created a moment ago, so NoSuchEntity may only mean IAM has not propagated it yet. */
+  private async grant(entity: IamEntity, grant: IamGrant, justCreated = false): Promise<void> {
+    const send = justCreated ? this.callFresh.bind(this) : this.call.bind(this);
+    if (grant.kind === 'group') {
+      await send('AddUserToGroup', () => this.client.send(new AddUserToGroupCommand({ UserName: entity.name, GroupName: grant.name })));
+    } else if (entity.kind === 'user') {
+      await send('AttachUserPolicy', () => this.client.send(new AttachUserPolicyCommand({ UserName: entity.name, PolicyArn: grant.arn })));
+    } else {
+      await send('AttachRolePolicy', () => this.client.send(new AttachRolePolicyCommand({ RoleName: entity.name, PolicyArn: grant.arn })));
+    }
+  }
+
+  /** Like `call`, but NoSuchEntity is retried until `consistencyWaitMs` has passed: the entity may be brand new. */
+  private async callFresh<T>(op: string, run: () => Promise<T>): Promise<T> {
+    let last: unknown;
+    const done = await this.settle(async () => {
+      try {
+        return { value: await run() };
+      } catch (raw) {
+        if (!isNoSuchEntity(raw)) throw this.failure(op, raw);
+        last = raw;
+        return undefined;
+      }
+    });
+    if (done === undefined) throw this.failure(op, last);
+    return done.value;
+  }
+
+  /** The policy or group a grant names exists (NoSuchEntity is AWS's refusal, with its message as cause). */
+  private async requireGrantTarget(grant: IamGrant): Promise<void> {
+    if (grant.kind === 'policy') await this.call('GetPolicy', () => this.client.send(new GetPolicyCommand({ PolicyArn: grant.arn })));
+    else await this.call('GetGroup', () => this.client.send(new GetGroupCommand({ GroupName: grant.name, MaxItems: 1 })));
+  }
+
+  /**
+   * Deletes a user this provision created, undoing every grant it attempted (the failing one may have been applied
+   * before its answer was lost); returns `err` with what happened added to its message, type and cause unchanged.
+   */
+  private async rollBackUser(user: string, attempted: IamGrant[], err: unknown): Promise<unknown> {
+    let note: string;
+    try {
+      for (const grant of [...attempted].reverse()) {
+        if (grant.kind === 'group') await this.leaveGroup(user, grant.name);
+        else await this.gone('DetachUserPolicy', () => this.client.send(new DetachUserPolicyCommand({ UserName: user, PolicyArn: grant.arn })));
+      }
+      // NoSuchEntity right after CreateUser more likely means "not propagated yet" than "gone": ask again for a while.
+      const deleted = await this.settle(async () => ((await this.maybe('DeleteUser', () => this.client.send(new DeleteUserCommand({ UserName: user })))) === null ? undefined : true));
+      note = deleted
+        ? `; rolled back: deleted user '${user}', which this provision had created`
+        : `; rolled back: user '${user}', which this provision had created, is not found any more`;
+    } catch (undo) {
+      note = `; rollback failed, so user '${user}' is left behind: ${undo instanceof Error ? undo.message : String(undo)}`;
+    }
+    if (err instanceof Error) {
+      err.message += note;
+      return err;
+    }
+    return new Error(`${this.name}: provision of '${user}' failed${note}`, { cause: err });
   }
 
   /** Takes every grant and credential away; `deleting` (delete mode) also deletes credentials rather than deactivating them. */
@@ -555,26 +736,46 @@ export class AwsIamConnector implements Connector {
     await this.maybe(op, run);
   }
 
-  /**
-   * Rebuilds an SDK error from AWS's code and message only (AWS never echoes a secret key, but the SDK error also
-   * carries the raw response; nothing of the request travels on). No HTTP status: the request did not complete.
-   */
   private failure(op: string, raw: unknown): Error {
-    const err = raw as AwsFailure;
-    const code = (err.name && err.name !== 'Error' ? err.name : err.code) ?? 'Error';
-    const status = err.$metadata?.httpStatusCode;
-    const message = err.message ?? 'unknown error';
-    const cause = Object.assign(new Error(message), { code, status });
-    const text = `${this.name}: ${op} failed: ${code}: ${message}`;
-    if (status === undefined || status >= 500 || status === 429 || TRANSIENT_NAMES.has(code)) {
-      return Object.assign(new Error(text, { cause }), { transient: true });
-    }
-    return new ConnectorRefusal(FailureType.TargetRefused, text, { cause });
+    return awsFailure(this.name, op, raw);
   }
 }
 
-function emptyUser(name: string, path: string): UserState {
-  return { kind: 'user', name, path, keys: [], loginProfile: false, otherCredentials: [], mfaDevices: [], policies: [], groups: [], inline: [] };
+/**
+ * Rebuilds an SDK error from AWS's code and message only (AWS never echoes a secret key, but the SDK error also
+ * carries the raw response; nothing of the request travels on), classified: transient (a plain Error with
+ * `transient: true`, which Temporal retries) or AWS's refusal (ConnectorRefusal, final). No HTTP status means the
+ * request did not complete: connection refused or reset, a timeout, and also the SDK's own failures before sending
+ * (missing credentials, TLS trouble); those are configuration faults a retry will not fix, but they are kept
+ * transient so a fixed deployment resumes rather than failing every change that was under way.
+ */
+export function awsFailure(connector: string, op: string, raw: unknown): Error {
+  const err = raw as AwsFailure;
+  const code = (err.name && err.name !== 'Error' ? err.name : err.code) ?? 'Error';
+  const status = err.$metadata?.httpStatusCode;
+  const message = err.message ?? 'unknown error';
+  const cause = Object.assign(new Error(message), { code, status });
+  const text = `${connector}: ${op} failed: ${code}: ${message}`;
+  if (status === undefined || status >= 500 || status === 429 || TRANSIENT_NAMES.has(code)) {
+    return Object.assign(new Error(text, { cause }), { transient: true });
+  }
+  return new ConnectorRefusal(FailureType.TargetRefused, text, { cause });
+}
+
+/** The same grant asked for twice is applied once. */
+function uniqueGrants(grants: IamGrant[]): IamGrant[] {
+  const seen = new Set<string>();
+  return grants.filter((g) => {
+    const key = g.kind === 'policy' ? `policy=${g.arn}` : `group=${g.name.toLowerCase()}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function holds(state: EntityState, grant: IamGrant): boolean {
+  if (grant.kind === 'policy') return state.policies.includes(grant.arn);
+  return state.kind === 'user' && state.groups.some((g) => g.toLowerCase() === grant.name.toLowerCase());
 }
 
 function isNoSuchEntity(raw: unknown): boolean {

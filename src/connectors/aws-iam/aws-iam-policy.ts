@@ -4,10 +4,24 @@
  *
  * - Reads (GetUser, GetRole, ListUsers, ListRoles) cover the whole account: discovery needs them, and they learn
  *   nothing ListUsers does not already show.
- * - Every write, and every per-identity read, is limited to users and roles under the managed path.
- * - AttachUserPolicy/AttachRolePolicy only for the allow-listed policy ARNs (iam:PolicyARN condition); detaching
- *   and leaving groups is allowed for any policy or group, because taking access away is the safe direction.
- * - AddUserToGroup only on the allow-listed groups.
+ * - Writes and per-identity reads on users and roles are limited to those under the managed path.
+ * - AttachUserPolicy/AttachRolePolicy only for the allow-listed policy ARNs (iam:PolicyARN condition); detaching is
+ *   allowed for any policy, because taking access away is the safe direction. GetPolicy only on the allow-listed
+ *   ARNs (provision checks a policy exists before it creates a user).
+ * - AddUserToGroup, RemoveUserFromGroup and GetGroup only on the allow-listed groups; with no groups allow-listed,
+ *   no group action at all.
+ *
+ * Exceptions, because IAM authorises these actions on a resource other than the user or role they change:
+ * - AddUserToGroup/RemoveUserFromGroup are authorised on the group alone, so the credential can add or remove ANY
+ *   user of the account (its own included, or one outside the managed path) to or from an allow-listed group. That
+ *   grants nothing beyond the allow-list; the path limit for these calls is the connector's own check. Conversely,
+ *   a user an administrator put in a group off the allow-list cannot be taken out of it by the gateway: its revoke
+ *   stops there with AWS's AccessDenied (a refusal) after the user's credentials were deactivated.
+ * - RemoveRoleFromInstanceProfile is authorised on the instance profile, which may live at any path, so it is
+ *   allowed on every instance profile: the credential can detach any role from any instance profile (never attach
+ *   one). Only DeleteRole in delete mode needs it.
+ * - No UpdateAssumeRolePolicy: rewriting a role's trust policy would let a stolen gateway credential hand any
+ *   managed role to an outside principal. So a disabled role keeps its trust policy (see the connector's revoke).
  */
 export interface IamPolicyDocument {
   Version: '2012-10-17';
@@ -37,6 +51,7 @@ export const ROLE_ACTIONS = [
   'iam:ListAttachedRolePolicies', 'iam:DetachRolePolicy', 'iam:ListRolePolicies', 'iam:DeleteRolePolicy',
   'iam:ListInstanceProfilesForRole', 'iam:DeleteRole',
 ];
+export const GROUP_ACTIONS = ['iam:GetGroup', 'iam:AddUserToGroup', 'iam:RemoveUserFromGroup'];
 
 export function leastPrivilegePolicy(opts: {
   accountId: string;
@@ -51,24 +66,27 @@ export function leastPrivilegePolicy(opts: {
     { Sid: 'ReadIdentities', Effect: 'Allow', Action: ACCOUNT_READ_ACTIONS, Resource: ['*'] },
     { Sid: 'ManageUsersUnderPath', Effect: 'Allow', Action: USER_ACTIONS, Resource: [arn(`user${opts.path}*`)] },
     { Sid: 'ManageRolesUnderPath', Effect: 'Allow', Action: ROLE_ACTIONS, Resource: [arn(`role${opts.path}*`)] },
-    { Sid: 'LeaveAnyGroup', Effect: 'Allow', Action: ['iam:RemoveUserFromGroup'], Resource: [arn('group/*')] },
     { Sid: 'DetachRolesFromInstanceProfiles', Effect: 'Allow', Action: ['iam:RemoveRoleFromInstanceProfile'], Resource: [arn('instance-profile/*')] },
   ];
   if (opts.allowedPolicyArns.length > 0) {
-    statements.push({
-      Sid: 'AttachAllowListedPolicies',
-      Effect: 'Allow',
-      Action: ['iam:AttachUserPolicy', 'iam:AttachRolePolicy'],
-      Resource: [arn(`user${opts.path}*`), arn(`role${opts.path}*`)],
-      // ArnLike: exact ARNs match themselves, `.../path/*` entries match every policy under that path.
-      Condition: { ArnLike: { 'iam:PolicyARN': opts.allowedPolicyArns } },
-    });
+    statements.push(
+      {
+        Sid: 'AttachAllowListedPolicies',
+        Effect: 'Allow',
+        Action: ['iam:AttachUserPolicy', 'iam:AttachRolePolicy'],
+        Resource: [arn(`user${opts.path}*`), arn(`role${opts.path}*`)],
+        // ArnLike: exact ARNs match themselves, `.../path/*` entries match every policy under that path.
+        Condition: { ArnLike: { 'iam:PolicyARN': opts.allowedPolicyArns } },
+      },
+      // The allow-list entries are policy ARNs or `.../path/*` patterns, both valid as Resource.
+      { Sid: 'ReadAllowListedPolicies', Effect: 'Allow', Action: ['iam:GetPolicy'], Resource: opts.allowedPolicyArns },
+    );
   }
   if (opts.allowedGroups.length > 0) {
     statements.push({
-      Sid: 'JoinAllowListedGroups',
+      Sid: 'ManageAllowListedGroupMembership',
       Effect: 'Allow',
-      Action: ['iam:AddUserToGroup'],
+      Action: GROUP_ACTIONS,
       // A group's ARN carries its path: `group/<name>` at the root, `group/<path>/<name>` elsewhere.
       Resource: opts.allowedGroups.flatMap((g) => [arn(`group/${g}`), arn(`group/*/${g}`)]),
     });
