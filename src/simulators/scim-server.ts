@@ -231,7 +231,7 @@ export function createScimServer(opts: ScimServerOptions): ScimServer {
   // SCIMMY then ignores both (every page starts at 1). Pin a parsed copy with numbers, and cap a list's page size.
   app.use(SCIM_BASE_PATH, (req: Request, _res: Response, next: NextFunction) => {
     const search = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
-    const list = req.method === 'GET' && /^\/(Users|Groups)\/?$/.test(req.path);
+    const list = req.method === 'GET' && /^\/(Users|Groups)\/?$/i.test(req.path);
     Object.defineProperty(req, 'query', { value: scimQuery(search, list ? maxPageSize : undefined), writable: true, configurable: true, enumerable: true });
     next();
   });
@@ -258,10 +258,11 @@ export function createScimServer(opts: ScimServerOptions): ScimServer {
   });
   app.use(SCIM_BASE_PATH, serialiseWrites());
   app.use(SCIM_BASE_PATH, (req: Request, res: Response, next: NextFunction) => {
-    const target = /^\/(Users|Groups)\/([^/]+)$/.exec(req.path);
+    // Case-insensitive and trailing slash tolerated, as the routers behind it are (see requiredScope).
+    const target = /^\/(Users|Groups)\/([^/]+)\/?$/i.exec(req.path);
     const ifMatch = req.header('if-match');
     if (target && ifMatch !== undefined && ['PUT', 'PATCH', 'DELETE'].includes(req.method)) {
-      const current = (target[1] === 'Users' ? users : groups).get(decodeURIComponent(target[2] ?? ''));
+      const current = (target[1]?.toLowerCase() === 'users' ? users : groups).get(decodeURIComponent(target[2] ?? ''));
       // An absent resource falls through to SCIMMY's 404.
       if (current && !etagMatches(ifMatch, etag(current))) {
         return sendError(res, 412, `If-Match ${ifMatch} does not match the current version ${etag(current)}`);
@@ -318,22 +319,27 @@ export function createScimServer(opts: ScimServerOptions): ScimServer {
   };
 }
 
-/** The scope a request needs; null for discovery endpoints any authenticated caller may read. */
+/**
+ * The scope a request needs; null for discovery endpoints any authenticated caller may read. Express routes
+ * case-insensitively, scimmy-routers' routers included, so `PATCH /users/<id>` is served by the Users endpoint: the
+ * collection is compared case-insensitively here, or such a request would pass as "not a collection" and a read-only
+ * token could write. Anything that is not a read and not a known collection is refused rather than waved through.
+ */
 function requiredScope(req: Request): ScimScope | null | 'unsupported' {
   const [, collection = '', rest = ''] = /^\/([^/]*)(.*)$/.exec(req.path) ?? [];
-  const reading = req.method === 'GET' || (req.method === 'POST' && rest === '/.search');
-  switch (collection) {
-    case 'Users':
+  const reading = req.method === 'GET' || req.method === 'HEAD' || (req.method === 'POST' && rest.toLowerCase() === '/.search');
+  switch (collection.toLowerCase()) {
+    case 'users':
       return reading ? 'users:read' : 'users:write';
-    case 'Groups':
+    case 'groups':
       if (reading) return 'groups:read';
       return req.method === 'PATCH' && touchesOnlyMembers(req.body) ? 'groups:members' : 'groups:write';
-    case 'Bulk':
+    case 'bulk':
     case '.search':
       // Root search spans every resource type; one-collection search keeps scopes exact.
       return 'unsupported';
     default:
-      return null;
+      return req.method === 'GET' || req.method === 'HEAD' ? null : 'unsupported';
   }
 }
 

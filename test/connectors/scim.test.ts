@@ -272,6 +272,42 @@ describe('SCIM least privilege', () => {
     await sp.admin.deleteUser(id.name);
   });
 
+  it('the provider checks scopes whatever the case of the collection: a read-only token cannot write through /users or /GROUPS', async () => {
+    // Express (and scimmy-routers' routers) match paths case-insensitively, so /users/<id> is served by Users.
+    const id = fresh();
+    const userId = await sp.admin.createUser(id.name);
+    const readers = await sp.admin.findGroup(READERS);
+    const before = await snapshot();
+    const asReader = { token: sp.tokens.readOnly };
+    const deactivate = { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'replace', path: 'active', value: false }] };
+    const addMember = { schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'], Operations: [{ op: 'add', path: 'members', value: [{ value: userId }] }] };
+    const newUser = { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: `intruder.${randomBytes(3).toString('hex')}` };
+    const newGroup = { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: `intruders-${randomBytes(3).toString('hex')}` };
+    const writes: [string, string, unknown?][] = [];
+    for (const users of ['users', 'USERS', 'uSeRs', 'Users']) {
+      writes.push(['PATCH', `/${users}/${userId}`, deactivate], ['PUT', `/${users}/${userId}`, { ...newUser, userName: id.name, active: false }]);
+      writes.push(['DELETE', `/${users}/${userId}`], ['POST', `/${users}`, newUser], ['PATCH', `/${users}/${userId}/`, deactivate]);
+    }
+    for (const groups of ['groups', 'GROUPS', 'Groups']) {
+      writes.push(['PATCH', `/${groups}/${readers!.id}`, addMember], ['DELETE', `/${groups}/${readers!.id}`], ['POST', `/${groups}`, newGroup]);
+    }
+    for (const [method, path, body] of writes) {
+      const res = await sp.request(method, path, { ...asReader, body });
+      expect([method, path, res.status]).toEqual([method, path, 403]);
+      expect(res.body.detail).toMatch(/lacks scope (users:write|groups:write|groups:members)/);
+    }
+    // Forms the routers may or may not serve are refused or not found, never applied.
+    for (const path of [`//Users/${userId}`, `/%55sers/${userId}`, `/Users/${userId}/x`, `/Me`, `/Schemas`]) {
+      const res = await sp.request('PATCH', path, { ...asReader, body: deactivate });
+      expect([path, res.status >= 400]).toEqual([path, true]);
+    }
+    expect(await snapshot()).toEqual(before);
+    // The If-Match check is not case-bound either: a stale version on /users/<id> is a 412, not a blind write.
+    const stale = await sp.request('PATCH', `/users/${userId}`, { body: deactivate, headers: { 'If-Match': 'W/"999"' } });
+    expect(stale.status).toBe(412);
+    await sp.admin.deleteUser(id.name);
+  });
+
   it("the gateway's token may change group members but not create, rename or delete groups", async () => {
     const asGateway = { token: sp.tokens.gateway };
     const readers = await sp.admin.findGroup(READERS);
@@ -347,6 +383,56 @@ describe('SCIM provisioning edge cases', () => {
       await proxy.close();
     }
   });
+
+  it('removes the user it had just created after a transient 5xx too, so the retry creates it again and says so', async () => {
+    // The provider's front end answers the member PATCH with 503 once: the joiner fails transiently and is retried.
+    let failed = false;
+    const proxy = await recordingProxy(sp.url, {
+      frontEnd: (method, path) => {
+        if (failed || method !== 'PATCH' || !path.includes('/Groups/')) return undefined;
+        failed = true;
+        return { status: 503, body: { schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'], status: '503', detail: 'upstream restarting' } };
+      },
+    });
+    try {
+      const c = build({ baseUrl: proxy.url });
+      const id = fresh();
+      const err = (await c.provision(id, [`group=${READERS}`]).then(() => null, (e: unknown) => e)) as Error & { transient?: boolean; status?: number };
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(ConnectorRefusal);
+      expect(err).toMatchObject({ transient: true, status: 503 });
+      expect(proxy.log.filter((r) => r.method !== 'GET').map((r) => [r.method, r.path.split('/')[1], r.status])).toEqual([
+        ['POST', 'Users', 201],
+        ['PATCH', 'Groups', 503],
+        ['DELETE', 'Users', 204],
+      ]);
+      expect(await sp.admin.findUser(id.name)).toBeNull();
+      // Temporal's retry: the user is created by this call, so a later expiry drops it.
+      const retried = await c.provision(id, [`group=${READERS}`]);
+      expect(retried.created).toBe(true);
+      expect((await c.inspect(id)).grants).toEqual([`group=${READERS}`]);
+      await sp.admin.deleteUser(id.name);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('keeps a user it did not create when a later step fails', async () => {
+    const id = fresh();
+    await sp.admin.createUser(id.name);
+    const proxy = await recordingProxy(sp.url, {
+      frontEnd: (method, path) => (method === 'PATCH' && path.includes('/Groups/') ? { status: 502 } : undefined),
+    });
+    try {
+      const err = await build({ baseUrl: proxy.url }).provision(id, [`group=${READERS}`]).then(() => null, (e: unknown) => e);
+      expect(err).toMatchObject({ transient: true, status: 502 });
+      expect(proxy.log.filter((r) => r.method === 'DELETE')).toEqual([]);
+      expect(await sp.admin.findUser(id.name)).not.toBeNull();
+    } finally {
+      await proxy.close();
+      await sp.admin.deleteUser(id.name);
+    }
+  });
 });
 
 describe('SCIM failures', () => {
@@ -358,8 +444,35 @@ describe('SCIM failures', () => {
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(ConnectorRefusal);
     expect(err).toMatchObject({ transient: true, status: 429 });
+    // A number on the error itself: the activity layer turns it into Temporal's nextRetryDelay.
+    expect(typeof err.retryAfterMs).toBe('number');
     expect(err.retryAfterMs).toBeGreaterThan(0);
     expect(err.retryAfterMs).toBeLessThanOrEqual(60_000);
+  });
+
+  it('a 429 on a write carries Retry-After in seconds or as an HTTP date; without one there is no retryAfterMs', async () => {
+    const at = new Date(Date.now() + 90_000).toUTCString();
+    const answers: Record<string, string>[] = [{ 'retry-after': '30' }, { 'retry-after': at }, {}];
+    let n = 0;
+    const proxy = await recordingProxy(sp.url, {
+      frontEnd: (method) => (method === 'POST' ? { status: 429, headers: answers[n++] ?? {}, body: { status: '429', detail: 'slow down' } } : undefined),
+    });
+    try {
+      const c = build({ baseUrl: proxy.url });
+      const errors: (Error & { retryAfterMs?: number; transient?: boolean })[] = [];
+      for (let i = 0; i < answers.length; i++) errors.push((await c.provision(fresh(), [`group=${READERS}`]).then(() => null, (e: unknown) => e)) as Error);
+      for (const err of errors) {
+        expect(err).toBeInstanceOf(Error);
+        expect(err).not.toBeInstanceOf(ConnectorRefusal);
+        expect(err.transient).toBe(true);
+      }
+      expect(errors[0]?.retryAfterMs).toBe(30_000);
+      expect(errors[1]?.retryAfterMs).toBeGreaterThan(80_000);
+      expect(errors[1]?.retryAfterMs).toBeLessThanOrEqual(90_000);
+      expect(errors[2]).not.toHaveProperty('retryAfterMs');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('maps statuses: 5xx and 429 transient, other 4xx refusals with the provider detail and scimType as cause', () => {
@@ -392,7 +505,12 @@ describe('SCIM failures', () => {
     const remote = scimInstanceSchema.parse({ ...base, baseUrl: 'http://scim.internal:8095/scim/v2' });
     expect(() => scimConnectorType.grammar(remote)).toThrow(/must be https/);
     expect(() => scimConnectorType.grammar({ ...remote, allowPlainHttp: true })).not.toThrow();
+    expect(() => scimConnectorType.grammar({ ...remote, allowPlain: true })).not.toThrow();
     expect(() => scimConnectorType.grammar(scimInstanceSchema.parse({ ...base, baseUrl: 'https://x.okta.com/scim/v2' }))).not.toThrow();
+    for (const loopback of ['http://127.0.0.1:8095/scim/v2', 'http://127.9.8.7/scim/v2', 'http://localhost/scim/v2', 'http://[::1]:8095/scim/v2']) {
+      expect(() => scimConnectorType.grammar(scimInstanceSchema.parse({ ...base, baseUrl: loopback }))).not.toThrow();
+    }
+    expect(() => scimConnectorType.grammar(scimInstanceSchema.parse({ ...base, baseUrl: 'ftp://scim.internal/scim/v2' }))).toThrow(/http\(s\) URL/);
   });
 });
 

@@ -1,10 +1,8 @@
 import { z } from 'zod';
-import { baseFields, envKey } from '../connector-config';
+import { baseFields, envKey, requireEncryptedTransport } from '../connector-config';
 import { defineConnectorType, protectedNames } from '../connector-type';
 import { createScimConnector } from './scim-connector';
 import { ScimGrammar } from './scim-grammar';
-
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export const scimInstanceSchema = z
   .object({
@@ -16,7 +14,10 @@ export const scimInstanceSchema = z
     tokenEnv: envKey,
     /** The SCIM user the token acts as, where the provider has one; /Me adds it at run time as well. */
     ownUserName: z.string().min(1).optional(),
-    /** Plain http sends the bearer token in clear: allowed to loopback, elsewhere only when said so. */
+    /**
+     * Plain http sends the bearer token in clear: allowed to loopback (127.0.0.0/8, ::1, localhost), elsewhere only
+     * when this or the common `allowPlain` says so.
+     */
     allowPlainHttp: z.boolean().default(false),
     pageSize: z.number().int().min(1).max(1000).default(100),
     timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
@@ -27,14 +28,15 @@ export type ScimInstanceConfig = z.infer<typeof scimInstanceSchema>;
 
 /**
  * The schema must stay a plain object (the registry's discriminated union needs one), so the rule that couples two
- * fields is checked here, when the API or the worker first builds this instance, and stops its start-up.
+ * fields is checked here, when the API or the worker first builds this instance, and stops its start-up. The rule is
+ * every connector's (requireEncryptedTransport); `allowPlainHttp` is this type's older name for `allowPlain`.
  */
 function checkedTransport(cfg: ScimInstanceConfig): ScimInstanceConfig {
   const url = new URL(cfg.baseUrl);
-  if (url.protocol === 'https:' || (url.protocol === 'http:' && (LOOPBACK.has(url.hostname) || cfg.allowPlainHttp))) return cfg;
-  throw new Error(
-    `connector '${cfg.name}': baseUrl ${url.protocol === 'http:' ? 'must be https (plain http only to loopback, or with allowPlainHttp: true)' : 'must be an http(s) URL'}`,
-  );
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error(`connector '${cfg.name}': baseUrl must be an http(s) URL`);
+  const allowPlain = cfg.allowPlain === true || cfg.allowPlainHttp;
+  requireEncryptedTransport({ name: cfg.name, allowPlain }, url.hostname, url.protocol === 'https:', 'baseUrl must be https');
+  return cfg;
 }
 
 const protectedOf = (cfg: ScimInstanceConfig): string[] => (cfg.ownUserName ? protectedNames(cfg, cfg.ownUserName) : cfg.policy.protectedAccounts);

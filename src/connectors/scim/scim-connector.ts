@@ -194,8 +194,11 @@ export class ScimConnector implements Connector {
       const state = user.active === false ? ' (the user is inactive and stays so: re-enabling is not a joiner step)' : '';
       return { created, detail: `${created ? 'created' : 'found existing'} user '${userName}'${state}, added to ${added} of ${groups.length} group(s)` };
     } catch (err) {
-      // Leave nothing half-made: a user this call created is removed again when a membership is refused.
-      if (created && err instanceof ConnectorRefusal) await this.call('DELETE', `/Users/${encodeURIComponent(user.id)}`, { allow: [404] }).catch(() => undefined);
+      // All or nothing for a user this call created, whatever failed: a membership refused, or a 5xx/timeout after
+      // which Temporal retries. Left in place, the retry would find the user and report `created: false`, and the
+      // joiner's expiry would then keep an account the gateway made. If the undo fails too (the provider is down),
+      // the retry still finds it: that case is named in the README.
+      if (created) await this.call('DELETE', `/Users/${encodeURIComponent(user.id)}`, { allow: [404] }).catch(() => undefined);
       throw err;
     }
   }

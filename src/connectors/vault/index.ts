@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseFields, envKey } from '../connector-config';
+import { baseFields, envKey, requireEncryptedTransport } from '../connector-config';
 import { defineConnectorType } from '../connector-type';
 import { createVaultConnector } from './vault-connector';
 import { VaultGrammar } from './vault-grammar';
@@ -12,7 +12,10 @@ export const vaultInstanceSchema = z
   .object({
     ...baseFields,
     type: z.literal('vault'),
-    /** Vault or OpenBao, e.g. http://127.0.0.1:8200 (no trailing /v1). */
+    /**
+     * Vault or OpenBao, e.g. https://vault.internal:8200 (no trailing /v1). The token travels in every request, so
+     * plain http is accepted only to loopback (127.0.0.0/8, ::1, localhost) or with `allowPlain: true`.
+     */
     address: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL'),
     /** The token is never in this file: it names the environment variable that holds it. */
     tokenEnv: envKey,
@@ -33,16 +36,26 @@ export const vaultInstanceSchema = z
 
 export type VaultInstanceConfig = z.infer<typeof vaultInstanceSchema>;
 
+/** Where the token goes: the registry refuses a plain channel off loopback when it loads the file. */
+function transport(cfg: VaultInstanceConfig): Array<{ host: string; encrypted: boolean; fix: string }> {
+  const url = new URL(cfg.address);
+  return [{ host: url.hostname, encrypted: url.protocol === 'https:', fix: 'use an https:// address' }];
+}
+
 /**
  * The gateway's own token is `token/<display name>` in discovery: a kind the grammar never accepts, so no ticket
- * can name it. Configured protectedAccounts (e.g. `kv/gateway/bootstrap`) are refused by name.
+ * can name it. Configured protectedAccounts are refused by name; a `kv/` entry (e.g. `kv/gateway/bootstrap`) also
+ * protects every path under it, as an identity and as a rotation destination.
  */
 export const vaultConnectorType = defineConnectorType<VaultInstanceConfig>({
   type: 'vault',
   schema: vaultInstanceSchema,
   grammar: (cfg) => new VaultGrammar({ protectedAccounts: cfg.policy.protectedAccounts }),
-  create: (cfg, secrets) =>
-    createVaultConnector({
+  transport,
+  create: (cfg, secrets) => {
+    // Checked again here for a connector built without the registry: the token must not leave in clear.
+    for (const t of transport(cfg)) requireEncryptedTransport(cfg, t.host, t.encrypted, t.fix);
+    return createVaultConnector({
       name: cfg.name,
       address: cfg.address,
       token: secrets(cfg.tokenEnv),
@@ -56,5 +69,6 @@ export const vaultConnectorType = defineConnectorType<VaultInstanceConfig>({
       protectedAccounts: cfg.policy.protectedAccounts,
       revokeMode: cfg.policy.revokeMode,
       timeoutMs: cfg.timeoutMs,
-    }),
+    });
+  },
 });

@@ -15,10 +15,12 @@
  *   path "pki/cert/*"                   { capabilities = ["read"] }
  *   path "pki/revoke"                   { capabilities = ["update"] }
  *
- * plus the `default` policy (auth/token/lookup-self, which discovery uses to name the gateway's own token). No sys/
- * policy, mount, auth or role write: the gateway cannot widen its own or anyone's access. Two limits of Vault's model:
- * `pki/revoke` revokes any certificate of the mount by serial (the connector only ever revokes serials whose CN it
- * was asked about), and `sys/leases/lookup` reads any lease's timing (not its secret).
+ * plus the `default` policy (auth/token/lookup-self, which discovery uses to name the gateway's own token, and
+ * sys/capabilities-self, which checkDestination uses to learn whether the token may write a destination before
+ * anything is rotated). No sys/ policy, mount, auth or role write: the gateway cannot widen its own or anyone's
+ * access. Two limits of Vault's model: `pki/revoke` revokes any certificate of the mount by serial (the connector only
+ * ever revokes serials whose CN it was asked about; Vault does not record which role issued a certificate, see
+ * vault-grammar.ts), and `sys/leases/lookup` reads any lease's timing (not its secret).
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { IdentityRef } from '../../actions/identity-action';
@@ -34,7 +36,7 @@ import type {
 } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { fingerprintOf, Secret } from '../secret';
-import { grantText, kvPathProblem, parseVaultGrant, parseVaultIdentity, type VaultGrant, VaultGrammar, type VaultIdentity } from './vault-grammar';
+import { grantText, parseVaultGrant, parseVaultIdentity, type VaultGrant, VaultGrammar, type VaultIdentity } from './vault-grammar';
 import { VaultHttp, vaultErrorOf } from './vault-http';
 
 export interface VaultConnectorOptions {
@@ -72,6 +74,12 @@ interface KvMetadata {
   custom_metadata: Record<string, string> | null;
 }
 
+interface KvServed {
+  version: number;
+  value: string | null;
+  foreign: boolean;
+}
+
 interface CertInfo {
   serial: string;
   commonName: string;
@@ -96,7 +104,6 @@ export class VaultConnector implements Connector, SecretSink {
   readonly grammar: VaultGrammar;
   private readonly vault: VaultHttp;
   private readonly revokeMode: 'delete' | 'disable';
-  private readonly protectedAccounts: Set<string>;
   private readonly kvMount: string[];
   private readonly kvPrefix: string[];
   private readonly dbMount: string[];
@@ -109,7 +116,6 @@ export class VaultConnector implements Connector, SecretSink {
     private readonly opts: VaultConnectorOptions,
   ) {
     this.revokeMode = opts.revokeMode ?? 'delete';
-    this.protectedAccounts = new Set(opts.protectedAccounts);
     this.grammar = new VaultGrammar({ protectedAccounts: opts.protectedAccounts });
     this.vault = new VaultHttp(opts.name, opts.address, opts.token, opts.timeoutMs ?? 10_000);
     this.kvMount = segments(opts.kvMount);
@@ -159,7 +165,7 @@ export class VaultConnector implements Connector, SecretSink {
   async discover(): Promise<DiscoveredIdentity[]> {
     const out: DiscoveredIdentity[] = [];
     const add = (name: string, extra: Partial<DiscoveredIdentity> = {}): void => {
-      const isProtected = extra.protected === true || this.protectedAccounts.has(name);
+      const isProtected = extra.protected === true || this.grammar.isProtected(name);
       out.push({ name, type: 'service_account', ...extra, ...(isProtected ? { protected: true } : {}) });
     };
     for (const path of await this.walkKv([], 0, { seen: 0 })) add(`kv/${path.join('/')}`);
@@ -199,11 +205,66 @@ export class VaultConnector implements Connector, SecretSink {
     throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${identity.name}: a dynamic database credential is checked by the database, not by Vault`);
   }
 
+  /**
+   * Second phase of a certificate rotation: revokes every other live certificate of the CN once the new one (`keep`)
+   * is delivered and verified. `keep` must be a live certificate of that CN, or nothing is revoked: the workload would
+   * otherwise be left with no working certificate. KV versions are history, not parallel credentials: nothing to do.
+   */
+  async retireOthers(identity: IdentityRef, keep: string): Promise<{ retired: number; detail: string }> {
+    const id = this.identity(identity);
+    if (id.kind === 'kv') return { retired: 0, detail: `${identity.name} serves one version at a time: nothing else to retire` };
+    if (id.kind === 'db') {
+      throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${identity.name} holds dynamic credentials, which are not rotated, so none are retired`);
+    }
+    if (!SERIAL.test(keep)) throw new ConnectorRefusal(FailureType.InvalidIdentity, `${this.name}: '${keep.slice(0, 80)}' is not a certificate serial number`);
+    const live = await this.liveCerts(id.commonName);
+    if (!live.some((c) => sameSerial(c.serial, keep))) {
+      throw new ConnectorRefusal(
+        FailureType.TargetRefused,
+        `${this.name}: ${keep} is not a live certificate of ${identity.name}; nothing was revoked, so the earlier certificates keep working`,
+      );
+    }
+    const others = live.filter((c) => !sameSerial(c.serial, keep));
+    await this.revokeSerials(others.map((c) => c.serial));
+    return {
+      retired: others.length,
+      detail: others.length > 0 ? `revoked ${others.length} earlier certificate(s) of ${identity.name}, keeping ${keep}` : `${identity.name} had no live certificate but ${keep}`,
+    };
+  }
+
   async close(): Promise<void> {
     // Axios keeps no pooled sockets by default: nothing to release.
   }
 
   // ---- SecretSink --------------------------------------------------------------------------------------------
+
+  /**
+   * Run before anything is rotated, so a destination the gateway may not write never leaves a rotated credential that
+   * cannot be delivered. Refused: a path outside the grammar or protected (InvalidIdentity); a path the token may not
+   * read and write (its own capabilities, as Vault reports them); a secret that is disabled (a leaver soft-deleted it:
+   * delivering would serve it again) or holds fields other than `value` (a workload reads those: delivering would
+   * replace them). Any other non-protected path under the prefix may be written, including one the connector also
+   * manages as `kv/<path>`.
+   */
+  async checkDestination(path: string): Promise<void> {
+    const kvPath = this.sinkPath(path);
+    const data = this.kvUrl('data', kvPath).join('/');
+    const metadata = this.kvUrl('metadata', kvPath).join('/');
+    const res = await this.vault.call<Record<string, unknown>>('POST', ['sys', 'capabilities-self'], { body: { paths: [data, metadata] } });
+    const lacking = (p: string, wanted: string[]): string[] => {
+      const held = res.data?.[p];
+      const caps = new Set(Array.isArray(held) ? held.map(String) : []);
+      return caps.has('root') ? [] : wanted.filter((c) => !caps.has(c)).map((c) => `${c} on ${p}`);
+    };
+    const metaLacks = lacking(metadata, ['read', 'patch']);
+    // Whether the write is a create or an update depends on what is there, which takes metadata read to learn.
+    const meta = metaLacks.length === 0 ? await this.kvMeta(kvPath) : null;
+    const needed = [...lacking(data, [meta ? 'update' : 'create', 'read']), ...metaLacks];
+    if (needed.length > 0) {
+      throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: the gateway's token may not deliver to ${path}: it lacks ${needed.join(', ')}`);
+    }
+    this.refuseUnwritable(path, meta, await this.kvCurrent(kvPath));
+  }
 
   async deliver(path: string, secret: Secret, metadata: Record<string, string>): Promise<{ version: number }> {
     const kvPath = this.sinkPath(path);
@@ -220,6 +281,7 @@ export class VaultConnector implements Connector, SecretSink {
       version = current.version;
     } else {
       const meta = await this.kvMeta(kvPath);
+      this.refuseUnwritable(path, meta, current);
       try {
         version = await this.writeKv(kvPath, secret, meta?.current_version ?? 0);
       } catch (err) {
@@ -243,6 +305,19 @@ export class VaultConnector implements Connector, SecretSink {
     return { version: current.version, fingerprint: fingerprintOf(current.value) };
   }
 
+  /** A destination that exists but must not be overwritten by a delivery: disabled, or not in the gateway's shape. */
+  private refuseUnwritable(path: string, meta: KvMetadata | null, current: KvServed | null): void {
+    if (meta && meta.current_version > 0 && this.kvState(meta).locked) {
+      throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${path} is disabled (its current version is deleted); delivering would serve it again`);
+    }
+    if (current?.foreign) {
+      throw new ConnectorRefusal(
+        FailureType.TargetRefused,
+        `${this.name}: ${path} holds fields other than a string 'value', so it was not written by this gateway and a delivery would replace what its readers expect`,
+      );
+    }
+  }
+
   // ---- KV v2 -------------------------------------------------------------------------------------------------
 
   private kvUrl(area: 'data' | 'metadata' | 'delete', path: string[]): string[] {
@@ -254,12 +329,20 @@ export class VaultConnector implements Connector, SecretSink {
     return res?.data ?? null;
   }
 
-  /** The version Vault serves now and its `value` field (null when it has none); null when nothing is served. */
-  private async kvCurrent(path: string[]): Promise<{ version: number; value: string | null } | null> {
+  /**
+   * The version Vault serves now and its `value` field (null when it has none); `foreign` when it holds anything but
+   * one string `value` (the gateway's shape). Null when nothing is served.
+   */
+  private async kvCurrent(path: string[]): Promise<KvServed | null> {
     const res = await this.vault.call<{ data: Record<string, unknown> | null; metadata: { version: number } }>('GET', this.kvUrl('data', path), { absentOk: true });
     if (!res?.data?.data) return null;
-    const value = res.data.data.value;
-    return { version: Number(res.data.metadata?.version ?? 0), value: typeof value === 'string' && value !== '' ? value : null };
+    const fields = res.data.data;
+    const value = fields.value;
+    return {
+      version: Number(res.data.metadata?.version ?? 0),
+      value: typeof value === 'string' && value !== '' ? value : null,
+      foreign: typeof value !== 'string' || Object.keys(fields).some((k) => k !== 'value'),
+    };
   }
 
   private async writeKv(path: string[], secret: Secret, cas: number): Promise<number> {
@@ -464,8 +547,17 @@ export class VaultConnector implements Connector, SecretSink {
     return out;
   }
 
+  /** The certificates `pki/<cn>` names: unexpired, not a CA, that CN, in this mount (see vault-grammar.ts on roles). */
+  private ofCn(cn: string): Promise<CertState[]> {
+    return this.certificates((c) => c.commonName === cn && !c.ca);
+  }
+
+  private async liveCerts(cn: string): Promise<CertState[]> {
+    return (await this.ofCn(cn)).filter((c) => !c.revoked);
+  }
+
   private async inspectPki(cn: string): Promise<ObservedAccount> {
-    const certs = await this.certificates((c) => c.commonName === cn && !c.ca);
+    const certs = await this.ofCn(cn);
     if (certs.length === 0) return { exists: false, grants: [] };
     const live = certs.filter((c) => !c.revoked);
     return {
@@ -504,7 +596,7 @@ export class VaultConnector implements Connector, SecretSink {
 
   private async provisionPki(cn: string, dns: string[]): Promise<ProvisionOutcome> {
     this.requirePkiRole();
-    const live = (await this.certificates((c) => c.commonName === cn && !c.ca)).filter((c) => !c.revoked);
+    const live = await this.liveCerts(cn);
     if (live.length === 0) {
       // The private key is not kept: a workload gets a usable key through rotate, which hands it to the store.
       const { serial } = await this.issue(cn, [...new Set(dns)].sort());
@@ -519,7 +611,7 @@ export class VaultConnector implements Connector, SecretSink {
   }
 
   private async revokePki(cn: string): Promise<RevokeOutcome> {
-    const certs = await this.certificates((c) => c.commonName === cn && !c.ca);
+    const certs = await this.ofCn(cn);
     if (certs.length === 0) return { changed: false, detail: `pki/${cn} has no unexpired certificate` };
     const live = certs.filter((c) => !c.revoked);
     // A certificate cannot be deleted: its revoked record stays until it expires, whatever the revoke policy says.
@@ -530,7 +622,7 @@ export class VaultConnector implements Connector, SecretSink {
 
   private async revokeSans(cn: string, dns: string[]): Promise<RevokeOutcome> {
     const take = new Set(dns);
-    const live = (await this.certificates((c) => c.commonName === cn && !c.ca)).filter((c) => !c.revoked);
+    const live = await this.liveCerts(cn);
     const carrying = live.filter((c) => c.dns.some((d) => take.has(d)));
     if (carrying.length === 0) return { changed: false, detail: `no live certificate of pki/${cn} carries ${dns.join(', ')}` };
     const others = live.filter((c) => !carrying.includes(c));
@@ -542,13 +634,20 @@ export class VaultConnector implements Connector, SecretSink {
     return { changed: true, detail: `revoked ${carrying.length} certificate(s) of pki/${cn} carrying ${dns.join(', ')}${reissued}` };
   }
 
+  /**
+   * First phase: a new certificate (new key, same names). The earlier ones keep working until retireOthers revokes
+   * them, once the new key is delivered and verified.
+   */
   private async rotatePki(cn: string): Promise<RotationResult> {
     this.requirePkiRole();
-    const live = (await this.certificates((c) => c.commonName === cn && !c.ca)).filter((c) => !c.revoked);
+    const live = await this.liveCerts(cn);
     if (live.length === 0) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: pki/${cn} has no live certificate to rotate`);
     const { serial, key } = await this.issue(cn, sansOf(live));
-    await this.revokeSerials(live.map((c) => c.serial));
-    return { secret: key, credentialId: serial, detail: `issued certificate ${serial} for pki/${cn} (new private key) and revoked ${live.length} earlier one(s)` };
+    return {
+      secret: key,
+      credentialId: serial,
+      detail: `issued certificate ${serial} for pki/${cn} (new private key); the ${live.length} earlier one(s) stay valid until retired`,
+    };
   }
 
   private async keyMatchesLiveCert(cn: string, secret: Secret): Promise<boolean> {
@@ -558,7 +657,7 @@ export class VaultConnector implements Connector, SecretSink {
     } catch {
       return false;
     }
-    const live = (await this.certificates((c) => c.commonName === cn && !c.ca)).filter((c) => !c.revoked);
+    const live = await this.liveCerts(cn);
     return live.some((c) => {
       try {
         return new X509Certificate(c.pem).checkPrivateKey(key);
@@ -587,8 +686,9 @@ export class VaultConnector implements Connector, SecretSink {
     });
   }
 
+  /** A destination path, re-checked (grammar and protected paths) before any request. */
   private sinkPath(path: string): string[] {
-    const problem = kvPathProblem(path);
+    const problem = this.grammar.validateSecretPath(path);
     if (problem) throw new ConnectorRefusal(FailureType.InvalidIdentity, `${this.name}: secret path: ${problem}`);
     return path.split('/');
   }
@@ -596,6 +696,12 @@ export class VaultConnector implements Connector, SecretSink {
 
 function isCasMismatch(err: unknown): boolean {
   return /check-and-set/i.test(vaultErrorOf(err)?.message ?? '');
+}
+
+/** Vault writes serials with colons (issue) or hyphens (some listings), in either case. */
+function sameSerial(a: string, b: string): boolean {
+  const norm = (s: string): string => s.toLowerCase().replace(/:/g, '-');
+  return norm(a) === norm(b);
 }
 
 function sansOf(certs: CertInfo[]): string[] {

@@ -6,10 +6,20 @@ import type { ConnectorGrammar, FieldProblem, ParsedGrant } from '../connector';
  *
  *   kv/<path>          a managed KV v2 secret at <kvMount>/data/<kvPrefix>/<path>
  *   db/<role>          the dynamic database credentials (leases) of <databaseMount>/creds/<role>
- *   pki/<common-name>  the certificates with that CN issued by <pkiMount>/issue/<pkiRole>
+ *   pki/<common-name>  every unexpired, non-CA certificate with that CN stored in <pkiMount>, whichever role issued it
+ *
+ * Certificates are matched on CN within the mount, not on the role: neither Vault nor OpenBao records the issuing
+ * role on a stored certificate (`<pkiMount>/cert/<serial>` returns the certificate and its revocation time, plus
+ * `issuer_id` once revoked; `certs/detailed` adds names and the issuer DN, no role). The connector issues only with
+ * <pkiRole>, but inspect, revoke and rotation also see (and revoke) certificates another role of the same mount issued
+ * with the same CN. Narrowing to the role's issuer would hide live certificates from a leaver after an issuer rotation,
+ * so it is not done: give the gateway a mount, or a domain, whose CNs no other role issues.
  *
  * Grants: `reader=<label>` (kv), `dns=<host name>` (pki, one DNS SAN), `login` (db). Every part that reaches a
  * Vault URL is restricted here to characters that need no escaping, and is URI-encoded on top of that.
+ *
+ * Protected `kv/<path>` entries of policy.protectedAccounts protect that path and everything under it, both as
+ * identities and as rotation destinations.
  */
 export type VaultIdentity =
   | { kind: 'kv'; path: string[] }
@@ -96,25 +106,43 @@ export class VaultGrammar implements ConnectorGrammar {
   /** KV secrets and certificates rotate; `db/` identities do not (the grammar-level flag covers the type). */
   readonly rotates = true;
   private readonly protectedAccounts: Set<string>;
+  /** KV paths (relative to the prefix) that are protected together with everything under them. */
+  private readonly protectedKv: string[];
 
   constructor(policy: VaultGrammarPolicy) {
     this.protectedAccounts = new Set(policy.protectedAccounts);
+    this.protectedKv = policy.protectedAccounts.filter((a) => a.startsWith('kv/')).map((a) => a.slice(3));
+  }
+
+  /** True for a protected `kv/<path>` entry's path and every path under it. */
+  isProtectedKvPath(path: string): boolean {
+    return this.protectedKv.some((p) => path === p || path.startsWith(`${p}/`));
+  }
+
+  /** Protected by name, or a KV path at or under a protected one. */
+  isProtected(name: string): boolean {
+    return this.protectedAccounts.has(name) || (name.startsWith('kv/') && this.isProtectedKvPath(name.slice(3)));
   }
 
   validateIdentity(identity: IdentityRef): FieldProblem[] {
     const problems: FieldProblem[] = [];
     const parsed = parseVaultIdentity(identity.name);
     if ('problem' in parsed) problems.push({ path: 'identity.name', message: parsed.problem });
-    else if (this.protectedAccounts.has(identity.name)) {
+    else if (this.isProtected(identity.name)) {
       problems.push({ path: 'identity.name', message: `'${identity.name}' is protected and cannot be changed by a ticket` });
     }
     if (identity.host !== undefined) problems.push({ path: 'identity.host', message: 'Vault identities have no host part' });
     return problems;
   }
 
-  /** A rotation's destination: a KV path under the connector's prefix. */
+  /**
+   * A rotation's destination: a KV path under the connector's prefix, not at or under a protected `kv/` entry. It may
+   * be a path the connector also manages as the identity `kv/<path>`: delivering there is writing that secret.
+   */
   validateSecretPath(path: string): string | null {
-    return kvPathProblem(path);
+    const problem = kvPathProblem(path);
+    if (problem) return problem;
+    return this.isProtectedKvPath(path) ? `'${path}' is protected (policy.protectedAccounts): the gateway does not write there` : null;
   }
 
   parseGrant(text: string): ParsedGrant | { problem: string } {

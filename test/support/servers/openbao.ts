@@ -95,6 +95,8 @@ export interface VaultFixture {
   pkiRole: string;
   /** Same, with no_store: Vault issues certificates it does not record. */
   pkiRoleNoStore: string;
+  /** Another role of the same mount and domain, which the gateway's token may not issue with. */
+  pkiRoleOther: string;
   domain: string;
   /** Least-privilege tokens, created by root with gatewayPolicy(). */
   gatewayToken: string;
@@ -109,7 +111,7 @@ export interface VaultFixture {
 
 /**
  * As administrator: a MariaDB schema and a dedicated MariaDB account for Vault (CREATE USER + SELECT WITH GRANT
- * OPTION on that schema only), the database engine with two roles, a PKI root and two roles, and least-privilege
+ * OPTION on that schema only), the database engine with two roles, a PKI root and three roles, and least-privilege
  * tokens for the gateway. Names carry a random run id; cleanup removes what MariaDB keeps.
  */
 export async function setupVaultFixture(bao: OpenBao): Promise<VaultFixture> {
@@ -170,6 +172,7 @@ export async function setupVaultFixture(bao: OpenBao): Promise<VaultFixture> {
     const role = { allowed_domains: [domain], allow_subdomains: true, key_type: 'ec', key_bits: 256, ttl: '24h', max_ttl: '72h' };
     await bao.root('POST', 'pki/roles/svc', role);
     await bao.root('POST', 'pki/roles/svc-nostore', { ...role, no_store: true });
+    await bao.root('POST', 'pki/roles/svc-other', role);
 
     const dbRoles = ['app-ro', 'app-nodrop'];
     await bao.root('PUT', 'sys/policies/acl/changegate-gateway', { policy: gatewayPolicy({ kvPrefix, dbRoles, pkiRole: 'svc' }) });
@@ -185,6 +188,7 @@ export async function setupVaultFixture(bao: OpenBao): Promise<VaultFixture> {
       dbRoleNoDrop: 'app-nodrop',
       pkiRole: 'svc',
       pkiRoleNoStore: 'svc-nostore',
+      pkiRoleOther: 'svc-other',
       domain,
       gatewayToken: await token('changegate-gateway', 'changegate-gateway'),
       noStoreToken: await token('changegate-gateway-nostore', 'changegate-gateway-nostore'),

@@ -156,14 +156,26 @@ export interface RecordingProxy {
   close(): Promise<void>;
 }
 
+/** What the provider's front end answers in its place (a load balancer's 503 while the provider restarts). */
+export interface FrontEndAnswer {
+  status: number;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
 /**
  * A pass-through HTTP proxy in front of the provider that records every request. `before` runs ahead of forwarding
  * (another administrator acting concurrently); `rewrite` changes the forwarded path (to play a provider that ignores
- * a parameter). Nothing is answered by the proxy itself: every response is the provider's.
+ * a parameter). Every response is the provider's, except where `frontEnd` answers a request itself, without
+ * forwarding it: the failures a SaaS provider's gateway produces and a healthy local provider cannot.
  */
 export async function recordingProxy(
   target: string,
-  hooks: { before?: (method: string, path: string) => Promise<void>; rewrite?: (path: string) => string } = {},
+  hooks: {
+    before?: (method: string, path: string) => Promise<void>;
+    rewrite?: (path: string) => string;
+    frontEnd?: (method: string, path: string) => FrontEndAnswer | undefined;
+  } = {},
 ): Promise<RecordingProxy> {
   const origin = new URL(target).origin;
   const basePath = new URL(target).pathname;
@@ -176,6 +188,13 @@ export async function recordingProxy(
         const method = req.method ?? 'GET';
         const path = req.url ?? '/';
         try {
+          const answer = hooks.frontEnd?.(method, path);
+          if (answer) {
+            log.push({ method, path: path.startsWith(basePath) ? path.slice(basePath.length) : path, status: answer.status });
+            const body = answer.body === undefined ? '' : JSON.stringify(answer.body);
+            res.writeHead(answer.status, { ...(body ? { 'content-type': 'application/scim+json' } : {}), ...answer.headers }).end(body);
+            return;
+          }
           await hooks.before?.(method, path);
           const headers: Record<string, string> = {};
           for (const name of ['authorization', 'content-type', 'accept', 'if-match']) {
