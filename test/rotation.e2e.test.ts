@@ -96,4 +96,21 @@ describe('credential rotation: MariaDB account → OpenBao KV, verified on both 
     expect(check.data.reasons.join(' ')).toMatch(/does not exist, so it has no password to rotate/);
     expect((await bao.root('GET', `secret/data/${fx.kvPrefix}/${path}`, undefined, [404])).status).toBe(404);
   });
+
+  it('a destination the store refuses stops the rotation before the target changes: the old password still works', async () => {
+    const account = uniqueAccount('rot');
+    const oldPassword = 'old-' + randomBytes(8).toString('hex');
+    await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [account, '%', oldPassword]);
+    // Someone else's secret already lives there, with fields its readers expect: delivering would clobber it.
+    const path = `apps/${account}/shared`;
+    await bao.root('POST', `secret/data/${fx.kvPrefix}/${path}`, { data: { username: 'other', password: 'theirs' } });
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: rotate(account, path) });
+    await waitFor('the step to fail', async () => (await stack.closureCheck(number)).data.reasons?.some((x: string) => /failed/.test(x)), 30_000);
+    const session = await mysql.createConnection({ host: '127.0.0.1', user: account, password: oldPassword });
+    await session.end();
+    const served = await bao.root<{ data: { data: Record<string, string> } }>('GET', `secret/data/${fx.kvPrefix}/${path}`);
+    expect(served.body.data.data).toEqual({ username: 'other', password: 'theirs' });
+    await stack.admin.query('DROP USER ?@?', [account, '%']);
+  });
 });
