@@ -17,7 +17,7 @@ import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
 import { z } from 'zod';
 import type { IdentityRef } from '../../actions/identity-action';
-import type { Connector, DiscoveredIdentity, ObservedAccount, ProvisionOutcome, RevokeOutcome } from '../connector';
+import { assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { eq, memberPath } from './scim-filter';
@@ -371,10 +371,7 @@ export class ScimConnector implements Connector {
   }
 
   private async account(identity: IdentityRef): Promise<string> {
-    const problems = this.grammar.validateIdentity(identity);
-    if (problems.length > 0) {
-      throw new ConnectorRefusal(FailureType.InvalidIdentity, problems.map((p) => `${p.path}: ${p.message}`).join('; '));
-    }
+    assertValidIdentity(this.grammar, identity);
     const own = await this.ownUserName();
     if (own !== null && own.toLowerCase() === identity.name.toLowerCase()) {
       throw new ConnectorRefusal(FailureType.InvalidIdentity, `identity.name: '${identity.name}' is the gateway's own SCIM user and cannot be changed by a ticket`);

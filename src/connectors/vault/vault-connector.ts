@@ -24,16 +24,7 @@
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { IdentityRef } from '../../actions/identity-action';
-import type {
-  Connector,
-  DesiredAccount,
-  DiscoveredIdentity,
-  ObservedAccount,
-  ProvisionOutcome,
-  RevokeOutcome,
-  RotationResult,
-  SecretSink,
-} from '../connector';
+import { assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult, type SecretSink } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { fingerprintOf, Secret } from '../secret';
 import { grantText, parseVaultGrant, parseVaultIdentity, type VaultGrant, VaultGrammar, type VaultIdentity } from './vault-grammar';
@@ -670,8 +661,7 @@ export class VaultConnector implements Connector, SecretSink {
   // ---- Validation --------------------------------------------------------------------------------------------
 
   private identity(identity: IdentityRef): VaultIdentity {
-    const problems = this.grammar.validateIdentity(identity);
-    if (problems.length > 0) throw new ConnectorRefusal(FailureType.InvalidIdentity, problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+    assertValidIdentity(this.grammar, identity);
     const parsed = parseVaultIdentity(identity.name);
     if ('problem' in parsed) throw new ConnectorRefusal(FailureType.InvalidIdentity, `identity.name: ${parsed.problem}`);
     return parsed;
