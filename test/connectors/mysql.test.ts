@@ -130,3 +130,28 @@ describe('MySQL/MariaDB built-ins and faults that never reached a server', () =>
     }
   });
 });
+
+describe('MySQL/MariaDB roles granted behind the gateway’s back', () => {
+  it('inspect reports a role grant, and a disable-policy leaver leaves no role behind', async () => {
+    const role = `cgcrole${randomBytes(4).toString('hex')}`;
+    const disabling = new ConnectorRegistry(file(3306, 'disable'));
+    const id = fresh();
+    try {
+      await target.admin.query(`CREATE ROLE \`${role}\``);
+      await target.admin.query(`GRANT SELECT ON \`${target.schemas[0]}\`.* TO \`${role}\``);
+      await target.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [id.name, '%', randomBytes(12).toString('hex')]);
+      await target.admin.query(`GRANT \`${role}\` TO ?@?`, [id.name, '%']);
+      const c = disabling.get('mysql-under-test');
+      expect((await c.inspect(id)).grants).toEqual([`ROLE \`${role}\``]);
+      const out = await c.revoke(id);
+      expect(out.expected).toEqual({ exists: true, locked: true, noGrants: true });
+      expect(await c.inspect(id)).toMatchObject({ exists: true, locked: true, grants: [] });
+      const [shown] = await target.admin.query<mysql.RowDataPacket[]>('SHOW GRANTS FOR ?@?', [id.name, '%']);
+      expect(JSON.stringify(shown)).not.toContain(role);
+    } finally {
+      await target.admin.query('DROP USER IF EXISTS ?@?', [id.name, '%']);
+      await target.admin.query(`DROP ROLE IF EXISTS \`${role}\``);
+      await disabling.close();
+    }
+  });
+});

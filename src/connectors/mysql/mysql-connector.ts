@@ -93,6 +93,13 @@ export class MysqlConnector implements Connector {
     await this.run('ALTER USER ?@? ACCOUNT LOCK', [name, host]);
     const ended = await this.endSessions(name, host);
     await this.run('REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@?', [name, host]);
+    // MariaDB's REVOKE ALL also takes granted roles; MySQL 8 keeps them. Whatever is left is revoked by name, the
+    // name being the server's own backtick-quoted text from SHOW GRANTS.
+    const left = before.grants.some((g) => g.startsWith('ROLE ')) ? (await this.inspect(identity)).grants : [];
+    for (const grant of left) {
+      const role = /^ROLE (`(?:[^`]|``)+`(?:@`[^`]*`)?)$/.exec(grant)?.[1];
+      if (role) await this.run(`REVOKE ${role} FROM ?@?`, [name, host]);
+    }
     if (this.revokeMode === 'disable') {
       return {
         changed: true,

@@ -84,6 +84,13 @@ export class MysqlGrammar implements ConnectorGrammar {
 export function canonicalGrantsFromShowGrants(lines: string[]): string[] {
   const out = new Set<string>();
   for (const line of lines) {
+    // Roles granted to the account (MariaDB/MySQL 8): "GRANT `r1`, `r2` TO `u`@`h`". Never granted by the gateway,
+    // but a leaver must see and take them: REVOKE ALL PRIVILEGES leaves role grants in place.
+    const roles = /^GRANT ((?:`(?:[^`]|``)+`(?:@`[^`]*`)?(?:, )?)+) TO /.exec(line);
+    if (roles && !/ ON /.test(line.slice(0, roles[0].length))) {
+      for (const r of (roles[1] ?? '').match(/`(?:[^`]|``)+`(?:@`[^`]*`)?/g) ?? []) out.add(`ROLE ${r}`);
+      continue;
+    }
     const match = /^GRANT (.+?) ON (\S+) TO /.exec(line);
     if (!match) continue;
     const object = match[2] ?? '';
