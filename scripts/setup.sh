@@ -58,6 +58,10 @@ if [ ! -f "$SECRETS" ]; then
     echo "SERVICENOW_PASSWORD=$(gen)"
   } > "$SECRETS"
 fi
+# Secrets added since a machine's file was made are appended, never regenerated.
+for key in POSTGRES_LOCAL_PASSWORD; do
+  grep -q "^${key}=" "$SECRETS" || (umask 077 && echo "${key}=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$SECRETS")
+done
 # shellcheck disable=SC1090
 . "$SECRETS"
 

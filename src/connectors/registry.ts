@@ -9,6 +9,7 @@ import type { ConnectorType } from './connector-type';
 import { awsIamConnectorType } from './aws-iam';
 import { ldapConnectorType } from './ldap';
 import { mysqlConnectorType } from './mysql';
+import { postgresConnectorType } from './postgres';
 import { rabbitmqConnectorType } from './rabbitmq';
 import { redisConnectorType } from './redis';
 import { scimConnectorType } from './scim';
@@ -17,6 +18,7 @@ import { vaultConnectorType } from './vault';
 /** One line per target system. */
 const CONNECTOR_TYPES: readonly ConnectorType<any>[] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   mysqlConnectorType,
+  postgresConnectorType,
   redisConnectorType,
   rabbitmqConnectorType,
   ldapConnectorType,
