@@ -251,8 +251,11 @@ describe('MySQL grammar: SHOW GRANTS lines in canonical form', () => {
     ]);
   });
 
-  it('keeps ALL PRIVILEGES as one grant and skips lines that are not object grants', () => {
-    expect(canonicalGrantsFromShowGrants(['GRANT ALL PRIVILEGES ON `reporting`.* TO `svc`@`%`', 'GRANT `some_role` TO `svc`@`%`', ''])).toEqual(['ALL PRIVILEGES ON `reporting`.*']);
+  it('keeps ALL PRIVILEGES as one grant, reports granted roles as ROLE grants, and skips other lines', () => {
+    expect(canonicalGrantsFromShowGrants(['GRANT ALL PRIVILEGES ON `reporting`.* TO `svc`@`%`', 'GRANT `some_role` TO `svc`@`%`', ''])).toEqual([
+      'ALL PRIVILEGES ON `reporting`.*',
+      'ROLE `some_role`',
+    ]);
   });
 });
 

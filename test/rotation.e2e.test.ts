@@ -55,7 +55,11 @@ describe('credential rotation: MariaDB account → OpenBao KV, verified on both 
     // The value is nowhere else.
     const history = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();
     const description = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).describe();
-    const notes = stack.sim.journal(change.sys_id as string);
+    // The work note follows the evidence row; it names the fingerprint, never the value.
+    const notes = await waitFor('the rotation work note', () => {
+      const n = stack.sim.journal(change.sys_id as string);
+      return JSON.stringify(n).includes(fingerprintOf(value)) ? n : null;
+    });
     for (const [where, text] of [
       ['evidence', JSON.stringify(rows)],
       ['workflow history', JSON.stringify(history)],
@@ -64,7 +68,6 @@ describe('credential rotation: MariaDB account → OpenBao KV, verified on both 
     ] as const) {
       expect({ where, leaked: text.includes(value) }).toEqual({ where, leaked: false });
     }
-    expect(JSON.stringify(notes)).toContain(fingerprintOf(value));
     await waitFor('closure allowed', async () => (await stack.closureCheck(number)).data.allowed === true);
     await stack.admin.query('DROP USER ?@?', [account, '%']);
   });
