@@ -60,5 +60,5 @@ fi
 if ! ldap_binds; then
   log "the demo LDAP directory on ${LDAP_DEMO_URL} does not accept LDAP_LOCAL_PASSWORD for ${LDAP_DEMO_CONNECTOR_DN}"
   log "(port taken by another server, or .data/ldap was loaded with another password: stop it and remove .data/ldap)"
-  false
+  log "continuing: the tests start their own slapd; only the demo's ldap-local connector needs this one"
 fi
