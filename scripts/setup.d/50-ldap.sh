@@ -54,8 +54,11 @@ if $ldap_restart && ldap_running; then
 fi
 if ! ldap_running; then
   log "starting the demo LDAP directory on ${LDAP_DEMO_URL}"
-  /usr/sbin/slapd -h "${LDAP_DEMO_URL}/" -f "$LDAP_DEMO_DIR/slapd.conf"
-  for _ in $(seq 1 100); do ldap_binds && break; sleep 0.1; done
+  if /usr/sbin/slapd -h "${LDAP_DEMO_URL}/" -f "$LDAP_DEMO_DIR/slapd.conf"; then
+    for _ in $(seq 1 100); do ldap_binds && break; sleep 0.1; done
+  else
+    log "slapd did not start on ${LDAP_DEMO_URL} (is the port taken?)"
+  fi
 fi
 if ! ldap_binds; then
   log "the demo LDAP directory on ${LDAP_DEMO_URL} does not accept LDAP_LOCAL_PASSWORD for ${LDAP_DEMO_CONNECTOR_DN}"
