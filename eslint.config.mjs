@@ -30,5 +30,5 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
-  { files: ['jest.config.js'], languageOptions: { globals: { module: 'writable' } } },
+  { files: ['jest.config.js', 'jest.connectors.config.js'], languageOptions: { globals: { module: 'writable' } } },
 );
