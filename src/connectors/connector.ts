@@ -167,3 +167,17 @@ export function assertValidIdentity(grammar: ConnectorGrammar, identity: Identit
     throw new ConnectorRefusal(FailureType.InvalidIdentity, problems.map((p) => `${p.path}: ${p.message}`).join('; '));
   }
 }
+
+/**
+ * The live connector's re-check of a grant: it must parse, and arrive in exactly the canonical text the grammar
+ * produced (what the API validated and what inspect reports), or it is refused before any I/O.
+ */
+export function checkedCanonicalGrant<G>(text: string, parse: (t: string) => G | { problem: string }, canonical: (g: G) => string): G {
+  const parsed = parse(text);
+  const shown = JSON.stringify(text.slice(0, 80));
+  if (typeof parsed === 'object' && parsed !== null && 'problem' in parsed) {
+    throw new ConnectorRefusal(FailureType.InvalidIdentity, `grant ${shown}: ${(parsed as { problem: string }).problem}`);
+  }
+  if (canonical(parsed as G) !== text) throw new ConnectorRefusal(FailureType.InvalidIdentity, `grant ${shown} is not in canonical form`);
+  return parsed as G;
+}

@@ -8,7 +8,7 @@ import { classifyPgError } from '../../src/connectors/postgres/postgres-connecto
 import { PostgresGrammar } from '../../src/connectors/postgres/postgres-grammar';
 import { Secret } from '../../src/connectors/secret';
 import { freePort } from '../support/servers/process';
-import { type PostgresServer, startPostgres } from '../support/servers/postgres';
+import { connectPg, type PostgresServer, startPostgres } from '../support/servers/postgres';
 import { describeConnectorContract } from './contract';
 
 /*
@@ -91,16 +91,8 @@ async function dropRole(name: string): Promise<void> {
   await server.adminQuery('postgres', `DROP ROLE IF EXISTS ${pg.escapeIdentifier(name)}`);
 }
 
-async function login(name: string, secret: Secret, database: string): Promise<pg.Client> {
-  const client = new pg.Client({ host: server.host, port: server.port, user: name, password: secret.reveal(), database, connectionTimeoutMillis: 5_000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-  } catch (err) {
-    await client.end().catch(() => undefined);
-    throw err;
-  }
-  return client;
+function login(name: string, secret: Secret, database: string): Promise<pg.Client> {
+  return connectPg({ host: server.host, port: server.port, user: name, password: secret.reveal(), database, connectionTimeoutMillis: 5_000 });
 }
 
 async function tableOwner(database: string, table: string): Promise<string | null> {

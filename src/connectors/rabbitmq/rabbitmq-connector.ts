@@ -13,7 +13,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, type Method } from 'axios';
 import type { IdentityRef } from '../../actions/identity-action';
-import { assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { amqpLogin } from './amqp-login';
@@ -239,10 +239,7 @@ export class RabbitmqConnector implements Connector {
   }
 
   private checkedGrant(text: string): RabbitGrant {
-    const parsed = parseRabbitGrant(text);
-    if ('problem' in parsed) throw new ConnectorRefusal(FailureType.InvalidIdentity, `grant '${text.slice(0, 80)}': ${parsed.problem}`);
-    if (canonicalRabbitGrant(parsed) !== text) throw new ConnectorRefusal(FailureType.InvalidIdentity, `grant '${text.slice(0, 80)}' is not in canonical form`);
-    return parsed;
+    return checkedCanonicalGrant(text, parseRabbitGrant, canonicalRabbitGrant);
   }
 
   private async getUser(name: string): Promise<RabbitUser | null> {

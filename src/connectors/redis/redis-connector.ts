@@ -9,7 +9,7 @@
  */
 import Redis from 'ioredis';
 import type { IdentityRef } from '../../actions/identity-action';
-import { assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalRedisGrant, parseRedisGrant, REDIS_GRANTABLE_COMMANDS, type RedisGrant, RedisGrammar } from './redis-grammar';
@@ -235,10 +235,7 @@ export class RedisConnector implements Connector {
 
   /** A grant must arrive in canonical form: the text the grammar produced, re-checked before any I/O. */
   private checkedGrant(text: string): RedisGrant {
-    const parsed = parseRedisGrant(text);
-    if ('problem' in parsed) throw new ConnectorRefusal(FailureType.InvalidIdentity, `grant '${text.slice(0, 80)}': ${parsed.problem}`);
-    if (canonicalRedisGrant(parsed) !== text) throw new ConnectorRefusal(FailureType.InvalidIdentity, `grant '${text.slice(0, 80)}' is not in canonical form`);
-    return parsed;
+    return checkedCanonicalGrant(text, parseRedisGrant, canonicalRedisGrant);
   }
 
   /** Canonical rules, with categories checked against this server: a newer Redis may have put an admin command in one. */

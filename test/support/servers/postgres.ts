@@ -88,17 +88,8 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<P
       '-c', 'shared_buffers=16MB', '-c', 'max_connections=60', '-c', 'log_min_messages=warning',
       ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ];
-    const connect = async (database = 'postgres'): Promise<pg.Client> => {
-      const client = new pg.Client({ host, port, user: adminUser, password: adminPassword, database, connectionTimeoutMillis: 2_000 });
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-      } catch (err) {
-        await client.end().catch(() => undefined);
-        throw err;
-      }
-      return client;
-    };
+    const connect = (database = 'postgres'): Promise<pg.Client> =>
+      connectPg({ host, port, user: adminUser, password: adminPassword, database, connectionTimeoutMillis: 2_000 });
     const ready = async (): Promise<boolean> => {
       const c = await connect();
       await c.end();
@@ -138,4 +129,17 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<P
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** A connected client, or the connection error with the half-open client closed. */
+export async function connectPg(config: pg.ClientConfig): Promise<pg.Client> {
+  const client = new pg.Client(config);
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+  return client;
 }
