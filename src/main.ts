@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { loadConfig } from './config';
+import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { createLogger } from './logger';
 import { openDatabase } from './persistence/data-source';
 import { createServiceNowSimulator } from './simulators/servicenow-simulator';
@@ -27,13 +28,21 @@ function readDemoSecrets(): Record<string, string> {
   );
 }
 
+function credentialEnvNames(file: ConnectorsFile): string[] {
+  return file.connectors.flatMap((c) => Object.entries(c).filter(([k, v]) => k.endsWith('Env') && typeof v === 'string').map(([, v]) => v as string));
+}
+
 async function main(): Promise<void> {
   const demo = readDemoSecrets();
   const env: NodeJS.ProcessEnv = { ...process.env };
   const port = Number(env.PORT ?? 3000);
   env.PORT = String(port);
   env.CONNECTORS_CONFIG ??= resolve(ROOT, 'config/connectors.demo.json');
-  env.MYSQL_LOCAL_PASSWORD ??= demo.MYSQL_LOCAL_PASSWORD;
+  // Each connector's credential, by the variable its config names (`passwordEnv`, `tokenEnv`, …), and no others:
+  // the operator-only secrets in the file (e.g. the demo directory's rootdn password) stay out of the processes.
+  for (const key of credentialEnvNames(loadConnectorsFile(env.CONNECTORS_CONFIG))) {
+    if (demo[key] !== undefined) env[key] ??= demo[key];
+  }
   env.SERVICENOW_WEBHOOK_SECRET ??= demo.SERVICENOW_WEBHOOK_SECRET;
   env.CHANGEGATE_ADMIN_TOKEN ??= demo.CHANGEGATE_ADMIN_TOKEN;
   if (!env.DATABASE_URL && demo.CHANGEGATE_APP_PASSWORD) {

@@ -505,11 +505,12 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     expect((err as Error).message).toMatch(/without asking for a password/);
   });
 
-  it('discovery flags built-in, superuser and protected roles, and reports disabled roles as locked', async () => {
+  it('discovery flags built-in, superuser, protected and grantable roles, and reports disabled roles as locked', async () => {
     const found = await connector().discover();
     const byName = new Map(found.map((d) => [d.name, d]));
     for (const name of ['postgres', 'pg_signal_backend', CONNECTOR, 'cg_orphans', 'cg_ops']) expect(byName.get(name)?.protected).toBe(true);
     expect(byName.get('cg_trusted')).toEqual({ name: 'cg_trusted', locked: false });
-    expect(byName.get('cg_readers')).toEqual({ name: 'cg_readers', locked: true });
+    // A role the gateway hands out as a grant is part of its set-up, not an orphan.
+    expect(byName.get('cg_readers')).toEqual({ name: 'cg_readers', locked: true, protected: true });
   });
 });

@@ -271,7 +271,9 @@ export class PostgresConnector implements Connector {
          FROM pg_roles ORDER BY rolname`,
     );
     return rows.map((r) => {
-      const isProtected = r.superuser || r.name.startsWith('pg_') || this.protectedAccounts.has(r.name.toLowerCase()) || r.name === 'postgres';
+      // Roles handed out as grants are part of the gateway's own set-up, not identities nobody accounts for.
+      const isProtected =
+        r.superuser || r.name.startsWith('pg_') || this.protectedAccounts.has(r.name.toLowerCase()) || r.name === 'postgres' || this.opts.grantableRoles.includes(r.name);
       return { name: r.name, locked: !r.can_login || r.expired, ...(isProtected ? { protected: true } : {}) };
     });
   }
