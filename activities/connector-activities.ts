@@ -92,6 +92,18 @@ async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Up to three tries, 0.5 s then 1 s apart, for transient faults only; a refusal ends at once. */
+async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ConnectorRefusal || attempt >= 3) throw err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
 /** The whole value, and for a structured credential (an access key pair as JSON) each of its secret parts. */
 export function containsSecret(text: string, secret: Secret): boolean {
   const value = secret.reveal();
@@ -170,8 +182,10 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       await refusalsAreFinal(() => sink.checkDestination(input.deliverTo.path));
       const rotated = await refusalsAreFinal(() => connector.rotate!(input.identity));
       const { secret } = rotated;
+      // The target already holds the new value: a transient store fault is retried here with the same secret, since
+      // a retry of the whole activity would rotate again and leave the target ahead of the store meanwhile.
       const { version } = await refusalsAreFinal(() =>
-        sink.deliver(input.deliverTo.path, secret, { ticket: input.ticketKey, system: input.system, identity: input.identity.name }),
+        withRetries(() => sink.deliver(input.deliverTo.path, secret, { ticket: input.ticketKey, system: input.system, identity: input.identity.name })),
       );
       const authenticates = await refusalsAreFinal(() => connector.authenticates!(input.identity, secret));
       const served = await refusalsAreFinal(() => sink.currentFingerprint(input.deliverTo.path));
@@ -180,8 +194,12 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       if (served?.fingerprint !== secret.fingerprint) mismatches.push('the secrets store does not serve the new credential');
       let applied = rotated.detail;
       if (mismatches.length === 0 && connector.retireOthers) {
+        if (!rotated.credentialId) {
+          throw ApplicationFailure.create({ message: `${input.system}: rotation named no new credential, so nothing else is retired`, type: 'TargetRefused', nonRetryable: true });
+        }
         // Two-phase targets keep the previous credential until the new one is delivered and proven to work.
-        const retired = await refusalsAreFinal(() => connector.retireOthers!(input.identity, rotated.credentialId ?? ''));
+        const keep = rotated.credentialId;
+        const retired = await refusalsAreFinal(() => connector.retireOthers!(input.identity, keep));
         applied = `${applied}; ${retired.detail}`;
       }
       const verified = mismatches.length === 0;

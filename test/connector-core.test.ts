@@ -60,6 +60,7 @@ describe('inventory classification', () => {
     ['app1', { outcome: 'granted', ticketKey: 'servicenow:CHG1' }],
     ['gone', { outcome: 'revoked', ticketKey: 'servicenow:CHG2' }],
     ['kept', { outcome: 'revoked', ticketKey: 'servicenow:CHG3' }],
+    ['stuck', { outcome: 'failed', ticketKey: 'servicenow:CHG4' }],
   ]);
   it('managed when granted by a change, revoked when kept disabled, orphan otherwise — including a revoke that did not take', () => {
     const report = classify(
@@ -70,6 +71,7 @@ describe('inventory classification', () => {
         { name: 'kept', locked: true },
         { name: 'gone' },
         { name: 'stray' },
+        { name: 'stuck' },
       ],
       (_s, n) => latest.get(n),
     );
@@ -79,8 +81,11 @@ describe('inventory classification', () => {
       ['kept', 'revoked'],
       ['gone', 'orphan'],
       ['stray', 'orphan'],
+      ['stuck', 'orphan'],
     ]);
-    expect(report.orphans).toBe(2);
+    // A revoke that failed leaves an orphan that still names the change that tried.
+    expect(report.entries.find((e) => e.name === 'stuck')?.ticketKey).toBe('servicenow:CHG4');
+    expect(report.orphans).toBe(3);
   });
 });
 

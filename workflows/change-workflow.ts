@@ -30,7 +30,8 @@ export const statusQuery = defineQuery<ChangeState>('status');
 
 /** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
 const targets = proxyActivities<ConnectorActivities>({
-  startToCloseTimeout: '30 seconds',
+  // Room for a leaver that ends sessions and reassigns objects, or a rotation that waits for IAM to catch up.
+  startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 12 },
 });
 
@@ -216,20 +217,39 @@ async function applyAndVerify(args: {
       if (applied.expected) desired = applied.expected;
     } catch (err) {
       const error = failureText(err);
-      await targets.recordFailure({
-        ticketKey: key, stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired, error,
-        eventReceivedAt: step.eventReceivedAt, startedAt: startedAt || new Date().toISOString(),
-      });
-      return { ok: false, detail: error };
+      return { ok: false, detail: await recordStepFailure({ key, step, stepId, desired, error, startedAt }) };
     }
-    const result = await targets.verifyAndRecord({
-      ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired,
-      applied: detail, eventReceivedAt: step.eventReceivedAt, startedAt, recordOnFailure: attempt === VERIFY_ATTEMPTS,
-    });
+    let result: { verified: boolean; mismatches: string[]; verifiedAt?: string };
+    try {
+      result = await targets.verifyAndRecord({
+        ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired,
+        applied: detail, eventReceivedAt: step.eventReceivedAt, startedAt, recordOnFailure: attempt === VERIFY_ATTEMPTS,
+      });
+    } catch (err) {
+      // The read-back or the evidence write failed past its retries: the step ends failed, never stuck "running".
+      return { ok: false, detail: `could not verify and record: ${failureText(err)}` };
+    }
     if (result.verified) return { ok: true, verifiedAt: result.verifiedAt ?? new Date().toISOString(), detail };
     if (attempt === VERIFY_ATTEMPTS) return { ok: false, detail: `not verified: ${result.mismatches.join('; ')}` };
   }
   return { ok: false, detail: 'not verified' };
+}
+
+/**
+ * Records a refused step as evidence. If even that fails past its retries (the evidence database is down), the step
+ * still ends failed — closure stays blocked, with both causes in the detail — instead of hanging in "running".
+ */
+async function recordStepFailure(args: { key: string; step: StepState; stepId: string; desired: DesiredAccount; error: string; startedAt: string }): Promise<string> {
+  const a = args.step.action;
+  try {
+    await targets.recordFailure({
+      ticketKey: args.key, stepId: args.stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired, error: args.error,
+      eventReceivedAt: args.step.eventReceivedAt, startedAt: args.startedAt || new Date().toISOString(),
+    });
+    return args.error;
+  } catch (err) {
+    return `${args.error} (and its evidence could not be recorded: ${failureText(err)})`;
+  }
 }
 
 async function runLeaver(key: string, state: ChangeState, step: StepState): Promise<void> {
@@ -290,11 +310,7 @@ async function runRotate(key: string, state: ChangeState, step: StepState): Prom
     result = out.verified ? { ok: true, verifiedAt: out.verifiedAt ?? new Date().toISOString(), detail: out.detail } : { ok: false, detail: `not verified: ${out.detail}` };
   } catch (err) {
     const error = failureText(err);
-    await targets.recordFailure({
-      ticketKey: key, stepId: step.stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired: { exists: true }, error,
-      eventReceivedAt: step.eventReceivedAt, startedAt: new Date().toISOString(),
-    });
-    result = { ok: false, detail: error };
+    result = { ok: false, detail: await recordStepFailure({ key, step, stepId: step.stepId, desired: { exists: true }, error, startedAt: '' }) };
   }
   finish(step, result);
   await tickets.postWorkNote({

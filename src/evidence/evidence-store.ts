@@ -107,7 +107,7 @@ export class EvidenceStore {
   }
 
   /**
-   * The latest verified outcome per (system, identity name) across every ticket, oldest first so later rows win:
+   * The latest outcome (verified, or failed) per (system, identity name) across every ticket, oldest first so later rows win:
    * what the inventory uses to tell identities the gateway granted from ones nobody asked for.
    */
   async latestOutcomes(): Promise<Map<string, { outcome: string; ticketKey: string; recordedAt: string }>> {
@@ -115,7 +115,8 @@ export class EvidenceStore {
       .getRepository(EvidenceRecord)
       .createQueryBuilder('e')
       .select(['e.system', 'e.identity', 'e.outcome', 'e.ticketKey', 'e.recordedAt'])
-      .where('e.verified = :v', { v: true })
+      // A failed step counts too: after a verified grant and a failed revoke the identity is not "managed" any more.
+      .where('(e.verified = :v OR e.outcome = :failed)', { v: true, failed: 'failed' })
       .orderBy('e.recordedAt', 'ASC')
       .addOrderBy('e.id', 'ASC')
       .getMany();

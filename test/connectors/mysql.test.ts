@@ -92,6 +92,8 @@ describe('MySQL/MariaDB connector with revoke policy "disable"', () => {
       expect(await c.inspect(id)).toMatchObject({ exists: true, locked: true, grants: [] });
       expect((await c.revoke(id)).changed).toBe(false);
       await target.admin.query('DROP USER ?@?', [id.name, '%']);
+      // Gone altogether is fine too: nothing to disable, and the read-back expects it absent.
+      expect(await c.revoke(id)).toMatchObject({ changed: false, expected: { exists: false } });
     } finally {
       await disabling.close();
     }

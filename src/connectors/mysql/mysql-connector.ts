@@ -80,9 +80,8 @@ export class MysqlConnector implements Connector {
     const before = await this.inspect(identity);
     if (this.revokeMode === 'disable') {
       const expected = { exists: true, locked: true, noGrants: true };
-      if (!before.exists) {
-        throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: account '${name}'@'${host}' does not exist, so it cannot be left disabled`);
-      }
+      // Absent means no access, which is what a leaver wants; there is nothing left to disable.
+      if (!before.exists) return { changed: false, detail: `account '${name}'@'${host}' was already absent`, expected: { exists: false } };
       if (before.locked && before.grants.length === 0 && !before.activeSessions) {
         return { changed: false, detail: `account '${name}'@'${host}' was already locked with no grants`, expected };
       }

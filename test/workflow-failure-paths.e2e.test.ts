@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { ConnectorActivities, TicketActivities } from '../activities';
+import { ChangeWorkflows } from '../src/temporal/temporal-client';
+import type { ChangeState, TicketSnapshot } from '../workflows/change-types';
+import { quietRuntime, uniqueTicketNumber, waitFor } from './support/stack';
+import { temporalAddress } from './support/test-env';
+
+/**
+ * The workflow's own failure paths, on the real Temporal server with the real workflow bundle. The activities are
+ * the seams being broken on purpose (an evidence database that stays down), so they are stand-ins here; the
+ * connector and evidence activities themselves are covered against the real systems elsewhere.
+ */
+describe('change workflow when evidence cannot be written', () => {
+  let connection: NativeConnection;
+  let workflows: ChangeWorkflows;
+  beforeAll(async () => {
+    quietRuntime();
+    connection = await NativeConnection.connect({ address: temporalAddress });
+  });
+  afterAll(async () => {
+    await connection.close();
+  });
+
+  async function runWith(targets: Partial<ConnectorActivities>, body: (number: string, taskQueue: string) => Promise<void>): Promise<void> {
+    const taskQueue = `cg-failpaths-${randomUUID()}`;
+    workflows = await ChangeWorkflows.connect(temporalAddress, 'default', taskQueue);
+    const tickets: TicketActivities = { postWorkNote: async () => ({ posted: true }), setClosureGate: async () => undefined };
+    const worker = await Worker.create({
+      connection,
+      namespace: 'default',
+      taskQueue,
+      workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string },
+      activities: { ...tickets, ...targets },
+    });
+    await worker.runUntil(body(uniqueTicketNumber(), taskQueue));
+    await workflows.close();
+  }
+
+  const snapshot = (): TicketSnapshot => ({
+    eventId: randomUUID(), modCount: 0, receivedAt: new Date().toISOString(), state: '-1', approval: 'approved', type: 'normal',
+    actions: [{ actionId: 'a1', kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: 'svc_gone', host: '%' } }],
+  });
+  const down = () => {
+    throw ApplicationFailure.create({ message: 'evidence database unavailable', type: 'EvidenceDown', nonRetryable: true });
+  };
+
+  it('a read-back that cannot be recorded ends the step failed, not stuck running, and closure stays blocked', async () => {
+    await runWith(
+      { applyLeaver: async () => ({ changed: true, detail: 'dropped', startedAt: new Date().toISOString() }), verifyAndRecord: async () => down() },
+      async (number) => {
+        await workflows.deliver({ source: 'servicenow', ticketNumber: number, sysId: 'f'.repeat(32) }, snapshot());
+        const state = await waitFor('the step to end', async () => {
+          const s = await workflows.status('servicenow', number);
+          return s?.steps[0]?.status === 'failed' ? s : null;
+        });
+        expect(state.steps[0]?.detail).toBe('could not verify and record: evidence database unavailable');
+        expect(state.gateSet).toBe(false);
+      },
+    );
+  });
+
+  it('a refusal whose failure evidence cannot be recorded still ends the step failed, naming both causes', async () => {
+    await runWith(
+      {
+        applyLeaver: async () => {
+          throw ApplicationFailure.create({ message: 'target refused', type: 'TargetRefused', nonRetryable: true });
+        },
+        recordFailure: async () => down(),
+      },
+      async (number) => {
+        await workflows.deliver({ source: 'servicenow', ticketNumber: number, sysId: 'e'.repeat(32) }, snapshot());
+        const state: ChangeState = await waitFor('the step to end', async () => {
+          const s = await workflows.status('servicenow', number);
+          return s?.steps[0]?.status === 'failed' ? s : null;
+        });
+        expect(state.steps[0]?.detail).toBe('target refused (and its evidence could not be recorded: evidence database unavailable)');
+      },
+    );
+  });
+});
