@@ -87,6 +87,8 @@ async function ownStack(): Promise<BenchStack> {
       await running;
       await registry.close();
       await connection.close();
+      // Work notes fire the simulated business rule's webhook; let those land before the API's client closes.
+      await sim.waitForDeliveries();
       await simListening.close();
       await new Promise<void>((r) => server.close(() => r()));
       await workflows.close();

@@ -41,7 +41,7 @@ export type SecretSource = (envKey: string) => string;
 export function envSecrets(env: NodeJS.ProcessEnv, connector: string): SecretSource {
   return (key) => {
     const value = env[key];
-    if (value === undefined || value === '') throw new Error(`connector '${connector}': environment variable ${key} is not set`);
+    if (value === undefined) throw new Error(`connector '${connector}': environment variable ${key} is not set`);
     return value;
   };
 }
