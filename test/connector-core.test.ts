@@ -3,6 +3,7 @@ import { verifyAccount } from '../src/connectors/connector';
 import { GrammarRegistry, loadConnectorsFile, parseConnectorsFile } from '../src/connectors/registry';
 import { fingerprintOf, Secret } from '../src/connectors/secret';
 import { classify } from '../src/inventory/inventory';
+import { envSecrets } from '../src/connectors/connector-config';
 import { containsSecret } from '../activities/connector-activities';
 
 describe('Secret: a credential that cannot be printed by accident', () => {
@@ -119,5 +120,14 @@ describe('credentials never cross the network unencrypted by default', () => {
     }
     const ldap = { connectors: [{ name: 'dir', type: 'ldap', url: 'ldap://ldap.corp:389', baseDn: 'dc=corp', bindDn: 'uid=gw,ou=services,dc=corp', passwordEnv: 'P' }] };
     expect(() => new GrammarRegistry(parseConnectorsFile(ldap))).toThrow(/use ldaps:\/\//);
+  });
+});
+
+describe('connector credentials from the environment', () => {
+  it('an unset variable is an error naming the connector and the variable; an empty one is a value (root on a local server)', () => {
+    const secrets = envSecrets({ SET: 's3cret', EMPTY: '' }, 'db');
+    expect(secrets('SET')).toBe('s3cret');
+    expect(secrets('EMPTY')).toBe('');
+    expect(() => secrets('MISSING')).toThrow("connector 'db': environment variable MISSING is not set");
   });
 });
