@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import type { Connector } from '../../src/connectors/connector';
+import { type Connector, verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { type PostgresInstanceConfig, postgresConnectorType, postgresInstanceSchema } from '../../src/connectors/postgres';
-import { classifyPgError } from '../../src/connectors/postgres/postgres-connector';
+import { classifyPgError, createPostgresConnector } from '../../src/connectors/postgres/postgres-connector';
 import { PostgresGrammar } from '../../src/connectors/postgres/postgres-grammar';
 import { Secret } from '../../src/connectors/secret';
 import { freePort } from '../support/servers/process';
@@ -89,6 +89,22 @@ async function dropRole(name: string): Promise<void> {
     await server.adminQuery(db, `DROP OWNED BY ${pg.escapeIdentifier(name)} CASCADE`);
   }
   await server.adminQuery('postgres', `DROP ROLE IF EXISTS ${pg.escapeIdentifier(name)}`);
+}
+
+/** Runs statements as the connector's own role, outside the connector (what a crashed worker or a person could leave). */
+async function asConnector(database: string, sql: string): Promise<void> {
+  const c = await connectPg({ host: server.host, port: server.port, user: CONNECTOR, password: connectorPassword, database, connectionTimeoutMillis: 5_000 });
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+/** Whether `member` (the connector, by default) is a member of the role `name`. */
+async function isMemberOf(name: string, member = CONNECTOR): Promise<boolean> {
+  const rows = await server.adminQuery('postgres', 'SELECT 1 FROM pg_auth_members WHERE roleid = $1::text::regrole AND member = $2::text::regrole', [name, member]);
+  return rows.length > 0;
 }
 
 function login(name: string, secret: Secret, database: string): Promise<pg.Client> {
@@ -199,7 +215,7 @@ function harness(revokeMode: 'delete' | 'disable') {
     },
     snapshot,
     ownIdentityName: CONNECTOR,
-    hostileNames: ['Alice', 'pg_monitor', 'pg_x', 'public', 'postgres', 'none', 'current_user', CONNECTOR, 'cg_orphans', 'cg_ops', '1abc', 'a-b', 'å', 'a'.repeat(64)],
+    hostileNames: ['Alice', 'pg_monitor', 'pg_x', 'public', 'postgres', 'none', 'current_user', CONNECTOR, 'cg_orphans', 'cg_ops', 'cg_readers', '1abc', 'a-b', 'å', 'a'.repeat(64)],
     hostileGrants: [
       'SELECT ON TABLE sales.orders',
       'SELECT ON TABLE cg_other.public.t',
@@ -291,7 +307,32 @@ describe('PostgreSQL grammar', () => {
     expect(messages('pg_signal_backend')).toMatch(/reserved for PostgreSQL/);
     expect(messages('public')).toMatch(/protected or reserved/);
     expect(messages('cg_orphans')).toMatch(/protected or reserved/);
+    expect(messages('cg_readers')).toMatch(/grantableRoles/);
     expect(messages('alice', '%')).toMatch(/no host part/);
+  });
+
+  it("accepts any role name PostgreSQL can hold as the connector's own user, and refuses the rest at config load", () => {
+    const base = {
+      name: 'pg', type: 'postgres', host: '127.0.0.1', passwordEnv: PASSWORD_ENV, ownedObjects: 'reassign', reassignTo: 'cg_orphans', policy: {},
+    };
+    const userProblem = (user: string) => {
+      const parsed = postgresInstanceSchema.safeParse({ ...base, user });
+      return parsed.success ? 'accepted' : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    };
+    expect(userProblem('changegate-connector')).toBe('accepted');
+    expect(userProblem('Changegate Connector')).toBe('accepted');
+    expect(userProblem('a\nb')).toMatch(/^user: .*control characters/);
+    expect(userProblem('x'.repeat(64))).toMatch(/^user: .*1-63 bytes/);
+    expect(userProblem('é'.repeat(32))).toMatch(/^user: .*1-63 bytes/);
+    expect(userProblem('')).toMatch(/^user: /);
+    expect(postgresInstanceSchema.safeParse({ ...base, user: 'c', reassignTo: 'cg-orphans' }).success).toBe(false);
+    expect(postgresInstanceSchema.safeParse({ ...base, user: 'c', grantableRoles: ['Readers'] }).success).toBe(false);
+    // Built without the schema, the connector checks the same names when it is made, not half-way through a revoke.
+    const direct = { name: 'pg', host: '127.0.0.1', port: 1, database: 'postgres', databases: ['cg_app'], user: 'c', password: 'x', protectedAccounts: [], grantableRoles: [], ownedObjects: 'drop' as const };
+    expect(() => createPostgresConnector({ ...direct, user: 'a\u0000b' })).toThrow(/connector 'pg': user must not contain control characters/);
+    expect(() => createPostgresConnector({ ...direct, ownedObjects: 'reassign', reassignTo: 'cg-orphans' })).toThrow(/reassignTo 'cg-orphans' must be a lower-case PostgreSQL identifier/);
+    expect(() => createPostgresConnector({ ...direct, grantableRoles: ['Readers'] })).toThrow(/grantableRoles\[0\]/);
+    expect(() => createPostgresConnector({ ...direct, databases: ['cg_app', 'cg app'] })).toThrow(/databases\[1\]/);
   });
 });
 
@@ -443,6 +484,126 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     expect(await server.adminQuery('postgres', 'SELECT 1 FROM pg_auth_members WHERE roleid = $1::regrole AND member = $2::regrole', [id.name, CONNECTOR])).toEqual([]);
   });
 
+  it('a membership of the leaver that a crashed attempt left to the connector is revoked when the retried delete is refused', async () => {
+    const c = connector();
+    const id = fresh('leaver');
+    const role = pg.escapeIdentifier(id.name);
+    await c.provision(id, ['SELECT ON TABLE cg_app.sales.orders']);
+    // What a worker that died right after lending itself the leaver's privileges leaves behind.
+    await asConnector('postgres', `GRANT ${role} TO ${CONNECTOR}`);
+    expect(await isMemberOf(id.name)).toBe(true);
+    await server.adminQuery('cg_app', `GRANT SELECT ON sales.payroll TO ${role}`);
+    const err = await c.revoke(id).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectorRefusal);
+    expect((err as Error).message).toMatch(/cannot be dropped because some objects depend on it/);
+    expect(await roleExists(id.name)).toBe(true);
+    expect(await isMemberOf(id.name)).toBe(false);
+    // Once the other grantor has taken its privilege back, the retry completes.
+    await server.adminQuery('cg_app', `REVOKE SELECT ON sales.payroll FROM ${role}`);
+    expect((await c.revoke(id)).changed).toBe(true);
+    expect(await roleExists(id.name)).toBe(false);
+  });
+
+  it("a connector role whose name needs quoting ('changegate-connector') drops a leaver and reassigns its table", async () => {
+    const user = 'changegate-connector';
+    const q = pg.escapeIdentifier(user);
+    touched.add(user);
+    await server.adminQuery(
+      'postgres',
+      `CREATE ROLE ${q} LOGIN CREATEROLE PASSWORD ${pg.escapeLiteral(connectorPassword)};
+       GRANT pg_signal_backend TO ${q}; GRANT cg_orphans TO ${q}; GRANT CONNECT ON DATABASE cg_app, cg_audit TO ${q};`,
+    );
+    const c = connector({ user });
+    const id = fresh('leaver');
+    await c.provision(id, []);
+    const table = `work.kept_${id.name}`;
+    await server.adminQuery('cg_app', `CREATE TABLE ${table} (id int); ALTER TABLE ${table} OWNER TO ${pg.escapeIdentifier(id.name)}`);
+    const out = await c.revoke(id);
+    expect(out.detail).toMatch(/reassigned 1 owned object\(s\) to 'cg_orphans', revoked 0 grant\(s\), dropped role/);
+    expect(await roleExists(id.name)).toBe(false);
+    expect(await tableOwner('cg_app', table)).toBe('cg_orphans');
+    expect((await c.discover()).find((d) => d.name === user)?.protected).toBe(true);
+    await server.adminQuery('cg_app', `DROP TABLE ${table}`);
+  });
+
+  it('a grantable role is no identity: leaver and rotation tickets for cg_readers are refused before any I/O, in both modes', async () => {
+    const id: IdentityRef = { type: 'service_account', name: 'cg_readers' };
+    const before = await snapshot();
+    for (const revokeMode of ['delete', 'disable']) {
+      const c = connector({}, { revokeMode });
+      for (const op of [() => c.revoke(id), () => c.rotate!(id), () => c.revokeGrants(id, [], true), () => c.provision(id, [])]) {
+        const err = await op().then(() => null, (e: unknown) => e);
+        expect(err).toBeInstanceOf(ConnectorRefusal);
+        expect((err as ConnectorRefusal).type).toBe(FailureType.InvalidIdentity);
+        expect((err as Error).message).toMatch(/grantableRoles/);
+      }
+    }
+    expect(await snapshot()).toEqual(before);
+    expect(await server.adminQuery('postgres', "SELECT rolpassword FROM pg_authid WHERE rolname = 'cg_readers'")).toEqual([{ rolpassword: null }]);
+  });
+
+  it('disable: a leaver whose role is already gone succeeds with nothing to do, and the read-back expects it absent', async () => {
+    const c = connector({}, { revokeMode: 'disable' });
+    const id = fresh('leaver');
+    const out = await c.revoke(id);
+    expect(out).toEqual({ changed: false, detail: `role '${id.name}' was already absent`, expected: { exists: false } });
+    expect(verifyAccount(out.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+  });
+
+  it('inspect reports column, function and default privileges another grantor gave; disable is refused naming them and never verifies with them held', async () => {
+    const c = connector({}, { revokeMode: 'disable' });
+    const id = fresh('leaver');
+    const role = pg.escapeIdentifier(id.name);
+    const fn = `public.f_${id.name}`;
+    await c.provision(id, ['SELECT ON TABLE cg_app.sales.orders']);
+    await server.adminQuery(
+      'cg_app',
+      `GRANT UPDATE (total) ON sales.orders TO ${role};
+       CREATE FUNCTION ${fn}(x int) RETURNS int LANGUAGE sql AS 'SELECT x'; REVOKE ALL ON FUNCTION ${fn}(int) FROM PUBLIC;
+       GRANT EXECUTE ON FUNCTION ${fn}(int) TO ${role};
+       ALTER DEFAULT PRIVILEGES IN SCHEMA work GRANT SELECT ON TABLES TO ${role};`,
+    );
+    const others = [
+      'OTHER PRIVILEGE IN DATABASE cg_app ON column total of table sales.orders',
+      'OTHER PRIVILEGE IN DATABASE cg_app ON default privileges on new relations belonging to role postgres in schema work',
+      `OTHER PRIVILEGE IN DATABASE cg_app ON function f_${id.name}(integer)`,
+    ];
+    try {
+      expect((await c.inspect(id)).grants).toEqual([...others, 'SELECT ON TABLE cg_app.sales.orders']);
+      const err = await c.revoke(id).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectorRefusal);
+      expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);
+      expect((err as Error).message).toContain(`role '${id.name}' is disabled (NOLOGIN, VALID UNTIL -infinity, ended 0 session(s), revoked 1 grant(s))`);
+      expect((err as Error).message).toContain(`still holds privileges the connector cannot revoke: ${others.join(', ')}`);
+      // Its own grant is gone and the role is locked; what only the other grantor can revoke keeps verification failing.
+      const observed = await c.inspect(id);
+      expect(observed).toMatchObject({ exists: true, locked: true, grants: others });
+      expect(verifyAccount({ exists: true, locked: true, noGrants: true }, observed).verified).toBe(false);
+    } finally {
+      await server.adminQuery(
+        'cg_app',
+        `REVOKE UPDATE (total) ON sales.orders FROM ${role}; DROP FUNCTION ${fn}(int);
+         ALTER DEFAULT PRIVILEGES IN SCHEMA work REVOKE SELECT ON TABLES FROM ${role};`,
+      );
+    }
+    // Once the grantor has taken them back, the retried leaver completes and verifies.
+    const out = await c.revoke(id);
+    expect(out.changed).toBe(false);
+    expect(verifyAccount(out.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+  });
+
+  it('disable takes back a column privilege the connector itself granted, and then verifies', async () => {
+    const c = connector({}, { revokeMode: 'disable' });
+    const id = fresh('leaver');
+    await c.provision(id, []);
+    // Granted with the connector's credential outside a ticket (it holds SELECT on sales.orders WITH GRANT OPTION).
+    await asConnector('cg_app', `GRANT SELECT (total) ON sales.orders TO ${pg.escapeIdentifier(id.name)}`);
+    expect((await c.inspect(id)).grants).toEqual(['OTHER PRIVILEGE IN DATABASE cg_app ON column total of table sales.orders']);
+    const out = await c.revoke(id);
+    expect(out.detail).toMatch(/revoked 1 grant\(s\)/);
+    expect(verifyAccount(out.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+  });
+
   it("a lock on the leaver's table fails revoke transiently (lock_timeout), and the retry after release completes", async () => {
     const c = connector({ ownedObjects: 'drop', reassignTo: undefined, lockTimeoutMs: 300 });
     const { id, sessions, table } = await leaverWithTables(c);
@@ -455,6 +616,8 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
       expect(err).toBeInstanceOf(Error);
       expect(err).not.toBeInstanceOf(ConnectorRefusal);
       expect(((err as Error).cause as { code?: string }).code).toBe('55P03');
+      // The membership it lent itself for DROP OWNED is taken back before the error is raised.
+      expect(await isMemberOf(id.name)).toBe(false);
     } finally {
       await holder.query('ROLLBACK');
       await holder.end();

@@ -2,9 +2,14 @@ import { z } from 'zod';
 import { baseFields, envKey } from '../connector-config';
 import { defineConnectorType, protectedNames } from '../connector-type';
 import { createPostgresConnector } from './postgres-connector';
-import { PG_IDENTIFIER, PostgresGrammar } from './postgres-grammar';
+import { PG_IDENTIFIER, PostgresGrammar, roleNameProblem } from './postgres-grammar';
 
 const identifier = z.string().regex(PG_IDENTIFIER, 'must be a lower-case PostgreSQL identifier (letters, digits, _)');
+/** The connector's own role: any name PostgreSQL allows (it is always sent quoted), checked here, at config load. */
+const roleName = z.string().superRefine((name, ctx) => {
+  const problem = roleNameProblem(name);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a PostgreSQL role name: ${problem}` });
+});
 
 export const postgresInstanceSchema = z
   .object({
@@ -16,13 +21,14 @@ export const postgresInstanceSchema = z
     database: identifier.default('postgres'),
     /** Databases it manages: grants may only name these; a leaver's objects are reassigned or dropped in each. */
     databases: z.array(identifier).min(1).optional(),
-    user: z.string().min(1),
+    /** The connector's own role (protected; quoted in every statement, so e.g. `changegate-connector` works too). */
+    user: roleName,
     /** The password is never in this file: it names the environment variable that holds it. */
     passwordEnv: envKey,
     /** A deleted leaver's objects: handed to `reassignTo` (which the connector's role must be a member of), or dropped. */
     ownedObjects: z.enum(['reassign', 'drop']),
     reassignTo: identifier.optional(),
-    /** Roles a ticket may ask membership of (`MEMBER OF role`); none by default. */
+    /** Roles a ticket may ask membership of (`MEMBER OF role`); none by default. Never changeable as identities. */
     grantableRoles: z.array(identifier).default([]),
     lockTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
     /** TLS to the server (verified against the system CAs); required off loopback unless allowPlain is set. */

@@ -20,7 +20,9 @@
  *   pg_execute_server_program. The grammar therefore refuses pg_* roles and hands out only `grantableRoles`.
  * - REASSIGN OWNED BY x TO y needs the privileges of both x and y (membership with INHERIT); DROP OWNED BY x needs
  *   those of x. The connector grants itself the leaver's role just before (CREATEROLE allows that in PG15); DROP ROLE
- *   ends the membership. Membership of `reassignTo` is granted once by the administrator (above).
+ *   ends the membership, and on any failure the connector revokes it again before raising the error (a membership a
+ *   crashed attempt left is revoked by the retry the same way). Membership of `reassignTo` is granted once by the
+ *   administrator (above).
  * - Both are per database: they run in every managed database. Objects owned in another database make DROP ROLE
  *   fail, and the refusal names them.
  * - REASSIGN OWNED of tables, views and sequences needs nothing more. Of a schema the leaver owns, it needs CREATE on
@@ -31,6 +33,11 @@
  *   it has) granted. Privileges another grantor gave the leaver stay, and DROP ROLE refuses; the refusal lists them.
  *   Only that grantor can take them back (a superuser too, but as that grantor: SET ROLE <grantor>; REVOKE …, because
  *   a superuser's own REVOKE or DROP OWNED acts as the object's owner and removes only the owner's grants).
+ * - inspect reads database, schema, table and sequence ACLs and memberships in detail. Every other ACL entry naming the
+ *   role (pg_shdepend, deptype 'a': column, routine, type, large-object and default privileges, tablespaces, ...) is
+ *   reported as `OTHER PRIVILEGE [IN DATABASE db] ON <PostgreSQL's description>`, so "no grants" cannot verify while
+ *   one is left. A disable-mode leaver revokes those it can name (columns, routines, types, large objects; only the
+ *   connector's own grants go) and is refused, naming the rest, when any privilege is still held afterwards.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -47,7 +54,7 @@ import {
 } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
-import { formatGrant, type PgGrant, PostgresGrammar, TABLE_PRIVILEGES } from './postgres-grammar';
+import { formatGrant, PG_IDENTIFIER, type PgGrant, PostgresGrammar, roleNameProblem, TABLE_PRIVILEGES } from './postgres-grammar';
 
 export interface PostgresConnectorOptions {
   name: string;
@@ -85,6 +92,12 @@ const DUPLICATE_OBJECT = '42710';
 const DEPENDENT_OBJECTS_STILL_EXIST = '2BP01';
 const PRIVILEGE_NOT_GRANTED = '01007';
 const PRIVILEGE_NOT_REVOKED = '01006';
+const UNDEFINED_OBJECT = '42704';
+/**
+ * A disable-mode REVOKE that fails with one of these leaves nothing worse than before: the connector has no right to
+ * the object at all (42501), or it went away meanwhile. The read-back afterwards decides what is still held.
+ */
+const NOT_REVOCABLE_HERE = new Set(['42501', UNDEFINED_OBJECT, '42P01', '42883', '3F000']);
 const TABLE_KINDS = ['r', 'p', 'v', 'm', 'f'];
 const ACL_PRIVILEGE = /^[A-Z]+$/;
 
@@ -144,6 +157,16 @@ interface HeldGrant {
   revoke?: { database: string; sql: string };
 }
 
+/** An ACL reference to the role that pg_shdepend holds (deptype 'a'), as read in the database it lives in. */
+interface AclDependency {
+  catalog: string;
+  objid: string;
+  objsubid: number;
+  object: string | null;
+  /** What follows `REVOKE` for the kinds the connector can name: columns, routines, types, large objects. */
+  target: string | null;
+}
+
 interface RoleRow {
   oid: string;
   can_login: boolean;
@@ -166,9 +189,14 @@ export class PostgresConnector implements Connector {
   private readonly revokeMode: 'delete' | 'disable';
   private readonly databases: string[];
   private readonly protectedAccounts: Set<string>;
+  /** The connector's own role, quoted: any legal role name, checked when the connector is made, never mid-revoke. */
+  private readonly self: string;
 
   constructor(readonly name: string, private readonly opts: PostgresConnectorOptions) {
     if (opts.ownedObjects === 'reassign' && !opts.reassignTo) throw new Error(`connector '${name}': ownedObjects 'reassign' needs reassignTo`);
+    const problem = configProblem(opts);
+    if (problem) throw new Error(`connector '${name}': ${problem}`);
+    this.self = pg.escapeIdentifier(opts.user);
     this.revokeMode = opts.revokeMode ?? 'delete';
     this.databases = [...new Set(opts.databases)];
     const protectedAccounts = [...opts.protectedAccounts, opts.user, ...(opts.reassignTo ? [opts.reassignTo] : [])];
@@ -232,35 +260,34 @@ export class PostgresConnector implements Connector {
     if (this.revokeMode === 'disable') return this.disable(name, before);
     if (!before) return { changed: false, detail: `role '${name}' was already absent` };
     const primary = this.opts.database;
-    // NOLOGIN first, so no new session starts while the old ones are ended and the role is dismantled.
-    await this.run(primary, `ALTER ROLE ${ident(name)} NOLOGIN`);
-    const ended = await this.endSessions(before.role.oid);
-    // PG15: REASSIGN/DROP OWNED need the leaver's privileges; CREATEROLE may grant them to itself. DROP ROLE ends it.
-    const { rows: member } = await this.run(primary, 'SELECT 1 FROM pg_auth_members WHERE roleid = $1::oid AND member = (SELECT oid FROM pg_roles WHERE rolname = $2)', [
-      before.role.oid,
-      this.opts.user,
-    ]);
-    const borrowed = member.length === 0;
-    if (borrowed) await this.run(primary, `GRANT ${ident(name)} TO ${ident(this.opts.user)}`);
+    // Every name is quoted before the first statement: nothing can be refused half-way for its spelling.
+    const role = ident(name);
+    const reassignTo = this.opts.ownedObjects === 'reassign' ? ident(this.opts.reassignTo ?? '') : undefined;
+    let ended: string;
     try {
+      // NOLOGIN first, so no new session starts while the old ones are ended and the role is dismantled.
+      await this.run(primary, `ALTER ROLE ${role} NOLOGIN`);
+      ended = await this.endSessions(before.role.oid);
+      // PG15: REASSIGN/DROP OWNED need the leaver's privileges; CREATEROLE may grant them to itself (a NOTICE if an
+      // earlier attempt already did). DROP ROLE ends the membership; on any failure it is revoked below.
+      await this.run(primary, `GRANT ${role} TO ${this.self}`);
       for (const db of this.databases) {
         await this.session(db, async (s) => {
           await s.query('BEGIN');
-          if (this.opts.ownedObjects === 'reassign') await s.query(`REASSIGN OWNED BY ${ident(name)} TO ${ident(this.opts.reassignTo ?? '')}`);
+          if (reassignTo) await s.query(`REASSIGN OWNED BY ${role} TO ${reassignTo}`);
           // Also revokes the privileges the leaver holds in this database (those the connector may revoke).
-          await s.query(`DROP OWNED BY ${ident(name)}`);
+          await s.query(`DROP OWNED BY ${role}`);
           await s.query('COMMIT');
         });
       }
       await this.dropRole(name);
     } catch (err) {
-      if (borrowed) await this.run(primary, `REVOKE ${ident(name)} FROM ${ident(this.opts.user)}`).catch(() => undefined);
-      throw err;
+      throw await this.dropBorrowedMembership(name, err);
     }
     const owned = before.ownedObjects === 0 ? 'it owned nothing' : this.opts.ownedObjects === 'reassign'
       ? `reassigned ${before.ownedObjects} owned object(s) to '${this.opts.reassignTo}'`
       : `dropped ${before.ownedObjects} owned object(s)`;
-    const grants = new Set(before.held.map((h) => h.text)).size;
+    const grants = heldTexts(before.held).length;
     return { changed: true, detail: `set NOLOGIN, ${ended}, ${owned}, revoked ${grants} grant(s), dropped role '${name}' (databases: ${this.databases.join(', ')})` };
   }
 
@@ -340,7 +367,7 @@ export class PostgresConnector implements Connector {
     return {
       exists: true,
       locked: !seen.role.can_login || seen.role.expired,
-      grants: [...new Set(seen.held.map((h) => h.text))].sort(),
+      grants: heldTexts(seen.held),
       activeSessions: seen.role.sessions,
       attributes: {
         canLogin: seen.role.can_login,
@@ -351,9 +378,30 @@ export class PostgresConnector implements Connector {
     };
   }
 
+  /**
+   * After a failed delete the connector must not keep the leaver's privileges it lent itself, whether this attempt
+   * granted the membership or a crashed earlier one did. Returns the error to throw.
+   */
+  private async dropBorrowedMembership(name: string, failure: unknown): Promise<unknown> {
+    try {
+      // Only a WARNING when the connector is not a member.
+      await this.run(this.opts.database, `REVOKE ${ident(name)} FROM ${this.self}`);
+      return failure;
+    } catch (err) {
+      if (codeOf(err) === UNDEFINED_OBJECT) return failure; // the role is gone, and the membership with it
+      const text = `${failure instanceof Error ? failure.message : String(failure)}; and the connector's own membership of role '${name}', ` +
+        `granted for REASSIGN/DROP OWNED, could not be revoked: ${(err as Error).message}`;
+      // Unless the REVOKE itself was refused, the step is retried, and the retry revokes the membership again.
+      return err instanceof ConnectorRefusal
+        ? new ConnectorRefusal(FailureType.TargetRefused, text, { cause: failure })
+        : Object.assign(new Error(text, { cause: failure }), { transient: true });
+    }
+  }
+
   private async disable(name: string, before: Observation | null): Promise<RevokeOutcome> {
+    // Absent means no access, which is what a leaver wants: nothing is left to disable, and the read-back expects it gone.
+    if (!before) return { changed: false, detail: `role '${name}' was already absent`, expected: { exists: false } };
     const expected: DesiredAccount = { exists: true, locked: true, noGrants: true };
-    if (!before) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: role '${name}' does not exist, so it cannot be left disabled`);
     const { role } = before;
     if (!role.can_login && role.valid_until === '-infinity' && before.held.length === 0 && role.sessions === 0) {
       return { changed: false, detail: `role '${name}' was already disabled with no grants`, expected };
@@ -361,18 +409,29 @@ export class PostgresConnector implements Connector {
     // VALID UNTIL -infinity as well as NOLOGIN: should someone turn LOGIN back on, the password is still expired.
     await this.run(this.opts.database, `ALTER ROLE ${ident(name)} NOLOGIN VALID UNTIL '-infinity'`);
     const ended = await this.endSessions(role.oid);
-    let revoked = 0;
     for (const h of before.held) {
       if (!h.revoke) continue;
-      await this.run(h.revoke.database, h.revoke.sql);
-      revoked++;
+      try {
+        await this.run(h.revoke.database, h.revoke.sql);
+      } catch (err) {
+        if (!NOT_REVOCABLE_HERE.has(codeOf(err) ?? '')) throw err;
+      }
     }
     const after = await this.observe(name);
-    const left = after ? [...new Set(after.held.map((h) => h.text))] : [];
+    const left = after ? heldTexts(after.held) : [];
+    const revoked = heldTexts(before.held).filter((t) => !left.includes(t)).length;
+    if (left.length > 0) {
+      // Verification would fail on these anyway; the refusal says why, and what would clear it.
+      throw new ConnectorRefusal(
+        FailureType.TargetRefused,
+        `${this.name}: role '${name}' is disabled (NOLOGIN, VALID UNTIL -infinity, ${ended}, revoked ${revoked} grant(s)) but still holds ` +
+          `privileges the connector cannot revoke: ${left.join(', ')}. PostgreSQL revokes per grantor, so only the role that granted them ` +
+          '(or a superuser acting as that role) can take them back; a retry then completes the leaver',
+      );
+    }
     return {
       changed: true,
-      detail: `set NOLOGIN and VALID UNTIL -infinity, ${ended}, revoked ${revoked} grant(s); role '${name}' and its ${before.ownedObjects} owned object(s) kept (policy: disable)` +
-        (left.length > 0 ? `; still held (granted by another role): ${left.sort().join(', ')}` : ''),
+      detail: `set NOLOGIN and VALID UNTIL -infinity, ${ended}, revoked ${revoked} grant(s); role '${name}' and its ${before.ownedObjects} owned object(s) kept (policy: disable)`,
       expected,
     };
   }
@@ -434,7 +493,7 @@ export class PostgresConnector implements Connector {
       if (codeOf(err) !== DEPENDENT_OBJECTS_STILL_EXIST) throw err;
       const left = await this.observe(name).catch(() => null);
       if (!left) throw err;
-      const held = [...new Set(left.held.map((h) => h.text))].sort();
+      const held = heldTexts(left.held);
       const facts = [
         ...(held.length > 0 ? [`still held (granted by another role): ${held.join(', ')}`] : []),
         ...(left.ownsObjectsIn.length > 0 ? [`owns objects in: ${left.ownsObjectsIn.join(', ')}`] : []),
@@ -479,10 +538,10 @@ export class PostgresConnector implements Connector {
     if (!role) return null;
     const held: HeldGrant[] = [];
     const primary = this.opts.database;
-    const [dbAcl, members, shdeps] = await Promise.all([
-      this.run<{ datname: string; privilege: string; grantable: boolean }>(
+    const [dbAcl, members, shdeps, shared] = await Promise.all([
+      this.run<{ oid: string; datname: string; privilege: string; grantable: boolean }>(
         primary,
-        `SELECT d.datname, a.privilege_type AS privilege, a.is_grantable AS grantable
+        `SELECT d.oid::text AS oid, d.datname, a.privilege_type AS privilege, a.is_grantable AS grantable
            FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a
           WHERE a.grantee = $1::oid AND d.datdba <> $1::oid`,
         [role.oid],
@@ -501,7 +560,21 @@ export class PostgresConnector implements Connector {
           GROUP BY 1, 2`,
         [role.oid],
       ),
+      // ACL entries on shared objects (databases, tablespaces, parameters): only database ACLs are read in detail.
+      this.run<AclDependency>(
+        primary,
+        `SELECT s.classid::regclass::text AS catalog, s.objid::text AS objid, s.objsubid, pg_describe_object(s.classid, s.objid, s.objsubid) AS object,
+                NULL::text AS target
+           FROM pg_shdepend s
+          WHERE s.dbid = 0 AND s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1::oid AND s.deptype = 'a'`,
+        [role.oid],
+      ),
     ]);
+    const readDatabases = new Set(dbAcl.rows.map((r) => r.oid));
+    for (const d of shared.rows) {
+      if (d.catalog === 'pg_database' && d.objsubid === 0 && readDatabases.has(d.objid)) continue;
+      held.push({ text: `OTHER PRIVILEGE ON ${describe(d)}` });
+    }
     for (const r of dbAcl.rows) {
       const text = `${r.privilege} ON DATABASE ${catalogName(r.datname)}`;
       held.push({ text, revoke: this.revokeAcl(primary, r.privilege, `DATABASE ${pg.escapeIdentifier(r.datname)}`, name) });
@@ -528,17 +601,17 @@ export class PostgresConnector implements Connector {
 
   private async observeDatabase(db: string, oid: string, name: string): Promise<HeldGrant[]> {
     const held: HeldGrant[] = [];
-    const [schemas, relations, counts] = await Promise.all([
-      this.run<{ schema: string; privilege: string; grantable: boolean }>(
+    const [schemas, relations, counts, dependencies] = await Promise.all([
+      this.run<{ oid: string; schema: string; privilege: string; grantable: boolean }>(
         db,
-        `SELECT n.nspname AS schema, a.privilege_type AS privilege, a.is_grantable AS grantable
+        `SELECT n.oid::text AS oid, n.nspname AS schema, a.privilege_type AS privilege, a.is_grantable AS grantable
            FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
           WHERE a.grantee = $1::oid AND n.nspowner <> $1::oid`,
         [oid],
       ),
-      this.run<{ schema: string; name: string; kind: string; privilege: string; grantable: boolean }>(
+      this.run<{ oid: string; schema: string; name: string; kind: string; privilege: string; grantable: boolean }>(
         db,
-        `SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, a.privilege_type AS privilege, a.is_grantable AS grantable
+        `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, a.privilege_type AS privilege, a.is_grantable AS grantable
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a
           WHERE a.grantee = $1::oid AND c.relowner <> $1::oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')`,
         [oid],
@@ -549,6 +622,28 @@ export class PostgresConnector implements Connector {
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind = ANY($1::char[]) GROUP BY 1`,
         [TABLE_KINDS],
+      ),
+      // Every ACL entry naming the role in this database, whatever the object: what the reads above do not cover
+      // (column, function, type, large-object, default privileges, ...) is reported too, so "no grants" cannot pass.
+      this.run<AclDependency>(
+        db,
+        `SELECT s.classid::regclass::text AS catalog, s.objid::text AS objid, s.objsubid, pg_describe_object(s.classid, s.objid, s.objsubid) AS object,
+                CASE
+                  WHEN s.classid = 'pg_class'::regclass AND s.objsubid > 0 THEN
+                    (SELECT format('ALL (%I) ON TABLE %I.%I', a.attname, n.nspname, c.relname)
+                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = s.objsubid
+                      WHERE c.oid = s.objid)
+                  WHEN s.classid = 'pg_proc'::regclass THEN
+                    (SELECT format('ALL ON ROUTINE %I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+                       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = s.objid)
+                  WHEN s.classid = 'pg_type'::regclass THEN
+                    (SELECT format('ALL ON TYPE %I.%I', n.nspname, t.typname) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = s.objid)
+                  WHEN s.classid = 'pg_largeobject'::regclass THEN format('ALL ON LARGE OBJECT %s', s.objid)
+                END AS target
+           FROM pg_shdepend s
+          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND s.refclassid = 'pg_authid'::regclass AND s.refobjid = $1::oid AND s.deptype = 'a'`,
+        [oid],
       ),
     ]);
     const dbName = catalogName(db);
@@ -576,6 +671,13 @@ export class PostgresConnector implements Connector {
           held.push({ text: `${privilege} ON ALL TABLES IN SCHEMA ${dbName}.${catalogName(schema)}` });
         }
       }
+    }
+    const read = new Set([...schemas.rows.map((r) => `pg_namespace:${r.oid}`), ...relations.rows.map((r) => `pg_class:${r.oid}`)]);
+    for (const d of dependencies.rows) {
+      if (d.objsubid === 0 && read.has(`${d.catalog}:${d.objid}`)) continue;
+      // Best effort: PostgreSQL takes back only what the connector (or a role whose privileges it has) granted.
+      const revoke = d.target ? { database: db, sql: `REVOKE ${d.target} FROM ${ident(name)} CASCADE` } : undefined;
+      held.push({ text: `OTHER PRIVILEGE IN DATABASE ${dbName} ON ${describe(d)}`, revoke });
     }
     return held;
   }
@@ -666,6 +768,31 @@ export class PostgresConnector implements Connector {
   private run<R extends pg.QueryResultRow = pg.QueryResultRow>(db: string, sql: string, values: unknown[] = [], opts: { secret?: boolean } = {}) {
     return this.session(db, (s) => s.query<R>(sql, values, opts));
   }
+}
+
+/** The distinct grant texts, sorted: what inspect reports. */
+function heldTexts(held: HeldGrant[]): string[] {
+  return [...new Set(held.map((h) => h.text))].sort();
+}
+
+/** PostgreSQL's own description of an object (`column total of table sales.orders`), control characters masked. */
+function describe(d: AclDependency): string {
+  const text = d.object ?? `${d.catalog} object ${d.objid}${d.objsubid ? `.${d.objsubid}` : ''}`;
+  return [...text].map((ch) => (ch.charCodeAt(0) < 0x20 || ch === '\u007f' ? '?' : ch)).join('');
+}
+
+/** Names from the config reach SQL too: a bad one is a configuration error when the connector is made. */
+function configProblem(opts: PostgresConnectorOptions): string | undefined {
+  const userProblem = roleNameProblem(opts.user);
+  if (userProblem) return `user ${userProblem}`;
+  const identifiers: Array<[string, string | undefined]> = [
+    ['database', opts.database],
+    ['reassignTo', opts.reassignTo],
+    ...opts.databases.map((d, i): [string, string] => [`databases[${i}]`, d]),
+    ...opts.grantableRoles.map((r, i): [string, string] => [`grantableRoles[${i}]`, r]),
+  ];
+  const bad = identifiers.find(([, v]) => v !== undefined && !PG_IDENTIFIER.test(v));
+  return bad ? `${bad[0]} '${String(bad[1]).slice(0, 70)}' must be a lower-case PostgreSQL identifier (letters, digits, _)` : undefined;
 }
 
 /** A name already checked by the grammar, double-quoted all the same (defence in depth). */

@@ -18,6 +18,17 @@ import type { ConnectorGrammar, FieldProblem, ParsedGrant } from '../connector';
  */
 export const PG_IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/**
+ * Any role name PostgreSQL can hold (the connector's own, from the config, which need not be a plain identifier such
+ * as `changegate-connector`): 1-63 bytes (NAMEDATALEN - 1, longer names are truncated), no control characters. Such a
+ * name reaches SQL only through pg.escapeIdentifier.
+ */
+export function roleNameProblem(name: string): string | undefined {
+  if (name.length === 0 || Buffer.byteLength(name, 'utf8') > 63) return 'must be 1-63 bytes long (PostgreSQL truncates longer role names)';
+  if ([...name].some((ch) => ch.charCodeAt(0) < 0x20 || ch === '\u007f')) return 'must not contain control characters';
+  return undefined;
+}
+
 export const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
 export const SCHEMA_PRIVILEGES = ['USAGE', 'CREATE'] as const;
 export const DATABASE_PRIVILEGES = ['CONNECT'] as const;
@@ -56,7 +67,7 @@ export interface PostgresGrammarPolicy {
   protectedAccounts: string[];
   /** Databases the connector manages: the only ones grants may name. */
   databases: string[];
-  /** Roles a ticket may ask membership of. Empty: `MEMBER OF` is refused. */
+  /** Roles a ticket may ask membership of (and so never change as identities). Empty: `MEMBER OF` is refused. */
   grantableRoles: string[];
 }
 
@@ -96,6 +107,9 @@ export class PostgresGrammar implements ConnectorGrammar {
       problems.push({ path: 'identity.name', message: "names starting with 'pg_' are reserved for PostgreSQL's built-in roles" });
     } else if (RESERVED_ROLE_NAMES.has(name) || this.protectedAccounts.has(name)) {
       problems.push({ path: 'identity.name', message: `'${name}' is a protected or reserved role and cannot be changed by a ticket` });
+    } else if (this.grantableRoles.has(name)) {
+      // A role handed out as `MEMBER OF` is set-up, not an identity: a leaver must not drop it, a rotation not log it in.
+      problems.push({ path: 'identity.name', message: `'${name}' is one of this connector's grantableRoles (handed out as MEMBER OF) and cannot be changed by a ticket` });
     }
     if (identity.host !== undefined) {
       problems.push({ path: 'identity.host', message: 'PostgreSQL roles have no host part; leave host out' });
