@@ -4,12 +4,21 @@ import type { IdentityRef } from '../../src/actions/identity-action';
 import { verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { rabbitmqConnectorType } from '../../src/connectors/rabbitmq';
-import { amqpLogin } from '../../src/connectors/rabbitmq/amqp-login';
+import { AmqpProtocolError, amqpLogin, Method } from '../../src/connectors/rabbitmq/amqp-login';
 import { createRabbitmqConnector, type RabbitmqConnector } from '../../src/connectors/rabbitmq/rabbitmq-connector';
 import { RabbitmqGrammar } from '../../src/connectors/rabbitmq/rabbitmq-grammar';
 import { Secret } from '../../src/connectors/secret';
 import { freePort } from '../support/servers/process';
-import { type RabbitTestBroker, useRabbitmq } from '../support/servers/rabbitmq';
+import {
+  connectionCloseArgs,
+  connectionMethodFrame,
+  connectionStartArgs,
+  type ForeignPeer,
+  type RabbitTestBroker,
+  relayManagementApi,
+  startForeignPeer,
+  useRabbitmq,
+} from '../support/servers/rabbitmq';
 import { waitFor } from '../support/wait';
 import { type ContractHarness, describeConnectorContract } from './contract';
 
@@ -20,13 +29,13 @@ let connectorPassword: string;
 let unreachablePort: number;
 const extraVhosts: string[] = [];
 
-function connector(revokeMode: 'delete' | 'disable' = 'delete', over: { url?: string; user?: string; password?: string } = {}): RabbitmqConnector {
+function connector(revokeMode: 'delete' | 'disable' = 'delete', over: { url?: string; user?: string; password?: string; amqpPort?: number } = {}): RabbitmqConnector {
   return createRabbitmqConnector({
     name: 'rabbitmq-test',
     url: over.url ?? broker.url,
     user: over.user ?? connectorUser,
     password: over.password ?? connectorPassword,
-    amqpPort: broker.amqpPort,
+    amqpPort: over.amqpPort ?? broker.amqpPort,
     protectedAccounts: ['guest', connectorUser],
     revokeMode,
   });
@@ -78,6 +87,10 @@ const harness = (): ContractHarness => ({
     'vhost=/ vhost=x configure= write= read=', 'configure=^a write=^a read=^a', 'vhost=/ configure= write= read= tag=management',
     'vhost=/ exchange=amq.topic write=^a read=^a', 'topic vhost=/ exchange=amq.topic write=^a read=^a', 'tag=administrator',
     'tag=impersonator', 'tag=Management', 'tag=management,administrator', 'tag=', 'tag=management tag=monitoring', 'administrator',
+    // Anchored, yet covering (nearly) every name: only a literal prefix is accepted.
+    'vhost=/ configure=^[^az] write=^[^az] read=^[^az]', 'vhost=/ configure=^(a|.*) write= read=', 'vhost=/ configure=^.{0,} write= read=',
+    'vhost=/ configure=^[\\s\\S]* write= read=', 'vhost=/ configure= write=^a|.* read=', 'vhost=/ configure= write= read=^a.', 'vhost=/ configure= write= read=^a\\.+',
+    'vhost=/ configure=^ write= read=', 'vhost=/ configure=^$ write= read=', 'vhost=/ configure= write= read=^a.*$',
   ],
   unreachable: () => connector('delete', { url: `http://127.0.0.1:${unreachablePort}` }),
   async targetRefusal() {
@@ -113,9 +126,13 @@ describe('rabbitmq connector', () => {
   it('grammar writes permissions in the fixed order inspect reports and refuses wide regexes and the administrator tag', () => {
     const g = new RabbitmqGrammar({ protectedAccounts: [] });
     expect(g.parseGrant('read=^a\\. vhost=/ write=^a\\.')).toEqual({ canonical: ['vhost=/ configure= write=^a\\. read=^a\\.'] });
-    expect(g.parseGrant('vhost=/ configure=^(orders|billing)\\. write= read=')).toEqual({ canonical: ['vhost=/ configure=^(orders|billing)\\. write= read='] });
+    expect(g.parseGrant('vhost=/ configure=^a-b:c_D9\\..* write=^x\\.audit$ read=^y')).toEqual({ canonical: ['vhost=/ configure=^a-b:c_D9\\..* write=^x\\.audit$ read=^y'] });
     expect(g.parseGrant('tag=policymaker')).toEqual({ canonical: ['tag=policymaker'] });
-    for (const bad of ['vhost=/ configure=.* write= read=', 'vhost=/ configure= write=^.* read=', 'vhost=/ configure= write=orders read=', 'tag=administrator']) {
+    for (const bad of [
+      'vhost=/ configure=.* write= read=', 'vhost=/ configure= write=^.* read=', 'vhost=/ configure= write=orders read=', 'tag=administrator',
+      'vhost=/ configure=^(orders|billing)\\. write= read=', 'vhost=/ configure=^[^az] write= read=', 'vhost=/ configure= write=^a.b read=',
+      `vhost=/ configure=^${'a'.repeat(128)} write= read=`,
+    ]) {
       expect(g.parseGrant(bad)).toHaveProperty('problem');
     }
     expect(g.validateIdentity({ type: 'service_account', name: 'svc', host: 'x' })[0]?.path).toBe('identity.host');
@@ -242,5 +259,156 @@ describe('rabbitmq connector', () => {
       await broker.deleteUser(weak);
       await broker.deleteUser(id.name);
     }
+  });
+  it('every regex form the grammar accepts is stored by the broker as given and reads back unchanged', async () => {
+    const c = connector();
+    const id = freshIdentity();
+    try {
+      const grant = `vhost=${broker.vhost} configure=^cgt-a:b_C9\\..* write=^cgt\\.audit$ read=^cgt`;
+      await c.provision(id, [grant]);
+      expect((await c.inspect(id)).grants).toEqual([grant]);
+      const direct = await broker.admin.get(`/permissions/${enc(broker.vhost)}/${enc(id.name)}`);
+      expect(direct.data).toMatchObject({ configure: '^cgt-a:b_C9\\..*', write: '^cgt\\.audit$', read: '^cgt' });
+    } finally {
+      await broker.deleteUser(id.name);
+    }
+  });
+
+  it('a user this provision created is removed again when a later step fails transiently, so the retry reports created', async () => {
+    const relay = await relayManagementApi((method, path) => method === 'PUT' && path.startsWith('/api/permissions/'));
+    const id = freshIdentity();
+    try {
+      const err = await connector('delete', { url: relay.url }).provision(id, [permission(broker.vhost)]).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(ConnectorRefusal);
+      expect(relay.cut).toEqual([`PUT /api/permissions/${enc(broker.vhost)}/${enc(id.name)}`]);
+      expect((await broker.admin.get(`/users/${enc(id.name)}`)).status).toBe(404);
+      const retry = await connector().provision(id, [permission(broker.vhost)]);
+      expect(retry.created).toBe(true);
+      expect((await connector().inspect(id)).grants).toEqual([permission(broker.vhost)]);
+    } finally {
+      await relay.stop();
+      await broker.deleteUser(id.name);
+    }
+  });
+
+  it('a failing provision leaves an existing user in place', async () => {
+    const relay = await relayManagementApi((method, path) => method === 'PUT' && path.startsWith('/api/permissions/'));
+    const id = freshIdentity();
+    try {
+      await broker.createUser(id.name, []);
+      await expect(connector('delete', { url: relay.url }).provision(id, [permission(broker.vhost)])).rejects.toBeInstanceOf(Error);
+      expect((await broker.admin.get(`/users/${enc(id.name)}`)).status).toBe(200);
+    } finally {
+      await relay.stop();
+      await broker.deleteUser(id.name);
+    }
+  });
+
+  it('disable mode reports a user that does not exist as already absent, expecting no account, and creates nothing', async () => {
+    const c = connector('disable');
+    const id = freshIdentity();
+    const out = await c.revoke(id);
+    expect(out).toEqual({ changed: false, detail: `user '${id.name}' was already absent`, expected: { exists: false } });
+    expect(verifyAccount(out.expected!, await c.inspect(id)).verified).toBe(true);
+    expect((await broker.admin.get(`/users/${enc(id.name)}`)).status).toBe(404);
+  });
+
+  it('rotation refuses a user a leaver disabled and leaves it without a password', async () => {
+    const id = freshIdentity();
+    try {
+      await broker.createUser(id.name, []);
+      await connector('disable').revoke(id);
+      const err = await connector().rotate(id).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectorRefusal);
+      expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);
+      expect((err as Error).message).toContain('locked');
+      expect(((await broker.admin.get(`/users/${enc(id.name)}`)).data as { password_hash: string }).password_hash).toBe('');
+      expect((await connector().inspect(id)).locked).toBe(true);
+    } finally {
+      await broker.deleteUser(id.name);
+    }
+  });
+
+  describe('the AMQP credential check', () => {
+    const peers: ForeignPeer[] = [];
+    afterAll(async () => {
+      for (const p of peers) await p.stop();
+    });
+    const peer = async (answer: Parameters<typeof startForeignPeer>[0]): Promise<number> => {
+      const p = await startForeignPeer(answer);
+      peers.push(p);
+      return p.port;
+    };
+    const secret = new Secret('not-the-password-Zq9');
+    /** A peer that answers the protocol header with a real-format connection.start, then start-ok with `reply`. */
+    const afterStartOk = (reply: Buffer): Parameters<typeof startForeignPeer>[0] => (socket, received) => {
+      if (received.length === 8) socket.write(connectionMethodFrame(Method.start, connectionStartArgs('PLAIN AMQPLAIN')));
+      else if (received.length > 8 && received.at(-1) === 0xce) socket.write(reply);
+    };
+
+    it('says no, rather than failing, when the broker refuses the password (403)', async () => {
+      const id = freshIdentity();
+      try {
+        await broker.createUser(id.name, []);
+        expect(await connector().authenticates(id, secret)).toBe(false);
+      } finally {
+        await broker.deleteUser(id.name);
+      }
+    });
+
+    it('treats a refused connection as transient', async () => {
+      const err = await connector('delete', { amqpPort: unreachablePort }).authenticates(freshIdentity(), secret).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(ConnectorRefusal);
+      expect((err as Error & { transient?: boolean }).transient).toBe(true);
+    });
+
+    it('treats a silent peer (the broker’s own management port) as a transient timeout, not a protocol error', async () => {
+      const err = await amqpLogin({ host: '127.0.0.1', port: Number(new URL(broker.url).port), timeoutMs: 300 }, 'guest', 'x').then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(AmqpProtocolError);
+      expect((err as { code?: string }).code).toBe('ETIMEDOUT');
+    });
+
+    it('refuses, with the details as cause, a peer that answers with another AMQP protocol header', async () => {
+      const port = await peer((socket) => socket.end(Buffer.from([0x41, 0x4d, 0x51, 0x50, 0, 1, 0, 0])));
+      const err = await connector('delete', { amqpPort: port }).authenticates(freshIdentity(), secret).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectorRefusal);
+      expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);
+      expect((err as Error).cause).toBeInstanceOf(AmqpProtocolError);
+      expect(String(((err as Error).cause as Error).message)).toMatch(/protocol header AMQP 0-1-0-0/);
+    });
+
+    it('refuses a peer that is not AMQP at all', async () => {
+      const port = await peer((socket) => socket.end('-ERR unknown command\r\n'));
+      const err = await connector('delete', { amqpPort: port }).authenticates(freshIdentity(), secret).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectorRefusal);
+      expect(String(((err as Error).cause as Error).message)).toMatch(/not an AMQP 0-9-1 handshake frame .*-ERR unknown/);
+    });
+
+    it('refuses a close with a code other than 403, keeping code and text and never the password', async () => {
+      const port = await peer(afterStartOk(connectionMethodFrame(Method.close, connectionCloseArgs(530, `NOT_ALLOWED echo ${secret.reveal()}`))));
+      const err = await connector('delete', { amqpPort: port }).authenticates(freshIdentity(), secret).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectorRefusal);
+      const cause = (err as Error).cause as AmqpProtocolError;
+      expect(cause.replyCode).toBe(530);
+      expect(cause.message).toMatch(/connection\.close 530 NOT_ALLOWED echo \[secret\]/);
+      expect(inspect(err, { depth: 10, showHidden: true })).not.toContain(secret.reveal());
+    });
+
+    it('refuses an unexpected method in reply to the login', async () => {
+      const port = await peer(afterStartOk(connectionMethodFrame(Method.secure, Buffer.from([0, 0, 0, 0]))));
+      const err = await connector('delete', { amqpPort: port }).authenticates(freshIdentity(), secret).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectorRefusal);
+      expect(String(((err as Error).cause as Error).message)).toMatch(/unexpected reply to connection\.start-ok: method 10\.20/);
+    });
+
+    it('treats a close 320 (connection forced: broker shutting down) as transient', async () => {
+      const port = await peer(afterStartOk(connectionMethodFrame(Method.close, connectionCloseArgs(320, 'CONNECTION_FORCED - shutdown'))));
+      const err = await connector('delete', { amqpPort: port }).authenticates(freshIdentity(), secret).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(ConnectorRefusal);
+    });
   });
 });

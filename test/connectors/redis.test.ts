@@ -190,10 +190,28 @@ describe('redis connector', () => {
     }
   });
 
-  it('disable mode refuses a user that does not exist instead of creating one', async () => {
-    const err = await connector('disable').revoke(freshIdentity()).then(() => null, (e: unknown) => e);
-    expect(err).toBeInstanceOf(ConnectorRefusal);
-    expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);
+  it('disable mode reports a user that does not exist as already absent, expecting no account, and creates nothing', async () => {
+    const c = connector('disable');
+    const id = freshIdentity();
+    const out = await c.revoke(id);
+    expect(out).toEqual({ changed: false, detail: `user '${id.name}' was already absent`, expected: { exists: false } });
+    expect(verifyAccount(out.expected!, await c.inspect(id)).verified).toBe(true);
+    expect(await acl('GETUSER', id.name)).toBeNull();
+  });
+
+  it('rotation refuses a user a leaver switched off and gives it no password', async () => {
+    const id = freshIdentity();
+    try {
+      await server.createUser(id.name, ['~cgt:s:*', '+get']);
+      await connector('disable').revoke(id);
+      const err = await connector().rotate(id).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectorRefusal);
+      expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);
+      expect((err as Error).message).toContain('off');
+      expect(await connector().inspect(id)).toMatchObject({ exists: true, locked: true, attributes: { passwords: 0 } });
+    } finally {
+      await dropUser(id.name);
+    }
   });
 
   it('rotation of a missing user is refused rather than creating it', async () => {

@@ -3,12 +3,13 @@
  *
  * Least privilege: the management API lets only `administrator`-tagged users create, change or delete users and
  * permissions, list other users' connections or close them; there is no narrower tag. The gateway's user therefore
- * carries the `administrator` tag and NO permission on any vhost (user and permission management needs none), so it
- * cannot publish, consume or declare anything:
+ * carries the `administrator` tag and, by policy, NO permission on any vhost (user and permission management needs
+ * none), so as configured it holds no right to publish, consume or declare:
  *   rabbitmqctl add_user changegate_connector  (password on stdin)
  *   rabbitmqctl set_user_tags changegate_connector administrator
- * It can still make any user an administrator; RabbitmqGrammar's allow-list (checked at the API and again here) is
- * the control that keeps tickets from doing so.
+ * That is a policy, not a boundary: an administrator can grant itself vhost permissions, and make any user an
+ * administrator, through the same API. What keeps tickets from doing either is RabbitmqGrammar's allow-list (checked
+ * at the API and again here) and the connector's own user being a protected account.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, type Method } from 'axios';
@@ -16,7 +17,7 @@ import type { IdentityRef } from '../../actions/identity-action';
 import { assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
-import { amqpLogin } from './amqp-login';
+import { AmqpProtocolError, amqpLogin } from './amqp-login';
 import { canonicalRabbitGrant, parseRabbitGrant, type RabbitGrant, RabbitmqGrammar } from './rabbitmq-grammar';
 
 export interface RabbitmqConnectorOptions {
@@ -112,23 +113,23 @@ export class RabbitmqConnector implements Connector {
     const tags = parsed.filter((g) => g.kind === 'tag').map((g) => g.tag);
 
     const before = await this.getUser(name);
-    let created = false;
-    if (!before) {
-      // The generated password is not kept: delivering a credential is a rotation's job.
-      const password = Secret.generate();
-      await this.request('PUT', ['users', name], { password: password.reveal(), tags }, { secret: password });
-      created = true;
-    } else if (tags.some((t) => !before.tags.includes(t))) {
-      // PUT replaces the whole user: existing tags are merged and the password hash is sent back unchanged.
-      await this.putUserKeepingPassword(before, [...new Set([...before.tags, ...tags])]);
-    }
+    const created = !before;
     try {
+      if (!before) {
+        // The generated password is not kept: delivering a credential is a rotation's job.
+        const password = Secret.generate();
+        await this.request('PUT', ['users', name], { password: password.reveal(), tags }, { secret: password });
+      } else if (tags.some((t) => !before.tags.includes(t))) {
+        // PUT replaces the whole user: existing tags are merged and the password hash is sent back unchanged.
+        await this.putUserKeepingPassword(before, [...new Set([...before.tags, ...tags])]);
+      }
       for (const p of permissions) {
         await this.request('PUT', ['permissions', p.vhost, name], { configure: p.configure, write: p.write, read: p.read });
       }
     } catch (err) {
-      // A refused permission (no such vhost) must not leave behind a user this call created.
-      if (created && err instanceof ConnectorRefusal) await this.request('DELETE', ['users', name], undefined, { allow404: true }).catch(() => undefined);
+      // Whatever failed (a refused permission, a timeout that may or may not have landed), a user this call set out
+      // to create is removed again: a retry then creates it afresh and reports created: true, as it should.
+      if (created) await this.request('DELETE', ['users', name], undefined, { allow404: true }).catch(() => undefined);
       throw err;
     }
     return {
@@ -142,9 +143,8 @@ export class RabbitmqConnector implements Connector {
     const before = await this.inspect(identity);
     if (this.revokeMode === 'disable') {
       const expected = { exists: true, locked: true, noGrants: true };
-      if (!before.exists) {
-        throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: user '${name}' does not exist, so it cannot be left disabled`);
-      }
+      // Nothing to disable, and no access either, which is what a leaver needs: not a refusal that blocks closure.
+      if (!before.exists) return { changed: false, detail: `user '${name}' was already absent`, expected: { exists: false } };
       if (before.locked && before.grants.length === 0 && !before.activeSessions) {
         return { changed: false, detail: `user '${name}' already had no password, tags or permissions`, expected };
       }
@@ -213,6 +213,10 @@ export class RabbitmqConnector implements Connector {
     const name = this.account(identity);
     const user = await this.getUser(name);
     if (!user) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: user '${name}' does not exist, so it has no password to rotate`);
+    // An empty hash is how a disable (a leaver) locks a user: writing a password would quietly let it back in.
+    if (user.password_hash === '') {
+      throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: user '${name}' is locked (no password), so rotating would re-enable it`);
+    }
     const secret = Secret.generate();
     await this.request('PUT', ['users', name], { password: secret.reveal(), tags: user.tags }, { secret });
     return { secret, detail: `set a new password for '${name}' (tags kept); connections already open stay open` };
@@ -223,6 +227,10 @@ export class RabbitmqConnector implements Connector {
     try {
       return await amqpLogin(this.amqp, name, secret.reveal());
     } catch (raw) {
+      // Another protocol, another AMQP version, an unexpected method or close code: asking again gets the same answer.
+      if (raw instanceof AmqpProtocolError) {
+        throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${this.amqp.host}:${this.amqp.port} did not answer the login as an AMQP 0-9-1 broker`, { cause: raw });
+      }
       const err = raw as { code?: string; message?: string };
       const cause = Object.assign(new Error(String(err.message ?? 'error')), { code: err.code });
       throw Object.assign(new Error(`${this.name}: could not check the credential over AMQP (${err.code ?? 'error'})`, { cause }), { transient: true });

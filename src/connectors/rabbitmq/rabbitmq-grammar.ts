@@ -15,10 +15,14 @@ export const RABBITMQ_GRANTABLE_TAGS: ReadonlySet<string> = new Set(['management
 const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
 /** `/` or slash-separated segments that each start with a letter or digit (no `..`, no empty segment). */
 const VHOST = /^(\/|\/?[A-Za-z0-9][A-Za-z0-9_.:-]*(\/[A-Za-z0-9][A-Za-z0-9_.:-]*)*)$/;
-/** Erlang re and JavaScript agree on this subset; no whitespace, so a grant splits on spaces unambiguously. */
-const REGEX_CHARS = /^[A-Za-z0-9_.:^$*+?()|[\]{}\\/-]{0,128}$/;
-/** Names no permission regex should cover: if one matches any of these, it matches (nearly) everything. */
-const PROBES = ['zq9-changegate-probe', 'amq.gen-Q3k9xw'];
+/**
+ * The only permission regexes a ticket may give besides the empty one: `^`, a non-empty literal prefix (letters,
+ * digits, `_`, `-`, `:` and the escaped dot `\.`), then optionally `.*` (same set of names) or `$` (exactly that
+ * name). Nothing else, so no class, alternation, group or quantifier can widen it: what it covers is read off the
+ * text. Erlang's re and JavaScript read this subset alike; it holds no whitespace, so a grant splits on spaces.
+ */
+const PERMISSION_REGEX = /^\^(?:[A-Za-z0-9_:-]|\\\.)+(?:\.\*|\$)?$/;
+const REGEX_MAX = 128;
 const PERMISSION_KEYS = ['vhost', 'configure', 'write', 'read'] as const;
 
 export type RabbitGrant =
@@ -97,20 +101,17 @@ export function canonicalRabbitGrant(g: RabbitGrant): string {
 }
 
 /**
- * Empty (no access) or anchored at the start and narrow: RabbitMQ matches unanchored regexes anywhere in a name,
- * so `orders` would also cover `x.orders.y`, and `^.*` or `.*` would cover the whole vhost (including configure on
- * every queue and exchange). Either is a widening a ticket cannot ask for.
+ * Empty (no access) or an anchored literal prefix. RabbitMQ matches unanchored regexes anywhere in a name, so
+ * `orders` would also cover `x.orders.y`; `^.*` covers the whole vhost (configure on every queue and exchange
+ * included), and so do disguised forms such as `^[^az]`, `^(a|.*)` or `^.{0,}`. Rather than guess what a general
+ * regex matches, only the prefix form is accepted.
  */
 function regexProblem(re: string): string | null {
   if (re === '') return null;
-  if (!REGEX_CHARS.test(re)) return 'a regex is at most 128 characters of letters, digits and _ . : ^ $ * + ? ( ) | [ ] { } \\ / -';
+  if (re.length > REGEX_MAX) return `a regex is at most ${REGEX_MAX} characters`;
   if (!re.startsWith('^')) return "must be anchored with ^ (e.g. ^orders\\.), or empty for no access";
-  let compiled: RegExp;
-  try {
-    compiled = new RegExp(re);
-  } catch {
-    return 'is not a valid regular expression';
+  if (!PERMISSION_REGEX.test(re)) {
+    return "must be ^ and a literal prefix of letters, digits, _ - : and \\. , optionally ending in .* or $ (e.g. ^orders\\. or ^orders\\.audit$); classes, groups, alternation and other quantifiers are not allowed";
   }
-  if (PROBES.some((p) => compiled.test(p))) return 'matches any name (e.g. ^.*); name a prefix such as ^orders\\.';
   return null;
 }

@@ -113,9 +113,9 @@ export class RedisConnector implements Connector {
     const before = await this.inspect(identity);
     if (this.revokeMode === 'disable') {
       const expected = { exists: true, locked: true, noGrants: true };
-      if (!before.exists) {
-        throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: user '${name}' does not exist, so it cannot be left disabled`);
-      }
+      // Nothing to disable, and no access either, which is what a leaver needs. ACL SETUSER would create the user,
+      // and a refusal would block closure over an account that is gone.
+      if (!before.exists) return { changed: false, detail: `user '${name}' was already absent`, expected: { exists: false } };
       if (before.locked && before.grants.length === 0 && before.attributes?.passwords === 0 && !before.activeSessions) {
         return { changed: false, detail: `user '${name}' was already off with no passwords and no rules`, expected };
       }
@@ -189,7 +189,12 @@ export class RedisConnector implements Connector {
   async rotate(identity: IdentityRef): Promise<RotationResult> {
     const name = this.account(identity);
     // ACL SETUSER would create a missing user, so absence is checked first.
-    if (!(await this.getUser(name))) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: user '${name}' does not exist, so it has no password to rotate`);
+    const user = await this.getUser(name);
+    if (!user) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: user '${name}' does not exist, so it has no password to rotate`);
+    // `off` is how a disable (a leaver) locks a user; a new password must not go to it, whoever switches it on later.
+    if (user.flags.includes('off')) {
+      throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: user '${name}' is off (disabled), so it is not given a new password`);
+    }
     const secret = Secret.generate();
     await this.setUser(name, ['resetpass', `>${secret.reveal()}`], secret);
     return { secret, detail: `replaced every password of '${name}' with a new one; connections already authenticated stay open` };

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import axios, { type AxiosInstance } from 'axios';
 import { AmqpSession } from '../../../src/connectors/rabbitmq/amqp-login';
 
@@ -66,4 +68,113 @@ export async function useRabbitmq(): Promise<RabbitTestBroker> {
       await must(admin.delete(`/vhosts/${encodeURIComponent(vhost)}`), `delete vhost ${vhost}`);
     },
   };
+}
+
+export interface Relay {
+  url: string;
+  /** Requests the relay cut off instead of forwarding, as `METHOD /api/...`. */
+  cut: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The real management API behind a relay that drops the connection, unanswered, for requests `cut` selects: what a
+ * load balancer timing out or a broker restarting mid-request looks like to the client. Everything else is
+ * forwarded to the broker unchanged.
+ */
+export async function relayManagementApi(cut: (method: string, path: string) => boolean): Promise<Relay> {
+  const target = new URL(RABBITMQ_URL);
+  const cutOff: string[] = [];
+  const server = createHttpServer((req, res) => {
+    if (cut(req.method ?? '', req.url ?? '')) {
+      cutOff.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.socket.destroy();
+      return;
+    }
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (typeof address !== 'object' || !address) throw new Error('relay has no address');
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    cut: cutOff,
+    stop: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+export interface ForeignPeer {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Something other than an AMQP 0-9-1 broker listening where the connector expects one (a misconfigured amqpPort, an
+ * AMQP 1.0-only broker, a broker variant). RabbitMQ itself cannot be made to answer a well-formed login with
+ * anything but tune, close 403 or a silent hang-up, so these answers come from here. `answer` gets the client's
+ * bytes as they arrive and writes whatever that peer would.
+ */
+export async function startForeignPeer(answer: (socket: Socket, received: Buffer) => void): Promise<ForeignPeer> {
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let received = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      received = Buffer.concat([received, d]);
+      answer(socket, received);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (typeof address !== 'object' || !address) throw new Error('peer has no address');
+  return {
+    port: address.port,
+    stop: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** One AMQP 0-9-1 method frame on channel 0 of the connection class, for a foreign peer to send. */
+export function connectionMethodFrame(method: number, args: Buffer): Buffer {
+  const payload = Buffer.alloc(4 + args.length);
+  payload.writeUInt16BE(10, 0);
+  payload.writeUInt16BE(method, 2);
+  args.copy(payload, 4);
+  const header = Buffer.alloc(7);
+  header.writeUInt8(1, 0);
+  header.writeUInt16BE(0, 1);
+  header.writeUInt32BE(payload.length, 3);
+  return Buffer.concat([header, payload, Buffer.from([0xce])]);
+}
+
+/** connection.start arguments: version 0-9, no server properties, the given mechanisms, locale en_US. */
+export function connectionStartArgs(mechanisms: string): Buffer {
+  const longstr = (s: string): Buffer => {
+    const b = Buffer.from(s, 'latin1');
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length, 0);
+    return Buffer.concat([len, b]);
+  };
+  return Buffer.concat([Buffer.from([0, 9]), longstr(''), longstr(mechanisms), longstr('en_US')]);
+}
+
+/** connection.close arguments: reply code and text, no failing method. */
+export function connectionCloseArgs(code: number, text: string): Buffer {
+  const t = Buffer.from(text, 'utf8');
+  const head = Buffer.alloc(2);
+  head.writeUInt16BE(code, 0);
+  return Buffer.concat([head, Buffer.from([t.length]), t, Buffer.alloc(4)]);
 }
