@@ -55,6 +55,18 @@ export interface RevokeOutcome {
   expected?: DesiredAccount;
 }
 
+/** What a disable-policy leaver leaves behind: the identity kept, unable to authenticate, holding nothing. */
+export const DISABLED_STATE: Readonly<DesiredAccount> = Object.freeze({ exists: true, locked: true, noGrants: true });
+
+/**
+ * A disable-policy leaver of an identity that is already gone. There is nothing to disable and no access left, which
+ * is what a leaver wants: reported as done, with a read-back that expects the identity absent, never as a refusal
+ * that would block closure over an account that no longer exists.
+ */
+export function alreadyAbsentOnDisable(what: string): RevokeOutcome {
+  return { changed: false, detail: `${what} was already absent`, expected: { exists: false } };
+}
+
 /** One identity as discovery lists it: enough to match it against the inventory, nothing secret. */
 export interface DiscoveredIdentity {
   name: string;

@@ -71,7 +71,7 @@ import {
 } from '@aws-sdk/client-iam';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IdentityRef } from '../../actions/identity-action';
-import type { Connector, DesiredAccount, DiscoveredIdentity, ObservedAccount, ProvisionOutcome, RevokeOutcome, RotationResult } from '../connector';
+import { DISABLED_STATE, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { AwsIamGrammar, type IamEntity, type IamGrant, parseGrantText, parseIdentityName, roleIdentityName } from './aws-iam-grammar';
@@ -223,7 +223,7 @@ export class AwsIamConnector implements Connector {
     const entity = this.entity(identity);
     const state = await this.read(entity);
     if (this.revokeMode === 'disable') {
-      const expected: DesiredAccount = entity.kind === 'user' ? { exists: true, locked: true, noGrants: true } : { exists: true, noGrants: true };
+      const expected: DesiredAccount = entity.kind === 'user' ? DISABLED_STATE : { exists: true, noGrants: true };
       if (state === null) {
         throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${entity.kind} '${entity.name}' does not exist, so it cannot be left disabled`);
       }

@@ -18,7 +18,7 @@
  */
 import { AndFilter, Attribute, BerWriter, Change, Client, EqualityFilter, type Entry, type Filter, PresenceFilter, ResultCodeError } from 'ldapts';
 import type { IdentityRef } from '../../actions/identity-action';
-import { assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { DISABLED_STATE, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { escapeDnValue, firstRdn, grantOfGroup, groupOfGrant, LdapGrammar, sameDn } from './ldap-grammar';
@@ -73,7 +73,6 @@ const RESULT_NAMES: Record<number, string> = {
   67: 'notAllowedOnRDN', 68: 'entryAlreadyExists', 69: 'objectClassModsProhibited', 80: 'other',
 };
 
-const DISABLED: DesiredAccount = { exists: true, locked: true, noGrants: true };
 const ENTRY_ATTRIBUTES = ['objectClass', 'uid', 'pwdAccountLockedTime', 'memberOf'];
 
 /** A fault worth retrying (Temporal retries any error that is not a ConnectorRefusal). */
@@ -177,11 +176,11 @@ export class LdapConnector implements Connector {
     const before = await this.inspect(identity);
     if (this.revokeMode === 'disable') {
       if (!before.exists) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${dn} does not exist, so it cannot be left disabled`);
-      if (before.locked && before.grants.length === 0) return { changed: false, detail: `${dn} was already locked with no group memberships`, expected: DISABLED };
+      if (before.locked && before.grants.length === 0) return { changed: false, detail: `${dn} was already locked with no group memberships`, expected: DISABLED_STATE };
       // Lock first, so the account cannot bind while its memberships are being removed.
       if (!before.locked) await this.lock(dn);
       const removed = await this.leaveAllGroups(dn);
-      return { changed: true, detail: `locked ${dn} (pwdAccountLockedTime ${LOCKED_FOREVER}), removed it from ${removed} group(s); entry kept (policy: disable)`, expected: DISABLED };
+      return { changed: true, detail: `locked ${dn} (pwdAccountLockedTime ${LOCKED_FOREVER}), removed it from ${removed} group(s); entry kept (policy: disable)`, expected: DISABLED_STATE };
     }
     if (!before.exists) return { changed: false, detail: `${dn} was already absent` };
     // Memberships go first: deleting the entry leaves its DN dangling in every group's member list otherwise.

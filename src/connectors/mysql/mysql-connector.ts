@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { IdentityRef } from '../../actions/identity-action';
-import { assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { DISABLED_STATE, alreadyAbsentOnDisable, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalGrantsFromShowGrants, MYSQL_PRIVILEGES, MysqlGrammar, splitCanonicalGrant } from './mysql-grammar';
@@ -79,9 +79,9 @@ export class MysqlConnector implements Connector {
     const { name, host } = this.account(identity);
     const before = await this.inspect(identity);
     if (this.revokeMode === 'disable') {
-      const expected = { exists: true, locked: true, noGrants: true };
+      const expected = DISABLED_STATE;
       // Absent means no access, which is what a leaver wants; there is nothing left to disable.
-      if (!before.exists) return { changed: false, detail: `account '${name}'@'${host}' was already absent`, expected: { exists: false } };
+      if (!before.exists) return alreadyAbsentOnDisable(`account '${name}'@'${host}'`);
       if (before.locked && before.grants.length === 0 && !before.activeSessions) {
         return { changed: false, detail: `account '${name}'@'${host}' was already locked with no grants`, expected };
       }
@@ -103,7 +103,7 @@ export class MysqlConnector implements Connector {
       return {
         changed: true,
         detail: `locked, ${ended}, revoked ${before.grants.length} grant(s); '${name}'@'${host}' kept (policy: disable)`,
-        expected: { exists: true, locked: true, noGrants: true },
+        expected: DISABLED_STATE,
       };
     }
     await this.run('DROP USER IF EXISTS ?@?', [name, host]);

@@ -42,16 +42,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { IdentityRef } from '../../actions/identity-action';
-import {
-  assertValidIdentity,
-  type Connector,
-  type DesiredAccount,
-  type DiscoveredIdentity,
-  type ObservedAccount,
-  type ProvisionOutcome,
-  type RevokeOutcome,
-  type RotationResult,
-} from '../connector';
+import { DISABLED_STATE, alreadyAbsentOnDisable, assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { formatGrant, PG_IDENTIFIER, type PgGrant, PostgresGrammar, roleNameProblem, TABLE_PRIVILEGES } from './postgres-grammar';
@@ -400,8 +391,8 @@ export class PostgresConnector implements Connector {
 
   private async disable(name: string, before: Observation | null): Promise<RevokeOutcome> {
     // Absent means no access, which is what a leaver wants: nothing is left to disable, and the read-back expects it gone.
-    if (!before) return { changed: false, detail: `role '${name}' was already absent`, expected: { exists: false } };
-    const expected: DesiredAccount = { exists: true, locked: true, noGrants: true };
+    if (!before) return alreadyAbsentOnDisable(`role '${name}'`);
+    const expected: DesiredAccount = DISABLED_STATE;
     const { role } = before;
     if (!role.can_login && role.valid_until === '-infinity' && before.held.length === 0 && role.sessions === 0) {
       return { changed: false, detail: `role '${name}' was already disabled with no grants`, expected };

@@ -14,7 +14,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, type Method } from 'axios';
 import type { IdentityRef } from '../../actions/identity-action';
-import { assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { DISABLED_STATE, alreadyAbsentOnDisable, assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { AmqpProtocolError, amqpLogin } from './amqp-login';
@@ -142,9 +142,9 @@ export class RabbitmqConnector implements Connector {
     const name = this.account(identity);
     const before = await this.inspect(identity);
     if (this.revokeMode === 'disable') {
-      const expected = { exists: true, locked: true, noGrants: true };
+      const expected = DISABLED_STATE;
       // Nothing to disable, and no access either, which is what a leaver needs: not a refusal that blocks closure.
-      if (!before.exists) return { changed: false, detail: `user '${name}' was already absent`, expected: { exists: false } };
+      if (!before.exists) return alreadyAbsentOnDisable(`user '${name}'`);
       if (before.locked && before.grants.length === 0 && !before.activeSessions) {
         return { changed: false, detail: `user '${name}' already had no password, tags or permissions`, expected };
       }

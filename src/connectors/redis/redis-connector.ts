@@ -9,7 +9,7 @@
  */
 import Redis from 'ioredis';
 import type { IdentityRef } from '../../actions/identity-action';
-import { assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { DISABLED_STATE, alreadyAbsentOnDisable, assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalRedisGrant, parseRedisGrant, REDIS_GRANTABLE_COMMANDS, type RedisGrant, RedisGrammar } from './redis-grammar';
@@ -112,10 +112,10 @@ export class RedisConnector implements Connector {
     const name = this.account(identity);
     const before = await this.inspect(identity);
     if (this.revokeMode === 'disable') {
-      const expected = { exists: true, locked: true, noGrants: true };
+      const expected = DISABLED_STATE;
       // Nothing to disable, and no access either, which is what a leaver needs. ACL SETUSER would create the user,
       // and a refusal would block closure over an account that is gone.
-      if (!before.exists) return { changed: false, detail: `user '${name}' was already absent`, expected: { exists: false } };
+      if (!before.exists) return alreadyAbsentOnDisable(`user '${name}'`);
       if (before.locked && before.grants.length === 0 && before.attributes?.passwords === 0 && !before.activeSessions) {
         return { changed: false, detail: `user '${name}' was already off with no passwords and no rules`, expected };
       }

@@ -17,7 +17,7 @@ import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
 import { z } from 'zod';
 import type { IdentityRef } from '../../actions/identity-action';
-import { assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome } from '../connector';
+import { DISABLED_STATE, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { eq, memberPath } from './scim-filter';
@@ -209,7 +209,7 @@ export class ScimConnector implements Connector {
     if (!user) return { changed: false, detail: `user '${userName}' was already absent` };
     if (this.revokeMode === 'delete') return this.deleteUser(userName, user);
 
-    const expected = { exists: true, locked: true, noGrants: true };
+    const expected = DISABLED_STATE;
     const memberships = await this.membershipsOf(user);
     if (user.active === false && memberships.length === 0) {
       return { changed: false, detail: `user '${userName}' was already inactive with no group memberships`, expected };

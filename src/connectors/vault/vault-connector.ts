@@ -24,7 +24,7 @@
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { IdentityRef } from '../../actions/identity-action';
-import { assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult, type SecretSink } from '../connector';
+import { DISABLED_STATE, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult, type SecretSink } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { fingerprintOf, Secret } from '../secret';
 import { grantText, parseVaultGrant, parseVaultIdentity, type VaultGrant, VaultGrammar, type VaultIdentity } from './vault-grammar';
@@ -55,7 +55,6 @@ const DELIVERY_KEY = 'changegate.meta.';
 const METADATA_KEY = /^[A-Za-z0-9._-]{1,64}$/;
 const LEASE_KEY = /^[A-Za-z0-9._-]{1,128}$/;
 const SERIAL = /^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){0,63}$/;
-const DISABLED: DesiredAccount = { exists: true, locked: true, noGrants: true };
 /** Bounds on discovery's walk of the KV prefix: a runaway tree fails loudly instead of paging forever. */
 const KV_WALK_LIMIT = 10_000;
 
@@ -398,14 +397,14 @@ export class VaultConnector implements Connector, SecretSink {
     }
     if (!meta) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${shown} does not exist, so it cannot be left disabled`);
     const { live, readers } = this.kvState(meta);
-    if (live.length === 0 && readers.length === 0) return { changed: false, detail: `${shown} was already disabled with no readers`, expected: DISABLED };
+    if (live.length === 0 && readers.length === 0) return { changed: false, detail: `${shown} was already disabled with no readers`, expected: DISABLED_STATE };
     // Soft delete: Vault stops serving every version, and an operator can still undelete them (policy: disable).
     if (live.length > 0) await this.vault.call('POST', this.kvUrl('delete', path), { body: { versions: live } });
     if (readers.length > 0) await this.patchCustomMetadata(path, Object.fromEntries(readers.map((r) => [`${READER_KEY}${r}`, null])));
     return {
       changed: true,
       detail: `soft-deleted ${live.length} version(s) of ${shown} and removed ${readers.length} reader(s); kept for undelete (policy: disable)`,
-      expected: DISABLED,
+      expected: DISABLED_STATE,
     };
   }
 
@@ -606,9 +605,9 @@ export class VaultConnector implements Connector, SecretSink {
     if (certs.length === 0) return { changed: false, detail: `pki/${cn} has no unexpired certificate` };
     const live = certs.filter((c) => !c.revoked);
     // A certificate cannot be deleted: its revoked record stays until it expires, whatever the revoke policy says.
-    if (live.length === 0) return { changed: false, detail: `every certificate of pki/${cn} was already revoked`, expected: DISABLED };
+    if (live.length === 0) return { changed: false, detail: `every certificate of pki/${cn} was already revoked`, expected: DISABLED_STATE };
     await this.revokeSerials(live.map((c) => c.serial));
-    return { changed: true, detail: `revoked ${live.length} certificate(s) of pki/${cn}; the records stay until they expire`, expected: DISABLED };
+    return { changed: true, detail: `revoked ${live.length} certificate(s) of pki/${cn}; the records stay until they expire`, expected: DISABLED_STATE };
   }
 
   private async revokeSans(cn: string, dns: string[]): Promise<RevokeOutcome> {
