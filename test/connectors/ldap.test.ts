@@ -302,6 +302,14 @@ describe('ldap: behaviour against slapd', () => {
     expect(verifyAccount(DISABLED, await c.inspect(id)).verified).toBe(true);
   });
 
+  it('a disable-policy leaver of an account that is already gone is done, and its read-back expects it absent', async () => {
+    const c = connector({ policy: { revokeMode: 'disable' } });
+    const id = freshIdentity();
+    const out = await c.revoke(id);
+    expect(out).toEqual({ changed: false, detail: `${dnOf(id)} was already absent`, expected: { exists: false } });
+    expect(verifyAccount(out.expected!, await c.inspect(id)).verified).toBe(true);
+  });
+
   it('a lockout after failed binds (a timestamp) is not a disable: revoke replaces it with the permanent lock', async () => {
     const c = connector({ policy: { revokeMode: 'disable' } });
     const id = freshIdentity();

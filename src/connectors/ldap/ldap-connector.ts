@@ -18,7 +18,7 @@
  */
 import { AndFilter, Attribute, BerWriter, Change, Client, EqualityFilter, type Entry, type Filter, PresenceFilter, ResultCodeError } from 'ldapts';
 import type { IdentityRef } from '../../actions/identity-action';
-import { DISABLED_STATE, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsentOnDisable, DISABLED_STATE, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { escapeDnValue, firstRdn, grantOfGroup, groupOfGrant, LdapGrammar, sameDn } from './ldap-grammar';
@@ -175,7 +175,7 @@ export class LdapConnector implements Connector {
     const dn = this.dnOf(identity);
     const before = await this.inspect(identity);
     if (this.revokeMode === 'disable') {
-      if (!before.exists) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${dn} does not exist, so it cannot be left disabled`);
+      if (!before.exists) return alreadyAbsentOnDisable(dn);
       if (before.locked && before.grants.length === 0) return { changed: false, detail: `${dn} was already locked with no group memberships`, expected: DISABLED_STATE };
       // Lock first, so the account cannot bind while its memberships are being removed.
       if (!before.locked) await this.lock(dn);
