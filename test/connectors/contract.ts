@@ -91,6 +91,14 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
       expect(verifyAccount(again.expected ?? { exists: false }, await c.inspect(id)).verified).toBe(true);
     });
 
+    it('a leaver of an identity that was never there is done, whatever the revoke policy, and its read-back verifies', async () => {
+      const c = h().connector();
+      const id = fresh();
+      const out = await c.revoke(id);
+      expect(out.changed).toBe(false);
+      expect(verifyAccount(out.expected ?? { exists: false }, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+    });
+
     it('takes back exactly the expiring grants and leaves the others', async () => {
       const c = h().connector();
       const id = fresh();
