@@ -1,12 +1,13 @@
 import type mysql from 'mysql2/promise';
 import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber } from './support/stack';
+import { TEST_ENV } from './support/test-env';
 
 /** mysql.user, every account's grants and the delivery log: what a refused request must leave untouched. */
 async function snapshot(stack: Stack): Promise<string> {
   const [users] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User, Host FROM mysql.user ORDER BY User, Host');
   const grants: string[] = [];
   for (const u of users) grants.push(...(await stack.grantsOf(String(u.User), String(u.Host))));
-  const [deliveries] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM changegate_test.webhook_deliveries');
+  const [deliveries] = await stack.admin.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${TEST_ENV.database}\`.webhook_deliveries`);
   return JSON.stringify({ users, grants, deliveries });
 }
 

@@ -1,10 +1,21 @@
-/** Fixed facts of the test environment; ports and names chosen not to collide with `npm start`. */
+/**
+ * Fixed facts of the test environment; ports and names chosen not to collide with `npm start`. CG_TEST_SLOT (0–9,
+ * default 0) shifts the Temporal port and the database/account names so that two checkouts on one machine can run
+ * their suites at the same time without sharing state.
+ */
+const slot = (() => {
+  const raw = process.env.CG_TEST_SLOT ?? '0';
+  if (!/^[0-9]$/.test(raw)) throw new Error(`CG_TEST_SLOT must be one digit 0-9, got ${JSON.stringify(raw)}`);
+  return Number(raw);
+})();
+const suffix = slot === 0 ? '' : `_${slot}`;
+
 export const TEST_ENV = {
-  temporalPort: 7244,
+  temporalPort: 7244 + slot * 10,
   adminUrl: 'mysql://root@127.0.0.1:3306/',
-  database: 'changegate_test',
-  databaseUrl: 'mysql://root@127.0.0.1:3306/changegate_test',
-  connectorUser: 'cg_test_connector',
+  database: `changegate_test${suffix}`,
+  databaseUrl: `mysql://root@127.0.0.1:3306/changegate_test${suffix}`,
+  connectorUser: `cg_test_connector${suffix}`,
   targetDatabases: ['cgt_billing', 'cgt_reporting'],
   webhookSecret: 'test-webhook-secret-0123456789',
   adminToken: 'test-admin-token-0123456789abcdef',
