@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { loadConfig } from './config';
+import { startDemoLdap } from './launcher/demo-ldap';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { createLogger } from './logger';
 import { openDatabase } from './persistence/data-source';
@@ -32,8 +33,37 @@ function credentialEnvNames(file: ConnectorsFile): string[] {
   return file.connectors.flatMap((c) => Object.entries(c).filter(([k, v]) => k.endsWith('Env') && typeof v === 'string').map(([, v]) => v as string));
 }
 
+// What the launcher started, stopped in reverse on Ctrl-C, on SIGTERM and when start-up fails half-way.
+const stops: Array<() => Promise<void>> = [];
+const children: ChildProcess[] = [];
+let stopping = false;
+async function stopAll(): Promise<void> {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((res) => {
+          if (c.exitCode !== null || c.signalCode !== null) return res();
+          c.once('exit', () => res());
+          c.kill('SIGTERM');
+        }),
+    ),
+  );
+  for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
+}
+async function shutdown(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await stopAll();
+  log.info('changegate stopped');
+  process.exit(code);
+}
+// Installed before anything starts, so a Ctrl-C during start-up also stops what has started so far.
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
 async function main(): Promise<void> {
   const demo = readDemoSecrets();
+  const demoConnectors = !process.env.CONNECTORS_CONFIG;
   const env: NodeJS.ProcessEnv = { ...process.env };
   const port = Number(env.PORT ?? 3000);
   env.PORT = String(port);
@@ -49,7 +79,11 @@ async function main(): Promise<void> {
     env.DATABASE_URL = `mysql://changegate_app:${encodeURIComponent(demo.CHANGEGATE_APP_PASSWORD)}@127.0.0.1:3306/changegate`;
   }
 
-  const stops: Array<() => Promise<void>> = [];
+  if (demoConnectors) {
+    const ldap = await startDemoLdap(ROOT, log);
+    if (ldap) stops.push(() => ldap.stop());
+  }
+
   let temporal: DevServer | undefined;
   if (!env.TEMPORAL_ADDRESS) {
     temporal = await startDevServer({
@@ -57,6 +91,7 @@ async function main(): Promise<void> {
       uiPort: 8233,
       dbFile: resolve(ROOT, '.data/temporal/dev.sqlite'),
       logFile: resolve(ROOT, '.data/logs/temporal.log'),
+      detached: true,
     });
     env.TEMPORAL_ADDRESS = temporal.address;
     stops.push(() => temporal!.stop());
@@ -82,8 +117,6 @@ async function main(): Promise<void> {
   await ds.destroy();
   log.info('migrations up to date');
 
-  const children: ChildProcess[] = [];
-  let stopping = false;
   const run = (entry: string) => {
     const file = resolve(__dirname, `${entry}${extname(__filename)}`);
     const args = extname(__filename) === '.ts' ? ['--import', 'tsx', file] : [file];
@@ -99,29 +132,9 @@ async function main(): Promise<void> {
   run('api-main');
   run('worker-main');
   log.info('changegate started', { api: `http://127.0.0.1:${port}`, temporalUi: temporal ? 'http://127.0.0.1:8233' : undefined });
-
-  const shutdown = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((res) => {
-            if (c.exitCode !== null || c.signalCode !== null) return res();
-            c.once('exit', () => res());
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
-    for (const stop of stops.reverse()) await stop().catch(() => undefined);
-    log.info('changegate stopped');
-    process.exit(code);
-  };
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
 }
 
 main().catch((err: unknown) => {
   console.error('changegate failed to start:', err instanceof Error ? err.message : err);
-  process.exit(1);
+  void shutdown(1);
 });

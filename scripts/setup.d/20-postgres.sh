@@ -1,20 +1,21 @@
+#!/usr/bin/env bash
 # PostgreSQL 15 for the postgres connector. Its tests start their own throwaway cluster (initdb + postgres on a free
 # port, scram-sha-256) from these binaries; the machine cluster on 5432 is for the demo configuration.
+set -euo pipefail
+. scripts/lib/setup-common.sh
 PG_MAJOR=15
 # The exact Debian build this was tested with. Debian replaces point releases in place, so when the mirror no longer
 # has it, the current build of the same major is installed instead (and said so).
 PG_DEB_VERSION=15.20-0+deb12u1
 if [ ! -x "/usr/lib/postgresql/${PG_MAJOR}/bin/initdb" ] || ! command -v psql >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
   if apt-cache madison "postgresql-${PG_MAJOR}" | grep -qF " ${PG_DEB_VERSION} "; then
     pg_pkgs=("postgresql-${PG_MAJOR}=${PG_DEB_VERSION}" "postgresql-client-${PG_MAJOR}=${PG_DEB_VERSION}")
   else
     log "postgresql-${PG_MAJOR} ${PG_DEB_VERSION} is no longer in the archive; installing its current build"
     pg_pkgs=("postgresql-${PG_MAJOR}" "postgresql-client-${PG_MAJOR}")
   fi
-  log "apt-get install ${pg_pkgs[*]}"
-  apt-get install -y -qq "${pg_pkgs[@]}" >/dev/null
+  apt_install "${pg_pkgs[@]}"
 fi
 
 # The machine cluster: started when down.
@@ -27,7 +28,8 @@ fi
 
 # Demo target and the connector's least-privilege role (see src/connectors/postgres/README.md), once
 # POSTGRES_LOCAL_PASSWORD is among the demo secrets. Runs as the OS user postgres over the local socket.
-if [ -n "${POSTGRES_LOCAL_PASSWORD:-}" ]; then
+POSTGRES_LOCAL_PASSWORD=$(secret POSTGRES_LOCAL_PASSWORD)
+if [ -n "${POSTGRES_LOCAL_PASSWORD}" ]; then
   pg_admin() { PGOPTIONS='-c client_min_messages=warning' runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
   pg_admin -d postgres <<'SQL'
 SELECT 'CREATE DATABASE cg_demo' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'cg_demo') \gexec

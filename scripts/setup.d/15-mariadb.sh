@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# MariaDB (server and client) and docker-compose (validates docker-compose.yml; there is no engine here); the
+# gateway's own database and least-privilege account, and the mysql connector's account on the local server.
+set -euo pipefail
+. scripts/lib/setup-common.sh
+missing=()
+command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+
+if ! mariadb-admin -uroot --connect-timeout=2 ping >/dev/null 2>&1; then
+  log "starting MariaDB"
+  install -d -o mysql -g mysql -m 755 /run/mysqld
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  wait_until 120 mariadb-admin -uroot --connect-timeout=1 ping || { log "MariaDB did not start"; exit 1; }
+fi
+
+app_password=$(secret CHANGEGATE_APP_PASSWORD)
+mariadb -uroot <<SQL
+CREATE DATABASE IF NOT EXISTS changegate CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+CREATE USER IF NOT EXISTS 'changegate_app'@'localhost' IDENTIFIED BY '${app_password}';
+CREATE USER IF NOT EXISTS 'changegate_app'@'127.0.0.1' IDENTIFIED BY '${app_password}';
+ALTER USER 'changegate_app'@'localhost' IDENTIFIED BY '${app_password}';
+ALTER USER 'changegate_app'@'127.0.0.1' IDENTIFIED BY '${app_password}';
+-- No UPDATE or DELETE: evidence and deliveries are append-only for the application.
+GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON changegate.* TO 'changegate_app'@'localhost';
+GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON changegate.* TO 'changegate_app'@'127.0.0.1';
+SQL
+CONNECTOR_PASSWORD="$(secret MYSQL_LOCAL_PASSWORD)" bash scripts/mysql-connector-account.sh changegate_connector
