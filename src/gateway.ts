@@ -1,0 +1,145 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
+import type { DataSource } from 'typeorm';
+import { createApp } from './api/app';
+import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
+import { EvidenceStore } from './evidence/evidence-store';
+import { ServiceNowClient } from './itsm/servicenow-client';
+import { createLogger, type Logger } from './logger';
+import { openDatabase } from './persistence/data-source';
+import { createServiceNowSimulator, type ServiceNowSimulator } from './simulators/servicenow-simulator';
+import { type DevServerOptions, startDevServer } from './temporal/dev-server';
+import { ChangeWorkflows } from './temporal/temporal-client';
+import { createWorker } from './worker';
+
+/**
+ * The in-process gateway: API, worker, and — where nothing real is configured — a Temporal dev server and the
+ * ServiceNow simulator. `npm start`'s launcher, the test stack, the history recorder and every benchmark build it
+ * through this one function; production runs the API and the worker as separate processes (api-main, worker-main).
+ */
+export interface GatewayOptions {
+  /** An existing frontend, or a dev server to start (and stop with the gateway). */
+  temporal: { address: string } | { devServer: DevServerOptions };
+  namespace?: string;
+  taskQueue: string;
+  databaseUrl: string;
+  /** Run migrations at start (creating the database if it is missing). */
+  migrate?: boolean;
+  connectors: ConnectorsFile;
+  /** A real instance, or the simulator (its business rule fires signed webhooks at this gateway's API). */
+  servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number } };
+  webhookSecret: string;
+  adminToken: string;
+  maxBodyBytes?: number;
+  /** Listen address of the API; port 0 picks a free one. `false`: no API. */
+  api?: { port: number; host?: string } | false;
+  /** `false`: no worker (e.g. a test that runs its own worker process). */
+  worker?: { workflowBundle?: WorkerOptions['workflowBundle'] } | false;
+  log?: Logger;
+}
+
+export interface Gateway {
+  apiUrl: string;
+  servicenowUrl: string;
+  temporalAddress: string;
+  ds: DataSource;
+  evidence: EvidenceStore;
+  workflows: ChangeWorkflows;
+  sim?: ServiceNowSimulator;
+  worker?: Worker;
+  taskQueue: string;
+  /** Stops everything it started, in reverse order of start. */
+  stop(): Promise<void>;
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const log = opts.log ?? createLogger('gateway');
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const s of stops.splice(0).reverse()) await s().catch((err: unknown) => log.warn('stop step failed', { error: (err as Error).message }));
+  };
+  try {
+    let temporalAddress: string;
+    if ('devServer' in opts.temporal) {
+      const server = await startDevServer(opts.temporal.devServer);
+      stops.push(() => server.stop());
+      temporalAddress = server.address;
+    } else {
+      temporalAddress = opts.temporal.address;
+    }
+    const namespace = opts.namespace ?? 'default';
+
+    const ds = await openDatabase(opts.databaseUrl, { migrate: opts.migrate ?? false });
+    stops.push(() => ds.destroy());
+    const evidence = new EvidenceStore(ds);
+    const workflows = await ChangeWorkflows.connect(temporalAddress, namespace, opts.taskQueue);
+    stops.push(() => workflows.close());
+
+    let apiUrl = '';
+    if (opts.api !== false) {
+      const listen = opts.api ?? { port: 0 };
+      const app = createApp({
+        ds,
+        workflows,
+        grammars: new GrammarRegistry(opts.connectors),
+        evidence,
+        webhookSecret: opts.webhookSecret,
+        adminToken: opts.adminToken,
+        maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,
+        log: log,
+      });
+      const server: Server = await new Promise((res, rej) => {
+        const s = app.listen(listen.port, listen.host ?? '127.0.0.1', () => res(s));
+        s.once('error', rej);
+      });
+      stops.push(() => new Promise<void>((res) => server.close(() => res())));
+      apiUrl = `http://${listen.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
+    }
+
+    let sim: ServiceNowSimulator | undefined;
+    let servicenow: { url: string; username: string; password: string };
+    if ('simulator' in opts.servicenow) {
+      const { username, password, port } = opts.servicenow.simulator;
+      sim = createServiceNowSimulator({ username, password, webhook: apiUrl ? { url: `${apiUrl}/webhooks/servicenow`, secret: opts.webhookSecret } : undefined });
+      const listening = await sim.listen(port ?? 0);
+      const simulator = sim;
+      // Work notes fire the simulated business rule's webhook; those land before the API closes.
+      stops.push(async () => {
+        await simulator.waitForDeliveries();
+        await listening.close();
+      });
+      servicenow = { url: listening.url, username, password };
+    } else {
+      servicenow = opts.servicenow;
+    }
+
+    let worker: Worker | undefined;
+    if (opts.worker !== false) {
+      const registry = new ConnectorRegistry(opts.connectors);
+      stops.push(() => registry.close());
+      const connection = await NativeConnection.connect({ address: temporalAddress });
+      stops.push(() => connection.close());
+      const w = await createWorker({
+        connection,
+        namespace,
+        taskQueue: opts.taskQueue,
+        registry,
+        evidence,
+        servicenow: new ServiceNowClient(servicenow),
+        workflowBundle: opts.worker?.workflowBundle,
+      });
+      const running = w.run();
+      stops.push(async () => {
+        if (w.getState() === 'RUNNING') w.shutdown();
+        await running;
+      });
+      worker = w;
+    }
+
+    return { apiUrl, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
