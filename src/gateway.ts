@@ -126,7 +126,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         taskQueue: opts.taskQueue,
         registry,
         evidence,
-        servicenow: new ServiceNowClient(servicenow),
+        servicenow: new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password }),
         workflowBundle: opts.worker?.workflowBundle,
       });
       const running = w.run();

@@ -1,0 +1,3 @@
+export async function touch(): Promise<string> {
+  return 'ok';
+}
