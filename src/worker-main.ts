@@ -1,15 +1,17 @@
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from './config';
 import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow-client';
-import { createLogger } from './logger';
+import { createLogger, temporalLogSink } from './logger';
 import { openDatabase } from './persistence/data-source';
 import { createWorker } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('worker', config.LOG_LEVEL);
+  const temporalLevel = ({ debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const)[config.LOG_LEVEL];
+  Runtime.install({ logger: new DefaultLogger(temporalLevel, temporalLogSink(log.child('temporal'))) });
   const ds = await openDatabase(config.DATABASE_URL, { migrate: false });
   const registry = new ConnectorRegistry(loadConnectorsFile(config.CONNECTORS_CONFIG));
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
