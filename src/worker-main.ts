@@ -19,6 +19,7 @@ async function main(): Promise<void> {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
+    maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS,
     registry,
     evidence: new EvidenceStore(ds),
     servicenow: new ServiceNowClient({

@@ -13,6 +13,8 @@ export interface WorkerDeps {
   evidence: EvidenceStore;
   servicenow: ServiceNowClient;
   gateField?: string;
+  /** Sticky-cache bound (config TEMPORAL_MAX_CACHED_WORKFLOWS). */
+  maxCachedWorkflows?: number;
   /** A pre-built bundle (production, tests); otherwise the workflows are bundled from source at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -32,6 +34,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
     activities,
+    maxCachedWorkflows: deps.maxCachedWorkflows ?? 1000,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
   });
 }
