@@ -3,7 +3,8 @@
 # One image for every changegate process: the API (default CMD), the Temporal worker and the migrations
 # one-shot differ only in their command (see docker-compose.yml).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24 LTS at an exact release, the same Node the project develops and tests on.
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------------------------
 # build: install everything (tsc and types are dev dependencies), compile, then drop dev dependencies so the
@@ -12,9 +13,10 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 
-# Dependency layer first: it is rebuilt only when the manifest or the lockfile changes.
+# Dependency layer first: it is rebuilt only when the manifest or the lockfile changes. `npm ci` installs exactly the
+# lockfile and fails if it disagrees with package.json, where `npm install` would quietly resolve something else.
 COPY package.json package-lock.json ./
-RUN npm install --no-audit --no-fund
+RUN npm ci --no-audit --no-fund
 
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src

@@ -11,6 +11,10 @@
 -- compose. If you change a password here, change the matching variable too, or the service cannot log in.
 --
 -- Every account is '<name>'@'%' because the clients are other containers on the compose network.
+--
+-- Written for MySQL 8.4 LTS. Each account names caching_sha2_password (the default since 8.0, so the clients here
+-- already used it) rather than leaving it to the server: mysql_native_password is disabled by default in 8.4 and
+-- removed in 9.0, and an account created with it could not log in.
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- temporal: Temporal server + the temporal-admin-tools schema one-shot.
@@ -18,7 +22,7 @@
 -- in temporal_visibility is escaped to match that one database only. `temporal-sql-tool create-database` runs
 -- CREATE DATABASE IF NOT EXISTS, which this db-level grant allows.
 -- ---------------------------------------------------------------------------------------------------------------
-CREATE USER IF NOT EXISTS 'temporal'@'%' IDENTIFIED BY 'temporal-dev';
+CREATE USER IF NOT EXISTS 'temporal'@'%' IDENTIFIED WITH caching_sha2_password BY 'temporal-dev';
 GRANT ALL PRIVILEGES ON `temporal`.* TO 'temporal'@'%';
 GRANT ALL PRIVILEGES ON `temporal\_visibility`.* TO 'temporal'@'%';
 
@@ -32,7 +36,7 @@ GRANT ALL PRIVILEGES ON `temporal\_visibility`.* TO 'temporal'@'%';
 -- (evidence rows and webhook_deliveries); the TypeORM `migrations` bookkeeping table is insert-only as well.
 --
 -- TRIGGER: the initial migration creates the two append-only triggers. With binary logging on (the MySQL 8
--- default), CREATE TRIGGER by an account without SUPER / SET_USER_ID fails with error 1419 unless
+-- default), CREATE TRIGGER by an account without SUPER / SET_ANY_DEFINER fails with error 1419 unless
 -- log_bin_trust_function_creators=1. docker-compose.yml sets that on mysqld's command line rather than granting
 -- SUPER (which would hand this account far more than it needs). The triggers only SIGNAL; they do not write.
 --
@@ -40,7 +44,7 @@ GRANT ALL PRIVILEGES ON `temporal\_visibility`.* TO 'temporal'@'%';
 -- CREATE DATABASE IF NOT EXISTS (allowed by the db-level CREATE privilege).
 -- ---------------------------------------------------------------------------------------------------------------
 CREATE DATABASE IF NOT EXISTS `changegate` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
-CREATE USER IF NOT EXISTS 'changegate_app'@'%' IDENTIFIED BY 'changegate-app-dev';
+CREATE USER IF NOT EXISTS 'changegate_app'@'%' IDENTIFIED WITH caching_sha2_password BY 'changegate-app-dev';
 GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON `changegate`.* TO 'changegate_app'@'%';
 
 -- ---------------------------------------------------------------------------------------------------------------
@@ -59,7 +63,7 @@ GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON `changegate`.
 CREATE DATABASE IF NOT EXISTS `billing` CHARACTER SET utf8mb4;
 CREATE DATABASE IF NOT EXISTS `reporting` CHARACTER SET utf8mb4;
 
-CREATE USER IF NOT EXISTS 'changegate_connector'@'%' IDENTIFIED BY 'changegate-connector-dev';
+CREATE USER IF NOT EXISTS 'changegate_connector'@'%' IDENTIFIED WITH caching_sha2_password BY 'changegate-connector-dev';
 GRANT CREATE USER, PROCESS ON *.* TO 'changegate_connector'@'%';
 GRANT CONNECTION_ADMIN ON *.* TO 'changegate_connector'@'%';
 -- Read access to the grant tables. The connector verifies with SHOW GRANTS FOR and SHOW CREATE USER on OTHER
