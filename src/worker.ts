@@ -12,7 +12,6 @@ export interface WorkerDeps {
   registry: ConnectorRegistry;
   evidence: EvidenceStore;
   servicenow: ServiceNowClient;
-  gateField?: string;
   /** A pre-built bundle (production, tests); otherwise the workflows are bundled from source at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -25,7 +24,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence }),
-    ...createTicketActivities({ servicenow: deps.servicenow, gateField: deps.gateField ?? 'u_identity_cleanup' }),
+    ...createTicketActivities({ servicenow: deps.servicenow }),
   };
   return Worker.create({
     connection: deps.connection,
