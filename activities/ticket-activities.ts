@@ -1,10 +1,11 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { ServiceNowError, type ServiceNowClient } from '../src/itsm/servicenow-client';
 import { FailureType } from '../src/connectors/connector-errors';
+import { GATE_DIGEST_FIELD, GATE_FIELD } from '../src/itsm/servicenow-gate';
+import type { ClosureGateValue } from '../workflows/change-types';
 
 export interface TicketActivityDeps {
   servicenow: ServiceNowClient;
-  gateField: string;
 }
 
 /** Maps the ITSM client's errors onto Temporal's retry model: throttling waits as told, refusals are final. */
@@ -24,7 +25,7 @@ async function itsmCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createTicketActivities({ servicenow, gateField }: TicketActivityDeps) {
+export function createTicketActivities({ servicenow }: TicketActivityDeps) {
   return {
     /**
      * Appends a work note once: the marker makes a retried activity find its own earlier note instead of
@@ -38,8 +39,14 @@ export function createTicketActivities({ servicenow, gateField }: TicketActivity
       return { posted: true };
     },
 
-    async setClosureGate({ sysId, value }: { sysId: string; value: 'verified' | '' }): Promise<void> {
-      await itsmCall(() => servicenow.updateChange(sysId, { [gateField]: value }));
+    /**
+     * Writes the gate and the digest of the identity-actions text it is about in one save, so the ticket never holds
+     * one without the other. Without a digest (a call scheduled before gates carried one) only the value is written.
+     */
+    async setClosureGate({ sysId, value, digest }: { sysId: string; value: ClosureGateValue | ''; digest?: string }): Promise<void> {
+      const fields: Record<string, string> = { [GATE_FIELD]: value };
+      if (digest !== undefined) fields[GATE_DIGEST_FIELD] = digest;
+      await itsmCall(() => servicenow.updateChange(sysId, fields));
     },
   };
 }

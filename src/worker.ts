@@ -12,7 +12,6 @@ export interface WorkerDeps {
   registry: ConnectorRegistry;
   evidence: EvidenceStore;
   servicenow: ServiceNowClient;
-  gateField?: string;
   /** Sticky-cache bound (config TEMPORAL_MAX_CACHED_WORKFLOWS). */
   maxCachedWorkflows?: number;
   /** A pre-built bundle (production, tests); otherwise the workflows are bundled from source at start. */
@@ -27,7 +26,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence }),
-    ...createTicketActivities({ servicenow: deps.servicenow, gateField: deps.gateField ?? 'u_identity_cleanup' }),
+    ...createTicketActivities({ servicenow: deps.servicenow }),
   };
   return Worker.create({
     connection: deps.connection,

@@ -25,8 +25,10 @@ describe('committed change-workflow histories', () => {
     expect(fixtures).toEqual([
       'joiner-granted-expired-then-closed.json',
       'joiner-granted-then-cancelled.json',
+      'leaver-actions-edited-then-reverified-then-closed.json',
       'leaver-already-absent-then-closed.json',
       'leaver-revoked-then-closed.json',
+      'no-identity-actions-then-closed.json',
     ]);
     for (const fixture of fixtures) {
       const events = load(fixture).events ?? [];

@@ -4,6 +4,7 @@ import { inspect } from 'node:util';
 import { AxiosError } from 'axios';
 import express from 'express';
 import { ServiceNowClient, ServiceNowError } from '../src/itsm/servicenow-client';
+import { identityActionsDigest } from '../src/itsm/servicenow-gate';
 import { createServiceNowSimulator, type ServiceNowSimulator, type SimulatorOptions } from '../src/simulators/servicenow-simulator';
 
 const USER = 'changegate.integration';
@@ -129,7 +130,8 @@ describe('ServiceNowClient against the simulator', () => {
 
   test('a close aborted by the business rule is refused with businessRuleAbort and leaves the change as it was', async () => {
     const { sim, client } = await withSimulator();
-    const change = sim.createChange({ state: '-1' });
+    const actions = JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: 'svc_x', host: '%' } }]);
+    const change = sim.createChange({ state: '-1', u_identity_actions: actions });
 
     const err = await failure(client.updateChange(change.sys_id, { state: '3', close_code: 'successful' }));
 
@@ -138,7 +140,7 @@ describe('ServiceNowClient against the simulator', () => {
     expect(err.cause).toBeInstanceOf(AxiosError);
     expect(sim.getChange(change.sys_id)).toEqual(change);
 
-    await client.updateChange(change.sys_id, { u_identity_cleanup: 'verified' });
+    await client.updateChange(change.sys_id, { u_identity_cleanup: 'verified', u_identity_cleanup_digest: identityActionsDigest(actions) });
     const closed = await client.updateChange(change.sys_id, { state: '3', close_code: 'successful' });
     expect(closed.state).toBe('3');
   });

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { verifyWebhookSignature, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../src/api/webhook-signature';
+import { identityActionsDigest } from '../src/itsm/servicenow-gate';
 import {
   BLOCK_CLOSE_RULE_NAME,
   BusinessRuleAbortError,
@@ -331,10 +332,12 @@ describe('ServiceNow simulator: rate limits', () => {
   });
 });
 
+const ACTIONS = JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: 'svc_sim', host: '%' } }]);
+
 describe('ServiceNow simulator: closure business rule', () => {
-  test('closing without the gate field aborts with 403 and applies nothing of the write', async () => {
+  test('closing a change with identity actions and no verified gate aborts with 403 and applies nothing of the write', async () => {
     const { sim, server } = await start();
-    const change = sim.createChange({ state: '-1' });
+    const change = sim.createChange({ state: '-1', u_identity_actions: ACTIONS });
 
     const reply = await call(server.url, 'PATCH', `${CHANGES}/${change.sys_id}`, {
       body: { state: '3', close_code: 'successful', work_notes: 'closing' },
@@ -354,17 +357,18 @@ describe('ServiceNow simulator: closure business rule', () => {
     expect(sim.journal(change.sys_id)).toEqual([]);
   });
 
-  test('closing is allowed once the gate field is verified, also when set in the same write', async () => {
+  test('closing is allowed once the gate is verified for the change\'s actions, also when set in the same write', async () => {
     const { sim, server } = await start();
-    const first = sim.createChange({ state: '-1' });
-    const second = sim.createChange({ state: '0' });
+    const first = sim.createChange({ state: '-1', u_identity_actions: ACTIONS });
+    const second = sim.createChange({ state: '0', u_identity_actions: ACTIONS });
+    const gate = { u_identity_cleanup: 'verified', u_identity_cleanup_digest: identityActionsDigest(ACTIONS) };
 
-    await call(server.url, 'PATCH', `${CHANGES}/${first.sys_id}`, { body: { u_identity_cleanup: 'verified' } });
+    await call(server.url, 'PATCH', `${CHANGES}/${first.sys_id}`, { body: gate });
     const closed = await call(server.url, 'PATCH', `${CHANGES}/${first.sys_id}`, { body: { state: '3' } });
     expect(closed.status).toBe(200);
     expect(closed.json.result).toMatchObject({ state: '3', active: 'false', sys_mod_count: '2' });
 
-    const together = await call(server.url, 'PATCH', `${CHANGES}/${second.sys_id}`, { body: { state: '3', u_identity_cleanup: 'verified' } });
+    const together = await call(server.url, 'PATCH', `${CHANGES}/${second.sys_id}`, { body: { state: '3', ...gate } });
     expect(together.status).toBe(200);
   });
 
@@ -378,14 +382,15 @@ describe('ServiceNow simulator: closure business rule', () => {
     expect(note.status).toBe(200);
   });
 
-  test('the updateChange helper throws BusinessRuleAbortError and creating a change as Closed is gated too', async () => {
-    const { sim } = await start({ gateField: 'u_gate', gateValue: 'ok' });
-    const change = sim.createChange({});
+  test('the updateChange helper throws BusinessRuleAbortError and creating a change with identity actions as Closed is gated too', async () => {
+    const { sim } = await start();
+    const change = sim.createChange({ u_identity_actions: ACTIONS });
 
     expect(() => sim.updateChange(change.sys_id, { state: '3' })).toThrow(BusinessRuleAbortError);
+    // A bare "verified" names no actions, so it opens nothing.
     expect(() => sim.updateChange(change.sys_id, { state: '3', u_identity_cleanup: 'verified' })).toThrow(BLOCK_CLOSE_RULE_NAME);
-    expect(sim.updateChange(change.sys_id, { state: '3', u_gate: 'ok' }).state).toBe('3');
-    expect(() => sim.createChange({ state: '3' })).toThrow(BusinessRuleAbortError);
+    expect(() => sim.createChange({ state: '3', u_identity_actions: ACTIONS })).toThrow(BusinessRuleAbortError);
+    expect(sim.createChange({ state: '3' }).state).toBe('3');
   });
 });
 
@@ -466,7 +471,7 @@ describe('ServiceNow simulator: signed webhook from the after business rule', ()
     const receiver = await startReceiver();
     const { sim } = await start({ webhook: { url: receiver.url, secret: 's' } });
 
-    const change = sim.createChange({ state: '-1' });
+    const change = sim.createChange({ state: '-1', u_identity_actions: ACTIONS });
     expect(() => sim.updateChange(change.sys_id, { state: '3' })).toThrow(BusinessRuleAbortError);
     sim.updateChange(change.sys_id, { state: '-1' });
     await sim.waitForDeliveries();

@@ -20,6 +20,11 @@ export interface TicketSnapshot {
   approval: string;
   type: string;
   actions: PlannedAction[];
+  /**
+   * identityActionsDigest() of the ticket's raw identity-actions text: the closure gate is written for exactly this
+   * text. Absent in deliveries accepted before gates carried a digest.
+   */
+  actionsDigest?: string;
 }
 
 export interface ChangeWorkflowInput {
@@ -65,11 +70,28 @@ export interface ChangeState {
   approval: string;
   type: string;
   steps: StepState[];
+  /** True while the gate last written to the ticket lets it close (`verified` or `not_applicable`). */
   gateSet: boolean;
+  /** The gate last written to the ticket; absent until the first write. */
+  gate?: ClosureGate;
+  /** actionsDigest of the newest delivery. */
+  actionsDigest?: string;
   /** Write-backs to the ticket that failed for good (e.g. the ticket is gone or the integration user lacks rights). */
   writeBackErrors: string[];
   deliveries: number;
   ignoredStale: number;
+}
+
+/**
+ * The ticket's closure gate as the gateway writes it (integrations/servicenow/INSTALL.md): `pending` while any
+ * identity step is open, `verified` once every one is verified, `not_applicable` when the change never had a step
+ * to run. `digest` names the identity-actions text the value is about ('' with `pending`).
+ */
+export type ClosureGateValue = 'pending' | 'verified' | 'not_applicable';
+
+export interface ClosureGate {
+  value: ClosureGateValue;
+  digest: string;
 }
 
 export interface ClosureVerdict {

@@ -6,6 +6,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -16,13 +17,14 @@ import type { DesiredAccount } from '../src/connectors/connector';
 import {
   type ChangeState,
   type ChangeWorkflowInput,
+  type ClosureGate,
   type PlannedAction,
   type StepState,
   TICKET_STATE,
   type TicketSnapshot,
   ticketKey,
 } from './change-types';
-import { closureVerdict } from './closure';
+import { closureGate, closureVerdict } from './closure';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 
 export const ticketUpdatedSignal = defineSignal<[TicketSnapshot]>('ticketUpdated');
@@ -43,6 +45,12 @@ const tickets = proxyActivities<TicketActivities>({
 
 /** Verification attempts before a step counts as failed: a target may apply a change a moment after acknowledging it. */
 const VERIFY_ATTEMPTS = 3;
+
+/**
+ * The gate names the identity-actions text it was written for, and a change without identity actions gets one too
+ * (`not_applicable`). Before this patch the gate was a bare `verified` / '' written only for changes with steps.
+ */
+const GATE_BOUND_TO_ACTIONS = 'closure-gate-bound-to-actions';
 
 export async function changeWorkflow(input: ChangeWorkflowInput): Promise<ChangeState> {
   const state: ChangeState = input.carried ?? {
@@ -77,6 +85,7 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
     state.state = snap.state;
     state.approval = snap.approval;
     state.type = snap.type;
+    state.actionsDigest = snap.actionsDigest;
     mergeActions(state, snap);
     touch();
   });
@@ -119,7 +128,10 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
     }
 
     const verdict = closureVerdict(state);
-    if (verdict.allowed !== state.gateSet && state.steps.length > 0) {
+    if (patched(GATE_BOUND_TO_ACTIONS)) {
+      await writeClosureGate(state, closureGate(state, verdict));
+    } else if (verdict.allowed !== state.gateSet && state.steps.length > 0) {
+      // Before GATE_BOUND_TO_ACTIONS: kept so that histories recorded before it replay unchanged.
       try {
         await tickets.setClosureGate({ sysId: state.sysId, value: verdict.allowed ? 'verified' : '' });
         state.gateSet = verdict.allowed;
@@ -145,6 +157,31 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   }
   await condition(allHandlersFinished);
   return state;
+}
+
+/**
+ * Writes the gate when it differs from the one last written: a changed verdict, or the same verdict about other
+ * identity-actions text (the ticket's own business rule has already reset the gate to pending on that edit).
+ */
+async function writeClosureGate(state: ChangeState, wanted: ClosureGate | undefined): Promise<void> {
+  if (!wanted || (state.gate?.value === wanted.value && state.gate.digest === wanted.digest)) return;
+  try {
+    await tickets.setClosureGate({ sysId: state.sysId, value: wanted.value, digest: wanted.digest });
+    state.gate = wanted;
+    state.gateSet = wanted.value !== 'pending';
+  } catch (err) {
+    state.writeBackErrors.push(failureText(err));
+    return;
+  }
+  if (wanted.value === 'verified') {
+    try {
+      await tickets.postWorkNote({ sysId: state.sysId, marker: `gate:${state.modCount}`, text: 'Identity cleanup verified: closure allowed.' });
+    } catch (err) {
+      // A failed write-back blocks closure (closureVerdict), so the gate just opened closes again.
+      state.writeBackErrors.push(failureText(err));
+      await writeClosureGate(state, { value: 'pending', digest: '' });
+    }
+  }
 }
 
 function isFinal(state: ChangeState): boolean {

@@ -1,4 +1,4 @@
-import type { ChangeState, ClosureVerdict, StepState } from './change-types';
+import type { ChangeState, ClosureGate, ClosureVerdict, StepState } from './change-types';
 
 function describe(step: StepState): string {
   const a = step.action;
@@ -38,4 +38,16 @@ export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<
     }
   }
   return { allowed: reasons.length === 0, reasons };
+}
+
+/**
+ * The gate the ticket should carry for this verdict, or undefined when the newest delivery did not say which
+ * identity-actions text it had (a delivery accepted before gates carried a digest): a verdict bound to unknown text
+ * would never match, so the gate is left as it is until the next delivery.
+ */
+export function closureGate(state: Pick<ChangeState, 'steps' | 'actionsDigest'>, verdict: ClosureVerdict): ClosureGate | undefined {
+  if (state.actionsDigest === undefined) return undefined;
+  if (!verdict.allowed) return { value: 'pending', digest: '' };
+  const ran = state.steps.some((s) => s.status !== 'withdrawn' && s.status !== 'cancelled');
+  return { value: ran ? 'verified' : 'not_applicable', digest: state.actionsDigest };
 }

@@ -2,7 +2,8 @@
 /*
  * Business rule "changegate: webhook"                         (see INSTALL.md, step 4)
  *   Table: Change Request [change_request]   Application: Global
- *   When: after   Insert: yes   Update: yes   Delete: no   Order: 10000   Advanced: yes   Condition: (none)
+ *   When: after   Insert: yes   Update: yes   Delete: no   Order: 10000   Advanced: yes
+ *   Filter conditions: (none)
  *
  * Sends the change as the Table API returns it (sysparm_display_value=false) to the changegate gateway,
  * signed with HMAC-SHA256 over "<timestamp>.<body>" (Base64) so the gateway can reject forged or replayed

@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { GrammarRegistry } from '../connectors/registry';
 import { AppError } from '../errors';
 import { parseChangeRecord } from '../itsm/servicenow-change';
+import { identityActionsDigest } from '../itsm/servicenow-gate';
 import type { Logger } from '../logger';
 import { WebhookDelivery } from '../persistence/entities/webhook-delivery.entity';
 import { type ChangeWorkflows, TicketFinalizedError } from '../temporal/temporal-client';
@@ -78,6 +79,7 @@ export async function receiveServiceNowDelivery(
     approval: record.approval,
     type: record.type,
     actions,
+    actionsDigest: identityActionsDigest(record.u_identity_actions),
   };
   try {
     await deps.ds.transaction(async (m) => {

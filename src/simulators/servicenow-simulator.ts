@@ -3,12 +3,22 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signWebhook } from '../api/webhook-signature';
+import { EVENT_ID_HEADER } from '../api/webhook-signature';
+import {
+  type OutboundRequest,
+  REFERENCE_TABLES,
+  STATE_LABELS,
+  type SystemLogEntry,
+  createRuleEngine,
+  defaultInstallKitDir,
+  loadInstallKit,
+} from './servicenow-business-rules';
 
 /**
  * An in-memory ServiceNow instance for tests and local demos: the Table API on `change_request` and
- * `sys_journal_field`, basic auth, hourly rate limits, and the two business rules from
- * integrations/servicenow (the signed after-rule webhook and the before-rule that blocks closure).
+ * `sys_journal_field`, basic auth, hourly rate limits, and the business rules of integrations/servicenow — the
+ * shipped scripts themselves, run on every insert and update as ServiceNow runs them (before rules may change
+ * the record or abort the write with 403; after rules see the saved record and send the signed webhook).
  * It follows reference/itsm-contracts.md; it is not a general ServiceNow emulator.
  */
 
@@ -17,9 +27,10 @@ export interface SimulatorOptions {
   password: string;
   /** Requests per hour for the basic-auth user; undefined means unlimited. */
   rateLimitPerHour?: number;
-  gateField?: string;
-  gateValue?: string;
+  /** Sets the system properties the webhook rule reads; without it the rule logs that it is not configured. */
   webhook?: { url: string; secret: string };
+  /** Where the business rules are loaded from; default the repository's integrations/servicenow. */
+  installKitDir?: string;
 }
 
 /** A stored change_request row: every value is a string, references hold the bare sys_id. */
@@ -59,6 +70,8 @@ export interface ServiceNowSimulator {
   findByNumber(number: string): ChangeRecord | undefined;
   journal(sysId: string, element?: JournalElement): JournalEntry[];
   deliveries: WebhookDelivery[];
+  /** What the business rules wrote with gs.info/warn/error (System Logs). */
+  systemLog: SystemLogEntry[];
   waitForDeliveries(): Promise<void>;
 }
 
@@ -95,23 +108,7 @@ const CANCELED = '4';
 const DEFAULT_LIMIT = 10_000;
 const WEBHOOK_TIMEOUT_MS = 5_000;
 const HOUR_MS = 3_600_000;
-
-const STATE_LABELS: Readonly<Record<string, string>> = {
-  '-5': 'New',
-  '-4': 'Assess',
-  '-3': 'Authorize',
-  '-2': 'Scheduled',
-  '-1': 'Implement',
-  '0': 'Review',
-  '3': 'Closed',
-  '4': 'Canceled',
-};
-
-const REFERENCE_TABLES: Readonly<Record<string, string>> = {
-  assignment_group: 'sys_user_group',
-  cmdb_ci: 'cmdb_ci',
-  requested_by: 'sys_user',
-};
+const SYSTEM_LOG_LIMIT = 1_000;
 
 const JOURNAL_ELEMENTS: ReadonlySet<string> = new Set<JournalElement>(['work_notes', 'comments']);
 
@@ -122,8 +119,8 @@ const CHANGE_COLUMNS = [
   'number', 'short_description', 'description', 'state', 'type', 'approval', 'risk', 'impact', 'priority',
   'category', 'assignment_group', 'cmdb_ci', 'requested_by', 'start_date', 'end_date', 'close_code',
   'close_notes', 'correlation_id', 'on_hold', 'active', 'chg_model', 'work_notes', 'comments',
-  'u_identity_actions', 'sys_id', 'sys_created_on', 'sys_created_by', 'sys_updated_on', 'sys_updated_by',
-  'sys_mod_count',
+  'u_identity_actions', 'u_identity_cleanup', 'u_identity_cleanup_digest', 'sys_id', 'sys_created_on',
+  'sys_created_by', 'sys_updated_on', 'sys_updated_by', 'sys_mod_count',
 ];
 
 /** `gs.generateGUID()` and sys_id shape: 32 lowercase hex characters. */
@@ -282,20 +279,32 @@ function nonNegativeInt(value: unknown): number | undefined {
 }
 
 export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSimulator {
-  const gateField = opts.gateField ?? 'u_identity_cleanup';
-  const gateValue = opts.gateValue ?? 'verified';
-  const blockRuleSysId = guid();
   const rateLimitRuleSysId = guid();
 
   const changes = new Map<string, Row>();
   const journalRows: Array<JournalEntry & Row> = [];
-  const changeColumns = new Set<string>([...CHANGE_COLUMNS, gateField]);
+  const changeColumns = new Set<string>(CHANGE_COLUMNS);
   const journalColumns: ReadonlySet<string> = new Set(JOURNAL_FIELDS);
   let nextNumber = 30001;
   let instanceUrl: string | undefined;
 
   const deliveries: WebhookDelivery[] = [];
   const inFlight = new Set<Promise<void>>();
+  const systemLog: SystemLogEntry[] = [];
+
+  const rules = createRuleEngine({
+    rules: loadInstallKit(opts.installKitDir ?? defaultInstallKitDir()),
+    properties: () => ({
+      'glide.servlet.uri': `${linkBase()}/`,
+      'x_changegate.webhook_url': opts.webhook?.url,
+      'x_changegate.webhook_secret': opts.webhook?.secret,
+    }),
+    log: (entry) => {
+      systemLog.push(entry);
+      if (systemLog.length > SYSTEM_LOG_LIMIT) systemLog.shift();
+    },
+    newGuid: guid,
+  });
 
   let rateWindowStart = -1;
   let rateCount = 0;
@@ -329,14 +338,14 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     return { fields, notes };
   }
 
-  /** The before business rule from integrations/servicenow/changegate-block-close.js. */
-  function runBlockCloseRule(previousState: string | undefined, merged: Row): void {
-    if (merged.state !== CLOSED || previousState === CLOSED) return;
-    if (merged[gateField] === gateValue) return;
+  /** Before business rules: they may change `row`; `setAbortAction(true)` cancels the write with a 403. */
+  function runBeforeRules(operation: 'insert' | 'update', row: Row, previous: Row | undefined): void {
+    const { abortedBy } = rules.runBefore(operation, row, previous);
+    if (!abortedBy) return;
     throw new BusinessRuleAbortError(
-      BLOCK_CLOSE_RULE_NAME,
-      `Operation against file '${CHANGE_TABLE}' was aborted by Business Rule '${BLOCK_CLOSE_RULE_NAME}^${blockRuleSysId}'. ` +
-        `Business Rule Stack:${BLOCK_CLOSE_RULE_NAME}`,
+      abortedBy.name,
+      `Operation against file '${CHANGE_TABLE}' was aborted by Business Rule '${abortedBy.name}^${abortedBy.sysId}'. ` +
+        `Business Rule Stack:${abortedBy.name}`,
     );
   }
 
@@ -373,7 +382,8 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
       work_notes: '',
       comments: '',
       u_identity_actions: '',
-      [gateField]: '',
+      u_identity_cleanup: '',
+      u_identity_cleanup_digest: '',
       ...fields,
       sys_id: guid(),
       sys_created_on: now,
@@ -382,14 +392,14 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
       sys_updated_by: user,
       sys_mod_count: '0',
     };
-    // The block rule runs before insert as well: a change created directly as Closed must not slip past the gate.
-    runBlockCloseRule(undefined, row);
     applyStateSideEffects(row);
+    // The kit's before rules run on insert as well: a change created directly as Closed must not slip past the gate.
+    runBeforeRules('insert', row, undefined);
     nextNumber += 1;
     changes.set(row.sys_id, row);
     for (const name of Object.keys(row)) changeColumns.add(name);
     for (const [element, value] of notes) appendJournal(row.sys_id, element, value, user, now);
-    fireWebhook(row);
+    send(rules.runAfter('insert', row, undefined));
     return row;
   }
 
@@ -398,8 +408,8 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     if (!existing) notFound();
     const { fields, notes } = splitJournal(input);
     const merged: Row = { ...existing, ...fields };
-    runBlockCloseRule(existing.state, merged);
     if (fields.state !== undefined) applyStateSideEffects(merged);
+    runBeforeRules('update', merged, existing);
     const changed = notes.length > 0 || Object.keys(merged).some((name) => merged[name] !== existing[name]);
     // GlideRecord.update() without a changed field writes nothing: no mod count bump, no after rules.
     if (!changed) return existing;
@@ -410,42 +420,48 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     changes.set(sysId, merged);
     for (const name of Object.keys(merged)) changeColumns.add(name);
     for (const [element, value] of notes) appendJournal(sysId, element, value, user, now);
-    fireWebhook(merged);
+    send(rules.runAfter('update', merged, existing));
     return merged;
   }
 
-  function fireWebhook(row: Row): void {
-    const hook = opts.webhook;
-    if (!hook) return;
-    const record = renderChange(row, { baseUrl: linkBase(), display: 'false', excludeReferenceLink: false });
-    const body = Buffer.from(JSON.stringify(record), 'utf8');
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    const eventId = guid();
-    const delivery = { eventId, sysId: row.sys_id, modCount: row.sys_mod_count };
-    const sent = axios
-      .post(hook.url, body, {
-        headers: {
-          'Content-Type': 'application/json',
-          [SIGNATURE_HEADER]: signWebhook(hook.secret, timestamp, body),
-          [TIMESTAMP_HEADER]: timestamp,
-          [EVENT_ID_HEADER]: eventId,
-        },
-        timeout: WEBHOOK_TIMEOUT_MS,
-        maxRedirects: 0,
-        proxy: false,
-        responseType: 'text',
-        validateStatus: () => true,
-      })
-      .then(
-        (res) => {
-          deliveries.push({ ...delivery, status: res.status });
-        },
-        (err: unknown) => {
-          deliveries.push({ ...delivery, status: 'error', error: err instanceof Error ? err.message : String(err) });
-        },
-      );
-    const tracked: Promise<void> = sent.finally(() => inFlight.delete(tracked));
-    inFlight.add(tracked);
+  /** What after rules queued with RESTMessageV2.executeAsync(), sent once the write has committed. */
+  function send(requests: OutboundRequest[]): void {
+    for (const request of requests) {
+      let record: { sys_id?: unknown; sys_mod_count?: unknown } = {};
+      try {
+        record = JSON.parse(request.body) as typeof record;
+      } catch {
+        // not a change record: still sent, recorded without ids
+      }
+      const delivery = {
+        eventId: Object.entries(request.headers).find(([name]) => name.toLowerCase() === EVENT_ID_HEADER)?.[1] ?? '',
+        sysId: String(record.sys_id ?? ''),
+        modCount: String(record.sys_mod_count ?? ''),
+      };
+      const sent = axios
+        .request({
+          method: request.method,
+          url: request.endpoint,
+          data: request.body,
+          headers: request.headers,
+          timeout: request.timeoutMs ?? WEBHOOK_TIMEOUT_MS,
+          maxRedirects: 0,
+          proxy: false,
+          responseType: 'text',
+          transformRequest: [(data: unknown) => data],
+          validateStatus: () => true,
+        })
+        .then(
+          (res) => {
+            deliveries.push({ ...delivery, status: res.status });
+          },
+          (err: unknown) => {
+            deliveries.push({ ...delivery, status: 'error', error: err instanceof Error ? err.message : String(err) });
+          },
+        );
+      const tracked: Promise<void> = sent.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    }
   }
 
   // ---- HTTP ----
@@ -652,6 +668,7 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   return {
     app,
     deliveries,
+    systemLog,
     listen(port = 0, host = '127.0.0.1') {
       return new Promise((resolve, reject) => {
         const server = http.createServer(app);

@@ -2,8 +2,10 @@
  * Records the workflow histories that test/replay.test.ts replays. Run it after a deliberate, versioned change to
  * workflows/change-workflow.ts (or to add a scenario), review the diff and commit the JSON:
  *
- *   npx tsx test/histories/record-histories.ts
+ *   npx tsx test/histories/record-histories.ts [fixture ...]
  *
+ * With fixture names, only those scenarios are recorded: a history recorded before a patch() must stay as it was,
+ * so that the replay keeps proving the old branch.
  * It starts its own pieces so it never touches a jest run: a Temporal dev server on port 7255, the database
  * `changegate_histories` (dropped and recreated), the ServiceNow simulator, the API in process and a worker that
  * bundles workflows/ from source. The MariaDB connector runs as root (no password, as on the dev machine).
@@ -23,6 +25,7 @@ import { EvidenceStore } from '../../src/evidence/evidence-store';
 import { ServiceNowClient } from '../../src/itsm/servicenow-client';
 import { createLogger } from '../../src/logger';
 import { openDatabase } from '../../src/persistence/data-source';
+import { identityActionsDigest } from '../../src/itsm/servicenow-gate';
 import { createServiceNowSimulator } from '../../src/simulators/servicenow-simulator';
 import { startDevServer } from '../../src/temporal/dev-server';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
@@ -111,6 +114,7 @@ async function main(): Promise<void> {
     return Number(rows[0]?.n) > 0;
   };
   const gateSet = (sysId: string) => sim.getChange(sysId)?.u_identity_cleanup === 'verified';
+  const gateFor = (sysId: string, actions: string) => sim.getChange(sysId)?.u_identity_cleanup_digest === identityActionsDigest(actions);
 
   /** Waits for the ticket's workflow to complete and writes its history as `<fixture>.json`. */
   async function record(fixture: string, number: string): Promise<void> {
@@ -121,9 +125,9 @@ async function main(): Promise<void> {
     console.log(`recorded ${fixture}.json (${history.events?.length ?? 0} events)`);
   }
 
-  try {
+  const scenarios: Record<string, () => Promise<void>> = {
     // (a) Leaver: revoked, verified, gate set, then the ticket is closed.
-    {
+    'leaver-revoked-then-closed': async () => {
       const account = uniqueAccount('rec');
       await createAccount(admin, account);
       const number = uniqueTicketNumber();
@@ -132,10 +136,10 @@ async function main(): Promise<void> {
       await waitFor('gate set', () => gateSet(sysId));
       sim.updateChange(sysId, { state: '3', close_code: 'successful' });
       await record('leaver-revoked-then-closed', number);
-    }
+    },
 
     // (b) Joiner: waits for authorization, is granted on approval in Implement, expires on its TTL, then closes.
-    {
+    'joiner-granted-expired-then-closed': async () => {
       const account = uniqueAccount('rec');
       const number = uniqueTicketNumber();
       const sysId = sim.createChange({ number, state: '-3', approval: 'requested', u_identity_actions: joiner(account, 'PT2S') }).sys_id as string;
@@ -146,19 +150,19 @@ async function main(): Promise<void> {
       await waitFor('gate set', () => gateSet(sysId));
       sim.updateChange(sysId, { state: '3', close_code: 'successful' });
       await record('joiner-granted-expired-then-closed', number);
-    }
+    },
 
     // (c) Leaver of an account that is already gone: succeeds, says so, ticket closes.
-    {
+    'leaver-already-absent-then-closed': async () => {
       const number = uniqueTicketNumber();
       const sysId = sim.createChange({ number, state: '-1', u_identity_actions: leaver(uniqueAccount('gone')) }).sys_id as string;
       await waitFor('gate set', () => gateSet(sysId));
       sim.updateChange(sysId, { state: '3', close_code: 'successful' });
       await record('leaver-already-absent-then-closed', number);
-    }
+    },
 
     // (d) Joiner granted with a long TTL, then the change is cancelled: the expiry runs at once from the main loop.
-    {
+    'joiner-granted-then-cancelled': async () => {
       const account = uniqueAccount('rec');
       const number = uniqueTicketNumber();
       const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: joiner(account, 'PT8H') }).sys_id as string;
@@ -166,7 +170,36 @@ async function main(): Promise<void> {
       await waitFor('grant verified', async () => (await workflows.status('servicenow', number))?.steps[0]?.status === 'verified');
       sim.updateChange(sysId, { state: '4' });
       await record('joiner-granted-then-cancelled', number);
-    }
+    },
+
+    // (e) No identity actions: the gate is written as not_applicable for the empty text, then the ticket closes.
+    'no-identity-actions-then-closed': async () => {
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, state: '-1' }).sys_id as string;
+      await waitFor('not_applicable gate', () => sim.getChange(sysId)?.u_identity_cleanup === 'not_applicable' && gateFor(sysId, ''));
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('no-identity-actions-then-closed', number);
+    },
+
+    // (f) Leaver verified, then the actions are edited (the gate goes back to pending), the new leaver is verified
+    // and the gate written for the new text, then the ticket closes.
+    'leaver-actions-edited-then-reverified-then-closed': async () => {
+      const number = uniqueTicketNumber();
+      const first = leaver(uniqueAccount('gone'));
+      const sysId = sim.createChange({ number, state: '-1', u_identity_actions: first }).sys_id as string;
+      await waitFor('gate set for the first actions', () => gateSet(sysId) && gateFor(sysId, first));
+      const edited = leaver(uniqueAccount('gone'));
+      sim.updateChange(sysId, { u_identity_actions: edited });
+      await waitFor('gate set for the edited actions', () => gateSet(sysId) && gateFor(sysId, edited));
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('leaver-actions-edited-then-reverified-then-closed', number);
+    },
+  };
+
+  const wanted = process.argv.slice(2);
+  for (const name of wanted) if (!scenarios[name]) throw new Error(`no scenario ${name}; known: ${Object.keys(scenarios).join(', ')}`);
+  try {
+    for (const [name, run] of Object.entries(scenarios)) if (wanted.length === 0 || wanted.includes(name)) await run();
   } finally {
     worker.shutdown();
     await workerRun;
