@@ -73,6 +73,10 @@ describe('machines: named API tokens, stored hashed, revocable', () => {
     const refused = (sql: string) => expect(stack.admin.query(sql, [name])).rejects.toMatchObject({ sqlState: '45000' });
     await refused(`UPDATE ${table} SET roles = '["operator"]' WHERE name = ?`);
     await refused(`UPDATE ${table} SET token_sha256 = REPEAT('0', 64) WHERE name = ?`);
+    // Riding along with a revocation does not help either.
+    await refused(`UPDATE ${table} SET revoked_at = NOW(3), revoked_by = 'x', roles = '["operator"]' WHERE name = ?`);
+    await refused(`UPDATE ${table} SET revoked_at = NOW(3), revoked_by = 'x', token_sha256 = REPEAT('0', 64) WHERE name = ?`);
+    await refused(`UPDATE ${table} SET revoked_at = NOW(3), revoked_by = NULL WHERE name = ?`);
     await refused(`DELETE FROM ${table} WHERE name = ?`);
     await stack.tokens.revoke(name, 'test');
     await refused(`UPDATE ${table} SET revoked_at = NULL, revoked_by = NULL WHERE name = ?`);
