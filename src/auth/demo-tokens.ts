@@ -1,4 +1,5 @@
-import { closeSync, existsSync, fchmodSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { ApiTokenStore, DEMO_PREFIX, generateToken, tokenSha256 } from './api-tokens';
 import { ROLES, type Role } from './principal';
@@ -25,6 +26,7 @@ export function ensureDemoTokenFile(file: string): Record<Role, string> {
     values.set(demoTokenVariable(role), token);
     return `${demoTokenVariable(role)}=${token}\n`;
   });
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   // 'a' with mode 0600: created private; fchmod covers a file that already existed with a looser mode.
   const fd = openSync(file, 'a', 0o600);
   try {
