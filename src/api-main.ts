@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
-import { loadConfig } from './config';
+import { loadConfig, oidcSettings } from './config';
 import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
@@ -20,13 +20,14 @@ async function main(): Promise<void> {
     evidence: new EvidenceStore(ds),
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
+    oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     log,
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
   });
-  log.info('api listening', { url: `http://${config.HOST}:${config.PORT}` });
+  log.info('api listening', { url: `http://${config.HOST}:${config.PORT}`, oidcIssuer: config.OIDC_ISSUER ?? 'none (API tokens only)' });
   const stop = () => {
     server.close(() => {
       void Promise.all([workflows.close(), ds.destroy()]).then(() => process.exit(0));

@@ -1,10 +1,16 @@
 import { z } from 'zod';
+import { ASYMMETRIC_ALGORITHMS, type OidcSettings } from './auth/oidc-settings';
 
 /**
  * The gateway's whole configuration: environment variables, parsed once at start-up.
  * A missing or malformed variable stops the process with a message that names it.
  */
 const boolFlag = z.enum(['true', 'false']).transform((v) => v === 'true');
+/** Keys and tokens travel only over TLS, or over loopback (a local test issuer). */
+const issuerUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https:\/\//.test(u) || /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(\/|$)/.test(u), 'must be https:// (http:// only on loopback)');
 
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -26,6 +32,18 @@ export const configSchema = z.object({
   SERVICENOW_PASSWORD: z.string().min(1),
   SERVICENOW_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
   CHANGEGATE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters'),
+  /** People's bearer tokens: unset, only API tokens are accepted. */
+  OIDC_ISSUER: issuerUrl.optional(),
+  OIDC_AUDIENCE: z.string().min(1).optional(),
+  /** Default: `jwks_uri` from `<OIDC_ISSUER>/.well-known/openid-configuration`. */
+  OIDC_JWKS_URL: issuerUrl.optional(),
+  OIDC_ROLES_CLAIM: z.string().regex(/^\S+$/, 'must be a claim name or a dotted path such as realm_access.roles').default('roles'),
+  OIDC_ALGORITHMS: z
+    .string()
+    .default('RS256,ES256,EdDSA')
+    .transform((v) => v.split(',').map((a) => a.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(ASYMMETRIC_ALGORITHMS, { message: `each must be one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (no HS*, no none)` })).min(1)),
+  OIDC_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
   CONNECTORS_CONFIG: z.string().min(1).default('config/connectors.demo.json'),
   WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
@@ -35,6 +53,26 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
+/** Cross-field rules, kept off configSchema so that it stays pickable (migrate-config). */
+const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
+  if (c.OIDC_ISSUER && !c.OIDC_AUDIENCE) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['OIDC_AUDIENCE'], message: 'is required when OIDC_ISSUER is set' });
+  for (const key of ['OIDC_AUDIENCE', 'OIDC_JWKS_URL'] as const) {
+    if (c[key] && !c.OIDC_ISSUER) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'has no effect without OIDC_ISSUER' });
+  }
+});
+
+export function oidcSettings(c: Config): OidcSettings | undefined {
+  if (!c.OIDC_ISSUER || !c.OIDC_AUDIENCE) return undefined;
+  return {
+    issuer: c.OIDC_ISSUER,
+    audience: c.OIDC_AUDIENCE,
+    rolesClaim: c.OIDC_ROLES_CLAIM,
+    jwksUrl: c.OIDC_JWKS_URL,
+    algorithms: c.OIDC_ALGORITHMS,
+    clockToleranceSeconds: c.OIDC_CLOCK_TOLERANCE_SECONDS,
+  };
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -43,7 +81,7 @@ export class ConfigError extends Error {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = configSchema.safeParse(env);
+  const parsed = checkedConfigSchema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
   }

@@ -5,6 +5,8 @@ export type AppErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'CONFLICT'
   | 'NOT_FOUND'
   | 'TICKET_FINALIZED'
   | 'UNAVAILABLE'
@@ -17,15 +19,19 @@ export interface FieldIssue {
 
 /** The one error type the HTTP edge maps to a response; anything else becomes a 500 without details. */
 export class AppError extends Error {
+  /** Response headers the error middleware sets with the body (`WWW-Authenticate` on a 401). */
+  readonly headers: Record<string, string>;
+
   constructor(
     readonly status: number,
     readonly code: AppErrorCode,
     message: string,
     readonly issues: FieldIssue[] = [],
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; headers?: Record<string, string> },
   ) {
     super(message, options);
     this.name = 'AppError';
+    this.headers = options?.headers ?? {};
   }
 }
 

@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
+import { ensureDemoTokens } from './auth/demo-tokens';
 import { loadConfig } from './config';
 import { startDemoLdap } from './launcher/demo-ldap';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
@@ -114,6 +115,7 @@ async function main(): Promise<void> {
 
   const config = loadConfig(env);
   const ds = await openDatabase(config.DATABASE_URL, { migrate: true });
+  await ensureDemoTokens(resolve(ROOT, '.data/demo.env'), ds); // principals: one API token per role, see src/auth/demo-tokens.ts
   await ds.destroy();
   log.info('migrations up to date');
 

@@ -25,7 +25,7 @@ export function workerActor(): string {
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
-    ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence }),
+    ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createTicketActivities({ servicenow: deps.servicenow }),
   };
   return Worker.create({

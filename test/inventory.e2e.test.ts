@@ -40,6 +40,42 @@ describe('inventory scan: discovery on the worker, orphans set against the evide
     }
   });
 
+  it('records the operator token that ran a scan as the principal of its evidence row, which an auditor can read back', async () => {
+    const operator = await stack.tokenFor('operator');
+    const auditor = await stack.tokenFor('auditor');
+    const res = await scan({ systems: ['mysql-local'] }, operator.token);
+    expect(res.status).toBe(200);
+    const scanId = res.data.scanId as string;
+    const rows = await stack.evidence.list(`inventory:${scanId}`);
+    expect(rows).toHaveLength(1);
+    const row = rows[0]!;
+    const id = (await stack.tokens.authenticate(operator.token))?.actor.id;
+    expect(row).toMatchObject({
+      stepId: 'scan:mysql-local',
+      outcome: 'scanned',
+      actionKind: 'inventory-scan',
+      system: 'mysql-local',
+      verified: false,
+      principal: { kind: 'token', id, name: operator.name },
+      observedState: { orphans: expect.any(Array), discovered: expect.any(Number) },
+    });
+    expect(row.actor).toMatch(/^changegate-worker@/);
+    // The principal is part of the hashed content, and no credential is.
+    expect(JSON.stringify(rows)).not.toContain(operator.token);
+    expect(await stack.evidence.verifyChain(`inventory:${scanId}`)).toEqual({ valid: true, rows: 1 });
+
+    const read = await axios.get(`${stack.apiUrl}/api/inventory/scans/${scanId}`, { headers: { authorization: `Bearer ${auditor.token}` }, validateStatus: () => true });
+    expect(read.status).toBe(200);
+    expect(read.data).toMatchObject({ scanId, chain: { valid: true }, rows: [{ principal: { kind: 'token', name: operator.name } }] });
+  });
+
+  it('records CHANGEGATE_ADMIN_TOKEN as the operator token named admin', async () => {
+    const res = await scan({ systems: ['mysql-local'] });
+    expect(res.status).toBe(200);
+    const rows = await stack.evidence.list(`inventory:${res.data.scanId}`);
+    expect(rows.map((r) => r.principal)).toEqual([{ kind: 'token', id: 'CHANGEGATE_ADMIN_TOKEN', name: 'admin' }]);
+  });
+
   it('refuses an unknown system with its path, a malformed body with 400, and a missing token with 401', async () => {
     const unknown = await scan({ systems: ['mysql-local', 'nope'] });
     expect(unknown.status).toBe(400);

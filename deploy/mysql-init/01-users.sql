@@ -30,8 +30,9 @@ GRANT ALL PRIVILEGES ON `temporal\_visibility`.* TO 'temporal'@'%';
 -- changegate_app: the API, the worker AND the changegate-migrate one-shot (the migrate step uses this account too,
 -- so it needs the DDL privileges; splitting out a separate migration account is a possible further hardening).
 --
--- No UPDATE, no DELETE, no DROP: the evidence table (evidence_records) is append-only, and this account cannot
--- rewrite or remove rows even if the BEFORE UPDATE / BEFORE DELETE triggers from the migration were bypassed.
+-- No UPDATE (except on api_tokens, below), no DELETE, no DROP: the evidence table (evidence_records) is append-only,
+-- and this account cannot rewrite or remove rows even if the BEFORE UPDATE / BEFORE DELETE triggers from the
+-- migration were bypassed.
 -- Without DROP it also cannot TRUNCATE, DROP or RENAME the table. The gateway only ever INSERTs and SELECTs
 -- (evidence rows and webhook_deliveries); the TypeORM `migrations` bookkeeping table is insert-only as well.
 --
@@ -46,6 +47,11 @@ GRANT ALL PRIVILEGES ON `temporal\_visibility`.* TO 'temporal'@'%';
 CREATE DATABASE IF NOT EXISTS `changegate` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
 CREATE USER IF NOT EXISTS 'changegate_app'@'%' IDENTIFIED WITH caching_sha2_password BY 'changegate-app-dev';
 GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON `changegate`.* TO 'changegate_app'@'%';
+-- UPDATE on one table, api_tokens, and on nothing else: revoking an API token sets its revoked_at. The table's own
+-- BEFORE UPDATE trigger refuses every other change (un-revoking, new roles, another hash), and there is still no
+-- DELETE. CREATE is listed only because a table-level GRANT on a table that does not exist yet (the migration makes
+-- it later) is refused unless it includes CREATE; the account already holds CREATE on the whole database.
+GRANT CREATE, UPDATE ON `changegate`.`api_tokens` TO 'changegate_app'@'%';
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- changegate_connector: the "mysql-local" demo connector (config/connectors.demo.json, password from

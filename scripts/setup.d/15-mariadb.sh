@@ -26,5 +26,9 @@ ALTER USER 'changegate_app'@'127.0.0.1' IDENTIFIED BY '${app_password}';
 -- No UPDATE or DELETE: evidence and deliveries are append-only for the application.
 GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON changegate.* TO 'changegate_app'@'localhost';
 GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON changegate.* TO 'changegate_app'@'127.0.0.1';
+-- API tokens are revoked in place: UPDATE on that one table (a trigger admits only setting revoked_at/revoked_by
+-- once). CREATE as well, because MariaDB refuses a table-level grant on a table the migration has not made yet.
+GRANT CREATE, UPDATE ON changegate.api_tokens TO 'changegate_app'@'localhost';
+GRANT CREATE, UPDATE ON changegate.api_tokens TO 'changegate_app'@'127.0.0.1';
 SQL
 CONNECTOR_PASSWORD="$(secret MYSQL_LOCAL_PASSWORD)" bash scripts/mysql-connector-account.sh changegate_connector

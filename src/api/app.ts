@@ -1,14 +1,18 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { DataSource } from 'typeorm';
+import { ApiTokenStore } from '../auth/api-tokens';
+import { Authenticator } from '../auth/authenticator';
+import { JwtVerifier, type OidcSettings } from '../auth/jwt-verifier';
+import { createRequireRoles, principalOf } from '../auth/require-roles';
 import type { GrammarRegistry } from '../connectors/registry';
 import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
 import { closureCheck, evidenceBundle } from './changes';
-import { scanInventory } from './inventory';
+import { scanInventory, scanRecord } from './inventory';
 import { receiveServiceNowDelivery } from './servicenow-webhook';
+import { createToken, listTokens, revokeToken } from './tokens';
 
 export interface AppDeps {
   ds: DataSource;
@@ -16,7 +20,10 @@ export interface AppDeps {
   grammars: GrammarRegistry;
   evidence: EvidenceStore;
   webhookSecret: string;
+  /** Stays valid as an operator token, so integrations built on it keep working. */
   adminToken: string;
+  /** People's bearer tokens; without it only API tokens (and the admin token) are accepted. */
+  oidc?: OidcSettings;
   maxBodyBytes: number;
   log: Logger;
 }
@@ -50,32 +57,38 @@ export function createApp(deps: AppDeps): express.Express {
     },
   );
 
-  const requireAdmin = bearer(deps.adminToken);
-  app.get('/api/changes/servicenow/:number/closure-check', requireAdmin, async (req, res) => {
+  // Every API route names the roles it admits; the README's role table lists them, test/auth-routes.test.ts checks them.
+  const tokens = new ApiTokenStore(deps.ds);
+  const auth = new Authenticator({ tokens, adminToken: deps.adminToken, jwt: deps.oidc ? new JwtVerifier(deps.oidc) : undefined });
+  const requireRoles = createRequireRoles(auth, deps.log);
+
+  app.get('/api/changes/servicenow/:number/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
     res.json(await closureCheck(deps, String(req.params.number)));
   });
-  app.get('/api/changes/servicenow/:number/evidence', requireAdmin, async (req, res) => {
+  app.get('/api/changes/servicenow/:number/evidence', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
     res.json(await evidenceBundle(deps, String(req.params.number)));
   });
 
-  app.post('/api/inventory/scan', requireAdmin, express.json({ limit: '16kb' }), async (req, res) => {
-    res.json(await scanInventory(deps, req.body as unknown));
+  app.post('/api/inventory/scan', requireRoles('operator'), express.json({ limit: '16kb' }), async (req, res) => {
+    res.json(await scanInventory(deps, req.body as unknown, principalOf(res)));
+  });
+  app.get('/api/inventory/scans/:scanId', requireRoles('operator', 'auditor', 'security-reviewer'), async (req, res) => {
+    res.json(await scanRecord(deps, String(req.params.scanId)));
+  });
+
+  app.get('/api/tokens', requireRoles('operator', 'auditor'), async (_req, res) => {
+    res.json(await listTokens({ tokens }));
+  });
+  app.post('/api/tokens', requireRoles('operator'), express.json({ limit: '4kb' }), async (req, res) => {
+    res.status(201).json(await createToken({ tokens }, req.body as unknown, principalOf(res)));
+  });
+  app.delete('/api/tokens/:name', requireRoles('operator'), async (req, res) => {
+    res.json(await revokeToken({ tokens }, String(req.params.name), principalOf(res)));
   });
 
   app.use((req, _res, next) => next(new AppError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`)));
   app.use(errorMiddleware(deps.log));
   return app;
-}
-
-/** Compares digests so neither the token's length nor its prefix leaks through timing. */
-function bearer(token: string) {
-  const expected = createHash('sha256').update(token).digest();
-  return (req: Request, _res: Response, next: NextFunction) => {
-    const header = req.get('authorization') ?? '';
-    const given = /^Bearer (.+)$/.exec(header)?.[1];
-    const ok = given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), expected);
-    next(ok ? undefined : new AppError(401, 'UNAUTHORIZED', 'a valid bearer token is required'));
-  };
 }
 
 /** The one place errors become responses. Only AppErrors speak; anything else is a logged, detail-free 500. */
@@ -97,6 +110,6 @@ function errorMiddleware(log: Logger) {
       const cause = (appErr.cause as Error | undefined)?.message;
       log.warn('request failed', { path: req.path, code: appErr.code, cause });
     }
-    res.status(appErr.status).json({ error: { code: appErr.code, message: appErr.message, issues: appErr.issues } });
+    res.set(appErr.headers).status(appErr.status).json({ error: { code: appErr.code, message: appErr.message, issues: appErr.issues } });
   };
 }

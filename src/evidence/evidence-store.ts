@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
+import type { Actor } from '../auth/principal';
 import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
 import { canonicalJson, GENESIS_HASH, sha256Hex } from './canonical-json';
 import { assertNoSecrets } from './redaction';
@@ -15,7 +16,14 @@ export interface EvidenceInput {
   observedState: Record<string, unknown>;
   verified: boolean;
   verification: Record<string, unknown>;
+  /** The process that performed the step (`changegate-worker@host`). */
   actor: string;
+  /**
+   * The authenticated person or API token on whose behalf it happened, when one did (an inventory scan; later,
+   * approvals and reviews). Rows written before principals existed have no such field, and their hashed canonical
+   * JSON stays exactly as it was.
+   */
+  principal?: Actor;
   eventReceivedAt: string;
   startedAt: string;
   verifiedAt: string | null;

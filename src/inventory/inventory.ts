@@ -1,3 +1,4 @@
+import type { Actor } from '../auth/principal';
 import type { DiscoveredIdentity } from '../connectors/connector';
 
 /**
@@ -25,9 +26,24 @@ export interface SystemInventory {
 }
 
 export interface InventoryReport {
+  /** Names the scan's evidence chain (`inventory:<scanId>`) and its workflow (`inventory-<scanId>`). */
+  scanId: string;
   scannedAt: string;
   systems: SystemInventory[];
   orphans: number;
+}
+
+export interface InventoryScanInput {
+  scanId: string;
+  /** Default: every configured system. */
+  systems?: string[];
+  /** Who asked for the scan; recorded in its evidence. */
+  principal: Actor;
+  requestedAt: string;
+}
+
+export function scanTicketKey(scanId: string): string {
+  return `inventory:${scanId}`;
 }
 
 const GRANTED = new Set(['granted', 'rotated']);

@@ -1,12 +1,14 @@
 import 'reflect-metadata';
 import mysql from 'mysql2/promise';
 import { DataSource } from 'typeorm';
+import { ApiToken } from './entities/api-token.entity';
 import { EvidenceRecord } from './entities/evidence-record.entity';
 import { WebhookDelivery } from './entities/webhook-delivery.entity';
 import { InitialSchema1763900000000 } from './migrations/1763900000000-initial-schema';
+import { ApiTokens1764000000000 } from './migrations/1764000000000-api-tokens';
 
-export const ENTITIES = [EvidenceRecord, WebhookDelivery];
-export const MIGRATIONS = [InitialSchema1763900000000];
+export const ENTITIES = [EvidenceRecord, WebhookDelivery, ApiToken];
+export const MIGRATIONS = [InitialSchema1763900000000, ApiTokens1764000000000];
 
 const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
 

@@ -1,7 +1,7 @@
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { ChangeState, ChangeWorkflowInput, TicketSnapshot } from '../../workflows/change-types';
-import type { InventoryReport } from '../inventory/inventory';
+import type { InventoryReport, InventoryScanInput } from '../inventory/inventory';
 import { workflowIdFor } from '../../workflows/change-types';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 
@@ -57,11 +57,11 @@ export class ChangeWorkflows {
   }
 
   /** Runs one inventory scan on the worker (which holds the target credentials) and waits for its report. */
-  async scanInventory(systems: string[] | undefined, requestId: string): Promise<InventoryReport> {
+  async scanInventory(input: InventoryScanInput): Promise<InventoryReport> {
     return this.client.workflow.execute('inventoryWorkflow', {
-      workflowId: `inventory-${requestId}`,
+      workflowId: `inventory-${input.scanId}`,
       taskQueue: this.taskQueue,
-      args: [{ systems }],
+      args: [input],
       workflowExecutionTimeout: '10 minutes',
     });
   }

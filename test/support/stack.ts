@@ -1,17 +1,21 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
+import type express from 'express';
 import type { AddressInfo } from 'node:net';
 import { NativeConnection, Runtime, type Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import axios, { type AxiosResponse } from 'axios';
 import mysql from 'mysql2/promise';
 import type { DataSource } from 'typeorm';
 import { createApp } from '../../src/api/app';
+import { ApiTokenStore } from '../../src/auth/api-tokens';
+import type { OidcSettings } from '../../src/auth/oidc-settings';
+import type { Role } from '../../src/auth/principal';
 import { signWebhook } from '../../src/api/webhook-signature';
 import type { ConnectorsFile } from '../../src/connectors/registry';
 import { ConnectorRegistry, GrammarRegistry } from '../../src/connectors/registry';
 import { EvidenceStore } from '../../src/evidence/evidence-store';
 import { ServiceNowClient } from '../../src/itsm/servicenow-client';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 import { openDatabase } from '../../src/persistence/data-source';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../../src/simulators/servicenow-simulator';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
@@ -53,6 +57,10 @@ export { waitFor } from './wait';
 
 export interface Stack {
   apiUrl: string;
+  app: express.Express;
+  tokens: ApiTokenStore;
+  /** A fresh API token holding exactly these roles, under a unique name. */
+  tokenFor(...roles: Role[]): Promise<{ name: string; token: string }>;
   sim: ServiceNowSimulator;
   simUrl: string;
   ds: DataSource;
@@ -69,10 +77,12 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { inProcessWorker?: boolean; extraConnectors?: ConnectorsFile['connectors'] } = {}): Promise<Stack> {
+export async function startStack(
+  opts: { inProcessWorker?: boolean; extraConnectors?: ConnectorsFile['connectors']; oidc?: OidcSettings; log?: Logger } = {},
+): Promise<Stack> {
   quietRuntime();
   const taskQueue = `cg-test-${randomUUID()}`;
-  const log = createLogger('test', 'error');
+  const log = opts.log ?? createLogger('test', 'error');
   const ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: false });
   const evidence = new EvidenceStore(ds);
   const file = connectorsFile();
@@ -85,6 +95,7 @@ export async function startStack(opts: { inProcessWorker?: boolean; extraConnect
     evidence,
     webhookSecret: TEST_ENV.webhookSecret,
     adminToken: TEST_ENV.adminToken,
+    oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,
     log,
   });
@@ -119,8 +130,16 @@ export async function startStack(opts: { inProcessWorker?: boolean; extraConnect
     workerRun = worker.run();
   }
 
+  const tokens = new ApiTokenStore(ds);
   const stack: Stack = {
     apiUrl,
+    app,
+    tokens,
+    async tokenFor(...roles) {
+      const name = `t-${roles[0] ?? 'none'}-${randomBytes(6).toString('hex')}`;
+      const { token } = await tokens.create(name, roles, 'test');
+      return { name, token };
+    },
     sim,
     simUrl: listening.url,
     ds,

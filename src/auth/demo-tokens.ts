@@ -1,0 +1,69 @@
+import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DataSource } from 'typeorm';
+import { ApiTokenStore, DEMO_PREFIX, generateToken, tokenSha256 } from './api-tokens';
+import { ROLES, type Role } from './principal';
+
+export function demoTokenVariable(role: Role): string {
+  return `CHANGEGATE_DEMO_TOKEN_${role.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/**
+ * Zero configuration: one API token per role in the demo secrets file (`CHANGEGATE_DEMO_TOKEN_OPERATOR=…`), made
+ * once and never printed, so `npm start` can be tried with every role without an identity provider. Missing lines
+ * are appended, other lines are left exactly as they were, and the file is kept readable by its owner only.
+ */
+export function ensureDemoTokenFile(file: string): Record<Role, string> {
+  const existing = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const values = new Map<string, string>();
+  for (const line of existing.split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m) values.set(m[1] as string, m[2] as string);
+  }
+  const missing = ROLES.filter((role) => !values.get(demoTokenVariable(role)));
+  const lines = missing.map((role) => {
+    const token = generateToken();
+    values.set(demoTokenVariable(role), token);
+    return `${demoTokenVariable(role)}=${token}\n`;
+  });
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  // 'a' with mode 0600: created private; fchmod covers a file that already existed with a looser mode.
+  const fd = openSync(file, 'a', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    if (lines.length > 0) {
+      const separator = existing.length > 0 && !existing.endsWith('\n') ? '\n' : '';
+      writeSync(fd, separator + lines.join(''));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return Object.fromEntries(ROLES.map((role) => [role, values.get(demoTokenVariable(role)) as string])) as Record<Role, string>;
+}
+
+/**
+ * Registers the demo file's tokens (`demo-<role>-<first 8 hex of the hash>`, so a regenerated file gets new rows)
+ * and revokes demo tokens whose value is no longer in the file. A demo token someone revoked stays revoked.
+ */
+export async function ensureDemoTokens(file: string, ds: DataSource): Promise<{ registered: string[]; revoked: string[] }> {
+  const tokens = ensureDemoTokenFile(file);
+  const store = new ApiTokenStore(ds);
+  const current = new Set<string>();
+  const registered: string[] = [];
+  for (const role of ROLES) {
+    const sha = tokenSha256(tokens[role]);
+    const name = `${DEMO_PREFIX}${role}-${sha.slice(0, 8)}`;
+    current.add(name);
+    if (await store.findByHash(sha)) continue;
+    await store.register(name, tokens[role], [role], 'launcher');
+    registered.push(name);
+  }
+  const revoked: string[] = [];
+  for (const t of await store.list()) {
+    if (t.name.startsWith(DEMO_PREFIX) && !t.revokedAt && !current.has(t.name)) {
+      await store.revoke(t.name, 'launcher');
+      revoked.push(t.name);
+    }
+  }
+  return { registered, revoked };
+}

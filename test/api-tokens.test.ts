@@ -1,0 +1,134 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import axios from 'axios';
+import { ApiTokenStore, tokenSha256 } from '../src/auth/api-tokens';
+import { parseArgs } from '../src/auth/token-cli';
+import { createDataSource } from '../src/persistence/data-source';
+import { type Stack, startStack } from './support/stack';
+import { TEST_ENV } from './support/test-env';
+
+const run = promisify(execFile);
+const ROOT = resolve(__dirname, '..');
+
+describe('machines: named API tokens, stored hashed, revocable', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ inProcessWorker: false });
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  const api = (method: 'GET' | 'POST' | 'DELETE', path: string, token: string, data?: unknown) =>
+    axios.request({ method, url: `${stack.apiUrl}${path}`, data, headers: { authorization: `Bearer ${token}` }, validateStatus: () => true });
+  const uniqueName = (prefix: string) => `${prefix}-${randomBytes(5).toString('hex')}`;
+
+  it('a token made through POST /api/tokens is shown once, works, and is refused with 401 once revoked', async () => {
+    const name = uniqueName('siem');
+    const made = await api('POST', '/api/tokens', TEST_ENV.adminToken, { name, roles: ['auditor'] });
+    expect(made.status).toBe(201);
+    expect(made.data).toMatchObject({ name, roles: ['auditor'], createdBy: 'token:admin', revokedAt: null, token: expect.stringMatching(/^cg_[A-Za-z0-9_-]{43}$/) });
+    const token = made.data.token as string;
+
+    const listed = await api('GET', '/api/tokens', token);
+    expect(listed.status).toBe(200);
+    expect(listed.data.tokens).toContainEqual(expect.objectContaining({ name, roles: ['auditor'], revokedAt: null }));
+    // Neither the token nor its hash is ever read back.
+    expect(JSON.stringify(listed.data)).not.toContain(token);
+    expect(JSON.stringify(listed.data)).not.toContain(tokenSha256(token));
+
+    const revoked = await api('DELETE', `/api/tokens/${name}`, TEST_ENV.adminToken);
+    expect(revoked.status).toBe(200);
+    expect(revoked.data).toMatchObject({ name, revokedAt: expect.any(String), revokedBy: 'token:admin' });
+
+    const after = await api('GET', '/api/tokens', token);
+    expect(after.status).toBe(401);
+    expect(after.headers['www-authenticate']).toBe('Bearer realm="changegate", error="invalid_token"');
+
+    const again = await api('DELETE', `/api/tokens/${name}`, TEST_ENV.adminToken);
+    expect(again.status).toBe(200);
+    expect(again.data.revokedAt).toBe(revoked.data.revokedAt);
+  });
+
+  it('POST /api/tokens refuses decision roles and launcher names with 400, and a taken name with 409', async () => {
+    const decision = await api('POST', '/api/tokens', TEST_ENV.adminToken, { name: uniqueName('approver'), roles: ['change-manager'] });
+    expect(decision.status).toBe(400);
+    expect(decision.data.error.issues[0].path).toBe('roles[0]');
+    const demo = await api('POST', '/api/tokens', TEST_ENV.adminToken, { name: 'demo-operator-x', roles: ['operator'] });
+    expect(demo.status).toBe(400);
+    expect(demo.data.error.issues[0].path).toBe('name');
+    const name = uniqueName('pipeline');
+    expect((await api('POST', '/api/tokens', TEST_ENV.adminToken, { name, roles: ['operator'] })).status).toBe(201);
+    const taken = await api('POST', '/api/tokens', TEST_ENV.adminToken, { name, roles: ['operator'] });
+    expect(taken.status).toBe(409);
+    expect(taken.data.error.code).toBe('CONFLICT');
+  });
+
+  it('the database lets a token row change only by being revoked, once, and never be deleted', async () => {
+    const { name } = await stack.tokenFor('auditor');
+    const table = `\`${TEST_ENV.database}\`.api_tokens`;
+    const refused = (sql: string) => expect(stack.admin.query(sql, [name])).rejects.toMatchObject({ sqlState: '45000' });
+    await refused(`UPDATE ${table} SET roles = '["operator"]' WHERE name = ?`);
+    await refused(`UPDATE ${table} SET token_sha256 = REPEAT('0', 64) WHERE name = ?`);
+    // Riding along with a revocation does not help either.
+    await refused(`UPDATE ${table} SET revoked_at = NOW(3), revoked_by = 'x', roles = '["operator"]' WHERE name = ?`);
+    await refused(`UPDATE ${table} SET revoked_at = NOW(3), revoked_by = 'x', token_sha256 = REPEAT('0', 64) WHERE name = ?`);
+    await refused(`UPDATE ${table} SET revoked_at = NOW(3), revoked_by = NULL WHERE name = ?`);
+    await refused(`DELETE FROM ${table} WHERE name = ?`);
+    await stack.tokens.revoke(name, 'test');
+    await refused(`UPDATE ${table} SET revoked_at = NULL, revoked_by = NULL WHERE name = ?`);
+    await refused(`UPDATE ${table} SET revoked_at = NOW(3), revoked_by = 'someone-else' WHERE name = ?`);
+  });
+
+  it('with the grants deploy/mysql-init gives changegate_app, the app account can revoke a token and cannot update or delete evidence', async () => {
+    const sql = readFileSync(resolve(ROOT, 'deploy/mysql-init/01-users.sql'), 'utf8');
+    const grants = [...sql.matchAll(/^GRANT (.+) ON `changegate`\.(\S+) TO 'changegate_app'@'%';$/gm)].map((m) => ({ privileges: m[1] as string, object: m[2] as string }));
+    expect(grants.map((g) => g.object)).toEqual(['*', '`api_tokens`']);
+    const user = `cg_tapp_${randomBytes(4).toString('hex')}`;
+    const password = randomBytes(12).toString('hex');
+    for (const host of ['localhost', '127.0.0.1']) {
+      await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
+      for (const g of grants) await stack.admin.query(`GRANT ${g.privileges} ON \`${TEST_ENV.database}\`.${g.object} TO ?@?`, [user, host]);
+    }
+    const ds = createDataSource(`mysql://${user}:${password}@127.0.0.1:3306/${TEST_ENV.database}`);
+    await ds.initialize();
+    try {
+      const { name, token } = await stack.tokenFor('operator');
+      expect(await new ApiTokenStore(ds).revoke(name, 'test')).toMatchObject({ name, revokedBy: 'test' });
+      expect(await stack.tokens.authenticate(token)).toBeNull();
+      await expect(ds.query('UPDATE evidence_records SET outcome = outcome')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+      await expect(ds.query('DELETE FROM evidence_records')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+      await expect(ds.query('UPDATE webhook_deliveries SET source = source')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+      await expect(ds.query('DELETE FROM api_tokens')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    } finally {
+      await ds.destroy();
+      await stack.admin.query('DROP USER IF EXISTS ?@?, ?@?', [user, 'localhost', user, '127.0.0.1']);
+    }
+  });
+
+  it('token-cli create prints only the token on stdout; it authenticates with its role until token-cli revoke', async () => {
+    const name = uniqueName('servicenow');
+    const env = { ...process.env, DATABASE_URL: TEST_ENV.databaseUrl };
+    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/auth/token-cli.ts', ...args], { cwd: ROOT, env });
+    const created = await cli('create', name, '--role', 'integration');
+    const token = created.stdout.trim();
+    expect(token).toMatch(/^cg_[A-Za-z0-9_-]{43}$/);
+    expect(created.stderr).not.toContain(token);
+    const closure = `/api/changes/servicenow/CHG9999999999/closure-check`;
+    expect((await api('GET', closure, token)).status).toBe(404);
+    expect((await api('GET', '/api/tokens', token)).status).toBe(403);
+    const revoked = await cli('revoke', name);
+    expect(revoked.stdout).toContain(`${name} revoked`);
+    expect((await api('GET', closure, token)).status).toBe(401);
+  });
+
+  it('token-cli refuses an unknown role, a token without roles and a launcher name before touching the database', () => {
+    expect(() => parseArgs(['create', 'x', '--role', 'root'])).toThrow(/expected --role/);
+    expect(() => parseArgs(['create', 'x'])).toThrow(/at least one --role/);
+    expect(() => parseArgs(['create', 'demo-operator-1', '--role', 'operator'])).toThrow(/launcher/);
+    expect(parseArgs(['create', 'ci', '--role', 'operator', '--role', 'auditor'])).toEqual({ command: 'create', name: 'ci', roles: ['operator', 'auditor'] });
+  });
+});

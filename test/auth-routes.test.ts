@@ -1,0 +1,100 @@
+import axios, { type Method } from 'axios';
+import { ROLES, type Role } from '../src/auth/principal';
+import { type Stack, startStack } from './support/stack';
+import { TEST_ENV } from './support/test-env';
+
+/**
+ * Who may call what. This table is the specification (the README's role table says the same); the app's own route
+ * declarations are checked against it over real HTTP, and a route the app mounts without a row here fails the test.
+ */
+const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknown; roles: Role[]; admittedStatus: number }> = [
+  {
+    method: 'GET', route: '/api/changes/servicenow/:number/closure-check', path: '/api/changes/servicenow/CHG9999999999/closure-check',
+    roles: ['change-manager', 'auditor', 'operator', 'integration'], admittedStatus: 404,
+  },
+  {
+    method: 'GET', route: '/api/changes/servicenow/:number/evidence', path: '/api/changes/servicenow/CHG9999999999/evidence',
+    roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 404,
+  },
+  // An unknown system: admission is proven by the validation answer, without running a scan per role.
+  { method: 'POST', route: '/api/inventory/scan', path: '/api/inventory/scan', body: { systems: ['no-such-system'] }, roles: ['operator'], admittedStatus: 400 },
+  {
+    method: 'GET', route: '/api/inventory/scans/:scanId', path: '/api/inventory/scans/00000000-0000-4000-8000-000000000000',
+    roles: ['operator', 'auditor', 'security-reviewer'], admittedStatus: 404,
+  },
+  { method: 'GET', route: '/api/tokens', path: '/api/tokens', roles: ['operator', 'auditor'], admittedStatus: 200 },
+  { method: 'POST', route: '/api/tokens', path: '/api/tokens', body: { name: 'Not A Valid Name' }, roles: ['operator'], admittedStatus: 400 },
+  { method: 'DELETE', route: '/api/tokens/:name', path: '/api/tokens/no-such-token', roles: ['operator'], admittedStatus: 404 },
+];
+
+describe('every API route admits exactly its roles', () => {
+  let stack: Stack;
+  const tokens = new Map<Role, string>();
+  let roleless: string;
+  beforeAll(async () => {
+    stack = await startStack({ inProcessWorker: false });
+    for (const role of ROLES) tokens.set(role, (await stack.tokenFor(role)).token);
+    roleless = (await stack.tokenFor()).token;
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  const call = (r: (typeof ROUTES)[number], authorization?: string) =>
+    axios.request({
+      method: r.method,
+      url: `${stack.apiUrl}${r.path}`,
+      data: r.body,
+      headers: authorization ? { authorization } : {},
+      validateStatus: () => true,
+    });
+
+  it('the table above names every /api route the app mounts, with its method', () => {
+    const mounted = (stack.app.router.stack as Array<{ route?: { path: string; methods: Record<string, boolean> } }>)
+      .filter((l) => l.route?.path.startsWith('/api/'))
+      .flatMap((l) => Object.keys(l.route!.methods).map((m) => `${m.toUpperCase()} ${l.route!.path}`))
+      .sort();
+    expect(mounted).toEqual(ROUTES.map((r) => `${r.method} ${r.route}`).sort());
+  });
+
+  describe.each(ROUTES)('$method $route', (r) => {
+    it('answers 401 with a Bearer challenge and the API error shape when no token is sent', async () => {
+      const res = await call(r);
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer realm="changegate"');
+      expect(res.data).toEqual({ error: { code: 'UNAUTHORIZED', message: 'a bearer token is required', issues: [] } });
+    });
+
+    it('answers 401 invalid_token for an unknown token and for a non-Bearer scheme', async () => {
+      for (const header of ['Bearer cg_not-a-real-token', `Basic ${Buffer.from('changegate:x').toString('base64')}`]) {
+        const res = await call(r, header);
+        expect(res.status).toBe(401);
+        expect(res.headers['www-authenticate']).toBe('Bearer realm="changegate", error="invalid_token"');
+        expect(res.data.error.code).toBe('UNAUTHORIZED');
+        expect(JSON.stringify(res.data)).not.toContain('cg_not-a-real-token');
+      }
+    });
+
+    it('answers 403 FORBIDDEN to a token that holds no role', async () => {
+      const res = await call(r, `Bearer ${roleless}`);
+      expect(res.status).toBe(403);
+      expect(res.data.error).toMatchObject({ code: 'FORBIDDEN', message: expect.stringContaining(r.roles.join(', ')) });
+    });
+
+    it.each([...ROLES])('with role %s: admitted only if the route lists it', async (role) => {
+      const res = await call(r, `Bearer ${tokens.get(role)}`);
+      if (r.roles.includes(role)) {
+        expect(res.status).toBe(r.admittedStatus);
+      } else {
+        expect(res.status).toBe(403);
+        expect(res.data.error.code).toBe('FORBIDDEN');
+        expect(res.headers['www-authenticate']).toBeUndefined();
+      }
+    });
+
+    it('admits CHANGEGATE_ADMIN_TOKEN exactly where the operator role is admitted', async () => {
+      const res = await call(r, `Bearer ${TEST_ENV.adminToken}`);
+      expect(res.status).toBe(r.roles.includes('operator') ? r.admittedStatus : 403);
+    });
+  });
+});
