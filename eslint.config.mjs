@@ -22,11 +22,33 @@ export default tseslint.config(
         'error',
         {
           paths: ['fs', 'node:fs', 'crypto', 'node:crypto', 'axios', 'mysql2', 'mysql2/promise', 'typeorm', 'express', 'child_process', 'node:child_process', '@temporalio/client', '@temporalio/worker', '@temporalio/activity'],
-          patterns: [{ group: ['../activities', '../activities/*', '../src/*', '../src/**'], allowTypeImports: true, message: 'workflows may only import types from activities and src' }],
+          // The domain (src/change) is pure and shared by workflows, activities and the API.
+          patterns: [
+            {
+              group: ['../activities', '../activities/*', '../src/*', '../src/**', '!../src/change', '!../src/change/*'],
+              allowTypeImports: true,
+              message: 'workflows may only import types from activities and src (values only from src/change)',
+            },
+          ],
         },
       ],
       'no-restricted-globals': ['error', { name: 'setTimeout', message: 'use sleep() from @temporalio/workflow' }, { name: 'setInterval', message: 'use sleep() in a loop' }],
       'no-restricted-syntax': ['error', { selector: "MemberExpression[object.name='Math'][property.name='random']", message: 'Math.random is replaced in workflows; use uuid4() for ids' }],
+    },
+  },
+  {
+    // The domain is pure: the workflow bundle imports it, and it imports nothing above it.
+    files: ['src/change/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*', 'fs', 'crypto', 'axios', 'typeorm', 'express', 'zod', '@temporalio/*'], message: 'src/change is pure: no I/O, no runtime dependencies' },
+            { group: ['../*', '../**'], allowTypeImports: true, message: 'src/change imports only types from outside itself' },
+          ],
+        },
+      ],
     },
   },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },

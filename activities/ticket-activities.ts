@@ -1,19 +1,29 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { ServiceNowError, type ServiceNowClient } from '../src/itsm/servicenow-client';
+import type { TicketRef } from '../src/change/ticket';
 import { FailureType } from '../src/connectors/connector-errors';
-import { GATE_DIGEST_FIELD, GATE_FIELD } from '../src/itsm/servicenow-gate';
-import type { ClosureGateValue } from '../workflows/change-types';
+import { type GateWrite, type TicketWriteBack, WriteBackError } from '../src/itsm/source';
 
 export interface TicketActivityDeps {
-  servicenow: ServiceNowClient;
+  /** The write-back adapter of a registered ticket source. */
+  writeBackFor: (source: string) => TicketWriteBack;
 }
 
-/** Maps the ITSM client's errors onto Temporal's retry model: throttling waits as told, refusals are final. */
+/**
+ * Which ticket a write-back is for. Calls scheduled before tickets were normalised name only a ServiceNow sys_id;
+ * a retry of one of those may still arrive.
+ */
+type Addressed = { ticket: TicketRef } | { sysId: string };
+
+function ticketOf(input: Addressed): TicketRef {
+  return 'ticket' in input ? input.ticket : { source: 'servicenow', key: '', recordId: input.sysId };
+}
+
+/** Maps a source's write-back errors onto Temporal's retry model: throttling waits as told, refusals are final. */
 async function itsmCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ServiceNowError) {
+    if (err instanceof WriteBackError) {
       if (err.kind === 'rate_limited') {
         throw ApplicationFailure.create({ message: err.message, type: 'RateLimited', nextRetryDelay: err.retryAfterMs ?? 1000, cause: err });
       }
@@ -25,28 +35,19 @@ async function itsmCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createTicketActivities({ servicenow }: TicketActivityDeps) {
+export function createTicketActivities({ writeBackFor }: TicketActivityDeps) {
   return {
-    /**
-     * Appends a work note once: the marker makes a retried activity find its own earlier note instead of
-     * writing a second one.
-     */
-    async postWorkNote({ sysId, marker, text }: { sysId: string; marker: string; text: string }): Promise<{ posted: boolean }> {
-      const tag = `[changegate ${marker}]`;
-      const existing = await itsmCall(() => servicenow.listWorkNotes(sysId));
-      if (existing.some((n) => n.value.includes(tag))) return { posted: false };
-      await itsmCall(() => servicenow.addWorkNote(sysId, `${tag} ${text}`));
-      return { posted: true };
+    /** Appends a note to the ticket once (the source's adapter finds a retried attempt's earlier note by its marker). */
+    async postWorkNote(input: Addressed & { marker: string; text: string }): Promise<{ posted: boolean }> {
+      const ticket = ticketOf(input);
+      return itsmCall(() => writeBackFor(ticket.source).postNote(ticket, input.marker, input.text));
     },
 
-    /**
-     * Writes the gate and the digest of the identity-actions text it is about in one save, so the ticket never holds
-     * one without the other. Without a digest (a call scheduled before gates carried one) only the value is written.
-     */
-    async setClosureGate({ sysId, value, digest }: { sysId: string; value: ClosureGateValue | ''; digest?: string }): Promise<void> {
-      const fields: Record<string, string> = { [GATE_FIELD]: value };
-      if (digest !== undefined) fields[GATE_DIGEST_FIELD] = digest;
-      await itsmCall(() => servicenow.updateChange(sysId, fields));
+    /** Writes the closure gate and the digest of the identity-actions text it is about. */
+    async setClosureGate(input: Addressed & GateWrite): Promise<void> {
+      const ticket = ticketOf(input);
+      const gate: GateWrite = input.digest === undefined ? { value: input.value } : { value: input.value, digest: input.digest };
+      await itsmCall(() => writeBackFor(ticket.source).setGate(ticket, gate));
     },
   };
 }

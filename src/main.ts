@@ -12,7 +12,7 @@ import { startDemoLdap } from './launcher/demo-ldap';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { createLogger } from './logger';
 import { openDatabase } from './persistence/data-source';
-import { createServiceNowSimulator } from './simulators/servicenow-simulator';
+import { createServiceNowSimulator } from './itsm/servicenow/servicenow-simulator';
 import { type DevServer, startDevServer } from './temporal/dev-server';
 
 const ROOT = resolve(__dirname, extname(__filename) === '.ts' ? '..' : '../..');

@@ -2,7 +2,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from './config';
 import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
-import { ServiceNowClient } from './itsm/servicenow-client';
+import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, temporalLogSink } from './logger';
 import { openDatabase } from './persistence/data-source';
 import { createWorker } from './worker';

@@ -3,7 +3,8 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createConnectorActivities, createInventoryActivities, createTicketActivities } from '../activities';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
-import type { ServiceNowClient } from './itsm/servicenow-client';
+import { writeBacks } from './itsm/registry';
+import type { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -12,6 +13,8 @@ export interface WorkerDeps {
   registry: ConnectorRegistry;
   evidence: EvidenceStore;
   servicenow: ServiceNowClient;
+  /** Clients of other ticket sources' write-backs, by source name. */
+  sourceClients?: Readonly<Record<string, unknown>>;
   /** Sticky-cache bound (config TEMPORAL_MAX_CACHED_WORKFLOWS). */
   maxCachedWorkflows?: number;
   /** A pre-built bundle (production, tests); otherwise the workflows are bundled from source at start. */
@@ -26,7 +29,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
-    ...createTicketActivities({ servicenow: deps.servicenow }),
+    ...createTicketActivities({ writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }) }),
   };
   return Worker.create({
     connection: deps.connection,

@@ -1,13 +1,13 @@
 import { createHmac } from 'node:crypto';
 import { parseIsoDuration } from '../src/actions/iso-duration';
-import { MAX_TIMESTAMP_SKEW_SECONDS, signWebhook, verifyWebhookSignature } from '../src/api/webhook-signature';
+import { MAX_TIMESTAMP_SKEW_SECONDS, signWebhook, verifyWebhookSignature } from '../src/itsm/servicenow/webhook-signature';
 import { MYSQL_PRIVILEGES, MysqlGrammar, canonicalGrantsFromShowGrants } from '../src/connectors/mysql/mysql-grammar';
 import { GrammarRegistry } from '../src/connectors/registry';
 import { canonicalJson } from '../src/evidence/canonical-json';
 import { assertNoSecrets } from '../src/evidence/redaction';
-import { parseIdentityActions } from '../src/itsm/servicenow-change';
-import type { PlannedAction, StepState } from '../workflows/change-types';
-import { closureVerdict } from '../workflows/closure';
+import { parseIdentityActions } from '../src/actions/plan-actions';
+import type { PlannedAction, StepState } from '../src/change';
+import { closureVerdict } from '../src/change/closure';
 import { connectorsFile } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -56,7 +56,7 @@ describe('identity actions on a ServiceNow ticket (parseIdentityActions with the
     ttl: 'PT8H',
     ...extra,
   });
-  const parse = (doc: unknown) => parseIdentityActions(typeof doc === 'string' ? doc : JSON.stringify(doc), grammars);
+  const parse = (doc: unknown) => parseIdentityActions(typeof doc === 'string' ? doc : JSON.stringify(doc), grammars, 'u_identity_actions');
   const issuesOf = (doc: unknown) => {
     const result = parse(doc);
     if (result.ok) throw new Error(`expected issues, got ${JSON.stringify(result.value)}`);

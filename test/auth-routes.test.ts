@@ -9,11 +9,11 @@ import { TEST_ENV } from './support/test-env';
  */
 const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknown; roles: Role[]; admittedStatus: number }> = [
   {
-    method: 'GET', route: '/api/changes/servicenow/:number/closure-check', path: '/api/changes/servicenow/CHG9999999999/closure-check',
+    method: 'GET', route: '/api/changes/:source/:key/closure-check', path: '/api/changes/servicenow/CHG9999999999/closure-check',
     roles: ['change-manager', 'auditor', 'operator', 'integration'], admittedStatus: 404,
   },
   {
-    method: 'GET', route: '/api/changes/servicenow/:number/evidence', path: '/api/changes/servicenow/CHG9999999999/evidence',
+    method: 'GET', route: '/api/changes/:source/:key/evidence', path: '/api/changes/servicenow/CHG9999999999/evidence',
     roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 404,
   },
   // An unknown system: admission is proven by the validation answer, without running a scan per role.

@@ -27,7 +27,7 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
 
     // In Implement but not yet approved: still no grant.
     stack.sim.updateChange(sysId, { state: '-1' });
-    await waitFor('the Implement delivery to reach the workflow', async () => (await stack.workflows.status('servicenow', number))?.state === '-1');
+    await waitFor('the Implement delivery to reach the workflow', async () => (await stack.workflows.status('servicenow', number))?.sourceState === '-1');
     expect(await stack.accountExists(account)).toBe(false);
 
     stack.sim.updateChange(sysId, { approval: 'approved' });

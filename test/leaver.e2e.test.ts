@@ -1,5 +1,5 @@
 import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
-import { BusinessRuleAbortError } from '../src/simulators/servicenow-simulator';
+import { BusinessRuleAbortError } from '../src/itsm/servicenow/servicenow-simulator';
 
 describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB, simulated ServiceNow)', () => {
   let stack: Stack;
@@ -135,7 +135,7 @@ describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB
       const s = await stack.workflows.status('servicenow', number);
       return s && s.deliveries === 2 ? s : null;
     });
-    expect(status).toMatchObject({ state: '-1', modCount: 5, ignoredStale: 1 });
+    expect(status).toMatchObject({ sourceState: '-1', phase: 'implement', version: 5, ignoredStale: 1 });
   });
 
   it('a ticket ServiceNow no longer has: the leaver still completes, and closure stays blocked because the notes could not be written', async () => {
@@ -146,9 +146,10 @@ describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB
     const record = { sys_id: 'c'.repeat(24) + Math.random().toString(16).slice(2, 10).padEnd(8, '0'), number, sys_mod_count: '0', state: '-5', approval: '', type: 'emergency', u_identity_actions: leaver(account) };
     expect((await stack.deliver(record)).status).toBe(202);
     await waitFor('account dropped', async () => !(await stack.accountExists(account)));
-    const check = await waitFor('closure-check reporting the failed write-back', async () => {
+    const check = await waitFor('closure-check reporting the failed write-back and the verified step', async () => {
       const r = await stack.closureCheck(number);
-      return r.data.reasons?.some((x: string) => x.startsWith('evidence could not be written')) ? r : null;
+      // The first failed write-back (the pending gate) can precede the step's verification: wait for both.
+      return r.data.reasons?.some((x: string) => x.startsWith('evidence could not be written')) && r.data.steps?.[0]?.status === 'verified' ? r : null;
     });
     expect(check.data.allowed).toBe(false);
     expect(check.data.reasons[0]).toMatch(/evidence could not be written to the ticket: No Record found/);

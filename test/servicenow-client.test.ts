@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { AxiosError } from 'axios';
 import express from 'express';
-import { ServiceNowClient, ServiceNowError } from '../src/itsm/servicenow-client';
-import { identityActionsDigest } from '../src/itsm/servicenow-gate';
-import { createServiceNowSimulator, type ServiceNowSimulator, type SimulatorOptions } from '../src/simulators/servicenow-simulator';
+import { ServiceNowClient, ServiceNowError } from '../src/itsm/servicenow/servicenow-client';
+import { identityActionsDigest } from '../src/itsm/servicenow/servicenow-gate';
+import { createServiceNowSimulator, type ServiceNowSimulator, type SimulatorOptions } from '../src/itsm/servicenow/servicenow-simulator';
 
 const USER = 'changegate.integration';
 const PASSWORD = 'S3cr3t-Pa55w0rd-never-logged';

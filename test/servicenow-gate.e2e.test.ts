@@ -1,5 +1,5 @@
-import { GATE_DIGEST_FIELD, GATE_FIELD, identityActionsDigest } from '../src/itsm/servicenow-gate';
-import { BLOCK_CLOSE_RULE_NAME, BusinessRuleAbortError } from '../src/simulators/servicenow-simulator';
+import { GATE_DIGEST_FIELD, GATE_FIELD, identityActionsDigest } from '../src/itsm/servicenow/servicenow-gate';
+import { BLOCK_CLOSE_RULE_NAME, BusinessRuleAbortError } from '../src/itsm/servicenow/servicenow-simulator';
 import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 

@@ -4,9 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
-import { GATE_DIGEST_FIELD, GATE_FIELD, identityActionsDigest } from '../src/itsm/servicenow-gate';
-import { defaultInstallKitDir, loadInstallKit } from '../src/simulators/servicenow-business-rules';
-import { BLOCK_CLOSE_RULE_NAME, type ListeningSimulator, type ServiceNowSimulator, createServiceNowSimulator } from '../src/simulators/servicenow-simulator';
+import { GATE_DIGEST_FIELD, GATE_FIELD, identityActionsDigest } from '../src/itsm/servicenow/servicenow-gate';
+import { defaultInstallKitDir, loadInstallKit } from '../src/itsm/servicenow/servicenow-business-rules';
+import { BLOCK_CLOSE_RULE_NAME, type ListeningSimulator, type ServiceNowSimulator, createServiceNowSimulator } from '../src/itsm/servicenow/servicenow-simulator';
 
 /**
  * The business rules of integrations/servicenow/, run by the simulator exactly as shipped. A person's saves go

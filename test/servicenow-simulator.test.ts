@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { verifyWebhookSignature, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../src/api/webhook-signature';
-import { identityActionsDigest } from '../src/itsm/servicenow-gate';
+import { verifyWebhookSignature, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../src/itsm/servicenow/webhook-signature';
+import { identityActionsDigest } from '../src/itsm/servicenow/servicenow-gate';
 import {
   BLOCK_CLOSE_RULE_NAME,
   BusinessRuleAbortError,
@@ -10,7 +10,7 @@ import {
   type ListeningSimulator,
   type ServiceNowSimulator,
   type SimulatorOptions,
-} from '../src/simulators/servicenow-simulator';
+} from '../src/itsm/servicenow/servicenow-simulator';
 
 const USER = 'sim-user';
 const PASSWORD = 'sim-password-Zq81';

@@ -57,7 +57,7 @@ describe('the ServiceNow webhook refuses what it cannot trust, and changes nothi
   it('a body altered after signing is 401: the signature covers the raw bytes', async () => {
     const original = Buffer.from(JSON.stringify(record(leaverOf('someone_else'))));
     const ts = Math.floor(Date.now() / 1000);
-    const { signWebhook } = await import('../src/api/webhook-signature');
+    const { signWebhook } = await import('../src/itsm/servicenow/webhook-signature');
     const signature = signWebhook('test-webhook-secret-0123456789', String(ts), original);
     const tampered = Buffer.from(original.toString().replace('someone_else', victim));
     await expectRefused(() => stack.deliver(undefined, { raw: tampered, timestamp: ts, signature }), 401);

@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ConnectorActivities, TicketActivities } from '../activities';
 import { ChangeWorkflows } from '../src/temporal/temporal-client';
-import type { ChangeState, TicketSnapshot } from '../workflows/change-types';
+import type { ChangeState, TicketSnapshot } from '../src/change';
 import { quietRuntime, uniqueTicketNumber, waitFor } from './support/stack';
 import { temporalAddress } from './support/test-env';
 
@@ -38,8 +38,8 @@ describe('change workflow when evidence cannot be written', () => {
     await workflows.close();
   }
 
-  const snapshot = (): TicketSnapshot => ({
-    eventId: randomUUID(), modCount: 0, receivedAt: new Date().toISOString(), state: '-1', approval: 'approved', type: 'normal',
+  const snapshot = (key: string, recordId: string): TicketSnapshot => ({
+    source: 'servicenow', key, recordId, eventId: randomUUID(), version: 0, receivedAt: new Date().toISOString(), phase: 'implement', emergency: false, sourceState: '-1',
     actions: [{ actionId: 'a1', kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: 'svc_gone', host: '%' } }],
   });
   const down = () => {
@@ -50,7 +50,7 @@ describe('change workflow when evidence cannot be written', () => {
     await runWith(
       { applyLeaver: async () => ({ changed: true, detail: 'dropped', startedAt: new Date().toISOString() }), verifyAndRecord: async () => down() },
       async (number) => {
-        await workflows.deliver({ source: 'servicenow', ticketNumber: number, sysId: 'f'.repeat(32) }, snapshot());
+        await workflows.deliver({ source: 'servicenow', key: number, recordId: 'f'.repeat(32) }, snapshot(number, 'f'.repeat(32)));
         const state = await waitFor('the step to end', async () => {
           const s = await workflows.status('servicenow', number);
           return s?.steps[0]?.status === 'failed' ? s : null;
@@ -70,7 +70,7 @@ describe('change workflow when evidence cannot be written', () => {
         recordFailure: async () => down(),
       },
       async (number) => {
-        await workflows.deliver({ source: 'servicenow', ticketNumber: number, sysId: 'e'.repeat(32) }, snapshot());
+        await workflows.deliver({ source: 'servicenow', key: number, recordId: 'e'.repeat(32) }, snapshot(number, 'e'.repeat(32)));
         const state: ChangeState = await waitFor('the step to end', async () => {
           const s = await workflows.status('servicenow', number);
           return s?.steps[0]?.status === 'failed' ? s : null;

@@ -1,18 +1,19 @@
 /**
- * Types shared by the change workflow, its activities and the API. Pure data: safe to import into workflow code.
+ * The change workflow's own types: its input, and the shapes that histories recorded before tickets were
+ * normalised carry (every one of them came from ServiceNow). Pure data: safe to import into workflow code.
  */
-import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
+import type { ChangeState, PlannedAction, SourceName, StepState, TicketRef, TicketSnapshot } from '../src/change';
 
-export type TicketSource = 'servicenow';
+export interface ChangeWorkflowInput {
+  source: SourceName;
+  key: string;
+  recordId: string;
+  /** Carried across continue-as-new. */
+  carried?: ChangeState;
+}
 
-/** One validated identity action as the workflow receives it: grants already in the connector's canonical form. */
-export type PlannedAction =
-  | { actionId: string; kind: 'leaver'; system: string; identity: IdentityRef }
-  | { actionId: string; kind: 'joiner'; system: string; identity: IdentityRef; grants: string[]; ttlMs?: number; ttl?: string }
-  | { actionId: string; kind: 'rotate'; system: string; identity: IdentityRef; deliverTo: SecretDestination };
-
-/** What one delivery said about the ticket. `modCount` orders deliveries; older ones never move the workflow back. */
-export interface TicketSnapshot {
+/** A delivery as ServiceNow snapshots were signalled before tickets were normalised. */
+export interface LegacySnapshot {
   eventId: string;
   modCount: number;
   receivedAt: string;
@@ -20,49 +21,11 @@ export interface TicketSnapshot {
   approval: string;
   type: string;
   actions: PlannedAction[];
-  /**
-   * identityActionsDigest() of the ticket's raw identity-actions text: the closure gate is written for exactly this
-   * text. Absent in deliveries accepted before gates carried a digest.
-   */
   actionsDigest?: string;
 }
 
-export interface ChangeWorkflowInput {
-  source: TicketSource;
-  ticketNumber: string;
-  sysId: string;
-  /** Carried across continue-as-new. */
-  carried?: ChangeState;
-}
-
-export type StepStatus =
-  | 'pending'
-  | 'waiting-authorization'
-  | 'running'
-  | 'verified'
-  | 'failed'
-  | 'cancelled'
-  | 'withdrawn';
-
-export type ExpiryStatus = 'none' | 'scheduled' | 'running' | 'verified' | 'failed';
-
-export interface StepState {
-  stepId: string;
-  action: PlannedAction;
-  status: StepStatus;
-  detail?: string;
-  /** Receipt time of the delivery that caused this step: the start of the latency the benchmark measures. */
-  eventReceivedAt: string;
-  verifiedAt?: string;
-  /** Joiners only. */
-  accountCreated?: boolean;
-  /** Rotations only: which credential version the store now serves (never the value). */
-  rotation?: { fingerprint: string; version: number; credentialId?: string };
-  expiry?: { status: ExpiryStatus; expiresAt?: string; detail?: string; verifiedAt?: string };
-}
-
-export interface ChangeState {
-  source: TicketSource;
+/** The workflow's state before tickets were normalised, as a continued-as-new run carries it. */
+export interface LegacyChangeState extends Omit<ChangeState, 'key' | 'recordId' | 'version' | 'phase' | 'emergency' | 'sourceState' | 'steps'> {
   ticketNumber: string;
   sysId: string;
   modCount: number;
@@ -70,41 +33,15 @@ export interface ChangeState {
   approval: string;
   type: string;
   steps: StepState[];
-  /** True while the gate last written to the ticket lets it close (`verified` or `not_applicable`). */
-  gateSet: boolean;
-  /** The gate last written to the ticket; absent until the first write. */
-  gate?: ClosureGate;
-  /** actionsDigest of the newest delivery. */
-  actionsDigest?: string;
-  /** Write-backs to the ticket that failed for good (e.g. the ticket is gone or the integration user lacks rights). */
-  writeBackErrors: string[];
-  deliveries: number;
-  ignoredStale: number;
 }
 
-/**
- * The ticket's closure gate as the gateway writes it (integrations/servicenow/INSTALL.md): `pending` while any
- * identity step is open, `verified` once every one is verified, `not_applicable` when the change never had a step
- * to run. `digest` names the identity-actions text the value is about ('' with `pending`).
- */
-export type ClosureGateValue = 'pending' | 'verified' | 'not_applicable';
-
-export interface ClosureGate {
-  value: ClosureGateValue;
-  digest: string;
+export interface LegacyChangeWorkflowInput {
+  source: 'servicenow';
+  ticketNumber: string;
+  sysId: string;
+  carried?: LegacyChangeState;
 }
 
-export interface ClosureVerdict {
-  allowed: boolean;
-  reasons: string[];
-}
+export type AnySnapshot = TicketSnapshot | LegacySnapshot;
 
-export const TICKET_STATE = { implement: '-1', closed: '3', canceled: '4' } as const;
-
-export function ticketKey(source: TicketSource, number: string): string {
-  return `${source}:${number}`;
-}
-
-export function workflowIdFor(source: TicketSource, number: string): string {
-  return `change-${source}-${number}`;
-}
+export type { TicketRef };

@@ -16,18 +16,21 @@ import type { ConnectorActivities, TicketActivities } from '../activities';
 import type { DesiredAccount } from '../src/connectors/connector';
 import {
   type ChangeState,
-  type ChangeWorkflowInput,
   type ClosureGate,
   type PlannedAction,
   type StepState,
-  TICKET_STATE,
+  type TicketRef,
   type TicketSnapshot,
+  closureGate,
+  closureVerdict,
+  isFinal,
   ticketKey,
-} from './change-types';
-import { closureGate, closureVerdict } from './closure';
+} from '../src/change';
+import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
+import { normaliseInput, normaliseSnapshot } from './legacy-ticket';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 
-export const ticketUpdatedSignal = defineSignal<[TicketSnapshot]>('ticketUpdated');
+export const ticketUpdatedSignal = defineSignal<[AnySnapshot]>('ticketUpdated');
 export const statusQuery = defineQuery<ChangeState>('status');
 
 /** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
@@ -37,7 +40,7 @@ const targets = proxyActivities<ConnectorActivities>({
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 12 },
 });
 
-/** Ticket write-backs: ServiceNow throttles per hour, so allow a long tail; 429s set their own delay. */
+/** Ticket write-backs: ITSM systems throttle per hour (ServiceNow) or per minute (Jira), so allow a long tail; 429s set their own delay. */
 const tickets = proxyActivities<TicketActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 50 },
@@ -52,22 +55,24 @@ const VERIFY_ATTEMPTS = 3;
  */
 const GATE_BOUND_TO_ACTIONS = 'closure-gate-bound-to-actions';
 
-export async function changeWorkflow(input: ChangeWorkflowInput): Promise<ChangeState> {
+export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChangeWorkflowInput): Promise<ChangeState> {
+  const input = normaliseInput(started);
   const state: ChangeState = input.carried ?? {
     source: input.source,
-    ticketNumber: input.ticketNumber,
-    sysId: input.sysId,
-    modCount: -1,
-    state: '',
-    approval: '',
-    type: '',
+    key: input.key,
+    recordId: input.recordId,
+    version: -1,
+    phase: '',
+    emergency: false,
+    sourceState: '',
     steps: [],
     gateSet: false,
     writeBackErrors: [],
     deliveries: 0,
     ignoredStale: 0,
   };
-  const key = ticketKey(state.source, state.ticketNumber);
+  const key = ticketKey(state.source, state.key);
+  const ref: TicketRef = { source: state.source, key: state.key, recordId: state.recordId };
   let dirty = true;
   let gateAttribute = '';
   const inFlight = new Set<Promise<void>>();
@@ -75,16 +80,18 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
     dirty = true;
   };
 
-  setHandler(ticketUpdatedSignal, (snap) => {
+  setHandler(ticketUpdatedSignal, (delivered) => {
+    const snap = normaliseSnapshot(delivered, ref);
     state.deliveries++;
-    if (snap.modCount <= state.modCount) {
+    if (snap.version <= state.version) {
       state.ignoredStale++;
       return;
     }
-    state.modCount = snap.modCount;
-    state.state = snap.state;
-    state.approval = snap.approval;
-    state.type = snap.type;
+    state.version = snap.version;
+    state.phase = snap.phase;
+    state.emergency = snap.emergency;
+    state.sourceState = snap.sourceState;
+    if (snap.requester !== undefined) state.requester = snap.requester;
     state.actionsDigest = snap.actionsDigest;
     mergeActions(state, snap);
     touch();
@@ -104,7 +111,7 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   };
 
   // The first delivery comes with signal-with-start; wait for it in case of a bare start.
-  await condition(() => state.modCount >= 0);
+  await condition(() => state.version >= 0);
 
   for (;;) {
     await condition(() => dirty);
@@ -113,30 +120,30 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
     for (const step of state.steps) {
       if (step.status === 'pending' && step.action.kind === 'leaver') {
         step.status = 'running';
-        track(runLeaver(key, state, step));
+        track(runLeaver(key, ref, step));
       } else if (step.status === 'waiting-authorization') {
-        if (isFinal(state)) step.status = 'cancelled';
+        if (isFinal(state.phase)) step.status = 'cancelled';
         else if (isAuthorized(state)) {
           step.status = 'running';
-          track(step.action.kind === 'rotate' ? runRotate(key, state, step) : runJoiner(key, state, step, touch));
+          track(step.action.kind === 'rotate' ? runRotate(key, ref, step) : runJoiner(key, ref, step, touch));
         }
-      } else if (step.status === 'verified' && step.expiry?.status === 'scheduled' && state.state === TICKET_STATE.canceled) {
+      } else if (step.status === 'verified' && step.expiry?.status === 'scheduled' && state.phase === 'cancelled') {
         // A cancelled change loses what it granted now, not at the end of the TTL.
         step.expiry.status = 'running';
-        track(runExpiry(key, state, step));
+        track(runExpiry(key, ref, step));
       }
     }
 
     const verdict = closureVerdict(state);
     if (patched(GATE_BOUND_TO_ACTIONS)) {
-      await writeClosureGate(state, closureGate(state, verdict));
+      await writeClosureGate(ref, state, closureGate(state, verdict));
     } else if (verdict.allowed !== state.gateSet && state.steps.length > 0) {
       // Before GATE_BOUND_TO_ACTIONS: kept so that histories recorded before it replay unchanged.
       try {
-        await tickets.setClosureGate({ sysId: state.sysId, value: verdict.allowed ? 'verified' : '' });
+        await tickets.setClosureGate({ ticket: ref, value: verdict.allowed ? 'verified' : '' });
         state.gateSet = verdict.allowed;
         if (verdict.allowed) {
-          await tickets.postWorkNote({ sysId: state.sysId, marker: `gate:${state.modCount}`, text: 'Identity cleanup verified: closure allowed.' });
+          await tickets.postWorkNote({ ticket: ref, marker: `gate:${state.version}`, text: 'Identity cleanup verified: closure allowed.' });
         }
       } catch (err) {
         state.writeBackErrors.push(failureText(err));
@@ -149,7 +156,7 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
       upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.gate, value: gate }]);
     }
 
-    if (isFinal(state) && inFlight.size === 0 && allTerminal(state)) break;
+    if (isFinal(state.phase) && inFlight.size === 0 && allTerminal(state)) break;
     if (workflowInfo().continueAsNewSuggested && inFlight.size === 0) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof changeWorkflow>({ ...input, carried: state });
@@ -163,10 +170,10 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
  * Writes the gate when it differs from the one last written: a changed verdict, or the same verdict about other
  * identity-actions text (the ticket's own business rule has already reset the gate to pending on that edit).
  */
-async function writeClosureGate(state: ChangeState, wanted: ClosureGate | undefined): Promise<void> {
+async function writeClosureGate(ref: TicketRef, state: ChangeState, wanted: ClosureGate | undefined): Promise<void> {
   if (!wanted || (state.gate?.value === wanted.value && state.gate.digest === wanted.digest)) return;
   try {
-    await tickets.setClosureGate({ sysId: state.sysId, value: wanted.value, digest: wanted.digest });
+    await tickets.setClosureGate({ ticket: ref, value: wanted.value, digest: wanted.digest });
     state.gate = wanted;
     state.gateSet = wanted.value !== 'pending';
   } catch (err) {
@@ -175,22 +182,18 @@ async function writeClosureGate(state: ChangeState, wanted: ClosureGate | undefi
   }
   if (wanted.value === 'verified') {
     try {
-      await tickets.postWorkNote({ sysId: state.sysId, marker: `gate:${state.modCount}`, text: 'Identity cleanup verified: closure allowed.' });
+      await tickets.postWorkNote({ ticket: ref, marker: `gate:${state.version}`, text: 'Identity cleanup verified: closure allowed.' });
     } catch (err) {
       // A failed write-back blocks closure (closureVerdict), so the gate just opened closes again.
       state.writeBackErrors.push(failureText(err));
-      await writeClosureGate(state, { value: 'pending', digest: '' });
+      await writeClosureGate(ref, state, { value: 'pending', digest: '' });
     }
   }
 }
 
-function isFinal(state: ChangeState): boolean {
-  return state.state === TICKET_STATE.closed || state.state === TICKET_STATE.canceled;
-}
-
-/** Grant late: only inside the change window, and only once approved (a standard change is pre-approved). */
+/** Grant late: only once the change is authorized and in its window (a standard change is pre-approved). */
 function isAuthorized(state: ChangeState): boolean {
-  return state.state === TICKET_STATE.implement && (state.approval === 'approved' || state.type === 'standard');
+  return state.phase === 'implement';
 }
 
 function allTerminal(state: ChangeState): boolean {
@@ -289,7 +292,7 @@ async function recordStepFailure(args: { key: string; step: StepState; stepId: s
   }
 }
 
-async function runLeaver(key: string, state: ChangeState, step: StepState): Promise<void> {
+async function runLeaver(key: string, ref: TicketRef, step: StepState): Promise<void> {
   const a = step.action;
   const result = await applyAndVerify({
     key, step, stepId: step.stepId, outcome: 'revoked', desired: { exists: false },
@@ -297,13 +300,13 @@ async function runLeaver(key: string, state: ChangeState, step: StepState): Prom
   });
   finish(step, result);
   await tickets.postWorkNote({
-    sysId: state.sysId,
+    ticket: ref,
     marker: `${step.stepId}:${step.status}`,
     text: result.ok ? `Verified: ${label(a)} — ${result.detail}.` : `FAILED: ${label(a)} — ${result.detail}. Closure stays blocked.`,
   });
 }
 
-async function runJoiner(key: string, state: ChangeState, step: StepState, touch: () => void): Promise<void> {
+async function runJoiner(key: string, ref: TicketRef, step: StepState, touch: () => void): Promise<void> {
   const a = step.action;
   if (a.kind !== 'joiner') return;
   const result = await applyAndVerify({
@@ -321,7 +324,7 @@ async function runJoiner(key: string, state: ChangeState, step: StepState, touch
   touch();
   const expiryNote = step.expiry?.expiresAt ? ` Expires ${step.expiry.expiresAt} (ttl ${a.ttl}).` : ' No ttl: closure stays blocked until a cleanup path exists.';
   await tickets.postWorkNote({
-    sysId: state.sysId,
+    ticket: ref,
     marker: `${step.stepId}:${step.status}`,
     text: result.ok ? `Verified: ${label(a)} — ${result.detail}.${expiryNote}` : `FAILED: ${label(a)} — ${result.detail}. Closure stays blocked.`,
   });
@@ -330,12 +333,12 @@ async function runJoiner(key: string, state: ChangeState, step: StepState, touch
     const expired = await condition(() => step.expiry?.status !== 'scheduled', a.ttlMs);
     if (!expired) {
       step.expiry.status = 'running';
-      await runExpiry(key, state, step);
+      await runExpiry(key, ref, step);
     }
   }
 }
 
-async function runRotate(key: string, state: ChangeState, step: StepState): Promise<void> {
+async function runRotate(key: string, ref: TicketRef, step: StepState): Promise<void> {
   const a = step.action;
   if (a.kind !== 'rotate') return;
   let result: { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string };
@@ -351,13 +354,13 @@ async function runRotate(key: string, state: ChangeState, step: StepState): Prom
   }
   finish(step, result);
   await tickets.postWorkNote({
-    sysId: state.sysId,
+    ticket: ref,
     marker: `${step.stepId}:${step.status}`,
     text: result.ok ? `Verified: ${label(a)} — ${result.detail}.` : `FAILED: ${label(a)} — ${result.detail}. Closure stays blocked.`,
   });
 }
 
-async function runExpiry(key: string, state: ChangeState, step: StepState): Promise<void> {
+async function runExpiry(key: string, ref: TicketRef, step: StepState): Promise<void> {
   const a = step.action;
   if (a.kind !== 'joiner' || !step.expiry) return;
   const dropAccount = step.accountCreated === true;
@@ -370,7 +373,7 @@ async function runExpiry(key: string, state: ChangeState, step: StepState): Prom
   step.expiry.detail = result.detail;
   if (result.ok) step.expiry.verifiedAt = result.verifiedAt;
   await tickets.postWorkNote({
-    sysId: state.sysId,
+    ticket: ref,
     marker: `expiry:${a.actionId}:${step.expiry.status}`,
     text: result.ok ? `Verified expiry: ${label(a)} — ${result.detail}.` : `FAILED expiry: ${label(a)} — ${result.detail}.`,
   });

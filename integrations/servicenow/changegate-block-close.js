@@ -54,7 +54,7 @@
 
   /* Lower-case SHA-256 hex over the text with every character from U+007F up written as \uXXXX, so the digest
    * does not depend on the charset GlideDigest encodes with. The gateway computes the same (identityActionsDigest
-   * in src/itsm/servicenow-gate.ts). */
+   * in src/itsm/servicenow/servicenow-gate.ts). */
   function actionsDigest(value) {
     var ascii = value.replace(/[\u007f-\uffff]/g, function (ch) {
       return '\\u' + ('0000' + ch.charCodeAt(0).toString(16)).slice(-4);

@@ -9,9 +9,11 @@ import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
+import { ticketSource, ticketSourceNames } from '../itsm/registry';
+import type { TicketSource } from '../itsm/source';
 import { closureCheck, evidenceBundle } from './changes';
+import { receiveDelivery } from './deliveries';
 import { scanInventory, scanRecord } from './inventory';
-import { receiveServiceNowDelivery } from './servicenow-webhook';
 import { createToken, listTokens, revokeToken } from './tokens';
 
 export interface AppDeps {
@@ -19,7 +21,10 @@ export interface AppDeps {
   workflows: ChangeWorkflows;
   grammars: GrammarRegistry;
   evidence: EvidenceStore;
+  /** ServiceNow's shared secret (SERVICENOW_WEBHOOK_SECRET). */
   webhookSecret: string;
+  /** Shared secrets of other ticket sources, by source name. */
+  sourceSecrets?: Readonly<Record<string, string>>;
   /** Stays valid as an operator token, so integrations built on it keep working. */
   adminToken: string;
   /** People's bearer tokens; without it only API tokens (and the admin token) are accepted. */
@@ -46,13 +51,19 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal });
   });
 
+  const secrets: Readonly<Record<string, string>> = { servicenow: deps.webhookSecret, ...deps.sourceSecrets };
   // Raw bytes: the signature covers exactly what was sent, so the body is parsed only after it is verified.
   app.post(
-    '/webhooks/servicenow',
+    '/webhooks/:source',
+    (req, res, next) => {
+      res.locals.source = sourceNamed(String(req.params.source));
+      next();
+    },
     express.raw({ type: () => true, limit: deps.maxBodyBytes }),
     async (req: Request, res: Response) => {
+      const source = res.locals.source as TicketSource;
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const result = await receiveServiceNowDelivery({ ...deps, secret: deps.webhookSecret }, raw, req.headers);
+      const result = await receiveDelivery({ ...deps, secret: secrets[source.name] }, source, raw, req.headers);
       res.status(202).json(result);
     },
   );
@@ -62,11 +73,11 @@ export function createApp(deps: AppDeps): express.Express {
   const auth = new Authenticator({ tokens, adminToken: deps.adminToken, jwt: deps.oidc ? new JwtVerifier(deps.oidc) : undefined });
   const requireRoles = createRequireRoles(auth, deps.log);
 
-  app.get('/api/changes/servicenow/:number/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
-    res.json(await closureCheck(deps, String(req.params.number)));
+  app.get('/api/changes/:source/:key/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
+    res.json(await closureCheck(deps, sourceNamed(String(req.params.source)), String(req.params.key)));
   });
-  app.get('/api/changes/servicenow/:number/evidence', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
-    res.json(await evidenceBundle(deps, String(req.params.number)));
+  app.get('/api/changes/:source/:key/evidence', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
+    res.json(await evidenceBundle(deps, sourceNamed(String(req.params.source)), String(req.params.key)));
   });
 
   app.post('/api/inventory/scan', requireRoles('operator'), express.json({ limit: '16kb' }), async (req, res) => {
@@ -89,6 +100,12 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((req, _res, next) => next(new AppError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`)));
   app.use(errorMiddleware(deps.log));
   return app;
+}
+
+function sourceNamed(name: string): TicketSource {
+  const source = ticketSource(name);
+  if (!source) throw new AppError(404, 'NOT_FOUND', `no ticket source named '${name.slice(0, 40)}' (registered: ${ticketSourceNames().join(', ')})`);
+  return source;
 }
 
 /** The one place errors become responses. Only AppErrors speak; anything else is a logged, detail-free 500. */

@@ -1,28 +1,26 @@
+import { closureVerdict } from '../change/closure';
+import { ticketKey } from '../change/ticket';
 import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
+import type { TicketSource } from '../itsm/source';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
-import { ticketKey } from '../../workflows/change-types';
-import { closureVerdict } from '../../workflows/closure';
 
-const NUMBER = /^[A-Z]{2,8}\d{4,12}$/;
-
-export function checkTicketNumber(number: string): string {
-  if (!NUMBER.test(number)) {
-    throw new AppError(400, 'VALIDATION_FAILED', 'invalid ticket number', [{ path: 'path.number', message: 'must look like CHG0030001' }]);
+export function checkTicketKey(source: TicketSource, key: string): string {
+  if (!source.keyPattern.test(key)) {
+    throw new AppError(400, 'VALIDATION_FAILED', 'invalid ticket number', [{ path: 'path.number', message: `must look like ${source.keyExample}` }]);
   }
-  return number;
+  return key;
 }
 
 /**
  * The closure gate as an endpoint: the workflow's plan and step states, cross-checked against the evidence
  * chain — a step counts only if its verified evidence row exists and the chain is intact.
  */
-export async function closureCheck(deps: { workflows: ChangeWorkflows; evidence: EvidenceStore }, number: string) {
-  const state = await deps.workflows.status('servicenow', checkTicketNumber(number));
-  if (!state) throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${number}`);
-  const key = ticketKey('servicenow', number);
+export async function closureCheck(deps: { workflows: ChangeWorkflows; evidence: EvidenceStore }, source: TicketSource, key: string) {
+  const state = await deps.workflows.status(source.name, checkTicketKey(source, key));
+  if (!state) throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${key}`);
   const verdict = closureVerdict(state);
-  const { rows, chain } = await deps.evidence.listVerified(key);
+  const { rows, chain } = await deps.evidence.listVerified(ticketKey(source.name, key));
   const reasons = [...verdict.reasons];
   const proven = new Set(rows.filter((r) => r.verified).map((r) => r.stepId));
   for (const step of state.steps) {
@@ -30,10 +28,11 @@ export async function closureCheck(deps: { workflows: ChangeWorkflows; evidence:
   }
   if (!chain.valid) reasons.push(`evidence chain is broken at row ${chain.brokenAt?.seq}: ${chain.brokenAt?.reason}`);
   return {
-    ticket: number,
+    ticket: key,
     allowed: reasons.length === 0,
     reasons,
-    ticketState: state.state,
+    ticketState: state.sourceState,
+    phase: state.phase,
     steps: state.steps.map((s) => ({
       stepId: s.stepId,
       kind: s.action.kind,
@@ -48,9 +47,8 @@ export async function closureCheck(deps: { workflows: ChangeWorkflows; evidence:
   };
 }
 
-export async function evidenceBundle(deps: { evidence: EvidenceStore }, number: string) {
-  const key = ticketKey('servicenow', checkTicketNumber(number));
-  const { rows, chain } = await deps.evidence.listVerified(key);
-  if (rows.length === 0) throw new AppError(404, 'NOT_FOUND', `no evidence recorded for ${number}`);
-  return { ticket: number, chain, rows };
+export async function evidenceBundle(deps: { evidence: EvidenceStore }, source: TicketSource, key: string) {
+  const { rows, chain } = await deps.evidence.listVerified(ticketKey(source.name, checkTicketKey(source, key)));
+  if (rows.length === 0) throw new AppError(404, 'NOT_FOUND', `no evidence recorded for ${key}`);
+  return { ticket: key, chain, rows };
 }

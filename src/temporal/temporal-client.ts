@@ -1,8 +1,9 @@
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
-import type { ChangeState, ChangeWorkflowInput, TicketSnapshot } from '../../workflows/change-types';
+import type { ChangeWorkflowInput } from '../../workflows/change-types';
+import type { ChangeState } from '../change/change-state';
+import { type SourceName, type TicketSnapshot, workflowIdFor } from '../change/ticket';
 import type { InventoryReport, InventoryScanInput } from '../inventory/inventory';
-import { workflowIdFor } from '../../workflows/change-types';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 
 export class TicketFinalizedError extends Error {}
@@ -21,7 +22,7 @@ export class ChangeWorkflows {
 
   /** Signal-with-start: the first delivery starts the ticket's workflow, later ones reach the running one. */
   async deliver(input: ChangeWorkflowInput, snapshot: TicketSnapshot): Promise<string> {
-    const workflowId = workflowIdFor(input.source, input.ticketNumber);
+    const workflowId = workflowIdFor(input.source, input.key);
     try {
       await this.client.workflow.signalWithStart('changeWorkflow', {
         workflowId,
@@ -32,14 +33,14 @@ export class ChangeWorkflows {
         // A finished ticket is not restarted by a late delivery.
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         typedSearchAttributes: [
-          { key: SEARCH_ATTRIBUTES.ticket, value: input.ticketNumber },
+          { key: SEARCH_ATTRIBUTES.ticket, value: input.key },
           { key: SEARCH_ATTRIBUTES.source, value: input.source },
           { key: SEARCH_ATTRIBUTES.gate, value: 'blocked' },
         ],
       });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new TicketFinalizedError(`the workflow for ${input.ticketNumber} has already finished`, { cause: err });
+        throw new TicketFinalizedError(`the workflow for ${input.key} has already finished`, { cause: err });
       }
       throw err;
     }
@@ -47,9 +48,9 @@ export class ChangeWorkflows {
   }
 
   /** Null when the ticket was never seen. */
-  async status(source: 'servicenow', number: string): Promise<ChangeState | null> {
+  async status(source: SourceName, key: string): Promise<ChangeState | null> {
     try {
-      return await this.client.workflow.getHandle(workflowIdFor(source, number)).query<ChangeState>('status');
+      return await this.client.workflow.getHandle(workflowIdFor(source, key)).query<ChangeState>('status');
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;

@@ -14,11 +14,11 @@ export class WebhookDelivery {
   @Column({ name: 'event_id', type: 'varchar', length: 128 })
   eventId!: string;
 
-  /** ServiceNow sys_id. */
+  /** The source's record id (ServiceNow sys_id, Jira issue id). */
   @Column({ name: 'record_id', type: 'varchar', length: 64 })
   recordId!: string;
 
-  /** ServiceNow sys_mod_count. */
+  /** The version the delivery carries (ServiceNow sys_mod_count). */
   @Column({ name: 'record_version', type: 'int' })
   recordVersion!: number;
 

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { EVENT_ID_HEADER } from '../api/webhook-signature';
+import { EVENT_ID_HEADER } from './webhook-signature';
 import {
   type OutboundRequest,
   REFERENCE_TABLES,

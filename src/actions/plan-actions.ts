@@ -1,47 +1,19 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { type IdentityAction, identityActionsDocumentSchema, ttlMs } from '../actions/identity-action';
+import type { PlannedAction } from '../change/ticket';
 import type { GrammarRegistry } from '../connectors/registry';
 import { canonicalJson } from '../evidence/canonical-json';
 import { type FieldIssue, formatPath } from '../errors';
-import type { PlannedAction } from '../../workflows/change-types';
-
-/** Table API values are strings; reference fields are {link, value}. */
-const reference = z.object({ link: z.string().optional(), value: z.string() }).passthrough();
-const STATES = ['-5', '-4', '-3', '-2', '-1', '0', '3', '4'] as const;
-
-export const changeRecordSchema = z
-  .object({
-    sys_id: z.string().regex(/^[0-9a-f]{32}$/, 'must be a 32-character lower-case hex sys_id'),
-    number: z.string().regex(/^[A-Z]{2,8}\d{4,12}$/, 'must be a ticket number such as CHG0030001'),
-    sys_mod_count: z.string().regex(/^\d{1,9}$/, 'must be a non-negative integer string'),
-    state: z.enum(STATES, { errorMap: () => ({ message: `must be one of ${STATES.join(', ')}` }) }),
-    approval: z.string().max(40).default(''),
-    type: z.string().max(40).default(''),
-    u_identity_actions: z.string().max(100_000).default(''),
-    assignment_group: z.union([reference, z.literal('')]).optional(),
-    requested_by: z.union([reference, z.literal('')]).optional(),
-  })
-  .passthrough();
-
-export type ChangeRecord = z.infer<typeof changeRecordSchema>;
+import { type IdentityAction, identityActionsDocumentSchema, ttlMs } from './identity-action';
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: FieldIssue[] };
 
-/** Validates the record and its identity actions; every problem is reported with its field path. */
-export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): ParseResult<{ record: ChangeRecord; actions: PlannedAction[] }> {
-  const parsed = changeRecordSchema.safeParse(body);
-  if (!parsed.success) {
-    return { ok: false, issues: parsed.error.issues.map((i) => ({ path: formatPath(i.path) || '(body)', message: i.message })) };
-  }
-  const record = parsed.data;
-  const actions = parseIdentityActions(record.u_identity_actions, grammars);
-  if (!actions.ok) return actions;
-  return { ok: true, value: { record, actions: actions.value } };
-}
-
-export function parseIdentityActions(text: string, grammars: GrammarRegistry): ParseResult<PlannedAction[]> {
-  const base = 'u_identity_actions';
+/**
+ * Validates a ticket's identity-actions text against the connectors' grammars and plans it; every problem is
+ * reported with its path, starting at `field` (the source's name for the field, e.g. `u_identity_actions`).
+ */
+export function parseIdentityActions(text: string, grammars: GrammarRegistry, field: string): ParseResult<PlannedAction[]> {
+  const base = field;
   if (text.trim() === '') return { ok: true, value: [] };
   let json: unknown;
   try {

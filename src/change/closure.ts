@@ -1,4 +1,21 @@
-import type { ChangeState, ClosureGate, ClosureVerdict, StepState } from './change-types';
+import type { ChangeState, StepState } from './change-state';
+
+/**
+ * The ticket's closure gate as the gateway writes it: `pending` while any identity step is open, `verified` once
+ * every one is verified, `not_applicable` when the change never had a step to run. `digest` names the
+ * identity-actions text the value is about ('' with `pending`).
+ */
+export type ClosureGateValue = 'pending' | 'verified' | 'not_applicable';
+
+export interface ClosureGate {
+  value: ClosureGateValue;
+  digest: string;
+}
+
+export interface ClosureVerdict {
+  allowed: boolean;
+  reasons: string[];
+}
 
 function describe(step: StepState): string {
   const a = step.action;

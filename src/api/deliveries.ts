@@ -1,0 +1,82 @@
+import type { DataSource } from 'typeorm';
+import type { GrammarRegistry } from '../connectors/registry';
+import { workflowIdFor } from '../change/ticket';
+import { AppError } from '../errors';
+import type { DeliveryHeaders, TicketSource } from '../itsm/source';
+import type { Logger } from '../logger';
+import { WebhookDelivery } from '../persistence/entities/webhook-delivery.entity';
+import { type ChangeWorkflows, TicketFinalizedError } from '../temporal/temporal-client';
+
+export interface DeliveryDeps {
+  ds: DataSource;
+  workflows: ChangeWorkflows;
+  grammars: GrammarRegistry;
+  /** The shared secret of the source the delivery names, if one is configured. */
+  secret: string | undefined;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface DeliveryResult {
+  workflowId: string;
+  duplicate: boolean;
+}
+
+class Duplicate extends Error {}
+
+/**
+ * One delivery from any ticket source: authenticate the raw bytes, validate, de-duplicate, then signal-with-start
+ * the ticket's workflow. The delivery row and the signal commit together: if Temporal refuses, the row is rolled
+ * back so a retry is not mistaken for a duplicate.
+ */
+export async function receiveDelivery(deps: DeliveryDeps, source: TicketSource, raw: Buffer, headers: DeliveryHeaders): Promise<DeliveryResult> {
+  const delivery = { raw, headers, receivedAt: new Date((deps.now ?? Date.now)()), secret: deps.secret };
+  const check = source.verifyDelivery(delivery);
+  if (!check.ok) {
+    deps.log.warn('webhook refused', { source: source.name, reason: check.reason });
+    throw new AppError(401, 'UNAUTHORIZED', `webhook signature check failed: ${check.reason}`);
+  }
+  const parsed = source.parseDelivery(delivery, deps.grammars);
+  if (!parsed.ok) throw new AppError(400, parsed.code, parsed.message, parsed.issues);
+
+  const { snapshot, dedup } = parsed;
+  if (snapshot.source !== source.name) throw new Error(`${source.name} parsed a delivery into a ticket of source '${snapshot.source}'`);
+  const workflowId = workflowIdFor(source.name, snapshot.key);
+  const facts = { source: source.name, ticket: snapshot.key, eventId: dedup.eventId, version: dedup.version };
+  try {
+    await deps.ds.transaction(async (m) => {
+      const prior = await m.getRepository(WebhookDelivery).findOne({
+        where: [
+          { source: source.name, eventId: dedup.eventId },
+          { source: source.name, recordId: dedup.recordId, recordVersion: dedup.version },
+        ],
+      });
+      if (prior) throw new Duplicate();
+      try {
+        await m.getRepository(WebhookDelivery).insert({
+          source: source.name,
+          eventId: dedup.eventId,
+          recordId: dedup.recordId,
+          recordVersion: dedup.version,
+          ticketNumber: snapshot.key,
+          workflowId,
+          receivedAt: delivery.receivedAt,
+        });
+      } catch (err) {
+        // A concurrent copy of this delivery won the unique key.
+        if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw new Duplicate();
+        throw err;
+      }
+      await deps.workflows.deliver({ source: source.name, key: snapshot.key, recordId: snapshot.recordId }, snapshot);
+    });
+  } catch (err) {
+    if (err instanceof Duplicate) {
+      deps.log.info('duplicate delivery acknowledged', facts);
+      return { workflowId, duplicate: true };
+    }
+    if (err instanceof TicketFinalizedError) throw new AppError(409, 'TICKET_FINALIZED', err.message, [], { cause: err });
+    throw new AppError(503, 'UNAVAILABLE', 'could not hand the delivery to the workflow engine; retry later', [], { cause: err });
+  }
+  deps.log.info('delivery accepted', { ...facts, actions: snapshot.actions.length });
+  return { workflowId, duplicate: false };
+}

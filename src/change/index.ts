@@ -1,0 +1,3 @@
+export * from './ticket';
+export * from './change-state';
+export * from './closure';

@@ -1,0 +1,62 @@
+/**
+ * The change ticket as the core sees it, whatever system it came from. Pure data and pure functions: the workflow
+ * bundle, the activities and the API all import it, and it imports nothing above it.
+ */
+import type { IdentityRef, SecretDestination } from '../actions/identity-action';
+
+/** A registered ticket source's name (`servicenow`, `jira`, ...); part of every workflow id and evidence key. */
+export type SourceName = string;
+
+/**
+ * Where a change stands. `implement` means the work may be done now: authorized (or pre-approved) and inside its
+ * window. `rejected` is not final: the approvers said no, and the ticket may be revised and resubmitted.
+ */
+export const PHASES = ['draft', 'authorization', 'implement', 'review', 'closed', 'cancelled', 'rejected'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** One validated identity action as the workflow receives it: grants already in the connector's canonical form. */
+export type PlannedAction =
+  | { actionId: string; kind: 'leaver'; system: string; identity: IdentityRef }
+  | { actionId: string; kind: 'joiner'; system: string; identity: IdentityRef; grants: string[]; ttlMs?: number; ttl?: string }
+  | { actionId: string; kind: 'rotate'; system: string; identity: IdentityRef; deliverTo: SecretDestination };
+
+/** How write-backs address a ticket: the source's own record id (ServiceNow sys_id, Jira issue id) and its key. */
+export interface TicketRef {
+  source: SourceName;
+  key: string;
+  recordId: string;
+}
+
+export interface Ticket extends TicketRef {
+  phase: Phase;
+  emergency: boolean;
+  requester?: string;
+  /** Orders deliveries of one ticket: an older version never moves the workflow back. */
+  version: number;
+  /** The source's own word for its state, reported back to people; the core never interprets it. */
+  sourceState: string;
+  actions: PlannedAction[];
+  /**
+   * Digest of the ticket's identity-actions text: the closure gate is written for exactly this text. Absent in
+   * deliveries accepted before gates carried a digest.
+   */
+  actionsDigest?: string;
+}
+
+/** What one delivery said about the ticket. */
+export interface TicketSnapshot extends Ticket {
+  eventId: string;
+  receivedAt: string;
+}
+
+export function isFinal(phase: Phase | ''): boolean {
+  return phase === 'closed' || phase === 'cancelled';
+}
+
+export function ticketKey(source: SourceName, key: string): string {
+  return `${source}:${key}`;
+}
+
+export function workflowIdFor(source: SourceName, key: string): string {
+  return `change-${source}-${key}`;
+}

@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { type ParseResult, parseIdentityActions } from '../../actions/plan-actions';
+import type { Ticket } from '../../change/ticket';
+import type { GrammarRegistry } from '../../connectors/registry';
+import { formatPath } from '../../errors';
+import { identityActionsDigest } from './servicenow-gate';
+import { SERVICENOW_STATE, servicenowEmergency, servicenowPhase } from './servicenow-phase';
+
+/** A task number such as CHG0030001: anchored and caret-free, since it is spliced into encoded queries. */
+export const CHANGE_NUMBER = /^[A-Z]{2,8}\d{4,12}$/;
+
+/** Table API values are strings; reference fields are {link, value}. */
+const reference = z.object({ link: z.string().optional(), value: z.string() }).passthrough();
+const STATES = Object.values(SERVICENOW_STATE).sort((a, b) => Number(a) - Number(b)) as [string, ...string[]];
+const IDENTITY_ACTIONS_FIELD = 'u_identity_actions';
+
+export const changeRecordSchema = z
+  .object({
+    sys_id: z.string().regex(/^[0-9a-f]{32}$/, 'must be a 32-character lower-case hex sys_id'),
+    number: z.string().regex(CHANGE_NUMBER, 'must be a ticket number such as CHG0030001'),
+    sys_mod_count: z.string().regex(/^\d{1,9}$/, 'must be a non-negative integer string'),
+    state: z.enum(STATES, { errorMap: () => ({ message: `must be one of ${STATES.join(', ')}` }) }),
+    approval: z.string().max(40).default(''),
+    type: z.string().max(40).default(''),
+    u_identity_actions: z.string().max(100_000).default(''),
+    assignment_group: z.union([reference, z.literal('')]).optional(),
+    requested_by: z.union([reference, z.literal('')]).optional(),
+  })
+  .passthrough();
+
+export type ChangeRecord = z.infer<typeof changeRecordSchema>;
+
+/** Validates a change_request record and its identity actions into the normalised ticket; every problem names its field. */
+export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): ParseResult<{ record: ChangeRecord; ticket: Ticket }> {
+  const parsed = changeRecordSchema.safeParse(body);
+  if (!parsed.success) {
+    return { ok: false, issues: parsed.error.issues.map((i) => ({ path: formatPath(i.path) || '(body)', message: i.message })) };
+  }
+  const record = parsed.data;
+  const actions = parseIdentityActions(record.u_identity_actions, grammars, IDENTITY_ACTIONS_FIELD);
+  if (!actions.ok) return actions;
+  const requester = record.requested_by ? record.requested_by.value : undefined;
+  return {
+    ok: true,
+    value: {
+      record,
+      ticket: {
+        source: 'servicenow',
+        key: record.number,
+        recordId: record.sys_id,
+        phase: servicenowPhase(record),
+        emergency: servicenowEmergency(record.type),
+        ...(requester ? { requester } : {}),
+        version: Number(record.sys_mod_count),
+        sourceState: record.state,
+        actions: actions.value,
+        actionsDigest: identityActionsDigest(record.u_identity_actions),
+      },
+    },
+  };
+}

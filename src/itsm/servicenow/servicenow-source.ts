@@ -1,0 +1,85 @@
+import type { TicketRef } from '../../change/ticket';
+import { type TicketSource, type TicketWriteBack, WriteBackError, headerValue, parseJsonBody } from '../source';
+import { CHANGE_NUMBER, parseChangeRecord } from './servicenow-change';
+import { ServiceNowClient, ServiceNowError } from './servicenow-client';
+import { GATE_DIGEST_FIELD, GATE_FIELD } from './servicenow-gate';
+import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from './webhook-signature';
+
+const EVENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** ServiceNow's errors as every source's: throttling waits as told, refusals and missing records are final. */
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ServiceNowError) {
+      throw new WriteBackError(err.message, { kind: err.kind, retryAfterMs: err.retryAfterMs, cause: err });
+    }
+    throw err;
+  }
+}
+
+export function servicenowWriteBack(client: ServiceNowClient): TicketWriteBack {
+  return {
+    async postNote(ticket: TicketRef, marker: string, text: string) {
+      const tag = `[changegate ${marker}]`;
+      const existing = await call(() => client.listWorkNotes(ticket.recordId));
+      if (existing.some((n) => n.value.includes(tag))) return { posted: false };
+      await call(() => client.addWorkNote(ticket.recordId, `${tag} ${text}`));
+      return { posted: true };
+    },
+
+    // One save, so the ticket never holds a gate without the digest it is about.
+    async setGate(ticket: TicketRef, { value, digest }) {
+      const fields: Record<string, string> = { [GATE_FIELD]: value };
+      if (digest !== undefined) fields[GATE_DIGEST_FIELD] = digest;
+      await call(() => client.updateChange(ticket.recordId, fields));
+    },
+  };
+}
+
+/** change_request deliveries from the business rule in integrations/servicenow, and work notes plus the gate field back. */
+export const servicenow: TicketSource = {
+  name: 'servicenow',
+  keyPattern: CHANGE_NUMBER,
+  keyExample: 'CHG0030001',
+
+  verifyDelivery({ raw, headers, receivedAt, secret }) {
+    if (!secret) return { ok: false, reason: 'no-secret-configured' };
+    return verifyWebhookSignature({
+      secret,
+      rawBody: raw,
+      signature: headerValue(headers, SIGNATURE_HEADER),
+      timestamp: headerValue(headers, TIMESTAMP_HEADER),
+      nowSeconds: Math.floor(receivedAt.getTime() / 1000),
+    });
+  },
+
+  parseDelivery({ raw, headers, receivedAt }, grammars) {
+    const eventId = headerValue(headers, EVENT_ID_HEADER);
+    if (!eventId || !EVENT_ID.test(eventId)) {
+      return {
+        ok: false,
+        code: 'VALIDATION_FAILED',
+        message: 'invalid delivery',
+        issues: [{ path: `header ${EVENT_ID_HEADER}`, message: 'is required: 1-128 characters of letters, digits, . _ : -' }],
+      };
+    }
+    const json = parseJsonBody(raw);
+    if (!json.ok) return json;
+    const parsed = parseChangeRecord(json.body, grammars);
+    if (!parsed.ok) return { ok: false, code: 'VALIDATION_FAILED', message: 'invalid change_request delivery', issues: parsed.issues };
+    const { ticket } = parsed.value;
+    return {
+      ok: true,
+      snapshot: { ...ticket, eventId, receivedAt: receivedAt.toISOString() },
+      dedup: { eventId, recordId: ticket.recordId, version: ticket.version },
+    };
+  },
+
+  writeBack(clients) {
+    const client = clients.servicenow;
+    if (!(client instanceof ServiceNowClient)) throw new Error('the worker was started without a ServiceNow client');
+    return servicenowWriteBack(client);
+  },
+};

@@ -1,0 +1,98 @@
+import type { ClosureGateValue } from '../change/closure';
+import type { TicketRef, TicketSnapshot } from '../change/ticket';
+import type { GrammarRegistry } from '../connectors/registry';
+import type { FieldIssue } from '../errors';
+
+/**
+ * A ticket source: one ITSM system the gateway takes changes from and writes evidence back to. The edge half
+ * (verify, parse) runs in the API; the write-back half runs in the worker's activities. Each lives in its own
+ * folder under src/itsm/ and is named by one line in src/itsm/registry.ts.
+ */
+export interface TicketSource {
+  /** Lower-case path segment and workflow-id part: `/webhooks/<name>`, `change-<name>-<key>`. */
+  readonly name: string;
+  /** Anchored pattern every ticket key of this source matches; `/api/changes/<name>/<key>/…` checks it. */
+  readonly keyPattern: RegExp;
+  /** Shown when a key does not match, e.g. `CHG0030001`. */
+  readonly keyExample: string;
+  /** Authenticates the raw bytes as received, before anything parses them. */
+  verifyDelivery(delivery: RawDelivery): DeliveryCheck;
+  /** Validates an authenticated delivery into the normalised ticket and the keys that make a repeat a no-op. */
+  parseDelivery(delivery: RawDelivery, grammars: GrammarRegistry): DeliveryParse;
+  /** The worker's write-back adapter, built from the clients the worker process was wired with. */
+  writeBack(clients: SourceClients): TicketWriteBack;
+}
+
+export type DeliveryHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+export interface RawDelivery {
+  raw: Buffer;
+  headers: DeliveryHeaders;
+  receivedAt: Date;
+  /** The shared secret configured for this source, if any. */
+  secret: string | undefined;
+}
+
+export type DeliveryCheck = { ok: true } | { ok: false; reason: string };
+
+/**
+ * A delivery is a repeat when either key was seen before for the same source: the sender's event id (stable across
+ * its retries), or the record id with the version it carries (the same change of the same ticket sent twice).
+ */
+export interface DedupKeys {
+  eventId: string;
+  recordId: string;
+  version: number;
+}
+
+export type DeliveryParse =
+  | { ok: true; snapshot: TicketSnapshot; dedup: DedupKeys }
+  | { ok: false; code: 'MALFORMED_JSON' | 'VALIDATION_FAILED'; message: string; issues: FieldIssue[] };
+
+/** Clients by source name, as the worker process was wired (ServiceNow: its Table API client). */
+export type SourceClients = Readonly<Record<string, unknown>>;
+
+export interface GateWrite {
+  /** '' only for calls scheduled by workflows that predate the three-valued gate. */
+  value: ClosureGateValue | '';
+  /** Absent only for calls scheduled before gates carried a digest. */
+  digest?: string;
+}
+
+/** Write-backs to the ticket. Both are idempotent: a retried activity must not leave a second note. */
+export interface TicketWriteBack {
+  /** Appends a note once: a note already carrying `marker` means an earlier attempt wrote it. */
+  postNote(ticket: TicketRef, marker: string, text: string): Promise<{ posted: boolean }>;
+  /** Writes the closure gate and the digest of the identity-actions text it is about, together. */
+  setGate(ticket: TicketRef, gate: GateWrite): Promise<void>;
+}
+
+export type WriteBackErrorKind = 'rate_limited' | 'refused' | 'not_found' | 'transient';
+
+/** What a write-back adapter throws, so the activity decides retries the same way for every source. */
+export class WriteBackError extends Error {
+  readonly kind: WriteBackErrorKind;
+  readonly retryAfterMs?: number;
+
+  constructor(message: string, init: { kind: WriteBackErrorKind; retryAfterMs?: number; cause?: unknown }) {
+    super(message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'WriteBackError';
+    this.kind = init.kind;
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
+/** First value of a header that may repeat. */
+export function headerValue(headers: DeliveryHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** JSON bodies are common to every source; the parser's complaint is the message, as the edge has always said it. */
+export function parseJsonBody(raw: Buffer): { ok: true; body: unknown } | { ok: false; code: 'MALFORMED_JSON'; message: string; issues: FieldIssue[] } {
+  try {
+    return { ok: true, body: JSON.parse(raw.toString('utf8')) };
+  } catch (err) {
+    return { ok: false, code: 'MALFORMED_JSON', message: `request body is not valid JSON: ${(err as Error).message}`, issues: [] };
+  }
+}
