@@ -21,20 +21,31 @@ describe('committed change-workflow histories', () => {
     Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
   });
 
-  it('cover the recorded scenarios, each a whole run of changeWorkflow from start to completion', () => {
-    expect(fixtures).toEqual([
+  it('cover the recorded scenarios in both snapshot shapes, each a whole run of changeWorkflow from start to completion', () => {
+    const scenarios = [
       'joiner-granted-expired-then-closed.json',
       'joiner-granted-then-cancelled.json',
       'leaver-actions-edited-then-reverified-then-closed.json',
       'leaver-already-absent-then-closed.json',
       'leaver-revoked-then-closed.json',
       'no-identity-actions-then-closed.json',
-    ]);
+    ];
+    // Each scenario twice: as recorded now (normalised ticket) and as recorded with ServiceNow-shaped snapshots.
+    expect(fixtures).toEqual([...scenarios, ...scenarios.map((s) => `pre-normalised--${s}`)].sort());
     for (const fixture of fixtures) {
       const events = load(fixture).events ?? [];
       expect(events[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name).toBe('changeWorkflow');
       expect(events.at(-1)?.workflowExecutionCompletedEventAttributes).toBeTruthy();
     }
+  });
+
+  it.each(fixtures)('%s carries the snapshot shape its name says: ServiceNow-shaped (modCount, state) or normalised (version, phase)', (fixture) => {
+    const signalled = (load(fixture).events ?? []).find((e) => e.workflowExecutionSignaledEventAttributes)?.workflowExecutionSignaledEventAttributes;
+    const data = signalled?.input?.payloads?.[0]?.data;
+    const snapshot = JSON.parse(Buffer.from(data ?? new Uint8Array()).toString('utf8')) as Record<string, unknown>;
+    const legacy = fixture.startsWith('pre-normalised--');
+    expect(Object.keys(snapshot)).toEqual(expect.arrayContaining(legacy ? ['modCount', 'state', 'approval', 'type'] : ['version', 'phase', 'emergency', 'sourceState']));
+    expect(snapshot).not.toHaveProperty(legacy ? 'phase' : 'modCount');
   });
 
   it.each(fixtures)('%s replays against the current workflow code without a determinism violation', async (fixture) => {

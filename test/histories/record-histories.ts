@@ -5,7 +5,9 @@
  *   npx tsx test/histories/record-histories.ts [fixture ...]
  *
  * With fixture names, only those scenarios are recorded: a history recorded before a patch() must stay as it was,
- * so that the replay keeps proving the old branch.
+ * so that the replay keeps proving the old branch. `pre-normalised--*.json` were recorded when the workflow took
+ * ServiceNow-shaped input and snapshots (`sysId`, `state`, `modCount`); they are never re-recorded, and keep
+ * proving that runs started then still replay (workflows/legacy-ticket.ts).
  * It starts its own pieces so it never touches a jest run: a Temporal dev server on port 7255, the database
  * `changegate_histories` (dropped and recreated), the ServiceNow simulator, the API in process and a worker that
  * bundles workflows/ from source. The MariaDB connector runs as root (no password, as on the dev machine).
