@@ -14,7 +14,7 @@ import { temporalAddress } from './support/test-env';
  * upgrade, including when the next delivery arrives in the new shape. Real Temporal, the real workflow bundle, real
  * MariaDB and connector activities; the ticket write-backs land in an in-memory adapter so they can be read back.
  */
-describe('a change workflow started with the ServiceNow-shaped input and snapshot', () => {
+describe('runs and write-backs started before tickets were normalised (ServiceNow-shaped)', () => {
   let stack: Stack;
   let connection: NativeConnection;
   let registry: ConnectorRegistry;
@@ -89,5 +89,27 @@ describe('a change workflow started with the ServiceNow-shaped input and snapsho
     expect(written.length).toBeGreaterThan(0);
     expect(new Set(written.map((w) => `${w.ticket.source}/${w.ticket.key}/${w.ticket.recordId}`))).toEqual(new Set([`servicenow/${number}/${sysId}`]));
     expect(written).toContainEqual({ op: 'note', ticket: { source: 'servicenow', key: number, recordId: sysId }, marker: 'leaver:legacy-1:verified' });
+  });
+
+  it('a write-back scheduled before tickets were normalised (a bare sys_id) reaches the ServiceNow adapter with that sys_id', async () => {
+    const asked: string[] = [];
+    const activities = createTicketActivities({
+      writeBackFor: (source) => {
+        asked.push(source);
+        return memory;
+      },
+    });
+    const sysId = randomUUID().replace(/-/g, '');
+    const before = written.length;
+    await activities.postWorkNote({ sysId, marker: 'gate:3', text: 'Identity cleanup verified: closure allowed.' });
+    await activities.setClosureGate({ sysId, value: 'verified', digest: 'd'.repeat(64) });
+    await activities.setClosureGate({ sysId, value: '' });
+    expect(asked).toEqual(['servicenow', 'servicenow', 'servicenow']);
+    const ticket = { source: 'servicenow', key: '', recordId: sysId };
+    expect(written.slice(before)).toEqual([
+      { op: 'note', ticket, marker: 'gate:3' },
+      { op: 'gate', ticket, gate: { value: 'verified', digest: 'd'.repeat(64) } },
+      { op: 'gate', ticket, gate: { value: '' } },
+    ]);
   });
 });
