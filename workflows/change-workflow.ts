@@ -40,7 +40,7 @@ const targets = proxyActivities<ConnectorActivities>({
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 12 },
 });
 
-/** Ticket write-backs: ITSM systems throttle per hour (ServiceNow) or per minute (Jira), so allow a long tail; 429s set their own delay. */
+/** Ticket write-backs: ITSM systems throttle (ServiceNow per hour), so allow a long tail; 429s set their own delay. */
 const tickets = proxyActivities<TicketActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 50 },
