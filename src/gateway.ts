@@ -1,8 +1,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
+import type express from 'express';
 import type { DataSource } from 'typeorm';
 import { createApp } from './api/app';
+import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow-client';
@@ -31,6 +33,8 @@ export interface GatewayOptions {
   servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number } };
   webhookSecret: string;
   adminToken: string;
+  /** People's bearer tokens (OIDC); without it only API tokens and the admin token are accepted. */
+  oidc?: OidcSettings;
   maxBodyBytes?: number;
   /** Listen address of the API; port 0 picks a free one. `false`: no API. */
   api?: { port: number; host?: string } | false;
@@ -41,6 +45,8 @@ export interface GatewayOptions {
 
 export interface Gateway {
   apiUrl: string;
+  /** The API's express app (undefined with `api: false`). */
+  app?: express.Express;
   servicenowUrl: string;
   temporalAddress: string;
   ds: DataSource;
@@ -77,20 +83,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     stops.push(() => workflows.close());
 
     let apiUrl = '';
+    let app: express.Express | undefined;
     if (opts.api !== false) {
       const listen = opts.api ?? { port: 0 };
-      const app = createApp({
+      app = createApp({
         ds,
         workflows,
         grammars: new GrammarRegistry(opts.connectors),
         evidence,
         webhookSecret: opts.webhookSecret,
         adminToken: opts.adminToken,
+        oidc: opts.oidc,
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,
         log: log,
       });
+      const api = app;
       const server: Server = await new Promise((res, rej) => {
-        const s = app.listen(listen.port, listen.host ?? '127.0.0.1', () => res(s));
+        const s = api.listen(listen.port, listen.host ?? '127.0.0.1', () => res(s));
         s.once('error', rej);
       });
       stops.push(() => new Promise<void>((res) => server.close(() => res())));
@@ -137,7 +146,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       worker = w;
     }
 
-    return { apiUrl, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, stop };
+    return { apiUrl, app, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, stop };
   } catch (err) {
     await stop();
     throw err;
