@@ -39,7 +39,7 @@ export interface GatewayOptions {
   /** Listen address of the API; port 0 picks a free one. `false`: no API. */
   api?: { port: number; host?: string } | false;
   /** `false`: no worker (e.g. a test that runs its own worker process). */
-  worker?: { workflowBundle?: WorkerOptions['workflowBundle'] } | false;
+  worker?: { workflowBundle?: WorkerOptions['workflowBundle']; maxCachedWorkflows?: number } | false;
   log?: Logger;
 }
 
@@ -137,6 +137,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         evidence,
         servicenow: new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password }),
         workflowBundle: opts.worker?.workflowBundle,
+        maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
       });
       const running = w.run();
       stops.push(async () => {
