@@ -29,6 +29,7 @@ describe('committed change-workflow histories', () => {
       'leaver-already-absent-then-closed.json',
       'leaver-revoked-then-closed.json',
       'no-identity-actions-then-closed.json',
+      'rotation-delivered-then-closed.json',
     ]);
     for (const fixture of fixtures) {
       const events = load(fixture).events ?? [];
