@@ -6,6 +6,7 @@ import type { DataSource } from 'typeorm';
 import { createApp } from './api/app';
 import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
+import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow-client';
 import { createLogger, type Logger } from './logger';
@@ -135,6 +136,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         taskQueue: opts.taskQueue,
         registry,
         evidence,
+        verdicts: new ClosureVerdictStore(ds),
         servicenow: new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password }),
         workflowBundle: opts.worker?.workflowBundle,
         maxCachedWorkflows: opts.worker?.maxCachedWorkflows,

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createConnectorActivities, createInventoryActivities, createTicketActivities } from '../activities';
+import { createClosureActivities, createConnectorActivities, createInventoryActivities, createTicketActivities } from '../activities';
+import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
 import type { ServiceNowClient } from './itsm/servicenow-client';
@@ -11,6 +12,7 @@ export interface WorkerDeps {
   taskQueue: string;
   registry: ConnectorRegistry;
   evidence: EvidenceStore;
+  verdicts: ClosureVerdictStore;
   servicenow: ServiceNowClient;
   /** Sticky-cache bound (config TEMPORAL_MAX_CACHED_WORKFLOWS). */
   maxCachedWorkflows?: number;
@@ -27,6 +29,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createTicketActivities({ servicenow: deps.servicenow }),
+    ...createClosureActivities({ verdicts: deps.verdicts }),
   };
   return Worker.create({
     connection: deps.connection,

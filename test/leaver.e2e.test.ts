@@ -36,7 +36,11 @@ describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB
     expect(notes.some((n) => n.value.includes(account))).toBe(true);
     await waitFor('gate field set', () => stack.sim.getChange(change.sys_id as string)?.u_identity_cleanup === 'verified');
 
-    const check = await stack.closureCheck(number);
+    // closure-check reads the view the workflow publishes after writing the gate: it follows within moments.
+    const check = await waitFor('closure-check allowing closure', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed === true ? r : null;
+    });
     expect(check.status).toBe(200);
     expect(check.data).toMatchObject({ allowed: true, reasons: [], evidence: { rows: 1, chainValid: true } });
     expect(check.data.steps).toEqual([expect.objectContaining({ kind: 'leaver', status: 'verified' })]);

@@ -9,6 +9,7 @@ import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
+import { ClosureVerdictStore } from '../closure/verdict-store';
 import { closureCheck, evidenceBundle } from './changes';
 import { scanInventory, scanRecord } from './inventory';
 import { receiveServiceNowDelivery } from './servicenow-webhook';
@@ -31,6 +32,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  const verdicts = new ClosureVerdictStore(deps.ds);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -63,7 +65,7 @@ export function createApp(deps: AppDeps): express.Express {
   const requireRoles = createRequireRoles(auth, deps.log);
 
   app.get('/api/changes/servicenow/:number/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
-    res.json(await closureCheck(deps, String(req.params.number)));
+    res.json(await closureCheck({ ...deps, verdicts }, String(req.params.number)));
   });
   app.get('/api/changes/servicenow/:number/evidence', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
     res.json(await evidenceBundle(deps, String(req.params.number)));
