@@ -1,3 +1,4 @@
 export { createConnectorActivities, type ConnectorActivities } from './connector-activities';
 export { createTicketActivities, type TicketActivities } from './ticket-activities';
 export { createInventoryActivities, type InventoryActivities } from './inventory-activities';
+export { createClosureActivities, type ClosureActivities } from './closure-activities';

@@ -1,9 +1,12 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
+import type express from 'express';
 import type { DataSource } from 'typeorm';
 import { createApp } from './api/app';
+import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
+import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, type Logger } from './logger';
@@ -31,16 +34,20 @@ export interface GatewayOptions {
   servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number } };
   webhookSecret: string;
   adminToken: string;
+  /** People's bearer tokens (OIDC); without it only API tokens and the admin token are accepted. */
+  oidc?: OidcSettings;
   maxBodyBytes?: number;
   /** Listen address of the API; port 0 picks a free one. `false`: no API. */
   api?: { port: number; host?: string } | false;
   /** `false`: no worker (e.g. a test that runs its own worker process). */
-  worker?: { workflowBundle?: WorkerOptions['workflowBundle'] } | false;
+  worker?: { workflowBundle?: WorkerOptions['workflowBundle']; maxCachedWorkflows?: number } | false;
   log?: Logger;
 }
 
 export interface Gateway {
   apiUrl: string;
+  /** The API's express app (undefined with `api: false`). */
+  app?: express.Express;
   servicenowUrl: string;
   temporalAddress: string;
   ds: DataSource;
@@ -77,20 +84,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     stops.push(() => workflows.close());
 
     let apiUrl = '';
+    let app: express.Express | undefined;
     if (opts.api !== false) {
       const listen = opts.api ?? { port: 0 };
-      const app = createApp({
+      app = createApp({
         ds,
         workflows,
         grammars: new GrammarRegistry(opts.connectors),
         evidence,
         webhookSecret: opts.webhookSecret,
         adminToken: opts.adminToken,
+        oidc: opts.oidc,
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,
         log: log,
       });
+      const api = app;
       const server: Server = await new Promise((res, rej) => {
-        const s = app.listen(listen.port, listen.host ?? '127.0.0.1', () => res(s));
+        const s = api.listen(listen.port, listen.host ?? '127.0.0.1', () => res(s));
         s.once('error', rej);
       });
       stops.push(() => new Promise<void>((res) => server.close(() => res())));
@@ -126,8 +136,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         taskQueue: opts.taskQueue,
         registry,
         evidence,
+        verdicts: new ClosureVerdictStore(ds),
         servicenow: new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password }),
         workflowBundle: opts.worker?.workflowBundle,
+        maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
       });
       const running = w.run();
       stops.push(async () => {
@@ -137,7 +149,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       worker = w;
     }
 
-    return { apiUrl, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, stop };
+    return { apiUrl, app, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,19 +1,21 @@
 /**
- * `npm start`: the gateway with embedded defaults. Starts what is not configured — a Temporal dev server (SQLite
- * under .data/, Web UI on 8233) when TEMPORAL_ADDRESS is unset, the ServiceNow simulator when SERVICENOW_URL is
- * unset — runs the migrations, then the API and the worker as two child processes. Ctrl-C stops everything.
+ * `npm start`: the gateway with embedded defaults, in one process through startGateway (the wiring the tests and
+ * benchmarks use). Starts what is not configured — a Temporal dev server (SQLite under .data/, Web UI on 8233) when
+ * TEMPORAL_ADDRESS is unset, the ServiceNow simulator on :8090 when SERVICENOW_URL is unset, the demo LDAP
+ * directory with the demo connectors — runs the migrations, registers the demo API tokens, then serves the API and
+ * runs the worker. Ctrl-C stops everything, API and worker before what they talk to. Production runs the API and the
+ * worker as separate processes (api-main, worker-main; see docker-compose.yml).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
-import { loadConfig } from './config';
-import { startDemoLdap } from './launcher/demo-ldap';
+import { loadConfig, oidcSettings } from './config';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
-import { createLogger } from './logger';
+import { startGateway } from './gateway';
+import { startDemoLdap } from './launcher/demo-ldap';
+import { createLogger, temporalLogSink } from './logger';
 import { openDatabase } from './persistence/data-source';
-import { createServiceNowSimulator } from './itsm/servicenow/servicenow-simulator';
-import { type DevServer, startDevServer } from './temporal/dev-server';
 
 const ROOT = resolve(__dirname, extname(__filename) === '.ts' ? '..' : '../..');
 const log = createLogger('launcher');
@@ -36,25 +38,14 @@ function credentialEnvNames(file: ConnectorsFile): string[] {
 
 // What the launcher started, stopped in reverse on Ctrl-C, on SIGTERM and when start-up fails half-way.
 const stops: Array<() => Promise<void>> = [];
-const children: ChildProcess[] = [];
 let stopping = false;
-async function stopAll(): Promise<void> {
-  await Promise.all(
-    children.map(
-      (c) =>
-        new Promise<void>((res) => {
-          if (c.exitCode !== null || c.signalCode !== null) return res();
-          c.once('exit', () => res());
-          c.kill('SIGTERM');
-        }),
-    ),
-  );
-  for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
-}
+/** A gateway still starting (e.g. bundling workflows) when Ctrl-C arrives is awaited, then stopped like the rest. */
+let starting: Promise<unknown> | undefined;
 async function shutdown(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  await stopAll();
+  await starting?.catch(() => undefined);
+  for (const stop of stops.splice(0).reverse()) await stop().catch((err: unknown) => log.warn('stop step failed', { error: (err as Error).message }));
   log.info('changegate stopped');
   process.exit(code);
 }
@@ -66,74 +57,79 @@ async function main(): Promise<void> {
   const demo = readDemoSecrets();
   const demoConnectors = !process.env.CONNECTORS_CONFIG;
   const env: NodeJS.ProcessEnv = { ...process.env };
-  const port = Number(env.PORT ?? 3000);
-  env.PORT = String(port);
   env.CONNECTORS_CONFIG ??= resolve(ROOT, 'config/connectors.demo.json');
-  // Each connector's credential, by the variable its config names (`passwordEnv`, `tokenEnv`, …), and no others:
-  // the operator-only secrets in the file (e.g. the demo directory's rootdn password) stay out of the processes.
-  for (const key of credentialEnvNames(loadConnectorsFile(env.CONNECTORS_CONFIG))) {
-    if (demo[key] !== undefined) env[key] ??= demo[key];
+  const connectors = loadConnectorsFile(env.CONNECTORS_CONFIG);
+  // Each connector reads its credential from the variable its config names (`passwordEnv`, `tokenEnv`, …); only those
+  // are taken from the demo secrets: the operator-only ones (e.g. the demo directory's rootdn password) stay out.
+  for (const key of credentialEnvNames(connectors)) {
+    if (demo[key] !== undefined) process.env[key] ??= demo[key];
   }
   env.SERVICENOW_WEBHOOK_SECRET ??= demo.SERVICENOW_WEBHOOK_SECRET;
   env.CHANGEGATE_ADMIN_TOKEN ??= demo.CHANGEGATE_ADMIN_TOKEN;
   if (!env.DATABASE_URL && demo.CHANGEGATE_APP_PASSWORD) {
     env.DATABASE_URL = `mysql://changegate_app:${encodeURIComponent(demo.CHANGEGATE_APP_PASSWORD)}@127.0.0.1:3306/changegate`;
   }
+  const devServer = !env.TEMPORAL_ADDRESS;
+  if (devServer) env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
+  const simulator = !env.SERVICENOW_URL;
+  const simulatorPort = Number(env.SIMULATOR_PORT ?? 8090);
+  if (simulator) {
+    env.SERVICENOW_URL = `http://127.0.0.1:${simulatorPort}`;
+    env.SERVICENOW_USERNAME = 'changegate';
+    env.SERVICENOW_PASSWORD = demo.SERVICENOW_PASSWORD ?? 'changegate-demo-password';
+  }
+  const config = loadConfig(env);
+  const temporalLevel = ({ debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const)[config.LOG_LEVEL];
+  // The launcher owns SIGINT/SIGTERM: the SDK must not start its own shutdown in parallel.
+  Runtime.install({ logger: new DefaultLogger(temporalLevel, temporalLogSink(log.child('temporal'))), shutdownSignals: [] });
 
   if (demoConnectors) {
     const ldap = await startDemoLdap(ROOT, log);
     if (ldap) stops.push(() => ldap.stop());
   }
 
-  let temporal: DevServer | undefined;
-  if (!env.TEMPORAL_ADDRESS) {
-    temporal = await startDevServer({
-      port: 7233,
-      uiPort: 8233,
-      dbFile: resolve(ROOT, '.data/temporal/dev.sqlite'),
-      logFile: resolve(ROOT, '.data/logs/temporal.log'),
-      detached: true,
-    });
-    env.TEMPORAL_ADDRESS = temporal.address;
-    stops.push(() => temporal!.stop());
-    log.info('temporal dev server started', { address: temporal.address, ui: 'http://127.0.0.1:8233' });
-  }
-
-  if (!env.SERVICENOW_URL) {
-    env.SERVICENOW_USERNAME = 'changegate';
-    env.SERVICENOW_PASSWORD = demo.SERVICENOW_PASSWORD ?? 'changegate-demo-password';
-    const sim = createServiceNowSimulator({
-      username: env.SERVICENOW_USERNAME,
-      password: env.SERVICENOW_PASSWORD,
-      webhook: { url: `http://127.0.0.1:${port}/webhooks/servicenow`, secret: env.SERVICENOW_WEBHOOK_SECRET ?? '' },
-    });
-    const listening = await sim.listen(Number(env.SIMULATOR_PORT ?? 8090));
-    env.SERVICENOW_URL = listening.url;
-    stops.push(() => listening.close());
-    log.info('servicenow simulator started', { url: listening.url, user: env.SERVICENOW_USERNAME, secrets: '.data/demo.env' });
-  }
-
-  const config = loadConfig(env);
   const ds = await openDatabase(config.DATABASE_URL, { migrate: true });
   await ensureDemoTokens(resolve(ROOT, '.data/demo.env'), ds); // principals: one API token per role, see src/auth/demo-tokens.ts
   await ds.destroy();
   log.info('migrations up to date');
 
-  const run = (entry: string) => {
-    const file = resolve(__dirname, `${entry}${extname(__filename)}`);
-    const args = extname(__filename) === '.ts' ? ['--import', 'tsx', file] : [file];
-    const child = spawn(process.execPath, args, { env, stdio: 'inherit' });
-    children.push(child);
-    child.once('exit', (code, signal) => {
-      if (!stopping) {
-        log.error(`${entry} exited`, { code, signal });
-        void shutdown(1);
-      }
-    });
-  };
-  run('api-main');
-  run('worker-main');
-  log.info('changegate started', { api: `http://127.0.0.1:${port}`, temporalUi: temporal ? 'http://127.0.0.1:8233' : undefined });
+  const gatewayStart = startGateway({
+    temporal: devServer
+      ? {
+          devServer: {
+            port: 7233,
+            uiPort: 8233,
+            dbFile: resolve(ROOT, '.data/temporal/dev.sqlite'),
+            logFile: resolve(ROOT, '.data/logs/temporal.log'),
+            detached: true,
+          },
+        }
+      : { address: config.TEMPORAL_ADDRESS },
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    databaseUrl: config.DATABASE_URL,
+    connectors,
+    servicenow: simulator
+      ? { simulator: { username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD, port: simulatorPort } }
+      : { url: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD },
+    webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
+    adminToken: config.CHANGEGATE_ADMIN_TOKEN,
+    oidc: oidcSettings(config),
+    maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
+    api: { port: config.PORT, host: config.HOST },
+    worker: { maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS },
+    log: createLogger('gateway', config.LOG_LEVEL),
+  });
+  starting = gatewayStart.then((gw) => stops.push(() => gw.stop()));
+  const gw = await gatewayStart;
+  if (stopping) return;
+  log.info('changegate started', {
+    api: gw.apiUrl,
+    temporal: gw.temporalAddress,
+    temporalUi: devServer ? 'http://127.0.0.1:8233' : undefined,
+    servicenow: gw.servicenowUrl,
+    secrets: simulator ? '.data/demo.env' : undefined,
+  });
 }
 
 main().catch((err: unknown) => {

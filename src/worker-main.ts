@@ -1,6 +1,7 @@
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { loadConfig } from './config';
 import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
+import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, temporalLogSink } from './logger';
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
     maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS,
     registry,
     evidence: new EvidenceStore(ds),
+    verdicts: new ClosureVerdictStore(ds),
     servicenow: new ServiceNowClient({
       baseUrl: config.SERVICENOW_URL,
       username: config.SERVICENOW_USERNAME,

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createConnectorActivities, createInventoryActivities, createTicketActivities } from '../activities';
+import { createClosureActivities, createConnectorActivities, createInventoryActivities, createTicketActivities } from '../activities';
+import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
 import { writeBacks } from './itsm/registry';
@@ -12,6 +13,7 @@ export interface WorkerDeps {
   taskQueue: string;
   registry: ConnectorRegistry;
   evidence: EvidenceStore;
+  verdicts: ClosureVerdictStore;
   servicenow: ServiceNowClient;
   /** Clients of other ticket sources' write-backs, by source name. */
   sourceClients?: Readonly<Record<string, unknown>>;
@@ -30,6 +32,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createTicketActivities({ writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }) }),
+    ...createClosureActivities({ verdicts: deps.verdicts }),
   };
   return Worker.create({
     connection: deps.connection,

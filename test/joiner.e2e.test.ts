@@ -69,7 +69,10 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     // Counted from the grant: the expiry starts no earlier than two seconds after the grant was verified.
     expect(Date.parse(rows[1]!.startedAt) - Date.parse(rows[0]!.verifiedAt!)).toBeGreaterThanOrEqual(1900);
     expect(rows[1]?.prevHash).toBe(rows[0]?.hash);
-    const check = await stack.closureCheck(number);
+    const check = await waitFor('closure-check reporting the verified expiry', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.cleanup?.status === 'verified' ? r : null;
+    });
     expect(check.data.steps[0].cleanup).toMatchObject({ status: 'verified' });
     expect(check.data.allowed).toBe(true);
   });

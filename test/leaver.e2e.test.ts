@@ -36,7 +36,11 @@ describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB
     expect(notes.some((n) => n.value.includes(account))).toBe(true);
     await waitFor('gate field set', () => stack.sim.getChange(change.sys_id as string)?.u_identity_cleanup === 'verified');
 
-    const check = await stack.closureCheck(number);
+    // closure-check reads the view the workflow publishes after writing the gate: it follows within moments.
+    const check = await waitFor('closure-check allowing closure', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed === true ? r : null;
+    });
     expect(check.status).toBe(200);
     expect(check.data).toMatchObject({ allowed: true, reasons: [], evidence: { rows: 1, chainValid: true } });
     expect(check.data.steps).toEqual([expect.objectContaining({ kind: 'leaver', status: 'verified' })]);
@@ -146,10 +150,11 @@ describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB
     const record = { sys_id: 'c'.repeat(24) + Math.random().toString(16).slice(2, 10).padEnd(8, '0'), number, sys_mod_count: '0', state: '-5', approval: '', type: 'emergency', u_identity_actions: leaver(account) };
     expect((await stack.deliver(record)).status).toBe(202);
     await waitFor('account dropped', async () => !(await stack.accountExists(account)));
-    const check = await waitFor('closure-check reporting the failed write-back and the verified step', async () => {
+    // The gate's first write (pending) can fail before the step is verified: wait for both.
+    const check = await waitFor('closure-check reporting the failed write-back of a verified step', async () => {
       const r = await stack.closureCheck(number);
-      // The first failed write-back (the pending gate) can precede the step's verification: wait for both.
-      return r.data.reasons?.some((x: string) => x.startsWith('evidence could not be written')) && r.data.steps?.[0]?.status === 'verified' ? r : null;
+      const failedWriteBack = r.data.reasons?.some((x: string) => x.startsWith('evidence could not be written'));
+      return failedWriteBack && r.data.steps?.[0]?.status === 'verified' ? r : null;
     });
     expect(check.data.allowed).toBe(false);
     expect(check.data.reasons[0]).toMatch(/evidence could not be written to the ticket: No Record found/);

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createConnectorActivities, createTicketActivities } from '../activities';
+import { createClosureActivities, createConnectorActivities, createTicketActivities } from '../activities';
 import type { ChangeState, TicketRef, TicketSnapshot } from '../src/change';
+import { ClosureVerdictStore } from '../src/closure/verdict-store';
 import { ConnectorRegistry } from '../src/connectors/registry';
 import type { GateWrite, TicketWriteBack } from '../src/itsm/source';
 import { identityActionsDigest } from '../src/itsm/servicenow/servicenow-gate';
@@ -43,6 +44,7 @@ describe('runs and write-backs started before tickets were normalised (ServiceNo
       activities: {
         ...createConnectorActivities({ registry, evidence: stack.evidence, actor: 'legacy-shapes-test' }),
         ...createTicketActivities({ writeBackFor: () => memory }),
+        ...createClosureActivities({ verdicts: new ClosureVerdictStore(stack.ds) }),
       },
     });
     running = worker.run();

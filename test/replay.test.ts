@@ -29,6 +29,7 @@ describe('committed change-workflow histories', () => {
       'leaver-already-absent-then-closed.json',
       'leaver-revoked-then-closed.json',
       'no-identity-actions-then-closed.json',
+      'rotation-delivered-then-closed.json',
     ];
     // Each scenario twice: as recorded now (normalised ticket) and as recorded with ServiceNow-shaped snapshots.
     expect(fixtures).toEqual([...scenarios, ...scenarios.map((s) => `pre-normalised--${s}`)].sort());

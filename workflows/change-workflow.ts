@@ -8,11 +8,12 @@ import {
   defineSignal,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ConnectorActivities, TicketActivities } from '../activities';
+import type { ClosureActivities, ConnectorActivities, TicketActivities } from '../activities';
 import type { DesiredAccount } from '../src/connectors/connector';
 import {
   type ChangeState,
@@ -23,6 +24,7 @@ import {
   type TicketSnapshot,
   closureGate,
   closureVerdict,
+  closureView,
   isFinal,
   ticketKey,
 } from '../src/change';
@@ -46,6 +48,16 @@ const tickets = proxyActivities<TicketActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 50 },
 });
 
+/**
+ * closure-check's projection: one DB insert in the worker, so a local activity (no task-queue round trip). Retried
+ * until it lands; a verdict that cannot be published leaves the previous one, which closure-check still refuses to
+ * trust past a newer delivery.
+ */
+const closureViews = proxyLocalActivities<ClosureActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+});
+
 /** Verification attempts before a step counts as failed: a target may apply a change a moment after acknowledging it. */
 const VERIFY_ATTEMPTS = 3;
 
@@ -54,6 +66,9 @@ const VERIFY_ATTEMPTS = 3;
  * (`not_applicable`). Before this patch the gate was a bare `verified` / '' written only for changes with steps.
  */
 const GATE_BOUND_TO_ACTIONS = 'closure-gate-bound-to-actions';
+
+/** The workflow publishes its closure view for closure-check (closure_verdicts); before this patch it only answered queries. */
+const CLOSURE_VIEW_PUBLISHED = 'closure-view-published';
 
 export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChangeWorkflowInput): Promise<ChangeState> {
   const input = normaliseInput(started);
@@ -75,6 +90,9 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   const ref: TicketRef = { source: state.source, key: state.key, recordId: state.recordId };
   let dirty = true;
   let gateAttribute = '';
+  // The closure view last published for closure-check, and the delivery version it was about.
+  let lastPublished = '';
+  let lastPublishedVersion = -2;
   const inFlight = new Set<Promise<void>>();
   const touch = () => {
     dirty = true;
@@ -148,6 +166,15 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       } catch (err) {
         state.writeBackErrors.push(failureText(err));
         state.gateSet = false;
+      }
+    }
+    if (patched(CLOSURE_VIEW_PUBLISHED)) {
+      const view = closureView(state);
+      const published = JSON.stringify(view);
+      if (published !== lastPublished || state.version !== lastPublishedVersion) {
+        await closureViews.publishClosureView({ ticketKey: key, version: state.version, view });
+        lastPublished = published;
+        lastPublishedVersion = state.version;
       }
     }
     const gate = verdict.allowed ? 'allowed' : 'blocked';

@@ -3,7 +3,10 @@
  * Business rule "changegate: webhook"                         (see INSTALL.md, step 4)
  *   Table: Change Request [change_request]   Application: Global
  *   When: after   Insert: yes   Update: yes   Delete: no   Order: 10000   Advanced: yes
- *   Filter conditions: (none)
+ *   Filter conditions: State | changes OR Approval | changes OR Type | changes OR Identity actions | changes
+ *
+ * Only the fields the gateway acts on trigger a delivery: its own write-backs (work notes, the gate fields) and
+ * other edits do not echo back as deliveries, which would cost the gateway a round trip each and tell it nothing.
  *
  * Sends the change as the Table API returns it (sysparm_display_value=false) to the changegate gateway,
  * signed with HMAC-SHA256 over "<timestamp>.<body>" (Base64) so the gateway can reject forged or replayed

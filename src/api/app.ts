@@ -9,6 +9,7 @@ import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
+import { ClosureVerdictStore } from '../closure/verdict-store';
 import { ticketSource, ticketSourceNames } from '../itsm/registry';
 import type { TicketSource } from '../itsm/source';
 import { closureCheck, evidenceBundle } from './changes';
@@ -36,6 +37,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  const verdicts = new ClosureVerdictStore(deps.ds);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -74,7 +76,7 @@ export function createApp(deps: AppDeps): express.Express {
   const requireRoles = createRequireRoles(auth, deps.log);
 
   app.get('/api/changes/:source/:key/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
-    res.json(await closureCheck(deps, sourceNamed(String(req.params.source)), String(req.params.key)));
+    res.json(await closureCheck({ ...deps, verdicts }, sourceNamed(String(req.params.source)), String(req.params.key)));
   });
   app.get('/api/changes/:source/:key/evidence', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
     res.json(await evidenceBundle(deps, sourceNamed(String(req.params.source)), String(req.params.key)));

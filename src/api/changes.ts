@@ -1,5 +1,6 @@
-import { closureVerdict } from '../change/closure';
+import { type ClosureView, closureView } from '../change/closure';
 import { ticketKey } from '../change/ticket';
+import type { ClosureVerdictStore } from '../closure/verdict-store';
 import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { TicketSource } from '../itsm/source';
@@ -13,17 +14,34 @@ export function checkTicketKey(source: TicketSource, key: string): string {
 }
 
 /**
- * The closure gate as an endpoint: the workflow's plan and step states, cross-checked against the evidence
- * chain — a step counts only if its verified evidence row exists and the chain is intact.
+ * The closure gate as an endpoint: the workflow's step states, cross-checked against the evidence chain — a step
+ * counts only if its verified evidence row exists and the chain is intact. The step states come from the view the
+ * workflow last published (closure_verdicts), not from a query that would replay it; a delivery the workflow has not
+ * yet evaluated keeps the answer "not allowed". A ticket that has never published (a workflow started before the
+ * projection existed) is asked directly.
  */
-export async function closureCheck(deps: { workflows: ChangeWorkflows; evidence: EvidenceStore }, source: TicketSource, key: string) {
-  const state = await deps.workflows.status(source.name, checkTicketKey(source, key));
-  if (!state) throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${key}`);
-  const verdict = closureVerdict(state);
-  const { rows, chain } = await deps.evidence.listVerified(ticketKey(source.name, key));
-  const reasons = [...verdict.reasons];
+export async function closureCheck(
+  deps: { workflows: ChangeWorkflows; evidence: EvidenceStore; verdicts: ClosureVerdictStore },
+  source: TicketSource,
+  key: string,
+) {
+  checkTicketKey(source, key);
+  const [published, { rows, chain }] = await Promise.all([deps.verdicts.latest(source.name, key), deps.evidence.listVerified(ticketKey(source.name, key))]);
+  let view: ClosureView;
+  const reasons: string[] = [];
+  if (published) {
+    view = published.view;
+    if (published.newestDelivery > published.evaluatedVersion) {
+      reasons.push(`the ticket's latest update (version ${published.newestDelivery}) is not evaluated yet`);
+    }
+  } else {
+    const state = await deps.workflows.status(source.name, key);
+    if (!state) throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${key}`);
+    view = closureView(state);
+  }
+  reasons.unshift(...view.reasons);
   const proven = new Set(rows.filter((r) => r.verified).map((r) => r.stepId));
-  for (const step of state.steps) {
+  for (const step of view.steps) {
     if (step.status === 'verified' && !proven.has(step.stepId)) reasons.push(`${step.stepId} has no verified evidence row`);
   }
   if (!chain.valid) reasons.push(`evidence chain is broken at row ${chain.brokenAt?.seq}: ${chain.brokenAt?.reason}`);
@@ -31,18 +49,9 @@ export async function closureCheck(deps: { workflows: ChangeWorkflows; evidence:
     ticket: key,
     allowed: reasons.length === 0,
     reasons,
-    ticketState: state.sourceState,
-    phase: state.phase,
-    steps: state.steps.map((s) => ({
-      stepId: s.stepId,
-      kind: s.action.kind,
-      system: s.action.system,
-      identity: s.action.identity,
-      status: s.status,
-      detail: s.detail,
-      verifiedAt: s.verifiedAt,
-      cleanup: s.action.kind === 'joiner' ? (s.expiry ?? { status: 'none' }) : undefined,
-    })),
+    ticketState: view.ticketState,
+    phase: view.phase,
+    steps: view.steps,
     evidence: { rows: rows.length, chainValid: chain.valid },
   };
 }

@@ -68,3 +68,45 @@ export function closureGate(state: Pick<ChangeState, 'steps' | 'actionsDigest'>,
   const ran = state.steps.some((s) => s.status !== 'withdrawn' && s.status !== 'cancelled');
   return { value: ran ? 'verified' : 'not_applicable', digest: state.actionsDigest };
 }
+
+/** What closure-check answers about a ticket, before the evidence cross-check: the same from the workflow and the API. */
+export interface ClosureView {
+  ticket: string;
+  allowed: boolean;
+  reasons: string[];
+  /** The source's own word for the ticket's state. */
+  ticketState: string;
+  /** Absent from views published before tickets were normalised. */
+  phase?: ChangeState['phase'];
+  steps: Array<{
+    stepId: string;
+    kind: string;
+    system: string;
+    identity: StepState['action']['identity'];
+    status: StepState['status'];
+    detail?: string;
+    verifiedAt?: string;
+    cleanup?: NonNullable<StepState['expiry']> | { status: 'none' };
+  }>;
+}
+
+export function closureView(state: ChangeState): ClosureView {
+  const verdict = closureVerdict(state);
+  return {
+    ticket: state.key,
+    allowed: verdict.allowed,
+    reasons: verdict.reasons,
+    ticketState: state.sourceState,
+    phase: state.phase,
+    steps: state.steps.map((s) => ({
+      stepId: s.stepId,
+      kind: s.action.kind,
+      system: s.action.system,
+      identity: s.action.identity,
+      status: s.status,
+      detail: s.detail,
+      verifiedAt: s.verifiedAt,
+      cleanup: s.action.kind === 'joiner' ? (s.expiry ?? { status: 'none' }) : undefined,
+    })),
+  };
+}

@@ -8,31 +8,24 @@
  * so that the replay keeps proving the old branch. `pre-normalised--*.json` were recorded when the workflow took
  * ServiceNow-shaped input and snapshots (`sysId`, `state`, `modCount`); they are never re-recorded, and keep
  * proving that runs started then still replay (workflows/legacy-ticket.ts).
- * It starts its own pieces so it never touches a jest run: a Temporal dev server on port 7255, the database
- * `changegate_histories` (dropped and recreated), the ServiceNow simulator, the API in process and a worker that
- * bundles workflows/ from source. The MariaDB connector runs as root (no password, as on the dev machine).
+ * It starts its own gateway through startGateway so it never touches a jest run: a Temporal dev server on port 7255,
+ * the database `changegate_histories` (dropped and recreated), the ServiceNow simulator, the API in process, a worker
+ * that bundles workflows/ from source, and an OpenBao dev server for the rotation scenario. The MariaDB connector
+ * runs as root (no password, as on the dev machine).
  */
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import mysql from 'mysql2/promise';
-import { createApp } from '../../src/api/app';
 import type { ConnectorsFile } from '../../src/connectors/registry';
-import { ConnectorRegistry, GrammarRegistry } from '../../src/connectors/registry';
-import { EvidenceStore } from '../../src/evidence/evidence-store';
-import { ServiceNowClient } from '../../src/itsm/servicenow/servicenow-client';
-import { createLogger } from '../../src/logger';
-import { openDatabase } from '../../src/persistence/data-source';
-import { identityActionsDigest } from '../../src/itsm/servicenow/servicenow-gate';
-import { createServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
-import { startDevServer } from '../../src/temporal/dev-server';
-import { ChangeWorkflows } from '../../src/temporal/temporal-client';
-import { createWorker } from '../../src/worker';
 import { workflowIdFor } from '../../src/change';
+import { startGateway } from '../../src/gateway';
+import { identityActionsDigest } from '../../src/itsm/servicenow/servicenow-gate';
+import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
+import { createLogger } from '../../src/logger';
+import { setupVaultFixture, startOpenBao } from '../support/servers/openbao';
 import { createAccount, uniqueAccount, uniqueTicketNumber, waitFor } from '../support/stack';
 import { historyToJson } from './history-json';
 
@@ -68,48 +61,32 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
 
   const logDir = mkdtempSync(join(tmpdir(), 'cg-histories-'));
-  const temporal = await startDevServer({ port: TEMPORAL_PORT, logFile: join(logDir, 'temporal.log') });
-  const address = `127.0.0.1:${TEMPORAL_PORT}`;
-
   const admin = await mysql.createConnection({ uri: SERVER_URL });
   await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
   for (const db of TARGET_DATABASES) {
     await admin.query(`CREATE DATABASE IF NOT EXISTS \`${db}\``);
     await admin.query(`CREATE TABLE IF NOT EXISTS \`${db}\`.invoices (id INT PRIMARY KEY)`);
   }
-  const ds = await openDatabase(`${SERVER_URL}${DATABASE}`, { migrate: true });
-  const evidence = new EvidenceStore(ds);
+  // The rotation scenario delivers to a real OpenBao, started like the tests start theirs.
+  const bao = await startOpenBao();
+  const vault = await setupVaultFixture(bao);
+  process.env.CG_HISTORIES_VAULT_TOKEN = vault.gatewayToken;
+  connectors.connectors.push({ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_HISTORIES_VAULT_TOKEN', kvPrefix: vault.kvPrefix, policy: { protectedAccounts: [] } });
 
-  const taskQueue = `cg-histories-${randomUUID()}`;
-  const workflows = await ChangeWorkflows.connect(address, 'default', taskQueue);
-  const app = createApp({
-    ds,
-    workflows,
-    grammars: new GrammarRegistry(connectors),
-    evidence,
+  // The same wiring as `npm start`, the tests and the benchmarks; the worker bundles workflows/ from source.
+  const gw = await startGateway({
+    temporal: { devServer: { port: TEMPORAL_PORT, logFile: join(logDir, 'temporal.log') } },
+    taskQueue: `cg-histories-${randomUUID()}`,
+    databaseUrl: `${SERVER_URL}${DATABASE}`,
+    migrate: true,
+    connectors,
+    servicenow: { simulator: SN },
     webhookSecret: WEBHOOK_SECRET,
     adminToken: randomUUID(),
-    maxBodyBytes: 64 * 1024,
     log: createLogger('histories', 'error'),
   });
-  const server: Server = await new Promise((res) => {
-    const s = app.listen(0, '127.0.0.1', () => res(s));
-  });
-  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sim = createServiceNowSimulator({ ...SN, webhook: { url: `${apiUrl}/webhooks/servicenow`, secret: WEBHOOK_SECRET } });
-  const listening = await sim.listen(0);
-
-  const registry = new ConnectorRegistry(connectors);
-  const connection = await NativeConnection.connect({ address });
-  const worker = await createWorker({
-    connection,
-    namespace: 'default',
-    taskQueue,
-    registry,
-    evidence,
-    servicenow: new ServiceNowClient({ baseUrl: listening.url, ...SN }),
-  });
-  const workerRun = worker.run();
+  const { workflows } = gw;
+  const sim = gw.sim as ServiceNowSimulator;
 
   const accountExists = async (name: string) => {
     const [rows] = await admin.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM mysql.user WHERE User = ? AND Host = '%'", [name]);
@@ -196,6 +173,20 @@ async function main(): Promise<void> {
       sim.updateChange(sysId, { state: '3', close_code: 'successful' });
       await record('leaver-actions-edited-then-reverified-then-closed', number);
     },
+
+    // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.
+    'rotation-delivered-then-closed': async () => {
+      const account = uniqueAccount('rec');
+      await createAccount(admin, account);
+      const number = uniqueTicketNumber();
+      const actions = JSON.stringify([
+        { kind: 'rotate', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, deliverTo: { system: 'vault-local', path: `apps/${account}/db` } },
+      ]);
+      const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
+      await waitFor('gate set', () => gateSet(sysId), 60_000);
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('rotation-delivered-then-closed', number);
+    },
   };
 
   const wanted = process.argv.slice(2);
@@ -203,18 +194,11 @@ async function main(): Promise<void> {
   try {
     for (const [name, run] of Object.entries(scenarios)) if (wanted.length === 0 || wanted.includes(name)) await run();
   } finally {
-    worker.shutdown();
-    await workerRun;
-    await registry.close();
-    await connection.close();
-    await sim.waitForDeliveries();
-    await listening.close();
-    await new Promise<void>((res) => server.close(() => res()));
-    await workflows.close();
-    await ds.destroy();
+    await gw.stop();
     await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
     await admin.end();
-    await temporal.stop();
+    await vault.cleanup();
+    await bao.stop();
     rmSync(logDir, { recursive: true, force: true });
   }
 }

@@ -1,25 +1,19 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
 import type express from 'express';
-import type { AddressInfo } from 'node:net';
-import { NativeConnection, Runtime, type Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { Runtime, type Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import axios, { type AxiosResponse } from 'axios';
 import mysql from 'mysql2/promise';
 import type { DataSource } from 'typeorm';
-import { createApp } from '../../src/api/app';
 import { ApiTokenStore } from '../../src/auth/api-tokens';
 import type { OidcSettings } from '../../src/auth/oidc-settings';
 import type { Role } from '../../src/auth/principal';
 import { signWebhook } from '../../src/itsm/servicenow/webhook-signature';
 import type { ConnectorsFile } from '../../src/connectors/registry';
-import { ConnectorRegistry, GrammarRegistry } from '../../src/connectors/registry';
 import { EvidenceStore } from '../../src/evidence/evidence-store';
-import { ServiceNowClient } from '../../src/itsm/servicenow/servicenow-client';
 import { createLogger, type Logger } from '../../src/logger';
-import { openDatabase } from '../../src/persistence/data-source';
-import { createServiceNowSimulator, type ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
+import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
+import { startGateway } from '../../src/gateway';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
-import { createWorker } from '../../src/worker';
 import { TEST_ENV, temporalAddress } from './test-env';
 
 let runtimeInstalled = false;
@@ -81,54 +75,26 @@ export async function startStack(
   opts: { inProcessWorker?: boolean; extraConnectors?: ConnectorsFile['connectors']; oidc?: OidcSettings; log?: Logger } = {},
 ): Promise<Stack> {
   quietRuntime();
-  const taskQueue = `cg-test-${randomUUID()}`;
-  const log = opts.log ?? createLogger('test', 'error');
-  const ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: false });
-  const evidence = new EvidenceStore(ds);
   const file = connectorsFile();
   file.connectors.push(...(opts.extraConnectors ?? []));
-  const workflows = await ChangeWorkflows.connect(temporalAddress, 'default', taskQueue);
-  const app = createApp({
-    ds,
-    workflows,
-    grammars: new GrammarRegistry(file),
-    evidence,
+  // The same wiring as `npm start` and the benchmarks (src/gateway.ts), on the test run's dev server and database.
+  const gw = await startGateway({
+    temporal: { address: temporalAddress },
+    taskQueue: `cg-test-${randomUUID()}`,
+    databaseUrl: TEST_ENV.databaseUrl,
+    connectors: file,
+    servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
     webhookSecret: TEST_ENV.webhookSecret,
     adminToken: TEST_ENV.adminToken,
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,
-    log,
+    worker: opts.inProcessWorker === false ? false : { workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string } },
+    log: opts.log ?? createLogger('test', 'error'),
   });
-  const server: Server = await new Promise((res) => {
-    const s = app.listen(0, '127.0.0.1', () => res(s));
-  });
-  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sim = createServiceNowSimulator({
-    username: TEST_ENV.snUser,
-    password: TEST_ENV.snPassword,
-    webhook: { url: `${apiUrl}/webhooks/servicenow`, secret: TEST_ENV.webhookSecret },
-  });
-  const listening = await sim.listen(0);
+  const { apiUrl, ds, evidence, workflows, taskQueue, worker } = gw;
+  const app = gw.app as express.Express;
+  const sim = gw.sim as ServiceNowSimulator;
   const admin = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
-
-  let worker: Worker | undefined;
-  let workerRun: Promise<void> | undefined;
-  let registry: ConnectorRegistry | undefined;
-  let connection: NativeConnection | undefined;
-  if (opts.inProcessWorker !== false) {
-    registry = new ConnectorRegistry(file);
-    connection = await NativeConnection.connect({ address: temporalAddress });
-    worker = await createWorker({
-      connection,
-      namespace: 'default',
-      taskQueue,
-      registry,
-      evidence,
-      servicenow: new ServiceNowClient({ baseUrl: listening.url, username: TEST_ENV.snUser, password: TEST_ENV.snPassword }),
-      workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string },
-    });
-    workerRun = worker.run();
-  }
 
   const tokens = new ApiTokenStore(ds);
   const stack: Stack = {
@@ -141,7 +107,7 @@ export async function startStack(
       return { name, token };
     },
     sim,
-    simUrl: listening.url,
+    simUrl: gw.servicenowUrl,
     ds,
     evidence,
     workflows,
@@ -176,16 +142,8 @@ export async function startStack(
       return rows.map((r) => String(Object.values(r)[0]));
     },
     async stop() {
-      if (worker && worker.getState() === 'RUNNING') worker.shutdown();
-      await workerRun;
-      await registry?.close();
-      await connection?.close();
-      await sim.waitForDeliveries();
-      await listening.close();
-      await new Promise<void>((res) => server.close(() => res()));
-      await workflows.close();
+      await gw.stop();
       await admin.end();
-      await ds.destroy();
     },
   };
   return stack;

@@ -55,7 +55,7 @@ const INTERNAL_TYPES: Readonly<Record<string, string>> = {
 };
 
 /** Column labels a filter condition may name, and the choice labels it may compare with. */
-const COLUMN_LABELS: Readonly<Record<string, string>> = { State: 'state', 'Identity actions': 'u_identity_actions' };
+const COLUMN_LABELS: Readonly<Record<string, string>> = { State: 'state', Approval: 'approval', Type: 'type', 'Identity actions': 'u_identity_actions' };
 const CHOICE_VALUES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   state: Object.fromEntries(Object.entries(STATE_LABELS).map(([value, label]) => [label, value])),
 };
@@ -111,9 +111,17 @@ function changes(name: string, current: Row, previous: Row | undefined): boolean
   return (current[name] ?? '') !== (previous?.[name] ?? '');
 }
 
-/** The filter conditions the kit uses: `(none)`, `<Column> | changes`, `<Column> | changes to | <Choice>`. */
+/**
+ * The filter conditions the kit uses: `(none)`, `<Column> | changes`, `<Column> | changes to | <Choice>`, and
+ * conditions of those joined by ` OR ` (the condition builder's OR, `^OR` in an encoded query).
+ */
 function parseFilter(filter: string, file: string): InstallKitRule['matches'] {
   if (filter === '(none)') return () => true;
+  const alternatives = filter.split(' OR ');
+  if (alternatives.length > 1) {
+    const each = alternatives.map((a) => parseFilter(a.trim(), file));
+    return (c, p) => each.some((m) => m(c, p));
+  }
   const parts = filter.split('|').map((p) => p.trim());
   const column = COLUMN_LABELS[parts[0]];
   if (column && parts.length === 2 && parts[1] === 'changes') return (c, p) => changes(column, c, p);

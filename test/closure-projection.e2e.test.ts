@@ -1,0 +1,77 @@
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { ClosureVerdictStore } from '../src/closure/verdict-store';
+import { ConnectorRegistry } from '../src/connectors/registry';
+import { ServiceNowClient } from '../src/itsm/servicenow/servicenow-client';
+import { createWorker } from '../src/worker';
+import { connectorsFile, createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { TEST_ENV, temporalAddress } from './support/test-env';
+
+const leaver = (name: string) => JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }]);
+
+/**
+ * closure-check answers from the verdict each workflow publishes (closure_verdicts), not from a query that replays the
+ * workflow, and never says "allowed" while a delivery the workflow has not evaluated is outstanding.
+ */
+describe('closure-check from the published verdict', () => {
+  let stack: Stack;
+  let replacement: { worker: Worker; run: Promise<void>; connection: NativeConnection; registry: ConnectorRegistry } | undefined;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    if (replacement) {
+      if (replacement.worker.getState() === 'RUNNING') replacement.worker.shutdown();
+      await replacement.run;
+      await replacement.registry.close();
+      await replacement.connection.close();
+    }
+    await stack?.stop();
+  });
+
+  it('answers with no worker running, and a newer delivery blocks closure until a worker has evaluated it', async () => {
+    const account = uniqueAccount('proj');
+    await createAccount(stack.admin, account);
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, state: '-5', type: 'emergency', u_identity_actions: leaver(account) });
+    await waitFor('closure allowed', async () => (await stack.closureCheck(number)).data.allowed === true);
+
+    // No worker: a query could not be answered, the published verdict still is.
+    const worker = stack.worker as Worker;
+    worker.shutdown();
+    await waitFor('worker stopped', () => worker.getState() === 'STOPPED');
+    const started = performance.now();
+    const answered = await stack.closureCheck(number);
+    expect(answered.status).toBe(200);
+    expect(answered.data).toMatchObject({ allowed: true, reasons: [], steps: [expect.objectContaining({ kind: 'leaver', status: 'verified' })] });
+    expect(performance.now() - started).toBeLessThan(5_000);
+
+    // A newer version of the ticket arrives while no worker runs: the verdict on file is about an older version.
+    const newer = { ...stack.sim.getChange(change.sys_id as string), sys_mod_count: '40', short_description: 'edited' };
+    expect((await stack.deliver(newer)).status).toBe(202);
+    const blocked = await stack.closureCheck(number);
+    expect(blocked.data.allowed).toBe(false);
+    expect(blocked.data.reasons).toEqual([expect.stringMatching(/latest update \(version 40\) is not evaluated yet/)]);
+
+    // A worker on the same task queue evaluates it; the verdict for version 40 allows closure again.
+    const connection = await NativeConnection.connect({ address: temporalAddress });
+    const registry = new ConnectorRegistry(connectorsFile());
+    const w = await createWorker({
+      connection,
+      namespace: 'default',
+      taskQueue: stack.taskQueue,
+      registry,
+      evidence: stack.evidence,
+      verdicts: new ClosureVerdictStore(stack.ds),
+      servicenow: new ServiceNowClient({ baseUrl: stack.simUrl, username: TEST_ENV.snUser, password: TEST_ENV.snPassword }),
+      workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string },
+    });
+    replacement = { worker: w, run: w.run(), connection, registry };
+    await waitFor('closure allowed for version 40', async () => (await stack.closureCheck(number)).data.allowed === true);
+  });
+
+  it('a ticket changegate never received has no published verdict and is a 404', async () => {
+    const [row] = await stack.ds.query('SELECT COUNT(*) AS n FROM closure_verdicts WHERE ticket_key = ?', ['servicenow:CHG0000000001']);
+    expect(Number(row.n)).toBe(0);
+    expect((await stack.closureCheck('CHG0000000001')).status).toBe(404);
+  });
+});
