@@ -1,10 +1,11 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 import { type DesiredAccount, type ObservedAccount, verifyAccount } from '../src/connectors/connector';
-import { ConnectorRefusal } from '../src/connectors/connector-errors';
+import { ConnectorRefusal, FailureType } from '../src/connectors/connector-errors';
 import type { Secret } from '../src/connectors/secret';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import type { EvidenceStore } from '../src/evidence/evidence-store';
+import { EvidenceRefusal } from '../src/evidence/redaction';
 
 export interface ConnectorActivityDeps {
   registry: ConnectorRegistry;
@@ -69,8 +70,9 @@ export interface RecordFailureInput extends StepTarget {
 }
 
 /**
- * Turns a connector's refusal into a non-retryable failure with its type; the original error stays as cause. A
- * transient error that carries the target's `Retry-After` (as `retryAfterMs`) retries no sooner than it asks.
+ * Turns a connector's refusal, or the evidence store's, into a non-retryable failure with its type; the original
+ * error stays as cause. An evidence refusal is deterministic (the same read-back is refused every time), so retrying
+ * it would only hold the step in "running" for the whole retry budget before failing anyway. A transient error that carries the target's `Retry-After` (as `retryAfterMs`) retries no sooner than it asks.
  */
 async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
   try {
@@ -78,6 +80,11 @@ async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof ConnectorRefusal) {
       throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true, cause: err });
+    }
+    if (err instanceof EvidenceRefusal) {
+      // nonRetryable through create(), which also keeps the refusal as cause; its message names a path and a kind of
+      // value, never the value.
+      throw ApplicationFailure.create({ message: err.message, type: FailureType.EvidenceRefused, nonRetryable: true, cause: err, details: [{ path: err.path, reason: err.reason }] });
     }
     const retryAfterMs = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
     if (typeof retryAfterMs === 'number' && retryAfterMs > 0) {
@@ -146,7 +153,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       const verification = verifyAccount(input.desired, observed);
       if (!verification.verified && !input.recordOnFailure) return { ...verification, observed };
       const verifiedAt = verification.verified ? new Date().toISOString() : null;
-      const row = await evidence.append({
+      const row = await refusalsAreFinal(() => evidence.append({
         ticketKey: input.ticketKey,
         stepId: input.stepId,
         outcome: verification.verified ? input.outcome : 'failed',
@@ -161,7 +168,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
         eventReceivedAt: input.eventReceivedAt,
         startedAt: input.startedAt,
         verifiedAt,
-      });
+      }));
       return { ...verification, observed, verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash };
     },
 
@@ -225,8 +232,10 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
         startedAt,
         verifiedAt: verified ? new Date().toISOString() : null,
       };
-      if (containsSecret(JSON.stringify(record), secret)) throw new Error('refusing to record evidence that contains the rotated value');
-      const row = await evidence.append(record);
+      const row = await refusalsAreFinal(async () => {
+        if (containsSecret(JSON.stringify(record), secret)) throw new EvidenceRefusal('', 'the rotated value');
+        return evidence.append(record);
+      });
       return {
         verified,
         detail: verified ? `${applied}; delivered to ${input.deliverTo.system}:${input.deliverTo.path} v${version} (${secret.fingerprint})` : mismatches.join('; '),
@@ -246,7 +255,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       } catch (err) {
         observed = { error: err instanceof Error ? err.message : 'inspect failed' };
       }
-      const row = await evidence.append({
+      const row = await refusalsAreFinal(() => evidence.append({
         ticketKey: input.ticketKey,
         stepId: input.stepId,
         outcome: 'failed',
@@ -261,7 +270,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
         eventReceivedAt: input.eventReceivedAt,
         startedAt: input.startedAt,
         verifiedAt: null,
-      });
+      }));
       return { evidenceHash: row.hash };
     },
   };
