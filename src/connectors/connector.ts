@@ -55,16 +55,47 @@ export interface RevokeOutcome {
   expected?: DesiredAccount;
 }
 
+/** A connector instance's leaver policy (`policy.revokeMode` in its configuration). */
+export type RevokeMode = 'delete' | 'disable';
+export const REVOKE_MODES: readonly RevokeMode[] = ['delete', 'disable'];
+
+/** What a delete-policy leaver leaves behind, and what any leaver of an identity that is already gone finds. */
+export const GONE: Readonly<DesiredAccount> = Object.freeze({ exists: false });
+
 /** What a disable-policy leaver leaves behind: the identity kept, unable to authenticate, holding nothing. */
 export const DISABLED_STATE: Readonly<DesiredAccount> = Object.freeze({ exists: true, locked: true, noGrants: true });
 
+/** What each policy leaves behind, for every identity a connector does not declare a deviation for. */
+export const POLICY_LEAVES: Readonly<Record<RevokeMode, Readonly<DesiredAccount>>> = Object.freeze({ delete: GONE, disable: DISABLED_STATE });
+
 /**
- * A disable-policy leaver of an identity that is already gone. There is nothing to disable and no access left, which
- * is what a leaver wants: reported as done, with a read-back that expects the identity absent, never as a refusal
- * that would block closure over an account that no longer exists.
+ * Identities a policy cannot be carried out on as written, declared by the connector's grammar: what a leaver leaves
+ * instead, and why. A Vault lease cannot be suspended (disable revokes it), a certificate cannot be deleted (delete
+ * revokes it), an IAM role has no credential to lock. Declared rather than discovered, so the API, the registry and
+ * the contract suite all see it; the revoke must leave exactly `leaves`.
  */
-export function alreadyAbsentOnDisable(what: string): RevokeOutcome {
-  return { changed: false, detail: `${what} was already absent`, expected: { exists: false } };
+export interface RevokeDeviation {
+  mode: RevokeMode;
+  /** Which identities, for people: e.g. "db/<role> (dynamic database credentials)". */
+  identities: string;
+  applies(identity: IdentityRef): boolean;
+  leaves: Readonly<DesiredAccount>;
+  reason: string;
+}
+
+/** What a leaver of `identity` under `mode` must leave behind, and the declared deviation that says so, if any. */
+export function revokeTarget(grammar: ConnectorGrammar, identity: IdentityRef, mode: RevokeMode): { leaves: Readonly<DesiredAccount>; deviation?: RevokeDeviation } {
+  const deviation = grammar.revokeDeviations?.find((d) => d.mode === mode && d.applies(identity));
+  return deviation ? { leaves: deviation.leaves, deviation } : { leaves: POLICY_LEAVES[mode] };
+}
+
+/**
+ * A leaver of an identity that is already gone, under either policy. There is nothing to delete or disable and no
+ * access left, which is what a leaver wants: reported as done, with a read-back that expects the identity absent,
+ * never as a refusal that would block closure over an account that no longer exists.
+ */
+export function alreadyAbsent(what: string): RevokeOutcome {
+  return { changed: false, detail: `${what} was already absent`, expected: GONE };
 }
 
 /** One identity as discovery lists it: enough to match it against the inventory, nothing secret. */
@@ -103,6 +134,8 @@ export interface ConnectorGrammar {
   parseGrant(text: string): ParsedGrant | { problem: string };
   /** True when the live connector implements `rotate` and `authenticates`. */
   readonly rotates?: boolean;
+  /** Identities for which a revoke policy leaves something other than POLICY_LEAVES; none when absent. */
+  readonly revokeDeviations?: readonly RevokeDeviation[];
   /** Present on secrets stores (the live connector is a SecretSink): checks a destination path, null when fine. */
   validateSecretPath?(path: string): string | null;
 }
@@ -112,7 +145,11 @@ export interface Connector {
   readonly name: string;
   readonly grammar: ConnectorGrammar;
   inspect(identity: IdentityRef): Promise<ObservedAccount>;
-  /** Leaver: end sessions, lock, revoke every grant, drop. Already gone → `changed: false`. */
+  /**
+   * Leaver, per the instance's revoke policy: end sessions, lock, revoke every grant, and drop (delete) or keep
+   * (disable). `expected` is always set: `revokeTarget(grammar, identity, mode).leaves`, or `alreadyAbsent(…)` when
+   * the identity was already gone, under either policy.
+   */
   revoke(identity: IdentityRef): Promise<RevokeOutcome>;
   /** Joiner: create if missing and grant. */
   provision(identity: IdentityRef, grants: string[]): Promise<ProvisionOutcome>;

@@ -338,10 +338,10 @@ describe('SCIM revoke policy "delete"', () => {
     await c.provision(id, [`group=${READERS}`, `group=${OPERATORS}`]);
     const userId = String((await sp.admin.findUser(id.name))?.id);
     const out = await c.revoke(id);
-    expect(out).toEqual({ changed: true, detail: expect.stringMatching(/deleted user/) });
+    expect(out).toEqual({ changed: true, detail: expect.stringMatching(/deleted user/), expected: { exists: false } });
     expect(await c.inspect(id)).toEqual({ exists: false, grants: [] });
     expect((await sp.admin.findGroup(READERS))?.members?.map((m) => m.value)).not.toContain(userId);
-    expect(await c.revoke(id)).toEqual({ changed: false, detail: `user '${id.name}' was already absent` });
+    expect(await c.revoke(id)).toEqual({ changed: false, detail: `user '${id.name}' was already absent`, expected: { exists: false } });
   });
 });
 

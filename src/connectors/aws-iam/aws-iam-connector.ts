@@ -71,7 +71,7 @@ import {
 } from '@aws-sdk/client-iam';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IdentityRef } from '../../actions/identity-action';
-import { DISABLED_STATE, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { AwsIamGrammar, type IamEntity, type IamGrant, parseGrantText, parseIdentityName, roleIdentityName } from './aws-iam-grammar';
@@ -90,7 +90,7 @@ export interface AwsIamConnectorOptions {
   protectedAccounts: string[];
   allowedPolicyArns: string[];
   allowedGroups: string[];
-  revokeMode?: 'delete' | 'disable';
+  revokeMode?: RevokeMode;
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
   /** How long to wait for IAM's eventual consistency (a brand-new key not yet accepted or listed). Default 10 s. */
@@ -159,7 +159,7 @@ type EntityState = UserState | RoleState;
 export class AwsIamConnector implements Connector {
   readonly grammar: AwsIamGrammar;
   private readonly client: IAMClient;
-  private readonly revokeMode: 'delete' | 'disable';
+  private readonly revokeMode: RevokeMode;
 
   constructor(readonly name: string, private readonly opts: AwsIamConnectorOptions) {
     this.revokeMode = opts.revokeMode ?? 'delete';
@@ -222,11 +222,11 @@ export class AwsIamConnector implements Connector {
   async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
     const entity = this.entity(identity);
     const state = await this.read(entity);
+    // Gone is done under either policy: nothing to delete or disable, and no access left (a refusal here blocked
+    // closure over an identity that no longer exists).
+    if (state === null) return alreadyAbsent(`${entity.kind} '${entity.name}'`);
+    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
     if (this.revokeMode === 'disable') {
-      const expected: DesiredAccount = entity.kind === 'user' ? DISABLED_STATE : { exists: true, noGrants: true };
-      if (state === null) {
-        throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${entity.kind} '${entity.name}' does not exist, so it cannot be left disabled`);
-      }
       const observed = observe(state);
       if ((entity.kind === 'role' || observed.locked) && observed.grants.length === 0) {
         return { changed: false, detail: `${entity.kind} '${entity.name}' was already ${entity.kind === 'user' ? 'locked with' : 'left with'} no grants`, expected };
@@ -242,11 +242,10 @@ export class AwsIamConnector implements Connector {
           : 'kept (policy: disable); its trust policy is unchanged, so it can still be assumed and used through resource-based policies naming it, and existing sessions last until they expire: an administrator must replace the trust policy to disable it fully';
       return { changed: true, detail: `${done}; ${entity.kind} '${entity.name}' ${kept}`, expected };
     }
-    if (state === null) return { changed: false, detail: `${entity.kind} '${entity.name}' was already absent` };
     const done = await this.strip(state, true);
     if (state.kind === 'user') await this.gone('DeleteUser', () => this.client.send(new DeleteUserCommand({ UserName: state.name })));
     else await this.gone('DeleteRole', () => this.client.send(new DeleteRoleCommand({ RoleName: state.name })));
-    return { changed: true, detail: `${done}; deleted ${entity.kind} '${entity.name}'` };
+    return { changed: true, detail: `${done}; deleted ${entity.kind} '${entity.name}'`, expected };
   }
 
   async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {

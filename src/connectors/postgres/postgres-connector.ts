@@ -42,7 +42,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { IdentityRef } from '../../actions/identity-action';
-import { DISABLED_STATE, alreadyAbsentOnDisable, assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { formatGrant, PG_IDENTIFIER, type PgGrant, PostgresGrammar, roleNameProblem, TABLE_PRIVILEGES } from './postgres-grammar';
@@ -61,7 +61,7 @@ export interface PostgresConnectorOptions {
   /** Roles a ticket may ask membership of. */
   grantableRoles: string[];
   /** Leaver policy: drop the role, or disable it (NOLOGIN, VALID UNTIL -infinity) and strip its grants. */
-  revokeMode?: 'delete' | 'disable';
+  revokeMode?: RevokeMode;
   /** What a deleted leaver's objects become: owned by `reassignTo`, or dropped with the role. */
   ownedObjects: 'reassign' | 'drop';
   reassignTo?: string;
@@ -177,7 +177,7 @@ interface Observation {
 export class PostgresConnector implements Connector {
   readonly grammar: PostgresGrammar;
   private readonly pools = new Map<string, pg.Pool>();
-  private readonly revokeMode: 'delete' | 'disable';
+  private readonly revokeMode: RevokeMode;
   private readonly databases: string[];
   private readonly protectedAccounts: Set<string>;
   /** The connector's own role, quoted: any legal role name, checked when the connector is made, never mid-revoke. */
@@ -248,8 +248,10 @@ export class PostgresConnector implements Connector {
   async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
     const name = this.roleName(identity);
     const before = await this.observe(name);
-    if (this.revokeMode === 'disable') return this.disable(name, before);
-    if (!before) return { changed: false, detail: `role '${name}' was already absent` };
+    // Absent means no access, which is what a leaver wants under either policy: nothing is left to drop or disable.
+    if (!before) return alreadyAbsent(`role '${name}'`);
+    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
+    if (this.revokeMode === 'disable') return this.disable(name, before, expected);
     const primary = this.opts.database;
     // Every name is quoted before the first statement: nothing can be refused half-way for its spelling.
     const role = ident(name);
@@ -279,7 +281,7 @@ export class PostgresConnector implements Connector {
       ? `reassigned ${before.ownedObjects} owned object(s) to '${this.opts.reassignTo}'`
       : `dropped ${before.ownedObjects} owned object(s)`;
     const grants = heldTexts(before.held).length;
-    return { changed: true, detail: `set NOLOGIN, ${ended}, ${owned}, revoked ${grants} grant(s), dropped role '${name}' (databases: ${this.databases.join(', ')})` };
+    return { changed: true, detail: `set NOLOGIN, ${ended}, ${owned}, revoked ${grants} grant(s), dropped role '${name}' (databases: ${this.databases.join(', ')})`, expected };
   }
 
   async discover(): Promise<DiscoveredIdentity[]> {
@@ -389,10 +391,7 @@ export class PostgresConnector implements Connector {
     }
   }
 
-  private async disable(name: string, before: Observation | null): Promise<RevokeOutcome> {
-    // Absent means no access, which is what a leaver wants: nothing is left to disable, and the read-back expects it gone.
-    if (!before) return alreadyAbsentOnDisable(`role '${name}'`);
-    const expected: DesiredAccount = DISABLED_STATE;
+  private async disable(name: string, before: Observation, expected: Readonly<DesiredAccount>): Promise<RevokeOutcome> {
     const { role } = before;
     if (!role.can_login && role.valid_until === '-infinity' && before.held.length === 0 && role.sessions === 0) {
       return { changed: false, detail: `role '${name}' was already disabled with no grants`, expected };

@@ -24,7 +24,7 @@
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { IdentityRef } from '../../actions/identity-action';
-import { DISABLED_STATE, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult, type SecretSink } from '../connector';
+import { alreadyAbsent, assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeMode, type RevokeOutcome, revokeTarget, type RotationResult, type SecretSink } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { fingerprintOf, Secret } from '../secret';
 import { grantText, parseVaultGrant, parseVaultIdentity, type VaultGrant, VaultGrammar, type VaultIdentity } from './vault-grammar';
@@ -45,7 +45,7 @@ export interface VaultConnectorOptions {
   /** Requested certificate lifetime (Vault duration, e.g. "720h"); the role's default when absent. */
   pkiTtl?: string;
   protectedAccounts: string[];
-  revokeMode?: 'delete' | 'disable';
+  revokeMode?: RevokeMode;
   timeoutMs?: number;
 }
 
@@ -93,7 +93,7 @@ const segments = (p: string): string[] => p.split('/').filter((s) => s !== '');
 export class VaultConnector implements Connector, SecretSink {
   readonly grammar: VaultGrammar;
   private readonly vault: VaultHttp;
-  private readonly revokeMode: 'delete' | 'disable';
+  private readonly revokeMode: RevokeMode;
   private readonly kvMount: string[];
   private readonly kvPrefix: string[];
   private readonly dbMount: string[];
@@ -133,9 +133,12 @@ export class VaultConnector implements Connector, SecretSink {
 
   async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
     const id = this.identity(identity);
-    if (id.kind === 'kv') return this.revokeKv(id.path);
-    if (id.kind === 'db') return this.revokeDb(id.role);
-    return this.revokePki(id.commonName);
+    // What this policy leaves for this kind of identity: a lease cannot be disabled, a certificate cannot be deleted
+    // (declared in VAULT_REVOKE_DEVIATIONS).
+    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
+    if (id.kind === 'kv') return this.revokeKv(id.path, expected);
+    if (id.kind === 'db') return this.revokeDb(id.role, expected);
+    return this.revokePki(id.commonName, expected);
   }
 
   async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
@@ -387,24 +390,24 @@ export class VaultConnector implements Connector, SecretSink {
     return { created, detail: `${created ? 'created' : 'found existing'} ${shown} (version ${meta.current_version}), declared ${missing.length} new reader(s)` };
   }
 
-  private async revokeKv(path: string[]): Promise<RevokeOutcome> {
+  private async revokeKv(path: string[], expected: Readonly<DesiredAccount>): Promise<RevokeOutcome> {
     const shown = `kv/${path.join('/')}`;
     const meta = await this.kvMeta(path);
+    // Gone is done under either policy (a refusal here blocked closure over a secret that no longer exists).
+    if (!meta) return alreadyAbsent(shown);
     if (this.revokeMode === 'delete') {
-      if (!meta) return { changed: false, detail: `${shown} was already absent` };
       await this.vault.call('DELETE', this.kvUrl('metadata', path));
-      return { changed: true, detail: `deleted ${shown}: all ${Object.keys(meta.versions ?? {}).length} version(s) and its metadata` };
+      return { changed: true, detail: `deleted ${shown}: all ${Object.keys(meta.versions ?? {}).length} version(s) and its metadata`, expected };
     }
-    if (!meta) throw new ConnectorRefusal(FailureType.TargetRefused, `${this.name}: ${shown} does not exist, so it cannot be left disabled`);
     const { live, readers } = this.kvState(meta);
-    if (live.length === 0 && readers.length === 0) return { changed: false, detail: `${shown} was already disabled with no readers`, expected: DISABLED_STATE };
+    if (live.length === 0 && readers.length === 0) return { changed: false, detail: `${shown} was already disabled with no readers`, expected };
     // Soft delete: Vault stops serving every version, and an operator can still undelete them (policy: disable).
     if (live.length > 0) await this.vault.call('POST', this.kvUrl('delete', path), { body: { versions: live } });
     if (readers.length > 0) await this.patchCustomMetadata(path, Object.fromEntries(readers.map((r) => [`${READER_KEY}${r}`, null])));
     return {
       changed: true,
       detail: `soft-deleted ${live.length} version(s) of ${shown} and removed ${readers.length} reader(s); kept for undelete (policy: disable)`,
-      expected: DISABLED_STATE,
+      expected,
     };
   }
 
@@ -487,16 +490,16 @@ export class VaultConnector implements Connector, SecretSink {
     return { created: true, detail: `issued lease ${res.lease_id ?? '?'} for database user '${String(res.data?.username ?? '?')}'` };
   }
 
-  private async revokeDb(role: string): Promise<RevokeOutcome> {
+  private async revokeDb(role: string, expected?: Readonly<DesiredAccount>): Promise<RevokeOutcome> {
     const keys = await this.leaseIds(role);
-    if (keys.length === 0) return { changed: false, detail: `db/${role} had no live lease` };
+    if (keys.length === 0) return alreadyAbsent(`db/${role} (no live lease)`);
     for (const key of keys) {
       // The path form of revoke lets the policy confine the gateway to this role's leases; sync by default, so
       // Vault answers only after the database plugin ran the role's revocation statements.
       await this.vault.call('PUT', ['sys', 'leases', 'revoke', ...segments(this.leaseId(role, key))]);
     }
     const policyNote = this.revokeMode === 'disable' ? ' (policy disable: a lease cannot be suspended, only revoked)' : '';
-    return { changed: true, detail: `revoked ${keys.length} lease(s) of db/${role}${policyNote}` };
+    return { changed: true, detail: `revoked ${keys.length} lease(s) of db/${role}${policyNote}`, ...(expected ? { expected } : {}) };
   }
 
   private leaseId(role: string, key: string): string {
@@ -600,14 +603,14 @@ export class VaultConnector implements Connector, SecretSink {
     return { created: false, detail: `issued certificate ${serial} for pki/${cn} adding ${missing.length} DNS name(s); earlier certificates stay valid` };
   }
 
-  private async revokePki(cn: string): Promise<RevokeOutcome> {
+  private async revokePki(cn: string, expected: Readonly<DesiredAccount>): Promise<RevokeOutcome> {
     const certs = await this.ofCn(cn);
-    if (certs.length === 0) return { changed: false, detail: `pki/${cn} has no unexpired certificate` };
+    if (certs.length === 0) return alreadyAbsent(`pki/${cn} (no unexpired certificate)`);
     const live = certs.filter((c) => !c.revoked);
     // A certificate cannot be deleted: its revoked record stays until it expires, whatever the revoke policy says.
-    if (live.length === 0) return { changed: false, detail: `every certificate of pki/${cn} was already revoked`, expected: DISABLED_STATE };
+    if (live.length === 0) return { changed: false, detail: `every certificate of pki/${cn} was already revoked`, expected };
     await this.revokeSerials(live.map((c) => c.serial));
-    return { changed: true, detail: `revoked ${live.length} certificate(s) of pki/${cn}; the records stay until they expire`, expected: DISABLED_STATE };
+    return { changed: true, detail: `revoked ${live.length} certificate(s) of pki/${cn}; the records stay until they expire`, expected };
   }
 
   private async revokeSans(cn: string, dns: string[]): Promise<RevokeOutcome> {
