@@ -1,10 +1,10 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
-import { type DesiredAccount, type ObservedAccount, verifyAccount } from '../src/connectors/connector';
+import { type DesiredAccount, type ObservedAccount, type Verification, verifyAccount } from '../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../src/connectors/connector-errors';
 import type { Secret } from '../src/connectors/secret';
 import type { ConnectorRegistry } from '../src/connectors/registry';
-import type { EvidenceStore } from '../src/evidence/evidence-store';
+import type { EvidenceInput, EvidenceStore } from '../src/evidence/evidence-store';
 import { EvidenceRefusal } from '../src/evidence/redaction';
 
 export interface ConnectorActivityDeps {
@@ -127,6 +127,32 @@ export function containsSecret(text: string, secret: Secret): boolean {
   return false;
 }
 
+/** The evidence row a read-back becomes: what `verifyAndRecord` appends, and what tests pass through the secret check. */
+export function readBackRecord(
+  input: Omit<VerifyAndRecordInput, 'recordOnFailure'>,
+  observed: ObservedAccount,
+  verification: Verification,
+  actor: string,
+  verifiedAt: string | null,
+): EvidenceInput {
+  return {
+    ticketKey: input.ticketKey,
+    stepId: input.stepId,
+    outcome: verification.verified ? input.outcome : 'failed',
+    actionKind: input.actionKind,
+    system: input.system,
+    identity: { ...input.identity },
+    desiredState: { ...input.desired },
+    observedState: { ...observed },
+    verified: verification.verified,
+    verification: { mismatches: verification.mismatches, applied: input.applied },
+    actor,
+    eventReceivedAt: input.eventReceivedAt,
+    startedAt: input.startedAt,
+    verifiedAt,
+  };
+}
+
 export function createConnectorActivities({ registry, evidence, actor }: ConnectorActivityDeps) {
   return {
     async applyLeaver({ system, identity }: StepTarget): Promise<{ changed: boolean; detail: string; startedAt: string; expected?: DesiredAccount }> {
@@ -153,22 +179,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       const verification = verifyAccount(input.desired, observed);
       if (!verification.verified && !input.recordOnFailure) return { ...verification, observed };
       const verifiedAt = verification.verified ? new Date().toISOString() : null;
-      const row = await refusalsAreFinal(() => evidence.append({
-        ticketKey: input.ticketKey,
-        stepId: input.stepId,
-        outcome: verification.verified ? input.outcome : 'failed',
-        actionKind: input.actionKind,
-        system: input.system,
-        identity: { ...input.identity },
-        desiredState: { ...input.desired },
-        observedState: { ...observed },
-        verified: verification.verified,
-        verification: { mismatches: verification.mismatches, applied: input.applied },
-        actor,
-        eventReceivedAt: input.eventReceivedAt,
-        startedAt: input.startedAt,
-        verifiedAt,
-      }));
+      const row = await refusalsAreFinal(() => evidence.append(readBackRecord(input, observed, verification, actor, verifiedAt)));
       return { ...verification, observed, verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash };
     },
 

@@ -109,7 +109,8 @@ describe('evidence secret check: what a secret is', () => {
         attributes: {
           flags: ['off'],
           passwords: 0,
-          otherCredentials: ['signing-certificate:TA7SMP42TDN5Z26OBPJE7EXAMPLE:Inactive', 'ssh-key:APKAEIBAERJR2EXAMPLE:Inactive'],
+          // AWS's own id shapes, and moto's lower-case signing-certificate ids.
+          otherCredentials: ['signing-certificate:TA7SMP42TDN5Z26OBPJE7EXAMPLE:Inactive', 'signing-certificate:zf5aa328d8z26u2adu5wzehtxnr1w064:Active', 'ssh-key:APKAEIBAERJR2EXAMPLE:Inactive'],
           accessKeys: ['AKIAIOSFODNN7EXAMPLE:Inactive'],
           loginProfile: false,
           tokenCount: 3,

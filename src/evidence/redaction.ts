@@ -68,8 +68,12 @@ const SHAPES: readonly Shape[] = [
 /** Under a secret-like name, the values that still cannot be a credential. */
 const FINGERPRINT = /^(?:sha256:[0-9a-f]{16,64}|\[secret sha256:[0-9a-f]{16,64}\])$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** `APKAEIBAERJR2EXAMPLE`, `ssh-key:APKA…:Active`: an upper-case identifier, optionally with a kind and a state. */
-const IDENTIFIER = /^(?:[a-z][a-z-]{0,31}:)?[A-Z0-9]{8,128}(?::[A-Z][a-z]{1,15})?$/;
+/**
+ * `APKAEIBAERJR2EXAMPLE` or `ssh-key:APKA…:Active`: an upper-case identifier, optionally with a kind and a state; or
+ * any short id in the `<kind>:<id>:<state>` form inspect lists credentials in (moto's signing-certificate ids are
+ * lower case), the state being a status word, which a credential never ends in.
+ */
+const IDENTIFIER = /^(?:(?:[a-z][a-z-]{0,31}:)?[A-Z0-9]{8,128}(?::[A-Z][a-z]{1,15})?|[a-z][a-z-]{0,31}:[A-Za-z0-9_-]{1,128}:(?:Active|Inactive|Expired|Revoked|Disabled|Enabled))$/;
 
 /** Throws EvidenceRefusal if `value` holds a secret anywhere; see the top of this file for what counts. */
 export function assertNoSecrets(value: unknown, path = ''): void {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
   AttachRolePolicyCommand,
@@ -39,10 +40,12 @@ import {
   AddRoleToInstanceProfileCommand,
   UpdateAccessKeyCommand,
   UploadSSHPublicKeyCommand,
+  UploadSigningCertificateCommand,
+  AddUserToGroupCommand,
 } from '@aws-sdk/client-iam';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import type { Connector } from '../../src/connectors/connector';
-import { verifyAccount } from '../../src/connectors/connector';
+import type { Connector, RevokeMode } from '../../src/connectors/connector';
+import { GONE, revokeTarget, verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
 import { awsIamConnectorType, awsIamInstanceSchema } from '../../src/connectors/aws-iam';
@@ -72,6 +75,14 @@ function motoEvaluable(doc: IamPolicyDocument, without: string[] = []): IamPolic
     Version: doc.Version,
     Statement: doc.Statement.map((s) => ({ ...s, Action: s.Action.filter((a) => !without.includes(a)), Resource: ['*'] })).filter((s) => s.Action.length > 0),
   };
+}
+
+/** A self-signed X.509 certificate (openssl), as an IAM signing certificate is uploaded; its key is thrown away. */
+function selfSignedCertificate(): string {
+  return execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=cg-test', '-days', '1'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
 }
 
 /** An OpenSSH ed25519 public key line: what CodeCommit users upload. */
@@ -148,6 +159,8 @@ const refusalOf = async (run: () => Promise<unknown>): Promise<ConnectorRefusal>
 
 describe('AWS IAM connector against moto with IAM access control on, using a least-privilege user', () => {
   let moto: Moto;
+  /** The secret half of each access key seedOutOfBand created, as IAM handed it out (once). */
+  const seededKeys = new Map<string, string>();
   const env: Record<string, string> = {};
   const open: Connector[] = [];
   const made: IdentityRef[] = [];
@@ -204,13 +217,24 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     // The same policy without AttachUserPolicy: the target, not the connector, must refuse the attach.
     await credentialUser(NARROW_USER, motoEvaluable(documented, ['iam:AttachUserPolicy']), 'CG_TEST_AWS_NARROW');
     const connector = connect();
+    const byMode = new Map<RevokeMode, Connector>([['delete', connector]]);
     harness = {
-      connector: () => connector,
+      connector: (mode = 'delete') => byMode.get(mode) ?? byMode.set(mode, connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: mode } })).get(mode)!,
       freshIdentity: () => ({ type: 'service_account', name: `cgt-${randomBytes(5).toString('hex')}` }),
       grants: [`policy=${READ_ONLY}`, `group=${GROUP}`],
       seedOutOfBand: async (id) => {
+        // Every kind of credential an IAM user can hold: access key, console password, SSH public key, signing
+        // certificate, MFA device; and a group membership.
         await moto.admin.send(new CreateUserCommand({ UserName: id.name, Path: PATH }));
+        const key = (await moto.admin.send(new CreateAccessKeyCommand({ UserName: id.name }))).AccessKey!;
+        seededKeys.set(id.name, key.SecretAccessKey!);
+        await moto.admin.send(new CreateLoginProfileCommand({ UserName: id.name, Password: 'Aa1!aaaaaaaaaaaa' }));
+        await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }));
+        await moto.admin.send(new UploadSigningCertificateCommand({ UserName: id.name, CertificateBody: selfSignedCertificate() }));
+        await moto.admin.send(new EnableMFADeviceCommand({ UserName: id.name, SerialNumber: `arn:aws:iam::${MOTO_ACCOUNT_ID}:mfa/${id.name}`, AuthenticationCode1: '123456', AuthenticationCode2: '654321' }));
+        await moto.admin.send(new AddUserToGroupCommand({ UserName: id.name, GroupName: GROUP }));
       },
+      storedSecrets: async (id) => [{ what: 'an IAM secret access key (CreateAccessKey)', value: seededKeys.get(id.name) ?? '' }],
       snapshot: () => adminSnapshot(moto.admin),
       ownIdentityName: CONNECTOR_USER,
       hostileNames: [
@@ -584,6 +608,23 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect(out.detail).toMatch(/trust policy is unchanged, so it can still be assumed/);
     expect(verifyAccount(out.expected!, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
     expect((await c.revoke(role)).changed).toBe(false);
+  });
+
+  it('a role under the disable policy is a declared deviation: kept unlocked with no grants, because a role has no credential to lock', () => {
+    const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: 'disable' } });
+    const target = revokeTarget(c.grammar, { type: 'service_account', name: 'role/deployer' }, 'disable');
+    expect(target.leaves).toEqual({ exists: true, noGrants: true });
+    expect(target.deviation?.reason).toMatch(/no credential to lock/);
+    expect(revokeTarget(c.grammar, { type: 'service_account', name: 'role/deployer' }, 'delete')).toEqual({ leaves: GONE });
+    expect(revokeTarget(c.grammar, { type: 'service_account', name: 'svc-billing' }, 'disable').deviation).toBeUndefined();
+  });
+
+  it.each(['delete', 'disable'] as const)('a %s-policy leaver of a role that does not exist is done, already absent, and its read-back verifies', async (mode) => {
+    const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: mode } });
+    const role: IdentityRef = { type: 'service_account', name: `role/cgt-gone-${randomBytes(4).toString('hex')}` };
+    const out = await c.revoke(role);
+    expect(out).toEqual({ changed: false, detail: `role '${role.name.slice(5)}' was already absent`, expected: GONE });
+    expect(verifyAccount(out.expected!, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
   });
 
   it('grammar: exact canonical grant text, policies by exact ARN or path prefix, groups in the allow-list spelling, protected names in any case', () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import { type Connector, verifyAccount } from '../../src/connectors/connector';
+import { type Connector, type RevokeMode, verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { type PostgresInstanceConfig, postgresConnectorType, postgresInstanceSchema } from '../../src/connectors/postgres';
 import { classifyPgError, createPostgresConnector } from '../../src/connectors/postgres/postgres-connector';
@@ -9,7 +9,7 @@ import { PostgresGrammar } from '../../src/connectors/postgres/postgres-grammar'
 import { Secret } from '../../src/connectors/secret';
 import { freePort } from '../support/servers/process';
 import { connectPg, type PostgresServer, startPostgres } from '../support/servers/postgres';
-import { describeConnectorContract } from './contract';
+import { type ContractHarness, describeConnectorContract } from './contract';
 
 /*
  * Runs against a private PostgreSQL instance (scram-sha-256 everywhere, see test/support/servers/postgres.ts), with the
@@ -198,10 +198,10 @@ afterAll(async () => {
   }
 });
 
-function harness(revokeMode: 'delete' | 'disable') {
-  let live: Connector | undefined;
-  return () => ({
-    connector: () => (live ??= connector({}, { revokeMode })),
+function harness() {
+  const live = new Map<RevokeMode, Connector>();
+  return (): ContractHarness => ({
+    connector: (mode: RevokeMode = 'delete') => live.get(mode) ?? live.set(mode, connector({}, { revokeMode: mode })).get(mode)!,
     freshIdentity: () => fresh(),
     grants: [
       'SELECT ON TABLE cg_app.sales.orders',
@@ -211,7 +211,14 @@ function harness(revokeMode: 'delete' | 'disable') {
       'SELECT ON ALL TABLES IN SCHEMA cg_app.reports',
     ] as [string, string, ...string[]],
     seedOutOfBand: async (id: IdentityRef) => {
-      await server.adminQuery('postgres', `CREATE ROLE ${pg.escapeIdentifier(id.name)} LOGIN`);
+      const role = pg.escapeIdentifier(id.name);
+      await server.adminQuery('postgres', `CREATE ROLE ${role} LOGIN PASSWORD ${pg.escapeLiteral(randomBytes(12).toString('base64url'))} VALID UNTIL 'infinity'`);
+      // Granted as the connector's role: PostgreSQL revokes per grantor, and a leaver can only take back what the gateway may.
+      await server.adminQuery('cg_app', `SET ROLE ${pg.escapeIdentifier(CONNECTOR)}; GRANT SELECT ON TABLE sales.orders TO ${role}`);
+    },
+    storedSecrets: async (id: IdentityRef) => {
+      const rows = await server.adminQuery<{ hash: string }>('postgres', 'SELECT rolpassword AS hash FROM pg_authid WHERE rolname = $1', [id.name]);
+      return rows.map((r) => ({ what: 'a PostgreSQL SCRAM-SHA-256 verifier (pg_authid)', value: r.hash }));
     },
     snapshot,
     ownIdentityName: CONNECTOR,
@@ -245,7 +252,7 @@ function harness(revokeMode: 'delete' | 'disable') {
     },
     acceptedButNotApplied: async () => {
       const id = fresh();
-      const c = connector({}, { revokeMode });
+      const c = connector({}, { revokeMode: 'delete' });
       await c.provision(id, ['SELECT ON TABLE cg_app.sales.orders']);
       // PostgreSQL accepts this GRANT from the connector's own credential (no error), with only a WARNING ...
       const raw = new pg.Client({ host: server.host, port: server.port, user: CONNECTOR, password: connectorPassword, database: 'cg_app' });
@@ -275,8 +282,7 @@ beforeAll(async () => {
   unusedPort = await freePort();
 });
 
-describeConnectorContract('PostgreSQL (revokeMode delete, owned objects reassigned)', harness('delete'));
-describeConnectorContract('PostgreSQL (revokeMode disable)', harness('disable'));
+describeConnectorContract('PostgreSQL (owned objects reassigned on delete)', harness());
 
 describe('PostgreSQL grammar', () => {
   const grammar = new PostgresGrammar({ protectedAccounts: [CONNECTOR, 'cg_orphans'], databases: MANAGED, grantableRoles: ['cg_readers'] });
