@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   AttachRolePolicyCommand,
   CreateAccessKeyCommand,
@@ -52,6 +51,7 @@ import { awsIamConnectorType, awsIamInstanceSchema } from '../../src/connectors/
 import { awsFailure, createAwsIamConnector } from '../../src/connectors/aws-iam/aws-iam-connector';
 import { leastPrivilegePolicy, type IamPolicyDocument } from '../../src/connectors/aws-iam/aws-iam-policy';
 import { describeConnectorContract, type ContractHarness } from './contract';
+import { selfSignedCertificate, sshPublicKey } from '../support/credentials';
 import { freePort } from '../support/servers/process';
 import { MOTO_ACCOUNT_ID, startMoto, type Moto } from '../support/servers/moto';
 
@@ -75,25 +75,6 @@ function motoEvaluable(doc: IamPolicyDocument, without: string[] = []): IamPolic
     Version: doc.Version,
     Statement: doc.Statement.map((s) => ({ ...s, Action: s.Action.filter((a) => !without.includes(a)), Resource: ['*'] })).filter((s) => s.Action.length > 0),
   };
-}
-
-/** A self-signed X.509 certificate (openssl), as an IAM signing certificate is uploaded; its key is thrown away. */
-function selfSignedCertificate(): string {
-  return execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=cg-test', '-days', '1'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-}
-
-/** An OpenSSH ed25519 public key line: what CodeCommit users upload. */
-function sshPublicKey(): string {
-  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
-  const field = (b: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(b.length);
-    return Buffer.concat([length, b]);
-  };
-  return `ssh-ed25519 ${Buffer.concat([field(Buffer.from('ssh-ed25519')), field(raw)]).toString('base64')} test`;
 }
 
 const isNoSuchEntity = (e: unknown) => (e as { name?: string }).name === 'NoSuchEntityException';

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import {
@@ -12,6 +11,7 @@ import { ldapConnectorType, ldapInstanceSchema } from '../../src/connectors/ldap
 import { classifyLdapError, type LdapConnector } from '../../src/connectors/ldap/ldap-connector';
 import { escapeDnValue, firstRdn, LdapGrammar } from '../../src/connectors/ldap/ldap-grammar';
 import { Secret } from '../../src/connectors/secret';
+import { slappasswd } from '../support/credentials';
 import { freePort } from '../support/servers/process';
 import { LDAP_BASE_DN, type LdapTestServer, startLdapServer } from '../support/servers/ldap';
 import { type ContractHarness, describeConnectorContract } from './contract';
@@ -128,7 +128,7 @@ function harness(): () => ContractHarness {
     freshIdentity,
     grants: ['group=cg-readers', 'group=cg-writers'],
     // A salted hash as slappasswd makes it, which is how directories hold passwords.
-    seedOutOfBand: (id) => addAsAdmin(id, { groups: ['cg-readers'], userPassword: execFileSync('slappasswd', ['-s', randomBytes(12).toString('base64url')], { encoding: 'utf8' }).trim() }),
+    seedOutOfBand: (id) => addAsAdmin(id, { groups: ['cg-readers'], userPassword: slappasswd(randomBytes(12).toString('base64url')) }),
     storedSecrets: async (id) =>
       server.asAdmin(async (admin) => {
         const { searchEntries } = await admin.search(dnOf(id), { scope: 'base', attributes: ['userPassword'] });
