@@ -75,7 +75,7 @@ describe('leavers on all eight connectors under both revoke policies, identity p
           return r.status === 200 && r.data.allowed === true ? r : null;
         });
         expect(check.data.reasons).toEqual([]);
-      });
+      }, 120_000);
     }
   }
 
@@ -113,5 +113,5 @@ describe('leavers on all eight connectors under both revoke policies, identity p
     expect(check.data.allowed).toBe(false);
     const bytesAsText = (_k: string, v: unknown): unknown => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v);
     expect(JSON.stringify([state, events, check.data], bytesAsText)).not.toContain(leaked.slice(7));
-  });
+  }, 120_000);
 });
