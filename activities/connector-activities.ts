@@ -191,33 +191,32 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
      */
     async rotateAndDeliver(input: RotateInput): Promise<RotateResult> {
       const startedAt = new Date().toISOString();
-      const connector = registry.get(input.system);
-      if (!connector.rotate || !connector.authenticates) {
-        throw ApplicationFailure.create({ message: `${input.system} has no credentials the gateway rotates`, type: 'TargetRefused', nonRetryable: true });
-      }
+      // Declared capabilities, not method sniffing: a system whose type does not declare rotation is refused here.
+      const rotation = await refusalsAreFinal(async () => registry.rotator(input.system));
+      const connector = rotation.rotator;
       const sink = await refusalsAreFinal(async () => registry.sink(input.deliverTo.system));
       // The destination is checked before anything changes: a refused write must not leave a rotated, undelivered credential.
       await refusalsAreFinal(() => sink.checkDestination(input.deliverTo.path));
-      const rotated = await refusalsAreFinal(() => connector.rotate!(input.identity));
+      const rotated = await refusalsAreFinal(() => connector.rotate(input.identity));
       const { secret } = rotated;
       // The target already holds the new value: a transient store fault is retried here with the same secret, since
       // a retry of the whole activity would rotate again and leave the target ahead of the store meanwhile.
       const { version } = await refusalsAreFinal(() =>
         withRetries(() => sink.deliver(input.deliverTo.path, secret, { ticket: input.ticketKey, system: input.system, identity: input.identity.name })),
       );
-      const authenticates = await refusalsAreFinal(() => connector.authenticates!(input.identity, secret));
+      const authenticates = await refusalsAreFinal(() => connector.authenticates(input.identity, secret));
       const served = await refusalsAreFinal(() => sink.currentFingerprint(input.deliverTo.path));
       const mismatches: string[] = [];
       if (!authenticates) mismatches.push('the target does not accept the new credential');
       if (served?.fingerprint !== secret.fingerprint) mismatches.push('the secrets store does not serve the new credential');
       let applied = rotated.detail;
-      if (mismatches.length === 0 && connector.retireOthers) {
+      if (mismatches.length === 0 && rotation.phases === 2) {
         if (!rotated.credentialId) {
           throw ApplicationFailure.create({ message: `${input.system}: rotation named no new credential, so nothing else is retired`, type: 'TargetRefused', nonRetryable: true });
         }
         // Two-phase targets keep the previous credential until the new one is delivered and proven to work.
         const keep = rotated.credentialId;
-        const retired = await refusalsAreFinal(() => connector.retireOthers!(input.identity, keep));
+        const retired = await refusalsAreFinal(() => rotation.rotator.retireOthers(input.identity, keep));
         applied = `${applied}; ${retired.detail}`;
       }
       const verified = mismatches.length === 0;

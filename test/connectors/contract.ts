@@ -1,8 +1,10 @@
 import { readBackRecord } from '../../activities/connector-activities';
 import type { IdentityRef } from '../../src/actions/identity-action';
 import {
-  type Connector, type DesiredAccount, GONE, type ObservedAccount, POLICY_LEAVES, REVOKE_MODES, type RevokeMode, type RevokeOutcome, revokeTarget, verifyAccount,
+  capabilityProblems, type Connector, type DesiredAccount, GONE, type ObservedAccount, POLICY_LEAVES, REVOKE_MODES, type RevokeMode, type RevokeOutcome, revokeTarget,
+  type TwoPhaseRotator, verifyAccount,
 } from '../../src/connectors/connector';
+import { capabilitiesOf } from '../../src/connectors/registry';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
 import { assertNoSecrets, EvidenceRefusal } from '../../src/evidence/redaction';
@@ -54,7 +56,7 @@ export interface ContractHarness {
   acceptedButNotApplied(): Promise<{ identity: IdentityRef; desired: DesiredAccount }>;
   /** Removes whatever a test left behind, as an administrator. Must not fail when nothing is there. */
   cleanup(identity: IdentityRef): Promise<void>;
-  /** Whether the target holds credentials this connector rotates. */
+  /** Whether the target holds credentials this connector rotates: its type must declare rotation exactly then. */
   rotates: boolean;
 }
 
@@ -282,28 +284,37 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
       expect(verdict.mismatches.length).toBeGreaterThan(0);
     });
 
+    it("does exactly what its type declares (rotation, secret sink), no more and no less", () => {
+      const c = h().connector();
+      const declared = capabilitiesOf(c.grammar.type);
+      // The API refuses rotate actions for types that do not declare rotation: the harness knows which these are.
+      expect(Boolean(declared.rotation)).toBe(h().rotates);
+      expect(capabilityProblems(declared, c)).toEqual([]);
+    });
+
     it('rotates a credential: the new one authenticates, the old one stops, and nothing prints the value', async () => {
       const c = h().connector();
-      // The API refuses rotate actions for grammars that do not say they rotate: the two must agree.
-      expect(Boolean(c.grammar.rotates)).toBe(h().rotates);
+      const declared = capabilitiesOf(c.grammar.type);
       if (!h().rotates) {
-        expect(c.rotate).toBeUndefined();
+        expect(declared.rotation).toBeUndefined();
         return;
       }
+      // What the registry hands out for a declared capability (capabilityProblems above holds it to the declaration).
+      const rotator = c as unknown as TwoPhaseRotator;
       const id = fresh();
       await c.provision(id, [h().grants[0]]);
       // Two-phase targets (several credentials at once) retire the others only once the new one is delivered.
       const rotate = async () => {
-        const r = await c.rotate!(id);
-        if (c.retireOthers) await c.retireOthers(id, r.credentialId ?? '');
+        const r = await rotator.rotate(id);
+        if (declared.rotation === 'two-phase') await rotator.retireOthers(id, r.credentialId ?? '');
         return r;
       };
       const first = await rotate();
       const second = await rotate();
       expect(second.secret.fingerprint).not.toBe(first.secret.fingerprint);
-      expect(await c.authenticates!(id, second.secret)).toBe(true);
-      expect(await c.authenticates!(id, first.secret)).toBe(false);
-      expect(await c.authenticates!(id, Secret.generate())).toBe(false);
+      expect(await rotator.authenticates(id, second.secret)).toBe(true);
+      expect(await rotator.authenticates(id, first.secret)).toBe(false);
+      expect(await rotator.authenticates(id, Secret.generate())).toBe(false);
       const printed = JSON.stringify(second) + String(second.secret) + second.detail;
       expect(printed).not.toContain(second.secret.reveal());
       expect(printed).toContain(second.secret.fingerprint);

@@ -4,7 +4,7 @@ import type { IdentityRef } from '../../src/actions/identity-action';
 import { type Connector, type RevokeMode, verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { type PostgresInstanceConfig, postgresConnectorType, postgresInstanceSchema } from '../../src/connectors/postgres';
-import { classifyPgError, createPostgresConnector } from '../../src/connectors/postgres/postgres-connector';
+import { classifyPgError, createPostgresConnector, type PostgresConnector } from '../../src/connectors/postgres/postgres-connector';
 import { PostgresGrammar } from '../../src/connectors/postgres/postgres-grammar';
 import { Secret } from '../../src/connectors/secret';
 import { freePort } from '../support/servers/process';
@@ -28,7 +28,7 @@ const opened: Connector[] = [];
 const touched = new Set<string>();
 
 /** The connector as the worker would build it: config through the type's own schema, password from the "environment". */
-function connector(over: Record<string, unknown> = {}, policy: Record<string, unknown> = {}): Connector {
+function connector(over: Record<string, unknown> = {}, policy: Record<string, unknown> = {}): PostgresConnector {
   const cfg = postgresInstanceSchema.parse({
     name: 'postgres-test',
     type: 'postgres',
@@ -47,7 +47,7 @@ function connector(over: Record<string, unknown> = {}, policy: Record<string, un
   const c = postgresConnectorType.create(cfg, (key) => {
     if (key !== PASSWORD_ENV) throw new Error(`unexpected secret ${key}`);
     return connectorPassword;
-  });
+  }) as PostgresConnector;
   opened.push(c);
   return c;
 }
@@ -347,7 +347,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     const c = connector();
     const id = fresh();
     await c.provision(id, ['CONNECT ON DATABASE cg_app', 'USAGE ON SCHEMA cg_app.sales', 'SELECT ON TABLE cg_app.sales.orders']);
-    const { secret } = await c.rotate!(id);
+    const { secret } = await c.rotate(id);
     const session = await login(id.name, secret, 'cg_app');
     try {
       expect((await session.query('SELECT total FROM sales.orders')).rows).toEqual([{ total: '9.5' }]);
@@ -406,11 +406,11 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
   });
 
   /** A joiner with create rights in both managed databases, who then creates a table in each and keeps sessions open. */
-  async function leaverWithTables(c: Connector): Promise<{ id: IdentityRef; secret: Secret; sessions: pg.Client[]; table: string }> {
+  async function leaverWithTables(c: PostgresConnector): Promise<{ id: IdentityRef; secret: Secret; sessions: pg.Client[]; table: string }> {
     const id = fresh('leaver');
     const grants = MANAGED.flatMap((db) => [`CONNECT ON DATABASE ${db}`, `USAGE, CREATE ON SCHEMA ${db}.work`]);
     await c.provision(id, grants);
-    const { secret } = await c.rotate!(id);
+    const { secret } = await c.rotate(id);
     const table = `work.made_by_${id.name}`;
     const sessions: pg.Client[] = [];
     for (const db of MANAGED) {
@@ -471,7 +471,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
       attributes: { canLogin: false, validUntil: '-infinity', ownedObjects: 2, ownsObjectsIn: MANAGED },
     });
     for (const db of MANAGED) expect(await tableOwner(db, table)).toBe(id.name);
-    expect(await c.authenticates!(id, secret)).toBe(false);
+    expect(await c.authenticates(id, secret)).toBe(false);
   });
 
   it('delete is refused, naming the privilege, when another grantor gave the leaver something the connector cannot revoke; the role is left unable to log in', async () => {
@@ -537,7 +537,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     const before = await snapshot();
     for (const revokeMode of ['delete', 'disable']) {
       const c = connector({}, { revokeMode });
-      for (const op of [() => c.revoke(id), () => c.rotate!(id), () => c.revokeGrants(id, [], true), () => c.provision(id, [])]) {
+      for (const op of [() => c.revoke(id), () => c.rotate(id), () => c.revokeGrants(id, [], true), () => c.provision(id, [])]) {
         const err = await op().then(() => null, (e: unknown) => e);
         expect(err).toBeInstanceOf(ConnectorRefusal);
         expect((err as ConnectorRefusal).type).toBe(FailureType.InvalidIdentity);
@@ -660,16 +660,16 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     const c = connector();
     const id = fresh();
     await c.provision(id, []);
-    const { secret } = await c.rotate!(id);
+    const { secret } = await c.rotate(id);
     const [stored] = await server.adminQuery<{ pw: string }>('postgres', 'SELECT rolpassword AS pw FROM pg_authid WHERE rolname = $1', [id.name]);
     expect(stored?.pw).toMatch(/^SCRAM-SHA-256\$4096:/);
     expect(server.log()).toContain(`ALTER ROLE "${id.name}" PASSWORD 'SCRAM-SHA-256$4096:`);
     expect(server.log()).not.toContain(secret.reveal());
-    expect(await c.authenticates!(id, secret)).toBe(true);
+    expect(await c.authenticates(id, secret)).toBe(true);
   });
 
   it('authenticates() will not vouch for a login the server never challenged (pg_hba trust)', async () => {
-    const err = await connector().authenticates!({ type: 'service_account', name: 'cg_trusted' }, Secret.generate()).then(() => null, (e: unknown) => e);
+    const err = await connector().authenticates({ type: 'service_account', name: 'cg_trusted' }, Secret.generate()).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectorRefusal);
     expect((err as Error).message).toMatch(/without asking for a password/);
   });

@@ -71,7 +71,7 @@ import {
 } from '@aws-sdk/client-iam';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, type Connector, type TwoPhaseRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { AwsIamGrammar, type IamEntity, type IamGrant, parseGrantText, parseIdentityName, roleIdentityName } from './aws-iam-grammar';
@@ -156,7 +156,7 @@ interface RoleState {
 
 type EntityState = UserState | RoleState;
 
-export class AwsIamConnector implements Connector {
+export class AwsIamConnector implements Connector, TwoPhaseRotator {
   readonly grammar: AwsIamGrammar;
   private readonly client: IAMClient;
   private readonly revokeMode: RevokeMode;

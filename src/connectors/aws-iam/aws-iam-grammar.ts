@@ -55,7 +55,6 @@ export const AWS_IAM_REVOKE_DEVIATIONS: readonly RevokeDeviation[] = Object.free
 
 export class AwsIamGrammar implements ConnectorGrammar {
   readonly type = 'aws-iam';
-  readonly rotates = true;
   readonly revokeDeviations = AWS_IAM_REVOKE_DEVIATIONS;
   private readonly protectedAccounts: Set<string>;
   private readonly exactPolicies: Set<string>;

@@ -18,7 +18,7 @@
  */
 import { AndFilter, Attribute, BerWriter, Change, Client, EqualityFilter, type Entry, type Filter, PresenceFilter, ResultCodeError } from 'ldapts';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { escapeDnValue, firstRdn, grantOfGroup, groupOfGrant, LdapGrammar, sameDn } from './ldap-grammar';
@@ -100,7 +100,7 @@ function values(entry: Entry, attr: string): string[] {
   return (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : x));
 }
 
-export class LdapConnector implements Connector {
+export class LdapConnector implements Connector, CredentialRotator {
   readonly grammar: LdapGrammar;
   private readonly client: Client;
   private readonly revokeMode: RevokeMode;

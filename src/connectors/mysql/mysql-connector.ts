@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalGrantsFromShowGrants, MYSQL_PRIVILEGES, MysqlGrammar, splitCanonicalGrant } from './mysql-grammar';
@@ -35,7 +35,7 @@ const CANONICAL_OBJECT = /^(`(?:[A-Za-z0-9$]|\\_){1,64}`\.\*|`[A-Za-z0-9_$]{1,64
  * MySQL/MariaDB accounts. Account names always travel as quoted string literals (mysql2 placeholders), never
  * concatenated; privileges and object names come only from MysqlGrammar's allow-list and are re-checked here.
  */
-export class MysqlConnector implements Connector {
+export class MysqlConnector implements Connector, CredentialRotator {
   readonly grammar: MysqlGrammar;
   private readonly pool: mysql.Pool;
   private readonly revokeMode: RevokeMode;

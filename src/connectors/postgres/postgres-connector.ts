@@ -42,7 +42,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, type Connector, type CredentialRotator, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { formatGrant, PG_IDENTIFIER, type PgGrant, PostgresGrammar, roleNameProblem, TABLE_PRIVILEGES } from './postgres-grammar';
@@ -174,7 +174,7 @@ interface Observation {
   ownsObjectsIn: string[];
 }
 
-export class PostgresConnector implements Connector {
+export class PostgresConnector implements Connector, CredentialRotator {
   readonly grammar: PostgresGrammar;
   private readonly pools = new Map<string, pg.Pool>();
   private readonly revokeMode: RevokeMode;

@@ -14,7 +14,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, type Method } from 'axios';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, checkedCanonicalGrant, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { AmqpProtocolError, amqpLogin } from './amqp-login';
@@ -59,7 +59,7 @@ interface TopicPermission {
 /** How long a revoke waits for the broker to drop the user's connections before handing the retry to Temporal. */
 const SESSION_DEADLINE_MS = 5_000;
 
-export class RabbitmqConnector implements Connector {
+export class RabbitmqConnector implements Connector, CredentialRotator {
   readonly grammar: RabbitmqGrammar;
   private readonly http: AxiosInstance;
   private readonly revokeMode: RevokeMode;

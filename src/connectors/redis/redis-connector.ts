@@ -9,7 +9,7 @@
  */
 import Redis from 'ioredis';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, checkedCanonicalGrant, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalRedisGrant, parseRedisGrant, REDIS_GRANTABLE_COMMANDS, type RedisGrant, RedisGrammar } from './redis-grammar';
@@ -47,7 +47,7 @@ interface CommandCatalogue {
   names: string[];
 }
 
-export class RedisConnector implements Connector {
+export class RedisConnector implements Connector, CredentialRotator {
   readonly grammar: RedisGrammar;
   private readonly client: Redis;
   private readonly revokeMode: RevokeMode;

@@ -24,7 +24,7 @@
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, type Connector, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeMode, type RevokeOutcome, revokeTarget, type RotationResult, type SecretSink } from '../connector';
+import { alreadyAbsent, assertValidIdentity, type Connector, type TwoPhaseRotator, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeMode, type RevokeOutcome, revokeTarget, type RotationResult, type SecretSink } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { fingerprintOf, Secret } from '../secret';
 import { grantText, parseVaultGrant, parseVaultIdentity, type VaultGrant, VaultGrammar, type VaultIdentity } from './vault-grammar';
@@ -90,7 +90,7 @@ const segments = (p: string): string[] => p.split('/').filter((s) => s !== '');
  * and the store rotated credentials are delivered to (SecretSink). The token is held only in VaultHttp; values of
  * secrets are read only to fingerprint them, and never leave this class.
  */
-export class VaultConnector implements Connector, SecretSink {
+export class VaultConnector implements Connector, TwoPhaseRotator, SecretSink {
   readonly grammar: VaultGrammar;
   private readonly vault: VaultHttp;
   private readonly revokeMode: RevokeMode;

@@ -126,8 +126,6 @@ export const VAULT_REVOKE_DEVIATIONS: readonly RevokeDeviation[] = Object.freeze
 
 export class VaultGrammar implements ConnectorGrammar {
   readonly type = 'vault';
-  /** KV secrets and certificates rotate; `db/` identities do not (the grammar-level flag covers the type). */
-  readonly rotates = true;
   readonly revokeDeviations = VAULT_REVOKE_DEVIATIONS;
   private readonly protectedAccounts: Set<string>;
   /** KV paths (relative to the prefix) that are protected together with everything under them. */
