@@ -66,11 +66,16 @@ afterAll(async () => {
 });
 
 const harness = (): ContractHarness => ({
-  connector: () => connector(),
+  connector: (mode = 'delete') => connector(mode),
   freshIdentity,
   grants: [permission(broker.vhost), 'tag=management', 'tag=monitoring'],
   async seedOutOfBand(identity) {
-    await broker.createUser(identity.name, []);
+    await broker.createUser(identity.name, ['monitoring']);
+    await broker.admin.put(`/permissions/${enc(broker.vhost)}/${enc(identity.name)}`, { configure: '^cgt\\.', write: '^cgt\\.', read: '^cgt\\.' });
+  },
+  async storedSecrets(identity) {
+    const user = (await broker.admin.get(`/users/${enc(identity.name)}`)).data as { password_hash: string };
+    return [{ what: 'a RabbitMQ password_hash (salted SHA-256, base64)', value: user.password_hash }];
   },
   async snapshot() {
     const users = ((await broker.admin.get('/users')).data as { name: string; tags: string[]; password_hash: string }[])
