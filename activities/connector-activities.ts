@@ -1,10 +1,11 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
-import { type DesiredAccount, type ObservedAccount, verifyAccount } from '../src/connectors/connector';
-import { ConnectorRefusal } from '../src/connectors/connector-errors';
+import { type DesiredAccount, type ObservedAccount, type Verification, verifyAccount } from '../src/connectors/connector';
+import { ConnectorRefusal, FailureType } from '../src/connectors/connector-errors';
 import type { Secret } from '../src/connectors/secret';
 import type { ConnectorRegistry } from '../src/connectors/registry';
-import type { EvidenceStore } from '../src/evidence/evidence-store';
+import type { EvidenceInput, EvidenceStore } from '../src/evidence/evidence-store';
+import { EvidenceRefusal } from '../src/evidence/redaction';
 
 export interface ConnectorActivityDeps {
   registry: ConnectorRegistry;
@@ -69,8 +70,9 @@ export interface RecordFailureInput extends StepTarget {
 }
 
 /**
- * Turns a connector's refusal into a non-retryable failure with its type; the original error stays as cause. A
- * transient error that carries the target's `Retry-After` (as `retryAfterMs`) retries no sooner than it asks.
+ * Turns a connector's refusal, or the evidence store's, into a non-retryable failure with its type; the original
+ * error stays as cause. An evidence refusal is deterministic (the same read-back is refused every time), so retrying
+ * it would only hold the step in "running" for the whole retry budget before failing anyway. A transient error that carries the target's `Retry-After` (as `retryAfterMs`) retries no sooner than it asks.
  */
 async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
   try {
@@ -78,6 +80,11 @@ async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof ConnectorRefusal) {
       throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true, cause: err });
+    }
+    if (err instanceof EvidenceRefusal) {
+      // nonRetryable through create(), which also keeps the refusal as cause; its message names a path and a kind of
+      // value, never the value.
+      throw ApplicationFailure.create({ message: err.message, type: FailureType.EvidenceRefused, nonRetryable: true, cause: err, details: [{ path: err.path, reason: err.reason }] });
     }
     const retryAfterMs = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
     if (typeof retryAfterMs === 'number' && retryAfterMs > 0) {
@@ -120,6 +127,32 @@ export function containsSecret(text: string, secret: Secret): boolean {
   return false;
 }
 
+/** The evidence row a read-back becomes: what `verifyAndRecord` appends, and what tests pass through the secret check. */
+export function readBackRecord(
+  input: Omit<VerifyAndRecordInput, 'recordOnFailure'>,
+  observed: ObservedAccount,
+  verification: Verification,
+  actor: string,
+  verifiedAt: string | null,
+): EvidenceInput {
+  return {
+    ticketKey: input.ticketKey,
+    stepId: input.stepId,
+    outcome: verification.verified ? input.outcome : 'failed',
+    actionKind: input.actionKind,
+    system: input.system,
+    identity: { ...input.identity },
+    desiredState: { ...input.desired },
+    observedState: { ...observed },
+    verified: verification.verified,
+    verification: { mismatches: verification.mismatches, applied: input.applied },
+    actor,
+    eventReceivedAt: input.eventReceivedAt,
+    startedAt: input.startedAt,
+    verifiedAt,
+  };
+}
+
 export function createConnectorActivities({ registry, evidence, actor }: ConnectorActivityDeps) {
   return {
     async applyLeaver({ system, identity }: StepTarget): Promise<{ changed: boolean; detail: string; startedAt: string; expected?: DesiredAccount }> {
@@ -146,22 +179,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       const verification = verifyAccount(input.desired, observed);
       if (!verification.verified && !input.recordOnFailure) return { ...verification, observed };
       const verifiedAt = verification.verified ? new Date().toISOString() : null;
-      const row = await evidence.append({
-        ticketKey: input.ticketKey,
-        stepId: input.stepId,
-        outcome: verification.verified ? input.outcome : 'failed',
-        actionKind: input.actionKind,
-        system: input.system,
-        identity: { ...input.identity },
-        desiredState: { ...input.desired },
-        observedState: { ...observed },
-        verified: verification.verified,
-        verification: { mismatches: verification.mismatches, applied: input.applied },
-        actor,
-        eventReceivedAt: input.eventReceivedAt,
-        startedAt: input.startedAt,
-        verifiedAt,
-      });
+      const row = await refusalsAreFinal(() => evidence.append(readBackRecord(input, observed, verification, actor, verifiedAt)));
       return { ...verification, observed, verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash };
     },
 
@@ -173,33 +191,32 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
      */
     async rotateAndDeliver(input: RotateInput): Promise<RotateResult> {
       const startedAt = new Date().toISOString();
-      const connector = registry.get(input.system);
-      if (!connector.rotate || !connector.authenticates) {
-        throw ApplicationFailure.create({ message: `${input.system} has no credentials the gateway rotates`, type: 'TargetRefused', nonRetryable: true });
-      }
+      // Declared capabilities, not method sniffing: a system whose type does not declare rotation is refused here.
+      const rotation = await refusalsAreFinal(async () => registry.rotator(input.system));
+      const connector = rotation.rotator;
       const sink = await refusalsAreFinal(async () => registry.sink(input.deliverTo.system));
       // The destination is checked before anything changes: a refused write must not leave a rotated, undelivered credential.
       await refusalsAreFinal(() => sink.checkDestination(input.deliverTo.path));
-      const rotated = await refusalsAreFinal(() => connector.rotate!(input.identity));
+      const rotated = await refusalsAreFinal(() => connector.rotate(input.identity));
       const { secret } = rotated;
       // The target already holds the new value: a transient store fault is retried here with the same secret, since
       // a retry of the whole activity would rotate again and leave the target ahead of the store meanwhile.
       const { version } = await refusalsAreFinal(() =>
         withRetries(() => sink.deliver(input.deliverTo.path, secret, { ticket: input.ticketKey, system: input.system, identity: input.identity.name })),
       );
-      const authenticates = await refusalsAreFinal(() => connector.authenticates!(input.identity, secret));
+      const authenticates = await refusalsAreFinal(() => connector.authenticates(input.identity, secret));
       const served = await refusalsAreFinal(() => sink.currentFingerprint(input.deliverTo.path));
       const mismatches: string[] = [];
       if (!authenticates) mismatches.push('the target does not accept the new credential');
       if (served?.fingerprint !== secret.fingerprint) mismatches.push('the secrets store does not serve the new credential');
       let applied = rotated.detail;
-      if (mismatches.length === 0 && connector.retireOthers) {
+      if (mismatches.length === 0 && rotation.phases === 2) {
         if (!rotated.credentialId) {
           throw ApplicationFailure.create({ message: `${input.system}: rotation named no new credential, so nothing else is retired`, type: 'TargetRefused', nonRetryable: true });
         }
         // Two-phase targets keep the previous credential until the new one is delivered and proven to work.
         const keep = rotated.credentialId;
-        const retired = await refusalsAreFinal(() => connector.retireOthers!(input.identity, keep));
+        const retired = await refusalsAreFinal(() => rotation.rotator.retireOthers(input.identity, keep));
         applied = `${applied}; ${retired.detail}`;
       }
       const verified = mismatches.length === 0;
@@ -225,8 +242,10 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
         startedAt,
         verifiedAt: verified ? new Date().toISOString() : null,
       };
-      if (containsSecret(JSON.stringify(record), secret)) throw new Error('refusing to record evidence that contains the rotated value');
-      const row = await evidence.append(record);
+      const row = await refusalsAreFinal(async () => {
+        if (containsSecret(JSON.stringify(record), secret)) throw new EvidenceRefusal('', 'the rotated value');
+        return evidence.append(record);
+      });
       return {
         verified,
         detail: verified ? `${applied}; delivered to ${input.deliverTo.system}:${input.deliverTo.path} v${version} (${secret.fingerprint})` : mismatches.join('; '),
@@ -246,7 +265,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       } catch (err) {
         observed = { error: err instanceof Error ? err.message : 'inspect failed' };
       }
-      const row = await evidence.append({
+      const row = await refusalsAreFinal(() => evidence.append({
         ticketKey: input.ticketKey,
         stepId: input.stepId,
         outcome: 'failed',
@@ -261,7 +280,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
         eventReceivedAt: input.eventReceivedAt,
         startedAt: input.startedAt,
         verifiedAt: null,
-      });
+      }));
       return { evidenceHash: row.hash };
     },
   };

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
-import { verifyAccount } from '../src/connectors/connector';
-import { GrammarRegistry, loadConnectorsFile, parseConnectorsFile } from '../src/connectors/registry';
+import { capabilityProblems, verifyAccount } from '../src/connectors/connector';
+import { ConnectorRefusal, FailureType } from '../src/connectors/connector-errors';
+import { capabilitiesOf, ConnectorRegistry, GrammarRegistry, knownTypes, loadConnectorsFile, parseConnectorsFile } from '../src/connectors/registry';
 import { fingerprintOf, Secret } from '../src/connectors/secret';
 import { classify } from '../src/inventory/inventory';
 import { envSecrets } from '../src/connectors/connector-config';
@@ -33,6 +34,76 @@ describe('verifyAccount: what the target reports against what was asked', () => 
     // Disabled but still a member: the classic LDAP half-done leaver.
     expect(verifyAccount(desired, { exists: true, locked: true, grants: ['group=ops'] }).mismatches).toEqual(['grants still present: group=ops']);
     expect(verifyAccount(desired, { exists: false, grants: [] }).mismatches).toEqual(['account does not exist']);
+  });
+});
+
+describe('declared connector capabilities', () => {
+  /** One instance of every type, on loopback: building a live connector opens no connection, so none is needed. */
+  const everyType = parseConnectorsFile({
+    connectors: [
+      { name: 'my', type: 'mysql', host: '127.0.0.1', user: 'u', passwordEnv: 'P' },
+      { name: 'pg', type: 'postgres', host: '127.0.0.1', user: 'u', passwordEnv: 'P', ownedObjects: 'drop' },
+      { name: 'rd', type: 'redis', host: '127.0.0.1', user: 'u', passwordEnv: 'P' },
+      { name: 'mq', type: 'rabbitmq', url: 'http://127.0.0.1:15672', user: 'u', passwordEnv: 'P' },
+      { name: 'ld', type: 'ldap', url: 'ldap://127.0.0.1:389', baseDn: 'dc=x,dc=y', bindDn: 'uid=gw,ou=services,dc=x,dc=y', passwordEnv: 'P' },
+      { name: 'sc', type: 'scim', baseUrl: 'http://127.0.0.1:8095/scim/v2', tokenEnv: 'P' },
+      { name: 'aw', type: 'aws-iam', endpoint: 'http://127.0.0.1:5000', userName: 'gw', accessKeyIdEnv: 'P', secretAccessKeyEnv: 'P' },
+      { name: 'vt', type: 'vault', address: 'http://127.0.0.1:8200', tokenEnv: 'P', kvPrefix: 'changegate' },
+    ],
+  });
+
+  it('each type declares them: rotation one- or two-phase, and only Vault is a secrets store', () => {
+    expect(Object.fromEntries(knownTypes().map((t) => [t, capabilitiesOf(t)]))).toEqual({
+      mysql: { rotation: 'one-phase' },
+      postgres: { rotation: 'one-phase' },
+      redis: { rotation: 'one-phase' },
+      rabbitmq: { rotation: 'one-phase' },
+      ldap: { rotation: 'one-phase' },
+      scim: {},
+      'aws-iam': { rotation: 'two-phase' },
+      vault: { rotation: 'two-phase', secretSink: true },
+    });
+    const grammars = new GrammarRegistry(everyType);
+    expect(grammars.get('vt')?.capabilities).toEqual({ rotation: 'two-phase', secretSink: true });
+    expect(grammars.get('sc')?.capabilities).toEqual({});
+  });
+
+  it('the registry loads every type only when its live connector implements exactly what it declares', async () => {
+    const registry = new ConnectorRegistry(everyType, { P: 'not-used' });
+    try {
+      for (const name of registry.names()) expect([name, capabilityProblems(registry.capabilities(name), registry.get(name))]).toEqual([name, []]);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it('names what a connector lacks for a declared capability, and what it implements undeclared', () => {
+    const rotatesOnly = { rotate: async () => undefined, authenticates: async () => false };
+    expect(capabilityProblems({ rotation: 'two-phase' }, rotatesOnly)).toEqual(["declares two-phase rotation ('rotation': 'two-phase') but lacks retireOthers"]);
+    expect(capabilityProblems({ rotation: 'one-phase' }, { rotate: async () => undefined })).toEqual(['declares rotation but lacks authenticates']);
+    expect(capabilityProblems({}, rotatesOnly)).toEqual(['implements rotate, authenticates without declaring rotation']);
+    expect(capabilityProblems({ rotation: 'one-phase' }, { ...rotatesOnly, deliver: async () => undefined })).toEqual(['implements deliver without declaring secretSink']);
+  });
+
+  it('hands out rotation and the secret sink only where declared, refusing the rest as TargetRefused', async () => {
+    const registry = new ConnectorRegistry(everyType, { P: 'not-used' });
+    try {
+      expect(registry.rotator('aw').phases).toBe(2);
+      expect(registry.rotator('rd').phases).toBe(1);
+      for (const refused of [() => registry.rotator('sc'), () => registry.sink('my'), () => registry.sink('aw')]) {
+        let err: unknown;
+        try {
+          refused();
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(ConnectorRefusal);
+        expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);
+      }
+      expect(typeof registry.sink('vt').deliver).toBe('function');
+    } finally {
+      await registry.close();
+    }
   });
 });
 

@@ -37,7 +37,7 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
     expect(await mysqlConn.inspect({ type: 'service_account', name, host: '%' })).toEqual({ exists: false, grants: [] });
 
     const second = await mysqlConn.revoke({ type: 'service_account', name, host: '%' });
-    expect(second).toEqual({ changed: false, detail: `account '${name}'@'%' was already absent` });
+    expect(second).toEqual({ changed: false, detail: `account '${name}'@'%' was already absent`, expected: { exists: false } });
   });
 
   it('provision creates the account with exactly the requested grants, and is idempotent', async () => {

@@ -111,8 +111,11 @@ describe('a ticket source registered at runtime (a fake ITSM defined in this tes
     const digest = createHash('sha256').update(JSON.stringify(delivery.actions)).digest('hex');
     await waitFor('the verified gate in the fake adapter', () => gates.get('rec-10012')?.some((g) => g.value === 'verified' && g.digest === digest));
 
-    const check = await get('/api/changes/fake/FAKE-12/closure-check');
-    expect(check.status).toBe(200);
+    // closure-check reads the view the workflow publishes after writing the gate, so it can trail the gate briefly.
+    const check = await waitFor('closure-check to allow closure', async () => {
+      const r = await get('/api/changes/fake/FAKE-12/closure-check');
+      return r.status === 200 && r.data.allowed === true ? r : null;
+    });
     expect(check.data).toMatchObject({ ticket: 'FAKE-12', allowed: true, reasons: [], ticketState: 'Open', phase: 'draft', evidence: { rows: 1, chainValid: true } });
     const evidence = await get('/api/changes/fake/FAKE-12/evidence');
     expect(evidence.status).toBe(200);

@@ -46,9 +46,9 @@ export function parseIdentityActions(text: string, grammars: GrammarRegistry, fi
       return;
     }
     if (action.kind === 'rotate') {
-      if (!entry.grammar.rotates) issues.push({ path: at('system'), message: `${action.system} has no credentials the gateway rotates` });
+      if (!entry.capabilities.rotation) issues.push({ path: at('system'), message: `${action.system} has no credentials the gateway rotates` });
       const store = grammars.get(action.deliverTo.system);
-      if (!store?.grammar.validateSecretPath) {
+      if (!store?.capabilities.secretSink || !store.grammar.validateSecretPath) {
         issues.push({ path: at('deliverTo.system'), message: `'${action.deliverTo.system.slice(0, 100)}' is not a configured secrets store` });
       } else {
         const problem = store.grammar.validateSecretPath(action.deliverTo.path);

@@ -1,5 +1,5 @@
 import type { AnyZodObject } from 'zod';
-import type { Connector, ConnectorGrammar } from './connector';
+import type { Connector, ConnectorCapabilities, ConnectorGrammar } from './connector';
 import type { BaseInstanceConfig, SecretSource } from './connector-config';
 
 /**
@@ -10,6 +10,8 @@ export interface ConnectorType<C extends BaseInstanceConfig = BaseInstanceConfig
   readonly type: C['type'];
   /** A strict zod object whose output is C; `type` is its literal discriminator. */
   readonly schema: AnyZodObject;
+  /** What it can do beyond the Connector interface; `{}` for nothing. The registry holds every live connector to it. */
+  readonly capabilities: ConnectorCapabilities;
   grammar(cfg: C): ConnectorGrammar;
   /** Where the credential goes and whether the channel is encrypted; plain channels are allowed only to loopback. */
   transport?(cfg: C): Array<{ host: string; encrypted: boolean; fix: string }>;

@@ -55,16 +55,47 @@ export interface RevokeOutcome {
   expected?: DesiredAccount;
 }
 
+/** A connector instance's leaver policy (`policy.revokeMode` in its configuration). */
+export type RevokeMode = 'delete' | 'disable';
+export const REVOKE_MODES: readonly RevokeMode[] = ['delete', 'disable'];
+
+/** What a delete-policy leaver leaves behind, and what any leaver of an identity that is already gone finds. */
+export const GONE: Readonly<DesiredAccount> = Object.freeze({ exists: false });
+
 /** What a disable-policy leaver leaves behind: the identity kept, unable to authenticate, holding nothing. */
 export const DISABLED_STATE: Readonly<DesiredAccount> = Object.freeze({ exists: true, locked: true, noGrants: true });
 
+/** What each policy leaves behind, for every identity a connector does not declare a deviation for. */
+export const POLICY_LEAVES: Readonly<Record<RevokeMode, Readonly<DesiredAccount>>> = Object.freeze({ delete: GONE, disable: DISABLED_STATE });
+
 /**
- * A disable-policy leaver of an identity that is already gone. There is nothing to disable and no access left, which
- * is what a leaver wants: reported as done, with a read-back that expects the identity absent, never as a refusal
- * that would block closure over an account that no longer exists.
+ * Identities a policy cannot be carried out on as written, declared by the connector's grammar: what a leaver leaves
+ * instead, and why. A Vault lease cannot be suspended (disable revokes it), a certificate cannot be deleted (delete
+ * revokes it), an IAM role has no credential to lock. Declared rather than discovered, so the API, the registry and
+ * the contract suite all see it; the revoke must leave exactly `leaves`.
  */
-export function alreadyAbsentOnDisable(what: string): RevokeOutcome {
-  return { changed: false, detail: `${what} was already absent`, expected: { exists: false } };
+export interface RevokeDeviation {
+  mode: RevokeMode;
+  /** Which identities, for people: e.g. "db/<role> (dynamic database credentials)". */
+  identities: string;
+  applies(identity: IdentityRef): boolean;
+  leaves: Readonly<DesiredAccount>;
+  reason: string;
+}
+
+/** What a leaver of `identity` under `mode` must leave behind, and the declared deviation that says so, if any. */
+export function revokeTarget(grammar: ConnectorGrammar, identity: IdentityRef, mode: RevokeMode): { leaves: Readonly<DesiredAccount>; deviation?: RevokeDeviation } {
+  const deviation = grammar.revokeDeviations?.find((d) => d.mode === mode && d.applies(identity));
+  return deviation ? { leaves: deviation.leaves, deviation } : { leaves: POLICY_LEAVES[mode] };
+}
+
+/**
+ * A leaver of an identity that is already gone, under either policy. There is nothing to delete or disable and no
+ * access left, which is what a leaver wants: reported as done, with a read-back that expects the identity absent,
+ * never as a refusal that would block closure over an account that no longer exists.
+ */
+export function alreadyAbsent(what: string): RevokeOutcome {
+  return { changed: false, detail: `${what} was already absent`, expected: GONE };
 }
 
 /** One identity as discovery lists it: enough to match it against the inventory, nothing secret. */
@@ -101,9 +132,9 @@ export interface ConnectorGrammar {
   validateIdentity(identity: IdentityRef): FieldProblem[];
   /** Parses one grant; returns a problem message for anything it cannot map to the target's grammar. */
   parseGrant(text: string): ParsedGrant | { problem: string };
-  /** True when the live connector implements `rotate` and `authenticates`. */
-  readonly rotates?: boolean;
-  /** Present on secrets stores (the live connector is a SecretSink): checks a destination path, null when fine. */
+  /** Identities for which a revoke policy leaves something other than POLICY_LEAVES; none when absent. */
+  readonly revokeDeviations?: readonly RevokeDeviation[];
+  /** Required of (and only of) types that declare `secretSink`: checks a destination path, null when fine. */
   validateSecretPath?(path: string): string | null;
 }
 
@@ -112,7 +143,11 @@ export interface Connector {
   readonly name: string;
   readonly grammar: ConnectorGrammar;
   inspect(identity: IdentityRef): Promise<ObservedAccount>;
-  /** Leaver: end sessions, lock, revoke every grant, drop. Already gone → `changed: false`. */
+  /**
+   * Leaver, per the instance's revoke policy: end sessions, lock, revoke every grant, and drop (delete) or keep
+   * (disable). `expected` is always set: `revokeTarget(grammar, identity, mode).leaves`, or `alreadyAbsent(…)` when
+   * the identity was already gone, under either policy.
+   */
   revoke(identity: IdentityRef): Promise<RevokeOutcome>;
   /** Joiner: create if missing and grant. */
   provision(identity: IdentityRef, grants: string[]): Promise<ProvisionOutcome>;
@@ -120,20 +155,64 @@ export interface Connector {
   revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome>;
   /** Every identity the gateway's credential can see, for the inventory. */
   discover(): Promise<DiscoveredIdentity[]>;
-  /**
-   * Sets a new credential for an existing identity (systems that hold credentials). Old credentials stop working
-   * unless the target keeps them by design, which `detail` then says (an IAM user's previous key is deactivated).
-   */
-  rotate?(identity: IdentityRef): Promise<RotationResult>;
-  /** True when `secret` authenticates as `identity` right now: the read-back that verifies a rotation. */
-  authenticates?(identity: IdentityRef, secret: Secret): Promise<boolean>;
-  /**
-   * Second phase of a rotation, for targets that hold several credentials at once (IAM access keys, certificates):
-   * retires every credential of `identity` except `keep`. Called only after the new credential has been delivered
-   * and verified, so a failed delivery never leaves the workload without a working credential. Idempotent.
-   */
-  retireOthers?(identity: IdentityRef, keep: string): Promise<{ retired: number; detail: string }>;
   close(): Promise<void>;
+}
+
+/**
+ * Optional capabilities, declared by a connector type (ConnectorType.capabilities) rather than guessed from which
+ * methods an object happens to have. The registry checks at load that the live connector implements exactly what its
+ * type declares, and hands out a capability only when it is declared.
+ */
+export interface ConnectorCapabilities {
+  /** Rotates credentials (CredentialRotator); two-phase targets hold several at once (TwoPhaseRotator). */
+  readonly rotation?: 'one-phase' | 'two-phase';
+  /** Stores rotated credentials for workloads (SecretSink); its grammar then checks destination paths. */
+  readonly secretSink?: boolean;
+}
+
+/** Sets new credentials for existing identities of a system that holds credentials, and proves them. */
+export interface CredentialRotator {
+  /**
+   * Sets a new credential for an existing identity. Old credentials stop working unless the target keeps them by
+   * design, which `detail` then says (an IAM user's previous key is deactivated).
+   */
+  rotate(identity: IdentityRef): Promise<RotationResult>;
+  /** True when `secret` authenticates as `identity` right now: the read-back that verifies a rotation. */
+  authenticates(identity: IdentityRef, secret: Secret): Promise<boolean>;
+}
+
+/** A rotator for targets that hold several credentials at once (IAM access keys, certificates). */
+export interface TwoPhaseRotator extends CredentialRotator {
+  /**
+   * Second phase: retires every credential of `identity` except `keep`. Called only after the new credential has been
+   * delivered and verified, so a failed delivery never leaves the workload without a working credential. Idempotent.
+   */
+  retireOthers(identity: IdentityRef, keep: string): Promise<{ retired: number; detail: string }>;
+}
+
+/** The methods each capability stands for: what a live connector must have if, and only if, it declares it. */
+const CAPABILITY_METHODS = {
+  rotation: ['rotate', 'authenticates'],
+  twoPhase: ['retireOthers'],
+  secretSink: ['checkDestination', 'deliver', 'currentFingerprint'],
+} as const;
+
+/**
+ * Where a live connector and its type's declaration disagree, both ways: a declared capability it does not implement,
+ * or one it implements without declaring it (which would otherwise sit unused, or be found by guesswork).
+ */
+export function capabilityProblems(declared: ConnectorCapabilities, live: object): string[] {
+  const has = (m: string): boolean => typeof (live as Record<string, unknown>)[m] === 'function';
+  const problems: string[] = [];
+  const check = (what: string, isDeclared: boolean, methods: readonly string[]): void => {
+    const present = methods.filter(has);
+    if (isDeclared && present.length < methods.length) problems.push(`declares ${what} but lacks ${methods.filter((m) => !has(m)).join(', ')}`);
+    if (!isDeclared && present.length > 0) problems.push(`implements ${present.join(', ')} without declaring ${what}`);
+  };
+  check('rotation', declared.rotation !== undefined, CAPABILITY_METHODS.rotation);
+  check("two-phase rotation ('rotation': 'two-phase')", declared.rotation === 'two-phase', CAPABILITY_METHODS.twoPhase);
+  check('secretSink', declared.secretSink === true, CAPABILITY_METHODS.secretSink);
+  return problems;
 }
 
 /**
@@ -147,11 +226,6 @@ export interface SecretSink {
   deliver(path: string, secret: Secret, metadata: Record<string, string>): Promise<{ version: number }>;
   /** Fingerprint of what the store currently serves at `path`, computed where the value is read. */
   currentFingerprint(path: string): Promise<{ version: number; fingerprint: string } | null>;
-}
-
-export function isSecretSink(c: object): c is SecretSink {
-  const s = c as Partial<SecretSink>;
-  return typeof s.deliver === 'function' && typeof s.currentFingerprint === 'function' && typeof s.checkDestination === 'function';
 }
 
 /** Compares a target's report with the desired state; a mismatch is named so a human can act on it. */

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
-import type { Connector, ConnectorGrammar, SecretSink } from './connector';
-import { isSecretSink } from './connector';
+import { capabilityProblems, type Connector, type ConnectorCapabilities, type ConnectorGrammar, type CredentialRotator, type SecretSink, type TwoPhaseRotator } from './connector';
 import { type BaseInstanceConfig, envSecrets, requireEncryptedTransport } from './connector-config';
 import { ConnectorRefusal, FailureType } from './connector-errors';
 import type { ConnectorType } from './connector-type';
@@ -27,7 +26,21 @@ const CONNECTOR_TYPES: readonly ConnectorType<any>[] = [ // eslint-disable-line 
   vaultConnectorType,
 ];
 
+const capabilitiesSchema = z.object({ rotation: z.enum(['one-phase', 'two-phase']).optional(), secretSink: z.boolean().optional() }).strict();
+for (const t of CONNECTOR_TYPES) {
+  // A declaration the registry cannot read is a programming error: it stops the process as soon as this loads.
+  const parsed = capabilitiesSchema.safeParse(t.capabilities);
+  if (!parsed.success) throw new Error(`connector type '${t.type}': capabilities: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+}
+
 const byType = new Map<string, ConnectorType<BaseInstanceConfig>>(CONNECTOR_TYPES.map((t) => [t.type, t]));
+
+/** What a connector type declares it can do beyond the Connector interface. */
+export function capabilitiesOf(type: string): ConnectorCapabilities {
+  const t = byType.get(type);
+  if (!t) throw new Error(`unknown connector type '${type}'`);
+  return t.capabilities;
+}
 
 export const connectorsFileSchema = z
   .object({
@@ -79,6 +92,16 @@ function typeOf(cfg: BaseInstanceConfig): ConnectorType<BaseInstanceConfig> {
   return t;
 }
 
+/** A secrets store's grammar checks destination paths; no other grammar pretends to. */
+function checkedGrammar(cfg: BaseInstanceConfig): ConnectorGrammar {
+  const t = typeOf(cfg);
+  const grammar = t.grammar(cfg);
+  if (Boolean(t.capabilities.secretSink) !== (typeof grammar.validateSecretPath === 'function')) {
+    throw new Error(`connector '${cfg.name}': type '${t.type}' ${t.capabilities.secretSink ? 'declares secretSink but its grammar has no validateSecretPath' : 'has validateSecretPath without declaring secretSink'}`);
+  }
+  return grammar;
+}
+
 /** A config built in code gets the same checks and defaults as one read from a file. */
 function normalised(cfg: BaseInstanceConfig): BaseInstanceConfig {
   const parsed = typeOf(cfg).schema.safeParse(cfg);
@@ -94,16 +117,23 @@ export interface SystemPolicy {
   maxTtlMs?: number;
 }
 
-/** What the HTTP edge needs: names, grammars and policy; no credentials, no connections. */
+export interface GrammarEntry {
+  grammar: ConnectorGrammar;
+  policy: SystemPolicy;
+  capabilities: ConnectorCapabilities;
+}
+
+/** What the HTTP edge needs: names, grammars, declared capabilities and policy; no credentials, no connections. */
 export class GrammarRegistry {
-  private readonly entries = new Map<string, { grammar: ConnectorGrammar; policy: SystemPolicy }>();
+  private readonly entries = new Map<string, GrammarEntry>();
 
   constructor(file: ConnectorsFile) {
     for (const raw of file.connectors) {
       const cfg = normalised(raw);
       this.entries.set(cfg.name, {
-        grammar: typeOf(cfg).grammar(cfg),
+        grammar: checkedGrammar(cfg),
         policy: { maxTtlMs: cfg.policy.maxTtl ? (parseIsoDuration(cfg.policy.maxTtl) ?? undefined) : undefined },
+        capabilities: typeOf(cfg).capabilities,
       });
     }
   }
@@ -112,7 +142,7 @@ export class GrammarRegistry {
     return [...this.entries.keys()];
   }
 
-  get(system: string): { grammar: ConnectorGrammar; policy: SystemPolicy } | undefined {
+  get(system: string): GrammarEntry | undefined {
     return this.entries.get(system);
   }
 }
@@ -127,6 +157,7 @@ export class ConnectorRegistry {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {
     this.configs = new Map(file.connectors.map((c) => [c.name, normalised(c)]));
+    for (const cfg of this.configs.values()) checkedGrammar(cfg);
   }
 
   names(): string[] {
@@ -138,18 +169,40 @@ export class ConnectorRegistry {
     if (existing) return existing;
     const cfg = this.configs.get(system);
     if (!cfg) throw new ConnectorRefusal(FailureType.UnknownSystem, `no connector named '${system}' is configured`);
-    const connector = typeOf(cfg).create(cfg, envSecrets(this.env, cfg.name));
+    const type = typeOf(cfg);
+    const connector = type.create(cfg, envSecrets(this.env, cfg.name));
+    // The live connector must do exactly what its type declares: a mismatch is a bug in the type, refused before use.
+    const problems = capabilityProblems(type.capabilities, connector);
+    if (problems.length > 0) {
+      void connector.close();
+      throw new Error(`connector '${system}' (type '${type.type}'): ${problems.join('; ')}`);
+    }
     this.live.set(system, connector);
     return connector;
   }
 
-  /** A configured connector that can store rotated credentials (the Vault-API connector). */
+  /** What the connector's type declares it can do. */
+  capabilities(system: string): ConnectorCapabilities {
+    const cfg = this.configs.get(system);
+    if (!cfg) throw new ConnectorRefusal(FailureType.UnknownSystem, `no connector named '${system}' is configured`);
+    return typeOf(cfg).capabilities;
+  }
+
+  /** A connector whose type declares rotation; two-phase rotators come with retireOthers. */
+  rotator(system: string): { phases: 1; rotator: CredentialRotator } | { phases: 2; rotator: TwoPhaseRotator } {
+    const rotation = this.capabilities(system).rotation;
+    if (!rotation) throw new ConnectorRefusal(FailureType.TargetRefused, `${system} has no credentials the gateway rotates`);
+    // get() has checked the live connector against this declaration.
+    const connector = this.get(system) as unknown;
+    return rotation === 'two-phase' ? { phases: 2, rotator: connector as TwoPhaseRotator } : { phases: 1, rotator: connector as CredentialRotator };
+  }
+
+  /** A configured connector whose type declares it stores rotated credentials (the Vault-API connector). */
   sink(system: string): SecretSink {
-    const connector = this.get(system);
-    if (!isSecretSink(connector)) {
+    if (!this.capabilities(system).secretSink) {
       throw new ConnectorRefusal(FailureType.TargetRefused, `connector '${system}' cannot store credentials (it is not a secrets store)`);
     }
-    return connector;
+    return this.get(system) as unknown as SecretSink;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   AttachRolePolicyCommand,
   CreateAccessKeyCommand,
@@ -39,16 +39,19 @@ import {
   AddRoleToInstanceProfileCommand,
   UpdateAccessKeyCommand,
   UploadSSHPublicKeyCommand,
+  UploadSigningCertificateCommand,
+  AddUserToGroupCommand,
 } from '@aws-sdk/client-iam';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import type { Connector } from '../../src/connectors/connector';
-import { verifyAccount } from '../../src/connectors/connector';
+import type { Connector, RevokeMode } from '../../src/connectors/connector';
+import { GONE, revokeTarget, verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
 import { awsIamConnectorType, awsIamInstanceSchema } from '../../src/connectors/aws-iam';
-import { awsFailure, createAwsIamConnector } from '../../src/connectors/aws-iam/aws-iam-connector';
+import { type AwsIamConnector, awsFailure, createAwsIamConnector } from '../../src/connectors/aws-iam/aws-iam-connector';
 import { leastPrivilegePolicy, type IamPolicyDocument } from '../../src/connectors/aws-iam/aws-iam-policy';
 import { describeConnectorContract, type ContractHarness } from './contract';
+import { selfSignedCertificate, sshPublicKey } from '../support/credentials';
 import { freePort } from '../support/servers/process';
 import { MOTO_ACCOUNT_ID, startMoto, type Moto } from '../support/servers/moto';
 
@@ -72,17 +75,6 @@ function motoEvaluable(doc: IamPolicyDocument, without: string[] = []): IamPolic
     Version: doc.Version,
     Statement: doc.Statement.map((s) => ({ ...s, Action: s.Action.filter((a) => !without.includes(a)), Resource: ['*'] })).filter((s) => s.Action.length > 0),
   };
-}
-
-/** An OpenSSH ed25519 public key line: what CodeCommit users upload. */
-function sshPublicKey(): string {
-  const raw = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
-  const field = (b: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(b.length);
-    return Buffer.concat([length, b]);
-  };
-  return `ssh-ed25519 ${Buffer.concat([field(Buffer.from('ssh-ed25519')), field(raw)]).toString('base64')} test`;
 }
 
 const isNoSuchEntity = (e: unknown) => (e as { name?: string }).name === 'NoSuchEntityException';
@@ -148,6 +140,8 @@ const refusalOf = async (run: () => Promise<unknown>): Promise<ConnectorRefusal>
 
 describe('AWS IAM connector against moto with IAM access control on, using a least-privilege user', () => {
   let moto: Moto;
+  /** The secret half of each access key seedOutOfBand created, as IAM handed it out (once). */
+  const seededKeys = new Map<string, string>();
   const env: Record<string, string> = {};
   const open: Connector[] = [];
   const made: IdentityRef[] = [];
@@ -168,12 +162,12 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
       policy: { protectedAccounts: ['moto-admin'] },
       ...overrides,
     });
-  const connect = (overrides: Record<string, unknown> = {}): Connector => {
+  const connect = (overrides: Record<string, unknown> = {}): AwsIamConnector => {
     const c = awsIamConnectorType.create(config(overrides), (key) => {
       const v = env[key];
       if (v === undefined) throw new Error(`${key} not set`);
       return v;
-    });
+    }) as AwsIamConnector;
     open.push(c);
     return c;
   };
@@ -204,13 +198,24 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     // The same policy without AttachUserPolicy: the target, not the connector, must refuse the attach.
     await credentialUser(NARROW_USER, motoEvaluable(documented, ['iam:AttachUserPolicy']), 'CG_TEST_AWS_NARROW');
     const connector = connect();
+    const byMode = new Map<RevokeMode, Connector>([['delete', connector]]);
     harness = {
-      connector: () => connector,
+      connector: (mode = 'delete') => byMode.get(mode) ?? byMode.set(mode, connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: mode } })).get(mode)!,
       freshIdentity: () => ({ type: 'service_account', name: `cgt-${randomBytes(5).toString('hex')}` }),
       grants: [`policy=${READ_ONLY}`, `group=${GROUP}`],
       seedOutOfBand: async (id) => {
+        // Every kind of credential an IAM user can hold: access key, console password, SSH public key, signing
+        // certificate, MFA device; and a group membership.
         await moto.admin.send(new CreateUserCommand({ UserName: id.name, Path: PATH }));
+        const key = (await moto.admin.send(new CreateAccessKeyCommand({ UserName: id.name }))).AccessKey!;
+        seededKeys.set(id.name, key.SecretAccessKey!);
+        await moto.admin.send(new CreateLoginProfileCommand({ UserName: id.name, Password: 'Aa1!aaaaaaaaaaaa' }));
+        await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }));
+        await moto.admin.send(new UploadSigningCertificateCommand({ UserName: id.name, CertificateBody: selfSignedCertificate() }));
+        await moto.admin.send(new EnableMFADeviceCommand({ UserName: id.name, SerialNumber: `arn:aws:iam::${MOTO_ACCOUNT_ID}:mfa/${id.name}`, AuthenticationCode1: '123456', AuthenticationCode2: '654321' }));
+        await moto.admin.send(new AddUserToGroupCommand({ UserName: id.name, GroupName: GROUP }));
       },
+      storedSecrets: async (id) => [{ what: 'an IAM secret access key (CreateAccessKey)', value: seededKeys.get(id.name) ?? '' }],
       snapshot: () => adminSnapshot(moto.admin),
       ownIdentityName: CONNECTOR_USER,
       hostileNames: [
@@ -276,7 +281,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('an allow-listed policy that does not exist is refused by AWS (NoSuchEntity) before the user is created; one off the allow-list never leaves the gateway', async () => {
-    const c = harness.connector();
+    const c = harness.connector() as AwsIamConnector;
     const id = fresh();
     const before = await adminSnapshot(moto.admin);
     const missingArn = `arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/cg-missing-${suffix}`;
@@ -296,23 +301,23 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('rotation creates a second key and retireOthers deactivates the previous one; the next rotation deletes that inactive key, so at most two keys', async () => {
-    const c = harness.connector();
+    const c = harness.connector() as AwsIamConnector;
     const id = fresh();
     await c.provision(id, [`group=${GROUP}`]);
     expect((await c.inspect(id)).locked).toBe(true); // a new user has no credential until its first rotation
-    const first = await c.rotate!(id);
+    const first = await c.rotate(id);
     expect(first.detail).toMatch(/no previous active key/);
-    expect(await c.retireOthers!(id, first.credentialId!)).toEqual({ retired: 0, detail: expect.stringMatching(/no active access key .* other than/) });
-    const second = await c.rotate!(id);
+    expect(await c.retireOthers(id, first.credentialId!)).toEqual({ retired: 0, detail: expect.stringMatching(/no active access key .* other than/) });
+    const second = await c.rotate(id);
     expect(second.detail).toContain(`${first.credentialId} stays active until the new key is delivered and verified`);
     expect((await c.inspect(id)).attributes?.accessKeys).toEqual([`${first.credentialId}:Active`, `${second.credentialId}:Active`].sort());
-    const retired = await c.retireOthers!(id, second.credentialId!);
+    const retired = await c.retireOthers(id, second.credentialId!);
     expect(retired).toEqual({ retired: 1, detail: expect.stringContaining(`deactivated ${first.credentialId}`) });
-    expect((await c.retireOthers!(id, second.credentialId!)).retired).toBe(0);
-    const third = await c.rotate!(id);
+    expect((await c.retireOthers(id, second.credentialId!)).retired).toBe(0);
+    const third = await c.rotate(id);
     expect(third.detail).toContain(`deleted ${first.credentialId} (inactive)`);
     expect(third.detail).toContain(`${second.credentialId} stays active`);
-    await c.retireOthers!(id, third.credentialId!);
+    await c.retireOthers(id, third.credentialId!);
     const pair = JSON.parse(third.secret.reveal()) as { accessKeyId: string; secretAccessKey: string };
     expect(Object.keys(pair).sort()).toEqual(['accessKeyId', 'secretAccessKey']);
     expect(third.credentialId).toBe(pair.accessKeyId);
@@ -321,40 +326,40 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect(observed.locked).toBe(false);
     expect(observed.attributes?.accessKeys).toEqual([`${second.credentialId}:Inactive`, `${third.credentialId}:Active`].sort());
     // This user holds no policy, not even iam:GetUser: its key still authenticates (AWS names it in AccessDenied).
-    expect(await c.authenticates!(id, third.secret)).toBe(true);
-    expect(await c.authenticates!(id, second.secret)).toBe(false);
-    expect(await c.authenticates!(id, first.secret)).toBe(false);
+    expect(await c.authenticates(id, third.secret)).toBe(true);
+    expect(await c.authenticates(id, second.secret)).toBe(false);
+    expect(await c.authenticates(id, first.secret)).toBe(false);
     // Another user's valid key does not authenticate as this one.
     const other = fresh();
     await c.provision(other, [`group=${GROUP}`]);
-    expect(await c.authenticates!(other, third.secret)).toBe(false);
+    expect(await c.authenticates(other, third.secret)).toBe(false);
     // The right key id with a wrong secret is refused outright (SignatureDoesNotMatch), not waited on.
     const forged = new Secret(JSON.stringify({ accessKeyId: pair.accessKeyId, secretAccessKey: `${pair.secretAccessKey}x` }));
     const started = Date.now();
-    expect(await c.authenticates!(id, forged)).toBe(false);
+    expect(await c.authenticates(id, forged)).toBe(false);
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('a delivery that failed after rotate leaves the old key active and authenticating; the retry replaces the undelivered key, and only retireOthers retires the old one', async () => {
-    const c = harness.connector();
+    const c = harness.connector() as AwsIamConnector;
     const id = fresh();
     await c.provision(id, [`policy=${READ_ONLY}`]);
-    const workload = await c.rotate!(id);
-    await c.retireOthers!(id, workload.credentialId!);
+    const workload = await c.rotate(id);
+    await c.retireOthers(id, workload.credentialId!);
     // Rotation attempt 1: the key is created, then delivery to the store fails, so retireOthers is never called.
-    const undelivered = await c.rotate!(id);
-    expect(await c.authenticates!(id, workload.secret)).toBe(true);
-    expect(await c.authenticates!(id, undelivered.secret)).toBe(true);
+    const undelivered = await c.rotate(id);
+    expect(await c.authenticates(id, workload.secret)).toBe(true);
+    expect(await c.authenticates(id, undelivered.secret)).toBe(true);
     expect((await c.inspect(id)).attributes?.accessKeys).toEqual([`${workload.credentialId}:Active`, `${undelivered.credentialId}:Active`].sort());
     // Attempt 2 (Temporal's retry): two active keys, so the newer, undelivered one makes room; the workload's stays.
-    const retry = await c.rotate!(id);
+    const retry = await c.rotate(id);
     expect(retry.detail).toContain(`deleted ${undelivered.credentialId} (active, newer: never delivered)`);
-    expect(await c.authenticates!(id, workload.secret)).toBe(true);
-    expect(await c.authenticates!(id, undelivered.secret)).toBe(false);
-    expect(await c.authenticates!(id, retry.secret)).toBe(true);
+    expect(await c.authenticates(id, workload.secret)).toBe(true);
+    expect(await c.authenticates(id, undelivered.secret)).toBe(false);
+    expect(await c.authenticates(id, retry.secret)).toBe(true);
     // Delivered and verified: now the workload's previous key is retired, kept inactive for rollback.
-    expect((await c.retireOthers!(id, retry.credentialId!)).retired).toBe(1);
-    expect(await c.authenticates!(id, workload.secret)).toBe(false);
+    expect((await c.retireOthers(id, retry.credentialId!)).retired).toBe(1);
+    expect(await c.authenticates(id, workload.secret)).toBe(false);
     expect((await c.inspect(id)).attributes?.accessKeys).toEqual([`${workload.credentialId}:Inactive`, `${retry.credentialId}:Active`].sort());
   });
 
@@ -384,12 +389,12 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it("moto accepts a deactivated key's signature (AWS would not), so authenticates() also requires the key to be listed Active", async () => {
-    const c = harness.connector();
+    const c = harness.connector() as AwsIamConnector;
     const id = fresh();
     await c.provision(id, [`policy=${READ_ONLY}`]);
-    const old = await c.rotate!(id);
-    const current = await c.rotate!(id);
-    await c.retireOthers!(id, current.credentialId!);
+    const old = await c.rotate(id);
+    const current = await c.rotate(id);
+    await c.retireOthers(id, current.credentialId!);
     const pair = JSON.parse(old.secret.reveal()) as { accessKeyId: string; secretAccessKey: string };
     const probe = moto.clientFor(pair.accessKeyId, pair.secretAccessKey);
     try {
@@ -398,14 +403,14 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     } finally {
       probe.destroy();
     }
-    expect(await c.authenticates!(id, old.secret)).toBe(false);
+    expect(await c.authenticates(id, old.secret)).toBe(false);
   });
 
   it('disable-mode revoke deactivates access and SSH keys, deletes the console password, strips policies, groups and inline policies, and keeps the user', async () => {
     const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: 'disable' } });
     const id = fresh();
     await c.provision(id, [`policy=${READ_ONLY}`, `group=${GROUP}`]);
-    const key = await c.rotate!(id);
+    const key = await c.rotate(id);
     await moto.admin.send(new CreateLoginProfileCommand({ UserName: id.name, Password: 'Aa1!aaaaaaaaaaaa' }));
     await moto.admin.send(new PutUserPolicyCommand({ UserName: id.name, PolicyName: 'side-door', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }) }));
     const ssh = (await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }))).SSHPublicKey!.SSHPublicKeyId;
@@ -415,12 +420,12 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     const observed = await c.inspect(id);
     expect(verifyAccount(out.expected!, observed)).toEqual({ verified: true, mismatches: [] });
     expect(observed.attributes).toMatchObject({ accessKeys: [`${key.credentialId}:Inactive`], loginProfile: false, otherCredentials: [`ssh-key:${ssh}:Inactive`] });
-    expect(await c.authenticates!(id, key.secret)).toBe(false);
+    expect(await c.authenticates(id, key.secret)).toBe(false);
     expect(await c.revoke(id)).toMatchObject({ changed: false });
   });
 
   it('an active SSH public key alone keeps a user unlocked: it is a credential too', async () => {
-    const c = harness.connector();
+    const c = harness.connector() as AwsIamConnector;
     const id = fresh();
     await c.provision(id, [`group=${GROUP}`]);
     expect((await c.inspect(id)).locked).toBe(true);
@@ -429,11 +434,11 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('delete-mode revoke removes access keys, SSH keys, MFA devices, console password, inline policies, groups and policies before deleting the user', async () => {
-    const c = harness.connector();
+    const c = harness.connector() as AwsIamConnector;
     const id = fresh();
     await c.provision(id, [`policy=${READ_ONLY}`, `group=${GROUP}`]);
-    await c.rotate!(id);
-    await c.retireOthers!(id, (await c.rotate!(id)).credentialId!);
+    await c.rotate(id);
+    await c.retireOthers(id, (await c.rotate(id)).credentialId!);
     await moto.admin.send(new CreateLoginProfileCommand({ UserName: id.name, Password: 'Aa1!aaaaaaaaaaaa' }));
     await moto.admin.send(new PutUserPolicyCommand({ UserName: id.name, PolicyName: 'side-door', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }) }));
     await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }));
@@ -448,10 +453,10 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('refuses to touch a user outside its managed path, and discovery marks that user protected', async () => {
-    const c = harness.connector();
+    const c = harness.connector() as AwsIamConnector;
     const outsider = fresh('cgt-outside');
     await moto.admin.send(new CreateUserCommand({ UserName: outsider.name, Path: '/' }));
-    for (const op of [() => c.inspect(outsider), () => c.provision(outsider, [`group=${GROUP}`]), () => c.revoke(outsider), () => c.rotate!(outsider)]) {
+    for (const op of [() => c.inspect(outsider), () => c.provision(outsider, [`group=${GROUP}`]), () => c.revoke(outsider), () => c.rotate(outsider)]) {
       const err = await refusalOf(op);
       expect(err.type).toBe(FailureType.TargetRefused);
       expect(err.message).toMatch(/outside the managed path \/changegate\//);
@@ -463,7 +468,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('roles under the managed path: inspected, discovered, granted, stripped and deleted; never created, never rotated', async () => {
-    const c = harness.connector();
+    const c = harness.connector() as AwsIamConnector;
     const roleName = `cgt-role-${randomBytes(4).toString('hex')}`;
     const role: IdentityRef = { type: 'service_account', name: `role/${roleName}` };
     made.push(role);
@@ -487,7 +492,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect((await c.discover()).find((d) => d.name === role.name)).toEqual({ name: role.name, type: 'service_account' });
     expect((await c.revokeGrants(role, [`policy=${READ_ONLY}`], false)).changed).toBe(true);
     expect((await c.inspect(role)).grants).toEqual(['inline=extra', `policy=${CUSTOMER_POLICY_ARN}`]);
-    expect((await refusalOf(() => c.rotate!(role))).message).toMatch(/a role has no long-lived credential/);
+    expect((await refusalOf(() => c.rotate(role))).message).toMatch(/a role has no long-lived credential/);
 
     const out = await c.revoke(role);
     expect(out.detail).toMatch(/detached 1 policy.*deleted 1 inline.*removed from 1 instance profile.*deleted role/);
@@ -586,6 +591,23 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect((await c.revoke(role)).changed).toBe(false);
   });
 
+  it('a role under the disable policy is a declared deviation: kept unlocked with no grants, because a role has no credential to lock', () => {
+    const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: 'disable' } });
+    const target = revokeTarget(c.grammar, { type: 'service_account', name: 'role/deployer' }, 'disable');
+    expect(target.leaves).toEqual({ exists: true, noGrants: true });
+    expect(target.deviation?.reason).toMatch(/no credential to lock/);
+    expect(revokeTarget(c.grammar, { type: 'service_account', name: 'role/deployer' }, 'delete')).toEqual({ leaves: GONE });
+    expect(revokeTarget(c.grammar, { type: 'service_account', name: 'svc-billing' }, 'disable').deviation).toBeUndefined();
+  });
+
+  it.each(['delete', 'disable'] as const)('a %s-policy leaver of a role that does not exist is done, already absent, and its read-back verifies', async (mode) => {
+    const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: mode } });
+    const role: IdentityRef = { type: 'service_account', name: `role/cgt-gone-${randomBytes(4).toString('hex')}` };
+    const out = await c.revoke(role);
+    expect(out).toEqual({ changed: false, detail: `role '${role.name.slice(5)}' was already absent`, expected: GONE });
+    expect(verifyAccount(out.expected!, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
+  });
+
   it('grammar: exact canonical grant text, policies by exact ARN or path prefix, groups in the allow-list spelling, protected names in any case', () => {
     const g = awsIamConnectorType.grammar(config({ allowedGroups: ['Readers'] }));
     expect(g.parseGrant(`policy=${READ_ONLY}`)).toEqual({ canonical: [`policy=${READ_ONLY}`] });
@@ -623,11 +645,11 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('a secret that is not a well-formed key pair does not authenticate', async () => {
-    const c = harness.connector();
+    const c = harness.connector() as AwsIamConnector;
     const id = fresh();
     await c.provision(id, [`group=${GROUP}`]);
     for (const s of [Secret.generate(), new Secret('{"accessKeyId":"x","secretAccessKey":"y"}'), new Secret('null')]) {
-      expect(await c.authenticates!(id, s)).toBe(false);
+      expect(await c.authenticates(id, s)).toBe(false);
     }
   });
 });

@@ -1,21 +1,42 @@
+import { readBackRecord } from '../../activities/connector-activities';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import { type Connector, type DesiredAccount, verifyAccount } from '../../src/connectors/connector';
+import {
+  capabilityProblems, type Connector, type DesiredAccount, GONE, type ObservedAccount, POLICY_LEAVES, REVOKE_MODES, type RevokeMode, type RevokeOutcome, revokeTarget,
+  type TwoPhaseRotator, verifyAccount,
+} from '../../src/connectors/connector';
+import { capabilitiesOf } from '../../src/connectors/registry';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
+import { assertNoSecrets, EvidenceRefusal } from '../../src/evidence/redaction';
 
 /**
  * The contract every connector meets, run against its real server. A connector's test file supplies a harness
  * (how to reach the target as the gateway and as an administrator) and calls `describeConnectorContract`.
  */
 export interface ContractHarness {
-  /** The connector under test, built from its least-privilege credential. */
-  connector(): Connector;
+  /** The connector under test, built from its least-privilege credential, with this leaver policy (default delete). */
+  connector(revokeMode?: RevokeMode): Connector;
   /** A name the target's grammar accepts and that does not exist yet. */
   freshIdentity(): IdentityRef;
   /** At least two grants the least-privilege credential may hand out, in the grammar's canonical text. */
   grants: [string, string, ...string[]];
-  /** Creates an identity behind the gateway's back (as an administrator): discovery must report it. */
+  /**
+   * Creates an identity behind the gateway's back (as an administrator), holding a credential of every kind the
+   * target keeps for it (a password, keys, a certificate): discovery must report it, and its read-back is what the
+   * evidence store sees of a real account.
+   */
   seedOutOfBand(identity: IdentityRef): Promise<void>;
+  /**
+   * Credentials as the target itself stores or hands them out for an identity seedOutOfBand made (password hashes,
+   * secret keys, private keys, tokens), read as an administrator. The evidence store must refuse each, wherever it is
+   * nested.
+   */
+  storedSecrets(identity: IdentityRef): Promise<Array<{ what: string; value: string }>>;
+  /**
+   * Revoke policies the connector declares it cannot carry out as written for freshIdentity()'s kind, each with the
+   * reason it must give (RevokeDeviation). Absent: both policies are carried out as written.
+   */
+  revokeDeviations?: Partial<Record<RevokeMode, RegExp>>;
   /** Everything identity-related the target holds, read as an administrator: equal before and after = unchanged. */
   snapshot(): Promise<unknown>;
   /** The gateway's own identity in the target: discovery must mark it protected. */
@@ -35,7 +56,7 @@ export interface ContractHarness {
   acceptedButNotApplied(): Promise<{ identity: IdentityRef; desired: DesiredAccount }>;
   /** Removes whatever a test left behind, as an administrator. Must not fail when nothing is there. */
   cleanup(identity: IdentityRef): Promise<void>;
-  /** Whether the target holds credentials this connector rotates. */
+  /** Whether the target holds credentials this connector rotates: its type must declare rotation exactly then. */
   rotates: boolean;
 }
 
@@ -52,6 +73,35 @@ export const COMMON_HOSTILE_GRANTS = [
 ];
 
 const isRefusal = (err: unknown, type?: FailureType): boolean => err instanceof ConnectorRefusal && (type === undefined || err.type === type);
+
+/**
+ * A read-back recorded exactly as the verifyAndRecord activity records it, passed through the check the evidence
+ * store runs before every append: it must be accepted.
+ */
+function expectRecordable(identity: IdentityRef, desired: DesiredAccount, observed: ObservedAccount, outcome: 'granted' | 'revoked', applied?: RevokeOutcome): void {
+  const now = new Date().toISOString();
+  const record = readBackRecord(
+    {
+      ticketKey: 'contract:CHG0000001', stepId: `${outcome}:contract`, outcome, actionKind: outcome === 'revoked' ? 'leaver' : 'joiner', system: 'contract',
+      identity, desired, applied: applied?.detail ?? 'seeded out of band', eventReceivedAt: now, startedAt: now,
+    },
+    observed,
+    verifyAccount(desired, observed),
+    'contract-test',
+    now,
+  );
+  expect(() => assertNoSecrets(record)).not.toThrow();
+}
+
+/** The places a stored credential could end up in an evidence record. */
+function nestings(value: string): Array<[string, unknown]> {
+  return [
+    ['an observed attribute', { observedState: { exists: true, attributes: { note: value } } }],
+    ['a list inside a list', { observedState: { grants: ['x', ['y', value]] } }],
+    ['the applied detail text', { verification: { applied: `revoked; the target answered: ${value}` } }],
+    ['an object key', { observedState: { attributes: { [value]: true } } }],
+  ];
+}
 
 export function describeConnectorContract(title: string, h: () => ContractHarness): void {
   describe(`${title}: connector contract`, () => {
@@ -78,25 +128,77 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
       expect(await c.inspect(id)).toEqual(observed);
     });
 
-    it('revokes per policy, verifies by reading back, and a second revoke reports nothing to do', async () => {
-      const c = h().connector();
-      const id = fresh();
-      await c.provision(id, [h().grants[0]]);
-      const out = await c.revoke(id);
-      expect(out.changed).toBe(true);
-      const expected = out.expected ?? { exists: false };
-      expect(verifyAccount(expected, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
-      const again = await c.revoke(id);
-      expect(again.changed).toBe(false);
-      expect(verifyAccount(again.expected ?? { exists: false }, await c.inspect(id)).verified).toBe(true);
-    });
+    for (const mode of REVOKE_MODES) {
+      describe(`leaver under the ${mode} policy`, () => {
+        it(`declares what a ${mode} leaves behind: the policy's own state, or a deviation with its reason`, () => {
+          const c = h().connector(mode);
+          const target = revokeTarget(c.grammar, h().freshIdentity(), mode);
+          const deviation = h().revokeDeviations?.[mode];
+          if (deviation) {
+            expect(target.deviation?.reason).toMatch(deviation);
+            expect(target.leaves).not.toEqual(POLICY_LEAVES[mode]);
+          } else {
+            expect(target.deviation).toBeUndefined();
+            expect(target.leaves).toEqual(POLICY_LEAVES[mode]);
+          }
+        });
 
-    it('a leaver of an identity that was never there is done, whatever the revoke policy, and its read-back verifies', async () => {
-      const c = h().connector();
+        it(`a provisioned identity is left exactly as declared, verified by read-back; a second ${mode} changes nothing`, async () => {
+          const c = h().connector(mode);
+          const id = fresh();
+          await c.provision(id, [h().grants[0]]);
+          const { leaves } = revokeTarget(c.grammar, id, mode);
+          const out = await c.revoke(id);
+          expect(out).toMatchObject({ changed: true, expected: leaves });
+          expect(verifyAccount(leaves, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+          const again = await c.revoke(id);
+          expect(again).toMatchObject({ changed: false, expected: leaves });
+          expect(verifyAccount(leaves, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+        });
+
+        it(`an identity holding real credentials: its read-back before and after a ${mode} is accepted by the evidence secret check`, async () => {
+          const c = h().connector(mode);
+          const id = fresh();
+          await h().seedOutOfBand(id);
+          const before = await c.inspect(id);
+          expect(before.exists).toBe(true);
+          expectRecordable(id, { exists: true }, before, 'granted');
+          const out = await c.revoke(id);
+          expect(out.expected).toEqual(revokeTarget(c.grammar, id, mode).leaves);
+          const after = await c.inspect(id);
+          expect(verifyAccount(out.expected!, after)).toEqual({ verified: true, mismatches: [] });
+          expectRecordable(id, out.expected!, after, 'revoked', out);
+        });
+
+        it(`an identity that was never there: a ${mode} is done with the shared already-absent outcome, and its read-back verifies and is recordable`, async () => {
+          const c = h().connector(mode);
+          const id = fresh();
+          const out = await c.revoke(id);
+          expect(out).toEqual({ changed: false, detail: expect.stringMatching(/ was already absent$/), expected: GONE });
+          const after = await c.inspect(id);
+          expect(verifyAccount(out.expected!, after)).toEqual({ verified: true, mismatches: [] });
+          expectRecordable(id, out.expected!, after, 'revoked', out);
+        });
+      });
+    }
+
+    it('what the target stores as credentials (hashes, keys, tokens) is refused by the evidence secret check wherever it is nested', async () => {
       const id = fresh();
-      const out = await c.revoke(id);
-      expect(out.changed).toBe(false);
-      expect(verifyAccount(out.expected ?? { exists: false }, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+      await h().seedOutOfBand(id);
+      const secrets = await h().storedSecrets(id);
+      expect(secrets.length).toBeGreaterThan(0);
+      for (const { what, value } of secrets) {
+        for (const [where, record] of nestings(value)) {
+          let err: unknown = null;
+          try {
+            assertNoSecrets(record);
+          } catch (e) {
+            err = e;
+          }
+          if (!(err instanceof EvidenceRefusal)) throw new Error(`${what}, placed in ${where}, was accepted by the evidence secret check`);
+          expect(err.message).not.toContain(value);
+        }
+      }
     });
 
     it('takes back exactly the expiring grants and leaves the others', async () => {
@@ -182,28 +284,37 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
       expect(verdict.mismatches.length).toBeGreaterThan(0);
     });
 
+    it("does exactly what its type declares (rotation, secret sink), no more and no less", () => {
+      const c = h().connector();
+      const declared = capabilitiesOf(c.grammar.type);
+      // The API refuses rotate actions for types that do not declare rotation: the harness knows which these are.
+      expect(Boolean(declared.rotation)).toBe(h().rotates);
+      expect(capabilityProblems(declared, c)).toEqual([]);
+    });
+
     it('rotates a credential: the new one authenticates, the old one stops, and nothing prints the value', async () => {
       const c = h().connector();
-      // The API refuses rotate actions for grammars that do not say they rotate: the two must agree.
-      expect(Boolean(c.grammar.rotates)).toBe(h().rotates);
+      const declared = capabilitiesOf(c.grammar.type);
       if (!h().rotates) {
-        expect(c.rotate).toBeUndefined();
+        expect(declared.rotation).toBeUndefined();
         return;
       }
+      // What the registry hands out for a declared capability (capabilityProblems above holds it to the declaration).
+      const rotator = c as unknown as TwoPhaseRotator;
       const id = fresh();
       await c.provision(id, [h().grants[0]]);
       // Two-phase targets (several credentials at once) retire the others only once the new one is delivered.
       const rotate = async () => {
-        const r = await c.rotate!(id);
-        if (c.retireOthers) await c.retireOthers(id, r.credentialId ?? '');
+        const r = await rotator.rotate(id);
+        if (declared.rotation === 'two-phase') await rotator.retireOthers(id, r.credentialId ?? '');
         return r;
       };
       const first = await rotate();
       const second = await rotate();
       expect(second.secret.fingerprint).not.toBe(first.secret.fingerprint);
-      expect(await c.authenticates!(id, second.secret)).toBe(true);
-      expect(await c.authenticates!(id, first.secret)).toBe(false);
-      expect(await c.authenticates!(id, Secret.generate())).toBe(false);
+      expect(await rotator.authenticates(id, second.secret)).toBe(true);
+      expect(await rotator.authenticates(id, first.secret)).toBe(false);
+      expect(await rotator.authenticates(id, Secret.generate())).toBe(false);
       const printed = JSON.stringify(second) + String(second.secret) + second.detail;
       expect(printed).not.toContain(second.secret.reveal());
       expect(printed).toContain(second.secret.fingerprint);

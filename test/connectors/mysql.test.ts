@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type mysql from 'mysql2/promise';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import type { Connector } from '../../src/connectors/connector';
+import type { Connector, RevokeMode } from '../../src/connectors/connector';
 import { parseConnectorsFile } from '../../src/connectors/registry';
 import { ConnectorRegistry } from '../../src/connectors/registry';
 import { freePort } from '../support/servers/process';
@@ -44,12 +44,28 @@ afterAll(async () => {
 const fresh = (): IdentityRef => ({ type: 'service_account', name: `cgc${randomBytes(5).toString('hex')}`, host: '%' });
 const rows = async (sql: string): Promise<unknown[]> => (await target.admin.query<mysql.RowDataPacket[]>(sql))[0];
 
+/** One registry per leaver policy, as one configuration entry each. */
+const registries = new Map<RevokeMode, ConnectorRegistry>();
+const byMode = (mode: RevokeMode): Connector => {
+  if (mode === 'delete') return registry.get('mysql-under-test');
+  if (!registries.has(mode)) registries.set(mode, new ConnectorRegistry(file(3306, mode)));
+  return registries.get(mode)!.get('mysql-under-test');
+};
+afterAll(async () => {
+  for (const r of registries.values()) await r.close();
+});
+
 describeConnectorContract('MySQL/MariaDB', () => ({
-  connector: () => registry.get('mysql-under-test'),
+  connector: (mode = 'delete') => byMode(mode),
   freshIdentity: fresh,
   grants: [`SELECT ON \`${target.schemas[0]}\`.*`, `INSERT ON \`${target.schemas[1]}\`.*`],
   seedOutOfBand: async (id) => {
     await target.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [id.name, id.host ?? '%', randomBytes(12).toString('hex')]);
+    await target.admin.query(`GRANT SELECT ON \`${target.schemas[0]}\`.* TO ?@?`, [id.name, id.host ?? '%']);
+  },
+  storedSecrets: async (id) => {
+    const [found] = await target.admin.query<mysql.RowDataPacket[]>('SELECT authentication_string AS hash FROM mysql.user WHERE User = ? AND Host = ?', [id.name, id.host ?? '%']);
+    return found.map((r) => ({ what: 'a MySQL native password hash (mysql.user)', value: String(r.hash) }));
   },
   snapshot: async () => ({
     users: await rows('SELECT User, Host FROM mysql.user ORDER BY User, Host'),

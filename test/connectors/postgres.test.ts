@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import { type Connector, verifyAccount } from '../../src/connectors/connector';
+import { type Connector, type RevokeMode, verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { type PostgresInstanceConfig, postgresConnectorType, postgresInstanceSchema } from '../../src/connectors/postgres';
-import { classifyPgError, createPostgresConnector } from '../../src/connectors/postgres/postgres-connector';
+import { classifyPgError, createPostgresConnector, type PostgresConnector } from '../../src/connectors/postgres/postgres-connector';
 import { PostgresGrammar } from '../../src/connectors/postgres/postgres-grammar';
 import { Secret } from '../../src/connectors/secret';
 import { freePort } from '../support/servers/process';
 import { connectPg, type PostgresServer, startPostgres } from '../support/servers/postgres';
-import { describeConnectorContract } from './contract';
+import { type ContractHarness, describeConnectorContract } from './contract';
 
 /*
  * Runs against a private PostgreSQL instance (scram-sha-256 everywhere, see test/support/servers/postgres.ts), with the
@@ -28,7 +28,7 @@ const opened: Connector[] = [];
 const touched = new Set<string>();
 
 /** The connector as the worker would build it: config through the type's own schema, password from the "environment". */
-function connector(over: Record<string, unknown> = {}, policy: Record<string, unknown> = {}): Connector {
+function connector(over: Record<string, unknown> = {}, policy: Record<string, unknown> = {}): PostgresConnector {
   const cfg = postgresInstanceSchema.parse({
     name: 'postgres-test',
     type: 'postgres',
@@ -47,7 +47,7 @@ function connector(over: Record<string, unknown> = {}, policy: Record<string, un
   const c = postgresConnectorType.create(cfg, (key) => {
     if (key !== PASSWORD_ENV) throw new Error(`unexpected secret ${key}`);
     return connectorPassword;
-  });
+  }) as PostgresConnector;
   opened.push(c);
   return c;
 }
@@ -198,10 +198,10 @@ afterAll(async () => {
   }
 });
 
-function harness(revokeMode: 'delete' | 'disable') {
-  let live: Connector | undefined;
-  return () => ({
-    connector: () => (live ??= connector({}, { revokeMode })),
+function harness() {
+  const live = new Map<RevokeMode, Connector>();
+  return (): ContractHarness => ({
+    connector: (mode: RevokeMode = 'delete') => live.get(mode) ?? live.set(mode, connector({}, { revokeMode: mode })).get(mode)!,
     freshIdentity: () => fresh(),
     grants: [
       'SELECT ON TABLE cg_app.sales.orders',
@@ -211,7 +211,14 @@ function harness(revokeMode: 'delete' | 'disable') {
       'SELECT ON ALL TABLES IN SCHEMA cg_app.reports',
     ] as [string, string, ...string[]],
     seedOutOfBand: async (id: IdentityRef) => {
-      await server.adminQuery('postgres', `CREATE ROLE ${pg.escapeIdentifier(id.name)} LOGIN`);
+      const role = pg.escapeIdentifier(id.name);
+      await server.adminQuery('postgres', `CREATE ROLE ${role} LOGIN PASSWORD ${pg.escapeLiteral(randomBytes(12).toString('base64url'))} VALID UNTIL 'infinity'`);
+      // Granted as the connector's role: PostgreSQL revokes per grantor, and a leaver can only take back what the gateway may.
+      await server.adminQuery('cg_app', `SET ROLE ${pg.escapeIdentifier(CONNECTOR)}; GRANT SELECT ON TABLE sales.orders TO ${role}`);
+    },
+    storedSecrets: async (id: IdentityRef) => {
+      const rows = await server.adminQuery<{ hash: string }>('postgres', 'SELECT rolpassword AS hash FROM pg_authid WHERE rolname = $1', [id.name]);
+      return rows.map((r) => ({ what: 'a PostgreSQL SCRAM-SHA-256 verifier (pg_authid)', value: r.hash }));
     },
     snapshot,
     ownIdentityName: CONNECTOR,
@@ -245,7 +252,7 @@ function harness(revokeMode: 'delete' | 'disable') {
     },
     acceptedButNotApplied: async () => {
       const id = fresh();
-      const c = connector({}, { revokeMode });
+      const c = connector({}, { revokeMode: 'delete' });
       await c.provision(id, ['SELECT ON TABLE cg_app.sales.orders']);
       // PostgreSQL accepts this GRANT from the connector's own credential (no error), with only a WARNING ...
       const raw = new pg.Client({ host: server.host, port: server.port, user: CONNECTOR, password: connectorPassword, database: 'cg_app' });
@@ -275,8 +282,7 @@ beforeAll(async () => {
   unusedPort = await freePort();
 });
 
-describeConnectorContract('PostgreSQL (revokeMode delete, owned objects reassigned)', harness('delete'));
-describeConnectorContract('PostgreSQL (revokeMode disable)', harness('disable'));
+describeConnectorContract('PostgreSQL (owned objects reassigned on delete)', harness());
 
 describe('PostgreSQL grammar', () => {
   const grammar = new PostgresGrammar({ protectedAccounts: [CONNECTOR, 'cg_orphans'], databases: MANAGED, grantableRoles: ['cg_readers'] });
@@ -341,7 +347,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     const c = connector();
     const id = fresh();
     await c.provision(id, ['CONNECT ON DATABASE cg_app', 'USAGE ON SCHEMA cg_app.sales', 'SELECT ON TABLE cg_app.sales.orders']);
-    const { secret } = await c.rotate!(id);
+    const { secret } = await c.rotate(id);
     const session = await login(id.name, secret, 'cg_app');
     try {
       expect((await session.query('SELECT total FROM sales.orders')).rows).toEqual([{ total: '9.5' }]);
@@ -400,11 +406,11 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
   });
 
   /** A joiner with create rights in both managed databases, who then creates a table in each and keeps sessions open. */
-  async function leaverWithTables(c: Connector): Promise<{ id: IdentityRef; secret: Secret; sessions: pg.Client[]; table: string }> {
+  async function leaverWithTables(c: PostgresConnector): Promise<{ id: IdentityRef; secret: Secret; sessions: pg.Client[]; table: string }> {
     const id = fresh('leaver');
     const grants = MANAGED.flatMap((db) => [`CONNECT ON DATABASE ${db}`, `USAGE, CREATE ON SCHEMA ${db}.work`]);
     await c.provision(id, grants);
-    const { secret } = await c.rotate!(id);
+    const { secret } = await c.rotate(id);
     const table = `work.made_by_${id.name}`;
     const sessions: pg.Client[] = [];
     for (const db of MANAGED) {
@@ -465,7 +471,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
       attributes: { canLogin: false, validUntil: '-infinity', ownedObjects: 2, ownsObjectsIn: MANAGED },
     });
     for (const db of MANAGED) expect(await tableOwner(db, table)).toBe(id.name);
-    expect(await c.authenticates!(id, secret)).toBe(false);
+    expect(await c.authenticates(id, secret)).toBe(false);
   });
 
   it('delete is refused, naming the privilege, when another grantor gave the leaver something the connector cannot revoke; the role is left unable to log in', async () => {
@@ -531,7 +537,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     const before = await snapshot();
     for (const revokeMode of ['delete', 'disable']) {
       const c = connector({}, { revokeMode });
-      for (const op of [() => c.revoke(id), () => c.rotate!(id), () => c.revokeGrants(id, [], true), () => c.provision(id, [])]) {
+      for (const op of [() => c.revoke(id), () => c.rotate(id), () => c.revokeGrants(id, [], true), () => c.provision(id, [])]) {
         const err = await op().then(() => null, (e: unknown) => e);
         expect(err).toBeInstanceOf(ConnectorRefusal);
         expect((err as ConnectorRefusal).type).toBe(FailureType.InvalidIdentity);
@@ -654,16 +660,16 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     const c = connector();
     const id = fresh();
     await c.provision(id, []);
-    const { secret } = await c.rotate!(id);
+    const { secret } = await c.rotate(id);
     const [stored] = await server.adminQuery<{ pw: string }>('postgres', 'SELECT rolpassword AS pw FROM pg_authid WHERE rolname = $1', [id.name]);
     expect(stored?.pw).toMatch(/^SCRAM-SHA-256\$4096:/);
     expect(server.log()).toContain(`ALTER ROLE "${id.name}" PASSWORD 'SCRAM-SHA-256$4096:`);
     expect(server.log()).not.toContain(secret.reveal());
-    expect(await c.authenticates!(id, secret)).toBe(true);
+    expect(await c.authenticates(id, secret)).toBe(true);
   });
 
   it('authenticates() will not vouch for a login the server never challenged (pg_hba trust)', async () => {
-    const err = await connector().authenticates!({ type: 'service_account', name: 'cg_trusted' }, Secret.generate()).then(() => null, (e: unknown) => e);
+    const err = await connector().authenticates({ type: 'service_account', name: 'cg_trusted' }, Secret.generate()).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectorRefusal);
     expect((err as Error).message).toMatch(/without asking for a password/);
   });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import { verifyAccount } from '../../src/connectors/connector';
+import { type RevokeMode, verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
 import { redisConnectorType } from '../../src/connectors/redis';
@@ -53,13 +53,19 @@ afterAll(async () => {
   await server?.stop();
 });
 
-let primary: RedisConnector | undefined;
+const byMode = new Map<RevokeMode, RedisConnector>();
 const harness = (): ContractHarness => ({
-  connector: () => (primary ??= connector()),
+  connector: (mode = 'delete') => byMode.get(mode) ?? byMode.set(mode, connector(mode)).get(mode)!,
   freshIdentity,
   grants: ['~cgt:orders:*', '+get', '&cgt:events:*', '+@hash'],
   async seedOutOfBand(identity) {
-    await server.createUser(identity.name, ['~cgt:seeded:*', '+get']);
+    // Two passwords and a selector: everything ACL GETUSER reports about a user's credentials.
+    await server.createUser(identity.name, ['~cgt:seeded:*', '+get', `>${randomBytes(12).toString('base64url')}`, '(~cgt:sel:* +hget)']);
+  },
+  async storedSecrets(identity) {
+    // ACL LIST shows each password as `#<sha256>`, as Redis stores it.
+    const line = ((await acl('LIST')) as string[]).find((l) => l.startsWith(`user ${identity.name} `)) ?? '';
+    return line.split(' ').filter((w) => w.startsWith('#')).map((value) => ({ what: 'a Redis ACL password hash (ACL LIST)', value }));
   },
   async snapshot() {
     return ((await acl('LIST')) as string[]).slice().sort();
@@ -77,7 +83,7 @@ const harness = (): ContractHarness => ({
     // Redis refuses a key pattern on a user that already has every key: the grammar cannot know that.
     const id = freshIdentity();
     await server.createUser(id.name, ['allkeys', '+get']);
-    return { run: () => harness().connector().provision(id, ['~cgt:more:*']), causeMatches: /allkeys/ };
+    return { run: () => connector().provision(id, ['~cgt:more:*']), causeMatches: /allkeys/ };
   },
   async acceptedButNotApplied() {
     // One ACL SETUSER that Redis answers OK to, naming +get, after which the user still cannot run GET: a later

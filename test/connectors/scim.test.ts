@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import { type Connector, verifyAccount } from '../../src/connectors/connector';
+import { type Connector, type RevokeMode, verifyAccount } from '../../src/connectors/connector';
 import { envSecrets } from '../../src/connectors/connector-config';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { scimConnectorType, scimInstanceSchema } from '../../src/connectors/scim';
@@ -79,13 +79,23 @@ const snapshot = async () => ({
   })),
 });
 
+const byMode = new Map<RevokeMode, Connector>();
 describeConnectorContract('SCIM 2.0 (SCIMMY provider)', () => ({
-  connector: () => gateway,
+  connector: (mode = 'delete') => byMode.get(mode) ?? byMode.set(mode, build({ revokeMode: mode })).get(mode)!,
   freshIdentity: fresh,
   grants: [`group=${READERS}`, `group=${OPERATORS}`],
   seedOutOfBand: async (id) => {
-    await sp.admin.createUser(id.name);
+    // A password goes in (writeOnly, returned never, RFC 7643 §4.1.1), and a membership.
+    const userId = await sp.admin.createUser(id.name, { password: randomBytes(12).toString('base64url') });
+    const group = await sp.admin.findGroup(READERS);
+    await sp.admin.addMember(group!.id, userId);
   },
+  // A SCIM provider never hands out a user's password; the credentials it holds are the bearer tokens its clients
+  // present, the gateway's among them.
+  storedSecrets: async () => [
+    { what: "the gateway's SCIM bearer credential", value: `Bearer ${sp.tokens.gateway}` },
+    { what: "the administrator's SCIM bearer credential", value: `Bearer ${sp.tokens.admin}` },
+  ],
   snapshot,
   ownIdentityName: GATEWAY_USER,
   hostileNames: [
@@ -338,10 +348,10 @@ describe('SCIM revoke policy "delete"', () => {
     await c.provision(id, [`group=${READERS}`, `group=${OPERATORS}`]);
     const userId = String((await sp.admin.findUser(id.name))?.id);
     const out = await c.revoke(id);
-    expect(out).toEqual({ changed: true, detail: expect.stringMatching(/deleted user/) });
+    expect(out).toEqual({ changed: true, detail: expect.stringMatching(/deleted user/), expected: { exists: false } });
     expect(await c.inspect(id)).toEqual({ exists: false, grants: [] });
     expect((await sp.admin.findGroup(READERS))?.members?.map((m) => m.value)).not.toContain(userId);
-    expect(await c.revoke(id)).toEqual({ changed: false, detail: `user '${id.name}' was already absent` });
+    expect(await c.revoke(id)).toEqual({ changed: false, detail: `user '${id.name}' was already absent`, expected: { exists: false } });
   });
 });
 

@@ -2,7 +2,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import { inspect } from 'node:util';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import { type Connector, verifyAccount } from '../../src/connectors/connector';
+import { type Connector, GONE, type RevokeMode, revokeTarget, verifyAccount } from '../../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { GrammarRegistry, parseConnectorsFile } from '../../src/connectors/registry';
 import { Secret } from '../../src/connectors/secret';
@@ -107,15 +107,30 @@ const HOSTILE_GRANTS = [
   'dns=A.svc.test', 'dns=', 'dns=a.svc.test\n', 'login ', 'LOGIN', 'policy=root', 'capabilities=sudo', 'path=sys/*',
 ];
 
+/** What seedOutOfBand stored or was handed for each identity: a workload's Vault token, a certificate's private key. */
+const seeded = new Map<string, { what: string; value: string }>();
+
 function harness(kind: 'kv' | 'pki'): () => ContractHarness {
+  const byMode = new Map<RevokeMode, VaultConnector>();
   return () => ({
-    connector: () => vault(),
+    connector: (mode = 'delete') => byMode.get(mode) ?? byMode.set(mode, vault({ policy: { revokeMode: mode } })).get(mode)!,
     freshIdentity: () => sid(kind === 'kv' ? `kv/contract/s-${hex()}` : `pki/c-${hex()}.${fx.domain}`),
     grants: kind === 'kv' ? ['reader=app-billing', 'reader=app-reporting'] : [`dns=api.${fx.domain}`, `dns=admin.${fx.domain}`],
     async seedOutOfBand(id) {
-      if (kind === 'kv') await bao.root('POST', `secret/data/${fx.kvPrefix}/${id.name.slice(3)}`, { data: { value: randomBytes(8).toString('hex') } });
-      else await bao.root('POST', `pki/issue/${fx.pkiRole}`, { common_name: id.name.slice(4), ttl: '1h' });
+      if (kind === 'kv') {
+        // What KV secrets typically hold: a workload's own Vault token, with a declared reader.
+        const token = (await bao.root<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: ['default'], ttl: '10m' })).body.auth.client_token;
+        seeded.set(id.name, { what: 'an OpenBao token (auth/token/create)', value: token });
+        await bao.root('POST', `secret/data/${fx.kvPrefix}/${id.name.slice(3)}`, { data: { value: token } });
+        await bao.root('PATCH', `secret/metadata/${fx.kvPrefix}/${id.name.slice(3)}`, { custom_metadata: { 'changegate.reader.app-billing': 'granted' } });
+      } else {
+        const issued = await bao.root<{ data: { private_key: string } }>('POST', `pki/issue/${fx.pkiRole}`, { common_name: id.name.slice(4), alt_names: `api.${fx.domain}`, ttl: '1h' });
+        seeded.set(id.name, { what: 'a certificate private key (pki/issue)', value: issued.body.data.private_key });
+      }
     },
+    storedSecrets: async (id) => [seeded.get(id.name)!],
+    // A certificate cannot be deleted, only revoked; a KV secret can be either.
+    ...(kind === 'pki' ? { revokeDeviations: { delete: /certificate cannot be deleted, only revoked/ } } : {}),
     snapshot,
     ownIdentityName: `token/${fx.gatewayDisplayName}`,
     hostileNames: HOSTILE_NAMES,
@@ -399,6 +414,25 @@ describe('vault: db/ dynamic credentials against MariaDB', () => {
     expect(verifyAccount({ exists: false }, await c.inspect(id)).verified).toBe(true);
     // The database itself disagrees: the account outlived its lease (only SELECT was revoked).
     expect(await fx.dbUsers()).toContain(user);
+  });
+
+  it.each(['delete', 'disable'] as const)('a %s-policy leaver of db/<role> revokes every lease and drops its users, verified gone (under disable, the declared deviation); a second is already absent', async (mode) => {
+    const c = vault({ policy: { revokeMode: mode } });
+    const id = sid(`db/${fx.dbRole}`);
+    const target = revokeTarget(c.grammar, id, mode);
+    expect(target.leaves).toEqual(GONE);
+    if (mode === 'disable') expect(target.deviation?.reason).toMatch(/lease cannot be suspended, only revoked/);
+    else expect(target.deviation).toBeUndefined();
+    const before = await fx.dbUsers();
+    await c.provision(id, ['login']);
+    const [user] = (await fx.dbUsers()).filter((u) => !before.includes(u));
+    const out = await c.revoke(id);
+    expect(out).toMatchObject({ changed: true, expected: GONE });
+    expect(verifyAccount(out.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+    expect(await fx.dbUsers()).not.toContain(user);
+    const again = await c.revoke(id);
+    expect(again).toEqual({ changed: false, detail: `db/${fx.dbRole} (no live lease) was already absent`, expected: GONE });
+    expect(verifyAccount(again.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
   });
 
   it('db identities take only the login grant and cannot be rotated through Vault', async () => {

@@ -30,6 +30,8 @@ export type AwsIamInstanceConfig = z.infer<typeof awsIamInstanceSchema>;
 export const awsIamConnectorType = defineConnectorType<AwsIamInstanceConfig>({
   type: 'aws-iam',
   schema: awsIamInstanceSchema,
+  // Access keys: a user holds two at once, so the old one is retired only after the new one is delivered and works.
+  capabilities: { rotation: 'two-phase' },
   grammar: (cfg) =>
     new AwsIamGrammar({
       protectedAccounts: protectedNames(cfg, cfg.userName),

@@ -39,6 +39,7 @@ function ownName(cfg: LdapInstanceConfig): string {
 export const ldapConnectorType = defineConnectorType<LdapInstanceConfig>({
   type: 'ldap',
   schema: ldapInstanceSchema,
+  capabilities: { rotation: 'one-phase' },
   transport: (cfg) => [{ host: new URL(cfg.url).hostname, encrypted: cfg.url.startsWith('ldaps:'), fix: 'use ldaps://' }],
   grammar: (cfg) => new LdapGrammar({ protectedAccounts: protectedNames(cfg, ownName(cfg)), allowedGroups: cfg.allowedGroups }),
   create: (cfg, secrets) =>

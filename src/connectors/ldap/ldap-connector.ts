@@ -18,7 +18,7 @@
  */
 import { AndFilter, Attribute, BerWriter, Change, Client, EqualityFilter, type Entry, type Filter, PresenceFilter, ResultCodeError } from 'ldapts';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsentOnDisable, DISABLED_STATE, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { escapeDnValue, firstRdn, grantOfGroup, groupOfGrant, LdapGrammar, sameDn } from './ldap-grammar';
@@ -38,7 +38,7 @@ export interface LdapConnectorOptions {
   protectedAccounts: string[];
   allowedGroups?: string[];
   /** Leaver policy: delete the entry, or lock it and strip its memberships (kept for ownership/audit). */
-  revokeMode?: 'delete' | 'disable';
+  revokeMode?: RevokeMode;
   timeoutMs?: number;
 }
 
@@ -100,10 +100,10 @@ function values(entry: Entry, attr: string): string[] {
   return (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : x));
 }
 
-export class LdapConnector implements Connector {
+export class LdapConnector implements Connector, CredentialRotator {
   readonly grammar: LdapGrammar;
   private readonly client: Client;
-  private readonly revokeMode: 'delete' | 'disable';
+  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
   private readonly bases: { person: string; service_account: string; groups: string };
   private binding: Promise<void> | undefined;
@@ -174,19 +174,20 @@ export class LdapConnector implements Connector {
   async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
     const dn = this.dnOf(identity);
     const before = await this.inspect(identity);
+    // Absent is done under either policy: nothing left to delete or lock, and no access either.
+    if (!before.exists) return alreadyAbsent(dn);
+    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
     if (this.revokeMode === 'disable') {
-      if (!before.exists) return alreadyAbsentOnDisable(dn);
-      if (before.locked && before.grants.length === 0) return { changed: false, detail: `${dn} was already locked with no group memberships`, expected: DISABLED_STATE };
+      if (before.locked && before.grants.length === 0) return { changed: false, detail: `${dn} was already locked with no group memberships`, expected };
       // Lock first, so the account cannot bind while its memberships are being removed.
       if (!before.locked) await this.lock(dn);
       const removed = await this.leaveAllGroups(dn);
-      return { changed: true, detail: `locked ${dn} (pwdAccountLockedTime ${LOCKED_FOREVER}), removed it from ${removed} group(s); entry kept (policy: disable)`, expected: DISABLED_STATE };
+      return { changed: true, detail: `locked ${dn} (pwdAccountLockedTime ${LOCKED_FOREVER}), removed it from ${removed} group(s); entry kept (policy: disable)`, expected };
     }
-    if (!before.exists) return { changed: false, detail: `${dn} was already absent` };
     // Memberships go first: deleting the entry leaves its DN dangling in every group's member list otherwise.
     const removed = await this.leaveAllGroups(dn);
     await this.call(`delete ${dn}`, () => this.client.del(dn), { ok: [RC.noSuchObject] });
-    return { changed: true, detail: `removed ${dn} from ${removed} group(s) and deleted it` };
+    return { changed: true, detail: `removed ${dn} from ${removed} group(s) and deleted it`, expected };
   }
 
   async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {

@@ -23,7 +23,6 @@ export interface LdapGrammarPolicy {
 
 export class LdapGrammar implements ConnectorGrammar {
   readonly type = 'ldap';
-  readonly rotates = true;
   private readonly protectedAccounts: Set<string>;
   private readonly allowedGroups: Set<string> | undefined;
 

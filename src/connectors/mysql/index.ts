@@ -23,6 +23,7 @@ export type MysqlInstanceConfig = z.infer<typeof mysqlInstanceSchema>;
 export const mysqlConnectorType = defineConnectorType<MysqlInstanceConfig>({
   type: 'mysql',
   schema: mysqlInstanceSchema,
+  capabilities: { rotation: 'one-phase' },
   transport: (cfg) => [{ host: cfg.host, encrypted: cfg.tls, fix: 'set "tls": true' }],
   grammar: (cfg) => new MysqlGrammar({ protectedAccounts: protectedNames(cfg, cfg.user) }),
   create: (cfg, secrets) =>

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { IdentityRef } from '../../actions/identity-action';
-import { DISABLED_STATE, alreadyAbsentOnDisable, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalGrantsFromShowGrants, MYSQL_PRIVILEGES, MysqlGrammar, splitCanonicalGrant } from './mysql-grammar';
@@ -14,7 +14,7 @@ export interface MysqlConnectorOptions {
   password: string;
   protectedAccounts: string[];
   /** Leaver policy: drop the account, or lock it and revoke everything (kept for ownership/audit). */
-  revokeMode?: 'delete' | 'disable';
+  revokeMode?: RevokeMode;
   tls?: boolean;
 }
 
@@ -35,10 +35,10 @@ const CANONICAL_OBJECT = /^(`(?:[A-Za-z0-9$]|\\_){1,64}`\.\*|`[A-Za-z0-9_$]{1,64
  * MySQL/MariaDB accounts. Account names always travel as quoted string literals (mysql2 placeholders), never
  * concatenated; privileges and object names come only from MysqlGrammar's allow-list and are re-checked here.
  */
-export class MysqlConnector implements Connector {
+export class MysqlConnector implements Connector, CredentialRotator {
   readonly grammar: MysqlGrammar;
   private readonly pool: mysql.Pool;
-  private readonly revokeMode: 'delete' | 'disable';
+  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
 
   constructor(readonly name: string, private readonly opts: MysqlConnectorOptions) {
@@ -78,15 +78,11 @@ export class MysqlConnector implements Connector {
   async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
     const { name, host } = this.account(identity);
     const before = await this.inspect(identity);
-    if (this.revokeMode === 'disable') {
-      const expected = DISABLED_STATE;
-      // Absent means no access, which is what a leaver wants; there is nothing left to disable.
-      if (!before.exists) return alreadyAbsentOnDisable(`account '${name}'@'${host}'`);
-      if (before.locked && before.grants.length === 0 && !before.activeSessions) {
-        return { changed: false, detail: `account '${name}'@'${host}' was already locked with no grants`, expected };
-      }
-    } else if (!before.exists) {
-      return { changed: false, detail: `account '${name}'@'${host}' was already absent` };
+    // Absent means no access, which is what a leaver wants under either policy: nothing left to drop or disable.
+    if (!before.exists) return alreadyAbsent(`account '${name}'@'${host}'`);
+    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
+    if (this.revokeMode === 'disable' && before.locked && before.grants.length === 0 && !before.activeSessions) {
+      return { changed: false, detail: `account '${name}'@'${host}' was already locked with no grants`, expected };
     }
     // Lock first so no new session can start while grants are being removed.
     await this.run('ALTER USER ?@? ACCOUNT LOCK', [name, host]);
@@ -103,11 +99,11 @@ export class MysqlConnector implements Connector {
       return {
         changed: true,
         detail: `locked, ${ended}, revoked ${before.grants.length} grant(s); '${name}'@'${host}' kept (policy: disable)`,
-        expected: DISABLED_STATE,
+        expected,
       };
     }
     await this.run('DROP USER IF EXISTS ?@?', [name, host]);
-    return { changed: true, detail: `locked, ${ended}, revoked ${before.grants.length} grant(s), dropped '${name}'@'${host}'` };
+    return { changed: true, detail: `locked, ${ended}, revoked ${before.grants.length} grant(s), dropped '${name}'@'${host}'`, expected };
   }
 
   async discover(): Promise<DiscoveredIdentity[]> {

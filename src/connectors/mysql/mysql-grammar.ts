@@ -33,7 +33,6 @@ export interface MysqlGrammarPolicy {
 
 export class MysqlGrammar implements ConnectorGrammar {
   readonly type = 'mysql';
-  readonly rotates = true;
   private readonly protectedAccounts: Set<string>;
 
   constructor(policy: MysqlGrammarPolicy) {

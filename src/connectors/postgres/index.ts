@@ -50,6 +50,7 @@ function settings(cfg: PostgresInstanceConfig) {
 export const postgresConnectorType = defineConnectorType<PostgresInstanceConfig>({
   type: 'postgres',
   schema: postgresInstanceSchema,
+  capabilities: { rotation: 'one-phase' },
   transport: (cfg) => [{ host: cfg.host, encrypted: cfg.tls, fix: 'set "tls": true' }],
   grammar: (cfg) => {
     const { databases, protectedAccounts } = settings(cfg);

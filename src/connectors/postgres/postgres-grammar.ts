@@ -84,7 +84,6 @@ const SHAPES =
 
 export class PostgresGrammar implements ConnectorGrammar {
   readonly type = 'postgres';
-  readonly rotates = true;
   private readonly protectedAccounts: Set<string>;
   private readonly databases: Set<string>;
   private readonly grantableRoles: Set<string>;

@@ -25,6 +25,7 @@ export type RabbitmqInstanceConfig = z.infer<typeof rabbitmqInstanceSchema>;
 export const rabbitmqConnectorType = defineConnectorType<RabbitmqInstanceConfig>({
   type: 'rabbitmq',
   schema: rabbitmqInstanceSchema,
+  capabilities: { rotation: 'one-phase' },
   // The management API gets the connector's password; the AMQP check sends a rotated one. Both need TLS off-host.
   transport: (cfg) => [
     { host: new URL(cfg.url).hostname, encrypted: cfg.url.startsWith('https:'), fix: 'use an https management URL' },

@@ -14,7 +14,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, type Method } from 'axios';
 import type { IdentityRef } from '../../actions/identity-action';
-import { DISABLED_STATE, alreadyAbsentOnDisable, assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, checkedCanonicalGrant, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { AmqpProtocolError, amqpLogin } from './amqp-login';
@@ -31,7 +31,7 @@ export interface RabbitmqConnectorOptions {
   amqpPort: number;
   protectedAccounts: string[];
   /** Leaver policy: delete the user, or make it unable to log in and strip its tags and permissions. */
-  revokeMode?: 'delete' | 'disable';
+  revokeMode?: RevokeMode;
 }
 
 interface RabbitUser {
@@ -59,10 +59,10 @@ interface TopicPermission {
 /** How long a revoke waits for the broker to drop the user's connections before handing the retry to Temporal. */
 const SESSION_DEADLINE_MS = 5_000;
 
-export class RabbitmqConnector implements Connector {
+export class RabbitmqConnector implements Connector, CredentialRotator {
   readonly grammar: RabbitmqGrammar;
   private readonly http: AxiosInstance;
-  private readonly revokeMode: 'delete' | 'disable';
+  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
   private readonly amqp: { host: string; port: number };
 
@@ -141,10 +141,10 @@ export class RabbitmqConnector implements Connector {
   async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
     const name = this.account(identity);
     const before = await this.inspect(identity);
+    // Nothing to delete or disable, and no access either, which is what a leaver needs: not a refusal that blocks closure.
+    if (!before.exists) return alreadyAbsent(`user '${name}'`);
+    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
     if (this.revokeMode === 'disable') {
-      const expected = DISABLED_STATE;
-      // Nothing to disable, and no access either, which is what a leaver needs: not a refusal that blocks closure.
-      if (!before.exists) return alreadyAbsentOnDisable(`user '${name}'`);
       if (before.locked && before.grants.length === 0 && !before.activeSessions) {
         return { changed: false, detail: `user '${name}' already had no password, tags or permissions`, expected };
       }
@@ -161,12 +161,11 @@ export class RabbitmqConnector implements Connector {
         expected,
       };
     }
-    if (!before.exists) return { changed: false, detail: `user '${name}' was already absent` };
     // Deleting a user does not close its connections: lock, close, then delete.
     await this.request('PUT', ['users', name], { password_hash: '', tags: [] });
     const ended = await this.endSessions(name);
     await this.request('DELETE', ['users', name], undefined, { allow404: true });
-    return { changed: true, detail: `removed the password, closed ${ended} connection(s), deleted '${name}' with ${before.grants.length} tag(s)/permission(s)` };
+    return { changed: true, detail: `removed the password, closed ${ended} connection(s), deleted '${name}' with ${before.grants.length} tag(s)/permission(s)`, expected };
   }
 
   async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {

@@ -36,7 +36,6 @@ export interface RabbitmqGrammarPolicy {
 
 export class RabbitmqGrammar implements ConnectorGrammar {
   readonly type = 'rabbitmq';
-  readonly rotates = true;
   private readonly protectedAccounts: Set<string>;
 
   constructor(policy: RabbitmqGrammarPolicy) {

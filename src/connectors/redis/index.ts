@@ -23,6 +23,7 @@ export type RedisInstanceConfig = z.infer<typeof redisInstanceSchema>;
 export const redisConnectorType = defineConnectorType<RedisInstanceConfig>({
   type: 'redis',
   schema: redisInstanceSchema,
+  capabilities: { rotation: 'one-phase' },
   transport: (cfg) => [{ host: cfg.host, encrypted: cfg.tls === true, fix: 'set "tls": true' }],
   grammar: (cfg) => new RedisGrammar({ protectedAccounts: protectedNames(cfg, cfg.user) }),
   create: (cfg, secrets) =>

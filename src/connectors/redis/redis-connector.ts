@@ -9,7 +9,7 @@
  */
 import Redis from 'ioredis';
 import type { IdentityRef } from '../../actions/identity-action';
-import { DISABLED_STATE, alreadyAbsentOnDisable, assertValidIdentity, checkedCanonicalGrant, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { alreadyAbsent, assertValidIdentity, checkedCanonicalGrant, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalRedisGrant, parseRedisGrant, REDIS_GRANTABLE_COMMANDS, type RedisGrant, RedisGrammar } from './redis-grammar';
@@ -23,7 +23,7 @@ export interface RedisConnectorOptions {
   tls?: boolean;
   protectedAccounts: string[];
   /** Leaver policy: delete the user, or switch it off and strip its passwords and rules (kept for audit). */
-  revokeMode?: 'delete' | 'disable';
+  revokeMode?: RevokeMode;
 }
 
 /** Server replies that mean "not now" rather than "no". */
@@ -47,10 +47,10 @@ interface CommandCatalogue {
   names: string[];
 }
 
-export class RedisConnector implements Connector {
+export class RedisConnector implements Connector, CredentialRotator {
   readonly grammar: RedisGrammar;
   private readonly client: Redis;
-  private readonly revokeMode: 'delete' | 'disable';
+  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
   private catalogue?: Promise<CommandCatalogue>;
 
@@ -111,11 +111,11 @@ export class RedisConnector implements Connector {
   async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
     const name = this.account(identity);
     const before = await this.inspect(identity);
+    // Gone is done under either policy; ACL SETUSER would create the user, and a refusal would block closure over
+    // an account that no longer exists.
+    if (!before.exists) return alreadyAbsent(`user '${name}'`);
+    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
     if (this.revokeMode === 'disable') {
-      const expected = DISABLED_STATE;
-      // Nothing to disable, and no access either, which is what a leaver needs. ACL SETUSER would create the user,
-      // and a refusal would block closure over an account that is gone.
-      if (!before.exists) return alreadyAbsentOnDisable(`user '${name}'`);
       if (before.locked && before.grants.length === 0 && before.attributes?.passwords === 0 && !before.activeSessions) {
         return { changed: false, detail: `user '${name}' was already off with no passwords and no rules`, expected };
       }
@@ -127,12 +127,11 @@ export class RedisConnector implements Connector {
         expected,
       };
     }
-    if (!before.exists) return { changed: false, detail: `user '${name}' was already absent` };
     // Off first, so nothing authenticates between ending the sessions and deleting the user.
     await this.setUser(name, ['off']);
     const ended = await this.endSessions(name);
     await this.call(['ACL', 'DELUSER', name]);
-    return { changed: true, detail: `switched off, ended ${ended} session(s), deleted '${name}' with ${before.grants.length} rule(s)` };
+    return { changed: true, detail: `switched off, ended ${ended} session(s), deleted '${name}' with ${before.grants.length} rule(s)`, expected };
   }
 
   async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {

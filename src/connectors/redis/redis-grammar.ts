@@ -87,7 +87,6 @@ export interface RedisGrammarPolicy {
 
 export class RedisGrammar implements ConnectorGrammar {
   readonly type = 'redis';
-  readonly rotates = true;
   private readonly protectedAccounts: Set<string>;
 
   constructor(policy: RedisGrammarPolicy) {

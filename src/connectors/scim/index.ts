@@ -44,6 +44,8 @@ const protectedOf = (cfg: ScimInstanceConfig): string[] => (cfg.ownUserName ? pr
 export const scimConnectorType = defineConnectorType<ScimInstanceConfig>({
   type: 'scim',
   schema: scimInstanceSchema,
+  // Nothing beyond the interface: SCIM providers take passwords but never prove one back, so nothing can be rotated.
+  capabilities: {},
   grammar: (cfg) => new ScimGrammar({ protectedAccounts: protectedOf(checkedTransport(cfg)) }),
   create: (cfg, secrets) => {
     checkedTransport(cfg);

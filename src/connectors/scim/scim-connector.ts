@@ -17,7 +17,7 @@ import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
 import { z } from 'zod';
 import type { IdentityRef } from '../../actions/identity-action';
-import { DISABLED_STATE, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome } from '../connector';
+import { alreadyAbsent, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { eq, memberPath } from './scim-filter';
@@ -29,7 +29,7 @@ export interface ScimConnectorOptions {
   baseUrl: string;
   token: string;
   protectedAccounts: string[];
-  revokeMode?: 'delete' | 'disable';
+  revokeMode?: RevokeMode;
   /** `count` asked for per page; providers may answer with fewer (they cap it), which paging follows. */
   pageSize?: number;
   timeoutMs?: number;
@@ -122,7 +122,7 @@ export class ScimConnector implements Connector {
   readonly grammar: ScimGrammar;
   private readonly http: AxiosInstance;
   private readonly token: Secret;
-  private readonly revokeMode: 'delete' | 'disable';
+  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
   private readonly pageSize: number;
   private readonly agents = { httpAgent: new http.Agent({ keepAlive: true }), httpsAgent: new https.Agent({ keepAlive: true }) };
@@ -206,10 +206,11 @@ export class ScimConnector implements Connector {
   async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
     const userName = await this.account(identity);
     const user = await this.findUser(userName);
-    if (!user) return { changed: false, detail: `user '${userName}' was already absent` };
-    if (this.revokeMode === 'delete') return this.deleteUser(userName, user);
+    // Absent is done under either policy: nothing to delete or deactivate, and no access either.
+    if (!user) return alreadyAbsent(`user '${userName}'`);
+    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
+    if (this.revokeMode === 'delete') return { ...(await this.deleteUser(userName, user)), expected };
 
-    const expected = DISABLED_STATE;
     const memberships = await this.membershipsOf(user);
     if (user.active === false && memberships.length === 0) {
       return { changed: false, detail: `user '${userName}' was already inactive with no group memberships`, expected };

@@ -50,6 +50,9 @@ function transport(cfg: VaultInstanceConfig): Array<{ host: string; encrypted: b
 export const vaultConnectorType = defineConnectorType<VaultInstanceConfig>({
   type: 'vault',
   schema: vaultInstanceSchema,
+  // KV values and PKI certificates rotate (a certificate's predecessors are retired once the new key works); db/ leases
+  // do not, and say so. The only secrets store: rotated credentials are delivered to a KV path.
+  capabilities: { rotation: 'two-phase', secretSink: true },
   grammar: (cfg) => new VaultGrammar({ protectedAccounts: cfg.policy.protectedAccounts }),
   transport,
   create: (cfg, secrets) => {

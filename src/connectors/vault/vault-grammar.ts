@@ -1,5 +1,5 @@
 import type { IdentityRef } from '../../actions/identity-action';
-import type { ConnectorGrammar, FieldProblem, ParsedGrant } from '../connector';
+import { type ConnectorGrammar, DISABLED_STATE, type FieldProblem, GONE, type ParsedGrant, type RevokeDeviation } from '../connector';
 
 /**
  * The identities and grants the Vault-API connector speaks. An identity name says which kind of thing it is:
@@ -101,10 +101,32 @@ export interface VaultGrammarPolicy {
   protectedAccounts: string[];
 }
 
+const kindOf = (identity: IdentityRef): string | undefined => {
+  const parsed = parseVaultIdentity(identity.name);
+  return 'problem' in parsed ? undefined : parsed.kind;
+};
+
+/** Two kinds of Vault credential cannot be treated as a policy says; KV secrets can under either. */
+export const VAULT_REVOKE_DEVIATIONS: readonly RevokeDeviation[] = Object.freeze([
+  {
+    mode: 'disable',
+    identities: 'db/<role> (dynamic database credentials)',
+    applies: (identity: IdentityRef) => kindOf(identity) === 'db',
+    leaves: GONE,
+    reason: 'a Vault lease cannot be suspended, only revoked: disable revokes every lease, and the database user each one created is dropped',
+  },
+  {
+    mode: 'delete',
+    identities: 'pki/<common-name> (certificates)',
+    applies: (identity: IdentityRef) => kindOf(identity) === 'pki',
+    leaves: DISABLED_STATE,
+    reason: 'a certificate cannot be deleted, only revoked: delete revokes every live certificate of the CN, and the revoked records stay until they expire',
+  },
+]);
+
 export class VaultGrammar implements ConnectorGrammar {
   readonly type = 'vault';
-  /** KV secrets and certificates rotate; `db/` identities do not (the grammar-level flag covers the type). */
-  readonly rotates = true;
+  readonly revokeDeviations = VAULT_REVOKE_DEVIATIONS;
   private readonly protectedAccounts: Set<string>;
   /** KV paths (relative to the prefix) that are protected together with everything under them. */
   private readonly protectedKv: string[];

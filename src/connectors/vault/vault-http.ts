@@ -101,3 +101,6 @@ export function vaultErrorOf(err: unknown): VaultError | undefined {
   const cause = (err as { cause?: unknown } | undefined)?.cause;
   return cause instanceof VaultError ? cause : undefined;
 }
+
+/** A mount, prefix or lease id as URL path segments (each is URI-encoded by VaultHttp). */
+export const segments = (p: string): string[] => p.split('/').filter((s) => s !== '');

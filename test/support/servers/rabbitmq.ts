@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import axios, { type AxiosInstance } from 'axios';
-import { AmqpSession } from '../../../src/connectors/rabbitmq/amqp-login';
+import { connect } from 'amqplib';
 
 /**
  * The machine's RabbitMQ (scripts/setup.d/40-rabbitmq.sh: broker on 5672, management API on 15672, guest/guest
@@ -18,8 +18,15 @@ export interface RabbitTestBroker {
   createUser(name: string, tags: string[]): Promise<string>;
   deleteUser(name: string): Promise<void>;
   /** A real AMQP connection as `name` into this run's vhost, held open until the broker closes it or stop(). */
-  connectAs(name: string, password: string): Promise<AmqpSession>;
+  connectAs(name: string, password: string): Promise<AmqpClientSession>;
   stop(): Promise<void>;
+}
+
+/** An amqplib connection held open by a test. */
+export interface AmqpClientSession {
+  /** Resolves when the broker has closed the connection (e.g. an administrator or a revoke closed it). */
+  closedByBroker(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export const RABBITMQ_URL = 'http://127.0.0.1:15672';
@@ -42,7 +49,7 @@ export async function useRabbitmq(): Promise<RabbitTestBroker> {
     if (r.status >= 300 && r.status !== 404) throw new Error(`${what}: ${r.status} ${JSON.stringify(r.data)}`);
   };
   await must(admin.put(`/vhosts/${encodeURIComponent(vhost)}`), `create vhost ${vhost}`);
-  const sessions: AmqpSession[] = [];
+  const sessions: AmqpClientSession[] = [];
   return {
     url: RABBITMQ_URL,
     amqpPort: RABBITMQ_AMQP_PORT,
@@ -57,11 +64,20 @@ export async function useRabbitmq(): Promise<RabbitTestBroker> {
       await must(admin.delete(`/users/${encodeURIComponent(name)}`), `delete user ${name}`);
     },
     async connectAs(name, password) {
-      const s = await AmqpSession.open({ host: '127.0.0.1', port: RABBITMQ_AMQP_PORT });
-      sessions.push(s);
-      if (!(await s.login(name, password))) throw new Error(`AMQP login as ${name} refused`);
-      await s.openVhost(vhost);
-      return s;
+      const connection = await connect({ protocol: 'amqp', hostname: '127.0.0.1', port: RABBITMQ_AMQP_PORT, username: name, password, vhost, heartbeat: 0 });
+      let open = true;
+      const closed = new Promise<void>((resolve) => connection.once('close', () => resolve()));
+      void closed.then(() => (open = false));
+      // The broker closing the connection is what the tests wait for, not a failure.
+      connection.on('error', () => undefined);
+      const session: AmqpClientSession = {
+        closedByBroker: () => closed,
+        close: async () => {
+          if (open) await connection.close().catch(() => undefined);
+        },
+      };
+      sessions.push(session);
+      return session;
     },
     async stop() {
       for (const s of sessions) await s.close();
@@ -146,6 +162,9 @@ export async function startForeignPeer(answer: (socket: Socket, received: Buffer
     }),
   };
 }
+
+/** Method ids of the AMQP 0-9-1 connection class, for a foreign peer to send. */
+export const Method = { start: 10, startOk: 11, secure: 20, tune: 30, tuneOk: 31, open: 40, openOk: 41, close: 50, closeOk: 51 } as const;
 
 /** One AMQP 0-9-1 method frame on channel 0 of the connection class, for a foreign peer to send. */
 export function connectionMethodFrame(method: number, args: Buffer): Buffer {
