@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import axios from 'axios';
 import mysql from 'mysql2/promise';
-import { ADMIN_URL, arg, bareFloor, benchGateway, percentile, pool } from './common';
+import { ADMIN_URL, BENCH_DATABASE_URL, arg, bareFloor, benchGateway, percentile, pool } from './common';
 
 const N = Number(arg('n', '1000'));
 const CONCURRENCY = Number(arg('concurrency', '100'));
@@ -19,7 +19,7 @@ const CONCURRENCY = Number(arg('concurrency', '100'));
 async function main(): Promise<void> {
   const gw = await benchGateway();
   const admin = await mysql.createConnection({ uri: ADMIN_URL });
-  const db = await mysql.createConnection({ uri: 'mysql://root@127.0.0.1:3306/changegate_bench' });
+  const db = await mysql.createConnection({ uri: BENCH_DATABASE_URL });
   try {
     const floor = await bareFloor(gw.temporalAddress, N, CONCURRENCY);
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -9,7 +10,6 @@ import { type Gateway, startGateway } from '../src/gateway';
 import * as bareActivities from './bare/activities';
 
 export const ADMIN_URL = process.env.BENCH_ADMIN_DB_URL ?? 'mysql://root@127.0.0.1:3306/';
-export const BENCH_TEMPORAL_PORT = 7266;
 
 export function arg(name: string, fallback?: string): string | undefined {
   const args = process.argv.slice(2);
@@ -49,15 +49,32 @@ export const BENCH_CONNECTORS = {
   connectors: [{ name: 'mysql-local', type: 'mysql', host: '127.0.0.1', port: 3306, user: 'root', passwordEnv: 'BENCH_TARGET_PASSWORD', policy: { protectedAccounts: ['root'] } }],
 };
 
-export async function benchGateway(database = 'changegate_bench', opts: { worker?: boolean } = {}): Promise<Gateway> {
+/** A port nothing listens on now, for this run's own dev server (two benchmarks may run side by side). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** This run's own database (dropped again by the gateway's stop), so two benchmarks never share one. */
+export const BENCH_DATABASE = `changegate_bench_${process.pid}`;
+export const BENCH_DATABASE_URL = `mysql://root@127.0.0.1:3306/${BENCH_DATABASE}`;
+
+export async function benchGateway(opts: { worker?: boolean } = {}): Promise<Gateway> {
+  const database = BENCH_DATABASE;
   const silent = () => undefined;
   Runtime.install({ logger: { log: silent, trace: silent, debug: silent, info: silent, warn: silent, error: silent }, shutdownSignals: [] });
   const admin = await mysql.createConnection({ uri: ADMIN_URL });
   await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
   await admin.end();
   process.env.BENCH_TARGET_PASSWORD ??= '';
-  return startGateway({
-    temporal: { devServer: { port: BENCH_TEMPORAL_PORT, logFile: resolve(__dirname, '../.data/bench/temporal.log') } },
+  const gw = await startGateway({
+    temporal: { devServer: { port: await freePort(), logFile: resolve(__dirname, '../.data/bench/temporal.log') } },
     taskQueue: 'changegate-bench',
     databaseUrl: `mysql://root@127.0.0.1:3306/${database}`,
     migrate: true,
@@ -68,6 +85,15 @@ export async function benchGateway(database = 'changegate_bench', opts: { worker
     worker: opts.worker === false ? false : {},
     log: createLogger('bench', 'error'),
   });
+  return {
+    ...gw,
+    stop: async () => {
+      await gw.stop();
+      const conn = await mysql.createConnection({ uri: ADMIN_URL });
+      await conn.query(`DROP DATABASE IF EXISTS \`${database}\``);
+      await conn.end();
+    },
+  };
 }
 
 export interface FloorResult {

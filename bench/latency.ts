@@ -6,7 +6,7 @@
  * prints one JSON line: p50/p95/p99 of webhook-received → revocation-verified, taken from the evidence rows'
  * own timestamps, and the throughput; and, on the same server in the same run, the floor — N bare one-activity
  * workflows started one after another by signal-with-start — with the ratio of the medians. Without --url it starts
- * its own gateway (startGateway: a dev server without the self-throttle on its own port, a fresh `changegate_bench`
+ * its own gateway (startGateway: a dev server without the self-throttle on its own port, a fresh `changegate_bench_<pid>`
  * database, the simulator, API and worker); with --url it uses a running gateway (e.g. `npm start`) and needs that
  * gateway's DATABASE_URL, TEMPORAL_ADDRESS and the SERVICENOW_URL/SERVICENOW_USERNAME/SERVICENOW_PASSWORD of the
  * ServiceNow it listens to.
@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import axios from 'axios';
 import mysql from 'mysql2/promise';
-import { ADMIN_URL, arg, bareFloor, benchGateway, percentile } from './common';
+import { ADMIN_URL, BENCH_DATABASE_URL, arg, bareFloor, benchGateway, percentile } from './common';
 
 const N = Number(arg('n', '200'));
 const URL_ARG = arg('url');
@@ -38,7 +38,7 @@ async function target(): Promise<Target> {
   }
   const gw = await benchGateway();
   return {
-    databaseUrl: 'mysql://root@127.0.0.1:3306/changegate_bench',
+    databaseUrl: BENCH_DATABASE_URL,
     temporalAddress: gw.temporalAddress,
     servicenow: { url: gw.servicenowUrl, username: 'bench', password: 'bench-password' },
     stop: () => gw.stop(),

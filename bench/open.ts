@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import axios from 'axios';
 import { ARG_DEFAULTS } from './open-defaults';
-import { BENCH_ADMIN_TOKEN, BENCH_CONNECTORS, BENCH_WEBHOOK_SECRET, arg, benchGateway, percentile, pool, rssMiB } from './common';
+import { BENCH_ADMIN_TOKEN, BENCH_DATABASE_URL, BENCH_CONNECTORS, BENCH_WEBHOOK_SECRET, arg, benchGateway, percentile, pool, rssMiB } from './common';
 
 const N = Number(arg('n', ARG_DEFAULTS.n));
 const RATE = Number(arg('rate', ARG_DEFAULTS.rate));
@@ -21,7 +21,7 @@ const CALLERS = Number(arg('callers', ARG_DEFAULTS.callers));
 const SECONDS = Number(arg('seconds', ARG_DEFAULTS.seconds));
 // Tickets created at once while the open set builds up; more than the webhook path sustains on 2 cores makes the
 // simulator's 5 s delivery timeout drop deliveries, which is an ingest measure (bench:burst), not this one.
-const INGEST_CONCURRENCY = Number(arg('ingest-concurrency', '3'));
+const INGEST_CONCURRENCY = Number(arg('ingest-concurrency', '8'));
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -34,7 +34,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 }
 
 async function main(): Promise<void> {
-  const gw = await benchGateway('changegate_bench_open', { worker: false });
+  const gw = await benchGateway({ worker: false });
   const dir = resolve(__dirname, '../.data/bench');
   mkdirSync(dir, { recursive: true });
   const connectorsPath = resolve(dir, 'open-connectors.json');
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   const worker: ChildProcess = spawn(process.execPath, ['--import', 'tsx', resolve(__dirname, '../src/worker-main.ts')], {
     env: {
       ...process.env,
-      DATABASE_URL: 'mysql://root@127.0.0.1:3306/changegate_bench_open',
+      DATABASE_URL: BENCH_DATABASE_URL,
       TEMPORAL_ADDRESS: gw.temporalAddress,
       TEMPORAL_TASK_QUEUE: gw.taskQueue,
       SERVICENOW_URL: gw.servicenowUrl,
