@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { actionSchema, kindNames } from '../kinds/registry';
+import { actionSchema } from '../kinds/registry';
 import type { IdentityRef } from '../kinds/spec';
 
 /**
@@ -12,9 +12,6 @@ export { PLANNED_KINDS } from '../kinds/registry';
 export { joinerSchema, ttlMs, type JoinerAction } from '../kinds/joiner/edge';
 export { leaverSchema, type LeaverAction } from '../kinds/leaver/edge';
 export { rotateSchema, secretDestinationSchema, type RotateAction, type SecretDestination } from '../kinds/rotate/edge';
-
-/** The kinds registered now (a kind registered later joins the list). */
-export const supportedKinds = (): string[] => kindNames();
 
 /** One action of any registered kind: `kind` picks the kind's schema. */
 export const identityActionSchema = z.lazy(() => actionSchema());

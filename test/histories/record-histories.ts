@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     },
 
     // (h) Joiners on two systems, both granted, then the change is cancelled: the saga takes the grants back one
-    // after the other, newest verification first (saga-reverse-order).
+    // after the other, newest verification first (saga-reverse-order; each step one activity, one-activity-per-step).
     'joiners-on-two-systems-granted-then-cancelled': async () => {
       const first = uniqueAccount('rec');
       const second = uniqueAccount('rec');
@@ -200,6 +200,19 @@ async function main(): Promise<void> {
       sim.updateChange(sysId, { state: '4' });
       await record('joiners-on-two-systems-granted-then-cancelled', number);
       if ((await accountExists(first)) || (await accountExists(second))) throw new Error('the saga left an account behind');
+    },
+
+    // (i) Leaver with each step one activity (one-activity-per-step): revoked, read back and recorded by
+    // applyVerifyRecord, gate set, then the ticket is closed.
+    'leaver-revoked-in-one-activity-then-closed': async () => {
+      const account = uniqueAccount('rec');
+      await createAccount(admin, account);
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, state: '-5', u_identity_actions: leaver(account) }).sys_id as string;
+      await waitFor('account dropped', async () => !(await accountExists(account)));
+      await waitFor('gate set', () => gateSet(sysId));
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('leaver-revoked-in-one-activity-then-closed', number);
     },
 
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.

@@ -20,6 +20,10 @@ export const joinerKind: WorkflowKind = {
         step.accountCreated = step.accountCreated || out.created;
         return out;
       },
+      operation: { op: 'grant', grants: a.grants },
+      onCreated: () => {
+        step.accountCreated = true;
+      },
     });
     finish(step, result);
     if (result.ok) {
@@ -64,6 +68,7 @@ async function expire(ctx: KindContext): Promise<void> {
     stepId: `expiry:${a.actionId}`, outcome: 'expired',
     desired: dropAccount ? { exists: false } : { exists: true, mustNotHave: a.grants },
     apply: () => ctx.targets.applyExpiry({ system: a.system, identity: a.identity, grants: a.grants, dropAccount }),
+    operation: { op: 'take-back', grants: a.grants, dropAccount },
   });
   step.expiry.status = result.ok ? 'verified' : 'failed';
   step.expiry.detail = result.detail;

@@ -10,6 +10,7 @@ export const leaverKind: WorkflowKind = {
     const result = await applyAndVerify(ctx, {
       stepId: ctx.step.stepId, outcome: 'revoked', desired: { exists: false },
       apply: () => ctx.targets.applyLeaver({ system: a.system, identity: a.identity }),
+      operation: { op: 'revoke' },
     });
     finish(ctx.step, result);
     await noteOutcome(ctx, result);

@@ -2,7 +2,8 @@
  * What every kind's step does the same way: act, read the target back (retrying while it catches up), record the
  * evidence before the step counts, and record a refusal as evidence too.
  */
-import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
+import type { StepOperation } from '../../activities/connector-activities';
 import type { StepState } from '../../src/change';
 import type { DesiredAccount } from '../../src/connectors/connector';
 import type { PlannedAction } from '../../src/change';
@@ -10,6 +11,12 @@ import type { KindContext } from './kind';
 
 /** Verification attempts before a step counts as failed: a target may apply a change a moment after acknowledging it. */
 const VERIFY_ATTEMPTS = 3;
+
+/**
+ * Apply, read back and record in one activity (applyVerifyRecord) instead of one activity each: a third of the task
+ * round trips per step. Before this patch a step with a declared operation ran as apply + verifyAndRecord activities.
+ */
+const ONE_ACTIVITY_PER_STEP = 'one-activity-per-step';
 
 export type StepResult = { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string };
 
@@ -30,10 +37,30 @@ export async function applyAndVerify(
     outcome: string;
     desired: DesiredAccount;
     apply: () => Promise<{ detail: string; startedAt: string; expected?: DesiredAccount }>;
+    /** The same change as data, for the one-activity path; a step without one keeps apply + verifyAndRecord. */
+    operation?: StepOperation;
+    /** Told when the operation created the account. */
+    onCreated?: () => void;
   },
 ): Promise<StepResult> {
   const { key, step, targets } = ctx;
   const { stepId, outcome, apply } = args;
+  if (args.operation && patched(ONE_ACTIVITY_PER_STEP)) {
+    const a = step.action;
+    let out: Awaited<ReturnType<typeof targets.applyVerifyRecord>>;
+    try {
+      out = await targets.applyVerifyRecord({
+        ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired,
+        eventReceivedAt: step.eventReceivedAt, operation: args.operation, attempts: VERIFY_ATTEMPTS,
+      });
+    } catch (err) {
+      // Acting, the read-back or the evidence write failed past its retries: the step ends failed, never stuck "running".
+      return { ok: false, detail: `could not verify and record: ${failureText(err)}` };
+    }
+    if (out.created) args.onCreated?.();
+    if (out.verified) return { ok: true, verifiedAt: out.verifiedAt ?? new Date().toISOString(), detail: out.detail };
+    return { ok: false, detail: out.refused ? out.detail : `not verified: ${out.mismatches.join('; ')}` };
+  }
   let desired = args.desired;
   const a = step.action;
   let startedAt = '';
