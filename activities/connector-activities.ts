@@ -33,6 +33,27 @@ export interface VerifyAndRecordInput extends StepTarget {
   recordOnFailure: boolean;
 }
 
+/** What one step does to its target: the connector primitives the step activities compose. */
+export type StepOperation = { op: 'revoke' } | { op: 'grant'; grants: string[] } | { op: 'take-back'; grants: string[]; dropAccount: boolean };
+
+export interface ApplyVerifyRecordInput extends Omit<VerifyAndRecordInput, 'applied' | 'startedAt' | 'recordOnFailure'> {
+  operation: StepOperation;
+  /** Apply-and-read-back rounds before the step counts as not verified: a target may lag its acknowledgement. */
+  attempts: number;
+}
+
+export interface ApplyVerifyRecordResult {
+  verified: boolean;
+  /** The target refused the operation; the refusal is recorded as evidence (or the detail says why it could not be). */
+  refused: boolean;
+  detail: string;
+  mismatches: string[];
+  /** The operation created the account (a joiner's expiry then drops it). */
+  created: boolean;
+  verifiedAt?: string;
+  evidenceHash?: string;
+}
+
 export interface VerifyResult {
   verified: boolean;
   mismatches: string[];
@@ -154,7 +175,83 @@ export function readBackRecord(
 }
 
 export function createConnectorActivities({ registry, evidence, actor }: ConnectorActivityDeps) {
+  async function applyOperation(system: string, identity: IdentityRef, operation: StepOperation): Promise<{ detail: string; created: boolean; expected?: DesiredAccount }> {
+    const connector = registry.get(system);
+    if (operation.op === 'revoke') return { created: false, ...(await refusalsAreFinal(() => connector.revoke(identity))) };
+    if (operation.op === 'grant') return refusalsAreFinal(() => connector.provision(identity, operation.grants));
+    return { created: false, ...(await refusalsAreFinal(() => connector.revokeGrants(identity, operation.grants, operation.dropAccount))) };
+  }
+
+  async function appendFailure(input: RecordFailureInput): Promise<{ evidenceHash: string }> {
+    let observed: ObservedAccount | { error: string };
+    try {
+      observed = await registry.get(input.system).inspect(input.identity);
+    } catch (err) {
+      observed = { error: err instanceof Error ? err.message : 'inspect failed' };
+    }
+    const row = await refusalsAreFinal(() => evidence.append({
+      ticketKey: input.ticketKey,
+      stepId: input.stepId,
+      outcome: 'failed',
+      actionKind: input.actionKind,
+      system: input.system,
+      identity: { ...input.identity },
+      desiredState: { ...input.desired },
+      observedState: { ...observed },
+      verified: false,
+      verification: { error: input.error },
+      actor,
+      eventReceivedAt: input.eventReceivedAt,
+      startedAt: input.startedAt,
+      verifiedAt: null,
+    }));
+    return { evidenceHash: row.hash };
+  }
+
   return {
+    /**
+     * A whole step in one activity: act, read the target back (acting and reading again, up to `attempts` rounds,
+     * while it disagrees), and append the evidence row before the step counts. A refusal is recorded as evidence
+     * and returned; a transient fault throws, and Temporal retries the whole activity, every part of which is
+     * idempotent.
+     */
+    async applyVerifyRecord(input: ApplyVerifyRecordInput): Promise<ApplyVerifyRecordResult> {
+      const { operation, attempts, ...step } = input;
+      let desired = input.desired;
+      let startedAt = '';
+      let created = false;
+      for (let attempt = 1; ; attempt++) {
+        startedAt ||= new Date().toISOString();
+        let applied: { detail: string; created: boolean; expected?: DesiredAccount };
+        try {
+          applied = await applyOperation(input.system, input.identity, operation);
+        } catch (err) {
+          if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
+          const failure = { ...step, desired, error: err.message, startedAt };
+          try {
+            await appendFailure(failure);
+            return { verified: false, refused: true, detail: err.message, mismatches: [], created };
+          } catch (recordErr) {
+            if (!(recordErr instanceof ApplicationFailure) || !recordErr.nonRetryable) throw recordErr;
+            return { verified: false, refused: true, detail: `${err.message} (and its evidence could not be recorded: ${recordErr.message})`, mismatches: [], created };
+          }
+        }
+        created ||= applied.created;
+        // The connector says what its revoke policy leaves behind (deleted, or disabled and stripped).
+        if (applied.expected) desired = applied.expected;
+        const observed = await refusalsAreFinal(() => registry.get(input.system).inspect(input.identity));
+        const verification = verifyAccount(desired, observed);
+        if (!verification.verified && attempt < attempts) continue;
+        const verifiedAt = verification.verified ? new Date().toISOString() : null;
+        const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
+        const row = await refusalsAreFinal(() => evidence.append(record));
+        return {
+          verified: verification.verified, refused: false, detail: applied.detail, mismatches: verification.mismatches, created,
+          verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,
+        };
+      }
+    },
+
     async applyLeaver({ system, identity }: StepTarget): Promise<{ changed: boolean; detail: string; startedAt: string; expected?: DesiredAccount }> {
       const startedAt = new Date().toISOString();
       const out = await refusalsAreFinal(() => registry.get(system).revoke(identity));
@@ -259,29 +356,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
 
     /** A step the target refused: the failure is evidence too, so the ticket shows why it stays blocked. */
     async recordFailure(input: RecordFailureInput): Promise<{ evidenceHash: string }> {
-      let observed: ObservedAccount | { error: string };
-      try {
-        observed = await registry.get(input.system).inspect(input.identity);
-      } catch (err) {
-        observed = { error: err instanceof Error ? err.message : 'inspect failed' };
-      }
-      const row = await refusalsAreFinal(() => evidence.append({
-        ticketKey: input.ticketKey,
-        stepId: input.stepId,
-        outcome: 'failed',
-        actionKind: input.actionKind,
-        system: input.system,
-        identity: { ...input.identity },
-        desiredState: { ...input.desired },
-        observedState: { ...observed },
-        verified: false,
-        verification: { error: input.error },
-        actor,
-        eventReceivedAt: input.eventReceivedAt,
-        startedAt: input.startedAt,
-        verifiedAt: null,
-      }));
-      return { evidenceHash: row.hash };
+      return appendFailure(input);
     },
   };
 }

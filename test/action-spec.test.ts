@@ -7,6 +7,7 @@ import { canonicalJson } from '../src/evidence/canonical-json';
 import { parseIdentityActions } from '../src/actions/plan-actions';
 import type { PlannedAction, StepState } from '../src/change';
 import { closureVerdict } from '../src/change/closure';
+import { closureRules } from '../workflows/kinds/registry';
 import { connectorsFile } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -314,7 +315,7 @@ describe('closureVerdict', () => {
   const leaverAction: PlannedAction = { actionId: 'a1', kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: 'svc', host: '%' } };
   const joinerAction: PlannedAction = { actionId: 'j1', kind: 'joiner', system: 'mysql-local', identity: { type: 'person', name: 'alice' }, grants: ['SELECT ON `b`.*'], ttlMs: 1000, ttl: 'PT1S' };
   const step = (action: PlannedAction, fields: Partial<StepState>): StepState => ({ stepId: `${action.kind}:${action.actionId}`, action, status: 'pending', eventReceivedAt: '2026-01-01T00:00:00.000Z', ...fields });
-  const verdictOf = (...steps: StepState[]) => closureVerdict({ steps });
+  const verdictOf = (...steps: StepState[]) => closureVerdict({ steps }, closureRules);
 
   it('allows closure of a ticket with no steps', () => {
     expect(verdictOf()).toEqual({ allowed: true, reasons: [] });
@@ -360,7 +361,7 @@ describe('closureVerdict', () => {
   });
 
   it('blocks on a failed ticket write-back, before any step reason', () => {
-    expect(closureVerdict({ steps: [step(leaverAction, { status: 'pending' })], writeBackErrors: ['ticket is gone'] })).toEqual({
+    expect(closureVerdict({ steps: [step(leaverAction, { status: 'pending' })], writeBackErrors: ['ticket is gone'] }, closureRules)).toEqual({
       allowed: false,
       reasons: ['evidence could not be written to the ticket: ticket is gone', 'leaver of svc@% on mysql-local is not verified yet'],
     });

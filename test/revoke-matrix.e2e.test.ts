@@ -101,7 +101,7 @@ describe('leavers on all eight connectors under both revoke policies, identity p
 
     const history = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();
     const events = history.events ?? [];
-    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'verifyAndRecord').map((e) => Number(e.eventId));
+    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyVerifyRecord').map((e) => Number(e.eventId));
     expect(scheduled).toHaveLength(1);
     const started = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === scheduled[0]);
     expect(started?.activityTaskStartedEventAttributes?.attempt).toBe(1);

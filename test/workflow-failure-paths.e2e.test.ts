@@ -49,7 +49,8 @@ describe('change workflow when evidence cannot be written', () => {
 
   it('a read-back that cannot be recorded ends the step failed, not stuck running, and closure stays blocked', async () => {
     await runWith(
-      { applyLeaver: async () => ({ changed: true, detail: 'dropped', startedAt: new Date().toISOString() }), verifyAndRecord: async () => down() },
+      // One activity acts, reads back and records; its evidence write is what stays down.
+      { applyVerifyRecord: async () => down() },
       async (number) => {
         await workflows.deliver({ source: 'servicenow', key: number, recordId: 'f'.repeat(32) }, snapshot(number, 'f'.repeat(32)));
         const state = await waitFor('the step to end', async () => {
@@ -62,13 +63,13 @@ describe('change workflow when evidence cannot be written', () => {
     );
   });
 
-  it('a refusal whose failure evidence cannot be recorded still ends the step failed, naming both causes', async () => {
+  it('a refusal whose failure evidence could not be recorded ends the step failed, with the detail naming both causes', async () => {
     await runWith(
       {
-        applyLeaver: async () => {
-          throw ApplicationFailure.create({ message: 'target refused', type: 'TargetRefused', nonRetryable: true });
-        },
-        recordFailure: async () => down(),
+        // The step activity records a refusal itself, and says so when even that was refused.
+        applyVerifyRecord: async () => ({
+          verified: false, refused: true, detail: 'target refused (and its evidence could not be recorded: evidence database unavailable)', mismatches: [], created: false,
+        }),
       },
       async (number) => {
         await workflows.deliver({ source: 'servicenow', key: number, recordId: 'e'.repeat(32) }, snapshot(number, 'e'.repeat(32)));

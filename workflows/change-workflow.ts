@@ -1,24 +1,17 @@
 import {
-  ActivityFailure,
-  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
   defineQuery,
   defineSignal,
   patched,
-  proxyActivities,
-  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ClosureActivities, ConnectorActivities, TicketActivities } from '../activities';
-import type { DesiredAccount } from '../src/connectors/connector';
 import {
   type ChangeState,
   type ClosureGate,
-  type PlannedAction,
   type StepState,
   type TicketRef,
   type TicketSnapshot,
@@ -29,37 +22,15 @@ import {
   ticketKey,
 } from '../src/change';
 import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
+import { closureViews, targets, tickets } from './activity-proxies';
+import type { KindContext } from './kinds/kind';
+import { closureRules, workflowKind } from './kinds/registry';
+import { failureText } from './kinds/step-runner';
 import { normaliseInput, normaliseSnapshot } from './legacy-ticket';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 
 export const ticketUpdatedSignal = defineSignal<[AnySnapshot]>('ticketUpdated');
 export const statusQuery = defineQuery<ChangeState>('status');
-
-/** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
-const targets = proxyActivities<ConnectorActivities>({
-  // Room for a leaver that ends sessions and reassigns objects, or a rotation that waits for IAM to catch up.
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 12 },
-});
-
-/** Ticket write-backs: ITSM systems throttle (ServiceNow per hour), so allow a long tail; 429s set their own delay. */
-const tickets = proxyActivities<TicketActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 50 },
-});
-
-/**
- * closure-check's projection: one DB insert in the worker, so a local activity (no task-queue round trip). Retried
- * until it lands; a verdict that cannot be published leaves the previous one, which closure-check still refuses to
- * trust past a newer delivery.
- */
-const closureViews = proxyLocalActivities<ClosureActivities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
-});
-
-/** Verification attempts before a step counts as failed: a target may apply a change a moment after acknowledging it. */
-const VERIFY_ATTEMPTS = 3;
 
 /**
  * The gate names the identity-actions text it was written for, and a change without identity actions gets one too
@@ -69,6 +40,12 @@ const GATE_BOUND_TO_ACTIONS = 'closure-gate-bound-to-actions';
 
 /** The workflow publishes its closure view for closure-check (closure_verdicts); before this patch it only answered queries. */
 const CLOSURE_VIEW_PUBLISHED = 'closure-view-published';
+
+/**
+ * A cancelled change is rolled back as a saga: the undos of its verified steps run one after the other, newest
+ * verification first. Before this patch the joiners' expiries ran concurrently, in step order.
+ */
+const SAGA_REVERSE_ORDER = 'saga-reverse-order';
 
 export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChangeWorkflowInput): Promise<ChangeState> {
   const input = normaliseInput(started);
@@ -116,6 +93,20 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   });
   setHandler(statusQuery, () => state);
 
+  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets });
+
+  /** Runs the undos one after the other; one that fails (and blocks closure) does not stop the rest. */
+  const compensate = async (stack: StepState[]): Promise<void> => {
+    for (const step of stack) {
+      try {
+        await workflowKind(step.action.kind)?.undo?.run(contextFor(step));
+      } catch (err) {
+        state.writeBackErrors.push(failureText(err));
+      }
+      touch();
+    }
+  };
+
   // A step's promise never rejects into the void: a write-back that failed for good is kept and blocks closure.
   const track = (p: Promise<void>) => {
     const guarded = p.catch((err: unknown) => {
@@ -135,24 +126,45 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     await condition(() => dirty);
     dirty = false;
 
+    const undoPending = (step: StepState) => step.status === 'verified' && workflowKind(step.action.kind)?.undo?.pending(step) === true;
+    // Called only when there is something to undo, so histories recorded before the patch replay unchanged.
+    const saga = state.phase === 'cancelled' && state.steps.some(undoPending) && patched(SAGA_REVERSE_ORDER);
     for (const step of state.steps) {
-      if (step.status === 'pending' && step.action.kind === 'leaver') {
+      const kind = workflowKind(step.action.kind);
+      if (!kind) {
+        if (step.status === 'pending' || step.status === 'waiting-authorization') {
+          step.status = 'failed';
+          step.detail = `this worker has no workflow for action kind '${step.action.kind}'`;
+        }
+        continue;
+      }
+      if (step.status === 'pending') {
         step.status = 'running';
-        track(runLeaver(key, ref, step));
+        track(kind.run(contextFor(step)));
       } else if (step.status === 'waiting-authorization') {
         if (isFinal(state.phase)) step.status = 'cancelled';
         else if (isAuthorized(state)) {
           step.status = 'running';
-          track(step.action.kind === 'rotate' ? runRotate(key, ref, step) : runJoiner(key, ref, step, touch));
+          track(kind.run(contextFor(step)));
         }
-      } else if (step.status === 'verified' && step.expiry?.status === 'scheduled' && state.phase === 'cancelled') {
-        // A cancelled change loses what it granted now, not at the end of the TTL.
-        step.expiry.status = 'running';
-        track(runExpiry(key, ref, step));
+      } else if (!saga && kind.undo && undoPending(step) && state.phase === 'cancelled') {
+        // Before SAGA_REVERSE_ORDER: each undo at once, concurrently.
+        kind.undo.begin(step);
+        track(kind.undo.run(contextFor(step)));
       }
     }
+    if (saga) {
+      // A cancelled change loses what it granted now, not at the end of the TTL: newest verification undone first.
+      const stack = state.steps
+        .map((step, index) => ({ step, index }))
+        .filter(({ step }) => undoPending(step))
+        .sort((x, y) => (y.step.verifiedAt ?? '').localeCompare(x.step.verifiedAt ?? '') || y.index - x.index)
+        .map(({ step }) => step);
+      for (const step of stack) workflowKind(step.action.kind)?.undo?.begin(step);
+      track(compensate(stack));
+    }
 
-    const verdict = closureVerdict(state);
+    const verdict = closureVerdict(state, closureRules);
     if (patched(GATE_BOUND_TO_ACTIONS)) {
       await writeClosureGate(ref, state, closureGate(state, verdict));
     } else if (verdict.allowed !== state.gateSet && state.steps.length > 0) {
@@ -169,7 +181,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       }
     }
     if (patched(CLOSURE_VIEW_PUBLISHED)) {
-      const view = closureView(state);
+      const view = closureView(state, closureRules);
       const published = JSON.stringify(view);
       if (published !== lastPublished || state.version !== lastPublishedVersion) {
         await closureViews.publishClosureView({ ticketKey: key, version: state.version, view });
@@ -244,170 +256,9 @@ function mergeActions(state: ChangeState, snap: TicketSnapshot): void {
     state.steps.push({
       stepId: `${action.kind}:${action.actionId}`,
       action,
-      // Revoke early: a leaver runs whatever the ticket state. Grant late: a joiner waits.
-      // A rotation changes a live credential, so it waits for authorization like a grant.
-      status: action.kind === 'leaver' ? 'pending' : 'waiting-authorization',
+      // Each kind says when it may start (revoke early, grant late); an unknown kind fails in the loop.
+      status: workflowKind(action.kind)?.starts === 'when-authorized' ? 'waiting-authorization' : 'pending',
       eventReceivedAt: snap.receivedAt,
     });
   }
-}
-
-function failureText(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
-  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
-  return err instanceof Error ? err.message : 'unknown failure';
-}
-
-function label(action: PlannedAction): string {
-  return `${action.kind} ${action.identity.name}@${action.identity.host ?? '%'} on ${action.system}`;
-}
-
-async function applyAndVerify(args: {
-  key: string;
-  step: StepState;
-  stepId: string;
-  outcome: string;
-  desired: DesiredAccount;
-  apply: () => Promise<{ detail: string; startedAt: string; expected?: DesiredAccount }>;
-}): Promise<{ ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string }> {
-  const { key, step, stepId, outcome, apply } = args;
-  let desired = args.desired;
-  const a = step.action;
-  let startedAt = '';
-  let detail = '';
-  for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
-    try {
-      const applied = await apply();
-      startedAt ||= applied.startedAt;
-      detail = applied.detail;
-      // The connector says what its revoke policy leaves behind (deleted, or disabled and stripped).
-      if (applied.expected) desired = applied.expected;
-    } catch (err) {
-      const error = failureText(err);
-      return { ok: false, detail: await recordStepFailure({ key, step, stepId, desired, error, startedAt }) };
-    }
-    let result: { verified: boolean; mismatches: string[]; verifiedAt?: string };
-    try {
-      result = await targets.verifyAndRecord({
-        ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired,
-        applied: detail, eventReceivedAt: step.eventReceivedAt, startedAt, recordOnFailure: attempt === VERIFY_ATTEMPTS,
-      });
-    } catch (err) {
-      // The read-back or the evidence write failed past its retries: the step ends failed, never stuck "running".
-      return { ok: false, detail: `could not verify and record: ${failureText(err)}` };
-    }
-    if (result.verified) return { ok: true, verifiedAt: result.verifiedAt ?? new Date().toISOString(), detail };
-    if (attempt === VERIFY_ATTEMPTS) return { ok: false, detail: `not verified: ${result.mismatches.join('; ')}` };
-  }
-  return { ok: false, detail: 'not verified' };
-}
-
-/**
- * Records a refused step as evidence. If even that fails past its retries (the evidence database is down), the step
- * still ends failed — closure stays blocked, with both causes in the detail — instead of hanging in "running".
- */
-async function recordStepFailure(args: { key: string; step: StepState; stepId: string; desired: DesiredAccount; error: string; startedAt: string }): Promise<string> {
-  const a = args.step.action;
-  try {
-    await targets.recordFailure({
-      ticketKey: args.key, stepId: args.stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired, error: args.error,
-      eventReceivedAt: args.step.eventReceivedAt, startedAt: args.startedAt || new Date().toISOString(),
-    });
-    return args.error;
-  } catch (err) {
-    return `${args.error} (and its evidence could not be recorded: ${failureText(err)})`;
-  }
-}
-
-async function runLeaver(key: string, ref: TicketRef, step: StepState): Promise<void> {
-  const a = step.action;
-  const result = await applyAndVerify({
-    key, step, stepId: step.stepId, outcome: 'revoked', desired: { exists: false },
-    apply: () => targets.applyLeaver({ system: a.system, identity: a.identity }),
-  });
-  finish(step, result);
-  await tickets.postWorkNote({
-    ticket: ref,
-    marker: `${step.stepId}:${step.status}`,
-    text: result.ok ? `Verified: ${label(a)} — ${result.detail}.` : `FAILED: ${label(a)} — ${result.detail}. Closure stays blocked.`,
-  });
-}
-
-async function runJoiner(key: string, ref: TicketRef, step: StepState, touch: () => void): Promise<void> {
-  const a = step.action;
-  if (a.kind !== 'joiner') return;
-  const result = await applyAndVerify({
-    key, step, stepId: step.stepId, outcome: 'granted', desired: { exists: true, mustHave: a.grants },
-    apply: async () => {
-      const out = await targets.applyJoiner({ system: a.system, identity: a.identity, grants: a.grants });
-      step.accountCreated = step.accountCreated || out.created;
-      return out;
-    },
-  });
-  finish(step, result);
-  if (result.ok) {
-    step.expiry = a.ttlMs === undefined ? { status: 'none' } : { status: 'scheduled', expiresAt: new Date(Date.now() + a.ttlMs).toISOString() };
-  }
-  touch();
-  const expiryNote = step.expiry?.expiresAt ? ` Expires ${step.expiry.expiresAt} (ttl ${a.ttl}).` : ' No ttl: closure stays blocked until a cleanup path exists.';
-  await tickets.postWorkNote({
-    ticket: ref,
-    marker: `${step.stepId}:${step.status}`,
-    text: result.ok ? `Verified: ${label(a)} — ${result.detail}.${expiryNote}` : `FAILED: ${label(a)} — ${result.detail}. Closure stays blocked.`,
-  });
-  if (result.ok && step.expiry?.status === 'scheduled' && a.ttlMs !== undefined) {
-    // The durable timer: survives worker restarts; ends early if the change is cancelled (handled by the main loop).
-    const expired = await condition(() => step.expiry?.status !== 'scheduled', a.ttlMs);
-    if (!expired) {
-      step.expiry.status = 'running';
-      await runExpiry(key, ref, step);
-    }
-  }
-}
-
-async function runRotate(key: string, ref: TicketRef, step: StepState): Promise<void> {
-  const a = step.action;
-  if (a.kind !== 'rotate') return;
-  let result: { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string };
-  try {
-    const out = await targets.rotateAndDeliver({
-      ticketKey: key, stepId: step.stepId, system: a.system, identity: a.identity, deliverTo: a.deliverTo, eventReceivedAt: step.eventReceivedAt,
-    });
-    if (out.verified) step.rotation = { fingerprint: out.fingerprint, version: out.version, credentialId: out.keyId };
-    result = out.verified ? { ok: true, verifiedAt: out.verifiedAt ?? new Date().toISOString(), detail: out.detail } : { ok: false, detail: `not verified: ${out.detail}` };
-  } catch (err) {
-    const error = failureText(err);
-    result = { ok: false, detail: await recordStepFailure({ key, step, stepId: step.stepId, desired: { exists: true }, error, startedAt: '' }) };
-  }
-  finish(step, result);
-  await tickets.postWorkNote({
-    ticket: ref,
-    marker: `${step.stepId}:${step.status}`,
-    text: result.ok ? `Verified: ${label(a)} — ${result.detail}.` : `FAILED: ${label(a)} — ${result.detail}. Closure stays blocked.`,
-  });
-}
-
-async function runExpiry(key: string, ref: TicketRef, step: StepState): Promise<void> {
-  const a = step.action;
-  if (a.kind !== 'joiner' || !step.expiry) return;
-  const dropAccount = step.accountCreated === true;
-  const result = await applyAndVerify({
-    key, step, stepId: `expiry:${a.actionId}`, outcome: 'expired',
-    desired: dropAccount ? { exists: false } : { exists: true, mustNotHave: a.grants },
-    apply: () => targets.applyExpiry({ system: a.system, identity: a.identity, grants: a.grants, dropAccount }),
-  });
-  step.expiry.status = result.ok ? 'verified' : 'failed';
-  step.expiry.detail = result.detail;
-  if (result.ok) step.expiry.verifiedAt = result.verifiedAt;
-  await tickets.postWorkNote({
-    ticket: ref,
-    marker: `expiry:${a.actionId}:${step.expiry.status}`,
-    text: result.ok ? `Verified expiry: ${label(a)} — ${result.detail}.` : `FAILED expiry: ${label(a)} — ${result.detail}.`,
-  });
-}
-
-function finish(step: StepState, result: { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string }): void {
-  step.status = result.ok ? 'verified' : 'failed';
-  step.detail = result.detail;
-  if (result.ok) step.verifiedAt = result.verifiedAt;
 }

@@ -4,7 +4,8 @@ import type { PlannedAction } from '../change/ticket';
 import type { GrammarRegistry } from '../connectors/registry';
 import { canonicalJson } from '../evidence/canonical-json';
 import { type FieldIssue, formatPath } from '../errors';
-import { type IdentityAction, identityActionsDocumentSchema, ttlMs } from './identity-action';
+import { edgeKind } from '../kinds/registry';
+import { type IdentityAction, identityActionsDocumentSchema } from './identity-action';
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: FieldIssue[] };
 
@@ -28,8 +29,9 @@ export function parseIdentityActions(text: string, grammars: GrammarRegistry, fi
     const issues = flattenUnionIssues(doc.error, Array.isArray(json));
     return { ok: false, issues: issues.map((i) => ({ path: formatPath([base, ...i.path]), message: i.message })) };
   }
-  const list: IdentityAction[] = Array.isArray(doc.data) ? doc.data : doc.data.actions;
-  const prefix = Array.isArray(doc.data) ? [base] : [base, 'actions'];
+  const data = doc.data as IdentityAction[] | { actions: IdentityAction[] };
+  const list: IdentityAction[] = Array.isArray(data) ? data : data.actions;
+  const prefix = Array.isArray(data) ? [base] : [base, 'actions'];
   const issues: FieldIssue[] = [];
   const planned: PlannedAction[] = [];
   list.forEach((action, index) => {
@@ -41,33 +43,10 @@ export function parseIdentityActions(text: string, grammars: GrammarRegistry, fi
     }
     for (const p of entry.grammar.validateIdentity(action.identity)) issues.push({ path: at(p.path), message: p.message });
     const actionId = createHash('sha256').update(canonicalJson(action)).digest('hex').slice(0, 16);
-    if (action.kind === 'leaver') {
-      planned.push({ actionId, kind: 'leaver', system: action.system, identity: action.identity });
-      return;
-    }
-    if (action.kind === 'rotate') {
-      if (!entry.capabilities.rotation) issues.push({ path: at('system'), message: `${action.system} has no credentials the gateway rotates` });
-      const store = grammars.get(action.deliverTo.system);
-      if (!store?.capabilities.secretSink || !store.grammar.validateSecretPath) {
-        issues.push({ path: at('deliverTo.system'), message: `'${action.deliverTo.system.slice(0, 100)}' is not a configured secrets store` });
-      } else {
-        const problem = store.grammar.validateSecretPath(action.deliverTo.path);
-        if (problem) issues.push({ path: at('deliverTo.path'), message: problem });
-      }
-      planned.push({ actionId, kind: 'rotate', system: action.system, identity: action.identity, deliverTo: action.deliverTo });
-      return;
-    }
-    const grants: string[] = [];
-    action.grants.forEach((g, gi) => {
-      const parsedGrant = entry.grammar.parseGrant(g);
-      if ('problem' in parsedGrant) issues.push({ path: at(`grants[${gi}]`), message: parsedGrant.problem });
-      else grants.push(...parsedGrant.canonical);
-    });
-    const ms = ttlMs(action);
-    if (ms !== undefined && entry.policy.maxTtlMs !== undefined && ms > entry.policy.maxTtlMs) {
-      issues.push({ path: at('ttl'), message: `exceeds the policy maximum for ${action.system}` });
-    }
-    planned.push({ actionId, kind: 'joiner', system: action.system, identity: action.identity, grants: [...new Set(grants)].sort(), ttlMs: ms, ttl: action.ttl });
+    const kind = edgeKind(action.kind);
+    // The schema only lets registered kinds through.
+    if (!kind) throw new Error(`action kind '${action.kind}' passed the schema but is not registered`);
+    planned.push(kind.plan(action, { actionId, entry, grammars, issue: (rel, message) => issues.push({ path: at(rel), message }) }));
   });
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: planned };
 }

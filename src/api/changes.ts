@@ -5,6 +5,7 @@ import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { TicketSource } from '../itsm/source';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
+import { closureRules } from '../../workflows/kinds/registry';
 
 export function checkTicketKey(source: TicketSource, key: string): string {
   if (!source.keyPattern.test(key)) {
@@ -37,7 +38,7 @@ export async function closureCheck(
   } else {
     const state = await deps.workflows.status(source.name, key);
     if (!state) throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${key}`);
-    view = closureView(state);
+    view = closureView(state, closureRules);
   }
   reasons.unshift(...view.reasons);
   const proven = new Set(rows.filter((r) => r.verified).map((r) => r.stepId));

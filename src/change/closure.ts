@@ -17,7 +17,18 @@ export interface ClosureVerdict {
   reasons: string[];
 }
 
-function describe(step: StepState): string {
+/**
+ * What a kind says about closure beyond the step status every kind shares: the reasons a verified step still blocks
+ * (e.g. a grant with no cleanup path) and the cleanup it reports. The workflow half of each kind answers
+ * (workflows/kinds/registry.ts); the domain names no kind.
+ */
+export interface KindClosureRules {
+  blocksClosure?(step: StepState, what: string): string[];
+  cleanup?(step: StepState): NonNullable<StepState['expiry']> | { status: 'none' };
+}
+export type ClosureRules = (kind: string) => KindClosureRules | undefined;
+
+export function describe(step: StepState): string {
   const a = step.action;
   return `${a.kind} of ${a.identity.name}${a.identity.host ? `@${a.identity.host}` : ''} on ${a.system}`;
 }
@@ -26,7 +37,7 @@ function describe(step: StepState): string {
  * The closure gate: allowed only when every planned step is terminal and verified, and every grant has a cleanup
  * path. Pure, so the workflow and the API compute the same verdict from the same state.
  */
-export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<ChangeState, 'writeBackErrors'>>): ClosureVerdict {
+export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<ChangeState, 'writeBackErrors'>>, rules: ClosureRules): ClosureVerdict {
   const reasons: string[] = (state.writeBackErrors ?? []).map((e) => `evidence could not be written to the ticket: ${e}`);
   for (const step of state.steps) {
     const what = describe(step);
@@ -45,12 +56,7 @@ export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<
       case 'withdrawn':
         break;
       case 'verified':
-        if (step.action.kind === 'joiner') {
-          const expiry = step.expiry?.status ?? 'none';
-          if (expiry === 'none') reasons.push(`${what} has no cleanup path (no ttl)`);
-          else if (expiry === 'failed') reasons.push(`expiry of ${what} failed: ${step.expiry?.detail ?? 'no detail'}`);
-          else if (expiry === 'running') reasons.push(`expiry of ${what} is not verified yet`);
-        }
+        reasons.push(...(rules(step.action.kind)?.blocksClosure?.(step, what) ?? []));
         break;
     }
   }
@@ -90,8 +96,8 @@ export interface ClosureView {
   }>;
 }
 
-export function closureView(state: ChangeState): ClosureView {
-  const verdict = closureVerdict(state);
+export function closureView(state: ChangeState, rules: ClosureRules): ClosureView {
+  const verdict = closureVerdict(state, rules);
   return {
     ticket: state.key,
     allowed: verdict.allowed,
@@ -106,7 +112,7 @@ export function closureView(state: ChangeState): ClosureView {
       status: s.status,
       detail: s.detail,
       verifiedAt: s.verifiedAt,
-      cleanup: s.action.kind === 'joiner' ? (s.expiry ?? { status: 'none' }) : undefined,
+      cleanup: rules(s.action.kind)?.cleanup?.(s),
     })),
   };
 }

@@ -2,7 +2,7 @@
  * The change ticket as the core sees it, whatever system it came from. Pure data and pure functions: the workflow
  * bundle, the activities and the API all import it, and it imports nothing above it.
  */
-import type { IdentityRef, SecretDestination } from '../actions/identity-action';
+import type { IdentityRef } from '../kinds/spec';
 
 /** A registered ticket source's name (`servicenow`, `jira`, ...); part of every workflow id and evidence key. */
 export type SourceName = string;
@@ -14,11 +14,18 @@ export type SourceName = string;
 export const PHASES = ['draft', 'authorization', 'implement', 'review', 'closed', 'cancelled', 'rejected'] as const;
 export type Phase = (typeof PHASES)[number];
 
-/** One validated identity action as the workflow receives it: grants already in the connector's canonical form. */
-export type PlannedAction =
-  | { actionId: string; kind: 'leaver'; system: string; identity: IdentityRef }
-  | { actionId: string; kind: 'joiner'; system: string; identity: IdentityRef; grants: string[]; ttlMs?: number; ttl?: string }
-  | { actionId: string; kind: 'rotate'; system: string; identity: IdentityRef; deliverTo: SecretDestination };
+/**
+ * One validated identity action as the workflow receives it: what every kind carries, plus its kind's own fields
+ * (grants already in the connector's canonical form). Each kind declares its planned shape with the kind
+ * (src/kinds/<kind>/edge.ts) and reads it back in its workflow half.
+ */
+export interface PlannedAction {
+  actionId: string;
+  kind: string;
+  system: string;
+  identity: IdentityRef;
+  [field: string]: unknown;
+}
 
 /** How write-backs address a ticket: the source's own record id (ServiceNow sys_id, Jira issue id) and its key. */
 export interface TicketRef {

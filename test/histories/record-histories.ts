@@ -49,6 +49,16 @@ const connectors: ConnectorsFile = {
       passwordEnv: PASSWORD_ENV,
       policy: { maxTtl: 'P30D', protectedAccounts: ['root', 'mysql', 'mariadb.sys'] },
     },
+    // A second system on the same server, for the saga scenario.
+    {
+      name: 'mysql-second',
+      type: 'mysql',
+      host: '127.0.0.1',
+      port: 3306,
+      user: 'root',
+      passwordEnv: PASSWORD_ENV,
+      policy: { maxTtl: 'P30D', protectedAccounts: ['root', 'mysql', 'mariadb.sys'] },
+    },
   ],
 };
 
@@ -172,6 +182,37 @@ async function main(): Promise<void> {
       await waitFor('gate set for the edited actions', () => gateSet(sysId) && gateFor(sysId, edited));
       sim.updateChange(sysId, { state: '3', close_code: 'successful' });
       await record('leaver-actions-edited-then-reverified-then-closed', number);
+    },
+
+    // (h) Joiners on two systems, both granted, then the change is cancelled: the saga takes the grants back one
+    // after the other, newest verification first (saga-reverse-order; each step one activity, one-activity-per-step).
+    'joiners-on-two-systems-granted-then-cancelled': async () => {
+      const first = uniqueAccount('rec');
+      const second = uniqueAccount('rec');
+      const number = uniqueTicketNumber();
+      const actions = JSON.stringify(
+        [['mysql-local', first], ['mysql-second', second]].map(([system, name]) => ({
+          kind: 'joiner', system, identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT8H',
+        })),
+      );
+      const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
+      await waitFor('both grants verified', async () => (await workflows.status('servicenow', number))?.steps.every((s) => s.status === 'verified') === true);
+      sim.updateChange(sysId, { state: '4' });
+      await record('joiners-on-two-systems-granted-then-cancelled', number);
+      if ((await accountExists(first)) || (await accountExists(second))) throw new Error('the saga left an account behind');
+    },
+
+    // (i) Leaver with each step one activity (one-activity-per-step): revoked, read back and recorded by
+    // applyVerifyRecord, gate set, then the ticket is closed.
+    'leaver-revoked-in-one-activity-then-closed': async () => {
+      const account = uniqueAccount('rec');
+      await createAccount(admin, account);
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, state: '-5', u_identity_actions: leaver(account) }).sys_id as string;
+      await waitFor('account dropped', async () => !(await accountExists(account)));
+      await waitFor('gate set', () => gateSet(sysId));
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('leaver-revoked-in-one-activity-then-closed', number);
     },
 
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.

@@ -72,7 +72,14 @@ export interface Stack {
 }
 
 export async function startStack(
-  opts: { inProcessWorker?: boolean; extraConnectors?: ConnectorsFile['connectors']; oidc?: OidcSettings; log?: Logger } = {},
+  opts: {
+    inProcessWorker?: boolean;
+    extraConnectors?: ConnectorsFile['connectors'];
+    oidc?: OidcSettings;
+    log?: Logger;
+    /** A test-specific workflow bundle (e.g. with a test-only action kind); the run's shared bundle otherwise. */
+    workflowBundle?: { code: string } | { codePath: string };
+  } = {},
 ): Promise<Stack> {
   quietRuntime();
   const file = connectorsFile();
@@ -88,7 +95,7 @@ export async function startStack(
     adminToken: TEST_ENV.adminToken,
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,
-    worker: opts.inProcessWorker === false ? false : { workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string } },
+    worker: opts.inProcessWorker === false ? false : { workflowBundle: opts.workflowBundle ?? { codePath: process.env.CG_TEST_BUNDLE as string } },
     log: opts.log ?? createLogger('test', 'error'),
   });
   const { apiUrl, ds, evidence, workflows, taskQueue, worker } = gw;

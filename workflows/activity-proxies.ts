@@ -1,0 +1,28 @@
+import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import type { ClosureActivities, ConnectorActivities, TicketActivities } from '../activities';
+
+/** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
+export const targets = proxyActivities<ConnectorActivities>({
+  // Room for a leaver that ends sessions and reassigns objects, or a rotation that waits for IAM to catch up.
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 12 },
+});
+
+/** Ticket write-backs: ITSM systems throttle (ServiceNow per hour), so allow a long tail; 429s set their own delay. */
+export const tickets = proxyActivities<TicketActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 50 },
+});
+
+/**
+ * closure-check's projection: one DB insert in the worker, so a local activity (no task-queue round trip). Retried
+ * until it lands; a verdict that cannot be published leaves the previous one, which closure-check still refuses to
+ * trust past a newer delivery.
+ */
+export const closureViews = proxyLocalActivities<ClosureActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+});
+
+export type Targets = typeof targets;
+export type Tickets = typeof tickets;

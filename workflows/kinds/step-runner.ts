@@ -1,0 +1,127 @@
+/**
+ * What every kind's step does the same way: act, read the target back (retrying while it catches up), record the
+ * evidence before the step counts, and record a refusal as evidence too.
+ */
+import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
+import type { StepOperation } from '../../activities/connector-activities';
+import type { StepState } from '../../src/change';
+import type { DesiredAccount } from '../../src/connectors/connector';
+import type { PlannedAction } from '../../src/change';
+import type { KindContext } from './kind';
+
+/** Verification attempts before a step counts as failed: a target may apply a change a moment after acknowledging it. */
+const VERIFY_ATTEMPTS = 3;
+
+/**
+ * Apply, read back and record in one activity (applyVerifyRecord) instead of one activity each: a third of the task
+ * round trips per step. Before this patch a step with a declared operation ran as apply + verifyAndRecord activities.
+ */
+const ONE_ACTIVITY_PER_STEP = 'one-activity-per-step';
+
+export type StepResult = { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string };
+
+export function failureText(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : 'unknown failure';
+}
+
+export function label(action: PlannedAction): string {
+  return `${action.kind} ${action.identity.name}@${action.identity.host ?? '%'} on ${action.system}`;
+}
+
+export async function applyAndVerify(
+  ctx: KindContext,
+  args: {
+    stepId: string;
+    outcome: string;
+    desired: DesiredAccount;
+    apply: () => Promise<{ detail: string; startedAt: string; expected?: DesiredAccount }>;
+    /** The same change as data, for the one-activity path; a step without one keeps apply + verifyAndRecord. */
+    operation?: StepOperation;
+    /** Told when the operation created the account. */
+    onCreated?: () => void;
+  },
+): Promise<StepResult> {
+  const { key, step, targets } = ctx;
+  const { stepId, outcome, apply } = args;
+  if (args.operation && patched(ONE_ACTIVITY_PER_STEP)) {
+    const a = step.action;
+    let out: Awaited<ReturnType<typeof targets.applyVerifyRecord>>;
+    try {
+      out = await targets.applyVerifyRecord({
+        ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired,
+        eventReceivedAt: step.eventReceivedAt, operation: args.operation, attempts: VERIFY_ATTEMPTS,
+      });
+    } catch (err) {
+      // Acting, the read-back or the evidence write failed past its retries: the step ends failed, never stuck "running".
+      return { ok: false, detail: `could not verify and record: ${failureText(err)}` };
+    }
+    if (out.created) args.onCreated?.();
+    if (out.verified) return { ok: true, verifiedAt: out.verifiedAt ?? new Date().toISOString(), detail: out.detail };
+    return { ok: false, detail: out.refused ? out.detail : `not verified: ${out.mismatches.join('; ')}` };
+  }
+  let desired = args.desired;
+  const a = step.action;
+  let startedAt = '';
+  let detail = '';
+  for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
+    try {
+      const applied = await apply();
+      startedAt ||= applied.startedAt;
+      detail = applied.detail;
+      // The connector says what its revoke policy leaves behind (deleted, or disabled and stripped).
+      if (applied.expected) desired = applied.expected;
+    } catch (err) {
+      const error = failureText(err);
+      return { ok: false, detail: await recordStepFailure(ctx, { stepId, desired, error, startedAt }) };
+    }
+    let result: { verified: boolean; mismatches: string[]; verifiedAt?: string };
+    try {
+      result = await targets.verifyAndRecord({
+        ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired,
+        applied: detail, eventReceivedAt: step.eventReceivedAt, startedAt, recordOnFailure: attempt === VERIFY_ATTEMPTS,
+      });
+    } catch (err) {
+      // The read-back or the evidence write failed past its retries: the step ends failed, never stuck "running".
+      return { ok: false, detail: `could not verify and record: ${failureText(err)}` };
+    }
+    if (result.verified) return { ok: true, verifiedAt: result.verifiedAt ?? new Date().toISOString(), detail };
+    if (attempt === VERIFY_ATTEMPTS) return { ok: false, detail: `not verified: ${result.mismatches.join('; ')}` };
+  }
+  return { ok: false, detail: 'not verified' };
+}
+
+/**
+ * Records a refused step as evidence. If even that fails past its retries (the evidence database is down), the step
+ * still ends failed — closure stays blocked, with both causes in the detail — instead of hanging in "running".
+ */
+export async function recordStepFailure(ctx: KindContext, args: { stepId: string; desired: DesiredAccount; error: string; startedAt: string }): Promise<string> {
+  const { key, step, targets } = ctx;
+  const a = step.action;
+  try {
+    await targets.recordFailure({
+      ticketKey: key, stepId: args.stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired, error: args.error,
+      eventReceivedAt: step.eventReceivedAt, startedAt: args.startedAt || new Date().toISOString(),
+    });
+    return args.error;
+  } catch (err) {
+    return `${args.error} (and its evidence could not be recorded: ${failureText(err)})`;
+  }
+}
+
+export function finish(step: StepState, result: StepResult): void {
+  step.status = result.ok ? 'verified' : 'failed';
+  step.detail = result.detail;
+  if (result.ok) step.verifiedAt = result.verifiedAt;
+}
+
+/** The work note every step posts when it ends; its marker makes the write-back idempotent. */
+export async function noteOutcome(ctx: KindContext, result: StepResult, extra = ''): Promise<void> {
+  const { step } = ctx;
+  await ctx.tickets.postWorkNote({
+    ticket: ctx.ref,
+    marker: `${step.stepId}:${step.status}`,
+    text: result.ok ? `Verified: ${label(step.action)} — ${result.detail}.${extra}` : `FAILED: ${label(step.action)} — ${result.detail}. Closure stays blocked.`,
+  });
+}
