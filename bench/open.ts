@@ -21,7 +21,7 @@ const CALLERS = Number(arg('callers', ARG_DEFAULTS.callers));
 const SECONDS = Number(arg('seconds', ARG_DEFAULTS.seconds));
 // Tickets created at once while the open set builds up; more than the webhook path sustains on 2 cores makes the
 // simulator's 5 s delivery timeout drop deliveries, which is an ingest measure (bench:burst), not this one.
-const INGEST_CONCURRENCY = Number(arg('ingest-concurrency', '8'));
+const INGEST_CONCURRENCY = Number(arg('ingest-concurrency', '3'));
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
