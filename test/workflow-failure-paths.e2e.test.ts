@@ -49,16 +49,42 @@ describe('change workflow when evidence cannot be written', () => {
 
   it('a read-back that cannot be recorded ends the step failed, not stuck running, and closure stays blocked', async () => {
     await runWith(
-      // One activity acts, reads back and records; its evidence write is what stays down.
-      { applyVerifyRecord: async () => down() },
+      // One activity acts, reads back and records; its evidence write is what stays down, for the failure row too.
+      { applyVerifyRecord: async () => down(), recordFailure: async () => down() },
       async (number) => {
         await workflows.deliver({ source: 'servicenow', key: number, recordId: 'f'.repeat(32) }, snapshot(number, 'f'.repeat(32)));
         const state = await waitFor('the step to end', async () => {
           const s = await workflows.status('servicenow', number);
           return s?.steps[0]?.status === 'failed' ? s : null;
         });
-        expect(state.steps[0]?.detail).toBe('could not verify and record: evidence database unavailable');
+        expect(state.steps[0]?.detail).toBe(
+          'could not verify and record: evidence database unavailable (and its evidence could not be recorded: evidence database unavailable)',
+        );
         expect(state.gateSet).toBe(false);
+      },
+    );
+  });
+
+  it('a step whose one activity fails past its retries still leaves a failure evidence row naming the cause', async () => {
+    const recorded: Array<{ stepId: string; error: string }> = [];
+    await runWith(
+      {
+        applyVerifyRecord: async () => {
+          throw ApplicationFailure.create({ message: 'target unreachable', type: 'TargetDown', nonRetryable: true });
+        },
+        recordFailure: async (input) => {
+          recorded.push({ stepId: input.stepId, error: input.error });
+          return { evidenceHash: 'h' };
+        },
+      },
+      async (number) => {
+        await workflows.deliver({ source: 'servicenow', key: number, recordId: 'd'.repeat(32) }, snapshot(number, 'd'.repeat(32)));
+        const state = await waitFor('the step to end', async () => {
+          const s = await workflows.status('servicenow', number);
+          return s?.steps[0]?.status === 'failed' ? s : null;
+        });
+        expect(state.steps[0]?.detail).toBe('could not verify and record: target unreachable');
+        expect(recorded).toEqual([{ stepId: state.steps[0]?.stepId, error: 'could not verify and record: target unreachable' }]);
       },
     );
   });

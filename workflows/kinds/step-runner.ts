@@ -54,8 +54,12 @@ export async function applyAndVerify(
         eventReceivedAt: step.eventReceivedAt, operation: args.operation, attempts: VERIFY_ATTEMPTS,
       });
     } catch (err) {
-      // Acting, the read-back or the evidence write failed past its retries: the step ends failed, never stuck "running".
-      return { ok: false, detail: `could not verify and record: ${failureText(err)}` };
+      // Acting, the read-back or the evidence write failed past its retries: the step ends failed, never stuck
+      // "running", and the failure is evidence too (or the detail says why even that could not be written).
+      const error = `could not verify and record: ${failureText(err)}`;
+      // The evidence store refused what the target read back: a failure row would carry the same read-back.
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'EvidenceRefused') return { ok: false, detail: error };
+      return { ok: false, detail: await recordStepFailure(ctx, { stepId, desired: args.desired, error, startedAt: '' }) };
     }
     if (out.created) args.onCreated?.();
     if (out.verified) return { ok: true, verifiedAt: out.verifiedAt ?? new Date().toISOString(), detail: out.detail };
