@@ -114,18 +114,20 @@ async function main(): Promise<void> {
     console.log(`recorded ${fixture}.json (${history.events?.length ?? 0} events)`);
   }
 
+  async function leaverRevokedThenClosed(fixture: string): Promise<void> {
+    const account = uniqueAccount('rec');
+    await createAccount(admin, account);
+    const number = uniqueTicketNumber();
+    const sysId = sim.createChange({ number, state: '-5', u_identity_actions: leaver(account) }).sys_id as string;
+    await waitFor('account dropped', async () => !(await accountExists(account)));
+    await waitFor('gate set', () => gateSet(sysId));
+    sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+    await record(fixture, number);
+  }
+
   const scenarios: Record<string, () => Promise<void>> = {
     // (a) Leaver: revoked, verified, gate set, then the ticket is closed.
-    'leaver-revoked-then-closed': async () => {
-      const account = uniqueAccount('rec');
-      await createAccount(admin, account);
-      const number = uniqueTicketNumber();
-      const sysId = sim.createChange({ number, state: '-5', u_identity_actions: leaver(account) }).sys_id as string;
-      await waitFor('account dropped', async () => !(await accountExists(account)));
-      await waitFor('gate set', () => gateSet(sysId));
-      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
-      await record('leaver-revoked-then-closed', number);
-    },
+    'leaver-revoked-then-closed': () => leaverRevokedThenClosed('leaver-revoked-then-closed'),
 
     // (b) Joiner: waits for authorization, is granted on approval in Implement, expires on its TTL, then closes.
     'joiner-granted-expired-then-closed': async () => {
@@ -204,16 +206,7 @@ async function main(): Promise<void> {
 
     // (i) Leaver with each step one activity (one-activity-per-step): revoked, read back and recorded by
     // applyVerifyRecord, gate set, then the ticket is closed.
-    'leaver-revoked-in-one-activity-then-closed': async () => {
-      const account = uniqueAccount('rec');
-      await createAccount(admin, account);
-      const number = uniqueTicketNumber();
-      const sysId = sim.createChange({ number, state: '-5', u_identity_actions: leaver(account) }).sys_id as string;
-      await waitFor('account dropped', async () => !(await accountExists(account)));
-      await waitFor('gate set', () => gateSet(sysId));
-      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
-      await record('leaver-revoked-in-one-activity-then-closed', number);
-    },
+    'leaver-revoked-in-one-activity-then-closed': () => leaverRevokedThenClosed('leaver-revoked-in-one-activity-then-closed'),
 
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.
     'rotation-delivered-then-closed': async () => {
