@@ -23,13 +23,13 @@ const SECONDS = Number(arg('seconds', ARG_DEFAULTS.seconds));
 // simulator's 5 s delivery timeout drop deliveries, which is an ingest measure (bench:burst), not this one.
 const INGEST_CONCURRENCY = Number(arg('ingest-concurrency', '3'));
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, pollMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 
@@ -75,8 +75,18 @@ async function main(): Promise<void> {
       if (worker.exitCode === null) rssPeak = Math.max(rssPeak, rssMiB(worker.pid as number));
     }, 500);
     const t0 = Date.now();
-    await pool(Array.from({ length: N }, (_, i) => i), INGEST_CONCURRENCY, (i) =>
-      tableApi.post('/change_request', {
+    // Each lane creates its next ticket only once the gateway has answered the previous one's webhook: the open set
+    // is built at the rate the delivery path sustains, since neither ServiceNow nor the simulator retries a delivery
+    // that timed out.
+    const answered = new Set<string>();
+    let seen = 0;
+    const deliveredFor = (sysId: string) => {
+      const all = gw.sim?.deliveries ?? [];
+      for (; seen < all.length; seen++) answered.add(all[seen]!.sysId);
+      return answered.has(sysId);
+    };
+    await pool(Array.from({ length: N }, (_, i) => i), INGEST_CONCURRENCY, async (i) => {
+      const created = await tableApi.post('/change_request', {
         number: ticket(i),
         state: '-4',
         type: 'normal',
@@ -85,8 +95,10 @@ async function main(): Promise<void> {
         u_identity_actions: JSON.stringify([
           { kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: `open_${run}_${i}`, host: '%' }, grants: ['SELECT ON billing.*'], ttl: 'PT8H' },
         ]),
-      }),
-    );
+      });
+      const sysId = (created.data as { result: { sys_id: string } }).result.sys_id;
+      await waitFor(`the delivery of ticket ${i}`, async () => (deliveredFor(sysId) ? true : undefined), 60_000, 5);
+    });
     // Every ticket's delivery has landed (the simulator's business rule fires asynchronously), and each workflow
     // has run its first task once closure-check of the last ticket answers.
     await gw.sim?.waitForDeliveries();
