@@ -26,7 +26,7 @@ export const configSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('changegate'),
   // Workflows kept in the worker's sticky cache. Tickets wait for days, so the cache must not grow with the number
   // of open tickets: one beyond the bound is evicted and replayed from history when it next has work.
-  TEMPORAL_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(1000),
+  TEMPORAL_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(250),
   SERVICENOW_URL: z.string().url(),
   SERVICENOW_USERNAME: z.string().min(1),
   SERVICENOW_PASSWORD: z.string().min(1),

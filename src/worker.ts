@@ -39,7 +39,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
     activities,
-    maxCachedWorkflows: deps.maxCachedWorkflows ?? 1000,
+    maxCachedWorkflows: deps.maxCachedWorkflows ?? 250,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
   });
 }
