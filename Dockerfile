@@ -15,7 +15,7 @@ WORKDIR /app
 
 # Dependency layer first: it is rebuilt only when the manifest or the lockfile changes. `npm ci` installs exactly the
 # lockfile and fails if it disagrees with package.json, where `npm install` would quietly resolve something else.
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 
 COPY tsconfig.json tsconfig.build.json ./
@@ -23,6 +23,9 @@ COPY src ./src
 COPY workflows ./workflows
 COPY activities ./activities
 COPY config ./config
+# npm run build runs tsc through scripts/with-node.sh (the image's Node is already a supported one).
+COPY scripts/with-node.sh ./scripts/with-node.sh
+COPY scripts/lib/node-version.sh ./scripts/lib/node-version.sh
 # tsc -p tsconfig.build.json -> dist/src/api-main.js, dist/src/worker-main.js,
 # dist/src/persistence/migrate-main.js, dist/workflows/**, dist/activities/**
 RUN npm run build \

@@ -90,6 +90,16 @@ describe('the Node.js runtime', () => {
     expect(pin).toMatch(/^24\.\d+\.\d+$/);
   });
 
+  test('every package.json script that runs Node code runs it through scripts/with-node.sh, and npm refuses to install under an older Node', () => {
+    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const runsNode = /\s(node|tsc|tsx|eslint|jest|npx)\s/;
+    const offenders = Object.entries(scripts)
+      .flatMap(([name, line]) => line.split('&&').map((part) => [name, part.trim()] as const))
+      .filter(([, part]) => runsNode.test(` ${part} `) && !part.startsWith('bash scripts/with-node.sh '));
+    expect(offenders).toEqual([]);
+    expect(readFileSync(join(ROOT, '.npmrc'), 'utf8')).toMatch(/^engine-strict=true$/m);
+  });
+
   test('package-lock.json is complete: npm ci accepts it without rewriting it', () => {
     const before = readFileSync(join(ROOT, 'package-lock.json'), 'utf8');
     // --dry-run resolves the whole tree against the lockfile and fails on any entry it would have to add.
