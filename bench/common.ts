@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import mysql from 'mysql2/promise';
 import { createLogger } from '../src/logger';
 import { type Gateway, startGateway } from '../src/gateway';
+import { freePort } from '../test/support/servers/process';
 import * as bareActivities from './bare/activities';
 
 export const ADMIN_URL = process.env.BENCH_ADMIN_DB_URL ?? 'mysql://root@127.0.0.1:3306/';
@@ -48,18 +48,6 @@ export const BENCH_WEBHOOK_SECRET = randomBytes(24).toString('hex');
 export const BENCH_CONNECTORS = {
   connectors: [{ name: 'mysql-local', type: 'mysql', host: '127.0.0.1', port: 3306, user: 'root', passwordEnv: 'BENCH_TARGET_PASSWORD', policy: { protectedAccounts: ['root'] } }],
 };
-
-/** A port nothing listens on now, for this run's own dev server (two benchmarks may run side by side). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** This run's own database (dropped again by the gateway's stop), so two benchmarks never share one. */
 export const BENCH_DATABASE = `changegate_bench_${process.pid}`;

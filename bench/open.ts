@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import axios from 'axios';
+import { waitFor } from '../test/support/wait';
 import { ARG_DEFAULTS } from './open-defaults';
 import { BENCH_ADMIN_TOKEN, BENCH_DATABASE_URL, BENCH_CONNECTORS, BENCH_WEBHOOK_SECRET, arg, benchGateway, percentile, pool, rssMiB } from './common';
 
@@ -22,16 +23,6 @@ const SECONDS = Number(arg('seconds', ARG_DEFAULTS.seconds));
 // Tickets created at once while the open set builds up; more than the webhook path sustains on 2 cores makes the
 // simulator's 5 s delivery timeout drop deliveries, which is an ingest measure (bench:burst), not this one.
 const INGEST_CONCURRENCY = Number(arg('ingest-concurrency', '3'));
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, pollMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
 
 async function main(): Promise<void> {
   const gw = await benchGateway({ worker: false });
@@ -66,7 +57,7 @@ async function main(): Promise<void> {
     const api = axios.create({ baseURL: gw.apiUrl, headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` }, validateStatus: () => true });
     const run = randomBytes(3).toString('hex').replace(/[a-f]/g, '3');
     const ticket = (i: number) => `CHG${run}${String(i).padStart(6, '0')}`;
-    await waitFor('the worker process', async () => (worker.pid ? rssMiB(worker.pid) : undefined), 30_000);
+    await waitFor('the worker process', () => worker.pid !== undefined && rssMiB(worker.pid) > 0, 30_000, 500);
     const rssBefore = rssMiB(worker.pid as number);
 
     // Peak resident memory of the worker, sampled every 500 ms from here to the end.
@@ -97,7 +88,7 @@ async function main(): Promise<void> {
         ]),
       });
       const sysId = (created.data as { result: { sys_id: string } }).result.sys_id;
-      await waitFor(`the delivery of ticket ${i}`, async () => (deliveredFor(sysId) ? true : undefined), 60_000, 5);
+      await waitFor(`the delivery of ticket ${i}`, () => deliveredFor(sysId), 60_000, 5);
     });
     // Every ticket's delivery has landed (the simulator's business rule fires asynchronously), and each workflow
     // has run its first task once closure-check of the last ticket answers.
@@ -110,8 +101,8 @@ async function main(): Promise<void> {
     }
     await waitFor('the last ticket to answer closure-check', async () => {
       const r = await api.get(`/api/changes/servicenow/${ticket(N - 1)}/closure-check`);
-      return r.status === 200 ? true : undefined;
-    }, 600_000);
+      return r.status === 200;
+    }, 600_000, 500);
     const ingestS = (Date.now() - t0) / 1000;
     const rssAfter = rssMiB(worker.pid as number);
 

@@ -3,10 +3,10 @@ import { ClosureVerdictStore } from '../src/closure/verdict-store';
 import { ConnectorRegistry } from '../src/connectors/registry';
 import { ServiceNowClient } from '../src/itsm/servicenow/servicenow-client';
 import { createWorker } from '../src/worker';
-import { connectorsFile, createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { connectorsFile, createAccount, leaverActions, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV, temporalAddress } from './support/test-env';
 
-const leaver = (name: string) => JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }]);
+const leaver = leaverActions;
 
 /**
  * closure-check answers from the verdict each workflow publishes (closure_verdicts), not from a query that replays the

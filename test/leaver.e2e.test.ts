@@ -1,4 +1,4 @@
-import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { type Stack, createAccount, leaverActions, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { BusinessRuleAbortError } from '../src/itsm/servicenow/servicenow-simulator';
 
 describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB, simulated ServiceNow)', () => {
@@ -10,7 +10,7 @@ describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB
     await stack.stop();
   });
 
-  const leaver = (name: string) => JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }]);
+  const leaver = leaverActions;
 
   it('revokes the MariaDB account as soon as the ticket arrives, chains the evidence, notes the ticket and allows closure', async () => {
     const account = uniqueAccount();

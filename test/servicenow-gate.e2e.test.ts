@@ -1,6 +1,6 @@
 import { GATE_DIGEST_FIELD, GATE_FIELD, identityActionsDigest } from '../src/itsm/servicenow/servicenow-gate';
 import { BLOCK_CLOSE_RULE_NAME, BusinessRuleAbortError } from '../src/itsm/servicenow/servicenow-simulator';
-import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { type Stack, leaverActions, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
 /**
@@ -17,7 +17,7 @@ describe('closure gate on a ServiceNow change, end to end with the shipped busin
     await stack.stop();
   });
 
-  const leaver = (name: string) => JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }]);
+  const leaver = leaverActions;
 
   /** A person's save through the Table API, as the form or a REST client sends it. */
   async function save(sysId: string, fields: Record<string, string>): Promise<{ status: number; body: { error?: { message: string; detail: string } } }> {

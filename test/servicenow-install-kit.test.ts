@@ -7,6 +7,7 @@ import express from 'express';
 import { GATE_DIGEST_FIELD, GATE_FIELD, identityActionsDigest } from '../src/itsm/servicenow/servicenow-gate';
 import { defaultInstallKitDir, loadInstallKit } from '../src/itsm/servicenow/servicenow-business-rules';
 import { BLOCK_CLOSE_RULE_NAME, type ListeningSimulator, type ServiceNowSimulator, createServiceNowSimulator } from '../src/itsm/servicenow/servicenow-simulator';
+import { leaverActions } from './support/actions';
 
 /**
  * The business rules of integrations/servicenow/, run by the simulator exactly as shipped. A person's saves go
@@ -18,7 +19,7 @@ const PASSWORD = 'kit-password-7Hq2';
 const CHANGES = '/api/now/table/change_request';
 const INVALIDATE_RULE_NAME = 'changegate: invalidate identity cleanup on edit';
 
-const leaver = (name: string) => JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }]);
+const leaver = leaverActions;
 
 const running: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {

@@ -26,7 +26,7 @@ import { identityActionsDigest } from '../../src/itsm/servicenow/servicenow-gate
 import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
 import { createLogger } from '../../src/logger';
 import { setupVaultFixture, startOpenBao } from '../support/servers/openbao';
-import { createAccount, uniqueAccount, uniqueTicketNumber, waitFor } from '../support/stack';
+import { createAccount, leaverActions, uniqueAccount, uniqueTicketNumber, waitFor } from '../support/stack';
 import { historyToJson } from './history-json';
 
 const TEMPORAL_PORT = 7255;
@@ -38,31 +38,22 @@ const SN = { username: 'changegate-int', password: 'sn-histories-password' };
 const WEBHOOK_SECRET = 'histories-webhook-secret-0123456789';
 const OUT_DIR = __dirname;
 
+const localMariadb = (name: string): ConnectorsFile['connectors'][number] => ({
+  name,
+  type: 'mysql',
+  host: '127.0.0.1',
+  port: 3306,
+  user: 'root',
+  passwordEnv: PASSWORD_ENV,
+  policy: { maxTtl: 'P30D', protectedAccounts: ['root', 'mysql', 'mariadb.sys'] },
+});
+
 const connectors: ConnectorsFile = {
-  connectors: [
-    {
-      name: 'mysql-local',
-      type: 'mysql',
-      host: '127.0.0.1',
-      port: 3306,
-      user: 'root',
-      passwordEnv: PASSWORD_ENV,
-      policy: { maxTtl: 'P30D', protectedAccounts: ['root', 'mysql', 'mariadb.sys'] },
-    },
-    // A second system on the same server, for the saga scenario.
-    {
-      name: 'mysql-second',
-      type: 'mysql',
-      host: '127.0.0.1',
-      port: 3306,
-      user: 'root',
-      passwordEnv: PASSWORD_ENV,
-      policy: { maxTtl: 'P30D', protectedAccounts: ['root', 'mysql', 'mariadb.sys'] },
-    },
-  ],
+  // A second system on the same server, for the saga scenario.
+  connectors: [localMariadb('mysql-local'), localMariadb('mysql-second')],
 };
 
-const leaver = (name: string) => JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }]);
+const leaver = leaverActions;
 const joiner = (name: string, ttl: string) =>
   JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl }]);
 

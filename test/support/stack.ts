@@ -48,6 +48,7 @@ export function uniqueAccount(prefix = 'svc'): string {
 }
 
 export { waitFor } from './wait';
+export { leaverActions } from './actions';
 
 export interface Stack {
   apiUrl: string;

@@ -1,5 +1,5 @@
 /** Polls `probe` until it returns a truthy value or the deadline passes; the failure names what was awaited. */
-export async function waitFor<T>(what: string, probe: () => Promise<T> | T, timeoutMs = 20_000): Promise<NonNullable<T>> {
+export async function waitFor<T>(what: string, probe: () => Promise<T> | T, timeoutMs = 20_000, pollMs = 50): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -9,7 +9,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T> | T, time
     } catch (err) {
       last = err;
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
 }
