@@ -4,6 +4,7 @@ import { type DesiredAccount, type ObservedAccount, type Verification, verifyAcc
 import { ConnectorRefusal, FailureType } from '../src/connectors/connector-errors';
 import type { Secret } from '../src/connectors/secret';
 import type { ConnectorRegistry } from '../src/connectors/registry';
+import { expireGrants, revokeIdentity } from '../src/connectors/revoke-policy';
 import type { EvidenceInput, EvidenceStore } from '../src/evidence/evidence-store';
 import { EvidenceRefusal } from '../src/evidence/redaction';
 
@@ -176,10 +177,18 @@ export function readBackRecord(
 
 export function createConnectorActivities({ registry, evidence, actor }: ConnectorActivityDeps) {
   async function applyOperation(system: string, identity: IdentityRef, operation: StepOperation): Promise<{ detail: string; created: boolean; expected?: DesiredAccount }> {
-    const connector = registry.get(system);
-    if (operation.op === 'revoke') return { created: false, ...(await refusalsAreFinal(() => connector.revoke(identity))) };
-    if (operation.op === 'grant') return refusalsAreFinal(() => connector.provision(identity, operation.grants));
-    return { created: false, ...(await refusalsAreFinal(() => connector.revokeGrants(identity, operation.grants, operation.dropAccount))) };
+    if (operation.op === 'revoke') return { created: false, ...(await revoke({ system, identity })) };
+    if (operation.op === 'grant') return refusalsAreFinal(() => registry.get(system).provision(identity, operation.grants));
+    return { created: false, ...(await expire({ system, identity, grants: operation.grants, dropAccount: operation.dropAccount })) };
+  }
+
+  /** A leaver under the instance's policy; what the read-back must find comes from the policy, not the connector. */
+  function revoke({ system, identity }: StepTarget) {
+    return refusalsAreFinal(() => revokeIdentity(registry.get(system), identity, registry.revokeMode(system)));
+  }
+
+  function expire({ system, identity, grants, dropAccount }: StepTarget & { grants: string[]; dropAccount: boolean }) {
+    return refusalsAreFinal(() => expireGrants(registry.get(system), identity, grants, dropAccount, registry.revokeMode(system)));
   }
 
   async function appendFailure(input: RecordFailureInput): Promise<{ evidenceHash: string }> {
@@ -237,7 +246,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
           }
         }
         created ||= applied.created;
-        // The connector says what its revoke policy leaves behind (deleted, or disabled and stripped).
+        // The revoke policy says what a leaver or an expiry leaves behind (deleted, disabled and stripped, or already gone).
         if (applied.expected) desired = applied.expected;
         const observed = await refusalsAreFinal(() => registry.get(input.system).inspect(input.identity));
         const verification = verifyAccount(desired, observed);
@@ -254,8 +263,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
 
     async applyLeaver({ system, identity }: StepTarget): Promise<{ changed: boolean; detail: string; startedAt: string; expected?: DesiredAccount }> {
       const startedAt = new Date().toISOString();
-      const out = await refusalsAreFinal(() => registry.get(system).revoke(identity));
-      return { ...out, startedAt };
+      return { ...(await revoke({ system, identity })), startedAt };
     },
 
     async applyJoiner({ system, identity, grants }: StepTarget & { grants: string[] }): Promise<{ created: boolean; detail: string; startedAt: string }> {
@@ -264,10 +272,9 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       return { ...out, startedAt };
     },
 
-    async applyExpiry({ system, identity, grants, dropAccount }: StepTarget & { grants: string[]; dropAccount: boolean }) {
+    async applyExpiry(input: StepTarget & { grants: string[]; dropAccount: boolean }) {
       const startedAt = new Date().toISOString();
-      const out = await refusalsAreFinal(() => registry.get(system).revokeGrants(identity, grants, dropAccount));
-      return { ...out, startedAt };
+      return { ...(await expire(input)), startedAt };
     },
 
     /** Reads the target back, compares it with the desired state, and records the outcome in the evidence chain. */

@@ -77,6 +77,28 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     expect(check.data.allowed).toBe(true);
   });
 
+  it('an expiry finds the account someone already removed: nothing to take back, verified absent, and closure allowed', async () => {
+    const account = uniqueAccount('gone');
+    const number = uniqueTicketNumber();
+    // The account exists before the joiner, so its expiry takes back the grants rather than dropping the account.
+    await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [account, '%', `pw-${account}`]);
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: joiner(account, 'PT3S') });
+    await waitFor('granted evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).some((r) => r.outcome === 'granted' && r.verified));
+    // An administrator removes the account before the ttl ends.
+    await stack.admin.query('DROP USER ?@?', [account, '%']);
+    const rows = await waitFor('expiry evidence', async () => {
+      const r = await stack.evidence.list(`servicenow:${number}`);
+      return r.length === 2 ? r : null;
+    }, 20_000);
+    expect(rows[1]).toMatchObject({ outcome: 'expired', verified: true, desiredState: { exists: false }, observedState: { exists: false } });
+    expect(rows[1]?.verification).toMatchObject({ applied: expect.stringMatching(/was already absent$/) });
+    const check = await waitFor('closure-check reporting the verified expiry', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.cleanup?.status === 'verified' ? r : null;
+    });
+    expect(check.data.allowed).toBe(true);
+  });
+
   it('a grant without a ttl has no cleanup path, so closure stays blocked and says why', async () => {
     const account = uniqueAccount('nottl');
     const number = uniqueTicketNumber();

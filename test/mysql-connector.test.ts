@@ -3,16 +3,17 @@ import { ConnectorRegistry } from '../src/connectors/registry';
 import type { Connector } from '../src/connectors/connector';
 import { verifyAccount } from '../src/connectors/connector';
 import { MysqlGrammar } from '../src/connectors/mysql/mysql-grammar';
+import { fromRegistry, type UnderPolicy } from './connectors/under-policy';
 import { connectorsFile, createAccount, uniqueAccount } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
 describe('MySQL connector against the real MariaDB, with its least-privilege account', () => {
   let registry: ConnectorRegistry;
-  let mysqlConn: Connector;
+  let mysqlConn: UnderPolicy<Connector>;
   let admin: mysql.Connection;
   beforeAll(async () => {
     registry = new ConnectorRegistry(connectorsFile());
-    mysqlConn = registry.get('mysql-local');
+    mysqlConn = fromRegistry(registry, 'mysql-local');
     admin = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
   });
   afterAll(async () => {
@@ -29,14 +30,14 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
     const before = await mysqlConn.inspect({ type: 'service_account', name, host: '%' });
     expect(before).toMatchObject({ exists: true, locked: false, grants: ['SELECT ON `cgt_billing`.*'], activeSessions: 1 });
 
-    const first = await mysqlConn.revoke({ type: 'service_account', name, host: '%' });
+    const first = await mysqlConn.leave({ type: 'service_account', name, host: '%' });
     expect(first.changed).toBe(true);
     expect(first.detail).toMatch(/ended 1 session/);
     await expect(session.query('SELECT 1')).rejects.toThrow();
     session.destroy();
     expect(await mysqlConn.inspect({ type: 'service_account', name, host: '%' })).toEqual({ exists: false, grants: [] });
 
-    const second = await mysqlConn.revoke({ type: 'service_account', name, host: '%' });
+    const second = await mysqlConn.leave({ type: 'service_account', name, host: '%' });
     expect(second).toEqual({ changed: false, detail: `account '${name}'@'%' was already absent`, expected: { exists: false } });
   });
 
@@ -50,11 +51,11 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
     const observed = await mysqlConn.inspect({ type: 'person', name, host: '%' });
     expect(observed.grants).toEqual(grants);
     expect(verifyAccount({ exists: true, mustHave: grants }, observed).verified).toBe(true);
-    const back = await mysqlConn.revokeGrants({ type: 'person', name, host: '%' }, grants, false);
+    const back = await mysqlConn.expire({ type: 'person', name, host: '%' }, grants, false);
     expect(back.changed).toBe(true);
     const after = await mysqlConn.inspect({ type: 'person', name, host: '%' });
     expect(verifyAccount({ exists: true, mustNotHave: grants }, after)).toEqual({ verified: true, mismatches: [] });
-    await mysqlConn.revoke({ type: 'person', name, host: '%' });
+    await mysqlConn.leave({ type: 'person', name, host: '%' });
   });
 
   it('a database-level grant covers exactly the named database: `_` is escaped, not a wildcard', async () => {
@@ -76,7 +77,7 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
     } finally {
       await session.end();
       await admin.query('DROP DATABASE cgtXbilling');
-      await mysqlConn.revoke({ type: 'service_account', name, host: '%' });
+      await mysqlConn.leave({ type: 'service_account', name, host: '%' });
     }
   });
 
@@ -86,7 +87,7 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
     const observed = await mysqlConn.inspect({ type: 'service_account', name, host: '%' });
     const check = verifyAccount({ exists: true, mustHave: ['UPDATE ON `cgt_billing`.*'] }, observed);
     expect(check).toEqual({ verified: false, mismatches: ['missing grant: UPDATE ON `cgt_billing`.*'] });
-    await mysqlConn.revoke({ type: 'service_account', name, host: '%' });
+    await mysqlConn.leave({ type: 'service_account', name, host: '%' });
   });
 
   it('a grant on a schema outside the connector’s scope is refused by the target, with its message kept as cause', async () => {
@@ -94,7 +95,7 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
     const attempt = mysqlConn.provision({ type: 'service_account', name, host: '%' }, ['SELECT ON `mysql`.*']);
     await expect(attempt).rejects.toMatchObject({ name: 'ConnectorRefusal', type: 'TargetRefused' });
     await expect(attempt).rejects.toHaveProperty('cause.code', 'ER_DBACCESS_DENIED_ERROR');
-    await mysqlConn.revoke({ type: 'service_account', name, host: '%' });
+    await mysqlConn.leave({ type: 'service_account', name, host: '%' });
   });
 
   it.each([
@@ -106,7 +107,7 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
     ['root'],
   ])('refuses the hostile or protected account name %j before anything is sent', async (name) => {
     const before = await admin.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM mysql.user');
-    await expect(mysqlConn.revoke({ type: 'service_account', name, host: '%' })).rejects.toMatchObject({ type: 'InvalidIdentity' });
+    await expect(mysqlConn.leave({ type: 'service_account', name, host: '%' })).rejects.toMatchObject({ type: 'InvalidIdentity' });
     const after = await admin.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM mysql.user');
     expect(after[0][0]?.n).toBe(before[0][0]?.n);
   });

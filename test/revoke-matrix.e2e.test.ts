@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IdentityRef } from '../src/actions/identity-action';
-import { type DesiredAccount, GONE, REVOKE_MODES, revokeTarget } from '../src/connectors/connector';
+import { type DesiredAccount, GONE, REVOKE_MODES } from '../src/connectors/connector';
+import { revokeTarget } from '../src/connectors/revoke-policy';
 import { GrammarRegistry } from '../src/connectors/registry';
 import { assertNoSecrets } from '../src/evidence/redaction';
 import { CONNECTOR_TYPES, type IdentityKind, type LeaverTargets, startLeaverTargets } from './support/leaver-targets';

@@ -44,15 +44,17 @@ export interface Verification {
   mismatches: string[];
 }
 
-export interface RevokeOutcome {
-  /** False when there was nothing to revoke: the identity was already gone. */
+/** What one primitive (ungrant, disable, remove) did to one identity. */
+export interface ChangeOutcome {
   changed: boolean;
   detail: string;
-  /**
-   * The state the revoke leaves behind, which the follow-up inspect must find: `{exists: false}` when the policy
-   * deletes, `{exists: true, locked: true, noGrants: true}` when it disables. Absent means `{exists: false}`.
-   */
-  expected?: DesiredAccount;
+  /** The identity was not there, so there was nothing to do. */
+  absent?: boolean;
+}
+
+/** The outcome of a primitive that found nothing to act on: the identity does not exist. */
+export function absent(what: string): ChangeOutcome {
+  return { changed: false, absent: true, detail: `${what} was already absent` };
 }
 
 /** A connector instance's leaver policy (`policy.revokeMode` in its configuration). */
@@ -64,9 +66,6 @@ export const GONE: Readonly<DesiredAccount> = Object.freeze({ exists: false });
 
 /** What a disable-policy leaver leaves behind: the identity kept, unable to authenticate, holding nothing. */
 export const DISABLED_STATE: Readonly<DesiredAccount> = Object.freeze({ exists: true, locked: true, noGrants: true });
-
-/** What each policy leaves behind, for every identity a connector does not declare a deviation for. */
-export const POLICY_LEAVES: Readonly<Record<RevokeMode, Readonly<DesiredAccount>>> = Object.freeze({ delete: GONE, disable: DISABLED_STATE });
 
 /**
  * Identities a policy cannot be carried out on as written, declared by the connector's grammar: what a leaver leaves
@@ -81,21 +80,6 @@ export interface RevokeDeviation {
   applies(identity: IdentityRef): boolean;
   leaves: Readonly<DesiredAccount>;
   reason: string;
-}
-
-/** What a leaver of `identity` under `mode` must leave behind, and the declared deviation that says so, if any. */
-export function revokeTarget(grammar: ConnectorGrammar, identity: IdentityRef, mode: RevokeMode): { leaves: Readonly<DesiredAccount>; deviation?: RevokeDeviation } {
-  const deviation = grammar.revokeDeviations?.find((d) => d.mode === mode && d.applies(identity));
-  return deviation ? { leaves: deviation.leaves, deviation } : { leaves: POLICY_LEAVES[mode] };
-}
-
-/**
- * A leaver of an identity that is already gone, under either policy. There is nothing to delete or disable and no
- * access left, which is what a leaver wants: reported as done, with a read-back that expects the identity absent,
- * never as a refusal that would block closure over an account that no longer exists.
- */
-export function alreadyAbsent(what: string): RevokeOutcome {
-  return { changed: false, detail: `${what} was already absent`, expected: GONE };
 }
 
 /** One identity as discovery lists it: enough to match it against the inventory, nothing secret. */
@@ -143,16 +127,17 @@ export interface Connector {
   readonly name: string;
   readonly grammar: ConnectorGrammar;
   inspect(identity: IdentityRef): Promise<ObservedAccount>;
-  /**
-   * Leaver, per the instance's revoke policy: end sessions, lock, revoke every grant, and drop (delete) or keep
-   * (disable). `expected` is always set: `revokeTarget(grammar, identity, mode).leaves`, or `alreadyAbsent(…)` when
-   * the identity was already gone, under either policy.
-   */
-  revoke(identity: IdentityRef): Promise<RevokeOutcome>;
-  /** Joiner: create if missing and grant. */
+  /** Creates the identity if it is missing and grants exactly these (additively); refused half-way, it drops what it created. */
   provision(identity: IdentityRef, grants: string[]): Promise<ProvisionOutcome>;
-  /** Expiry of a joiner: take back exactly these grants; drop the account if the joiner created it. */
-  revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome>;
+  /** Takes back exactly these grants; the identity and its other grants stay. */
+  ungrant(identity: IdentityRef, grants: string[]): Promise<ChangeOutcome>;
+  /**
+   * Ends its sessions, locks it and takes back every grant, keeping the identity (or what the grammar's declared
+   * deviation for `disable` says instead). `changed: false` when it already was so.
+   */
+  disable(identity: IdentityRef): Promise<ChangeOutcome>;
+  /** Ends its sessions, takes back every grant and deletes it (or what the grammar's deviation for `delete` says). */
+  remove(identity: IdentityRef): Promise<ChangeOutcome>;
   /** Every identity the gateway's credential can see, for the inventory. */
   discover(): Promise<DiscoveredIdentity[]>;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
-import { capabilityProblems, type Connector, type ConnectorCapabilities, type ConnectorGrammar, type CredentialRotator, type SecretSink, type TwoPhaseRotator } from './connector';
+import { capabilityProblems, type Connector, type ConnectorCapabilities, type ConnectorGrammar, type CredentialRotator, type RevokeMode, type SecretSink, type TwoPhaseRotator } from './connector';
 import { type BaseInstanceConfig, envSecrets, requireEncryptedTransport } from './connector-config';
 import { ConnectorRefusal, FailureType } from './connector-errors';
 import type { ConnectorType } from './connector-type';
@@ -179,6 +179,13 @@ export class ConnectorRegistry {
     }
     this.live.set(system, connector);
     return connector;
+  }
+
+  /** The instance's leaver policy: what revokeIdentity composes from the connector's primitives. */
+  revokeMode(system: string): RevokeMode {
+    const cfg = this.configs.get(system);
+    if (!cfg) throw new ConnectorRefusal(FailureType.UnknownSystem, `no connector named '${system}' is configured`);
+    return cfg.policy.revokeMode ?? 'delete';
   }
 
   /** What the connector's type declares it can do. */

@@ -44,7 +44,8 @@ import {
 } from '@aws-sdk/client-iam';
 import type { IdentityRef } from '../../src/actions/identity-action';
 import type { Connector, RevokeMode } from '../../src/connectors/connector';
-import { GONE, revokeTarget, verifyAccount } from '../../src/connectors/connector';
+import { GONE, verifyAccount } from '../../src/connectors/connector';
+import { revokeTarget } from '../../src/connectors/revoke-policy';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
 import { awsIamConnectorType, awsIamInstanceSchema } from '../../src/connectors/aws-iam';
@@ -54,6 +55,7 @@ import { describeConnectorContract, type ContractHarness } from './contract';
 import { selfSignedCertificate, sshPublicKey } from '../support/credentials';
 import { freePort } from '../support/servers/process';
 import { MOTO_ACCOUNT_ID, startMoto, type Moto } from '../support/servers/moto';
+import { underPolicy, type UnderPolicy } from './under-policy';
 
 const PATH = '/changegate/';
 const suffix = randomBytes(4).toString('hex');
@@ -162,14 +164,15 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
       policy: { protectedAccounts: ['moto-admin'] },
       ...overrides,
     });
-  const connect = (overrides: Record<string, unknown> = {}): AwsIamConnector => {
-    const c = awsIamConnectorType.create(config(overrides), (key) => {
+  const connect = (overrides: Record<string, unknown> = {}): UnderPolicy<AwsIamConnector> => {
+    const cfg = config(overrides);
+    const c = awsIamConnectorType.create(cfg, (key) => {
       const v = env[key];
       if (v === undefined) throw new Error(`${key} not set`);
       return v;
     }) as AwsIamConnector;
     open.push(c);
-    return c;
+    return underPolicy(c, cfg.policy.revokeMode);
   };
   const fresh = (prefix = 'cgt'): IdentityRef => {
     const id: IdentityRef = { type: 'service_account', name: `${prefix}-${randomBytes(5).toString('hex')}` };
@@ -281,7 +284,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('an allow-listed policy that does not exist is refused by AWS (NoSuchEntity) before the user is created; one off the allow-list never leaves the gateway', async () => {
-    const c = harness.connector() as AwsIamConnector;
+    const c = harness.connector() as UnderPolicy<AwsIamConnector>;
     const id = fresh();
     const before = await adminSnapshot(moto.admin);
     const missingArn = `arn:aws:iam::${MOTO_ACCOUNT_ID}:policy/changegate/cg-missing-${suffix}`;
@@ -301,7 +304,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('rotation creates a second key and retireOthers deactivates the previous one; the next rotation deletes that inactive key, so at most two keys', async () => {
-    const c = harness.connector() as AwsIamConnector;
+    const c = harness.connector() as UnderPolicy<AwsIamConnector>;
     const id = fresh();
     await c.provision(id, [`group=${GROUP}`]);
     expect((await c.inspect(id)).locked).toBe(true); // a new user has no credential until its first rotation
@@ -341,7 +344,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('a delivery that failed after rotate leaves the old key active and authenticating; the retry replaces the undelivered key, and only retireOthers retires the old one', async () => {
-    const c = harness.connector() as AwsIamConnector;
+    const c = harness.connector() as UnderPolicy<AwsIamConnector>;
     const id = fresh();
     await c.provision(id, [`policy=${READ_ONLY}`]);
     const workload = await c.rotate(id);
@@ -389,7 +392,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it("moto accepts a deactivated key's signature (AWS would not), so authenticates() also requires the key to be listed Active", async () => {
-    const c = harness.connector() as AwsIamConnector;
+    const c = harness.connector() as UnderPolicy<AwsIamConnector>;
     const id = fresh();
     await c.provision(id, [`policy=${READ_ONLY}`]);
     const old = await c.rotate(id);
@@ -415,17 +418,17 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     await moto.admin.send(new PutUserPolicyCommand({ UserName: id.name, PolicyName: 'side-door', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }) }));
     const ssh = (await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }))).SSHPublicKey!.SSHPublicKeyId;
     expect((await c.inspect(id)).grants).toEqual([`group=${GROUP}`, 'inline=side-door', `policy=${READ_ONLY}`]);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out).toMatchObject({ changed: true, expected: { exists: true, locked: true, noGrants: true } });
     const observed = await c.inspect(id);
     expect(verifyAccount(out.expected!, observed)).toEqual({ verified: true, mismatches: [] });
     expect(observed.attributes).toMatchObject({ accessKeys: [`${key.credentialId}:Inactive`], loginProfile: false, otherCredentials: [`ssh-key:${ssh}:Inactive`] });
     expect(await c.authenticates(id, key.secret)).toBe(false);
-    expect(await c.revoke(id)).toMatchObject({ changed: false });
+    expect(await c.leave(id)).toMatchObject({ changed: false });
   });
 
   it('an active SSH public key alone keeps a user unlocked: it is a credential too', async () => {
-    const c = harness.connector() as AwsIamConnector;
+    const c = harness.connector() as UnderPolicy<AwsIamConnector>;
     const id = fresh();
     await c.provision(id, [`group=${GROUP}`]);
     expect((await c.inspect(id)).locked).toBe(true);
@@ -434,7 +437,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('delete-mode revoke removes access keys, SSH keys, MFA devices, console password, inline policies, groups and policies before deleting the user', async () => {
-    const c = harness.connector() as AwsIamConnector;
+    const c = harness.connector() as UnderPolicy<AwsIamConnector>;
     const id = fresh();
     await c.provision(id, [`policy=${READ_ONLY}`, `group=${GROUP}`]);
     await c.rotate(id);
@@ -444,7 +447,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     await moto.admin.send(new UploadSSHPublicKeyCommand({ UserName: id.name, SSHPublicKeyBody: sshPublicKey() }));
     await moto.admin.send(new EnableMFADeviceCommand({ UserName: id.name, SerialNumber: `arn:aws:iam::${MOTO_ACCOUNT_ID}:mfa/${id.name}`, AuthenticationCode1: '123456', AuthenticationCode2: '654321' }));
     expect((await c.inspect(id)).attributes).toMatchObject({ mfaDevices: 1 });
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.detail).toMatch(
       /deactivated 1 access key.*deactivated 1 SSH key.*deleted the console password.*removed from 1 group.*detached 1 policy.*deleted 1 inline.*deleted 2 access key.*deleted 1 SSH key.*deactivated 1 MFA device.*deleted user/,
     );
@@ -453,10 +456,10 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('refuses to touch a user outside its managed path, and discovery marks that user protected', async () => {
-    const c = harness.connector() as AwsIamConnector;
+    const c = harness.connector() as UnderPolicy<AwsIamConnector>;
     const outsider = fresh('cgt-outside');
     await moto.admin.send(new CreateUserCommand({ UserName: outsider.name, Path: '/' }));
-    for (const op of [() => c.inspect(outsider), () => c.provision(outsider, [`group=${GROUP}`]), () => c.revoke(outsider), () => c.rotate(outsider)]) {
+    for (const op of [() => c.inspect(outsider), () => c.provision(outsider, [`group=${GROUP}`]), () => c.leave(outsider), () => c.rotate(outsider)]) {
       const err = await refusalOf(op);
       expect(err.type).toBe(FailureType.TargetRefused);
       expect(err.message).toMatch(/outside the managed path \/changegate\//);
@@ -468,7 +471,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('roles under the managed path: inspected, discovered, granted, stripped and deleted; never created, never rotated', async () => {
-    const c = harness.connector() as AwsIamConnector;
+    const c = harness.connector() as UnderPolicy<AwsIamConnector>;
     const roleName = `cgt-role-${randomBytes(4).toString('hex')}`;
     const role: IdentityRef = { type: 'service_account', name: `role/${roleName}` };
     made.push(role);
@@ -490,14 +493,14 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
       attributes: { kind: 'role', path: PATH, instanceProfiles: [roleName] },
     });
     expect((await c.discover()).find((d) => d.name === role.name)).toEqual({ name: role.name, type: 'service_account' });
-    expect((await c.revokeGrants(role, [`policy=${READ_ONLY}`], false)).changed).toBe(true);
+    expect((await c.expire(role, [`policy=${READ_ONLY}`], false)).changed).toBe(true);
     expect((await c.inspect(role)).grants).toEqual(['inline=extra', `policy=${CUSTOMER_POLICY_ARN}`]);
     expect((await refusalOf(() => c.rotate(role))).message).toMatch(/a role has no long-lived credential/);
 
-    const out = await c.revoke(role);
+    const out = await c.leave(role);
     expect(out.detail).toMatch(/detached 1 policy.*deleted 1 inline.*removed from 1 instance profile.*deleted role/);
     expect(await c.inspect(role)).toEqual({ exists: false, grants: [] });
-    expect((await c.revoke(role)).changed).toBe(false);
+    expect((await c.leave(role)).changed).toBe(false);
   });
 
   it('a grant on an allow-listed group that no longer exists is refused (NoSuchEntity) before any write: no user is left', async () => {
@@ -584,11 +587,11 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
     await moto.admin.send(new CreateRoleCommand({ RoleName: roleName, Path: PATH, AssumeRolePolicyDocument: trust }));
     await moto.admin.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: READ_ONLY }));
-    const out = await c.revoke(role);
+    const out = await c.leave(role);
     expect(out).toMatchObject({ changed: true, expected: { exists: true, noGrants: true } });
     expect(out.detail).toMatch(/trust policy is unchanged, so it can still be assumed/);
     expect(verifyAccount(out.expected!, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
-    expect((await c.revoke(role)).changed).toBe(false);
+    expect((await c.leave(role)).changed).toBe(false);
   });
 
   it('a role under the disable policy is a declared deviation: kept unlocked with no grants, because a role has no credential to lock', () => {
@@ -603,7 +606,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   it.each(['delete', 'disable'] as const)('a %s-policy leaver of a role that does not exist is done, already absent, and its read-back verifies', async (mode) => {
     const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: mode } });
     const role: IdentityRef = { type: 'service_account', name: `role/cgt-gone-${randomBytes(4).toString('hex')}` };
-    const out = await c.revoke(role);
+    const out = await c.leave(role);
     expect(out).toEqual({ changed: false, detail: `role '${role.name.slice(5)}' was already absent`, expected: GONE });
     expect(verifyAccount(out.expected!, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
   });
@@ -645,7 +648,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   it('a secret that is not a well-formed key pair does not authenticate', async () => {
-    const c = harness.connector() as AwsIamConnector;
+    const c = harness.connector() as UnderPolicy<AwsIamConnector>;
     const id = fresh();
     await c.provision(id, [`group=${GROUP}`]);
     for (const s of [Secret.generate(), new Secret('{"accessKeyId":"x","secretAccessKey":"y"}'), new Secret('null')]) {

@@ -1,9 +1,9 @@
 import { readBackRecord } from '../../activities/connector-activities';
 import type { IdentityRef } from '../../src/actions/identity-action';
 import {
-  capabilityProblems, type Connector, type DesiredAccount, GONE, type ObservedAccount, POLICY_LEAVES, REVOKE_MODES, type RevokeMode, type RevokeOutcome, revokeTarget,
-  type TwoPhaseRotator, verifyAccount,
+  capabilityProblems, type Connector, type DesiredAccount, GONE, type ObservedAccount, REVOKE_MODES, type RevokeMode, type TwoPhaseRotator, verifyAccount,
 } from '../../src/connectors/connector';
+import { expireGrants, POLICY_LEAVES, revokeIdentity, type RevokeOutcome, revokeTarget } from '../../src/connectors/revoke-policy';
 import { capabilitiesOf } from '../../src/connectors/registry';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
@@ -148,10 +148,10 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
           const id = fresh();
           await c.provision(id, [h().grants[0]]);
           const { leaves } = revokeTarget(c.grammar, id, mode);
-          const out = await c.revoke(id);
+          const out = await revokeIdentity(c, id, mode);
           expect(out).toMatchObject({ changed: true, expected: leaves });
           expect(verifyAccount(leaves, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
-          const again = await c.revoke(id);
+          const again = await revokeIdentity(c, id, mode);
           expect(again).toMatchObject({ changed: false, expected: leaves });
           expect(verifyAccount(leaves, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
         });
@@ -163,21 +163,21 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
           const before = await c.inspect(id);
           expect(before.exists).toBe(true);
           expectRecordable(id, { exists: true }, before, 'granted');
-          const out = await c.revoke(id);
+          const out = await revokeIdentity(c, id, mode);
           expect(out.expected).toEqual(revokeTarget(c.grammar, id, mode).leaves);
           const after = await c.inspect(id);
-          expect(verifyAccount(out.expected!, after)).toEqual({ verified: true, mismatches: [] });
-          expectRecordable(id, out.expected!, after, 'revoked', out);
+          expect(verifyAccount(out.expected, after)).toEqual({ verified: true, mismatches: [] });
+          expectRecordable(id, out.expected, after, 'revoked', out);
         });
 
         it(`an identity that was never there: a ${mode} is done with the shared already-absent outcome, and its read-back verifies and is recordable`, async () => {
           const c = h().connector(mode);
           const id = fresh();
-          const out = await c.revoke(id);
+          const out = await revokeIdentity(c, id, mode);
           expect(out).toEqual({ changed: false, detail: expect.stringMatching(/ was already absent$/), expected: GONE });
           const after = await c.inspect(id);
-          expect(verifyAccount(out.expected!, after)).toEqual({ verified: true, mismatches: [] });
-          expectRecordable(id, out.expected!, after, 'revoked', out);
+          expect(verifyAccount(out.expected, after)).toEqual({ verified: true, mismatches: [] });
+          expectRecordable(id, out.expected, after, 'revoked', out);
         });
       });
     }
@@ -206,11 +206,31 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
       const id = fresh();
       const [g1, g2] = h().grants;
       await c.provision(id, [g1, g2]);
-      const out = await c.revokeGrants(id, [g1], false);
-      expect(out.changed).toBe(true);
+      const out = await expireGrants(c, id, [g1], false, 'delete');
+      expect(out).toMatchObject({ changed: true, expected: { exists: true, mustNotHave: [g1] } });
       const observed = await c.inspect(id);
-      expect(verifyAccount({ exists: true, mustHave: [g2], mustNotHave: [g1] }, observed)).toEqual({ verified: true, mismatches: [] });
-      expect((await c.revokeGrants(id, [g1], false)).changed).toBe(false);
+      expect(verifyAccount(out.expected, observed)).toEqual({ verified: true, mismatches: [] });
+      expect(verifyAccount({ exists: true, mustHave: [g2] }, observed)).toEqual({ verified: true, mismatches: [] });
+      expect((await expireGrants(c, id, [g1], false, 'delete')).changed).toBe(false);
+    });
+
+    it('expiry of grants on an identity that is already gone is done: the read-back expects it absent and verifies', async () => {
+      const c = h().connector();
+      const id = fresh();
+      const out = await expireGrants(c, id, [h().grants[0]], false, 'delete');
+      expect(out).toEqual({ changed: false, detail: expect.stringMatching(/ was already absent$/), expected: GONE });
+      expect(verifyAccount(out.expected, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
+    });
+
+    it('every revoking primitive (ungrant, disable, remove) reports an absent identity as absent and changes nothing', async () => {
+      const c = h().connector();
+      const id = fresh();
+      const before = await h().snapshot();
+      for (const [name, op] of [['ungrant', () => c.ungrant(id, [h().grants[0]])], ['disable', () => c.disable(id)], ['remove', () => c.remove(id)]] as const) {
+        const out = await op();
+        if (out.absent !== true || out.changed) throw new Error(`${name} of an absent identity answered ${JSON.stringify(out)}`);
+      }
+      expect(await h().snapshot()).toEqual(before);
     });
 
     it('discovers identities created behind its back, and marks its own credential protected', async () => {
@@ -233,7 +253,7 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
         if (problems.length > 0) {
           expect(problems[0]?.message.length).toBeGreaterThan(5);
           // Defence in depth: the live connector re-checks, even when called without the API in front of it.
-          for (const op of [() => c.inspect(id), () => c.provision(id, [h().grants[0]]), () => c.revoke(id)]) {
+          for (const op of [() => c.inspect(id), () => c.provision(id, [h().grants[0]]), () => c.disable(id), () => c.remove(id), () => c.ungrant(id, [h().grants[0]])]) {
             const err = await op().then(() => null, (e: unknown) => e);
             if (!isRefusal(err, FailureType.InvalidIdentity)) throw new Error(`hostile name ${JSON.stringify(name)} was not refused: ${String(err)}`);
           }
@@ -243,7 +263,7 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
           await c.provision(id, [h().grants[0]]);
           expect((await c.inspect(id)).exists).toBe(true);
           expect((await c.discover()).filter((d) => d.name === name)).toHaveLength(1);
-          await c.revoke(id);
+          await revokeIdentity(c, id, 'delete');
           await h().cleanup(id);
         }
       }

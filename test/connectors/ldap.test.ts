@@ -15,6 +15,7 @@ import { slappasswd } from '../support/credentials';
 import { freePort } from '../support/servers/process';
 import { LDAP_BASE_DN, type LdapTestServer, startLdapServer } from '../support/servers/ldap';
 import { type ContractHarness, describeConnectorContract } from './contract';
+import { underPolicy, type UnderPolicy } from './under-policy';
 
 const OWN_NAME = 'changegate-connector';
 const DISABLED: DesiredAccount = { exists: true, locked: true, noGrants: true };
@@ -36,7 +37,7 @@ afterAll(async () => {
 });
 
 /** A connector built the way the worker builds one: from a parsed config entry and an environment variable. */
-function connector(overrides: Record<string, unknown> = {}): LdapConnector {
+function connector(overrides: Record<string, unknown> = {}): UnderPolicy<LdapConnector> {
   const cfg = ldapInstanceSchema.parse({
     name: 'ldap-test',
     type: 'ldap',
@@ -52,7 +53,7 @@ function connector(overrides: Record<string, unknown> = {}): LdapConnector {
     return server.connectorPassword;
   }) as LdapConnector;
   open.push(c);
-  return c;
+  return underPolicy(c, cfg.policy.revokeMode);
 }
 
 let counter = 0;
@@ -285,7 +286,7 @@ describe('ldap: behaviour against slapd', () => {
     await c.provision(id, ['group=cg-readers', 'group=cg-writers']);
     const { secret } = await c.rotate(id);
     expect(await c.authenticates(id, secret)).toBe(true);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out).toMatchObject({ changed: true, expected: DISABLED });
     const bindErr = await new Client({ url: server.url }).bind(dnOf(id), secret.reveal()).then(() => null, (e: unknown) => e);
     expect(bindErr).toBeInstanceOf(InvalidCredentialsError);
@@ -305,14 +306,14 @@ describe('ldap: behaviour against slapd', () => {
     const before = await c.inspect(id);
     expect(before).toMatchObject({ exists: true, locked: true, grants: ['group=cg-readers'] });
     expect(verifyAccount(DISABLED, before)).toEqual({ verified: false, mismatches: ['grants still present: group=cg-readers'] });
-    expect(await c.revoke(id)).toMatchObject({ changed: true, expected: DISABLED });
+    expect(await c.leave(id)).toMatchObject({ changed: true, expected: DISABLED });
     expect(verifyAccount(DISABLED, await c.inspect(id)).verified).toBe(true);
   });
 
   it('a disable-policy leaver of an account that is already gone is done, and its read-back expects it absent', async () => {
     const c = connector({ policy: { revokeMode: 'disable' } });
     const id = freshIdentity();
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out).toEqual({ changed: false, detail: `${dnOf(id)} was already absent`, expected: { exists: false } });
     expect(verifyAccount(out.expected!, await c.inspect(id)).verified).toBe(true);
   });
@@ -324,7 +325,7 @@ describe('ldap: behaviour against slapd', () => {
     await addAsAdmin(id, { lockedAt: '20200101000000Z' });
     const before = await c.inspect(id);
     expect(before).toMatchObject({ exists: true, locked: false, grants: [], attributes: { pwdAccountLockedTime: '20200101000000Z' } });
-    expect(await c.revoke(id)).toMatchObject({ changed: true });
+    expect(await c.leave(id)).toMatchObject({ changed: true });
     expect(await c.inspect(id)).toMatchObject({ locked: true, attributes: { pwdAccountLockedTime: '000001010000Z' } });
   });
 
@@ -333,7 +334,7 @@ describe('ldap: behaviour against slapd', () => {
     const id = freshIdentity();
     await c.provision(id, ['group=cg-readers', 'group=cg-writers']);
     expect((await groupsListing(dnOf(id))).length).toBe(2);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.changed).toBe(true);
     expect(out.detail).toMatch(/from 2 group/);
     expect(await groupsListing(dnOf(id))).toEqual([]);
@@ -382,7 +383,7 @@ describe('ldap: behaviour against slapd', () => {
     leftovers.push(id);
     await addAsAdmin(id);
     const asPerson: IdentityRef = { type: 'person', name: id.name };
-    for (const op of [() => c.inspect(asPerson), () => c.revoke(asPerson), () => c.provision(asPerson, ['group=cg-readers'])]) {
+    for (const op of [() => c.inspect(asPerson), () => c.leave(asPerson), () => c.provision(asPerson, ['group=cg-readers'])]) {
       const err = await op().then(() => null, (e: unknown) => e);
       expect(err).toBeInstanceOf(ConnectorRefusal);
       expect((err as Error).message).toMatch(/ou=services/);

@@ -9,6 +9,7 @@ import { type MariadbTarget, mariadbTarget } from '../support/servers/mariadb';
 import { describeConnectorContract } from './contract';
 import { MysqlGrammar } from '../../src/connectors/mysql/mysql-grammar';
 import { ConnectorRefusal } from '../../src/connectors/connector-errors';
+import { fromRegistry, type UnderPolicy } from './under-policy';
 
 let target: MariadbTarget;
 let registry: ConnectorRegistry;
@@ -46,10 +47,10 @@ const rows = async (sql: string): Promise<unknown[]> => (await target.admin.quer
 
 /** One registry per leaver policy, as one configuration entry each. */
 const registries = new Map<RevokeMode, ConnectorRegistry>();
-const byMode = (mode: RevokeMode): Connector => {
-  if (mode === 'delete') return registry.get('mysql-under-test');
+const byMode = (mode: RevokeMode): UnderPolicy<Connector> => {
+  if (mode === 'delete') return fromRegistry(registry, 'mysql-under-test');
   if (!registries.has(mode)) registries.set(mode, new ConnectorRegistry(file(3306, mode)));
-  return registries.get(mode)!.get('mysql-under-test');
+  return fromRegistry(registries.get(mode)!, 'mysql-under-test');
 };
 afterAll(async () => {
   for (const r of registries.values()) await r.close();
@@ -78,7 +79,7 @@ describeConnectorContract('MySQL/MariaDB', () => ({
   unreachable: (): Connector => new ConnectorRegistry(file(unreachablePort)).get('mysql-under-test'),
   targetRefusal: async () => ({
     // The grammar accepts the text; the target refuses because the connector holds no grant option there.
-    run: () => registry.get('mysql-under-test').provision(fresh(), ['SELECT ON `mysql`.*']),
+    run: () => fromRegistry(registry, 'mysql-under-test').provision(fresh(), ['SELECT ON `mysql`.*']),
     causeMatches: /access denied/i,
   }),
   acceptedButNotApplied: async () => {
@@ -100,16 +101,16 @@ describe('MySQL/MariaDB connector with revoke policy "disable"', () => {
   it('locks the account, ends nothing it should keep, strips every grant and keeps the account', async () => {
     const disabling = new ConnectorRegistry(file(3306, 'disable'));
     try {
-      const c = disabling.get('mysql-under-test');
+      const c = fromRegistry(disabling, 'mysql-under-test');
       const id = fresh();
       await c.provision(id, [`SELECT ON \`${target.schemas[0]}\`.*`]);
-      const out = await c.revoke(id);
+      const out = await c.leave(id);
       expect(out).toMatchObject({ changed: true, expected: { exists: true, locked: true, noGrants: true } });
       expect(await c.inspect(id)).toMatchObject({ exists: true, locked: true, grants: [] });
-      expect((await c.revoke(id)).changed).toBe(false);
+      expect((await c.leave(id)).changed).toBe(false);
       await target.admin.query('DROP USER ?@?', [id.name, '%']);
       // Gone altogether is fine too: nothing to disable, and the read-back expects it absent.
-      expect(await c.revoke(id)).toMatchObject({ changed: false, expected: { exists: false } });
+      expect(await c.leave(id)).toMatchObject({ changed: false, expected: { exists: false } });
     } finally {
       await disabling.close();
     }
@@ -118,7 +119,7 @@ describe('MySQL/MariaDB connector with revoke policy "disable"', () => {
 
 describe('MySQL/MariaDB provision refused half-way', () => {
   it('drops the account it had just created when the target refuses a later grant', async () => {
-    const c = registry.get('mysql-under-test');
+    const c = fromRegistry(registry, 'mysql-under-test');
     const id = fresh();
     await expect(c.provision(id, [`SELECT ON \`${target.schemas[0]}\`.*`, 'SELECT ON `mysql`.*'])).rejects.toMatchObject({ type: 'TargetRefused' });
     expect(await rows(`SELECT User FROM mysql.user WHERE User = '${id.name}'`)).toEqual([]);
@@ -159,9 +160,9 @@ describe('MySQL/MariaDB roles granted behind the gateway’s back', () => {
       await target.admin.query(`GRANT SELECT ON \`${target.schemas[0]}\`.* TO \`${role}\``);
       await target.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [id.name, '%', randomBytes(12).toString('hex')]);
       await target.admin.query(`GRANT \`${role}\` TO ?@?`, [id.name, '%']);
-      const c = disabling.get('mysql-under-test');
+      const c = fromRegistry(disabling, 'mysql-under-test');
       expect((await c.inspect(id)).grants).toEqual([`ROLE \`${role}\``]);
-      const out = await c.revoke(id);
+      const out = await c.leave(id);
       expect(out.expected).toEqual({ exists: true, locked: true, noGrants: true });
       expect(await c.inspect(id)).toMatchObject({ exists: true, locked: true, grants: [] });
       const [shown] = await target.admin.query<mysql.RowDataPacket[]>('SHOW GRANTS FOR ?@?', [id.name, '%']);

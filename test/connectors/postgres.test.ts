@@ -10,6 +10,7 @@ import { Secret } from '../../src/connectors/secret';
 import { freePort } from '../support/servers/process';
 import { connectPg, type PostgresServer, startPostgres } from '../support/servers/postgres';
 import { type ContractHarness, describeConnectorContract } from './contract';
+import { underPolicy, type UnderPolicy } from './under-policy';
 
 /*
  * Runs against a private PostgreSQL instance (scram-sha-256 everywhere, see test/support/servers/postgres.ts), with the
@@ -28,7 +29,7 @@ const opened: Connector[] = [];
 const touched = new Set<string>();
 
 /** The connector as the worker would build it: config through the type's own schema, password from the "environment". */
-function connector(over: Record<string, unknown> = {}, policy: Record<string, unknown> = {}): PostgresConnector {
+function connector(over: Record<string, unknown> = {}, policy: Record<string, unknown> = {}): UnderPolicy<PostgresConnector> {
   const cfg = postgresInstanceSchema.parse({
     name: 'postgres-test',
     type: 'postgres',
@@ -49,7 +50,7 @@ function connector(over: Record<string, unknown> = {}, policy: Record<string, un
     return connectorPassword;
   }) as PostgresConnector;
   opened.push(c);
-  return c;
+  return underPolicy(c, cfg.policy.revokeMode);
 }
 
 const fresh = (prefix = 'cg'): IdentityRef => {
@@ -248,7 +249,7 @@ function harness() {
       const role = pg.escapeIdentifier(id.name);
       await server.adminQuery('postgres', `CREATE ROLE ${role} LOGIN`);
       await server.adminQuery('cg_other', `CREATE TABLE public.kept_${id.name} (id int); ALTER TABLE public.kept_${id.name} OWNER TO ${role}`);
-      return { run: () => connector({}, { revokeMode: 'delete' }).revoke(id), causeMatches: /cannot be dropped because some objects depend on it/ };
+      return { run: () => connector({}, { revokeMode: 'delete' }).leave(id), causeMatches: /cannot be dropped because some objects depend on it/ };
     },
     acceptedButNotApplied: async () => {
       const id = fresh();
@@ -390,7 +391,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     } finally {
       await server.adminQuery('cg_app', `DROP TABLE reports.weekly_${id.name}`);
     }
-    const out = await c.revokeGrants(id, ['SELECT ON ALL TABLES IN SCHEMA cg_app.reports'], false);
+    const out = await c.expire(id, ['SELECT ON ALL TABLES IN SCHEMA cg_app.reports'], false);
     expect(out.changed).toBe(true);
     expect((await c.inspect(id)).grants).toEqual([]);
   });
@@ -427,7 +428,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     const before = await c.inspect(id);
     expect(before).toMatchObject({ activeSessions: 2, attributes: { ownedObjects: 2, ownsObjectsIn: MANAGED } });
 
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.detail).toMatch(/ended 2 session\(s\), reassigned 2 owned object\(s\) to 'cg_orphans'/);
     for (const s of sessions) {
       await expect(s.query('SELECT 1')).rejects.toThrow();
@@ -439,14 +440,14 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
       expect(await server.adminQuery(db, `SELECT id FROM ${table}`)).toEqual([{ id: 42 }]);
     }
     await expect(login(id.name, secret, 'postgres')).rejects.toMatchObject({ code: '28P01' });
-    expect((await c.revoke(id)).changed).toBe(false);
+    expect((await c.leave(id)).changed).toBe(false);
   });
 
   it('delete with ownedObjects drop: the tables the leaver created are dropped in every managed database', async () => {
     const c = connector({ ownedObjects: 'drop', reassignTo: undefined });
     const { id, sessions, table } = await leaverWithTables(c);
     await Promise.all(sessions.map((s) => s.end()));
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.detail).toMatch(/dropped 2 owned object\(s\)/);
     for (const db of MANAGED) expect(await tableOwner(db, table)).toBeNull();
     expect(await roleExists(id.name)).toBe(false);
@@ -456,7 +457,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     const c = connector({}, { revokeMode: 'disable' });
     const { id, secret, sessions, table } = await leaverWithTables(c);
     await c.provision(id, ['SELECT ON TABLE cg_app.sales.orders', 'MEMBER OF cg_readers']);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.expected).toEqual({ exists: true, locked: true, noGrants: true });
     for (const s of sessions) {
       await expect(s.query('SELECT 1')).rejects.toThrow();
@@ -480,7 +481,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     await c.provision(id, ['SELECT ON TABLE cg_app.sales.orders']);
     await server.adminQuery('cg_app', `GRANT SELECT ON sales.payroll TO ${pg.escapeIdentifier(id.name)}`);
     expect((await c.inspect(id)).grants).toContain('SELECT ON TABLE cg_app.sales.payroll');
-    const err = await c.revoke(id).then(() => null, (e: unknown) => e);
+    const err = await c.leave(id).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectorRefusal);
     // PostgreSQL names dependents of the current database only ("1 object in database cg_app"); the connector adds what is left.
     expect((err as Error).message).toMatch(/cannot be dropped because some objects depend on it.*still held \(granted by another role\): SELECT ON TABLE cg_app\.sales\.payroll/);
@@ -499,14 +500,14 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     await asConnector('postgres', `GRANT ${role} TO ${CONNECTOR}`);
     expect(await isMemberOf(id.name)).toBe(true);
     await server.adminQuery('cg_app', `GRANT SELECT ON sales.payroll TO ${role}`);
-    const err = await c.revoke(id).then(() => null, (e: unknown) => e);
+    const err = await c.leave(id).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectorRefusal);
     expect((err as Error).message).toMatch(/cannot be dropped because some objects depend on it/);
     expect(await roleExists(id.name)).toBe(true);
     expect(await isMemberOf(id.name)).toBe(false);
     // Once the other grantor has taken its privilege back, the retry completes.
     await server.adminQuery('cg_app', `REVOKE SELECT ON sales.payroll FROM ${role}`);
-    expect((await c.revoke(id)).changed).toBe(true);
+    expect((await c.leave(id)).changed).toBe(true);
     expect(await roleExists(id.name)).toBe(false);
   });
 
@@ -524,7 +525,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     await c.provision(id, []);
     const table = `work.kept_${id.name}`;
     await server.adminQuery('cg_app', `CREATE TABLE ${table} (id int); ALTER TABLE ${table} OWNER TO ${pg.escapeIdentifier(id.name)}`);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.detail).toMatch(/reassigned 1 owned object\(s\) to 'cg_orphans', revoked 0 grant\(s\), dropped role/);
     expect(await roleExists(id.name)).toBe(false);
     expect(await tableOwner('cg_app', table)).toBe('cg_orphans');
@@ -537,7 +538,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     const before = await snapshot();
     for (const revokeMode of ['delete', 'disable']) {
       const c = connector({}, { revokeMode });
-      for (const op of [() => c.revoke(id), () => c.rotate(id), () => c.revokeGrants(id, [], true), () => c.provision(id, [])]) {
+      for (const op of [() => c.leave(id), () => c.rotate(id), () => c.expire(id, [], true), () => c.provision(id, [])]) {
         const err = await op().then(() => null, (e: unknown) => e);
         expect(err).toBeInstanceOf(ConnectorRefusal);
         expect((err as ConnectorRefusal).type).toBe(FailureType.InvalidIdentity);
@@ -551,7 +552,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
   it('disable: a leaver whose role is already gone succeeds with nothing to do, and the read-back expects it absent', async () => {
     const c = connector({}, { revokeMode: 'disable' });
     const id = fresh('leaver');
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out).toEqual({ changed: false, detail: `role '${id.name}' was already absent`, expected: { exists: false } });
     expect(verifyAccount(out.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
   });
@@ -576,7 +577,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     ];
     try {
       expect((await c.inspect(id)).grants).toEqual([...others, 'SELECT ON TABLE cg_app.sales.orders']);
-      const err = await c.revoke(id).then(() => null, (e: unknown) => e);
+      const err = await c.leave(id).then(() => null, (e: unknown) => e);
       expect(err).toBeInstanceOf(ConnectorRefusal);
       expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);
       expect((err as Error).message).toContain(`role '${id.name}' is disabled (NOLOGIN, VALID UNTIL -infinity, ended 0 session(s), revoked 1 grant(s))`);
@@ -593,7 +594,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
       );
     }
     // Once the grantor has taken them back, the retried leaver completes and verifies.
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.changed).toBe(false);
     expect(verifyAccount(out.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
   });
@@ -605,7 +606,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     // Granted with the connector's credential outside a ticket (it holds SELECT on sales.orders WITH GRANT OPTION).
     await asConnector('cg_app', `GRANT SELECT (total) ON sales.orders TO ${pg.escapeIdentifier(id.name)}`);
     expect((await c.inspect(id)).grants).toEqual(['OTHER PRIVILEGE IN DATABASE cg_app ON column total of table sales.orders']);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.detail).toMatch(/revoked 1 grant\(s\)/);
     expect(verifyAccount(out.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
   });
@@ -618,7 +619,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
     try {
       await holder.query('BEGIN');
       await holder.query(`LOCK TABLE ${table} IN ACCESS SHARE MODE`);
-      const err = await c.revoke(id).then(() => null, (e: unknown) => e);
+      const err = await c.leave(id).then(() => null, (e: unknown) => e);
       expect(err).toBeInstanceOf(Error);
       expect(err).not.toBeInstanceOf(ConnectorRefusal);
       expect(((err as Error).cause as { code?: string }).code).toBe('55P03');
@@ -628,7 +629,7 @@ describe('PostgreSQL connector against a real server, with its least-privilege r
       await holder.query('ROLLBACK');
       await holder.end();
     }
-    expect((await c.revoke(id)).changed).toBe(true);
+    expect((await c.leave(id)).changed).toBe(true);
     expect(await roleExists(id.name)).toBe(false);
   });
 

@@ -22,6 +22,7 @@ import {
 } from '../support/servers/rabbitmq';
 import { waitFor } from '../support/wait';
 import { type ContractHarness, describeConnectorContract } from './contract';
+import { underPolicy, type UnderPolicy } from './under-policy';
 
 let broker: RabbitTestBroker;
 /** The gateway's own user for this run: administrator tag, no vhost permissions (rabbitmq-connector.ts). */
@@ -30,16 +31,16 @@ let connectorPassword: string;
 let unreachablePort: number;
 const extraVhosts: string[] = [];
 
-function connector(revokeMode: 'delete' | 'disable' = 'delete', over: { url?: string; user?: string; password?: string; amqpPort?: number } = {}): RabbitmqConnector {
-  return createRabbitmqConnector({
+function connector(revokeMode: 'delete' | 'disable' = 'delete', over: { url?: string; user?: string; password?: string; amqpPort?: number } = {}): UnderPolicy<RabbitmqConnector> {
+  const c = createRabbitmqConnector({
     name: 'rabbitmq-test',
     url: over.url ?? broker.url,
     user: over.user ?? connectorUser,
     password: over.password ?? connectorPassword,
     amqpPort: over.amqpPort ?? broker.amqpPort,
     protectedAccounts: ['guest', connectorUser],
-    revokeMode,
   });
+  return underPolicy(c, revokeMode);
 }
 
 const freshIdentity = (): IdentityRef => ({ type: 'service_account', name: `cgt_${randomBytes(5).toString('hex')}` });
@@ -167,7 +168,7 @@ describe('rabbitmq connector', () => {
       expect(out.created).toBe(false);
       expect((await c.inspect(id)).grants).toEqual(['tag=management', 'tag=monitoring']);
       expect(await c.authenticates(id, new Secret(password))).toBe(true);
-      await c.revokeGrants(id, ['tag=monitoring'], false);
+      await c.expire(id, ['tag=monitoring'], false);
       expect((await c.inspect(id)).grants).toEqual(['tag=management']);
       expect(await c.authenticates(id, new Secret(password))).toBe(true);
     } finally {
@@ -188,7 +189,7 @@ describe('rabbitmq connector', () => {
     try {
       await c.provision(id, [permission(broker.vhost)]);
       await broker.admin.put(`/permissions/${enc(broker.vhost)}/${enc(id.name)}`, { configure: '', write: '^other\\.', read: '^other\\.' });
-      const out = await c.revokeGrants(id, [permission(broker.vhost)], false);
+      const out = await c.expire(id, [permission(broker.vhost)], false);
       expect(out.changed).toBe(false);
       expect(out.detail).toContain('no longer match');
       expect((await c.inspect(id)).grants).toEqual([`vhost=${broker.vhost} configure= write=^other\\. read=^other\\.`]);
@@ -204,7 +205,7 @@ describe('rabbitmq connector', () => {
     await broker.admin.put(`/permissions/${enc(broker.vhost)}/${enc(id.name)}`, { configure: '', write: '^cgt\\.', read: '^cgt\\.' });
     const session = await broker.connectAs(id.name, password);
     await waitFor('the connection to be listed', async () => (await c.inspect(id)).activeSessions === 1);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.detail).toContain('closed 1 connection(s)');
     await session.closedByBroker();
     expect((await broker.admin.get(`/users/${enc(id.name)}`)).status).toBe(404);
@@ -220,14 +221,14 @@ describe('rabbitmq connector', () => {
       const session = await broker.connectAs(id.name, password);
       const before = await c.inspect(id);
       expect(before.grants).toContain(`topic vhost=${broker.vhost} exchange=amq.topic write=^cgt\\. read=^cgt\\.`);
-      const out = await c.revoke(id);
+      const out = await c.leave(id);
       expect(out).toMatchObject({ changed: true, expected: { exists: true, locked: true, noGrants: true } });
       await session.closedByBroker();
       const observed = await c.inspect(id);
       expect(observed).toEqual({ exists: true, locked: true, grants: [], activeSessions: 0, attributes: { tags: [] } });
       expect(verifyAccount(out.expected!, observed).verified).toBe(true);
       expect(await c.authenticates(id, new Secret(password))).toBe(false);
-      expect((await c.revoke(id)).changed).toBe(false);
+      expect((await c.leave(id)).changed).toBe(false);
     } finally {
       await broker.deleteUser(id.name);
     }
@@ -240,7 +241,7 @@ describe('rabbitmq connector', () => {
       await c.provision(id, ['tag=policymaker']);
       const rotated = await c.rotate(id);
       expect((await c.inspect(id)).grants).toEqual(['tag=policymaker']);
-      await c.revokeGrants(id, ['tag=policymaker'], false);
+      await c.expire(id, ['tag=policymaker'], false);
       expect(await c.authenticates(id, rotated.secret)).toBe(true);
       expect(await amqpLogin({ host: '127.0.0.1', port: broker.amqpPort }, id.name, 'wrong')).toBe(false);
     } finally {
@@ -314,7 +315,7 @@ describe('rabbitmq connector', () => {
   it('disable mode reports a user that does not exist as already absent, expecting no account, and creates nothing', async () => {
     const c = connector('disable');
     const id = freshIdentity();
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out).toEqual({ changed: false, detail: `user '${id.name}' was already absent`, expected: { exists: false } });
     expect(verifyAccount(out.expected!, await c.inspect(id)).verified).toBe(true);
     expect((await broker.admin.get(`/users/${enc(id.name)}`)).status).toBe(404);
@@ -324,7 +325,7 @@ describe('rabbitmq connector', () => {
     const id = freshIdentity();
     try {
       await broker.createUser(id.name, []);
-      await connector('disable').revoke(id);
+      await connector('disable').leave(id);
       const err = await connector().rotate(id).then(() => null, (e: unknown) => e);
       expect(err).toBeInstanceOf(ConnectorRefusal);
       expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);

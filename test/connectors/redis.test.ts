@@ -11,6 +11,7 @@ import { freePort } from '../support/servers/process';
 import { REDIS_ADMIN, type RedisTestServer, startRedis } from '../support/servers/redis';
 import { waitFor } from '../support/wait';
 import { type ContractHarness, describeConnectorContract } from './contract';
+import { underPolicy, type UnderPolicy } from './under-policy';
 
 /** The documented least privilege of the gateway's own user (redis-connector.ts). */
 const CONNECTOR_RULES = ['resetkeys', 'resetchannels', '-@all', '+acl|setuser', '+acl|deluser', '+acl|getuser', '+acl|list', '+acl|cat', '+client|list', '+client|kill'];
@@ -22,7 +23,7 @@ let connectorPassword: string;
 let unreachablePort: number;
 const open: RedisConnector[] = [];
 
-function connector(revokeMode: 'delete' | 'disable' = 'delete', over: { port?: number; user?: string; password?: string } = {}): RedisConnector {
+function connector(revokeMode: 'delete' | 'disable' = 'delete', over: { port?: number; user?: string; password?: string } = {}): UnderPolicy<RedisConnector> {
   const c = createRedisConnector({
     name: 'redis-test',
     host: server.host,
@@ -30,10 +31,9 @@ function connector(revokeMode: 'delete' | 'disable' = 'delete', over: { port?: n
     user: over.user ?? CONNECTOR_USER,
     password: over.password ?? connectorPassword,
     protectedAccounts: [REDIS_ADMIN, CONNECTOR_USER],
-    revokeMode,
   });
   open.push(c);
-  return c;
+  return underPolicy(c, revokeMode);
 }
 
 const freshIdentity = (): IdentityRef => ({ type: 'service_account', name: `cgt_${randomBytes(5).toString('hex')}` });
@@ -142,7 +142,7 @@ describe('redis connector', () => {
     const id = freshIdentity();
     try {
       await c.provision(id, ['~cgt:a:*', '~cgt:b:*', '&cgt:x:*', '&cgt:y:*']);
-      const out = await c.revokeGrants(id, ['%W~cgt:a:*', '&cgt:x:*'], false);
+      const out = await c.expire(id, ['%W~cgt:a:*', '&cgt:x:*'], false);
       expect(out.changed).toBe(true);
       const observed = await c.inspect(id);
       expect(verifyAccount({ exists: true, mustHave: ['%R~cgt:a:*', '~cgt:b:*', '&cgt:y:*'], mustNotHave: ['%W~cgt:a:*', '~cgt:a:*', '&cgt:x:*'] }, observed).mismatches).toEqual([]);
@@ -156,7 +156,7 @@ describe('redis connector', () => {
     const id = freshIdentity();
     try {
       await c.provision(id, ['+@hash', '+hget', '+get']);
-      await c.revokeGrants(id, ['+@hash'], false);
+      await c.expire(id, ['+@hash'], false);
       const observed = await c.inspect(id);
       expect(observed.grants).toEqual(['+get']);
     } finally {
@@ -171,7 +171,7 @@ describe('redis connector', () => {
     const session = await server.connectAs(id.name, password);
     expect(await session.ping()).toBe('PONG');
     expect((await c.inspect(id)).activeSessions).toBe(1);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.detail).toContain('ended 1 session(s)');
     await waitFor('the leaver’s connection to close', () => session.status === 'end');
     expect(await acl('GETUSER', id.name)).toBeNull();
@@ -183,13 +183,13 @@ describe('redis connector', () => {
     try {
       const password = await server.createUser(id.name, ['~cgt:s:*', '&cgt:s:*', '+get', '+ping']);
       const session = await server.connectAs(id.name, password);
-      const out = await c.revoke(id);
+      const out = await c.leave(id);
       expect(out).toMatchObject({ changed: true, expected: { exists: true, locked: true, noGrants: true } });
       await waitFor('the disabled user’s connection to close', () => session.status === 'end');
       const observed = await c.inspect(id);
       expect(observed).toMatchObject({ exists: true, locked: true, grants: [], activeSessions: 0, attributes: { passwords: 0 } });
       expect(verifyAccount(out.expected!, observed).verified).toBe(true);
-      expect((await c.revoke(id)).changed).toBe(false);
+      expect((await c.leave(id)).changed).toBe(false);
       expect(await c.authenticates(id, new Secret(password))).toBe(false);
     } finally {
       await dropUser(id.name);
@@ -199,7 +199,7 @@ describe('redis connector', () => {
   it('disable mode reports a user that does not exist as already absent, expecting no account, and creates nothing', async () => {
     const c = connector('disable');
     const id = freshIdentity();
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out).toEqual({ changed: false, detail: `user '${id.name}' was already absent`, expected: { exists: false } });
     expect(verifyAccount(out.expected!, await c.inspect(id)).verified).toBe(true);
     expect(await acl('GETUSER', id.name)).toBeNull();
@@ -209,7 +209,7 @@ describe('redis connector', () => {
     const id = freshIdentity();
     try {
       await server.createUser(id.name, ['~cgt:s:*', '+get']);
-      await connector('disable').revoke(id);
+      await connector('disable').leave(id);
       const err = await connector().rotate(id).then(() => null, (e: unknown) => e);
       expect(err).toBeInstanceOf(ConnectorRefusal);
       expect((err as ConnectorRefusal).type).toBe(FailureType.TargetRefused);

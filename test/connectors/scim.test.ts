@@ -10,6 +10,7 @@ import { eq, memberPath, scimStringLiteral } from '../../src/connectors/scim/sci
 import { freePort } from '../support/servers/process';
 import { ADMIN_USER, GATEWAY_USER, recordingProxy, type ScimTarget, startScimProvider } from '../support/servers/scim';
 import { describeConnectorContract } from './contract';
+import { underPolicy, type UnderPolicy } from './under-policy';
 
 // Groups the tests grant; "Dynamic All Staff" is one whose membership the provider owns (writes answered, dropped).
 const READERS = 'cg-readers';
@@ -29,7 +30,7 @@ interface BuildOptions {
 }
 
 /** A connector built the way the registry builds one: the type's schema parses the entry, the token comes from env. */
-function build(o: BuildOptions = {}): Connector {
+function build(o: BuildOptions = {}): UnderPolicy<Connector> {
   const cfg = scimInstanceSchema.parse({
     name: 'scim-under-test',
     type: 'scim',
@@ -41,7 +42,7 @@ function build(o: BuildOptions = {}): Connector {
   });
   const c = scimConnectorType.create(cfg, envSecrets(process.env, cfg.name));
   opened.push(c);
-  return c;
+  return underPolicy(c, cfg.policy.revokeMode);
 }
 
 let gateway: Connector;
@@ -150,7 +151,7 @@ describe('SCIM filter building', () => {
     try {
       const c = build({ baseUrl: proxy.url });
       const id: IdentityRef = { type: 'person', name: 'x" or userName pr or "' };
-      for (const op of [() => c.inspect(id), () => c.provision(id, [`group=${READERS}`]), () => c.revoke(id), () => c.revokeGrants(id, [`group=${READERS}`], true)]) {
+      for (const op of [() => c.inspect(id), () => c.provision(id, [`group=${READERS}`]), () => c.leave(id), () => c.expire(id, [`group=${READERS}`], true)]) {
         expect((await refusal(op())).type).toBe(FailureType.InvalidIdentity);
       }
       expect(proxy.log).toEqual([]);
@@ -228,7 +229,7 @@ describe('SCIM ETags and If-Match', () => {
       },
     });
     try {
-      const out = await build({ baseUrl: proxy.url }).revoke(id);
+      const out = await build({ baseUrl: proxy.url }).leave(id);
       expect(out.changed).toBe(true);
       expect(proxy.log.filter((r) => r.method === 'PATCH' && r.path.startsWith('/Users/')).map((r) => r.status)).toEqual([412, 200]);
       expect(verifyAccount(out.expected!, await gateway.inspect(id))).toEqual({ verified: true, mismatches: [] });
@@ -253,7 +254,7 @@ describe('SCIM ETags and If-Match', () => {
       },
     });
     try {
-      const err = await refusal(build({ baseUrl: proxy.url, revokeMode: 'delete' }).revoke(id));
+      const err = await refusal(build({ baseUrl: proxy.url, revokeMode: 'delete' }).leave(id));
       expect(err.type).toBe(FailureType.TargetRefused);
       expect(causeStatus(err)).toBe(412);
       expect(proxy.log.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([412, 412]);
@@ -273,7 +274,7 @@ describe('SCIM least privilege', () => {
     const reader = build({ tokenEnv: TOKEN_ENV.readOnly, ownUserName: null });
     expect(await reader.inspect(id)).toEqual(await gateway.inspect(id));
     expect((await reader.discover()).map((d) => d.name)).toContain(id.name);
-    for (const op of [() => reader.provision(fresh(), [`group=${READERS}`]), () => reader.revoke(id), () => reader.revokeGrants(id, [`group=${READERS}`], false)]) {
+    for (const op of [() => reader.provision(fresh(), [`group=${READERS}`]), () => reader.leave(id), () => reader.expire(id, [`group=${READERS}`], false)]) {
       const err = await refusal(op());
       expect(err.type).toBe(FailureType.TargetRefused);
       expect(causeStatus(err)).toBe(403);
@@ -335,7 +336,7 @@ describe('SCIM least privilege', () => {
     const c = build({ ownUserName: null });
     const own: IdentityRef = { type: 'service_account', name: GATEWAY_USER };
     expect(c.grammar.validateIdentity(own)).toEqual([]); // the edge does not know it without config…
-    expect((await refusal(c.revoke(own))).type).toBe(FailureType.InvalidIdentity); // …the live connector does
+    expect((await refusal(c.leave(own))).type).toBe(FailureType.InvalidIdentity); // …the live connector does
     expect((await c.discover()).find((d) => d.name === GATEWAY_USER)?.protected).toBe(true);
     expect(await sp.admin.findUser(GATEWAY_USER)).toMatchObject({ active: true });
   });
@@ -347,11 +348,11 @@ describe('SCIM revoke policy "delete"', () => {
     const id = fresh();
     await c.provision(id, [`group=${READERS}`, `group=${OPERATORS}`]);
     const userId = String((await sp.admin.findUser(id.name))?.id);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out).toEqual({ changed: true, detail: expect.stringMatching(/deleted user/), expected: { exists: false } });
     expect(await c.inspect(id)).toEqual({ exists: false, grants: [] });
     expect((await sp.admin.findGroup(READERS))?.members?.map((m) => m.value)).not.toContain(userId);
-    expect(await c.revoke(id)).toEqual({ changed: false, detail: `user '${id.name}' was already absent`, expected: { exists: false } });
+    expect(await c.leave(id)).toEqual({ changed: false, detail: `user '${id.name}' was already absent`, expected: { exists: false } });
   });
 });
 
@@ -543,7 +544,7 @@ describe('SCIM provider that does not report User.groups', () => {
     ]);
     await c.provision(id, [`group=${READERS}`, `group=${OPERATORS}`]);
     expect((await c.inspect(id)).grants).toEqual([`group=${OPERATORS}`, `group=${READERS}`]);
-    expect((await c.revokeGrants(id, [`group=${OPERATORS}`], false)).changed).toBe(true);
+    expect((await c.expire(id, [`group=${OPERATORS}`], false)).changed).toBe(true);
     expect((await c.inspect(id)).grants).toEqual([`group=${READERS}`]);
   });
 });

@@ -2,7 +2,8 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import { inspect } from 'node:util';
 import type { IdentityRef } from '../../src/actions/identity-action';
-import { type Connector, GONE, type RevokeMode, revokeTarget, verifyAccount } from '../../src/connectors/connector';
+import { type Connector, GONE, type RevokeMode, verifyAccount } from '../../src/connectors/connector';
+import { revokeTarget } from '../../src/connectors/revoke-policy';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { GrammarRegistry, parseConnectorsFile } from '../../src/connectors/registry';
 import { Secret } from '../../src/connectors/secret';
@@ -12,6 +13,7 @@ import { VaultError } from '../../src/connectors/vault/vault-http';
 import { type ContractHarness, describeConnectorContract } from './contract';
 import { gatewayPolicy, type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from '../support/servers/openbao';
 import { freePort } from '../support/servers/process';
+import { underPolicy, type UnderPolicy } from './under-policy';
 
 let bao: OpenBao;
 let fx: VaultFixture;
@@ -19,7 +21,7 @@ let deadPort: number;
 const opened: Connector[] = [];
 
 /** Built through the type module, as the worker builds it: schema defaults, token only from the named env var. */
-function vault(over: Record<string, unknown> = {}, token?: string): VaultConnector {
+function vault(over: Record<string, unknown> = {}, token?: string): UnderPolicy<VaultConnector> {
   const cfg = vaultInstanceSchema.parse({
     name: 'vault-test',
     type: 'vault',
@@ -37,7 +39,7 @@ function vault(over: Record<string, unknown> = {}, token?: string): VaultConnect
     return token ?? fx.gatewayToken;
   }) as VaultConnector;
   opened.push(c);
-  return c;
+  return underPolicy(c, cfg.policy.revokeMode);
 }
 
 const hex = (): string => randomBytes(5).toString('hex');
@@ -332,7 +334,7 @@ describe('vault: rotation destinations are checked before anything is rotated', 
     const c = vault({ policy: { revokeMode: 'disable' } });
     const disabled = `disabled-dest/${hex()}`;
     await c.provision(sid(`kv/${disabled}`), []);
-    await c.revoke(sid(`kv/${disabled}`));
+    await c.leave(sid(`kv/${disabled}`));
     const foreign = `foreign-dest/${hex()}`;
     await bao.root('POST', `secret/data/${fx.kvPrefix}/${foreign}`, { data: { username: 'u', password: 'p' } });
     const before = await snapshot();
@@ -365,13 +367,13 @@ describe('vault: kv/ identities under the disable policy', () => {
     const id = sid(`kv/disable/${hex()}`);
     await c.provision(id, ['reader=app-a', 'reader=app-b']);
     await c.rotate(id);
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out).toMatchObject({ changed: true, expected: { exists: true, locked: true, noGrants: true } });
     expect(verifyAccount(out.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
     const meta = await bao.root<{ data: { versions: Record<string, { deletion_time: string; destroyed: boolean }> } }>('GET', `secret/metadata/${fx.kvPrefix}/${id.name.slice(3)}`);
     expect(Object.values(meta.body.data.versions).map((v) => v.deletion_time !== '' && !v.destroyed)).toEqual([true, true]);
     expect((await c.rotate(id).then(() => null, (e: unknown) => e)) as ConnectorRefusal).toBeInstanceOf(ConnectorRefusal);
-    expect((await c.revoke(id)).changed).toBe(false);
+    expect((await c.leave(id)).changed).toBe(false);
     await bao.root('POST', `secret/undelete/${fx.kvPrefix}/${id.name.slice(3)}`, { versions: [2] });
     expect((await c.inspect(id)).locked).toBe(false);
     await kvCleanup(id);
@@ -394,11 +396,11 @@ describe('vault: db/ dynamic credentials against MariaDB', () => {
     expect((await c.provision(id, ['login'])).created).toBe(false);
     expect((await c.discover()).map((d) => d.name)).toContain(`db/${fx.dbRole}`);
 
-    const revoked = await c.revoke(id);
+    const revoked = await c.leave(id);
     expect(revoked.changed).toBe(true);
     expect(verifyAccount(revoked.expected ?? { exists: false }, await c.inspect(id)).verified).toBe(true);
     expect(await fx.dbUsers()).not.toContain(added[0]);
-    expect((await c.revoke(id)).changed).toBe(false);
+    expect((await c.leave(id)).changed).toBe(false);
   });
 
   it('a role whose revocation statements keep the user: Vault and inspect call the lease revoked, only MariaDB still holds the user', async () => {
@@ -408,7 +410,7 @@ describe('vault: db/ dynamic credentials against MariaDB', () => {
     await c.provision(id, ['login']);
     const [user] = (await fx.dbUsers()).filter((u) => !before.includes(u));
     expect(user).toBeDefined();
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out.changed).toBe(true);
     // Through Vault everything looks done: this is the limit of what a Vault-side read-back can prove.
     expect(verifyAccount({ exists: false }, await c.inspect(id)).verified).toBe(true);
@@ -426,11 +428,11 @@ describe('vault: db/ dynamic credentials against MariaDB', () => {
     const before = await fx.dbUsers();
     await c.provision(id, ['login']);
     const [user] = (await fx.dbUsers()).filter((u) => !before.includes(u));
-    const out = await c.revoke(id);
+    const out = await c.leave(id);
     expect(out).toMatchObject({ changed: true, expected: GONE });
     expect(verifyAccount(out.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
     expect(await fx.dbUsers()).not.toContain(user);
-    const again = await c.revoke(id);
+    const again = await c.leave(id);
     expect(again).toEqual({ changed: false, detail: `db/${fx.dbRole} (no live lease) was already absent`, expected: GONE });
     expect(verifyAccount(again.expected!, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
   });
@@ -516,7 +518,7 @@ describe('vault: pki/ certificates', () => {
     expect(seen).toMatchObject({ exists: true, locked: false });
     const read = await bao.root<{ data: Record<string, unknown> }>('GET', `pki/cert/${other.body.data.serial_number}`);
     expect(Object.keys(read.body.data).filter((k) => /role/i.test(k))).toEqual([]);
-    await c.revoke(sid(`pki/${cn}`));
+    await c.leave(sid(`pki/${cn}`));
     expect(await revocationTime(other.body.data.serial_number)).toBeGreaterThan(0);
   });
 

@@ -74,7 +74,7 @@ export async function applyAndVerify(
       const applied = await apply();
       startedAt ||= applied.startedAt;
       detail = applied.detail;
-      // The connector says what its revoke policy leaves behind (deleted, or disabled and stripped).
+      // The revoke policy says what a leaver or an expiry leaves behind (deleted, disabled and stripped, or already gone).
       if (applied.expected) desired = applied.expected;
     } catch (err) {
       const error = failureText(err);

@@ -44,7 +44,7 @@ import {
   ListUsersCommand,
 } from '@aws-sdk/client-iam';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, type Connector, type TwoPhaseRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { absent, type ChangeOutcome, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RotationResult, type TwoPhaseRotator } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import type { Secret } from '../secret';
 import { AwsIamAccessKeys } from './aws-iam-access-keys';
@@ -69,7 +69,6 @@ export interface AwsIamConnectorOptions {
   protectedAccounts: string[];
   allowedPolicyArns: string[];
   allowedGroups: string[];
-  revokeMode?: RevokeMode;
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
   /** How long to wait for IAM's eventual consistency (a brand-new key not yet accepted or listed). Default 10 s. */
@@ -85,7 +84,6 @@ type EntityState = UserState | RoleState;
  */
 export class AwsIamConnector extends IamCalls implements Connector, TwoPhaseRotator {
   readonly grammar: AwsIamGrammar;
-  private readonly revokeMode: RevokeMode;
   private readonly users: AwsIamUsers;
   private readonly roles: AwsIamRoles;
   private readonly keys: AwsIamAccessKeys;
@@ -93,7 +91,6 @@ export class AwsIamConnector extends IamCalls implements Connector, TwoPhaseRota
   constructor(name: string, private readonly connectorOpts: AwsIamConnectorOptions) {
     const client = iamClientFor(connectorOpts, connectorOpts.accessKeyId, connectorOpts.secretAccessKey);
     super(name, connectorOpts, client);
-    this.revokeMode = connectorOpts.revokeMode ?? 'delete';
     this.grammar = new AwsIamGrammar({
       protectedAccounts: connectorOpts.protectedAccounts,
       allowedPolicyArns: connectorOpts.allowedPolicyArns,
@@ -152,41 +149,41 @@ export class AwsIamConnector extends IamCalls implements Connector, TwoPhaseRota
     };
   }
 
-  async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
+  async disable(identity: IdentityRef): Promise<ChangeOutcome> {
     const entity = this.entity(identity);
     const state = await this.read(entity);
-    // Gone is done under either policy: nothing to delete or disable, and no access left (a refusal here blocked
-    // closure over an identity that no longer exists).
-    if (state === null) return alreadyAbsent(`${entity.kind} '${entity.name}'`);
-    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
-    if (this.revokeMode === 'disable') {
-      const observed = observe(state);
-      if ((entity.kind === 'role' || observed.locked) && observed.grants.length === 0) {
-        return { changed: false, detail: `${entity.kind} '${entity.name}' was already ${entity.kind === 'user' ? 'locked with' : 'left with'} no grants`, expected };
-      }
-      const done = await this.strip(state, false);
-      // A stripped role keeps its trust policy: whoever it trusts can still assume it, and such a session can still
-      // use whatever resource-based policies (bucket, key, queue policies) grant the role's ARN; sessions issued
-      // before stay valid until they expire. Replacing the trust policy needs UpdateAssumeRolePolicy, which the
-      // gateway is not given (see aws-iam-policy.ts): the detail says so, for the human reading the evidence.
-      const kept =
-        entity.kind === 'user'
-          ? 'kept (policy: disable)'
-          : 'kept (policy: disable); its trust policy is unchanged, so it can still be assumed and used through resource-based policies naming it, and existing sessions last until they expire: an administrator must replace the trust policy to disable it fully';
-      return { changed: true, detail: `${done}; ${entity.kind} '${entity.name}' ${kept}`, expected };
+    if (state === null) return absent(`${entity.kind} '${entity.name}'`);
+    const observed = observe(state);
+    if ((entity.kind === 'role' || observed.locked) && observed.grants.length === 0) {
+      return { changed: false, detail: `${entity.kind} '${entity.name}' was already ${entity.kind === 'user' ? 'locked with' : 'left with'} no grants` };
     }
+    const done = await this.strip(state, false);
+    // A stripped role keeps its trust policy: whoever it trusts can still assume it, and such a session can still
+    // use whatever resource-based policies (bucket, key, queue policies) grant the role's ARN; sessions issued
+    // before stay valid until they expire. Replacing the trust policy needs UpdateAssumeRolePolicy, which the
+    // gateway is not given (see aws-iam-policy.ts): the detail says so, for the human reading the evidence.
+    const kept =
+      entity.kind === 'user'
+        ? 'kept'
+        : 'kept; its trust policy is unchanged, so it can still be assumed and used through resource-based policies naming it, and existing sessions last until they expire: an administrator must replace the trust policy to disable it fully';
+    return { changed: true, detail: `${done}; ${entity.kind} '${entity.name}' ${kept}` };
+  }
+
+  async remove(identity: IdentityRef): Promise<ChangeOutcome> {
+    const entity = this.entity(identity);
+    const state = await this.read(entity);
+    if (state === null) return absent(`${entity.kind} '${entity.name}'`);
     const done = await this.strip(state, true);
     if (state.kind === 'user') await this.gone('DeleteUser', () => this.client.send(new DeleteUserCommand({ UserName: state.name })));
     else await this.gone('DeleteRole', () => this.client.send(new DeleteRoleCommand({ RoleName: state.name })));
-    return { changed: true, detail: `${done}; deleted ${entity.kind} '${entity.name}'`, expected };
+    return { changed: true, detail: `${done}; deleted ${entity.kind} '${entity.name}'` };
   }
 
-  async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
+  async ungrant(identity: IdentityRef, grants: string[]): Promise<ChangeOutcome> {
     const entity = this.entity(identity);
     const taking = grants.map((g) => this.checkedGrant(g));
     const state = await this.read(entity);
-    if (state === null) return { changed: false, detail: `${entity.kind} '${entity.name}' was already absent` };
-    if (dropAccount) return this.revoke(identity);
+    if (state === null) return absent(`${entity.kind} '${entity.name}'`);
     let taken = 0;
     for (const grant of taking) {
       if (grant.kind === 'policy' && state.policies.includes(grant.arn)) {

@@ -50,6 +50,5 @@ export const awsIamConnectorType = defineConnectorType<AwsIamInstanceConfig>({
       protectedAccounts: protectedNames(cfg, cfg.userName),
       allowedPolicyArns: cfg.allowedPolicyArns,
       allowedGroups: cfg.allowedGroups,
-      revokeMode: cfg.policy.revokeMode,
     }),
 });

@@ -54,7 +54,6 @@ export const ldapConnectorType = defineConnectorType<LdapInstanceConfig>({
       groupsOu: cfg.groupsOu,
       protectedAccounts: protectedNames(cfg, ownName(cfg)),
       allowedGroups: cfg.allowedGroups,
-      revokeMode: cfg.policy.revokeMode,
       timeoutMs: cfg.timeoutMs,
     }),
 });

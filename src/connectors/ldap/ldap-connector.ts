@@ -18,7 +18,7 @@
  */
 import { AndFilter, Attribute, BerWriter, Change, Client, EqualityFilter, type Entry, type Filter, PresenceFilter, ResultCodeError } from 'ldapts';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { absent, assertValidIdentity, type ChangeOutcome, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { escapeDnValue, firstRdn, grantOfGroup, groupOfGrant, LdapGrammar, sameDn } from './ldap-grammar';
@@ -37,8 +37,6 @@ export interface LdapConnectorOptions {
   /** uids never touched; the connector's own is added by the caller. */
   protectedAccounts: string[];
   allowedGroups?: string[];
-  /** Leaver policy: delete the entry, or lock it and strip its memberships (kept for ownership/audit). */
-  revokeMode?: RevokeMode;
   timeoutMs?: number;
 }
 
@@ -103,13 +101,11 @@ function values(entry: Entry, attr: string): string[] {
 export class LdapConnector implements Connector, CredentialRotator {
   readonly grammar: LdapGrammar;
   private readonly client: Client;
-  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
   private readonly bases: { person: string; service_account: string; groups: string };
   private binding: Promise<void> | undefined;
 
   constructor(readonly name: string, private readonly opts: LdapConnectorOptions) {
-    this.revokeMode = opts.revokeMode ?? 'delete';
     this.protectedAccounts = new Set(opts.protectedAccounts.map((a) => a.toLowerCase()));
     this.grammar = new LdapGrammar({ protectedAccounts: opts.protectedAccounts, allowedGroups: opts.allowedGroups });
     this.bases = {
@@ -171,31 +167,32 @@ export class LdapConnector implements Connector, CredentialRotator {
     };
   }
 
-  async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
+  async disable(identity: IdentityRef): Promise<ChangeOutcome> {
     const dn = this.dnOf(identity);
     const before = await this.inspect(identity);
-    // Absent is done under either policy: nothing left to delete or lock, and no access either.
-    if (!before.exists) return alreadyAbsent(dn);
-    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
-    if (this.revokeMode === 'disable') {
-      if (before.locked && before.grants.length === 0) return { changed: false, detail: `${dn} was already locked with no group memberships`, expected };
-      // Lock first, so the account cannot bind while its memberships are being removed.
-      if (!before.locked) await this.lock(dn);
-      const removed = await this.leaveAllGroups(dn);
-      return { changed: true, detail: `locked ${dn} (pwdAccountLockedTime ${LOCKED_FOREVER}), removed it from ${removed} group(s); entry kept (policy: disable)`, expected };
-    }
+    if (!before.exists) return absent(dn);
+    if (before.locked && before.grants.length === 0) return { changed: false, detail: `${dn} was already locked with no group memberships` };
+    // Lock first, so the account cannot bind while its memberships are being removed.
+    if (!before.locked) await this.lock(dn);
+    const removed = await this.leaveAllGroups(dn);
+    return { changed: true, detail: `locked ${dn} (pwdAccountLockedTime ${LOCKED_FOREVER}), removed it from ${removed} group(s); entry kept` };
+  }
+
+  async remove(identity: IdentityRef): Promise<ChangeOutcome> {
+    const dn = this.dnOf(identity);
+    const before = await this.inspect(identity);
+    if (!before.exists) return absent(dn);
     // Memberships go first: deleting the entry leaves its DN dangling in every group's member list otherwise.
     const removed = await this.leaveAllGroups(dn);
     await this.call(`delete ${dn}`, () => this.client.del(dn), { ok: [RC.noSuchObject] });
-    return { changed: true, detail: `removed ${dn} from ${removed} group(s) and deleted it`, expected };
+    return { changed: true, detail: `removed ${dn} from ${removed} group(s) and deleted it` };
   }
 
-  async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
+  async ungrant(identity: IdentityRef, grants: string[]): Promise<ChangeOutcome> {
     const dn = this.dnOf(identity);
     const expiring = [...new Set(grants.flatMap((g) => this.checkedGrant(g)))];
     const before = await this.inspect(identity);
-    if (!before.exists) return { changed: false, detail: `${dn} was already absent` };
-    if (dropAccount) return this.revoke(identity);
+    if (!before.exists) return absent(dn);
     let removed = 0;
     for (const grant of expiring) {
       if (!before.grants.includes(grant)) continue;

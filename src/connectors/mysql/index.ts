@@ -34,7 +34,6 @@ export const mysqlConnectorType = defineConnectorType<MysqlInstanceConfig>({
       user: cfg.user,
       password: secrets(cfg.passwordEnv),
       protectedAccounts: protectedNames(cfg, cfg.user),
-      revokeMode: cfg.policy.revokeMode,
       tls: cfg.tls,
     }),
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { absent, assertValidIdentity, type ChangeOutcome, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalGrantsFromShowGrants, MYSQL_PRIVILEGES, MysqlGrammar, splitCanonicalGrant } from './mysql-grammar';
@@ -13,8 +13,6 @@ export interface MysqlConnectorOptions {
   user: string;
   password: string;
   protectedAccounts: string[];
-  /** Leaver policy: drop the account, or lock it and revoke everything (kept for ownership/audit). */
-  revokeMode?: RevokeMode;
   tls?: boolean;
 }
 
@@ -38,11 +36,9 @@ const CANONICAL_OBJECT = /^(`(?:[A-Za-z0-9$]|\\_){1,64}`\.\*|`[A-Za-z0-9_$]{1,64
 export class MysqlConnector implements Connector, CredentialRotator {
   readonly grammar: MysqlGrammar;
   private readonly pool: mysql.Pool;
-  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
 
   constructor(readonly name: string, private readonly opts: MysqlConnectorOptions) {
-    this.revokeMode = opts.revokeMode ?? 'delete';
     this.protectedAccounts = new Set(opts.protectedAccounts.map((a) => a.toLowerCase()));
     this.grammar = new MysqlGrammar({ protectedAccounts: opts.protectedAccounts });
     this.pool = mysql.createPool({
@@ -75,16 +71,29 @@ export class MysqlConnector implements Connector, CredentialRotator {
     };
   }
 
-  async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
+  async disable(identity: IdentityRef): Promise<ChangeOutcome> {
     const { name, host } = this.account(identity);
     const before = await this.inspect(identity);
-    // Absent means no access, which is what a leaver wants under either policy: nothing left to drop or disable.
-    if (!before.exists) return alreadyAbsent(`account '${name}'@'${host}'`);
-    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
-    if (this.revokeMode === 'disable' && before.locked && before.grants.length === 0 && !before.activeSessions) {
-      return { changed: false, detail: `account '${name}'@'${host}' was already locked with no grants`, expected };
+    if (!before.exists) return absent(`account '${name}'@'${host}'`);
+    if (before.locked && before.grants.length === 0 && !before.activeSessions) {
+      return { changed: false, detail: `account '${name}'@'${host}' was already locked with no grants` };
     }
-    // Lock first so no new session can start while grants are being removed.
+    const done = await this.lockAndStrip(identity, before);
+    return { changed: true, detail: `${done}; '${name}'@'${host}' kept` };
+  }
+
+  async remove(identity: IdentityRef): Promise<ChangeOutcome> {
+    const { name, host } = this.account(identity);
+    const before = await this.inspect(identity);
+    if (!before.exists) return absent(`account '${name}'@'${host}'`);
+    const done = await this.lockAndStrip(identity, before);
+    await this.run('DROP USER IF EXISTS ?@?', [name, host]);
+    return { changed: true, detail: `${done}, dropped '${name}'@'${host}'` };
+  }
+
+  /** Locks first so no new session can start while grants are being removed, then ends sessions and revokes everything. */
+  private async lockAndStrip(identity: IdentityRef, before: ObservedAccount): Promise<string> {
+    const { name, host } = this.account(identity);
     await this.run('ALTER USER ?@? ACCOUNT LOCK', [name, host]);
     const ended = await this.endSessions(name, host);
     await this.run('REVOKE ALL PRIVILEGES, GRANT OPTION FROM ?@?', [name, host]);
@@ -95,15 +104,7 @@ export class MysqlConnector implements Connector, CredentialRotator {
       const role = /^ROLE (`(?:[^`]|``)+`(?:@`[^`]*`)?)$/.exec(grant)?.[1];
       if (role) await this.run(`REVOKE ${role} FROM ?@?`, [name, host]);
     }
-    if (this.revokeMode === 'disable') {
-      return {
-        changed: true,
-        detail: `locked, ${ended}, revoked ${before.grants.length} grant(s); '${name}'@'${host}' kept (policy: disable)`,
-        expected,
-      };
-    }
-    await this.run('DROP USER IF EXISTS ?@?', [name, host]);
-    return { changed: true, detail: `locked, ${ended}, revoked ${before.grants.length} grant(s), dropped '${name}'@'${host}'`, expected };
+    return `locked, ${ended}, revoked ${before.grants.length} grant(s)`;
   }
 
   async discover(): Promise<DiscoveredIdentity[]> {
@@ -179,14 +180,13 @@ export class MysqlConnector implements Connector, CredentialRotator {
     return { created, detail: `${created ? 'created' : 'found existing'} '${name}'@'${host}', granted ${grants.length} privilege(s)` };
   }
 
-  async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
+  async ungrant(identity: IdentityRef, grants: string[]): Promise<ChangeOutcome> {
     const { name, host } = this.account(identity);
+    const checked = grants.map((g) => this.checkedGrant(g));
     const before = await this.inspect(identity);
-    if (!before.exists) return { changed: false, detail: `account '${name}'@'${host}' was already absent` };
-    if (dropAccount) return this.revoke(identity);
+    if (!before.exists) return absent(`account '${name}'@'${host}'`);
     let revoked = 0;
-    for (const grant of grants) {
-      const { privilege, object } = this.checkedGrant(grant);
+    for (const { privilege, object } of checked) {
       try {
         await this.run(`REVOKE ${privilege} ON ${object} FROM ?@?`, [name, host]);
         revoked++;

@@ -68,7 +68,6 @@ export const postgresConnectorType = defineConnectorType<PostgresInstanceConfig>
       password: secrets(cfg.passwordEnv),
       protectedAccounts,
       grantableRoles: cfg.grantableRoles,
-      revokeMode: cfg.policy.revokeMode,
       ownedObjects: cfg.ownedObjects,
       reassignTo: cfg.reassignTo,
       lockTimeoutMs: cfg.lockTimeoutMs,

@@ -42,7 +42,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, type Connector, type CredentialRotator, type DesiredAccount, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { absent, assertValidIdentity, type ChangeOutcome, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { formatGrant, PG_IDENTIFIER, type PgGrant, PostgresGrammar, roleNameProblem } from './postgres-grammar';
@@ -64,8 +64,6 @@ export interface PostgresConnectorOptions {
   protectedAccounts: string[];
   /** Roles a ticket may ask membership of. */
   grantableRoles: string[];
-  /** Leaver policy: drop the role, or disable it (NOLOGIN, VALID UNTIL -infinity) and strip its grants. */
-  revokeMode?: RevokeMode;
   /** What a deleted leaver's objects become: owned by `reassignTo`, or dropped with the role. */
   ownedObjects: 'reassign' | 'drop';
   reassignTo?: string;
@@ -106,7 +104,6 @@ export function scramSha256Verifier(password: string, iterations = 4096): string
 export class PostgresConnector extends PgAccess implements Connector, CredentialRotator {
   readonly grammar: PostgresGrammar;
   private readonly privileges: PgPrivileges;
-  private readonly revokeMode: RevokeMode;
   private readonly databases: string[];
   private readonly protectedAccounts: Set<string>;
   /** The connector's own role, quoted: any legal role name, checked when the connector is made, never mid-revoke. */
@@ -119,7 +116,6 @@ export class PostgresConnector extends PgAccess implements Connector, Credential
     const pools = new Map<string, pg.Pool>();
     super(name, opts, pools);
     this.self = pg.escapeIdentifier(opts.user);
-    this.revokeMode = opts.revokeMode ?? 'delete';
     this.databases = [...new Set(opts.databases)];
     const protectedAccounts = [...opts.protectedAccounts, opts.user, ...(opts.reassignTo ? [opts.reassignTo] : [])];
     this.protectedAccounts = new Set(protectedAccounts.map((a) => a.toLowerCase()));
@@ -160,12 +156,11 @@ export class PostgresConnector extends PgAccess implements Connector, Credential
     return { created, detail: `${created ? 'created' : 'found existing'} role '${name}', granted ${wanted.length} privilege(s)` };
   }
 
-  async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
+  async ungrant(identity: IdentityRef, grants: string[]): Promise<ChangeOutcome> {
     const name = this.roleName(identity);
     const wanted = this.checkedGrants(grants);
     const before = await this.inspect(identity);
-    if (!before.exists) return { changed: false, detail: `role '${name}' was already absent` };
-    if (dropAccount) return this.revoke(identity);
+    if (!before.exists) return absent(`role '${name}'`);
     for (const g of wanted) await this.privileges.change('REVOKE', g, name);
     const after = await this.inspect(identity);
     const removed = before.grants.filter((g) => !after.grants.includes(g));
@@ -177,13 +172,10 @@ export class PostgresConnector extends PgAccess implements Connector, Credential
     };
   }
 
-  async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
+  async remove(identity: IdentityRef): Promise<ChangeOutcome> {
     const name = this.roleName(identity);
     const before = await this.privileges.observe(name);
-    // Absent means no access, which is what a leaver wants under either policy: nothing is left to drop or disable.
-    if (!before) return alreadyAbsent(`role '${name}'`);
-    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
-    if (this.revokeMode === 'disable') return this.disable(name, before, expected);
+    if (!before) return absent(`role '${name}'`);
     const primary = this.opts.database;
     // Every name is quoted before the first statement: nothing can be refused half-way for its spelling.
     const role = ident(name);
@@ -213,7 +205,7 @@ export class PostgresConnector extends PgAccess implements Connector, Credential
       ? `reassigned ${before.ownedObjects} owned object(s) to '${this.opts.reassignTo}'`
       : `dropped ${before.ownedObjects} owned object(s)`;
     const grants = heldTexts(before.held).length;
-    return { changed: true, detail: `set NOLOGIN, ${ended}, ${owned}, revoked ${grants} grant(s), dropped role '${name}' (databases: ${this.databases.join(', ')})`, expected };
+    return { changed: true, detail: `set NOLOGIN, ${ended}, ${owned}, revoked ${grants} grant(s), dropped role '${name}' (databases: ${this.databases.join(', ')})` };
   }
 
   async discover(): Promise<DiscoveredIdentity[]> {
@@ -323,10 +315,13 @@ export class PostgresConnector extends PgAccess implements Connector, Credential
     }
   }
 
-  private async disable(name: string, before: Observation, expected: Readonly<DesiredAccount>): Promise<RevokeOutcome> {
+  async disable(identity: IdentityRef): Promise<ChangeOutcome> {
+    const name = this.roleName(identity);
+    const before = await this.privileges.observe(name);
+    if (!before) return absent(`role '${name}'`);
     const { role } = before;
     if (!role.can_login && role.valid_until === '-infinity' && before.held.length === 0 && role.sessions === 0) {
-      return { changed: false, detail: `role '${name}' was already disabled with no grants`, expected };
+      return { changed: false, detail: `role '${name}' was already disabled with no grants` };
     }
     // VALID UNTIL -infinity as well as NOLOGIN: should someone turn LOGIN back on, the password is still expired.
     await this.run(this.opts.database, `ALTER ROLE ${ident(name)} NOLOGIN VALID UNTIL '-infinity'`);
@@ -353,8 +348,7 @@ export class PostgresConnector extends PgAccess implements Connector, Credential
     }
     return {
       changed: true,
-      detail: `set NOLOGIN and VALID UNTIL -infinity, ${ended}, revoked ${revoked} grant(s); role '${name}' and its ${before.ownedObjects} owned object(s) kept (policy: disable)`,
-      expected,
+      detail: `set NOLOGIN and VALID UNTIL -infinity, ${ended}, revoked ${revoked} grant(s); role '${name}' and its ${before.ownedObjects} owned object(s) kept`,
     };
   }
 

@@ -41,6 +41,5 @@ export const rabbitmqConnectorType = defineConnectorType<RabbitmqInstanceConfig>
       amqpHost: cfg.amqpHost,
       amqpPort: cfg.amqpPort,
       protectedAccounts: protectedNames(cfg, cfg.user),
-      revokeMode: cfg.policy.revokeMode,
     }),
 });

@@ -14,7 +14,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance, type Method } from 'axios';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, checkedCanonicalGrant, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { absent, assertValidIdentity, type ChangeOutcome, checkedCanonicalGrant, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { AmqpProtocolError, amqpLogin } from './amqp-login';
@@ -30,8 +30,6 @@ export interface RabbitmqConnectorOptions {
   amqpHost?: string;
   amqpPort: number;
   protectedAccounts: string[];
-  /** Leaver policy: delete the user, or make it unable to log in and strip its tags and permissions. */
-  revokeMode?: RevokeMode;
 }
 
 interface RabbitUser {
@@ -62,12 +60,10 @@ const SESSION_DEADLINE_MS = 5_000;
 export class RabbitmqConnector implements Connector, CredentialRotator {
   readonly grammar: RabbitmqGrammar;
   private readonly http: AxiosInstance;
-  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
   private readonly amqp: { host: string; port: number };
 
   constructor(readonly name: string, opts: RabbitmqConnectorOptions) {
-    this.revokeMode = opts.revokeMode ?? 'delete';
     this.protectedAccounts = new Set(opts.protectedAccounts);
     this.grammar = new RabbitmqGrammar({ protectedAccounts: opts.protectedAccounts });
     const base = new URL(opts.url);
@@ -138,42 +134,39 @@ export class RabbitmqConnector implements Connector, CredentialRotator {
     };
   }
 
-  async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
+  async disable(identity: IdentityRef): Promise<ChangeOutcome> {
     const name = this.account(identity);
     const before = await this.inspect(identity);
-    // Nothing to delete or disable, and no access either, which is what a leaver needs: not a refusal that blocks closure.
-    if (!before.exists) return alreadyAbsent(`user '${name}'`);
-    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
-    if (this.revokeMode === 'disable') {
-      if (before.locked && before.grants.length === 0 && !before.activeSessions) {
-        return { changed: false, detail: `user '${name}' already had no password, tags or permissions`, expected };
-      }
-      // Password and tags first, so nothing logs in again while permissions and connections are removed.
-      await this.request('PUT', ['users', name], { password_hash: '', tags: [] });
-      for (const p of await this.permissionsOf(name)) await this.request('DELETE', ['permissions', p.vhost, name], undefined, { allow404: true });
-      for (const vhost of new Set((await this.topicPermissionsOf(name)).map((t) => t.vhost))) {
-        await this.request('DELETE', ['topic-permissions', vhost, name], undefined, { allow404: true });
-      }
-      const ended = await this.endSessions(name);
-      return {
-        changed: true,
-        detail: `removed the password, ${before.grants.length} tag(s)/permission(s), closed ${ended} connection(s); '${name}' kept (policy: disable)`,
-        expected,
-      };
+    if (!before.exists) return absent(`user '${name}'`);
+    if (before.locked && before.grants.length === 0 && !before.activeSessions) {
+      return { changed: false, detail: `user '${name}' already had no password, tags or permissions` };
     }
+    // Password and tags first, so nothing logs in again while permissions and connections are removed.
+    await this.request('PUT', ['users', name], { password_hash: '', tags: [] });
+    for (const p of await this.permissionsOf(name)) await this.request('DELETE', ['permissions', p.vhost, name], undefined, { allow404: true });
+    for (const vhost of new Set((await this.topicPermissionsOf(name)).map((t) => t.vhost))) {
+      await this.request('DELETE', ['topic-permissions', vhost, name], undefined, { allow404: true });
+    }
+    const ended = await this.endSessions(name);
+    return { changed: true, detail: `removed the password, ${before.grants.length} tag(s)/permission(s), closed ${ended} connection(s); '${name}' kept` };
+  }
+
+  async remove(identity: IdentityRef): Promise<ChangeOutcome> {
+    const name = this.account(identity);
+    const before = await this.inspect(identity);
+    if (!before.exists) return absent(`user '${name}'`);
     // Deleting a user does not close its connections: lock, close, then delete.
     await this.request('PUT', ['users', name], { password_hash: '', tags: [] });
     const ended = await this.endSessions(name);
     await this.request('DELETE', ['users', name], undefined, { allow404: true });
-    return { changed: true, detail: `removed the password, closed ${ended} connection(s), deleted '${name}' with ${before.grants.length} tag(s)/permission(s)`, expected };
+    return { changed: true, detail: `removed the password, closed ${ended} connection(s), deleted '${name}' with ${before.grants.length} tag(s)/permission(s)` };
   }
 
-  async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
+  async ungrant(identity: IdentityRef, grants: string[]): Promise<ChangeOutcome> {
     const name = this.account(identity);
     const parsed = grants.map((g) => this.checkedGrant(g));
     const before = await this.getUser(name);
-    if (!before) return { changed: false, detail: `user '${name}' was already absent` };
-    if (dropAccount) return this.revoke(identity);
+    if (!before) return absent(`user '${name}'`);
     const held = await this.permissionsOf(name);
     let removed = 0;
     let differing = 0;

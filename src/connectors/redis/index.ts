@@ -35,6 +35,5 @@ export const redisConnectorType = defineConnectorType<RedisInstanceConfig>({
       password: secrets(cfg.passwordEnv),
       tls: cfg.tls,
       protectedAccounts: protectedNames(cfg, cfg.user),
-      revokeMode: cfg.policy.revokeMode,
     }),
 });

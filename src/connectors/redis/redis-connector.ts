@@ -9,7 +9,7 @@
  */
 import Redis from 'ioredis';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, checkedCanonicalGrant, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome, type RotationResult } from '../connector';
+import { absent, assertValidIdentity, type ChangeOutcome, checkedCanonicalGrant, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { canonicalRedisGrant, parseRedisGrant, REDIS_GRANTABLE_COMMANDS, type RedisGrant, RedisGrammar } from './redis-grammar';
@@ -22,8 +22,6 @@ export interface RedisConnectorOptions {
   password: string;
   tls?: boolean;
   protectedAccounts: string[];
-  /** Leaver policy: delete the user, or switch it off and strip its passwords and rules (kept for audit). */
-  revokeMode?: RevokeMode;
 }
 
 /** Server replies that mean "not now" rather than "no". */
@@ -50,12 +48,10 @@ interface CommandCatalogue {
 export class RedisConnector implements Connector, CredentialRotator {
   readonly grammar: RedisGrammar;
   private readonly client: Redis;
-  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
   private catalogue?: Promise<CommandCatalogue>;
 
   constructor(readonly name: string, private readonly opts: RedisConnectorOptions) {
-    this.revokeMode = opts.revokeMode ?? 'delete';
     this.protectedAccounts = new Set(opts.protectedAccounts);
     this.grammar = new RedisGrammar({ protectedAccounts: opts.protectedAccounts });
     this.client = new Redis({
@@ -108,38 +104,35 @@ export class RedisConnector implements Connector, CredentialRotator {
     return { created: false, detail: `found existing '${name}', granted ${rules.length} rule(s)` };
   }
 
-  async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
+  async disable(identity: IdentityRef): Promise<ChangeOutcome> {
     const name = this.account(identity);
     const before = await this.inspect(identity);
-    // Gone is done under either policy; ACL SETUSER would create the user, and a refusal would block closure over
-    // an account that no longer exists.
-    if (!before.exists) return alreadyAbsent(`user '${name}'`);
-    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
-    if (this.revokeMode === 'disable') {
-      if (before.locked && before.grants.length === 0 && before.attributes?.passwords === 0 && !before.activeSessions) {
-        return { changed: false, detail: `user '${name}' was already off with no passwords and no rules`, expected };
-      }
-      await this.setUser(name, STRIP_RULES);
-      const ended = await this.endSessions(name);
-      return {
-        changed: true,
-        detail: `switched off, removed passwords and ${before.grants.length} rule(s), ended ${ended} session(s); '${name}' kept (policy: disable)`,
-        expected,
-      };
+    // ACL SETUSER would create a user that is not there.
+    if (!before.exists) return absent(`user '${name}'`);
+    if (before.locked && before.grants.length === 0 && before.attributes?.passwords === 0 && !before.activeSessions) {
+      return { changed: false, detail: `user '${name}' was already off with no passwords and no rules` };
     }
+    await this.setUser(name, STRIP_RULES);
+    const ended = await this.endSessions(name);
+    return { changed: true, detail: `switched off, removed passwords and ${before.grants.length} rule(s), ended ${ended} session(s); '${name}' kept` };
+  }
+
+  async remove(identity: IdentityRef): Promise<ChangeOutcome> {
+    const name = this.account(identity);
+    const before = await this.inspect(identity);
+    if (!before.exists) return absent(`user '${name}'`);
     // Off first, so nothing authenticates between ending the sessions and deleting the user.
     await this.setUser(name, ['off']);
     const ended = await this.endSessions(name);
     await this.call(['ACL', 'DELUSER', name]);
-    return { changed: true, detail: `switched off, ended ${ended} session(s), deleted '${name}' with ${before.grants.length} rule(s)`, expected };
+    return { changed: true, detail: `switched off, ended ${ended} session(s), deleted '${name}' with ${before.grants.length} rule(s)` };
   }
 
-  async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
+  async ungrant(identity: IdentityRef, grants: string[]): Promise<ChangeOutcome> {
     const name = this.account(identity);
     const parsed = grants.map((g) => this.checkedGrant(g));
     const before = await this.getUser(name);
-    if (!before) return { changed: false, detail: `user '${name}' was already absent` };
-    if (dropAccount) return this.revoke(identity);
+    if (!before) return absent(`user '${name}'`);
     const rules: string[] = [];
     // Redis 7.0 cannot remove one key or channel pattern: the remaining ones are re-added after a reset, in the
     // same ACL SETUSER call, which Redis applies all-or-nothing.

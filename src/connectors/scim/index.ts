@@ -54,7 +54,6 @@ export const scimConnectorType = defineConnectorType<ScimInstanceConfig>({
       baseUrl: cfg.baseUrl,
       token: secrets(cfg.tokenEnv),
       protectedAccounts: protectedOf(cfg),
-      revokeMode: cfg.policy.revokeMode,
       pageSize: cfg.pageSize,
       timeoutMs: cfg.timeoutMs,
     });

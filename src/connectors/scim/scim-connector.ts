@@ -17,7 +17,7 @@ import https from 'node:https';
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
 import { z } from 'zod';
 import type { IdentityRef } from '../../actions/identity-action';
-import { alreadyAbsent, assertValidIdentity, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, revokeTarget, type RevokeMode, type RevokeOutcome } from '../connector';
+import { absent, assertValidIdentity, type ChangeOutcome, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import { eq, memberPath } from './scim-filter';
@@ -29,7 +29,6 @@ export interface ScimConnectorOptions {
   baseUrl: string;
   token: string;
   protectedAccounts: string[];
-  revokeMode?: RevokeMode;
   /** `count` asked for per page; providers may answer with fewer (they cap it), which paging follows. */
   pageSize?: number;
   timeoutMs?: number;
@@ -122,14 +121,12 @@ export class ScimConnector implements Connector {
   readonly grammar: ScimGrammar;
   private readonly http: AxiosInstance;
   private readonly token: Secret;
-  private readonly revokeMode: RevokeMode;
   private readonly protectedAccounts: Set<string>;
   private readonly pageSize: number;
   private readonly agents = { httpAgent: new http.Agent({ keepAlive: true }), httpsAgent: new https.Agent({ keepAlive: true }) };
   private me?: Promise<string | null>;
 
   constructor(readonly name: string, opts: ScimConnectorOptions) {
-    this.revokeMode = opts.revokeMode ?? 'delete';
     this.protectedAccounts = new Set(opts.protectedAccounts.map((a) => a.toLowerCase()));
     this.grammar = new ScimGrammar({ protectedAccounts: opts.protectedAccounts });
     this.pageSize = opts.pageSize ?? 100;
@@ -203,17 +200,20 @@ export class ScimConnector implements Connector {
     }
   }
 
-  async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
+  async remove(identity: IdentityRef): Promise<ChangeOutcome> {
     const userName = await this.account(identity);
     const user = await this.findUser(userName);
-    // Absent is done under either policy: nothing to delete or deactivate, and no access either.
-    if (!user) return alreadyAbsent(`user '${userName}'`);
-    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
-    if (this.revokeMode === 'delete') return { ...(await this.deleteUser(userName, user)), expected };
+    if (!user) return absent(`user '${userName}'`);
+    return this.deleteUser(userName, user);
+  }
 
+  async disable(identity: IdentityRef): Promise<ChangeOutcome> {
+    const userName = await this.account(identity);
+    const user = await this.findUser(userName);
+    if (!user) return absent(`user '${userName}'`);
     const memberships = await this.membershipsOf(user);
     if (user.active === false && memberships.length === 0) {
-      return { changed: false, detail: `user '${userName}' was already inactive with no group memberships`, expected };
+      return { changed: false, detail: `user '${userName}' was already inactive with no group memberships` };
     }
     // Deactivate first (the SCIM deprovisioning norm): the provider ends sign-in before access is taken apart.
     let deactivated = false;
@@ -230,17 +230,15 @@ export class ScimConnector implements Connector {
     for (const m of memberships) await this.removeMember(m.id, user.id);
     return {
       changed: true,
-      detail: `${deactivated ? 'set active=false' : 'was already inactive'}, removed from ${memberships.length} group(s); '${userName}' kept (policy: disable)`,
-      expected,
+      detail: `${deactivated ? 'set active=false' : 'was already inactive'}, removed from ${memberships.length} group(s); '${userName}' kept`,
     };
   }
 
-  async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
+  async ungrant(identity: IdentityRef, grants: string[]): Promise<ChangeOutcome> {
     const userName = await this.account(identity);
     const names = grants.map((g) => this.checkedGrant(g));
     const user = await this.findUser(userName);
-    if (!user) return { changed: false, detail: `user '${userName}' was already absent` };
-    if (dropAccount) return this.revoke(identity);
+    if (!user) return absent(`user '${userName}'`);
     const memberships = await this.membershipsOf(user);
     let removed = 0;
     for (const name of names) {
@@ -266,7 +264,7 @@ export class ScimConnector implements Connector {
     this.agents.httpsAgent.destroy();
   }
 
-  private async deleteUser(userName: string, user: ScimUser): Promise<RevokeOutcome> {
+  private async deleteUser(userName: string, user: ScimUser): Promise<ChangeOutcome> {
     let gone = false;
     const deleted = await this.writeUser(userName, user, async (current) => {
       const res = await this.call('DELETE', `/Users/${encodeURIComponent(current.id)}`, { ifMatch: current.meta?.version, allow: [404] });

@@ -70,7 +70,6 @@ export const vaultConnectorType = defineConnectorType<VaultInstanceConfig>({
       pkiRole: cfg.pkiRole,
       pkiTtl: cfg.pkiTtl,
       protectedAccounts: cfg.policy.protectedAccounts,
-      revokeMode: cfg.policy.revokeMode,
       timeoutMs: cfg.timeoutMs,
     });
   },

@@ -23,7 +23,7 @@
  * vault-grammar.ts), and `sys/leases/lookup` reads any lease's timing (not its secret).
  */
 import type { IdentityRef } from '../../actions/identity-action';
-import { assertValidIdentity, type Connector, type TwoPhaseRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RevokeMode, type RevokeOutcome, revokeTarget, type RotationResult, type SecretSink } from '../connector';
+import { assertValidIdentity, type ChangeOutcome, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RotationResult, type SecretSink, type TwoPhaseRotator } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import type { Secret } from '../secret';
 import { VaultDbLeases } from './vault-db';
@@ -47,7 +47,6 @@ export interface VaultConnectorOptions {
   /** Requested certificate lifetime (Vault duration, e.g. "720h"); the role's default when absent. */
   pkiTtl?: string;
   protectedAccounts: string[];
-  revokeMode?: RevokeMode;
   timeoutMs?: number;
 }
 
@@ -61,7 +60,6 @@ export interface VaultConnectorOptions {
 export class VaultConnector implements Connector, TwoPhaseRotator, SecretSink {
   readonly grammar: VaultGrammar;
   private readonly vault: VaultHttp;
-  private readonly revokeMode: RevokeMode;
   private readonly kv: VaultKv;
   private readonly db: VaultDbLeases;
   private readonly pki: VaultPki;
@@ -70,12 +68,11 @@ export class VaultConnector implements Connector, TwoPhaseRotator, SecretSink {
     readonly name: string,
     private readonly opts: VaultConnectorOptions,
   ) {
-    this.revokeMode = opts.revokeMode ?? 'delete';
     this.grammar = new VaultGrammar({ protectedAccounts: opts.protectedAccounts });
     this.vault = new VaultHttp(opts.name, opts.address, opts.token, opts.timeoutMs ?? 10_000);
     const common = { name, vault: this.vault };
-    this.kv = new VaultKv({ ...common, revokeMode: this.revokeMode, kvMount: segments(opts.kvMount), kvPrefix: segments(opts.kvPrefix) });
-    this.db = new VaultDbLeases({ ...common, revokeMode: this.revokeMode, dbMount: segments(opts.databaseMount) });
+    this.kv = new VaultKv({ ...common, kvMount: segments(opts.kvMount), kvPrefix: segments(opts.kvPrefix) });
+    this.db = new VaultDbLeases({ ...common, dbMount: segments(opts.databaseMount) });
     this.pki = new VaultPki({ ...common, pkiMount: segments(opts.pkiMount), pkiRole: opts.pkiRole, pkiTtl: opts.pkiTtl });
   }
 
@@ -96,24 +93,27 @@ export class VaultConnector implements Connector, TwoPhaseRotator, SecretSink {
     return this.pki.provisionPki(id.commonName, parsed.flatMap((g) => (g.kind === 'pki' ? [g.dns] : [])));
   }
 
-  async revoke(identity: IdentityRef): Promise<RevokeOutcome> {
+  /**
+   * A lease cannot be suspended and a certificate cannot be deleted, so both policies revoke them (declared in
+   * VAULT_REVOKE_DEVIATIONS); only a KV secret has a disabled state to keep.
+   */
+  async disable(identity: IdentityRef): Promise<ChangeOutcome> {
     const id = this.identity(identity);
-    // What this policy leaves for this kind of identity: a lease cannot be disabled, a certificate cannot be deleted
-    // (declared in VAULT_REVOKE_DEVIATIONS).
-    const expected = revokeTarget(this.grammar, identity, this.revokeMode).leaves;
-    if (id.kind === 'kv') return this.kv.revokeKv(id.path, expected);
-    if (id.kind === 'db') return this.db.revokeDb(id.role, expected);
-    return this.pki.revokePki(id.commonName, expected);
+    if (id.kind === 'kv') return this.kv.disableKv(id.path);
+    if (id.kind === 'db') return this.db.revokeDb(id.role);
+    return this.pki.revokePki(id.commonName);
   }
 
-  async revokeGrants(identity: IdentityRef, grants: string[], dropAccount: boolean): Promise<RevokeOutcome> {
+  async remove(identity: IdentityRef): Promise<ChangeOutcome> {
+    const id = this.identity(identity);
+    if (id.kind === 'kv') return this.kv.removeKv(id.path);
+    if (id.kind === 'db') return this.db.revokeDb(id.role);
+    return this.pki.revokePki(id.commonName);
+  }
+
+  async ungrant(identity: IdentityRef, grants: string[]): Promise<ChangeOutcome> {
     const id = this.identity(identity);
     const parsed = this.grantsFor(id, grants);
-    if (dropAccount) {
-      const before = await this.inspect(identity);
-      if (!before.exists) return { changed: false, detail: `${identity.name} was already absent` };
-      return this.revoke(identity);
-    }
     if (id.kind === 'kv') return this.kv.revokeReaders(id.path, parsed.flatMap((g) => (g.kind === 'kv' ? [g.reader] : [])));
     // `login` is a db identity's only grant: taking it back is revoking its leases.
     if (id.kind === 'db') return this.db.revokeDb(id.role);

@@ -2,8 +2,7 @@
  * Dynamic database credentials for the Vault-API connector: `db/<role>` names the live leases of
  * `<databaseMount>/creds/<role>`. Leases are listed and looked up, issued and revoked; their passwords are never read.
  */
-import type { RevokeMode } from '../connector';
-import { alreadyAbsent, type DesiredAccount, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome } from '../connector';
+import { absent, type ChangeOutcome, type ObservedAccount, type ProvisionOutcome } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { segments, type VaultHttp, vaultErrorOf } from './vault-http';
 
@@ -13,20 +12,17 @@ export interface VaultDbLeasesOptions {
   /** The connector's name, for messages. */
   name: string;
   vault: VaultHttp;
-  revokeMode: RevokeMode;
   dbMount: string[];
 }
 
 export class VaultDbLeases {
   private readonly name: string;
   private readonly vault: VaultHttp;
-  private readonly revokeMode: RevokeMode;
   private readonly dbMount: string[];
 
   constructor(o: VaultDbLeasesOptions) {
     this.name = o.name;
     this.vault = o.vault;
-    this.revokeMode = o.revokeMode;
     this.dbMount = o.dbMount;
   }
 
@@ -65,16 +61,15 @@ export class VaultDbLeases {
     return { created: true, detail: `issued lease ${res.lease_id ?? '?'} for database user '${String(res.data?.username ?? '?')}'` };
   }
 
-  async revokeDb(role: string, expected?: Readonly<DesiredAccount>): Promise<RevokeOutcome> {
+  async revokeDb(role: string): Promise<ChangeOutcome> {
     const keys = await this.leaseIds(role);
-    if (keys.length === 0) return alreadyAbsent(`db/${role} (no live lease)`);
+    if (keys.length === 0) return absent(`db/${role} (no live lease)`);
     for (const key of keys) {
       // The path form of revoke lets the policy confine the gateway to this role's leases; sync by default, so
       // Vault answers only after the database plugin ran the role's revocation statements.
       await this.vault.call('PUT', ['sys', 'leases', 'revoke', ...segments(this.leaseId(role, key))]);
     }
-    const policyNote = this.revokeMode === 'disable' ? ' (policy disable: a lease cannot be suspended, only revoked)' : '';
-    return { changed: true, detail: `revoked ${keys.length} lease(s) of db/${role}${policyNote}`, ...(expected ? { expected } : {}) };
+    return { changed: true, detail: `revoked ${keys.length} lease(s) of db/${role}` };
   }
 
   private leaseId(role: string, key: string): string {

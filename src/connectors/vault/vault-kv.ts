@@ -3,8 +3,7 @@
  * soft delete, rotation as a new version) and the store rotated credentials are delivered to (SecretSink). Values are
  * read only to fingerprint them, and never leave this file.
  */
-import type { RevokeMode } from '../connector';
-import { alreadyAbsent, type DesiredAccount, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { absent, type ChangeOutcome, type ObservedAccount, type ProvisionOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { fingerprintOf, Secret } from '../secret';
 import { type VaultHttp, vaultErrorOf } from './vault-http';
@@ -32,7 +31,6 @@ export interface VaultKvOptions {
   /** The connector's name, for messages. */
   name: string;
   vault: VaultHttp;
-  revokeMode: RevokeMode;
   kvMount: string[];
   kvPrefix: string[];
 }
@@ -40,14 +38,12 @@ export interface VaultKvOptions {
 export class VaultKv {
   private readonly name: string;
   private readonly vault: VaultHttp;
-  private readonly revokeMode: RevokeMode;
   private readonly kvMount: string[];
   private readonly kvPrefix: string[];
 
   constructor(o: VaultKvOptions) {
     this.name = o.name;
     this.vault = o.vault;
-    this.revokeMode = o.revokeMode;
     this.kvMount = o.kvMount;
     this.kvPrefix = o.kvPrefix;
   }
@@ -217,31 +213,31 @@ export class VaultKv {
     return { created, detail: `${created ? 'created' : 'found existing'} ${shown} (version ${meta.current_version}), declared ${missing.length} new reader(s)` };
   }
 
-  async revokeKv(path: string[], expected: Readonly<DesiredAccount>): Promise<RevokeOutcome> {
+  /** Deletes every version and the metadata: nothing to undelete. */
+  async removeKv(path: string[]): Promise<ChangeOutcome> {
     const shown = `kv/${path.join('/')}`;
     const meta = await this.kvMeta(path);
-    // Gone is done under either policy (a refusal here blocked closure over a secret that no longer exists).
-    if (!meta) return alreadyAbsent(shown);
-    if (this.revokeMode === 'delete') {
-      await this.vault.call('DELETE', this.kvUrl('metadata', path));
-      return { changed: true, detail: `deleted ${shown}: all ${Object.keys(meta.versions ?? {}).length} version(s) and its metadata`, expected };
-    }
-    const { live, readers } = this.kvState(meta);
-    if (live.length === 0 && readers.length === 0) return { changed: false, detail: `${shown} was already disabled with no readers`, expected };
-    // Soft delete: Vault stops serving every version, and an operator can still undelete them (policy: disable).
-    if (live.length > 0) await this.vault.call('POST', this.kvUrl('delete', path), { body: { versions: live } });
-    if (readers.length > 0) await this.patchCustomMetadata(path, Object.fromEntries(readers.map((r) => [`${READER_KEY}${r}`, null])));
-    return {
-      changed: true,
-      detail: `soft-deleted ${live.length} version(s) of ${shown} and removed ${readers.length} reader(s); kept for undelete (policy: disable)`,
-      expected,
-    };
+    if (!meta) return absent(shown);
+    await this.vault.call('DELETE', this.kvUrl('metadata', path));
+    return { changed: true, detail: `deleted ${shown}: all ${Object.keys(meta.versions ?? {}).length} version(s) and its metadata` };
   }
 
-  async revokeReaders(path: string[], readers: string[]): Promise<RevokeOutcome> {
+  /** Soft delete: Vault stops serving every version, its readers go, and an operator can still undelete them. */
+  async disableKv(path: string[]): Promise<ChangeOutcome> {
     const shown = `kv/${path.join('/')}`;
     const meta = await this.kvMeta(path);
-    if (!meta) return { changed: false, detail: `${shown} was already absent` };
+    if (!meta) return absent(shown);
+    const { live, readers } = this.kvState(meta);
+    if (live.length === 0 && readers.length === 0) return { changed: false, detail: `${shown} was already disabled with no readers` };
+    if (live.length > 0) await this.vault.call('POST', this.kvUrl('delete', path), { body: { versions: live } });
+    if (readers.length > 0) await this.patchCustomMetadata(path, Object.fromEntries(readers.map((r) => [`${READER_KEY}${r}`, null])));
+    return { changed: true, detail: `soft-deleted ${live.length} version(s) of ${shown} and removed ${readers.length} reader(s); kept for undelete` };
+  }
+
+  async revokeReaders(path: string[], readers: string[]): Promise<ChangeOutcome> {
+    const shown = `kv/${path.join('/')}`;
+    const meta = await this.kvMeta(path);
+    if (!meta) return absent(shown);
     const have = new Set(this.kvState(meta).readers);
     const present = [...new Set(readers)].filter((r) => have.has(r));
     if (present.length > 0) await this.patchCustomMetadata(path, Object.fromEntries(present.map((r) => [`${READER_KEY}${r}`, null])));

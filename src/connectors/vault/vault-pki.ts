@@ -4,7 +4,7 @@
  * the `Secret` of a rotation.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { alreadyAbsent, type DesiredAccount, type ObservedAccount, type ProvisionOutcome, type RevokeOutcome, type RotationResult } from '../connector';
+import { absent, type ChangeOutcome, type ObservedAccount, type ProvisionOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
 import type { VaultHttp } from './vault-http';
@@ -167,19 +167,22 @@ export class VaultPki {
     return { created: false, detail: `issued certificate ${serial} for pki/${cn} adding ${missing.length} DNS name(s); earlier certificates stay valid` };
   }
 
-  async revokePki(cn: string, expected: Readonly<DesiredAccount>): Promise<RevokeOutcome> {
+  async revokePki(cn: string): Promise<ChangeOutcome> {
     const certs = await this.ofCn(cn);
-    if (certs.length === 0) return alreadyAbsent(`pki/${cn} (no unexpired certificate)`);
+    if (certs.length === 0) return absent(`pki/${cn} (no unexpired certificate)`);
     const live = certs.filter((c) => !c.revoked);
     // A certificate cannot be deleted: its revoked record stays until it expires, whatever the revoke policy says.
-    if (live.length === 0) return { changed: false, detail: `every certificate of pki/${cn} was already revoked`, expected };
+    if (live.length === 0) return { changed: false, detail: `every certificate of pki/${cn} was already revoked` };
     await this.revokeSerials(live.map((c) => c.serial));
-    return { changed: true, detail: `revoked ${live.length} certificate(s) of pki/${cn}; the records stay until they expire`, expected };
+    return { changed: true, detail: `revoked ${live.length} certificate(s) of pki/${cn}; the records stay until they expire` };
   }
 
-  async revokeSans(cn: string, dns: string[]): Promise<RevokeOutcome> {
+  async revokeSans(cn: string, dns: string[]): Promise<ChangeOutcome> {
     const take = new Set(dns);
-    const live = await this.liveCerts(cn);
+    const certs = await this.ofCn(cn);
+    // No unexpired certificate at all is what inspect calls absent: nothing carries the names, and nothing exists.
+    if (certs.length === 0) return absent(`pki/${cn} (no unexpired certificate)`);
+    const live = certs.filter((c) => !c.revoked);
     const carrying = live.filter((c) => c.dns.some((d) => take.has(d)));
     if (carrying.length === 0) return { changed: false, detail: `no live certificate of pki/${cn} carries ${dns.join(', ')}` };
     const others = live.filter((c) => !carrying.includes(c));
