@@ -18,6 +18,7 @@ import {
   closureGate,
   closureVerdict,
   closureView,
+  isAuthorized,
   isFinal,
   ticketKey,
 } from '../src/change';
@@ -228,11 +229,6 @@ async function writeClosureGate(ref: TicketRef, state: ChangeState, wanted: Clos
       await writeClosureGate(ref, state, { value: 'pending', digest: '' });
     }
   }
-}
-
-/** Grant late: only once the change is authorized and in its window (a standard change is pre-approved). */
-function isAuthorized(state: ChangeState): boolean {
-  return state.phase === 'implement';
 }
 
 function allTerminal(state: ChangeState): boolean {

@@ -18,6 +18,8 @@ export interface StepState {
   /** Rotations only: which credential version the store now serves (never the value). */
   rotation?: { fingerprint: string; version: number; credentialId?: string };
   expiry?: { status: ExpiryStatus; expiresAt?: string; detail?: string; verifiedAt?: string };
+  /** Movers only: what the move kept, removed and added, as planned from the target's read-back. */
+  move?: { kept: string[]; removed: string[]; added: string[]; unmanaged: string[]; toAdd: string[] };
 }
 
 /** A change as its workflow keeps it and reports it (the `status` query). */
@@ -42,4 +44,9 @@ export interface ChangeState {
   writeBackErrors: string[];
   deliveries: number;
   ignoredStale: number;
+}
+
+/** Grant late: only once the change is authorized and in its window (a standard change is pre-approved). */
+export function isAuthorized(state: Pick<ChangeState, 'phase'>): boolean {
+  return state.phase === 'implement';
 }

@@ -7,7 +7,7 @@ import { commonFields } from '../spec';
 /** Beyond any sane policy, and far inside what a Date and a Temporal timer can hold. Policies cap lower. */
 const TTL_CEILING_MS = 100 * 365 * 86_400_000;
 
-const ttl = z.string().max(64).superRefine((text, ctx) => {
+export const ttl = z.string().max(64).superRefine((text, ctx) => {
   const ms = parseIsoDuration(text);
   if (ms === null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `'${text.slice(0, 40)}' is not an ISO-8601 duration (e.g. PT8H)` });
   else if (ms < 1000) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be at least one second (PT1S)' });
@@ -32,7 +32,7 @@ export interface JoinerPlan extends PlannedAction {
   ttl?: string;
 }
 
-export function ttlMs(action: JoinerAction): number | undefined {
+export function ttlMs(action: { ttl?: string }): number | undefined {
   return action.ttl === undefined ? undefined : (parseIsoDuration(action.ttl) ?? undefined);
 }
 
