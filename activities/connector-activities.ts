@@ -107,7 +107,7 @@ export interface RecordFailureInput extends StepTarget {
  * error stays as cause. An evidence refusal is deterministic (the same read-back is refused every time), so retrying
  * it would only hold the step in "running" for the whole retry budget before failing anyway. A transient error that carries the target's `Retry-After` (as `retryAfterMs`) retries no sooner than it asks.
  */
-async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
+export async function refusalsAreFinal<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -184,6 +184,56 @@ export function readBackRecord(
     startedAt: input.startedAt,
     verifiedAt,
   };
+}
+
+/** What setDeliverAndProve leaves with its caller, inside the same activity: the value goes no further. */
+export interface DeliveredCredential {
+  secret: Secret;
+  version: number;
+  authenticates: boolean;
+  served: { version: number; fingerprint: string } | null;
+  mismatches: string[];
+  applied: string;
+  credentialId?: string;
+}
+
+/**
+ * The heart of a rotation, for any activity that sets a credential (a rotation, a deploy run's mint): check the
+ * destination, set a new value on the target, deliver it to the secrets store, and read both back — the target must
+ * accept it and the store must serve the same fingerprint. A two-phase target then retires its other credentials.
+ * Call it only inside an activity: the returned Secret must not cross into workflow history.
+ */
+export async function setDeliverAndProve(
+  registry: ConnectorRegistry,
+  input: StepTarget & { deliverTo: SecretDestination; metadata: Record<string, string> },
+): Promise<DeliveredCredential> {
+  // Declared capabilities, not method sniffing: a system whose type does not declare rotation is refused here.
+  const rotation = await refusalsAreFinal(async () => registry.rotator(input.system));
+  const connector = rotation.rotator;
+  const sink = await refusalsAreFinal(async () => registry.sink(input.deliverTo.system));
+  // The destination is checked before anything changes: a refused write must not leave a rotated, undelivered credential.
+  await refusalsAreFinal(() => sink.checkDestination(input.deliverTo.path));
+  const rotated = await refusalsAreFinal(() => connector.rotate(input.identity));
+  const { secret } = rotated;
+  // The target already holds the new value: a transient store fault is retried here with the same secret, since
+  // a retry of the whole activity would rotate again and leave the target ahead of the store meanwhile.
+  const { version } = await refusalsAreFinal(() => withRetries(() => sink.deliver(input.deliverTo.path, secret, input.metadata)));
+  const authenticates = await refusalsAreFinal(() => connector.authenticates(input.identity, secret));
+  const served = await refusalsAreFinal(() => sink.currentFingerprint(input.deliverTo.path));
+  const mismatches: string[] = [];
+  if (!authenticates) mismatches.push('the target does not accept the new credential');
+  if (served?.fingerprint !== secret.fingerprint) mismatches.push('the secrets store does not serve the new credential');
+  let applied = rotated.detail;
+  if (mismatches.length === 0 && rotation.phases === 2) {
+    if (!rotated.credentialId) {
+      throw ApplicationFailure.create({ message: `${input.system}: rotation named no new credential, so nothing else is retired`, type: 'TargetRefused', nonRetryable: true });
+    }
+    // Two-phase targets keep the previous credential until the new one is delivered and proven to work.
+    const keep = rotated.credentialId;
+    const retired = await refusalsAreFinal(() => rotation.rotator.retireOthers(input.identity, keep));
+    applied = `${applied}; ${retired.detail}`;
+  }
+  return { secret, version, authenticates, served, mismatches, applied, ...(rotated.credentialId ? { credentialId: rotated.credentialId } : {}) };
 }
 
 export function createConnectorActivities({ registry, evidence, actor }: ConnectorActivityDeps) {
@@ -330,34 +380,11 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
      */
     async rotateAndDeliver(input: RotateInput): Promise<RotateResult> {
       const startedAt = new Date().toISOString();
-      // Declared capabilities, not method sniffing: a system whose type does not declare rotation is refused here.
-      const rotation = await refusalsAreFinal(async () => registry.rotator(input.system));
-      const connector = rotation.rotator;
-      const sink = await refusalsAreFinal(async () => registry.sink(input.deliverTo.system));
-      // The destination is checked before anything changes: a refused write must not leave a rotated, undelivered credential.
-      await refusalsAreFinal(() => sink.checkDestination(input.deliverTo.path));
-      const rotated = await refusalsAreFinal(() => connector.rotate(input.identity));
-      const { secret } = rotated;
-      // The target already holds the new value: a transient store fault is retried here with the same secret, since
-      // a retry of the whole activity would rotate again and leave the target ahead of the store meanwhile.
-      const { version } = await refusalsAreFinal(() =>
-        withRetries(() => sink.deliver(input.deliverTo.path, secret, { ticket: input.ticketKey, system: input.system, identity: input.identity.name })),
-      );
-      const authenticates = await refusalsAreFinal(() => connector.authenticates(input.identity, secret));
-      const served = await refusalsAreFinal(() => sink.currentFingerprint(input.deliverTo.path));
-      const mismatches: string[] = [];
-      if (!authenticates) mismatches.push('the target does not accept the new credential');
-      if (served?.fingerprint !== secret.fingerprint) mismatches.push('the secrets store does not serve the new credential');
-      let applied = rotated.detail;
-      if (mismatches.length === 0 && rotation.phases === 2) {
-        if (!rotated.credentialId) {
-          throw ApplicationFailure.create({ message: `${input.system}: rotation named no new credential, so nothing else is retired`, type: 'TargetRefused', nonRetryable: true });
-        }
-        // Two-phase targets keep the previous credential until the new one is delivered and proven to work.
-        const keep = rotated.credentialId;
-        const retired = await refusalsAreFinal(() => rotation.rotator.retireOthers(input.identity, keep));
-        applied = `${applied}; ${retired.detail}`;
-      }
+      const { secret, version, authenticates, served, mismatches, applied, credentialId } = await setDeliverAndProve(registry, {
+        system: input.system, identity: input.identity, deliverTo: input.deliverTo,
+        metadata: { ticket: input.ticketKey, system: input.system, identity: input.identity.name },
+      });
+      const rotated = { credentialId };
       const verified = mismatches.length === 0;
       const record = {
         ticketKey: input.ticketKey,

@@ -19,6 +19,7 @@ async function main(): Promise<void> {
     grammars,
     evidence: new EvidenceStore(ds),
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
+    deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,

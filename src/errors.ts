@@ -10,6 +10,7 @@ export type AppErrorCode =
   | 'NOT_FOUND'
   | 'TICKET_FINALIZED'
   | 'UNAVAILABLE'
+  | 'DEPLOY_FAILED'
   | 'INTERNAL';
 
 export interface FieldIssue {

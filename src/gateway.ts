@@ -33,6 +33,8 @@ export interface GatewayOptions {
   /** A real instance, or the simulator (its business rule fires signed webhooks at this gateway's API). */
   servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number } };
   webhookSecret: string;
+  /** Pipelines' run events (POST /webhooks/deploy); without it they are refused. */
+  deployWebhookSecret?: string;
   adminToken: string;
   /** People's bearer tokens (OIDC); without it only API tokens and the admin token are accepted. */
   oidc?: OidcSettings;
@@ -93,6 +95,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         grammars: new GrammarRegistry(opts.connectors),
         evidence,
         webhookSecret: opts.webhookSecret,
+        deployWebhookSecret: opts.deployWebhookSecret,
         adminToken: opts.adminToken,
         oidc: opts.oidc,
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createClosureActivities, createConnectorActivities, createInventoryActivities, createTicketActivities } from '../activities';
+import { createClosureActivities, createConnectorActivities, createDeployActivities, createInventoryActivities, createTicketActivities } from '../activities';
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
@@ -30,6 +30,7 @@ export function workerActor(): string {
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
+    ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createTicketActivities({ writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }) }),
     ...createClosureActivities({ verdicts: deps.verdicts }),

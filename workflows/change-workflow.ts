@@ -25,7 +25,7 @@ import {
 import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
 import { closureViews, targets, tickets } from './activity-proxies';
 import type { KindContext } from './kinds/kind';
-import { closureRules, workflowKind } from './kinds/registry';
+import { closureRules, installKindHandlers, workflowKind } from './kinds/registry';
 import { failureText } from './kinds/step-runner';
 import { normaliseInput, normaliseSnapshot } from './legacy-ticket';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
@@ -95,6 +95,8 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   setHandler(statusQuery, () => state);
 
   const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets });
+  // Kinds with events of their own (a deploy's pipeline runs) take them as updates whose validators decide.
+  installKindHandlers({ key, state, contextFor, touch });
 
   /** Runs the undos one after the other; one that fails (and blocks closure) does not stop the rest. */
   const compensate = async (stack: StepState[]): Promise<void> => {

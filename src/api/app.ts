@@ -14,6 +14,7 @@ import { ticketSource, ticketSourceNames } from '../itsm/registry';
 import type { TicketSource } from '../itsm/source';
 import { closureCheck, evidenceBundle } from './changes';
 import { receiveDelivery } from './deliveries';
+import { receiveDeployEvent } from './deploy-webhook';
 import { scanInventory, scanRecord } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
 
@@ -24,6 +25,8 @@ export interface AppDeps {
   evidence: EvidenceStore;
   /** ServiceNow's shared secret (SERVICENOW_WEBHOOK_SECRET). */
   webhookSecret: string;
+  /** Pipelines' shared secret (DEPLOY_WEBHOOK_SECRET); without it every deploy event is refused. */
+  deployWebhookSecret?: string;
   /** Shared secrets of other ticket sources, by source name. */
   sourceSecrets?: Readonly<Record<string, string>>;
   /** Stays valid as an operator token, so integrations built on it keep working. */
@@ -51,6 +54,13 @@ export function createApp(deps: AppDeps): express.Express {
     const [database, temporal] = checks;
     const ready = checks.every((c) => c === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal });
+  });
+
+  // Pipelines' run events: signed like ticket deliveries, with their own secret; mounted before /webhooks/:source.
+  app.post('/webhooks/deploy', express.raw({ type: () => true, limit: deps.maxBodyBytes }), async (req: Request, res: Response) => {
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const result = await receiveDeployEvent({ ...deps, secret: deps.deployWebhookSecret }, raw, req.headers);
+    res.status(result.status).json(result.body);
   });
 
   const secrets: Readonly<Record<string, string>> = { servicenow: deps.webhookSecret, ...deps.sourceSecrets };

@@ -20,6 +20,28 @@ export interface StepState {
   expiry?: { status: ExpiryStatus; expiresAt?: string; detail?: string; verifiedAt?: string };
   /** Movers only: what the move kept, removed and added, as planned from the target's read-back. */
   move?: { kept: string[]; removed: string[]; added: string[]; unmanaged: string[]; toAdd: string[] };
+  /** Deploys only: each pipeline run's own credential (facts, never the value). */
+  deploy?: { runs: DeployRunRecord[] };
+}
+
+/** One pipeline run's credential for one deploy action. */
+export interface DeployRunRecord {
+  runId: string;
+  /** The run's own identity on the target (the action's base name plus the run suffix). */
+  identity: string;
+  /** Where its secret was delivered (the action's path plus the run id). */
+  path: string;
+  /** minting → live → revoking → revoked; `failed`: the revocation could not be verified, so it may still be live. */
+  status: 'minting' | 'live' | 'revoking' | 'revoked' | 'failed';
+  startedEventId: string;
+  startedAt: string;
+  fingerprint?: string;
+  version?: number;
+  expiresAt?: string;
+  /** What ended it: `finished:<outcome>`, `ttl`, `cancelled`, `mint-failed`. */
+  endedBy?: string;
+  revokedAt?: string;
+  detail?: string;
 }
 
 /** A change as its workflow keeps it and reports it (the `status` query). */

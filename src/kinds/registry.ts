@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { PlannedAction } from '../change/ticket';
 import type { GrammarEntry, GrammarRegistry } from '../connectors/registry';
+import { deployEdge } from './deploy/edge';
 import { joinerEdge } from './joiner/edge';
 import { leaverEdge } from './leaver/edge';
 import { moverEdge } from './mover/edge';
@@ -45,7 +46,7 @@ export function kindNames(): string[] {
 }
 
 /** Kinds the spec names for later; refused with a message that says so. */
-export const PLANNED_KINDS = ['deploy', 'decommission'] as const;
+export const PLANNED_KINDS = ['decommission'] as const;
 
 /** One action of any registered kind, dispatched on `kind`. */
 export function actionSchema(): z.ZodTypeAny {
@@ -63,3 +64,4 @@ register(joinerEdge);
 register(leaverEdge);
 register(moverEdge);
 register(rotateEdge);
+register(deployEdge);

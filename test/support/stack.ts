@@ -93,6 +93,7 @@ export async function startStack(
     connectors: file,
     servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
     webhookSecret: TEST_ENV.webhookSecret,
+    deployWebhookSecret: TEST_ENV.deployWebhookSecret,
     adminToken: TEST_ENV.adminToken,
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,

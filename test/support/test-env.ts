@@ -18,6 +18,7 @@ export const TEST_ENV = {
   connectorUser: `cg_test_connector${suffix}`,
   targetDatabases: ['cgt_billing', 'cgt_reporting'],
   webhookSecret: 'test-webhook-secret-0123456789',
+  deployWebhookSecret: 'test-deploy-secret-0123456789',
   adminToken: 'test-admin-token-0123456789abcdef',
   snUser: 'changegate-int',
   snPassword: 'sn-test-password-42',

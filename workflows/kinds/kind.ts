@@ -14,6 +14,14 @@ export interface KindContext {
   tickets: Tickets;
 }
 
+/** What a kind that takes events of its own (a deploy's pipeline runs) is given once, when the workflow starts. */
+export interface KindHost {
+  key: string;
+  state: ChangeState;
+  contextFor(step: StepState): KindContext;
+  touch: () => void;
+}
+
 /**
  * The workflow half of an action kind: when its step may start, how it runs, what keeps closure blocked once it is
  * verified, and (for a kind that grants) how it is undone. Deterministic: it runs inside the workflow bundle.
@@ -24,6 +32,8 @@ export interface WorkflowKind extends KindClosureRules {
   starts: 'at-once' | 'when-authorized';
   /** Runs the step to `verified` or `failed`, evidence first; resolves when the kind is done with it. */
   run(ctx: KindContext): Promise<void>;
+  /** Sets the kind's own update handlers (with validators) on the ticket's workflow; called once per run of it. */
+  install?(host: KindHost): void;
   /** The compensation of a verified step: run when the ticket is cancelled, newest verification first. */
   undo?: {
     /** Whether this verified step still has something to undo. */

@@ -1,6 +1,7 @@
 import type { KindClosureRules } from '../../src/change';
 import { joinerKind } from './joiner';
-import type { WorkflowKind } from './kind';
+import { deployKind } from './deploy';
+import type { KindHost, WorkflowKind } from './kind';
 import { leaverKind } from './leaver';
 import { moverKind } from './mover';
 import { rotateKind } from './rotate';
@@ -23,8 +24,14 @@ export function workflowKind(kind: string): WorkflowKind | undefined {
 /** The closure rules closureVerdict and closureView ask, one kind at a time. */
 export const closureRules = (kind: string): KindClosureRules | undefined => kinds.get(kind);
 
+/** Lets each kind that takes its own events set its handlers on the ticket's workflow. */
+export function installKindHandlers(host: KindHost): void {
+  for (const kind of kinds.values()) kind.install?.(host);
+}
+
 // One line per kind.
 registerWorkflowKind(joinerKind);
 registerWorkflowKind(leaverKind);
 registerWorkflowKind(moverKind);
 registerWorkflowKind(rotateKind);
+registerWorkflowKind(deployKind);

@@ -1,0 +1,284 @@
+import { ApplicationFailure, condition, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { DeployActivities } from '../../activities/deploy-activities';
+import { type DeployRunRecord, type StepState, isAuthorized, isFinal } from '../../src/change';
+import type { DeployPlan } from '../../src/kinds/deploy/edge';
+import {
+  DEPLOY_RUN_UPDATE,
+  type DeployCredentialFacts,
+  DeployRefusal,
+  type DeployRunReply,
+  type DeployRunRequest,
+  RUN_ID,
+  runIdentityName,
+  runSecretPath,
+} from '../../src/kinds/deploy/run';
+import type { KindContext, KindHost, WorkflowKind } from './kind';
+import { failureText, finish, label, noteOutcome, recordStepFailure } from './step-runner';
+
+/**
+ * Minting and revoking a run's credential: each is one activity, idempotent (the run's identity and path derive from
+ * the run), so a transient fault retries the whole of it; a refusal ends it at once.
+ */
+const deployTargets = proxyActivities<DeployActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
+});
+
+export const deployRunUpdate = defineUpdate<DeployRunReply, [DeployRunRequest]>(DEPLOY_RUN_UPDATE);
+
+const LIVE: ReadonlyArray<DeployRunRecord['status']> = ['minting', 'live', 'revoking'];
+
+/**
+ * A deploy action: once the change is authorized its step checks the delivery destination and is ready; then each
+ * pipeline run (`POST /webhooks/deploy`, a workflow update) gets its own credential, minted, delivered and verified,
+ * and taken back when the run finishes or its ttl ends, whichever comes first. Closure waits while any run's
+ * credential is live; a deploy with no live credential (no run yet, or every run's credential revoked) does not block.
+ */
+export const deployKind: WorkflowKind = {
+  kind: 'deploy',
+  starts: 'when-authorized',
+  async run(ctx) {
+    const { key, step } = ctx;
+    const a = step.action as DeployPlan;
+    step.deploy ??= { runs: [] };
+    try {
+      const out = await deployTargets.checkDeployDestination({
+        ticketKey: key, stepId: step.stepId, system: a.system, identity: a.identity, deliverTo: a.deliverTo, eventReceivedAt: step.eventReceivedAt,
+      });
+      finish(step, { ok: true, verifiedAt: out.verifiedAt, detail: out.detail });
+    } catch (err) {
+      finish(step, { ok: false, detail: await recordStepFailure(ctx, { stepId: step.stepId, desired: { exists: true }, error: failureText(err), startedAt: '' }) });
+    }
+    ctx.touch();
+    await noteOutcome(ctx, step.status === 'verified' ? { ok: true, verifiedAt: step.verifiedAt ?? '', detail: step.detail ?? '' } : { ok: false, detail: step.detail ?? '' });
+  },
+  install: installDeployRuns,
+  blocksClosure(step, what) {
+    const runs = step.deploy?.runs ?? [];
+    const live = runs.filter((r) => LIVE.includes(r.status)).map((r) => r.runId);
+    const failed = runs.filter((r) => r.status === 'failed');
+    return [
+      ...(live.length > 0 ? [`${what}: the credential of pipeline run(s) ${live.join(', ')} is still live (revoked on 'finished' or at the ttl's end)`] : []),
+      ...failed.map((r) => `${what}: revoking the credential of pipeline run ${r.runId} failed: ${r.detail ?? 'no detail'}`),
+    ];
+  },
+  cleanup: (step) => step.expiry ?? { status: 'none' },
+  undo: {
+    pending: (step) => (step.deploy?.runs ?? []).some((r) => r.status === 'live'),
+    begin(step) {
+      for (const r of step.deploy?.runs ?? []) if (r.status === 'live') r.status = 'revoking';
+    },
+    async run(ctx) {
+      const pending = (ctx.step.deploy?.runs ?? []).filter((r) => r.status === 'revoking');
+      for (const run of pending) await revokeRun(ctx, run, 'cancelled');
+    },
+  },
+};
+
+function refuse(type: string, message: string): never {
+  throw ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+function facts(step: StepState, run: DeployRunRecord): DeployCredentialFacts {
+  const a = step.action as DeployPlan;
+  return {
+    actionId: a.actionId, system: a.system, identity: run.identity, deliveredTo: { system: a.deliverTo.system, path: run.path },
+    fingerprint: run.fingerprint, version: run.version, expiresAt: run.expiresAt, status: run.status, detail: run.detail,
+  };
+}
+
+/** The step's cleanup and detail, from its runs: closure-check shows them, and the loop does not end while one is live. */
+function summarise(step: StepState): void {
+  const runs = step.deploy?.runs ?? [];
+  if (runs.length === 0) return;
+  const live = runs.filter((r) => r.status === 'minting' || r.status === 'live');
+  const revoking = runs.some((r) => r.status === 'revoking');
+  const failed = runs.find((r) => r.status === 'failed');
+  const earliest = live.map((r) => r.expiresAt ?? '').filter(Boolean).sort()[0];
+  const lastRevoked = runs.map((r) => r.revokedAt ?? '').sort().at(-1);
+  if (failed) step.expiry = { status: 'failed', detail: `run ${failed.runId}: ${failed.detail ?? ''}` };
+  else if (revoking) step.expiry = { status: 'running' };
+  else if (live.length > 0) step.expiry = { status: 'scheduled', ...(earliest ? { expiresAt: earliest } : {}) };
+  else step.expiry = { status: 'verified', ...(lastRevoked ? { verifiedAt: lastRevoked } : {}) };
+  const count = (s: DeployRunRecord['status']) => runs.filter((r) => r.status === s).length;
+  step.detail = `${runs.length} pipeline run(s): ${count('live') + count('minting')} live, ${count('revoked')} revoked${count('failed') ? `, ${count('failed')} failed` : ''}`;
+}
+
+function deploySteps(host: KindHost): StepState[] {
+  return host.state.steps.filter((s) => s.action.kind === 'deploy' && s.status !== 'withdrawn' && s.status !== 'cancelled');
+}
+
+function runsOf(steps: StepState[], runId: string): Array<{ step: StepState; run: DeployRunRecord }> {
+  return steps.flatMap((step) => (step.deploy?.runs ?? []).filter((r) => r.runId === runId).map((run) => ({ step, run })));
+}
+
+/** Takes back one run's credential (the identity and the delivered secret), verified and evidenced. Never rejects. */
+async function revokeRun(ctx: KindContext, run: DeployRunRecord, endedBy: string): Promise<void> {
+  const { step } = ctx;
+  const a = step.action as DeployPlan;
+  run.status = 'revoking';
+  run.endedBy ??= endedBy;
+  summarise(step);
+  ctx.touch();
+  try {
+    const out = await deployTargets.revokeDeployCredential({
+      ticketKey: ctx.key, stepId: `${step.stepId}:run:${run.runId}`, runId: run.runId, system: a.system, identity: { ...a.identity, name: run.identity },
+      grants: a.grants, deliverTo: { system: a.deliverTo.system, path: run.path }, eventReceivedAt: run.startedAt, reason: run.endedBy,
+    });
+    run.status = out.verified ? 'revoked' : 'failed';
+    run.detail = out.detail;
+    if (out.verifiedAt) run.revokedAt = out.verifiedAt;
+  } catch (err) {
+    run.status = 'failed';
+    run.detail = failureText(err);
+  }
+  summarise(step);
+  ctx.touch();
+  note(ctx, `${step.stepId}:run:${run.runId}:${run.status}`,
+    run.status === 'revoked'
+      ? `Verified revocation (${run.endedBy}): ${label(a)}, pipeline run ${run.runId} — ${run.detail}.`
+      : `FAILED revocation (${run.endedBy}): ${label(a)}, pipeline run ${run.runId} — ${run.detail}. Closure stays blocked.`);
+}
+
+/** Work notes about runs go out beside the reply, not before it; a note that fails for good blocks closure. */
+function note(ctx: KindContext, marker: string, text: string): void {
+  void ctx.tickets.postWorkNote({ ticket: ctx.ref, marker, text }).catch((err: unknown) => {
+    ctx.state.writeBackErrors.push(failureText(err));
+    ctx.touch();
+  });
+}
+
+/** The ttl's durable timer: the credential goes at its end unless something else ended it first. */
+function armExpiry(ctx: KindContext, run: DeployRunRecord): void {
+  const remaining = Math.max(1, Date.parse(run.expiresAt ?? '') - Date.now());
+  void (async () => {
+    const ended = await condition(() => run.status !== 'live', Number.isFinite(remaining) ? remaining : 1);
+    if (!ended) await revokeRun(ctx, run, 'ttl');
+  })();
+}
+
+function installDeployRuns(host: KindHost): void {
+  // A run carried over by continue-as-new keeps its clock; one caught mid-revocation is revoked again (idempotent).
+  for (const step of deploySteps(host)) {
+    for (const run of step.deploy?.runs ?? []) {
+      if (run.status === 'live') armExpiry(host.contextFor(step), run);
+      else if (run.status === 'revoking' || run.status === 'minting') void revokeRun(host.contextFor(step), run, run.endedBy ?? 'interrupted');
+    }
+  }
+
+  setHandler(
+    deployRunUpdate,
+    async (req) => (req.event === 'started' ? start(host, req) : finishRun(host, req)),
+    {
+      // The decision is the workflow's, made before anything reaches history: each refusal has its own type.
+      validator(req) {
+        const steps = deploySteps(host);
+        if (steps.length === 0) refuse(DeployRefusal.NoDeployAction, `${host.state.key} has no deploy action`);
+        const known = runsOf(steps, req.runId);
+        if (req.event === 'finished') {
+          if (known.length === 0) refuse(DeployRefusal.UnknownRun, `no pipeline run '${req.runId}' was started on ${host.state.key}`);
+          return;
+        }
+        if (!RUN_ID.test(req.runId)) refuse(DeployRefusal.UnknownRun, 'runId must be 1-64 characters of letters, digits, dot, underscore or hyphen');
+        if (known.length > 0) {
+          if (known.every(({ run }) => run.status === 'minting' || run.status === 'live')) return;
+          refuse(DeployRefusal.RunEnded, `pipeline run '${req.runId}' has already ended on ${host.state.key}: every run needs its own run id`);
+        }
+        if (!isAuthorized(host.state)) {
+          refuse(DeployRefusal.NotAuthorized, `${host.state.key} is not authorized (${host.state.sourceState || 'no state yet'}): a deploy credential is minted only while the change is approved and in Implement`);
+        }
+        const failed = steps.find((s) => s.status === 'failed');
+        if (failed) refuse(DeployRefusal.NotAuthorized, `${label(failed.action)} is not ready: ${failed.detail ?? 'failed'}`);
+        for (const step of steps) {
+          const name = runIdentityName(step.action.identity.name, `${host.state.source}:${host.state.key}`, step.action.actionId, req.runId);
+          const clash = (step.deploy?.runs ?? []).find((r) => r.identity === name);
+          if (clash) refuse(DeployRefusal.RunEnded, `run id '${req.runId}' would reuse the identity of run '${clash.runId}'; use another run id`);
+        }
+      },
+    },
+  );
+}
+
+async function start(host: KindHost, req: DeployRunRequest): Promise<DeployRunReply> {
+  const steps = deploySteps(host);
+  const known = runsOf(steps, req.runId);
+  if (known.length > 0) {
+    // A repeated `started` of a live run (a new event id) mints nothing; it waits for the first to finish minting.
+    await condition(() => known.every(({ run }) => run.status !== 'minting'));
+    return { runId: req.runId, event: 'started', result: 'existing', credentials: known.map(({ step, run }) => facts(step, run)) };
+  }
+  // Recorded before anything awaits, so a concurrent `started` of the same run finds it.
+  const mine = steps.map((step) => {
+    const a = step.action as DeployPlan;
+    step.deploy ??= { runs: [] };
+    const run: DeployRunRecord = {
+      runId: req.runId, identity: runIdentityName(a.identity.name, `${host.state.source}:${host.state.key}`, a.actionId, req.runId),
+      path: runSecretPath(a.deliverTo.path, req.runId), status: 'minting', startedEventId: req.eventId, startedAt: req.receivedAt,
+    };
+    step.deploy.runs.push(run);
+    summarise(step);
+    return { step, run };
+  });
+  host.touch();
+  // The step checks the destination when the change is authorized; a run that arrives first waits for it.
+  await condition(() => steps.every((s) => s.status === 'verified' || s.status === 'failed' || isFinal(host.state.phase)));
+  const problems: string[] = [];
+  for (const { step, run } of mine) {
+    const a = step.action as DeployPlan;
+    if (step.status !== 'verified') {
+      problems.push(`${label(a)} is not ready: ${step.detail ?? step.status}`);
+      continue;
+    }
+    try {
+      const out = await deployTargets.mintDeployCredential({
+        ticketKey: host.key, stepId: `${step.stepId}:run:${run.runId}`, runId: run.runId, system: a.system, identity: { ...a.identity, name: run.identity },
+        grants: a.grants, deliverTo: { system: a.deliverTo.system, path: run.path }, eventReceivedAt: req.receivedAt,
+      });
+      run.fingerprint = out.fingerprint;
+      run.version = out.version;
+      run.detail = out.detail;
+      if (!out.verified) problems.push(`${label(a)}: not verified: ${out.detail}`);
+    } catch (err) {
+      problems.push(`${label(a)}: ${failureText(err)}`);
+      run.detail = failureText(err);
+    }
+  }
+  // Minted while the change left Implement (cancelled, sent back): nothing may stay live.
+  if (problems.length === 0 && !isAuthorized(host.state)) problems.push(`${host.state.key} left Implement while the credential was minted`);
+  if (problems.length > 0) {
+    for (const { step, run } of mine) await revokeRun(host.contextFor(step), run, 'mint-failed');
+    const type = problems.some((p) => /left Implement|not ready/.test(p)) ? DeployRefusal.NotAuthorized : DeployRefusal.MintFailed;
+    refuse(type, `pipeline run '${req.runId}' got no credential: ${problems.join('; ')}`);
+  }
+  for (const { step, run } of mine) {
+    const a = step.action as DeployPlan;
+    run.status = 'live';
+    run.expiresAt = new Date(Date.now() + a.ttlMs).toISOString();
+    summarise(step);
+    const ctx = host.contextFor(step);
+    armExpiry(ctx, run);
+    note(ctx, `${step.stepId}:run:${run.runId}:live`,
+      `Verified: pipeline run ${run.runId} got its own credential ${run.identity} on ${a.system} (${a.grants.join(', ')}), delivered to ${a.deliverTo.system}:${run.path} v${run.version} (${run.fingerprint}). Revoked when the run finishes, at the latest ${run.expiresAt} (ttl ${a.ttl}).`);
+  }
+  host.touch();
+  return { runId: req.runId, event: 'started', result: 'started', credentials: mine.map(({ step, run }) => facts(step, run)) };
+}
+
+async function finishRun(host: KindHost, req: DeployRunRequest): Promise<DeployRunReply> {
+  const known = runsOf(deploySteps(host), req.runId);
+  // A run still minting is finished once its mint is over (or has failed and been cleaned up).
+  await condition(() => known.every(({ run }) => run.status !== 'minting'));
+  const toRevoke = known.filter(({ run }) => run.status === 'live');
+  const result = toRevoke.length > 0 ? 'revoked' : 'already-revoked';
+  for (const { run } of toRevoke) run.endedBy = `finished:${req.outcome ?? 'unknown'}`;
+  // Marked before awaiting, so the ttl timer stands down and a concurrent `finished` does not revoke twice.
+  for (const { run } of toRevoke) run.status = 'revoking';
+  await Promise.all(toRevoke.map(({ step, run }) => revokeRun(host.contextFor(step), run, run.endedBy ?? 'finished')));
+  // Another `finished` (or the ttl) may be revoking it right now: answer once that is done.
+  await condition(() => known.every(({ run }) => run.status !== 'revoking'));
+  if (known.some(({ run }) => run.status === 'failed')) {
+    refuse(DeployRefusal.MintFailed, `revoking the credential of pipeline run '${req.runId}' failed: ${known.map(({ run }) => run.detail).join('; ')}`);
+  }
+  return { runId: req.runId, event: 'finished', result, credentials: known.map(({ step, run }) => facts(step, run)) };
+}
+
