@@ -1,0 +1,243 @@
+import { randomBytes } from 'node:crypto';
+import axios, { type AxiosResponse } from 'axios';
+import mysql from 'mysql2/promise';
+import { fingerprintOf } from '../src/connectors/secret';
+import { signWebhook } from '../src/itsm/servicenow/webhook-signature';
+import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from './support/servers/openbao';
+import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { TEST_ENV } from './support/test-env';
+
+/**
+ * Deploy end to end on real parts: a ServiceNow change carries a deploy action; a pipeline reports its runs on the
+ * signed deploy webhook; each run gets its own MariaDB account with exactly the listed grants, its password delivered
+ * to OpenBao, and loses it when the run finishes or the ttl ends. The value is nowhere but the store and the target.
+ */
+describe('deploy: a short-lived credential per pipeline run, minted on started and revoked on finished or at the ttl', () => {
+  let bao: OpenBao;
+  let fx: VaultFixture;
+  let stack: Stack;
+  beforeAll(async () => {
+    bao = await startOpenBao();
+    fx = await setupVaultFixture(bao);
+    process.env.CG_TEST_DEPLOY_VAULT_TOKEN = fx.gatewayToken;
+    stack = await startStack({
+      extraConnectors: [{ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_TEST_DEPLOY_VAULT_TOKEN', kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } }],
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await fx?.cleanup();
+    await bao?.stop();
+  });
+
+  const deployAction = (name: string, path: string, ttl = 'PT10M') =>
+    JSON.stringify([{ kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl, deliverTo: { system: 'vault-local', path } }]);
+
+  function deployEvent(body: unknown, o: { secret?: string; timestamp?: number; eventId?: string; signature?: string } = {}): Promise<AxiosResponse> {
+    const raw = Buffer.from(JSON.stringify(body));
+    const ts = String(o.timestamp ?? Math.floor(Date.now() / 1000));
+    return axios.post(`${stack.apiUrl}/webhooks/deploy`, raw, {
+      headers: {
+        'content-type': 'application/json',
+        'x-changegate-timestamp': ts,
+        'x-changegate-event-id': o.eventId ?? randomBytes(16).toString('hex'),
+        'x-changegate-signature': o.signature ?? signWebhook(o.secret ?? TEST_ENV.deployWebhookSecret, ts, raw),
+      },
+      validateStatus: () => true,
+    });
+  }
+  const started = (key: string, runId: string) => deployEvent({ ticket: { source: 'servicenow', key }, runId, event: 'started' });
+  const finished = (key: string, runId: string, outcome = 'success') => deployEvent({ ticket: { source: 'servicenow', key }, runId, event: 'finished', outcome });
+
+  /** An authorized change whose deploy step is ready. */
+  async function readyChange(base: string, path: string, ttl?: string): Promise<{ number: string; sysId: string }> {
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: deployAction(base, path, ttl) });
+    await waitFor('the deploy step to be ready', async () => (await stack.closureCheck(number)).data.steps?.[0]?.status === 'verified', 30_000);
+    return { number, sysId: change.sys_id as string };
+  }
+
+  async function runAccounts(base: string): Promise<string[]> {
+    const [rows] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ? ORDER BY User', [`${base}\\_d%`]);
+    return rows.map((r) => String(r.u));
+  }
+
+  async function served(path: string): Promise<{ status: number; value?: string; version?: number }> {
+    const res = await bao.root<{ data: { data: { value: string }; metadata: { version: number } } }>('GET', `secret/data/${fx.kvPrefix}/${path}`, undefined, [404]);
+    return res.status === 404 ? { status: 404 } : { status: res.status, value: res.body.data.data.value, version: res.body.data.metadata.version };
+  }
+
+  /** Every string in the history, with payload bytes (and Base64 payload text) decoded, so a value inside a payload is found. */
+  function decodedHistory(history: unknown): string {
+    const out: string[] = [];
+    const walk = (v: unknown): void => {
+      if (v instanceof Uint8Array) out.push(Buffer.from(v).toString('utf8'));
+      else if (typeof v === 'string') {
+        out.push(v);
+        if (/^[A-Za-z0-9+/]+={0,2}$/.test(v) && v.length % 4 === 0) out.push(Buffer.from(v, 'base64').toString('utf8'));
+      } else if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+    };
+    walk(history);
+    return out.join('\n');
+  }
+
+  it("mints a run's own credential with exactly the listed grants, delivered and verified; 'finished' revokes it, and the value is in no evidence, history or note", async () => {
+    const base = uniqueAccount('dep');
+    const path = `apps/${base}/db`;
+    const { number, sysId } = await readyChange(base, path);
+    const runId = `run-${randomBytes(3).toString('hex')}`;
+
+    const res = await started(number, runId);
+    expect(res.status).toBe(201);
+    expect(res.data).toMatchObject({ runId, event: 'started', result: 'started', duplicate: false });
+    const [cred] = res.data.credentials;
+    expect(cred).toMatchObject({ system: 'mysql-local', deliveredTo: { system: 'vault-local', path: `${path}/${runId}` }, status: 'live' });
+    expect(cred.identity).toMatch(new RegExp(`^${base}_d[0-9a-f]{10}$`));
+    expect(await runAccounts(base)).toEqual([cred.identity]);
+
+    // What the pipeline reads: the value works for exactly the listed grants.
+    const kv = await served(`${path}/${runId}`);
+    expect(kv.status).toBe(200);
+    const value = kv.value as string;
+    expect(cred.fingerprint).toBe(fingerprintOf(value));
+    expect(cred.version).toBe(kv.version);
+    const session = await mysql.createConnection({ host: '127.0.0.1', user: cred.identity, password: value });
+    await session.end();
+    const grants = await stack.grantsOf(cred.identity);
+    expect(grants.filter((g) => !/GRANT USAGE/.test(g)).sort()).toEqual([
+      expect.stringContaining('GRANT INSERT ON `cgt_billing`.`invoices`'),
+      expect.stringContaining('GRANT SELECT ON `cgt\\_billing`.*'),
+    ]);
+
+    // Closure waits for the run's credential, and says which run holds it.
+    const blocked = await waitFor('closure blocked by the live run', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed === false && r.data.reasons.some((x: string) => x.includes(runId)) ? r : null;
+    });
+    expect(blocked.data.reasons.join(' ')).toMatch(/still live/);
+
+    const done = await finished(number, runId);
+    expect(done.status).toBe(200);
+    expect(done.data).toMatchObject({ result: 'revoked', credentials: [expect.objectContaining({ status: 'revoked' })] });
+    expect(await runAccounts(base)).toEqual([]);
+    expect((await served(`${path}/${runId}`)).status).toBe(404);
+    const again = await finished(number, runId);
+    expect(again.status).toBe(200);
+    expect(again.data.result).toBe('already-revoked');
+    await waitFor('closure allowed once the run is revoked', async () => (await stack.closureCheck(number)).data.allowed === true);
+
+    const rows = await stack.evidence.list(`servicenow:${number}`);
+    const runRows = rows.filter((r) => r.stepId.endsWith(`:run:${runId}`));
+    expect(runRows.map((r) => [r.outcome, r.verified])).toEqual([['minted', true], ['revoked', true]]);
+    expect(runRows[1]?.desiredState).toMatchObject({ reason: 'finished:success' });
+    const handle = stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`);
+    const history = decodedHistory(await handle.fetchHistory());
+    const notes = await waitFor('the revocation work note', () => {
+      const n = JSON.stringify(stack.sim.journal(sysId));
+      return n.includes(`pipeline run ${runId}`) && n.includes('Verified revocation') ? n : null;
+    });
+    // Positive controls: the fingerprint is in each place, so a search there would find the value if it were.
+    expect(history).toContain(cred.fingerprint);
+    expect(notes).toContain(cred.fingerprint);
+    expect(JSON.stringify(rows)).toContain(cred.fingerprint);
+    for (const [where, text] of [['evidence', JSON.stringify(rows)], ['workflow history', history], ['work notes', notes]] as const) {
+      expect({ where, leaked: text.includes(value) }).toEqual({ where, leaked: false });
+    }
+  });
+
+  it('two runs on one ticket each get their own credential, and closure waits for the last', async () => {
+    const base = uniqueAccount('dep');
+    const path = `apps/${base}/db`;
+    const { number } = await readyChange(base, path);
+    const [a, b] = [`a-${randomBytes(3).toString('hex')}`, `b-${randomBytes(3).toString('hex')}`];
+    const [ra, rb] = await Promise.all([started(number, a), started(number, b)]);
+    expect([ra.status, rb.status]).toEqual([201, 201]);
+    const [ca, cb] = [ra.data.credentials[0], rb.data.credentials[0]];
+    expect(ca.identity).not.toBe(cb.identity);
+    expect(ca.deliveredTo.path).toBe(`${path}/${a}`);
+    expect(cb.deliveredTo.path).toBe(`${path}/${b}`);
+    expect(ca.fingerprint).not.toBe(cb.fingerprint);
+    expect(await runAccounts(base)).toEqual([ca.identity, cb.identity].sort());
+
+    expect((await finished(number, a)).status).toBe(200);
+    expect(await runAccounts(base)).toEqual([cb.identity]);
+    const blocked = await waitFor('closure blocked by run b only', async () => {
+      const r = await stack.closureCheck(number);
+      const text = (r.data.reasons ?? []).join(' ');
+      return r.data.allowed === false && text.includes(b) && !text.includes(a) ? r : null;
+    });
+    expect(blocked.data.steps[0].cleanup).toMatchObject({ status: 'scheduled' });
+    expect((await finished(number, b, 'failure')).status).toBe(200);
+    expect(await runAccounts(base)).toEqual([]);
+    await waitFor('closure allowed', async () => (await stack.closureCheck(number)).data.allowed === true);
+  });
+
+  it("revokes a run's credential when its ttl ends before 'finished' arrives", async () => {
+    const base = uniqueAccount('dep');
+    const path = `apps/${base}/db`;
+    const { number } = await readyChange(base, path, 'PT3S');
+    const runId = `ttl-${randomBytes(3).toString('hex')}`;
+    const res = await started(number, runId);
+    expect(res.status).toBe(201);
+    await waitFor('the account dropped at the ttl', async () => (await runAccounts(base)).length === 0, 20_000);
+    await waitFor('the delivered secret deleted', async () => (await served(`${path}/${runId}`)).status === 404);
+    const row = await waitFor('the ttl revocation evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).find((r) => r.outcome === 'revoked'));
+    expect(row).toMatchObject({ verified: true, desiredState: expect.objectContaining({ reason: 'ttl' }) });
+    await waitFor('closure allowed', async () => (await stack.closureCheck(number)).data.allowed === true);
+    const late = await finished(number, runId);
+    expect(late.status).toBe(200);
+    expect(late.data.result).toBe('already-revoked');
+  });
+
+  it("refuses 'started' before the change is authorized (409) and mints nothing", async () => {
+    const base = uniqueAccount('dep');
+    const path = `apps/${base}/db`;
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-3', approval: 'requested', u_identity_actions: deployAction(base, path) });
+    await waitFor('the ticket to reach its workflow', async () => (await stack.closureCheck(number)).status === 200);
+    const res = await started(number, 'early-1');
+    expect(res.status).toBe(409);
+    expect(res.data.error.message).toMatch(/not authorized/);
+    expect(await runAccounts(base)).toEqual([]);
+    expect((await served(`${path}/early-1`)).status).toBe(404);
+    const state = await stack.workflows.status('servicenow', number);
+    expect(state?.steps[0]?.deploy?.runs ?? []).toEqual([]);
+  });
+
+  it('refuses a bad signature or a stale timestamp (401) and changes nothing', async () => {
+    const base = uniqueAccount('dep');
+    const path = `apps/${base}/db`;
+    const { number } = await readyChange(base, path);
+    const body = { ticket: { source: 'servicenow', key: number }, runId: 'forged-1', event: 'started' };
+    const forged = await deployEvent(body, { secret: 'not-the-deploy-secret-000' });
+    expect(forged.status).toBe(401);
+    // The ServiceNow secret is not the pipelines' secret.
+    expect((await deployEvent(body, { secret: TEST_ENV.webhookSecret })).status).toBe(401);
+    const stale = await deployEvent(body, { timestamp: Math.floor(Date.now() / 1000) - 600 });
+    expect(stale.status).toBe(401);
+    expect(stale.data.error.message).toMatch(/stale-timestamp/);
+    const future = await deployEvent(body, { timestamp: Math.floor(Date.now() / 1000) + 600 });
+    expect(future.status).toBe(401);
+    expect(await runAccounts(base)).toEqual([]);
+    const state = await stack.workflows.status('servicenow', number);
+    expect(state?.steps[0]?.deploy?.runs ?? []).toEqual([]);
+  });
+
+  it("answers 'finished' for an unknown run or ticket with 404 and the reason, and names an invalid field with 400", async () => {
+    const base = uniqueAccount('dep');
+    const { number } = await readyChange(base, `apps/${base}/db`);
+    const unknownRun = await finished(number, 'never-started');
+    expect(unknownRun.status).toBe(404);
+    expect(unknownRun.data.error.message).toMatch(/no pipeline run 'never-started' was started on CHG/);
+    const unknownTicket = await finished(uniqueTicketNumber(), 'r1');
+    expect(unknownTicket.status).toBe(404);
+    expect(unknownTicket.data.error.message).toMatch(/has not received change/);
+    const bad = await deployEvent({ ticket: { source: 'servicenow', key: number }, runId: '../etc', event: 'started' });
+    expect(bad.status).toBe(400);
+    expect(bad.data.error.issues).toEqual([expect.objectContaining({ path: 'runId' })]);
+    const badEvent = await deployEvent({ ticket: { source: 'servicenow', key: number }, runId: 'r1', event: 'halfway' });
+    expect(badEvent.status).toBe(400);
+    expect(badEvent.data.error.issues).toEqual([expect.objectContaining({ path: 'event' })]);
+  });
+});
