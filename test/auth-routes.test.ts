@@ -57,6 +57,21 @@ describe('every API route admits exactly its roles', () => {
     expect(mounted).toEqual(ROUTES.map((r) => `${r.method} ${r.route}`).sort());
   });
 
+  it('outside /api only the open probes and the signed webhooks are mounted; a webhook takes a signature, never a bearer token', async () => {
+    const mounted = (stack.app.router.stack as Array<{ route?: { path: string; methods: Record<string, boolean> } }>)
+      .filter((l) => l.route && !l.route.path.startsWith('/api/'))
+      .flatMap((l) => Object.keys(l.route!.methods).map((m) => `${m.toUpperCase()} ${l.route!.path}`))
+      .sort();
+    expect(mounted).toEqual(['GET /healthz', 'GET /readyz', 'POST /webhooks/:source', 'POST /webhooks/deploy'].sort());
+    for (const path of ['/webhooks/deploy', '/webhooks/servicenow']) {
+      const res = await axios.post(`${stack.apiUrl}${path}`, '{}', {
+        headers: { authorization: `Bearer ${TEST_ENV.adminToken}`, 'content-type': 'application/json' },
+        validateStatus: () => true,
+      });
+      expect({ path, status: res.status, message: res.data.error.message }).toEqual({ path, status: 401, message: 'webhook signature check failed: missing-signature' });
+    }
+  });
+
   describe.each(ROUTES)('$method $route', (r) => {
     it('answers 401 with a Bearer challenge and the API error shape when no token is sent', async () => {
       const res = await call(r);
