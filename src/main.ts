@@ -2,7 +2,7 @@
  * `npm start`: the gateway with embedded defaults, in one process through startGateway (the wiring the tests and
  * benchmarks use). Starts what is not configured — a Temporal dev server (SQLite under .data/, Web UI on 8233) when
  * TEMPORAL_ADDRESS is unset, the ServiceNow simulator on :8090 when SERVICENOW_URL is unset, the demo LDAP
- * directory with the demo connectors — runs the migrations, registers the demo API tokens, then serves the API and
+ * directory and the demo secrets store (OpenBao) with the demo connectors — runs the migrations, registers the demo API tokens, then serves the API and
  * runs the worker. Ctrl-C stops everything, API and worker before what they talk to. Production runs the API and the
  * worker as separate processes (api-main, worker-main; see docker-compose.yml).
  */
@@ -14,6 +14,7 @@ import { loadConfig, oidcSettings } from './config';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { startGateway } from './gateway';
 import { startDemoLdap } from './launcher/demo-ldap';
+import { startDemoOpenBao } from './launcher/demo-openbao';
 import { createLogger, temporalLogSink } from './logger';
 import { openDatabase } from './persistence/data-source';
 
@@ -87,6 +88,12 @@ async function main(): Promise<void> {
   if (demoConnectors) {
     const ldap = await startDemoLdap(ROOT, log);
     if (ldap) stops.push(() => ldap.stop());
+    // The demo secrets store rotations and deploys deliver to (connector vault-local); its token is made per start.
+    const openbao = await startDemoOpenBao(ROOT, demo.OPENBAO_DEMO_ROOT_TOKEN, log);
+    if (openbao) {
+      stops.push(() => openbao.stop());
+      process.env.VAULT_LOCAL_TOKEN ??= openbao.gatewayToken;
+    }
   }
 
   const ds = await openDatabase(config.DATABASE_URL, { migrate: true });

@@ -1,7 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { portAnswers, stopChild, stopLeftover } from './child-process';
 
 const SLAPD = '/usr/sbin/slapd';
 
@@ -25,7 +25,7 @@ export async function startDemoLdap(root: string, log: Log, port = 3890): Promis
     log.warn('demo LDAP directory not prepared (run scripts/setup.sh); ldap-local will be unreachable');
     return undefined;
   }
-  await stopLeftover(resolve(dir, 'slapd.pid'));
+  await stopLeftover(resolve(dir, 'slapd.pid'), (argv) => argv[0] === SLAPD);
   if (await portAnswers(port)) {
     log.warn('port taken: the demo LDAP directory is not started; ldap-local talks to whatever answers there', { port });
     return undefined;
@@ -49,58 +49,4 @@ export async function startDemoLdap(root: string, log: Log, port = 3890): Promis
   }
   log.info('demo LDAP directory started', { url });
   return { url, stop: () => stopChild(child) };
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((res) => {
-    if (child.exitCode !== null || child.signalCode !== null) return res();
-    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      res();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-async function stopLeftover(pidFile: string): Promise<void> {
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 1 || !isSlapd(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + 10_000;
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
-}
-
-function isSlapd(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] === SLAPD;
-  } catch {
-    return false;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      res(true);
-    });
-    socket.once('error', () => res(false));
-    socket.setTimeout(1000, () => {
-      socket.destroy();
-      res(false);
-    });
-  });
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import mysql from 'mysql2/promise';
+import { vaultGatewayPolicy } from '../../../src/connectors/vault/vault-policy';
 import { TEST_ENV } from '../test-env';
 import { freePort, spawnServer, type SpawnedServer } from './process';
 
@@ -61,23 +62,7 @@ export async function startOpenBao(): Promise<OpenBao> {
 
 /** The least-privilege policy the connector's top-of-file comment documents, for these mounts and roles. */
 export function gatewayPolicy(o: { kvPrefix: string; dbRoles: string[]; pkiRole: string }): string {
-  const db = o.dbRoles.flatMap((r) => [
-    `path "database/creds/${r}" { capabilities = ["read"] }`,
-    `path "sys/leases/lookup/database/creds/${r}/" { capabilities = ["list", "sudo"] }`,
-    `path "sys/leases/revoke/database/creds/${r}/*" { capabilities = ["update"] }`,
-  ]);
-  return [
-    `path "secret/data/${o.kvPrefix}/*" { capabilities = ["create", "read", "update"] }`,
-    `path "secret/delete/${o.kvPrefix}/*" { capabilities = ["update"] }`,
-    `path "secret/metadata/${o.kvPrefix}" { capabilities = ["list"] }`,
-    `path "secret/metadata/${o.kvPrefix}/*" { capabilities = ["read", "list", "patch", "delete"] }`,
-    ...db,
-    `path "sys/leases/lookup" { capabilities = ["update"] }`,
-    `path "pki/issue/${o.pkiRole}" { capabilities = ["update"] }`,
-    `path "pki/certs" { capabilities = ["list"] }`,
-    `path "pki/cert/*" { capabilities = ["read"] }`,
-    `path "pki/revoke" { capabilities = ["update"] }`,
-  ].join('\n');
+  return vaultGatewayPolicy(o);
 }
 
 export interface VaultFixture {
