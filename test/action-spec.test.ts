@@ -147,7 +147,7 @@ describe('identity actions on a ServiceNow ticket (parseIdentityActions with the
       ["the connector's own account", [leaver({ identity: { type: 'service_account', name: TEST_ENV.connectorUser } })], { path: 'u_identity_actions[0].identity.name', message: /is a protected account/ }],
       ['a malformed host', [leaver({ identity: { type: 'person', name: 'x', host: 'a b' } })], { path: 'u_identity_actions[0].identity.host', message: /^must be '%', a host name/ }],
       ['a disallowed privilege', [joiner({ grants: ['SELECT ON cgt_billing.*', 'SUPER ON cgt_billing.*'] })], { path: 'u_identity_actions[0].grants[1]', message: /^unknown or disallowed privilege 'SUPER'/ }],
-      ['a bad action inside the envelope', { version: 1, actions: [leaver({ kind: 'deploy' })] }, { path: 'u_identity_actions.actions[0].kind', message: /^kind must be one of/ }],
+      ['a bad action inside the envelope', { version: 1, actions: [leaver({ kind: 'decommission' })] }, { path: 'u_identity_actions.actions[0].kind', message: /^kind must be one of/ }],
       ['an unknown system inside the envelope', { version: 1, actions: [leaver(), leaver({ system: 'x' })] }, { path: 'u_identity_actions.actions[1].system', message: /^unknown system 'x'/ }],
     ])('%s', (_what, doc, expected) => {
       expect(issuesOf(doc)).toEqual([{ path: expected.path, message: typeof expected.message === 'string' ? expected.message : expect.stringMatching(expected.message) }]);

@@ -24,7 +24,10 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
       extraConnectors: [{ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_TEST_DEPLOY_VAULT_TOKEN', kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } }],
     });
   });
+  /** Base names this file used: a failing test must not leave its runs' accounts behind for other suites to see. */
+  const bases: string[] = [];
   afterAll(async () => {
+    for (const base of bases) for (const user of await runAccounts(base).catch(() => [])) await stack.admin.query('DROP USER IF EXISTS ?@?', [user, '%']);
     await stack?.stop();
     await fx?.cleanup();
     await bao?.stop();
@@ -51,6 +54,7 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
 
   /** An authorized change whose deploy step is ready. */
   async function readyChange(base: string, path: string, ttl?: string): Promise<{ number: string; sysId: string }> {
+    bases.push(base);
     const number = uniqueTicketNumber();
     const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: deployAction(base, path, ttl) });
     await waitFor('the deploy step to be ready', async () => (await stack.closureCheck(number)).data.steps?.[0]?.status === 'verified', 30_000);
@@ -195,6 +199,7 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     const base = uniqueAccount('dep');
     const path = `apps/${base}/db`;
     const number = uniqueTicketNumber();
+    bases.push(base);
     stack.sim.createChange({ number, state: '-3', approval: 'requested', u_identity_actions: deployAction(base, path) });
     await waitFor('the ticket to reach its workflow', async () => (await stack.closureCheck(number)).status === 200);
     const res = await started(number, 'early-1');
