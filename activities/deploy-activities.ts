@@ -1,9 +1,11 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 import { GONE, type ObservedAccount, verifyAccount } from '../src/connectors/connector';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import { revokeIdentity } from '../src/connectors/revoke-policy';
 import type { EvidenceStore } from '../src/evidence/evidence-store';
 import { EvidenceRefusal } from '../src/evidence/redaction';
+import { DeployRefusal } from '../src/kinds/deploy/run';
 import { containsSecret, refusalsAreFinal, setDeliverAndProve } from './connector-activities';
 
 export interface DeployActivityDeps {
@@ -67,6 +69,14 @@ export function createDeployActivities({ registry, evidence, actor }: DeployActi
     async mintDeployCredential(input: DeployCredentialInput): Promise<MintResult> {
       const startedAt = new Date().toISOString();
       const target = registry.get(input.system);
+      // A first attempt must create the identity: one that is already there belongs to someone else (a name made to
+      // collide), and is neither granted to nor, later, removed. A retried attempt finds its own earlier work.
+      if (Context.current().info.attempt === 1 && (await refusalsAreFinal(() => target.inspect(input.identity))).exists) {
+        throw ApplicationFailure.create({
+          type: DeployRefusal.IdentityTaken, nonRetryable: true,
+          message: `${input.system}: '${input.identity.name}' already exists, so it is not this run's own credential; nothing was minted or changed`,
+        });
+      }
       // Idempotent: a retried mint finds the run's account (its name derives from the run) and grants nothing new.
       const provisioned = await refusalsAreFinal(() => target.provision(input.identity, input.grants));
       const delivered = await setDeliverAndProve(registry, {

@@ -4,7 +4,8 @@ import mysql from 'mysql2/promise';
 import { fingerprintOf } from '../src/connectors/secret';
 import { signWebhook } from '../src/itsm/servicenow/webhook-signature';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from './support/servers/openbao';
-import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { runIdentityName } from '../src/kinds/deploy/run';
+import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
 /**
@@ -209,6 +210,23 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     expect((await served(`${path}/early-1`)).status).toBe(404);
     const state = await stack.workflows.status('servicenow', number);
     expect(state?.steps[0]?.deploy?.runs ?? []).toEqual([]);
+  });
+
+  it("never takes over an account that already bears the run's name: 409, the account untouched, nothing delivered", async () => {
+    const base = uniqueAccount('dep');
+    const path = `apps/${base}/db`;
+    const { number } = await readyChange(base, path);
+    const actionId = String((await stack.closureCheck(number)).data.steps[0].stepId).split(':')[1] as string;
+    const runId = 'taken-1';
+    const name = runIdentityName(base, `servicenow:${number}`, actionId, runId);
+    await createAccount(stack.admin, name);
+    const before = await stack.grantsOf(name);
+    const res = await started(number, runId);
+    expect(res.status).toBe(409);
+    expect(res.data.error.message).toMatch(/already exists, so it is not this run's own credential/);
+    expect(await stack.grantsOf(name)).toEqual(before);
+    expect((await served(`${path}/${runId}`)).status).toBe(404);
+    await waitFor('closure allowed: nothing of the run is live', async () => (await stack.closureCheck(number)).data.allowed === true);
   });
 
   it('refuses a bad signature or a stale timestamp (401) and changes nothing', async () => {

@@ -62,6 +62,7 @@ function refusalToAppError(err: WorkflowUpdateFailedError): AppError {
     case DeployRefusal.NotAuthorized:
     case DeployRefusal.NoDeployAction:
     case DeployRefusal.RunEnded:
+    case DeployRefusal.IdentityTaken:
       return new AppError(409, 'CONFLICT', message, [], { cause: err });
     case DeployRefusal.MintFailed:
       return new AppError(502, 'DEPLOY_FAILED', message, [], { cause: err });

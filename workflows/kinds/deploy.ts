@@ -1,4 +1,4 @@
-import { ApplicationFailure, condition, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { DeployActivities } from '../../activities/deploy-activities';
 import { type DeployRunRecord, type StepState, isAuthorized, isFinal } from '../../src/change';
 import type { DeployPlan } from '../../src/kinds/deploy/edge';
@@ -241,13 +241,22 @@ async function start(host: KindHost, req: DeployRunRequest): Promise<DeployRunRe
     } catch (err) {
       problems.push(`${label(a)}: ${failureText(err)}`);
       run.detail = failureText(err);
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === DeployRefusal.IdentityTaken) {
+        // Not ours: nothing to take back, and the account must stay as its owner left it.
+        run.status = 'revoked';
+        run.endedBy = 'identity-taken';
+        summarise(step);
+      }
     }
   }
   // Minted while the change left Implement (cancelled, sent back): nothing may stay live.
   if (problems.length === 0 && !isAuthorized(host.state)) problems.push(`${host.state.key} left Implement while the credential was minted`);
   if (problems.length > 0) {
-    for (const { step, run } of mine) await revokeRun(host.contextFor(step), run, 'mint-failed');
-    const type = problems.some((p) => /left Implement|not ready/.test(p)) ? DeployRefusal.NotAuthorized : DeployRefusal.MintFailed;
+    for (const { step, run } of mine) if (run.status !== 'revoked') await revokeRun(host.contextFor(step), run, 'mint-failed');
+    const type = mine.some(({ run }) => run.endedBy === 'identity-taken')
+      ? DeployRefusal.IdentityTaken
+      : problems.some((p) => /left Implement|not ready/.test(p)) ? DeployRefusal.NotAuthorized : DeployRefusal.MintFailed;
+    host.touch();
     refuse(type, `pipeline run '${req.runId}' got no credential: ${problems.join('; ')}`);
   }
   for (const { step, run } of mine) {

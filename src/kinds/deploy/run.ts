@@ -53,6 +53,8 @@ export const DeployRefusal = {
   UnknownRun: 'DeployUnknownRun',
   RunEnded: 'DeployRunEnded',
   MintFailed: 'DeployMintFailed',
+  /** The run's identity already existed before the run minted it: someone else's account, never taken over or removed. */
+  IdentityTaken: 'DeployIdentityTaken',
 } as const;
 
 /** 64-bit FNV-1a: deterministic in the workflow sandbox (no node:crypto there), and enough to tell runs apart. */
