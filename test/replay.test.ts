@@ -23,6 +23,7 @@ describe('committed change-workflow histories', () => {
 
   it('cover the recorded scenarios (those recorded before normalisation in both snapshot shapes), each a whole run of changeWorkflow from start to completion', () => {
     const scenarios = [
+      'deploy-runs-finished-and-expired-then-closed.json',
       'joiner-granted-expired-then-closed.json',
       'joiner-granted-then-cancelled.json',
       'joiners-on-two-systems-granted-then-cancelled.json',
@@ -35,7 +36,7 @@ describe('committed change-workflow histories', () => {
     ];
     // Each scenario recorded before tickets were normalised twice: as recorded now (normalised ticket) and as recorded
     // with ServiceNow-shaped snapshots. Scenarios added since exist only in the normalised shape.
-    const since = ['joiners-on-two-systems-granted-then-cancelled.json', 'leaver-revoked-in-one-activity-then-closed.json'];
+    const since = ['deploy-runs-finished-and-expired-then-closed.json', 'joiners-on-two-systems-granted-then-cancelled.json', 'leaver-revoked-in-one-activity-then-closed.json'];
     expect(fixtures).toEqual([...scenarios, ...scenarios.filter((s) => !since.includes(s)).map((s) => `pre-normalised--${s}`)].sort());
     for (const fixture of fixtures) {
       const events = load(fixture).events ?? [];

@@ -23,6 +23,7 @@ import type { ConnectorsFile } from '../../src/connectors/registry';
 import { workflowIdFor } from '../../src/change';
 import { startGateway } from '../../src/gateway';
 import { identityActionsDigest } from '../../src/itsm/servicenow/servicenow-gate';
+import { signWebhook } from '../../src/itsm/servicenow/webhook-signature';
 import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
 import { createLogger } from '../../src/logger';
 import { setupVaultFixture, startOpenBao } from '../support/servers/openbao';
@@ -36,6 +37,7 @@ const TARGET_DATABASES = ['cgt_billing', 'cgt_reporting'];
 const PASSWORD_ENV = 'CG_HISTORIES_ROOT_PASSWORD';
 const SN = { username: 'changegate-int', password: 'sn-histories-password' };
 const WEBHOOK_SECRET = 'histories-webhook-secret-0123456789';
+const DEPLOY_SECRET = 'histories-deploy-secret-0123456789';
 const OUT_DIR = __dirname;
 
 const localMariadb = (name: string): ConnectorsFile['connectors'][number] => ({
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
     connectors,
     servicenow: { simulator: SN },
     webhookSecret: WEBHOOK_SECRET,
+    deployWebhookSecret: DEPLOY_SECRET,
     adminToken: randomUUID(),
     log: createLogger('histories', 'error'),
   });
@@ -114,6 +117,20 @@ async function main(): Promise<void> {
     await waitFor('gate set', () => gateSet(sysId));
     sim.updateChange(sysId, { state: '3', close_code: 'successful' });
     await record(fixture, number);
+  }
+
+  /** A pipeline's signed run event, as test/deploy.e2e.test.ts sends it. */
+  async function deployEvent(body: unknown): Promise<number> {
+    const raw = JSON.stringify(body);
+    const ts = String(Math.floor(Date.now() / 1000));
+    const res = await fetch(`${gw.apiUrl}/webhooks/deploy`, {
+      method: 'POST', body: raw,
+      headers: {
+        'content-type': 'application/json', 'x-changegate-timestamp': ts, 'x-changegate-event-id': randomUUID(),
+        'x-changegate-signature': signWebhook(DEPLOY_SECRET, ts, Buffer.from(raw)),
+      },
+    });
+    return res.status;
   }
 
   const scenarios: Record<string, () => Promise<void>> = {
@@ -198,6 +215,26 @@ async function main(): Promise<void> {
     // (i) Leaver with each step one activity (one-activity-per-step): revoked, read back and recorded by
     // applyVerifyRecord, gate set, then the ticket is closed.
     'leaver-revoked-in-one-activity-then-closed': () => leaverRevokedThenClosed('leaver-revoked-in-one-activity-then-closed'),
+
+    // (j) Deploy: one pipeline run ended by `finished`, another by its ttl (each its own credential, minted and
+    // revoked through the deployRun update and its timer), then the ticket closes.
+    'deploy-runs-finished-and-expired-then-closed': async () => {
+      const base = uniqueAccount('rec');
+      const number = uniqueTicketNumber();
+      const actions = JSON.stringify([
+        { kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name: base, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT3S', deliverTo: { system: 'vault-local', path: `apps/${base}/deploy` } },
+      ]);
+      const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
+      await waitFor('deploy step ready', async () => (await workflows.status('servicenow', number))?.steps[0]?.status === 'verified', 60_000);
+      const ticket = { source: 'servicenow', key: number };
+      if ((await deployEvent({ ticket, runId: 'run-1', event: 'started' })) !== 201) throw new Error('run-1 was not minted');
+      if ((await deployEvent({ ticket, runId: 'run-1', event: 'finished', outcome: 'success' })) !== 200) throw new Error('run-1 was not revoked');
+      if ((await deployEvent({ ticket, runId: 'run-2', event: 'started' })) !== 201) throw new Error('run-2 was not minted');
+      await waitFor('run-2 revoked at its ttl', async () => (await workflows.status('servicenow', number))?.steps[0]?.deploy?.runs.every((r) => r.status === 'revoked') === true, 30_000);
+      await waitFor('gate set', () => gateSet(sysId));
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('deploy-runs-finished-and-expired-then-closed', number);
+    },
 
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.
     'rotation-delivered-then-closed': async () => {
