@@ -196,6 +196,25 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     expect(late.data.result).toBe('already-revoked');
   });
 
+  it('cancelling the change revokes every live run at once, verified, and a repeated event id changes nothing', async () => {
+    const base = uniqueAccount('dep');
+    const path = `apps/${base}/db`;
+    const { number, sysId } = await readyChange(base, path);
+    const eventId = `evt-${randomBytes(6).toString('hex')}`;
+    const body = { ticket: { source: 'servicenow', key: number }, runId: 'cancel-1', event: 'started' };
+    expect((await deployEvent(body, { eventId })).status).toBe(201);
+    const repeat = await deployEvent(body, { eventId });
+    expect(repeat.status).toBe(200);
+    expect(repeat.data).toEqual({ runId: 'cancel-1', event: 'started', duplicate: true });
+    expect(await runAccounts(base)).toHaveLength(1);
+
+    stack.sim.updateChange(sysId, { state: '4' });
+    await waitFor('the run account dropped on cancellation', async () => (await runAccounts(base)).length === 0);
+    await waitFor('the delivered secret deleted', async () => (await served(`${path}/cancel-1`)).status === 404);
+    const row = await waitFor('the cancellation evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).find((r) => r.outcome === 'revoked'));
+    expect(row).toMatchObject({ verified: true, desiredState: expect.objectContaining({ reason: 'cancelled' }) });
+  });
+
   it("refuses 'started' before the change is authorized (409) and mints nothing", async () => {
     const base = uniqueAccount('dep');
     const path = `apps/${base}/db`;
