@@ -31,8 +31,8 @@ export const configSchema = z.object({
   SERVICENOW_USERNAME: z.string().min(1),
   SERVICENOW_PASSWORD: z.string().min(1),
   SERVICENOW_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
-  /** HMAC key of pipelines' run events (POST /webhooks/deploy); unset, every deploy event is refused. */
-  DEPLOY_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** HMAC key of pipelines' run events (POST /webhooks/deploy); unset or empty, every deploy event is refused. */
+  DEPLOY_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   CHANGEGATE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters'),
   /** People's bearer tokens: unset, only API tokens are accepted. */
   OIDC_ISSUER: issuerUrl.optional(),
