@@ -20,6 +20,7 @@ import {
   closureView,
   isAuthorized,
   isFinal,
+  needsDecision,
   ticketKey,
 } from '../src/change';
 import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
@@ -29,6 +30,7 @@ import { closureRules, workflowKind } from './kinds/registry';
 import { failureText } from './kinds/step-runner';
 import { normaliseInput, normaliseSnapshot } from './legacy-ticket';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
+import { installStepDecisions } from './step-decisions';
 
 export const ticketUpdatedSignal = defineSignal<[AnySnapshot]>('ticketUpdated');
 export const statusQuery = defineQuery<ChangeState>('status');
@@ -93,6 +95,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     touch();
   });
   setHandler(statusQuery, () => state);
+  installStepDecisions(state, key, touch);
 
   const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets });
 
@@ -142,11 +145,17 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       if (step.status === 'pending') {
         step.status = 'running';
         track(kind.run(contextFor(step)));
-      } else if (step.status === 'waiting-authorization') {
+      } else if (step.status === 'waiting-authorization' || step.status === 'waiting-approval') {
         if (isFinal(state.phase)) step.status = 'cancelled';
         else if (isAuthorized(state)) {
-          step.status = 'running';
-          track(kind.run(contextFor(step)));
+          // A privileged grant also waits for a change manager's approval (the governance policy).
+          if (needsDecision(step)) step.status = 'waiting-approval';
+          else {
+            step.status = 'running';
+            track(kind.run(contextFor(step)));
+          }
+        } else if (step.status === 'waiting-approval') {
+          step.status = 'waiting-authorization';
         }
       } else if (!saga && kind.undo && undoPending(step) && state.phase === 'cancelled') {
         // Before SAGA_REVERSE_ORDER: each undo at once, concurrently.

@@ -24,6 +24,8 @@ export interface PlannedAction {
   kind: string;
   system: string;
   identity: IdentityRef;
+  /** Grants (canonical text) the governance policy marks privileged: they wait for a change manager's decision. */
+  privileged?: string[];
   [field: string]: unknown;
 }
 

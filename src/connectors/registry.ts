@@ -115,6 +115,8 @@ function normalised(cfg: BaseInstanceConfig): BaseInstanceConfig {
 
 export interface SystemPolicy {
   maxTtlMs?: number;
+  /** Grants (canonical text) that need a change manager's decision before they are made (the governance policy). */
+  isPrivileged: (grant: string) => boolean;
 }
 
 export interface GrammarEntry {
@@ -127,12 +129,16 @@ export interface GrammarEntry {
 export class GrammarRegistry {
   private readonly entries = new Map<string, GrammarEntry>();
 
-  constructor(file: ConnectorsFile) {
+  /** `privileged` comes from the governance policy (src/policy): which grants need a decision, per system. */
+  constructor(file: ConnectorsFile, privileged: (system: string, grant: string) => boolean = () => false) {
     for (const raw of file.connectors) {
       const cfg = normalised(raw);
       this.entries.set(cfg.name, {
         grammar: checkedGrammar(cfg),
-        policy: { maxTtlMs: cfg.policy.maxTtl ? (parseIsoDuration(cfg.policy.maxTtl) ?? undefined) : undefined },
+        policy: {
+          maxTtlMs: cfg.policy.maxTtl ? (parseIsoDuration(cfg.policy.maxTtl) ?? undefined) : undefined,
+          isPrivileged: (grant) => privileged(cfg.name, grant),
+        },
         capabilities: typeOf(cfg).capabilities,
       });
     }

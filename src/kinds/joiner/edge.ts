@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseIsoDuration } from '../../actions/iso-duration';
 import type { EdgeKind } from '../registry';
 import type { PlannedAction } from '../../change/ticket';
-import { commonFields } from '../spec';
+import { commonFields, privilegedOf } from '../spec';
 
 /** Beyond any sane policy, and far inside what a Date and a Temporal timer can hold. Policies cap lower. */
 const TTL_CEILING_MS = 100 * 365 * 86_400_000;
@@ -50,6 +50,7 @@ export const joinerEdge: EdgeKind<JoinerAction> = {
     if (ms !== undefined && entry.policy.maxTtlMs !== undefined && ms > entry.policy.maxTtlMs) {
       issue('ttl', `exceeds the policy maximum for ${action.system}`);
     }
-    return { actionId, kind: 'joiner', system: action.system, identity: action.identity, grants: [...new Set(grants)].sort(), ttlMs: ms, ttl: action.ttl };
+    const wanted = [...new Set(grants)].sort();
+    return { actionId, kind: 'joiner', system: action.system, identity: action.identity, grants: wanted, ttlMs: ms, ttl: action.ttl, ...privilegedOf(wanted, entry) };
   },
 };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { PlannedAction } from '../../change/ticket';
 import type { EdgeKind } from '../registry';
-import { commonFields } from '../spec';
+import { commonFields, privilegedOf } from '../spec';
 import { ttl, ttlMs } from '../joiner/edge';
 
 export const moverSchema = z
@@ -38,6 +38,7 @@ export const moverEdge: EdgeKind<MoverAction> = {
     if (ms !== undefined && entry.policy.maxTtlMs !== undefined && ms > entry.policy.maxTtlMs) {
       issue('ttl', `exceeds the policy maximum for ${action.system}`);
     }
-    return { actionId, kind: 'mover', system: action.system, identity: action.identity, grants: [...new Set(grants)].sort(), ttlMs: ms, ttl: action.ttl };
+    const wanted = [...new Set(grants)].sort();
+    return { actionId, kind: 'mover', system: action.system, identity: action.identity, grants: wanted, ttlMs: ms, ttl: action.ttl, ...privilegedOf(wanted, entry) };
   },
 };
