@@ -50,6 +50,12 @@ const CLOSURE_VIEW_PUBLISHED = 'closure-view-published';
  */
 const SAGA_REVERSE_ORDER = 'saga-reverse-order';
 
+/**
+ * A rejected change (ServiceNow sends it back to New) is unauthorized again: what it granted is rolled back like a
+ * cancelled change's, and its revocations stay. Before this patch a rejection kept the grants until their ttl.
+ */
+const ROLLBACK_ON_REJECTION = 'rollback-on-rejection';
+
 export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChangeWorkflowInput): Promise<ChangeState> {
   const input = normaliseInput(started);
   const state: ChangeState = input.carried ?? {
@@ -131,8 +137,9 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     dirty = false;
 
     const undoPending = (step: StepState) => step.status === 'verified' && workflowKind(step.action.kind)?.undo?.pending(step) === true;
-    // Called only when there is something to undo, so histories recorded before the patch replay unchanged.
-    const saga = state.phase === 'cancelled' && state.steps.some(undoPending) && patched(SAGA_REVERSE_ORDER);
+    // Called only when there is something to roll back, so histories recorded before either patch replay unchanged.
+    const rollBack = state.steps.some(undoPending) && (state.phase === 'cancelled' || (state.phase === 'rejected' && patched(ROLLBACK_ON_REJECTION)));
+    const saga = rollBack && patched(SAGA_REVERSE_ORDER);
     for (const step of state.steps) {
       const kind = workflowKind(step.action.kind);
       if (!kind) {
