@@ -45,8 +45,11 @@ describe('privileged grants wait for a change manager, who is never the requeste
   it('waits after authorization, refuses self-approval, the wrong role, no justification and an unknown step, then grants once approved', async () => {
     const account = uniqueAccount('priv');
     const number = uniqueTicketNumber();
-    stack.sim.createChange({ number, state: '-1', approval: 'approved', requested_by: REQUESTER, u_identity_actions: joiner(account) });
+    const implementer = randomBytes(16).toString('hex');
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', requested_by: REQUESTER, assigned_to: implementer, u_identity_actions: joiner(account) });
     const check = await waitingStep(number);
+    // The ticket's people, as the source's user ids: the requester is refused below; the implementer is kept for reviews.
+    expect(await stack.workflows.status('servicenow', number)).toMatchObject({ requester: REQUESTER, implementer });
     const stepId = check.steps[0].stepId as string;
     expect(check.allowed).toBe(false);
     expect(check.reasons[0]).toMatch(/waits for a change manager to decide on privileged grant\(s\): SELECT ON `cgt\\_reporting`\.\*/);

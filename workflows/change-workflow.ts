@@ -96,6 +96,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     state.emergency = snap.emergency;
     state.sourceState = snap.sourceState;
     if (snap.requester !== undefined) state.requester = snap.requester;
+    if (snap.implementer !== undefined) state.implementer = snap.implementer;
     state.actionsDigest = snap.actionsDigest;
     mergeActions(state, snap);
     touch();

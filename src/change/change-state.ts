@@ -58,6 +58,7 @@ export interface ChangeState {
   emergency: boolean;
   sourceState: string;
   requester?: string;
+  implementer?: string;
   steps: StepState[];
   /** True while the gate last written to the ticket lets it close (`verified` or `not_applicable`). */
   gateSet: boolean;

@@ -40,6 +40,8 @@ export interface Ticket extends TicketRef {
   phase: Phase;
   emergency: boolean;
   requester?: string;
+  /** Who implements it (ServiceNow `assigned_to`), as the source's user id. */
+  implementer?: string;
   /** Orders deliveries of one ticket: an older version never moves the workflow back. */
   version: number;
   /** The source's own word for its state, reported back to people; the core never interprets it. */

@@ -25,6 +25,7 @@ export const changeRecordSchema = z
     u_identity_actions: z.string().max(100_000).default(''),
     assignment_group: z.union([reference, z.literal('')]).optional(),
     requested_by: z.union([reference, z.literal('')]).optional(),
+    assigned_to: z.union([reference, z.literal('')]).optional(),
   })
   .passthrough();
 
@@ -40,6 +41,7 @@ export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): Par
   const actions = parseIdentityActions(record.u_identity_actions, grammars, IDENTITY_ACTIONS_FIELD);
   if (!actions.ok) return actions;
   const requester = record.requested_by ? record.requested_by.value : undefined;
+  const implementer = record.assigned_to ? record.assigned_to.value : undefined;
   return {
     ok: true,
     value: {
@@ -51,6 +53,7 @@ export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): Par
         phase: servicenowPhase(record),
         emergency: servicenowEmergency(record.type),
         ...(requester ? { requester } : {}),
+        ...(implementer ? { implementer } : {}),
         version: Number(record.sys_mod_count),
         sourceState: record.state,
         actions: actions.value,
