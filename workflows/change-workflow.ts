@@ -97,6 +97,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     state.sourceState = snap.sourceState;
     if (snap.requester !== undefined) state.requester = snap.requester;
     if (snap.implementer !== undefined) state.implementer = snap.implementer;
+    if (snap.windowEnd !== undefined) state.windowEnd = snap.windowEnd;
     state.actionsDigest = snap.actionsDigest;
     mergeActions(state, snap);
     touch();

@@ -40,7 +40,7 @@ export interface StepState {
   accountCreated?: boolean;
   /** Rotations only: which credential version the store now serves (never the value). */
   rotation?: { fingerprint: string; version: number; credentialId?: string };
-  expiry?: { status: ExpiryStatus; expiresAt?: string; detail?: string; verifiedAt?: string };
+  expiry?: { status: ExpiryStatus; expiresAt?: string; until?: 'ticket-closed' | 'window-end'; detail?: string; verifiedAt?: string };
   /** The decision on its privileged grants, once one was made. */
   decision?: StepDecision;
   /** Movers only: what the move kept, removed and added, as planned from the target's read-back. */
@@ -59,6 +59,7 @@ export interface ChangeState {
   sourceState: string;
   requester?: string;
   implementer?: string;
+  windowEnd?: string;
   steps: StepState[];
   /** True while the gate last written to the ticket lets it close (`verified` or `not_applicable`). */
   gateSet: boolean;

@@ -72,7 +72,7 @@ async function end(ctx: KindContext, result: StepResult): Promise<void> {
   const a = step.action as MoverPlan;
   finish(step, result);
   const added = result.ok && (step.move?.added.length ?? 0) > 0;
-  if (added) scheduleExpiry(step, a.ttlMs);
+  if (added) scheduleExpiry(step, a, ctx.state.windowEnd);
   ctx.touch();
   await noteOutcome(ctx, result, added ? expiryNote(step, a.ttl) : '');
   if (added) await awaitExpiry(ctx, a.ttlMs, () => expire(ctx));

@@ -14,12 +14,16 @@ export const ttl = z.string().max(64).superRefine((text, ctx) => {
   else if (ms > TTL_CEILING_MS) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be at most 100 years (P100Y)' });
 });
 
+/** Ticket-scoped access: the grant ends when the ticket closes, or at the change window's end (ServiceNow `end_date`). */
+export const until = z.enum(['ticket-closed', 'window-end'], { errorMap: () => ({ message: "must be 'ticket-closed' or 'window-end'" }) });
+
 export const joinerSchema = z
   .object({
     kind: z.literal('joiner'),
     ...commonFields,
     grants: z.array(z.string().min(1).max(200)).min(1, 'a joiner needs at least one grant').max(50),
     ttl: ttl.optional(),
+    until: until.optional(),
   })
   .strict();
 export type JoinerAction = z.infer<typeof joinerSchema>;
@@ -30,6 +34,7 @@ export interface JoinerPlan extends PlannedAction {
   grants: string[];
   ttlMs?: number;
   ttl?: string;
+  until?: 'ticket-closed' | 'window-end';
 }
 
 export function ttlMs(action: { ttl?: string }): number | undefined {
@@ -51,6 +56,6 @@ export const joinerEdge: EdgeKind<JoinerAction> = {
       issue('ttl', `exceeds the policy maximum for ${action.system}`);
     }
     const wanted = [...new Set(grants)].sort();
-    return { actionId, kind: 'joiner', system: action.system, identity: action.identity, grants: wanted, ttlMs: ms, ttl: action.ttl, ...privilegedOf(wanted, entry) };
+    return { actionId, kind: 'joiner', system: action.system, identity: action.identity, grants: wanted, ttlMs: ms, ttl: action.ttl, ...(action.until ? { until: action.until } : {}), ...privilegedOf(wanted, entry) };
   },
 };

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { PlannedAction } from '../../change/ticket';
 import type { EdgeKind } from '../registry';
 import { commonFields, privilegedOf } from '../spec';
-import { ttl, ttlMs } from '../joiner/edge';
+import { ttl, ttlMs, until } from '../joiner/edge';
 
 export const moverSchema = z
   .object({
@@ -12,6 +12,7 @@ export const moverSchema = z
     grants: z.array(z.string().min(1).max(200)).max(50),
     /** How long the grants the move adds last, counted from their verified grant. */
     ttl: ttl.optional(),
+    until: until.optional(),
   })
   .strict();
 export type MoverAction = z.infer<typeof moverSchema>;
@@ -22,6 +23,7 @@ export interface MoverPlan extends PlannedAction {
   grants: string[];
   ttlMs?: number;
   ttl?: string;
+  until?: 'ticket-closed' | 'window-end';
 }
 
 export const moverEdge: EdgeKind<MoverAction> = {
@@ -39,6 +41,6 @@ export const moverEdge: EdgeKind<MoverAction> = {
       issue('ttl', `exceeds the policy maximum for ${action.system}`);
     }
     const wanted = [...new Set(grants)].sort();
-    return { actionId, kind: 'mover', system: action.system, identity: action.identity, grants: wanted, ttlMs: ms, ttl: action.ttl, ...privilegedOf(wanted, entry) };
+    return { actionId, kind: 'mover', system: action.system, identity: action.identity, grants: wanted, ttlMs: ms, ttl: action.ttl, ...(action.until ? { until: action.until } : {}), ...privilegedOf(wanted, entry) };
   },
 };
