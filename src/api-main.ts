@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const ds = await openDatabase(config.DATABASE_URL, { migrate: config.RUN_MIGRATIONS });
   const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);
   const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
-  const grammars = new GrammarRegistry(connectors, (system, grant) => policy.isPrivileged(system, grant));
+  const grammars = new GrammarRegistry(connectors, policy);
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
   const app = createApp({
     ds,

@@ -10,7 +10,7 @@ import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, type Logger } from './logger';
-import { EMPTY_POLICY, Policy, type PolicyFile } from './policy/policy';
+import { EMPTY_POLICY, Policy, type PolicyInput } from './policy/policy';
 import { openDatabase } from './persistence/data-source';
 import { createServiceNowSimulator, type ServiceNowSimulator } from './itsm/servicenow/servicenow-simulator';
 import { type DevServerOptions, startDevServer } from './temporal/dev-server';
@@ -32,7 +32,7 @@ export interface GatewayOptions {
   migrate?: boolean;
   connectors: ConnectorsFile;
   /** The governance policy (who is who, privileged grants); none by default. */
-  policy?: PolicyFile;
+  policy?: PolicyInput;
   /** A real instance, or the simulator (its business rule fires signed webhooks at this gateway's API). */
   servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number } };
   webhookSecret: string;
@@ -94,7 +94,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       app = createApp({
         ds,
         workflows,
-        grammars: new GrammarRegistry(opts.connectors, (system, grant) => policy.isPrivileged(system, grant)),
+        grammars: new GrammarRegistry(opts.connectors, policy),
         policy,
         evidence,
         webhookSecret: opts.webhookSecret,

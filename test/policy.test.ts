@@ -1,4 +1,5 @@
-import { loadConnectorsFile } from '../src/connectors/registry';
+import { GrammarRegistry, loadConnectorsFile } from '../src/connectors/registry';
+import { parseIdentityActions } from '../src/actions/plan-actions';
 import { globMatcher, loadPolicyFile, parsePolicyFile, Policy } from '../src/policy/policy';
 
 describe('the governance policy file', () => {
@@ -31,5 +32,26 @@ describe('the governance policy file', () => {
     expect(m('SELECT ON `reportingX`.*')).toBe(false);
     expect(globMatcher('a.b')('axb')).toBe(false);
     expect(globMatcher('(x)+')('(x)+')).toBe(true);
+  });
+
+  it('a ttl longer than the privilege class allows is refused at planning, on the ttl field, naming the class and the limit', () => {
+    const grammars = new GrammarRegistry(
+      loadConnectorsFile('config/connectors.demo.json'),
+      new Policy({ version: 1, classes: [{ name: 'reporting', system: 'mysql-local', grants: ['* ON `reporting`.*'], maxTtl: 'P7D' }] }),
+    );
+    const joiner = (grants: string[], ttl: string) =>
+      parseIdentityActions(JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'person', name: 'jdoe' }, grants, ttl }]), grammars, 'u_identity_actions');
+    expect(joiner(['SELECT ON reporting.*'], 'P8D')).toEqual({
+      ok: false,
+      issues: [{ path: 'u_identity_actions[0].ttl', message: 'P8D exceeds P7D, the longest the policy allows for reporting grants on mysql-local (SELECT ON `reporting`.*)' }],
+    });
+    expect(joiner(['SELECT ON reporting.*'], 'P7D').ok).toBe(true);
+    expect(joiner(['SELECT ON billing.*'], 'P8D').ok).toBe(true);
+    const mover = parseIdentityActions(
+      JSON.stringify([{ kind: 'mover', system: 'mysql-local', identity: { type: 'person', name: 'jdoe' }, grants: ['SELECT ON billing.*', 'SELECT ON reporting.daily'], ttl: 'P30D' }]),
+      grammars,
+      'u_identity_actions',
+    );
+    expect(mover).toMatchObject({ ok: false, issues: [{ path: 'u_identity_actions[0].ttl' }] });
   });
 });

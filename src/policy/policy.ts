@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseIsoDuration } from '../actions/iso-duration';
 import type { Actor } from '../auth/principal';
 
 /**
@@ -23,12 +24,31 @@ export const policyFileSchema = z
      * canonical text (`*` matches any run of characters), e.g. "* ON `reporting`.*".
      */
     privileged: z.array(z.object({ system: text(100), grants: z.array(text(300)).min(1).max(100), reason: text(300).optional() }).strict()).max(1_000).default([]),
+    /**
+     * Privilege classes, per connector: the grants a class covers (patterns as above) and how long such a grant may
+     * last (`maxTtl`, counted from the verified grant). The first class whose pattern matches a grant applies.
+     */
+    classes: z
+      .array(
+        z
+          .object({
+            name: text(100),
+            system: text(100),
+            grants: z.array(text(300)).min(1).max(100),
+            maxTtl: z.string().refine((t) => parseIsoDuration(t) !== null, 'must be an ISO-8601 duration (e.g. P7D)'),
+          })
+          .strict(),
+      )
+      .max(1_000)
+      .default([]),
   })
   .strict();
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;
+/** A policy as written (omitted lists default to empty). */
+export type PolicyInput = z.input<typeof policyFileSchema>;
 
-export const EMPTY_POLICY: PolicyFile = Object.freeze({ version: 1, people: [], privileged: [] }) as PolicyFile;
+export const EMPTY_POLICY: PolicyFile = Object.freeze({ version: 1, people: [], privileged: [], classes: [] }) as PolicyFile;
 
 /** `*` is any run of characters; everything else is literal. */
 export function globMatcher(pattern: string): (value: string) => boolean {
@@ -40,9 +60,11 @@ export function parsePolicyFile(raw: unknown, source = 'policy', systems?: reado
   const parsed = policyFileSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`${source}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   if (systems) {
-    parsed.data.privileged.forEach((p, i) => {
-      if (!systems.includes(p.system)) throw new Error(`${source}: privileged.${i}.system: no connector named '${p.system}' is configured (configured: ${systems.join(', ')})`);
-    });
+    for (const list of ['privileged', 'classes'] as const) {
+      parsed.data[list].forEach((p, i) => {
+        if (!systems.includes(p.system)) throw new Error(`${source}: ${list}.${i}.system: no connector named '${p.system}' is configured (configured: ${systems.join(', ')})`);
+      });
+    }
   }
   return parsed.data;
 }
@@ -61,14 +83,23 @@ export function loadPolicyFile(path: string, systems?: readonly string[]): Polic
 export class Policy {
   private readonly privileged = new Map<string, Array<(grant: string) => boolean>>();
   private readonly people: Array<{ source: string; user: string; matches: (value: string) => boolean }>;
+  private readonly classes: Array<{ name: string; system: string; maxTtl: string; maxTtlMs: number; matches: Array<(grant: string) => boolean> }>;
 
-  constructor(file: PolicyFile = EMPTY_POLICY) {
+  constructor(input: PolicyInput = EMPTY_POLICY) {
+    const file = parsePolicyFile(input);
     for (const p of file.privileged) {
       const list = this.privileged.get(p.system) ?? [];
       list.push(...p.grants.map(globMatcher));
       this.privileged.set(p.system, list);
     }
     this.people = file.people.map((p) => ({ source: p.source, user: p.user, matches: globMatcher(p.principal) }));
+    this.classes = (file.classes ?? []).map((c) => ({ name: c.name, system: c.system, maxTtl: c.maxTtl, maxTtlMs: parseIsoDuration(c.maxTtl) as number, matches: c.grants.map(globMatcher) }));
+  }
+
+  /** The privilege class a grant (canonical text) on `system` belongs to, if the policy names one. */
+  classOf(system: string, grant: string): { name: string; maxTtl: string; maxTtlMs: number } | undefined {
+    const c = this.classes.find((x) => x.system === system && x.matches.some((m) => m(grant)));
+    return c ? { name: c.name, maxTtl: c.maxTtl, maxTtlMs: c.maxTtlMs } : undefined;
   }
 
   /** Whether a grant, in canonical text, needs a change manager's decision on `system`. */

@@ -15,7 +15,7 @@ import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-s
 import { startGateway } from '../../src/gateway';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
 import { TEST_ENV, temporalAddress } from './test-env';
-import type { PolicyFile } from '../../src/policy/policy';
+import type { PolicyInput } from '../../src/policy/policy';
 
 let runtimeInstalled = false;
 export function quietRuntime(): void {
@@ -82,7 +82,7 @@ export async function startStack(
     /** A test-specific workflow bundle (e.g. with a test-only action kind); the run's shared bundle otherwise. */
     workflowBundle?: { code: string } | { codePath: string };
     /** The governance policy (who is who, privileged grants); none by default. */
-    policy?: PolicyFile;
+    policy?: PolicyInput;
   } = {},
 ): Promise<Stack> {
   quietRuntime();

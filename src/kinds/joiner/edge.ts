@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseIsoDuration } from '../../actions/iso-duration';
+import { checkGrantLifetime } from '../grant-policy';
 import type { EdgeKind } from '../registry';
 import type { PlannedAction } from '../../change/ticket';
 import { commonFields, privilegedOf } from '../spec';
@@ -56,6 +57,7 @@ export const joinerEdge: EdgeKind<JoinerAction> = {
       issue('ttl', `exceeds the policy maximum for ${action.system}`);
     }
     const wanted = [...new Set(grants)].sort();
+    checkGrantLifetime(wanted, ms, action.ttl, entry, action.system, issue);
     return { actionId, kind: 'joiner', system: action.system, identity: action.identity, grants: wanted, ttlMs: ms, ttl: action.ttl, ...(action.until ? { until: action.until } : {}), ...privilegedOf(wanted, entry) };
   },
 };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { PlannedAction } from '../../change/ticket';
+import { checkGrantLifetime } from '../grant-policy';
 import type { EdgeKind } from '../registry';
 import { commonFields, privilegedOf } from '../spec';
 import { ttl, ttlMs, until } from '../joiner/edge';
@@ -41,6 +42,7 @@ export const moverEdge: EdgeKind<MoverAction> = {
       issue('ttl', `exceeds the policy maximum for ${action.system}`);
     }
     const wanted = [...new Set(grants)].sort();
+    checkGrantLifetime(wanted, ms, action.ttl, entry, action.system, issue);
     return { actionId, kind: 'mover', system: action.system, identity: action.identity, grants: wanted, ttlMs: ms, ttl: action.ttl, ...(action.until ? { until: action.until } : {}), ...privilegedOf(wanted, entry) };
   },
 };
