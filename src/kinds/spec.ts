@@ -20,8 +20,3 @@ export const commonFields = {
 
 export type IdentityRef = z.infer<typeof identitySchema>;
 
-/** The grants the governance policy marks privileged on the action's system, as the planned action carries them. */
-export function privilegedOf(grants: string[], entry: { policy: { isPrivileged: (grant: string) => boolean } }): { privileged?: string[] } {
-  const privileged = grants.filter((g) => entry.policy.isPrivileged(g));
-  return privileged.length > 0 ? { privileged } : {};
-}
