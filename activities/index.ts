@@ -3,3 +3,4 @@ export { createTicketActivities, type TicketActivities } from './ticket-activiti
 export { createInventoryActivities, type InventoryActivities } from './inventory-activities';
 export { createClosureActivities, type ClosureActivities } from './closure-activities';
 export { createDeployActivities, type DeployActivities } from './deploy-activities';
+export { createDecisionActivities, type DecisionActivities } from './decision-activities';

@@ -22,6 +22,10 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
     method: 'GET', route: '/api/inventory/scans/:scanId', path: '/api/inventory/scans/00000000-0000-4000-8000-000000000000',
     roles: ['operator', 'auditor', 'security-reviewer'], admittedStatus: 404,
   },
+  {
+    method: 'POST', route: '/api/changes/:source/:key/steps/:stepId/decision', path: '/api/changes/servicenow/CHG9999999999/steps/joiner:0000000000000000/decision',
+    body: { decision: 'approve', justification: 'x' }, roles: ['change-manager'], admittedStatus: 404,
+  },
   { method: 'GET', route: '/api/tokens', path: '/api/tokens', roles: ['operator', 'auditor'], admittedStatus: 200 },
   { method: 'POST', route: '/api/tokens', path: '/api/tokens', body: { name: 'Not A Valid Name' }, roles: ['operator'], admittedStatus: 400 },
   { method: 'DELETE', route: '/api/tokens/:name', path: '/api/tokens/no-such-token', roles: ['operator'], admittedStatus: 404 },

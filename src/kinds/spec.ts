@@ -19,3 +19,4 @@ export const commonFields = {
 };
 
 export type IdentityRef = z.infer<typeof identitySchema>;
+

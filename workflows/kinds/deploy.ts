@@ -187,8 +187,12 @@ function installDeployRuns(host: KindHost): void {
         if (!isAuthorized(host.state)) {
           refuse(DeployRefusal.NotAuthorized, `${host.state.key} is not authorized (${host.state.sourceState || 'no state yet'}): a deploy credential is minted only while the change is approved and in Implement`);
         }
-        const failed = steps.find((s) => s.status === 'failed');
-        if (failed) refuse(DeployRefusal.NotAuthorized, `${label(failed.action)} is not ready: ${failed.detail ?? 'failed'}`);
+        // Ready, or about to be (the loop starts a step the moment the change is authorized): anything else refuses.
+        const notReady = steps.find((s) => s.status !== 'verified' && s.status !== 'running' && s.status !== 'waiting-authorization');
+        if (notReady) {
+          const why = notReady.status === 'waiting-approval' ? "it waits for a change manager's approval of its privileged grants" : `${notReady.status}: ${notReady.detail ?? 'no detail'}`;
+          refuse(DeployRefusal.NotAuthorized, `${label(notReady.action)} is not ready: ${why}`);
+        }
         for (const step of steps) {
           const name = runIdentityName(step.action.identity.name, `${host.state.source}:${host.state.key}`, step.action.actionId, req.runId);
           const clash = (step.deploy?.runs ?? []).find((r) => r.identity === name);
@@ -221,7 +225,7 @@ async function start(host: KindHost, req: DeployRunRequest): Promise<DeployRunRe
   });
   host.touch();
   // The step checks the destination when the change is authorized; a run that arrives first waits for it.
-  await condition(() => steps.every((s) => s.status === 'verified' || s.status === 'failed' || isFinal(host.state.phase)));
+  await condition(() => steps.every((s) => s.status !== 'running' && s.status !== 'waiting-authorization') || isFinal(host.state.phase));
   const problems: string[] = [];
   for (const { step, run } of mine) {
     const a = step.action as DeployPlan;

@@ -26,7 +26,7 @@ export const joinerKind: WorkflowKind = {
       },
     });
     finish(step, result);
-    if (result.ok) scheduleExpiry(step, a.ttlMs);
+    if (result.ok) scheduleExpiry(step, a, ctx.state.windowEnd);
     ctx.touch();
     await noteOutcome(ctx, result, expiryNote(step, a.ttl));
     if (result.ok) await awaitExpiry(ctx, a.ttlMs, () => expire(ctx));

@@ -1,4 +1,4 @@
-import { type StepState, isAuthorized } from '../../src/change';
+import { type StepState, isAuthorized, needsDecision } from '../../src/change';
 import type { MoverPlan } from '../../src/kinds/mover/edge';
 import { describeMove, type MovePlan } from '../../src/kinds/mover/move-plan';
 import { awaitExpiry, expiryNote, grantBlocksClosure, grantUndo, scheduleExpiry, takeBackGrants } from './grant-expiry';
@@ -29,14 +29,15 @@ export const moverKind: WorkflowKind = {
       if (!removal.ok || !plan) return end(ctx, removal);
       step.move = { kept: plan.kept, removed: plan.remove, added: [], unmanaged: plan.unmanaged, toAdd: plan.add };
       if (plan.add.length === 0) return end(ctx, { ...removal, detail: moveText(step) });
-      if (!isAuthorized(ctx.state)) {
+      // Adding waits for authorization, and a privileged grant for a change manager's approval too: the loop gates both.
+      if (!isAuthorized(ctx.state) || needsDecision(step)) {
         step.status = 'waiting-authorization';
         step.detail = `${moveText(step)}; waits for authorization to add: ${plan.add.join(', ')}`;
         ctx.touch();
         await ctx.tickets.postWorkNote({
           ticket: ctx.ref,
           marker: `${step.stepId}:removed`,
-          text: `Verified removal: ${label(a)} — ${moveText(step)}. Adding ${plan.add.join(', ')} waits for the change to be approved and in Implement.`,
+          text: `Verified removal: ${label(a)} — ${moveText(step)}. Adding ${plan.add.join(', ')} waits for the change to be approved and in Implement${needsDecision(step) ? ', and for a change manager to decide on its privileged grants' : ''}.`,
         });
         return;
       }
@@ -71,7 +72,7 @@ async function end(ctx: KindContext, result: StepResult): Promise<void> {
   const a = step.action as MoverPlan;
   finish(step, result);
   const added = result.ok && (step.move?.added.length ?? 0) > 0;
-  if (added) scheduleExpiry(step, a.ttlMs);
+  if (added) scheduleExpiry(step, a, ctx.state.windowEnd);
   ctx.touch();
   await noteOutcome(ctx, result, added ? expiryNote(step, a.ttl) : '');
   if (added) await awaitExpiry(ctx, a.ttlMs, () => expire(ctx));

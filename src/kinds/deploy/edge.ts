@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { PlannedAction } from '../../change/ticket';
 import type { EdgeKind } from '../registry';
 import { commonFields } from '../spec';
-import { ttl, ttlMs } from '../joiner/edge';
+import { type GrantPlan, planGrants, ttl } from '../grant-policy';
 import { secretDestinationSchema, type SecretDestination } from '../rotate/edge';
 import { RUN_SUFFIX_EXAMPLE, runSecretPath } from './run';
 
@@ -21,9 +21,8 @@ export const deploySchema = z
 export type DeployAction = z.infer<typeof deploySchema>;
 
 /** A planned deploy: grants in the connector's canonical form, sorted and de-duplicated. */
-export interface DeployPlan extends PlannedAction {
+export interface DeployPlan extends PlannedAction, GrantPlan {
   kind: 'deploy';
-  grants: string[];
   ttlMs: number;
   ttl: string;
   deliverTo: SecretDestination;
@@ -39,14 +38,9 @@ export const deployEdge: EdgeKind<DeployAction> = {
     for (const p of entry.grammar.validateIdentity({ ...action.identity, name: `${action.identity.name}${RUN_SUFFIX_EXAMPLE}` })) {
       issue(p.path, `${p.message} (with the ${RUN_SUFFIX_EXAMPLE.length}-character run suffix every deploy credential gets, e.g. '${action.identity.name.slice(0, 40)}${RUN_SUFFIX_EXAMPLE}')`);
     }
-    const grants: string[] = [];
-    action.grants.forEach((g, gi) => {
-      const parsed = entry.grammar.parseGrant(g);
-      if ('problem' in parsed) issue(`grants[${gi}]`, parsed.problem);
-      else grants.push(...parsed.canonical);
-    });
-    const ms = ttlMs(action) ?? 0;
-    if (entry.policy.maxTtlMs !== undefined && ms > entry.policy.maxTtlMs) issue('ttl', `exceeds the policy maximum for ${action.system}`);
+    // The same planning as every kind that grants: canonical grants, ttl limits (connector, privilege classes), and
+    // privileged grants, which make the deploy wait for a change manager's approval before any run is served.
+    const planned = planGrants(action, { entry, issue });
     const store = grammars.get(action.deliverTo.system);
     if (!store?.capabilities.secretSink || !store.grammar.validateSecretPath) {
       issue('deliverTo.system', `'${action.deliverTo.system.slice(0, 100)}' is not a configured secrets store`);
@@ -55,8 +49,6 @@ export const deployEdge: EdgeKind<DeployAction> = {
       const problem = store.grammar.validateSecretPath(runSecretPath(action.deliverTo.path, 'run-id'));
       if (problem) issue('deliverTo.path', problem);
     }
-    return {
-      actionId, kind: 'deploy', system: action.system, identity: action.identity, grants: [...new Set(grants)].sort(), ttlMs: ms, ttl: action.ttl, deliverTo: action.deliverTo,
-    };
+    return { actionId, kind: 'deploy', system: action.system, identity: action.identity, ...planned, ttlMs: planned.ttlMs ?? 0, ttl: action.ttl, deliverTo: action.deliverTo };
   },
 };

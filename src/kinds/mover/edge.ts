@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { PlannedAction } from '../../change/ticket';
+import { type GrantPlan, planGrants, ttl, until } from '../grant-policy';
 import type { EdgeKind } from '../registry';
 import { commonFields } from '../spec';
-import { ttl, ttlMs } from '../joiner/edge';
 
 export const moverSchema = z
   .object({
@@ -12,32 +12,20 @@ export const moverSchema = z
     grants: z.array(z.string().min(1).max(200)).max(50),
     /** How long the grants the move adds last, counted from their verified grant. */
     ttl: ttl.optional(),
+    until: until.optional(),
   })
   .strict();
 export type MoverAction = z.infer<typeof moverSchema>;
 
 /** A planned mover: the wanted grants in the connector's canonical form, sorted and de-duplicated. */
-export interface MoverPlan extends PlannedAction {
+export interface MoverPlan extends PlannedAction, GrantPlan {
   kind: 'mover';
-  grants: string[];
-  ttlMs?: number;
-  ttl?: string;
 }
 
 export const moverEdge: EdgeKind<MoverAction> = {
   kind: 'mover',
   schema: moverSchema,
-  plan(action, { actionId, entry, issue }): MoverPlan {
-    const grants: string[] = [];
-    action.grants.forEach((g, gi) => {
-      const parsed = entry.grammar.parseGrant(g);
-      if ('problem' in parsed) issue(`grants[${gi}]`, parsed.problem);
-      else grants.push(...parsed.canonical);
-    });
-    const ms = ttlMs(action);
-    if (ms !== undefined && entry.policy.maxTtlMs !== undefined && ms > entry.policy.maxTtlMs) {
-      issue('ttl', `exceeds the policy maximum for ${action.system}`);
-    }
-    return { actionId, kind: 'mover', system: action.system, identity: action.identity, grants: [...new Set(grants)].sort(), ttlMs: ms, ttl: action.ttl };
+  plan(action, ctx): MoverPlan {
+    return { actionId: ctx.actionId, kind: 'mover', system: action.system, identity: action.identity, ...planGrants(action, ctx) };
   },
 };
