@@ -22,6 +22,8 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     fx = await setupVaultFixture(bao);
     process.env.CG_TEST_DEPLOY_VAULT_TOKEN = fx.gatewayToken;
     stack = await startStack({
+      // Grants on cgt_reporting are privileged: a deploy that holds one waits for a change manager's approval.
+      policy: { version: 1, people: [], privileged: [{ system: 'mysql-local', grants: ['* ON `cgt\\_reporting`.*'] }] },
       extraConnectors: [{ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_TEST_DEPLOY_VAULT_TOKEN', kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } }],
     });
   });
@@ -213,6 +215,37 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     await waitFor('the delivered secret deleted', async () => (await served(`${path}/cancel-1`)).status === 404);
     const row = await waitFor('the cancellation evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).find((r) => r.outcome === 'revoked'));
     expect(row).toMatchObject({ verified: true, desiredState: expect.objectContaining({ reason: 'cancelled' }) });
+  });
+
+  it("a deploy holding a privileged grant serves no run (409) until a change manager approves it", async () => {
+    const base = uniqueAccount('dep');
+    const path = `apps/${base}/db`;
+    const number = uniqueTicketNumber();
+    bases.push(base);
+    const actions = JSON.stringify([{ kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name: base, host: '%' }, grants: ['SELECT ON cgt_reporting.*'], ttl: 'PT10M', deliverTo: { system: 'vault-local', path } }]);
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions });
+    const waiting = await waitFor('the deploy step waiting for approval', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.status === 'waiting-approval' ? r.data : null;
+    });
+    const early = await started(number, 'priv-1');
+    expect(early.status).toBe(409);
+    expect(early.data.error.message).toMatch(/waits for a change manager's approval/);
+    expect(await runAccounts(base)).toEqual([]);
+
+    const manager = await stack.tokenFor('change-manager');
+    const decided = await axios.post(
+      `${stack.apiUrl}/api/changes/servicenow/${number}/steps/${encodeURIComponent(waiting.steps[0].stepId)}/decision`,
+      { decision: 'approve', justification: 'release 42 reads the reporting schema' },
+      { headers: { authorization: `Bearer ${manager.token}` }, validateStatus: () => true },
+    );
+    expect(decided.status).toBe(200);
+    await waitFor('the deploy step ready once approved', async () => (await stack.closureCheck(number)).data.steps?.[0]?.status === 'verified');
+    const res = await started(number, 'priv-2');
+    expect(res.status).toBe(201);
+    expect(await runAccounts(base)).toEqual([res.data.credentials[0].identity]);
+    expect((await finished(number, 'priv-2')).status).toBe(200);
+    expect(await runAccounts(base)).toEqual([]);
   });
 
   it("refuses 'started' before the change is authorized (409) and mints nothing", async () => {
