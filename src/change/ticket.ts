@@ -24,6 +24,9 @@ export interface PlannedAction {
   kind: string;
   system: string;
   identity: IdentityRef;
+  /** Who answers for the identity and what it serves, as the action says: recorded in the inventory. */
+  owner?: string;
+  workload?: string;
   [field: string]: unknown;
 }
 

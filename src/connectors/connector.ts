@@ -91,6 +91,11 @@ export interface DiscoveredIdentity {
   locked?: boolean;
   /** Built-in or policy-protected: never reported as an orphan, never touched. */
   protected?: boolean;
+  /**
+   * Values of the attributes (LDAP attributes, IAM tags) the instance's ownership rules name, and only those, for
+   * mapping the identity to an owner or workload. Matched, never stored.
+   */
+  attributes?: Record<string, string[]>;
 }
 
 export interface RotationResult {
@@ -116,6 +121,8 @@ export interface ConnectorGrammar {
   validateIdentity(identity: IdentityRef): FieldProblem[];
   /** Parses one grant; returns a problem message for anything it cannot map to the target's grammar. */
   parseGrant(text: string): ParsedGrant | { problem: string };
+  /** The host an identity without one gets (MySQL: `%`); the inventory keys identities by it. */
+  readonly defaultHost?: string;
   /** Identities for which a revoke policy leaves something other than POLICY_LEAVES; none when absent. */
   readonly revokeDeviations?: readonly RevokeDeviation[];
   /** Required of (and only of) types that declare `secretSink`: checks a destination path, null when fine. */
