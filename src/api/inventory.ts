@@ -5,6 +5,7 @@ import type { Principal } from '../auth/principal';
 import type { GrammarRegistry } from '../connectors/registry';
 import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError, formatPath } from '../errors';
+import { EvidenceRefusal } from '../evidence/redaction';
 import { type InventoryReport, scanTicketKey } from '../inventory/inventory';
 import { INVENTORY_STATUSES, type InventoryStore, toItem } from '../inventory/inventory-store';
 import { attributionSchema } from '../kinds/spec';
@@ -99,7 +100,7 @@ export async function setOwnership(deps: { inventory: InventoryStore; evidence: 
   const chain = `inventory-identity:${id}`;
   const set = parsed.data;
   const event = `${[set.owner !== undefined ? 'owner' : '', set.workload !== undefined ? 'workload' : ''].filter(Boolean).join(' and ')} set by ${principal.actor.name}`;
-  const recorded = await deps.evidence.append(
+  const recorded = await refuseSecrets(() => deps.evidence.append(
     {
       ticketKey: chain,
       stepId: `ownership:${randomUUID()}`,
@@ -119,7 +120,18 @@ export async function setOwnership(deps: { inventory: InventoryStore; evidence: 
       verifiedAt: null,
     },
     deps.inventory.ownershipProjection(id, set, event, chain, conflict),
-  );
+  ));
   const updated = await deps.inventory.get(id);
   return { identity: updated ? toItem(updated) : null, evidence: { ticketKey: chain, seq: recorded.seq, hash: recorded.hash } };
+}
+
+/** A value in the shape of a credential is the caller's mistake: a 400 naming the field, never the value. */
+async function refuseSecrets<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof EvidenceRefusal)) throw err;
+    const field = /desiredState\.(owner|workload)/.exec(err.path)?.[1] ?? '(body)';
+    throw new AppError(400, 'VALIDATION_FAILED', 'the ownership request holds a credential', [{ path: field, message: `must not hold ${err.reason}` }], { cause: err });
+  }
 }
