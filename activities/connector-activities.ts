@@ -195,11 +195,12 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
    */
   function projection(record: EvidenceInput, target: StepTarget & Attribution, extra: { grants?: string[]; created?: boolean; detail?: string }): AlongsideEvidence | undefined {
     if (!inventory || !record.verified || !record.verifiedAt) return undefined;
+    const { grammar } = registry.get(target.system);
     const change: StepChange = {
       ticketKey: record.ticketKey,
       system: record.system,
-      identity: target.identity,
-      host: target.identity.host ?? registry.get(target.system).grammar.defaultHost ?? '',
+      identity: { type: grammar.inventoryType?.(target.identity.name) ?? target.identity.type, name: target.identity.name },
+      host: target.identity.host ?? grammar.defaultHost ?? '',
       outcome: record.outcome,
       desired: record.desiredState,
       observed: record.observedState,

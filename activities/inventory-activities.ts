@@ -47,6 +47,7 @@ export function createInventoryActivities({ registry, evidence, inventory, actor
         const reconcile = inventory && listing && !s.error
           ? {
               system: s.system, found: listing.found, listedAt: listing.listedAt, scanKey, rules: registry.ownershipRules(s.system),
+              typeOf: (d: { name: string; type?: string }) => registry.get(s.system).grammar.inventoryType?.(d.name) ?? d.type ?? 'service_account',
               fromEvidence: (d: { name: string; host?: string }) => evidenceStatus(byKey.get(`${d.name}\u0000${d.host ?? ''}`)),
             }
           : undefined;

@@ -138,16 +138,20 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
 
   it('a leaver under delete policy leaves the row revoked with no grants; under disable policy, disabled', async () => {
     const gone = uniqueAccount('lvd');
-    await createAccount(stack.admin, gone);
     const uid = `cgt-${randomBytes(4).toString('hex')}`;
     await ldap.asAdmin((admin) => admin.add(`uid=${uid},ou=people,${LDAP_BASE_DN}`, { objectClass: ['inetOrgPerson'], uid, cn: uid, sn: uid }));
     const joinTicket = uniqueTicketNumber();
     stack.sim.createChange({
       number: joinTicket, state: '-1', approval: 'approved',
-      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'ldap-inv', identity: { type: 'person', name: uid }, grants: ['group=cg-readers'], ttl: 'P1D', owner: 'jdoe' }]),
+      u_identity_actions: JSON.stringify([
+        { kind: 'joiner', system: 'ldap-inv', identity: { type: 'person', name: uid }, grants: ['group=cg-readers'], ttl: 'P1D', owner: 'jdoe' },
+        { kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: gone, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'P1D', workload: 'billing-api' },
+      ]),
     });
-    await waitFor('LDAP grant evidence', async () => (await stack.evidence.list(ticketKey(joinTicket))).some((r) => r.outcome === 'granted' && r.verified));
-    expect(await inventory.find('ldap-inv', uid)).toMatchObject({ status: 'managed', type: 'person', owner: 'jdoe', grants: [{ tickets: [ticketKey(joinTicket)] }] });
+    await waitFor('both grants', async () => (await stack.evidence.list(ticketKey(joinTicket))).filter((r) => r.outcome === 'granted' && r.verified).length === 2);
+    expect(await inventory.find('ldap-inv', uid)).toMatchObject({ status: 'managed', type: 'person', owner: 'jdoe', createdByTicket: null, grants: [{ tickets: [ticketKey(joinTicket)] }] });
+    // The joiner made this account: the inventory names the ticket that created it.
+    expect(await inventory.find('mysql-local', gone, '%')).toMatchObject({ status: 'managed', createdByTicket: ticketKey(joinTicket), workload: 'billing-api' });
 
     const leaveTicket = uniqueTicketNumber();
     stack.sim.createChange({
@@ -159,7 +163,7 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
     });
     await waitFor('both revocations', async () => (await stack.evidence.list(ticketKey(leaveTicket))).filter((r) => r.outcome === 'revoked' && r.verified).length === 2);
     expect(await inventory.find('mysql-local', gone, '%')).toMatchObject({
-      status: 'revoked', grants: [], lastTicket: ticketKey(leaveTicket), lastVerified: { state: { exists: false } },
+      status: 'revoked', grants: [], createdByTicket: ticketKey(joinTicket), workload: 'billing-api', lastTicket: ticketKey(leaveTicket), lastVerified: { state: { exists: false } },
     });
     expect(await inventory.find('ldap-inv', uid)).toMatchObject({
       status: 'disabled', grants: [], owner: 'jdoe', lastTicket: ticketKey(leaveTicket), lastVerified: { state: { exists: true, locked: true, grants: [] } },

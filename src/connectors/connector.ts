@@ -123,6 +123,11 @@ export interface ConnectorGrammar {
   parseGrant(text: string): ParsedGrant | { problem: string };
   /** The host an identity without one gets (MySQL: `%`); the inventory keys identities by it. */
   readonly defaultHost?: string;
+  /**
+   * What kind of identity a name stands for, in the inventory's words (`secret`, `certificate`, `workload_binding`,
+   * `api_key`…), where the name says more than the action's person/service_account; undefined leaves that.
+   */
+  inventoryType?(name: string): string | undefined;
   /** Identities for which a revoke policy leaves something other than POLICY_LEAVES; none when absent. */
   readonly revokeDeviations?: readonly RevokeDeviation[];
   /** Required of (and only of) types that declare `secretSink`: checks a destination path, null when fine. */

@@ -87,6 +87,8 @@ export interface ReconcileInput {
   /** The scan's evidence chain, `inventory:<scanId>`. */
   scanKey: string;
   rules: readonly OwnershipRule[];
+  /** The inventory type of a discovered identity (the connector grammar's inventoryType, else what discovery says). */
+  typeOf: (identity: DiscoveredIdentity) => string;
   /** How the evidence accounts for an identity the table has not seen yet (steps recorded before the table existed). */
   fromEvidence: (identity: DiscoveredIdentity) => { status: 'managed' | 'revoked' | 'orphan' | 'protected'; ticketKey?: string };
 }
@@ -296,7 +298,7 @@ function planReconcile(rows: InventoryIdentity[], input: ReconcileInput, now: Da
     found.add(key);
     const existing = byKey.get(key);
     if (!existing) {
-      const row = newRow(input.system, d.name, host, d.type ?? 'service_account', input.listedAt);
+      const row = newRow(input.system, d.name, host, input.typeOf(d), input.listedAt);
       const known = d.protected ? { status: 'protected' as const } : input.fromEvidence(d);
       row.status = known.status === 'revoked' ? 'disabled' : known.status;
       row.lastTicket = known.ticketKey ?? input.scanKey;
