@@ -41,7 +41,7 @@ export const policySchema = z
     /** What a leaver does: delete the identity, or disable it and strip its grants (kept for audit/ownership). */
     revokeMode: z.enum(['delete', 'disable']).default('delete'),
     /** Maps discovered identities to owners and workloads (first matching rule per field wins); see ownershipRuleSchema. */
-    ownership: z.array(ownershipRuleSchema).max(200).default([]),
+    ownership: z.array(ownershipRuleSchema).max(200).optional(),
   })
   .strict()
   .default({});
