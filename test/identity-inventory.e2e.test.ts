@@ -5,6 +5,7 @@ import type { EntityManager } from 'typeorm';
 import { createConnectorActivities } from '../activities';
 import { ConnectorRegistry } from '../src/connectors/registry';
 import { InventoryStore } from '../src/inventory/inventory-store';
+import { ensureDiscoverySchedule } from '../src/temporal/discovery-schedule';
 import { LDAP_BASE_DN, type LdapTestServer, startLdapServer } from './support/servers/ldap';
 import { connectorsFile, createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
@@ -232,6 +233,25 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
       expect((missingIn?.observedState as { inventory: { missing: unknown[] } }).inventory.missing).toEqual(expect.arrayContaining([{ name: vanished, host: '%' }]));
     } finally {
       await stack.admin.query('DROP USER IF EXISTS ?@?, ?@?', [orphan, '%', vanished, '%']);
+    }
+  });
+
+  it('the discovery schedule is created once and brought to the configured interval and task queue at every later start', async () => {
+    const scheduleId = `discovery-idempotent-${randomBytes(4).toString('hex')}`;
+    const client = stack.workflows.client;
+    try {
+      await ensureDiscoverySchedule(client, { scheduleId, taskQueue: 'queue-a', intervalMs: 3_600_000 });
+      await ensureDiscoverySchedule(client, { scheduleId, taskQueue: 'queue-b', intervalMs: 15 * 60_000 });
+      const d = await client.schedule.getHandle(scheduleId).describe();
+      expect(d.spec.intervals).toEqual([expect.objectContaining({ every: 15 * 60_000 })]);
+      expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'discoveryWorkflow', taskQueue: 'queue-b' });
+      expect(d.policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
+      // The stack's own schedule, made by startGateway: hourly by default, on the stack's task queue.
+      const own = await client.schedule.getHandle(stack.discoveryScheduleId).describe();
+      expect(own.spec.intervals).toEqual([expect.objectContaining({ every: 3_600_000 })]);
+      expect(own.action).toMatchObject({ workflowType: 'discoveryWorkflow', taskQueue: stack.taskQueue });
+    } finally {
+      await client.schedule.getHandle(scheduleId).delete().catch(() => undefined);
     }
   });
 
