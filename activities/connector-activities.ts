@@ -193,7 +193,11 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
    * The inventory's share of a verified step's evidence row: it commits with the row or not at all. A failed row
    * changes nothing in the inventory (the target's state is not what anyone asked for, and the evidence says so).
    */
-  function projection(record: EvidenceInput, target: StepTarget & Attribution, extra: { grants?: string[]; created?: boolean; detail?: string }): AlongsideEvidence | undefined {
+  function projection(
+    record: EvidenceInput,
+    target: StepTarget & Attribution,
+    extra: { operation: StepChange['operation']; grants?: string[]; created?: boolean; detail?: string },
+  ): AlongsideEvidence | undefined {
     if (!inventory || !record.verified || !record.verifiedAt) return undefined;
     const { grammar } = registry.get(target.system);
     const change: StepChange = {
@@ -289,7 +293,7 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
         const verifiedAt = verification.verified ? new Date().toISOString() : null;
         const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
         const grants = operation.op === 'revoke' ? undefined : operation.grants;
-        const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { grants, created, detail: applied.detail })));
+        const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation: operation.op, grants, created, detail: applied.detail })));
         return {
           verified: verification.verified, refused: false, detail: applied.detail, mismatches: verification.mismatches, created,
           verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,
@@ -320,9 +324,11 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
       if (!verification.verified && !input.recordOnFailure) return { ...verification, observed };
       const verifiedAt = verification.verified ? new Date().toISOString() : null;
       const record = readBackRecord(input, observed, verification, actor, verifiedAt);
-      // Runs started before one-activity steps: the grants are what the desired state names; who created the account is not known here.
+      // Runs started before one-activity steps: the operation and grants follow from the desired state; who created
+      // the account is not known here.
+      const operation = input.desired.mustHave ? 'grant' : input.desired.mustNotHave ? 'take-back' : 'revoke';
       const grants = input.desired.mustHave ?? input.desired.mustNotHave;
-      const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { grants, detail: input.applied })));
+      const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation, grants, detail: input.applied })));
       return { ...verification, observed, verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash };
     },
 
@@ -387,7 +393,7 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
       };
       const row = await refusalsAreFinal(async () => {
         if (containsSecret(JSON.stringify(record), secret)) throw new EvidenceRefusal('', 'the rotated value');
-        return evidence.append(record, projection(record, input, { detail: applied }));
+        return evidence.append(record, projection(record, input, { operation: 'rotate', detail: applied }));
       });
       return {
         verified,

@@ -161,7 +161,7 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
         actor: 'inventory-test', eventReceivedAt: now, startedAt: now, verifiedAt: now,
       },
       collide(inventory.stepProjection({
-        ticketKey, system: 'mysql-local', identity: { type: 'service_account', name }, host: '%', outcome: 'granted',
+        ticketKey, system: 'mysql-local', identity: { type: 'service_account', name }, host: '%', outcome: 'granted', operation: 'grant',
         desired: { exists: true, mustHave: [grant] }, observed: { exists: true, grants: [grant] }, verifiedAt: now, grants: [grant],
       })),
     )));

@@ -30,8 +30,13 @@ export interface StepChange {
   identity: { type: string; name: string };
   /** The identity's host, '' on targets without one (the grammar's default applied). */
   host: string;
-  /** granted, revoked, expired, rotated (the evidence row's outcome). */
+  /** The evidence row's outcome (granted, revoked, expired, rotated, …), for people. */
   outcome: string;
+  /**
+   * What the step did, which decides the projection whatever a kind calls its outcome: grant (adds grants held by the
+   * ticket), take-back (removes the ticket's hold on those grants), revoke (a leaver), rotate.
+   */
+  operation: 'grant' | 'take-back' | 'revoke' | 'rotate';
   /** What the policy said the read-back must find. */
   desired: DesiredAccount | Record<string, unknown>;
   /** What it found: the evidence row's observed state. */
@@ -230,17 +235,17 @@ export function applyStep(row: InventoryIdentity, c: StepChange, now: Date): Inv
   const desired = c.desired as DesiredAccount;
   const stripped = desired.exists === false || desired.locked === true || desired.noGrants === true;
   const leaves: InventoryRowStatus = desired.exists === false ? 'revoked' : 'disabled';
-  if (c.outcome === 'granted') {
+  if (c.operation === 'grant') {
     for (const g of c.grants ?? []) holders.set(g, (holders.get(g) ?? new Set()).add(c.ticketKey));
     row.status = 'managed';
     if (c.created) row.createdByTicket = c.ticketKey;
-  } else if (c.outcome === 'rotated') {
+  } else if (c.operation === 'rotate') {
     if (row.status !== 'disabled' && row.status !== 'protected') row.status = 'managed';
-  } else if (c.outcome === 'revoked' || (c.outcome === 'expired' && stripped)) {
+  } else if (c.operation === 'revoke' || stripped) {
     // A leaver, or an expiry that took the identity the joiner created: gone (delete) or kept, locked and stripped (disable).
     holders.clear();
     row.status = leaves;
-  } else if (c.outcome === 'expired') {
+  } else {
     for (const g of c.grants ?? []) {
       const held = holders.get(g);
       held?.delete(c.ticketKey);
