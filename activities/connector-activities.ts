@@ -5,6 +5,7 @@ import { ConnectorRefusal, FailureType } from '../src/connectors/connector-error
 import type { Secret } from '../src/connectors/secret';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import { expireGrants, revokeIdentity } from '../src/connectors/revoke-policy';
+import { describeMove, isManaged, type MovePlan, planMove } from '../src/kinds/mover/move-plan';
 import type { AlongsideEvidence, EvidenceInput, EvidenceStore } from '../src/evidence/evidence-store';
 import { EvidenceRefusal } from '../src/evidence/redaction';
 import type { InventoryStore, StepChange } from '../src/inventory/inventory-store';
@@ -44,7 +45,15 @@ export interface VerifyAndRecordInput extends StepTarget, Attribution {
 }
 
 /** What one step does to its target: the connector primitives the step activities compose. */
-export type StepOperation = { op: 'revoke' } | { op: 'grant'; grants: string[] } | { op: 'take-back'; grants: string[]; dropAccount: boolean };
+export type StepOperation =
+  | { op: 'revoke' }
+  | { op: 'grant'; grants: string[] }
+  | { op: 'take-back'; grants: string[]; dropAccount: boolean }
+  /**
+   * A mover, planned from a read-back: `remove` takes back the managed grants that are not wanted (revoke early);
+   * `reconcile` also adds the wanted ones that are missing (grant late), removing any excess that came back since.
+   */
+  | { op: 'move'; wanted: string[]; phase: 'remove' | 'reconcile' };
 
 export interface ApplyVerifyRecordInput extends Omit<VerifyAndRecordInput, 'applied' | 'startedAt' | 'recordOnFailure'> {
   operation: StepOperation;
@@ -60,6 +69,8 @@ export interface ApplyVerifyRecordResult {
   mismatches: string[];
   /** The operation created the account (a joiner's expiry then drops it). */
   created: boolean;
+  /** A move: what it kept, removed, added (or, in the remove phase, has still to add) and left untouched. */
+  moved?: MovePlan;
   verifiedAt?: string;
   evidenceHash?: string;
 }
@@ -215,7 +226,8 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
     return inventory.stepProjection(change);
   }
 
-  async function applyOperation(system: string, identity: IdentityRef, operation: StepOperation): Promise<{ detail: string; created: boolean; expected?: DesiredAccount }> {
+  async function applyOperation(system: string, identity: IdentityRef, operation: StepOperation): Promise<{ detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan }> {
+    if (operation.op === 'move') return move(system, identity, operation.wanted, operation.phase);
     if (operation.op === 'revoke') return { created: false, ...(await revoke({ system, identity })) };
     if (operation.op === 'grant') return refusalsAreFinal(() => registry.get(system).provision(identity, operation.grants));
     return { created: false, ...(await expire({ system, identity, grants: operation.grants, dropAccount: operation.dropAccount })) };
@@ -228,6 +240,26 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
 
   function expire({ system, identity, grants, dropAccount }: StepTarget & { grants: string[]; dropAccount: boolean }) {
     return refusalsAreFinal(() => expireGrants(registry.get(system), identity, grants, dropAccount, registry.revokeMode(system)));
+  }
+
+  /**
+   * Reads the identity back and plans the move from what it really holds; grants the connector does not manage are
+   * reported and never touched. A mover changes an existing identity: one that is not there is refused.
+   */
+  async function move(system: string, identity: IdentityRef, wanted: string[], phase: 'remove' | 'reconcile') {
+    const connector = registry.get(system);
+    return refusalsAreFinal(async () => {
+      const before = await connector.inspect(identity);
+      if (!before.exists) {
+        throw new ConnectorRefusal(FailureType.TargetRefused, `${system}: '${identity.name}' does not exist; a mover changes an existing identity's access (a joiner creates one)`);
+      }
+      const plan = planMove(before.grants, wanted, (g) => isManaged(connector.grammar, g));
+      if (plan.remove.length > 0) await connector.ungrant(identity, plan.remove);
+      const adding = phase === 'reconcile' ? plan.add : [];
+      if (adding.length > 0) await connector.provision(identity, adding);
+      const expected: DesiredAccount = { exists: true, mustNotHave: plan.remove, ...(phase === 'reconcile' ? { mustHave: wanted } : {}) };
+      return { detail: describeMove(phase === 'reconcile' ? plan : { ...plan, add: [] }), created: false, expected, moved: plan };
+    });
   }
 
   async function appendFailure(input: RecordFailureInput): Promise<{ evidenceHash: string }> {
@@ -268,9 +300,10 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
       let desired = input.desired;
       let startedAt = '';
       let created = false;
+      let moved: MovePlan | undefined;
       for (let attempt = 1; ; attempt++) {
         startedAt ||= new Date().toISOString();
-        let applied: { detail: string; created: boolean; expected?: DesiredAccount };
+        let applied: { detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan };
         try {
           applied = await applyOperation(input.system, input.identity, operation);
         } catch (err) {
@@ -285,6 +318,8 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
           }
         }
         created ||= applied.created;
+        // The first round's plan is the move; a later round only repeats what the target has not shown yet.
+        moved ??= applied.moved;
         // The revoke policy says what a leaver or an expiry leaves behind (deleted, disabled and stripped, or already gone).
         if (applied.expected) desired = applied.expected;
         const observed = await refusalsAreFinal(() => registry.get(input.system).inspect(input.identity));
@@ -292,11 +327,12 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
         if (!verification.verified && attempt < attempts) continue;
         const verifiedAt = verification.verified ? new Date().toISOString() : null;
         const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
-        const grants = operation.op === 'revoke' ? undefined : operation.grants;
+        // A move's ticket holds every grant it wants once they are all in place (its reconcile phase).
+        const grants = operation.op === 'revoke' ? undefined : operation.op === 'move' ? (operation.phase === 'reconcile' ? operation.wanted : []) : operation.grants;
         const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation: operation.op, grants, created, detail: applied.detail })));
         return {
           verified: verification.verified, refused: false, detail: applied.detail, mismatches: verification.mismatches, created,
-          verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,
+          ...(moved ? { moved } : {}), verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,
         };
       }
     },

@@ -2,3 +2,4 @@ export { createConnectorActivities, type ConnectorActivities } from './connector
 export { createTicketActivities, type TicketActivities } from './ticket-activities';
 export { createInventoryActivities, type InventoryActivities } from './inventory-activities';
 export { createClosureActivities, type ClosureActivities } from './closure-activities';
+export { createDecisionActivities, type DecisionActivities } from './decision-activities';

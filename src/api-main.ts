@@ -5,18 +5,22 @@ import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
 import { openDatabase } from './persistence/data-source';
+import { loadPolicyFile, Policy } from './policy/policy';
 import { ChangeWorkflows } from './temporal/temporal-client';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('api', config.LOG_LEVEL);
   const ds = await openDatabase(config.DATABASE_URL, { migrate: config.RUN_MIGRATIONS });
-  const grammars = new GrammarRegistry(loadConnectorsFile(config.CONNECTORS_CONFIG));
+  const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);
+  const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
+  const grammars = new GrammarRegistry(connectors, policy);
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
   const app = createApp({
     ds,
     workflows,
     grammars,
+    policy,
     evidence: new EvidenceStore(ds),
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,

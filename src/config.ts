@@ -46,6 +46,8 @@ export const configSchema = z.object({
     .pipe(z.array(z.enum(ASYMMETRIC_ALGORITHMS, { message: `each must be one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (no HS*, no none)` })).min(1)),
   OIDC_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
   CONNECTORS_CONFIG: z.string().min(1).default('config/connectors.demo.json'),
+  /** The governance policy file: who is who on a ticket, which grants need a change manager's decision. */
+  CHANGEGATE_POLICY: z.string().min(1).default('config/policy.demo.json'),
   WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /** Let the API run pending migrations at start (the launcher and the compose one-shot normally do). */

@@ -10,6 +10,7 @@ import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, type Logger } from './logger';
+import { EMPTY_POLICY, Policy, type PolicyInput } from './policy/policy';
 import { openDatabase } from './persistence/data-source';
 import { createServiceNowSimulator, type ServiceNowSimulator } from './itsm/servicenow/servicenow-simulator';
 import { type DevServerOptions, startDevServer } from './temporal/dev-server';
@@ -31,6 +32,8 @@ export interface GatewayOptions {
   /** Run migrations at start (creating the database if it is missing). */
   migrate?: boolean;
   connectors: ConnectorsFile;
+  /** The governance policy (who is who, privileged grants); none by default. */
+  policy?: PolicyInput;
   /** A real instance, or the simulator (its business rule fires signed webhooks at this gateway's API). */
   servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number } };
   webhookSecret: string;
@@ -104,10 +107,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     let app: express.Express | undefined;
     if (opts.api !== false) {
       const listen = opts.api ?? { port: 0 };
+      const policy = new Policy(opts.policy ?? EMPTY_POLICY);
       app = createApp({
         ds,
         workflows,
-        grammars: new GrammarRegistry(opts.connectors),
+        grammars: new GrammarRegistry(opts.connectors, policy),
+        policy,
         evidence,
         webhookSecret: opts.webhookSecret,
         adminToken: opts.adminToken,

@@ -12,6 +12,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
 import { discoveryIntervalMs, loadConfig, oidcSettings } from './config';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
+import { loadPolicyFile } from './policy/policy';
 import { startGateway } from './gateway';
 import { startDemoLdap } from './launcher/demo-ldap';
 import { createLogger, temporalLogSink } from './logger';
@@ -109,6 +110,7 @@ async function main(): Promise<void> {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     databaseUrl: config.DATABASE_URL,
     connectors,
+    policy: loadPolicyFile(resolve(ROOT, config.CHANGEGATE_POLICY), connectors.connectors.map((c) => c.name)),
     servicenow: simulator
       ? { simulator: { username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD, port: simulatorPort } }
       : { url: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD },

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createClosureActivities, createConnectorActivities, createInventoryActivities, createTicketActivities } from '../activities';
+import { createClosureActivities, createConnectorActivities, createDecisionActivities, createInventoryActivities, createTicketActivities } from '../activities';
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
@@ -37,6 +37,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createTicketActivities({ writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }) }),
     ...createClosureActivities({ verdicts: deps.verdicts }),
+    ...createDecisionActivities({ evidence: deps.evidence, actor: workerActor() }),
   };
   return Worker.create({
     connection: deps.connection,

@@ -129,7 +129,7 @@ describe('identity actions on a ServiceNow ticket (parseIdentityActions with the
       ['JSON null', 'null', { path: 'u_identity_actions', message: 'Expected object, received null' }],
       ['an envelope of another version', { version: 2, actions: [] }, { path: 'u_identity_actions.version', message: 'Invalid literal value, expected 1' }],
       ['more than 100 actions', Array.from({ length: 101 }, () => leaver()), { path: 'u_identity_actions', message: /at most 100/ }],
-      ['a kind that is only planned', [leaver({ kind: 'mover' })], { path: 'u_identity_actions[0].kind', message: /^kind must be one of joiner, leaver, rotate .*mover.*not supported yet/ }],
+      ['a kind that is only planned', [leaver({ kind: 'deploy' })], { path: 'u_identity_actions[0].kind', message: /^kind must be one of joiner, leaver, mover, rotate .*deploy.*not supported yet/ }],
       ['a missing kind', [{ system: 'mysql-local', identity: { type: 'person', name: 'x' } }], { path: 'u_identity_actions[0].kind', message: /^kind must be one of joiner, leaver/ }],
       ['an unknown field on an action', [leaver({ extra: 1 })], { path: 'u_identity_actions[0]', message: "Unrecognized key(s) in object: 'extra'" }],
       ['a missing system', [{ kind: 'leaver', identity: { type: 'person', name: 'x' } }], { path: 'u_identity_actions[0].system', message: 'Required' }],

@@ -25,6 +25,10 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
   { method: 'GET', route: '/api/inventory', path: '/api/inventory?limit=1', roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 200 },
   // An id no identity has: admission is proven by the 404, and nothing is changed.
   { method: 'PATCH', route: '/api/inventory/:id', path: '/api/inventory/999999999999', body: { owner: 'team-x' }, roles: ['operator'], admittedStatus: 404 },
+  {
+    method: 'POST', route: '/api/changes/:source/:key/steps/:stepId/decision', path: '/api/changes/servicenow/CHG9999999999/steps/joiner:0000000000000000/decision',
+    body: { decision: 'approve', justification: 'x' }, roles: ['change-manager'], admittedStatus: 404,
+  },
   { method: 'GET', route: '/api/tokens', path: '/api/tokens', roles: ['operator', 'auditor'], admittedStatus: 200 },
   { method: 'POST', route: '/api/tokens', path: '/api/tokens', body: { name: 'Not A Valid Name' }, roles: ['operator'], admittedStatus: 400 },
   { method: 'DELETE', route: '/api/tokens/:name', path: '/api/tokens/no-such-token', roles: ['operator'], admittedStatus: 404 },

@@ -99,6 +99,57 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     expect(check.data.allowed).toBe(true);
   });
 
+  it('a grant until the ticket closes lets the change close, and is taken back and verified when it does', async () => {
+    const account = uniqueAccount('utc');
+    const number = uniqueTicketNumber();
+    const actions = JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], until: 'ticket-closed' }]);
+    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions });
+    const check = await waitFor('closure allowed while the grant lasts', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed ? r.data : null;
+    });
+    expect(check.steps[0].cleanup).toMatchObject({ status: 'scheduled', until: 'ticket-closed' });
+    expect(check.steps[0].cleanup.expiresAt).toBeUndefined();
+    expect(await stack.accountExists(account)).toBe(true);
+    stack.sim.updateChange(change.sys_id as string, { state: '3', close_code: 'successful', close_notes: 'done' });
+    const expired = await waitFor('expiry evidence after closure', async () => (await stack.evidence.list(`servicenow:${number}`)).find((r) => r.outcome === 'expired'));
+    expect(expired).toMatchObject({ verified: true, observedState: expect.objectContaining({ exists: false }) });
+    expect(await stack.accountExists(account)).toBe(false);
+  });
+
+  it("a grant until the change window's end is taken back at the ServiceNow end_date, and verified", async () => {
+    const account = uniqueAccount('uwe');
+    const number = uniqueTicketNumber();
+    const end = new Date(Date.now() + 3_000).toISOString().slice(0, 19).replace('T', ' ');
+    const actions = JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], until: 'window-end' }]);
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', end_date: end, u_identity_actions: actions });
+    const check = await waitFor('closure allowed with the window end scheduled', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed ? r.data : null;
+    });
+    expect(check.steps[0].cleanup).toMatchObject({ status: 'scheduled', until: 'window-end', expiresAt: `${end.replace(' ', 'T')}.000Z` });
+    const rows = await waitFor('expiry evidence at the window end', async () => {
+      const r = await stack.evidence.list(`servicenow:${number}`);
+      return r.some((x) => x.outcome === 'expired') ? r : null;
+    }, 20_000);
+    expect(rows.find((r) => r.outcome === 'expired')).toMatchObject({ verified: true });
+    expect(Date.parse(rows.find((r) => r.outcome === 'expired')!.startedAt)).toBeGreaterThanOrEqual(Date.parse(`${end.replace(' ', 'T')}Z`));
+    expect(await stack.accountExists(account)).toBe(false);
+  });
+
+  it('a grant until the window end on a change without an end date has no cleanup path, and closure says so', async () => {
+    const account = uniqueAccount('uwn');
+    const number = uniqueTicketNumber();
+    const actions = JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], until: 'window-end' }]);
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions });
+    const check = await waitFor('the grant verified', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.status === 'verified' ? r.data : null;
+    });
+    expect(check.allowed).toBe(false);
+    expect(check.reasons[0]).toMatch(/has no cleanup path \(it is to end with the change window, but the change has no end date\)/);
+  });
+
   it('a grant without a ttl has no cleanup path, so closure stays blocked and says why', async () => {
     const account = uniqueAccount('nottl');
     const number = uniqueTicketNumber();

@@ -7,7 +7,7 @@ import { type Stack, startStack, uniqueTicketNumber, waitFor } from './support/s
  * the leaver are the same workflow code the MariaDB tests run; what changes is what the target is left as, which
  * the connector reports and the read-back must find.
  */
-describe('joiner and disable-policy leaver on LDAP, driven by ServiceNow changes', () => {
+describe('joiner, mover and disable-policy leaver on LDAP, driven by ServiceNow changes', () => {
   let ldap: LdapTestServer;
   let stack: Stack;
   beforeAll(async () => {
@@ -58,5 +58,28 @@ describe('joiner and disable-policy leaver on LDAP, driven by ServiceNow changes
     expect(revoked).toMatchObject({ verified: true, desiredState: { exists: true, locked: true, noGrants: true }, observedState: { exists: true, locked: true, grants: [] } });
     expect(await entry(uid)).toEqual({ found: 1, locked: '000001010000Z', member: false });
     await waitFor('closure allowed', async () => (await stack.closureCheck(leaveTicket)).data.allowed === true);
+  });
+
+  it('a mover takes a person out of the group they no longer need at once, and into the new one once the change is authorized', async () => {
+    const uid = `cgt-${randomBytes(4).toString('hex')}`;
+    const identity = { type: 'person', name: uid };
+    const joinTicket = uniqueTicketNumber();
+    stack.sim.createChange({
+      number: joinTicket, state: '-1', approval: 'approved',
+      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'ldap-test', identity, grants: ['group=cg-readers'], ttl: 'P1D' }]),
+    });
+    await waitFor('granted evidence', async () => (await stack.evidence.list(`servicenow:${joinTicket}`)).some((r) => r.outcome === 'granted' && r.verified));
+
+    const moveTicket = uniqueTicketNumber();
+    const change = stack.sim.createChange({
+      number: moveTicket, state: '-3', approval: 'requested',
+      u_identity_actions: JSON.stringify([{ kind: 'mover', system: 'ldap-test', identity, grants: ['group=cg-writers'], ttl: 'P1D' }]),
+    });
+    const removal = await waitFor('removal evidence', async () => (await stack.evidence.list(`servicenow:${moveTicket}`)).find((r) => r.outcome === 'ungranted'));
+    expect(removal).toMatchObject({ verified: true, desiredState: { exists: true, mustNotHave: ['group=cg-readers'] } });
+    expect((await entry(uid)).member).toBe(false);
+    stack.sim.updateChange(change.sys_id as string, { state: '-1', approval: 'approved' });
+    const granted = await waitFor('grant evidence', async () => (await stack.evidence.list(`servicenow:${moveTicket}`)).find((r) => r.outcome === 'granted'));
+    expect(granted).toMatchObject({ verified: true, observedState: { exists: true, grants: ['group=cg-writers'] } });
   });
 });

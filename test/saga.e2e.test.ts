@@ -1,10 +1,10 @@
-import { type Stack, connectorsFile, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { type Stack, connectorsFile, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 /**
  * A cancelled change is rolled back as a saga: the undo of each verified step runs one after the other, the newest
  * verification first, each read back from the target and evidenced like the step it reverses.
  */
-describe('cancelling a change rolls back its verified grants in reverse order of verification', () => {
+describe('cancelling or rejecting a change rolls back its verified grants in reverse order of verification', () => {
   let stack: Stack;
   beforeAll(async () => {
     // A second connector instance on the same MariaDB: two systems as far as the gateway is concerned.
@@ -55,5 +55,34 @@ describe('cancelling a change rolls back its verified grants in reverse order of
       return d.status.name === 'COMPLETED' ? d : null;
     });
     expect(done.status.name).toBe('COMPLETED');
+  });
+
+  it('a rejected change (sent back to New) is unauthorized again: its grants are rolled back, newest first and each verified, its revocations stay', async () => {
+    const granted = uniqueAccount('rjA');
+    const leaver = uniqueAccount('rjL');
+    await createAccount(stack.admin, leaver);
+    const number = uniqueTicketNumber();
+    const actions = [
+      { kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: leaver, host: '%' } },
+      { kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: granted, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT8H' },
+    ];
+    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: JSON.stringify(actions) });
+    const key = `servicenow:${number}`;
+    await waitFor('grant and revocation verified', async () => {
+      const rows = await stack.evidence.list(key);
+      return rows.some((r) => r.outcome === 'granted' && r.verified) && rows.some((r) => r.outcome === 'revoked' && r.verified);
+    });
+    // ServiceNow's rejection: approval rejected, the change back in New.
+    stack.sim.updateChange(change.sys_id as string, { state: '-5', approval: 'rejected' });
+    const rolledBack = await waitFor('the grant rolled back', async () => (await stack.evidence.list(key)).find((r) => r.outcome === 'expired'));
+    expect(rolledBack).toMatchObject({ verified: true, observedState: expect.objectContaining({ exists: false }) });
+    expect(await stack.accountExists(granted)).toBe(false);
+    expect(await stack.accountExists(leaver)).toBe(false);
+    const check = await waitFor('closure-check showing the rollback', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.find((st: { kind: string }) => st.kind === 'joiner')?.cleanup?.status === 'verified' ? r.data : null;
+    });
+    expect(check.phase).toBe('rejected');
+    expect(check.steps.find((st: { kind: string }) => st.kind === 'leaver')).toMatchObject({ status: 'verified' });
   });
 });

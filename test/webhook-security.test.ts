@@ -88,7 +88,7 @@ describe('the ServiceNow webhook refuses what it cannot trust, and changes nothi
     const actions = [
       { kind: 'joiner', system: 'mysql-local', identity: { type: 'robot', name: 'svc_a' }, grants: ['SELECT ON billing.*'] },
       { kind: 'joiner', system: 'mysql-local', identity: { type: 'person', name: 'svc_b' }, grants: ['FLY ON billing.*', 'SELECT billing'], ttl: 'PT0.5S' },
-      { kind: 'mover', system: 'mysql-local', identity: { type: 'person', name: 'svc_c' } },
+      { kind: 'decommission', system: 'mysql-local', identity: { type: 'person', name: 'svc_c' } },
     ];
     const body = await expectRefused(() => stack.deliver(record(actions, { state: '17', sys_id: 'nope' })), 400);
     const paths = body.error.issues.map((i) => i.path);

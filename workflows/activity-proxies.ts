@@ -1,5 +1,5 @@
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { ClosureActivities, ConnectorActivities, TicketActivities } from '../activities';
+import type { ClosureActivities, ConnectorActivities, DecisionActivities, TicketActivities } from '../activities';
 
 /** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
 export const targets = proxyActivities<ConnectorActivities>({
@@ -22,6 +22,12 @@ export const tickets = proxyActivities<TicketActivities>({
 export const closureViews = proxyLocalActivities<ClosureActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+});
+
+/** Decisions by people: recorded as evidence before the workflow acts on them; a refused record fails the update. */
+export const decisions = proxyActivities<DecisionActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10 },
 });
 
 export type Targets = typeof targets;

@@ -18,7 +18,9 @@ import {
   closureGate,
   closureVerdict,
   closureView,
+  isAuthorized,
   isFinal,
+  needsDecision,
   ticketKey,
 } from '../src/change';
 import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
@@ -28,6 +30,7 @@ import { closureRules, workflowKind } from './kinds/registry';
 import { failureText } from './kinds/step-runner';
 import { normaliseInput, normaliseSnapshot } from './legacy-ticket';
 import { SEARCH_ATTRIBUTES } from './search-attributes';
+import { installStepDecisions } from './step-decisions';
 
 export const ticketUpdatedSignal = defineSignal<[AnySnapshot]>('ticketUpdated');
 export const statusQuery = defineQuery<ChangeState>('status');
@@ -46,6 +49,12 @@ const CLOSURE_VIEW_PUBLISHED = 'closure-view-published';
  * verification first. Before this patch the joiners' expiries ran concurrently, in step order.
  */
 const SAGA_REVERSE_ORDER = 'saga-reverse-order';
+
+/**
+ * A rejected change (ServiceNow sends it back to New) is unauthorized again: what it granted is rolled back like a
+ * cancelled change's, and its revocations stay. Before this patch a rejection kept the grants until their ttl.
+ */
+const ROLLBACK_ON_REJECTION = 'rollback-on-rejection';
 
 export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChangeWorkflowInput): Promise<ChangeState> {
   const input = normaliseInput(started);
@@ -87,11 +96,14 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     state.emergency = snap.emergency;
     state.sourceState = snap.sourceState;
     if (snap.requester !== undefined) state.requester = snap.requester;
+    if (snap.implementer !== undefined) state.implementer = snap.implementer;
+    if (snap.windowEnd !== undefined) state.windowEnd = snap.windowEnd;
     state.actionsDigest = snap.actionsDigest;
     mergeActions(state, snap);
     touch();
   });
   setHandler(statusQuery, () => state);
+  installStepDecisions(state, key, touch);
 
   const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets });
 
@@ -127,8 +139,9 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     dirty = false;
 
     const undoPending = (step: StepState) => step.status === 'verified' && workflowKind(step.action.kind)?.undo?.pending(step) === true;
-    // Called only when there is something to undo, so histories recorded before the patch replay unchanged.
-    const saga = state.phase === 'cancelled' && state.steps.some(undoPending) && patched(SAGA_REVERSE_ORDER);
+    // Called only when there is something to roll back, so histories recorded before either patch replay unchanged.
+    const rollBack = state.steps.some(undoPending) && (state.phase === 'cancelled' || (state.phase === 'rejected' && patched(ROLLBACK_ON_REJECTION)));
+    const saga = rollBack && patched(SAGA_REVERSE_ORDER);
     for (const step of state.steps) {
       const kind = workflowKind(step.action.kind);
       if (!kind) {
@@ -141,11 +154,17 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       if (step.status === 'pending') {
         step.status = 'running';
         track(kind.run(contextFor(step)));
-      } else if (step.status === 'waiting-authorization') {
+      } else if (step.status === 'waiting-authorization' || step.status === 'waiting-approval') {
         if (isFinal(state.phase)) step.status = 'cancelled';
         else if (isAuthorized(state)) {
-          step.status = 'running';
-          track(kind.run(contextFor(step)));
+          // A privileged grant also waits for a change manager's approval (the governance policy).
+          if (needsDecision(step)) step.status = 'waiting-approval';
+          else {
+            step.status = 'running';
+            track(kind.run(contextFor(step)));
+          }
+        } else if (step.status === 'waiting-approval') {
+          step.status = 'waiting-authorization';
         }
       } else if (!saga && kind.undo && undoPending(step) && state.phase === 'cancelled') {
         // Before SAGA_REVERSE_ORDER: each undo at once, concurrently.
@@ -228,11 +247,6 @@ async function writeClosureGate(ref: TicketRef, state: ChangeState, wanted: Clos
       await writeClosureGate(ref, state, { value: 'pending', digest: '' });
     }
   }
-}
-
-/** Grant late: only once the change is authorized and in its window (a standard change is pre-approved). */
-function isAuthorized(state: ChangeState): boolean {
-  return state.phase === 'implement';
 }
 
 function allTerminal(state: ChangeState): boolean {

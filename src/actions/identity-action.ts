@@ -9,7 +9,8 @@ import type { IdentityRef } from '../kinds/spec';
  */
 export { IDENTITY_TYPES, identitySchema, type IdentityRef } from '../kinds/spec';
 export { PLANNED_KINDS } from '../kinds/registry';
-export { joinerSchema, ttlMs, type JoinerAction } from '../kinds/joiner/edge';
+export { joinerSchema, type JoinerAction } from '../kinds/joiner/edge';
+export { ttlMs } from '../kinds/grant-policy';
 export { leaverSchema, type LeaverAction } from '../kinds/leaver/edge';
 export { rotateSchema, secretDestinationSchema, type RotateAction, type SecretDestination } from '../kinds/rotate/edge';
 

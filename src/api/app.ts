@@ -13,7 +13,9 @@ import { ClosureVerdictStore } from '../closure/verdict-store';
 import { InventoryStore } from '../inventory/inventory-store';
 import { ticketSource, ticketSourceNames } from '../itsm/registry';
 import type { TicketSource } from '../itsm/source';
+import { Policy } from '../policy/policy';
 import { closureCheck, evidenceBundle } from './changes';
+import { decideStep } from './decisions';
 import { receiveDelivery } from './deliveries';
 import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
@@ -32,6 +34,8 @@ export interface AppDeps {
   /** People's bearer tokens; without it only API tokens (and the admin token) are accepted. */
   oidc?: OidcSettings;
   maxBodyBytes: number;
+  /** The governance policy (who is who, privileged grants); the same one the grammars were built with. */
+  policy?: Policy;
   log: Logger;
 }
 
@@ -79,6 +83,11 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.get('/api/changes/:source/:key/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
     res.json(await closureCheck({ ...deps, verdicts }, sourceNamed(String(req.params.source)), String(req.params.key)));
+  });
+  const policy = deps.policy ?? new Policy();
+  app.post('/api/changes/:source/:key/steps/:stepId/decision', requireRoles('change-manager'), express.json({ limit: '16kb' }), async (req, res) => {
+    const source = sourceNamed(String(req.params.source));
+    res.json(await decideStep({ workflows: deps.workflows, policy }, source, String(req.params.key), String(req.params.stepId), req.body, principalOf(res)));
   });
   app.get('/api/changes/:source/:key/evidence', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
     res.json(await evidenceBundle(deps, sourceNamed(String(req.params.source)), String(req.params.key)));

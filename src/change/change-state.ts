@@ -1,7 +1,30 @@
+import type { Actor } from '../auth/principal';
 import type { ClosureGate } from './closure';
 import type { Phase, PlannedAction, SourceName } from './ticket';
 
-export type StepStatus = 'pending' | 'waiting-authorization' | 'running' | 'verified' | 'failed' | 'cancelled' | 'withdrawn';
+export type StepStatus =
+  | 'pending'
+  | 'waiting-authorization'
+  /** Authorized, but a privileged grant waits for a change manager's decision (the governance policy). */
+  | 'waiting-approval'
+  | 'running'
+  | 'verified'
+  | 'failed'
+  | 'cancelled'
+  | 'withdrawn'
+  /** A change manager rejected its privileged grants: nothing was granted. */
+  | 'rejected';
+
+/** A change manager's decision on a step's privileged grants, as the workflow recorded it (and evidence holds). */
+export interface StepDecision {
+  decision: 'approve' | 'reject';
+  by: Actor;
+  at: string;
+  justification: string;
+  /** The privileged grants the decision was about. */
+  grants: string[];
+  evidenceHash: string;
+}
 
 export type ExpiryStatus = 'none' | 'scheduled' | 'running' | 'verified' | 'failed';
 
@@ -17,7 +40,11 @@ export interface StepState {
   accountCreated?: boolean;
   /** Rotations only: which credential version the store now serves (never the value). */
   rotation?: { fingerprint: string; version: number; credentialId?: string };
-  expiry?: { status: ExpiryStatus; expiresAt?: string; detail?: string; verifiedAt?: string };
+  expiry?: { status: ExpiryStatus; expiresAt?: string; until?: 'ticket-closed' | 'window-end'; detail?: string; verifiedAt?: string };
+  /** The decision on its privileged grants, once one was made. */
+  decision?: StepDecision;
+  /** Movers only: what the move kept, removed and added, as planned from the target's read-back. */
+  move?: { kept: string[]; removed: string[]; added: string[]; unmanaged: string[]; toAdd: string[] };
 }
 
 /** A change as its workflow keeps it and reports it (the `status` query). */
@@ -31,6 +58,8 @@ export interface ChangeState {
   emergency: boolean;
   sourceState: string;
   requester?: string;
+  implementer?: string;
+  windowEnd?: string;
   steps: StepState[];
   /** True while the gate last written to the ticket lets it close (`verified` or `not_applicable`). */
   gateSet: boolean;
@@ -42,4 +71,24 @@ export interface ChangeState {
   writeBackErrors: string[];
   deliveries: number;
   ignoredStale: number;
+}
+
+/** Grant late: only once the change is authorized and in its window (a standard change is pre-approved). */
+export function isAuthorized(state: Pick<ChangeState, 'phase'>): boolean {
+  return state.phase === 'implement';
+}
+
+/**
+ * The privileged grants the step's next run would make: all of them for a grant, only those a move still has to add.
+ * Empty when the policy marks none.
+ */
+export function privilegedPending(step: StepState): string[] {
+  const privileged = step.action.privileged ?? [];
+  if (privileged.length === 0) return [];
+  return step.move ? privileged.filter((g) => step.move?.toAdd.includes(g)) : privileged;
+}
+
+/** Authorized is not enough for a privileged grant: it also needs a change manager's approval. */
+export function needsDecision(step: StepState): boolean {
+  return privilegedPending(step).length > 0 && step.decision?.decision !== 'approve';
 }

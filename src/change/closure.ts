@@ -49,11 +49,15 @@ export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<
       case 'waiting-authorization':
         reasons.push(`${what} waits for the change to be approved and in Implement`);
         break;
+      case 'waiting-approval':
+        reasons.push(`${what} waits for a change manager to decide on privileged grant(s): ${(step.action.privileged ?? []).join(', ')}`);
+        break;
       case 'failed':
         reasons.push(`${what} failed: ${step.detail ?? 'no detail'}`);
         break;
       case 'cancelled':
       case 'withdrawn':
+      case 'rejected':
         break;
       case 'verified':
         reasons.push(...(rules(step.action.kind)?.blocksClosure?.(step, what) ?? []));
@@ -71,7 +75,7 @@ export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<
 export function closureGate(state: Pick<ChangeState, 'steps' | 'actionsDigest'>, verdict: ClosureVerdict): ClosureGate | undefined {
   if (state.actionsDigest === undefined) return undefined;
   if (!verdict.allowed) return { value: 'pending', digest: '' };
-  const ran = state.steps.some((s) => s.status !== 'withdrawn' && s.status !== 'cancelled');
+  const ran = state.steps.some((s) => s.status !== 'withdrawn' && s.status !== 'cancelled' && s.status !== 'rejected');
   return { value: ran ? 'verified' : 'not_applicable', digest: state.actionsDigest };
 }
 
@@ -93,6 +97,8 @@ export interface ClosureView {
     detail?: string;
     verifiedAt?: string;
     cleanup?: NonNullable<StepState['expiry']> | { status: 'none' };
+    /** Privileged grants and the decision on them, where the policy asks for one. */
+    approval?: { grants: string[]; decision?: StepState['decision'] };
   }>;
 }
 
@@ -113,6 +119,7 @@ export function closureView(state: ChangeState, rules: ClosureRules): ClosureVie
       detail: s.detail,
       verifiedAt: s.verifiedAt,
       cleanup: rules(s.action.kind)?.cleanup?.(s),
+      ...(s.action.privileged?.length ? { approval: { grants: s.action.privileged, ...(s.decision ? { decision: s.decision } : {}) } } : {}),
     })),
   };
 }

@@ -27,6 +27,8 @@ export interface PlannedAction {
   /** Who answers for the identity and what it serves, as the action says: recorded in the inventory. */
   owner?: string;
   workload?: string;
+  /** Grants (canonical text) the governance policy marks privileged: they wait for a change manager's decision. */
+  privileged?: string[];
   [field: string]: unknown;
 }
 
@@ -41,6 +43,10 @@ export interface Ticket extends TicketRef {
   phase: Phase;
   emergency: boolean;
   requester?: string;
+  /** Who implements it (ServiceNow `assigned_to`), as the source's user id. */
+  implementer?: string;
+  /** The end of the change window (ISO 8601), where the source has one: `until: window-end` grants end there. */
+  windowEnd?: string;
   /** Orders deliveries of one ticket: an older version never moves the workflow back. */
   version: number;
   /** The source's own word for its state, reported back to people; the core never interprets it. */

@@ -128,6 +128,11 @@ export interface ConnectorGrammar {
    * `api_key`…), where the name says more than the action's person/service_account; undefined leaves that.
    */
   inventoryType?(name: string): string | undefined;
+  /**
+   * Whether a grant, in the canonical text inspect reports, is one the connector grants and takes back. Absent: the
+   * canonical text parses to itself. A mover leaves every grant this refuses untouched.
+   */
+  manages?(canonical: string): boolean;
   /** Identities for which a revoke policy leaves something other than POLICY_LEAVES; none when absent. */
   readonly revokeDeviations?: readonly RevokeDeviation[];
   /** Required of (and only of) types that declare `secretSink`: checks a destination path, null when fine. */

@@ -115,7 +115,19 @@ function normalised(cfg: BaseInstanceConfig): BaseInstanceConfig {
 
 export interface SystemPolicy {
   maxTtlMs?: number;
+  /** Grants (canonical text) that need a change manager's decision before they are made (the governance policy). */
+  isPrivileged: (grant: string) => boolean;
+  /** The privilege class of a grant and its longest ttl (the governance policy), where one applies. */
+  classOf: (grant: string) => { name: string; maxTtl: string; maxTtlMs: number } | undefined;
 }
+
+/** What the governance policy tells the grammars, per system. */
+export interface GrantPolicy {
+  isPrivileged(system: string, grant: string): boolean;
+  classOf(system: string, grant: string): { name: string; maxTtl: string; maxTtlMs: number } | undefined;
+}
+
+const NO_GRANT_POLICY: GrantPolicy = { isPrivileged: () => false, classOf: () => undefined };
 
 export interface GrammarEntry {
   grammar: ConnectorGrammar;
@@ -127,12 +139,17 @@ export interface GrammarEntry {
 export class GrammarRegistry {
   private readonly entries = new Map<string, GrammarEntry>();
 
-  constructor(file: ConnectorsFile) {
+  /** `grants` is the governance policy (src/policy): which grants need a decision, and how long each class may last. */
+  constructor(file: ConnectorsFile, grants: GrantPolicy = NO_GRANT_POLICY) {
     for (const raw of file.connectors) {
       const cfg = normalised(raw);
       this.entries.set(cfg.name, {
         grammar: checkedGrammar(cfg),
-        policy: { maxTtlMs: cfg.policy.maxTtl ? (parseIsoDuration(cfg.policy.maxTtl) ?? undefined) : undefined },
+        policy: {
+          maxTtlMs: cfg.policy.maxTtl ? (parseIsoDuration(cfg.policy.maxTtl) ?? undefined) : undefined,
+          isPrivileged: (grant) => grants.isPrivileged(cfg.name, grant),
+          classOf: (grant) => grants.classOf(cfg.name, grant),
+        },
         capabilities: typeOf(cfg).capabilities,
       });
     }

@@ -34,9 +34,10 @@ export interface StepChange {
   outcome: string;
   /**
    * What the step did, which decides the projection whatever a kind calls its outcome: grant (adds grants held by the
-   * ticket), take-back (removes the ticket's hold on those grants), revoke (a leaver), rotate.
+   * ticket), take-back (removes the ticket's hold on those grants), revoke (a leaver), rotate, move (a mover: the
+   * ticket holds the grants it wants; what it took away goes with the read-back).
    */
-  operation: 'grant' | 'take-back' | 'revoke' | 'rotate';
+  operation: 'grant' | 'take-back' | 'revoke' | 'rotate' | 'move';
   /** What the policy said the read-back must find. */
   desired: DesiredAccount | Record<string, unknown>;
   /** What it found: the evidence row's observed state. */
@@ -235,7 +236,7 @@ export function applyStep(row: InventoryIdentity, c: StepChange, now: Date): Inv
   const desired = c.desired as DesiredAccount;
   const stripped = desired.exists === false || desired.locked === true || desired.noGrants === true;
   const leaves: InventoryRowStatus = desired.exists === false ? 'revoked' : 'disabled';
-  if (c.operation === 'grant') {
+  if (c.operation === 'grant' || c.operation === 'move') {
     for (const g of c.grants ?? []) holders.set(g, (holders.get(g) ?? new Set()).add(c.ticketKey));
     row.status = 'managed';
     if (c.created) row.createdByTicket = c.ticketKey;

@@ -3,6 +3,7 @@ import type { PlannedAction } from '../change/ticket';
 import type { GrammarEntry, GrammarRegistry } from '../connectors/registry';
 import { joinerEdge } from './joiner/edge';
 import { leaverEdge } from './leaver/edge';
+import { moverEdge } from './mover/edge';
 import { rotateEdge } from './rotate/edge';
 import type { IdentityRef } from './spec';
 
@@ -44,7 +45,7 @@ export function kindNames(): string[] {
 }
 
 /** Kinds the spec names for later; refused with a message that says so. */
-export const PLANNED_KINDS = ['mover', 'deploy', 'decommission'] as const;
+export const PLANNED_KINDS = ['deploy', 'decommission'] as const;
 
 /** One action of any registered kind, dispatched on `kind`. */
 export function actionSchema(): z.ZodTypeAny {
@@ -60,4 +61,5 @@ export function actionSchema(): z.ZodTypeAny {
 // One line per kind.
 register(joinerEdge);
 register(leaverEdge);
+register(moverEdge);
 register(rotateEdge);

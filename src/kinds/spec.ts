@@ -34,3 +34,4 @@ export const commonFields = {
 };
 
 export type IdentityRef = z.infer<typeof identitySchema>;
+

@@ -4,6 +4,7 @@ import {
   capabilityProblems, type Connector, type DesiredAccount, GONE, type ObservedAccount, REVOKE_MODES, type RevokeMode, type TwoPhaseRotator, verifyAccount,
 } from '../../src/connectors/connector';
 import { expireGrants, POLICY_LEAVES, revokeIdentity, type RevokeOutcome, revokeTarget } from '../../src/connectors/revoke-policy';
+import { isManaged } from '../../src/kinds/mover/move-plan';
 import { capabilitiesOf } from '../../src/connectors/registry';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
@@ -231,6 +232,19 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
         if (out.absent !== true || out.changed) throw new Error(`${name} of an absent identity answered ${JSON.stringify(out)}`);
       }
       expect(await h().snapshot()).toEqual(before);
+    });
+
+    it('recognises every grant it hands out, as inspect reports it, as one it manages (what a mover may change)', async () => {
+      const c = h().connector();
+      const id = fresh();
+      await c.provision(id, h().grants);
+      const observed = await c.inspect(id);
+      // The harness's grants are in the grammar's canonical text already: what inspect reports.
+      for (const g of h().grants) {
+        expect(observed.grants).toContain(g);
+        if (!isManaged(c.grammar, g)) throw new Error(`${g}, which the connector granted, is not recognised as a grant it manages`);
+      }
+      for (const hostile of COMMON_HOSTILE_GRANTS) expect(isManaged(c.grammar, hostile)).toBe(false);
     });
 
     it('discovers identities created behind its back, and marks its own credential protected', async () => {

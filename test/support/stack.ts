@@ -15,6 +15,7 @@ import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-s
 import { startGateway } from '../../src/gateway';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
 import { TEST_ENV, temporalAddress } from './test-env';
+import type { PolicyInput } from '../../src/policy/policy';
 
 let runtimeInstalled = false;
 export function quietRuntime(): void {
@@ -82,6 +83,8 @@ export async function startStack(
     log?: Logger;
     /** A test-specific workflow bundle (e.g. with a test-only action kind); the run's shared bundle otherwise. */
     workflowBundle?: { code: string } | { codePath: string };
+    /** The governance policy (who is who, privileged grants); none by default. */
+    policy?: PolicyInput;
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -96,6 +99,7 @@ export async function startStack(
     discovery: { scheduleId: `discovery-${taskQueue}` },
     databaseUrl: TEST_ENV.databaseUrl,
     connectors: file,
+    ...(opts.policy ? { policy: opts.policy } : {}),
     servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
     webhookSecret: TEST_ENV.webhookSecret,
     adminToken: TEST_ENV.adminToken,

@@ -2,6 +2,7 @@ import type { KindClosureRules } from '../../src/change';
 import { joinerKind } from './joiner';
 import type { WorkflowKind } from './kind';
 import { leaverKind } from './leaver';
+import { moverKind } from './mover';
 import { rotateKind } from './rotate';
 
 const kinds = new Map<string, WorkflowKind>();
@@ -25,4 +26,5 @@ export const closureRules = (kind: string): KindClosureRules | undefined => kind
 // One line per kind.
 registerWorkflowKind(joinerKind);
 registerWorkflowKind(leaverKind);
+registerWorkflowKind(moverKind);
 registerWorkflowKind(rotateKind);

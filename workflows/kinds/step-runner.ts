@@ -3,7 +3,7 @@
  * evidence before the step counts, and record a refusal as evidence too.
  */
 import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
-import type { StepOperation } from '../../activities/connector-activities';
+import type { ApplyVerifyRecordResult, StepOperation } from '../../activities/connector-activities';
 import type { StepState } from '../../src/change';
 import type { DesiredAccount } from '../../src/connectors/connector';
 import type { PlannedAction } from '../../src/change';
@@ -36,16 +36,20 @@ export async function applyAndVerify(
     stepId: string;
     outcome: string;
     desired: DesiredAccount;
-    apply: () => Promise<{ detail: string; startedAt: string; expected?: DesiredAccount }>;
+    /** The change as separate apply + verifyAndRecord activities: what runs started before ONE_ACTIVITY_PER_STEP replay. */
+    apply?: () => Promise<{ detail: string; startedAt: string; expected?: DesiredAccount }>;
     /** The same change as data, for the one-activity path; a step without one keeps apply + verifyAndRecord. */
     operation?: StepOperation;
     /** Told when the operation created the account. */
     onCreated?: () => void;
+    /** Told what the one activity reported (a move's plan). */
+    onApplied?: (out: ApplyVerifyRecordResult) => void;
   },
 ): Promise<StepResult> {
   const { key, step, targets } = ctx;
   const { stepId, outcome, apply } = args;
-  if (args.operation && patched(ONE_ACTIVITY_PER_STEP)) {
+  // A kind newer than the patch has no apply: it never ran the old way, so there is no marker to ask for.
+  if (args.operation && (apply === undefined || patched(ONE_ACTIVITY_PER_STEP))) {
     const a = step.action;
     let out: Awaited<ReturnType<typeof targets.applyVerifyRecord>>;
     try {
@@ -62,9 +66,11 @@ export async function applyAndVerify(
       return { ok: false, detail: await recordStepFailure(ctx, { stepId, desired: args.desired, error, startedAt: '' }) };
     }
     if (out.created) args.onCreated?.();
+    args.onApplied?.(out);
     if (out.verified) return { ok: true, verifiedAt: out.verifiedAt ?? new Date().toISOString(), detail: out.detail };
     return { ok: false, detail: out.refused ? out.detail : `not verified: ${out.mismatches.join('; ')}` };
   }
+  if (!apply) return { ok: false, detail: `step ${stepId} has neither an operation nor an apply` };
   let desired = args.desired;
   const a = step.action;
   let startedAt = '';

@@ -4,7 +4,7 @@ import type { IdentityRef } from '../../actions/identity-action';
 import { absent, assertValidIdentity, type ChangeOutcome, type Connector, type CredentialRotator, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RotationResult } from '../connector';
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import { Secret } from '../secret';
-import { canonicalGrantsFromShowGrants, MYSQL_PRIVILEGES, MysqlGrammar, splitCanonicalGrant } from './mysql-grammar';
+import { canonicalGrantsFromShowGrants, MysqlGrammar, splitCanonicalGrant } from './mysql-grammar';
 
 export interface MysqlConnectorOptions {
   name: string;
@@ -27,7 +27,6 @@ const TRANSIENT_CODES = new Set([
 ]);
 const ER_NONEXISTING_GRANT = 1141;
 const ER_NO_SUCH_THREAD = 1094;
-const CANONICAL_OBJECT = /^(`(?:[A-Za-z0-9$]|\\_){1,64}`\.\*|`[A-Za-z0-9_$]{1,64}`\.`[A-Za-z0-9_$]{1,64}`)$/;
 
 /**
  * MySQL/MariaDB accounts. Account names always travel as quoted string literals (mysql2 placeholders), never
@@ -207,11 +206,10 @@ export class MysqlConnector implements Connector, CredentialRotator {
   }
 
   private checkedGrant(canonical: string): { privilege: string; object: string } {
-    const { privilege, object } = splitCanonicalGrant(canonical);
-    if (!(MYSQL_PRIVILEGES as readonly string[]).includes(privilege) || !CANONICAL_OBJECT.test(object)) {
+    if (!this.grammar.manages(canonical)) {
       throw new ConnectorRefusal(FailureType.InvalidIdentity, `grant '${canonical}' is not in canonical form`);
     }
-    return { privilege, object };
+    return splitCanonicalGrant(canonical);
   }
 
   private async sessionIds(name: string): Promise<number[]> {

@@ -56,6 +56,12 @@ export class MysqlGrammar implements ConnectorGrammar {
     return problems;
   }
 
+  /** A privilege on the allow-list, on one database (its `_` escaped, so not a wildcard pattern) or one table. */
+  manages(canonical: string): boolean {
+    const { privilege, object } = splitCanonicalGrant(canonical);
+    return (MYSQL_PRIVILEGES as readonly string[]).includes(privilege) && CANONICAL_OBJECT.test(object);
+  }
+
   parseGrant(text: string): ParsedGrant | { problem: string } {
     const match = GRANT.exec(text);
     if (!match) return { problem: "must look like 'SELECT, INSERT ON db.*' or 'SELECT ON db.table'" };
@@ -125,6 +131,9 @@ function splitPrivileges(text: string): string[] {
 }
 
 /** Splits a canonical grant back into privilege and a statement-ready object (already quoted by parseGrant). */
+/** The object part of a canonical grant: a whole database with `_` escaped, or one table. */
+const CANONICAL_OBJECT = /^(`(?:[A-Za-z0-9$]|\\_){1,64}`\.\*|`[A-Za-z0-9_$]{1,64}`\.`[A-Za-z0-9_$]{1,64}`)$/;
+
 export function splitCanonicalGrant(canonical: string): { privilege: string; object: string } {
   const at = canonical.lastIndexOf(' ON ');
   return { privilege: canonical.slice(0, at), object: canonical.slice(at + 4) };

@@ -31,6 +31,7 @@ export const REFERENCE_TABLES: Readonly<Record<string, string>> = {
   assignment_group: 'sys_user_group',
   cmdb_ci: 'cmdb_ci',
   requested_by: 'sys_user',
+  assigned_to: 'sys_user',
 };
 
 /** Dictionary internal types of the change_request columns the simulator keeps; any other column is a string. */
@@ -40,6 +41,7 @@ const INTERNAL_TYPES: Readonly<Record<string, string>> = {
   assignment_group: 'reference',
   cmdb_ci: 'reference',
   requested_by: 'reference',
+  assigned_to: 'reference',
   on_hold: 'boolean',
   active: 'boolean',
   state: 'integer',

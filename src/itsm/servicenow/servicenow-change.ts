@@ -25,6 +25,9 @@ export const changeRecordSchema = z
     u_identity_actions: z.string().max(100_000).default(''),
     assignment_group: z.union([reference, z.literal('')]).optional(),
     requested_by: z.union([reference, z.literal('')]).optional(),
+    assigned_to: z.union([reference, z.literal('')]).optional(),
+    /** The change window's end, as the Table API sends a glide_date_time (UTC). */
+    end_date: z.union([z.literal(''), z.string().regex(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/, 'must be a date and time such as 2026-12-01 18:00:00')]).optional(),
   })
   .passthrough();
 
@@ -40,6 +43,8 @@ export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): Par
   const actions = parseIdentityActions(record.u_identity_actions, grammars, IDENTITY_ACTIONS_FIELD);
   if (!actions.ok) return actions;
   const requester = record.requested_by ? record.requested_by.value : undefined;
+  const implementer = record.assigned_to ? record.assigned_to.value : undefined;
+  const windowEnd = record.end_date ? `${record.end_date.replace(' ', 'T')}Z` : undefined;
   return {
     ok: true,
     value: {
@@ -51,6 +56,8 @@ export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): Par
         phase: servicenowPhase(record),
         emergency: servicenowEmergency(record.type),
         ...(requester ? { requester } : {}),
+        ...(implementer ? { implementer } : {}),
+        ...(windowEnd ? { windowEnd } : {}),
         version: Number(record.sys_mod_count),
         sourceState: record.state,
         actions: actions.value,

@@ -117,7 +117,7 @@ const JOURNAL_FIELDS = ['sys_id', 'element_id', 'element', 'name', 'value', 'sys
 /** Columns a fresh change_request carries, so that GET returns them (empty) as the real table does. */
 const CHANGE_COLUMNS = [
   'number', 'short_description', 'description', 'state', 'type', 'approval', 'risk', 'impact', 'priority',
-  'category', 'assignment_group', 'cmdb_ci', 'requested_by', 'start_date', 'end_date', 'close_code',
+  'category', 'assignment_group', 'assigned_to', 'cmdb_ci', 'requested_by', 'start_date', 'end_date', 'close_code',
   'close_notes', 'correlation_id', 'on_hold', 'active', 'chg_model', 'work_notes', 'comments',
   'u_identity_actions', 'u_identity_cleanup', 'u_identity_cleanup_digest', 'sys_id', 'sys_created_on',
   'sys_created_by', 'sys_updated_on', 'sys_updated_by', 'sys_mod_count',

@@ -1,18 +1,8 @@
 import { z } from 'zod';
-import { parseIsoDuration } from '../../actions/iso-duration';
+import { type GrantPlan, planGrants, ttl, until } from '../grant-policy';
 import type { EdgeKind } from '../registry';
 import type { PlannedAction } from '../../change/ticket';
 import { commonFields } from '../spec';
-
-/** Beyond any sane policy, and far inside what a Date and a Temporal timer can hold. Policies cap lower. */
-const TTL_CEILING_MS = 100 * 365 * 86_400_000;
-
-const ttl = z.string().max(64).superRefine((text, ctx) => {
-  const ms = parseIsoDuration(text);
-  if (ms === null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `'${text.slice(0, 40)}' is not an ISO-8601 duration (e.g. PT8H)` });
-  else if (ms < 1000) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be at least one second (PT1S)' });
-  else if (ms > TTL_CEILING_MS) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be at most 100 years (P100Y)' });
-});
 
 export const joinerSchema = z
   .object({
@@ -20,36 +10,20 @@ export const joinerSchema = z
     ...commonFields,
     grants: z.array(z.string().min(1).max(200)).min(1, 'a joiner needs at least one grant').max(50),
     ttl: ttl.optional(),
+    until: until.optional(),
   })
   .strict();
 export type JoinerAction = z.infer<typeof joinerSchema>;
 
 /** A planned joiner: grants in the connector's canonical form, sorted and de-duplicated. */
-export interface JoinerPlan extends PlannedAction {
+export interface JoinerPlan extends PlannedAction, GrantPlan {
   kind: 'joiner';
-  grants: string[];
-  ttlMs?: number;
-  ttl?: string;
-}
-
-export function ttlMs(action: JoinerAction): number | undefined {
-  return action.ttl === undefined ? undefined : (parseIsoDuration(action.ttl) ?? undefined);
 }
 
 export const joinerEdge: EdgeKind<JoinerAction> = {
   kind: 'joiner',
   schema: joinerSchema,
-  plan(action, { actionId, entry, issue }): JoinerPlan {
-    const grants: string[] = [];
-    action.grants.forEach((g, gi) => {
-      const parsedGrant = entry.grammar.parseGrant(g);
-      if ('problem' in parsedGrant) issue(`grants[${gi}]`, parsedGrant.problem);
-      else grants.push(...parsedGrant.canonical);
-    });
-    const ms = ttlMs(action);
-    if (ms !== undefined && entry.policy.maxTtlMs !== undefined && ms > entry.policy.maxTtlMs) {
-      issue('ttl', `exceeds the policy maximum for ${action.system}`);
-    }
-    return { actionId, kind: 'joiner', system: action.system, identity: action.identity, grants: [...new Set(grants)].sort(), ttlMs: ms, ttl: action.ttl };
+  plan(action, ctx): JoinerPlan {
+    return { actionId: ctx.actionId, kind: 'joiner', system: action.system, identity: action.identity, ...planGrants(action, ctx) };
   },
 };

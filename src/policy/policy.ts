@@ -1,0 +1,114 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { parseIsoDuration } from '../actions/iso-duration';
+import type { Actor } from '../auth/principal';
+
+/**
+ * The governance policy: one file (CHANGEGATE_POLICY), validated at start-up. It says who the people on a ticket are
+ * as principals, and which grants need an explicit decision beyond the ticket's own approval.
+ */
+const hasControl = (value: string) => [...value].some((ch) => ch.charCodeAt(0) < 0x20 || ch === '\u007f');
+const text = (max: number) => z.string().min(1, 'must not be empty').max(max).refine((v) => !hasControl(v), 'must not contain control characters');
+
+export const policyFileSchema = z
+  .object({
+    version: z.literal(1),
+    /**
+     * Who is who: a ticket's people (ServiceNow `requested_by` / `assigned_to`, as the user's sys_id the record
+     * carries) as principals. `principal` matches an authenticated caller's id (JWT `sub`, API token id) or name
+     * (JWT name/email, API token name); `*` matches any run of characters.
+     */
+    people: z.array(z.object({ source: text(20), user: text(100), principal: text(200) }).strict()).max(10_000).default([]),
+    /**
+     * Grants that need a change manager's decision before they are made, per connector: patterns over the grant's
+     * canonical text (`*` matches any run of characters), e.g. "* ON `reporting`.*".
+     */
+    privileged: z.array(z.object({ system: text(100), grants: z.array(text(300)).min(1).max(100), reason: text(300).optional() }).strict()).max(1_000).default([]),
+    /**
+     * Privilege classes, per connector: the grants a class covers (patterns as above) and how long such a grant may
+     * last (`maxTtl`, counted from the verified grant). The first class whose pattern matches a grant applies.
+     */
+    classes: z
+      .array(
+        z
+          .object({
+            name: text(100),
+            system: text(100),
+            grants: z.array(text(300)).min(1).max(100),
+            maxTtl: z.string().refine((t) => parseIsoDuration(t) !== null, 'must be an ISO-8601 duration (e.g. P7D)'),
+          })
+          .strict(),
+      )
+      .max(1_000)
+      .default([]),
+  })
+  .strict();
+
+export type PolicyFile = z.infer<typeof policyFileSchema>;
+/** A policy as written (omitted lists default to empty). */
+export type PolicyInput = z.input<typeof policyFileSchema>;
+
+export const EMPTY_POLICY: PolicyFile = Object.freeze({ version: 1, people: [], privileged: [], classes: [] }) as PolicyFile;
+
+/** `*` is any run of characters; everything else is literal. */
+export function globMatcher(pattern: string): (value: string) => boolean {
+  const re = new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 's');
+  return (value) => re.test(value);
+}
+
+export function parsePolicyFile(raw: unknown, source = 'policy', systems?: readonly string[]): PolicyFile {
+  const parsed = policyFileSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`${source}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (systems) {
+    for (const list of ['privileged', 'classes'] as const) {
+      parsed.data[list].forEach((p, i) => {
+        if (!systems.includes(p.system)) throw new Error(`${source}: ${list}.${i}.system: no connector named '${p.system}' is configured (configured: ${systems.join(', ')})`);
+      });
+    }
+  }
+  return parsed.data;
+}
+
+export function loadPolicyFile(path: string, systems?: readonly string[]): PolicyFile {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`policy ${path}: cannot read JSON`, { cause: err });
+  }
+  return parsePolicyFile(raw, `policy ${path}`, systems);
+}
+
+/** The policy as the API consults it. */
+export class Policy {
+  private readonly privileged = new Map<string, Array<(grant: string) => boolean>>();
+  private readonly people: Array<{ source: string; user: string; matches: (value: string) => boolean }>;
+  private readonly classes: Array<{ name: string; system: string; maxTtl: string; maxTtlMs: number; matches: Array<(grant: string) => boolean> }>;
+
+  constructor(input: PolicyInput = EMPTY_POLICY) {
+    const file = parsePolicyFile(input);
+    for (const p of file.privileged) {
+      const list = this.privileged.get(p.system) ?? [];
+      list.push(...p.grants.map(globMatcher));
+      this.privileged.set(p.system, list);
+    }
+    this.people = file.people.map((p) => ({ source: p.source, user: p.user, matches: globMatcher(p.principal) }));
+    this.classes = (file.classes ?? []).map((c) => ({ name: c.name, system: c.system, maxTtl: c.maxTtl, maxTtlMs: parseIsoDuration(c.maxTtl) as number, matches: c.grants.map(globMatcher) }));
+  }
+
+  /** The privilege class a grant (canonical text) on `system` belongs to, if the policy names one. */
+  classOf(system: string, grant: string): { name: string; maxTtl: string; maxTtlMs: number } | undefined {
+    const c = this.classes.find((x) => x.system === system && x.matches.some((m) => m(grant)));
+    return c ? { name: c.name, maxTtl: c.maxTtl, maxTtlMs: c.maxTtlMs } : undefined;
+  }
+
+  /** Whether a grant, in canonical text, needs a change manager's decision on `system`. */
+  isPrivileged(system: string, grant: string): boolean {
+    return (this.privileged.get(system) ?? []).some((m) => m(grant));
+  }
+
+  /** The ticket users of `source` that `actor` is, by the who-is-who mapping. */
+  ticketUsersOf(actor: Actor, source: string): string[] {
+    return this.people.filter((p) => p.source === source && (p.matches(actor.id) || p.matches(actor.name))).map((p) => p.user);
+  }
+}

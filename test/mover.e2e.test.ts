@@ -1,0 +1,133 @@
+import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+
+/**
+ * The mover on a ServiceNow change against the real MariaDB: planned from a read-back, removals at once, additions
+ * once the change is authorized, grants outside what the connector manages left alone.
+ */
+describe('mover on a ServiceNow change: revoke what is no longer wanted at once, grant what is missing late', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  const SELECT = 'SELECT ON `cgt\\_billing`.*';
+  const INSERT = 'INSERT ON `cgt_billing`.`invoices`';
+  const UPDATE = 'UPDATE ON `cgt_billing`.`invoices`';
+  const mover = (name: string, grants: string[], ttl?: string) =>
+    JSON.stringify([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants, ...(ttl ? { ttl } : {}) }]);
+  const evidenceOf = (number: string) => stack.evidence.list(`servicenow:${number}`);
+
+  it('removes an unwanted grant at once, keeps the wanted one, waits for authorization to add, and removes drift found at that point', async () => {
+    const account = uniqueAccount('mov');
+    // SELECT is still wanted, INSERT is not, PROCESS is global and outside what the connector manages.
+    await createAccount(stack.admin, account, ['SELECT ON `cgt\\_billing`.*', 'INSERT ON `cgt_billing`.`invoices`', 'PROCESS ON *.*']);
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, state: '-5', approval: 'requested', u_identity_actions: mover(account, ['SELECT ON cgt_billing.*', 'UPDATE ON cgt_billing.invoices'], 'PT8H') });
+    const sysId = change.sys_id as string;
+
+    const removal = await waitFor('removal evidence', async () => (await evidenceOf(number)).find((r) => r.outcome === 'ungranted'));
+    expect(removal).toMatchObject({ verified: true, actionKind: 'mover', desiredState: { exists: true, mustNotHave: [INSERT] } });
+    expect(removal.verification).toMatchObject({ applied: expect.stringContaining(`removed: ${INSERT}`) });
+    expect(removal.verification).toMatchObject({ applied: expect.stringMatching(/not managed by changegate, left untouched: PROCESS/) });
+    const waiting = await waitFor('closure-check showing the mover waiting', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.status === 'waiting-authorization' ? r : null;
+    });
+    expect(waiting.data.allowed).toBe(false);
+    expect(waiting.data.steps[0].detail).toMatch(/waits for authorization to add: UPDATE ON `cgt_billing`.`invoices`/);
+    const held = await stack.grantsOf(account);
+    expect(held.join('\n')).not.toMatch(/INSERT/);
+    expect(held.join('\n')).not.toMatch(/UPDATE/);
+    expect(held.join('\n')).toMatch(/PROCESS/);
+    await waitFor('removal work note', () => stack.sim.journal(sysId, 'work_notes').some((n) => n.value.includes('Verified removal: mover')));
+
+    // Drift behind the gateway's back while the change waits: INSERT comes back.
+    await stack.admin.query('GRANT INSERT ON `cgt_billing`.`invoices` TO ?@?', [account, '%']);
+    stack.sim.updateChange(sysId, { state: '-1', approval: 'approved' });
+
+    const granted = await waitFor('grant evidence', async () => (await evidenceOf(number)).find((r) => r.outcome === 'granted'));
+    expect(granted).toMatchObject({ verified: true, desiredState: { exists: true, mustHave: [SELECT, UPDATE], mustNotHave: [INSERT] } });
+    expect((granted.observedState as { grants: string[] }).grants).toEqual(expect.arrayContaining([SELECT, UPDATE]));
+    expect((granted.observedState as { grants: string[] }).grants).not.toContain(INSERT);
+    const final = (await stack.grantsOf(account)).join('\n');
+    expect(final).toMatch(/GRANT SELECT ON `cgt\\_billing`\.\*/);
+    expect(final).toMatch(/UPDATE ON `cgt_billing`\.`invoices`/);
+    expect(final).not.toMatch(/INSERT/);
+    expect(final).toMatch(/PROCESS/);
+
+    const note = await waitFor('the work note listing the move', () => stack.sim.journal(sysId, 'work_notes').find((n) => n.value.includes('Verified: mover')));
+    expect(note.value).toContain(`kept: ${SELECT}`);
+    expect(note.value).toContain(`removed: ${INSERT}`);
+    expect(note.value).toContain(`added: ${UPDATE}`);
+    expect(note.value).toMatch(/left untouched: PROCESS/);
+    const check = await waitFor('closure allowed (the added grant expires with its ttl)', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed ? r : null;
+    });
+    expect(check.data.steps[0]).toMatchObject({ status: 'verified', cleanup: { status: 'scheduled' } });
+    expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toEqual({ valid: true, rows: 2 });
+  });
+
+  it('a move that only removes finishes at once, before any authorization, and needs no cleanup path', async () => {
+    const account = uniqueAccount('movr');
+    await createAccount(stack.admin, account, ['SELECT ON `cgt\\_billing`.*', 'INSERT ON `cgt_billing`.`invoices`']);
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-5', approval: 'requested', u_identity_actions: mover(account, ['SELECT ON cgt_billing.*']) });
+    const check = await waitFor('closure allowed', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed ? r : null;
+    });
+    expect(check.data.steps[0]).toMatchObject({ kind: 'mover', status: 'verified', cleanup: { status: 'none' } });
+    expect((await stack.grantsOf(account)).join('\n')).not.toMatch(/INSERT/);
+    expect((await evidenceOf(number)).map((r) => [r.outcome, r.verified])).toEqual([['ungranted', true]]);
+  });
+
+  it('the grants a move added expire with its ttl, and what the identity held before stays', async () => {
+    const account = uniqueAccount('movt');
+    await createAccount(stack.admin, account, ['SELECT ON `cgt\\_billing`.*']);
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: mover(account, ['SELECT ON cgt_billing.*', 'UPDATE ON cgt_billing.invoices'], 'PT2S') });
+    const rows = await waitFor('expiry evidence', async () => {
+      const r = await evidenceOf(number);
+      return r.some((x) => x.outcome === 'expired') ? r : null;
+    }, 20_000);
+    expect(rows.map((r) => [r.outcome, r.verified])).toEqual([['ungranted', true], ['granted', true], ['expired', true]]);
+    expect(rows[2]?.desiredState).toEqual({ exists: true, mustNotHave: [UPDATE] });
+    const held = (await stack.grantsOf(account)).join('\n');
+    expect(held).toMatch(/GRANT SELECT ON `cgt\\_billing`\.\*/);
+    expect(held).not.toMatch(/UPDATE/);
+  });
+
+  it('a mover of an identity that does not exist fails with the reason, and closure stays blocked', async () => {
+    const account = uniqueAccount('movx');
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: mover(account, ['SELECT ON cgt_billing.*']) });
+    const check = await waitFor('the failed step in closure-check', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.status === 'failed' ? r : null;
+    });
+    expect(check.data.allowed).toBe(false);
+    expect(check.data.reasons[0]).toMatch(/does not exist; a mover changes an existing identity's access/);
+    expect(await stack.accountExists(account)).toBe(false);
+  });
+
+  it('cancelling the change takes back what the move added, and only that', async () => {
+    const account = uniqueAccount('movc');
+    await createAccount(stack.admin, account, ['SELECT ON `cgt\\_billing`.*']);
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: mover(account, ['SELECT ON cgt_billing.*', 'UPDATE ON cgt_billing.invoices'], 'PT8H') });
+    await waitFor('grant evidence', async () => (await evidenceOf(number)).some((r) => r.outcome === 'granted' && r.verified));
+    stack.sim.updateChange(change.sys_id as string, { state: '4' });
+    const rows = await waitFor('expiry evidence after cancellation', async () => {
+      const r = await evidenceOf(number);
+      return r.some((x) => x.outcome === 'expired') ? r : null;
+    });
+    expect(rows.find((r) => r.outcome === 'expired')).toMatchObject({ verified: true, desiredState: { exists: true, mustNotHave: [UPDATE] } });
+    const held = (await stack.grantsOf(account)).join('\n');
+    expect(held).toMatch(/GRANT SELECT ON `cgt\\_billing`\.\*/);
+    expect(held).not.toMatch(/UPDATE/);
+  });
+});
