@@ -104,6 +104,29 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
     }
   });
 
+  it("a mover's verified step leaves the inventory holding exactly the grants it wants, each held by its ticket, and what it removed gone", async () => {
+    const name = uniqueAccount('imov');
+    await createAccount(stack.admin, name, ['INSERT ON `cgt_billing`.`invoices`']);
+    const number = uniqueTicketNumber();
+    try {
+      stack.sim.createChange({
+        number, state: '-1', approval: 'approved',
+        u_identity_actions: JSON.stringify([{
+          kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'UPDATE ON cgt_billing.invoices'], ttl: 'PT8H', owner: 'team-moved',
+        }]),
+      });
+      const granted = await waitFor('mover grant evidence', async () => (await stack.evidence.list(ticketKey(number))).find((r) => r.outcome === 'granted' && r.verified));
+      const row = await inventory.find('mysql-local', name, '%');
+      expect(row).toMatchObject({ status: 'managed', owner: 'team-moved', lastTicket: ticketKey(number), lastVerified: { state: granted.observedState } });
+      expect(row?.grants.map((g) => g.grant).sort()).toEqual([...(granted.observedState as { grants: string[] }).grants].sort());
+      expect(row?.grants).toHaveLength(2);
+      expect(row?.grants.every((g) => g.tickets.length === 1 && g.tickets[0] === ticketKey(number))).toBe(true);
+      expect(JSON.stringify(row?.grants)).not.toContain('INSERT');
+    } finally {
+      await stack.admin.query('DROP USER IF EXISTS ?@?', [name, '%']);
+    }
+  });
+
   it('a forced evidence failure leaves no inventory change: the step and its inventory row commit together or not at all', async () => {
     const registry = new ConnectorRegistry(connectorsFile());
     const activities = createConnectorActivities({ registry, evidence: stack.evidence, actor: 'inventory-test', inventory });
