@@ -1,5 +1,6 @@
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import { type EvidenceStore, identityKey } from '../src/evidence/evidence-store';
+import { assertNoSecrets, EvidenceRefusal } from '../src/evidence/redaction';
 import { classify, type InventoryEntry, type InventoryReport, type InventoryScanInput, scanTicketKey, type SystemInventory } from '../src/inventory/inventory';
 import type { InventoryStore, ReconcileSummary } from '../src/inventory/inventory-store';
 
@@ -65,7 +66,7 @@ export function createInventoryActivities({ registry, evidence, inventory, actor
             managed: count('managed'),
             protected: count('protected'),
             revoked: count('revoked'),
-            orphans: s.entries.filter((e) => e.status === 'orphan').map((e) => (e.host === undefined ? { name: e.name } : { name: e.name, host: e.host })),
+            ...listable(s.entries.filter((e) => e.status === 'orphan').map((e) => (e.host === undefined ? { name: e.name } : { name: e.name, host: e.host }))),
             ...(summary ? { inventory: { added: summary.added, missing: summary.missing, reappeared: summary.reappeared, skipped: summary.skipped } } : {}),
             ...(input.trigger === 'schedule' ? { trigger: 'schedule' } : {}),
             ...(s.error ? { error: s.error } : {}),
@@ -83,6 +84,23 @@ export function createInventoryActivities({ registry, evidence, inventory, actor
       return { scanId: input.scanId, scannedAt: new Date().toISOString(), systems, orphans: systems.reduce((n, s) => n + s.orphans, 0) };
     },
   };
+}
+
+/**
+ * The orphans a scan row names. A name in the shape of a credential (an account someone called `*<40 hex>`) would make
+ * the evidence store refuse the whole row, and with it the system's reconcile: such names are counted, not written.
+ */
+function listable(orphans: Array<{ name: string; host?: string }>): { orphans: Array<{ name: string; host?: string }>; withheldOrphans?: number } {
+  const shown = orphans.filter((o) => {
+    try {
+      assertNoSecrets(o);
+      return true;
+    } catch (err) {
+      if (err instanceof EvidenceRefusal) return false;
+      throw err;
+    }
+  });
+  return { orphans: shown, ...(shown.length < orphans.length ? { withheldOrphans: orphans.length - shown.length } : {}) };
 }
 
 function evidenceStatus(entry: InventoryEntry | undefined): { status: 'managed' | 'revoked' | 'orphan' | 'protected'; ticketKey?: string } {

@@ -259,6 +259,25 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
     }
   });
 
+  it('an account named like a credential is counted, never written: discovery still records the system and lists nothing of it', async () => {
+    const hashLike = `*${randomBytes(20).toString('hex').toUpperCase()}`;
+    await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [hashLike, '%', randomBytes(12).toString('hex')]);
+    try {
+      await scheduledDiscovery();
+      expect(await inventory.find('mysql-local', hashLike, '%')).toBeNull();
+      const scanKey = (await waitFor('a scan row for mysql-local', async () => {
+        const rows = await stack.ds.query("SELECT ticket_key AS k FROM evidence_records WHERE step_id = 'scan:mysql-local' ORDER BY id DESC LIMIT 1");
+        return rows[0]?.k as string | undefined;
+      }));
+      const row = (await stack.evidence.list(scanKey)).find((r) => r.system === 'mysql-local');
+      expect(row?.observedState).toMatchObject({ withheldOrphans: expect.any(Number), inventory: { skipped: expect.any(Number) } });
+      const all = await stack.ds.query('SELECT COUNT(*) AS n FROM evidence_records WHERE canonical LIKE ?', [`%${hashLike.slice(1)}%`]);
+      expect(Number(all[0].n)).toBe(0);
+    } finally {
+      await stack.admin.query('DROP USER IF EXISTS ?@?', [hashLike, '%']);
+    }
+  });
+
   it('the discovery schedule is created once and brought to the configured interval and task queue at every later start', async () => {
     const scheduleId = `discovery-idempotent-${randomBytes(4).toString('hex')}`;
     const client = stack.workflows.client;
