@@ -6,14 +6,23 @@ import type { Secret } from '../src/connectors/secret';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import { expireGrants, revokeIdentity } from '../src/connectors/revoke-policy';
 import { describeMove, isManaged, type MovePlan, planMove } from '../src/kinds/mover/move-plan';
-import type { EvidenceInput, EvidenceStore } from '../src/evidence/evidence-store';
+import type { AlongsideEvidence, EvidenceInput, EvidenceStore } from '../src/evidence/evidence-store';
 import { EvidenceRefusal } from '../src/evidence/redaction';
+import type { InventoryStore, StepChange } from '../src/inventory/inventory-store';
 
 export interface ConnectorActivityDeps {
   registry: ConnectorRegistry;
   evidence: EvidenceStore;
   /** Who performs the change, as recorded in evidence (worker identity). */
   actor: string;
+  /** The identity inventory, written in the transaction of each verified step's evidence row. */
+  inventory?: InventoryStore;
+}
+
+/** What the action says about the identity beyond its name: recorded with its evidence and in the inventory. */
+export interface Attribution {
+  owner?: string;
+  workload?: string;
 }
 
 export interface StepTarget {
@@ -21,7 +30,7 @@ export interface StepTarget {
   identity: IdentityRef;
 }
 
-export interface VerifyAndRecordInput extends StepTarget {
+export interface VerifyAndRecordInput extends StepTarget, Attribution {
   ticketKey: string;
   stepId: string;
   /** What a verified outcome is called in evidence: revoked, granted, expired. */
@@ -74,7 +83,7 @@ export interface VerifyResult {
   evidenceHash?: string;
 }
 
-export interface RotateInput extends StepTarget {
+export interface RotateInput extends StepTarget, Attribution {
   ticketKey: string;
   stepId: string;
   deliverTo: SecretDestination;
@@ -174,7 +183,7 @@ export function readBackRecord(
     outcome: verification.verified ? input.outcome : 'failed',
     actionKind: input.actionKind,
     system: input.system,
-    identity: { ...input.identity },
+    identity: { ...input.identity, ...attributionOf(input) },
     desiredState: { ...input.desired },
     observedState: { ...observed },
     verified: verification.verified,
@@ -236,7 +245,37 @@ export async function setDeliverAndProve(
   return { secret, version, authenticates, served, mismatches, applied, ...(rotated.credentialId ? { credentialId: rotated.credentialId } : {}) };
 }
 
-export function createConnectorActivities({ registry, evidence, actor }: ConnectorActivityDeps) {
+function attributionOf(a: Attribution): Attribution {
+  return { ...(a.owner !== undefined ? { owner: a.owner } : {}), ...(a.workload !== undefined ? { workload: a.workload } : {}) };
+}
+
+export function createConnectorActivities({ registry, evidence, actor, inventory }: ConnectorActivityDeps) {
+  /**
+   * The inventory's share of a verified step's evidence row: it commits with the row or not at all. A failed row
+   * changes nothing in the inventory (the target's state is not what anyone asked for, and the evidence says so).
+   */
+  function projection(
+    record: EvidenceInput,
+    target: StepTarget & Attribution,
+    extra: { operation: StepChange['operation']; grants?: string[]; created?: boolean; detail?: string },
+  ): AlongsideEvidence | undefined {
+    if (!inventory || !record.verified || !record.verifiedAt) return undefined;
+    const { grammar } = registry.get(target.system);
+    const change: StepChange = {
+      ticketKey: record.ticketKey,
+      system: record.system,
+      identity: { type: grammar.inventoryType?.(target.identity.name) ?? target.identity.type, name: target.identity.name },
+      host: target.identity.host ?? grammar.defaultHost ?? '',
+      outcome: record.outcome,
+      desired: record.desiredState,
+      observed: record.observedState,
+      verifiedAt: record.verifiedAt,
+      ...extra,
+      ...attributionOf(target),
+    };
+    return inventory.stepProjection(change);
+  }
+
   async function applyOperation(system: string, identity: IdentityRef, operation: StepOperation): Promise<{ detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan }> {
     if (operation.op === 'move') return move(system, identity, operation.wanted, operation.phase);
     if (operation.op === 'revoke') return { created: false, ...(await revoke({ system, identity })) };
@@ -338,7 +377,9 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
         if (!verification.verified && attempt < attempts) continue;
         const verifiedAt = verification.verified ? new Date().toISOString() : null;
         const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
-        const row = await refusalsAreFinal(() => evidence.append(record));
+        // A move's ticket holds every grant it wants once they are all in place (its reconcile phase).
+        const grants = operation.op === 'revoke' ? undefined : operation.op === 'move' ? (operation.phase === 'reconcile' ? operation.wanted : []) : operation.grants;
+        const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation: operation.op, grants, created, detail: applied.detail })));
         return {
           verified: verification.verified, refused: false, detail: applied.detail, mismatches: verification.mismatches, created,
           ...(moved ? { moved } : {}), verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,
@@ -368,7 +409,12 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       const verification = verifyAccount(input.desired, observed);
       if (!verification.verified && !input.recordOnFailure) return { ...verification, observed };
       const verifiedAt = verification.verified ? new Date().toISOString() : null;
-      const row = await refusalsAreFinal(() => evidence.append(readBackRecord(input, observed, verification, actor, verifiedAt)));
+      const record = readBackRecord(input, observed, verification, actor, verifiedAt);
+      // Runs started before one-activity steps: the operation and grants follow from the desired state; who created
+      // the account is not known here.
+      const operation = input.desired.mustHave ? 'grant' : input.desired.mustNotHave ? 'take-back' : 'revoke';
+      const grants = input.desired.mustHave ?? input.desired.mustNotHave;
+      const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation, grants, detail: input.applied })));
       return { ...verification, observed, verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash };
     },
 
@@ -392,7 +438,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
         outcome: verified ? 'rotated' : 'failed',
         actionKind: 'rotate',
         system: input.system,
-        identity: { ...input.identity },
+        identity: { ...input.identity, ...attributionOf(input) },
         desiredState: { rotated: true, deliveredTo: { ...input.deliverTo } },
         observedState: {
           fingerprint: secret.fingerprint,
@@ -410,7 +456,7 @@ export function createConnectorActivities({ registry, evidence, actor }: Connect
       };
       const row = await refusalsAreFinal(async () => {
         if (containsSecret(JSON.stringify(record), secret)) throw new EvidenceRefusal('', 'the rotated value');
-        return evidence.append(record);
+        return evidence.append(record, projection(record, input, { operation: 'rotate', detail: applied }));
       });
       return {
         verified,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseIsoDuration } from './actions/iso-duration';
 import { ASYMMETRIC_ALGORITHMS, type OidcSettings } from './auth/oidc-settings';
 
 /**
@@ -53,6 +54,15 @@ export const configSchema = z.object({
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /** Let the API run pending migrations at start (the launcher and the compose one-shot normally do). */
   RUN_MIGRATIONS: boolFlag.default('false'),
+  /** How often the discovery schedule reconciles the inventory with every target: an ISO-8601 duration, PT1M to P7D. */
+  CHANGEGATE_DISCOVERY_INTERVAL: z
+    .string()
+    .default('PT1H')
+    .superRefine((text, ctx) => {
+      const ms = parseIsoDuration(text);
+      if (ms === null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be an ISO-8601 duration such as PT1H' });
+      else if (ms < 60_000 || ms > 7 * 86_400_000) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be between PT1M and P7D' });
+    }),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -75,6 +85,11 @@ export function oidcSettings(c: Config): OidcSettings | undefined {
     algorithms: c.OIDC_ALGORITHMS,
     clockToleranceSeconds: c.OIDC_CLOCK_TOLERANCE_SECONDS,
   };
+}
+
+/** Milliseconds between discovery runs (validated by the schema). */
+export function discoveryIntervalMs(c: Config): number {
+  return parseIsoDuration(c.CHANGEGATE_DISCOVERY_INTERVAL) ?? 3_600_000;
 }
 
 export class ConfigError extends Error {

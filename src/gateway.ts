@@ -14,6 +14,7 @@ import { EMPTY_POLICY, Policy, type PolicyInput } from './policy/policy';
 import { openDatabase } from './persistence/data-source';
 import { createServiceNowSimulator, type ServiceNowSimulator } from './itsm/servicenow/servicenow-simulator';
 import { type DevServerOptions, startDevServer } from './temporal/dev-server';
+import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { ChangeWorkflows } from './temporal/temporal-client';
 import { createWorker } from './worker';
 
@@ -46,6 +47,11 @@ export interface GatewayOptions {
   api?: { port: number; host?: string } | false;
   /** `false`: no worker (e.g. a test that runs its own worker process). */
   worker?: { workflowBundle?: WorkerOptions['workflowBundle']; maxCachedWorkflows?: number } | false;
+  /**
+   * The discovery schedule, created or updated at start (default: every hour, id `changegate-discovery`); `false`
+   * leaves schedules alone.
+   */
+  discovery?: { intervalMs?: number; scheduleId?: string } | false;
   log?: Logger;
 }
 
@@ -61,6 +67,8 @@ export interface Gateway {
   sim?: ServiceNowSimulator;
   worker?: Worker;
   taskQueue: string;
+  /** The discovery schedule's id (unset with `discovery: false`). */
+  discoveryScheduleId?: string;
   /** Stops everything it started, in reverse order of start. */
   stop(): Promise<void>;
 }
@@ -87,6 +95,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const evidence = new EvidenceStore(ds);
     const workflows = await ChangeWorkflows.connect(temporalAddress, namespace, opts.taskQueue);
     stops.push(() => workflows.close());
+    let discoveryScheduleId: string | undefined;
+    if (opts.discovery !== false) {
+      const handle = await ensureDiscoverySchedule(workflows.client, {
+        taskQueue: opts.taskQueue,
+        intervalMs: opts.discovery?.intervalMs ?? 3_600_000,
+        scheduleId: opts.discovery?.scheduleId,
+      });
+      discoveryScheduleId = handle.scheduleId;
+    }
 
     let apiUrl = '';
     let app: express.Express | undefined;
@@ -157,7 +174,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       worker = w;
     }
 
-    return { apiUrl, app, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, stop };
+    return { apiUrl, app, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,11 +1,13 @@
+import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { loadConfig } from './config';
+import { discoveryIntervalMs, loadConfig } from './config';
 import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, temporalLogSink } from './logger';
 import { openDatabase } from './persistence/data-source';
+import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { createWorker } from './worker';
 
 async function main(): Promise<void> {
@@ -30,6 +32,10 @@ async function main(): Promise<void> {
       password: config.SERVICENOW_PASSWORD,
     }),
   });
+  // The discovery schedule runs on this worker's task queue; every worker start brings it to the configured interval.
+  const client = new Client({ connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }), namespace: config.TEMPORAL_NAMESPACE });
+  await ensureDiscoverySchedule(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, intervalMs: discoveryIntervalMs(config) });
+  await client.connection.close();
   log.info('worker started', { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
   // The SDK's runtime turns SIGINT/SIGTERM into a graceful shutdown that ends run().
   await worker.run();

@@ -4,6 +4,7 @@ import { createClosureActivities, createConnectorActivities, createDecisionActiv
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
+import { InventoryStore } from './inventory/inventory-store';
 import { writeBacks } from './itsm/registry';
 import type { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 
@@ -13,6 +14,8 @@ export interface WorkerDeps {
   taskQueue: string;
   registry: ConnectorRegistry;
   evidence: EvidenceStore;
+  /** Default: the inventory in the evidence's database, which it must be (one transaction writes both). */
+  inventory?: InventoryStore;
   verdicts: ClosureVerdictStore;
   servicenow: ServiceNowClient;
   /** Clients of other ticket sources' write-backs, by source name. */
@@ -28,10 +31,11 @@ export function workerActor(): string {
 }
 
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
+  const inventory = deps.inventory ?? new InventoryStore(deps.evidence.dataSource);
   const activities = {
-    ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
+    ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
-    ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
+    ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createTicketActivities({ writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }) }),
     ...createClosureActivities({ verdicts: deps.verdicts }),
     ...createDecisionActivities({ evidence: deps.evidence, actor: workerActor() }),

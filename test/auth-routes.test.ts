@@ -22,6 +22,9 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
     method: 'GET', route: '/api/inventory/scans/:scanId', path: '/api/inventory/scans/00000000-0000-4000-8000-000000000000',
     roles: ['operator', 'auditor', 'security-reviewer'], admittedStatus: 404,
   },
+  { method: 'GET', route: '/api/inventory', path: '/api/inventory?limit=1', roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 200 },
+  // An id no identity has: admission is proven by the 404, and nothing is changed.
+  { method: 'PATCH', route: '/api/inventory/:id', path: '/api/inventory/999999999999', body: { owner: 'team-x' }, roles: ['operator'], admittedStatus: 404 },
   {
     method: 'POST', route: '/api/changes/:source/:key/steps/:stepId/decision', path: '/api/changes/servicenow/CHG9999999999/steps/joiner:0000000000000000/decision',
     body: { decision: 'approve', justification: 'x' }, roles: ['change-manager'], admittedStatus: 404,

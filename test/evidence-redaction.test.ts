@@ -11,7 +11,8 @@ import { assertNoSecrets, EvidenceRefusal } from '../src/evidence/redaction';
  * them (openssl, slappasswd, ssh-keygen, libxcrypt through Python) and by the published algorithm otherwise.
  */
 function realSecrets(): Array<[string, string | Secret]> {
-  const pw = randomBytes(12).toString('base64url');
+  // Never a leading '-': the tools below would read the password as an option (1 run in 64 failed that way).
+  const pw = `p${randomBytes(12).toString('base64url')}`;
   const run = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' }).trim();
   const pem = (type: 'rsa' | 'ec' | 'ed25519', format: 'pkcs1' | 'pkcs8' | 'sec1', encrypted = false): string => {
     const opts = type === 'rsa' ? { modulusLength: 2048 } : type === 'ec' ? { namedCurve: 'P-256' } : {};

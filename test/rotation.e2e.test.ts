@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { fingerprintOf } from '../src/connectors/secret';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from './support/servers/openbao';
+import { InventoryStore } from '../src/inventory/inventory-store';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 /**
@@ -51,6 +52,10 @@ describe('credential rotation: MariaDB account → OpenBao KV, verified on both 
     expect(row.observedState.storeVersion).toBe(served.body.data.metadata.version);
     const session = await mysql.createConnection({ host: '127.0.0.1', user: account, password: value });
     await session.end();
+    // The inventory row rode with the rotation's evidence: managed, its verified state the fingerprint, never the value.
+    const listed = await new InventoryStore(stack.ds).find('mysql-local', account, '%');
+    expect(listed).toMatchObject({ status: 'managed', lastTicket: `servicenow:${number}`, lastVerified: { state: { fingerprint: fingerprintOf(value), targetAccepts: true } } });
+    expect(JSON.stringify(listed)).not.toContain(value);
 
     // The value is nowhere else.
     const history = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();

@@ -1,2 +1,2 @@
 export { changeWorkflow, statusQuery, ticketUpdatedSignal } from './change-workflow';
-export { inventoryWorkflow } from './inventory-workflow';
+export { discoveryWorkflow, inventoryWorkflow } from './inventory-workflow';

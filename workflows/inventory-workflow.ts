@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, uuid4 } from '@temporalio/workflow';
 import type { InventoryActivities } from '../activities';
 import type { InventoryReport, InventoryScanInput } from '../src/inventory/inventory';
 
@@ -13,4 +13,12 @@ const inventory = proxyActivities<InventoryActivities>({
  */
 export async function inventoryWorkflow(input: InventoryScanInput): Promise<InventoryReport> {
   return inventory.scanInventory(input);
+}
+
+/**
+ * One run of the discovery schedule (src/temporal/discovery-schedule.ts): a scan of every configured system with no
+ * principal behind it. Its scan id comes from the workflow's deterministic uuid, so a replay names the same scan.
+ */
+export async function discoveryWorkflow(): Promise<InventoryReport> {
+  return inventory.scanInventory({ scanId: uuid4(), trigger: 'schedule', requestedAt: new Date().toISOString() });
 }

@@ -52,6 +52,9 @@ GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON `changegate`.
 -- DELETE. CREATE is listed only because a table-level GRANT on a table that does not exist yet (the migration makes
 -- it later) is refused unless it includes CREATE; the account already holds CREATE on the whole database.
 GRANT CREATE, UPDATE ON `changegate`.`api_tokens` TO 'changegate_app'@'%';
+-- UPDATE on the identity inventory, a projection kept in place (written in the transaction of the evidence row that
+-- justifies each change); still no DELETE, and a trigger refuses it too: an identity that is gone stays as revoked.
+GRANT CREATE, UPDATE ON `changegate`.`identity_inventory` TO 'changegate_app'@'%';
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- changegate_connector: the "mysql-local" demo connector (config/connectors.demo.json, password from

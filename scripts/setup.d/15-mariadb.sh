@@ -30,5 +30,8 @@ GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON changegate.* 
 -- once). CREATE as well, because MariaDB refuses a table-level grant on a table the migration has not made yet.
 GRANT CREATE, UPDATE ON changegate.api_tokens TO 'changegate_app'@'localhost';
 GRANT CREATE, UPDATE ON changegate.api_tokens TO 'changegate_app'@'127.0.0.1';
+-- The identity inventory is a projection updated in place (in the evidence row's transaction); no DELETE.
+GRANT CREATE, UPDATE ON changegate.identity_inventory TO 'changegate_app'@'localhost';
+GRANT CREATE, UPDATE ON changegate.identity_inventory TO 'changegate_app'@'127.0.0.1';
 SQL
 CONNECTOR_PASSWORD="$(secret MYSQL_LOCAL_PASSWORD)" bash scripts/mysql-connector-account.sh changegate_connector

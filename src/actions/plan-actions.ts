@@ -46,9 +46,18 @@ export function parseIdentityActions(text: string, grammars: GrammarRegistry, fi
     const kind = edgeKind(action.kind);
     // The schema only lets registered kinds through.
     if (!kind) throw new Error(`action kind '${action.kind}' passed the schema but is not registered`);
-    planned.push(kind.plan(action, { actionId, entry, grammars, issue: (rel, message) => issues.push({ path: at(rel), message }) }));
+    const plan = kind.plan(action, { actionId, entry, grammars, issue: (rel, message) => issues.push({ path: at(rel), message }) });
+    // Every kind carries them (commonFields); added here, once, so that no kind has to copy them into its plan.
+    planned.push({ ...plan, ...attribution(action) });
   });
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: planned };
+}
+
+function attribution(action: IdentityAction): { owner?: string; workload?: string } {
+  return {
+    ...(typeof action.owner === 'string' ? { owner: action.owner } : {}),
+    ...(typeof action.workload === 'string' ? { workload: action.workload } : {}),
+  };
 }
 
 function flattenUnionIssues(error: z.ZodError, preferArray: boolean): z.ZodIssue[] {

@@ -10,6 +10,7 @@ import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
 import { ClosureVerdictStore } from '../closure/verdict-store';
+import { InventoryStore } from '../inventory/inventory-store';
 import { ticketSource, ticketSourceNames } from '../itsm/registry';
 import type { TicketSource } from '../itsm/source';
 import { Policy } from '../policy/policy';
@@ -17,7 +18,7 @@ import { closureCheck, evidenceBundle } from './changes';
 import { decideStep } from './decisions';
 import { receiveDelivery } from './deliveries';
 import { receiveDeployEvent } from './deploy-webhook';
-import { scanInventory, scanRecord } from './inventory';
+import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
 
 export interface AppDeps {
@@ -45,6 +46,7 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   const verdicts = new ClosureVerdictStore(deps.ds);
+  const inventory = new InventoryStore(deps.ds);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -106,6 +108,13 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.get('/api/inventory/scans/:scanId', requireRoles('operator', 'auditor', 'security-reviewer'), async (req, res) => {
     res.json(await scanRecord(deps, String(req.params.scanId)));
+  });
+
+  app.get('/api/inventory', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
+    res.json(await listInventory({ inventory }, req.query));
+  });
+  app.patch('/api/inventory/:id', requireRoles('operator'), express.json({ limit: '4kb' }), async (req, res) => {
+    res.json(await setOwnership({ inventory, evidence: deps.evidence }, String(req.params.id), req.body as unknown, principalOf(res)));
   });
 
   app.get('/api/tokens', requireRoles('operator', 'auditor'), async (_req, res) => {

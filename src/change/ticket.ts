@@ -24,6 +24,9 @@ export interface PlannedAction {
   kind: string;
   system: string;
   identity: IdentityRef;
+  /** Who answers for the identity and what it serves, as the action says: recorded in the inventory. */
+  owner?: string;
+  workload?: string;
   /** Grants (canonical text) the governance policy marks privileged: they wait for a change manager's decision. */
   privileged?: string[];
   [field: string]: unknown;

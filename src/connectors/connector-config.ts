@@ -1,5 +1,35 @@
 import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
+import { attributionSchema } from '../kinds/spec';
+
+/** Attribute names an ownership rule may read; never one that holds a credential. */
+const RULE_ATTRIBUTE = /^[A-Za-z][A-Za-z0-9:._-]{0,127}$/;
+const SECRET_ATTRIBUTE = /pass(word)?|pwd|secret|token|credential|private|key$|hash/i;
+
+/**
+ * One ownership rule: identities discovery lists that match (`namePrefix`, or an attribute — an LDAP attribute or an
+ * IAM tag — present, or equal to `equals`) get this owner and/or workload in the inventory. Rules map, they never
+ * adopt: an orphan that a rule maps stays an orphan.
+ */
+export const ownershipRuleSchema = z
+  .object({
+    namePrefix: z.string().min(1).max(256).optional(),
+    attribute: z
+      .string()
+      .regex(RULE_ATTRIBUTE, 'must be an attribute or tag name (letters, digits, : . _ -)')
+      .refine((a) => !SECRET_ATTRIBUTE.test(a), 'must not name an attribute that holds a credential')
+      .optional(),
+    equals: z.string().min(1).max(256).optional(),
+    owner: attributionSchema.optional(),
+    workload: attributionSchema.optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if ((r.namePrefix === undefined) === (r.attribute === undefined)) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'needs exactly one of namePrefix or attribute' });
+    if (r.equals !== undefined && r.attribute === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['equals'], message: 'applies only with attribute' });
+    if (r.owner === undefined && r.workload === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'needs an owner, a workload or both' });
+  });
+export type OwnershipRule = z.infer<typeof ownershipRuleSchema>;
 
 /** Policy every connector instance carries; each type's own settings sit beside it. */
 export const policySchema = z
@@ -10,6 +40,8 @@ export const policySchema = z
     protectedAccounts: z.array(z.string().min(1)).default([]),
     /** What a leaver does: delete the identity, or disable it and strip its grants (kept for audit/ownership). */
     revokeMode: z.enum(['delete', 'disable']).default('delete'),
+    /** Maps discovered identities to owners and workloads (first matching rule per field wins); see ownershipRuleSchema. */
+    ownership: z.array(ownershipRuleSchema).max(200).optional(),
   })
   .strict()
   .default({});
@@ -32,7 +64,7 @@ export interface BaseInstanceConfig {
   type: string;
   allowPlain?: boolean;
   /** Parsed files always carry `revokeMode`; configs built in code may leave it to default to delete. */
-  policy: Omit<ConnectorPolicy, 'revokeMode'> & { revokeMode?: ConnectorPolicy['revokeMode'] };
+  policy: Omit<ConnectorPolicy, 'revokeMode' | 'ownership'> & { revokeMode?: ConnectorPolicy['revokeMode']; ownership?: OwnershipRule[] };
 }
 
 /** Reads a credential named by the config from the environment; a missing one is a startup error naming the key. */

@@ -91,6 +91,11 @@ export interface DiscoveredIdentity {
   locked?: boolean;
   /** Built-in or policy-protected: never reported as an orphan, never touched. */
   protected?: boolean;
+  /**
+   * Values of the attributes (LDAP attributes, IAM tags) the instance's ownership rules name, and only those, for
+   * mapping the identity to an owner or workload. Matched, never stored.
+   */
+  attributes?: Record<string, string[]>;
 }
 
 export interface RotationResult {
@@ -116,6 +121,13 @@ export interface ConnectorGrammar {
   validateIdentity(identity: IdentityRef): FieldProblem[];
   /** Parses one grant; returns a problem message for anything it cannot map to the target's grammar. */
   parseGrant(text: string): ParsedGrant | { problem: string };
+  /** The host an identity without one gets (MySQL: `%`); the inventory keys identities by it. */
+  readonly defaultHost?: string;
+  /**
+   * What kind of identity a name stands for, in the inventory's words (`secret`, `certificate`, `workload_binding`,
+   * `api_key`…), where the name says more than the action's person/service_account; undefined leaves that.
+   */
+  inventoryType?(name: string): string | undefined;
   /**
    * Whether a grant, in the canonical text inspect reports, is one the connector grants and takes back. Absent: the
    * canonical text parses to itself. A mover leaves every grant this refuses untouched.

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
 import { capabilityProblems, type Connector, type ConnectorCapabilities, type ConnectorGrammar, type CredentialRotator, type RevokeMode, type SecretSink, type TwoPhaseRotator } from './connector';
-import { type BaseInstanceConfig, envSecrets, requireEncryptedTransport } from './connector-config';
+import { type BaseInstanceConfig, envSecrets, type OwnershipRule, requireEncryptedTransport } from './connector-config';
 import { ConnectorRefusal, FailureType } from './connector-errors';
 import type { ConnectorType } from './connector-type';
 import { awsIamConnectorType } from './aws-iam';
@@ -203,6 +203,13 @@ export class ConnectorRegistry {
     const cfg = this.configs.get(system);
     if (!cfg) throw new ConnectorRefusal(FailureType.UnknownSystem, `no connector named '${system}' is configured`);
     return cfg.policy.revokeMode ?? 'delete';
+  }
+
+  /** The instance's ownership rules, for the inventory (policy.ownership). */
+  ownershipRules(system: string): OwnershipRule[] {
+    const cfg = this.configs.get(system);
+    if (!cfg) throw new ConnectorRefusal(FailureType.UnknownSystem, `no connector named '${system}' is configured`);
+    return cfg.policy.ownership ?? [];
   }
 
   /** What the connector's type declares it can do. */

@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import type { Actor } from '../auth/principal';
 import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
@@ -43,17 +43,30 @@ export interface ChainCheck {
   brokenAt?: { seq: number; reason: string };
 }
 
+/**
+ * Work that must commit or roll back with the evidence row: a projection of what the row proves (the identity
+ * inventory). It runs inside the row's transaction, before the insert, and again if the insert has to retry; it
+ * does not run when the row was already recorded (its work committed with that row).
+ */
+export type AlongsideEvidence = (tx: EntityManager) => Promise<void>;
+
 /** Attempts when two writers race for the same ticket's next sequence number. */
 const APPEND_ATTEMPTS = 8;
 
 export class EvidenceStore {
   constructor(private readonly ds: DataSource) {}
 
+  /** The database the chain lives in: projections written alongside its rows use the same one. */
+  get dataSource(): DataSource {
+    return this.ds;
+  }
+
   /**
    * Appends one row to the ticket's chain. Idempotent per (ticket, step, outcome): an activity retried after a
-   * committed append gets the existing row back instead of a second one.
+   * committed append gets the existing row back instead of a second one. `alongside`, when given, runs in the same
+   * database transaction as the insert: both commit, or neither does.
    */
-  async append(input: EvidenceInput): Promise<EvidenceView> {
+  async append(input: EvidenceInput, alongside?: AlongsideEvidence): Promise<EvidenceView> {
     assertNoSecrets(input);
     const repo = this.ds.getRepository(EvidenceRecord);
     for (let attempt = 1; ; attempt++) {
@@ -67,8 +80,7 @@ export class EvidenceStore {
       const canonical = canonicalJson(body);
       const hash = sha256Hex(canonical);
       try {
-        await repo.insert(
-          repo.create({
+        const row = repo.create({
           ticketKey: input.ticketKey,
           seq,
           stepId: input.stepId,
@@ -88,12 +100,21 @@ export class EvidenceStore {
           prevHash,
           hash,
           canonical,
-          }) as QueryDeepPartialEntity<EvidenceRecord>,
-        );
+        }) as QueryDeepPartialEntity<EvidenceRecord>;
+        if (alongside) {
+          await this.ds.transaction(async (tx) => {
+            await alongside(tx);
+            await tx.getRepository(EvidenceRecord).insert(row);
+          });
+        } else {
+          await repo.insert(row);
+        }
         return { ...body, hash };
       } catch (err) {
         // A concurrent writer took this seq (or recorded the same step): read again and retry.
         if (isDuplicateKey(err) && attempt < APPEND_ATTEMPTS) continue;
+        // Work alongside locks projection rows; two such transactions can deadlock, and InnoDB rolls one back whole.
+        if (alongside && isDeadlock(err) && attempt < APPEND_ATTEMPTS) continue;
         throw err;
       }
     }
@@ -164,6 +185,11 @@ function toView(row: EvidenceRecord): EvidenceView {
   // The canonical text is the source of truth; columns are for querying.
   const body = JSON.parse(row.canonical) as Omit<EvidenceView, 'hash'>;
   return { ...body, hash: row.hash };
+}
+
+function isDeadlock(err: unknown): boolean {
+  const e = err as { code?: string; driverError?: { code?: string } };
+  return e?.code === 'ER_LOCK_DEADLOCK' || e?.driverError?.code === 'ER_LOCK_DEADLOCK';
 }
 
 function isDuplicateKey(err: unknown): boolean {

@@ -37,8 +37,10 @@ export interface InventoryScanInput {
   scanId: string;
   /** Default: every configured system. */
   systems?: string[];
-  /** Who asked for the scan; recorded in its evidence. */
-  principal: Actor;
+  /** Who asked for the scan; recorded in its evidence. A scheduled discovery has no principal. */
+  principal?: Actor;
+  /** `schedule` for the discovery schedule's runs; absent for a scan someone asked for. */
+  trigger?: 'schedule';
   requestedAt: string;
 }
 

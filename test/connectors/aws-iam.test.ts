@@ -56,6 +56,7 @@ import { selfSignedCertificate, sshPublicKey } from '../support/credentials';
 import { freePort } from '../support/servers/process';
 import { MOTO_ACCOUNT_ID, startMoto, type Moto } from '../support/servers/moto';
 import { underPolicy, type UnderPolicy } from './under-policy';
+import { ruleAttribution } from '../../src/inventory/ownership';
 
 const PATH = '/changegate/';
 const suffix = randomBytes(4).toString('hex');
@@ -265,6 +266,24 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
   });
 
   describeConnectorContract('aws-iam (moto)', () => harness);
+
+  it('with ownership rules on tags, discovery reads only the tags they name, under a policy that adds the tag reads, and a rule maps the tagged user', async () => {
+    const tagged = fresh('cgt-tag');
+    await moto.admin.send(new CreateUserCommand({ UserName: tagged.name, Path: PATH, Tags: [{ Key: 'Team', Value: 'billing' }, { Key: 'cost-centre', Value: '4711' }] }));
+    const rules = [{ attribute: 'team', equals: 'billing', owner: 'team-billing', workload: 'billing-api' }];
+    const tagReader = `changegate-tags-${suffix}`;
+    const withTags = leastPrivilegePolicy({ accountId: MOTO_ACCOUNT_ID, path: PATH, allowedPolicyArns: ALLOWED_POLICY_ARNS, allowedGroups: [GROUP], readTags: true });
+    expect(withTags.Statement.find((st) => st.Sid === 'ReadIdentities')?.Action).toEqual(expect.arrayContaining(['iam:ListUserTags', 'iam:ListRoleTags']));
+    await credentialUser(tagReader, motoEvaluable(withTags), 'CG_TEST_AWS_TAGS');
+    const c = connect({ userName: tagReader, accessKeyIdEnv: 'CG_TEST_AWS_TAGS_KEY_ID', secretAccessKeyEnv: 'CG_TEST_AWS_TAGS_SECRET', policy: { protectedAccounts: ['moto-admin'], ownership: rules } });
+    const found = (await c.discover()).find((d) => d.name === tagged.name);
+    expect(found?.attributes).toEqual({ Team: ['billing'] });
+    expect(ruleAttribution(rules, found!)).toEqual({ owner: 'team-billing', workload: 'billing-api' });
+    // The documented policy without tag rules holds no tag read, and moto refuses the listing under it.
+    const plain = connect({ policy: { protectedAccounts: ['moto-admin'], ownership: rules } });
+    await expect(plain.discover()).rejects.toThrow(/ListUserTags/);
+    expect(JSON.stringify(leastPrivilegePolicy({ accountId: MOTO_ACCOUNT_ID, path: PATH, allowedPolicyArns: [], allowedGroups: [] }))).not.toMatch(/Tags/);
+  });
 
   it("the connector's credential is refused by moto outside its policy: writing policies, making roles, setting passwords", async () => {
     const self = moto.clientFor(env.CG_TEST_AWS_KEY_ID!, env.CG_TEST_AWS_SECRET!);

@@ -63,6 +63,8 @@ export interface Stack {
   evidence: EvidenceStore;
   workflows: ChangeWorkflows;
   taskQueue: string;
+  /** This stack's discovery schedule (trigger it instead of waiting an interval). */
+  discoveryScheduleId: string;
   admin: mysql.Connection;
   worker?: Worker;
   /** POSTs a signed delivery of a record to the webhook, as the installed business rule would. */
@@ -89,9 +91,12 @@ export async function startStack(
   const file = connectorsFile();
   file.connectors.push(...(opts.extraConnectors ?? []));
   // The same wiring as `npm start` and the benchmarks (src/gateway.ts), on the test run's dev server and database.
+  const taskQueue = `cg-test-${randomUUID()}`;
   const gw = await startGateway({
     temporal: { address: temporalAddress },
-    taskQueue: `cg-test-${randomUUID()}`,
+    taskQueue,
+    // Each stack its own discovery schedule, on its own task queue; deleted again by stop().
+    discovery: { scheduleId: `discovery-${taskQueue}` },
     databaseUrl: TEST_ENV.databaseUrl,
     connectors: file,
     ...(opts.policy ? { policy: opts.policy } : {}),
@@ -104,7 +109,8 @@ export async function startStack(
     worker: opts.inProcessWorker === false ? false : { workflowBundle: opts.workflowBundle ?? { codePath: process.env.CG_TEST_BUNDLE as string } },
     log: opts.log ?? createLogger('test', 'error'),
   });
-  const { apiUrl, ds, evidence, workflows, taskQueue, worker } = gw;
+  const { apiUrl, ds, evidence, workflows, worker } = gw;
+  const discoveryScheduleId = gw.discoveryScheduleId as string;
   const app = gw.app as express.Express;
   const sim = gw.sim as ServiceNowSimulator;
   const admin = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
@@ -125,6 +131,7 @@ export async function startStack(
     evidence,
     workflows,
     taskQueue,
+    discoveryScheduleId,
     admin,
     worker,
     async deliver(record, o = {}) {
@@ -155,6 +162,7 @@ export async function startStack(
       return rows.map((r) => String(Object.values(r)[0]));
     },
     async stop() {
+      await workflows.client.schedule.getHandle(discoveryScheduleId).delete().catch(() => undefined);
       await gw.stop();
       await admin.end();
     },

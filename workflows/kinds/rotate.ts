@@ -13,6 +13,7 @@ export const rotateKind: WorkflowKind = {
     try {
       const out = await ctx.targets.rotateAndDeliver({
         ticketKey: key, stepId: step.stepId, system: a.system, identity: a.identity, deliverTo: a.deliverTo, eventReceivedAt: step.eventReceivedAt,
+        owner: a.owner, workload: a.workload,
       });
       if (out.verified) step.rotation = { fingerprint: out.fingerprint, version: out.version, credentialId: out.keyId };
       result = out.verified ? { ok: true, verifiedAt: out.verifiedAt ?? new Date().toISOString(), detail: out.detail } : { ok: false, detail: `not verified: ${out.detail}` };

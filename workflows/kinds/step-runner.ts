@@ -55,7 +55,7 @@ export async function applyAndVerify(
     try {
       out = await targets.applyVerifyRecord({
         ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired,
-        eventReceivedAt: step.eventReceivedAt, operation: args.operation, attempts: VERIFY_ATTEMPTS,
+        eventReceivedAt: step.eventReceivedAt, operation: args.operation, attempts: VERIFY_ATTEMPTS, owner: a.owner, workload: a.workload,
       });
     } catch (err) {
       // Acting, the read-back or the evidence write failed past its retries: the step ends failed, never stuck
@@ -90,7 +90,7 @@ export async function applyAndVerify(
     try {
       result = await targets.verifyAndRecord({
         ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired,
-        applied: detail, eventReceivedAt: step.eventReceivedAt, startedAt, recordOnFailure: attempt === VERIFY_ATTEMPTS,
+        applied: detail, eventReceivedAt: step.eventReceivedAt, startedAt, recordOnFailure: attempt === VERIFY_ATTEMPTS, owner: a.owner, workload: a.workload,
       });
     } catch (err) {
       // The read-back or the evidence write failed past its retries: the step ends failed, never stuck "running".

@@ -41,7 +41,9 @@ import {
   GetPolicyCommand,
   GetUserCommand,
   ListRolesCommand,
+  ListRoleTagsCommand,
   ListUsersCommand,
+  ListUserTagsCommand,
 } from '@aws-sdk/client-iam';
 import type { IdentityRef } from '../../actions/identity-action';
 import { absent, type ChangeOutcome, type Connector, type DiscoveredIdentity, type ObservedAccount, type ProvisionOutcome, type RotationResult, type TwoPhaseRotator } from '../connector';
@@ -73,6 +75,11 @@ export interface AwsIamConnectorOptions {
   requestTimeoutMs?: number;
   /** How long to wait for IAM's eventual consistency (a brand-new key not yet accepted or listed). Default 10 s. */
   consistencyWaitMs?: number;
+  /**
+   * Tag keys the instance's ownership rules read (policy.ownership `attribute`). With any, discovery lists each
+   * user's and role's tags (iam:ListUserTags, iam:ListRoleTags) and keeps only these keys' values.
+   */
+  ownershipTags?: string[];
 }
 
 type EntityState = UserState | RoleState;
@@ -201,6 +208,23 @@ export class AwsIamConnector extends IamCalls implements Connector, TwoPhaseRota
     return { changed: taken > 0, detail: `took back ${taken} of ${taking.length} grant(s) from ${entity.kind} '${entity.name}'` };
   }
 
+  /** The values of the tags the ownership rules name, for one user or role; undefined when no rule reads tags or none is set. */
+  private async ownershipTagsOf(kind: 'user' | 'role', name: string): Promise<Record<string, string[]> | undefined> {
+    const wanted = new Set((this.connectorOpts.ownershipTags ?? []).map((t) => t.toLowerCase()));
+    if (wanted.size === 0 || name === '') return undefined;
+    const tags: Array<{ Key?: string; Value?: string }> = [];
+    let marker: string | undefined;
+    do {
+      const page = kind === 'user'
+        ? await this.call('ListUserTags', () => this.client.send(new ListUserTagsCommand({ UserName: name, Marker: marker })))
+        : await this.call('ListRoleTags', () => this.client.send(new ListRoleTagsCommand({ RoleName: name, Marker: marker })));
+      tags.push(...(page.Tags ?? []));
+      marker = page.IsTruncated ? page.Marker : undefined;
+    } while (marker);
+    const kept = tags.filter((t) => t.Key !== undefined && wanted.has(t.Key.toLowerCase()));
+    return kept.length > 0 ? Object.fromEntries(kept.map((t) => [t.Key as string, [t.Value ?? '']])) : undefined;
+  }
+
   async discover(): Promise<DiscoveredIdentity[]> {
     const self = await this.call('GetUser', () => this.client.send(new GetUserCommand({})));
     const selfName = (self.User?.UserName ?? this.connectorOpts.userName).toLowerCase();
@@ -211,7 +235,8 @@ export class AwsIamConnector extends IamCalls implements Connector, TwoPhaseRota
       for (const u of page.Users ?? []) {
         const name = u.UserName ?? '';
         const isProtected = !this.managedPath(u.Path) || this.grammar.isProtected(name) || name.toLowerCase() === selfName || name.toLowerCase() === this.connectorOpts.userName.toLowerCase();
-        out.push({ name, ...(isProtected ? { protected: true } : {}) });
+        const attributes = await this.ownershipTagsOf('user', name);
+        out.push({ name, ...(isProtected ? { protected: true } : {}), ...(attributes ? { attributes } : {}) });
       }
       marker = page.IsTruncated ? page.Marker : undefined;
     } while (marker);
@@ -220,7 +245,8 @@ export class AwsIamConnector extends IamCalls implements Connector, TwoPhaseRota
       for (const r of page.Roles ?? []) {
         const name = roleIdentityName(r.RoleName ?? '');
         const isProtected = !this.managedPath(r.Path) || this.grammar.isProtected(name);
-        out.push({ name, type: 'service_account', ...(isProtected ? { protected: true } : {}) });
+        const attributes = await this.ownershipTagsOf('role', r.RoleName ?? '');
+        out.push({ name, type: 'service_account', ...(isProtected ? { protected: true } : {}), ...(attributes ? { attributes } : {}) });
       }
       marker = page.IsTruncated ? page.Marker : undefined;
     } while (marker);

@@ -55,6 +55,11 @@ export const AWS_IAM_REVOKE_DEVIATIONS: readonly RevokeDeviation[] = Object.free
 
 export class AwsIamGrammar implements ConnectorGrammar {
   readonly type = 'aws-iam';
+
+  /** A role is what a workload assumes: its binding to IAM. */
+  inventoryType(name: string): string | undefined {
+    return name.startsWith(ROLE_PREFIX) ? 'workload_binding' : undefined;
+  }
   readonly revokeDeviations = AWS_IAM_REVOKE_DEVIATIONS;
   private readonly protectedAccounts: Set<string>;
   private readonly exactPolicies: Set<string>;

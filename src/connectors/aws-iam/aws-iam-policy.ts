@@ -3,7 +3,8 @@
  * README shows it rendered; operators attach it (inline or as a customer-managed policy) to the connector's user.
  *
  * - Reads (GetUser, GetRole, ListUsers, ListRoles) cover the whole account: discovery needs them, and they learn
- *   nothing ListUsers does not already show.
+ *   nothing ListUsers does not already show. ListUserTags and ListRoleTags join them only when the instance's
+ *   ownership rules read tags (`readTags`).
  * - Writes and per-identity reads on users and roles are limited to those under the managed path.
  * - AttachUserPolicy/AttachRolePolicy only for the allow-listed policy ARNs (iam:PolicyARN condition); detaching is
  *   allowed for any policy, because taking access away is the safe direction. GetPolicy only on the allow-listed
@@ -37,6 +38,8 @@ export interface IamPolicyStatement {
 }
 
 export const ACCOUNT_READ_ACTIONS = ['iam:GetUser', 'iam:GetRole', 'iam:ListUsers', 'iam:ListRoles'];
+/** Only with ownership rules on tags: discovery reads every user's and role's tags, as it lists every user and role. */
+export const TAG_READ_ACTIONS = ['iam:ListUserTags', 'iam:ListRoleTags'];
 export const USER_ACTIONS = [
   'iam:CreateUser', 'iam:DeleteUser', 'iam:TagUser',
   'iam:ListAccessKeys', 'iam:CreateAccessKey', 'iam:UpdateAccessKey', 'iam:DeleteAccessKey',
@@ -60,10 +63,12 @@ export function leastPrivilegePolicy(opts: {
   path: string;
   allowedPolicyArns: string[];
   allowedGroups: string[];
+  /** The instance's ownership rules read tags (policy.ownership `attribute`): discovery lists tags account-wide. */
+  readTags?: boolean;
 }): IamPolicyDocument {
   const arn = (resource: string) => `arn:${opts.partition ?? 'aws'}:iam::${opts.accountId}:${resource}`;
   const statements: IamPolicyStatement[] = [
-    { Sid: 'ReadIdentities', Effect: 'Allow', Action: ACCOUNT_READ_ACTIONS, Resource: ['*'] },
+    { Sid: 'ReadIdentities', Effect: 'Allow', Action: [...ACCOUNT_READ_ACTIONS, ...(opts.readTags ? TAG_READ_ACTIONS : [])], Resource: ['*'] },
     { Sid: 'ManageUsersUnderPath', Effect: 'Allow', Action: USER_ACTIONS, Resource: [arn(`user${opts.path}*`)] },
     { Sid: 'ManageRolesUnderPath', Effect: 'Allow', Action: ROLE_ACTIONS, Resource: [arn(`role${opts.path}*`)] },
     { Sid: 'DetachRolesFromInstanceProfiles', Effect: 'Allow', Action: ['iam:RemoveRoleFromInstanceProfile'], Resource: [arn('instance-profile/*')] },

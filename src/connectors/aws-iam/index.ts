@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { baseFields, envKey } from '../connector-config';
 import { defineConnectorType, protectedNames } from '../connector-type';
+import { ruleAttributes } from '../../inventory/ownership';
 import { createAwsIamConnector } from './aws-iam-connector';
 import { AwsIamGrammar, IAM_MANAGED_PATH, POLICY_ARN_ALLOW_ENTRY } from './aws-iam-grammar';
 
@@ -50,5 +51,6 @@ export const awsIamConnectorType = defineConnectorType<AwsIamInstanceConfig>({
       protectedAccounts: protectedNames(cfg, cfg.userName),
       allowedPolicyArns: cfg.allowedPolicyArns,
       allowedGroups: cfg.allowedGroups,
+      ownershipTags: ruleAttributes(cfg.policy.ownership),
     }),
 });

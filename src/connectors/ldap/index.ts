@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { baseFields, envKey } from '../connector-config';
 import { defineConnectorType, protectedNames } from '../connector-type';
+import { ruleAttributes } from '../../inventory/ownership';
 import { createLdapConnector } from './ldap-connector';
 import { firstRdn, GROUP_CN, LdapGrammar } from './ldap-grammar';
 
@@ -55,5 +56,6 @@ export const ldapConnectorType = defineConnectorType<LdapInstanceConfig>({
       protectedAccounts: protectedNames(cfg, ownName(cfg)),
       allowedGroups: cfg.allowedGroups,
       timeoutMs: cfg.timeoutMs,
+      ownershipAttributes: ruleAttributes(cfg.policy.ownership),
     }),
 });

@@ -38,6 +38,8 @@ export interface LdapConnectorOptions {
   protectedAccounts: string[];
   allowedGroups?: string[];
   timeoutMs?: number;
+  /** Attributes discovery reads for the instance's ownership rules (policy.ownership), and no others. */
+  ownershipAttributes?: string[];
 }
 
 /**
@@ -204,13 +206,18 @@ export class LdapConnector implements Connector, CredentialRotator {
   async discover(): Promise<DiscoveredIdentity[]> {
     const out: DiscoveredIdentity[] = [];
     for (const type of ['person', 'service_account'] as const) {
-      const entries = await this.search(this.bases[type], { scope: 'sub', filter: new PresenceFilter({ attribute: 'uid' }), attributes: ['uid', 'pwdAccountLockedTime'] });
+      const ruleAttributes = this.opts.ownershipAttributes ?? [];
+      const entries = await this.search(this.bases[type], { scope: 'sub', filter: new PresenceFilter({ attribute: 'uid' }), attributes: ['uid', 'pwdAccountLockedTime', ...ruleAttributes] });
       for (const entry of entries) {
         const rdn = firstRdn(entry.dn);
         const name = rdn?.attr === 'uid' ? rdn.value : (values(entry, 'uid')[0] ?? '');
         const isProtected = sameDn(entry.dn, this.opts.bindDn) || this.protectedAccounts.has(name.toLowerCase());
         const locked = values(entry, 'pwdAccountLockedTime').includes(LOCKED_FOREVER);
-        out.push({ name, type, ...(locked ? { locked } : {}), ...(isProtected ? { protected: true } : {}) });
+        const attributes = Object.fromEntries(ruleAttributes.map((a) => [a, values(entry, a)] as const).filter(([, v]) => v.length > 0));
+        out.push({
+          name, type, ...(locked ? { locked } : {}), ...(isProtected ? { protected: true } : {}),
+          ...(Object.keys(attributes).length > 0 ? { attributes } : {}),
+        });
       }
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));

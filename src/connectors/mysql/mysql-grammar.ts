@@ -33,6 +33,7 @@ export interface MysqlGrammarPolicy {
 
 export class MysqlGrammar implements ConnectorGrammar {
   readonly type = 'mysql';
+  readonly defaultHost = '%';
   private readonly protectedAccounts: Set<string>;
 
   constructor(policy: MysqlGrammarPolicy) {

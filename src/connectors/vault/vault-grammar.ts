@@ -126,6 +126,13 @@ export const VAULT_REVOKE_DEVIATIONS: readonly RevokeDeviation[] = Object.freeze
 
 export class VaultGrammar implements ConnectorGrammar {
   readonly type = 'vault';
+
+  inventoryType(name: string): string | undefined {
+    if (name.startsWith('kv/')) return 'secret';
+    if (name.startsWith('pki/')) return 'certificate';
+    if (name.startsWith('token/')) return 'api_key';
+    return undefined;
+  }
   readonly revokeDeviations = VAULT_REVOKE_DEVIATIONS;
   private readonly protectedAccounts: Set<string>;
   /** KV paths (relative to the prefix) that are protected together with everything under them. */
