@@ -249,32 +249,37 @@ function attributionOf(a: Attribution): Attribution {
   return { ...(a.owner !== undefined ? { owner: a.owner } : {}), ...(a.workload !== undefined ? { workload: a.workload } : {}) };
 }
 
+/**
+ * The inventory's share of a verified step's evidence row: it commits with the row or not at all. A failed row
+ * changes nothing in the inventory (the target's state is not what anyone asked for, and the evidence says so).
+ */
+export function inventoryProjection(
+  registry: ConnectorRegistry,
+  inventory: InventoryStore | undefined,
+  record: EvidenceInput,
+  target: StepTarget & Attribution,
+  extra: { operation: StepChange['operation']; grants?: string[]; created?: boolean; detail?: string },
+): AlongsideEvidence | undefined {
+  if (!inventory || !record.verified || !record.verifiedAt) return undefined;
+  const { grammar } = registry.get(target.system);
+  const change: StepChange = {
+    ticketKey: record.ticketKey,
+    system: record.system,
+    identity: { type: grammar.inventoryType?.(target.identity.name) ?? target.identity.type, name: target.identity.name },
+    host: target.identity.host ?? grammar.defaultHost ?? '',
+    outcome: record.outcome,
+    desired: record.desiredState,
+    observed: record.observedState,
+    verifiedAt: record.verifiedAt,
+    ...extra,
+    ...attributionOf(target),
+  };
+  return inventory.stepProjection(change);
+}
+
 export function createConnectorActivities({ registry, evidence, actor, inventory }: ConnectorActivityDeps) {
-  /**
-   * The inventory's share of a verified step's evidence row: it commits with the row or not at all. A failed row
-   * changes nothing in the inventory (the target's state is not what anyone asked for, and the evidence says so).
-   */
-  function projection(
-    record: EvidenceInput,
-    target: StepTarget & Attribution,
-    extra: { operation: StepChange['operation']; grants?: string[]; created?: boolean; detail?: string },
-  ): AlongsideEvidence | undefined {
-    if (!inventory || !record.verified || !record.verifiedAt) return undefined;
-    const { grammar } = registry.get(target.system);
-    const change: StepChange = {
-      ticketKey: record.ticketKey,
-      system: record.system,
-      identity: { type: grammar.inventoryType?.(target.identity.name) ?? target.identity.type, name: target.identity.name },
-      host: target.identity.host ?? grammar.defaultHost ?? '',
-      outcome: record.outcome,
-      desired: record.desiredState,
-      observed: record.observedState,
-      verifiedAt: record.verifiedAt,
-      ...extra,
-      ...attributionOf(target),
-    };
-    return inventory.stepProjection(change);
-  }
+  const projection = (record: EvidenceInput, target: StepTarget & Attribution, extra: Parameters<typeof inventoryProjection>[4]) =>
+    inventoryProjection(registry, inventory, record, target, extra);
 
   async function applyOperation(system: string, identity: IdentityRef, operation: StepOperation): Promise<{ detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan }> {
     if (operation.op === 'move') return move(system, identity, operation.wanted, operation.phase);

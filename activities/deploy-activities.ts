@@ -3,15 +3,18 @@ import type { IdentityRef, SecretDestination } from '../src/actions/identity-act
 import { GONE, type ObservedAccount, verifyAccount } from '../src/connectors/connector';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import { revokeIdentity } from '../src/connectors/revoke-policy';
-import type { EvidenceStore } from '../src/evidence/evidence-store';
+import type { EvidenceInput, EvidenceStore } from '../src/evidence/evidence-store';
 import { EvidenceRefusal } from '../src/evidence/redaction';
 import { DeployRefusal } from '../src/kinds/deploy/run';
-import { containsSecret, refusalsAreFinal, setDeliverAndProve } from './connector-activities';
+import type { InventoryStore } from '../src/inventory/inventory-store';
+import { containsSecret, inventoryProjection, refusalsAreFinal, setDeliverAndProve } from './connector-activities';
 
 export interface DeployActivityDeps {
   registry: ConnectorRegistry;
   evidence: EvidenceStore;
   actor: string;
+  /** The identity inventory: a run's identity is listed from its verified mint until its verified removal. */
+  inventory?: InventoryStore;
 }
 
 /** One run's credential: the run's own identity on the target, and where its secret is delivered. */
@@ -64,7 +67,7 @@ function exactGrantMismatches(wanted: string[], observed: ObservedAccount): stri
  * delivered secret, whatever the instance's leaver policy (a run's identity exists for that run only), and reads both
  * back. Evidence holds fingerprints and versions, never the value.
  */
-export function createDeployActivities({ registry, evidence, actor }: DeployActivityDeps) {
+export function createDeployActivities({ registry, evidence, actor, inventory }: DeployActivityDeps) {
   return {
     async mintDeployCredential(input: DeployCredentialInput): Promise<MintResult> {
       const startedAt = new Date().toISOString();
@@ -111,7 +114,7 @@ export function createDeployActivities({ registry, evidence, actor }: DeployActi
       };
       const row = await refusalsAreFinal(async () => {
         if (containsSecret(JSON.stringify(record), secret)) throw new EvidenceRefusal('', 'the minted value');
-        return evidence.append(record);
+        return evidence.append(record, inventoryProjection(registry, inventory, record, input, { operation: 'grant', grants: input.grants, created: true, detail: 'minted for a pipeline run' }));
       });
       return {
         verified,
@@ -138,7 +141,7 @@ export function createDeployActivities({ registry, evidence, actor }: DeployActi
         ...verifyAccount(GONE, served).mismatches.map((m) => `store copy: ${m.replace('account', 'delivered value')}`),
       ];
       const verified = mismatches.length === 0;
-      const row = await refusalsAreFinal(() => evidence.append({
+      const revoked: EvidenceInput = {
         ticketKey: input.ticketKey,
         stepId: input.stepId,
         outcome: verified ? 'revoked' : 'failed',
@@ -153,7 +156,8 @@ export function createDeployActivities({ registry, evidence, actor }: DeployActi
         eventReceivedAt: input.eventReceivedAt,
         startedAt,
         verifiedAt: verified ? new Date().toISOString() : null,
-      }));
+      };
+      const row = await refusalsAreFinal(() => evidence.append(revoked, inventoryProjection(registry, inventory, revoked, input, { operation: 'revoke', detail: input.reason })));
       return {
         verified,
         detail: verified ? `${input.identity.name} removed and ${input.deliverTo.system}:${input.deliverTo.path} deleted (${input.reason})` : mismatches.join('; '),

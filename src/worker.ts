@@ -34,7 +34,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const inventory = deps.inventory ?? new InventoryStore(deps.evidence.dataSource);
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
-    ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
+    ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createTicketActivities({ writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }) }),
     ...createClosureActivities({ verdicts: deps.verdicts }),

@@ -7,6 +7,7 @@ import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from
 import { runIdentityName } from '../src/kinds/deploy/run';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
+import { InventoryStore } from '../src/inventory/inventory-store';
 
 /**
  * Deploy end to end on real parts: a ServiceNow change carries a deploy action; a pipeline reports its runs on the
@@ -124,9 +125,17 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     });
     expect(blocked.data.reasons.join(' ')).toMatch(/still live/);
 
+    // The run's identity is in the inventory from its verified mint, created by this ticket and holding its grants.
+    const inventory = new InventoryStore(stack.ds);
+    expect(await inventory.find('mysql-local', cred.identity, '%')).toMatchObject({
+      status: 'managed', createdByTicket: `servicenow:${number}`,
+      grants: expect.arrayContaining([{ grant: 'SELECT ON `cgt\\_billing`.*', tickets: [`servicenow:${number}`] }]),
+    });
+
     const done = await finished(number, runId);
     expect(done.status).toBe(200);
     expect(done.data).toMatchObject({ result: 'revoked', credentials: [expect.objectContaining({ status: 'revoked' })] });
+    expect(await inventory.find('mysql-local', cred.identity, '%')).toMatchObject({ status: 'revoked' });
     expect(await runAccounts(base)).toEqual([]);
     expect((await served(`${path}/${runId}`)).status).toBe(404);
     const again = await finished(number, runId);
