@@ -281,11 +281,43 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
   const projection = (record: EvidenceInput, target: StepTarget & Attribution, extra: Parameters<typeof inventoryProjection>[4]) =>
     inventoryProjection(registry, inventory, record, target, extra);
 
-  async function applyOperation(system: string, identity: IdentityRef, operation: StepOperation): Promise<{ detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan }> {
+  async function applyOperation(
+    ticketKey: string,
+    system: string,
+    identity: IdentityRef,
+    operation: StepOperation,
+  ): Promise<{ detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan }> {
     if (operation.op === 'move') return move(system, identity, operation.wanted, operation.phase);
     if (operation.op === 'revoke') return { created: false, ...(await revoke({ system, identity })) };
     if (operation.op === 'grant') return refusalsAreFinal(() => registry.get(system).provision(identity, operation.grants));
-    return { created: false, ...(await expire({ system, identity, grants: operation.grants, dropAccount: operation.dropAccount })) };
+    return { created: false, ...(await takeBack(ticketKey, { system, identity, grants: operation.grants, dropAccount: operation.dropAccount })) };
+  }
+
+  /**
+   * Counted overlap: a grant another ticket also holds (the inventory says which tickets hold each grant) is kept
+   * when this ticket's hold ends, and the account it sits on is not dropped; the read-back must then find it still
+   * held, and the evidence says by whom.
+   */
+  async function takeBack(ticketKey: string, target: StepTarget & { grants: string[]; dropAccount: boolean }) {
+    const held = inventory ? await heldElsewhere(inventory, ticketKey, target) : new Map<string, string[]>();
+    if (held.size === 0) return expire(target);
+    const keep = [...held.keys()];
+    const take = target.grants.filter((g) => !held.has(g));
+    const out = await expire({ ...target, grants: take, dropAccount: false });
+    const kept = keep.map((g) => `kept: ${g} still held by ${held.get(g)!.join(', ')}`).join('; ');
+    if (out.expected.exists === false) return { ...out, detail: `${out.detail}; ${kept}` };
+    return { changed: out.changed, detail: `${out.detail}; ${kept}`, expected: { exists: true, mustNotHave: take, mustHave: keep } };
+  }
+
+  async function heldElsewhere(store: InventoryStore, ticketKey: string, { system, identity, grants }: StepTarget & { grants: string[] }): Promise<Map<string, string[]>> {
+    const { grammar } = registry.get(system);
+    const row = await store.find(system, identity.name, identity.host ?? grammar.defaultHost ?? '');
+    const held = new Map<string, string[]>();
+    for (const g of grants) {
+      const others = row?.grants.find((x) => x.grant === g)?.tickets.filter((t) => t !== ticketKey) ?? [];
+      if (others.length > 0) held.set(g, others);
+    }
+    return held;
   }
 
   /** A leaver under the instance's policy; what the read-back must find comes from the policy, not the connector. */
@@ -360,7 +392,7 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
         startedAt ||= new Date().toISOString();
         let applied: { detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan };
         try {
-          applied = await applyOperation(input.system, input.identity, operation);
+          applied = await applyOperation(input.ticketKey, input.system, input.identity, operation);
         } catch (err) {
           if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
           const failure = { ...step, desired, error: err.message, startedAt };

@@ -150,6 +150,21 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     expect(check.reasons[0]).toMatch(/has no cleanup path \(it is to end with the change window, but the change has no end date\)/);
   });
 
+  it('two tickets granting the same access: when the first ends, the access stays while the second holds it, and the evidence says so', async () => {
+    const account = uniqueAccount('ovl');
+    await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [account, '%', `pw-${account}`]);
+    const grant = (ttl: string) => JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl }]);
+    const first = uniqueTicketNumber();
+    const second = uniqueTicketNumber();
+    stack.sim.createChange({ number: second, state: '-1', approval: 'approved', u_identity_actions: grant('PT8H') });
+    await waitFor('the second ticket holding the grant', async () => (await stack.evidence.list(`servicenow:${second}`)).some((r) => r.outcome === 'granted' && r.verified));
+    stack.sim.createChange({ number: first, state: '-1', approval: 'approved', u_identity_actions: grant('PT2S') });
+    const expired = await waitFor('the first ticket ending', async () => (await stack.evidence.list(`servicenow:${first}`)).find((r) => r.outcome === 'expired'), 20_000);
+    expect(expired).toMatchObject({ verified: true, desiredState: { exists: true, mustHave: ['SELECT ON `cgt\\_billing`.*'] } });
+    expect(expired.verification).toMatchObject({ applied: expect.stringContaining(`kept: SELECT ON \`cgt\\_billing\`.* still held by servicenow:${second}`) });
+    expect((await stack.grantsOf(account)).join('\n')).toMatch(/GRANT SELECT ON `cgt\\_billing`\.\*/);
+  });
+
   it('a grant without a ttl has no cleanup path, so closure stays blocked and says why', async () => {
     const account = uniqueAccount('nottl');
     const number = uniqueTicketNumber();
