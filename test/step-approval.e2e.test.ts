@@ -120,6 +120,24 @@ describe('privileged grants wait for a change manager, who is never the requeste
     expect((await stack.grantsOf(account)).join('\n')).toMatch(/cgt\\_reporting/);
   });
 
+  it('a justification shaped like a credential is a 400 and records nothing; a step withdrawn from the ticket while it waits needs no decision', async () => {
+    const account = uniqueAccount('privw');
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: joiner(account) });
+    const stepId = (await waitingStep(number)).steps[0].stepId as string;
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U';
+    const leaky = await decide(number, stepId, manager.token, { decision: 'approve', justification: `approved, token ${jwt}` });
+    expect(leaky.status).toBe(400);
+    expect(JSON.stringify(leaky.data)).not.toContain(jwt);
+    expect(await stack.evidence.list(`servicenow:${number}`)).toEqual([]);
+    // The action leaves the ticket while it waits: the step is withdrawn, closure is allowed, and no decision is taken.
+    stack.sim.updateChange(change.sys_id as string, { u_identity_actions: '[]' });
+    await waitFor('closure allowed once the action is withdrawn', async () => (await stack.closureCheck(number)).data.allowed === true);
+    expect((await stack.closureCheck(number)).data.steps[0].status).toBe('withdrawn');
+    expect((await decide(number, stepId, manager.token, { decision: 'approve', justification: 'late' })).status).toBe(409);
+    expect(await stack.accountExists(account)).toBe(false);
+  });
+
   it("the update's validator itself refuses a principal without the change-manager role (defence behind the route)", async () => {
     const account = uniqueAccount('privv');
     const number = uniqueTicketNumber();

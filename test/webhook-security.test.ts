@@ -90,9 +90,10 @@ describe('the ServiceNow webhook refuses what it cannot trust, and changes nothi
       { kind: 'joiner', system: 'mysql-local', identity: { type: 'person', name: 'svc_b' }, grants: ['FLY ON billing.*', 'SELECT billing'], ttl: 'PT0.5S' },
       { kind: 'decommission', system: 'mysql-local', identity: { type: 'person', name: 'svc_c' } },
     ];
-    const body = await expectRefused(() => stack.deliver(record(actions, { state: '17', sys_id: 'nope' })), 400);
+    const body = await expectRefused(() => stack.deliver(record(actions, { state: '17', sys_id: 'nope', end_date: '2026-13-45 99:99:99' })), 400);
     const paths = body.error.issues.map((i) => i.path);
-    expect(paths).toEqual(expect.arrayContaining(['sys_id', 'state']));
+    expect(paths).toEqual(expect.arrayContaining(['sys_id', 'state', 'end_date']));
+    expect(body.error.issues.find((i) => i.path === 'end_date')?.message).toBe('is not a real date and time');
     const second = await expectRefused(() => stack.deliver(record(actions)), 400);
     const byPath = Object.fromEntries(second.error.issues.map((i) => [i.path, i.message]));
     expect(byPath['u_identity_actions[0].identity.type']).toMatch(/person|service_account/);

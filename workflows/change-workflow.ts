@@ -263,7 +263,7 @@ function allTerminal(state: ChangeState): boolean {
 function mergeActions(state: ChangeState, snap: TicketSnapshot): void {
   const wanted = new Set(snap.actions.map((a) => a.actionId));
   for (const step of state.steps) {
-    if (!wanted.has(step.action.actionId) && (step.status === 'pending' || step.status === 'waiting-authorization')) {
+    if (!wanted.has(step.action.actionId) && (step.status === 'pending' || step.status === 'waiting-authorization' || step.status === 'waiting-approval')) {
       step.status = 'withdrawn';
     }
   }

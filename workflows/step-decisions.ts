@@ -27,9 +27,8 @@ export interface StepDecisionResult {
 
 export const decideStepUpdate = defineUpdate<StepDecisionResult, [StepDecisionInput]>('decideStep');
 
-/** Failure types the API maps to status codes. */
-export const DECISION_REFUSALS = { Forbidden: 403, NotFound: 404, Conflict: 409, BadRequest: 400 } as const;
-type Refusal = keyof typeof DECISION_REFUSALS;
+/** Failure types the API maps to status codes (src/api/decisions.ts): 403, 404, 409, 400. */
+type Refusal = 'Forbidden' | 'NotFound' | 'Conflict' | 'BadRequest';
 
 const refuse = (type: Refusal, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
 
@@ -67,6 +66,12 @@ export function installStepDecisions(state: ChangeState, key: string, touch: () 
           decision: input.decision, justification, grants, principal: input.principal.actor, requestedAt: input.requestedAt,
         });
         step.decision = { decision: input.decision, by: input.principal.actor, at: recorded.recordedAt, justification, grants, evidenceHash: recorded.evidenceHash };
+        // While the decision was recorded the step may have moved on (withdrawn from the ticket, cancelled): the
+        // decision stays evidence, and changes nothing else.
+        if (step.status !== 'waiting-approval' && step.status !== 'waiting-authorization') {
+          touch();
+          return { stepId: step.stepId, decision: input.decision, status: step.status, evidenceHash: recorded.evidenceHash };
+        }
         if (input.decision === 'approve') {
           // The loop starts it while the change is still authorized.
           step.status = 'waiting-authorization';

@@ -59,13 +59,26 @@ export async function decideStep(
     const handle = deps.workflows.client.workflow.getHandle(workflowIdFor(source.name, key));
     return await handle.executeUpdate<StepDecisionResult, [StepDecisionInput]>('decideStep', { args: [input] });
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${key}`, [], { cause: err });
-    const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-    if (cause instanceof ApplicationFailure && cause.type && REFUSALS[cause.type]) {
-      const { status, code } = REFUSALS[cause.type]!;
-      throw new AppError(status, code, cause.message, [], { cause: err });
+    if (err instanceof WorkflowNotFoundError || (err instanceof Error && /already completed/i.test(err.message))) {
+      // A finished ticket's workflow cannot take an update: tell "never received" from "finished".
+      const finished = await deps.workflows.client.workflow.getHandle(workflowIdFor(source.name, key)).describe().then(() => true, () => false);
+      if (finished) throw new AppError(409, 'CONFLICT', `change ${key} is finished: nothing is waiting for a decision`, [], { cause: err });
+      throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${key}`, [], { cause: err });
     }
-    if (err instanceof Error && /already completed/i.test(err.message)) throw new AppError(409, 'CONFLICT', `change ${key} is finished: nothing is waiting for a decision`, [], { cause: err });
+    // The validator's refusal, or the decision's record refused by an activity (a justification shaped like a credential).
+    const refusal = err instanceof WorkflowUpdateFailedError ? refusalIn(err.cause) : undefined;
+    if (refusal) {
+      const { status, code } = REFUSALS[refusal.type]!;
+      throw new AppError(status, code, refusal.message, [], { cause: err });
+    }
     throw err;
   }
+}
+
+/** The first ApplicationFailure of a known refusal type in a failure's cause chain (an activity's is wrapped). */
+function refusalIn(failure: Error | undefined): { type: string; message: string } | undefined {
+  for (let f: unknown = failure, depth = 0; f instanceof Error && depth < 5; f = (f as { cause?: unknown }).cause, depth++) {
+    if (f instanceof ApplicationFailure && f.type && REFUSALS[f.type]) return { type: f.type, message: f.message };
+  }
+  return undefined;
 }

@@ -52,8 +52,11 @@ export const moverKind: WorkflowKind = {
     });
     const move = step.move;
     if (!result.ok || !plan || !move) return end(ctx, result);
-    // Whatever came back between the two phases was removed now too.
-    step.move = { ...move, removed: [...new Set([...move.removed, ...plan.remove])].sort(), added: plan.add, unmanaged: plan.unmanaged, toAdd: [] };
+    // Whatever came back between the two phases was removed now too. What the move adds is what phase one found
+    // missing plus what this read-back did: a retried activity re-plans from a target it already changed, and must
+    // not lose the grants its first attempt added (they must still expire).
+    const added = [...new Set([...move.toAdd, ...plan.add])].filter((g) => a.grants.includes(g)).sort();
+    step.move = { ...move, removed: [...new Set([...move.removed, ...plan.remove])].sort(), added, unmanaged: plan.unmanaged, toAdd: [] };
     return end(ctx, { ...result, detail: moveText(step) });
   },
   blocksClosure: (step, what) => (step.move && step.move.added.length > 0 ? grantBlocksClosure(step, what) : []),

@@ -27,7 +27,15 @@ export const changeRecordSchema = z
     requested_by: z.union([reference, z.literal('')]).optional(),
     assigned_to: z.union([reference, z.literal('')]).optional(),
     /** The change window's end, as the Table API sends a glide_date_time (UTC). */
-    end_date: z.union([z.literal(''), z.string().regex(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/, 'must be a date and time such as 2026-12-01 18:00:00')]).optional(),
+    end_date: z
+      .union([
+        z.literal(''),
+        z
+          .string()
+          .regex(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/, 'must be a date and time such as 2026-12-01 18:00:00')
+          .refine((v) => !Number.isNaN(Date.parse(`${v.replace(' ', 'T')}Z`)) && new Date(`${v.replace(' ', 'T')}Z`).toISOString().slice(0, 19) === v.replace(' ', 'T'), 'is not a real date and time'),
+      ])
+      .optional(),
   })
   .passthrough();
 
