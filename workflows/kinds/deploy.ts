@@ -231,6 +231,10 @@ async function start(host: KindHost, req: DeployRunRequest): Promise<DeployRunRe
     const a = step.action as DeployPlan;
     if (step.status !== 'verified') {
       problems.push(`${label(a)} is not ready: ${step.detail ?? step.status}`);
+      // Never minted: nothing of this run exists, and an account bearing its name is not ours to remove.
+      run.status = 'revoked';
+      run.endedBy = 'not-minted';
+      summarise(step);
       continue;
     }
     try {
