@@ -1,7 +1,7 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { TicketRef } from '../src/change/ticket';
 import { FailureType } from '../src/connectors/connector-errors';
-import { type GateWrite, type TicketWriteBack, WriteBackError } from '../src/itsm/source';
+import { type GateWrite, type TicketWriteBack, type WriteBackBatch, WriteBackError } from '../src/itsm/source';
 
 export interface TicketActivityDeps {
   /** The write-back adapter of a registered ticket source. */
@@ -48,6 +48,25 @@ export function createTicketActivities({ writeBackFor }: TicketActivityDeps) {
       const ticket = ticketOf(input);
       const gate: GateWrite = input.digest === undefined ? { value: input.value } : { value: input.value, digest: input.digest };
       await itsmCall(() => writeBackFor(ticket.source).setGate(ticket, gate));
+    },
+
+    /**
+     * Writes a loop turn's gate and notes in one call (ServiceNow: one save). Only a retry looks for the notes'
+     * markers first: the first attempt cannot have been preceded by one that landed. A source without a combined
+     * write gets the notes first and then the gate, so that a gate is never shown without the notes about it.
+     */
+    async writeBack(input: { ticket: TicketRef } & WriteBackBatch): Promise<void> {
+      const { ticket, notes } = input;
+      const gate: GateWrite | undefined = input.gate && (input.gate.digest === undefined ? { value: input.gate.value } : { value: input.gate.value, digest: input.gate.digest });
+      const adapter = writeBackFor(ticket.source);
+      const together = adapter.writeTogether?.bind(adapter);
+      if (together) {
+        const retry = Context.current().info.attempt > 1;
+        await itsmCall(() => together(ticket, gate ? { gate, notes } : { notes }, { retry }));
+        return;
+      }
+      for (const note of notes) await itsmCall(() => adapter.postNote(ticket, note.marker, note.text));
+      if (gate) await itsmCall(() => adapter.setGate(ticket, gate));
     },
   };
 }

@@ -21,6 +21,7 @@ import {
   isFinal,
   ticketKey,
 } from '../src/change';
+import type { NoteWrite } from '../src/itsm/source';
 import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
 import { closureViews, targets, tickets } from './activity-proxies';
 import type { KindContext } from './kinds/kind';
@@ -46,6 +47,17 @@ const CLOSURE_VIEW_PUBLISHED = 'closure-view-published';
  * verification first. Before this patch the joiners' expiries ran concurrently, in step order.
  */
 const SAGA_REVERSE_ORDER = 'saga-reverse-order';
+
+/**
+ * One write-back per loop turn: the gate (when it changed) and the notes the steps left since the last turn go to the
+ * ticket in one activity (ServiceNow: one save), and a gate the newest delivery already shows, before the gateway
+ * ever wrote one, is not written again. Before this patch every note and every gate write was an activity of its
+ * own, each step awaited its note, and the first turn of every ticket wrote `pending`.
+ */
+const ONE_WRITE_BACK_PER_TURN = 'one-write-back-per-turn';
+
+const GATE_VERIFIED_NOTE = 'Identity cleanup verified: closure allowed.';
+const PENDING: ClosureGate = { value: 'pending', digest: '' };
 
 export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChangeWorkflowInput): Promise<ChangeState> {
   const input = normaliseInput(started);
@@ -74,6 +86,11 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   const touch = () => {
     dirty = true;
   };
+  // Decided once per run, before the first delivery is read, so that a run keeps one write-back shape throughout.
+  const oneWriteBack = patched(ONE_WRITE_BACK_PER_TURN);
+  // Notes the steps left for the loop's next write-back (oneWriteBack), and the gate the newest delivery showed.
+  const notes: NoteWrite[] = [];
+  let gateShown: ClosureGate | undefined;
 
   setHandler(ticketUpdatedSignal, (delivered) => {
     const snap = normaliseSnapshot(delivered, ref);
@@ -88,12 +105,21 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     state.sourceState = snap.sourceState;
     if (snap.requester !== undefined) state.requester = snap.requester;
     state.actionsDigest = snap.actionsDigest;
+    gateShown = shownAsGate(snap.gateShown);
     mergeActions(state, snap);
     touch();
   });
   setHandler(statusQuery, () => state);
 
-  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets });
+  const note = async (marker: string, text: string): Promise<void> => {
+    if (!oneWriteBack) {
+      await tickets.postWorkNote({ ticket: ref, marker, text });
+      return;
+    }
+    notes.push({ marker, text });
+    touch();
+  };
+  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets, note });
 
   /** Runs the undos one after the other; one that fails (and blocks closure) does not stop the rest. */
   const compensate = async (stack: StepState[]): Promise<void> => {
@@ -164,8 +190,12 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       track(compensate(stack));
     }
 
-    const verdict = closureVerdict(state, closureRules);
-    if (patched(GATE_BOUND_TO_ACTIONS)) {
+    let verdict = closureVerdict(state, closureRules);
+    if (oneWriteBack) {
+      await writeBackTurn(ref, state, closureGate(state, verdict), notes, gateShown);
+      // A write-back that failed just now blocks closure already.
+      verdict = closureVerdict(state, closureRules);
+    } else if (patched(GATE_BOUND_TO_ACTIONS)) {
       await writeClosureGate(ref, state, closureGate(state, verdict));
     } else if (verdict.allowed !== state.gateSet && state.steps.length > 0) {
       // Before GATE_BOUND_TO_ACTIONS: kept so that histories recorded before it replay unchanged.
@@ -195,8 +225,9 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.gate, value: gate }]);
     }
 
-    if (isFinal(state.phase) && inFlight.size === 0 && allTerminal(state)) break;
-    if (workflowInfo().continueAsNewSuggested && inFlight.size === 0) {
+    // A note a step left while this turn's write-back was out is written next turn (the step touched the loop).
+    if (isFinal(state.phase) && inFlight.size === 0 && notes.length === 0 && allTerminal(state)) break;
+    if (workflowInfo().continueAsNewSuggested && inFlight.size === 0 && notes.length === 0) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof changeWorkflow>({ ...input, carried: state });
     }
@@ -228,6 +259,57 @@ async function writeClosureGate(ref: TicketRef, state: ChangeState, wanted: Clos
       await writeClosureGate(ref, state, { value: 'pending', digest: '' });
     }
   }
+}
+
+/**
+ * One loop turn's write-back (ONE_WRITE_BACK_PER_TURN): the gate when it differs from what the ticket is known to
+ * carry, and the notes left since the last turn, each marker once, in one activity. Before the gateway's first gate
+ * write, and while no write-back has failed, a `pending` the newest delivery showed counts as known: nothing but the
+ * ticket's own rule (which only ever sets `pending`) moves the gate in between.
+ */
+async function writeBackTurn(ref: TicketRef, state: ChangeState, wanted: ClosureGate | undefined, queued: NoteWrite[], shown: ClosureGate | undefined): Promise<void> {
+  const written = (state.notesWritten ??= []);
+  const known = state.gate ?? (state.writeBackErrors.length === 0 ? shown : undefined);
+  const shows = (g: ClosureGate | undefined) => g !== undefined && wanted !== undefined && g.value === wanted.value && g.digest === wanted.digest;
+  const gate = wanted && !shows(known) ? wanted : undefined;
+  // The ticket already carries the wanted `pending` (as delivered): known from now on, as if written.
+  if (wanted && !state.gate && shows(known)) {
+    state.gate = wanted;
+    state.gateSet = false;
+  }
+  const batch = queued.splice(0).filter((n, i, all) => !written.includes(n.marker) && all.findIndex((m) => m.marker === n.marker) === i);
+  if (gate?.value === 'verified' && !written.includes(`gate:${state.version}`)) batch.push({ marker: `gate:${state.version}`, text: GATE_VERIFIED_NOTE });
+  if (!gate && batch.length === 0) return;
+  try {
+    await tickets.writeBack({ ticket: ref, ...(gate ? { gate } : {}), notes: batch });
+  } catch (err) {
+    // Closure is blocked by this failure from now on; a gate that may have opened (or be open) is closed again.
+    state.writeBackErrors.push(failureText(err));
+    if ((gate ?? known)?.value === 'pending') return;
+    try {
+      await tickets.writeBack({ ticket: ref, gate: PENDING, notes: [] });
+      state.gate = PENDING;
+    } catch (again) {
+      state.writeBackErrors.push(failureText(again));
+      // What the ticket shows is unknown now: the next turn writes `pending` again.
+      state.gate = undefined;
+    }
+    state.gateSet = false;
+    return;
+  }
+  if (gate) {
+    state.gate = gate;
+    state.gateSet = gate.value !== 'pending';
+  }
+  written.push(...batch.map((n) => n.marker));
+}
+
+/**
+ * `pending` as a delivery showed it (the ticket's own rule sets it, with the digest cleared, on every edit of the
+ * actions). Only that: a gate that lets the ticket close is written by the gateway, with its note, never assumed.
+ */
+function shownAsGate(shown: TicketSnapshot['gateShown']): ClosureGate | undefined {
+  return shown?.value === PENDING.value && shown.digest === PENDING.digest ? PENDING : undefined;
 }
 
 /** Grant late: only once the change is authorized and in its window (a standard change is pre-approved). */

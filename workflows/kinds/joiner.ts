@@ -73,9 +73,8 @@ async function expire(ctx: KindContext): Promise<void> {
   step.expiry.status = result.ok ? 'verified' : 'failed';
   step.expiry.detail = result.detail;
   if (result.ok) step.expiry.verifiedAt = result.verifiedAt;
-  await ctx.tickets.postWorkNote({
-    ticket: ctx.ref,
-    marker: `expiry:${a.actionId}:${step.expiry.status}`,
-    text: result.ok ? `Verified expiry: ${label(a)} — ${result.detail}.` : `FAILED expiry: ${label(a)} — ${result.detail}.`,
-  });
+  await ctx.note(
+    `expiry:${a.actionId}:${step.expiry.status}`,
+    result.ok ? `Verified expiry: ${label(a)} — ${result.detail}.` : `FAILED expiry: ${label(a)} — ${result.detail}.`,
+  );
 }

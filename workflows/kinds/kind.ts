@@ -12,6 +12,11 @@ export interface KindContext {
   touch: () => void;
   targets: Targets;
   tickets: Tickets;
+  /**
+   * Writes a work note to the ticket once (its marker makes it idempotent). Depending on the workflow's version it is
+   * posted at once or left for the loop's next write-back; either way a note that cannot be written blocks closure.
+   */
+  note(marker: string, text: string): Promise<void>;
 }
 
 /**

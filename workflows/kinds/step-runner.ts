@@ -123,9 +123,8 @@ export function finish(step: StepState, result: StepResult): void {
 /** The work note every step posts when it ends; its marker makes the write-back idempotent. */
 export async function noteOutcome(ctx: KindContext, result: StepResult, extra = ''): Promise<void> {
   const { step } = ctx;
-  await ctx.tickets.postWorkNote({
-    ticket: ctx.ref,
-    marker: `${step.stepId}:${step.status}`,
-    text: result.ok ? `Verified: ${label(step.action)} — ${result.detail}.${extra}` : `FAILED: ${label(step.action)} — ${result.detail}. Closure stays blocked.`,
-  });
+  await ctx.note(
+    `${step.stepId}:${step.status}`,
+    result.ok ? `Verified: ${label(step.action)} — ${result.detail}.${extra}` : `FAILED: ${label(step.action)} — ${result.detail}. Closure stays blocked.`,
+  );
 }
