@@ -199,6 +199,10 @@ async function main(): Promise<void> {
     // applyVerifyRecord, gate set, then the ticket is closed.
     'leaver-revoked-in-one-activity-then-closed': () => leaverRevokedThenClosed('leaver-revoked-in-one-activity-then-closed'),
 
+    // (j) Leaver with one write-back per loop turn (one-write-back-per-turn): the delivery shows the gate pending, so
+    // nothing is written until the step is verified; then the gate and both notes go back in one activity.
+    'leaver-revoked-with-one-write-back-then-closed': () => leaverRevokedThenClosed('leaver-revoked-with-one-write-back-then-closed'),
+
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.
     'rotation-delivered-then-closed': async () => {
       const account = uniqueAccount('rec');
