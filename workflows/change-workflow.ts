@@ -86,8 +86,12 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   const touch = () => {
     dirty = true;
   };
-  // Decided once per run, before the first delivery is read, so that a run keeps one write-back shape throughout.
+  // Decided once per run, before the first delivery is read, so that a run keeps one write-back shape throughout. A
+  // run that has it started after every earlier patch: it does not ask for those again (no marker each).
   const oneWriteBack = patched(ONE_WRITE_BACK_PER_TURN);
+  const since = (patch: string) => oneWriteBack || patched(patch);
+  // On the current shape, the gate attribute the start set (blocked) is not upserted again.
+  if (oneWriteBack) gateAttribute = String(workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.gate) ?? '');
   // Notes the steps left for the loop's next write-back (oneWriteBack), and the gate the newest delivery showed.
   const notes: NoteWrite[] = [];
   let gateShown: ClosureGate | undefined;
@@ -119,7 +123,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     notes.push({ marker, text });
     touch();
   };
-  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets, note });
+  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets, note, since });
 
   /** Runs the undos one after the other; one that fails (and blocks closure) does not stop the rest. */
   const compensate = async (stack: StepState[]): Promise<void> => {
@@ -154,7 +158,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
 
     const undoPending = (step: StepState) => step.status === 'verified' && workflowKind(step.action.kind)?.undo?.pending(step) === true;
     // Called only when there is something to undo, so histories recorded before the patch replay unchanged.
-    const saga = state.phase === 'cancelled' && state.steps.some(undoPending) && patched(SAGA_REVERSE_ORDER);
+    const saga = state.phase === 'cancelled' && state.steps.some(undoPending) && since(SAGA_REVERSE_ORDER);
     for (const step of state.steps) {
       const kind = workflowKind(step.action.kind);
       if (!kind) {
@@ -210,7 +214,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
         state.gateSet = false;
       }
     }
-    if (patched(CLOSURE_VIEW_PUBLISHED)) {
+    if (since(CLOSURE_VIEW_PUBLISHED)) {
       const view = closureView(state, closureRules);
       const published = JSON.stringify(view);
       if (published !== lastPublished || state.version !== lastPublishedVersion) {

@@ -17,6 +17,8 @@ export interface KindContext {
    * posted at once or left for the loop's next write-back; either way a note that cannot be written blocks closure.
    */
   note(marker: string, text: string): Promise<void>;
+  /** Whether this run has `patch`: `patched(patch)`, asked only on a run that started before the newest patch. */
+  since(patch: string): boolean;
 }
 
 /**

@@ -2,7 +2,7 @@
  * What every kind's step does the same way: act, read the target back (retrying while it catches up), record the
  * evidence before the step counts, and record a refusal as evidence too.
  */
-import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import type { StepOperation } from '../../activities/connector-activities';
 import type { StepState } from '../../src/change';
 import type { DesiredAccount } from '../../src/connectors/connector';
@@ -45,7 +45,7 @@ export async function applyAndVerify(
 ): Promise<StepResult> {
   const { key, step, targets } = ctx;
   const { stepId, outcome, apply } = args;
-  if (args.operation && patched(ONE_ACTIVITY_PER_STEP)) {
+  if (args.operation && ctx.since(ONE_ACTIVITY_PER_STEP)) {
     const a = step.action;
     let out: Awaited<ReturnType<typeof targets.applyVerifyRecord>>;
     try {
