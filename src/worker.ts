@@ -31,7 +31,10 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor() }),
-    ...createTicketActivities({ writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }) }),
+    ...createTicketActivities({
+      writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }),
+      publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),
+    }),
     ...createClosureActivities({ verdicts: deps.verdicts }),
   };
   return Worker.create({

@@ -12,6 +12,7 @@ import {
 import {
   type ChangeState,
   type ClosureGate,
+  type ClosureView,
   type StepState,
   type TicketRef,
   type TicketSnapshot,
@@ -196,7 +197,13 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
 
     let verdict = closureVerdict(state, closureRules);
     if (oneWriteBack) {
-      await writeBackTurn(ref, state, closureGate(state, verdict), notes, gateShown);
+      // The write-back publishes this turn's view too once the ticket has it (what it would be if the write lands).
+      const view = closureView(state, closureRules);
+      const publish = { ticketKey: key, version: state.version, view };
+      if (await writeBackTurn(ref, state, closureGate(state, verdict), notes, gateShown, publish)) {
+        lastPublished = JSON.stringify(view);
+        lastPublishedVersion = publish.version;
+      }
       // A write-back that failed just now blocks closure already.
       verdict = closureVerdict(state, closureRules);
     } else if (patched(GATE_BOUND_TO_ACTIONS)) {
@@ -271,7 +278,14 @@ async function writeClosureGate(ref: TicketRef, state: ChangeState, wanted: Clos
  * write, and while no write-back has failed, a `pending` the newest delivery showed counts as known: nothing but the
  * ticket's own rule (which only ever sets `pending`) moves the gate in between.
  */
-async function writeBackTurn(ref: TicketRef, state: ChangeState, wanted: ClosureGate | undefined, queued: NoteWrite[], shown: ClosureGate | undefined): Promise<void> {
+async function writeBackTurn(
+  ref: TicketRef,
+  state: ChangeState,
+  wanted: ClosureGate | undefined,
+  queued: NoteWrite[],
+  shown: ClosureGate | undefined,
+  publish: { ticketKey: string; version: number; view: ClosureView },
+): Promise<boolean> {
   const written = (state.notesWritten ??= []);
   const known = state.gate ?? (state.writeBackErrors.length === 0 ? shown : undefined);
   const shows = (g: ClosureGate | undefined) => g !== undefined && wanted !== undefined && g.value === wanted.value && g.digest === wanted.digest;
@@ -283,13 +297,14 @@ async function writeBackTurn(ref: TicketRef, state: ChangeState, wanted: Closure
   }
   const batch = queued.splice(0).filter((n, i, all) => !written.includes(n.marker) && all.findIndex((m) => m.marker === n.marker) === i);
   if (gate?.value === 'verified' && !written.includes(`gate:${state.version}`)) batch.push({ marker: `gate:${state.version}`, text: GATE_VERIFIED_NOTE });
-  if (!gate && batch.length === 0) return;
+  if (!gate && batch.length === 0) return false;
+  let published: boolean;
   try {
-    await tickets.writeBack({ ticket: ref, ...(gate ? { gate } : {}), notes: batch });
+    ({ published } = await tickets.writeBack({ ticket: ref, ...(gate ? { gate } : {}), notes: batch, publish }));
   } catch (err) {
     // Closure is blocked by this failure from now on; a gate that may have opened (or be open) is closed again.
     state.writeBackErrors.push(failureText(err));
-    if ((gate ?? known)?.value === 'pending') return;
+    if ((gate ?? known)?.value === 'pending') return false;
     try {
       await tickets.writeBack({ ticket: ref, gate: PENDING, notes: [] });
       state.gate = PENDING;
@@ -299,13 +314,14 @@ async function writeBackTurn(ref: TicketRef, state: ChangeState, wanted: Closure
       state.gate = undefined;
     }
     state.gateSet = false;
-    return;
+    return false;
   }
   if (gate) {
     state.gate = gate;
     state.gateSet = gate.value !== 'pending';
   }
   written.push(...batch.map((n) => n.marker));
+  return published;
 }
 
 /**
