@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { type ConnectorActivities, createTicketActivities } from '../activities';
 import { closureVerdict } from '../src/change';
-import type { TicketSnapshot } from '../src/change';
+import type { ClosureView, TicketRef, TicketSnapshot } from '../src/change';
 import { GrammarRegistry } from '../src/connectors/registry';
 import { parseChangeRecord } from '../src/itsm/servicenow/servicenow-change';
 import { ServiceNowClient } from '../src/itsm/servicenow/servicenow-client';
 import { GATE_DIGEST_FIELD, GATE_FIELD } from '../src/itsm/servicenow/servicenow-gate';
 import { createServiceNowSimulator, type ServiceNowSimulator } from '../src/itsm/servicenow/servicenow-simulator';
+import { type TicketWriteBack, WriteBackError } from '../src/itsm/source';
 import { servicenowWriteBack } from '../src/itsm/servicenow/servicenow-source';
 import { ChangeWorkflows } from '../src/temporal/temporal-client';
 import { closureRules } from '../workflows/kinds/registry';
@@ -204,5 +206,53 @@ describe('write-back of a loop turn to a ServiceNow change (real Temporal, simul
         expect(sim.journal(sysId, 'work_notes')).toEqual([]);
       },
     );
+  });
+});
+
+describe('the write-back activity and the closure view of its turn', () => {
+  const ticket: TicketRef = { source: 'servicenow', key: 'CHG0000001', recordId: 'a'.repeat(32) };
+  const view: ClosureView = { ticket: 'CHG0000001', allowed: true, reasons: [], ticketState: '-1', phase: 'implement', steps: [] };
+  const publish = { ticketKey: 'servicenow:CHG0000001', version: 3, view };
+
+  /** What reached the ticket and the projection, in order. */
+  function wiring(opts: { ticketFails?: boolean; projectionFails?: boolean }) {
+    const order: string[] = [];
+    const adapter: TicketWriteBack = {
+      postNote: async () => ({ posted: true }),
+      setGate: async () => undefined,
+      async writeTogether(_t, batch) {
+        if (opts.ticketFails) throw new WriteBackError('ticket is gone', { kind: 'not_found' });
+        order.push(`ticket:${batch.gate?.value ?? '-'}:${batch.notes.map((n) => n.marker).join(',')}`);
+      },
+    };
+    const activities = createTicketActivities({
+      writeBackFor: () => adapter,
+      publishView: async (key, version) => {
+        if (opts.projectionFails) throw new Error('closure_verdicts unavailable');
+        order.push(`view:${key}@${version}`);
+      },
+    });
+    return { order, activities };
+  }
+
+  it('publishes the view only once the ticket has the batch', async () => {
+    const { order, activities } = wiring({});
+    const out = await new MockActivityEnvironment().run(activities.writeBack, { ticket, gate: { value: 'verified' as const, digest: 'd' }, notes: [{ marker: 'm', text: 't' }], publish });
+    expect(out).toEqual({ published: true });
+    expect(order).toEqual(['ticket:verified:m', 'view:servicenow:CHG0000001@3']);
+  });
+
+  it('a projection that refuses leaves publishing to the workflow (published: false) and does not fail the write-back', async () => {
+    const { order, activities } = wiring({ projectionFails: true });
+    const out = await new MockActivityEnvironment().run(activities.writeBack, { ticket, notes: [{ marker: 'm', text: 't' }], publish });
+    expect(out).toEqual({ published: false });
+    expect(order).toEqual(['ticket:-:m']);
+  });
+
+  it('a ticket write that fails publishes nothing and fails as a final refusal', async () => {
+    const { order, activities } = wiring({ ticketFails: true });
+    const run = new MockActivityEnvironment().run(activities.writeBack, { ticket, gate: { value: 'verified' as const, digest: 'd' }, notes: [], publish });
+    await expect(run).rejects.toMatchObject({ name: 'ApplicationFailure', type: 'TicketRefused', nonRetryable: true, message: 'ticket is gone' });
+    expect(order).toEqual([]);
   });
 });
