@@ -1,11 +1,14 @@
 import {
+  CancellationScope,
   allHandlersFinished,
   condition,
+  isCancellation,
   continueAsNew,
   defineQuery,
   defineSignal,
   patched,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -57,6 +60,14 @@ const SAGA_REVERSE_ORDER = 'saga-reverse-order';
  */
 const ONE_WRITE_BACK_PER_TURN = 'one-write-back-per-turn';
 
+/**
+ * On the one-write-back shape, a run's first view is not published while its first steps are still running, for up
+ * to this long: it would be superseded within milliseconds by the view the step's write-back publishes, and as a
+ * local activity it would hold the first workflow task, and with it the dispatch of the step. Until then
+ * closure-check has no view of the run and asks the workflow, as for any ticket that has not published.
+ */
+const FIRST_VIEW_GRACE = '2 seconds';
+
 const GATE_VERIFIED_NOTE = 'Identity cleanup verified: closure allowed.';
 const PENDING: ClosureGate = { value: 'pending', digest: '' };
 
@@ -83,6 +94,9 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   // The closure view last published for closure-check, and the delivery version it was about.
   let lastPublished = '';
   let lastPublishedVersion = -2;
+  // FIRST_VIEW_GRACE: its timer, and whether it has run out.
+  let graceTimer: CancellationScope | undefined;
+  let graceOver = false;
   const inFlight = new Set<Promise<void>>();
   const touch = () => {
     dirty = true;
@@ -203,6 +217,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       if (await writeBackTurn(ref, state, closureGate(state, verdict), notes, gateShown, publish)) {
         lastPublished = JSON.stringify(view);
         lastPublishedVersion = publish.version;
+        graceTimer?.cancel();
       }
       // A write-back that failed just now blocks closure already.
       verdict = closureVerdict(state, closureRules);
@@ -224,10 +239,18 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     if (since(CLOSURE_VIEW_PUBLISHED)) {
       const view = closureView(state, closureRules);
       const published = JSON.stringify(view);
-      if (published !== lastPublished || state.version !== lastPublishedVersion) {
+      const changed = published !== lastPublished || state.version !== lastPublishedVersion;
+      const firstWhileRunning = oneWriteBack && lastPublishedVersion === -2 && !graceOver && state.steps.some((st) => st.status === 'running');
+      if (changed && firstWhileRunning) {
+        graceTimer ??= startGrace(() => {
+          graceOver = true;
+          touch();
+        });
+      } else if (changed) {
         await closureViews.publishClosureView({ ticketKey: key, version: state.version, view });
         lastPublished = published;
         lastPublishedVersion = state.version;
+        graceTimer?.cancel();
       }
     }
     const gate = verdict.allowed ? 'allowed' : 'blocked';
@@ -330,6 +353,15 @@ async function writeBackTurn(
  */
 function shownAsGate(shown: TicketSnapshot['gateShown']): ClosureGate | undefined {
   return shown?.value === PENDING.value && shown.digest === PENDING.digest ? PENDING : undefined;
+}
+
+/** Runs `over` once FIRST_VIEW_GRACE has passed, unless the returned scope is cancelled first. */
+function startGrace(over: () => void): CancellationScope {
+  const scope = new CancellationScope();
+  scope.run(() => sleep(FIRST_VIEW_GRACE)).then(over, (err: unknown) => {
+    if (!isCancellation(err)) throw err;
+  });
+  return scope;
 }
 
 /** Grant late: only once the change is authorized and in its window (a standard change is pre-approved). */
