@@ -1,11 +1,14 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { ClosureView } from '../src/change/closure';
 import type { TicketRef } from '../src/change/ticket';
 import { FailureType } from '../src/connectors/connector-errors';
-import { type GateWrite, type TicketWriteBack, WriteBackError } from '../src/itsm/source';
+import { type GateWrite, type TicketWriteBack, type WriteBackBatch, WriteBackError } from '../src/itsm/source';
 
 export interface TicketActivityDeps {
   /** The write-back adapter of a registered ticket source. */
   writeBackFor: (source: string) => TicketWriteBack;
+  /** Publishes a closure view for closure-check; without it, writeBack leaves publishing to the workflow. */
+  publishView?: (ticketKey: string, version: number, view: ClosureView) => Promise<void>;
 }
 
 /**
@@ -35,7 +38,7 @@ async function itsmCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createTicketActivities({ writeBackFor }: TicketActivityDeps) {
+export function createTicketActivities({ writeBackFor, publishView }: TicketActivityDeps) {
   return {
     /** Appends a note to the ticket once (the source's adapter finds a retried attempt's earlier note by its marker). */
     async postWorkNote(input: Addressed & { marker: string; text: string }): Promise<{ posted: boolean }> {
@@ -48,6 +51,35 @@ export function createTicketActivities({ writeBackFor }: TicketActivityDeps) {
       const ticket = ticketOf(input);
       const gate: GateWrite = input.digest === undefined ? { value: input.value } : { value: input.value, digest: input.digest };
       await itsmCall(() => writeBackFor(ticket.source).setGate(ticket, gate));
+    },
+
+    /**
+     * Writes a loop turn's gate and notes in one call (ServiceNow: one save). Only a retry looks for the notes'
+     * markers first: the first attempt cannot have been preceded by one that landed. A source without a combined
+     * write gets the notes first and then the gate, so that a gate is never shown without the notes about it.
+     * Once the ticket has them, the turn's closure view is published (`published`); if that cannot be done here, the
+     * workflow publishes it itself, so a projection fault never counts as a failed write-back.
+     */
+    async writeBack(input: { ticket: TicketRef; publish?: { ticketKey: string; version: number; view: ClosureView } } & WriteBackBatch): Promise<{ published: boolean }> {
+      const { ticket, notes, publish } = input;
+      const gate: GateWrite | undefined = input.gate && (input.gate.digest === undefined ? { value: input.gate.value } : { value: input.gate.value, digest: input.gate.digest });
+      const adapter = writeBackFor(ticket.source);
+      const together = adapter.writeTogether?.bind(adapter);
+      if (together) {
+        const retry = Context.current().info.attempt > 1;
+        await itsmCall(() => together(ticket, gate ? { gate, notes } : { notes }, { retry }));
+      } else {
+        for (const note of notes) await itsmCall(() => adapter.postNote(ticket, note.marker, note.text));
+        if (gate) await itsmCall(() => adapter.setGate(ticket, gate));
+      }
+      if (!publish || !publishView) return { published: false };
+      try {
+        await publishView(publish.ticketKey, publish.version, publish.view);
+        return { published: true };
+      } catch (err) {
+        Context.current().log.warn('closure view not published with the write-back; the workflow publishes it', { error: (err as Error).message });
+        return { published: false };
+      }
     },
   };
 }

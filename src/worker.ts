@@ -36,7 +36,10 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
-    ...createTicketActivities({ writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }) }),
+    ...createTicketActivities({
+      writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }),
+      publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),
+    }),
     ...createClosureActivities({ verdicts: deps.verdicts }),
     ...createDecisionActivities({ evidence: deps.evidence, actor: workerActor() }),
   };

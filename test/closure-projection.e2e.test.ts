@@ -69,6 +69,30 @@ describe('closure-check from the published verdict', () => {
     await waitFor('closure allowed for version 40', async () => (await stack.closureCheck(number)).data.allowed === true);
   });
 
+  it('a step still running after its first moments has the blocked verdict published, as closure-check needs it without a worker', async () => {
+    const account = uniqueAccount('proj');
+    await createAccount(stack.admin, account);
+    const number = uniqueTicketNumber();
+    // Hold the target: the revocation cannot finish until the lock is released.
+    await stack.admin.query('LOCK TABLES mysql.global_priv WRITE');
+    try {
+      stack.sim.createChange({ number, state: '-5', type: 'emergency', u_identity_actions: leaver(account) });
+      const published = await waitFor('a published verdict for the running step', async () => {
+        const rows: Array<{ allowed: number; body: string | { reasons: string[] } }> = await stack.ds.query(
+          'SELECT allowed, body FROM closure_verdicts WHERE ticket_key = ? ORDER BY id DESC LIMIT 1',
+          [`servicenow:${number}`],
+        );
+        return rows[0] ?? null;
+      }, 15_000);
+      expect(Number(published.allowed)).toBe(0);
+      const body = typeof published.body === 'string' ? (JSON.parse(published.body) as { reasons: string[] }) : published.body;
+      expect(body.reasons).toEqual([expect.stringMatching(new RegExp(`leaver of ${account}.*not verified yet`))]);
+    } finally {
+      await stack.admin.query('UNLOCK TABLES');
+    }
+    await waitFor('closure allowed', async () => (await stack.closureCheck(number)).data.allowed === true);
+  });
+
   it('a ticket changegate never received has no published verdict and is a 404', async () => {
     const [row] = await stack.ds.query('SELECT COUNT(*) AS n FROM closure_verdicts WHERE ticket_key = ?', ['servicenow:CHG0000000001']);
     expect(Number(row.n)).toBe(0);

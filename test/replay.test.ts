@@ -31,12 +31,18 @@ describe('committed change-workflow histories', () => {
       'leaver-already-absent-then-closed.json',
       'leaver-revoked-in-one-activity-then-closed.json',
       'leaver-revoked-then-closed.json',
+      'leaver-revoked-with-one-write-back-then-closed.json',
       'no-identity-actions-then-closed.json',
       'rotation-delivered-then-closed.json',
     ];
     // Each scenario recorded before tickets were normalised twice: as recorded now (normalised ticket) and as recorded
     // with ServiceNow-shaped snapshots. Scenarios added since exist only in the normalised shape.
-    const since = ['deploy-runs-finished-and-expired-then-closed.json', 'joiners-on-two-systems-granted-then-cancelled.json', 'leaver-revoked-in-one-activity-then-closed.json'];
+    const since = [
+      'deploy-runs-finished-and-expired-then-closed.json',
+      'joiners-on-two-systems-granted-then-cancelled.json',
+      'leaver-revoked-in-one-activity-then-closed.json',
+      'leaver-revoked-with-one-write-back-then-closed.json',
+    ];
     expect(fixtures).toEqual([...scenarios, ...scenarios.filter((s) => !since.includes(s)).map((s) => `pre-normalised--${s}`)].sort());
     for (const fixture of fixtures) {
       const events = load(fixture).events ?? [];

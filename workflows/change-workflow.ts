@@ -1,17 +1,21 @@
 import {
+  CancellationScope,
   allHandlersFinished,
   condition,
+  isCancellation,
   continueAsNew,
   defineQuery,
   defineSignal,
   patched,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import {
   type ChangeState,
   type ClosureGate,
+  type ClosureView,
   type StepState,
   type TicketRef,
   type TicketSnapshot,
@@ -23,6 +27,7 @@ import {
   needsDecision,
   ticketKey,
 } from '../src/change';
+import type { NoteWrite } from '../src/itsm/source';
 import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
 import { closureViews, targets, tickets } from './activity-proxies';
 import type { KindContext } from './kinds/kind';
@@ -56,6 +61,25 @@ const SAGA_REVERSE_ORDER = 'saga-reverse-order';
  */
 const ROLLBACK_ON_REJECTION = 'rollback-on-rejection';
 
+/**
+ * One write-back per loop turn: the gate (when it changed) and the notes the steps left since the last turn go to the
+ * ticket in one activity (ServiceNow: one save), and a gate the newest delivery already shows, before the gateway
+ * ever wrote one, is not written again. Before this patch every note and every gate write was an activity of its
+ * own, each step awaited its note, and the first turn of every ticket wrote `pending`.
+ */
+const ONE_WRITE_BACK_PER_TURN = 'one-write-back-per-turn';
+
+/**
+ * On the one-write-back shape, a run's first view is not published while its first steps are still running, for up
+ * to this long: it would be superseded within milliseconds by the view the step's write-back publishes, and as a
+ * local activity it would hold the first workflow task, and with it the dispatch of the step. Until then
+ * closure-check has no view of the run and asks the workflow, as for any ticket that has not published.
+ */
+const FIRST_VIEW_GRACE = '2 seconds';
+
+const GATE_VERIFIED_NOTE = 'Identity cleanup verified: closure allowed.';
+const PENDING: ClosureGate = { value: 'pending', digest: '' };
+
 export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChangeWorkflowInput): Promise<ChangeState> {
   const input = normaliseInput(started);
   const state: ChangeState = input.carried ?? {
@@ -79,10 +103,22 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   // The closure view last published for closure-check, and the delivery version it was about.
   let lastPublished = '';
   let lastPublishedVersion = -2;
+  // FIRST_VIEW_GRACE: its timer, and whether it has run out.
+  let graceTimer: CancellationScope | undefined;
+  let graceOver = false;
   const inFlight = new Set<Promise<void>>();
   const touch = () => {
     dirty = true;
   };
+  // Decided once per run, before the first delivery is read, so that a run keeps one write-back shape throughout. A
+  // run that has it started after every earlier patch: it does not ask for those again (no marker each).
+  const oneWriteBack = patched(ONE_WRITE_BACK_PER_TURN);
+  const since = (patch: string) => oneWriteBack || patched(patch);
+  // On the current shape, the gate attribute the start set (blocked) is not upserted again.
+  if (oneWriteBack) gateAttribute = String(workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.gate) ?? '');
+  // Notes the steps left for the loop's next write-back (oneWriteBack), and the gate the newest delivery showed.
+  const notes: NoteWrite[] = [];
+  let gateShown: ClosureGate | undefined;
 
   setHandler(ticketUpdatedSignal, (delivered) => {
     const snap = normaliseSnapshot(delivered, ref);
@@ -99,13 +135,22 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     if (snap.implementer !== undefined) state.implementer = snap.implementer;
     if (snap.windowEnd !== undefined) state.windowEnd = snap.windowEnd;
     state.actionsDigest = snap.actionsDigest;
+    gateShown = shownAsGate(snap.gateShown);
     mergeActions(state, snap);
     touch();
   });
   setHandler(statusQuery, () => state);
   installStepDecisions(state, key, touch);
 
-  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets });
+  const note = async (marker: string, text: string): Promise<void> => {
+    if (!oneWriteBack) {
+      await tickets.postWorkNote({ ticket: ref, marker, text });
+      return;
+    }
+    notes.push({ marker, text });
+    touch();
+  };
+  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets, note, since });
   // Kinds with events of their own (a deploy's pipeline runs) take them as updates whose validators decide.
   installKindHandlers({ key, state, contextFor, touch });
 
@@ -142,8 +187,8 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
 
     const undoPending = (step: StepState) => step.status === 'verified' && workflowKind(step.action.kind)?.undo?.pending(step) === true;
     // Called only when there is something to roll back, so histories recorded before either patch replay unchanged.
-    const rollBack = state.steps.some(undoPending) && (state.phase === 'cancelled' || (state.phase === 'rejected' && patched(ROLLBACK_ON_REJECTION)));
-    const saga = rollBack && patched(SAGA_REVERSE_ORDER);
+    const rollBack = state.steps.some(undoPending) && (state.phase === 'cancelled' || (state.phase === 'rejected' && since(ROLLBACK_ON_REJECTION)));
+    const saga = rollBack && since(SAGA_REVERSE_ORDER);
     for (const step of state.steps) {
       const kind = workflowKind(step.action.kind);
       if (!kind) {
@@ -185,8 +230,19 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       track(compensate(stack));
     }
 
-    const verdict = closureVerdict(state, closureRules);
-    if (patched(GATE_BOUND_TO_ACTIONS)) {
+    let verdict = closureVerdict(state, closureRules);
+    if (oneWriteBack) {
+      // The write-back publishes this turn's view too once the ticket has it (what it would be if the write lands).
+      const view = closureView(state, closureRules);
+      const publish = { ticketKey: key, version: state.version, view };
+      if (await writeBackTurn(ref, state, closureGate(state, verdict), notes, gateShown, publish)) {
+        lastPublished = JSON.stringify(view);
+        lastPublishedVersion = publish.version;
+        graceTimer?.cancel();
+      }
+      // A write-back that failed just now blocks closure already.
+      verdict = closureVerdict(state, closureRules);
+    } else if (patched(GATE_BOUND_TO_ACTIONS)) {
       await writeClosureGate(ref, state, closureGate(state, verdict));
     } else if (verdict.allowed !== state.gateSet && state.steps.length > 0) {
       // Before GATE_BOUND_TO_ACTIONS: kept so that histories recorded before it replay unchanged.
@@ -201,13 +257,21 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
         state.gateSet = false;
       }
     }
-    if (patched(CLOSURE_VIEW_PUBLISHED)) {
+    if (since(CLOSURE_VIEW_PUBLISHED)) {
       const view = closureView(state, closureRules);
       const published = JSON.stringify(view);
-      if (published !== lastPublished || state.version !== lastPublishedVersion) {
+      const changed = published !== lastPublished || state.version !== lastPublishedVersion;
+      const firstWhileRunning = oneWriteBack && lastPublishedVersion === -2 && !graceOver && state.steps.some((st) => st.status === 'running');
+      if (changed && firstWhileRunning) {
+        graceTimer ??= startGrace(() => {
+          graceOver = true;
+          touch();
+        });
+      } else if (changed) {
         await closureViews.publishClosureView({ ticketKey: key, version: state.version, view });
         lastPublished = published;
         lastPublishedVersion = state.version;
+        graceTimer?.cancel();
       }
     }
     const gate = verdict.allowed ? 'allowed' : 'blocked';
@@ -216,8 +280,9 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.gate, value: gate }]);
     }
 
-    if (isFinal(state.phase) && inFlight.size === 0 && allTerminal(state)) break;
-    if (workflowInfo().continueAsNewSuggested && inFlight.size === 0) {
+    // A note a step left while this turn's write-back was out is written next turn (the step touched the loop).
+    if (isFinal(state.phase) && inFlight.size === 0 && notes.length === 0 && allTerminal(state)) break;
+    if (workflowInfo().continueAsNewSuggested && inFlight.size === 0 && notes.length === 0) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof changeWorkflow>({ ...input, carried: state });
     }
@@ -249,6 +314,75 @@ async function writeClosureGate(ref: TicketRef, state: ChangeState, wanted: Clos
       await writeClosureGate(ref, state, { value: 'pending', digest: '' });
     }
   }
+}
+
+/**
+ * One loop turn's write-back (ONE_WRITE_BACK_PER_TURN): the gate when it differs from what the ticket is known to
+ * carry, and the notes left since the last turn, each marker once, in one activity. Before the gateway's first gate
+ * write, and while no write-back has failed, a `pending` the newest delivery showed counts as known: nothing but the
+ * ticket's own rule (which only ever sets `pending`) moves the gate in between.
+ */
+async function writeBackTurn(
+  ref: TicketRef,
+  state: ChangeState,
+  wanted: ClosureGate | undefined,
+  queued: NoteWrite[],
+  shown: ClosureGate | undefined,
+  publish: { ticketKey: string; version: number; view: ClosureView },
+): Promise<boolean> {
+  const written = (state.notesWritten ??= []);
+  const known = state.gate ?? (state.writeBackErrors.length === 0 ? shown : undefined);
+  const shows = (g: ClosureGate | undefined) => g !== undefined && wanted !== undefined && g.value === wanted.value && g.digest === wanted.digest;
+  const gate = wanted && !shows(known) ? wanted : undefined;
+  // The ticket already carries the wanted `pending` (as delivered): known from now on, as if written.
+  if (wanted && !state.gate && shows(known)) {
+    state.gate = wanted;
+    state.gateSet = false;
+  }
+  const batch = queued.splice(0).filter((n, i, all) => !written.includes(n.marker) && all.findIndex((m) => m.marker === n.marker) === i);
+  if (gate?.value === 'verified' && !written.includes(`gate:${state.version}`)) batch.push({ marker: `gate:${state.version}`, text: GATE_VERIFIED_NOTE });
+  if (!gate && batch.length === 0) return false;
+  let published: boolean;
+  try {
+    ({ published } = await tickets.writeBack({ ticket: ref, ...(gate ? { gate } : {}), notes: batch, publish }));
+  } catch (err) {
+    // Closure is blocked by this failure from now on; a gate that may have opened (or be open) is closed again.
+    state.writeBackErrors.push(failureText(err));
+    if ((gate ?? known)?.value === 'pending') return false;
+    try {
+      await tickets.writeBack({ ticket: ref, gate: PENDING, notes: [] });
+      state.gate = PENDING;
+    } catch (again) {
+      state.writeBackErrors.push(failureText(again));
+      // What the ticket shows is unknown now: the next turn writes `pending` again.
+      state.gate = undefined;
+    }
+    state.gateSet = false;
+    return false;
+  }
+  if (gate) {
+    state.gate = gate;
+    state.gateSet = gate.value !== 'pending';
+  }
+  written.push(...batch.map((n) => n.marker));
+  return published;
+}
+
+/**
+ * `pending` as a delivery showed it (the ticket's own rule sets it, with the digest cleared, on every edit of the
+ * actions). Only that: a gate that lets the ticket close is written by the gateway, with its note, never assumed.
+ */
+function shownAsGate(shown: TicketSnapshot['gateShown']): ClosureGate | undefined {
+  return shown?.value === PENDING.value && shown.digest === PENDING.digest ? PENDING : undefined;
+}
+
+/** Runs `over` once FIRST_VIEW_GRACE has passed, unless the returned scope is cancelled first. */
+function startGrace(over: () => void): CancellationScope {
+  const scope = new CancellationScope();
+  scope.run(() => sleep(FIRST_VIEW_GRACE)).then(over, (err: unknown) => {
+    if (!isCancellation(err)) throw err;
+  });
+  return scope;
 }
 
 function allTerminal(state: ChangeState): boolean {

@@ -45,13 +45,7 @@ export async function receiveDelivery(deps: DeliveryDeps, source: TicketSource, 
   const facts = { source: source.name, ticket: snapshot.key, eventId: dedup.eventId, version: dedup.version };
   try {
     await deps.ds.transaction(async (m) => {
-      const prior = await m.getRepository(WebhookDelivery).findOne({
-        where: [
-          { source: source.name, eventId: dedup.eventId },
-          { source: source.name, recordId: dedup.recordId, recordVersion: dedup.version },
-        ],
-      });
-      if (prior) throw new Duplicate();
+      // Both dedup keys are unique indexes: the insert itself finds a repeat, without a read before it.
       try {
         await m.getRepository(WebhookDelivery).insert({
           source: source.name,
@@ -63,7 +57,7 @@ export async function receiveDelivery(deps: DeliveryDeps, source: TicketSource, 
           receivedAt: delivery.receivedAt,
         });
       } catch (err) {
-        // A concurrent copy of this delivery won the unique key.
+        // A delivery seen before, or a concurrent copy of it, holds one of the unique keys.
         if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw new Duplicate();
         throw err;
       }

@@ -85,10 +85,15 @@ export interface ChangeState {
   steps: StepState[];
   /** True while the gate last written to the ticket lets it close (`verified` or `not_applicable`). */
   gateSet: boolean;
-  /** The gate last written to the ticket; absent until the first write. */
+  /**
+   * The gate the ticket is known to carry: the one last written to it, or, before the first write, the one the newest
+   * delivery showed when it was the gate wanted (one-write-back-per-turn). Absent until then.
+   */
   gate?: ClosureGate;
   /** actionsDigest of the newest delivery. */
   actionsDigest?: string;
+  /** Markers of the work notes written to the ticket in loop write-backs, so that each is written once. */
+  notesWritten?: string[];
   /** Write-backs to the ticket that failed for good (e.g. the ticket is gone or the integration user lacks rights). */
   writeBackErrors: string[];
   deliveries: number;

@@ -57,6 +57,11 @@ export interface Ticket extends TicketRef {
    * deliveries accepted before gates carried a digest.
    */
   actionsDigest?: string;
+  /**
+   * The closure gate as the ticket carried it when this delivery was sent (ServiceNow: u_identity_cleanup and its
+   * digest), when the source reports it. Values are the ticket's own, not necessarily one the gateway writes.
+   */
+  gateShown?: { value: string; digest: string };
 }
 
 /** What one delivery said about the ticket. */

@@ -59,12 +59,31 @@ export interface GateWrite {
   digest?: string;
 }
 
-/** Write-backs to the ticket. Both are idempotent: a retried activity must not leave a second note. */
+/** A work note and the marker that makes it land once. */
+export interface NoteWrite {
+  marker: string;
+  text: string;
+}
+
+/** What one loop turn of a change workflow writes back: the gate (when it changed) and the notes since the last turn. */
+export interface WriteBackBatch {
+  gate?: GateWrite;
+  notes: NoteWrite[];
+}
+
+/** Write-backs to the ticket. All are idempotent: a retried activity must not leave a second note. */
 export interface TicketWriteBack {
   /** Appends a note once: a note already carrying `marker` means an earlier attempt wrote it. */
   postNote(ticket: TicketRef, marker: string, text: string): Promise<{ posted: boolean }>;
   /** Writes the closure gate and the digest of the identity-actions text it is about, together. */
   setGate(ticket: TicketRef, gate: GateWrite): Promise<void>;
+  /**
+   * Optional: writes the batch in one save, all of it or nothing, so that the ticket never shows a gate without the
+   * notes written with it. `retry` says an earlier attempt of the same batch may have landed: only then does the
+   * adapter look for the notes' markers first. Without it, the batch is written as the notes (postNote) and then
+   * the gate (setGate).
+   */
+  writeTogether?(ticket: TicketRef, batch: WriteBackBatch, opts: { retry: boolean }): Promise<void>;
 }
 
 export type WriteBackErrorKind = 'rate_limited' | 'refused' | 'not_found' | 'transient';

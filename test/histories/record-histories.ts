@@ -235,6 +235,9 @@ async function main(): Promise<void> {
       sim.updateChange(sysId, { state: '3', close_code: 'successful' });
       await record('deploy-runs-finished-and-expired-then-closed', number);
     },
+    // (k) Leaver with one write-back per loop turn (one-write-back-per-turn): the delivery shows the gate pending, so
+    // nothing is written until the step is verified; then the gate and both notes go back in one activity.
+    'leaver-revoked-with-one-write-back-then-closed': () => leaverRevokedThenClosed('leaver-revoked-with-one-write-back-then-closed'),
 
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.
     'rotation-delivered-then-closed': async () => {

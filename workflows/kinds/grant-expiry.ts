@@ -83,11 +83,10 @@ export async function takeBackGrants(ctx: KindContext, grants: string[], dropAcc
   step.expiry.status = result.ok ? 'verified' : 'failed';
   step.expiry.detail = result.detail;
   if (result.ok) step.expiry.verifiedAt = result.verifiedAt;
-  await ctx.tickets.postWorkNote({
-    ticket: ctx.ref,
-    marker: `expiry:${a.actionId}:${step.expiry.status}`,
-    text: result.ok ? `Verified expiry: ${label(a)} — ${result.detail}.` : `FAILED expiry: ${label(a)} — ${result.detail}.`,
-  });
+  await ctx.note(
+    `expiry:${a.actionId}:${step.expiry.status}`,
+    result.ok ? `Verified expiry: ${label(a)} — ${result.detail}.` : `FAILED expiry: ${label(a)} — ${result.detail}.`,
+  );
 }
 
 /** Closure: a verified grant blocks until its cleanup path is there and, once it ran, verified. */

@@ -12,6 +12,13 @@ export interface KindContext {
   touch: () => void;
   targets: Targets;
   tickets: Tickets;
+  /**
+   * Writes a work note to the ticket once (its marker makes it idempotent). Depending on the workflow's version it is
+   * posted at once or left for the loop's next write-back; either way a note that cannot be written blocks closure.
+   */
+  note(marker: string, text: string): Promise<void>;
+  /** Whether this run has `patch`: `patched(patch)`, asked only on a run that started before the newest patch. */
+  since(patch: string): boolean;
 }
 
 /** What a kind that takes events of its own (a deploy's pipeline runs) is given once, when the workflow starts. */

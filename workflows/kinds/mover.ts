@@ -34,11 +34,10 @@ export const moverKind: WorkflowKind = {
         step.status = 'waiting-authorization';
         step.detail = `${moveText(step)}; waits for authorization to add: ${plan.add.join(', ')}`;
         ctx.touch();
-        await ctx.tickets.postWorkNote({
-          ticket: ctx.ref,
-          marker: `${step.stepId}:removed`,
-          text: `Verified removal: ${label(a)} — ${moveText(step)}. Adding ${plan.add.join(', ')} waits for the change to be approved and in Implement${needsDecision(step) ? ', and for a change manager to decide on its privileged grants' : ''}.`,
-        });
+        await ctx.note(
+          `${step.stepId}:removed`,
+          `Verified removal: ${label(a)} — ${moveText(step)}. Adding ${plan.add.join(', ')} waits for the change to be approved and in Implement${needsDecision(step) ? ', and for a change manager to decide on its privileged grants' : ''}.`,
+        );
         return;
       }
     }

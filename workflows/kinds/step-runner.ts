@@ -2,7 +2,7 @@
  * What every kind's step does the same way: act, read the target back (retrying while it catches up), record the
  * evidence before the step counts, and record a refusal as evidence too.
  */
-import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import type { ApplyVerifyRecordResult, StepOperation } from '../../activities/connector-activities';
 import type { StepState } from '../../src/change';
 import type { DesiredAccount } from '../../src/connectors/connector';
@@ -49,7 +49,7 @@ export async function applyAndVerify(
   const { key, step, targets } = ctx;
   const { stepId, outcome, apply } = args;
   // A kind newer than the patch has no apply: it never ran the old way, so there is no marker to ask for.
-  if (args.operation && (apply === undefined || patched(ONE_ACTIVITY_PER_STEP))) {
+  if (args.operation && (apply === undefined || ctx.since(ONE_ACTIVITY_PER_STEP))) {
     const a = step.action;
     let out: Awaited<ReturnType<typeof targets.applyVerifyRecord>>;
     try {
@@ -129,9 +129,8 @@ export function finish(step: StepState, result: StepResult): void {
 /** The work note every step posts when it ends; its marker makes the write-back idempotent. */
 export async function noteOutcome(ctx: KindContext, result: StepResult, extra = ''): Promise<void> {
   const { step } = ctx;
-  await ctx.tickets.postWorkNote({
-    ticket: ctx.ref,
-    marker: `${step.stepId}:${step.status}`,
-    text: result.ok ? `Verified: ${label(step.action)} — ${result.detail}.${extra}` : `FAILED: ${label(step.action)} — ${result.detail}. Closure stays blocked.`,
-  });
+  await ctx.note(
+    `${step.stepId}:${step.status}`,
+    result.ok ? `Verified: ${label(step.action)} — ${result.detail}.${extra}` : `FAILED: ${label(step.action)} — ${result.detail}. Closure stays blocked.`,
+  );
 }

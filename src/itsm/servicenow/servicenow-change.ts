@@ -23,6 +23,9 @@ export const changeRecordSchema = z
     approval: z.string().max(40).default(''),
     type: z.string().max(40).default(''),
     u_identity_actions: z.string().max(100_000).default(''),
+    // Only informative (the gate as the ticket showed it): an odd value is dropped, never a reason to refuse a delivery.
+    u_identity_cleanup: z.string().max(40).optional().catch(undefined),
+    u_identity_cleanup_digest: z.string().max(128).optional().catch(undefined),
     assignment_group: z.union([reference, z.literal('')]).optional(),
     requested_by: z.union([reference, z.literal('')]).optional(),
     assigned_to: z.union([reference, z.literal('')]).optional(),
@@ -70,6 +73,9 @@ export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): Par
         sourceState: record.state,
         actions: actions.value,
         actionsDigest: identityActionsDigest(record.u_identity_actions),
+        ...(record.u_identity_cleanup !== undefined
+          ? { gateShown: { value: record.u_identity_cleanup, digest: record.u_identity_cleanup_digest ?? '' } }
+          : {}),
       },
     },
   };

@@ -192,6 +192,21 @@ export class ServiceNowClient {
     await this.send('PATCH', `${CHANGE_PATH}/${sysId}`, { data: { work_notes: text }, params: { sysparm_fields: 'sys_id' } });
   }
 
+  /**
+   * One save of `fields` and, when given, a work note: ServiceNow applies both and runs its business rules once, so
+   * either both land or neither does. Answers with the sys_id only, as addWorkNote does.
+   */
+  async updateChangeWithWorkNote(sysId: string, fields: Record<string, string>, note?: string): Promise<void> {
+    assertSysId(sysId);
+    if (!isRecord(fields) || Object.values(fields).some((v) => typeof v !== 'string') || 'work_notes' in fields) {
+      throw refuseInput('change fields must be an object of strings, the work note passed on its own');
+    }
+    if (note !== undefined && (typeof note !== 'string' || note.trim() === '')) throw refuseInput('work note text must not be empty');
+    const data = note === undefined ? fields : { ...fields, work_notes: note };
+    if (Object.keys(data).length === 0) throw refuseInput('nothing to write: no fields and no work note');
+    await this.send('PATCH', `${CHANGE_PATH}/${sysId}`, { data, params: { sysparm_fields: 'sys_id' } });
+  }
+
   async listWorkNotes(sysId: string): Promise<JournalNote[]> {
     assertSysId(sysId);
     const result = await this.send('GET', JOURNAL_PATH, {

@@ -1,5 +1,5 @@
 import type { TicketRef } from '../../change/ticket';
-import { type TicketSource, type TicketWriteBack, WriteBackError, headerValue, parseJsonBody } from '../source';
+import { type GateWrite, type TicketSource, type TicketWriteBack, type WriteBackBatch, WriteBackError, headerValue, parseJsonBody } from '../source';
 import { CHANGE_NUMBER, parseChangeRecord } from './servicenow-change';
 import { ServiceNowClient, ServiceNowError } from './servicenow-client';
 import { GATE_DIGEST_FIELD, GATE_FIELD } from './servicenow-gate';
@@ -19,10 +19,19 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The marker in a note's text: how a retry finds what an earlier attempt wrote. */
+const tagOf = (marker: string) => `[changegate ${marker}]`;
+
+function gateFields({ value, digest }: GateWrite): Record<string, string> {
+  const fields: Record<string, string> = { [GATE_FIELD]: value };
+  if (digest !== undefined) fields[GATE_DIGEST_FIELD] = digest;
+  return fields;
+}
+
 export function servicenowWriteBack(client: ServiceNowClient): TicketWriteBack {
   return {
     async postNote(ticket: TicketRef, marker: string, text: string) {
-      const tag = `[changegate ${marker}]`;
+      const tag = tagOf(marker);
       const existing = await call(() => client.listWorkNotes(ticket.recordId));
       if (existing.some((n) => n.value.includes(tag))) return { posted: false };
       await call(() => client.addWorkNote(ticket.recordId, `${tag} ${text}`));
@@ -30,10 +39,23 @@ export function servicenowWriteBack(client: ServiceNowClient): TicketWriteBack {
     },
 
     // One save, so the ticket never holds a gate without the digest it is about.
-    async setGate(ticket: TicketRef, { value, digest }) {
-      const fields: Record<string, string> = { [GATE_FIELD]: value };
-      if (digest !== undefined) fields[GATE_DIGEST_FIELD] = digest;
-      await call(() => client.updateChange(ticket.recordId, fields));
+    async setGate(ticket: TicketRef, gate: GateWrite) {
+      await call(() => client.updateChange(ticket.recordId, gateFields(gate)));
+    },
+
+    // One PATCH: the gate fields and one journal entry carrying every note (each with its marker) land together.
+    async writeTogether(ticket: TicketRef, { gate, notes }: WriteBackBatch, { retry }) {
+      let unwritten = notes;
+      if (retry && notes.length > 0) {
+        const existing = await call(() => client.listWorkNotes(ticket.recordId));
+        unwritten = notes.filter((n) => !existing.some((e) => e.value.includes(tagOf(n.marker))));
+        // The notes were in the same save as the gate: finding them means that save landed, gate and all.
+        if (unwritten.length === 0) return;
+      }
+      const text = unwritten.length > 0 ? unwritten.map((n) => `${tagOf(n.marker)} ${n.text}`).join('\n\n') : undefined;
+      const fields = gate ? gateFields(gate) : {};
+      if (text === undefined && Object.keys(fields).length === 0) return;
+      await call(() => client.updateChangeWithWorkNote(ticket.recordId, fields, text));
     },
   };
 }
