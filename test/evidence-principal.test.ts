@@ -37,4 +37,20 @@ describe('evidence: the principal is a new field of new rows only', () => {
     expect(await evidence.verifyChain(ticketKey)).toEqual({ valid: true, rows: 2 });
     expect((await evidence.list(ticketKey)).map((r) => r.principal)).toEqual([undefined, { kind: 'person', id: 'u-1', name: 'Pat Example' }]);
   });
+
+  it('appending a step already recorded (a retried activity) returns the recorded row, with or without work alongside, and adds nothing', async () => {
+    const evidence = new EvidenceStore(ds);
+    const ticketKey = `servicenow:CHG${randomBytes(5).toString('hex')}`;
+    const first = await evidence.append(row(ticketKey, 'step-1'));
+    let alongside = 0;
+    const again = await evidence.append({ ...row(ticketKey, 'step-1'), startedAt: new Date(Date.now() + 1000).toISOString() }, async () => {
+      alongside++;
+    });
+    expect(again).toMatchObject({ seq: first.seq, hash: first.hash });
+    await evidence.append(row(ticketKey, 'step-2'));
+    expect((await evidence.list(ticketKey)).map((r) => [r.stepId, r.seq])).toEqual([['step-1', 1], ['step-2', 2]]);
+    expect(await evidence.verifyChain(ticketKey)).toEqual({ valid: true, rows: 2 });
+    // The work alongside ran in the transaction the unique index rolled back: it committed nothing.
+    expect(alongside).toBe(1);
+  });
 });

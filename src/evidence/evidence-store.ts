@@ -70,9 +70,13 @@ export class EvidenceStore {
     assertNoSecrets(input);
     const repo = this.ds.getRepository(EvidenceRecord);
     for (let attempt = 1; ; attempt++) {
-      const existing = await repo.findOne({ where: { ticketKey: input.ticketKey, stepId: input.stepId, outcome: input.outcome } });
-      if (existing) return toView(existing);
-      const last = await repo.findOne({ where: { ticketKey: input.ticketKey }, order: { seq: 'DESC' } });
+      // A first attempt inserts straight away: the unique index on (ticket, step, outcome) refuses a row already
+      // recorded (an activity retried after a committed append), and the next attempt returns that row.
+      if (attempt > 1) {
+        const existing = await repo.findOne({ where: { ticketKey: input.ticketKey, stepId: input.stepId, outcome: input.outcome } });
+        if (existing) return toView(existing);
+      }
+      const last = await repo.findOne({ select: { seq: true, hash: true }, where: { ticketKey: input.ticketKey }, order: { seq: 'DESC' } });
       const seq = (last?.seq ?? 0) + 1;
       const prevHash = last?.hash ?? GENESIS_HASH;
       const recordedAt = new Date().toISOString();
