@@ -36,7 +36,8 @@ describe('joiner, mover and disable-policy leaver on LDAP, driven by ServiceNow 
       return { found: people.searchEntries.length, locked, member: members.some((m) => m.startsWith(`uid=${uid},`)) };
     });
 
-  it('grants group membership late, then the leaver locks the person and strips the group, verified by read-back', async () => {
+  /** A new person made a member of cg-readers by a joiner on an authorized change, verified. */
+  const joinReaders = async () => {
     const uid = `cgt-${randomBytes(4).toString('hex')}`;
     const identity = { type: 'person', name: uid };
     const joinTicket = uniqueTicketNumber();
@@ -45,6 +46,11 @@ describe('joiner, mover and disable-policy leaver on LDAP, driven by ServiceNow 
       u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'ldap-test', identity, grants: ['group=cg-readers'], ttl: 'P1D' }]),
     });
     await waitFor('granted evidence', async () => (await stack.evidence.list(`servicenow:${joinTicket}`)).some((r) => r.outcome === 'granted' && r.verified));
+    return { uid, identity };
+  };
+
+  it('grants group membership late, then the leaver locks the person and strips the group, verified by read-back', async () => {
+    const { uid, identity } = await joinReaders();
     expect(await entry(uid)).toEqual({ found: 1, locked: null, member: true });
 
     const leaveTicket = uniqueTicketNumber();
@@ -61,14 +67,7 @@ describe('joiner, mover and disable-policy leaver on LDAP, driven by ServiceNow 
   });
 
   it('a mover takes a person out of the group they no longer need at once, and into the new one once the change is authorized', async () => {
-    const uid = `cgt-${randomBytes(4).toString('hex')}`;
-    const identity = { type: 'person', name: uid };
-    const joinTicket = uniqueTicketNumber();
-    stack.sim.createChange({
-      number: joinTicket, state: '-1', approval: 'approved',
-      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'ldap-test', identity, grants: ['group=cg-readers'], ttl: 'P1D' }]),
-    });
-    await waitFor('granted evidence', async () => (await stack.evidence.list(`servicenow:${joinTicket}`)).some((r) => r.outcome === 'granted' && r.verified));
+    const { uid, identity } = await joinReaders();
 
     const moveTicket = uniqueTicketNumber();
     const change = stack.sim.createChange({
