@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import axios, { type AxiosResponse } from 'axios';
 import mysql from 'mysql2/promise';
 import { fingerprintOf } from '../src/connectors/secret';
-import { signWebhook } from '../src/itsm/servicenow/webhook-signature';
+import { postSigned, type SignedPostOptions } from './support/signed-webhook';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from './support/servers/openbao';
 import { runIdentityName } from '../src/kinds/deploy/run';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
@@ -40,19 +40,8 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
   const deployAction = (name: string, path: string, ttl = 'PT10M') =>
     JSON.stringify([{ kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl, deliverTo: { system: 'vault-local', path } }]);
 
-  function deployEvent(body: unknown, o: { secret?: string; timestamp?: number; eventId?: string; signature?: string } = {}): Promise<AxiosResponse> {
-    const raw = Buffer.from(JSON.stringify(body));
-    const ts = String(o.timestamp ?? Math.floor(Date.now() / 1000));
-    return axios.post(`${stack.apiUrl}/webhooks/deploy`, raw, {
-      headers: {
-        'content-type': 'application/json',
-        'x-changegate-timestamp': ts,
-        'x-changegate-event-id': o.eventId ?? randomBytes(16).toString('hex'),
-        'x-changegate-signature': o.signature ?? signWebhook(o.secret ?? TEST_ENV.deployWebhookSecret, ts, raw),
-      },
-      validateStatus: () => true,
-    });
-  }
+  const deployEvent = (body: unknown, o: SignedPostOptions & { secret?: string } = {}): Promise<AxiosResponse> =>
+    postSigned(`${stack.apiUrl}/webhooks/deploy`, Buffer.from(JSON.stringify(body)), o.secret ?? TEST_ENV.deployWebhookSecret, o);
   const started = (key: string, runId: string) => deployEvent({ ticket: { source: 'servicenow', key }, runId, event: 'started' });
   const finished = (key: string, runId: string, outcome = 'success') => deployEvent({ ticket: { source: 'servicenow', key }, runId, event: 'finished', outcome });
 

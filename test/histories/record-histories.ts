@@ -23,7 +23,7 @@ import type { ConnectorsFile } from '../../src/connectors/registry';
 import { workflowIdFor } from '../../src/change';
 import { startGateway } from '../../src/gateway';
 import { identityActionsDigest } from '../../src/itsm/servicenow/servicenow-gate';
-import { signWebhook } from '../../src/itsm/servicenow/webhook-signature';
+import { postSigned } from '../support/signed-webhook';
 import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
 import { createLogger } from '../../src/logger';
 import { setupVaultFixture, startOpenBao } from '../support/servers/openbao';
@@ -121,16 +121,7 @@ async function main(): Promise<void> {
 
   /** A pipeline's signed run event, as test/deploy.e2e.test.ts sends it. */
   async function deployEvent(body: unknown): Promise<number> {
-    const raw = JSON.stringify(body);
-    const ts = String(Math.floor(Date.now() / 1000));
-    const res = await fetch(`${gw.apiUrl}/webhooks/deploy`, {
-      method: 'POST', body: raw,
-      headers: {
-        'content-type': 'application/json', 'x-changegate-timestamp': ts, 'x-changegate-event-id': randomUUID(),
-        'x-changegate-signature': signWebhook(DEPLOY_SECRET, ts, Buffer.from(raw)),
-      },
-    });
-    return res.status;
+    return (await postSigned(`${gw.apiUrl}/webhooks/deploy`, Buffer.from(JSON.stringify(body)), DEPLOY_SECRET)).status;
   }
 
   const scenarios: Record<string, () => Promise<void>> = {

@@ -7,7 +7,6 @@ import type { DataSource } from 'typeorm';
 import { ApiTokenStore } from '../../src/auth/api-tokens';
 import type { OidcSettings } from '../../src/auth/oidc-settings';
 import type { Role } from '../../src/auth/principal';
-import { signWebhook } from '../../src/itsm/servicenow/webhook-signature';
 import type { ConnectorsFile } from '../../src/connectors/registry';
 import { EvidenceStore } from '../../src/evidence/evidence-store';
 import { createLogger, type Logger } from '../../src/logger';
@@ -16,6 +15,7 @@ import { startGateway } from '../../src/gateway';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
 import { TEST_ENV, temporalAddress } from './test-env';
 import type { PolicyInput } from '../../src/policy/policy';
+import { postSigned } from './signed-webhook';
 
 let runtimeInstalled = false;
 export function quietRuntime(): void {
@@ -135,17 +135,7 @@ export async function startStack(
     admin,
     worker,
     async deliver(record, o = {}) {
-      const raw = o.raw ?? Buffer.from(JSON.stringify(record));
-      const ts = String(o.timestamp ?? Math.floor(Date.now() / 1000));
-      return axios.post(`${apiUrl}/webhooks/servicenow`, raw, {
-        headers: {
-          'content-type': 'application/json',
-          'x-changegate-timestamp': ts,
-          'x-changegate-event-id': o.eventId ?? randomBytes(16).toString('hex'),
-          'x-changegate-signature': o.signature ?? signWebhook(o.secret ?? TEST_ENV.webhookSecret, ts, raw),
-        },
-        validateStatus: () => true,
-      });
+      return postSigned(`${apiUrl}/webhooks/servicenow`, o.raw ?? Buffer.from(JSON.stringify(record)), o.secret ?? TEST_ENV.webhookSecret, o);
     },
     closureCheck(number) {
       return axios.get(`${apiUrl}/api/changes/servicenow/${number}/closure-check`, {
