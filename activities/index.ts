@@ -4,3 +4,4 @@ export { createInventoryActivities, type InventoryActivities } from './inventory
 export { createClosureActivities, type ClosureActivities } from './closure-activities';
 export { createDeployActivities, type DeployActivities } from './deploy-activities';
 export { createDecisionActivities, type DecisionActivities } from './decision-activities';
+export { createSelectionActivities, type SelectionActivities } from './selection-activities';

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createInventoryActivities, createTicketActivities } from '../activities';
+import { createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createInventoryActivities, createSelectionActivities, createTicketActivities } from '../activities';
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
@@ -36,6 +36,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
+    ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createTicketActivities({
       writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }),
       publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),

@@ -116,6 +116,22 @@ describe('identity actions on a ServiceNow ticket (parseIdentityActions with the
     expect(plannedOf([joiner({ ttl: 'P30D' })])[0]).toMatchObject({ ttlMs: 30 * 86_400_000 });
   });
 
+  it('a decommission plans a selection of its workload on every system, and the ticket\'s configuration item stands in for a missing workload', () => {
+    expect(plannedOf([{ kind: 'decommission', workload: 'billing-api' }])[0]).toMatchObject({
+      kind: 'decommission', system: '*', select: { by: 'workload', value: 'billing-api' },
+    });
+    const fromTicket = parseIdentityActions(JSON.stringify([{ kind: 'decommission' }]), grammars, 'u_identity_actions', { configurationItem: 'orders-api' });
+    expect(fromTicket.ok && fromTicket.value[0]).toMatchObject({ select: { by: 'workload', value: 'orders-api' } });
+  });
+
+  it('a leaver by owner plans a selection of what the owner holds, with whom to hand workloads to', () => {
+    expect(plannedOf([{ kind: 'leaver', owner: 'jdoe', reassignTo: 'team-billing' }])[0]).toMatchObject({
+      kind: 'leaver', system: '*', identity: { type: 'person', name: 'jdoe' }, select: { by: 'owner', value: 'jdoe', reassignTo: 'team-billing' },
+    });
+    // A leaver of one identity is what it was.
+    expect(plannedOf([leaver()])[0]?.select).toBeUndefined();
+  });
+
   it('the versioned envelope {version: 1, actions} plans the same actions as the bare array', () => {
     const bare = plannedOf([leaver(), joiner()]);
     expect(plannedOf({ version: 1, actions: [leaver(), joiner()] })).toEqual(bare);
@@ -129,10 +145,18 @@ describe('identity actions on a ServiceNow ticket (parseIdentityActions with the
       ['JSON null', 'null', { path: 'u_identity_actions', message: 'Expected object, received null' }],
       ['an envelope of another version', { version: 2, actions: [] }, { path: 'u_identity_actions.version', message: 'Invalid literal value, expected 1' }],
       ['more than 100 actions', Array.from({ length: 101 }, () => leaver()), { path: 'u_identity_actions', message: /at most 100/ }],
-      ['a kind that is only planned', [leaver({ kind: 'decommission' })], { path: 'u_identity_actions[0].kind', message: /^kind must be one of joiner, leaver, mover, rotate, deploy .*decommission.*not supported yet/ }],
+      ['an unknown kind', [leaver({ kind: 'offboard' })], { path: 'u_identity_actions[0].kind', message: 'kind must be one of joiner, leaver, mover, rotate, deploy, decommission (spec v1)' }],
+      ['a decommission naming a system', [leaver({ kind: 'decommission' })], { path: 'u_identity_actions[0]', message: "Unrecognized key(s) in object: 'system', 'identity'" }],
+      ['a decommission on a ticket without a configuration item', [{ kind: 'decommission' }], { path: 'u_identity_actions[0].workload', message: 'is required: the ticket names no configuration item (cmdb_ci) to decommission' }],
+      ['a decommission of an empty workload', [{ kind: 'decommission', workload: '' }], { path: 'u_identity_actions[0].workload', message: 'must not be empty' }],
+      ['a leaver naming neither a system nor an owner', [{ kind: 'leaver' }], { path: 'u_identity_actions[0].owner', message: /^is required when no system and identity are named/ }],
+      ['a leaver by owner with a workload', [{ kind: 'leaver', owner: 'jdoe', workload: 'billing-api' }], { path: 'u_identity_actions[0].workload', message: /^is not allowed on a leaver by owner/ }],
+      ['a leaver of one identity with reassignTo', [leaver({ reassignTo: 'team-billing' })], { path: 'u_identity_actions[0].reassignTo', message: 'applies only to a leaver by owner (no system and identity)' }],
+      ['a leaver with a system but no identity', [{ kind: 'leaver', system: 'mysql-local' }], { path: 'u_identity_actions[0].identity', message: 'is required with system' }],
       ['a missing kind', [{ system: 'mysql-local', identity: { type: 'person', name: 'x' } }], { path: 'u_identity_actions[0].kind', message: /^kind must be one of joiner, leaver/ }],
       ['an unknown field on an action', [leaver({ extra: 1 })], { path: 'u_identity_actions[0]', message: "Unrecognized key(s) in object: 'extra'" }],
-      ['a missing system', [{ kind: 'leaver', identity: { type: 'person', name: 'x' } }], { path: 'u_identity_actions[0].system', message: 'Required' }],
+      ['a missing system', [{ kind: 'leaver', identity: { type: 'person', name: 'x' } }], { path: 'u_identity_actions[0].system', message: 'is required with identity (or leave both out and name an owner)' }],
+      ['a missing system on a joiner', [{ kind: 'joiner', identity: { type: 'person', name: 'x' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT1H' }], { path: 'u_identity_actions[0].system', message: 'Required' }],
       ['an unknown identity type', [leaver({ identity: { type: 'robot', name: 'x' } })], { path: 'u_identity_actions[0].identity.type', message: /^Invalid enum value/ }],
       ['an unknown field on the identity', [leaver({ identity: { type: 'person', name: 'x', password: 'p' } })], { path: 'u_identity_actions[0].identity', message: "Unrecognized key(s) in object: 'password'" }],
       ['an empty identity name', [leaver({ identity: { type: 'person', name: '' } })], { path: 'u_identity_actions[0].identity.name', message: 'must not be empty' }],
@@ -147,7 +171,7 @@ describe('identity actions on a ServiceNow ticket (parseIdentityActions with the
       ["the connector's own account", [leaver({ identity: { type: 'service_account', name: TEST_ENV.connectorUser } })], { path: 'u_identity_actions[0].identity.name', message: /is a protected account/ }],
       ['a malformed host', [leaver({ identity: { type: 'person', name: 'x', host: 'a b' } })], { path: 'u_identity_actions[0].identity.host', message: /^must be '%', a host name/ }],
       ['a disallowed privilege', [joiner({ grants: ['SELECT ON cgt_billing.*', 'SUPER ON cgt_billing.*'] })], { path: 'u_identity_actions[0].grants[1]', message: /^unknown or disallowed privilege 'SUPER'/ }],
-      ['a bad action inside the envelope', { version: 1, actions: [leaver({ kind: 'decommission' })] }, { path: 'u_identity_actions.actions[0].kind', message: /^kind must be one of/ }],
+      ['a bad action inside the envelope', { version: 1, actions: [leaver({ kind: 'offboard' })] }, { path: 'u_identity_actions.actions[0].kind', message: /^kind must be one of/ }],
       ['an unknown system inside the envelope', { version: 1, actions: [leaver(), leaver({ system: 'x' })] }, { path: 'u_identity_actions.actions[1].system', message: /^unknown system 'x'/ }],
     ])('%s', (_what, doc, expected) => {
       expect(issuesOf(doc)).toEqual([{ path: expected.path, message: typeof expected.message === 'string' ? expected.message : expect.stringMatching(expected.message) }]);

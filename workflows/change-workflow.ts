@@ -201,6 +201,9 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       if (step.status === 'pending') {
         step.status = 'running';
         track(kind.run(contextFor(step)));
+      } else if (step.status === 'blocked') {
+        // A step that cannot run as planned ends with the change (nothing was done on its target).
+        if (isFinal(state.phase)) step.status = 'cancelled';
       } else if (step.status === 'waiting-authorization' || step.status === 'waiting-approval') {
         if (isFinal(state.phase)) step.status = 'cancelled';
         else if (isAuthorized(state)) {
@@ -393,12 +396,25 @@ function allTerminal(state: ChangeState): boolean {
   });
 }
 
-/** New actions join the plan; actions that vanished from the ticket before they started are withdrawn. */
+/**
+ * New actions join the plan; actions that vanished from the ticket before they started are withdrawn, and so are the
+ * steps a vanished selecting action planned (a decommission's, a leaver by owner's) that have not started.
+ */
 function mergeActions(state: ChangeState, snap: TicketSnapshot): void {
   const wanted = new Set(snap.actions.map((a) => a.actionId));
+  const byStepId = new Map(state.steps.map((s) => [s.stepId, s]));
+  const carried = (step: StepState): boolean => {
+    const via = step.action.via;
+    if (typeof via !== 'string') return wanted.has(step.action.actionId);
+    const parent = byStepId.get(via);
+    return parent !== undefined && wanted.has(parent.action.actionId);
+  };
   for (const step of state.steps) {
-    if (!wanted.has(step.action.actionId) && (step.status === 'pending' || step.status === 'waiting-authorization' || step.status === 'waiting-approval')) {
+    if (carried(step)) continue;
+    if (step.status === 'pending' || step.status === 'waiting-authorization' || step.status === 'waiting-approval' || step.status === 'blocked') {
       step.status = 'withdrawn';
+    } else if (step.plan) {
+      step.dropped = true;
     }
   }
   for (const action of snap.actions) {

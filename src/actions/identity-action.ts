@@ -26,7 +26,8 @@ export const identityActionsDocumentSchema = z.union([
 /** A parsed action: its kind's own fields, plus what every kind carries. */
 export interface IdentityAction {
   kind: string;
-  system: string;
-  identity: IdentityRef;
+  /** Absent on an action that selects its identities through the inventory (a decommission, a leaver by owner). */
+  system?: string;
+  identity?: IdentityRef;
   [field: string]: unknown;
 }

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { PlannedAction } from '../change/ticket';
-import type { GrammarRegistry } from '../connectors/registry';
+import type { GrammarEntry, GrammarRegistry } from '../connectors/registry';
 import { canonicalJson } from '../evidence/canonical-json';
 import { type FieldIssue, formatPath } from '../errors';
-import { edgeKind } from '../kinds/registry';
+import { edgeKind, type PlanContext, type TicketContext } from '../kinds/registry';
 import { type IdentityAction, identityActionsDocumentSchema } from './identity-action';
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: FieldIssue[] };
@@ -13,7 +13,7 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: Field
  * Validates a ticket's identity-actions text against the connectors' grammars and plans it; every problem is
  * reported with its path, starting at `field` (the source's name for the field, e.g. `u_identity_actions`).
  */
-export function parseIdentityActions(text: string, grammars: GrammarRegistry, field: string): ParseResult<PlannedAction[]> {
+export function parseIdentityActions(text: string, grammars: GrammarRegistry, field: string, ticket?: TicketContext): ParseResult<PlannedAction[]> {
   const base = field;
   if (text.trim() === '') return { ok: true, value: [] };
   let json: unknown;
@@ -36,21 +36,37 @@ export function parseIdentityActions(text: string, grammars: GrammarRegistry, fi
   const planned: PlannedAction[] = [];
   list.forEach((action, index) => {
     const at = (rel: string) => `${formatPath([...prefix, index])}.${rel}`;
-    const entry = grammars.get(action.system);
-    if (!entry) {
-      issues.push({ path: at('system'), message: `unknown system '${action.system.slice(0, 100)}' (configured: ${grammars.names().join(', ')})` });
-      return;
-    }
-    for (const p of entry.grammar.validateIdentity(action.identity)) issues.push({ path: at(p.path), message: p.message });
-    const actionId = createHash('sha256').update(canonicalJson(action)).digest('hex').slice(0, 16);
     const kind = edgeKind(action.kind);
     // The schema only lets registered kinds through.
     if (!kind) throw new Error(`action kind '${action.kind}' passed the schema but is not registered`);
-    const plan = kind.plan(action, { actionId, entry, grammars, issue: (rel, message) => issues.push({ path: at(rel), message }) });
+    const actionId = createHash('sha256').update(canonicalJson(action)).digest('hex').slice(0, 16);
+    const issue = (rel: string, message: string) => issues.push({ path: at(rel), message });
+    let entry: GrammarEntry | undefined;
+    // An action without a system selects its identities through the inventory (its kind checks that it may).
+    if (typeof action.system === 'string') {
+      entry = grammars.get(action.system);
+      if (!entry) {
+        issues.push({ path: at('system'), message: `unknown system '${action.system.slice(0, 100)}' (configured: ${grammars.names().join(', ')})` });
+        return;
+      }
+      if (action.identity) for (const p of entry.grammar.validateIdentity(action.identity)) issues.push({ path: at(p.path), message: p.message });
+    }
+    const plan = kind.plan(action, planContext(action.kind, { actionId, entry, grammars, ticket, issue }));
     // Every kind carries them (commonFields); added here, once, so that no kind has to copy them into its plan.
     planned.push({ ...plan, ...attribution(action) });
   });
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: planned };
+}
+
+/** The context a kind plans in; `entry` exists only for an action that names its system. */
+function planContext(kind: string, ctx: Omit<PlanContext, 'entry'> & { entry: GrammarEntry | undefined }): PlanContext {
+  const { entry, ...rest } = ctx;
+  return Object.defineProperty(rest, 'entry', {
+    get(): GrammarEntry {
+      if (!entry) throw new Error(`action kind '${kind}' asked for the system of an action that names none`);
+      return entry;
+    },
+  }) as PlanContext;
 }
 
 function attribution(action: IdentityAction): { owner?: string; workload?: string } {

@@ -13,7 +13,12 @@ export type StepStatus =
   | 'cancelled'
   | 'withdrawn'
   /** A change manager rejected its privileged grants: nothing was granted. */
-  | 'rejected';
+  | 'rejected'
+  /**
+   * Cannot run as planned until a person changes something (a selected identity on a system this gateway does not
+   * configure, one the policy protects, a non-human identity still serving a workload): blocks closure with why.
+   */
+  | 'blocked';
 
 /** A change manager's decision on a step's privileged grants, as the workflow recorded it (and evidence holds). */
 export interface StepDecision {
@@ -47,6 +52,23 @@ export interface StepState {
   move?: { kept: string[]; removed: string[]; added: string[]; unmanaged: string[]; toAdd: string[] };
   /** Deploys only: each pipeline run's own credential (facts, never the value). */
   deploy?: { runs: DeployRunRecord[] };
+  /** A selecting step (decommission, leaver by owner): the plan read from the inventory, as its evidence records it. */
+  plan?: SelectionPlanSummary;
+  /** The ticket no longer carries this (verified) step's action: a selecting step plans nothing more for it. */
+  dropped?: boolean;
+  /** A step that could not reach its target: it is tried again at `nextAttemptAt`, and closure says why it waits. */
+  retrying?: { reason: string; attempts: number; nextAttemptAt: string };
+}
+
+/** What a selecting step planned: how many identities, on which systems, and what happens to each. */
+export interface SelectionPlanSummary {
+  size: number;
+  revoke: number;
+  reassign: number;
+  blocked: number;
+  systems: string[];
+  plannedAt: string;
+  evidenceHash: string;
 }
 
 /** One pipeline run's credential for one deploy action. */

@@ -1,3 +1,4 @@
+import { describeSelection, selectionOf } from './selection';
 import type { ChangeState, StepState } from './change-state';
 
 /**
@@ -30,6 +31,8 @@ export type ClosureRules = (kind: string) => KindClosureRules | undefined;
 
 export function describe(step: StepState): string {
   const a = step.action;
+  const select = selectionOf(a);
+  if (select) return describeSelection(a.kind, select);
   return `${a.kind} of ${a.identity.name}${a.identity.host ? `@${a.identity.host}` : ''} on ${a.system}`;
 }
 
@@ -44,7 +47,10 @@ export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<
     switch (step.status) {
       case 'pending':
       case 'running':
-        reasons.push(`${what} is not verified yet`);
+        reasons.push(step.retrying ? `${what} is not verified yet: ${step.retrying.reason} (attempt ${step.retrying.attempts}; next at ${step.retrying.nextAttemptAt})` : `${what} is not verified yet`);
+        break;
+      case 'blocked':
+        reasons.push(`${what} is blocked: ${step.detail ?? 'no detail'}`);
         break;
       case 'waiting-authorization':
         reasons.push(`${what} waits for the change to be approved and in Implement`);
@@ -99,6 +105,10 @@ export interface ClosureView {
     cleanup?: NonNullable<StepState['expiry']> | { status: 'none' };
     /** Privileged grants and the decision on them, where the policy asks for one. */
     approval?: { grants: string[]; decision?: StepState['decision'] };
+    /** A selecting step: what it planned from the inventory (its size, its systems). */
+    plan?: StepState['plan'];
+    /** A step a selecting step planned: that step's id. */
+    plannedBy?: string;
   }>;
 }
 
@@ -120,6 +130,8 @@ export function closureView(state: ChangeState, rules: ClosureRules): ClosureVie
       verifiedAt: s.verifiedAt,
       cleanup: rules(s.action.kind)?.cleanup?.(s),
       ...(s.action.privileged?.length ? { approval: { grants: s.action.privileged, ...(s.decision ? { decision: s.decision } : {}) } } : {}),
+      ...(s.plan ? { plan: s.plan } : {}),
+      ...(typeof s.action.via === 'string' ? { plannedBy: s.action.via } : {}),
     })),
   };
 }

@@ -1,3 +1,4 @@
 export * from './ticket';
 export * from './change-state';
 export * from './closure';
+export * from './selection';

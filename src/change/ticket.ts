@@ -3,6 +3,7 @@
  * bundle, the activities and the API all import it, and it imports nothing above it.
  */
 import type { IdentityRef } from '../kinds/spec';
+import type { Selection } from './selection';
 
 /** A registered ticket source's name (`servicenow`, `jira`, ...); part of every workflow id and evidence key. */
 export type SourceName = string;
@@ -29,6 +30,10 @@ export interface PlannedAction {
   workload?: string;
   /** Grants (canonical text) the governance policy marks privileged: they wait for a change manager's decision. */
   privileged?: string[];
+  /** A selecting action (decommission, leaver by owner): its identities come from the inventory when it runs. */
+  select?: Selection;
+  /** A step a selecting step planned from the inventory: that step's id. */
+  via?: string;
   [field: string]: unknown;
 }
 

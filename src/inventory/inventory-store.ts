@@ -183,6 +183,51 @@ export class InventoryStore {
     return { items: page.map(toItem), nextCursor: rows.length > filter.limit ? (page[page.length - 1]?.id ?? null) : null };
   }
 
+  /**
+   * Every identity a selecting step acts on: linked to the workload, or held by the owner, that is not already
+   * revoked; by system, name and host. Reads at most `limit` + 1 rows, so the caller can tell a plan that is too big.
+   */
+  async selected(by: { workload: string } | { owner: string }, limit: number): Promise<InventoryItem[]> {
+    const q = this.ds
+      .getRepository(InventoryIdentity)
+      .createQueryBuilder('i')
+      .where('i.status <> :revoked', { revoked: 'revoked' })
+      .orderBy('i.system', 'ASC')
+      .addOrderBy('i.name', 'ASC')
+      .addOrderBy('i.host', 'ASC')
+      .take(limit + 1);
+    if ('workload' in by) q.andWhere('i.workload = :workload', { workload: by.workload });
+    else q.andWhere('i.owner = :owner', { owner: by.owner });
+    return (await q.getMany()).map(toItem);
+  }
+
+  /**
+   * A leaver by owner hands a non-human identity that still serves a workload to another owner, for the evidence
+   * row's `alongside`: nothing on the target changes. Checked under the row's lock: an identity whose owner changed
+   * since the plan is refused (`onConflict`); one already handed over is left as it is.
+   */
+  reassignProjection(target: { system: string; name: string; host: string }, from: string, to: string, ticketKey: string, onConflict: (owner: string | null) => Error): AlongsideEvidence {
+    return async (tx) => {
+      const repo = tx.getRepository(InventoryIdentity);
+      const row = await repo
+        .createQueryBuilder('i')
+        .setLock('pessimistic_write')
+        .where('i.system = :system AND i.name = :name AND i.host = :host', target)
+        .getOne();
+      if (!row || (row.owner !== from && row.owner !== to)) throw onConflict(row?.owner ?? null);
+      if (row.owner === to) return;
+      const now = new Date();
+      row.owner = to;
+      row.ownerSource = 'action';
+      row.lastEvent = `reassigned from ${from} to ${to}: its owner left, it still serves ${row.workload ?? 'a workload'}`.slice(0, 200);
+      row.lastTicket = ticketKey;
+      row.changedAt = now;
+      row.updatedAt = now;
+      checkRow(row);
+      await repo.update({ id: row.id }, columnsOf(row));
+    };
+  }
+
   /** An operator's ownership decision on an orphan, for the decision's evidence row's `alongside`. */
   ownershipProjection(id: string, set: { owner?: string; workload?: string }, event: string, chain: string, onConflict: (status: string) => Error): AlongsideEvidence {
     return async (tx) => {

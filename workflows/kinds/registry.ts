@@ -2,7 +2,8 @@ import type { KindClosureRules } from '../../src/change';
 import { joinerKind } from './joiner';
 import { deployKind } from './deploy';
 import type { KindHost, WorkflowKind } from './kind';
-import { leaverKind } from './leaver';
+import { decommissionKind } from './decommission';
+import { leaverKind, reassignKind } from './leaver';
 import { moverKind } from './mover';
 import { rotateKind } from './rotate';
 
@@ -35,3 +36,5 @@ registerWorkflowKind(leaverKind);
 registerWorkflowKind(moverKind);
 registerWorkflowKind(rotateKind);
 registerWorkflowKind(deployKind);
+registerWorkflowKind(decommissionKind);
+registerWorkflowKind(reassignKind);

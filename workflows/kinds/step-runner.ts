@@ -7,6 +7,7 @@ import type { ApplyVerifyRecordResult, StepOperation } from '../../activities/co
 import type { StepState } from '../../src/change';
 import type { DesiredAccount } from '../../src/connectors/connector';
 import type { PlannedAction } from '../../src/change';
+import { describeSelection, selectionOf } from '../../src/change';
 import type { KindContext } from './kind';
 
 /** Verification attempts before a step counts as failed: a target may apply a change a moment after acknowledging it. */
@@ -18,7 +19,8 @@ const VERIFY_ATTEMPTS = 3;
  */
 const ONE_ACTIVITY_PER_STEP = 'one-activity-per-step';
 
-export type StepResult = { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string };
+/** `transient`: the activity gave up on a fault that may pass (the target unreachable), not on a refusal or a disagreeing read-back. */
+export type StepResult = { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string; transient?: boolean };
 
 export function failureText(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
@@ -27,6 +29,8 @@ export function failureText(err: unknown): string {
 }
 
 export function label(action: PlannedAction): string {
+  const select = selectionOf(action);
+  if (select) return describeSelection(action.kind, select);
   return `${action.kind} ${action.identity.name}@${action.identity.host ?? '%'} on ${action.system}`;
 }
 
@@ -63,7 +67,8 @@ export async function applyAndVerify(
       const error = `could not verify and record: ${failureText(err)}`;
       // The evidence store refused what the target read back: a failure row would carry the same read-back.
       if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'EvidenceRefused') return { ok: false, detail: error };
-      return { ok: false, detail: await recordStepFailure(ctx, { stepId, desired: args.desired, error, startedAt: '' }) };
+      const transient = !(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable);
+      return { ok: false, transient, detail: await recordStepFailure(ctx, { stepId, desired: args.desired, error, startedAt: '' }) };
     }
     if (out.created) args.onCreated?.();
     args.onApplied?.(out);

@@ -29,6 +29,8 @@ export const changeRecordSchema = z
     assignment_group: z.union([reference, z.literal('')]).optional(),
     requested_by: z.union([reference, z.literal('')]).optional(),
     assigned_to: z.union([reference, z.literal('')]).optional(),
+    /** The configuration item; its name (`display_value`) only where the sender asked for display values too. */
+    cmdb_ci: z.union([reference.extend({ display_value: z.string().max(200).optional() }), z.literal('')]).optional().catch(undefined),
     /** The change window's end, as the Table API sends a glide_date_time (UTC). */
     end_date: z
       .union([
@@ -51,7 +53,8 @@ export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): Par
     return { ok: false, issues: parsed.error.issues.map((i) => ({ path: formatPath(i.path) || '(body)', message: i.message })) };
   }
   const record = parsed.data;
-  const actions = parseIdentityActions(record.u_identity_actions, grammars, IDENTITY_ACTIONS_FIELD);
+  const configurationItem = record.cmdb_ci ? record.cmdb_ci.display_value : undefined;
+  const actions = parseIdentityActions(record.u_identity_actions, grammars, IDENTITY_ACTIONS_FIELD, configurationItem ? { configurationItem } : undefined);
   if (!actions.ok) return actions;
   const requester = record.requested_by ? record.requested_by.value : undefined;
   const implementer = record.assigned_to ? record.assigned_to.value : undefined;
