@@ -235,7 +235,10 @@ export async function startLeaverTargets(): Promise<LeaverTargets> {
           ldap.asAdmin(async (admin) => {
             const { searchEntries } = await admin.search(`ou=people,${LDAP_BASE_DN}`, { filter: `(uid=${escapeDnValue(id.name)})`, attributes: ['pwdAccountLockedTime'] });
             const entry = searchEntries[0];
-            return entry ? { exists: true, locked: entry.pwdAccountLockedTime !== undefined } : { exists: false };
+            if (!entry) return { exists: false };
+            // A requested attribute the entry does not hold comes back empty, not absent: locked means it has a value.
+            const lockedAt = ([] as unknown[]).concat(entry.pwdAccountLockedTime ?? []).map(String).filter((v) => v !== '');
+            return { exists: true, locked: lockedAt.length > 0 };
           }),
       )],
     });

@@ -116,7 +116,7 @@ function describeStep(s: StepState): string {
   const what = `${s.action.identity.name}${s.action.identity.host ? `@${s.action.identity.host}` : ''} on ${s.action.system}`;
   if (s.status === 'blocked') return `${what} blocked (${s.detail ?? ''})`;
   const r = s.action.reassign as { to: string } | undefined;
-  return r ? `${what} to ${r.to}` : `${what} revoked`;
+  return r ? `${what} to hand over to ${r.to}` : `${what} to revoke`;
 }
 
 /**
