@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { IdentityRef } from '../src/actions/identity-action';
 import { EVERY_SYSTEM, type SelectionPlanSummary, type Selection } from '../src/change';
 import { FailureType } from '../src/connectors/connector-errors';
+import type { ConnectorGrammar } from '../src/connectors/connector';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import { canonicalJson } from '../src/evidence/canonical-json';
 import type { EvidenceStore } from '../src/evidence/evidence-store';
@@ -80,7 +81,8 @@ export function createSelectionActivities({ registry, evidence, inventory, actor
           nonRetryable: true,
         });
       }
-      const planned = items.map((item) => planOne(registry, input, item));
+      const grammarOf = (system: string) => (registry.names().includes(system) ? registry.get(system).grammar : undefined);
+      const planned = items.map((item) => planIdentity(grammarOf, input, item));
       const listed = planned.map(listing);
       const verifiedAt = new Date().toISOString();
       const row = await refusalsAreFinal(() => evidence.append({
@@ -160,13 +162,18 @@ function listing(i: PlannedIdentity) {
 }
 
 /** What happens to one selected identity, and why when it cannot. */
-function planOne(registry: ConnectorRegistry, input: PlanSelectionInput, item: InventoryItem): PlannedIdentity {
+export function planIdentity(
+  grammarOf: (system: string) => Pick<ConnectorGrammar, 'validateIdentity'> | undefined,
+  input: Pick<PlanSelectionInput, 'actionId' | 'select'>,
+  item: InventoryItem,
+): PlannedIdentity {
   const identity: IdentityRef = { type: item.type === 'person' ? 'person' : 'service_account', name: item.name, ...(item.host ? { host: item.host } : {}) };
   const actionId = createHash('sha256').update(`${input.actionId}\u0000${item.system}\u0000${item.name}\u0000${item.host}`).digest('hex').slice(0, 16);
   const base = { actionId, system: item.system, identity };
   const blocked = (reason: string): PlannedIdentity => ({ ...base, kind: 'leaver', blocked: reason });
-  if (!registry.names().includes(item.system)) return blocked(`${item.system} is not configured on this gateway: configure its connector, or revoke it there and run discovery`);
-  const problems = registry.get(item.system).grammar.validateIdentity(identity);
+  const grammar = grammarOf(item.system);
+  if (!grammar) return blocked(`${item.system} is not configured on this gateway: configure its connector, or revoke it there and run discovery`);
+  const problems = grammar.validateIdentity(identity);
   if (problems.length > 0) return blocked(`the inventory's name is not one ${item.system} accepts (${problems.map((p) => `${p.path}: ${p.message}`).join('; ')})`);
   const { select } = input;
   const handOver = select.by === 'owner' && (item.status === 'protected' || (item.type !== 'person' && item.workload !== null));

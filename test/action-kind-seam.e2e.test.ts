@@ -32,9 +32,9 @@ describe('an action kind defined only in test code, registered through both kind
     const identity = { type: 'service_account', name: 'svc_x', host: '%' };
     const planned = parseIdentityActions(JSON.stringify([{ kind: 'attest', system: 'mysql-local', identity }]), grammars, 'u_identity_actions');
     expect(planned).toEqual({ ok: true, value: [{ actionId: expect.stringMatching(/^[0-9a-f]{16}$/), kind: 'attest', system: 'mysql-local', identity }] });
-    expect(kindNames()).toEqual(['joiner', 'leaver', 'mover', 'rotate', 'deploy', 'attest']);
-    const refused = parseIdentityActions(JSON.stringify([{ kind: 'decommission', system: 'mysql-local', identity }]), grammars, 'u_identity_actions');
-    expect(refused).toEqual({ ok: false, issues: [{ path: 'u_identity_actions[0].kind', message: expect.stringMatching(/^kind must be one of joiner, leaver, mover, rotate, deploy, attest \(spec v1;/) }] });
+    expect(kindNames()).toEqual(['joiner', 'leaver', 'mover', 'rotate', 'deploy', 'decommission', 'attest']);
+    const refused = parseIdentityActions(JSON.stringify([{ kind: 'offboard', system: 'mysql-local', identity }]), grammars, 'u_identity_actions');
+    expect(refused).toEqual({ ok: false, issues: [{ path: 'u_identity_actions[0].kind', message: 'kind must be one of joiner, leaver, mover, rotate, deploy, decommission, attest (spec v1)' }] });
   });
 
   it('a ServiceNow webhook carrying the test kind runs it to a verified evidence row and closure-check allows closure', async () => {

@@ -97,7 +97,18 @@ describe('decommission and leaver by owner: planned from the inventory, one veri
     const planRow = (await stack.evidence.list(`servicenow:${number}`)).find((r) => r.outcome === 'planned');
     expect(planRow).toMatchObject({ verified: true, actionKind: 'decommission', system: '*', observedState: { size: 3 } });
 
+    // Linked to the workload after the plan: the second look at authorization adds it.
+    const late = uniqueAccount('dcl');
+    await createAccount(stack.admin, late);
+    await attribute('mysql-local', { type: 'service_account', name: late, host: '%' }, { workload });
+
     stack.sim.updateChange(change.sys_id as string, { state: '-1', approval: 'approved' });
+    const lateStep = await waitFor('the identity linked since the plan revoked', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps.find((s: { identity: IdentityRef; status: string }) => s.identity.name === late && s.status === 'verified');
+    }, 60_000);
+    expect(lateStep).toMatchObject({ system: 'mysql-local', plannedBy: parent.stepId });
+    expect(await mariaExists(late)).toBe(false);
     const blocked = await waitFor('the unreachable system named in closure-check', async () => {
       const r = await stack.closureCheck(number);
       const others = r.data.steps.filter((s: { system: string }) => s.system === PG || s.system === LDAP);
@@ -117,7 +128,9 @@ describe('decommission and leaver by owner: planned from the inventory, one veri
     expect(allowed.steps.every((s: { status: string }) => s.status === 'verified')).toBe(true);
     expect(await mariaExists(account)).toBe(false);
     const rows = await stack.evidence.list(`servicenow:${number}`);
-    expect(rows.filter((r) => r.outcome === 'revoked' && r.verified).map((r) => r.system).sort()).toEqual([LDAP, FLAKY, PG].sort());
+    expect(rows.filter((r) => r.outcome === 'revoked' && r.verified).map((r) => r.system).sort()).toEqual([LDAP, FLAKY, PG, 'mysql-local'].sort());
+    expect(rows.find((r) => r.outcome === 'planned-at-authorization')).toMatchObject({ verified: true, observedState: { size: 4 } });
+    expect(allowed.steps[0]).toMatchObject({ plan: { size: 4 } });
     expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toMatchObject({ valid: true });
     const notes = stack.sim.journal(change.sys_id as string, 'work_notes').map((n) => n.value);
     expect(notes.find((n) => n.includes('Planned: decommission of workload'))).toMatch(new RegExp(`3 identities on .*: 3 to revoke, 0 to hand over, 0 blocked: .*${account}@% on ${FLAKY} to revoke`));

@@ -88,7 +88,7 @@ describe('the ServiceNow webhook refuses what it cannot trust, and changes nothi
     const actions = [
       { kind: 'joiner', system: 'mysql-local', identity: { type: 'robot', name: 'svc_a' }, grants: ['SELECT ON billing.*'] },
       { kind: 'joiner', system: 'mysql-local', identity: { type: 'person', name: 'svc_b' }, grants: ['FLY ON billing.*', 'SELECT billing'], ttl: 'PT0.5S' },
-      { kind: 'decommission', system: 'mysql-local', identity: { type: 'person', name: 'svc_c' } },
+      { kind: 'offboard', system: 'mysql-local', identity: { type: 'person', name: 'svc_c' } },
     ];
     const body = await expectRefused(() => stack.deliver(record(actions, { state: '17', sys_id: 'nope', end_date: '2026-13-45 99:99:99' })), 400);
     const paths = body.error.issues.map((i) => i.path);
