@@ -296,7 +296,8 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
   /**
    * Counted overlap: a grant another ticket also holds (the inventory says which tickets hold each grant) is kept
    * when this ticket's hold ends, and the account it sits on is not dropped; the read-back must then find it still
-   * held, and the evidence says by whom.
+   * held, and the evidence says by whom. The inventory is read under the identity's lock (applyVerifyRecord), so no
+   * other step on the identity changes it between this decision and this step's own record.
    */
   async function takeBack(ticketKey: string, target: StepTarget & { grants: string[]; dropAccount: boolean }) {
     const held = inventory ? await heldElsewhere(inventory, ticketKey, target) : new Map<string, string[]>();
@@ -375,6 +376,49 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
     return { evidenceHash: row.hash };
   }
 
+  /** One step's act, read-back and evidence row: applyVerifyRecord, under the identity's lock when there is an inventory. */
+  async function applyVerifyRecordOnce(input: ApplyVerifyRecordInput): Promise<ApplyVerifyRecordResult> {
+    const { operation, attempts, ...step } = input;
+    let desired = input.desired;
+    let startedAt = '';
+    let created = false;
+    let moved: MovePlan | undefined;
+    for (let attempt = 1; ; attempt++) {
+      startedAt ||= new Date().toISOString();
+      let applied: { detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan };
+      try {
+        applied = await applyOperation(input.ticketKey, input.system, input.identity, operation);
+      } catch (err) {
+        if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
+        const failure = { ...step, desired, error: err.message, startedAt };
+        try {
+          await appendFailure(failure);
+          return { verified: false, refused: true, detail: err.message, mismatches: [], created };
+        } catch (recordErr) {
+          if (!(recordErr instanceof ApplicationFailure) || !recordErr.nonRetryable) throw recordErr;
+          return { verified: false, refused: true, detail: `${err.message} (and its evidence could not be recorded: ${recordErr.message})`, mismatches: [], created };
+        }
+      }
+      created ||= applied.created;
+      // The first round's plan is the move; a later round only repeats what the target has not shown yet.
+      moved ??= applied.moved;
+      // The revoke policy says what a leaver or an expiry leaves behind (deleted, disabled and stripped, or already gone).
+      if (applied.expected) desired = applied.expected;
+      const observed = await refusalsAreFinal(() => registry.get(input.system).inspect(input.identity));
+      const verification = verifyAccount(desired, observed);
+      if (!verification.verified && attempt < attempts) continue;
+      const verifiedAt = verification.verified ? new Date().toISOString() : null;
+      const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
+      // A move's ticket holds every grant it wants once they are all in place (its reconcile phase).
+      const grants = operation.op === 'revoke' ? undefined : operation.op === 'move' ? (operation.phase === 'reconcile' ? operation.wanted : []) : operation.grants;
+      const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation: operation.op, grants, created, detail: applied.detail })));
+      return {
+        verified: verification.verified, refused: false, detail: applied.detail, mismatches: verification.mismatches, created,
+        ...(moved ? { moved } : {}), verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,
+      };
+    }
+  }
+
   return {
     /**
      * A whole step in one activity: act, read the target back (acting and reading again, up to `attempts` rounds,
@@ -383,45 +427,12 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
      * idempotent.
      */
     async applyVerifyRecord(input: ApplyVerifyRecordInput): Promise<ApplyVerifyRecordResult> {
-      const { operation, attempts, ...step } = input;
-      let desired = input.desired;
-      let startedAt = '';
-      let created = false;
-      let moved: MovePlan | undefined;
-      for (let attempt = 1; ; attempt++) {
-        startedAt ||= new Date().toISOString();
-        let applied: { detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan };
-        try {
-          applied = await applyOperation(input.ticketKey, input.system, input.identity, operation);
-        } catch (err) {
-          if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
-          const failure = { ...step, desired, error: err.message, startedAt };
-          try {
-            await appendFailure(failure);
-            return { verified: false, refused: true, detail: err.message, mismatches: [], created };
-          } catch (recordErr) {
-            if (!(recordErr instanceof ApplicationFailure) || !recordErr.nonRetryable) throw recordErr;
-            return { verified: false, refused: true, detail: `${err.message} (and its evidence could not be recorded: ${recordErr.message})`, mismatches: [], created };
-          }
-        }
-        created ||= applied.created;
-        // The first round's plan is the move; a later round only repeats what the target has not shown yet.
-        moved ??= applied.moved;
-        // The revoke policy says what a leaver or an expiry leaves behind (deleted, disabled and stripped, or already gone).
-        if (applied.expected) desired = applied.expected;
-        const observed = await refusalsAreFinal(() => registry.get(input.system).inspect(input.identity));
-        const verification = verifyAccount(desired, observed);
-        if (!verification.verified && attempt < attempts) continue;
-        const verifiedAt = verification.verified ? new Date().toISOString() : null;
-        const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
-        // A move's ticket holds every grant it wants once they are all in place (its reconcile phase).
-        const grants = operation.op === 'revoke' ? undefined : operation.op === 'move' ? (operation.phase === 'reconcile' ? operation.wanted : []) : operation.grants;
-        const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation: operation.op, grants, created, detail: applied.detail })));
-        return {
-          verified: verification.verified, refused: false, detail: applied.detail, mismatches: verification.mismatches, created,
-          ...(moved ? { moved } : {}), verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,
-        };
-      }
+      if (!inventory) return applyVerifyRecordOnce(input);
+      // Decide, act, read back and record as one turn per identity: a take-back decides from which other tickets the
+      // inventory says still hold a grant, and that must not change between the decision and the record (two tickets
+      // ending the same grant at once would each see the other holding it, and both keep it).
+      const host = await refusalsAreFinal(async () => input.identity.host ?? registry.get(input.system).grammar.defaultHost ?? '');
+      return inventory.withIdentityLock({ system: input.system, name: input.identity.name, host }, () => applyVerifyRecordOnce(input));
     },
 
     async applyLeaver({ system, identity }: StepTarget): Promise<{ changed: boolean; detail: string; startedAt: string; expected?: DesiredAccount }> {
