@@ -20,7 +20,10 @@ export interface DeployActivityDeps {
 /** One run's credential: the run's own identity on the target, and where its secret is delivered. */
 export interface DeployCredentialInput {
   ticketKey: string;
-  /** `deploy:<actionId>:run:<runId>`: the evidence rows of one run's credential. */
+  /**
+   * The run's evidence rows: `deploy:<actionId>:run:<runId>` for its mint, `…:run:<runId>:revoke` for its
+   * revocation, so a mint and a revocation that both fail are two rows.
+   */
   stepId: string;
   runId: string;
   system: string;
