@@ -12,7 +12,7 @@ import type { IdentityRef } from '../src/actions/identity-action';
 import type { Connector } from '../src/connectors/connector';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import { GATE_FIELD } from '../src/itsm/servicenow/servicenow-gate';
-import { startTestWorker, ticketProxy } from './support/test-worker';
+import { failFirstAttempt, startTestWorker, ticketProxy } from './support/test-worker';
 
 const deployAction = (name: string, path: string, ttl = 'PT10M') =>
   JSON.stringify([{ kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl, deliverTo: { system: 'vault-local', path } }]);
@@ -139,9 +139,9 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
 
     const rows = await stack.evidence.list(`servicenow:${number}`);
     const runRows = rows.filter((r) => r.stepId.includes(`:run:${runId}`));
-    // The mint, and the revocation as a step of its own.
-    expect(runRows.map((r) => [r.stepId.split(`:run:${runId}`)[1], r.outcome, r.verified])).toEqual([['', 'minted', true], [':revoke', 'revoked', true]]);
-    expect(runRows[1]?.desiredState).toMatchObject({ reason: 'finished:success' });
+    // The claim (the identity was absent before the run created it), the mint, and the revocation as a step of its own.
+    expect(runRows.map((r) => [r.stepId.split(`:run:${runId}`)[1], r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'minted', true], [':revoke', 'revoked', true]]);
+    expect(runRows[2]?.desiredState).toMatchObject({ reason: 'finished:success' });
     const handle = stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`);
     const history = decodedHistory(await handle.fetchHistory());
     const notes = await waitFor('the revocation work note', () => {
@@ -323,10 +323,11 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
 });
 
 /**
- * Deploy under faults, on the same real parts: the stack's worker is the test's, with a target that acknowledges what
- * it does not do, and a ticket that refuses a note.
+ * Deploy under faults, on the same real parts: the stack's worker is the test's, with an attempt of an activity failed
+ * before it acts or its answer lost after it acted, a target that acknowledges what it does not do, and a ticket that
+ * refuses a note.
  */
-describe('deploy under faults: failed cleanups and notes the ticket refuses', () => {
+describe('deploy under faults: retried mints, failed cleanups and notes the ticket refuses', () => {
   let bao: OpenBao;
   let fx: VaultFixture;
   let stack: Stack;
@@ -337,6 +338,9 @@ describe('deploy under faults: failed cleanups and notes the ticket refuses', ()
   /** Tickets (sys_id) whose revocation notes ServiceNow refuses. */
   const refusesRevocationNotes = new Set<string>();
   const bases: string[] = [];
+  const runIs = (prefix: string) => ([input]: unknown[]) => String((input as { runId?: string }).runId ?? '').startsWith(prefix);
+  const lostAnswer = failFirstAttempt('mintDeployCredential', 'after', runIs('lost-'));
+  const failedBefore = failFirstAttempt('mintDeployCredential', 'before', runIs('taken-'));
   const EXTRA = 'UPDATE ON `cgt_billing`.`invoices`';
 
   beforeAll(async () => {
@@ -351,6 +355,7 @@ describe('deploy under faults: failed cleanups and notes the ticket refuses', ()
     });
     worker = await startTestWorker(stack, {
       extraConnectors: vault,
+      interceptors: [lostAnswer.interceptor, failedBefore.interceptor],
       servicenowUrl: proxy.url,
       registry: (real) =>
         Object.assign(Object.create(real) as ConnectorRegistry, {
@@ -395,6 +400,41 @@ describe('deploy under faults: failed cleanups and notes the ticket refuses', ()
   }
   const runRows = async (number: string, runId: string) =>
     (await stack.evidence.list(`servicenow:${number}`)).filter((r) => r.stepId.includes(`:run:${runId}`)).map((r) => ({ ...r, part: r.stepId.split(`:run:${runId}`)[1] }));
+  const servedVersion = async (path: string) =>
+    (await bao.root<{ data: { metadata: { version: number } } }>('GET', `secret/data/${fx.kvPrefix}/${path}`, undefined, [404])).body?.data?.metadata?.version;
+
+  it('a mint whose answer was lost after it minted is answered from its evidence: one credential, delivered once, not refused as foreign', async () => {
+    const { base, path, number } = await readyChange();
+    const runId = `lost-${randomBytes(3).toString('hex')}`;
+    const res = await event(number, runId, 'started');
+    expect(res.status).toBe(201);
+    expect(lostAnswer.hits()).toBeGreaterThanOrEqual(1);
+    const [cred] = res.data.credentials;
+    const rows = await runRows(number, runId);
+    // The credential the run was told about is the one the evidence recorded and the store serves: minted once.
+    expect(await servedVersion(`${path}/${runId}`)).toBe(1);
+    expect(cred.fingerprint).toBe(rows.find((r) => r.outcome === 'minted')?.observedState.fingerprint);
+    expect(rows.map((r) => [r.part, r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'minted', true]]);
+    const [users] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ?', [`${base}\\_d%`]);
+    expect(users.map((r) => String(r.u))).toEqual([cred.identity]);
+    expect((await event(number, runId, 'finished')).status).toBe(200);
+  });
+
+  it('a mint retried after its first attempt failed before acting still refuses an account that already bears the run name', async () => {
+    const { base, path, number, actionId } = await readyChange();
+    const runId = `taken-${randomBytes(3).toString('hex')}`;
+    const name = runIdentityName(base, `servicenow:${number}`, actionId, runId);
+    await createAccount(stack.admin, name);
+    const before = await stack.grantsOf(name);
+    const res = await event(number, runId, 'started');
+    expect(failedBefore.hits()).toBeGreaterThanOrEqual(1);
+    expect(res.status).toBe(409);
+    expect(res.data.error.message).toMatch(/already exists, so it is not this run's own credential/);
+    expect(await stack.grantsOf(name)).toEqual(before);
+    expect(await servedVersion(`${path}/${runId}`)).toBeUndefined();
+    expect((await runRows(number, runId)).map((r) => r.outcome)).not.toContain('claimed');
+  });
+
   it('a mint that fails and whose cleanup revocation fails too leaves a failed row for each, and closure names the failed revocation', async () => {
     const { base, number } = await readyChange();
     unfaithful.add(base);
@@ -406,9 +446,9 @@ describe('deploy under faults: failed cleanups and notes the ticket refuses', ()
       return r.data.allowed === false && (r.data.reasons ?? []).some((x: string) => x.includes(`revoking the credential of pipeline run ${runId} failed`)) ? r : null;
     });
     const rows = await runRows(number, runId);
-    expect(rows.map((r) => [r.part, r.outcome, r.verified])).toEqual([['', 'failed', false], [':revoke', 'failed', false]]);
-    expect(JSON.stringify(rows[0]?.verification)).toContain(`grant beyond the listed ones: ${EXTRA}`);
-    expect(rows[1]?.desiredState).toMatchObject({ exists: false, reason: 'mint-failed' });
+    expect(rows.map((r) => [r.part, r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'failed', false], [':revoke', 'failed', false]]);
+    expect(JSON.stringify(rows[1]?.verification)).toContain(`grant beyond the listed ones: ${EXTRA}`);
+    expect(rows[2]?.desiredState).toMatchObject({ exists: false, reason: 'mint-failed' });
   });
 
   it('a revocation note the ticket refuses keeps closure blocked: the gate never shows the ticket closable without it', async () => {
