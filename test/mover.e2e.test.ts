@@ -1,5 +1,8 @@
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { failFirstAttempt, startTestWorker } from './support/test-worker';
+import type { IdentityRef } from '../src/actions/identity-action';
+import type { Connector } from '../src/connectors/connector';
+import type { ConnectorRegistry } from '../src/connectors/registry';
 
 /**
  * The mover on a ServiceNow change against the real MariaDB: planned from a read-back, removals at once, additions
@@ -142,9 +145,26 @@ describe('mover whose activity acted and then lost its answer', () => {
     const op = (input as { operation?: { op?: string; phase?: string } }).operation;
     return op?.op === 'move' && op.phase === 'remove';
   });
+  /** Accounts whose first removal acts on the target and then fails, before the read-back or the evidence row. */
+  const failAfterUngrant = new Set<string>();
   beforeAll(async () => {
     stack = await startStack({ inProcessWorker: false });
-    worker = await startTestWorker(stack, { interceptors: [lost.interceptor] });
+    worker = await startTestWorker(stack, {
+      interceptors: [lost.interceptor],
+      registry: (real) =>
+        Object.assign(Object.create(real) as ConnectorRegistry, {
+          get(system: string): Connector {
+            const c = real.get(system);
+            return Object.assign(Object.create(c) as Connector, {
+              ungrant: async (id: IdentityRef, grants: string[]) => {
+                const out = await c.ungrant(id, grants);
+                if (failAfterUngrant.delete(id.name)) throw new Error(`${system}: connection lost after the revoke was sent`);
+                return out;
+              },
+            });
+          },
+        }),
+    });
   });
   afterAll(async () => {
     await worker?.stop();
@@ -174,5 +194,28 @@ describe('mover whose activity acted and then lost its answer', () => {
     const rows = await stack.evidence.list(`servicenow:${number}`);
     expect(rows.map((r) => [r.outcome, r.verified])).toEqual([['ungranted', true]]);
     expect(rows[0]?.desiredState).toMatchObject({ mustNotHave: [INSERT] });
+  });
+
+  it('a removal that acted and then failed before its evidence row records and reports what it removed, once retried', async () => {
+    const INSERT = 'INSERT ON `cgt_billing`.`invoices`';
+    const account = uniqueAccount('movf');
+    await createAccount(stack.admin, account, ['SELECT ON `cgt\\_billing`.*', INSERT]);
+    failAfterUngrant.add(account);
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({
+      number, state: '-5', approval: 'requested',
+      u_identity_actions: JSON.stringify([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'] }]),
+    });
+    const state = await waitFor('the move verified', async () => {
+      const s = await stack.workflows.status('servicenow', number);
+      return s?.steps[0]?.status === 'verified' ? s : null;
+    }, 30_000);
+    expect(failAfterUngrant.has(account)).toBe(false);
+    expect(state.steps[0]?.move).toMatchObject({ removed: [INSERT] });
+    // The row the retry wrote is the first: it names the removal and what the read-back must no longer find.
+    const rows = await stack.evidence.list(`servicenow:${number}`);
+    expect(rows.map((r) => [r.outcome, r.verified])).toEqual([['ungranted', true]]);
+    expect(rows[0]?.desiredState).toMatchObject({ mustNotHave: [INSERT] });
+    expect(rows[0]?.verification).toMatchObject({ applied: expect.stringContaining(`removed: ${INSERT}`) });
   });
 });
