@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 import { type DesiredAccount, type ObservedAccount, type Verification, verifyAccount } from '../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../src/connectors/connector-errors';
@@ -245,6 +245,24 @@ export async function setDeliverAndProve(
   return { secret, version, authenticates, served, mismatches, applied, ...(rotated.credentialId ? { credentialId: rotated.credentialId } : {}) };
 }
 
+/** The running activity's context; none when an activity function is called directly (outside a worker). */
+function currentActivity(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The move plan an earlier attempt of this activity recorded with its heartbeat before it acted, if it did. */
+function earlierAttemptMove(): MovePlan | undefined {
+  const details = currentActivity()?.info.heartbeatDetails as { move?: Partial<MovePlan> } | undefined;
+  const m = details?.move;
+  const list = (x: unknown) => (Array.isArray(x) && x.every((g) => typeof g === 'string') ? (x as string[]) : undefined);
+  const [kept, remove, add, unmanaged] = [list(m?.kept), list(m?.remove), list(m?.add), list(m?.unmanaged)];
+  return kept && remove && add && unmanaged ? { kept, remove, add, unmanaged } : undefined;
+}
+
 function attributionOf(a: Attribution): Attribution {
   return { ...(a.owner !== undefined ? { owner: a.owner } : {}), ...(a.workload !== undefined ? { workload: a.workload } : {}) };
 }
@@ -286,8 +304,9 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
     system: string,
     identity: IdentityRef,
     operation: StepOperation,
+    earlierMove?: MovePlan,
   ): Promise<{ detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan }> {
-    if (operation.op === 'move') return move(system, identity, operation.wanted, operation.phase);
+    if (operation.op === 'move') return move(system, identity, operation.wanted, operation.phase, earlierMove);
     if (operation.op === 'revoke') return { created: false, ...(await revoke({ system, identity })) };
     if (operation.op === 'grant') return refusalsAreFinal(() => registry.get(system).provision(identity, operation.grants));
     return { created: false, ...(await takeBack(ticketKey, { system, identity, grants: operation.grants, dropAccount: operation.dropAccount })) };
@@ -296,7 +315,8 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
   /**
    * Counted overlap: a grant another ticket also holds (the inventory says which tickets hold each grant) is kept
    * when this ticket's hold ends, and the account it sits on is not dropped; the read-back must then find it still
-   * held, and the evidence says by whom.
+   * held, and the evidence says by whom. The inventory is read under the identity's lock (applyVerifyRecord), so no
+   * other step on the identity changes it between this decision and this step's own record.
    */
   async function takeBack(ticketKey: string, target: StepTarget & { grants: string[]; dropAccount: boolean }) {
     const held = inventory ? await heldElsewhere(inventory, ticketKey, target) : new Map<string, string[]>();
@@ -332,17 +352,30 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
   /**
    * Reads the identity back and plans the move from what it really holds; grants the connector does not manage are
    * reported and never touched. A mover changes an existing identity: one that is not there is refused.
+   *
+   * What the move removed (and, reconciling, added) is the plan of the first round that acted plus whatever later
+   * rounds found to do: a retried attempt reads back a target its earlier attempt already changed and plans nothing
+   * for those grants, so the earlier plan comes with it (`earlier`: this attempt's previous round, or the plan the
+   * previous attempt recorded with its heartbeat before it acted). The read-back then has to show each of them gone
+   * (or present) before the step counts, so the report is the plan as the target confirms it, not a lost answer.
    */
-  async function move(system: string, identity: IdentityRef, wanted: string[], phase: 'remove' | 'reconcile') {
+  async function move(system: string, identity: IdentityRef, wanted: string[], phase: 'remove' | 'reconcile', earlier?: MovePlan) {
     const connector = registry.get(system);
     return refusalsAreFinal(async () => {
       const before = await connector.inspect(identity);
       if (!before.exists) {
         throw new ConnectorRefusal(FailureType.TargetRefused, `${system}: '${identity.name}' does not exist; a mover changes an existing identity's access (a joiner creates one)`);
       }
-      const plan = planMove(before.grants, wanted, (g) => isManaged(connector.grammar, g));
-      if (plan.remove.length > 0) await connector.ungrant(identity, plan.remove);
-      const adding = phase === 'reconcile' ? plan.add : [];
+      const now = planMove(before.grants, wanted, (g) => isManaged(connector.grammar, g));
+      const union = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort();
+      // What remains to add, in the remove phase, is what this read-back finds missing; reconciling, it is what was added.
+      const plan: MovePlan = earlier
+        ? { kept: now.kept, remove: union(earlier.remove, now.remove).filter((g) => !wanted.includes(g)), add: phase === 'reconcile' ? union(earlier.add, now.add) : now.add, unmanaged: now.unmanaged }
+        : now;
+      // Recorded before acting: an attempt whose answer is lost hands its plan to the next one (Temporal keeps it).
+      currentActivity()?.heartbeat({ move: plan });
+      if (now.remove.length > 0) await connector.ungrant(identity, now.remove);
+      const adding = phase === 'reconcile' ? now.add : [];
       if (adding.length > 0) await connector.provision(identity, adding);
       const expected: DesiredAccount = { exists: true, mustNotHave: plan.remove, ...(phase === 'reconcile' ? { mustHave: wanted } : {}) };
       return { detail: describeMove(phase === 'reconcile' ? plan : { ...plan, add: [] }), created: false, expected, moved: plan };
@@ -375,6 +408,51 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
     return { evidenceHash: row.hash };
   }
 
+  /** One step's act, read-back and evidence row: applyVerifyRecord, under the identity's lock when there is an inventory. */
+  async function applyVerifyRecordOnce(input: ApplyVerifyRecordInput): Promise<ApplyVerifyRecordResult> {
+    const { operation, attempts, ...step } = input;
+    let desired = input.desired;
+    let startedAt = '';
+    let created = false;
+    // A move retried after its earlier attempt acted: that attempt's plan, as its heartbeat recorded it.
+    let moved: MovePlan | undefined = operation.op === 'move' ? earlierAttemptMove() : undefined;
+    for (let attempt = 1; ; attempt++) {
+      startedAt ||= new Date().toISOString();
+      let applied: { detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan };
+      try {
+        applied = await applyOperation(input.ticketKey, input.system, input.identity, operation, moved);
+      } catch (err) {
+        if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
+        const failure = { ...step, desired, error: err.message, startedAt };
+        try {
+          await appendFailure(failure);
+          return { verified: false, refused: true, detail: err.message, mismatches: [], created };
+        } catch (recordErr) {
+          if (!(recordErr instanceof ApplicationFailure) || !recordErr.nonRetryable) throw recordErr;
+          return { verified: false, refused: true, detail: `${err.message} (and its evidence could not be recorded: ${recordErr.message})`, mismatches: [], created };
+        }
+      }
+      created ||= applied.created;
+      // Each round's plan includes the earlier rounds' (and attempts'): a later round only repeats what the target has
+      // not shown yet.
+      moved = applied.moved ?? moved;
+      // The revoke policy says what a leaver or an expiry leaves behind (deleted, disabled and stripped, or already gone).
+      if (applied.expected) desired = applied.expected;
+      const observed = await refusalsAreFinal(() => registry.get(input.system).inspect(input.identity));
+      const verification = verifyAccount(desired, observed);
+      if (!verification.verified && attempt < attempts) continue;
+      const verifiedAt = verification.verified ? new Date().toISOString() : null;
+      const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
+      // A move's ticket holds every grant it wants once they are all in place (its reconcile phase).
+      const grants = operation.op === 'revoke' ? undefined : operation.op === 'move' ? (operation.phase === 'reconcile' ? operation.wanted : []) : operation.grants;
+      const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation: operation.op, grants, created, detail: applied.detail })));
+      return {
+        verified: verification.verified, refused: false, detail: applied.detail, mismatches: verification.mismatches, created,
+        ...(moved ? { moved } : {}), verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,
+      };
+    }
+  }
+
   return {
     /**
      * A whole step in one activity: act, read the target back (acting and reading again, up to `attempts` rounds,
@@ -383,45 +461,12 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
      * idempotent.
      */
     async applyVerifyRecord(input: ApplyVerifyRecordInput): Promise<ApplyVerifyRecordResult> {
-      const { operation, attempts, ...step } = input;
-      let desired = input.desired;
-      let startedAt = '';
-      let created = false;
-      let moved: MovePlan | undefined;
-      for (let attempt = 1; ; attempt++) {
-        startedAt ||= new Date().toISOString();
-        let applied: { detail: string; created: boolean; expected?: DesiredAccount; moved?: MovePlan };
-        try {
-          applied = await applyOperation(input.ticketKey, input.system, input.identity, operation);
-        } catch (err) {
-          if (!(err instanceof ApplicationFailure) || !err.nonRetryable) throw err;
-          const failure = { ...step, desired, error: err.message, startedAt };
-          try {
-            await appendFailure(failure);
-            return { verified: false, refused: true, detail: err.message, mismatches: [], created };
-          } catch (recordErr) {
-            if (!(recordErr instanceof ApplicationFailure) || !recordErr.nonRetryable) throw recordErr;
-            return { verified: false, refused: true, detail: `${err.message} (and its evidence could not be recorded: ${recordErr.message})`, mismatches: [], created };
-          }
-        }
-        created ||= applied.created;
-        // The first round's plan is the move; a later round only repeats what the target has not shown yet.
-        moved ??= applied.moved;
-        // The revoke policy says what a leaver or an expiry leaves behind (deleted, disabled and stripped, or already gone).
-        if (applied.expected) desired = applied.expected;
-        const observed = await refusalsAreFinal(() => registry.get(input.system).inspect(input.identity));
-        const verification = verifyAccount(desired, observed);
-        if (!verification.verified && attempt < attempts) continue;
-        const verifiedAt = verification.verified ? new Date().toISOString() : null;
-        const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
-        // A move's ticket holds every grant it wants once they are all in place (its reconcile phase).
-        const grants = operation.op === 'revoke' ? undefined : operation.op === 'move' ? (operation.phase === 'reconcile' ? operation.wanted : []) : operation.grants;
-        const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation: operation.op, grants, created, detail: applied.detail })));
-        return {
-          verified: verification.verified, refused: false, detail: applied.detail, mismatches: verification.mismatches, created,
-          ...(moved ? { moved } : {}), verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,
-        };
-      }
+      if (!inventory) return applyVerifyRecordOnce(input);
+      // Decide, act, read back and record as one turn per identity: a take-back decides from which other tickets the
+      // inventory says still hold a grant, and that must not change between the decision and the record (two tickets
+      // ending the same grant at once would each see the other holding it, and both keep it).
+      const host = await refusalsAreFinal(async () => input.identity.host ?? registry.get(input.system).grammar.defaultHost ?? '');
+      return inventory.withIdentityLock({ system: input.system, name: input.identity.name, host }, () => applyVerifyRecordOnce(input));
     },
 
     async applyLeaver({ system, identity }: StepTarget): Promise<{ changed: boolean; detail: string; startedAt: string; expected?: DesiredAccount }> {

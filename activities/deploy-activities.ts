@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 import { GONE, type ObservedAccount, verifyAccount } from '../src/connectors/connector';
 import type { ConnectorRegistry } from '../src/connectors/registry';
@@ -20,7 +20,10 @@ export interface DeployActivityDeps {
 /** One run's credential: the run's own identity on the target, and where its secret is delivered. */
 export interface DeployCredentialInput {
   ticketKey: string;
-  /** `deploy:<actionId>:run:<runId>`: the evidence rows of one run's credential. */
+  /**
+   * The run's evidence rows: `deploy:<actionId>:run:<runId>` for its mint (the claim on its identity, then the
+   * mint), `…:run:<runId>:revoke` for its revocation, so a mint and a revocation that both fail are two rows.
+   */
   stepId: string;
   runId: string;
   system: string;
@@ -49,6 +52,10 @@ function storeIdentity(deliverTo: SecretDestination): IdentityRef {
   return { type: 'service_account', name: `kv/${deliverTo.path}` };
 }
 
+function mintedDetail(input: DeployCredentialInput, version: number, fingerprint: string): string {
+  return `${input.identity.name} holds exactly ${input.grants.join(', ')}; delivered to ${input.deliverTo.system}:${input.deliverTo.path} v${version} (${fingerprint}), and it authenticates`;
+}
+
 /** Exactly: the listed grants and nothing else (a joiner only asks for at least them). */
 function exactGrantMismatches(wanted: string[], observed: ObservedAccount): string[] {
   const want = new Set(wanted);
@@ -72,13 +79,43 @@ export function createDeployActivities({ registry, evidence, actor, inventory }:
     async mintDeployCredential(input: DeployCredentialInput): Promise<MintResult> {
       const startedAt = new Date().toISOString();
       const target = registry.get(input.system);
-      // A first attempt must create the identity: one that is already there belongs to someone else (a name made to
-      // collide), and is neither granted to nor, later, removed. A retried attempt finds its own earlier work.
-      if (Context.current().info.attempt === 1 && (await refusalsAreFinal(() => target.inspect(input.identity))).exists) {
+      const earlier = (await evidence.list(input.ticketKey)).filter((r) => r.stepId === input.stepId);
+      // An earlier attempt minted and recorded it, and its answer was lost: that is the answer, and nothing is minted again.
+      const minted = earlier.find((r) => r.outcome === 'minted');
+      if (minted) {
+        const fingerprint = String(minted.observedState.fingerprint);
+        const version = Number(minted.observedState.storeVersion);
+        return { verified: true, detail: mintedDetail(input, version, fingerprint), fingerprint, version, verifiedAt: minted.verifiedAt ?? undefined };
+      }
+      // The run's identity must be one this run creates. Before creating it the mint records, as evidence, that the
+      // identity was absent (its claim): any attempt that finds the identity present without that claim — the first or
+      // a retry after a fault — refuses it as someone else's (a name made to collide), neither granted to nor, later,
+      // removed; a retry that finds the claim knows the identity is the one its earlier attempt created.
+      const claimed = earlier.some((r) => r.outcome === 'claimed');
+      const found = await refusalsAreFinal(() => target.inspect(input.identity));
+      if (found.exists && !claimed) {
         throw ApplicationFailure.create({
           type: DeployRefusal.IdentityTaken, nonRetryable: true,
           message: `${input.system}: '${input.identity.name}' already exists, so it is not this run's own credential; nothing was minted or changed`,
         });
+      }
+      if (!claimed) {
+        await refusalsAreFinal(() => evidence.append({
+          ticketKey: input.ticketKey,
+          stepId: input.stepId,
+          outcome: 'claimed',
+          actionKind: 'deploy',
+          system: input.system,
+          identity: { ...input.identity },
+          desiredState: { exists: false, run: input.runId },
+          observedState: { ...found },
+          verified: true,
+          verification: { mismatches: [], applied: `${input.identity.name} absent before pipeline run ${input.runId}: created by this run` },
+          actor,
+          eventReceivedAt: input.eventReceivedAt,
+          startedAt,
+          verifiedAt: new Date().toISOString(),
+        }));
       }
       // Idempotent: a retried mint finds the run's account (its name derives from the run) and grants nothing new.
       const provisioned = await refusalsAreFinal(() => target.provision(input.identity, input.grants));
@@ -118,9 +155,7 @@ export function createDeployActivities({ registry, evidence, actor, inventory }:
       });
       return {
         verified,
-        detail: verified
-          ? `${input.identity.name} holds exactly ${input.grants.join(', ')}; delivered to ${input.deliverTo.system}:${input.deliverTo.path} v${delivered.version} (${secret.fingerprint}), and it authenticates`
-          : mismatches.join('; '),
+        detail: verified ? mintedDetail(input, delivered.version, secret.fingerprint) : mismatches.join('; '),
         fingerprint: secret.fingerprint,
         version: delivered.version,
         verifiedAt: row.verifiedAt ?? undefined,

@@ -24,6 +24,8 @@ export interface WorkerDeps {
   maxCachedWorkflows?: number;
   /** A pre-built bundle (production, tests); otherwise the workflows are bundled from source at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Worker interceptors (tests use them to lose an activity's answer, as a network fault would). */
+  interceptors?: WorkerOptions['interceptors'];
 }
 
 export function workerActor(): string {
@@ -50,6 +52,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     taskQueue: deps.taskQueue,
     activities,
     maxCachedWorkflows: deps.maxCachedWorkflows ?? 250,
+    ...(deps.interceptors ? { interceptors: deps.interceptors } : {}),
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
   });
 }

@@ -8,6 +8,14 @@ import { runIdentityName } from '../src/kinds/deploy/run';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 import { InventoryStore } from '../src/inventory/inventory-store';
+import type { IdentityRef } from '../src/actions/identity-action';
+import type { Connector } from '../src/connectors/connector';
+import type { ConnectorRegistry } from '../src/connectors/registry';
+import { GATE_FIELD } from '../src/itsm/servicenow/servicenow-gate';
+import { failFirstAttempt, startTestWorker, ticketProxy } from './support/test-worker';
+
+const deployAction = (name: string, path: string, ttl = 'PT10M') =>
+  JSON.stringify([{ kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl, deliverTo: { system: 'vault-local', path } }]);
 
 /**
  * Deploy end to end on real parts: a ServiceNow change carries a deploy action; a pipeline reports its runs on the
@@ -36,9 +44,6 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     await fx?.cleanup();
     await bao?.stop();
   });
-
-  const deployAction = (name: string, path: string, ttl = 'PT10M') =>
-    JSON.stringify([{ kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl, deliverTo: { system: 'vault-local', path } }]);
 
   const deployEvent = (body: unknown, o: SignedPostOptions & { secret?: string } = {}): Promise<AxiosResponse> =>
     postSigned(`${stack.apiUrl}/webhooks/deploy`, Buffer.from(JSON.stringify(body)), o.secret ?? TEST_ENV.deployWebhookSecret, o);
@@ -133,9 +138,10 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     await waitFor('closure allowed once the run is revoked', async () => (await stack.closureCheck(number)).data.allowed === true);
 
     const rows = await stack.evidence.list(`servicenow:${number}`);
-    const runRows = rows.filter((r) => r.stepId.endsWith(`:run:${runId}`));
-    expect(runRows.map((r) => [r.outcome, r.verified])).toEqual([['minted', true], ['revoked', true]]);
-    expect(runRows[1]?.desiredState).toMatchObject({ reason: 'finished:success' });
+    const runRows = rows.filter((r) => r.stepId.includes(`:run:${runId}`));
+    // The claim (the identity was absent before the run created it), the mint, and the revocation as a step of its own.
+    expect(runRows.map((r) => [r.stepId.split(`:run:${runId}`)[1], r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'minted', true], [':revoke', 'revoked', true]]);
+    expect(runRows[2]?.desiredState).toMatchObject({ reason: 'finished:success' });
     const handle = stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`);
     const history = decodedHistory(await handle.fetchHistory());
     const notes = await waitFor('the revocation work note', () => {
@@ -313,5 +319,156 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     const badEvent = await deployEvent({ ticket: { source: 'servicenow', key: number }, runId: 'r1', event: 'halfway' });
     expect(badEvent.status).toBe(400);
     expect(badEvent.data.error.issues).toEqual([expect.objectContaining({ path: 'event' })]);
+  });
+});
+
+/**
+ * Deploy under faults, on the same real parts: the stack's worker is the test's, with an attempt of an activity failed
+ * before it acts or its answer lost after it acted, a target that acknowledges what it does not do, and a ticket that
+ * refuses a note.
+ */
+describe('deploy under faults: retried mints, failed cleanups and notes the ticket refuses', () => {
+  let bao: OpenBao;
+  let fx: VaultFixture;
+  let stack: Stack;
+  let worker: { stop(): Promise<void> };
+  let proxy: Awaited<ReturnType<typeof ticketProxy>>;
+  /** Base names of the tickets whose target acknowledges grants and removals it does not (quite) carry out. */
+  const unfaithful = new Set<string>();
+  /** Tickets (sys_id) whose revocation notes ServiceNow refuses. */
+  const refusesRevocationNotes = new Set<string>();
+  const bases: string[] = [];
+  const runIs = (prefix: string) => ([input]: unknown[]) => String((input as { runId?: string }).runId ?? '').startsWith(prefix);
+  const lostAnswer = failFirstAttempt('mintDeployCredential', 'after', runIs('lost-'));
+  const failedBefore = failFirstAttempt('mintDeployCredential', 'before', runIs('taken-'));
+  const EXTRA = 'UPDATE ON `cgt_billing`.`invoices`';
+
+  beforeAll(async () => {
+    bao = await startOpenBao();
+    fx = await setupVaultFixture(bao);
+    process.env.CG_TEST_DEPLOY_VAULT_TOKEN = fx.gatewayToken;
+    const vault = [{ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_TEST_DEPLOY_VAULT_TOKEN', kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } }];
+    stack = await startStack({ inProcessWorker: false, extraConnectors: vault });
+    proxy = await ticketProxy(stack.simUrl, (req) => {
+      const notes = JSON.stringify(req.body.work_notes ?? '');
+      return req.method === 'PATCH' && [...refusesRevocationNotes].some((id) => req.path.includes(id)) && notes.includes('Verified revocation');
+    });
+    worker = await startTestWorker(stack, {
+      extraConnectors: vault,
+      interceptors: [lostAnswer.interceptor, failedBefore.interceptor],
+      servicenowUrl: proxy.url,
+      registry: (real) =>
+        Object.assign(Object.create(real) as ConnectorRegistry, {
+          get(system: string): Connector {
+            const c = real.get(system);
+            const faithless = (id: IdentityRef) => system === 'mysql-local' && [...unfaithful].some((b) => id.name.startsWith(`${b}_d`));
+            return Object.assign(Object.create(c) as Connector, {
+              // One grant more than asked for: the mint's read-back finds it and the mint is not verified.
+              provision: (id: IdentityRef, grants: string[]) => c.provision(id, faithless(id) ? [...grants, EXTRA] : grants),
+              // Acknowledged, not done: the revocation's read-back still finds the account.
+              remove: async (id: IdentityRef) => (faithless(id) ? { changed: true, detail: `removed '${id.name}' (acknowledged only)` } : c.remove(id)),
+            });
+          },
+        }),
+    });
+  });
+  afterAll(async () => {
+    for (const base of bases) {
+      const [rows] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ?', [`${base}\\_d%`]);
+      for (const r of rows) await stack.admin.query('DROP USER IF EXISTS ?@?', [String(r.u), '%']);
+    }
+    await worker?.stop();
+    await proxy?.close();
+    await stack?.stop();
+    await fx?.cleanup();
+    await bao?.stop();
+  });
+
+  const event = (key: string, runId: string, what: 'started' | 'finished') =>
+    postSigned(`${stack.apiUrl}/webhooks/deploy`, Buffer.from(JSON.stringify({ ticket: { source: 'servicenow', key }, runId, event: what, ...(what === 'finished' ? { outcome: 'success' } : {}) })), TEST_ENV.deployWebhookSecret);
+  async function readyChange(): Promise<{ base: string; path: string; number: string; sysId: string; actionId: string }> {
+    const base = uniqueAccount('depf');
+    bases.push(base);
+    const path = `apps/${base}/db`;
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: deployAction(base, path) });
+    const ready = await waitFor('the deploy step to be ready', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.status === 'verified' ? r.data : null;
+    }, 30_000);
+    return { base, path, number, sysId: change.sys_id as string, actionId: String(ready.steps[0].stepId).split(':')[1] as string };
+  }
+  const runRows = async (number: string, runId: string) =>
+    (await stack.evidence.list(`servicenow:${number}`)).filter((r) => r.stepId.includes(`:run:${runId}`)).map((r) => ({ ...r, part: r.stepId.split(`:run:${runId}`)[1] }));
+  const servedVersion = async (path: string) =>
+    (await bao.root<{ data: { metadata: { version: number } } }>('GET', `secret/data/${fx.kvPrefix}/${path}`, undefined, [404])).body?.data?.metadata?.version;
+
+  it('a mint whose answer was lost after it minted is answered from its evidence: one credential, delivered once, not refused as foreign', async () => {
+    const { base, path, number } = await readyChange();
+    const runId = `lost-${randomBytes(3).toString('hex')}`;
+    const res = await event(number, runId, 'started');
+    expect(res.status).toBe(201);
+    expect(lostAnswer.hits()).toBeGreaterThanOrEqual(1);
+    const [cred] = res.data.credentials;
+    const rows = await runRows(number, runId);
+    // The credential the run was told about is the one the evidence recorded and the store serves: minted once.
+    expect(await servedVersion(`${path}/${runId}`)).toBe(1);
+    expect(cred.fingerprint).toBe(rows.find((r) => r.outcome === 'minted')?.observedState.fingerprint);
+    expect(rows.map((r) => [r.part, r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'minted', true]]);
+    const [users] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ?', [`${base}\\_d%`]);
+    expect(users.map((r) => String(r.u))).toEqual([cred.identity]);
+    expect((await event(number, runId, 'finished')).status).toBe(200);
+  });
+
+  it('a mint retried after its first attempt failed before acting still refuses an account that already bears the run name', async () => {
+    const { base, path, number, actionId } = await readyChange();
+    const runId = `taken-${randomBytes(3).toString('hex')}`;
+    const name = runIdentityName(base, `servicenow:${number}`, actionId, runId);
+    await createAccount(stack.admin, name);
+    const before = await stack.grantsOf(name);
+    const res = await event(number, runId, 'started');
+    expect(failedBefore.hits()).toBeGreaterThanOrEqual(1);
+    expect(res.status).toBe(409);
+    expect(res.data.error.message).toMatch(/already exists, so it is not this run's own credential/);
+    expect(await stack.grantsOf(name)).toEqual(before);
+    expect(await servedVersion(`${path}/${runId}`)).toBeUndefined();
+    expect((await runRows(number, runId)).map((r) => r.outcome)).not.toContain('claimed');
+  });
+
+  it('a mint that fails and whose cleanup revocation fails too leaves a failed row for each, and closure names the failed revocation', async () => {
+    const { base, number } = await readyChange();
+    unfaithful.add(base);
+    const runId = `broken-${randomBytes(3).toString('hex')}`;
+    const res = await event(number, runId, 'started');
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    await waitFor('closure blocked by the failed revocation', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed === false && (r.data.reasons ?? []).some((x: string) => x.includes(`revoking the credential of pipeline run ${runId} failed`)) ? r : null;
+    });
+    const rows = await runRows(number, runId);
+    expect(rows.map((r) => [r.part, r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'failed', false], [':revoke', 'failed', false]]);
+    expect(JSON.stringify(rows[1]?.verification)).toContain(`grant beyond the listed ones: ${EXTRA}`);
+    expect(rows[2]?.desiredState).toMatchObject({ exists: false, reason: 'mint-failed' });
+  });
+
+  it('a revocation note the ticket refuses keeps closure blocked: the gate never shows the ticket closable without it', async () => {
+    const { number, sysId } = await readyChange();
+    refusesRevocationNotes.add(sysId);
+    const runId = `note-${randomBytes(3).toString('hex')}`;
+    expect((await event(number, runId, 'started')).status).toBe(201);
+    // A deploy with no live credential lets the ticket close (the gate said so before the run); from the run's end on
+    // the ticket may be told so again only together with the run's revocation note.
+    const ended = proxy.seen.length;
+    expect((await event(number, runId, 'finished')).status).toBe(200);
+    await waitFor('the refused revocation note', () => proxy.seen.some((w) => w.path.includes(sysId) && w.status === 403));
+    const blocked = await waitFor('closure blocked by the unwritten note', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed === false && (r.data.reasons ?? []).some((x: string) => /evidence could not be written to the ticket/.test(x)) ? r : null;
+    });
+    expect(blocked.data.allowed).toBe(false);
+    // Nothing told the ticket it may close once the run ended: no write that set the gate to verified was accepted.
+    const opened = proxy.seen.slice(ended).filter((w) => w.path.includes(sysId) && w.status < 300 && w.body[GATE_FIELD] === 'verified');
+    expect(opened).toEqual([]);
+    expect(stack.sim.getChange(sysId)?.[GATE_FIELD]).not.toBe('verified');
   });
 });

@@ -1,4 +1,8 @@
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { failFirstAttempt, startTestWorker } from './support/test-worker';
+import type { IdentityRef } from '../src/actions/identity-action';
+import type { Connector } from '../src/connectors/connector';
+import type { ConnectorRegistry } from '../src/connectors/registry';
 
 /**
  * The mover on a ServiceNow change against the real MariaDB: planned from a read-back, removals at once, additions
@@ -129,5 +133,89 @@ describe('mover on a ServiceNow change: revoke what is no longer wanted at once,
     const held = (await stack.grantsOf(account)).join('\n');
     expect(held).toMatch(/GRANT SELECT ON `cgt\\_billing`\.\*/);
     expect(held).not.toMatch(/UPDATE/);
+  });
+});
+
+describe('mover whose activity acted and then lost its answer', () => {
+  let stack: Stack;
+  let worker: { stop(): Promise<void> };
+  // The remove phase's one activity acts, reads back and records, and its answer never reaches the workflow; Temporal
+  // runs it again, against a target that no longer holds what the first attempt removed.
+  const lost = failFirstAttempt('applyVerifyRecord', 'after', ([input]) => {
+    const op = (input as { operation?: { op?: string; phase?: string } }).operation;
+    return op?.op === 'move' && op.phase === 'remove';
+  });
+  /** Accounts whose first removal acts on the target and then fails, before the read-back or the evidence row. */
+  const failAfterUngrant = new Set<string>();
+  beforeAll(async () => {
+    stack = await startStack({ inProcessWorker: false });
+    worker = await startTestWorker(stack, {
+      interceptors: [lost.interceptor],
+      registry: (real) =>
+        Object.assign(Object.create(real) as ConnectorRegistry, {
+          get(system: string): Connector {
+            const c = real.get(system);
+            return Object.assign(Object.create(c) as Connector, {
+              ungrant: async (id: IdentityRef, grants: string[]) => {
+                const out = await c.ungrant(id, grants);
+                if (failAfterUngrant.delete(id.name)) throw new Error(`${system}: connection lost after the revoke was sent`);
+                return out;
+              },
+            });
+          },
+        }),
+    });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await stack?.stop();
+  });
+
+  it('still reports what the remove phase removed, as the retried read-back confirms it gone', async () => {
+    const INSERT = 'INSERT ON `cgt_billing`.`invoices`';
+    const account = uniqueAccount('movl');
+    await createAccount(stack.admin, account, ['SELECT ON `cgt\\_billing`.*', INSERT]);
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({
+      number, state: '-5', approval: 'requested',
+      u_identity_actions: JSON.stringify([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'] }]),
+    });
+    const state = await waitFor('the move verified', async () => {
+      const s = await stack.workflows.status('servicenow', number);
+      return s?.steps[0]?.status === 'verified' ? s : null;
+    }, 30_000);
+    expect(lost.hits()).toBeGreaterThanOrEqual(1);
+    expect(state.steps[0]?.move).toMatchObject({ kept: ['SELECT ON `cgt\\_billing`.*'], removed: [INSERT] });
+    expect(state.steps[0]?.detail).toContain(`removed: ${INSERT}`);
+    expect((await stack.grantsOf(account)).join('\n')).not.toMatch(/INSERT/);
+    const note = await waitFor('the work note', () => stack.sim.journal(change.sys_id as string, 'work_notes').find((n) => n.value.includes('Verified: mover')));
+    expect(note.value).toContain(`removed: ${INSERT}`);
+    // One evidence row for the step, whichever attempt wrote it, naming what the read-back must no longer find.
+    const rows = await stack.evidence.list(`servicenow:${number}`);
+    expect(rows.map((r) => [r.outcome, r.verified])).toEqual([['ungranted', true]]);
+    expect(rows[0]?.desiredState).toMatchObject({ mustNotHave: [INSERT] });
+  });
+
+  it('a removal that acted and then failed before its evidence row records and reports what it removed, once retried', async () => {
+    const INSERT = 'INSERT ON `cgt_billing`.`invoices`';
+    const account = uniqueAccount('movf');
+    await createAccount(stack.admin, account, ['SELECT ON `cgt\\_billing`.*', INSERT]);
+    failAfterUngrant.add(account);
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({
+      number, state: '-5', approval: 'requested',
+      u_identity_actions: JSON.stringify([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'] }]),
+    });
+    const state = await waitFor('the move verified', async () => {
+      const s = await stack.workflows.status('servicenow', number);
+      return s?.steps[0]?.status === 'verified' ? s : null;
+    }, 30_000);
+    expect(failAfterUngrant.has(account)).toBe(false);
+    expect(state.steps[0]?.move).toMatchObject({ removed: [INSERT] });
+    // The row the retry wrote is the first: it names the removal and what the read-back must no longer find.
+    const rows = await stack.evidence.list(`servicenow:${number}`);
+    expect(rows.map((r) => [r.outcome, r.verified])).toEqual([['ungranted', true]]);
+    expect(rows[0]?.desiredState).toMatchObject({ mustNotHave: [INSERT] });
+    expect(rows[0]?.verification).toMatchObject({ applied: expect.stringContaining(`removed: ${INSERT}`) });
   });
 });

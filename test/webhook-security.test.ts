@@ -2,44 +2,61 @@ import type mysql from 'mysql2/promise';
 import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
-/** mysql.user, every account's grants and the delivery log: what a refused request must leave untouched. */
-async function snapshot(stack: Stack): Promise<string> {
-  const [users] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User, Host FROM mysql.user ORDER BY User, Host');
+/**
+ * What a refused request must leave untouched: the accounts this file names in what it sends (with their grants)
+ * and the delivery log of the records it sends. Scoped to those: other test files, and other checkouts' slots,
+ * create accounts and deliveries on the same server at the same time, and a refused request here can only reach
+ * the names and records it carries.
+ */
+async function snapshot(stack: Stack, owned: { names: Set<string>; records: Set<string> }): Promise<string> {
+  const names = [...owned.names];
+  const [users] = names.length === 0 ? [[]] : await stack.admin.query<mysql.RowDataPacket[]>('SELECT User, Host FROM mysql.user WHERE User IN (?) ORDER BY User, Host', [names]);
   const grants: string[] = [];
   for (const u of users) grants.push(...(await stack.grantsOf(String(u.User), String(u.Host))));
-  const [deliveries] = await stack.admin.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${TEST_ENV.database}\`.webhook_deliveries`);
+  const records = [...owned.records];
+  const [deliveries] = records.length === 0
+    ? [[{ n: 0 }]]
+    : await stack.admin.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${TEST_ENV.database}\`.webhook_deliveries WHERE record_id IN (?) OR ticket_number IN (?)`, [records, records]);
   return JSON.stringify({ users, grants, deliveries });
 }
 
 describe('the ServiceNow webhook refuses what it cannot trust, and changes nothing when it does', () => {
   let stack: Stack;
   let victim: string;
+  /** The accounts and records this file's requests name: what the snapshot covers. */
+  const owned = { names: new Set<string>(), records: new Set<string>() };
   beforeAll(async () => {
     stack = await startStack();
     victim = uniqueAccount('victim');
+    owned.names.add(victim);
     await createAccount(stack.admin, victim);
   });
   afterAll(async () => {
     await stack.stop();
   });
 
-  const record = (actions: unknown, extra: Record<string, unknown> = {}) => ({
-    sys_id: [...Array(32)].map(() => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join(''),
-    number: uniqueTicketNumber(),
-    sys_mod_count: '0',
-    state: '-5',
-    approval: 'not requested',
-    type: 'normal',
-    u_identity_actions: typeof actions === 'string' ? actions : JSON.stringify(actions),
-    ...extra,
-  });
+  const record = (actions: unknown, extra: Record<string, unknown> = {}) => {
+    if (Array.isArray(actions)) for (const a of actions as Array<{ identity?: { name?: unknown } }>) if (typeof a.identity?.name === 'string') owned.names.add(a.identity.name);
+    const r = {
+      sys_id: [...Array(32)].map(() => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join(''),
+      number: uniqueTicketNumber(),
+      sys_mod_count: '0',
+      state: '-5',
+      approval: 'not requested',
+      type: 'normal',
+      u_identity_actions: typeof actions === 'string' ? actions : JSON.stringify(actions),
+      ...extra,
+    };
+    for (const id of [r.sys_id, r.number]) if (typeof id === 'string') owned.records.add(id);
+    return r;
+  };
   const leaverOf = (name: string, system = 'mysql-local') => [{ kind: 'leaver', system, identity: { type: 'service_account', name, host: '%' } }];
 
   async function expectRefused(send: () => Promise<{ status: number; data: unknown }>, status: number) {
-    const before = await snapshot(stack);
+    const before = await snapshot(stack, owned);
     const res = await send();
     expect(res.status).toBe(status);
-    expect(await snapshot(stack)).toBe(before);
+    expect(await snapshot(stack, owned)).toBe(before);
     return res.data as { error: { code: string; message: string; issues: Array<{ path: string; message: string }> } };
   }
 

@@ -4,7 +4,10 @@
  * verified read-back, a discovery scan's row, an operator's ownership decision — through EvidenceStore.append's
  * `alongside`. Nothing here writes outside such a transaction.
  */
+import { createHash } from 'node:crypto';
+import mysql from 'mysql2/promise';
 import type { DataSource, EntityManager } from 'typeorm';
+import type { MysqlConnectionOptions } from 'typeorm/driver/mysql/MysqlConnectionOptions';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import type { DiscoveredIdentity, DesiredAccount } from '../connectors/connector';
 import type { OwnershipRule } from '../connectors/connector-config';
@@ -112,8 +115,50 @@ export interface ReconcileSummary {
 
 const keyOf = (name: string, host: string) => `${name}\u0000${host}`;
 
+/** How long a step waits for another step on the same identity before its attempt fails (and Temporal retries it). */
+const IDENTITY_LOCK_WAIT_SECONDS = 60;
+
+/** Another step held the identity's lock for longer than a step waits: transient, the activity's retry tries again. */
+export class IdentityBusy extends Error {}
+
 export class InventoryStore {
   constructor(private readonly ds: DataSource) {}
+
+  /**
+   * Runs one step on one identity — decide from the inventory, act on the target, read back, record the evidence and
+   * its projection — while no other step on the same identity runs, in any worker.
+   *
+   * A MariaDB named lock (GET_LOCK), not `SELECT … FOR UPDATE` on the inventory row: the target is changed between
+   * the decision and the record, outside any database transaction, and the record commits in a transaction of its
+   * own (EvidenceStore.append). A row lock would have to keep one transaction open across a remote call, would
+   * block the record's own `FOR UPDATE` of that row from the other connection (the step would wait on itself), and
+   * could lock nothing for an identity the table does not list yet. A named lock belongs to a connection, not to a
+   * transaction: it spans decide → act → record whatever transactions run meanwhile, covers identities not listed
+   * yet, and is released by the server if the worker dies holding it. The lock's connection is its own, not one
+   * from the pool, so steps waiting for a lock never starve the steps holding one of the connection their record
+   * needs. Names are keyed by database too, so separate installations on one server do not wait for each other.
+   */
+  async withIdentityLock<T>(target: { system: string; name: string; host: string }, fn: () => Promise<T>): Promise<T> {
+    const options = this.ds.options as MysqlConnectionOptions;
+    const conn = await mysql.createConnection(options.url ? { uri: options.url } : { host: options.host, port: options.port, user: options.username, password: options.password, database: options.database });
+    try {
+      const [db] = await conn.query<mysql.RowDataPacket[]>('SELECT DATABASE() AS db');
+      // GET_LOCK names are at most 64 characters: a digest of database, system, name and host.
+      const digest = createHash('sha256').update([db[0]?.db ?? '', target.system, target.name, target.host].join('\u0000')).digest('hex');
+      const lock = `cg-identity:${digest.slice(0, 48)}`;
+      const [got] = await conn.query<mysql.RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS got', [lock, IDENTITY_LOCK_WAIT_SECONDS]);
+      if (Number(got[0]?.got) !== 1) {
+        throw new IdentityBusy(`${target.system}: another step on '${target.name}' has run for over ${IDENTITY_LOCK_WAIT_SECONDS}s; this one waits its turn`);
+      }
+      try {
+        return await fn();
+      } finally {
+        await conn.query('SELECT RELEASE_LOCK(?)', [lock]).catch(() => undefined);
+      }
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
 
   /** The projection of one verified step, for EvidenceStore.append's `alongside`. */
   stepProjection(change: StepChange): AlongsideEvidence {

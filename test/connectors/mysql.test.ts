@@ -6,7 +6,7 @@ import { parseConnectorsFile } from '../../src/connectors/registry';
 import { ConnectorRegistry } from '../../src/connectors/registry';
 import { freePort } from '../support/servers/process';
 import { type MariadbTarget, mariadbTarget } from '../support/servers/mariadb';
-import { describeConnectorContract } from './contract';
+import { COMMON_HOSTILE_NAMES, describeConnectorContract } from './contract';
 import { MysqlGrammar } from '../../src/connectors/mysql/mysql-grammar';
 import { ConnectorRefusal } from '../../src/connectors/connector-errors';
 import { fromRegistry, type UnderPolicy } from './under-policy';
@@ -42,8 +42,17 @@ afterAll(async () => {
   await target.dispose();
 });
 
-const fresh = (): IdentityRef => ({ type: 'service_account', name: `cgc${randomBytes(5).toString('hex')}`, host: '%' });
-const rows = async (sql: string): Promise<unknown[]> => (await target.admin.query<mysql.RowDataPacket[]>(sql))[0];
+/** This file's own accounts start with it: other files and other slots make accounts on the same server meanwhile. */
+const OWN = `cgc${randomBytes(3).toString('hex')}`;
+const fresh = (): IdentityRef => ({ type: 'service_account', name: `${OWN}${randomBytes(4).toString('hex')}`, host: '%' });
+const rows = async (sql: string, params: unknown[] = []): Promise<unknown[]> => (await target.admin.query<mysql.RowDataPacket[]>(sql, params))[0];
+const HOSTILE_NAMES = ['root', 'mariadb.sys', "x'@'%", 'a'.repeat(33)];
+/**
+ * The accounts a contract check could touch: this file's own, its connector's, and every literal name it sends
+ * (a hostile name must reach the server as that name or not at all). Anyone else's accounts are not its to watch.
+ */
+const OWNED = `(User LIKE ? OR User = ? OR User IN (?))`;
+const ownedParams = () => [`${OWN}%`, target.connectorUser, [...COMMON_HOSTILE_NAMES, ...HOSTILE_NAMES]];
 
 /** One registry per leaver policy, as one configuration entry each. */
 const registries = new Map<RevokeMode, ConnectorRegistry>();
@@ -69,12 +78,12 @@ describeConnectorContract('MySQL/MariaDB', () => ({
     return found.map((r) => ({ what: 'a MySQL native password hash (mysql.user)', value: String(r.hash) }));
   },
   snapshot: async () => ({
-    users: await rows('SELECT User, Host FROM mysql.user ORDER BY User, Host'),
-    db: await rows('SELECT * FROM mysql.db ORDER BY User, Host, Db'),
-    tables: await rows('SELECT User, Host, Db, Table_name, Table_priv FROM mysql.tables_priv ORDER BY User, Host, Db, Table_name'),
+    users: await rows(`SELECT User, Host FROM mysql.user WHERE ${OWNED} ORDER BY User, Host`, ownedParams()),
+    db: await rows(`SELECT * FROM mysql.db WHERE ${OWNED} ORDER BY User, Host, Db`, ownedParams()),
+    tables: await rows(`SELECT User, Host, Db, Table_name, Table_priv FROM mysql.tables_priv WHERE ${OWNED} ORDER BY User, Host, Db, Table_name`, ownedParams()),
   }),
   ownIdentityName: target.connectorUser,
-  hostileNames: ['root', 'mariadb.sys', "x'@'%", 'a'.repeat(33)],
+  hostileNames: HOSTILE_NAMES,
   hostileGrants: ['SELECT ON *.*', 'ALL PRIVILEGES ON `x`.*', 'GRANT OPTION ON `x`.*', 'SELECT ON `x`.* WITH GRANT OPTION', 'SUPER ON `x`.*', 'SELECT ON `x`.*; DROP USER root'],
   unreachable: (): Connector => new ConnectorRegistry(file(unreachablePort)).get('mysql-under-test'),
   targetRefusal: async () => ({

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, condition, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, defineUpdate, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { DeployActivities } from '../../activities/deploy-activities';
 import { type DeployRunRecord, type StepState, isAuthorized, isFinal } from '../../src/change';
 import type { DeployPlan } from '../../src/kinds/deploy/edge';
@@ -23,6 +23,13 @@ const deployTargets = proxyActivities<DeployActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
 });
+
+/**
+ * A run's work notes go through the ticket's note queue (ctx.note): the loop writes them with the gate, in one
+ * write-back, and does not end while one is unwritten. Before this patch each note was an activity of its own,
+ * fired beside the loop, so the gate could show the ticket closable while a run's note was still failing.
+ */
+const DEPLOY_NOTES_WITH_THE_LOOP = 'deploy-notes-with-the-loop';
 
 export const deployRunUpdate = defineUpdate<DeployRunReply, [DeployRunRequest]>(DEPLOY_RUN_UPDATE);
 
@@ -122,7 +129,8 @@ async function revokeRun(ctx: KindContext, run: DeployRunRecord, endedBy: string
   ctx.touch();
   try {
     const out = await deployTargets.revokeDeployCredential({
-      ticketKey: ctx.key, stepId: `${step.stepId}:run:${run.runId}`, runId: run.runId, system: a.system, identity: { ...a.identity, name: run.identity },
+      // Its own step id: a revocation that fails after a failed mint is a second failure, not the mint's row again.
+      ticketKey: ctx.key, stepId: `${step.stepId}:run:${run.runId}:revoke`, runId: run.runId, system: a.system, identity: { ...a.identity, name: run.identity },
       grants: a.grants, deliverTo: { system: a.deliverTo.system, path: run.path }, eventReceivedAt: run.startedAt, reason: run.endedBy,
     });
     run.status = out.verified ? 'revoked' : 'failed';
@@ -142,10 +150,14 @@ async function revokeRun(ctx: KindContext, run: DeployRunRecord, endedBy: string
 
 /** Work notes about runs go out beside the reply, not before it; a note that fails for good blocks closure. */
 function note(ctx: KindContext, marker: string, text: string): void {
-  void ctx.tickets.postWorkNote({ ticket: ctx.ref, marker, text }).catch((err: unknown) => {
+  const fail = (err: unknown) => {
     ctx.state.writeBackErrors.push(failureText(err));
     ctx.touch();
-  });
+  };
+  // Queued for the loop's write-back on a current run; a run from before one write-back per turn posts it at once,
+  // which is what rejects here.
+  if (patched(DEPLOY_NOTES_WITH_THE_LOOP)) void ctx.note(marker, text).catch(fail);
+  else void ctx.tickets.postWorkNote({ ticket: ctx.ref, marker, text }).catch(fail);
 }
 
 /** The ttl's durable timer: the credential goes at its end unless something else ended it first. */
