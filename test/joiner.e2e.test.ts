@@ -165,17 +165,23 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     expect((await stack.grantsOf(account)).join('\n')).toMatch(/GRANT SELECT ON `cgt\\_billing`\.\*/);
   });
 
-  it('a grant without a ttl has no cleanup path, so closure stays blocked and says why', async () => {
+  it('a grant with neither a ttl nor an until is refused at planning where no policy allows standing access, and nothing is granted', async () => {
     const account = uniqueAccount('nottl');
     const number = uniqueTicketNumber();
-    stack.sim.createChange({ number, state: '-1', type: 'standard', u_identity_actions: joiner(account) });
-    await waitFor('granted evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).some((r) => r.outcome === 'granted'));
-    const check = await waitFor('joiner verified in closure-check', async () => {
-      const r = await stack.closureCheck(number);
-      return r.data.steps?.[0]?.status === 'verified' ? r : null;
-    });
-    expect(check.data.allowed).toBe(false);
-    expect(check.data.reasons).toEqual([expect.stringMatching(/has no cleanup path \(no ttl\)/)]);
+    const change = stack.sim.createChange({ number, state: '-1', type: 'standard', u_identity_actions: joiner(account) });
+    const sysId = change.sys_id as string;
+    await waitFor('the refused delivery', () => stack.sim.deliveries.some((d) => d.sysId === sysId && d.status === 400));
+    const res = await stack.deliver({ ...stack.sim.getChange(sysId), sys_mod_count: '0' });
+    expect(res.status).toBe(400);
+    expect(res.data.error.issues).toEqual(
+      ['SELECT ON `cgt\\_billing`.*', 'INSERT ON `cgt_billing`.`invoices`'].map((grant, i) => ({
+        path: `u_identity_actions[0].grants[${i}]`,
+        message: `${grant} (no class) has no cleanup path: no privilege class on mysql-local covers it; give the action a ttl or an until, or use a policy that allows standing access to it for service_account identities`,
+      })),
+    );
+    expect(await stack.accountExists(account)).toBe(false);
+    expect(await stack.evidence.list(`servicenow:${number}`)).toEqual([]);
+    expect(await stack.workflows.status('servicenow', number)).toBeNull();
   });
 
   it('cancelling the change revokes what it granted at once, without waiting for the TTL', async () => {

@@ -1,28 +1,34 @@
 /**
  * What every kind that grants does the same way once its grant is verified: a ttl starts a durable timer, and at
  * its end (or when the change is cancelled) exactly the granted access is taken back, read back and evidenced.
- * Without a ttl there is no cleanup path, and closure stays blocked.
+ * Standing access the policy allows is owned instead: its owner's leaver and certification end it. Anything else
+ * has no cleanup path, and closure stays blocked.
  */
 import { condition } from '@temporalio/workflow';
 import type { StepState } from '../../src/change';
 import type { KindContext } from './kind';
 import { applyAndVerify, label } from './step-runner';
 
-/** How long a grant lasts: a ttl counted from the verified grant, and/or the ticket's own end. */
+/** How long a grant lasts: a ttl counted from the verified grant, and/or the ticket's own end, or standing access. */
 export interface GrantLifetime {
   ttlMs?: number;
   ttl?: string;
   until?: 'ticket-closed' | 'window-end';
+  /** Planned as standing access (src/kinds/grant-policy.ts): neither a ttl nor an `until`, owned. */
+  standing?: boolean;
 }
 
 /**
  * Starts the expiry clock at the verified grant: at the ttl's end or the change window's end, whichever comes first,
- * or when the ticket closes. Neither a ttl nor an `until` means no cleanup path.
+ * or when the ticket closes. Standing access is owned instead. Anything else has no cleanup path.
  */
 export function scheduleExpiry(step: StepState, life: GrantLifetime, windowEnd: string | undefined): void {
   const { ttlMs, until } = life;
   if (until === undefined) {
-    step.expiry = ttlMs === undefined ? { status: 'none' } : { status: 'scheduled', expiresAt: new Date(Date.now() + ttlMs).toISOString() };
+    const owner = step.action.owner;
+    if (ttlMs !== undefined) step.expiry = { status: 'scheduled', expiresAt: new Date(Date.now() + ttlMs).toISOString() };
+    else if (life.standing && owner !== undefined) step.expiry = { status: 'standing', owner };
+    else step.expiry = { status: 'none' };
     return;
   }
   const ends = [ttlMs === undefined ? undefined : Date.now() + ttlMs, until === 'window-end' && windowEnd ? Date.parse(windowEnd) : undefined].filter((t): t is number => t !== undefined);
@@ -36,6 +42,7 @@ export function scheduleExpiry(step: StepState, life: GrantLifetime, windowEnd: 
 /** The sentence a grant's work note ends with. */
 export function expiryNote(step: StepState, ttl: string | undefined): string {
   const e = step.expiry;
+  if (e?.status === 'standing') return ` Standing access owned by ${e.owner ?? 'no one'}: revoked by the owner's leaver, reviewed by certification.`;
   if (e?.until === 'ticket-closed') return ` Ends when the change closes${e.expiresAt ? ` or at ${e.expiresAt}` : ''}.`;
   if (e?.until === 'window-end' && e.expiresAt) return ` Ends ${e.expiresAt} (the change window's end${ttl ? ` or ttl ${ttl}` : ''}).`;
   if (e?.expiresAt) return ` Expires ${e.expiresAt} (ttl ${ttl}).`;
@@ -98,10 +105,10 @@ export function grantBlocksClosure(step: StepState, what: string): string[] {
   return [];
 }
 
-/** The compensation of a verified grant whose expiry is still scheduled: take it back now. */
+/** The compensation of a verified grant whose expiry is still scheduled, or of standing access: take it back now. */
 export function grantUndo(takeBack: (ctx: KindContext) => Promise<void>) {
   return {
-    pending: (step: StepState) => step.expiry?.status === 'scheduled',
+    pending: (step: StepState) => step.expiry?.status === 'scheduled' || step.expiry?.status === 'standing',
     begin(step: StepState) {
       if (step.expiry) step.expiry.status = 'running';
     },
