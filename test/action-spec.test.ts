@@ -365,6 +365,15 @@ describe('closureVerdict', () => {
     expect(verdictOf(step(joinerAction, { status: 'verified', expiry: { status: 'standing', owner: 'team-a' } }))).toEqual({ allowed: true, reasons: [] });
   });
 
+  it('blocks a verified joiner until the ticket closes while its take-back is due, unless its run predates that rule', () => {
+    const scoped = { status: 'scheduled', until: 'ticket-closed' } as const;
+    expect(verdictOf(step(joinerAction, { status: 'verified', expiry: { ...scoped, endsAtReview: true } })).reasons).toEqual([
+      'joiner of alice on mysql-local lasts until the change leaves Implement: it is taken back when the change moves to Review, and closure waits until that is verified',
+    ]);
+    expect(verdictOf(step(joinerAction, { status: 'verified', expiry: { ...scoped, endsAtReview: true, status: 'verified' } }))).toEqual({ allowed: true, reasons: [] });
+    expect(verdictOf(step(joinerAction, { status: 'verified', expiry: scoped }))).toEqual({ allowed: true, reasons: [] });
+  });
+
   it('blocks a verified joiner whose expiry is running or failed', () => {
     expect(verdictOf(step(joinerAction, { status: 'verified', expiry: { status: 'running' } })).reasons).toEqual(['expiry of joiner of alice on mysql-local is not verified yet']);
     expect(verdictOf(step(joinerAction, { status: 'verified', expiry: { status: 'failed', detail: 'grant still present' } })).reasons).toEqual([

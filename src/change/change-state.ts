@@ -45,6 +45,8 @@ export interface StepState {
     status: ExpiryStatus;
     expiresAt?: string;
     until?: 'ticket-closed' | 'window-end';
+    /** `until: ticket-closed` ends when the change moves to Review (or closes), and closure waits for the take-back. */
+    endsAtReview?: boolean;
     /** Standing access: who answers for it. */
     owner?: string;
     detail?: string;
