@@ -47,13 +47,14 @@ export interface VerifyAndRecordInput extends StepTarget, Attribution {
 /** What one step does to its target: the connector primitives the step activities compose. */
 export type StepOperation =
   | { op: 'revoke' }
-  | { op: 'grant'; grants: string[] }
+  /** `standing`: standing access the policy allows; the inventory records the grants as owned by the action's owner. */
+  | { op: 'grant'; grants: string[]; standing?: boolean }
   | { op: 'take-back'; grants: string[]; dropAccount: boolean }
   /**
    * A mover, planned from a read-back: `remove` takes back the managed grants that are not wanted (revoke early);
    * `reconcile` also adds the wanted ones that are missing (grant late), removing any excess that came back since.
    */
-  | { op: 'move'; wanted: string[]; phase: 'remove' | 'reconcile' };
+  | { op: 'move'; wanted: string[]; phase: 'remove' | 'reconcile'; standing?: boolean };
 
 export interface ApplyVerifyRecordInput extends Omit<VerifyAndRecordInput, 'applied' | 'startedAt' | 'recordOnFailure'> {
   operation: StepOperation;
@@ -276,7 +277,7 @@ export function inventoryProjection(
   inventory: InventoryStore | undefined,
   record: EvidenceInput,
   target: StepTarget & Attribution,
-  extra: { operation: StepChange['operation']; grants?: string[]; created?: boolean; detail?: string },
+  extra: { operation: StepChange['operation']; grants?: string[]; created?: boolean; detail?: string; standing?: boolean },
 ): AlongsideEvidence | undefined {
   if (!inventory || !record.verified || !record.verifiedAt) return undefined;
   const { grammar } = registry.get(target.system);
@@ -445,7 +446,8 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
       const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
       // A move's ticket holds every grant it wants once they are all in place (its reconcile phase).
       const grants = operation.op === 'revoke' ? undefined : operation.op === 'move' ? (operation.phase === 'reconcile' ? operation.wanted : []) : operation.grants;
-      const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation: operation.op, grants, created, detail: applied.detail })));
+      const standing = (operation.op === 'grant' || operation.op === 'move') && operation.standing === true;
+      const row = await refusalsAreFinal(() => evidence.append(record, projection(record, input, { operation: operation.op, grants, created, detail: applied.detail, ...(standing ? { standing } : {}) })));
       return {
         verified: verification.verified, refused: false, detail: applied.detail, mismatches: verification.mismatches, created,
         ...(moved ? { moved } : {}), verifiedAt: row.verifiedAt ?? undefined, evidenceHash: row.hash,

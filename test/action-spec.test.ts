@@ -106,9 +106,18 @@ describe('identity actions on a ServiceNow ticket (parseIdentityActions with the
     });
   });
 
-  it('a joiner without a ttl plans no ttl', () => {
-    const [action] = plannedOf([joiner({ ttl: undefined })]);
-    expect(action).toMatchObject({ kind: 'joiner' });
+  it('a joiner with neither a ttl nor an until is refused where no policy allows standing access (the test connectors have none)', () => {
+    expect(issuesOf([joiner({ ttl: undefined, owner: 'team-a' })])).toEqual([
+      {
+        path: 'u_identity_actions[0].grants[0]',
+        message: 'SELECT ON `cgt\\_billing`.* (no class) has no cleanup path: no privilege class on mysql-local covers it; give the action a ttl or an until, or use a policy that allows standing access to it for person identities',
+      },
+    ]);
+  });
+
+  it('a joiner until the ticket closes plans no ttl', () => {
+    const [action] = plannedOf([joiner({ ttl: undefined, until: 'ticket-closed' })]);
+    expect(action).toMatchObject({ kind: 'joiner', until: 'ticket-closed' });
     expect(action?.kind === 'joiner' && action.ttlMs).toBeUndefined();
   });
 
@@ -374,6 +383,19 @@ describe('closureVerdict', () => {
 
   it.each(['scheduled', 'verified'] as const)('allows a verified joiner whose expiry is %s', (status) => {
     expect(verdictOf(step(joinerAction, { status: 'verified', expiry: { status } }))).toEqual({ allowed: true, reasons: [] });
+  });
+
+  it('allows a verified joiner whose cleanup is standing access, owned', () => {
+    expect(verdictOf(step(joinerAction, { status: 'verified', expiry: { status: 'standing', owner: 'team-a' } }))).toEqual({ allowed: true, reasons: [] });
+  });
+
+  it('blocks a verified joiner until the ticket closes while its take-back is due, unless its run predates that rule', () => {
+    const scoped = { status: 'scheduled', until: 'ticket-closed' } as const;
+    expect(verdictOf(step(joinerAction, { status: 'verified', expiry: { ...scoped, endsAtReview: true } })).reasons).toEqual([
+      'joiner of alice on mysql-local lasts until the change leaves Implement: it is taken back when the change moves to Review, and closure waits until that is verified',
+    ]);
+    expect(verdictOf(step(joinerAction, { status: 'verified', expiry: { ...scoped, endsAtReview: true, status: 'verified' } }))).toEqual({ allowed: true, reasons: [] });
+    expect(verdictOf(step(joinerAction, { status: 'verified', expiry: scoped }))).toEqual({ allowed: true, reasons: [] });
   });
 
   it('blocks a verified joiner whose expiry is running or failed', () => {

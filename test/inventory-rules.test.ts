@@ -1,7 +1,9 @@
 import { parseIdentityActions } from '../src/actions/plan-actions';
 import { discoveryIntervalMs, loadConfig } from '../src/config';
 import { parseConnectorsFile, GrammarRegistry } from '../src/connectors/registry';
+import { applyStep, type StepChange } from '../src/inventory/inventory-store';
 import { ruleAttribution } from '../src/inventory/ownership';
+import { InventoryIdentity } from '../src/persistence/entities/inventory-identity.entity';
 import { VaultGrammar } from '../src/connectors/vault/vault-grammar';
 import { connectorsFile } from './support/stack';
 
@@ -94,5 +96,27 @@ describe('inventory types from a connector grammar', () => {
     expect(grammar.inventoryType('pki/billing.example.test')).toBe('certificate');
     expect(grammar.inventoryType('token/changegate')).toBe('api_key');
     expect(grammar.inventoryType('db/readonly')).toBeUndefined();
+  });
+});
+
+describe('standing access in the inventory', () => {
+  const G = 'SELECT ON `billing`.*';
+  const now = new Date('2026-01-01T00:00:00.000Z');
+  const step = (fields: Partial<StepChange>): StepChange => ({
+    ticketKey: 'servicenow:CHG1', system: 'mysql-local', identity: { type: 'person', name: 'jdoe' }, host: '%', outcome: 'granted', operation: 'grant',
+    desired: { exists: true, mustHave: [G] }, observed: { exists: true, grants: [G] }, verifiedAt: now.toISOString(), grants: [G], ...fields,
+  });
+  const row = () => Object.assign(new InventoryIdentity(), { system: 'mysql-local', name: 'jdoe', host: '%', type: 'person', owner: null, ownerSource: null, workload: null, workloadSource: null, grants: [], status: 'orphan' });
+
+  it('a standing grant is held by its ticket with the owner; a ticket holding it with a ttl is not standing; the owner goes with its ticket\'s hold', () => {
+    const r = applyStep(row(), step({ standing: true, owner: 'hiring-manager' }), now);
+    expect(r).toMatchObject({ status: 'managed', owner: 'hiring-manager', grants: [{ grant: G, tickets: ['servicenow:CHG1'], standing: [{ ticket: 'servicenow:CHG1', owner: 'hiring-manager' }] }] });
+    applyStep(r, step({ ticketKey: 'servicenow:CHG2' }), now);
+    expect(r.grants).toEqual([{ grant: G, tickets: ['servicenow:CHG1', 'servicenow:CHG2'], standing: [{ ticket: 'servicenow:CHG1', owner: 'hiring-manager' }] }]);
+    applyStep(r, step({ operation: 'take-back', outcome: 'expired', desired: { exists: true, mustNotHave: [] } }), now);
+    expect(r.grants).toEqual([{ grant: G, tickets: ['servicenow:CHG2'] }]);
+    applyStep(r, step({ ticketKey: 'servicenow:CHG3', standing: true, owner: 'team-b' }), now);
+    applyStep(r, step({ ticketKey: 'servicenow:CHG4', operation: 'revoke', outcome: 'revoked', desired: { exists: false }, observed: { exists: false, grants: [] }, grants: undefined }), now);
+    expect(r).toMatchObject({ status: 'revoked', grants: [] });
   });
 });

@@ -99,22 +99,38 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     expect(check.data.allowed).toBe(true);
   });
 
-  it('a grant until the ticket closes lets the change close, and is taken back and verified when it does', async () => {
+  it('a grant until the ticket closes is taken back when the change moves to Review, and closure waits until that is verified', async () => {
     const account = uniqueAccount('utc');
     const number = uniqueTicketNumber();
     const actions = JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], until: 'ticket-closed' }]);
     const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions });
-    const check = await waitFor('closure allowed while the grant lasts', async () => {
+    const sysId = change.sys_id as string;
+    const granted = await waitFor('the grant verified', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.status === 'verified' ? r.data : null;
+    });
+    // The access still exists: closure is not allowed while its take-back is due.
+    expect(granted.allowed).toBe(false);
+    expect(granted.steps[0].cleanup).toEqual({ status: 'scheduled', until: 'ticket-closed', endsAtReview: true });
+    expect(granted.reasons).toEqual([
+      `joiner of ${account}@% on mysql-local lasts until the change leaves Implement: it is taken back when the change moves to Review, and closure waits until that is verified`,
+    ]);
+    expect(await stack.accountExists(account)).toBe(true);
+    expect(stack.sim.getChange(sysId)?.u_identity_cleanup).not.toBe('verified');
+    const note = await waitFor('the grant work note', () => stack.sim.journal(sysId, 'work_notes').find((n) => n.value.includes('Verified: joiner')));
+    expect(note.value).toContain('Ends when the change moves to Review or closes; closure waits until it is taken back and verified.');
+    // Implement → Review: the grant is taken back; closure is allowed once that is verified, not before.
+    stack.sim.updateChange(sysId, { state: '0' });
+    const check = await waitFor('closure allowed after the take-back', async () => {
       const r = await stack.closureCheck(number);
       return r.data.allowed ? r.data : null;
     });
-    expect(check.steps[0].cleanup).toMatchObject({ status: 'scheduled', until: 'ticket-closed' });
-    expect(check.steps[0].cleanup.expiresAt).toBeUndefined();
-    expect(await stack.accountExists(account)).toBe(true);
-    stack.sim.updateChange(change.sys_id as string, { state: '3', close_code: 'successful', close_notes: 'done' });
-    const expired = await waitFor('expiry evidence after closure', async () => (await stack.evidence.list(`servicenow:${number}`)).find((r) => r.outcome === 'expired'));
+    expect(check.steps[0].cleanup).toMatchObject({ status: 'verified', until: 'ticket-closed' });
+    const expired = (await stack.evidence.list(`servicenow:${number}`)).find((r) => r.outcome === 'expired');
     expect(expired).toMatchObject({ verified: true, observedState: expect.objectContaining({ exists: false }) });
+    expect(Date.parse(check.steps[0].cleanup.verifiedAt)).toBeGreaterThanOrEqual(Date.parse(expired!.verifiedAt!));
     expect(await stack.accountExists(account)).toBe(false);
+    await waitFor('gate set on the ticket', () => stack.sim.getChange(sysId)?.u_identity_cleanup === 'verified');
   });
 
   it("a grant until the change window's end is taken back at the ServiceNow end_date, and verified", async () => {
@@ -165,17 +181,23 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     expect((await stack.grantsOf(account)).join('\n')).toMatch(/GRANT SELECT ON `cgt\\_billing`\.\*/);
   });
 
-  it('a grant without a ttl has no cleanup path, so closure stays blocked and says why', async () => {
+  it('a grant with neither a ttl nor an until is refused at planning where no policy allows standing access, and nothing is granted', async () => {
     const account = uniqueAccount('nottl');
     const number = uniqueTicketNumber();
-    stack.sim.createChange({ number, state: '-1', type: 'standard', u_identity_actions: joiner(account) });
-    await waitFor('granted evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).some((r) => r.outcome === 'granted'));
-    const check = await waitFor('joiner verified in closure-check', async () => {
-      const r = await stack.closureCheck(number);
-      return r.data.steps?.[0]?.status === 'verified' ? r : null;
-    });
-    expect(check.data.allowed).toBe(false);
-    expect(check.data.reasons).toEqual([expect.stringMatching(/has no cleanup path \(no ttl\)/)]);
+    const change = stack.sim.createChange({ number, state: '-1', type: 'standard', u_identity_actions: joiner(account) });
+    const sysId = change.sys_id as string;
+    await waitFor('the refused delivery', () => stack.sim.deliveries.some((d) => d.sysId === sysId && d.status === 400));
+    const res = await stack.deliver({ ...stack.sim.getChange(sysId), sys_mod_count: '0' });
+    expect(res.status).toBe(400);
+    expect(res.data.error.issues).toEqual(
+      ['SELECT ON `cgt\\_billing`.*', 'INSERT ON `cgt_billing`.`invoices`'].map((grant, i) => ({
+        path: `u_identity_actions[0].grants[${i}]`,
+        message: `${grant} (no class) has no cleanup path: no privilege class on mysql-local covers it; give the action a ttl or an until, or use a policy that allows standing access to it for service_account identities`,
+      })),
+    );
+    expect(await stack.accountExists(account)).toBe(false);
+    expect(await stack.evidence.list(`servicenow:${number}`)).toEqual([]);
+    expect(await stack.workflows.status('servicenow', number)).toBeNull();
   });
 
   it('cancelling the change revokes what it granted at once, without waiting for the TTL', async () => {

@@ -105,6 +105,30 @@ describe('mover on a ServiceNow change: revoke what is no longer wanted at once,
     expect(held).not.toMatch(/UPDATE/);
   });
 
+  it('a move with neither a ttl nor an until takes back what is no longer wanted, then is refused before it adds what would have no cleanup path', async () => {
+    const account = uniqueAccount('movn');
+    await createAccount(stack.admin, account, [SELECT, INSERT]);
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: mover(account, ['SELECT ON cgt_billing.*', 'UPDATE ON cgt_billing.invoices']) });
+    const check = await waitFor('the refused step in closure-check', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.steps?.[0]?.status === 'failed' ? r.data : null;
+    });
+    const refusal =
+      `kept: ${SELECT}; removed: ${INSERT}; refused to add ${UPDATE}: a move with neither a ttl nor an until that adds must want only standing access the policy allows: ` +
+      [SELECT, UPDATE].map((g) => `${g} (no class) has no cleanup path: no privilege class on mysql-local covers it; give the action a ttl or an until, or use a policy that allows standing access to it for service_account identities`).join('; ');
+    expect(check.allowed).toBe(false);
+    expect(check.steps[0].detail).toBe(refusal);
+    expect(check.reasons).toEqual([`mover of ${account}@% on mysql-local failed: ${refusal}`]);
+    const grants = (await stack.grantsOf(account)).join('\n');
+    expect(grants).not.toMatch(/INSERT|UPDATE/);
+    expect(grants).toMatch(/GRANT SELECT ON `cgt\\_billing`\.\*/);
+    expect((await evidenceOf(number)).map((r) => [r.outcome, r.verified])).toEqual([
+      ['ungranted', true],
+      ['failed', false],
+    ]);
+  });
+
   it('a mover of an identity that does not exist fails with the reason, and closure stays blocked', async () => {
     const account = uniqueAccount('movx');
     const number = uniqueTicketNumber();

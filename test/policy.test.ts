@@ -2,8 +2,20 @@ import { GrammarRegistry, loadConnectorsFile } from '../src/connectors/registry'
 import { parseIdentityActions } from '../src/actions/plan-actions';
 import { globMatcher, loadPolicyFile, parsePolicyFile, Policy } from '../src/policy/policy';
 
+const klass = (extra: object = {}) => ({ name: 'billing-read', system: 'mysql-local', grants: ['SELECT ON `billing`.*'], maxTtl: 'P30D', ...extra });
+
 describe('the governance policy file', () => {
   const demoSystems = loadConnectorsFile('config/connectors.demo.json').connectors.map((c) => c.name);
+
+  it('the demo and compose policies allow standing access to SELECT on billing on mysql-local for persons only', () => {
+    const composeSystems = loadConnectorsFile('config/connectors.compose.json').connectors.map((c) => c.name);
+    for (const policy of [new Policy(loadPolicyFile('config/policy.demo.json', demoSystems)), new Policy(loadPolicyFile('config/policy.compose.json', composeSystems))]) {
+      expect(policy.classOf('mysql-local', 'SELECT ON `billing`.*')).toEqual({ name: 'billing-read', maxTtl: 'P30D', maxTtlMs: 30 * 86_400_000, standing: { identityTypes: ['person'] } });
+      expect(policy.classOf('mysql-local', 'SELECT ON `billing`.`invoices`')?.standing).toEqual({ identityTypes: ['person'] });
+      expect(policy.classOf('mysql-local', 'INSERT ON `billing`.*')).toBeUndefined();
+      expect(policy.classOf('postgres-local', 'SELECT ON `billing`.*')).toBeUndefined();
+    }
+  });
 
   it('the demo policy validates against the demo connectors and marks reporting on mysql-local privileged', () => {
     const policy = new Policy(loadPolicyFile('config/policy.demo.json', demoSystems));
@@ -21,6 +33,11 @@ describe('the governance policy file', () => {
     ['a privileged entry for a system that is not configured', { version: 1, privileged: [{ system: 'nope', grants: ['*'] }] }, /privileged\.0\.system: no connector named 'nope' is configured/],
     ['an empty pattern list', { version: 1, privileged: [{ system: 'mysql-local', grants: [] }] }, /privileged\.0\.grants: Array must contain at least 1/],
     ['a control character in a principal', { version: 1, people: [{ source: 'servicenow', user: 'u', principal: 'a\nb' }] }, /people\.0\.principal: must not contain control characters/],
+    ['standing access for an unknown identity type', { version: 1, classes: [klass({ standing: { identityTypes: ['robot'] } })] }, /classes\.0\.standing\.identityTypes\.0: must be one of person, service_account$/],
+    ['standing access for no identity type', { version: 1, classes: [klass({ standing: { identityTypes: [] } })] }, /classes\.0\.standing\.identityTypes: must name at least one identity type \(person, service_account\)$/],
+    ['standing access naming a type twice', { version: 1, classes: [klass({ standing: { identityTypes: ['person', 'person'] } })] }, /classes\.0\.standing\.identityTypes: must not name an identity type twice$/],
+    ['an unknown field in standing access', { version: 1, classes: [klass({ standing: { identityTypes: ['person'], owners: ['x'] } })] }, /classes\.0\.standing: Unrecognized key\(s\) in object: 'owners'$/],
+    ['standing access that is not an object', { version: 1, classes: [klass({ standing: true })] }, /classes\.0\.standing: Expected object, received boolean$/],
   ])('refuses %s at start-up, naming where', (_what, raw, message) => {
     expect(() => parsePolicyFile(raw, 'policy test.json', demoSystems)).toThrow(message);
   });
@@ -53,5 +70,82 @@ describe('the governance policy file', () => {
       'u_identity_actions',
     );
     expect(mover).toMatchObject({ ok: false, issues: [{ path: 'u_identity_actions[0].ttl' }] });
+  });
+
+  describe('a grant with neither a ttl nor an until is standing access, accepted only where the policy allows it and owned', () => {
+    const grammars = new GrammarRegistry(
+      loadConnectorsFile('config/connectors.demo.json'),
+      new Policy({
+        version: 1,
+        privileged: [{ system: 'mysql-local', grants: ['* ON `reporting`.*'] }],
+        classes: [
+          klass({ standing: { identityTypes: ['person'] } }),
+          { name: 'reporting', system: 'mysql-local', grants: ['* ON `reporting`.*'], maxTtl: 'P7D' },
+          { name: 'ops', system: 'mysql-local', grants: ['* ON `ops`.*'], maxTtl: 'P7D', standing: { identityTypes: ['service_account'] } },
+        ],
+      }),
+    );
+    const plan = (action: object) =>
+      parseIdentityActions(JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'person', name: 'jdoe' }, grants: ['SELECT ON billing.*'], owner: 'jdoe-manager', ...action }]), grammars, 'u_identity_actions');
+    const remedy = "give the action a ttl or an until, or use a policy that allows standing access to it for person identities";
+
+    it('a person joining with SELECT on billing and an owner is planned as standing access', () => {
+      expect(plan({})).toEqual({ ok: true, value: [expect.objectContaining({ kind: 'joiner', grants: ['SELECT ON `billing`.*'], standing: true, owner: 'jdoe-manager' })] });
+      expect(plan({ grants: ['SELECT ON billing.invoices'] })).toMatchObject({ ok: true, value: [{ standing: true }] });
+    });
+
+    it('a ttl or an until is a cleanup path of its own: nothing is standing then', () => {
+      for (const extra of [{ ttl: 'PT8H' }, { until: 'ticket-closed' }, { until: 'window-end' }, { ttl: 'PT8H', owner: undefined, grants: ['SELECT ON nowhere.*'] }]) {
+        const result = plan(extra);
+        expect(result.ok).toBe(true);
+        expect(result.ok && result.value[0]).not.toHaveProperty('standing');
+      }
+    });
+
+    it('refuses standing access without an owner, on the owner field, saying why the inventory needs one', () => {
+      expect(plan({ owner: undefined })).toEqual({
+        ok: false,
+        issues: [{ path: 'u_identity_actions[0].owner', message: "standing access (no ttl, no until) needs an owner: the inventory records it so that the owner's leaver revokes it and certification reviews it; name one, or give the action a ttl or an until" }],
+      });
+    });
+
+    it('refuses a grant no class covers, a class that allows no standing access, and one that allows it to other identity types, each on its grant', () => {
+      expect(plan({ grants: ['SELECT ON billing.*', 'INSERT ON billing.invoices', 'SELECT ON reporting.*', 'SELECT ON ops.*'] })).toEqual({
+        ok: false,
+        issues: [
+          { path: 'u_identity_actions[0].grants[1]', message: `INSERT ON \`billing\`.\`invoices\` (no class) has no cleanup path: no privilege class on mysql-local covers it; ${remedy}` },
+          { path: 'u_identity_actions[0].grants[2]', message: `SELECT ON \`reporting\`.* (class reporting) has no cleanup path: the policy allows no standing access to reporting grants; ${remedy}` },
+          { path: 'u_identity_actions[0].grants[3]', message: `SELECT ON \`ops\`.* (class ops) has no cleanup path: the policy allows standing access to ops grants only for service_account identities; ${remedy}` },
+        ],
+      });
+      // The grant's class decides for the identity type the action names.
+      expect(plan({ identity: { type: 'service_account', name: 'svc_billing' } })).toMatchObject({
+        ok: false,
+        issues: [{ path: 'u_identity_actions[0].grants[0]', message: expect.stringMatching(/^SELECT ON `billing`\.\* \(class billing-read\) has no cleanup path: the policy allows standing access to billing-read grants only for person identities; .* for service_account identities$/) }],
+      });
+    });
+
+    it('a privileged grant with no cleanup path is refused at planning, before anything waits for a decision', () => {
+      expect(plan({ grants: ['SELECT ON reporting.daily'] })).toMatchObject({ ok: false, issues: [{ path: 'u_identity_actions[0].grants[0]', message: expect.stringMatching(/^SELECT ON `reporting`\.`daily` \(class reporting\) has no cleanup path/) }] });
+    });
+
+    it('a mover is accepted: it learns what it adds from its read-back, and carries the reasons it would be refused for adding', () => {
+      const mover = (action: object) =>
+        parseIdentityActions(JSON.stringify([{ kind: 'mover', system: 'mysql-local', identity: { type: 'person', name: 'jdoe' }, ...action }]), grammars, 'u_identity_actions');
+      const removesOnly = mover({ grants: [] });
+      expect(removesOnly).toMatchObject({ ok: true, value: [{ kind: 'mover', grants: [] }] });
+      expect(removesOnly.ok && removesOnly.value[0]).not.toHaveProperty('standing');
+      expect(removesOnly.ok && removesOnly.value[0]).not.toHaveProperty('noCleanupPath');
+      const standing = mover({ grants: ['SELECT ON billing.*'], owner: 'jdoe-manager' });
+      expect(standing).toMatchObject({ ok: true, value: [{ standing: true }] });
+      expect(standing.ok && standing.value[0]).not.toHaveProperty('noCleanupPath');
+      expect(mover({ grants: ['SELECT ON billing.*', 'UPDATE ON billing.invoices'], owner: 'jdoe-manager' })).toMatchObject({
+        ok: true,
+        value: [{ noCleanupPath: [{ grant: 'UPDATE ON `billing`.`invoices`', reason: `UPDATE ON \`billing\`.\`invoices\` (no class) has no cleanup path: no privilege class on mysql-local covers it; ${remedy}` }] }],
+      });
+      expect(mover({ grants: ['SELECT ON billing.*'] })).toMatchObject({ ok: true, value: [{ noCleanupPath: [{ reason: expect.stringMatching(/^standing access \(no ttl, no until\) needs an owner/) }] }] });
+      const withTtl = mover({ grants: ['UPDATE ON billing.invoices'], ttl: 'PT8H' });
+      expect(withTtl.ok && withTtl.value[0]).not.toHaveProperty('noCleanupPath');
+    });
   });
 });

@@ -27,6 +27,7 @@ describe('committed change-workflow histories', () => {
       'joiner-granted-expired-then-closed.json',
       'joiner-granted-then-cancelled.json',
       'joiners-on-two-systems-granted-then-cancelled.json',
+      'joiner-until-ticket-closed-granted-then-closed.json',
       'leaver-actions-edited-then-reverified-then-closed.json',
       'leaver-already-absent-then-closed.json',
       'leaver-revoked-in-one-activity-then-closed.json',
@@ -40,6 +41,7 @@ describe('committed change-workflow histories', () => {
     const since = [
       'deploy-runs-finished-and-expired-then-closed.json',
       'joiners-on-two-systems-granted-then-cancelled.json',
+      'joiner-until-ticket-closed-granted-then-closed.json',
       'leaver-revoked-in-one-activity-then-closed.json',
       'leaver-revoked-with-one-write-back-then-closed.json',
     ];

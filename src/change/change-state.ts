@@ -31,7 +31,8 @@ export interface StepDecision {
   evidenceHash: string;
 }
 
-export type ExpiryStatus = 'none' | 'scheduled' | 'running' | 'verified' | 'failed';
+/** `standing`: standing access the policy allows, owned by `owner`: it ends with the owner's leaver or certification. */
+export type ExpiryStatus = 'none' | 'scheduled' | 'running' | 'verified' | 'failed' | 'standing';
 
 export interface StepState {
   stepId: string;
@@ -45,7 +46,17 @@ export interface StepState {
   accountCreated?: boolean;
   /** Rotations only: which credential version the store now serves (never the value). */
   rotation?: { fingerprint: string; version: number; credentialId?: string };
-  expiry?: { status: ExpiryStatus; expiresAt?: string; until?: 'ticket-closed' | 'window-end'; detail?: string; verifiedAt?: string };
+  expiry?: {
+    status: ExpiryStatus;
+    expiresAt?: string;
+    until?: 'ticket-closed' | 'window-end';
+    /** `until: ticket-closed` ends when the change moves to Review (or closes), and closure waits for the take-back. */
+    endsAtReview?: boolean;
+    /** Standing access: who answers for it. */
+    owner?: string;
+    detail?: string;
+    verifiedAt?: string;
+  };
   /** The decision on its privileged grants, once one was made. */
   decision?: StepDecision;
   /** Movers only: what the move kept, removed and added, as planned from the target's read-back. */

@@ -113,18 +113,27 @@ function normalised(cfg: BaseInstanceConfig): BaseInstanceConfig {
   return cfgOut;
 }
 
+/** A privilege class of the governance policy, as planning consults it. */
+export interface GrantClass {
+  name: string;
+  maxTtl: string;
+  maxTtlMs: number;
+  /** The identity types that may hold a grant of the class with no ttl and no `until` (standing access). */
+  standing?: { identityTypes: readonly string[] };
+}
+
 export interface SystemPolicy {
   maxTtlMs?: number;
   /** Grants (canonical text) that need a change manager's decision before they are made (the governance policy). */
   isPrivileged: (grant: string) => boolean;
   /** The privilege class of a grant and its longest ttl (the governance policy), where one applies. */
-  classOf: (grant: string) => { name: string; maxTtl: string; maxTtlMs: number } | undefined;
+  classOf: (grant: string) => GrantClass | undefined;
 }
 
 /** What the governance policy tells the grammars, per system. */
 export interface GrantPolicy {
   isPrivileged(system: string, grant: string): boolean;
-  classOf(system: string, grant: string): { name: string; maxTtl: string; maxTtlMs: number } | undefined;
+  classOf(system: string, grant: string): GrantClass | undefined;
 }
 
 const NO_GRANT_POLICY: GrantPolicy = { isPrivileged: () => false, classOf: () => undefined };

@@ -53,6 +53,8 @@ export interface StepChange {
   owner?: string;
   workload?: string;
   detail?: string;
+  /** The grants are standing access owned by `owner` (a grant or move planned with neither a ttl nor an until). */
+  standing?: boolean;
 }
 
 /** The view the API returns: no internal columns beyond what a reviewer needs. */
@@ -323,11 +325,19 @@ function checkRow(row: InventoryIdentity): void {
 /** A verified step applied to the row: the policy's outcome first, then the grants aligned with what the read-back found. */
 export function applyStep(row: InventoryIdentity, c: StepChange, now: Date): InventoryIdentity {
   const holders = new Map(row.grants.map((g) => [g.grant, new Set(g.tickets)]));
+  // Per grant: the tickets holding it as standing access, and the owner each named.
+  const standing = new Map(row.grants.map((g) => [g.grant, new Map((g.standing ?? []).map((s) => [s.ticket, s.owner]))]));
   const desired = c.desired as DesiredAccount;
   const stripped = desired.exists === false || desired.locked === true || desired.noGrants === true;
   const leaves: InventoryRowStatus = desired.exists === false ? 'revoked' : 'disabled';
   if (c.operation === 'grant' || c.operation === 'move') {
-    for (const g of c.grants ?? []) holders.set(g, (holders.get(g) ?? new Set()).add(c.ticketKey));
+    for (const g of c.grants ?? []) {
+      holders.set(g, (holders.get(g) ?? new Set()).add(c.ticketKey));
+      const owned = standing.get(g) ?? new Map<string, string>();
+      if (c.standing && c.owner !== undefined) owned.set(c.ticketKey, c.owner);
+      else owned.delete(c.ticketKey);
+      standing.set(g, owned);
+    }
     row.status = 'managed';
     if (c.created) row.createdByTicket = c.ticketKey;
   } else if (c.operation === 'rotate') {
@@ -341,6 +351,7 @@ export function applyStep(row: InventoryIdentity, c: StepChange, now: Date): Inv
       const held = holders.get(g);
       held?.delete(c.ticketKey);
       if (held && held.size === 0) holders.delete(g);
+      standing.get(g)?.delete(c.ticketKey);
     }
   }
   // The read-back is the truth about grants: what the target no longer has is not held, and what it has that no
@@ -352,7 +363,15 @@ export function applyStep(row: InventoryIdentity, c: StepChange, now: Date): Inv
     holders.clear();
     for (const [g, t] of aligned) holders.set(g, t);
   }
-  row.grants = [...holders.entries()].map(([grant, tickets]) => ({ grant, tickets: [...tickets].sort() })).sort((a, b) => a.grant.localeCompare(b.grant));
+  row.grants = [...holders.entries()]
+    .map(([grant, tickets]): HeldGrant => {
+      const owned = [...(standing.get(grant) ?? new Map<string, string>()).entries()]
+        .filter(([ticket]) => tickets.has(ticket))
+        .map(([ticket, owner]) => ({ ticket, owner }))
+        .sort((a, b) => a.ticket.localeCompare(b.ticket));
+      return { grant, tickets: [...tickets].sort(), ...(owned.length > 0 ? { standing: owned } : {}) };
+    })
+    .sort((a, b) => a.grant.localeCompare(b.grant));
   if (c.owner !== undefined) {
     row.owner = c.owner;
     row.ownerSource = 'action';

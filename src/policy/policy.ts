@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
 import type { Actor } from '../auth/principal';
+import type { GrantClass } from '../connectors/registry';
+import { IDENTITY_TYPES } from '../kinds/spec';
 
 /**
  * The governance policy: one file (CHANGEGATE_POLICY), validated at start-up. It says who the people on a ticket are
@@ -9,6 +11,20 @@ import type { Actor } from '../auth/principal';
  */
 const hasControl = (value: string) => [...value].some((ch) => ch.charCodeAt(0) < 0x20 || ch === '\u007f');
 const text = (max: number) => z.string().min(1, 'must not be empty').max(max).refine((v) => !hasControl(v), 'must not contain control characters');
+
+/**
+ * Standing access a privilege class allows: a grant of the class with neither a ttl nor an `until` is accepted for
+ * these identity types, provided the action names an owner (the inventory records it, so that the owner's leaver
+ * revokes it and certification reviews it).
+ */
+const standingSchema = z
+  .object({
+    identityTypes: z
+      .array(z.enum(IDENTITY_TYPES, { errorMap: () => ({ message: `must be one of ${IDENTITY_TYPES.join(', ')}` }) }))
+      .min(1, `must name at least one identity type (${IDENTITY_TYPES.join(', ')})`)
+      .refine((types) => new Set(types).size === types.length, 'must not name an identity type twice'),
+  })
+  .strict();
 
 export const policyFileSchema = z
   .object({
@@ -27,6 +43,7 @@ export const policyFileSchema = z
     /**
      * Privilege classes, per connector: the grants a class covers (patterns as above) and how long such a grant may
      * last (`maxTtl`, counted from the verified grant). The first class whose pattern matches a grant applies.
+     * `standing` (optional): the identity types that may hold such a grant with no ttl and no `until`.
      */
     classes: z
       .array(
@@ -36,6 +53,7 @@ export const policyFileSchema = z
             system: text(100),
             grants: z.array(text(300)).min(1).max(100),
             maxTtl: z.string().refine((t) => parseIsoDuration(t) !== null, 'must be an ISO-8601 duration (e.g. P7D)'),
+            standing: standingSchema.optional(),
           })
           .strict(),
       )
@@ -83,7 +101,7 @@ export function loadPolicyFile(path: string, systems?: readonly string[]): Polic
 export class Policy {
   private readonly privileged = new Map<string, Array<(grant: string) => boolean>>();
   private readonly people: Array<{ source: string; user: string; matches: (value: string) => boolean }>;
-  private readonly classes: Array<{ name: string; system: string; maxTtl: string; maxTtlMs: number; matches: Array<(grant: string) => boolean> }>;
+  private readonly classes: Array<GrantClass & { system: string; matches: Array<(grant: string) => boolean> }>;
 
   constructor(input: PolicyInput = EMPTY_POLICY) {
     const file = parsePolicyFile(input);
@@ -93,13 +111,20 @@ export class Policy {
       this.privileged.set(p.system, list);
     }
     this.people = file.people.map((p) => ({ source: p.source, user: p.user, matches: globMatcher(p.principal) }));
-    this.classes = (file.classes ?? []).map((c) => ({ name: c.name, system: c.system, maxTtl: c.maxTtl, maxTtlMs: parseIsoDuration(c.maxTtl) as number, matches: c.grants.map(globMatcher) }));
+    this.classes = (file.classes ?? []).map((c) => ({
+      name: c.name,
+      system: c.system,
+      maxTtl: c.maxTtl,
+      maxTtlMs: parseIsoDuration(c.maxTtl) as number,
+      ...(c.standing ? { standing: { identityTypes: [...c.standing.identityTypes] } } : {}),
+      matches: c.grants.map(globMatcher),
+    }));
   }
 
   /** The privilege class a grant (canonical text) on `system` belongs to, if the policy names one. */
-  classOf(system: string, grant: string): { name: string; maxTtl: string; maxTtlMs: number } | undefined {
+  classOf(system: string, grant: string): GrantClass | undefined {
     const c = this.classes.find((x) => x.system === system && x.matches.some((m) => m(grant)));
-    return c ? { name: c.name, maxTtl: c.maxTtl, maxTtlMs: c.maxTtlMs } : undefined;
+    return c ? { name: c.name, maxTtl: c.maxTtl, maxTtlMs: c.maxTtlMs, ...(c.standing ? { standing: c.standing } : {}) } : undefined;
   }
 
   /** Whether a grant, in canonical text, needs a change manager's decision on `system`. */

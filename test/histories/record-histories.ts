@@ -230,6 +230,23 @@ async function main(): Promise<void> {
     // nothing is written until the step is verified; then the gate and both notes go back in one activity.
     'leaver-revoked-with-one-write-back-then-closed': () => leaverRevokedThenClosed('leaver-revoked-with-one-write-back-then-closed'),
 
+    // (l) Joiner until the ticket closes, recorded before ticket-closed-ends-at-review: granted, closure allowed while
+    // the grant lasts, the change moves to Review with the grant still there, and it is taken back once the ticket
+    // has closed. Re-record it only from a checkout before that patch.
+    'joiner-until-ticket-closed-granted-then-closed': async () => {
+      const account = uniqueAccount('rec');
+      const number = uniqueTicketNumber();
+      const actions = JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], until: 'ticket-closed' }]);
+      const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
+      await waitFor('account created', () => accountExists(account));
+      await waitFor('gate set', () => gateSet(sysId));
+      sim.updateChange(sysId, { state: '0' });
+      await waitFor('the Review delivery in the workflow', async () => (await workflows.status('servicenow', number))?.phase === 'review');
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('joiner-until-ticket-closed-granted-then-closed', number);
+      if (await accountExists(account)) throw new Error('the grant was not taken back at closure');
+    },
+
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.
     'rotation-delivered-then-closed': async () => {
       const account = uniqueAccount('rec');

@@ -5,7 +5,8 @@ import { applyAndVerify, finish, noteOutcome } from './step-runner';
 
 /**
  * Grant late (once the change is authorized and in its window), verify, and take the grant back when its ttl ends
- * or the change is cancelled. The ttl is the cleanup path closure requires.
+ * or the change is cancelled. The ttl, the ticket's end or standing access the policy allows (owned, so the owner's
+ * leaver ends it) is the cleanup path closure requires.
  */
 export const joinerKind: WorkflowKind = {
   kind: 'joiner',
@@ -20,7 +21,7 @@ export const joinerKind: WorkflowKind = {
         step.accountCreated = step.accountCreated || out.created;
         return out;
       },
-      operation: { op: 'grant', grants: a.grants },
+      operation: { op: 'grant', grants: a.grants, ...(a.standing ? { standing: true } : {}) },
       onCreated: () => {
         step.accountCreated = true;
       },

@@ -3,13 +3,14 @@ import type { MoverPlan } from '../../src/kinds/mover/edge';
 import { describeMove, type MovePlan } from '../../src/kinds/mover/move-plan';
 import { awaitExpiry, expiryNote, grantBlocksClosure, grantUndo, scheduleExpiry, takeBackGrants } from './grant-expiry';
 import type { KindContext, WorkflowKind } from './kind';
-import { applyAndVerify, finish, label, noteOutcome, type StepResult } from './step-runner';
+import { applyAndVerify, finish, label, noteOutcome, recordStepFailure, type StepResult } from './step-runner';
 
 /**
  * A mover brings an existing identity's grants to the complete set the change wants, planned from a read-back of
  * the target. What it holds and is no longer wanted goes at once (revoke early); what is wanted and missing is
  * granted once the change is authorized (grant late), when whatever came back in between goes too. Grants the
- * connector does not manage are reported and never touched. Added grants expire with the ttl, like a joiner's.
+ * connector does not manage are reported and never touched. Added grants expire with the ttl, like a joiner's, or are
+ * standing access the policy allows; a move that would add grants with no cleanup path is refused before it adds.
  */
 export const moverKind: WorkflowKind = {
   kind: 'mover',
@@ -29,6 +30,13 @@ export const moverKind: WorkflowKind = {
       if (!removal.ok || !plan) return end(ctx, removal);
       step.move = { kept: plan.kept, removed: plan.remove, added: [], unmanaged: plan.unmanaged, toAdd: plan.add };
       if (plan.add.length === 0) return end(ctx, { ...removal, detail: moveText(step) });
+      // Only plans made since standing access was a rule carry this: a run planned before keeps its old path.
+      if (a.noCleanupPath?.length) {
+        const reasons = a.noCleanupPath.map((p) => p.reason).join('; ');
+        const error = `${moveText(step)}; refused to add ${plan.add.join(', ')}: a move with neither a ttl nor an until that adds must want only standing access the policy allows: ${reasons}`;
+        step.move.toAdd = [];
+        return end(ctx, { ok: false, detail: await recordStepFailure(ctx, { stepId: step.stepId, desired: { exists: true, mustHave: plan.add }, error, startedAt: '' }) });
+      }
       // Adding waits for authorization, and a privileged grant for a change manager's approval too: the loop gates both.
       if (!isAuthorized(ctx.state) || needsDecision(step)) {
         step.status = 'waiting-authorization';
@@ -44,7 +52,7 @@ export const moverKind: WorkflowKind = {
     let plan: MovePlan | undefined;
     const result = await applyAndVerify(ctx, {
       stepId: step.stepId, outcome: 'granted', desired: { exists: true, mustHave: a.grants },
-      operation: { op: 'move', wanted: a.grants, phase: 'reconcile' },
+      operation: { op: 'move', wanted: a.grants, phase: 'reconcile', ...(a.standing ? { standing: true } : {}) },
       onApplied: (out) => {
         plan = out.moved;
       },

@@ -26,6 +26,7 @@ export const moverEdge: EdgeKind<MoverAction> = {
   kind: 'mover',
   schema: moverSchema,
   plan(action, ctx): MoverPlan {
-    return { actionId: ctx.actionId, kind: 'mover', system: action.system, identity: action.identity, ...planGrants(action, ctx) };
+    // What a move adds is known only from its read-back: a move that only removes needs no cleanup path.
+    return { actionId: ctx.actionId, kind: 'mover', system: action.system, identity: action.identity, ...planGrants(action, ctx, 'refuse-when-adding') };
   },
 };

@@ -4,6 +4,11 @@ import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 export interface HeldGrant {
   grant: string;
   tickets: string[];
+  /**
+   * The tickets among them that hold it as standing access (no ttl, no until; the policy allows it), each with the
+   * owner who answers for it: the owner's leaver revokes it, certification reviews it. Absent when there are none.
+   */
+  standing?: Array<{ ticket: string; owner: string }>;
 }
 
 /** Who set an owner or workload: the change's action, a connector's ownership rule, or an operator. */
