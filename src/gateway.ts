@@ -35,7 +35,7 @@ export interface GatewayOptions {
   /** The governance policy (who is who, privileged grants); none by default. */
   policy?: PolicyInput;
   /** A real instance, or the simulator (its business rule fires signed webhooks at this gateway's API). */
-  servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number } };
+  servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number; numberBase?: number } };
   webhookSecret: string;
   /** Pipelines' run events (POST /webhooks/deploy); without it they are refused. */
   deployWebhookSecret?: string;
@@ -135,8 +135,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     let sim: ServiceNowSimulator | undefined;
     let servicenow: { url: string; username: string; password: string };
     if ('simulator' in opts.servicenow) {
-      const { username, password, port } = opts.servicenow.simulator;
-      sim = createServiceNowSimulator({ username, password, webhook: apiUrl ? { url: `${apiUrl}/webhooks/servicenow`, secret: opts.webhookSecret } : undefined });
+      const { username, password, port, numberBase } = opts.servicenow.simulator;
+      sim = createServiceNowSimulator({ username, password, ...(numberBase !== undefined ? { numberBase } : {}), webhook: apiUrl ? { url: `${apiUrl}/webhooks/servicenow`, secret: opts.webhookSecret } : undefined });
       const listening = await sim.listen(port ?? 0);
       const simulator = sim;
       // Work notes fire the simulated business rule's webhook; those land before the API closes.

@@ -6,6 +6,7 @@
  * runs the worker. Ctrl-C stops everything, API and worker before what they talk to. Production runs the API and the
  * worker as separate processes (api-main, worker-main; see docker-compose.yml).
  */
+import { freshNumberBase } from './itsm/servicenow/servicenow-simulator';
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
     connectors,
     policy: loadPolicyFile(resolve(ROOT, config.CHANGEGATE_POLICY), connectors.connectors.map((c) => c.name)),
     servicenow: simulator
-      ? { simulator: { username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD, port: simulatorPort } }
+      ? { simulator: { username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD, port: simulatorPort, numberBase: freshNumberBase() } }
       : { url: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD },
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,

@@ -31,6 +31,17 @@ export interface SimulatorOptions {
   webhook?: { url: string; secret: string };
   /** Where the business rules are loaded from; default the repository's integrations/servicenow. */
   installKitDir?: string;
+  /**
+   * The number the first change created without one gets (CHG + at least 7 digits); default 30001. The simulator
+   * keeps no records across restarts: `npm start` passes a base that never repeats, so a restarted simulator never
+   * hands out a number whose workflow already finished.
+   */
+  numberBase?: number;
+}
+
+/** A numbering base that grows with the clock: milliseconds since 2026, well past any earlier run's last number. */
+export function freshNumberBase(nowMs = Date.now()): number {
+  return Math.max(30001, nowMs - Date.UTC(2026, 0, 1));
 }
 
 /** A stored change_request row: every value is a string, references hold the bare sys_id. */
@@ -285,7 +296,7 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   const journalRows: Array<JournalEntry & Row> = [];
   const changeColumns = new Set<string>(CHANGE_COLUMNS);
   const journalColumns: ReadonlySet<string> = new Set(JOURNAL_FIELDS);
-  let nextNumber = 30001;
+  let nextNumber = opts.numberBase ?? 30001;
   let instanceUrl: string | undefined;
 
   const deliveries: WebhookDelivery[] = [];
