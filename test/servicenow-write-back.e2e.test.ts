@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { type ConnectorActivities, createTicketActivities } from '../activities';
@@ -15,6 +13,7 @@ import { type TicketWriteBack, WriteBackError } from '../src/itsm/source';
 import { servicenowWriteBack } from '../src/itsm/servicenow/servicenow-source';
 import { ChangeWorkflows } from '../src/temporal/temporal-client';
 import { closureRules } from '../workflows/kinds/registry';
+import { type ProxiedRequest, type ProxyFault, ticketProxy } from './support/ticket-proxy';
 import { connectorsFile, leaverActions, quietRuntime, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { temporalAddress } from './support/test-env';
 
@@ -26,55 +25,8 @@ import { temporalAddress } from './support/test-env';
 const USER = 'changegate.integration';
 const PASSWORD = 'write-back-test-password';
 
-interface Seen {
-  method: string;
-  path: string;
-  body: Record<string, string>;
-}
-
-/** Forwards to the simulator; `fault` decides, per request, whether its answer is lost after it landed or it is refused. */
-async function proxyTo(target: string, fault: (req: Seen) => 'lose-answer' | 'refuse' | undefined) {
-  const seen: Seen[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const entry: Seen = { method: req.method ?? '', path: req.url ?? '', body: raw.length > 0 ? (JSON.parse(raw.toString('utf8')) as Record<string, string>) : {} };
-      seen.push(entry);
-      const what = fault(entry);
-      if (what === 'refuse') {
-        res.writeHead(403, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { message: 'User Not Authorized', detail: 'ACL Exception Update Failed due to security constraints' }, status: 'failure' }));
-        return;
-      }
-      const upstream = http.request(`${target}${req.url ?? ''}`, { method: req.method, headers: req.headers }, (answer) => {
-        const body: Buffer[] = [];
-        answer.on('data', (c: Buffer) => body.push(c));
-        answer.on('end', () => {
-          // The write has landed in the simulator; the gateway never hears so.
-          if (what === 'lose-answer') {
-            req.socket.destroy();
-            return;
-          }
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          res.end(Buffer.concat(body));
-        });
-      });
-      upstream.end(raw);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
+type Seen = ProxiedRequest & { body: Record<string, string> };
+const proxyTo = (target: string, fault: (req: Seen) => ProxyFault) => ticketProxy(target, (req) => fault(req as Seen)) as Promise<Omit<Awaited<ReturnType<typeof ticketProxy>>, 'seen'> & { seen: Seen[] }>;
 
 const isNotePatch = (r: Seen) => r.method === 'PATCH' && r.body.work_notes !== undefined;
 const isJournalRead = (r: Seen) => r.method === 'GET' && r.path.includes('/sys_journal_field');

@@ -1,5 +1,3 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Context } from '@temporalio/activity';
 import { type ActivityInterceptorsFactory, NativeConnection } from '@temporalio/worker';
 import { ClosureVerdictStore } from '../../src/closure/verdict-store';
@@ -81,53 +79,4 @@ export function failFirstAttempt(
     },
   });
   return { interceptor, hits: () => hits };
-}
-
-export interface ProxiedWrite {
-  method: string;
-  path: string;
-  body: Record<string, unknown>;
-  status: number;
-}
-
-/**
- * A proxy in front of the ServiceNow simulator that refuses (403, as an ACL would) each request `refuse` picks and
- * forwards the rest; `seen` lists every request with the status it was answered with.
- */
-export async function ticketProxy(target: string, refuse: (req: { method: string; path: string; body: Record<string, unknown> }) => boolean) {
-  const seen: ProxiedWrite[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const entry = { method: req.method ?? '', path: req.url ?? '', body: raw.length > 0 ? (JSON.parse(raw.toString('utf8')) as Record<string, unknown>) : {} };
-      if (refuse(entry)) {
-        seen.push({ ...entry, status: 403 });
-        res.writeHead(403, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { message: 'User Not Authorized', detail: 'ACL Exception Update Failed due to security constraints' }, status: 'failure' }));
-        return;
-      }
-      const upstream = http.request(`${target}${req.url ?? ''}`, { method: req.method, headers: req.headers }, (answer) => {
-        const body: Buffer[] = [];
-        answer.on('data', (c: Buffer) => body.push(c));
-        answer.on('end', () => {
-          seen.push({ ...entry, status: answer.statusCode ?? 502 });
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          res.end(Buffer.concat(body));
-        });
-      });
-      upstream.end(raw);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
 }
