@@ -24,6 +24,10 @@ async function main(): Promise<void> {
     evidence: new EvidenceStore(ds),
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
+    leaks: {
+      webhookSecret: config.SECRET_SCANNING_WEBHOOK_SECRET,
+      ...(config.GITHUB_TOKEN ? { github: { apiUrl: config.GITHUB_API_URL, token: config.GITHUB_TOKEN } } : {}),
+    },
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,

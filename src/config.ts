@@ -34,6 +34,12 @@ export const configSchema = z.object({
   SERVICENOW_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
   /** HMAC key of pipelines' run events (POST /webhooks/deploy); unset or empty, every deploy event is refused. */
   DEPLOY_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
+  /** HMAC key of secret scanners' reports (POST /webhooks/secret-scanning); unset or empty, every report is refused. */
+  SECRET_SCANNING_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
+  /** GitHub's REST API, where secret scanning alerts are fetched (GitHub Enterprise Server: https://<host>/api/v3). */
+  GITHUB_API_URL: z.string().url().default('https://api.github.com'),
+  /** A token that may read secret scanning alerts; unset, GitHub alerts are refused (the generic form still works). */
+  GITHUB_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional()),
   CHANGEGATE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters'),
   /** People's bearer tokens: unset, only API tokens are accepted. */
   OIDC_ISSUER: issuerUrl.optional(),

@@ -11,6 +11,7 @@ export type AppErrorCode =
   | 'TICKET_FINALIZED'
   | 'UNAVAILABLE'
   | 'DEPLOY_FAILED'
+  | 'UPSTREAM_FAILED'
   | 'INTERNAL';
 
 export interface FieldIssue {

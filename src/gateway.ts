@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
 import type express from 'express';
 import type { DataSource } from 'typeorm';
-import { createApp } from './api/app';
+import { type AppDeps, createApp } from './api/app';
 import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
@@ -39,6 +39,8 @@ export interface GatewayOptions {
   webhookSecret: string;
   /** Pipelines' run events (POST /webhooks/deploy); without it they are refused. */
   deployWebhookSecret?: string;
+  /** Secret scanners' leak reports (POST /webhooks/secret-scanning); without a secret they are refused. */
+  leaks?: AppDeps['leaks'];
   adminToken: string;
   /** People's bearer tokens (OIDC); without it only API tokens and the admin token are accepted. */
   oidc?: OidcSettings;
@@ -118,6 +120,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         evidence,
         webhookSecret: opts.webhookSecret,
         deployWebhookSecret: opts.deployWebhookSecret,
+        ...(opts.leaks ? { leaks: opts.leaks } : {}),
         adminToken: opts.adminToken,
         oidc: opts.oidc,
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,

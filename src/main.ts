@@ -69,6 +69,7 @@ async function main(): Promise<void> {
   }
   env.SERVICENOW_WEBHOOK_SECRET ??= demo.SERVICENOW_WEBHOOK_SECRET;
   env.DEPLOY_WEBHOOK_SECRET ??= demo.DEPLOY_WEBHOOK_SECRET;
+  env.SECRET_SCANNING_WEBHOOK_SECRET ??= demo.SECRET_SCANNING_WEBHOOK_SECRET;
   env.CHANGEGATE_ADMIN_TOKEN ??= demo.CHANGEGATE_ADMIN_TOKEN;
   if (!env.DATABASE_URL && demo.CHANGEGATE_APP_PASSWORD) {
     env.DATABASE_URL = `mysql://changegate_app:${encodeURIComponent(demo.CHANGEGATE_APP_PASSWORD)}@127.0.0.1:3306/changegate`;
@@ -125,6 +126,10 @@ async function main(): Promise<void> {
       : { url: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD },
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
+    leaks: {
+      webhookSecret: config.SECRET_SCANNING_WEBHOOK_SECRET,
+      ...(config.GITHUB_TOKEN ? { github: { apiUrl: config.GITHUB_API_URL, token: config.GITHUB_TOKEN } } : {}),
+    },
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,

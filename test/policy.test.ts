@@ -1,4 +1,5 @@
-import { GrammarRegistry, loadConnectorsFile } from '../src/connectors/registry';
+import { type ConnectorsFile, GrammarRegistry, loadConnectorsFile } from '../src/connectors/registry';
+import { connectorsFile } from './support/stack';
 import { parseIdentityActions } from '../src/actions/plan-actions';
 import { globMatcher, loadPolicyFile, parsePolicyFile, Policy } from '../src/policy/policy';
 
@@ -25,6 +26,10 @@ describe('the governance policy file', () => {
     expect(policy.isPrivileged('postgres-local', 'SELECT ON `reporting`.*')).toBe(false);
     expect(policy.ticketUsersOf({ kind: 'token', id: '7', name: 'demo-change-manager-0a1b2c3d' }, 'servicenow')).toEqual(['6816f79cc0a8016401c5a33be04be441']);
     expect(policy.ticketUsersOf({ kind: 'token', id: '7', name: 'demo-auditor-0a1b2c3d' }, 'servicenow')).toEqual([]);
+    // An emergency may rotate on mysql-local before it is authorized; nothing else runs early.
+    expect(policy.beforeAuthorization('mysql-local', 'rotate')).toBe(true);
+    expect(policy.beforeAuthorization('mysql-local', 'joiner')).toBe(false);
+    expect(policy.beforeAuthorization('postgres-local', 'rotate')).toBe(false);
   });
 
   it.each([
@@ -38,6 +43,8 @@ describe('the governance policy file', () => {
     ['standing access naming a type twice', { version: 1, classes: [klass({ standing: { identityTypes: ['person', 'person'] } })] }, /classes\.0\.standing\.identityTypes: must not name an identity type twice$/],
     ['an unknown field in standing access', { version: 1, classes: [klass({ standing: { identityTypes: ['person'], owners: ['x'] } })] }, /classes\.0\.standing: Unrecognized key\(s\) in object: 'owners'$/],
     ['standing access that is not an object', { version: 1, classes: [klass({ standing: true })] }, /classes\.0\.standing: Expected object, received boolean$/],
+    ['an emergency grant before authorization', { version: 1, emergency: [{ system: 'mysql-local', kinds: ['joiner'] }] }, /emergency\.0\.kinds\.0: must be 'rotate' \(grants before authorization need the emergency exception review, not available yet\)$/],
+    ['an emergency entry for a system that is not configured', { version: 1, emergency: [{ system: 'nope', kinds: ['rotate'] }] }, /emergency\.0\.system: no connector named 'nope' is configured/],
   ])('refuses %s at start-up, naming where', (_what, raw, message) => {
     expect(() => parsePolicyFile(raw, 'policy test.json', demoSystems)).toThrow(message);
   });
@@ -147,5 +154,27 @@ describe('the governance policy file', () => {
       const withTtl = mover({ grants: ['UPDATE ON billing.invoices'], ttl: 'PT8H' });
       expect(withTtl.ok && withTtl.value[0]).not.toHaveProperty('noCleanupPath');
     });
+  });
+});
+
+describe('emergency actions before authorization, as planning reads the policy', () => {
+  const connectors = {
+    connectors: [
+      ...connectorsFile().connectors,
+      { name: 'vault-local', type: 'vault', address: 'http://127.0.0.1:8200', tokenEnv: 'CG_UNUSED_VAULT_TOKEN', kvPrefix: 'changegate', policy: { protectedAccounts: [] } },
+    ],
+  } as ConnectorsFile;
+  const rotate = JSON.stringify([{ kind: 'rotate', system: 'mysql-local', identity: { type: 'service_account', name: 'svc_app', host: '%' }, deliverTo: { system: 'vault-local', path: 'apps/app/db' } }]);
+  const plan = (policy: Policy, emergency: boolean) => {
+    const out = parseIdentityActions(rotate, new GrammarRegistry(connectors, policy), 'u_identity_actions', { emergency });
+    if (!out.ok) throw new Error(JSON.stringify(out.issues));
+    return out.value[0];
+  };
+  const allows = new Policy({ version: 1, emergency: [{ system: 'mysql-local', kinds: ['rotate'] }] });
+
+  it('an emergency rotation the policy allows starts at once; a normal change, or a policy without it, waits', () => {
+    expect(plan(allows, true)?.startsAtOnce).toBe(true);
+    expect(plan(allows, false)?.startsAtOnce).toBeUndefined();
+    expect(plan(new Policy(), true)?.startsAtOnce).toBeUndefined();
   });
 });

@@ -423,7 +423,8 @@ function mergeActions(state: ChangeState, snap: TicketSnapshot): void {
       stepId: `${action.kind}:${action.actionId}`,
       action,
       // Each kind says when it may start (revoke early, grant late); an unknown kind fails in the loop.
-      status: workflowKind(action.kind)?.starts === 'when-authorized' ? 'waiting-authorization' : 'pending',
+      // An emergency action the policy lets run before authorization starts at once whatever its kind.
+      status: workflowKind(action.kind)?.starts === 'when-authorized' && action.startsAtOnce !== true ? 'waiting-authorization' : 'pending',
       eventReceivedAt: snap.receivedAt,
     });
   }

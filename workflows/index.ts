@@ -1,2 +1,3 @@
 export { changeWorkflow, statusQuery, ticketUpdatedSignal } from './change-workflow';
 export { discoveryWorkflow, inventoryWorkflow } from './inventory-workflow';
+export { leakWorkflow } from './leak-workflow';

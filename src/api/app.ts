@@ -18,6 +18,8 @@ import { closureCheck, evidenceBundle } from './changes';
 import { decideStep } from './decisions';
 import { receiveDelivery } from './deliveries';
 import { receiveDeployEvent } from './deploy-webhook';
+import { receiveLeakReport } from './leak-webhook';
+import type { GitHubSettings } from '../leaks/github-alerts';
 import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
 
@@ -32,6 +34,8 @@ export interface AppDeps {
   deployWebhookSecret?: string;
   /** Shared secrets of other ticket sources, by source name. */
   sourceSecrets?: Readonly<Record<string, string>>;
+  /** Secret scanners' reports (POST /webhooks/secret-scanning): their shared secret, and GitHub to fetch alerts from. */
+  leaks?: { webhookSecret?: string; github?: GitHubSettings };
   /** Stays valid as an operator token, so integrations built on it keep working. */
   adminToken: string;
   /** People's bearer tokens; without it only API tokens (and the admin token) are accepted. */
@@ -66,6 +70,13 @@ export function createApp(deps: AppDeps): express.Express {
   app.post('/webhooks/deploy', express.raw({ type: () => true, limit: deps.maxBodyBytes }), async (req: Request, res: Response) => {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const result = await receiveDeployEvent({ ...deps, secret: deps.deployWebhookSecret }, raw, req.headers);
+    res.status(result.status).json(result.body);
+  });
+
+  // Secret scanners' leak reports: signed GitHub-style over the raw bytes, with their own secret.
+  app.post('/webhooks/secret-scanning', express.raw({ type: () => true, limit: deps.maxBodyBytes }), async (req: Request, res: Response) => {
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const result = await receiveLeakReport({ workflows: deps.workflows, secret: deps.leaks?.webhookSecret, github: deps.leaks?.github, log: deps.log }, raw, req.headers);
     res.status(result.status).json(result.body);
   });
 

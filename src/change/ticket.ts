@@ -34,6 +34,8 @@ export interface PlannedAction {
   select?: Selection;
   /** A step a selecting step planned from the inventory: that step's id. */
   via?: string;
+  /** Runs before the change is authorized although its kind waits for authorization (an emergency the policy allows). */
+  startsAtOnce?: boolean;
   [field: string]: unknown;
 }
 

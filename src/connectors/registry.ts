@@ -128,12 +128,15 @@ export interface SystemPolicy {
   isPrivileged: (grant: string) => boolean;
   /** The privilege class of a grant and its longest ttl (the governance policy), where one applies. */
   classOf: (grant: string) => GrantClass | undefined;
+  /** Whether an emergency change may run an action of this kind here before it is authorized (the governance policy). */
+  beforeAuthorization: (kind: string) => boolean;
 }
 
 /** What the governance policy tells the grammars, per system. */
 export interface GrantPolicy {
   isPrivileged(system: string, grant: string): boolean;
   classOf(system: string, grant: string): GrantClass | undefined;
+  beforeAuthorization?(system: string, kind: string): boolean;
 }
 
 const NO_GRANT_POLICY: GrantPolicy = { isPrivileged: () => false, classOf: () => undefined };
@@ -158,6 +161,7 @@ export class GrammarRegistry {
           maxTtlMs: cfg.policy.maxTtl ? (parseIsoDuration(cfg.policy.maxTtl) ?? undefined) : undefined,
           isPrivileged: (grant) => grants.isPrivileged(cfg.name, grant),
           classOf: (grant) => grants.classOf(cfg.name, grant),
+          beforeAuthorization: (kind) => grants.beforeAuthorization?.(cfg.name, kind) ?? false,
         },
         capabilities: typeOf(cfg).capabilities,
       });

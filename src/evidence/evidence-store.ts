@@ -140,6 +140,21 @@ export class EvidenceStore {
   }
 
   /**
+   * The newest verified rotation whose credential has this fingerprint (`sha256:<128 bits>`): the identity a leaked
+   * value belongs to, and where it was delivered. Only fingerprints are compared; no value is ever stored.
+   */
+  async rotationByFingerprint(fingerprint: string): Promise<EvidenceView | null> {
+    const row = await this.ds
+      .getRepository(EvidenceRecord)
+      .createQueryBuilder('e')
+      .where('e.outcome = :outcome AND e.verified = :v', { outcome: 'rotated', v: true })
+      .andWhere("JSON_UNQUOTE(JSON_EXTRACT(e.observed_state, '$.fingerprint')) = :fp", { fp: fingerprint })
+      .orderBy('e.id', 'DESC')
+      .getOne();
+    return row ? toView(row) : null;
+  }
+
+  /**
    * The latest outcome (verified, or failed) per (system, identity name) across every ticket, oldest first so later rows win:
    * what the inventory uses to tell identities the gateway granted from ones nobody asked for.
    */

@@ -84,6 +84,26 @@ export interface TicketWriteBack {
    * the gate (setGate).
    */
   writeTogether?(ticket: TicketRef, batch: WriteBackBatch, opts: { retry: boolean }): Promise<void>;
+  /** Optional: opens a change in the source, once per correlation id. */
+  openChange?(change: OpenChange): Promise<OpenedChange>;
+}
+
+/** A change the gateway itself opens in a ticket source (a leaked credential's rotation, a remediation). */
+export interface OpenChange {
+  /** Names the change across retries: a second open with the same id finds the first instead of opening another. */
+  correlationId: string;
+  emergency: boolean;
+  title: string;
+  description: string;
+  /** The identity-actions text the change carries (spec v1). */
+  actionsText: string;
+}
+
+export interface OpenedChange {
+  key: string;
+  recordId: string;
+  /** False when an earlier attempt had already opened it. */
+  created: boolean;
 }
 
 export type WriteBackErrorKind = 'rate_limited' | 'refused' | 'not_found' | 'transient';

@@ -25,6 +25,8 @@ export interface PlanContext {
 export interface TicketContext {
   /** The configuration item the change is about (ServiceNow `cmdb_ci`, by its display value). */
   configurationItem?: string;
+  /** An emergency change: the policy may let some actions run before it is authorized. */
+  emergency?: boolean;
 }
 
 /**

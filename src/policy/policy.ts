@@ -59,6 +59,23 @@ export const policyFileSchema = z
       )
       .max(1_000)
       .default([]),
+    /**
+     * What an emergency change may do before it is authorized, per connector, beyond revocations (which always run at
+     * once). Only `rotate` for now: replacing a credential grants nothing. Grants before authorization need the
+     * exception review that is not built yet, so they are refused here.
+     */
+    emergency: z
+      .array(
+        z
+          .object({
+            system: text(100),
+            kinds: z.array(z.enum(['rotate'], { errorMap: () => ({ message: "must be 'rotate' (grants before authorization need the emergency exception review, not available yet)" }) })).min(1).max(10),
+            reason: text(300).optional(),
+          })
+          .strict(),
+      )
+      .max(1_000)
+      .default([]),
   })
   .strict();
 
@@ -66,7 +83,7 @@ export type PolicyFile = z.infer<typeof policyFileSchema>;
 /** A policy as written (omitted lists default to empty). */
 export type PolicyInput = z.input<typeof policyFileSchema>;
 
-export const EMPTY_POLICY: PolicyFile = Object.freeze({ version: 1, people: [], privileged: [], classes: [] }) as PolicyFile;
+export const EMPTY_POLICY: PolicyFile = Object.freeze({ version: 1, people: [], privileged: [], classes: [], emergency: [] }) as PolicyFile;
 
 /** `*` is any run of characters; everything else is literal. */
 export function globMatcher(pattern: string): (value: string) => boolean {
@@ -78,7 +95,7 @@ export function parsePolicyFile(raw: unknown, source = 'policy', systems?: reado
   const parsed = policyFileSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`${source}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   if (systems) {
-    for (const list of ['privileged', 'classes'] as const) {
+    for (const list of ['privileged', 'classes', 'emergency'] as const) {
       parsed.data[list].forEach((p, i) => {
         if (!systems.includes(p.system)) throw new Error(`${source}: ${list}.${i}.system: no connector named '${p.system}' is configured (configured: ${systems.join(', ')})`);
       });
@@ -102,6 +119,7 @@ export class Policy {
   private readonly privileged = new Map<string, Array<(grant: string) => boolean>>();
   private readonly people: Array<{ source: string; user: string; matches: (value: string) => boolean }>;
   private readonly classes: Array<GrantClass & { system: string; matches: Array<(grant: string) => boolean> }>;
+  private readonly emergency: Array<{ system: string; kinds: readonly string[] }>;
 
   constructor(input: PolicyInput = EMPTY_POLICY) {
     const file = parsePolicyFile(input);
@@ -119,6 +137,12 @@ export class Policy {
       ...(c.standing ? { standing: { identityTypes: [...c.standing.identityTypes] } } : {}),
       matches: c.grants.map(globMatcher),
     }));
+    this.emergency = (file.emergency ?? []).map((e) => ({ system: e.system, kinds: [...e.kinds] }));
+  }
+
+  /** Whether an emergency change may run an action of `kind` on `system` before it is authorized. */
+  beforeAuthorization(system: string, kind: string): boolean {
+    return this.emergency.some((e) => e.system === system && e.kinds.includes(kind));
   }
 
   /** The privilege class a grant (canonical text) on `system` belongs to, if the policy names one. */

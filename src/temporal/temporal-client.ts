@@ -4,6 +4,7 @@ import type { ChangeWorkflowInput } from '../../workflows/change-types';
 import type { ChangeState } from '../change/change-state';
 import { type SourceName, type TicketSnapshot, workflowIdFor } from '../change/ticket';
 import type { InventoryReport, InventoryScanInput } from '../inventory/inventory';
+import { type LeakReport, leakKey } from '../leaks/leak-report';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 
 export class TicketFinalizedError extends Error {}
@@ -65,6 +66,26 @@ export class ChangeWorkflows {
       args: [input],
       workflowExecutionTimeout: '10 minutes',
     });
+  }
+
+  /**
+   * Starts the handling of a leaked-secret report, once per fingerprint: false when the same report (the same
+   * fingerprint) was already taken, whether its handling still runs or has ended.
+   */
+  async reportLeak(report: LeakReport): Promise<{ workflowId: string; started: boolean }> {
+    const workflowId = leakKey(report.fingerprint);
+    try {
+      await this.client.workflow.start('leakWorkflow', {
+        workflowId,
+        taskQueue: this.taskQueue,
+        args: [report],
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      });
+      return { workflowId, started: true };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return { workflowId, started: false };
+      throw err;
+    }
   }
 
   async ping(): Promise<void> {

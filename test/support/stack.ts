@@ -11,7 +11,7 @@ import type { ConnectorsFile } from '../../src/connectors/registry';
 import { EvidenceStore } from '../../src/evidence/evidence-store';
 import { createLogger, type Logger } from '../../src/logger';
 import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
-import { startGateway } from '../../src/gateway';
+import { type GatewayOptions, startGateway } from '../../src/gateway';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
 import { TEST_ENV, temporalAddress } from './test-env';
 import type { PolicyInput } from '../../src/policy/policy';
@@ -85,6 +85,8 @@ export async function startStack(
     workflowBundle?: { code: string } | { codePath: string };
     /** The governance policy (who is who, privileged grants); none by default. */
     policy?: PolicyInput;
+    /** Secret scanners' reports: their shared secret and where GitHub alerts are fetched. */
+    leaks?: GatewayOptions['leaks'];
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -100,6 +102,7 @@ export async function startStack(
     databaseUrl: TEST_ENV.databaseUrl,
     connectors: file,
     ...(opts.policy ? { policy: opts.policy } : {}),
+    ...(opts.leaks ? { leaks: opts.leaks } : {}),
     servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
     webhookSecret: TEST_ENV.webhookSecret,
     deployWebhookSecret: TEST_ENV.deployWebhookSecret,

@@ -54,7 +54,10 @@ export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): Par
   }
   const record = parsed.data;
   const configurationItem = record.cmdb_ci ? record.cmdb_ci.display_value : undefined;
-  const actions = parseIdentityActions(record.u_identity_actions, grammars, IDENTITY_ACTIONS_FIELD, configurationItem ? { configurationItem } : undefined);
+  const actions = parseIdentityActions(record.u_identity_actions, grammars, IDENTITY_ACTIONS_FIELD, {
+    ...(configurationItem ? { configurationItem } : {}),
+    emergency: servicenowEmergency(record.type),
+  });
   if (!actions.ok) return actions;
   const requester = record.requested_by ? record.requested_by.value : undefined;
   const implementer = record.assigned_to ? record.assigned_to.value : undefined;

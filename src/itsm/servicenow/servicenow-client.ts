@@ -148,6 +148,9 @@ function toServiceNowError(err: unknown, operation: string): ServiceNowError {
 }
 
 /** Outbound Table API client for change_request and its work notes. Every call is one HTTP request. */
+/** Spliced into an encoded query: no `^`, `=` or anything else a query could be built from. */
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+
 export class ServiceNowClient {
   private readonly http: AxiosInstance;
 
@@ -173,6 +176,24 @@ export class ServiceNowClient {
       throw refuseInput(`not a ServiceNow task number (e.g. CHG0030001): '${String(number).slice(0, 40)}'`);
     }
     const result = await this.send('GET', CHANGE_PATH, { params: { sysparm_query: `number=${number}`, sysparm_limit: '1' } });
+    const rows = this.expectArray(result, 'GET change_request');
+    return rows.length > 0 ? this.expectObject(rows[0], 'GET change_request') : null;
+  }
+
+  /** Creates a change_request (the business rules run as for a person's save); answers with the saved record. */
+  async createChange(fields: Record<string, string>): Promise<Record<string, unknown>> {
+    if (!isRecord(fields) || Object.values(fields).some((v) => typeof v !== 'string')) {
+      throw refuseInput('change fields must be an object of strings');
+    }
+    return this.expectObject(await this.send('POST', CHANGE_PATH, { data: fields }), 'POST change_request');
+  }
+
+  /** The change an integration opened under `correlationId` (task.correlation_id), if any. */
+  async findChangeByCorrelation(correlationId: string): Promise<Record<string, unknown> | null> {
+    if (typeof correlationId !== 'string' || !CORRELATION_ID.test(correlationId)) {
+      throw refuseInput(`not a correlation id (1-100 of letters, digits, '.', ':', '_', '-'): '${String(correlationId).slice(0, 40)}'`);
+    }
+    const result = await this.send('GET', CHANGE_PATH, { params: { sysparm_query: `correlation_id=${correlationId}`, sysparm_limit: '1' } });
     const rows = this.expectArray(result, 'GET change_request');
     return rows.length > 0 ? this.expectObject(rows[0], 'GET change_request') : null;
   }
@@ -226,7 +247,7 @@ export class ServiceNowClient {
   }
 
   private async send(
-    method: 'GET' | 'PATCH',
+    method: 'GET' | 'PATCH' | 'POST',
     path: string,
     options: { params?: Record<string, string>; data?: unknown } = {},
   ): Promise<unknown> {

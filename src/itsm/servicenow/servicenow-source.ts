@@ -1,5 +1,5 @@
 import type { TicketRef } from '../../change/ticket';
-import { type GateWrite, type TicketSource, type TicketWriteBack, type WriteBackBatch, WriteBackError, headerValue, parseJsonBody } from '../source';
+import { type GateWrite, type OpenChange, type TicketSource, type TicketWriteBack, type WriteBackBatch, WriteBackError, headerValue, parseJsonBody } from '../source';
 import { CHANGE_NUMBER, parseChangeRecord } from './servicenow-change';
 import { ServiceNowClient, ServiceNowError } from './servicenow-client';
 import { GATE_DIGEST_FIELD, GATE_FIELD } from './servicenow-gate';
@@ -56,6 +56,22 @@ export function servicenowWriteBack(client: ServiceNowClient): TicketWriteBack {
       const fields = gate ? gateFields(gate) : {};
       if (text === undefined && Object.keys(fields).length === 0) return;
       await call(() => client.updateChangeWithWorkNote(ticket.recordId, fields, text));
+    },
+
+    // correlation_id is ServiceNow's field for an integration's own id of a task: a retry finds the change it opened.
+    async openChange(change: OpenChange) {
+      const existing = await call(() => client.findChangeByCorrelation(change.correlationId));
+      const record = existing ?? (await call(() => client.createChange({
+        type: change.emergency ? 'emergency' : 'standard',
+        short_description: change.title.slice(0, 160),
+        description: change.description,
+        correlation_id: change.correlationId,
+        u_identity_actions: change.actionsText,
+      })));
+      const number = String(record.number ?? '');
+      const sysId = String(record.sys_id ?? '');
+      if (!number || !sysId) throw new WriteBackError('ServiceNow answered a change without number or sys_id', { kind: 'transient' });
+      return { key: number, recordId: sysId, created: existing === null };
     },
   };
 }

@@ -23,7 +23,7 @@ export interface RotatePlan extends PlannedAction {
 export const rotateEdge: EdgeKind<RotateAction> = {
   kind: 'rotate',
   schema: rotateSchema,
-  plan(action, { actionId, entry, grammars, issue }): RotatePlan {
+  plan(action, { actionId, entry, grammars, issue, ticket }): RotatePlan {
     if (!entry.capabilities.rotation) issue('system', `${action.system} has no credentials the gateway rotates`);
     const store = grammars.get(action.deliverTo.system);
     if (!store?.capabilities.secretSink || !store.grammar.validateSecretPath) {
@@ -32,6 +32,8 @@ export const rotateEdge: EdgeKind<RotateAction> = {
       const problem = store.grammar.validateSecretPath(action.deliverTo.path);
       if (problem) issue('deliverTo.path', problem);
     }
-    return { actionId, kind: 'rotate', system: action.system, identity: action.identity, deliverTo: action.deliverTo };
+    // An emergency rotation the policy allows runs at once (a leaked credential is replaced before anyone meets).
+    const atOnce = ticket?.emergency === true && entry.policy.beforeAuthorization('rotate');
+    return { actionId, kind: 'rotate', system: action.system, identity: action.identity, deliverTo: action.deliverTo, ...(atOnce ? { startsAtOnce: true } : {}) };
   },
 };

@@ -1,0 +1,106 @@
+/**
+ * What the worker does with a leaked-secret report (only its fingerprint ever gets here): find the credential the
+ * gateway delivered with that fingerprint, open an emergency change that rotates it in the ITSM that holds the
+ * original rotation, and record the report and what was done as evidence in the leak's own chain.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { IdentityRef } from '../src/actions/identity-action';
+import { FailureType } from '../src/connectors/connector-errors';
+import type { EvidenceStore } from '../src/evidence/evidence-store';
+import type { OpenedChange, TicketWriteBack } from '../src/itsm/source';
+import type { LeakReport } from '../src/leaks/leak-report';
+import { leakKey } from '../src/leaks/leak-report';
+import { refusalsAreFinal } from './connector-activities';
+
+export interface LeakActivityDeps {
+  evidence: EvidenceStore;
+  writeBackFor: (source: string) => TicketWriteBack;
+  actor: string;
+}
+
+/** The credential a fingerprint belongs to: the rotation that delivered it. */
+export interface LeakMatch {
+  /** The evidence key of the change that rotated it (`servicenow:CHG…`). */
+  ticketKey: string;
+  system: string;
+  identity: IdentityRef;
+  owner?: string;
+  workload?: string;
+  deliverTo: { system: string; path: string };
+}
+
+export function createLeakActivities({ evidence, writeBackFor, actor }: LeakActivityDeps) {
+  return {
+    async matchLeak({ fingerprint }: { fingerprint: string }): Promise<LeakMatch | null> {
+      const row = await evidence.rotationByFingerprint(fingerprint);
+      if (!row) return null;
+      const id = row.identity as { type?: unknown; name?: unknown; host?: unknown; owner?: unknown; workload?: unknown };
+      const to = (row.desiredState as { deliveredTo?: { system?: unknown; path?: unknown } }).deliveredTo;
+      if ((id.type !== 'person' && id.type !== 'service_account') || typeof id.name !== 'string' || typeof to?.system !== 'string' || typeof to.path !== 'string') return null;
+      return {
+        ticketKey: row.ticketKey,
+        system: row.system,
+        identity: { type: id.type, name: id.name, ...(typeof id.host === 'string' ? { host: id.host } : {}) },
+        ...(typeof id.owner === 'string' ? { owner: id.owner } : {}),
+        ...(typeof id.workload === 'string' ? { workload: id.workload } : {}),
+        deliverTo: { system: to.system, path: to.path },
+      };
+    },
+
+    /** Opens the emergency rotation in the ITSM the original rotation came from; a retry finds the change it opened. */
+    async openLeakChange({ report, match }: { report: LeakReport; match: LeakMatch }): Promise<OpenedChange & { source: string }> {
+      const source = match.ticketKey.split(':')[0] ?? '';
+      const adapter = writeBackFor(source);
+      if (!adapter.openChange) {
+        throw ApplicationFailure.create({ message: `ticket source '${source}' cannot open changes`, type: FailureType.TicketRefused, nonRetryable: true });
+      }
+      const action = {
+        kind: 'rotate', system: match.system, identity: match.identity, deliverTo: match.deliverTo,
+        ...(match.owner ? { owner: match.owner } : {}), ...(match.workload ? { workload: match.workload } : {}),
+      };
+      const opened = await adapter.openChange({
+        correlationId: `changegate-${leakKey(report.fingerprint)}`,
+        emergency: true,
+        title: `Leaked credential of ${match.identity.name} on ${match.system}: rotate now`,
+        description: [
+          `A secret scanner (${report.reporter}) reported a ${report.secretType} at ${report.location} on ${report.reportedAt}.`,
+          `It is the credential changegate delivered to ${match.deliverTo.system}:${match.deliverTo.path} in ${match.ticketKey} (fingerprint ${report.fingerprint}).`,
+          'This emergency change rotates it: a new credential is set on the target, delivered and verified, and the leaked one stops working.',
+        ].join('\n'),
+        actionsText: JSON.stringify([action]),
+      });
+      return { ...opened, source };
+    },
+
+    /** The report and what was done about it, in the leak's own evidence chain (`leak:<fingerprint>`). */
+    async recordLeak({ report, outcome, match, change }: { report: LeakReport; outcome: 'unmatched' | 'rotation-opened'; match?: LeakMatch; change?: { source: string; key: string } }) {
+      const now = new Date().toISOString();
+      // A refused row is refused every time: final, not retried.
+      const row = await refusalsAreFinal(() => evidence.append({
+        ticketKey: `leak:${report.fingerprint.replace(/^sha256:/, '')}`,
+        stepId: 'report',
+        outcome,
+        actionKind: 'leak-report',
+        system: match?.system ?? '*',
+        identity: match ? { ...match.identity } : {},
+        desiredState: {},
+        observedState: {
+          // Named so the evidence store's secret check reads it as what it is: the scanner's label, not a value.
+          fingerprint: report.fingerprint, reportedAs: report.secretType, location: report.location, reporter: report.reporter,
+          ...(match ? { deliveredBy: match.ticketKey, deliveredTo: match.deliverTo } : { matched: false }),
+          ...(change ? { change } : {}),
+        },
+        // A report observes; it verifies nothing on a target (the rotation's own change does).
+        verified: false,
+        verification: {},
+        actor,
+        eventReceivedAt: report.reportedAt,
+        startedAt: now,
+        verifiedAt: null,
+      }));
+      return { evidenceHash: row.hash };
+    },
+  };
+}
+
+export type LeakActivities = ReturnType<typeof createLeakActivities>;
