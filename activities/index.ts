@@ -6,3 +6,4 @@ export { createDeployActivities, type DeployActivities } from './deploy-activiti
 export { createDecisionActivities, type DecisionActivities } from './decision-activities';
 export { createSelectionActivities, type SelectionActivities } from './selection-activities';
 export { createLeakActivities, type LeakActivities } from './leak-activities';
+export { createDriftActivities, type DriftActivities } from './drift-activities';

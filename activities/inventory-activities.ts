@@ -1,4 +1,9 @@
 import type { ConnectorRegistry } from '../src/connectors/registry';
+import { driftOf, type Finding } from '../src/drift/drift';
+import type { DriftStore } from '../src/drift/drift-store';
+import type { AlongsideEvidence } from '../src/evidence/evidence-store';
+import { isManaged } from '../src/kinds/mover/move-plan';
+import type { Policy } from '../src/policy/policy';
 import { type EvidenceStore, identityKey } from '../src/evidence/evidence-store';
 import { assertNoSecrets, EvidenceRefusal } from '../src/evidence/redaction';
 import { classify, type InventoryEntry, type InventoryReport, type InventoryScanInput, scanTicketKey, type SystemInventory } from '../src/inventory/inventory';
@@ -11,9 +16,33 @@ export interface InventoryActivityDeps {
   inventory?: InventoryStore;
   /** The worker's identity, as recorded in evidence. */
   actor: string;
+  /** Drift findings, kept with each system's scan row; without it a scan finds no drift. */
+  drift?: DriftStore;
+  /** What the governance policy does with each kind of drift (report by default). */
+  policy?: Policy;
 }
 
-export function createInventoryActivities({ registry, evidence, inventory, actor }: InventoryActivityDeps) {
+export function createInventoryActivities({ registry, evidence, inventory, actor, drift, policy }: InventoryActivityDeps) {
+  /**
+   * Reads back every identity whose approved state the inventory holds on `system` and says what differs. An identity
+   * that cannot be read is counted, not guessed at.
+   */
+  async function findDrift(system: string, listedAt: Date): Promise<{ findings: Finding[]; unread: number }> {
+    if (!inventory || !drift) return { findings: [], unread: 0 };
+    const connector = registry.get(system);
+    const findings: Finding[] = [];
+    let unread = 0;
+    for (const row of await inventory.approvedRows(system, listedAt)) {
+      try {
+        const observed = await connector.inspect({ type: row.type === 'person' ? 'person' : 'service_account', name: row.name, ...(row.host ? { host: row.host } : {}) });
+        findings.push(...driftOf(row, observed, (g) => isManaged(connector.grammar, g)));
+      } catch {
+        unread += 1;
+      }
+    }
+    return { findings, unread };
+  }
+
   return {
     /**
      * Discovers every configured system and sets what it finds against the evidence and the inventory. One failing
@@ -53,6 +82,11 @@ export function createInventoryActivities({ registry, evidence, inventory, actor
             }
           : undefined;
         const summary: ReconcileSummary | undefined = reconcile && inventory ? await inventory.previewReconcile(reconcile) : undefined;
+        const found = reconcile && listing ? await findDrift(s.system, listing.listedAt) : undefined;
+        const at = new Date();
+        const alongside = reconcile && inventory
+          ? combine(inventory.reconcileProjection(reconcile), found && drift ? drift.scanProjection(s.system, found.findings, scanKey, at, (t) => policy?.driftAction(s.system, t) ?? 'report') : undefined)
+          : undefined;
         await evidence.append({
           ticketKey: scanKey,
           stepId: `scan:${s.system}`,
@@ -68,6 +102,7 @@ export function createInventoryActivities({ registry, evidence, inventory, actor
             revoked: count('revoked'),
             ...listable(s.entries.filter((e) => e.status === 'orphan').map((e) => (e.host === undefined ? { name: e.name } : { name: e.name, host: e.host }))),
             ...(summary ? { inventory: { added: summary.added, missing: summary.missing, reappeared: summary.reappeared, skipped: summary.skipped } } : {}),
+            ...(found && drift ? { drift: { findings: found.findings.map((f) => ({ id: f.id, type: f.type, name: f.name, ...(f.grant ? { grant: f.grant } : {}) })), unread: found.unread } } : {}),
             ...(input.trigger === 'schedule' ? { trigger: 'schedule' } : {}),
             ...(s.error ? { error: s.error } : {}),
           },
@@ -79,7 +114,7 @@ export function createInventoryActivities({ registry, evidence, inventory, actor
           eventReceivedAt: input.requestedAt,
           startedAt,
           verifiedAt: null,
-        }, reconcile && inventory ? inventory.reconcileProjection(reconcile) : undefined);
+        }, alongside);
       }
       return { scanId: input.scanId, scannedAt: new Date().toISOString(), systems, orphans: systems.reduce((n, s) => n + s.orphans, 0) };
     },
@@ -101,6 +136,15 @@ function listable(orphans: Array<{ name: string; host?: string }>): { orphans: A
     }
   });
   return { orphans: shown, ...(shown.length < orphans.length ? { withheldOrphans: orphans.length - shown.length } : {}) };
+}
+
+/** Two projections in one evidence transaction, in order. */
+function combine(first: AlongsideEvidence, second: AlongsideEvidence | undefined): AlongsideEvidence {
+  if (!second) return first;
+  return async (tx) => {
+    await first(tx);
+    await second(tx);
+  };
 }
 
 function evidenceStatus(entry: InventoryEntry | undefined): { status: 'managed' | 'revoked' | 'orphan' | 'protected'; ticketKey?: string } {

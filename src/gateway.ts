@@ -160,6 +160,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       stops.push(() => connection.close());
       const w = await createWorker({
         connection,
+        policy: new Policy(opts.policy ?? EMPTY_POLICY),
         namespace,
         taskQueue: opts.taskQueue,
         registry,

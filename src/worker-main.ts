@@ -7,6 +7,7 @@ import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, temporalLogSink } from './logger';
 import { openDatabase } from './persistence/data-source';
+import { loadPolicyFile, Policy } from './policy/policy';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { createWorker } from './worker';
 
@@ -16,7 +17,10 @@ async function main(): Promise<void> {
   const temporalLevel = ({ debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const)[config.LOG_LEVEL];
   Runtime.install({ logger: new DefaultLogger(temporalLevel, temporalLogSink(log.child('temporal'))) });
   const ds = await openDatabase(config.DATABASE_URL, { migrate: false });
-  const registry = new ConnectorRegistry(loadConnectorsFile(config.CONNECTORS_CONFIG));
+  const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);
+  const registry = new ConnectorRegistry(connectors);
+  // The worker reads the governance policy for what discovery does with drift.
+  const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await createWorker({
     connection,
@@ -24,6 +28,7 @@ async function main(): Promise<void> {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS,
     registry,
+    policy,
     evidence: new EvidenceStore(ds),
     verdicts: new ClosureVerdictStore(ds),
     servicenow: new ServiceNowClient({

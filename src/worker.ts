@@ -1,10 +1,12 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createInventoryActivities, createLeakActivities, createSelectionActivities, createTicketActivities } from '../activities';
+import { createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createInventoryActivities, createLeakActivities, createSelectionActivities, createTicketActivities } from '../activities';
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
+import { DriftStore } from './drift/drift-store';
 import { InventoryStore } from './inventory/inventory-store';
+import type { Policy } from './policy/policy';
 import { writeBacks } from './itsm/registry';
 import type { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 
@@ -18,6 +20,8 @@ export interface WorkerDeps {
   inventory?: InventoryStore;
   verdicts: ClosureVerdictStore;
   servicenow: ServiceNowClient;
+  /** The governance policy: what discovery does with drift (report by default). */
+  policy?: Policy;
   /** Clients of other ticket sources' write-backs, by source name. */
   sourceClients?: Readonly<Record<string, unknown>>;
   /** Sticky-cache bound (config TEMPORAL_MAX_CACHED_WORKFLOWS). */
@@ -35,10 +39,12 @@ export function workerActor(): string {
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const inventory = deps.inventory ?? new InventoryStore(deps.evidence.dataSource);
   const writeBackFor = writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients });
+  const drift = new DriftStore(deps.evidence.dataSource);
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
-    ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
+    ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}) }),
+    ...createDriftActivities({ registry: deps.registry, evidence: deps.evidence, inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}), writeBackFor, actor: workerActor() }),
     ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createLeakActivities({ evidence: deps.evidence, writeBackFor, actor: workerActor() }),
     ...createTicketActivities({

@@ -23,6 +23,7 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
     roles: ['operator', 'auditor', 'security-reviewer'], admittedStatus: 404,
   },
   { method: 'GET', route: '/api/inventory', path: '/api/inventory?limit=1', roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 200 },
+  { method: 'GET', route: '/api/drift', path: '/api/drift?limit=1', roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 200 },
   // An id no identity has: admission is proven by the 404, and nothing is changed.
   { method: 'PATCH', route: '/api/inventory/:id', path: '/api/inventory/999999999999', body: { owner: 'team-x' }, roles: ['operator'], admittedStatus: 404 },
   {
@@ -69,7 +70,7 @@ describe('every API route admits exactly its roles', () => {
       .filter((l) => l.route && !l.route.path.startsWith('/api/'))
       .flatMap((l) => Object.keys(l.route!.methods).map((m) => `${m.toUpperCase()} ${l.route!.path}`))
       .sort();
-    expect(mounted).toEqual(['GET /healthz', 'GET /readyz', 'POST /webhooks/:source', 'POST /webhooks/deploy'].sort());
+    expect(mounted).toEqual(['GET /healthz', 'GET /readyz', 'POST /webhooks/:source', 'POST /webhooks/deploy', 'POST /webhooks/secret-scanning'].sort());
     for (const path of ['/webhooks/deploy', '/webhooks/servicenow']) {
       const res = await axios.post(`${stack.apiUrl}${path}`, '{}', {
         headers: { authorization: `Bearer ${TEST_ENV.adminToken}`, 'content-type': 'application/json' },
@@ -77,6 +78,9 @@ describe('every API route admits exactly its roles', () => {
       });
       expect({ path, status: res.status, message: res.data.error.message }).toEqual({ path, status: 401, message: 'webhook signature check failed: missing-signature' });
     }
+    // Leak reports carry GitHub's signature; this stack configures no secret for them, so every one is refused.
+    const leak = await axios.post(`${stack.apiUrl}/webhooks/secret-scanning`, '{}', { headers: { authorization: `Bearer ${TEST_ENV.adminToken}`, 'content-type': 'application/json' }, validateStatus: () => true });
+    expect([leak.status, leak.data.error.code]).toEqual([401, 'UNAUTHORIZED']);
   });
 
   describe.each(ROUTES)('$method $route', (r) => {

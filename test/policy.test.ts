@@ -44,6 +44,8 @@ describe('the governance policy file', () => {
     ['an unknown field in standing access', { version: 1, classes: [klass({ standing: { identityTypes: ['person'], owners: ['x'] } })] }, /classes\.0\.standing: Unrecognized key\(s\) in object: 'owners'$/],
     ['standing access that is not an object', { version: 1, classes: [klass({ standing: true })] }, /classes\.0\.standing: Expected object, received boolean$/],
     ['an emergency grant before authorization', { version: 1, emergency: [{ system: 'mysql-local', kinds: ['joiner'] }] }, /emergency\.0\.kinds\.0: must be 'rotate' \(grants before authorization need the emergency exception review, not available yet\)$/],
+    ['drift to certify (certification is not built yet)', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'certify' } }] }, /drift\.0\.on\.orphan: must be one of report, remediate \(certify needs certification, not available yet\)$/],
+    ['an unknown kind of drift', { version: 1, drift: [{ system: 'mysql-local', on: { 'extra-grants': 'report' } }] }, /drift\.0\.on\.extra-grants: must be one of orphan, extra-grant, missing-grant, re-enabled$/],
     ['an emergency entry for a system that is not configured', { version: 1, emergency: [{ system: 'nope', kinds: ['rotate'] }] }, /emergency\.0\.system: no connector named 'nope' is configured/],
   ])('refuses %s at start-up, naming where', (_what, raw, message) => {
     expect(() => parsePolicyFile(raw, 'policy test.json', demoSystems)).toThrow(message);

@@ -1,5 +1,5 @@
-import { proxyActivities, uuid4 } from '@temporalio/workflow';
-import type { InventoryActivities } from '../activities';
+import { patched, proxyActivities, uuid4 } from '@temporalio/workflow';
+import type { DriftActivities, InventoryActivities } from '../activities';
 import type { InventoryReport, InventoryScanInput } from '../src/inventory/inventory';
 
 const inventory = proxyActivities<InventoryActivities>({
@@ -7,12 +7,23 @@ const inventory = proxyActivities<InventoryActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
+const drift = proxyActivities<DriftActivities>({
+  startToCloseTimeout: '2 minutes',
+  // The ticket system may be down for a while; a change opened before its answer was lost is found by its correlation id.
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
+});
+
+/** After its scan, a run opens the changes that remediate the drift the policy says to remediate. */
+const DRIFT_REMEDIATION = 'drift-remediation';
+
 /**
  * One inventory scan: runs on the worker, which holds the connector credentials; the API only starts it. The
  * activity records what it found, per system, with the principal who asked.
  */
 export async function inventoryWorkflow(input: InventoryScanInput): Promise<InventoryReport> {
-  return inventory.scanInventory(input);
+  const report = await inventory.scanInventory(input);
+  if (patched(DRIFT_REMEDIATION)) await drift.remediateDrift();
+  return report;
 }
 
 /**
@@ -20,5 +31,7 @@ export async function inventoryWorkflow(input: InventoryScanInput): Promise<Inve
  * principal behind it. Its scan id comes from the workflow's deterministic uuid, so a replay names the same scan.
  */
 export async function discoveryWorkflow(): Promise<InventoryReport> {
-  return inventory.scanInventory({ scanId: uuid4(), trigger: 'schedule', requestedAt: new Date().toISOString() });
+  const report = await inventory.scanInventory({ scanId: uuid4(), trigger: 'schedule', requestedAt: new Date().toISOString() });
+  if (patched(DRIFT_REMEDIATION)) await drift.remediateDrift();
+  return report;
 }

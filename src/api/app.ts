@@ -19,6 +19,8 @@ import { decideStep } from './decisions';
 import { receiveDelivery } from './deliveries';
 import { receiveDeployEvent } from './deploy-webhook';
 import { receiveLeakReport } from './leak-webhook';
+import { listDrift } from './drift';
+import { DriftStore } from '../drift/drift-store';
 import type { GitHubSettings } from '../leaks/github-alerts';
 import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
@@ -51,6 +53,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   const verdicts = new ClosureVerdictStore(deps.ds);
   const inventory = new InventoryStore(deps.ds);
+  const drift = new DriftStore(deps.ds);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -121,6 +124,9 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(await scanRecord(deps, String(req.params.scanId)));
   });
 
+  app.get('/api/drift', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
+    res.json(await listDrift({ drift }, req.query));
+  });
   app.get('/api/inventory', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
     res.json(await listInventory({ inventory }, req.query));
   });

@@ -217,6 +217,20 @@ export class InventoryStore {
     return row ? toItem(row) : null;
   }
 
+  /**
+   * The identities of a system whose approved state drift is checked against (managed and disabled), as they stood
+   * when discovery listed the target: rows a step changed since are left to that step.
+   */
+  async approvedRows(system: string, listedAt: Date, limit = 2_000): Promise<InventoryIdentity[]> {
+    return this.ds
+      .getRepository(InventoryIdentity)
+      .createQueryBuilder('i')
+      .where('i.system = :system AND i.status IN (:...statuses) AND i.changed_at <= :listedAt', { system, statuses: ['managed', 'disabled'], listedAt })
+      .orderBy('i.id', 'ASC')
+      .take(limit)
+      .getMany();
+  }
+
   /** One page, oldest id first; `nextCursor` is set while more rows match. */
   async list(filter: InventoryFilter): Promise<{ items: InventoryItem[]; nextCursor: string | null }> {
     const q = this.ds.getRepository(InventoryIdentity).createQueryBuilder('i').orderBy('i.id', 'ASC').take(filter.limit + 1);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
 import type { Actor } from '../auth/principal';
+import { DRIFT_ACTIONS, type DriftAction, FINDING_TYPES, type FindingType } from '../drift/drift';
 import type { GrantClass } from '../connectors/registry';
 import { IDENTITY_TYPES } from '../kinds/spec';
 
@@ -76,6 +77,27 @@ export const policyFileSchema = z
       )
       .max(1_000)
       .default([]),
+    /**
+     * What discovery does with drift on a system, per finding type (orphan, extra-grant, missing-grant, re-enabled):
+     * `report` (the default: listed in GET /api/drift) or `remediate` (a standard change is opened in `source`, the
+     * ticket system named, carrying the actions that bring the target back). `certify` needs certification, which
+     * is not built yet, and is refused.
+     */
+    drift: z
+      .array(
+        z
+          .object({
+            system: text(100),
+            on: z.record(
+              z.enum(FINDING_TYPES, { errorMap: () => ({ message: `must be one of ${FINDING_TYPES.join(', ')}` }) }),
+              z.enum(DRIFT_ACTIONS, { errorMap: () => ({ message: `must be one of ${DRIFT_ACTIONS.join(', ')} (certify needs certification, not available yet)` }) }),
+            ),
+            source: text(20).default('servicenow'),
+          })
+          .strict(),
+      )
+      .max(1_000)
+      .default([]),
   })
   .strict();
 
@@ -83,7 +105,7 @@ export type PolicyFile = z.infer<typeof policyFileSchema>;
 /** A policy as written (omitted lists default to empty). */
 export type PolicyInput = z.input<typeof policyFileSchema>;
 
-export const EMPTY_POLICY: PolicyFile = Object.freeze({ version: 1, people: [], privileged: [], classes: [], emergency: [] }) as PolicyFile;
+export const EMPTY_POLICY: PolicyFile = Object.freeze({ version: 1, people: [], privileged: [], classes: [], emergency: [], drift: [] }) as PolicyFile;
 
 /** `*` is any run of characters; everything else is literal. */
 export function globMatcher(pattern: string): (value: string) => boolean {
@@ -95,7 +117,7 @@ export function parsePolicyFile(raw: unknown, source = 'policy', systems?: reado
   const parsed = policyFileSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`${source}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   if (systems) {
-    for (const list of ['privileged', 'classes', 'emergency'] as const) {
+    for (const list of ['privileged', 'classes', 'emergency', 'drift'] as const) {
       parsed.data[list].forEach((p, i) => {
         if (!systems.includes(p.system)) throw new Error(`${source}: ${list}.${i}.system: no connector named '${p.system}' is configured (configured: ${systems.join(', ')})`);
       });
@@ -120,6 +142,7 @@ export class Policy {
   private readonly people: Array<{ source: string; user: string; matches: (value: string) => boolean }>;
   private readonly classes: Array<GrantClass & { system: string; matches: Array<(grant: string) => boolean> }>;
   private readonly emergency: Array<{ system: string; kinds: readonly string[] }>;
+  private readonly drift: PolicyFile['drift'];
 
   constructor(input: PolicyInput = EMPTY_POLICY) {
     const file = parsePolicyFile(input);
@@ -138,6 +161,17 @@ export class Policy {
       matches: c.grants.map(globMatcher),
     }));
     this.emergency = (file.emergency ?? []).map((e) => ({ system: e.system, kinds: [...e.kinds] }));
+    this.drift = file.drift ?? [];
+  }
+
+  /** What discovery does with a finding of `type` on `system` (report unless the policy says otherwise). */
+  driftAction(system: string, type: FindingType): DriftAction {
+    return this.drift.find((d) => d.system === system)?.on[type] ?? 'report';
+  }
+
+  /** The ticket system a remediation of drift on `system` is opened in. */
+  driftSource(system: string): string {
+    return this.drift.find((d) => d.system === system)?.source ?? 'servicenow';
   }
 
   /** Whether an emergency change may run an action of `kind` on `system` before it is authorized. */

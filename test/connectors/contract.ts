@@ -291,6 +291,19 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
       expect(await h().snapshot()).toEqual(before);
     });
 
+    it('takes every grant back in its own canonical form: what the inventory or evidence holds can be asked for again as it stands', () => {
+      const { grammar } = h().connector();
+      for (const grant of h().grants) {
+        const parsed = grammar.parseGrant(grant);
+        if ('problem' in parsed) throw new Error(`${JSON.stringify(grant)} was refused: ${parsed.problem}`);
+        for (const canonical of parsed.canonical) {
+          const again = grammar.parseGrant(canonical);
+          if ('problem' in again) throw new Error(`canonical ${JSON.stringify(canonical)} (of ${JSON.stringify(grant)}) was refused: ${again.problem}`);
+          expect(again.canonical).toEqual([canonical]);
+        }
+      }
+    });
+
     it('treats an unreachable target as transient (retried), not as a refusal', async () => {
       const c = h().unreachable();
       try {

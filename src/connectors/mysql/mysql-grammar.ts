@@ -70,7 +70,9 @@ export class MysqlGrammar implements ConnectorGrammar {
     if (unknown.length > 0) {
       return { problem: `unknown or disallowed privilege ${unknown.map((p) => `'${p}'`).join(', ')} (allowed: ${MYSQL_PRIVILEGES.join(', ')})` };
     }
-    const [db, table, ...rest] = (match[2] ?? '').split('.');
+    // The canonical form (`db`.* with `_` escaped, `db`.`table`) is accepted too, so a grant read from the inventory
+    // or evidence can be asked for again as it stands.
+    const [db, table, ...rest] = (match[2] ?? '').split('.').map((part, i, all) => unquoted(part, i === 0 && all[1] === '*'));
     if (db === undefined || table === undefined || rest.length > 0) return { problem: "the object must be 'db.*' or 'db.table'" };
     if (db === '*') return { problem: 'global grants (*.*) are not allowed by policy; name a database' };
     if (!OBJECT_NAME.test(db)) return { problem: `database name '${db.slice(0, 70)}' must be 1-64 characters of letters, digits, _ or $` };
@@ -84,6 +86,17 @@ export class MysqlGrammar implements ConnectorGrammar {
     const object = table === '*' ? `\`${db.replace(/_/g, '\\_')}\`.*` : `\`${db}\`.\`${table}\``;
     return { canonical: [...new Set(privileges)].sort().map((p) => `${p} ON ${object}`) };
   }
+}
+
+/**
+ * A backtick-quoted name as the canonical form writes it, unquoted (in a database-level grant's database name the
+ * `\_` escape is read back as `_`); anything else as given, for OBJECT_NAME to judge.
+ */
+function unquoted(part: string, databaseLevel: boolean): string {
+  const m = /^`([^`]*)`$/.exec(part);
+  if (!m) return part;
+  const inner = m[1] ?? '';
+  return databaseLevel ? inner.replace(/\\_/g, '_') : inner;
 }
 
 /** Turns SHOW GRANTS lines into the canonical per-privilege form. USAGE (and its password hash) is dropped. */

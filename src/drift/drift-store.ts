@@ -1,0 +1,99 @@
+import { type DataSource, type EntityManager, IsNull } from 'typeorm';
+import type { AlongsideEvidence } from '../evidence/evidence-store';
+import { DriftFinding } from '../persistence/entities/drift-finding.entity';
+import { InventoryIdentity } from '../persistence/entities/inventory-identity.entity';
+import { type DriftAction, type Finding, type FindingType, orphanFinding } from './drift';
+
+export interface DriftItem {
+  id: string;
+  system: string;
+  name: string;
+  host: string;
+  type: string;
+  grant: string | null;
+  detail: string;
+  status: string;
+  action: string;
+  change: string | null;
+  firstSeenAt: string;
+  lastSeenAt: string;
+  resolvedAt: string | null;
+  lastScan: string;
+}
+
+export interface DriftFilter {
+  system?: string;
+  type?: FindingType;
+  status?: 'open' | 'resolved';
+  afterId?: string;
+  limit: number;
+}
+
+const toItem = (f: DriftFinding): DriftItem => ({
+  id: f.id, system: f.system, name: f.name, host: f.host, type: f.findingType, grant: f.grant, detail: f.detail, status: f.status, action: f.action,
+  change: f.changeKey, firstSeenAt: f.firstSeenAt.toISOString(), lastSeenAt: f.lastSeenAt.toISOString(), resolvedAt: f.resolvedAt ? f.resolvedAt.toISOString() : null, lastScan: f.lastScan,
+});
+
+/** Drift findings (table drift_findings): kept in the transaction of the evidence row of the scan that found them. */
+export class DriftStore {
+  constructor(private readonly ds: DataSource) {}
+
+  /**
+   * One system's scan, for its evidence row's `alongside` (after the inventory's reconcile in the same transaction):
+   * the findings it made plus every orphan the inventory now lists are open (first seen kept, a resolved one opened
+   * again); an open finding of the system it no longer makes is resolved.
+   */
+  scanProjection(system: string, found: Finding[], scanKey: string, at: Date, actionOf: (type: FindingType) => DriftAction): AlongsideEvidence {
+    return async (tx) => {
+      const orphans = await tx.getRepository(InventoryIdentity).find({ where: { system, status: 'orphan' } });
+      const all = new Map<string, Finding>();
+      for (const f of [...found, ...orphans.map((o) => orphanFinding(system, o.name, o.host))]) all.set(f.id, f);
+      const repo = tx.getRepository(DriftFinding);
+      const existing = await repo.createQueryBuilder('d').setLock('pessimistic_write').where('d.system = :system', { system }).getMany();
+      const byId = new Map(existing.map((e) => [e.id, e]));
+      for (const f of all.values()) {
+        const row = byId.get(f.id);
+        if (row) {
+          await repo.update({ id: f.id }, { detail: f.detail.slice(0, 500), status: 'open', lastSeenAt: at, resolvedAt: null, lastScan: scanKey, ...(row.status === 'resolved' ? { changeKey: null, action: actionOf(f.type) } : {}) });
+        } else {
+          await repo.insert({
+            id: f.id, system, name: f.name, host: f.host, findingType: f.type, grant: f.grant ?? null, detail: f.detail.slice(0, 500), status: 'open',
+            action: actionOf(f.type), changeKey: null, firstSeenAt: at, lastSeenAt: at, resolvedAt: null, lastScan: scanKey,
+          });
+        }
+      }
+      for (const row of existing) {
+        if (row.status === 'open' && !all.has(row.id)) await repo.update({ id: row.id }, { status: 'resolved', resolvedAt: at, lastScan: scanKey });
+      }
+    };
+  }
+
+  /** Open findings the policy says to remediate and no change has been opened for yet. */
+  async toRemediate(): Promise<DriftItem[]> {
+    const rows = await this.ds.getRepository(DriftFinding).find({ where: { status: 'open', action: 'remediate', changeKey: IsNull() }, order: { id: 'ASC' }, take: 200 });
+    return rows.map(toItem);
+  }
+
+  /** Names the change opened for findings, for the evidence row's `alongside` of that decision. */
+  changeProjection(ids: string[], changeKey: string): AlongsideEvidence {
+    return async (tx: EntityManager) => {
+      for (const id of ids) await tx.getRepository(DriftFinding).update({ id, changeKey: IsNull() }, { changeKey });
+    };
+  }
+
+  async list(filter: DriftFilter): Promise<{ items: DriftItem[]; nextCursor: string | null }> {
+    const q = this.ds.getRepository(DriftFinding).createQueryBuilder('d').orderBy('d.id', 'ASC').take(filter.limit + 1);
+    if (filter.system !== undefined) q.andWhere('d.system = :system', { system: filter.system });
+    if (filter.type !== undefined) q.andWhere('d.finding_type = :type', { type: filter.type });
+    if (filter.status !== undefined) q.andWhere('d.status = :status', { status: filter.status });
+    if (filter.afterId !== undefined) q.andWhere('d.id > :after', { after: filter.afterId });
+    const rows = await q.getMany();
+    const page = rows.slice(0, filter.limit);
+    return { items: page.map(toItem), nextCursor: rows.length > filter.limit ? (page[page.length - 1]?.id ?? null) : null };
+  }
+
+  async get(id: string): Promise<DriftItem | null> {
+    const row = await this.ds.getRepository(DriftFinding).findOne({ where: { id } });
+    return row ? toItem(row) : null;
+  }
+}

@@ -1,0 +1,109 @@
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import axios from 'axios';
+import type mysql from 'mysql2/promise';
+import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { TEST_ENV } from './support/test-env';
+
+/**
+ * Drift on the real parts: scheduled discovery reads back every identity whose approved state the inventory holds,
+ * on the machine's MariaDB, finds what differs, keeps each finding under a stable id (GET /api/drift), and under a
+ * `remediate` policy opens a standard change in the ServiceNow simulator that brings the target back and runs like
+ * any other change.
+ */
+describe('drift: found by scheduled discovery, listed, and remediated by a change that runs like any other', () => {
+  let stack: Stack;
+  let auditor: string;
+  const DISABLE = 'mysql-disable';
+
+  beforeAll(async () => {
+    stack = await startStack({
+      extraConnectors: [{
+        name: DISABLE, type: 'mysql', host: '127.0.0.1', port: 3306, user: TEST_ENV.connectorUser, passwordEnv: 'CG_TEST_CONNECTOR_PASSWORD',
+        policy: { protectedAccounts: ['root', 'mysql', 'mariadb.sys'], revokeMode: 'disable' },
+      }],
+      policy: { version: 1, drift: [{ system: 'mysql-local', on: { 'extra-grant': 'remediate' } }, { system: DISABLE, on: { 're-enabled': 'remediate' } }] },
+    });
+    auditor = (await stack.tokenFor('auditor')).token;
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  async function scheduledDiscovery(): Promise<void> {
+    const handle = stack.workflows.client.schedule.getHandle(stack.discoveryScheduleId);
+    const earlier = new Set((await handle.describe()).info.recentActions.map((a) => a.action.workflow.firstExecutionRunId));
+    await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
+    const run = await waitFor('the scheduled discovery run', async () =>
+      (await handle.describe()).info.recentActions.map((a) => a.action.workflow).find((w) => !earlier.has(w.firstExecutionRunId)),
+    );
+    await stack.workflows.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result();
+  }
+  const drift = async (query: string) =>
+    (await axios.get(`${stack.apiUrl}/api/drift?${query}`, { headers: { authorization: `Bearer ${auditor}` } })).data as { items: Array<Record<string, string | null>> };
+  const table = (method: 'GET' | 'PATCH', path: string, data?: unknown, params?: Record<string, string>) =>
+    axios.request({ method, url: `${stack.simUrl}/api/now/table/change_request${path}`, data, params, auth: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword }, validateStatus: () => true });
+  const locked = async (name: string) => {
+    const [rows] = await stack.admin.query<mysql.RowDataPacket[]>("SELECT JSON_VALUE(Priv, '$.account_locked') AS locked FROM mysql.global_priv WHERE User = ? AND Host = ?", [name, '%']);
+    return ['1', 'true'].includes(String(rows[0]?.locked));
+  };
+
+  it('a grant added behind the gateway\'s back is found, and the standard change it opens takes it away, keeps what changes hold, and closes', async () => {
+    const account = uniqueAccount('dft');
+    const granting = uniqueTicketNumber();
+    stack.sim.createChange({
+      number: granting, state: '-1', approval: 'approved',
+      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT1H' }]),
+    });
+    await waitFor('the grant verified', async () => (await stack.closureCheck(granting)).data.steps?.[0]?.status === 'verified', 30_000);
+    await stack.admin.query('GRANT INSERT ON `cgt_billing`.`invoices` TO ?@?', [account, '%']);
+
+    await scheduledDiscovery();
+    const [finding] = (await drift(`system=mysql-local&type=extra-grant&status=open`)).items.filter((f) => f.name === account);
+    expect(finding).toMatchObject({ type: 'extra-grant', grant: 'INSERT ON `cgt_billing`.`invoices`', status: 'open', action: 'remediate', change: expect.stringMatching(/^servicenow:CHG\d+$/) });
+    expect(finding?.firstSeenAt).toEqual(expect.any(String));
+    const number = String(finding?.change).slice('servicenow:'.length);
+    const [change] = (await table('GET', '', undefined, { sysparm_query: `number=${number}` })).data.result as Array<Record<string, string>>;
+    expect(change).toMatchObject({ type: 'standard', correlation_id: `changegate-drift-${finding?.id}` });
+    expect(JSON.parse(String(change?.u_identity_actions))).toEqual([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON `cgt\\_billing`.*'] }]);
+
+    await waitFor('the remediation verified', async () => (await stack.closureCheck(number)).data.allowed === true, 30_000);
+    const held = (await stack.grantsOf(account)).join('\n');
+    expect(held).not.toMatch(/INSERT/);
+    expect(held).toMatch(/SELECT ON `cgt\\_billing`/);
+    // The remediation holds nothing: the joiner's ticket still does, and its expiry will end it.
+    const row = (await axios.get(`${stack.apiUrl}/api/inventory?system=mysql-local&limit=500`, { headers: { authorization: `Bearer ${auditor}` } })).data.items.find((i: { name: string }) => i.name === account);
+    expect(row.grants).toEqual([{ grant: 'SELECT ON `cgt\\_billing`.*', tickets: [`servicenow:${granting}`] }]);
+    expect((await table('PATCH', `/${change?.sys_id}`, { state: '3', close_code: 'successful', close_notes: 'drift removed' })).status).toBe(200);
+
+    // The next discovery no longer finds it: resolved, first seen kept.
+    await scheduledDiscovery();
+    const after = (await drift(`system=mysql-local&type=extra-grant`)).items.find((f) => f.id === finding?.id);
+    expect(after).toMatchObject({ status: 'resolved', firstSeenAt: finding?.firstSeenAt, change: finding?.change, resolvedAt: expect.any(String) });
+    // Opening the change is evidence in the finding's own chain.
+    const opened = await stack.evidence.list(`drift:${finding?.id}`);
+    expect(opened.map((r) => [r.outcome, (r.observedState as { change: string }).change])).toEqual([['remediation-opened', finding?.change]]);
+  }, 120_000);
+
+  it('an account a leaver disabled and someone enabled again is found and disabled again by its remediation change', async () => {
+    const account = uniqueAccount('dfr');
+    await createAccount(stack.admin, account);
+    const leaving = uniqueTicketNumber();
+    stack.sim.createChange({ number: leaving, state: '-5', u_identity_actions: JSON.stringify([{ kind: 'leaver', system: DISABLE, identity: { type: 'service_account', name: account, host: '%' } }]) });
+    await waitFor('the leaver verified', async () => (await stack.closureCheck(leaving)).data.allowed === true, 30_000);
+    expect(await locked(account)).toBe(true);
+    await stack.admin.query('ALTER USER ?@? ACCOUNT UNLOCK', [account, '%']);
+
+    await scheduledDiscovery();
+    const [finding] = (await drift(`system=${DISABLE}&type=re-enabled&status=open`)).items.filter((f) => f.name === account);
+    expect(finding).toMatchObject({ type: 're-enabled', action: 'remediate', detail: expect.stringContaining(`servicenow:${leaving}`), change: expect.stringMatching(/^servicenow:CHG\d+$/) });
+    const number = String(finding?.change).slice('servicenow:'.length);
+    await waitFor('the remediation verified', async () => (await stack.closureCheck(number)).data.allowed === true, 30_000);
+    expect(await locked(account)).toBe(true);
+  }, 120_000);
+
+  it('refuses an unknown filter, a bad type and a bad cursor on GET /api/drift, naming each', async () => {
+    const res = await axios.get(`${stack.apiUrl}/api/drift?kind=x&type=bogus&cursor=zz`, { headers: { authorization: `Bearer ${auditor}` }, validateStatus: () => true });
+    expect(res.status).toBe(400);
+    expect(res.data.error.issues.map((i: { path: string }) => i.path).sort()).toEqual(['query', 'query.cursor', 'query.type']);
+  });
+});
