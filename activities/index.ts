@@ -5,3 +5,4 @@ export { createClosureActivities, type ClosureActivities } from './closure-activ
 export { createDeployActivities, type DeployActivities } from './deploy-activities';
 export { createDecisionActivities, type DecisionActivities } from './decision-activities';
 export { createSelectionActivities, type SelectionActivities } from './selection-activities';
+export { createTicketLifecycleActivities, type TicketLifecycleActivities } from './ticket-lifecycle-activities';

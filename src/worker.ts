@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createInventoryActivities, createSelectionActivities, createTicketActivities } from '../activities';
+import { createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createInventoryActivities, createSelectionActivities, createTicketActivities, createTicketLifecycleActivities } from '../activities';
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
@@ -34,15 +34,17 @@ export function workerActor(): string {
 
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const inventory = deps.inventory ?? new InventoryStore(deps.evidence.dataSource);
+  const writeBackFor = writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients });
   const activities = {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createTicketActivities({
-      writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }),
+      writeBackFor,
       publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),
     }),
+    ...createTicketLifecycleActivities({ writeBackFor, evidence: deps.evidence }),
     ...createClosureActivities({ verdicts: deps.verdicts }),
     ...createDecisionActivities({ evidence: deps.evidence, actor: workerActor() }),
   };

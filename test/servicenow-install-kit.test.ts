@@ -62,7 +62,7 @@ describe('ServiceNow install kit: the shipped business rules, installed as their
     const rules = loadInstallKit(dir);
     expect(rules.map((r) => [r.file, r.name, r.when, r.order, r.insert, r.update, r.filter])).toEqual([
       ['changegate-invalidate-gate.js', INVALIDATE_RULE_NAME, 'before', 9900, true, true, 'Identity actions | changes'],
-      ['changegate-block-close.js', BLOCK_CLOSE_RULE_NAME, 'before', 10000, true, true, 'State | changes to | Closed'],
+      ['changegate-block-close.js', BLOCK_CLOSE_RULE_NAME, 'before', 10000, true, true, 'State | changes'],
       ['changegate-webhook.js', 'changegate: webhook', 'after', 10000, true, true, 'State | changes OR Approval | changes OR Type | changes OR Identity actions | changes'],
     ]);
     const install = readFileSync(join(dir, 'INSTALL.md'), 'utf8');

@@ -15,6 +15,8 @@ import { startGateway } from '../../src/gateway';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
 import { TEST_ENV, temporalAddress } from './test-env';
 import type { PolicyInput } from '../../src/policy/policy';
+import type { ReconcileReport } from '../../src/itsm/servicenow/servicenow-reconciler';
+import type { ServiceNowSettings } from '../../src/itsm/servicenow/servicenow-source';
 import { postSigned } from './signed-webhook';
 
 let runtimeInstalled = false;
@@ -65,6 +67,8 @@ export interface Stack {
   taskQueue: string;
   /** This stack's discovery schedule (trigger it instead of waiting an interval). */
   discoveryScheduleId: string;
+  /** One reconciliation pass with the simulator (the stack runs none on its own). */
+  reconcile(): Promise<ReconcileReport>;
   admin: mysql.Connection;
   worker?: Worker;
   /** POSTs a signed delivery of a record to the webhook, as the installed business rule would. */
@@ -85,6 +89,10 @@ export async function startStack(
     workflowBundle?: { code: string } | { codePath: string };
     /** The governance policy (who is who, privileged grants); none by default. */
     policy?: PolicyInput;
+    /** ServiceNow's state mapping and reopen state. */
+    servicenowSettings?: ServiceNowSettings;
+    /** How long a passed /readyz source check holds (default ten minutes). */
+    sourceCheckTtlMs?: number;
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -100,6 +108,10 @@ export async function startStack(
     databaseUrl: TEST_ENV.databaseUrl,
     connectors: file,
     ...(opts.policy ? { policy: opts.policy } : {}),
+    ...(opts.servicenowSettings ? { servicenowSettings: opts.servicenowSettings } : {}),
+    ...(opts.sourceCheckTtlMs !== undefined ? { sourceCheckTtlMs: opts.sourceCheckTtlMs } : {}),
+    // Passes only when a test asks (stack.reconcile()), so that a test decides when one happens.
+    reconcile: {},
     servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
     webhookSecret: TEST_ENV.webhookSecret,
     deployWebhookSecret: TEST_ENV.deployWebhookSecret,
@@ -132,6 +144,10 @@ export async function startStack(
     workflows,
     taskQueue,
     discoveryScheduleId,
+    async reconcile() {
+      if (!gw.reconciler) throw new Error('this stack runs no reconciliation (no in-process worker)');
+      return gw.reconciler.runOnce();
+    },
     admin,
     worker,
     async deliver(record, o = {}) {
