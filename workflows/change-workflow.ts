@@ -285,18 +285,16 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     // ---- ticket lifecycle: evidence attached once verified, a close without proven cleanup undone ----
     const attachAs = state.gate?.value === 'verified' ? `changegate-evidence-${state.key}-${state.gate.digest.slice(0, 12)}.json` : undefined;
     if (attachAs && !(state.evidenceAttached ?? []).includes(attachAs) && patched(ATTACH_EVIDENCE_BUNDLE)) {
-      try {
-        await ticketLifecycle.attachEvidenceBundle({ ticket: ref, fileName: attachAs });
-        (state.evidenceAttached ??= []).push(attachAs);
-      } catch (err) {
-        state.writeBackErrors.push(failureText(err));
-        (state.evidenceAttached ??= []).push(attachAs);
-      }
+      // Alongside the loop (a throttled upload must not hold the next turn); a failure blocks closure like any
+      // failed write-back, and the workflow does not end before it is settled.
+      (state.evidenceAttached ??= []).push(attachAs);
+      track(ticketLifecycle.attachEvidenceBundle({ ticket: ref, fileName: attachAs }).then(() => undefined));
     }
     if (state.phase === 'closed' && !verdict.allowed && inFlight.size === 0 && state.reopened?.version !== state.version && patched(REOPEN_CLOSED_WITHOUT_CLEANUP)) {
       try {
-        await ticketLifecycle.reopenTicket({ ticket: ref, marker: `reopen:${state.version}`, reasons: verdict.reasons });
-        state.reopened = { version: state.version, ok: true };
+        const { supported } = await ticketLifecycle.reopenTicket({ ticket: ref, marker: `reopen:${state.version}`, reasons: verdict.reasons });
+        // A source that cannot reopen leaves the ticket closed: the workflow ends as before.
+        state.reopened = { version: state.version, ok: supported };
       } catch (err) {
         state.writeBackErrors.push(failureText(err));
         state.reopened = { version: state.version, ok: false };

@@ -705,7 +705,8 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   const ATTACHMENT_COLUMNS: ReadonlySet<string> = new Set(['sys_id', 'file_name', 'content_type', 'size_bytes', 'table_name', 'table_sys_id', 'hash', 'sys_created_on', 'sys_updated_on']);
 
   function renderAttachment(row: AttachmentRecord, req: Request): Record<string, string> {
-    const { content: _content, ...meta } = row as AttachmentRecord & { content?: Buffer };
+    const meta: Record<string, string> = {};
+    for (const [name, value] of Object.entries(row)) if (typeof value === 'string') meta[name] = value;
     return { ...meta, download_link: `${requestBaseUrl(req)}${ATTACHMENT_PATH}/${row.sys_id}/file` };
   }
 
