@@ -161,7 +161,7 @@ export class ServiceNowReconciler {
         report.cursor = newest.updatedOn;
       }
     }
-    if (report.accepted > 0 || report.refused > 0) log.info('reconciliation found changes the webhook did not deliver', { ...report });
+    if (report.accepted > 0 || report.refused > 0) log.info('reconciliation handed over record versions no accepted delivery carried', { ...report });
     return report;
   }
 
