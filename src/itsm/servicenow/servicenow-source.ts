@@ -116,6 +116,9 @@ export function servicenowWriteBack(client: ServiceNowClient, settings: ServiceN
       try {
         await client.probeJournalRead();
       } catch (err) {
+        if (err instanceof ServiceNowError && err.retryable) {
+          throw new Error(`ServiceNow did not answer the sys_journal_field read check: ${err.message}`, { cause: err });
+        }
         const status = err instanceof ServiceNowError && err.status !== undefined ? `HTTP ${err.status}: ` : '';
         throw new Error(
           `the integration user cannot read sys_journal_field (${status}${(err as Error).message}); install the read ACL of INSTALL.md step 5`,
