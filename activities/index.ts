@@ -7,3 +7,4 @@ export { createDecisionActivities, type DecisionActivities } from './decision-ac
 export { createSelectionActivities, type SelectionActivities } from './selection-activities';
 export { createLeakActivities, type LeakActivities } from './leak-activities';
 export { createDriftActivities, type DriftActivities } from './drift-activities';
+export { createTicketLifecycleActivities, type TicketLifecycleActivities } from './ticket-lifecycle-activities';

@@ -22,7 +22,7 @@ function ticketOf(input: Addressed): TicketRef {
 }
 
 /** Maps a source's write-back errors onto Temporal's retry model: throttling waits as told, refusals are final. */
-async function itsmCall<T>(fn: () => Promise<T>): Promise<T> {
+export async function itsmCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {

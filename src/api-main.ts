@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
-import { loadConfig, oidcSettings } from './config';
+import { loadConfig, oidcSettings, servicenowSettings } from './config';
+import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
@@ -32,6 +33,12 @@ async function main(): Promise<void> {
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     log,
+    sourceSettings: { servicenow: { ...servicenowSettings(config) } },
+    // The edge tells a requester on the ticket why a delivery was refused; /readyz checks the integration user's rights.
+    sourceClients: {
+      servicenow: new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD }),
+      servicenowSettings: servicenowSettings(config),
+    },
   });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));

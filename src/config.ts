@@ -1,6 +1,37 @@
 import { z } from 'zod';
 import { parseIsoDuration } from './actions/iso-duration';
 import { ASYMMETRIC_ALGORITHMS, type OidcSettings } from './auth/oidc-settings';
+import { DEFAULT_STATE_PHASES, type ServiceNowStatePhases } from './itsm/servicenow/servicenow-phase';
+
+const MAPPED_PHASES = ['draft', 'authorization', 'implement', 'review', 'closed', 'cancelled'] as const;
+/** change_request state value → phase, as JSON, e.g. {"-5":"draft",...,"3":"closed","7":"closed"}. */
+const statePhases = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be a JSON object of state value to phase' });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z.record(
+      z.string().regex(/^-?\d{1,9}$/, 'each key must be an integer state value such as -1'),
+      z.enum(MAPPED_PHASES, { message: `each phase must be one of ${MAPPED_PHASES.join(', ')}` }),
+    ),
+  );
+
+function isoInterval(fallback: string, minMs: number, maxMs: number, range: string) {
+  return z
+    .string()
+    .default(fallback)
+    .superRefine((text, ctx) => {
+      const ms = parseIsoDuration(text);
+      if (ms === null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be an ISO-8601 duration such as PT5M' });
+      else if (ms < minMs || ms > maxMs) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be between ${range}` });
+    });
+}
 
 /**
  * The gateway's whole configuration: environment variables, parsed once at start-up.
@@ -32,6 +63,16 @@ export const configSchema = z.object({
   SERVICENOW_USERNAME: z.string().min(1),
   SERVICENOW_PASSWORD: z.string().min(1),
   SERVICENOW_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
+  /**
+   * change_request state value → phase (draft, authorization, implement, review, closed, cancelled) as JSON; unset, the
+   * base system's model. A state it does not name is accepted as phase `unknown` (noted on the ticket); every state
+   * mapped to `closed` must also be in the block-close rule's `x_changegate.closed_states` property.
+   */
+  SERVICENOW_STATE_PHASES: z.preprocess((v) => (v === '' ? undefined : v), statePhases.optional()),
+  /** Where a change that closed without proven cleanup is moved back to: Review (0) unless configured. */
+  SERVICENOW_REOPEN_STATE: z.string().regex(/^-?\d{1,9}$/, 'must be an integer state value such as 0').default('0'),
+  /** How often the worker reads back changes the webhook may have lost (ServiceNow never retries one): PT10S to P1D. */
+  SERVICENOW_RECONCILE_INTERVAL: isoInterval('PT5M', 10_000, 86_400_000, 'PT10S and P1D'),
   /** HMAC key of pipelines' run events (POST /webhooks/deploy); unset or empty, every deploy event is refused. */
   DEPLOY_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   /** HMAC key of secret scanners' reports (POST /webhooks/secret-scanning); unset or empty, every report is refused. */
@@ -72,6 +113,16 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** ServiceNow's state mapping (SERVICENOW_STATE_PHASES, default the base system's) and its reopen state. */
+export function servicenowSettings(c: Config): { statePhases: ServiceNowStatePhases; reopenState: string } {
+  return { statePhases: c.SERVICENOW_STATE_PHASES ?? DEFAULT_STATE_PHASES, reopenState: c.SERVICENOW_REOPEN_STATE };
+}
+
+/** Milliseconds between reconciliation passes with ServiceNow (validated by the schema). */
+export function reconcileIntervalMs(c: Config): number {
+  return parseIsoDuration(c.SERVICENOW_RECONCILE_INTERVAL) ?? 300_000;
+}
 
 /** Cross-field rules, kept off configSchema so that it stays pickable (migrate-config). */
 const checkedConfigSchema = configSchema.superRefine((c, ctx) => {

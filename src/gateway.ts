@@ -4,11 +4,15 @@ import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/w
 import type express from 'express';
 import type { DataSource } from 'typeorm';
 import { type AppDeps, createApp } from './api/app';
+import { acceptDelivery } from './api/deliveries';
 import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
+import { ServiceNowReconciler } from './itsm/servicenow/servicenow-reconciler';
+import type { ServiceNowSettings } from './itsm/servicenow/servicenow-source';
+import { servicenow as servicenowSource, servicenowWriteBack } from './itsm/servicenow/servicenow-source';
 import { createLogger, type Logger } from './logger';
 import { EMPTY_POLICY, Policy, type PolicyInput } from './policy/policy';
 import { openDatabase } from './persistence/data-source';
@@ -54,6 +58,15 @@ export interface GatewayOptions {
    * leaves schedules alone.
    */
   discovery?: { intervalMs?: number; scheduleId?: string } | false;
+  /** ServiceNow's state mapping and reopen state (SERVICENOW_STATE_PHASES, SERVICENOW_REOPEN_STATE). */
+  servicenowSettings?: ServiceNowSettings;
+  /**
+   * Reconciliation with the worker (it reads changes back through the Table API): every `intervalMs`, or only when
+   * `gateway.reconciler.runOnce()` is called (no interval). `false`: none.
+   */
+  reconcile?: { intervalMs?: number; firstLookbackMs?: number } | false;
+  /** How long a passed ticket-source access check holds for /readyz (default ten minutes). */
+  sourceCheckTtlMs?: number;
   log?: Logger;
 }
 
@@ -71,6 +84,8 @@ export interface Gateway {
   taskQueue: string;
   /** The discovery schedule's id (unset with `discovery: false`). */
   discoveryScheduleId?: string;
+  /** Reconciliation with ServiceNow (with the worker, unless `reconcile: false`). */
+  reconciler?: ServiceNowReconciler;
   /** Stops everything it started, in reverse order of start. */
   stop(): Promise<void>;
 }
@@ -107,16 +122,41 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       discoveryScheduleId = handle.scheduleId;
     }
 
+    // The simulator first, so that the API can reach it (refused deliveries are told on the ticket); its webhook
+    // properties are set once the API listens. It stops after the API, so that its last deliveries still land.
+    let sim: ServiceNowSimulator | undefined;
+    let servicenow: { url: string; username: string; password: string };
+    if ('simulator' in opts.servicenow) {
+      const { username, password, port, numberBase } = opts.servicenow.simulator;
+      sim = createServiceNowSimulator({ username, password, ...(numberBase !== undefined ? { numberBase } : {}) });
+      const listening = await sim.listen(port ?? 0);
+      const simulator = sim;
+      stops.push(async () => {
+        await simulator.waitForDeliveries();
+        await listening.close();
+      });
+      servicenow = { url: listening.url, username, password };
+    } else {
+      servicenow = opts.servicenow;
+    }
+    const snClient = () => new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password });
+    const sourceClients = { servicenow: snClient(), servicenowSettings: opts.servicenowSettings ?? {} };
+    const sourceSettings = { servicenow: { ...(opts.servicenowSettings ?? {}) } };
+    const policy = new Policy(opts.policy ?? EMPTY_POLICY);
+    const grammars = new GrammarRegistry(opts.connectors, policy);
+
     let apiUrl = '';
     let app: express.Express | undefined;
     if (opts.api !== false) {
       const listen = opts.api ?? { port: 0 };
-      const policy = new Policy(opts.policy ?? EMPTY_POLICY);
       app = createApp({
         ds,
         workflows,
-        grammars: new GrammarRegistry(opts.connectors, policy),
+        grammars,
         policy,
+        sourceSettings,
+        sourceClients,
+        ...(opts.sourceCheckTtlMs !== undefined ? { sourceCheckTtlMs: opts.sourceCheckTtlMs } : {}),
         evidence,
         webhookSecret: opts.webhookSecret,
         deployWebhookSecret: opts.deployWebhookSecret,
@@ -133,24 +173,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       });
       stops.push(() => new Promise<void>((res) => server.close(() => res())));
       apiUrl = `http://${listen.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
+      sim?.setProperty('x_changegate.webhook_url', `${apiUrl}/webhooks/servicenow`);
+      sim?.setProperty('x_changegate.webhook_secret', opts.webhookSecret);
+      // Work notes and state changes fire the simulated webhook: those land before the API closes.
+      const simulator = sim;
+      if (simulator) stops.push(() => simulator.waitForDeliveries());
     }
 
-    let sim: ServiceNowSimulator | undefined;
-    let servicenow: { url: string; username: string; password: string };
-    if ('simulator' in opts.servicenow) {
-      const { username, password, port, numberBase } = opts.servicenow.simulator;
-      sim = createServiceNowSimulator({ username, password, ...(numberBase !== undefined ? { numberBase } : {}), webhook: apiUrl ? { url: `${apiUrl}/webhooks/servicenow`, secret: opts.webhookSecret } : undefined });
-      const listening = await sim.listen(port ?? 0);
-      const simulator = sim;
-      // Work notes fire the simulated business rule's webhook; those land before the API closes.
-      stops.push(async () => {
-        await simulator.waitForDeliveries();
-        await listening.close();
-      });
-      servicenow = { url: listening.url, username, password };
-    } else {
-      servicenow = opts.servicenow;
-    }
 
     let worker: Worker | undefined;
     if (opts.worker !== false) {
@@ -166,7 +195,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         registry,
         evidence,
         verdicts: new ClosureVerdictStore(ds),
-        servicenow: new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password }),
+        servicenow: sourceClients.servicenow,
+        sourceClients: { servicenowSettings: sourceClients.servicenowSettings },
         workflowBundle: opts.worker?.workflowBundle,
         maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
       });
@@ -178,7 +208,24 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       worker = w;
     }
 
-    return { apiUrl, app, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, stop };
+    let reconciler: ServiceNowReconciler | undefined;
+    if (opts.worker !== false && opts.reconcile !== false) {
+      const client = snClient();
+      const tell = servicenowWriteBack(client, opts.servicenowSettings);
+      reconciler = new ServiceNowReconciler({
+        client,
+        ds,
+        instanceUrl: servicenow.url,
+        accept: (delivery) => acceptDelivery({ ds, workflows, grammars, secret: undefined, log, sourceSettings, writeBackFor: (name) => (name === 'servicenow' ? tell : undefined) }, servicenowSource, delivery),
+        log: log.child('reconcile'),
+        ...(opts.reconcile?.firstLookbackMs !== undefined ? { firstLookbackMs: opts.reconcile.firstLookbackMs } : {}),
+      });
+      const r = reconciler;
+      if (opts.reconcile?.intervalMs !== undefined) r.start(opts.reconcile.intervalMs);
+      stops.push(() => r.stop());
+    }
+
+    return { apiUrl, app, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
   } catch (err) {
     await stop();
     throw err;

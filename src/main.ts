@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
-import { discoveryIntervalMs, loadConfig, oidcSettings } from './config';
+import { discoveryIntervalMs, loadConfig, oidcSettings, reconcileIntervalMs, servicenowSettings } from './config';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
 import { startGateway } from './gateway';
@@ -136,6 +136,8 @@ async function main(): Promise<void> {
     api: { port: config.PORT, host: config.HOST },
     worker: { maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS },
     discovery: { intervalMs: discoveryIntervalMs(config) },
+    servicenowSettings: servicenowSettings(config),
+    reconcile: { intervalMs: reconcileIntervalMs(config) },
     log: createLogger('gateway', config.LOG_LEVEL),
   });
   starting = gatewayStart.then((gw) => stops.push(() => gw.stop()));

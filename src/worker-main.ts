@@ -1,13 +1,18 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { discoveryIntervalMs, loadConfig } from './config';
+import { discoveryIntervalMs, loadConfig, reconcileIntervalMs, servicenowSettings } from './config';
+import { acceptDelivery } from './api/deliveries';
+import { GrammarRegistry } from './connectors/registry';
+import { ServiceNowReconciler } from './itsm/servicenow/servicenow-reconciler';
+import { servicenow as servicenowSource, servicenowWriteBack } from './itsm/servicenow/servicenow-source';
+import { loadPolicyFile, Policy } from './policy/policy';
+import { ChangeWorkflows } from './temporal/temporal-client';
 import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, temporalLogSink } from './logger';
 import { openDatabase } from './persistence/data-source';
-import { loadPolicyFile, Policy } from './policy/policy';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { createWorker } from './worker';
 
@@ -19,9 +24,12 @@ async function main(): Promise<void> {
   const ds = await openDatabase(config.DATABASE_URL, { migrate: false });
   const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);
   const registry = new ConnectorRegistry(connectors);
-  // The worker reads the governance policy for what discovery does with drift.
+  // The governance policy: what discovery does with drift, and the grammars reconciliation plans with.
   const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const snSettings = servicenowSettings(config);
+  const snClient = () =>
+    new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD });
   const worker = await createWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -31,19 +39,33 @@ async function main(): Promise<void> {
     policy,
     evidence: new EvidenceStore(ds),
     verdicts: new ClosureVerdictStore(ds),
-    servicenow: new ServiceNowClient({
-      baseUrl: config.SERVICENOW_URL,
-      username: config.SERVICENOW_USERNAME,
-      password: config.SERVICENOW_PASSWORD,
-    }),
+    servicenow: snClient(),
+    sourceClients: { servicenowSettings: snSettings },
   });
   // The discovery schedule runs on this worker's task queue; every worker start brings it to the configured interval.
   const client = new Client({ connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }), namespace: config.TEMPORAL_NAMESPACE });
   await ensureDiscoverySchedule(client, { taskQueue: config.TEMPORAL_TASK_QUEUE, intervalMs: discoveryIntervalMs(config) });
   await client.connection.close();
+  // Reconciliation: changes the webhook lost are read back through the Table API and delivered the webhook's way.
+  const grammars = new GrammarRegistry(connectors, policy);
+  const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
+  const reconcileClient = snClient();
+  const tell = servicenowWriteBack(reconcileClient, snSettings);
+  const sourceSettings = { servicenow: { ...snSettings } };
+  const reconciler = new ServiceNowReconciler({
+    client: reconcileClient,
+    ds,
+    instanceUrl: config.SERVICENOW_URL,
+    accept: (delivery) =>
+      acceptDelivery({ ds, workflows, grammars, secret: undefined, log, sourceSettings, writeBackFor: (name) => (name === 'servicenow' ? tell : undefined) }, servicenowSource, delivery),
+    log: log.child('reconcile'),
+  });
+  reconciler.start(reconcileIntervalMs(config));
   log.info('worker started', { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
   // The SDK's runtime turns SIGINT/SIGTERM into a graceful shutdown that ends run().
   await worker.run();
+  await reconciler.stop();
+  await workflows.close();
   await registry.close();
   await connection.close();
   await ds.destroy();

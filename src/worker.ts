@@ -1,6 +1,9 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createInventoryActivities, createLeakActivities, createSelectionActivities, createTicketActivities } from '../activities';
+import {
+  createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createInventoryActivities,
+  createLeakActivities, createSelectionActivities, createTicketActivities, createTicketLifecycleActivities,
+} from '../activities';
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
@@ -51,6 +54,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
       writeBackFor,
       publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),
     }),
+    ...createTicketLifecycleActivities({ writeBackFor, evidence: deps.evidence }),
     ...createClosureActivities({ verdicts: deps.verdicts }),
     ...createDecisionActivities({ evidence: deps.evidence, actor: workerActor() }),
   };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createClosureActivities, createConnectorActivities, createTicketActivities } from '../activities';
+import { createClosureActivities, createConnectorActivities, createTicketActivities, createTicketLifecycleActivities } from '../activities';
 import type { ChangeState, TicketRef, TicketSnapshot } from '../src/change';
 import { ClosureVerdictStore } from '../src/closure/verdict-store';
 import { ConnectorRegistry } from '../src/connectors/registry';
@@ -44,6 +44,8 @@ describe('runs and write-backs started before tickets were normalised (ServiceNo
       activities: {
         ...createConnectorActivities({ registry, evidence: stack.evidence, actor: 'legacy-shapes-test' }),
         ...createTicketActivities({ writeBackFor: () => memory }),
+        // The worker's lifecycle activities too (the in-memory adapter has no attachments: the bundle is skipped).
+        ...createTicketLifecycleActivities({ writeBackFor: () => memory, evidence: stack.evidence }),
         ...createClosureActivities({ verdicts: new ClosureVerdictStore(stack.ds) }),
       },
     });

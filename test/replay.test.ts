@@ -26,10 +26,12 @@ describe('committed change-workflow histories', () => {
       'deploy-runs-finished-and-expired-then-closed.json',
       'joiner-granted-expired-then-closed.json',
       'joiner-granted-then-cancelled.json',
+      'joiner-failed-closed-without-rule-reopened-then-cancelled.json',
       'joiners-on-two-systems-granted-then-cancelled.json',
       'joiner-until-ticket-closed-granted-then-closed.json',
       'leaver-actions-edited-then-reverified-then-closed.json',
       'leaver-already-absent-then-closed.json',
+      'leaver-revoked-evidence-attached-then-closed.json',
       'leaver-revoked-in-one-activity-then-closed.json',
       'leaver-revoked-then-closed.json',
       'leaver-revoked-with-one-write-back-then-closed.json',
@@ -40,8 +42,10 @@ describe('committed change-workflow histories', () => {
     // with ServiceNow-shaped snapshots. Scenarios added since exist only in the normalised shape.
     const since = [
       'deploy-runs-finished-and-expired-then-closed.json',
+      'joiner-failed-closed-without-rule-reopened-then-cancelled.json',
       'joiners-on-two-systems-granted-then-cancelled.json',
       'joiner-until-ticket-closed-granted-then-closed.json',
+      'leaver-revoked-evidence-attached-then-closed.json',
       'leaver-revoked-in-one-activity-then-closed.json',
       'leaver-revoked-with-one-write-back-then-closed.json',
     ];

@@ -266,3 +266,60 @@ describe('ServiceNowClient input checks', () => {
     );
   });
 });
+
+describe('ServiceNowClient: reconciliation, read-back, readiness and attachments', () => {
+  test('listChangesUpdatedSince pages through the changes updated at or after a time, in (sys_updated_on, sys_id) order', async () => {
+    const { sim, client } = await withSimulator();
+    const made = [sim.createChange({}), sim.createChange({}), sim.createChange({})];
+    const since = made.map((c) => c.sys_updated_on).sort()[0];
+    const pages = [...(await client.listChangesUpdatedSince(since, { limit: 2, offset: 0 })), ...(await client.listChangesUpdatedSince(since, { limit: 2, offset: 2 }))];
+    const order = [...made].sort((a, b) => a.sys_updated_on.localeCompare(b.sys_updated_on) || a.sys_id.localeCompare(b.sys_id)).map((c) => c.sys_id);
+    expect(pages.map((r) => r.sys_id)).toEqual(order);
+    expect(pages[0]).toMatchObject({ state: '-5', sys_mod_count: '0' });
+    expect(await client.listChangesUpdatedSince('2999-01-01 00:00:00', { limit: 2, offset: 0 })).toEqual([]);
+  });
+
+  test('updateChangeReadBack answers with the saved values of the fields asked for: a field ACL drop shows there', async () => {
+    const { sim, client } = await withSimulator();
+    const change = sim.createChange({});
+    sim.denyFieldWrite(['u_identity_cleanup_digest']);
+    const saved = await client.updateChangeReadBack(change.sys_id, { u_identity_cleanup: 'verified', u_identity_cleanup_digest: 'a'.repeat(64) }, 'note', ['u_identity_cleanup', 'u_identity_cleanup_digest']);
+    expect(saved).toEqual({ sys_id: change.sys_id, u_identity_cleanup: 'verified', u_identity_cleanup_digest: '' });
+    expect(sim.journal(change.sys_id, 'work_notes').map((n) => n.value)).toEqual(['note']);
+  });
+
+  test('probeJournalRead passes with read access and is refused (HTTP 403) without it', async () => {
+    const { sim, client } = await withSimulator();
+    await expect(client.probeJournalRead()).resolves.toBeUndefined();
+    sim.denyJournalRead(true);
+    const err = await failure(client.probeJournalRead());
+    expect(err).toMatchObject({ kind: 'refused', status: 403 });
+  });
+
+  test('uploadAttachment stores the bytes with their type and findAttachments finds them by file name only', async () => {
+    const { sim, client } = await withSimulator();
+    const change = sim.createChange({});
+    expect(await client.findAttachments(change.sys_id, 'bundle-1.json')).toEqual([]);
+    const uploaded = await client.uploadAttachment(change.sys_id, 'bundle-1.json', 'application/json', Buffer.from('{"rows":[]}'));
+    expect(uploaded).toMatchObject({ file_name: 'bundle-1.json', content_type: 'application/json', size_bytes: '11', table_sys_id: change.sys_id });
+    expect((await client.findAttachments(change.sys_id, 'bundle-1.json')).map((a) => a.sys_id)).toEqual([uploaded.sys_id]);
+    expect(await client.findAttachments(change.sys_id, 'bundle-2.json')).toEqual([]);
+    expect(sim.attachments(change.sys_id).map((a) => a.content.toString())).toEqual(['{"rows":[]}']);
+  });
+
+  test('a malformed time, or a file name that could change the query, is refused before any request is sent', async () => {
+    const { client, hits } = await withStub((_req, res) => {
+      res.json({ result: [] });
+    });
+    const sysId = 'a'.repeat(32);
+    for (const call of [
+      () => client.listChangesUpdatedSince('2026-01-01T00:00:00Z', { limit: 1, offset: 0 }),
+      () => client.listChangesUpdatedSince('2026-01-01 00:00:00^ORDERBYnumber', { limit: 1, offset: 0 }),
+      () => client.findAttachments(sysId, 'x.json^table_sys_id!=y'),
+      () => client.uploadAttachment(sysId, 'a b.json', 'application/json', Buffer.from('{}')),
+    ]) {
+      expect(await failure(call())).toMatchObject({ kind: 'refused' });
+    }
+    expect(hits()).toBe(0);
+  });
+});

@@ -7,6 +7,7 @@ import express from 'express';
 import { GATE_DIGEST_FIELD, GATE_FIELD, identityActionsDigest } from '../src/itsm/servicenow/servicenow-gate';
 import { defaultInstallKitDir, loadInstallKit } from '../src/itsm/servicenow/servicenow-business-rules';
 import { BLOCK_CLOSE_RULE_NAME, type ListeningSimulator, type ServiceNowSimulator, createServiceNowSimulator } from '../src/itsm/servicenow/servicenow-simulator';
+import { verifyWebhookSignature } from '../src/itsm/servicenow/webhook-signature';
 import { leaverActions } from './support/actions';
 
 /**
@@ -62,7 +63,7 @@ describe('ServiceNow install kit: the shipped business rules, installed as their
     const rules = loadInstallKit(dir);
     expect(rules.map((r) => [r.file, r.name, r.when, r.order, r.insert, r.update, r.filter])).toEqual([
       ['changegate-invalidate-gate.js', INVALIDATE_RULE_NAME, 'before', 9900, true, true, 'Identity actions | changes'],
-      ['changegate-block-close.js', BLOCK_CLOSE_RULE_NAME, 'before', 10000, true, true, 'State | changes to | Closed'],
+      ['changegate-block-close.js', BLOCK_CLOSE_RULE_NAME, 'before', 10000, true, true, 'State | changes'],
       ['changegate-webhook.js', 'changegate: webhook', 'after', 10000, true, true, 'State | changes OR Approval | changes OR Type | changes OR Identity actions | changes'],
     ]);
     const install = readFileSync(join(dir, 'INSTALL.md'), 'utf8');
@@ -234,6 +235,71 @@ describe('ServiceNow install kit: the shipped business rules, installed as their
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('the webhook rule signs with the global GlideCertificateEncryption: a body with non-ASCII text arrives \\uXXXX-escaped, ASCII only, and verifies', async () => {
+    const source = readFileSync(join(defaultInstallKitDir(), 'changegate-webhook.js'), 'utf8');
+    expect(source).toContain('new GlideCertificateEncryption().generateMac(');
+    expect(source).not.toMatch(/(^|[^e])CertificateEncryption\(/m);
+
+    const received: Array<{ raw: Buffer; headers: http.IncomingHttpHeaders }> = [];
+    const receiver = express();
+    receiver.post('/hook', express.raw({ type: () => true }), (req, res) => {
+      received.push({ raw: req.body as Buffer, headers: req.headers });
+      res.status(202).end();
+    });
+    const hookServer = http.createServer(receiver);
+    await new Promise<void>((resolve) => hookServer.listen(0, '127.0.0.1', resolve));
+    running.push({ close: () => new Promise<void>((resolve) => hookServer.close(() => resolve())) });
+    const secret = 'kit-secret-0123456789abcdef';
+    const { sim } = await start({ url: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`, secret });
+
+    const text = 'Zugang für Jürgen – 東京 😀';
+    sim.createChange({ state: '-1', short_description: text });
+    await sim.waitForDeliveries();
+
+    expect(received).toHaveLength(1);
+    const [{ raw, headers }] = received;
+    expect([...raw].every((byte) => byte < 0x80)).toBe(true);
+    expect(raw.toString('utf8')).toContain('f\\u00fcr J\\u00fcrgen \\u2013 \\u6771\\u4eac \\ud83d\\ude00');
+    expect((JSON.parse(raw.toString('utf8')) as { short_description: string }).short_description).toBe(text);
+    expect(
+      verifyWebhookSignature({
+        secret,
+        rawBody: raw,
+        signature: String(headers['x-changegate-signature']),
+        timestamp: String(headers['x-changegate-timestamp']),
+        nowSeconds: Math.floor(Date.now() / 1000),
+      }),
+    ).toEqual({ ok: true });
+  });
+
+  test('a global rule that calls the scoped CertificateEncryption fails, as it does in the global scope', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cg-kit-'));
+    try {
+      writeFileSync(
+        join(dir, 'scoped-mac.js'),
+        '/*\n * Business rule "scoped mac"\n *   When: after   Insert: yes   Update: yes   Order: 100\n *   Filter conditions: (none)\n */\n' +
+          'new CertificateEncryption().generateMac("a2V5", "HmacSHA256", "data");\n',
+      );
+      const { sim } = await start(undefined, dir);
+      expect(() => sim.createChange({})).toThrow(/CertificateEncryption is not defined/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('every state listed in x_changegate.closed_states is gated like Closed; other state changes are not', async () => {
+    const { sim, server } = await start();
+    sim.setProperty('x_changegate.closed_states', '3, 7');
+    const actions = leaver('svc_a');
+    const change = sim.createChange({ state: '-1', u_identity_actions: actions });
+
+    expectAbortedByBlockClose(await patch(server, change.sys_id, { state: '7' }));
+    expectAbortedByBlockClose(await patch(server, change.sys_id, { state: '3' }));
+    expect((await patch(server, change.sys_id, { state: '0' })).status).toBe(200);
+    await patch(server, change.sys_id, gate('verified', actions));
+    expect((await patch(server, change.sys_id, { state: '7' })).json.result).toMatchObject({ state: '7' });
   });
 
   test('without the webhook properties the after rule sends nothing and logs why', async () => {

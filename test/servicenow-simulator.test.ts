@@ -496,3 +496,89 @@ describe('ServiceNow simulator: signed webhook from the after business rule', ()
     expect(toNowhere.deliveries).toEqual([expect.objectContaining({ status: 'error', error: expect.any(String) })]);
   });
 });
+
+describe('ServiceNow simulator: what an instance does that the integration must survive', () => {
+  test('sys_updated_on>=…^ORDERBYsys_updated_on^ORDERBYsys_id lists the changes updated since a time in a stable order', async () => {
+    const { sim, server } = await start();
+    const made = [sim.createChange({}), sim.createChange({}), sim.createChange({})];
+    const since = made.map((c) => c.sys_updated_on).sort()[0];
+    const query = encodeURIComponent(`sys_updated_on>=${since}^ORDERBYsys_updated_on^ORDERBYsys_id`);
+
+    const reply = await call(server.url, 'GET', `${CHANGES}?sysparm_query=${query}&sysparm_fields=sys_id,sys_updated_on&sysparm_limit=2&sysparm_offset=0`);
+    const rest = await call(server.url, 'GET', `${CHANGES}?sysparm_query=${query}&sysparm_fields=sys_id,sys_updated_on&sysparm_limit=2&sysparm_offset=2`);
+    const listed = [...reply.json.result, ...rest.json.result] as Array<{ sys_id: string; sys_updated_on: string }>;
+    const expected = made.map((c) => ({ sys_id: c.sys_id, sys_updated_on: c.sys_updated_on })).sort((a, b) => a.sys_updated_on.localeCompare(b.sys_updated_on) || a.sys_id.localeCompare(b.sys_id));
+    expect(listed).toEqual(expected);
+    expect(reply.headers.get('x-total-count')).toBe('3');
+
+    const later = await call(server.url, 'GET', `${CHANGES}?sysparm_query=${encodeURIComponent('sys_updated_on>=2999-01-01 00:00:00')}`);
+    expect(later.json.result).toEqual([]);
+  });
+
+  test('a field the user may not write is dropped with 200 and the unchanged value in the answer', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({ state: '-1' });
+    sim.denyFieldWrite(['u_identity_cleanup']);
+
+    const reply = await call(server.url, 'PATCH', `${CHANGES}/${change.sys_id}?sysparm_fields=sys_id,u_identity_cleanup,short_description`, {
+      body: { u_identity_cleanup: 'verified', short_description: 'kept' },
+    });
+    expect(reply.status).toBe(200);
+    expect(reply.json.result).toEqual({ sys_id: change.sys_id, u_identity_cleanup: '', short_description: 'kept' });
+    expect(sim.getChange(change.sys_id)?.u_identity_cleanup).toBe('');
+  });
+
+  test('without read access to sys_journal_field, reading it answers 403 with the envelope', async () => {
+    const { sim, server } = await start();
+    sim.denyJournalRead(true);
+    expectEnvelope(await call(server.url, 'GET', `${JOURNAL}?sysparm_limit=1`), 403, 'User Not Authorized');
+    sim.denyJournalRead(false);
+    expect((await call(server.url, 'GET', `${JOURNAL}?sysparm_limit=1`)).status).toBe(200);
+  });
+
+  test('the Attachment API stores raw bytes with 201, lists by table_sys_id and file_name, and serves the file', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({});
+    const path = `/api/now/attachment/file?table_name=change_request&table_sys_id=${change.sys_id}&file_name=bundle.json`;
+
+    // Bytes without a Content-Type (fetch sets none for a byte array).
+    const untyped = await fetch(`${server.url}${path}`, { method: 'POST', headers: { Accept: 'application/json', Authorization: basic(USER, PASSWORD) }, body: new Uint8Array(Buffer.from('{"a":1}')) });
+    expect(untyped.status).toBe(400);
+    expect(((await untyped.json()) as { error: { message: string } }).error.message).toMatch(/Content-Type/);
+    const created = await call(server.url, 'POST', path, { rawBody: '{"a":1}', headers: { 'Content-Type': 'application/json' } });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('location')).toBe(`${server.url}/api/now/attachment/${created.json.result.sys_id}`);
+    expect(created.json.result).toMatchObject({ file_name: 'bundle.json', content_type: 'application/json', size_bytes: '7', table_name: 'change_request', table_sys_id: change.sys_id });
+    expectEnvelope(await call(server.url, 'POST', path.replace(change.sys_id, 'f'.repeat(32)), { rawBody: 'x', headers: { 'Content-Type': 'text/plain' } }), 404);
+
+    const query = encodeURIComponent(`table_name=change_request^table_sys_id=${change.sys_id}^file_name=bundle.json`);
+    const listed = await call(server.url, 'GET', `/api/now/attachment?sysparm_query=${query}`);
+    expect(listed.json.result.map((a: { sys_id: string }) => a.sys_id)).toEqual([created.json.result.sys_id]);
+    const file = await fetch(created.json.result.download_link, { headers: { Authorization: basic(USER, PASSWORD) } });
+    expect(await file.text()).toBe('{"a":1}');
+    expect(sim.attachments(change.sys_id).map((a) => a.content.toString())).toEqual(['{"a":1}']);
+  });
+
+  test('a deactivated rule does not run, and the instance clock moves what GlideDateTime reads', async () => {
+    const received: Array<Record<string, string | string[] | undefined>> = [];
+    const receiver = express();
+    receiver.post('/hook', express.raw({ type: () => true }), (req, res) => {
+      received.push(req.headers);
+      res.status(202).end();
+    });
+    const hook = http.createServer(receiver);
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    running.push({ close: () => new Promise<void>((resolve) => hook.close(() => resolve())) });
+    const { sim } = await start({ webhook: { url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`, secret: 'sim-secret-0123456789' } });
+
+    sim.setRuleActive(BLOCK_CLOSE_RULE_NAME, false);
+    const change = sim.createChange({ state: '-1', u_identity_actions: 'anything' });
+    expect(sim.updateChange(change.sys_id, { state: '3' }).state).toBe('3');
+
+    sim.setClockOffset(-600_000);
+    sim.createChange({});
+    await sim.waitForDeliveries();
+    const stamps = received.map((h) => Number(h[TIMESTAMP_HEADER]));
+    expect(Math.floor(Date.now() / 1000) - stamps[stamps.length - 1]).toBeGreaterThanOrEqual(599);
+  });
+});

@@ -107,7 +107,8 @@ describe('the ServiceNow webhook refuses what it cannot trust, and changes nothi
       { kind: 'joiner', system: 'mysql-local', identity: { type: 'person', name: 'svc_b' }, grants: ['FLY ON billing.*', 'SELECT billing'], ttl: 'PT0.5S' },
       { kind: 'offboard', system: 'mysql-local', identity: { type: 'person', name: 'svc_c' } },
     ];
-    const body = await expectRefused(() => stack.deliver(record(actions, { state: '17', sys_id: 'nope', end_date: '2026-13-45 99:99:99' })), 400);
+    // A state is any integer choice value (one the mapping does not know is phase `unknown`); a label is not one.
+    const body = await expectRefused(() => stack.deliver(record(actions, { state: 'Closed', sys_id: 'nope', end_date: '2026-13-45 99:99:99' })), 400);
     const paths = body.error.issues.map((i) => i.path);
     expect(paths).toEqual(expect.arrayContaining(['sys_id', 'state', 'end_date']));
     expect(body.error.issues.find((i) => i.path === 'end_date')?.message).toBe('is not a real date and time');
@@ -156,10 +157,10 @@ describe('the ServiceNow webhook refuses what it cannot trust, and changes nothi
     expect(bad.status).toBe(400);
   });
 
-  it('healthz answers, readyz reports the database and Temporal reachable', async () => {
+  it('healthz answers; readyz reports the database and Temporal reachable and the ServiceNow integration user able to read work notes', async () => {
     expect((await fetch(`${stack.apiUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${stack.apiUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', database: 'ok', temporal: 'ok' });
+    expect(await ready.json()).toEqual({ status: 'ready', database: 'ok', temporal: 'ok', sources: { servicenow: 'ok' } });
   });
 });

@@ -1,5 +1,5 @@
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { ClosureActivities, ConnectorActivities, DecisionActivities, TicketActivities } from '../activities';
+import type { ClosureActivities, ConnectorActivities, DecisionActivities, TicketActivities, TicketLifecycleActivities } from '../activities';
 
 /** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
 export const targets = proxyActivities<ConnectorActivities>({
@@ -10,6 +10,12 @@ export const targets = proxyActivities<ConnectorActivities>({
 
 /** Ticket write-backs: ITSM systems throttle (ServiceNow per hour), so allow a long tail; 429s set their own delay. */
 export const tickets = proxyActivities<TicketActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 50 },
+});
+
+/** Reopening a ticket and attaching its evidence: write-backs like the others, so the same long tail for throttling. */
+export const ticketLifecycle = proxyActivities<TicketLifecycleActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 50 },
 });

@@ -29,7 +29,7 @@ import {
 } from '../src/change';
 import type { NoteWrite } from '../src/itsm/source';
 import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
-import { closureViews, targets, tickets } from './activity-proxies';
+import { closureViews, targets, ticketLifecycle, tickets } from './activity-proxies';
 import type { KindContext } from './kinds/kind';
 import { closureRules, installKindHandlers, workflowKind } from './kinds/registry';
 import { failureText } from './kinds/step-runner';
@@ -77,6 +77,16 @@ const ONE_WRITE_BACK_PER_TURN = 'one-write-back-per-turn';
  */
 const FIRST_VIEW_GRACE = '2 seconds';
 
+/**
+ * A ticket that reaches a closed state while its closure verdict says no (the block-close rule is not installed, or
+ * was bypassed) is reopened with a note listing the reasons, once no step is still running; the workflow then waits
+ * for the reopened ticket instead of ending. Before this patch such a workflow ended with the ticket closed.
+ */
+const REOPEN_CLOSED_WITHOUT_CLEANUP = 'reopen-closed-without-cleanup';
+
+/** Once the gate says verified, the ticket's evidence bundle is attached to it. Before this patch it was not. */
+const ATTACH_EVIDENCE_BUNDLE = 'attach-evidence-bundle';
+
 const GATE_VERIFIED_NOTE = 'Identity cleanup verified: closure allowed.';
 const PENDING: ClosureGate = { value: 'pending', digest: '' };
 
@@ -119,6 +129,8 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   // Notes the steps left for the loop's next write-back (oneWriteBack), and the gate the newest delivery showed.
   const notes: NoteWrite[] = [];
   let gateShown: ClosureGate | undefined;
+  // Notes about deliveries in a state no configuration maps, written by the loop's next turn.
+  const unmappedNotes: NoteWrite[] = [];
 
   setHandler(ticketUpdatedSignal, (delivered) => {
     const snap = normaliseSnapshot(delivered, ref);
@@ -128,6 +140,15 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       return;
     }
     state.version = snap.version;
+    // Histories recorded before `unknown` existed never carry it, so this note adds no command to their replay.
+    if (snap.phase === 'unknown' && (state.phase !== 'unknown' || state.sourceState !== snap.sourceState)) {
+      unmappedNotes.push({
+        marker: `state-unmapped:${snap.sourceState}:${snap.version}`,
+        text:
+          `State ${snap.sourceState} is not mapped to a changegate phase: until it is configured, changegate treats this ` +
+          'change as neither authorized nor finished (grants wait, revocations still run), and a close in this state is not taken as done.',
+      });
+    }
     state.phase = snap.phase;
     state.emergency = snap.emergency;
     state.sourceState = snap.sourceState;
@@ -184,6 +205,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   for (;;) {
     await condition(() => dirty);
     dirty = false;
+    for (const n of unmappedNotes.splice(0)) track(note(n.marker, n.text));
 
     const undoPending = (step: StepState) => step.status === 'verified' && workflowKind(step.action.kind)?.undo?.pending(step) === true;
     // Called only when there is something to roll back, so histories recorded before either patch replay unchanged.
@@ -260,6 +282,27 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
         state.gateSet = false;
       }
     }
+    // ---- ticket lifecycle: evidence attached once verified, a close without proven cleanup undone ----
+    const attachAs = state.gate?.value === 'verified' ? `changegate-evidence-${state.key}-${state.gate.digest.slice(0, 12)}.json` : undefined;
+    if (attachAs && !(state.evidenceAttached ?? []).includes(attachAs) && patched(ATTACH_EVIDENCE_BUNDLE)) {
+      // Alongside the loop (a throttled upload must not hold the next turn); a failure blocks closure like any
+      // failed write-back, and the workflow does not end before it is settled.
+      (state.evidenceAttached ??= []).push(attachAs);
+      track(ticketLifecycle.attachEvidenceBundle({ ticket: ref, fileName: attachAs }).then(() => undefined));
+    }
+    if (state.phase === 'closed' && !verdict.allowed && inFlight.size === 0 && state.reopened?.version !== state.version && patched(REOPEN_CLOSED_WITHOUT_CLEANUP)) {
+      try {
+        const { supported } = await ticketLifecycle.reopenTicket({ ticket: ref, marker: `reopen:${state.version}`, reasons: verdict.reasons });
+        // A source that cannot reopen leaves the ticket closed: the workflow ends as before.
+        state.reopened = { version: state.version, ok: supported };
+      } catch (err) {
+        state.writeBackErrors.push(failureText(err));
+        state.reopened = { version: state.version, ok: false };
+      }
+      verdict = closureVerdict(state, closureRules);
+    }
+    const awaitingReopened = state.reopened?.ok === true && state.reopened.version === state.version && state.phase === 'closed';
+
     if (since(CLOSURE_VIEW_PUBLISHED)) {
       const view = closureView(state, closureRules);
       const published = JSON.stringify(view);
@@ -284,7 +327,8 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     }
 
     // A note a step left while this turn's write-back was out is written next turn (the step touched the loop).
-    if (isFinal(state.phase) && inFlight.size === 0 && notes.length === 0 && allTerminal(state)) break;
+    // A reopened ticket's next delivery (the webhook's, or reconciliation's) is awaited rather than ending here.
+    if (isFinal(state.phase) && inFlight.size === 0 && notes.length === 0 && allTerminal(state) && !awaitingReopened) break;
     if (workflowInfo().continueAsNewSuggested && inFlight.size === 0 && notes.length === 0) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof changeWorkflow>({ ...input, carried: state });

@@ -55,6 +55,8 @@ GRANT CREATE, UPDATE ON `changegate`.`api_tokens` TO 'changegate_app'@'%';
 -- UPDATE on the identity inventory, a projection kept in place (written in the transaction of the evidence row that
 -- justifies each change); still no DELETE, and a trigger refuses it too: an identity that is gone stays as revoked.
 GRANT CREATE, UPDATE ON `changegate`.`identity_inventory` TO 'changegate_app'@'%';
+-- UPDATE on the reconciliation cursors (one row per ServiceNow instance, moved forward in place); no DELETE.
+GRANT CREATE, UPDATE ON `changegate`.`itsm_sync_cursors` TO 'changegate_app'@'%';
 -- UPDATE on drift findings, kept in place the same way (seen again, resolved, the remediation change named); no DELETE.
 GRANT CREATE, UPDATE ON `changegate`.`drift_findings` TO 'changegate_app'@'%';
 

@@ -3,9 +3,13 @@
  * Business rule "changegate: block close without identity cleanup"   (see INSTALL.md, step 4)
  *   Table: Change Request [change_request]   Application: GLOBAL (a scoped rule's abort is ignored)
  *   When: before   Insert: yes   Update: yes   Order: 10000   Advanced: yes
- *   Filter conditions: State | changes to | Closed
+ *   Filter conditions: State | changes
  *
- * Lets a change reach Closed only when one of these holds:
+ * Closed-like states: every state value listed in the system property x_changegate.closed_states (comma-separated,
+ * default "3", Closed). An instance with states of its own that close a change (e.g. a custom "Closed - Skipped")
+ * lists them there, and maps them to "closed" in the gateway's SERVICENOW_STATE_PHASES.
+ *
+ * Lets a change reach a closed-like state only when one of these holds:
  *   - it carries no identity actions (u_identity_actions is blank), they were not edited in this save, and the
  *     gate is not "pending": there is nothing for changegate to verify, so changegate being slow or down never
  *     keeps such a change open;
@@ -25,8 +29,8 @@
  * Written in ES5: global-scope server scripts may run in compatibility mode.
  */
 (function executeRule(current, previous /* null on insert */) {
-  // The filter condition already says this; checking again keeps the rule safe if the condition is edited.
-  if (!current.state.changesTo(3)) return;
+  // The filter condition already says "changes"; checking again keeps the rule safe if the condition is edited.
+  if (!current.state.changes() || !closedLike(String(current.getValue('state')))) return;
 
   // Refuse first, allow at the end: should anything below throw (an API missing on some release), the close
   // stays refused instead of slipping through. An abort set by an earlier rule is kept either way.
@@ -50,6 +54,14 @@
 
   function text(value) {
     return value === null || value === undefined ? '' : String(value);
+  }
+
+  function closedLike(state) {
+    var listed = String(gs.getProperty('x_changegate.closed_states', '3') || '3').split(',');
+    for (var i = 0; i < listed.length; i++) {
+      if (listed[i].replace(/^\s+|\s+$/g, '') === state) return true;
+    }
+    return false;
   }
 
   /* Lower-case SHA-256 hex over the text with every character from U+007F up written as \uXXXX, so the digest

@@ -1,4 +1,4 @@
-/* global gs, current, previous, GlideDateTime, CertificateEncryption, GlideStringUtil, sn_ws */
+/* global gs, current, previous, GlideDateTime, GlideCertificateEncryption, GlideStringUtil, sn_ws */
 /*
  * Business rule "changegate: webhook"                         (see INSTALL.md, step 4)
  *   Table: Change Request [change_request]   Application: Global
@@ -26,7 +26,9 @@
 
   var body = asciiJson(tableApiRecord(current));
   var timestamp = String(Math.floor(new GlideDateTime().getNumericValue() / 1000));
-  var signature = new CertificateEncryption().generateMac(
+  // GlideCertificateEncryption is the global-scope class (CertificateEncryption is its scoped-app twin, and this rule
+  // must live in the global scope); generateMac takes the key Base64-encoded and answers the MAC in Base64.
+  var signature = new GlideCertificateEncryption().generateMac(
     GlideStringUtil.base64Encode(secret), 'HmacSHA256', timestamp + '.' + body);
 
   var request = new sn_ws.RESTMessageV2();

@@ -33,6 +33,9 @@ GRANT CREATE, UPDATE ON changegate.api_tokens TO 'changegate_app'@'127.0.0.1';
 -- The identity inventory is a projection updated in place (in the evidence row's transaction); no DELETE.
 GRANT CREATE, UPDATE ON changegate.identity_inventory TO 'changegate_app'@'localhost';
 GRANT CREATE, UPDATE ON changegate.identity_inventory TO 'changegate_app'@'127.0.0.1';
+-- The reconciliation cursor (one row per ServiceNow instance) moves forward in place; no DELETE.
+GRANT CREATE, UPDATE ON changegate.itsm_sync_cursors TO 'changegate_app'@'localhost';
+GRANT CREATE, UPDATE ON changegate.itsm_sync_cursors TO 'changegate_app'@'127.0.0.1';
 -- Drift findings are updated in place too (seen again, resolved, a remediation named); no DELETE.
 GRANT CREATE, UPDATE ON changegate.drift_findings TO 'changegate_app'@'localhost';
 GRANT CREATE, UPDATE ON changegate.drift_findings TO 'changegate_app'@'127.0.0.1';

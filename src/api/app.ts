@@ -11,8 +11,8 @@ import type { Logger } from '../logger';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
 import { ClosureVerdictStore } from '../closure/verdict-store';
 import { InventoryStore } from '../inventory/inventory-store';
-import { ticketSource, ticketSourceNames } from '../itsm/registry';
-import type { TicketSource } from '../itsm/source';
+import { ticketSource, ticketSourceNames, writeBacks } from '../itsm/registry';
+import type { SourceClients, SourceSettings, TicketSource, TicketWriteBack } from '../itsm/source';
 import { Policy } from '../policy/policy';
 import { closureCheck, evidenceBundle } from './changes';
 import { decideStep } from './decisions';
@@ -46,6 +46,15 @@ export interface AppDeps {
   /** The governance policy (who is who, privileged grants); the same one the grammars were built with. */
   policy?: Policy;
   log: Logger;
+  /** Each ticket source's own settings (ServiceNow: SERVICENOW_STATE_PHASES), by source name. */
+  sourceSettings?: Readonly<Record<string, SourceSettings>>;
+  /**
+   * Clients of the ticket sources, as the worker gets them: the edge tells a requester on the ticket why a delivery
+   * was refused, and /readyz proves at start-up that the integration user has the rights write-backs need.
+   */
+  sourceClients?: SourceClients;
+  /** How long a passed source check holds before /readyz asks again; a failed one is asked again after a minute. */
+  sourceCheckTtlMs?: number;
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -59,14 +68,18 @@ export function createApp(deps: AppDeps): express.Express {
     res.json({ status: 'ok' });
   });
 
+  const writeBackFor = sourceWriteBacks(deps.sourceClients);
+  const sourceChecks = accessChecks(deps.sourceClients, writeBackFor, deps.sourceCheckTtlMs ?? 600_000, deps.log);
+
   app.get('/readyz', async (_req, res) => {
     const checks = await Promise.all([
       deps.ds.query('SELECT 1').then(() => 'ok', (e: Error) => `down: ${e.message}`),
       deps.workflows.ping().then(() => 'ok', (e: Error) => `down: ${e.message}`),
     ]);
     const [database, temporal] = checks;
-    const ready = checks.every((c) => c === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal });
+    const sources = await sourceChecks();
+    const ready = checks.every((c) => c === 'ok') && Object.values(sources).every((c) => c === 'ok');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal, ...(Object.keys(sources).length > 0 ? { sources } : {}) });
   });
 
   // Pipelines' run events: signed like ticket deliveries, with their own secret; mounted before /webhooks/:source.
@@ -95,7 +108,7 @@ export function createApp(deps: AppDeps): express.Express {
     async (req: Request, res: Response) => {
       const source = res.locals.source as TicketSource;
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const result = await receiveDelivery({ ...deps, secret: secrets[source.name] }, source, raw, req.headers);
+      const result = await receiveDelivery({ ...deps, secret: secrets[source.name], writeBackFor }, source, raw, req.headers);
       res.status(202).json(result);
     },
   );
@@ -147,6 +160,46 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((req, _res, next) => next(new AppError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`)));
   app.use(errorMiddleware(deps.log));
   return app;
+}
+
+/** The write-back adapters of the sources the API was given clients for; undefined for any other source. */
+function sourceWriteBacks(clients: SourceClients | undefined): (source: string) => TicketWriteBack | undefined {
+  if (!clients) return () => undefined;
+  const lookup = writeBacks(clients);
+  return (source) => (clients[source] === undefined ? undefined : lookup(source));
+}
+
+/**
+ * Each source's access check (ServiceNow: reading sys_journal_field), run at start-up and then again once its answer
+ * has aged: a passed check holds for `ttlMs`, a failed one for a minute, so that /readyz, polled every few seconds,
+ * does not spend the integration user's hourly rate limit.
+ */
+function accessChecks(clients: SourceClients | undefined, writeBackFor: (source: string) => TicketWriteBack | undefined, ttlMs: number, log: Logger) {
+  const names = Object.keys(clients ?? {}).filter((name) => ticketSource(name) && writeBackFor(name)?.checkAccess);
+  const answers = new Map<string, { at: number; answer: Promise<string> }>();
+  const run = (name: string) => {
+    const answer = (writeBackFor(name)?.checkAccess?.() ?? Promise.resolve()).then(
+      () => 'ok',
+      (err: unknown) => {
+        const reason = `not ready: ${(err as Error).message}`;
+        log.warn('ticket source access check failed', { source: name, reason });
+        return reason;
+      },
+    );
+    answers.set(name, { at: Date.now(), answer });
+    return answer;
+  };
+  for (const name of names) void run(name);
+  return async (): Promise<Record<string, string>> => {
+    const out: Record<string, string> = {};
+    for (const name of names) {
+      const held = answers.get(name);
+      const age = held ? Date.now() - held.at : Infinity;
+      const last = held ? await held.answer : undefined;
+      out[name] = last === undefined || age > (last === 'ok' ? ttlMs : Math.min(ttlMs, 60_000)) ? await run(name) : last;
+    }
+    return out;
+  };
 }
 
 function sourceNamed(name: string): TicketSource {

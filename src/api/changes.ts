@@ -1,6 +1,7 @@
 import { type ClosureView, closureView } from '../change/closure';
 import { ticketKey } from '../change/ticket';
 import type { ClosureVerdictStore } from '../closure/verdict-store';
+import { evidenceBundleOf } from '../evidence/evidence-bundle';
 import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { TicketSource } from '../itsm/source';
@@ -58,7 +59,7 @@ export async function closureCheck(
 }
 
 export async function evidenceBundle(deps: { evidence: EvidenceStore }, source: TicketSource, key: string) {
-  const { rows, chain } = await deps.evidence.listVerified(ticketKey(source.name, checkTicketKey(source, key)));
-  if (rows.length === 0) throw new AppError(404, 'NOT_FOUND', `no evidence recorded for ${key}`);
-  return { ticket: key, chain, rows };
+  const bundle = await evidenceBundleOf(deps.evidence, source.name, checkTicketKey(source, key));
+  if (!bundle) throw new AppError(404, 'NOT_FOUND', `no evidence recorded for ${key}`);
+  return bundle;
 }

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { GrammarRegistry } from '../connectors/registry';
 import { workflowIdFor } from '../change/ticket';
 import { AppError } from '../errors';
-import type { DeliveryHeaders, TicketSource } from '../itsm/source';
+import type { DeliveryHeaders, DeliveryParse, RawDelivery, SourceSettings, TicketSource, TicketWriteBack } from '../itsm/source';
 import type { Logger } from '../logger';
 import { WebhookDelivery } from '../persistence/entities/webhook-delivery.entity';
 import { type ChangeWorkflows, TicketFinalizedError } from '../temporal/temporal-client';
@@ -15,6 +15,10 @@ export interface DeliveryDeps {
   secret: string | undefined;
   log: Logger;
   now?: () => number;
+  /** Each source's own settings (ServiceNow: its state mapping), by source name. */
+  sourceSettings?: Readonly<Record<string, SourceSettings>>;
+  /** Write-backs the edge may make (the note telling a requester why a delivery was refused); none without it. */
+  writeBackFor?: (source: string) => TicketWriteBack | undefined;
 }
 
 export interface DeliveryResult {
@@ -36,8 +40,19 @@ export async function receiveDelivery(deps: DeliveryDeps, source: TicketSource, 
     deps.log.warn('webhook refused', { source: source.name, reason: check.reason });
     throw new AppError(401, 'UNAUTHORIZED', `webhook signature check failed: ${check.reason}`);
   }
-  const parsed = source.parseDelivery(delivery, deps.grammars);
-  if (!parsed.ok) throw new AppError(400, parsed.code, parsed.message, parsed.issues);
+  return acceptDelivery(deps, source, delivery);
+}
+
+/**
+ * An authenticated delivery — from the webhook, or a record reconciliation read through the source's API — validated,
+ * de-duplicated and signalled: the one path both take.
+ */
+export async function acceptDelivery(deps: DeliveryDeps, source: TicketSource, delivery: RawDelivery): Promise<DeliveryResult> {
+  const parsed = source.parseDelivery(delivery, deps.grammars, deps.sourceSettings?.[source.name]);
+  if (!parsed.ok) {
+    await tellRequester(deps, source, parsed);
+    throw new AppError(400, parsed.code, parsed.message, parsed.issues);
+  }
 
   const { snapshot, dedup } = parsed;
   if (snapshot.source !== source.name) throw new Error(`${source.name} parsed a delivery into a ticket of source '${snapshot.source}'`);
@@ -73,4 +88,22 @@ export async function receiveDelivery(deps: DeliveryDeps, source: TicketSource, 
   }
   deps.log.info('delivery accepted', { ...facts, actions: snapshot.actions.length });
   return { workflowId, duplicate: false };
+}
+
+/**
+ * The sender never reads a 400 (ServiceNow does not even retry): the requester learns on the ticket what to fix, each
+ * problem with its path. Once per (ticket, version), whatever the number of copies of the delivery. A note that
+ * cannot be written is logged; the refusal stands either way.
+ */
+async function tellRequester(deps: DeliveryDeps, source: TicketSource, parsed: Extract<DeliveryParse, { ok: false }>): Promise<void> {
+  const ticket = parsed.ticket;
+  const adapter = ticket ? deps.writeBackFor?.(source.name) : undefined;
+  if (!ticket || !adapter || parsed.issues.length === 0) return;
+  const lines = parsed.issues.map((i) => `- ${i.path}: ${i.message}`);
+  const text = `changegate cannot act on this change (version ${ticket.version}): its identity actions were refused. Fix these and save again:\n${lines.join('\n')}`;
+  try {
+    await adapter.postNote(ticket, `invalid:${ticket.version}`, text);
+  } catch (err) {
+    deps.log.warn('could not tell the requester why the delivery was refused', { source: source.name, ticket: ticket.key, error: (err as Error).message });
+  }
 }

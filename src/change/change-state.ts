@@ -127,6 +127,10 @@ export interface ChangeState {
   actionsDigest?: string;
   /** Markers of the work notes written to the ticket in loop write-backs, so that each is written once. */
   notesWritten?: string[];
+  /** The ticket reached a closed state without proven cleanup and was reopened (or the reopen failed) at this version. */
+  reopened?: { version: number; ok: boolean };
+  /** File names of the evidence bundles attached to the ticket (one per verified identity-actions text). */
+  evidenceAttached?: string[];
   /** Write-backs to the ticket that failed for good (e.g. the ticket is gone or the integration user lacks rights). */
   writeBackErrors: string[];
   deliveries: number;

@@ -10,9 +10,11 @@ export type SourceName = string;
 
 /**
  * Where a change stands. `implement` means the work may be done now: authorized (or pre-approved) and inside its
- * window. `rejected` is not final: the approvers said no, and the ticket may be revised and resubmitted.
+ * window. `rejected` is not final: the approvers said no, and the ticket may be revised and resubmitted. `unknown`:
+ * the source sent a state its configuration does not map (a legacy or custom state); such a change is never
+ * authorized and never final, so grants wait and revocations still run.
  */
-export const PHASES = ['draft', 'authorization', 'implement', 'review', 'closed', 'cancelled', 'rejected'] as const;
+export const PHASES = ['draft', 'authorization', 'implement', 'review', 'closed', 'cancelled', 'rejected', 'unknown'] as const;
 export type Phase = (typeof PHASES)[number];
 
 /**

@@ -17,8 +17,11 @@ export interface TicketSource {
   readonly keyExample: string;
   /** Authenticates the raw bytes as received, before anything parses them. */
   verifyDelivery(delivery: RawDelivery): DeliveryCheck;
-  /** Validates an authenticated delivery into the normalised ticket and the keys that make a repeat a no-op. */
-  parseDelivery(delivery: RawDelivery, grammars: GrammarRegistry): DeliveryParse;
+  /**
+   * Validates an authenticated delivery into the normalised ticket and the keys that make a repeat a no-op.
+   * `settings` are this source's own (e.g. ServiceNow's state mapping), as the process was configured.
+   */
+  parseDelivery(delivery: RawDelivery, grammars: GrammarRegistry, settings?: SourceSettings): DeliveryParse;
   /** The worker's write-back adapter, built from the clients the worker process was wired with. */
   writeBack(clients: SourceClients): TicketWriteBack;
 }
@@ -47,7 +50,17 @@ export interface DedupKeys {
 
 export type DeliveryParse =
   | { ok: true; snapshot: TicketSnapshot; dedup: DedupKeys }
-  | { ok: false; code: 'MALFORMED_JSON' | 'VALIDATION_FAILED'; message: string; issues: FieldIssue[] };
+  | {
+      ok: false;
+      code: 'MALFORMED_JSON' | 'VALIDATION_FAILED';
+      message: string;
+      issues: FieldIssue[];
+      /** The ticket the refused delivery was about, when it could be told: its requester is told on the ticket. */
+      ticket?: TicketRef & { version: number };
+    };
+
+/** A source's own settings by source name, as the process was configured (each source reads its own keys). */
+export type SourceSettings = Readonly<Record<string, unknown>>;
 
 /** Clients by source name, as the worker process was wired (ServiceNow: its Table API client). */
 export type SourceClients = Readonly<Record<string, unknown>>;
@@ -86,6 +99,16 @@ export interface TicketWriteBack {
   writeTogether?(ticket: TicketRef, batch: WriteBackBatch, opts: { retry: boolean }): Promise<void>;
   /** Optional: opens a change in the source, once per correlation id. */
   openChange?(change: OpenChange): Promise<OpenedChange>;
+  /**
+   * Optional: moves a ticket that reached a closed state without proven cleanup back to the state the source is
+   * configured to reopen into, with a note carrying `marker` and the reasons, in one save; once (a note already
+   * carrying `marker` means an earlier attempt did it).
+   */
+  reopen?(ticket: TicketRef, note: NoteWrite): Promise<{ reopened: boolean }>;
+  /** Optional: attaches a file to the ticket once: a file of that name already there means an earlier attempt did it. */
+  attachFile?(ticket: TicketRef, file: { name: string; contentType: string; content: Buffer }): Promise<{ attached: boolean }>;
+  /** Optional: proves the integration user has the rights write-backs need; throws saying which one it lacks. */
+  checkAccess?(): Promise<void>;
 }
 
 /** A change the gateway itself opens in a ticket source (a leaked credential's rotation, a remediation). */

@@ -247,6 +247,40 @@ async function main(): Promise<void> {
       if (await accountExists(account)) throw new Error('the grant was not taken back at closure');
     },
 
+    // (m) Leaver verified; once the gate says verified the evidence bundle is attached to the change
+    // (attach-evidence-bundle), then the ticket is closed.
+    'leaver-revoked-evidence-attached-then-closed': async () => {
+      const account = uniqueAccount('rec');
+      await createAccount(admin, account);
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, state: '-1', u_identity_actions: leaver(account) }).sys_id as string;
+      await waitFor('gate set', () => gateSet(sysId));
+      await waitFor('evidence bundle attached', () => sim.attachments(sysId).length === 1);
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('leaver-revoked-evidence-attached-then-closed', number);
+    },
+
+    // (n) A joiner whose grant the target refuses (a table that does not exist) fails; the change is closed on an
+    // instance without the block-close rule, the gateway reopens it to Review with the reasons
+    // (reopen-closed-without-cleanup) and waits; then the change is cancelled.
+    'joiner-failed-closed-without-rule-reopened-then-cancelled': async () => {
+      const number = uniqueTicketNumber();
+      const actions = JSON.stringify([
+        { kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: uniqueAccount('rec'), host: '%' }, grants: ['SELECT ON cgt_billing.no_such_table'], ttl: 'PT1H' },
+      ]);
+      sim.setRuleActive('changegate: block close without identity cleanup', false);
+      try {
+        const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
+        await waitFor('joiner failed', async () => (await workflows.status('servicenow', number))?.steps[0]?.status === 'failed', 60_000);
+        sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+        await waitFor('reopened to Review', async () => (await workflows.status('servicenow', number))?.phase === 'review');
+        sim.updateChange(sysId, { state: '4' });
+        await record('joiner-failed-closed-without-rule-reopened-then-cancelled', number);
+      } finally {
+        sim.setRuleActive('changegate: block close without identity cleanup', true);
+      }
+    },
+
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.
     'rotation-delivered-then-closed': async () => {
       const account = uniqueAccount('rec');

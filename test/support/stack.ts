@@ -15,6 +15,8 @@ import { type GatewayOptions, startGateway } from '../../src/gateway';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
 import { TEST_ENV, temporalAddress } from './test-env';
 import type { PolicyInput } from '../../src/policy/policy';
+import type { ReconcileReport } from '../../src/itsm/servicenow/servicenow-reconciler';
+import type { ServiceNowSettings } from '../../src/itsm/servicenow/servicenow-source';
 import { postSigned } from './signed-webhook';
 
 let runtimeInstalled = false;
@@ -65,6 +67,8 @@ export interface Stack {
   taskQueue: string;
   /** This stack's discovery schedule (trigger it instead of waiting an interval). */
   discoveryScheduleId: string;
+  /** One reconciliation pass with the simulator (the stack runs none on its own). */
+  reconcile(): Promise<ReconcileReport>;
   admin: mysql.Connection;
   worker?: Worker;
   /** POSTs a signed delivery of a record to the webhook, as the installed business rule would. */
@@ -87,6 +91,10 @@ export async function startStack(
     policy?: PolicyInput;
     /** Secret scanners' reports: their shared secret and where GitHub alerts are fetched. */
     leaks?: GatewayOptions['leaks'];
+    /** ServiceNow's state mapping and reopen state. */
+    servicenowSettings?: ServiceNowSettings;
+    /** How long a passed /readyz source check holds (default ten minutes). */
+    sourceCheckTtlMs?: number;
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -103,6 +111,10 @@ export async function startStack(
     connectors: file,
     ...(opts.policy ? { policy: opts.policy } : {}),
     ...(opts.leaks ? { leaks: opts.leaks } : {}),
+    ...(opts.servicenowSettings ? { servicenowSettings: opts.servicenowSettings } : {}),
+    ...(opts.sourceCheckTtlMs !== undefined ? { sourceCheckTtlMs: opts.sourceCheckTtlMs } : {}),
+    // Passes only when a test asks (stack.reconcile()), so that a test decides when one happens.
+    reconcile: {},
     servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
     webhookSecret: TEST_ENV.webhookSecret,
     deployWebhookSecret: TEST_ENV.deployWebhookSecret,
@@ -135,6 +147,10 @@ export async function startStack(
     workflows,
     taskQueue,
     discoveryScheduleId,
+    async reconcile() {
+      if (!gw.reconciler) throw new Error('this stack runs no reconciliation (no in-process worker)');
+      return gw.reconciler.runOnce();
+    },
     admin,
     worker,
     async deliver(record, o = {}) {

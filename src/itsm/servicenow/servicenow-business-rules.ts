@@ -7,7 +7,7 @@ import vm from 'node:vm';
  * Runs the business rules of integrations/servicenow/ — the very files an administrator pastes into ServiceNow —
  * on the simulator's record writes, in a `vm` sandbox that offers the small part of the server-side API those
  * scripts use: a GlideRecord-like `current`/`previous` with GlideElement fields (`changes()`, `changesTo()`),
- * `setAbortAction`, `gs`, `GlideDigest`, `GlideDateTime`, `CertificateEncryption`, `GlideStringUtil` and
+ * `setAbortAction`, `gs`, `GlideDigest`, `GlideDateTime`, `GlideCertificateEncryption`, `GlideStringUtil` and
  * `sn_ws.RESTMessageV2`. Each script's header declares how it is installed (when, order, insert/update, filter
  * condition); the simulator installs it the same way. Anything a script calls that is not emulated throws, so a
  * script that would fail in ServiceNow fails here too.
@@ -210,6 +210,10 @@ export interface RuleEngineOptions {
   properties(): Readonly<Record<string, string | undefined>>;
   log(entry: SystemLogEntry): void;
   newGuid(): string;
+  /** Whether a rule is active (an administrator may deactivate one, or never install it); default all. */
+  isActive?(rule: InstallKitRule): boolean;
+  /** The instance's clock (GlideDateTime); default the machine's. */
+  now?(): number;
 }
 
 export interface BeforeResult {
@@ -240,16 +244,23 @@ export function createRuleEngine(opts: RuleEngineOptions) {
       }
     }
     class GlideDateTime {
-      private readonly ms = Date.now();
+      private readonly ms = opts.now?.() ?? Date.now();
       getNumericValue(): number {
         return this.ms;
       }
     }
-    class CertificateEncryption {
-      /** Base64 MAC, keyed with the Base64-decoded key (reference/itsm-contracts.md). */
+    /**
+     * The global-scope class (the kit's rules live in the global scope; the scoped-app `CertificateEncryption` is not
+     * offered, so a rule that names it fails here as it would in global scope). Base64 MAC, keyed with the
+     * Base64-decoded key; the data's characters are taken as UTF-8, which for the kit's all-ASCII strings is the
+     * same whatever charset the platform picks.
+     */
+    class GlideCertificateEncryption {
       generateMac(base64Key: unknown, algorithm: unknown, data: unknown): string {
-        if (algorithm !== 'HmacSHA256') throw new Error(`CertificateEncryption.generateMac: algorithm ${String(algorithm)} is not emulated`);
-        return createHmac('sha256', Buffer.from(String(base64Key), 'base64')).update(String(data), 'utf8').digest('base64');
+        const algorithms: Record<string, string> = { HmacSHA256: 'sha256', HmacSHA1: 'sha1', HmacMD5: 'md5' };
+        const alg = algorithms[String(algorithm)];
+        if (!alg) throw new Error(`GlideCertificateEncryption.generateMac: algorithm ${String(algorithm)} is not emulated`);
+        return createHmac(alg, Buffer.from(String(base64Key), 'base64')).update(String(data), 'utf8').digest('base64');
       }
     }
     const GlideStringUtil = { base64Encode: (text: unknown) => Buffer.from(String(text), 'utf8').toString('base64') };
@@ -281,7 +292,7 @@ export function createRuleEngine(opts: RuleEngineOptions) {
       gs,
       GlideDigest,
       GlideDateTime,
-      CertificateEncryption,
+      GlideCertificateEncryption,
       GlideStringUtil,
       sn_ws: { RESTMessageV2 },
     });
@@ -298,7 +309,7 @@ export function createRuleEngine(opts: RuleEngineOptions) {
   }
 
   function applicable(when: 'before' | 'after', operation: 'insert' | 'update') {
-    return opts.rules.filter((r) => r.when === when && (operation === 'insert' ? r.insert : r.update));
+    return opts.rules.filter((r) => r.when === when && (operation === 'insert' ? r.insert : r.update) && (opts.isActive?.(r) ?? true));
   }
 
   return {

@@ -4,14 +4,13 @@ import type { Ticket } from '../../change/ticket';
 import type { GrammarRegistry } from '../../connectors/registry';
 import { formatPath } from '../../errors';
 import { identityActionsDigest } from './servicenow-gate';
-import { SERVICENOW_STATE, servicenowEmergency, servicenowPhase } from './servicenow-phase';
+import { DEFAULT_STATE_PHASES, type ServiceNowStatePhases, servicenowEmergency, servicenowPhase } from './servicenow-phase';
 
 /** A task number such as CHG0030001: anchored and caret-free, since it is spliced into encoded queries. */
 export const CHANGE_NUMBER = /^[A-Z]{2,8}\d{4,12}$/;
 
 /** Table API values are strings; reference fields are {link, value}. */
 const reference = z.object({ link: z.string().optional(), value: z.string() }).passthrough();
-const STATES = Object.values(SERVICENOW_STATE).sort((a, b) => Number(a) - Number(b)) as [string, ...string[]];
 const IDENTITY_ACTIONS_FIELD = 'u_identity_actions';
 
 export const changeRecordSchema = z
@@ -19,7 +18,9 @@ export const changeRecordSchema = z
     sys_id: z.string().regex(/^[0-9a-f]{32}$/, 'must be a 32-character lower-case hex sys_id'),
     number: z.string().regex(CHANGE_NUMBER, 'must be a ticket number such as CHG0030001'),
     sys_mod_count: z.string().regex(/^\d{1,9}$/, 'must be a non-negative integer string'),
-    state: z.enum(STATES, { errorMap: () => ({ message: `must be one of ${STATES.join(', ')}` }) }),
+    // Any integer choice value: a state the configuration does not map is accepted as phase `unknown` (a 400 here
+    // would be final, since ServiceNow never retries a delivery).
+    state: z.string().regex(/^-?\d{1,9}$/, 'must be an integer choice value such as -1'),
     approval: z.string().max(40).default(''),
     type: z.string().max(40).default(''),
     u_identity_actions: z.string().max(100_000).default(''),
@@ -47,7 +48,11 @@ export const changeRecordSchema = z
 export type ChangeRecord = z.infer<typeof changeRecordSchema>;
 
 /** Validates a change_request record and its identity actions into the normalised ticket; every problem names its field. */
-export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): ParseResult<{ record: ChangeRecord; ticket: Ticket }> {
+export function parseChangeRecord(
+  body: unknown,
+  grammars: GrammarRegistry,
+  phases: ServiceNowStatePhases = DEFAULT_STATE_PHASES,
+): ParseResult<{ record: ChangeRecord; ticket: Ticket }> {
   const parsed = changeRecordSchema.safeParse(body);
   if (!parsed.success) {
     return { ok: false, issues: parsed.error.issues.map((i) => ({ path: formatPath(i.path) || '(body)', message: i.message })) };
@@ -70,7 +75,7 @@ export function parseChangeRecord(body: unknown, grammars: GrammarRegistry): Par
         source: 'servicenow',
         key: record.number,
         recordId: record.sys_id,
-        phase: servicenowPhase(record),
+        phase: servicenowPhase(record, phases),
         emergency: servicenowEmergency(record.type),
         ...(requester ? { requester } : {}),
         ...(implementer ? { implementer } : {}),

@@ -55,6 +55,10 @@ const SYS_ID = /^[0-9a-f]{32}$/;
 const TASK_NUMBER = /^[A-Z]{2,8}\d{4,12}$/;
 const CHANGE_PATH = '/api/now/table/change_request';
 const JOURNAL_PATH = '/api/now/table/sys_journal_field';
+const ATTACHMENT_PATH = '/api/now/attachment';
+const GLIDE_DATE_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
+// Spliced into an encoded query: no `^`, `=` or spaces.
+const ATTACHMENT_NAME = /^[A-Za-z0-9._-]{1,100}$/;
 const DEFAULT_TIMEOUT_MS = 10_000;
 const REDACTED = '[redacted]';
 
@@ -246,15 +250,82 @@ export class ServiceNowClient {
     });
   }
 
+  // ---- reconciliation, read-back, readiness and attachments ----
+
+  /**
+   * One page of change_requests updated at or after `since` (a UTC glide_date_time, `2025-06-02 22:00:00`), in the
+   * stable order (sys_updated_on, sys_id), as the Table API returns them (display values off): the shape the webhook
+   * rule sends.
+   */
+  async listChangesUpdatedSince(since: string, page: { limit: number; offset: number }): Promise<Array<Record<string, unknown>>> {
+    if (!GLIDE_DATE_TIME.test(since)) throw refuseInput(`not a glide_date_time (YYYY-MM-DD HH:MM:SS): '${String(since).slice(0, 40)}'`);
+    const result = await this.send('GET', CHANGE_PATH, {
+      params: {
+        sysparm_query: `sys_updated_on>=${since}^ORDERBYsys_updated_on^ORDERBYsys_id`,
+        sysparm_display_value: 'false',
+        sysparm_limit: String(page.limit),
+        sysparm_offset: String(page.offset),
+      },
+    });
+    return this.expectArray(result, 'GET change_request').map((row) => this.expectObject(row, 'GET change_request'));
+  }
+
+  /**
+   * One save of `fields` and, when given, a work note, answered with the record as saved (the fields named in
+   * `readBack`): a field the integration user may not write is dropped by a field ACL with HTTP 200, so only the
+   * answer shows whether the value landed.
+   */
+  async updateChangeReadBack(sysId: string, fields: Record<string, string>, note: string | undefined, readBack: string[]): Promise<Record<string, unknown>> {
+    assertSysId(sysId);
+    if (!isRecord(fields) || Object.values(fields).some((v) => typeof v !== 'string') || 'work_notes' in fields) {
+      throw refuseInput('change fields must be an object of strings, the work note passed on its own');
+    }
+    if (note !== undefined && (typeof note !== 'string' || note.trim() === '')) throw refuseInput('work note text must not be empty');
+    const data = note === undefined ? fields : { ...fields, work_notes: note };
+    if (Object.keys(data).length === 0) throw refuseInput('nothing to write: no fields and no work note');
+    const result = await this.send('PATCH', `${CHANGE_PATH}/${sysId}`, { data, params: { sysparm_fields: ['sys_id', ...readBack].join(',') } });
+    return this.expectObject(result, 'PATCH change_request');
+  }
+
+  /** Reads one work-note journal entry: fails with the Table API's refusal when the user may not read sys_journal_field. */
+  async probeJournalRead(): Promise<void> {
+    const result = await this.send('GET', JOURNAL_PATH, {
+      params: { sysparm_query: 'name=change_request^element=work_notes', sysparm_fields: 'sys_id', sysparm_limit: '1', sysparm_no_count: 'true' },
+    });
+    this.expectArray(result, 'GET sys_journal_field');
+  }
+
+  /** The attachments of a change with this file name (Attachment API). */
+  async findAttachments(sysId: string, fileName: string): Promise<Array<Record<string, unknown>>> {
+    assertSysId(sysId);
+    if (!ATTACHMENT_NAME.test(fileName)) throw refuseInput(`not an attachment file name the gateway writes: '${String(fileName).slice(0, 80)}'`);
+    const result = await this.send('GET', ATTACHMENT_PATH, {
+      params: { sysparm_query: `table_name=change_request^table_sys_id=${sysId}^file_name=${fileName}`, sysparm_limit: '10' },
+    });
+    return this.expectArray(result, 'GET attachment').map((row) => this.expectObject(row, 'GET attachment'));
+  }
+
+  /** Uploads a file to a change: `POST /api/now/attachment/file`, raw bytes, Content-Type mandatory. */
+  async uploadAttachment(sysId: string, fileName: string, contentType: string, content: Buffer): Promise<Record<string, unknown>> {
+    assertSysId(sysId);
+    if (!ATTACHMENT_NAME.test(fileName)) throw refuseInput(`not an attachment file name the gateway writes: '${String(fileName).slice(0, 80)}'`);
+    const result = await this.send('POST', `${ATTACHMENT_PATH}/file`, {
+      params: { table_name: 'change_request', table_sys_id: sysId, file_name: fileName },
+      data: content,
+      headers: { 'Content-Type': contentType },
+    });
+    return this.expectObject(result, 'POST attachment');
+  }
+
   private async send(
     method: 'GET' | 'PATCH' | 'POST',
     path: string,
-    options: { params?: Record<string, string>; data?: unknown } = {},
+    options: { params?: Record<string, string>; data?: unknown; headers?: Record<string, string> } = {},
   ): Promise<unknown> {
     const operation = `${method} ${path}`;
     let response: AxiosResponse;
     try {
-      response = await this.http.request({ method, url: path, params: options.params, data: options.data });
+      response = await this.http.request({ method, url: path, params: options.params, data: options.data, ...(options.headers ? { headers: options.headers } : {}) });
     } catch (err) {
       throw toServiceNowError(err, operation);
     }

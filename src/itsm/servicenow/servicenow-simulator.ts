@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
@@ -84,6 +84,36 @@ export interface ServiceNowSimulator {
   /** What the business rules wrote with gs.info/warn/error (System Logs). */
   systemLog: SystemLogEntry[];
   waitForDeliveries(): Promise<void>;
+  /** Sets (or, with undefined, removes) a system property the rules read, over the ones `webhook` configured. */
+  setProperty(name: string, value: string | undefined): void;
+  /** Deactivates (false) or reactivates a business rule of the kit, by its name: a rule not installed, or bypassed. */
+  setRuleActive(name: string, active: boolean): void;
+  /** Moves the instance's clock (what GlideDateTime reads) by this many milliseconds, e.g. to send a delivery late. */
+  setClockOffset(ms: number): void;
+  /**
+   * Field ACLs the Table API user lacks for writing: such a field in a PATCH/PUT is dropped without an error, and
+   * the answer is still 200 (ServiceNow's behaviour for a field-level write ACL).
+   */
+  denyFieldWrite(fields: string[]): void;
+  /** Whether the Table API user may read sys_journal_field (a table-level read ACL): denied reads answer 403. */
+  denyJournalRead(deny: boolean): void;
+  /** The Attachment API's records on a change, oldest first, with their bytes. */
+  attachments(sysId: string): Array<AttachmentRecord & { content: Buffer }>;
+}
+
+export interface AttachmentRecord {
+  sys_id: string;
+  file_name: string;
+  content_type: string;
+  size_bytes: string;
+  table_name: string;
+  table_sys_id: string;
+  download_link: string;
+  hash: string;
+  sys_created_on: string;
+  sys_created_by: string;
+  sys_updated_on: string;
+  sys_mod_count: string;
 }
 
 /** A Table API failure: the HTTP status and the two fields of the `{"error": {message, detail}}` envelope. */
@@ -303,13 +333,23 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   const inFlight = new Set<Promise<void>>();
   const systemLog: SystemLogEntry[] = [];
 
+  const propertyOverrides = new Map<string, string | undefined>();
+  const inactiveRules = new Set<string>();
+  let clockOffsetMs = 0;
+  const writeDenied = new Set<string>();
+  let journalReadDenied = false;
+  const attachmentRows: Array<AttachmentRecord & { content: Buffer }> = [];
+
   const rules = createRuleEngine({
     rules: loadInstallKit(opts.installKitDir ?? defaultInstallKitDir()),
     properties: () => ({
       'glide.servlet.uri': `${linkBase()}/`,
       'x_changegate.webhook_url': opts.webhook?.url,
       'x_changegate.webhook_secret': opts.webhook?.secret,
+      ...Object.fromEntries(propertyOverrides),
     }),
+    isActive: (rule) => !inactiveRules.has(rule.name),
+    now: () => Date.now() + clockOffsetMs,
     log: (entry) => {
       systemLog.push(entry);
       if (systemLog.length > SYSTEM_LOG_LIMIT) systemLog.shift();
@@ -619,6 +659,7 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     rejectNonJsonBody(req);
     const options = renderOptions(req);
     if (req.method === 'GET' || req.method === 'HEAD') {
+      if (table === JOURNAL_TABLE && journalReadDenied) denyRead();
       const rows: Row[] = table === CHANGE_TABLE ? [...changes.values()] : journalRows;
       const known = table === CHANGE_TABLE ? changeColumns : journalColumns;
       const matched = applyQuery(rows, parseQuery(queryString(req.query.sysparm_query) ?? '', known));
@@ -641,6 +682,7 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     const options = renderOptions(req);
     const sysId = String(req.params.sysId);
     if (req.method === 'GET' || req.method === 'HEAD') {
+      if (table === JOURNAL_TABLE && journalReadDenied) denyRead();
       const row = table === CHANGE_TABLE ? changes.get(sysId) : journalRows.find((entry) => entry.sys_id === sysId);
       if (!row) notFound();
       res.json({ result: render(table, row, options) });
@@ -655,8 +697,81 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     }
     // PUT on the Table API is a partial update too, exactly like PATCH.
     if (!changes.has(sysId)) notFound();
-    const row = updateChangeRow(sysId, readJsonBody(req), String(res.locals.user));
+    const row = updateChangeRow(sysId, withoutDeniedFields(readJsonBody(req)), String(res.locals.user));
     res.json({ result: renderChange(row, options) });
+  });
+
+  function denyRead(): never {
+    fail(403, 'User Not Authorized', `ACL Exception Read Failed due to security constraints: no read access to table ${JOURNAL_TABLE}`);
+  }
+
+  /** A field the user may not write is left out of the save, silently: the answer is 200 with the unchanged value. */
+  function withoutDeniedFields(fields: Row): Row {
+    return Object.fromEntries(Object.entries(fields).filter(([name]) => !writeDenied.has(name)));
+  }
+
+  // ---- Attachment API (reference/itsm-contracts.md) ----
+
+  const ATTACHMENT_PATH = '/api/now/attachment';
+  const ATTACHMENT_COLUMNS: ReadonlySet<string> = new Set(['sys_id', 'file_name', 'content_type', 'size_bytes', 'table_name', 'table_sys_id', 'hash', 'sys_created_on', 'sys_updated_on']);
+
+  function renderAttachment(row: AttachmentRecord, req: Request): Record<string, string> {
+    const meta: Record<string, string> = {};
+    for (const [name, value] of Object.entries(row)) if (typeof value === 'string') meta[name] = value;
+    return { ...meta, download_link: `${requestBaseUrl(req)}${ATTACHMENT_PATH}/${row.sys_id}/file` };
+  }
+
+  app.post(`${ATTACHMENT_PATH}/file`, (req, res) => {
+    const tableName = queryString(req.query.table_name) ?? '';
+    const tableSysId = queryString(req.query.table_sys_id) ?? '';
+    const fileName = queryString(req.query.file_name) ?? '';
+    const contentType = req.get('content-type') ?? '';
+    if (!contentType) fail(400, 'Content-Type header is required', 'POST /attachment/file needs the Content-Type of the file');
+    if (!tableName || !tableSysId || !fileName) fail(400, 'Missing parameters', 'table_name, table_sys_id and file_name are required');
+    if (tableName !== CHANGE_TABLE) fail(400, `Invalid table ${tableName}`, '');
+    if (!changes.has(tableSysId)) notFound();
+    const raw: unknown = req.body;
+    const content = Buffer.isBuffer(raw) ? raw : Buffer.alloc(0);
+    const now = glideDateTime(new Date());
+    const row: AttachmentRecord & { content: Buffer } = {
+      sys_id: guid(),
+      file_name: fileName,
+      content_type: contentType,
+      size_bytes: String(content.length),
+      table_name: tableName,
+      table_sys_id: tableSysId,
+      download_link: '',
+      hash: createHash('sha256').update(content).digest('hex'),
+      sys_created_on: now,
+      sys_created_by: String(res.locals.user),
+      sys_updated_on: now,
+      sys_mod_count: '0',
+      content,
+    };
+    attachmentRows.push(row);
+    res.setHeader('Location', `${requestBaseUrl(req)}${ATTACHMENT_PATH}/${row.sys_id}`);
+    res.status(201).json({ result: renderAttachment(row, req) });
+  });
+
+  app.get(ATTACHMENT_PATH, (req, res) => {
+    const matched = applyQuery(attachmentRows as unknown as Row[], parseQuery(queryString(req.query.sysparm_query) ?? '', ATTACHMENT_COLUMNS));
+    const limit = nonNegativeInt(req.query.sysparm_limit) || DEFAULT_LIMIT;
+    const offset = nonNegativeInt(req.query.sysparm_offset) ?? 0;
+    setPaginationHeaders(req, res, matched.length, limit, offset);
+    res.json({ result: matched.slice(offset, offset + limit).map((row) => renderAttachment(row as unknown as AttachmentRecord, req)) });
+  });
+
+  app.get(`${ATTACHMENT_PATH}/:sysId`, (req, res) => {
+    const row = attachmentRows.find((a) => a.sys_id === String(req.params.sysId));
+    if (!row) notFound();
+    res.json({ result: renderAttachment(row, req) });
+  });
+
+  app.get(`${ATTACHMENT_PATH}/:sysId/file`, (req, res) => {
+    const row = attachmentRows.find((a) => a.sys_id === String(req.params.sysId));
+    if (!row) notFound();
+    res.setHeader('Content-Type', row.content_type);
+    res.send(row.content);
   });
 
   app.use((req, _res, next) => {
@@ -720,6 +835,26 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     },
     async waitForDeliveries() {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+    setProperty(name, value) {
+      propertyOverrides.set(name, value);
+    },
+    setRuleActive(name, active) {
+      if (active) inactiveRules.delete(name);
+      else inactiveRules.add(name);
+    },
+    setClockOffset(ms) {
+      clockOffsetMs = ms;
+    },
+    denyFieldWrite(fields) {
+      writeDenied.clear();
+      for (const f of fields) writeDenied.add(f);
+    },
+    denyJournalRead(deny) {
+      journalReadDenied = deny;
+    },
+    attachments(sysId) {
+      return attachmentRows.filter((a) => a.table_sys_id === sysId).map((a) => ({ ...a, content: Buffer.from(a.content) }));
     },
   };
 }

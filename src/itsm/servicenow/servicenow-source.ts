@@ -1,6 +1,8 @@
+import { z } from 'zod';
 import type { TicketRef } from '../../change/ticket';
-import { type GateWrite, type OpenChange, type TicketSource, type TicketWriteBack, type WriteBackBatch, WriteBackError, headerValue, parseJsonBody } from '../source';
+import { type GateWrite, type NoteWrite, type OpenChange, type TicketSource, type TicketWriteBack, type WriteBackBatch, WriteBackError, headerValue, parseJsonBody } from '../source';
 import { CHANGE_NUMBER, parseChangeRecord } from './servicenow-change';
+import { DEFAULT_STATE_PHASES, SERVICENOW_STATE, type ServiceNowStatePhases } from './servicenow-phase';
 import { ServiceNowClient, ServiceNowError } from './servicenow-client';
 import { GATE_DIGEST_FIELD, GATE_FIELD } from './servicenow-gate';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from './webhook-signature';
@@ -28,7 +30,34 @@ function gateFields({ value, digest }: GateWrite): Record<string, string> {
   return fields;
 }
 
-export function servicenowWriteBack(client: ServiceNowClient): TicketWriteBack {
+/** ServiceNow's settings as a process is configured (SERVICENOW_STATE_PHASES, SERVICENOW_REOPEN_STATE). */
+export interface ServiceNowSettings {
+  statePhases?: ServiceNowStatePhases;
+  /** The state a change closed without proven cleanup is moved back to; default Review (0). */
+  reopenState?: string;
+}
+
+const GATE_READ_BACK = [GATE_FIELD, GATE_DIGEST_FIELD];
+
+/**
+ * A field-level write ACL makes the Table API drop the field and still answer 200: the saved record is the only
+ * proof the gate landed. A mismatch is a refusal (retrying cannot grant the ACL), shown on closure-check.
+ */
+function expectGate(saved: Record<string, unknown>, gate: GateWrite): void {
+  for (const [field, wanted] of Object.entries(gateFields(gate))) {
+    const got = saved[field];
+    if (got !== wanted) {
+      throw new WriteBackError(
+        `ServiceNow accepted the write but ${field} reads back as ${JSON.stringify(typeof got === 'string' ? got : null)} instead of ` +
+          `${JSON.stringify(wanted)}: the integration user may not write it (field ACL, INSTALL.md step 2)`,
+        { kind: 'refused' },
+      );
+    }
+  }
+}
+
+export function servicenowWriteBack(client: ServiceNowClient, settings: ServiceNowSettings = {}): TicketWriteBack {
+  const reopenState = settings.reopenState ?? SERVICENOW_STATE.review;
   return {
     async postNote(ticket: TicketRef, marker: string, text: string) {
       const tag = tagOf(marker);
@@ -40,7 +69,8 @@ export function servicenowWriteBack(client: ServiceNowClient): TicketWriteBack {
 
     // One save, so the ticket never holds a gate without the digest it is about.
     async setGate(ticket: TicketRef, gate: GateWrite) {
-      await call(() => client.updateChange(ticket.recordId, gateFields(gate)));
+      const saved = await call(() => client.updateChange(ticket.recordId, gateFields(gate)));
+      expectGate(saved, gate);
     },
 
     // One PATCH: the gate fields and one journal entry carrying every note (each with its marker) land together.
@@ -55,7 +85,46 @@ export function servicenowWriteBack(client: ServiceNowClient): TicketWriteBack {
       const text = unwritten.length > 0 ? unwritten.map((n) => `${tagOf(n.marker)} ${n.text}`).join('\n\n') : undefined;
       const fields = gate ? gateFields(gate) : {};
       if (text === undefined && Object.keys(fields).length === 0) return;
-      await call(() => client.updateChangeWithWorkNote(ticket.recordId, fields, text));
+      if (!gate) {
+        await call(() => client.updateChangeWithWorkNote(ticket.recordId, fields, text));
+        return;
+      }
+      const saved = await call(() => client.updateChangeReadBack(ticket.recordId, fields, text, GATE_READ_BACK));
+      expectGate(saved, gate);
+    },
+
+    // One save: the state and the note saying why land together (the webhook then reports the reopened change).
+    async reopen(ticket: TicketRef, { marker, text }: NoteWrite) {
+      const tag = tagOf(marker);
+      const existing = await call(() => client.listWorkNotes(ticket.recordId));
+      if (existing.some((n) => n.value.includes(tag))) return { reopened: false };
+      const saved = await call(() => client.updateChangeReadBack(ticket.recordId, { state: reopenState }, `${tag} ${text}`, ['state']));
+      if (saved.state !== reopenState) {
+        throw new WriteBackError(`ServiceNow accepted the reopen but state reads back as ${JSON.stringify(saved.state ?? null)} instead of ${reopenState}`, { kind: 'refused' });
+      }
+      return { reopened: true };
+    },
+
+    async attachFile(ticket: TicketRef, file: { name: string; contentType: string; content: Buffer }) {
+      const existing = await call(() => client.findAttachments(ticket.recordId, file.name));
+      if (existing.length > 0) return { attached: false };
+      await call(() => client.uploadAttachment(ticket.recordId, file.name, file.contentType, file.content));
+      return { attached: true };
+    },
+
+    async checkAccess() {
+      try {
+        await client.probeJournalRead();
+      } catch (err) {
+        if (err instanceof ServiceNowError && err.retryable) {
+          throw new Error(`ServiceNow did not answer the sys_journal_field read check: ${err.message}`, { cause: err });
+        }
+        const status = err instanceof ServiceNowError && err.status !== undefined ? `HTTP ${err.status}: ` : '';
+        throw new Error(
+          `the integration user cannot read sys_journal_field (${status}${(err as Error).message}); install the read ACL of INSTALL.md step 5`,
+          { cause: err },
+        );
+      }
     },
 
     // correlation_id is ServiceNow's field for an integration's own id of a task: a retry finds the change it opened.
@@ -76,6 +145,17 @@ export function servicenowWriteBack(client: ServiceNowClient): TicketWriteBack {
   };
 }
 
+/** Enough of a refused record to address its ticket: the requester is told there what was wrong. */
+const addressable = z.object({
+  sys_id: z.string().regex(/^[0-9a-f]{32}$/),
+  number: z.string().regex(CHANGE_NUMBER),
+  sys_mod_count: z.string().regex(/^\d{1,9}$/),
+});
+
+function settingsOf(settings: Readonly<Record<string, unknown>> | undefined): ServiceNowSettings {
+  return (settings ?? {}) as ServiceNowSettings;
+}
+
 /** change_request deliveries from the business rule in integrations/servicenow, and work notes plus the gate field back. */
 export const servicenow: TicketSource = {
   name: 'servicenow',
@@ -93,7 +173,7 @@ export const servicenow: TicketSource = {
     });
   },
 
-  parseDelivery({ raw, headers, receivedAt }, grammars) {
+  parseDelivery({ raw, headers, receivedAt }, grammars, settings) {
     const eventId = headerValue(headers, EVENT_ID_HEADER);
     if (!eventId || !EVENT_ID.test(eventId)) {
       return {
@@ -105,8 +185,17 @@ export const servicenow: TicketSource = {
     }
     const json = parseJsonBody(raw);
     if (!json.ok) return json;
-    const parsed = parseChangeRecord(json.body, grammars);
-    if (!parsed.ok) return { ok: false, code: 'VALIDATION_FAILED', message: 'invalid change_request delivery', issues: parsed.issues };
+    const parsed = parseChangeRecord(json.body, grammars, settingsOf(settings).statePhases ?? DEFAULT_STATE_PHASES);
+    if (!parsed.ok) {
+      const ids = addressable.safeParse(json.body);
+      return {
+        ok: false,
+        code: 'VALIDATION_FAILED',
+        message: 'invalid change_request delivery',
+        issues: parsed.issues,
+        ...(ids.success ? { ticket: { source: 'servicenow', key: ids.data.number, recordId: ids.data.sys_id, version: Number(ids.data.sys_mod_count) } } : {}),
+      };
+    }
     const { ticket } = parsed.value;
     return {
       ok: true,
@@ -118,6 +207,6 @@ export const servicenow: TicketSource = {
   writeBack(clients) {
     const client = clients.servicenow;
     if (!(client instanceof ServiceNowClient)) throw new Error('the worker was started without a ServiceNow client');
-    return servicenowWriteBack(client);
+    return servicenowWriteBack(client, settingsOf(clients.servicenowSettings as Readonly<Record<string, unknown>> | undefined));
   },
 };

@@ -9,7 +9,7 @@ export const EVENT_ID_HEADER = 'x-changegate-event-id';
 
 /**
  * HMAC-SHA256 over `<timestamp>.<raw body>`, keyed with the UTF-8 bytes of the secret, Base64-encoded:
- * the same bytes ServiceNow's CertificateEncryption.generateMac(base64(secret), "HmacSHA256", data) yields.
+ * the same bytes ServiceNow's global GlideCertificateEncryption.generateMac(base64(secret), "HmacSHA256", data) yields.
  */
 export function signWebhook(secret: string, timestamp: string, rawBody: Buffer): string {
   return createHmac('sha256', Buffer.from(secret, 'utf8'))
