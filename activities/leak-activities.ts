@@ -8,6 +8,7 @@ import type { IdentityRef } from '../src/actions/identity-action';
 import { FailureType } from '../src/connectors/connector-errors';
 import type { EvidenceStore } from '../src/evidence/evidence-store';
 import type { OpenedChange, TicketWriteBack } from '../src/itsm/source';
+import type { DeployRunReply, DeployRunRequest } from '../src/kinds/deploy/run';
 import type { LeakReport } from '../src/leaks/leak-report';
 import { leakKey } from '../src/leaks/leak-report';
 import { refusalsAreFinal } from './connector-activities';
@@ -16,11 +17,17 @@ export interface LeakActivityDeps {
   evidence: EvidenceStore;
   writeBackFor: (source: string) => TicketWriteBack;
   actor: string;
+  /** Ends a pipeline run whose credential leaked, as its own `finished` event would (the ticket's workflow decides). */
+  endRun?: (ticketKey: string, request: DeployRunRequest) => Promise<DeployRunReply>;
 }
 
-/** The credential a fingerprint belongs to: the rotation that delivered it. */
+/** The credential a fingerprint belongs to: the rotation (or the pipeline run) that delivered it. */
 export interface LeakMatch {
-  /** The evidence key of the change that rotated it (`servicenow:CHG…`). */
+  /** A rotated credential is rotated again; a pipeline run's credential ends with its run. */
+  delivery: 'rotation' | 'deploy-run';
+  /** The deploy run, for a run's credential. */
+  runId?: string;
+  /** The evidence key of the change that delivered it (`servicenow:CHG…`). */
   ticketKey: string;
   system: string;
   identity: IdentityRef;
@@ -29,15 +36,19 @@ export interface LeakMatch {
   deliverTo: { system: string; path: string };
 }
 
-export function createLeakActivities({ evidence, writeBackFor, actor }: LeakActivityDeps) {
+export function createLeakActivities({ evidence, writeBackFor, actor, endRun }: LeakActivityDeps) {
   return {
     async matchLeak({ fingerprint }: { fingerprint: string }): Promise<LeakMatch | null> {
-      const row = await evidence.rotationByFingerprint(fingerprint);
+      const row = await evidence.deliveryByFingerprint(fingerprint);
       if (!row) return null;
       const id = row.identity as { type?: unknown; name?: unknown; host?: unknown; owner?: unknown; workload?: unknown };
-      const to = (row.desiredState as { deliveredTo?: { system?: unknown; path?: unknown } }).deliveredTo;
+      const desired = row.desiredState as { deliveredTo?: { system?: unknown; path?: unknown }; run?: unknown };
+      const to = desired.deliveredTo;
       if ((id.type !== 'person' && id.type !== 'service_account') || typeof id.name !== 'string' || typeof to?.system !== 'string' || typeof to.path !== 'string') return null;
+      const run = row.outcome === 'minted' && typeof desired.run === 'string' ? desired.run : undefined;
       return {
+        delivery: run === undefined ? 'rotation' : 'deploy-run',
+        ...(run !== undefined ? { runId: run } : {}),
         ticketKey: row.ticketKey,
         system: row.system,
         identity: { type: id.type, name: id.name, ...(typeof id.host === 'string' ? { host: id.host } : {}) },
@@ -72,8 +83,26 @@ export function createLeakActivities({ evidence, writeBackFor, actor }: LeakActi
       return { ...opened, source };
     },
 
+    /**
+     * Ends the pipeline run whose credential leaked, as its `finished` event would (outcome `cancelled`): the run's
+     * credential is revoked and verified by the ticket's workflow. A run already ended answers `already-revoked`.
+     */
+    async endLeakedRun({ report, match }: { report: LeakReport; match: LeakMatch }): Promise<{ result: DeployRunReply['result'] }> {
+      if (!endRun || match.runId === undefined) {
+        throw ApplicationFailure.create({ message: 'this worker cannot end pipeline runs', type: FailureType.TicketRefused, nonRetryable: true });
+      }
+      const reply = await endRun(match.ticketKey, { runId: match.runId, event: 'finished', outcome: 'cancelled', eventId: leakKey(report.fingerprint), receivedAt: report.reportedAt });
+      return { result: reply.result };
+    },
+
     /** The report and what was done about it, in the leak's own evidence chain (`leak:<fingerprint>`). */
-    async recordLeak({ report, outcome, match, change }: { report: LeakReport; outcome: 'unmatched' | 'rotation-opened'; match?: LeakMatch; change?: { source: string; key: string } }) {
+    async recordLeak({ report, outcome, match, change, run }: {
+      report: LeakReport;
+      outcome: 'unmatched' | 'rotation-opened' | 'run-ended';
+      match?: LeakMatch;
+      change?: { source: string; key: string };
+      run?: { runId: string; result: string };
+    }) {
       const now = new Date().toISOString();
       // A refused row is refused every time: final, not retried.
       const row = await refusalsAreFinal(() => evidence.append({
@@ -89,6 +118,7 @@ export function createLeakActivities({ evidence, writeBackFor, actor }: LeakActi
           fingerprint: report.fingerprint, reportedAs: report.secretType, location: report.location, reporter: report.reporter,
           ...(match ? { deliveredBy: match.ticketKey, deliveredTo: match.deliverTo } : { matched: false }),
           ...(change ? { change } : {}),
+          ...(run ? { run } : {}),
         },
         // A report observes; it verifies nothing on a target (the rotation's own change does).
         verified: false,

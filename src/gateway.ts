@@ -190,6 +190,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const w = await createWorker({
         connection,
         policy: new Policy(opts.policy ?? EMPTY_POLICY),
+        endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
         namespace,
         taskQueue: opts.taskQueue,
         registry,

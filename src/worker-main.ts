@@ -30,6 +30,7 @@ async function main(): Promise<void> {
   const snSettings = servicenowSettings(config);
   const snClient = () =>
     new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD });
+  const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
   const worker = await createWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS,
     registry,
     policy,
+    endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
     evidence: new EvidenceStore(ds),
     verdicts: new ClosureVerdictStore(ds),
     servicenow: snClient(),
@@ -48,7 +50,6 @@ async function main(): Promise<void> {
   await client.connection.close();
   // Reconciliation: changes the webhook lost are read back through the Table API and delivered the webhook's way.
   const grammars = new GrammarRegistry(connectors, policy);
-  const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
   const reconcileClient = snClient();
   const tell = servicenowWriteBack(reconcileClient, snSettings);
   const sourceSettings = { servicenow: { ...snSettings } };

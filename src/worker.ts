@@ -9,6 +9,7 @@ import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
 import { DriftStore } from './drift/drift-store';
 import { InventoryStore } from './inventory/inventory-store';
+import type { DeployRunReply, DeployRunRequest } from './kinds/deploy/run';
 import type { Policy } from './policy/policy';
 import { writeBacks } from './itsm/registry';
 import type { ServiceNowClient } from './itsm/servicenow/servicenow-client';
@@ -23,6 +24,8 @@ export interface WorkerDeps {
   inventory?: InventoryStore;
   verdicts: ClosureVerdictStore;
   servicenow: ServiceNowClient;
+  /** Ends a pipeline run whose credential leaked (the API's Temporal client); without it such a leak fails. */
+  endRun?: (ticketKey: string, request: DeployRunRequest) => Promise<DeployRunReply>;
   /** The governance policy: what discovery does with drift (report by default). */
   policy?: Policy;
   /** Clients of other ticket sources' write-backs, by source name. */
@@ -49,7 +52,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}) }),
     ...createDriftActivities({ registry: deps.registry, evidence: deps.evidence, inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}), writeBackFor, actor: workerActor() }),
     ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
-    ...createLeakActivities({ evidence: deps.evidence, writeBackFor, actor: workerActor() }),
+    ...createLeakActivities({ evidence: deps.evidence, writeBackFor, actor: workerActor(), ...(deps.endRun ? { endRun: deps.endRun } : {}) }),
     ...createTicketActivities({
       writeBackFor,
       publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),

@@ -4,6 +4,7 @@ import mysql from 'mysql2/promise';
 import { fingerprintOf } from '../src/connectors/secret';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from './support/servers/openbao';
 import { startGitHubStandIn } from './support/github-standin';
+import { postSigned } from './support/signed-webhook';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -123,6 +124,36 @@ describe('exposed secrets: a leak report becomes a verified rotation on an emerg
     expect(again.status).toBe(200);
     expect(again.data).toMatchObject({ fingerprint, duplicate: true });
     expect(await changesCorrelated(correlation)).toHaveLength(1);
+  }, 120_000);
+
+  it("ends the pipeline run whose credential leaked: the run's account and delivered copy are gone, verified", async () => {
+    const base = uniqueAccount('lkd');
+    const path = `apps/${base}/deploy`;
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({
+      number, state: '-1', approval: 'approved',
+      u_identity_actions: JSON.stringify([{ kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name: base, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT30M', deliverTo: { system: 'vault-local', path } }]),
+    });
+    await waitFor('the deploy step ready', async () => (await stack.closureCheck(number)).data.steps?.[0]?.status === 'verified', 30_000);
+    const startedRun = await postSigned(`${stack.apiUrl}/webhooks/deploy`, Buffer.from(JSON.stringify({ ticket: { source: 'servicenow', key: number }, runId: 'r1', event: 'started' })), TEST_ENV.deployWebhookSecret);
+    expect(startedRun.status).toBe(201);
+    const runAccount = String(startedRun.data.credentials[0].identity);
+    const leaked = (await served(`${path}/r1`)).data.value;
+    expect(await canLogIn(runAccount, leaked)).toBe(true);
+
+    const res = await report({ secret: leaked, type: 'mysql_password', location: 'pipeline log, run r1' });
+    expect(res.status).toBe(202);
+    const hex = fingerprintOf(leaked).slice('sha256:'.length);
+    const [row] = await waitFor('the run ended for the leak', async () => {
+      const rows = await stack.evidence.list(`leak:${hex}`);
+      return rows.length > 0 ? rows : null;
+    }, 30_000);
+    expect(row).toMatchObject({ outcome: 'run-ended', observedState: { deliveredBy: `servicenow:${number}`, run: { runId: 'r1', result: 'revoked' } } });
+    expect(await stack.accountExists(runAccount)).toBe(false);
+    expect(await canLogIn(runAccount, leaked)).toBe(false);
+    expect((await bao.root('GET', `secret/data/${fx.kvPrefix}/${path}/r1`, undefined, [404])).status).toBe(404);
+    const status = await stack.workflows.status('servicenow', number);
+    expect(status?.steps[0]?.deploy?.runs).toEqual([expect.objectContaining({ runId: 'r1', status: 'revoked', endedBy: 'finished:cancelled' })]);
   }, 120_000);
 
   it('records a leak it cannot match for a person, and refuses a bad signature, a bad body and a non-reporting action', async () => {

@@ -8,7 +8,7 @@ import { AppError, formatPath } from '../errors';
 import { ticketSource, ticketSourceNames } from '../itsm/registry';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from '../itsm/servicenow/webhook-signature';
 import { type DeliveryHeaders, headerValue, parseJsonBody } from '../itsm/source';
-import { DEPLOY_RUN_UPDATE, DeployRefusal, type DeployRunReply, type DeployRunRequest, RUN_ID } from '../kinds/deploy/run';
+import { DeployRefusal, type DeployRunReply, type DeployRunRequest, RUN_ID } from '../kinds/deploy/run';
 import type { Logger } from '../logger';
 import { WebhookDelivery } from '../persistence/entities/webhook-delivery.entity';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
@@ -118,7 +118,7 @@ export async function receiveDeployEvent(deps: DeployWebhookDeps, raw: Buffer, h
         if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw new Duplicate();
         throw err;
       }
-      reply = await deps.workflows.client.workflow.getHandle(workflowId).executeUpdate<DeployRunReply, [DeployRunRequest]>(DEPLOY_RUN_UPDATE, { args: [request] });
+      reply = await deps.workflows.deployRun(`${body.ticket.source}:${body.ticket.key}`, request);
     });
   } catch (err) {
     if (err instanceof Duplicate) {

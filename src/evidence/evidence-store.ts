@@ -140,14 +140,15 @@ export class EvidenceStore {
   }
 
   /**
-   * The newest verified rotation whose credential has this fingerprint (`sha256:<128 bits>`): the identity a leaked
-   * value belongs to, and where it was delivered. Only fingerprints are compared; no value is ever stored.
+   * The newest verified delivery of a credential with this fingerprint (`sha256:<128 bits>`): a rotation, or a
+   * pipeline run's mint. It names the identity a leaked value belongs to and where it went. Only fingerprints are
+   * compared; no value is ever stored.
    */
-  async rotationByFingerprint(fingerprint: string): Promise<EvidenceView | null> {
+  async deliveryByFingerprint(fingerprint: string): Promise<EvidenceView | null> {
     const row = await this.ds
       .getRepository(EvidenceRecord)
       .createQueryBuilder('e')
-      .where('e.outcome = :outcome AND e.verified = :v', { outcome: 'rotated', v: true })
+      .where('e.outcome IN (:...outcomes) AND e.verified = :v', { outcomes: ['rotated', 'minted'], v: true })
       .andWhere("JSON_UNQUOTE(JSON_EXTRACT(e.observed_state, '$.fingerprint')) = :fp", { fp: fingerprint })
       .orderBy('e.id', 'DESC')
       .getOne();

@@ -4,6 +4,7 @@ import type { ChangeWorkflowInput } from '../../workflows/change-types';
 import type { ChangeState } from '../change/change-state';
 import { type SourceName, type TicketSnapshot, workflowIdFor } from '../change/ticket';
 import type { InventoryReport, InventoryScanInput } from '../inventory/inventory';
+import { DEPLOY_RUN_UPDATE, type DeployRunReply, type DeployRunRequest } from '../kinds/deploy/run';
 import { type LeakReport, leakKey } from '../leaks/leak-report';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 
@@ -86,6 +87,13 @@ export class ChangeWorkflows {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { workflowId, started: false };
       throw err;
     }
+  }
+
+  /** Sends a deploy run event to its ticket's workflow, whose update validator decides (`source:key` names the ticket). */
+  async deployRun(ticketKey: string, request: DeployRunRequest): Promise<DeployRunReply> {
+    const at = ticketKey.indexOf(':');
+    const handle = this.client.workflow.getHandle(workflowIdFor(ticketKey.slice(0, at), ticketKey.slice(at + 1)));
+    return handle.executeUpdate<DeployRunReply, [DeployRunRequest]>(DEPLOY_RUN_UPDATE, { args: [request] });
   }
 
   async ping(): Promise<void> {
