@@ -223,16 +223,27 @@ describe('MySQL grammar: grants', () => {
   });
 
   it.each([
-    ['`billing`.*', /^database name '`billing`'/],
+    ['`billing.*', /^database name '`billing'/],
+    ['`bill_ing`.*', /^database name '`bill_ing`'/],
     ["'billing'.*", /^database name ''billing''/],
     ['"billing".*', /^database name '"billing"'/],
     ['billing.`invoices`', /^table name '`invoices`'/],
+    ['`billing`.invoices', /^database name '`billing`'/],
     ['billing.invoices;DROP', /^table name 'invoices;DROP'/],
     ['bill;ing.*', /^database name 'bill;ing'/],
     ['bill-ing.*', /^database name 'bill-ing'/],
     [`${'d'.repeat(65)}.*`, /^database name 'd{65}' must be 1-64/],
   ])('refuses the object name in %s', (object, problem) => {
     expect(problemOf(`SELECT ON ${object}`)).toMatch(problem);
+  });
+
+  it('takes a grant back in its canonical form, and only exactly that form of quoting', () => {
+    for (const text of ['SELECT ON billing_eu.*', 'INSERT ON billing.invoices']) {
+      const first = grammar.parseGrant(text);
+      if ('problem' in first) throw new Error(first.problem);
+      expect(first.canonical.map((c) => grammar.parseGrant(c))).toEqual(first.canonical.map((c) => ({ canonical: [c] })));
+    }
+    expect(grammar.parseGrant('SELECT ON `billing\\_eu`.*')).toEqual({ canonical: ['SELECT ON `billing\\_eu`.*'] });
   });
 
   it.each(['SELECT ON billing.*; DROP USER root', 'SELECT ON billing.* TO x', 'SELECT', 'ON billing.*', 'SELECT ON'])('refuses %j, which is not one grant', (text) => {

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type express from 'express';
 import { Runtime, type Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import axios, { type AxiosResponse } from 'axios';
@@ -115,7 +115,10 @@ export async function startStack(
     ...(opts.sourceCheckTtlMs !== undefined ? { sourceCheckTtlMs: opts.sourceCheckTtlMs } : {}),
     // Passes only when a test asks (stack.reconcile()), so that a test decides when one happens.
     reconcile: {},
-    servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
+    // Changes the simulator numbers itself (a remediation, a leak's rotation) must not reuse a number another stack's
+    // change had on the run's shared Temporal server: each stack numbers from its own 11-digit base (test numbers
+    // from uniqueTicketNumber have 9).
+    servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword, numberBase: 10_000_000_000 + randomInt(80_000_000_000) } },
     webhookSecret: TEST_ENV.webhookSecret,
     deployWebhookSecret: TEST_ENV.deployWebhookSecret,
     adminToken: TEST_ENV.adminToken,

@@ -70,9 +70,11 @@ export class MysqlGrammar implements ConnectorGrammar {
     if (unknown.length > 0) {
       return { problem: `unknown or disallowed privilege ${unknown.map((p) => `'${p}'`).join(', ')} (allowed: ${MYSQL_PRIVILEGES.join(', ')})` };
     }
-    // The canonical form (`db`.* with `_` escaped, `db`.`table`) is accepted too, so a grant read from the inventory
-    // or evidence can be asked for again as it stands.
-    const [db, table, ...rest] = (match[2] ?? '').split('.').map((part, i, all) => unquoted(part, i === 0 && all[1] === '*'));
+    // The canonical form exactly (`db`.* with `_` escaped, `db`.`table`) is accepted too, so a grant read from the
+    // inventory or evidence can be asked for again as it stands; any other quoting is refused below.
+    const objectText = match[2] ?? '';
+    const canonical = CANONICAL_OBJECT.test(objectText);
+    const [db, table, ...rest] = objectText.split('.').map((part, i, all) => (canonical ? unquoted(part, i === 0 && all[1] === '*') : part));
     if (db === undefined || table === undefined || rest.length > 0) return { problem: "the object must be 'db.*' or 'db.table'" };
     if (db === '*') return { problem: 'global grants (*.*) are not allowed by policy; name a database' };
     if (!OBJECT_NAME.test(db)) return { problem: `database name '${db.slice(0, 70)}' must be 1-64 characters of letters, digits, _ or $` };
@@ -88,10 +90,7 @@ export class MysqlGrammar implements ConnectorGrammar {
   }
 }
 
-/**
- * A backtick-quoted name as the canonical form writes it, unquoted (in a database-level grant's database name the
- * `\_` escape is read back as `_`); anything else as given, for OBJECT_NAME to judge.
- */
+/** A backtick-quoted name of the canonical form, unquoted (a database-level grant's `\_` escape read back as `_`). */
 function unquoted(part: string, databaseLevel: boolean): string {
   const m = /^`([^`]*)`$/.exec(part);
   if (!m) return part;
