@@ -1,6 +1,7 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import axios from 'axios';
 import type mysql from 'mysql2/promise';
+import { InventoryStore } from '../src/inventory/inventory-store';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -71,8 +72,8 @@ describe('drift: found by scheduled discovery, listed, and remediated by a chang
     expect(held).not.toMatch(/INSERT/);
     expect(held).toMatch(/SELECT ON `cgt\\_billing`/);
     // The remediation holds nothing: the joiner's ticket still does, and its expiry will end it.
-    const row = (await axios.get(`${stack.apiUrl}/api/inventory?system=mysql-local&limit=500`, { headers: { authorization: `Bearer ${auditor}` } })).data.items.find((i: { name: string }) => i.name === account);
-    expect(row.grants).toEqual([{ grant: 'SELECT ON `cgt\\_billing`.*', tickets: [`servicenow:${granting}`] }]);
+    const row = await new InventoryStore(stack.ds).find('mysql-local', account, '%');
+    expect(row?.grants).toEqual([{ grant: 'SELECT ON `cgt\\_billing`.*', tickets: [`servicenow:${granting}`] }]);
     expect((await table('PATCH', `/${change?.sys_id}`, { state: '3', close_code: 'successful', close_notes: 'drift removed' })).status).toBe(200);
 
     // The next discovery no longer finds it: resolved, first seen kept.
