@@ -9,6 +9,10 @@ import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './conne
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
+import { type JiraAuth, JiraClient } from './itsm/jira/jira-client';
+import { JiraRuntime } from './itsm/jira/jira-runtime';
+import type { JiraSettings } from './itsm/jira/jira-settings';
+import { type JiraSimulator, type JiraSimulatorOptions, createJiraSimulator } from './itsm/jira/jira-simulator';
 import { createLogger, type Logger } from './logger';
 import { EMPTY_POLICY, Policy, type PolicyInput } from './policy/policy';
 import { openDatabase } from './persistence/data-source';
@@ -37,6 +41,15 @@ export interface GatewayOptions {
   /** A real instance, or the simulator (its business rule fires signed webhooks at this gateway's API). */
   servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number } };
   webhookSecret: string;
+  /**
+   * Jira Service Management as a second ticket source: a real site (basic auth or OAuth), or the simulator (its
+   * webhooks signed with `webhookSecret` at this gateway's /webhooks/jira). Without it, /webhooks/jira refuses.
+   */
+  jira?: {
+    site: { auth: JiraAuth } | { simulator: Omit<JiraSimulatorOptions, 'webhook'> & { port?: number } };
+    settings: JiraSettings;
+    webhookSecret: string;
+  };
   /** Pipelines' run events (POST /webhooks/deploy); without it they are refused. */
   deployWebhookSecret?: string;
   adminToken: string;
@@ -60,6 +73,10 @@ export interface Gateway {
   /** The API's express app (undefined with `api: false`). */
   app?: express.Express;
   servicenowUrl: string;
+  /** The Jira site or simulator (unset without `jira`). */
+  jiraUrl?: string;
+  jiraSim?: JiraSimulator;
+  jira?: JiraRuntime;
   temporalAddress: string;
   ds: DataSource;
   evidence: EvidenceStore;
@@ -105,6 +122,44 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       discoveryScheduleId = handle.scheduleId;
     }
 
+    // Jira before the API: the edge reads the project's statuses at start and asks Jira about approvals and gates.
+    let jiraSim: JiraSimulator | undefined;
+    let jira: JiraRuntime | undefined;
+    let jiraUrl: string | undefined;
+    if (opts.jira) {
+      let auth: JiraAuth;
+      if ('simulator' in opts.jira.site) {
+        const { port, ...simOpts } = opts.jira.site.simulator;
+        const simulator = createJiraSimulator(simOpts);
+        const listening = await simulator.listen(port ?? 0);
+        stops.push(async () => {
+          simulator.setWebhook(undefined);
+          await simulator.waitForDeliveries();
+          await listening.close();
+        });
+        jiraSim = simulator;
+        auth = { kind: 'basic', siteUrl: listening.url, email: simOpts.email, apiToken: simOpts.apiToken };
+      } else {
+        auth = opts.jira.site.auth;
+      }
+      const client = new JiraClient(auth);
+      jiraUrl = client.baseUrl;
+      const verdictStore = new ClosureVerdictStore(ds);
+      jira = new JiraRuntime({
+        client,
+        settings: opts.jira.settings,
+        verdicts: async (key) => {
+          const v = await verdictStore.latest('jira', key);
+          return v ? { allowed: v.view.allowed, reasons: v.view.reasons } : null;
+        },
+        evidenceHead: async (ticketKey) => (await evidence.list(ticketKey)).at(-1)?.hash,
+        log: log.child('jira'),
+      });
+      // Not fatal: /readyz names what is wrong (a status that does not exist, a site that does not answer).
+      await jira.loadStatuses();
+    }
+    const sourceClients = jira ? { jira } : {};
+
     let apiUrl = '';
     let app: express.Express | undefined;
     if (opts.api !== false) {
@@ -118,6 +173,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         evidence,
         webhookSecret: opts.webhookSecret,
         deployWebhookSecret: opts.deployWebhookSecret,
+        ...(opts.jira ? { sourceSecrets: { jira: opts.jira.webhookSecret } } : {}),
+        sourceClients,
         adminToken: opts.adminToken,
         oidc: opts.oidc,
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,
@@ -131,6 +188,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       stops.push(() => new Promise<void>((res) => server.close(() => res())));
       apiUrl = `http://${listen.host ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`;
     }
+
+    if (jiraSim && apiUrl && opts.jira) jiraSim.setWebhook({ url: `${apiUrl}/webhooks/jira`, secret: opts.jira.webhookSecret });
 
     let sim: ServiceNowSimulator | undefined;
     let servicenow: { url: string; username: string; password: string };
@@ -163,6 +222,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         evidence,
         verdicts: new ClosureVerdictStore(ds),
         servicenow: new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password }),
+        sourceClients,
         workflowBundle: opts.worker?.workflowBundle,
         maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
       });
@@ -174,7 +234,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       worker = w;
     }
 
-    return { apiUrl, app, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, stop };
+    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -12,7 +12,7 @@ import type { ChangeWorkflows } from '../temporal/temporal-client';
 import { ClosureVerdictStore } from '../closure/verdict-store';
 import { InventoryStore } from '../inventory/inventory-store';
 import { ticketSource, ticketSourceNames } from '../itsm/registry';
-import type { TicketSource } from '../itsm/source';
+import type { SourceClients, TicketSource } from '../itsm/source';
 import { Policy } from '../policy/policy';
 import { closureCheck, evidenceBundle } from './changes';
 import { decideStep } from './decisions';
@@ -32,6 +32,8 @@ export interface AppDeps {
   deployWebhookSecret?: string;
   /** Shared secrets of other ticket sources, by source name. */
   sourceSecrets?: Readonly<Record<string, string>>;
+  /** Clients of ticket sources that ask their system at the edge (Jira: statuses, approvals), by source name. */
+  sourceClients?: SourceClients;
   /** Stays valid as an operator token, so integrations built on it keep working. */
   adminToken: string;
   /** People's bearer tokens; without it only API tokens (and the admin token) are accepted. */
@@ -58,8 +60,16 @@ export function createApp(deps: AppDeps): express.Express {
       deps.workflows.ping().then(() => 'ok', (e: Error) => `down: ${e.message}`),
     ]);
     const [database, temporal] = checks;
-    const ready = checks.every((c) => c === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal });
+    // Each ticket source configured here (e.g. Jira: its statuses exist), by name.
+    const sources: Record<string, string> = {};
+    for (const name of ticketSourceNames()) {
+      const check = await ticketSource(name)
+        ?.ready?.(deps.sourceClients ?? {})
+        .catch((e: Error) => ({ ok: false as const, reason: e.message }));
+      if (check) sources[name] = check.ok ? 'ok' : `down: ${check.reason}`;
+    }
+    const ready = checks.every((c) => c === 'ok') && Object.values(sources).every((c) => c === 'ok');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal, ...(Object.keys(sources).length > 0 ? { sources } : {}) });
   });
 
   // Pipelines' run events: signed like ticket deliveries, with their own secret; mounted before /webhooks/:source.

@@ -17,8 +17,16 @@ export interface TicketSource {
   readonly keyExample: string;
   /** Authenticates the raw bytes as received, before anything parses them. */
   verifyDelivery(delivery: RawDelivery): DeliveryCheck;
-  /** Validates an authenticated delivery into the normalised ticket and the keys that make a repeat a no-op. */
-  parseDelivery(delivery: RawDelivery, grammars: GrammarRegistry): DeliveryParse;
+  /**
+   * Validates an authenticated delivery into the normalised ticket and the keys that make a repeat a no-op. A source
+   * that must ask its system what the payload cannot say (approvals, say) answers with a promise; `clients` are the
+   * API process's clients by source name. Throwing means the source could not be asked: the sender should retry.
+   */
+  parseDelivery(delivery: RawDelivery, grammars: GrammarRegistry, clients?: SourceClients): DeliveryParse | Promise<DeliveryParse>;
+  /** Optional: whether the source is usable as configured (/readyz); undefined when it is not configured here. */
+  ready?(clients: SourceClients): Promise<DeliveryCheck | undefined>;
+  /** A delivery for a ticket whose workflow has finished is acknowledged (202) instead of 409: for senders that retry a 409. */
+  readonly acknowledgeFinalized?: boolean;
   /** The worker's write-back adapter, built from the clients the worker process was wired with. */
   writeBack(clients: SourceClients): TicketWriteBack;
 }
@@ -47,6 +55,8 @@ export interface DedupKeys {
 
 export type DeliveryParse =
   | { ok: true; snapshot: TicketSnapshot; dedup: DedupKeys }
+  /** Authentic and understood, but nothing for a workflow (an event the source does not read): 202, no effect. */
+  | { ok: 'ignored'; reason: string }
   | { ok: false; code: 'MALFORMED_JSON' | 'VALIDATION_FAILED'; message: string; issues: FieldIssue[] };
 
 /** Clients by source name, as the worker process was wired (ServiceNow: its Table API client). */

@@ -10,9 +10,10 @@ import { InitialSchema1763900000000 } from './migrations/1763900000000-initial-s
 import { ClosureVerdicts1764100000000 } from './migrations/1764100000000-closure-verdicts';
 import { ApiTokens1764000000000 } from './migrations/1764000000000-api-tokens';
 import { IdentityInventory1764300000000 } from './migrations/1764300000000-identity-inventory';
+import { TicketVersionsBigint1764450000000 } from './migrations/1764450000000-ticket-versions-bigint';
 
 export const ENTITIES = [EvidenceRecord, WebhookDelivery, ApiToken, ClosureVerdictRecord, InventoryIdentity];
-export const MIGRATIONS = [InitialSchema1763900000000, ApiTokens1764000000000, ClosureVerdicts1764100000000, IdentityInventory1764300000000];
+export const MIGRATIONS = [InitialSchema1763900000000, ApiTokens1764000000000, ClosureVerdicts1764100000000, IdentityInventory1764300000000, TicketVersionsBigint1764450000000];
 
 const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
