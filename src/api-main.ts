@@ -1,6 +1,10 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
-import { loadConfig, oidcSettings } from './config';
+import { jiraSite, loadConfig, oidcSettings } from './config';
+import { ClosureVerdictStore } from './closure/verdict-store';
+import { JiraClient } from './itsm/jira/jira-client';
+import { JiraRuntime } from './itsm/jira/jira-runtime';
+import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
@@ -16,6 +20,22 @@ async function main(): Promise<void> {
   const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
   const grammars = new GrammarRegistry(connectors, policy);
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
+  // Jira, when a site is configured: its statuses are read now; /readyz names any configured status it lacks.
+  const site = jiraSite(config);
+  let jira: JiraRuntime | undefined;
+  if (site) {
+    const verdicts = new ClosureVerdictStore(ds);
+    jira = new JiraRuntime({
+      client: new JiraClient(site),
+      settings: loadJiraSettings(config.JIRA_SETTINGS),
+      verdicts: async (key) => {
+        const v = await verdicts.latest('jira', key);
+        return v ? { allowed: v.view.allowed, reasons: v.view.reasons } : null;
+      },
+      log: log.child('jira'),
+    });
+    await jira.loadStatuses();
+  }
   const app = createApp({
     ds,
     workflows,
@@ -24,6 +44,7 @@ async function main(): Promise<void> {
     evidence: new EvidenceStore(ds),
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
+    ...(jira && config.JIRA_WEBHOOK_SECRET ? { sourceSecrets: { jira: config.JIRA_WEBHOOK_SECRET }, sourceClients: { jira } } : {}),
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,

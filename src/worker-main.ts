@@ -1,6 +1,9 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { discoveryIntervalMs, loadConfig } from './config';
+import { discoveryIntervalMs, jiraSite, loadConfig } from './config';
+import { JiraClient } from './itsm/jira/jira-client';
+import { JiraRuntime } from './itsm/jira/jira-runtime';
+import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
@@ -18,13 +21,24 @@ async function main(): Promise<void> {
   const ds = await openDatabase(config.DATABASE_URL, { migrate: false });
   const registry = new ConnectorRegistry(loadConnectorsFile(config.CONNECTORS_CONFIG));
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const evidence = new EvidenceStore(ds);
+  const site = jiraSite(config);
+  const jira = site
+    ? new JiraRuntime({
+        client: new JiraClient(site),
+        settings: loadJiraSettings(config.JIRA_SETTINGS),
+        evidenceHead: async (ticketKey) => (await evidence.list(ticketKey)).at(-1)?.hash,
+        log: log.child('jira'),
+      })
+    : undefined;
   const worker = await createWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS,
     registry,
-    evidence: new EvidenceStore(ds),
+    evidence,
+    ...(jira ? { sourceClients: { jira } } : {}),
     verdicts: new ClosureVerdictStore(ds),
     servicenow: new ServiceNowClient({
       baseUrl: config.SERVICENOW_URL,
