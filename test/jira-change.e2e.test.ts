@@ -134,6 +134,28 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     expect(new Set(markers).size).toBe(markers.length);
   });
 
+  it('a pending JSM approval keeps a change in Implementing from granting; its approval lets the joiner run', async () => {
+    const account = uniqueAccount('jirap');
+    const { key } = stack.jiraSim.createIssue({
+      summary: 'approval pending',
+      [ACTIONS_FIELD]: JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT1H' }]),
+    });
+    const approval = stack.jiraSim.addApproval(key, 'Change manager', ['cm-1']);
+    // Someone moves it on by hand while the approval is still pending.
+    toImplementing(key);
+    const state = await waitFor('Implementing delivered', async () => {
+      const s = await stack.workflows.status('jira', key);
+      return s?.sourceState === 'Implementing' ? s : null;
+    });
+    expect(state).toMatchObject({ phase: 'authorization' });
+    expect(state.steps[0]?.status).toBe('waiting-authorization');
+    expect(await stack.accountExists(account)).toBe(false);
+
+    stack.jiraSim.decide(key, approval.id, 'cm-1', 'approve');
+    await waitFor('the joiner to grant', () => stack.accountExists(account));
+    expect(await stack.workflows.status('jira', key)).toMatchObject({ phase: 'implement', sourceState: 'Implementing' });
+  });
+
   it('a Completed forced past the validator before the gate passes is moved back to Implementing with a comment listing the reasons; the workflow never sees it closed, and a repeat does nothing more', async () => {
     const uid = `cgj-${randomBytes(4).toString('hex')}`;
     const { key } = stack.jiraSim.createIssue({ summary: 'forced close', [ACTIONS_FIELD]: JSON.stringify([ldapJoiner(uid)]) });

@@ -393,6 +393,11 @@ export function createJiraSimulator(opts: JiraSimulatorOptions): JiraSimulator {
     // The approval step moves the request on, as a JSM change's approval configuration does.
     if (approval.finalDecision === 'declined' && statusByName.has('Declined')) moveTo(issue, 'Declined', 'issue_approval_declined');
     else if (issue.approvals.every((a) => a.finalDecision === 'approved') && issue.status === 'Authorize') moveTo(issue, 'Awaiting implementation', 'issue_approval_approved');
+    else {
+      // Decided with nothing to move (the change is already past Authorize): the Approvals field changed all the same.
+      issue.updated = tick();
+      fire('jira:issue_updated', issue, { issue_event_type_name: 'issue_generic', changelog: changelog([{ field: 'Approvals', from: null, to: null, fromString: 'pending', toString: approval.finalDecision }]) });
+    }
   };
 
   // ---- HTTP ---------------------------------------------------------------------------------------------------------
