@@ -178,6 +178,31 @@ describe('the Jira client and write-back against the simulated site', () => {
     expect(await jiraWriteBack(runtime).postNote({ ...ticket, recordId: '999999999' }, 'm', 't').catch((e: unknown) => e)).toMatchObject({ kind: 'not_found' });
   });
 
+  it('the close guard lets a close through only when the gate property passes for the actions the issue holds now; otherwise it moves the issue back, once', async () => {
+    const client = basic();
+    const runtime = new JiraRuntime({ client, settings: DEMO_JIRA_SETTINGS, verdicts: async () => ({ allowed: false, reasons: ['step joiner:1 is still running'] }) });
+    const { key, id } = sim.createIssue({ summary: 'guard' });
+    for (const to of ['Authorize', 'Awaiting implementation', 'Implementing']) await client.transitionTo(key, to);
+    const facts = (digest: string) => ({ issueId: id, key, status: 'Completed', version: 5, emergency: false, actions: [], actionsDigest: digest });
+    await client.setProperty(key, GATE_PROPERTY, { passed: true, actionsSha256: 'a'.repeat(64) });
+    expect(sim.transition(key, 'Complete')).toEqual({ ok: true });
+    const through = await runtime.admit(facts('a'.repeat(64)), 'e1', new Date());
+    expect('deliver' in through && through.deliver).toMatchObject({ phase: 'closed', sourceState: 'Completed' });
+    expect(sim.issue(key)?.status).toBe('Completed');
+
+    // The gate was written for other actions than the issue holds now: back to Implementing, with the reasons.
+    const back = await runtime.admit(facts('b'.repeat(64)), 'e2', new Date());
+    expect(back).toEqual({ ignored: 'closed before the gate allowed it: moved back to Implementing' });
+    expect(sim.issue(key)?.status).toBe('Implementing');
+    const comments = sim.commentTexts(key).filter((t) => t.includes('[changegate reverted:5]'));
+    expect(comments).toHaveLength(1);
+    expect(comments[0]).toContain('- the gate was written for other identity actions than the issue holds now\n- step joiner:1 is still running');
+    // The same delivery again: the issue no longer stands in a closing status, and the comment is there already.
+    await runtime.admit(facts('b'.repeat(64)), 'e2', new Date());
+    expect(sim.issue(key)?.status).toBe('Implementing');
+    expect(sim.commentTexts(key).filter((t) => t.includes('[changegate reverted:5]'))).toHaveLength(1);
+  });
+
   it('comments that are not ADF are refused with an ErrorCollection naming the field', async () => {
     const { key } = sim.createIssue({ summary: 'adf' });
     await expect(basic().addComment(key, { type: 'doc', version: 1, content: [{ type: 'paragraph', content: [{ type: 'text', text: '' }] }] })).rejects.toMatchObject({
