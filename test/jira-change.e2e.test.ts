@@ -216,6 +216,38 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     expect(state).toMatchObject({ version: newest, phase: 'implement', sourceState: 'Implementing', deliveries: 4 });
   });
 
+  it('a delivery the gateway cannot check with Jira (the approval API failing) is 503, and Jira retries it with the same identifier until it lands', async () => {
+    const { key } = stack.jiraSim.createIssue({ summary: 'retried' });
+    await waitFor('the created delivery', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Planning');
+    stack.jiraSim.fault = { kind: 'server-error', status: 503, times: 1, path: /\/approval$/ };
+    expect(stack.jiraSim.transition(key, 'Request authorization')).toEqual({ ok: true });
+    const delivery = stack.jiraSim.deliveries.at(-1)!;
+    await waitFor('Authorize delivered', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Authorize');
+    expect(delivery).toMatchObject({ attempts: 2, status: 202 });
+    const rows: Array<{ event_id: string }> = await stack.ds.query('SELECT event_id FROM webhook_deliveries WHERE source = ? AND ticket_number = ?', ['jira', key]);
+    expect(rows.map((r) => r.event_id)).toContain(delivery.identifier);
+  });
+
+  it('a rate-limited gate write is retried after Retry-After and lands; a late delivery for a finished ticket is acknowledged, not refused', async () => {
+    stack.jiraSim.fault = { kind: 'rate-limit', retryAfterSeconds: 1, times: 1, path: /\/properties\// };
+    const { key } = stack.jiraSim.createIssue({ summary: 'no identity actions' });
+    // A change without identity actions gets `not_applicable`, which passes; the first PUT of it was answered 429.
+    await waitFor('the gate property, passed', () => (stack.jiraSim.property(key, GATE_PROPERTY) as { passed?: boolean } | undefined)?.passed === true);
+    expect(stack.jiraSim.fault).toBeUndefined();
+    // One change whose delivery Jira holds back, to arrive after the ticket has finished.
+    stack.jiraSim.sendWebhooks = false;
+    expect(stack.jiraSim.transition(key, 'Request authorization')).toEqual({ ok: true });
+    stack.jiraSim.sendWebhooks = true;
+    const held = stack.jiraSim.deliveries.at(-1)!;
+    for (const t of ['Authorize', 'Start implementation']) expect(stack.jiraSim.transition(key, t)).toEqual({ ok: true });
+    await waitFor('Implementing', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Implementing');
+    expect(stack.jiraSim.transition(key, 'Complete')).toEqual({ ok: true });
+    await waitFor('the workflow to complete', async () => (await stack.workflows.client.workflow.getHandle(`change-jira-${key}`).describe()).status.name === 'COMPLETED');
+    const late = await signed(held.raw, held.identifier);
+    expect(late.status).toBe(202);
+    expect(late.data).toMatchObject({ workflowId: `change-jira-${key}`, ignored: "the ticket's workflow has finished" });
+  });
+
   it('a bad X-Hub-Signature is 401 and changes nothing; so is a missing one and one made with another secret', async () => {
     stack.jiraSim.sendWebhooks = false;
     let key: string;

@@ -39,6 +39,7 @@ export interface GateProperty {
 export const tagOf = (marker: string) => `[changegate ${marker}]`;
 
 const STATUS_RECHECK_MS = 30_000;
+const NOTED_LIMIT = 10_000;
 
 /** A decision the edge took about a delivery. */
 export type EdgeOutcome =
@@ -103,6 +104,8 @@ export class JiraRuntime {
       return { posted: false };
     }
     await this.client.addComment(issue, adfParagraphs(`${tag}\n${text}`));
+    // Only a shortcut (the comments are the record): bounded, so a long-running process does not grow with it.
+    if (this.noted.size >= NOTED_LIMIT) this.noted.clear();
     this.noted.add(memo);
     return { posted: true };
   }
