@@ -57,7 +57,7 @@ process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
 function jiraGatewayOptions(config: ReturnType<typeof loadConfig>, simulator: boolean, port: number): Parameters<typeof startGateway>[0]['jira'] {
-  const settings = loadJiraSettings(resolve(ROOT, config.JIRA_SETTINGS));
+  const settings = loadJiraSettings(config.JIRA_SETTINGS, ROOT);
   const webhookSecret = config.JIRA_WEBHOOK_SECRET as string;
   if (simulator) {
     const stateFile = resolve(ROOT, '.data/jira-simulator.json');

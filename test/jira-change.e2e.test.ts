@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import axios, { type AxiosResponse } from 'axios';
 import { adfParagraphs } from '../src/itsm/jira/jira-adf';
 import { GATE_PROPERTY, DEMO_JIRA_SETTINGS } from '../src/itsm/jira/jira-settings';
-import { ACTIONS_FIELD, CHANGE_TYPE_FIELD, VALIDATOR_MESSAGE } from '../src/itsm/jira/jira-simulator';
+import { ACTIONS_FIELD, CHANGE_TYPE_FIELD, PLANNED_END_FIELD, VALIDATOR_MESSAGE } from '../src/itsm/jira/jira-simulator';
 import { signJiraWebhook } from '../src/itsm/jira/jira-signature';
 import { LDAP_BASE_DN, type LdapTestServer, startLdapServer } from './support/servers/ldap';
 import { type Stack, createAccount, startStack, uniqueAccount, waitFor } from './support/stack';
@@ -303,11 +303,12 @@ describe('Jira changes through the gateway, the simulated site and real targets'
   it('an unknown change-type option is Normal and the issue says so; Emergency is emergency only when the field says it', async () => {
     stack.jiraSim.addChangeTypeOption('Freeze Period');
     const uid = `cgj-${randomBytes(4).toString('hex')}`;
-    const frozen = stack.jiraSim.createIssue({ summary: 'freeze', [CHANGE_TYPE_FIELD]: { value: 'Freeze Period' }, [ACTIONS_FIELD]: JSON.stringify([ldapJoiner(uid)]) });
+    const frozen = stack.jiraSim.createIssue({ summary: 'freeze', [CHANGE_TYPE_FIELD]: { value: 'Freeze Period' }, [ACTIONS_FIELD]: JSON.stringify([ldapJoiner(uid)]), [PLANNED_END_FIELD]: '2026-12-01T19:00:00.000+0100' });
     const note = await waitFor('the change-type comment', () => stack.jiraSim.commentTexts(frozen.key).find((t) => t.includes('[changegate change-type:Freeze Period]')));
     expect(note).toContain("Change type 'Freeze Period' is not one changegate knows (Standard, Normal, Emergency): this change is treated as Normal");
     const state = await waitFor('the workflow', () => stack.workflows.status('jira', frozen.key));
-    expect(state).toMatchObject({ emergency: false, phase: 'draft' });
+    // The planned end (the settings' windowEndField) is the change window's end, in UTC.
+    expect(state).toMatchObject({ emergency: false, phase: 'draft', windowEnd: '2026-12-01T18:00:00.000Z' });
     expect(state.steps[0]?.status).toBe('waiting-authorization');
 
     const urgent = stack.jiraSim.createIssue({ summary: 'emergency', [CHANGE_TYPE_FIELD]: { value: 'Emergency' } });

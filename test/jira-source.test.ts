@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { adfParagraphs, adfProblems, extractActionsBlock } from '../src/itsm/jira/jira-adf';
 import { JiraClient, JiraError, jiraBaseUrl } from '../src/itsm/jira/jira-client';
 import { JiraRuntime, jiraWriteBack } from '../src/itsm/jira/jira-runtime';
-import { DEMO_JIRA_SETTINGS, GATE_PROPERTY, parseJiraSettings } from '../src/itsm/jira/jira-settings';
+import { DEMO_JIRA_SETTINGS, GATE_PROPERTY, loadJiraSettings, parseJiraSettings } from '../src/itsm/jira/jira-settings';
 import { type JiraSimulator, createJiraSimulator } from '../src/itsm/jira/jira-simulator';
 import { signJiraWebhook, verifyJiraSignature } from '../src/itsm/jira/jira-signature';
 import { jiraVersion, parseJiraDateTime } from '../src/itsm/jira/jira-version';
@@ -71,6 +71,13 @@ describe('X-Hub-Signature', () => {
 });
 
 describe('Jira settings', () => {
+  it('load from a file or from JSON given inline, and name the file when it cannot be read', () => {
+    expect(loadJiraSettings('config/jira.demo.json')).toEqual(DEMO_JIRA_SETTINGS);
+    expect(loadJiraSettings(JSON.stringify({ ...DEMO_JIRA_SETTINGS, projectKey: 'OPS' })).projectKey).toBe('OPS');
+    expect(() => loadJiraSettings('config/nope.json')).toThrow(/cannot read Jira settings config\/nope.json/);
+    expect(() => loadJiraSettings('{"projectKey": "x"}')).toThrow(/invalid Jira settings in JIRA_SETTINGS:\n {2}projectKey: must be a Jira project key/);
+  });
+
   it('refuse a revert status that is not mapped or is final, naming the field', () => {
     expect(() => parseJiraSettings({ ...DEMO_JIRA_SETTINGS, revertStatus: 'Nowhere' }, 'test')).toThrow(/revertStatus: 'Nowhere' is not one of the statuses statusPhases maps/);
     expect(() => parseJiraSettings({ ...DEMO_JIRA_SETTINGS, revertStatus: 'Completed' }, 'test')).toThrow(/revertStatus: must map to a phase that is not final/);

@@ -95,7 +95,7 @@ export function adfProblems(body: unknown): string[] {
       return;
     }
     const allowed = block ? BLOCKS : INLINE;
-    if (!allowed.has(node.type) && !(node.type === 'listItem' || node.type === 'paragraph')) problems.push(`${path}.type: '${node.type}' is not allowed here`);
+    if (!allowed.has(node.type)) problems.push(`${path}.type: '${node.type}' is not allowed here`);
     if (node.type === 'text' && (typeof node.text !== 'string' || node.text.length === 0)) problems.push(`${path}.text: must be a non-empty string`);
     if (node.content !== undefined) {
       if (!Array.isArray(node.content)) problems.push(`${path}.content: must be an array`);

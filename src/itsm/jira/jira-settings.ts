@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { PHASES, type Phase } from '../../change/ticket';
 
@@ -55,14 +56,17 @@ export function parseJiraSettings(value: unknown, origin: string): JiraSettings 
   return parsed.data;
 }
 
-export function loadJiraSettings(file: string): JiraSettings {
+/** JIRA_SETTINGS: a file name, or the settings themselves as JSON (starting with `{`), e.g. from a secret store. */
+export function loadJiraSettings(fileOrJson: string, baseDir?: string): JiraSettings {
+  const inline = fileOrJson.trim().startsWith('{');
+  const origin = inline ? 'JIRA_SETTINGS' : baseDir ? resolve(baseDir, fileOrJson) : fileOrJson;
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    json = JSON.parse(inline ? fileOrJson : readFileSync(origin, 'utf8'));
   } catch (err) {
-    throw new Error(`cannot read Jira settings ${file}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`cannot read Jira settings ${origin}: ${(err as Error).message}`, { cause: err });
   }
-  return parseJiraSettings(json, file);
+  return parseJiraSettings(json, origin);
 }
 
 /** The demo project of the simulator (config/jira.demo.json holds the same). */
