@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import axios from 'axios';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adfParagraphs, adfProblems, extractActionsBlock } from '../src/itsm/jira/jira-adf';
@@ -154,13 +155,13 @@ describe('the Jira client and write-back against the simulated site', () => {
 
   it('issue properties: 201 created, 200 updated, over 32,768 characters refused by the site and by the client', async () => {
     const { key } = sim.createIssue({ summary: 'properties' });
-    const put = (value: unknown) => fetch(`${url}/rest/api/3/issue/${key}/properties/x.y`, { method: 'PUT', headers: { authorization: `Basic ${Buffer.from(`${EMAIL}:${TOKEN}`).toString('base64')}`, 'content-type': 'application/json' }, body: JSON.stringify(value) });
+    const put = (value: unknown) => axios.put(`${url}/rest/api/3/issue/${key}/properties/x.y`, value, { auth: { username: EMAIL, password: TOKEN }, validateStatus: () => true });
     expect((await put({ a: 1 })).status).toBe(201);
     expect((await put({ a: 2 })).status).toBe(200);
     const big = { text: 'x'.repeat(32_800) };
     const refused = await put(big);
     expect(refused.status).toBe(400);
-    expect(((await refused.json()) as { errorMessages: string[] }).errorMessages[0]).toMatch(/too long/);
+    expect((refused.data as { errorMessages: string[] }).errorMessages[0]).toMatch(/too long/);
     await expect(basic().setProperty(key, 'x.y', big)).rejects.toMatchObject({ kind: 'refused', message: expect.stringMatching(/Jira allows 32768/) });
     expect(await basic().getProperty(key, 'no.such')).toBeUndefined();
   });

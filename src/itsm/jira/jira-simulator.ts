@@ -250,6 +250,8 @@ export function createJiraSimulator(opts: JiraSimulatorOptions): JiraSimulator {
     // One at a time, in the order the site saved the changes; each retried with the same identifier.
     const p = (queue = queue.then(async () => {
       for (let i = 0; i < attempts; i++) {
+        // No webhook (any more): the event stays recorded, unsent.
+        if (!webhook) return;
         d.attempts++;
         d.status = await post(d, i);
         if (!RETRIED(d.status)) return;
