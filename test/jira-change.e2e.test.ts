@@ -166,7 +166,7 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     const forced = stack.jiraSim.deliveries.at(-1)!;
     await waitFor('the issue back in Implementing', () => status(key) === 'Implementing' && stack.jiraSim.commentTexts(key).some((t) => t.includes('[changegate reverted:')));
     const comment = stack.jiraSim.commentTexts(key).find((t) => t.includes('[changegate reverted:'))!;
-    expect(comment).toContain(`${key} was moved to 'Completed' before changegate's closure gate allowed it, so it was moved back to 'Implementing'`);
+    expect(comment).toContain(`${key} stands in 'Completed' while changegate's closure gate does not allow it to close, so it was moved back to 'Implementing'`);
     expect(comment).toContain(`- the issue property ${GATE_PROPERTY} does not say passed`);
     expect(comment).toMatch(/- .*waits for a change manager to decide on privileged grant\(s\): group=cg-readers/);
     await waitFor('the revert delivered', async () => (await stack.workflows.status('jira', key))?.version !== undefined && stack.jiraSim.deliveries.at(-1)?.status === 202);

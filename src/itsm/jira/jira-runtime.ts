@@ -84,9 +84,11 @@ export class JiraRuntime {
 
   /** Not ready while the statuses are unknown, or while a configured status does not exist in the project. */
   async ready(): Promise<{ ok: true } | { ok: false; reason: string }> {
-    if ((!this.statuses || this.statusError) && this.now() - this.statusesReadAt > STATUS_RECHECK_MS) await this.loadStatuses();
+    const missingNow = () => Object.keys(this.settings.statusPhases).filter((name) => !this.statuses?.has(name));
+    // While not ready, the project is read again now and then: a status an administrator adds counts without a restart.
+    if ((!this.statuses || this.statusError || missingNow().length > 0) && this.now() - this.statusesReadAt > STATUS_RECHECK_MS) await this.loadStatuses();
     if (!this.statuses) return { ok: false, reason: this.statusError ?? 'statuses not read yet' };
-    const missing = Object.keys(this.settings.statusPhases).filter((name) => !this.statuses?.has(name));
+    const missing = missingNow();
     if (missing.length > 0) {
       return { ok: false, reason: `configured status${missing.length > 1 ? 'es' : ''} ${missing.map((m) => `'${m}'`).join(', ')} do${missing.length > 1 ? '' : 'es'} not exist in project ${this.settings.projectKey}` };
     }
@@ -185,7 +187,7 @@ export class JiraRuntime {
     await this.commentOnce(
       facts.issueId,
       `reverted:${facts.version}`,
-      [`${facts.key} was moved to '${facts.status}' before changegate's closure gate allowed it, so it was moved back to '${this.settings.revertStatus}'. Reasons:`, ...reasons.map((r) => `- ${r}`)].join('\n'),
+      [`${facts.key} stands in '${facts.status}' while changegate's closure gate does not allow it to close, so it was moved back to '${this.settings.revertStatus}'. Reasons:`, ...reasons.map((r) => `- ${r}`)].join('\n'),
     );
     this.opts.log?.warn('jira close reverted', { ticket: facts.key, status: facts.status, reasons: reasons.length });
     return `closed before the gate allowed it: moved back to ${this.settings.revertStatus}`;
