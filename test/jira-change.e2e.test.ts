@@ -313,6 +313,9 @@ describe('Jira changes through the gateway, the simulated site and real targets'
 
     const urgent = stack.jiraSim.createIssue({ summary: 'emergency', [CHANGE_TYPE_FIELD]: { value: 'Emergency' } });
     expect(await waitFor('the emergency workflow', () => stack.workflows.status('jira', urgent.key))).toMatchObject({ emergency: true });
+    // Never inferred: a summary shouting EMERGENCY with no change type is a Normal change.
+    const shouted = stack.jiraSim.createIssue({ summary: 'EMERGENCY: urgent emergency change' });
+    expect(await waitFor('the shouted workflow', () => stack.workflows.status('jira', shouted.key))).toMatchObject({ emergency: false });
     // The same unknown option again: no second comment.
     stack.jiraSim.updateFields(frozen.key, { summary: 'freeze, edited' });
     await waitFor('the edit delivered', async () => (await stack.workflows.status('jira', frozen.key))?.deliveries === 2);
