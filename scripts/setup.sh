@@ -15,9 +15,13 @@ mkdir -p .data
 # was made are appended, never regenerated.
 for key in CHANGEGATE_APP_PASSWORD MYSQL_LOCAL_PASSWORD SERVICENOW_WEBHOOK_SECRET CHANGEGATE_ADMIN_TOKEN \
   SERVICENOW_PASSWORD POSTGRES_LOCAL_PASSWORD REDIS_LOCAL_PASSWORD RABBITMQ_LOCAL_PASSWORD LDAP_LOCAL_PASSWORD \
-  LDAP_LOCAL_ADMIN_PASSWORD DEPLOY_WEBHOOK_SECRET OPENBAO_DEMO_ROOT_TOKEN SECRET_SCANNING_WEBHOOK_SECRET; do
+  LDAP_LOCAL_ADMIN_PASSWORD DEPLOY_WEBHOOK_SECRET OPENBAO_DEMO_ROOT_TOKEN SECRET_SCANNING_WEBHOOK_SECRET JIRA_API_TOKEN \
+  JIRA_WEBHOOK_SECRET; do
   ensure_secret "$key"
 done
+
+# The Jira simulator's integration account is an e-mail, not a secret: written once like the rest.
+grep -q '^JIRA_USERNAME=' "$(demo_env_file)" 2>/dev/null || (umask 077 && printf 'JIRA_USERNAME=changegate@example.com\n' >> "$(demo_env_file)")
 
 for part in scripts/setup.d/*.sh; do
   [ -e "$part" ] || continue

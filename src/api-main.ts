@@ -1,6 +1,10 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
-import { loadConfig, oidcSettings, servicenowSettings } from './config';
+import { jiraSite, loadConfig, oidcSettings, servicenowSettings } from './config';
+import { ClosureVerdictStore } from './closure/verdict-store';
+import { JiraClient } from './itsm/jira/jira-client';
+import { JiraRuntime } from './itsm/jira/jira-runtime';
+import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
@@ -17,6 +21,22 @@ async function main(): Promise<void> {
   const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
   const grammars = new GrammarRegistry(connectors, policy);
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
+  // Jira, when a site is configured: its statuses are read now; /readyz names any configured status it lacks.
+  const site = jiraSite(config);
+  let jira: JiraRuntime | undefined;
+  if (site) {
+    const verdicts = new ClosureVerdictStore(ds);
+    jira = new JiraRuntime({
+      client: new JiraClient(site),
+      settings: loadJiraSettings(config.JIRA_SETTINGS),
+      verdicts: async (key) => {
+        const v = await verdicts.latest('jira', key);
+        return v ? { allowed: v.view.allowed, reasons: v.view.reasons } : null;
+      },
+      log: log.child('jira'),
+    });
+    await jira.loadStatuses();
+  }
   const app = createApp({
     ds,
     workflows,
@@ -29,6 +49,7 @@ async function main(): Promise<void> {
       webhookSecret: config.SECRET_SCANNING_WEBHOOK_SECRET,
       ...(config.GITHUB_TOKEN ? { github: { apiUrl: config.GITHUB_API_URL, token: config.GITHUB_TOKEN } } : {}),
     },
+    ...(jira && config.JIRA_WEBHOOK_SECRET ? { sourceSecrets: { jira: config.JIRA_WEBHOOK_SECRET } } : {}),
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
@@ -38,6 +59,7 @@ async function main(): Promise<void> {
     sourceClients: {
       servicenow: new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD }),
       servicenowSettings: servicenowSettings(config),
+      ...(jira ? { jira } : {}),
     },
   });
   const server: Server = await new Promise((resolve) => {

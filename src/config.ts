@@ -94,6 +94,17 @@ export const configSchema = z.object({
     .transform((v) => v.split(',').map((a) => a.trim()).filter(Boolean))
     .pipe(z.array(z.enum(ASYMMETRIC_ALGORITHMS, { message: `each must be one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (no HS*, no none)` })).min(1)),
   OIDC_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  /** Jira Cloud site (basic auth with JIRA_USERNAME, an e-mail, and JIRA_API_TOKEN); unset with no JIRA_CLOUD_ID, no Jira. */
+  JIRA_URL: z.preprocess((v) => (v === '' ? undefined : v), z.string().url().refine((u) => /^https:\/\//.test(u) || /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?(\/|$)/.test(u), 'must be https:// (http:// only on loopback)').optional()),
+  JIRA_USERNAME: z.string().email('must be the integration account\'s e-mail').optional(),
+  JIRA_API_TOKEN: z.string().min(1).optional(),
+  /** OAuth 2.0 (3LO) instead of basic auth: the site's cloud id and an access token (api.atlassian.com/ex/jira/{cloudId}). */
+  JIRA_CLOUD_ID: z.string().regex(/^[0-9a-fA-F-]{8,64}$/, 'must be the cloud id from accessible-resources').optional(),
+  JIRA_OAUTH_TOKEN: z.string().min(1).optional(),
+  /** The secret of the admin webhook (X-Hub-Signature). */
+  JIRA_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
+  /** Status → phase mapping, custom field ids and the revert status of the Jira project (src/itsm/jira/jira-settings.ts). */
+  JIRA_SETTINGS: z.string().min(1).default('config/jira.demo.json'),
   CONNECTORS_CONFIG: z.string().min(1).default('config/connectors.demo.json'),
   /** The governance policy file: who is who on a ticket, which grants need a change manager's decision. */
   CHANGEGATE_POLICY: z.string().min(1).default('config/policy.demo.json'),
@@ -127,6 +138,11 @@ export function reconcileIntervalMs(c: Config): number {
 /** Cross-field rules, kept off configSchema so that it stays pickable (migrate-config). */
 const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
   if (c.OIDC_ISSUER && !c.OIDC_AUDIENCE) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['OIDC_AUDIENCE'], message: 'is required when OIDC_ISSUER is set' });
+  if (c.JIRA_URL && c.JIRA_CLOUD_ID) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['JIRA_CLOUD_ID'], message: 'set either JIRA_URL (basic auth) or JIRA_CLOUD_ID (OAuth), not both' });
+  const jiraNeeds = c.JIRA_URL ? (['JIRA_USERNAME', 'JIRA_API_TOKEN', 'JIRA_WEBHOOK_SECRET'] as const) : c.JIRA_CLOUD_ID ? (['JIRA_OAUTH_TOKEN', 'JIRA_WEBHOOK_SECRET'] as const) : [];
+  for (const key of jiraNeeds) {
+    if (!c[key]) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `is required when ${c.JIRA_URL ? 'JIRA_URL' : 'JIRA_CLOUD_ID'} is set` });
+  }
   for (const key of ['OIDC_AUDIENCE', 'OIDC_JWKS_URL'] as const) {
     if (c[key] && !c.OIDC_ISSUER) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'has no effect without OIDC_ISSUER' });
   }
@@ -142,6 +158,13 @@ export function oidcSettings(c: Config): OidcSettings | undefined {
     algorithms: c.OIDC_ALGORITHMS,
     clockToleranceSeconds: c.OIDC_CLOCK_TOLERANCE_SECONDS,
   };
+}
+
+/** The Jira site as configured (basic auth or OAuth), or undefined when none is. */
+export function jiraSite(c: Config): { kind: 'basic'; siteUrl: string; email: string; apiToken: string } | { kind: 'oauth'; cloudId: string; accessToken: string } | undefined {
+  if (c.JIRA_URL && c.JIRA_USERNAME && c.JIRA_API_TOKEN) return { kind: 'basic', siteUrl: c.JIRA_URL, email: c.JIRA_USERNAME, apiToken: c.JIRA_API_TOKEN };
+  if (c.JIRA_CLOUD_ID && c.JIRA_OAUTH_TOKEN) return { kind: 'oauth', cloudId: c.JIRA_CLOUD_ID, accessToken: c.JIRA_OAUTH_TOKEN };
+  return undefined;
 }
 
 /** Milliseconds between discovery runs (validated by the schema). */

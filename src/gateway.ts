@@ -13,6 +13,10 @@ import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { ServiceNowReconciler } from './itsm/servicenow/servicenow-reconciler';
 import type { ServiceNowSettings } from './itsm/servicenow/servicenow-source';
 import { servicenow as servicenowSource, servicenowWriteBack } from './itsm/servicenow/servicenow-source';
+import { type JiraAuth, JiraClient } from './itsm/jira/jira-client';
+import { JiraRuntime } from './itsm/jira/jira-runtime';
+import type { JiraSettings } from './itsm/jira/jira-settings';
+import { type JiraSimulator, type JiraSimulatorOptions, createJiraSimulator } from './itsm/jira/jira-simulator';
 import { createLogger, type Logger } from './logger';
 import { EMPTY_POLICY, Policy, type PolicyInput } from './policy/policy';
 import { openDatabase } from './persistence/data-source';
@@ -41,6 +45,15 @@ export interface GatewayOptions {
   /** A real instance, or the simulator (its business rule fires signed webhooks at this gateway's API). */
   servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number; numberBase?: number } };
   webhookSecret: string;
+  /**
+   * Jira Service Management as a second ticket source: a real site (basic auth or OAuth), or the simulator (its
+   * webhooks signed with `webhookSecret` at this gateway's /webhooks/jira). Without it, /webhooks/jira refuses.
+   */
+  jira?: {
+    site: { auth: JiraAuth } | { simulator: Omit<JiraSimulatorOptions, 'webhook'> & { port?: number } };
+    settings: JiraSettings;
+    webhookSecret: string;
+  };
   /** Pipelines' run events (POST /webhooks/deploy); without it they are refused. */
   deployWebhookSecret?: string;
   /** Secret scanners' leak reports (POST /webhooks/secret-scanning); without a secret they are refused. */
@@ -75,6 +88,10 @@ export interface Gateway {
   /** The API's express app (undefined with `api: false`). */
   app?: express.Express;
   servicenowUrl: string;
+  /** The Jira site or simulator (unset without `jira`). */
+  jiraUrl?: string;
+  jiraSim?: JiraSimulator;
+  jira?: JiraRuntime;
   temporalAddress: string;
   ds: DataSource;
   evidence: EvidenceStore;
@@ -140,7 +157,43 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       servicenow = opts.servicenow;
     }
     const snClient = () => new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password });
-    const sourceClients = { servicenow: snClient(), servicenowSettings: opts.servicenowSettings ?? {} };
+    // Jira before the API: the edge reads the project's statuses at start and asks Jira about approvals and gates.
+    let jiraSim: JiraSimulator | undefined;
+    let jira: JiraRuntime | undefined;
+    let jiraUrl: string | undefined;
+    if (opts.jira) {
+      let auth: JiraAuth;
+      if ('simulator' in opts.jira.site) {
+        const { port, ...simOpts } = opts.jira.site.simulator;
+        const simulator = createJiraSimulator(simOpts);
+        const listening = await simulator.listen(port ?? 0);
+        stops.push(async () => {
+          simulator.setWebhook(undefined);
+          await simulator.waitForDeliveries();
+          await listening.close();
+        });
+        jiraSim = simulator;
+        auth = { kind: 'basic', siteUrl: listening.url, email: simOpts.email, apiToken: simOpts.apiToken };
+      } else {
+        auth = opts.jira.site.auth;
+      }
+      const client = new JiraClient(auth);
+      jiraUrl = client.baseUrl;
+      const verdictStore = new ClosureVerdictStore(ds);
+      jira = new JiraRuntime({
+        client,
+        settings: opts.jira.settings,
+        verdicts: async (key) => {
+          const v = await verdictStore.latest('jira', key);
+          return v ? { allowed: v.view.allowed, reasons: v.view.reasons } : null;
+        },
+        evidenceHead: async (ticketKey) => (await evidence.list(ticketKey)).at(-1)?.hash,
+        log: log.child('jira'),
+      });
+      // Not fatal: /readyz names what is wrong (a status that does not exist, a site that does not answer).
+      await jira.loadStatuses();
+    }
+    const sourceClients = { servicenow: snClient(), servicenowSettings: opts.servicenowSettings ?? {}, ...(jira ? { jira } : {}) };
     const sourceSettings = { servicenow: { ...(opts.servicenowSettings ?? {}) } };
     const policy = new Policy(opts.policy ?? EMPTY_POLICY);
     const grammars = new GrammarRegistry(opts.connectors, policy);
@@ -161,6 +214,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         webhookSecret: opts.webhookSecret,
         deployWebhookSecret: opts.deployWebhookSecret,
         ...(opts.leaks ? { leaks: opts.leaks } : {}),
+        ...(opts.jira ? { sourceSecrets: { jira: opts.jira.webhookSecret } } : {}),
         adminToken: opts.adminToken,
         oidc: opts.oidc,
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,
@@ -180,6 +234,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       if (simulator) stops.push(() => simulator.waitForDeliveries());
     }
 
+    if (jiraSim && apiUrl && opts.jira) jiraSim.setWebhook({ url: `${apiUrl}/webhooks/jira`, secret: opts.jira.webhookSecret });
 
     let worker: Worker | undefined;
     if (opts.worker !== false) {
@@ -197,7 +252,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         evidence,
         verdicts: new ClosureVerdictStore(ds),
         servicenow: sourceClients.servicenow,
-        sourceClients: { servicenowSettings: sourceClients.servicenowSettings },
+        sourceClients: { servicenowSettings: sourceClients.servicenowSettings, ...(jira ? { jira } : {}) },
         workflowBundle: opts.worker?.workflowBundle,
         maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
       });
@@ -226,7 +281,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       stops.push(() => r.stop());
     }
 
-    return { apiUrl, app, servicenowUrl: servicenow.url, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
+    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
   } catch (err) {
     await stop();
     throw err;

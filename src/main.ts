@@ -11,7 +11,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
-import { discoveryIntervalMs, loadConfig, oidcSettings, reconcileIntervalMs, servicenowSettings } from './config';
+import { discoveryIntervalMs, jiraSite, loadConfig, oidcSettings, reconcileIntervalMs, servicenowSettings } from './config';
+import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
 import { startGateway } from './gateway';
@@ -56,6 +57,17 @@ async function shutdown(code: number): Promise<void> {
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
+function jiraGatewayOptions(config: ReturnType<typeof loadConfig>, simulator: boolean, port: number): Parameters<typeof startGateway>[0]['jira'] {
+  const settings = loadJiraSettings(config.JIRA_SETTINGS, ROOT);
+  const webhookSecret = config.JIRA_WEBHOOK_SECRET as string;
+  if (simulator) {
+    const stateFile = resolve(ROOT, '.data/jira-simulator.json');
+    return { site: { simulator: { email: config.JIRA_USERNAME as string, apiToken: config.JIRA_API_TOKEN as string, port, stateFile } }, settings, webhookSecret };
+  }
+  const auth = jiraSite(config);
+  return auth ? { site: { auth }, settings, webhookSecret } : undefined;
+}
+
 async function main(): Promise<void> {
   const demo = readDemoSecrets();
   const demoConnectors = !process.env.CONNECTORS_CONFIG;
@@ -82,6 +94,15 @@ async function main(): Promise<void> {
     env.SERVICENOW_URL = `http://127.0.0.1:${simulatorPort}`;
     env.SERVICENOW_USERNAME = 'changegate';
     env.SERVICENOW_PASSWORD = demo.SERVICENOW_PASSWORD ?? 'changegate-demo-password';
+  }
+  // The Jira simulator on :8091 when no Jira site is configured; its issue numbers never repeat across restarts.
+  const jiraSimulator = !env.JIRA_URL && !env.JIRA_CLOUD_ID;
+  const jiraSimulatorPort = Number(env.JIRA_SIMULATOR_PORT ?? 8091);
+  env.JIRA_WEBHOOK_SECRET ??= demo.JIRA_WEBHOOK_SECRET;
+  if (jiraSimulator) {
+    env.JIRA_USERNAME = demo.JIRA_USERNAME ?? 'changegate@example.com';
+    env.JIRA_API_TOKEN = demo.JIRA_API_TOKEN ?? 'changegate-demo-jira-token';
+    env.JIRA_WEBHOOK_SECRET ??= 'changegate-demo-jira-webhook-secret';
   }
   const config = loadConfig(env);
   const temporalLevel = ({ debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const)[config.LOG_LEVEL];
@@ -125,6 +146,7 @@ async function main(): Promise<void> {
       ? { simulator: { username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD, port: simulatorPort, numberBase: freshNumberBase() } }
       : { url: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD },
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
+    jira: jiraGatewayOptions(config, jiraSimulator, jiraSimulatorPort),
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
     leaks: {
       webhookSecret: config.SECRET_SCANNING_WEBHOOK_SECRET,
@@ -148,6 +170,7 @@ async function main(): Promise<void> {
     temporal: gw.temporalAddress,
     temporalUi: devServer ? 'http://127.0.0.1:8233' : undefined,
     servicenow: gw.servicenowUrl,
+    jira: gw.jiraUrl,
     secrets: simulator ? '.data/demo.env' : undefined,
   });
 }

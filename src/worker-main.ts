@@ -1,8 +1,11 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { discoveryIntervalMs, loadConfig, reconcileIntervalMs, servicenowSettings } from './config';
+import { discoveryIntervalMs, jiraSite, loadConfig, reconcileIntervalMs, servicenowSettings } from './config';
 import { acceptDelivery } from './api/deliveries';
 import { GrammarRegistry } from './connectors/registry';
+import { JiraClient } from './itsm/jira/jira-client';
+import { JiraRuntime } from './itsm/jira/jira-runtime';
+import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { ServiceNowReconciler } from './itsm/servicenow/servicenow-reconciler';
 import { servicenow as servicenowSource, servicenowWriteBack } from './itsm/servicenow/servicenow-source';
 import { loadPolicyFile, Policy } from './policy/policy';
@@ -31,6 +34,16 @@ async function main(): Promise<void> {
   const snClient = () =>
     new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD });
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
+  const evidence = new EvidenceStore(ds);
+  const site = jiraSite(config);
+  const jira = site
+    ? new JiraRuntime({
+        client: new JiraClient(site),
+        settings: loadJiraSettings(config.JIRA_SETTINGS),
+        evidenceHead: async (ticketKey) => (await evidence.list(ticketKey)).at(-1)?.hash,
+        log: log.child('jira'),
+      })
+    : undefined;
   const worker = await createWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -39,10 +52,10 @@ async function main(): Promise<void> {
     registry,
     policy,
     endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
-    evidence: new EvidenceStore(ds),
+    evidence,
     verdicts: new ClosureVerdictStore(ds),
     servicenow: snClient(),
-    sourceClients: { servicenowSettings: snSettings },
+    sourceClients: { servicenowSettings: snSettings, ...(jira ? { jira } : {}) },
   });
   // The discovery schedule runs on this worker's task queue; every worker start brings it to the configured interval.
   const client = new Client({ connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }), namespace: config.TEMPORAL_NAMESPACE });

@@ -153,9 +153,9 @@ describe('a ticket source registered at runtime (a fake ITSM defined in this tes
   it('an unregistered source is 404 naming the registered ones, on the webhook and on the change routes', async () => {
     const webhook = await post('/webhooks/nope', {});
     expect(webhook.status).toBe(404);
-    expect(webhook.data.error).toEqual({ code: 'NOT_FOUND', message: "no ticket source named 'nope' (registered: servicenow, fake)", issues: [] });
+    expect(webhook.data.error).toEqual({ code: 'NOT_FOUND', message: "no ticket source named 'nope' (registered: servicenow, jira, fake)", issues: [] });
     const check = await get('/api/changes/nope/NOPE-1/closure-check');
     expect(check.status).toBe(404);
-    expect(check.data.error.message).toBe("no ticket source named 'nope' (registered: servicenow, fake)");
+    expect(check.data.error.message).toBe("no ticket source named 'nope' (registered: servicenow, jira, fake)");
   });
 });

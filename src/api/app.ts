@@ -50,7 +50,8 @@ export interface AppDeps {
   sourceSettings?: Readonly<Record<string, SourceSettings>>;
   /**
    * Clients of the ticket sources, as the worker gets them: the edge tells a requester on the ticket why a delivery
-   * was refused, and /readyz proves at start-up that the integration user has the rights write-backs need.
+   * was refused, and /readyz proves at start-up that the integration user has the rights write-backs need; sources
+   * that ask their system at the edge (Jira: statuses, approvals) use them to parse deliveries.
    */
   sourceClients?: SourceClients;
   /** How long a passed source check holds before /readyz asks again; a failed one is asked again after a minute. */
@@ -77,7 +78,15 @@ export function createApp(deps: AppDeps): express.Express {
       deps.workflows.ping().then(() => 'ok', (e: Error) => `down: ${e.message}`),
     ]);
     const [database, temporal] = checks;
-    const sources = await sourceChecks();
+    // Each ticket source configured here: the integration user's rights (ServiceNow), what the source must hold
+    // (Jira: its statuses exist), by name.
+    const sources: Record<string, string> = await sourceChecks();
+    for (const name of ticketSourceNames()) {
+      const check = await ticketSource(name)
+        ?.ready?.(deps.sourceClients ?? {})
+        .catch((e: Error) => ({ ok: false as const, reason: e.message }));
+      if (check && (check.ok ? sources[name] === undefined : true)) sources[name] = check.ok ? 'ok' : `down: ${check.reason}`;
+    }
     const ready = checks.every((c) => c === 'ok') && Object.values(sources).every((c) => c === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal, ...(Object.keys(sources).length > 0 ? { sources } : {}) });
   });

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { GrammarRegistry } from '../connectors/registry';
 import { workflowIdFor } from '../change/ticket';
 import { AppError } from '../errors';
-import type { DeliveryHeaders, DeliveryParse, RawDelivery, SourceSettings, TicketSource, TicketWriteBack } from '../itsm/source';
+import type { DeliveryHeaders, DeliveryParse, RawDelivery, SourceClients, SourceSettings, TicketSource, TicketWriteBack } from '../itsm/source';
 import type { Logger } from '../logger';
 import { WebhookDelivery } from '../persistence/entities/webhook-delivery.entity';
 import { type ChangeWorkflows, TicketFinalizedError } from '../temporal/temporal-client';
@@ -13,6 +13,8 @@ export interface DeliveryDeps {
   grammars: GrammarRegistry;
   /** The shared secret of the source the delivery names, if one is configured. */
   secret: string | undefined;
+  /** The API process's clients of ticket sources, by source name (sources that ask their system at the edge). */
+  sourceClients?: SourceClients;
   log: Logger;
   now?: () => number;
   /** Each source's own settings (ServiceNow: its state mapping), by source name. */
@@ -24,6 +26,8 @@ export interface DeliveryDeps {
 export interface DeliveryResult {
   workflowId: string;
   duplicate: boolean;
+  /** Why an authentic delivery had no effect (an event the source does not read, a finished ticket). */
+  ignored?: string;
 }
 
 class Duplicate extends Error {}
@@ -48,7 +52,16 @@ export async function receiveDelivery(deps: DeliveryDeps, source: TicketSource, 
  * de-duplicated and signalled: the one path both take.
  */
 export async function acceptDelivery(deps: DeliveryDeps, source: TicketSource, delivery: RawDelivery): Promise<DeliveryResult> {
-  const parsed = source.parseDelivery(delivery, deps.grammars, deps.sourceSettings?.[source.name]);
+  let parsed: DeliveryParse;
+  try {
+    parsed = await source.parseDelivery(delivery, deps.grammars, deps.sourceSettings?.[source.name], deps.sourceClients ?? {});
+  } catch (err) {
+    throw new AppError(503, 'UNAVAILABLE', `could not check the delivery with ${source.name}; retry later`, [], { cause: err });
+  }
+  if (parsed.ok === 'ignored') {
+    deps.log.info('delivery ignored', { source: source.name, reason: parsed.reason });
+    return { workflowId: '', duplicate: false, ignored: parsed.reason };
+  }
   if (!parsed.ok) {
     await tellRequester(deps, source, parsed);
     throw new AppError(400, parsed.code, parsed.message, parsed.issues);
@@ -83,7 +96,13 @@ export async function acceptDelivery(deps: DeliveryDeps, source: TicketSource, d
       deps.log.info('duplicate delivery acknowledged', facts);
       return { workflowId, duplicate: true };
     }
-    if (err instanceof TicketFinalizedError) throw new AppError(409, 'TICKET_FINALIZED', err.message, [], { cause: err });
+    if (err instanceof TicketFinalizedError) {
+      if (source.acknowledgeFinalized) {
+        deps.log.info('delivery for a finished ticket acknowledged', facts);
+        return { workflowId, duplicate: false, ignored: 'the ticket\'s workflow has finished' };
+      }
+      throw new AppError(409, 'TICKET_FINALIZED', err.message, [], { cause: err });
+    }
     throw new AppError(503, 'UNAVAILABLE', 'could not hand the delivery to the workflow engine; retry later', [], { cause: err });
   }
   deps.log.info('delivery accepted', { ...facts, actions: snapshot.actions.length });

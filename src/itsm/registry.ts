@@ -1,5 +1,6 @@
 import type { TicketSource, SourceClients, TicketWriteBack } from './source';
 import { servicenow } from './servicenow';
+import { jira } from './jira';
 
 const sources = new Map<string, TicketSource>();
 
@@ -36,3 +37,4 @@ export function writeBacks(clients: SourceClients): (source: string) => TicketWr
 }
 
 register(servicenow);
+register(jira);

@@ -19,9 +19,15 @@ export interface TicketSource {
   verifyDelivery(delivery: RawDelivery): DeliveryCheck;
   /**
    * Validates an authenticated delivery into the normalised ticket and the keys that make a repeat a no-op.
-   * `settings` are this source's own (e.g. ServiceNow's state mapping), as the process was configured.
+   * `settings` are this source's own (e.g. ServiceNow's state mapping), as the process was configured. A source that
+   * must ask its system what the payload cannot say (approvals, say) answers with a promise; `clients` are the API
+   * process's clients by source name. Throwing means the source could not be asked: the sender should retry.
    */
-  parseDelivery(delivery: RawDelivery, grammars: GrammarRegistry, settings?: SourceSettings): DeliveryParse;
+  parseDelivery(delivery: RawDelivery, grammars: GrammarRegistry, settings?: SourceSettings, clients?: SourceClients): DeliveryParse | Promise<DeliveryParse>;
+  /** Optional: whether the source is usable as configured (/readyz); undefined when it is not configured here. */
+  ready?(clients: SourceClients): Promise<DeliveryCheck | undefined>;
+  /** A delivery for a ticket whose workflow has finished is acknowledged (202) instead of 409: for senders that retry a 409. */
+  readonly acknowledgeFinalized?: boolean;
   /** The worker's write-back adapter, built from the clients the worker process was wired with. */
   writeBack(clients: SourceClients): TicketWriteBack;
 }
@@ -50,6 +56,8 @@ export interface DedupKeys {
 
 export type DeliveryParse =
   | { ok: true; snapshot: TicketSnapshot; dedup: DedupKeys }
+  /** Authentic and understood, but nothing for a workflow (an event the source does not read): 202, no effect. */
+  | { ok: 'ignored'; reason: string }
   | {
       ok: false;
       code: 'MALFORMED_JSON' | 'VALIDATION_FAILED';

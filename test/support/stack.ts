@@ -12,6 +12,9 @@ import { EvidenceStore } from '../../src/evidence/evidence-store';
 import { createLogger, type Logger } from '../../src/logger';
 import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
 import { type GatewayOptions, startGateway } from '../../src/gateway';
+import type { JiraRuntime } from '../../src/itsm/jira/jira-runtime';
+import { DEMO_JIRA_SETTINGS, type JiraSettings } from '../../src/itsm/jira/jira-settings';
+import type { JiraSimulator, SimWorkflow } from '../../src/itsm/jira/jira-simulator';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
 import { TEST_ENV, temporalAddress } from './test-env';
 import type { PolicyInput } from '../../src/policy/policy';
@@ -61,6 +64,10 @@ export interface Stack {
   tokenFor(...roles: Role[]): Promise<{ name: string; token: string }>;
   sim: ServiceNowSimulator;
   simUrl: string;
+  /** The Jira simulator, its webhooks signed at this stack's /webhooks/jira, and the runtime the gateway built. */
+  jiraSim: JiraSimulator;
+  jiraUrl: string;
+  jira: JiraRuntime;
   ds: DataSource;
   evidence: EvidenceStore;
   workflows: ChangeWorkflows;
@@ -95,6 +102,8 @@ export async function startStack(
     servicenowSettings?: ServiceNowSettings;
     /** How long a passed /readyz source check holds (default ten minutes). */
     sourceCheckTtlMs?: number;
+    /** The Jira project's settings (default: the demo's) and the simulated workflow (default: JSM-like). */
+    jira?: { settings?: JiraSettings; workflow?: SimWorkflow };
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -120,6 +129,11 @@ export async function startStack(
     // from uniqueTicketNumber have 9).
     servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword, numberBase: 10_000_000_000 + randomInt(80_000_000_000) } },
     webhookSecret: TEST_ENV.webhookSecret,
+    jira: {
+      site: { simulator: { email: TEST_ENV.jiraEmail, apiToken: TEST_ENV.jiraApiToken, webhookRetryDelayMs: 50, ...(opts.jira?.workflow ? { workflow: opts.jira.workflow } : {}) } },
+      settings: opts.jira?.settings ?? DEMO_JIRA_SETTINGS,
+      webhookSecret: TEST_ENV.jiraWebhookSecret,
+    },
     deployWebhookSecret: TEST_ENV.deployWebhookSecret,
     adminToken: TEST_ENV.adminToken,
     oidc: opts.oidc,
@@ -145,6 +159,9 @@ export async function startStack(
     },
     sim,
     simUrl: gw.servicenowUrl,
+    jiraSim: gw.jiraSim as JiraSimulator,
+    jiraUrl: gw.jiraUrl as string,
+    jira: gw.jira as JiraRuntime,
     ds,
     evidence,
     workflows,

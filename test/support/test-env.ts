@@ -22,6 +22,9 @@ export const TEST_ENV = {
   adminToken: 'test-admin-token-0123456789abcdef',
   snUser: 'changegate-int',
   snPassword: 'sn-test-password-42',
+  jiraEmail: 'changegate-int@example.com',
+  jiraApiToken: 'jira-test-api-token-42',
+  jiraWebhookSecret: 'test-jira-webhook-secret-0123456789',
 } as const;
 
 export const temporalAddress = `127.0.0.1:${TEST_ENV.temporalPort}`;

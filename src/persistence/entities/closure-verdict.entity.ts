@@ -10,7 +10,7 @@ export class ClosureVerdictRecord {
   @Column({ name: 'ticket_key', type: 'varchar', length: 120 })
   ticketKey!: string;
 
-  @Column({ name: 'evaluated_version', type: 'int' })
+  @Column({ name: 'evaluated_version', type: 'bigint' })
   evaluatedVersion!: number;
 
   @Column({ type: 'boolean' })

@@ -19,7 +19,7 @@ export class WebhookDelivery {
   recordId!: string;
 
   /** The version the delivery carries (ServiceNow sys_mod_count). */
-  @Column({ name: 'record_version', type: 'int' })
+  @Column({ name: 'record_version', type: 'bigint' })
   recordVersion!: number;
 
   @Column({ name: 'ticket_number', type: 'varchar', length: 40 })

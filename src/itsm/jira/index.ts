@@ -1,0 +1,2 @@
+export { jira } from './jira-source';
+export { JiraRuntime } from './jira-runtime';

@@ -1,0 +1,233 @@
+import { createHash } from 'node:crypto';
+import type { Phase, TicketRef, TicketSnapshot } from '../../change/ticket';
+import { workflowIdFor } from '../../change/ticket';
+import type { FieldIssue } from '../../errors';
+import type { Logger } from '../../logger';
+import { type GateWrite, type TicketWriteBack, WriteBackError } from '../source';
+import { adfParagraphs } from './jira-adf';
+import { JiraClient, JiraError, type JiraStatus } from './jira-client';
+import type { JiraIssueFacts } from './jira-issue';
+import { GATE_PROPERTY, type JiraSettings, phaseOfStatus } from './jira-settings';
+
+export const SOURCE_NAME = 'jira';
+
+/** What the edge needs from the gateway's own records: the newest closure verdict of a ticket, for the reasons. */
+export type VerdictLookup = (key: string) => Promise<{ allowed: boolean; reasons: string[] } | null>;
+
+export interface JiraRuntimeOptions {
+  client: JiraClient;
+  settings: JiraSettings;
+  /** The API process: the closure verdicts (reasons in the comment on a reverted close). */
+  verdicts?: VerdictLookup;
+  /** The worker process: the head of a ticket's evidence chain, written with the gate. */
+  evidenceHead?: (ticketKey: string) => Promise<string | undefined>;
+  log?: Logger;
+  now?: () => number;
+}
+
+/** The gate as the issue property holds it; the validator reads only `passed`. */
+export interface GateProperty {
+  passed: boolean;
+  state: string;
+  actionsSha256: string;
+  evidenceSha256: string;
+  workflowId: string;
+  updatedAt: string;
+}
+
+/** The marker in a comment's first paragraph: how a retry finds what an earlier attempt wrote. */
+export const tagOf = (marker: string) => `[changegate ${marker}]`;
+
+const STATUS_RECHECK_MS = 30_000;
+const NOTED_LIMIT = 10_000;
+
+/** A decision the edge took about a delivery. */
+export type EdgeOutcome =
+  | { deliver: TicketSnapshot }
+  | { ignored: string }
+  | { invalid: FieldIssue[] };
+
+/**
+ * One Jira site as the gateway uses it, in the API (statuses, approvals, the close guard, notes about refused
+ * deliveries) and in the worker (comments and the gate property). Built once per process from configuration.
+ */
+export class JiraRuntime {
+  readonly client: JiraClient;
+  readonly settings: JiraSettings;
+  private statuses: Map<string, JiraStatus> | undefined;
+  private statusError: string | undefined;
+  private statusesReadAt = 0;
+  /** Notes the edge already knows are on an issue: spares the comment listing on every delivery. */
+  private readonly noted = new Set<string>();
+
+  constructor(private readonly opts: JiraRuntimeOptions) {
+    this.client = opts.client;
+    this.settings = opts.settings;
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /** Reads the project's statuses (start-up, and again while the last read failed). */
+  async loadStatuses(): Promise<void> {
+    this.statusesReadAt = this.now();
+    try {
+      const list = await this.client.projectStatuses(this.settings.projectKey);
+      this.statuses = new Map(list.map((s) => [s.name, s]));
+      this.statusError = undefined;
+    } catch (err) {
+      this.statusError = `cannot read the statuses of project ${this.settings.projectKey}: ${(err as Error).message}`;
+      this.opts.log?.warn('jira statuses not read', { error: (err as Error).message });
+    }
+  }
+
+  /** Not ready while the statuses are unknown, or while a configured status does not exist in the project. */
+  async ready(): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const missingNow = () => Object.keys(this.settings.statusPhases).filter((name) => !this.statuses?.has(name));
+    // While not ready, the project is read again now and then: a status an administrator adds counts without a restart.
+    if ((!this.statuses || this.statusError || missingNow().length > 0) && this.now() - this.statusesReadAt > STATUS_RECHECK_MS) await this.loadStatuses();
+    if (!this.statuses) return { ok: false, reason: this.statusError ?? 'statuses not read yet' };
+    const missing = missingNow();
+    if (missing.length > 0) {
+      return { ok: false, reason: `configured status${missing.length > 1 ? 'es' : ''} ${missing.map((m) => `'${m}'`).join(', ')} do${missing.length > 1 ? '' : 'es'} not exist in project ${this.settings.projectKey}` };
+    }
+    return { ok: true };
+  }
+
+  /** Posts a comment once per marker: the marker is looked for among the issue's comments first. */
+  async commentOnce(issue: string, marker: string, text: string): Promise<{ posted: boolean }> {
+    const tag = tagOf(marker);
+    const memo = `${issue}|${marker}`;
+    if (this.noted.has(memo)) return { posted: false };
+    const existing = await this.client.listComments(issue);
+    if (existing.some((c) => c.text.includes(tag))) {
+      this.noted.add(memo);
+      return { posted: false };
+    }
+    await this.client.addComment(issue, adfParagraphs(`${tag}\n${text}`));
+    // Only a shortcut (the comments are the record): bounded, so a long-running process does not grow with it.
+    if (this.noted.size >= NOTED_LIMIT) this.noted.clear();
+    this.noted.add(memo);
+    return { posted: true };
+  }
+
+  /** An invalid delivery from a real issue: the issue is told each problem and where it is, once per set of problems. */
+  async reportInvalid(issue: { id: string; key: string }, problems: FieldIssue[]): Promise<void> {
+    const digest = createHash('sha256').update(JSON.stringify(problems)).digest('hex').slice(0, 16);
+    const lines = problems.map((p) => `- ${p.path}: ${p.message}`);
+    await this.commentOnce(issue.id, `invalid:${digest}`, [`changegate did not accept the identity actions of ${issue.key}; nothing was done. Fix each problem and save the issue again:`, ...lines].join('\n'));
+  }
+
+  /**
+   * Turns what the issue says into the delivery the workflow gets, asking Jira what the payload cannot say: the
+   * approvals (JSM's approval API; the gateway never answers them) and, for a close, whether the gate let it.
+   */
+  async admit(facts: JiraIssueFacts, eventId: string, receivedAt: Date): Promise<EdgeOutcome> {
+    const mapped = phaseOfStatus(this.settings, facts.status);
+    if (!mapped) {
+      return { invalid: [{ path: 'issue.fields.status.name', message: `status '${facts.status.slice(0, 80)}' is not mapped to a phase (settings statusPhases)` }] };
+    }
+    if (facts.unknownChangeType !== undefined) {
+      const known = this.settings.changeTypes.known.join(', ');
+      await this.commentOnce(
+        facts.issueId,
+        `change-type:${facts.unknownChangeType}`,
+        `Change type '${facts.unknownChangeType}' is not one changegate knows (${known}): this change is treated as Normal, so no grant runs before it is authorized.`,
+      );
+    }
+    let phase: Phase = mapped;
+    if (phase === 'authorization' || phase === 'implement') {
+      const approvals = await this.client.approvals(facts.issueId);
+      if (approvals.some((a) => a.finalDecision === 'declined')) phase = 'rejected';
+      else if (approvals.some((a) => a.finalDecision === 'pending')) phase = 'authorization';
+    }
+    if (phase === 'closed') {
+      const refused = await this.closeRefusal(facts);
+      if (refused) return { ignored: refused };
+    }
+    return {
+      deliver: {
+        source: SOURCE_NAME,
+        key: facts.key,
+        recordId: facts.issueId,
+        phase,
+        emergency: facts.emergency,
+        ...(facts.requester ? { requester: facts.requester } : {}),
+        ...(facts.implementer ? { implementer: facts.implementer } : {}),
+        ...(facts.windowEnd ? { windowEnd: facts.windowEnd } : {}),
+        version: facts.version,
+        sourceState: facts.status,
+        actions: facts.actions,
+        actionsDigest: facts.actionsDigest,
+        eventId,
+        receivedAt: receivedAt.toISOString(),
+      },
+    };
+  }
+
+  /**
+   * Defence in depth behind the validator: a close the gate did not let through (the validator missing from the
+   * workflow, an admin's bulk edit, a gate about other actions) is sent back to the configured status with the
+   * reasons. Decided from the property the validator reads, and only while the issue still stands in a closing
+   * status, so that a repeat of the delivery neither transitions twice nor comments twice. Undefined: the close stands.
+   */
+  private async closeRefusal(facts: JiraIssueFacts): Promise<string | undefined> {
+    const gate = await this.client.getProperty(facts.issueId, GATE_PROPERTY);
+    const shown = typeof gate === 'object' && gate !== null ? (gate as Partial<GateProperty>) : undefined;
+    const reasons: string[] = [];
+    if (shown?.passed !== true) reasons.push(`the issue property ${GATE_PROPERTY} does not say passed`);
+    else if (shown.actionsSha256 !== facts.actionsDigest) reasons.push('the gate was written for other identity actions than the issue holds now');
+    if (reasons.length === 0) return undefined;
+    const verdict = await this.opts.verdicts?.(facts.key);
+    if (verdict && !verdict.allowed) reasons.push(...verdict.reasons);
+    const current = await this.client.getIssue(facts.issueId, ['status']);
+    const status = (current.fields.status as { name?: string } | undefined)?.name ?? '';
+    if (phaseOfStatus(this.settings, status) === 'closed') await this.client.transitionTo(facts.issueId, this.settings.revertStatus);
+    await this.commentOnce(
+      facts.issueId,
+      `reverted:${facts.version}`,
+      [`${facts.key} stands in '${facts.status}' while changegate's closure gate does not allow it to close, so it was moved back to '${this.settings.revertStatus}'. Reasons:`, ...reasons.map((r) => `- ${r}`)].join('\n'),
+    );
+    this.opts.log?.warn('jira close reverted', { ticket: facts.key, status: facts.status, reasons: reasons.length });
+    return `closed before the gate allowed it: moved back to ${this.settings.revertStatus}`;
+  }
+
+  async gateProperty(ticket: TicketRef, gate: GateWrite): Promise<GateProperty> {
+    const head = await this.opts.evidenceHead?.(`${SOURCE_NAME}:${ticket.key}`);
+    return {
+      passed: gate.value === 'verified' || gate.value === 'not_applicable',
+      state: gate.value || 'pending',
+      actionsSha256: gate.digest ?? '',
+      evidenceSha256: head ?? '',
+      workflowId: workflowIdFor(SOURCE_NAME, ticket.key),
+      updatedAt: new Date(this.now()).toISOString(),
+    };
+  }
+}
+
+/** Jira's errors as every source's: throttling waits as told, refusals and missing issues are final. */
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof JiraError) throw new WriteBackError(err.message, { kind: err.kind, retryAfterMs: err.retryAfterMs, cause: err });
+    throw err;
+  }
+}
+
+/**
+ * Comments (ADF paragraphs, once per marker) and the gate as the issue property `changegate.gate`. No combined
+ * write: Jira has no save that takes a comment and a property together, so the activity writes the notes and then the
+ * gate, and a gate is never shown before the notes about it.
+ */
+export function jiraWriteBack(runtime: JiraRuntime): TicketWriteBack {
+  return {
+    async postNote(ticket, marker, text) {
+      return call(() => runtime.commentOnce(ticket.recordId, marker, text));
+    },
+    async setGate(ticket, gate) {
+      await call(async () => runtime.client.setProperty(ticket.recordId, GATE_PROPERTY, await runtime.gateProperty(ticket, gate)));
+    },
+  };
+}
