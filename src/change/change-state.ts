@@ -91,6 +91,25 @@ export interface DeployRunRecord {
   detail?: string;
 }
 
+/** One save of updates for the ticket: the gate (when it changes) and the notes that go with it, each marker once. */
+export interface OutboxBatch {
+  gate?: ClosureGate;
+  notes: Array<{ marker: string; text: string }>;
+  /** Delivery attempts so far; a batch never attempted may still take on later updates. */
+  attempts: number;
+  /** The marker of the "closure allowed" note written with a verified gate, dropped if that gate is replaced unsent. */
+  gateNote?: string;
+}
+
+export interface TicketOutbox {
+  /** Oldest first; the first is the one being delivered. */
+  pending: OutboxBatch[];
+  /** The last transient failure of the first batch while it is retried (cleared once it lands). */
+  waiting?: { reason: string; attempts: number; since: string; nextAttemptAt: string };
+  /** A gate write the source refused: not asked for again until the ticket's next delivery. */
+  refused?: { gate: ClosureGate; version: number };
+}
+
 /** A change as its workflow keeps it and reports it (the `status` query). */
 export interface ChangeState {
   source: SourceName;
@@ -118,6 +137,8 @@ export interface ChangeState {
   notesWritten?: string[];
   /** Write-backs to the ticket that failed for good (e.g. the ticket is gone or the integration user lacks rights). */
   writeBackErrors: string[];
+  /** The ticket outbox (ticket-outbox): updates recorded for the ticket and not yet delivered. Absent before it. */
+  outbox?: TicketOutbox;
   deliveries: number;
   ignoredStale: number;
 }
