@@ -32,6 +32,21 @@ export const configSchema = z.object({
   SERVICENOW_USERNAME: z.string().min(1),
   SERVICENOW_PASSWORD: z.string().min(1),
   SERVICENOW_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
+  /** How the worker authenticates to the Table API: basic (default) or OAuth tokens from /oauth_token.do. */
+  SERVICENOW_AUTH: z.enum(['basic', 'oauth']).default('basic'),
+  SERVICENOW_OAUTH_CLIENT_ID: z.string().min(1).optional(),
+  SERVICENOW_OAUTH_CLIENT_SECRET: z.string().min(1).optional(),
+  /** `password` (the integration user as resource owner) or `client_credentials` (where the instance enables it). */
+  SERVICENOW_OAUTH_GRANT: z.enum(['password', 'client_credentials']).default('password'),
+  /** Longest wait between two delivery attempts of a ticket update (the outbox's back-off ceiling), PT1S to PT1H. */
+  CHANGEGATE_WRITEBACK_MAX_BACKOFF: z
+    .string()
+    .default('PT5M')
+    .superRefine((text, ctx) => {
+      const ms = parseIsoDuration(text);
+      if (ms === null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be an ISO-8601 duration such as PT5M' });
+      else if (ms < 1_000 || ms > 3_600_000) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be between PT1S and PT1H' });
+    }),
   /** HMAC key of pipelines' run events (POST /webhooks/deploy); unset or empty, every deploy event is refused. */
   DEPLOY_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   CHANGEGATE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters'),
@@ -70,6 +85,11 @@ export type Config = z.infer<typeof configSchema>;
 /** Cross-field rules, kept off configSchema so that it stays pickable (migrate-config). */
 const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
   if (c.OIDC_ISSUER && !c.OIDC_AUDIENCE) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['OIDC_AUDIENCE'], message: 'is required when OIDC_ISSUER is set' });
+  if (c.SERVICENOW_AUTH === 'oauth') {
+    for (const key of ['SERVICENOW_OAUTH_CLIENT_ID', 'SERVICENOW_OAUTH_CLIENT_SECRET'] as const) {
+      if (!c[key]) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'is required when SERVICENOW_AUTH is oauth' });
+    }
+  }
   for (const key of ['OIDC_AUDIENCE', 'OIDC_JWKS_URL'] as const) {
     if (c[key] && !c.OIDC_ISSUER) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'has no effect without OIDC_ISSUER' });
   }
@@ -85,6 +105,18 @@ export function oidcSettings(c: Config): OidcSettings | undefined {
     algorithms: c.OIDC_ALGORITHMS,
     clockToleranceSeconds: c.OIDC_CLOCK_TOLERANCE_SECONDS,
   };
+}
+
+/** The ServiceNow client's credentials: basic, or OAuth with the client registered on the instance. */
+export function servicenowCredentials(c: Config): { username: string; password: string; oauth?: { clientId: string; clientSecret: string; grant: 'password' | 'client_credentials' } } {
+  const base = { username: c.SERVICENOW_USERNAME, password: c.SERVICENOW_PASSWORD };
+  if (c.SERVICENOW_AUTH !== 'oauth' || !c.SERVICENOW_OAUTH_CLIENT_ID || !c.SERVICENOW_OAUTH_CLIENT_SECRET) return base;
+  return { ...base, oauth: { clientId: c.SERVICENOW_OAUTH_CLIENT_ID, clientSecret: c.SERVICENOW_OAUTH_CLIENT_SECRET, grant: c.SERVICENOW_OAUTH_GRANT } };
+}
+
+/** The outbox's back-off: a second after the first failure, doubling up to the configured ceiling. */
+export function writeBackBackoff(c: Config): { initialMs: number; maxMs: number } {
+  return { initialMs: 1_000, maxMs: parseIsoDuration(c.CHANGEGATE_WRITEBACK_MAX_BACKOFF) ?? 300_000 };
 }
 
 /** Milliseconds between discovery runs (validated by the schema). */

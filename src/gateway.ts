@@ -8,11 +8,12 @@ import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
-import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
+import { ServiceNowClient, type ServiceNowClientOptions } from './itsm/servicenow/servicenow-client';
+import type { BackoffPolicy } from './itsm/retry-timing';
 import { createLogger, type Logger } from './logger';
 import { EMPTY_POLICY, Policy, type PolicyInput } from './policy/policy';
 import { openDatabase } from './persistence/data-source';
-import { createServiceNowSimulator, type ServiceNowSimulator } from './itsm/servicenow/servicenow-simulator';
+import { createServiceNowSimulator, type ServiceNowSimulator, type SimulatorOptions } from './itsm/servicenow/servicenow-simulator';
 import { type DevServerOptions, startDevServer } from './temporal/dev-server';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { ChangeWorkflows } from './temporal/temporal-client';
@@ -35,7 +36,9 @@ export interface GatewayOptions {
   /** The governance policy (who is who, privileged grants); none by default. */
   policy?: PolicyInput;
   /** A real instance, or the simulator (its business rule fires signed webhooks at this gateway's API). */
-  servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number } };
+  servicenow:
+    | { url: string; username: string; password: string; oauth?: ServiceNowClientOptions['oauth'] }
+    | { simulator: { username: string; password: string; port?: number; oauth?: SimulatorOptions['oauth'] }; clientOAuth?: ServiceNowClientOptions['oauth'] };
   webhookSecret: string;
   /** Pipelines' run events (POST /webhooks/deploy); without it they are refused. */
   deployWebhookSecret?: string;
@@ -46,7 +49,7 @@ export interface GatewayOptions {
   /** Listen address of the API; port 0 picks a free one. `false`: no API. */
   api?: { port: number; host?: string } | false;
   /** `false`: no worker (e.g. a test that runs its own worker process). */
-  worker?: { workflowBundle?: WorkerOptions['workflowBundle']; maxCachedWorkflows?: number } | false;
+  worker?: { workflowBundle?: WorkerOptions['workflowBundle']; maxCachedWorkflows?: number; writeBackBackoff?: BackoffPolicy } | false;
   /**
    * The discovery schedule, created or updated at start (default: every hour, id `changegate-discovery`); `false`
    * leaves schedules alone.
@@ -133,10 +136,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
 
     let sim: ServiceNowSimulator | undefined;
-    let servicenow: { url: string; username: string; password: string };
+    let servicenow: { url: string; username: string; password: string; oauth?: ServiceNowClientOptions['oauth'] };
     if ('simulator' in opts.servicenow) {
-      const { username, password, port } = opts.servicenow.simulator;
-      sim = createServiceNowSimulator({ username, password, webhook: apiUrl ? { url: `${apiUrl}/webhooks/servicenow`, secret: opts.webhookSecret } : undefined });
+      const { username, password, port, oauth } = opts.servicenow.simulator;
+      sim = createServiceNowSimulator({ username, password, ...(oauth ? { oauth } : {}), webhook: apiUrl ? { url: `${apiUrl}/webhooks/servicenow`, secret: opts.webhookSecret } : undefined });
       const listening = await sim.listen(port ?? 0);
       const simulator = sim;
       // Work notes fire the simulated business rule's webhook; those land before the API closes.
@@ -144,7 +147,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         await simulator.waitForDeliveries();
         await listening.close();
       });
-      servicenow = { url: listening.url, username, password };
+      servicenow = { url: listening.url, username, password, ...(opts.servicenow.clientOAuth ? { oauth: opts.servicenow.clientOAuth } : {}) };
     } else {
       servicenow = opts.servicenow;
     }
@@ -162,7 +165,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         registry,
         evidence,
         verdicts: new ClosureVerdictStore(ds),
-        servicenow: new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password }),
+        servicenow: new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password, ...(servicenow.oauth ? { oauth: servicenow.oauth } : {}) }),
+        ...(opts.worker?.writeBackBackoff ? { writeBackBackoff: opts.worker.writeBackBackoff } : {}),
         workflowBundle: opts.worker?.workflowBundle,
         maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
       });

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
-import { discoveryIntervalMs, loadConfig, oidcSettings } from './config';
+import { discoveryIntervalMs, loadConfig, oidcSettings, servicenowCredentials, writeBackBackoff } from './config';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
 import { startGateway } from './gateway';
@@ -121,14 +121,14 @@ async function main(): Promise<void> {
     policy: loadPolicyFile(resolve(ROOT, config.CHANGEGATE_POLICY), connectors.connectors.map((c) => c.name)),
     servicenow: simulator
       ? { simulator: { username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD, port: simulatorPort } }
-      : { url: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD },
+      : { url: config.SERVICENOW_URL, ...servicenowCredentials(config) },
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     api: { port: config.PORT, host: config.HOST },
-    worker: { maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS },
+    worker: { maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS, writeBackBackoff: writeBackBackoff(config) },
     discovery: { intervalMs: discoveryIntervalMs(config) },
     log: createLogger('gateway', config.LOG_LEVEL),
   });

@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { discoveryIntervalMs, loadConfig } from './config';
+import { discoveryIntervalMs, loadConfig, servicenowCredentials, writeBackBackoff } from './config';
 import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
@@ -26,11 +26,8 @@ async function main(): Promise<void> {
     registry,
     evidence: new EvidenceStore(ds),
     verdicts: new ClosureVerdictStore(ds),
-    servicenow: new ServiceNowClient({
-      baseUrl: config.SERVICENOW_URL,
-      username: config.SERVICENOW_USERNAME,
-      password: config.SERVICENOW_PASSWORD,
-    }),
+    servicenow: new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, ...servicenowCredentials(config) }),
+    writeBackBackoff: writeBackBackoff(config),
   });
   // The discovery schedule runs on this worker's task queue; every worker start brings it to the configured interval.
   const client = new Client({ connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }), namespace: config.TEMPORAL_NAMESPACE });

@@ -6,6 +6,7 @@ import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
 import { InventoryStore } from './inventory/inventory-store';
 import { writeBacks } from './itsm/registry';
+import type { BackoffPolicy } from './itsm/retry-timing';
 import type { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 
 export interface WorkerDeps {
@@ -20,6 +21,8 @@ export interface WorkerDeps {
   servicenow: ServiceNowClient;
   /** Clients of other ticket sources' write-backs, by source name. */
   sourceClients?: Readonly<Record<string, unknown>>;
+  /** The ticket outbox's back-off between delivery attempts (config CHANGEGATE_WRITEBACK_MAX_BACKOFF). */
+  writeBackBackoff?: BackoffPolicy;
   /** Sticky-cache bound (config TEMPORAL_MAX_CACHED_WORKFLOWS). */
   maxCachedWorkflows?: number;
   /** A pre-built bundle (production, tests); otherwise the workflows are bundled from source at start. */
@@ -42,6 +45,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createTicketActivities({
       writeBackFor: writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients }),
       publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),
+      ...(deps.writeBackBackoff ? { backoff: deps.writeBackBackoff } : {}),
     }),
     ...createClosureActivities({ verdicts: deps.verdicts }),
     ...createDecisionActivities({ evidence: deps.evidence, actor: workerActor() }),

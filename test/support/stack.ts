@@ -15,6 +15,7 @@ import { startGateway } from '../../src/gateway';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
 import { TEST_ENV, temporalAddress } from './test-env';
 import type { PolicyInput } from '../../src/policy/policy';
+import type { BackoffPolicy } from '../../src/itsm/retry-timing';
 import { postSigned } from './signed-webhook';
 
 let runtimeInstalled = false;
@@ -85,6 +86,10 @@ export async function startStack(
     workflowBundle?: { code: string } | { codePath: string };
     /** The governance policy (who is who, privileged grants); none by default. */
     policy?: PolicyInput;
+    /** The simulator issues OAuth tokens and the worker's client uses them instead of basic auth. */
+    oauth?: { clientId: string; clientSecret: string; tokenLifetimeSeconds?: number };
+    /** The ticket outbox's back-off (short in tests that outlast many attempts). */
+    writeBackBackoff?: BackoffPolicy;
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -100,13 +105,19 @@ export async function startStack(
     databaseUrl: TEST_ENV.databaseUrl,
     connectors: file,
     ...(opts.policy ? { policy: opts.policy } : {}),
-    servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
+    servicenow: {
+      simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword, ...(opts.oauth ? { oauth: opts.oauth } : {}) },
+      ...(opts.oauth ? { clientOAuth: { clientId: opts.oauth.clientId, clientSecret: opts.oauth.clientSecret } } : {}),
+    },
     webhookSecret: TEST_ENV.webhookSecret,
     deployWebhookSecret: TEST_ENV.deployWebhookSecret,
     adminToken: TEST_ENV.adminToken,
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,
-    worker: opts.inProcessWorker === false ? false : { workflowBundle: opts.workflowBundle ?? { codePath: process.env.CG_TEST_BUNDLE as string } },
+    worker:
+      opts.inProcessWorker === false
+        ? false
+        : { workflowBundle: opts.workflowBundle ?? { codePath: process.env.CG_TEST_BUNDLE as string }, ...(opts.writeBackBackoff ? { writeBackBackoff: opts.writeBackBackoff } : {}) },
     log: opts.log ?? createLogger('test', 'error'),
   });
   const { apiUrl, ds, evidence, workflows, worker } = gw;
