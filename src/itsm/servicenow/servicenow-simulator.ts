@@ -48,13 +48,15 @@ export interface SimulatorFaults {
   rateLimit(opts?: { count?: number; retryAfterSeconds?: number }): void;
   /** The next `count` requests (default: every one until restored) get this 5xx, with Retry-After when given. */
   serverError(opts?: { status?: 500 | 502 | 503; count?: number; retryAfterSeconds?: number }): void;
+  /** Every write (POST, PATCH, PUT, DELETE) is refused by an ACL with 403, until restored: a person has to act. */
+  refuseWrites(): void;
   /** Every listening port refuses new connections and cuts the open ones, until restored. */
   refuseConnections(): Promise<void>;
   /** Every answer waits this long before it is sent (0: off). */
   slowReplies(delayMs: number): void;
   /** All faults off; refused ports listen again on the same port. */
   restore(): Promise<void>;
-  /** Requests answered by a fault (429/5xx) so far; refused connections never reach the simulator. */
+  /** Requests answered by a fault (429/5xx/403) so far; refused connections never reach the simulator. */
   readonly injected: number;
 }
 
@@ -99,10 +101,16 @@ export interface ServiceNowSimulator {
   systemLog: SystemLogEntry[];
   waitForDeliveries(): Promise<void>;
   faults: SimulatorFaults;
-  /** OAuth: every access token issued so far expires now (refresh tokens stay valid). */
+  oauth: SimulatorOAuth;
+}
+
+/** What `/oauth_token.do` did, for tests (tokens included, so a test can look for them where they must not be). */
+export interface SimulatorOAuth {
+  issued: Array<{ grant: string; accessToken: string; refreshToken?: string }>;
+  /** Table API requests refused because their Bearer token was unknown or expired. */
+  readonly refusedBearer: number;
+  /** Every access token issued so far expires now (refresh tokens stay valid), as if their lifetime had run out. */
   expireAccessTokens(): void;
-  /** OAuth: how many tokens `/oauth_token.do` has issued, by grant. */
-  tokensIssued: Record<string, number>;
 }
 
 /** A Table API failure: the HTTP status and the two fields of the `{"error": {message, detail}}` envelope. */
@@ -342,13 +350,15 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   // ---- OAuth ----
   const accessTokens = new Map<string, { user: string; expiresAt: number }>();
   const refreshTokens = new Map<string, { user: string; expiresAt: number }>();
-  const tokensIssued: Record<string, number> = {};
+  const issued: SimulatorOAuth['issued'] = [];
+  let refusedBearer = 0;
   const REFRESH_LIFETIME_MS = 100 * 24 * HOUR_MS;
 
   // ---- faults ----
   let rateLimitFault: { remaining: number; retryAfterSeconds: number } | undefined;
   let serverErrorFault: { remaining: number; status: number; retryAfterSeconds?: number } | undefined;
   let replyDelayMs = 0;
+  let writesRefused = false;
   let injected = 0;
   /** Every port listen() opened, so that connections can be refused and accepted again on the same port. */
   const ports: Array<{ server?: http.Server; port: number; host: string }> = [];
@@ -550,8 +560,13 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   }
 
   // Faults come first: an instance that is down or throttling answers before it looks at credentials.
-  app.use((_req, res, next) => {
+  app.use((req, res, next) => {
     const answer = () => {
+      if (writesRefused && req.method !== 'GET' && req.method !== 'HEAD' && req.path.startsWith(TABLE_PATH)) {
+        injected += 1;
+        sendError(res, 403, 'User Not Authorized', 'ACL Exception Update Failed due to security constraints');
+        return;
+      }
       if (rateLimitFault && rateLimitFault.remaining > 0) {
         rateLimitFault.remaining -= 1;
         injected += 1;
@@ -603,13 +618,14 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     const lifetime = opts.oauth.tokenLifetimeSeconds ?? 1800;
     const access = randomBytes(32).toString('base64url');
     accessTokens.set(access, { user, expiresAt: Date.now() + lifetime * 1000 });
-    tokensIssued[grant] = (tokensIssued[grant] ?? 0) + 1;
     const body: Record<string, unknown> = { access_token: access, scope: 'useraccount', token_type: 'Bearer', expires_in: lifetime };
+    let refresh: string | undefined;
     if (grant !== 'client_credentials') {
-      const refresh = grant === 'refresh_token' ? field('refresh_token') : randomBytes(32).toString('base64url');
+      refresh = grant === 'refresh_token' ? field('refresh_token') : randomBytes(32).toString('base64url');
       refreshTokens.set(refresh, { user, expiresAt: Date.now() + REFRESH_LIFETIME_MS });
       body.refresh_token = refresh;
     }
+    issued.push({ grant, accessToken: access, ...(refresh ? { refreshToken: refresh } : {}) });
     res.json(body);
   });
 
@@ -629,6 +645,7 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     if (bearer && opts.oauth) {
       const held = accessTokens.get(bearer[1]);
       if (!held || held.expiresAt <= Date.now()) {
+        refusedBearer += 1;
         sendError(res, 401, 'User Not Authenticated', 'Required to provide Auth information');
         return;
       }
@@ -831,6 +848,9 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
       serverError({ status = 503, count = Number.POSITIVE_INFINITY, retryAfterSeconds } = {}) {
         serverErrorFault = { remaining: count, status, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) };
       },
+      refuseWrites() {
+        writesRefused = true;
+      },
       async refuseConnections() {
         await Promise.all(ports.map(closePort));
       },
@@ -841,16 +861,22 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
         rateLimitFault = undefined;
         serverErrorFault = undefined;
         replyDelayMs = 0;
+        writesRefused = false;
         for (const entry of ports) if (!entry.server) await openPort(entry);
       },
       get injected() {
         return injected;
       },
     },
-    expireAccessTokens() {
-      for (const token of accessTokens.values()) token.expiresAt = 0;
+    oauth: {
+      issued,
+      get refusedBearer() {
+        return refusedBearer;
+      },
+      expireAccessTokens() {
+        for (const token of accessTokens.values()) token.expiresAt = 0;
+      },
     },
-    tokensIssued,
     createChange(fields) {
       return { ...insertChange(normaliseFields(fields), HELPER_USER) };
     },
