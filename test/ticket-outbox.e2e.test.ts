@@ -49,7 +49,7 @@ describe('ticket outbox: nothing lost while ServiceNow is down (real Temporal an
     expect((await stack.closureCheck(number)).data.allowed).toBe(false);
 
     // Now throttled: a person adds a second leaver meanwhile, and it runs and is verified while nothing is delivered.
-    stack.sim.faults.restore();
+    await stack.sim.faults.restore();
     stack.sim.faults.rateLimit({ retryAfterSeconds: 1 });
     stack.sim.updateChange(sysId, { u_identity_actions: leavers(first, second) });
     await waitFor('the second account to be dropped while throttled', async () => !(await stack.accountExists(second)));
