@@ -96,9 +96,9 @@ function retryAfterMs(response: AxiosResponse, nowMs: number): number | undefine
 }
 
 /**
- * The axios error stays the `cause`, but it carries the request config (basic auth) and the raw Node request
- * (whose header block holds the Authorization line): scrub the one and hide the other, so logging the chain
- * cannot print the integration user's password.
+ * The axios error stays the `cause`, but it carries the request config (basic auth, a Bearer token, the token
+ * request's form) and the raw Node request (whose header block holds the Authorization line): scrub the one and drop
+ * the other, so logging or inspecting the chain cannot print the integration user's password or a token.
  */
 function redact(err: AxiosError): AxiosError {
   const scrub = (config: InternalAxiosRequestConfig | undefined) => {
@@ -112,9 +112,11 @@ function redact(err: AxiosError): AxiosError {
   scrub(err.response?.config);
   // A token endpoint's answer may hold tokens; the status and the error code are all a caller needs.
   if (err.response && err.config?.url?.includes(TOKEN_PATH)) err.response.data = REDACTED;
-  Object.defineProperty(err, 'request', { value: err.request, enumerable: false, configurable: true, writable: true });
+  // Dropped, not hidden: even a hidden property is printed by util.inspect with showHidden, and its header block holds
+  // the Authorization line (basic credentials or a Bearer token).
+  Object.defineProperty(err, 'request', { value: undefined, enumerable: false, configurable: true, writable: true });
   if (err.response) {
-    Object.defineProperty(err.response, 'request', { value: err.response.request, enumerable: false, configurable: true, writable: true });
+    Object.defineProperty(err.response, 'request', { value: undefined, enumerable: false, configurable: true, writable: true });
   }
   return err;
 }
