@@ -29,6 +29,7 @@ describe('committed change-workflow histories', () => {
       'joiners-on-two-systems-granted-then-cancelled.json',
       'leaver-actions-edited-then-reverified-then-closed.json',
       'leaver-already-absent-then-closed.json',
+      'leaver-delivered-through-outbox-after-outage-then-closed.json',
       'leaver-revoked-in-one-activity-then-closed.json',
       'leaver-revoked-then-closed.json',
       'leaver-revoked-with-one-write-back-then-closed.json',
@@ -40,6 +41,7 @@ describe('committed change-workflow histories', () => {
     const since = [
       'deploy-runs-finished-and-expired-then-closed.json',
       'joiners-on-two-systems-granted-then-cancelled.json',
+      'leaver-delivered-through-outbox-after-outage-then-closed.json',
       'leaver-revoked-in-one-activity-then-closed.json',
       'leaver-revoked-with-one-write-back-then-closed.json',
     ];

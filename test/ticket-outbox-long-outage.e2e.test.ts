@@ -58,7 +58,7 @@ describe('a four-hour ServiceNow outage on the time-skipping server: the ticket 
 
   const closureCheck = (number: string) =>
     axios.get(`${gw.apiUrl}/api/changes/servicenow/${number}/closure-check`, { headers: { authorization: `Bearer ${TEST_ENV.adminToken}` }, validateStatus: () => true });
-  const status = (number: string): Promise<ChangeState | undefined> => gw.workflows.status('servicenow', number);
+  const status = (number: string): Promise<ChangeState | null> => gw.workflows.status('servicenow', number);
 
   it('four hours of refused connections: the leaver is verified at once, closure waits with the reason, and the note and gate land once afterwards', async () => {
     const account = uniqueAccount('outage');

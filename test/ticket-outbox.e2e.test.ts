@@ -32,7 +32,7 @@ describe('ticket outbox: nothing lost while ServiceNow is down (real Temporal an
     await stack.sim.faults.restore();
   });
 
-  const status = (number: string): Promise<ChangeState | undefined> => stack.workflows.status('servicenow', number);
+  const status = (number: string): Promise<ChangeState | null> => stack.workflows.status('servicenow', number);
 
   it('through 503s, 429s and refused connections the steps keep running, and afterwards every note and the gate are on the ticket exactly once and closure opens', async () => {
     const [first, second] = [uniqueAccount('ob'), uniqueAccount('ob')];

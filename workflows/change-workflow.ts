@@ -361,7 +361,8 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
         graceTimer?.cancel();
       }
     }
-    const gate = verdict.allowed ? 'allowed' : 'blocked';
+    // On the outbox, a verdict is `allowed` for the search attribute only once the ticket has everything recorded.
+    const gate = verdict.allowed && !(outbox && box.pending.length > 0) ? 'allowed' : 'blocked';
     if (gate !== gateAttribute) {
       gateAttribute = gate;
       upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.gate, value: gate }]);
