@@ -54,9 +54,17 @@ async function itsmCall<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 export function createTicketActivities({ writeBackFor, publishView, backoff = DEFAULT_BACKOFF }: TicketActivityDeps) {
-  /** Writes a batch: one save where the source can (notes and gate together), else the notes and then the gate. */
-  const write = async (ticket: TicketRef, batch: WriteBackBatch, retry: boolean): Promise<void> => {
+  /**
+   * Writes a batch: its other updates, then one save where the source can (notes and gate together), else the notes
+   * and then the gate.
+   */
+  const write = async (ticket: TicketRef, { updates = [], ...batch }: WriteBackBatch, retry: boolean): Promise<void> => {
     const adapter = writeBackFor(ticket.source);
+    // Other updates first: the gate, which closes the save, is never shown ahead of anything recorded with it.
+    for (const update of updates) {
+      if (!adapter.applyUpdate) throw new WriteBackError(`ticket source '${ticket.source}' cannot apply a '${update.kind}' update`, { kind: 'refused' });
+      await adapter.applyUpdate(ticket, update, { retry });
+    }
     const together = adapter.writeTogether?.bind(adapter);
     if (together) {
       await together(ticket, batch, { retry });
@@ -87,7 +95,7 @@ export function createTicketActivities({ writeBackFor, publishView, backoff = DE
       const gate: GateWrite | undefined = input.gate && (input.gate.digest === undefined ? { value: input.gate.value } : { value: input.gate.value, digest: input.gate.digest });
       const retry = attempt > 1 || Context.current().info.attempt > 1;
       try {
-        await write(ticket, gate ? { gate, notes } : { notes }, retry);
+        await write(ticket, { ...(gate ? { gate } : {}), notes, ...(input.updates?.length ? { updates: input.updates } : {}) }, retry);
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
         if (err instanceof WriteBackError && (err.kind === 'refused' || err.kind === 'not_found')) return { outcome: 'refused', reason };

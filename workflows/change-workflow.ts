@@ -29,7 +29,7 @@ import {
   needsDecision,
   ticketKey,
 } from '../src/change';
-import type { NoteWrite } from '../src/itsm/source';
+import type { NoteWrite, TicketUpdate } from '../src/itsm/source';
 import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
 import { closureViews, targets, ticketOutbox, tickets } from './activity-proxies';
 import type { KindContext } from './kinds/kind';
@@ -144,6 +144,8 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   const box: TicketOutbox = outbox ? (state.outbox ??= { pending: [] }) : { pending: [] };
   let delivering = false;
   let retryWait = false;
+  // Updates of other kinds the steps left for the outbox (a property, a transition, an attachment).
+  const updates: TicketUpdate[] = [];
 
   setHandler(ticketUpdatedSignal, (delivered) => {
     const snap = normaliseSnapshot(delivered, ref);
@@ -175,7 +177,11 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     notes.push({ marker, text });
     touch();
   };
-  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets, note, since });
+  const update = (u: TicketUpdate): void => {
+    updates.push(u);
+    touch();
+  };
+  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets, note, since, ...(outbox ? { update } : {}) });
   // Kinds with events of their own (a deploy's pipeline runs) take them as updates whose validators decide.
   installKindHandlers({ key, state, contextFor, touch });
 
@@ -216,7 +222,14 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
         // The view once this batch lands, published by the activity with it; with more behind it, theirs will be.
         const view = box.pending.length === 1 ? closureView({ ...state, outbox: { pending: [] } }, closureRules) : undefined;
         const publish = view ? { ticketKey: key, version: state.version, view } : undefined;
-        const result = await ticketOutbox.deliverToTicket({ ticket: ref, ...(batch.gate ? { gate: batch.gate } : {}), notes: batch.notes, attempt: batch.attempts, ...(publish ? { publish } : {}) });
+        const result = await ticketOutbox.deliverToTicket({
+          ticket: ref,
+          ...(batch.gate ? { gate: batch.gate } : {}),
+          notes: batch.notes,
+          ...(batch.updates?.length ? { updates: batch.updates } : {}),
+          attempt: batch.attempts,
+          ...(publish ? { publish } : {}),
+        });
         if (result.outcome === 'retry') {
           const waitMs = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, Math.round(result.retryInMs)));
           const now = Date.now();
@@ -237,7 +250,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
             state.gate = batch.gate;
             state.gateSet = batch.gate.value !== 'pending';
           }
-          (state.notesWritten ??= []).push(...batch.notes.map((n) => n.marker));
+          (state.notesWritten ??= []).push(...batch.notes.map((n) => n.marker), ...(batch.updates ?? []).map((u) => u.marker));
           if (result.published && publish) {
             lastPublished = JSON.stringify(publish.view);
             lastPublishedVersion = publish.version;
@@ -312,7 +325,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     if (outbox) {
       // The gate follows the steps and refusals only: a delivery still pending must not turn the gate it carries back.
       const settled = closureVerdict({ steps: state.steps, writeBackErrors: state.writeBackErrors }, closureRules);
-      record(state, box, closureGate(state, settled), notes, gateShown);
+      record(state, box, closureGate(state, settled), notes, updates, gateShown);
       if (box.pending.length > 0 && !delivering) void deliver();
     } else if (oneWriteBack) {
       // The write-back publishes this turn's view too once the ticket has it (what it would be if the write lands).
@@ -369,10 +382,10 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     }
 
     // A note a step left while this turn's write-back was out is written next turn (the step touched the loop).
-    const undelivered = box.pending.length > 0 || delivering;
+    const undelivered = box.pending.length > 0 || delivering || updates.length > 0;
     if (isFinal(state.phase) && inFlight.size === 0 && notes.length === 0 && !undelivered && allTerminal(state)) break;
     // A delivery waiting to retry goes on in the next run: the outbox is in the state carried over.
-    if (workflowInfo().continueAsNewSuggested && inFlight.size === 0 && notes.length === 0 && (!delivering || retryWait)) {
+    if (workflowInfo().continueAsNewSuggested && inFlight.size === 0 && notes.length === 0 && updates.length === 0 && (!delivering || retryWait)) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof changeWorkflow>({ ...input, carried: state });
     }
@@ -464,7 +477,14 @@ async function writeBackTurn(
  * join the newest batch while it has not been sent, so an outage leaves at most two batches: the one being retried
  * and everything since. A batch being retried is never changed, so its retry's marker lookup means what it says.
  */
-function record(state: ChangeState, box: TicketOutbox, wanted: ClosureGate | undefined, queued: NoteWrite[], shown: ClosureGate | undefined): void {
+function record(
+  state: ChangeState,
+  box: TicketOutbox,
+  wanted: ClosureGate | undefined,
+  queued: NoteWrite[],
+  queuedUpdates: TicketUpdate[],
+  shown: ClosureGate | undefined,
+): void {
   const written = (state.notesWritten ??= []);
   const same = (a: ClosureGate | undefined, b: ClosureGate | undefined) => a !== undefined && b !== undefined && a.value === b.value && a.digest === b.digest;
   const known = state.gate ?? (state.writeBackErrors.length === 0 ? shown : undefined);
@@ -477,13 +497,16 @@ function record(state: ChangeState, box: TicketOutbox, wanted: ClosureGate | und
   let gate = wanted && !same(expected, wanted) ? wanted : undefined;
   // A gate the source refused is asked for again only once the ticket has changed (a person may have fixed the cause).
   if (gate && box.refused && box.refused.version === state.version && same(box.refused.gate, gate)) gate = undefined;
-  const recorded = new Set(box.pending.flatMap((b) => b.notes.map((n) => n.marker)));
-  const fresh = queued.splice(0).filter((n, i, all) => !written.includes(n.marker) && !recorded.has(n.marker) && all.findIndex((m) => m.marker === n.marker) === i);
+  const recorded = new Set(box.pending.flatMap((b) => [...b.notes, ...(b.updates ?? [])].map((n) => n.marker)));
+  const unseen = <T extends { marker: string }>(n: T, i: number, all: T[]) => !written.includes(n.marker) && !recorded.has(n.marker) && all.findIndex((m) => m.marker === n.marker) === i;
+  const fresh = queued.splice(0).filter(unseen);
+  const others = queuedUpdates.splice(0).filter(unseen);
   const gateNote = gate?.value === 'verified' ? `gate:${state.version}` : undefined;
   if (gateNote && !written.includes(gateNote) && !recorded.has(gateNote)) fresh.push({ marker: gateNote, text: GATE_VERIFIED_NOTE });
-  if (!gate && fresh.length === 0) return;
+  if (!gate && fresh.length === 0 && others.length === 0) return;
   const last = box.pending.at(-1);
   if (last && last.attempts === 0) {
+    if (others.length > 0) last.updates = [...(last.updates ?? []), ...others];
     if (gate) {
       // The gate it carried is superseded before it was sent: so is the note that announced it.
       if (last.gateNote && last.gateNote !== gateNote) last.notes = last.notes.filter((n) => n.marker !== last.gateNote);
@@ -494,6 +517,7 @@ function record(state: ChangeState, box: TicketOutbox, wanted: ClosureGate | und
     return;
   }
   const batch: OutboxBatch = { notes: fresh, attempts: 0 };
+  if (others.length > 0) batch.updates = others;
   if (gate) batch.gate = gate;
   if (gateNote) batch.gateNote = gateNote;
   box.pending.push(batch);

@@ -95,6 +95,8 @@ export interface DeployRunRecord {
 export interface OutboxBatch {
   gate?: ClosureGate;
   notes: Array<{ marker: string; text: string }>;
+  /** Updates of other kinds (a property, a transition, an attachment), each with its marker; see src/itsm/source.ts. */
+  updates?: Array<{ marker: string; kind: string; body: Record<string, unknown> }>;
   /** Delivery attempts so far; a batch never attempted may still take on later updates. */
   attempts: number;
   /** The marker of the "closure allowed" note written with a verified gate, dropped if that gate is replaced unsent. */
@@ -133,7 +135,7 @@ export interface ChangeState {
   gate?: ClosureGate;
   /** actionsDigest of the newest delivery. */
   actionsDigest?: string;
-  /** Markers of the work notes written to the ticket in loop write-backs, so that each is written once. */
+  /** Markers of the work notes (and, on the outbox, other updates) delivered to the ticket, so that each lands once. */
   notesWritten?: string[];
   /** Write-backs to the ticket that failed for good (e.g. the ticket is gone or the integration user lacks rights). */
   writeBackErrors: string[];
