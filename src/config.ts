@@ -34,8 +34,8 @@ export const configSchema = z.object({
   SERVICENOW_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters'),
   /** How the worker authenticates to the Table API: basic (default) or OAuth tokens from /oauth_token.do. */
   SERVICENOW_AUTH: z.enum(['basic', 'oauth']).default('basic'),
-  SERVICENOW_OAUTH_CLIENT_ID: z.string().min(1).optional(),
-  SERVICENOW_OAUTH_CLIENT_SECRET: z.string().min(1).optional(),
+  SERVICENOW_OAUTH_CLIENT_ID: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional()),
+  SERVICENOW_OAUTH_CLIENT_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional()),
   /** `password` (the integration user as resource owner) or `client_credentials` (where the instance enables it). */
   SERVICENOW_OAUTH_GRANT: z.enum(['password', 'client_credentials']).default('password'),
   /** Longest wait between two delivery attempts of a ticket update (the outbox's back-off ceiling), PT1S to PT1H. */

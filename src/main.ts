@@ -10,10 +10,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
-import { discoveryIntervalMs, loadConfig, oidcSettings, servicenowCredentials, writeBackBackoff } from './config';
+import { type Config, discoveryIntervalMs, loadConfig, oidcSettings, servicenowCredentials, writeBackBackoff } from './config';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
-import { startGateway } from './gateway';
+import { type GatewayOptions, startGateway } from './gateway';
 import { startDemoLdap } from './launcher/demo-ldap';
 import { startDemoOpenBao } from './launcher/demo-openbao';
 import { createLogger, temporalLogSink } from './logger';
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     connectors,
     policy: loadPolicyFile(resolve(ROOT, config.CHANGEGATE_POLICY), connectors.connectors.map((c) => c.name)),
     servicenow: simulator
-      ? { simulator: { username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD, port: simulatorPort } }
+      ? simulatorWith(config, simulatorPort)
       : { url: config.SERVICENOW_URL, ...servicenowCredentials(config) },
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
@@ -142,6 +142,14 @@ async function main(): Promise<void> {
     servicenow: gw.servicenowUrl,
     secrets: simulator ? '.data/demo.env' : undefined,
   });
+}
+
+/** The demo simulator, issuing OAuth tokens to the configured client when SERVICENOW_AUTH=oauth (basic otherwise). */
+function simulatorWith(config: Config, port: number): GatewayOptions['servicenow'] {
+  const { username, password, oauth } = servicenowCredentials(config);
+  const simulator = { username, password, port };
+  if (!oauth) return { simulator };
+  return { simulator: { ...simulator, oauth: { clientId: oauth.clientId, clientSecret: oauth.clientSecret, clientCredentials: oauth.grant === 'client_credentials' } }, clientOAuth: oauth };
 }
 
 main().catch((err: unknown) => {
