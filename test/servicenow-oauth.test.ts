@@ -71,6 +71,22 @@ describe('ServiceNow OAuth: tokens from /oauth_token.do, refreshed before expiry
     }
   });
 
+  it('a refresh token the instance no longer accepts falls back to the grant, and the call goes through', async () => {
+    const own = createServiceNowSimulator({ username: USER, password: PASSWORD, oauth: { ...CLIENT, tokenLifetimeSeconds: 300 } });
+    const listening = await own.listen(0);
+    try {
+      const id = own.createChange({ number: 'CHG0070003' }).sys_id as string;
+      const client = new ServiceNowClient({ baseUrl: listening.url, username: USER, password: PASSWORD, oauth: CLIENT });
+      await client.getChange(id);
+      own.oauth.revokeRefreshTokens();
+      own.oauth.expireAccessTokens();
+      await expect(client.getChange(id)).resolves.toMatchObject({ sys_id: id });
+      expect(own.oauth.issued.map((t) => t.grant)).toEqual(['password', 'password']);
+    } finally {
+      await listening.close();
+    }
+  });
+
   it('client credentials work where the instance enables them and are refused where it does not', async () => {
     await expect(oauthClient('client_credentials').getChange(sysId)).rejects.toMatchObject({ kind: 'refused', status: 400 });
     const enabled = createServiceNowSimulator({ username: USER, password: PASSWORD, oauth: { ...CLIENT, clientCredentials: true } });

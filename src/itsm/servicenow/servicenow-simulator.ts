@@ -111,6 +111,8 @@ export interface SimulatorOAuth {
   readonly refusedBearer: number;
   /** Every access token issued so far expires now (refresh tokens stay valid), as if their lifetime had run out. */
   expireAccessTokens(): void;
+  /** Every refresh token issued so far is revoked (as an admin does in the token table). */
+  revokeRefreshTokens(): void;
 }
 
 /** A Table API failure: the HTTP status and the two fields of the `{"error": {message, detail}}` envelope. */
@@ -875,6 +877,9 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
       },
       expireAccessTokens() {
         for (const token of accessTokens.values()) token.expiresAt = 0;
+      },
+      revokeRefreshTokens() {
+        refreshTokens.clear();
       },
     },
     createChange(fields) {
