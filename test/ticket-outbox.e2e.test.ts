@@ -87,7 +87,7 @@ describe('ticket outbox: nothing lost while ServiceNow is down (real Temporal an
     expect(state?.writeBackErrors).toEqual([]);
   }, 90_000);
 
-  it('a 403 ACL refusal is not retried: closure stays blocked with the reason, and the gate is not shown as passed', async () => {
+  it('a 403 ACL refusal is not retried: closure stays blocked with the reason and the gate is not shown as passed, until the ticket changes after the fix and the update is sent once more', async () => {
     const account = uniqueAccount('ob');
     await createAccount(stack.admin, account);
     const number = uniqueTicketNumber();
@@ -109,5 +109,19 @@ describe('ticket outbox: nothing lost while ServiceNow is down (real Temporal an
     expect(stack.sim.faults.injected).toBeGreaterThan(0);
     expect(stack.sim.getChange(change.sys_id as string)?.u_identity_cleanup).not.toBe('verified');
     expect(stack.sim.journal(change.sys_id as string, 'work_notes')).toEqual([]);
+
+    // An administrator fixes the ACL; the change moves on to Review, and that delivery sends the held update again.
+    await stack.sim.faults.restore();
+    stack.sim.updateChange(change.sys_id as string, { state: '0' });
+    const open = await waitFor('closure allowed after the fix', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed === true ? r.data : null;
+    });
+    expect(open.reasons).toEqual([]);
+    expect(stack.sim.getChange(change.sys_id as string)?.u_identity_cleanup).toBe('verified');
+    const tags = markers(stack, change.sys_id as string);
+    expect(tags.filter((m) => m.startsWith('leaver:'))).toHaveLength(1);
+    expect(tags.filter((m) => m.startsWith('gate:'))).toHaveLength(1);
+    expect((await status(number))?.writeBackErrors).toEqual([]);
   }, 60_000);
 });

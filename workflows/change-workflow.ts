@@ -76,8 +76,9 @@ const ONE_WRITE_BACK_PER_TURN = 'one-write-back-per-turn';
  * recorded in the workflow's state first and delivered by a loop of its own, so that the steps keep running while the
  * ticket's system is down or throttling. A transient failure is retried without limit (Retry-After / X-RateLimit-Reset
  * when the source says, else exponential back-off with jitter, capped) and blocks closure only until delivered, with
- * its reason on closure-check; a refusal that needs a person blocks for good, as before. Before this patch the turn
- * awaited its write-back, whose retries ended after 50 attempts (~3.5 h) with the update lost and closure blocked.
+ * its reason on closure-check; a refusal that needs a person blocks, and is sent once more after the ticket's next
+ * delivery (a person may have fixed the cause). Before this patch the turn awaited its write-back, whose retries
+ * ended after 50 attempts (~3.5 h) with the update lost and closure blocked.
  *
  * Why the workflow's state and not a database table: the batch is part of the same durable history as the steps that
  * wrote it, so a worker crash or a continue-as-new carries it (no second store to keep consistent, no extra grants for
@@ -324,6 +325,7 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     let verdict = closureVerdict(state, closureRules);
     if (outbox) {
       // The gate follows the steps and refusals only: a delivery still pending must not turn the gate it carries back.
+      release(state, box);
       const settled = closureVerdict({ steps: state.steps, writeBackErrors: state.writeBackErrors }, closureRules);
       record(state, box, closureGate(state, settled), notes, updates, gateShown);
       if (box.pending.length > 0 && !delivering) void deliver();
@@ -524,16 +526,36 @@ function record(
 }
 
 /**
- * A batch the source refused (a person has to act: rights, a missing record): its reason blocks closure for good. The
- * ticket may show an open gate that no longer holds (the refused notes belong with it), so the gate is unknown now
- * and the next turn records `pending`.
+ * A batch the source refused (a person has to act: rights, a missing record): its reason blocks closure, and the
+ * batch is held until the ticket's next delivery (see release). The ticket may show an open gate that no longer holds
+ * (the refused notes belong with it), so the gate is unknown now and the next turn records `pending`.
  */
 function refused(state: ChangeState, box: TicketOutbox, batch: OutboxBatch, reason: string): void {
   state.writeBackErrors.push(reason);
+  // Its gate (and the note announcing it) is the loop's to decide again; the rest keeps its attempts, so that the next
+  // send looks for what may have landed before the refusal.
+  const kept: OutboxBatch = { notes: batch.notes.filter((n) => n.marker !== batch.gateNote), attempts: batch.attempts };
+  if (batch.updates?.length) kept.updates = batch.updates;
+  (box.held ??= []).push({ batch: kept, reason, version: state.version });
   if (batch.gate) box.refused = { gate: batch.gate, version: state.version };
   if ((batch.gate && batch.gate.value !== 'pending') || (state.gate && state.gate.value !== 'pending')) {
     state.gate = undefined;
     state.gateSet = false;
+  }
+}
+
+/**
+ * After a delivery newer than a refusal (the ticket changed: a person may have fixed the rights, the record, the data
+ * policy), the refused batches are sent once more and their reasons withdrawn; a second refusal holds them again.
+ */
+function release(state: ChangeState, box: TicketOutbox): void {
+  const due = (box.held ?? []).filter((h) => h.version < state.version);
+  if (due.length === 0) return;
+  box.held = (box.held ?? []).filter((h) => h.version >= state.version);
+  for (const { batch, reason } of due) {
+    const at = state.writeBackErrors.indexOf(reason);
+    if (at >= 0) state.writeBackErrors.splice(at, 1);
+    if (batch.notes.length > 0 || (batch.updates?.length ?? 0) > 0) box.pending.push(batch);
   }
 }
 

@@ -110,6 +110,11 @@ export interface TicketOutbox {
   waiting?: { reason: string; attempts: number; since: string; nextAttemptAt: string };
   /** A gate write the source refused: not asked for again until the ticket's next delivery. */
   refused?: { gate: ClosureGate; version: number };
+  /**
+   * Batches the source refused (their reasons are in writeBackErrors): held until the ticket's next delivery, which
+   * may mean a person fixed the cause, and then sent once more (and their reasons withdrawn) — refused again, held again.
+   */
+  held?: Array<{ batch: OutboxBatch; reason: string; version: number }>;
 }
 
 /** A change as its workflow keeps it and reports it (the `status` query). */
