@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { createLogger } from '../src/logger';
-import { type Stack, createAccount, leaverActions, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { type Stack, captureRuntimeLog, createAccount, leaverActions, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 /**
  * The worker's write-backs with OAuth instead of basic auth (real Temporal and MariaDB, the simulator's token
@@ -20,8 +20,11 @@ const CLIENT = { clientId: 'cg-e2e-client', clientSecret: 'cg-e2e-client-secret-
 describe('ServiceNow OAuth through the gateway: token expiry mid-run', () => {
   let stack: Stack;
   const logged: string[] = [];
+  const workerLogged: string[] = [];
 
   beforeAll(async () => {
+    // The worker's own log (activities, workflows) as well as the gateway's, at debug.
+    captureRuntimeLog((line) => workerLogged.push(line));
     const stream = new Writable({
       write(chunk: Buffer, _enc, cb) {
         logged.push(chunk.toString());
@@ -60,15 +63,17 @@ describe('ServiceNow OAuth through the gateway: token expiry mid-run', () => {
     }
 
     const secrets = [CLIENT.clientSecret, ...stack.sim.oauth.issued.flatMap((t) => [t.accessToken, t.refreshToken ?? t.accessToken])];
-    const recorded: string[] = [logged.join('')];
+    const recorded: string[] = [logged.join(''), workerLogged.join('\n')];
     for (const { number } of [first, second]) {
       recorded.push(JSON.stringify((await stack.closureCheck(number)).data));
       recorded.push(JSON.stringify(await stack.workflows.status('servicenow', number)));
       const history = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();
       recorded.push(JSON.stringify(history), ...payloadTexts(history));
     }
-    // A positive control: the history does hold what was written (so the search looks where the payloads are).
+    // Positive controls: the history holds what was written (so the search looks where the payloads are), and the
+    // worker's log was captured at debug.
     expect(recorded.join('\n')).toContain('Identity cleanup verified');
+    expect(workerLogged.some((l) => l.includes('deliverToTicket'))).toBe(true);
     for (const secret of secrets) expect(recorded.join('\n')).not.toContain(secret);
   }, 60_000);
 });

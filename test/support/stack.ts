@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type express from 'express';
-import { Runtime, type Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import axios, { type AxiosResponse } from 'axios';
 import mysql from 'mysql2/promise';
 import type { DataSource } from 'typeorm';
@@ -23,6 +23,19 @@ export function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   Runtime.install({ logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined }, telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
+}
+
+/**
+ * Instead of quietRuntime, for a test file that reads what the worker logs (activity and workflow logs through the
+ * SDK's runtime logger, at debug): every entry is handed to `sink` as one JSON line. Call it before startStack.
+ */
+export function captureRuntimeLog(sink: (line: string) => void): void {
+  if (runtimeInstalled) throw new Error('the runtime logger is already installed in this test file');
+  runtimeInstalled = true;
+  Runtime.install({
+    logger: new DefaultLogger('DEBUG', (entry) => sink(JSON.stringify({ level: entry.level, message: entry.message, meta: entry.meta }))),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
+  });
 }
 
 export function connectorsFile(): ConnectorsFile {
