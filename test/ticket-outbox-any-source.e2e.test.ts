@@ -93,6 +93,62 @@ describe('ticket outbox for any ticket source (real Temporal, a source defined i
     expect(source.landed).toEqual(['attachment:stamp:a1:attachment', 'note:stamp:a1:verified', 'note:gate:0', 'gate:verified']);
   });
 
+  it('a refusal of the batch being retried is recorded before the batch behind it is sent, so its verified gate is not shown without the refused update', async () => {
+    const landed: string[] = [];
+    let firstStep: 'transient' | 'refuse' = 'transient';
+    const adapter: TicketWriteBack = {
+      async postNote(_t: TicketRef, marker: string) {
+        if (!landed.includes(`note:${marker}`)) landed.push(`note:${marker}`);
+        return { posted: true };
+      },
+      async setGate(_t: TicketRef, gate: GateWrite) {
+        landed.push(`gate:${gate.value}`);
+      },
+      async applyUpdate(_t: TicketRef, update: TicketUpdate) {
+        if (update.marker.startsWith('stamp:a1')) {
+          if (firstStep === 'transient') throw new WriteBackError('Service Unavailable', { kind: 'transient', retryAfterMs: 100 });
+          throw new WriteBackError('User Not Authorized: ACL Exception', { kind: 'refused' });
+        }
+        landed.push(`${update.kind}:${update.marker}`);
+      },
+    };
+    const taskQueue = `cg-outbox-any-${randomUUID()}`;
+    const workflows = await ChangeWorkflows.connect(temporalAddress, 'default', taskQueue);
+    const worker = await Worker.create({
+      connection,
+      namespace: 'default',
+      taskQueue,
+      workflowBundle: { code },
+      activities: { ...createTicketActivities({ writeBackFor: () => adapter, backoff: { initialMs: 10, maxMs: 50 } }), publishClosureView: async () => undefined },
+    });
+    const key = uniqueTicketNumber();
+    const ticket = { source: 'memory', key, recordId: `rec-${key}` };
+    const action = (id: string) => ({ actionId: id, kind: 'stamp', system: 'none', identity: { type: 'service_account' as const, name: `svc_${id}` } });
+    const snapshot = (version: number, ids: string[]): TicketSnapshot => ({
+      ...ticket, eventId: randomUUID(), version, receivedAt: new Date().toISOString(), phase: 'implement', emergency: false, sourceState: 'Doing',
+      actionsDigest: `d${version}`, gateShown: { value: 'pending', digest: '' }, actions: ids.map(action),
+    });
+    try {
+      await worker.runUntil(async () => {
+        await workflows.deliver(ticket, snapshot(0, ['a1']));
+        await waitFor('the first batch retrying', async () => (await workflows.status('memory', key))?.outbox?.waiting);
+        await workflows.deliver(ticket, snapshot(1, ['a1', 'a2']));
+        await waitFor('a verified gate recorded behind it', async () => (await workflows.status('memory', key))?.outbox?.pending[1]?.gate?.value === 'verified');
+        firstStep = 'refuse';
+        const state = await waitFor('the refusal recorded and the rest delivered', async () => {
+          const s = await workflows.status('memory', key);
+          return s && s.writeBackErrors.length > 0 && s.outbox?.pending.length === 0 && s.gate ? s : null;
+        });
+        expect(state.writeBackErrors).toEqual(['User Not Authorized: ACL Exception']);
+        expect(state.gate?.value).toBe('pending');
+      });
+    } finally {
+      await workflows.close();
+    }
+    // The second step's attachment and note landed; no gate but `pending`, and no "closure allowed" note.
+    expect(landed).toEqual(['attachment:stamp:a2:attachment', 'note:stamp:a2:verified', 'gate:pending']);
+  });
+
   it('a source that cannot apply a kind of update refuses it for good, with the reason', async () => {
     const { adapter } = memorySource({ kind: 'transient', times: 0 });
     const withoutUpdates: TicketWriteBack = { postNote: adapter.postNote, setGate: adapter.setGate };

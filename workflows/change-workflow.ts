@@ -259,6 +259,10 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
           }
         } else {
           refused(state, box, batch, result.reason);
+          // The batches behind it were recorded before the refusal, perhaps with a gate that no longer holds: the loop
+          // records again (replacing an unsent gate) before anything more is sent.
+          touch();
+          break;
         }
         touch();
       }
