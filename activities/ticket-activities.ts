@@ -2,6 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ClosureView } from '../src/change/closure';
 import type { TicketRef } from '../src/change/ticket';
 import { FailureType } from '../src/connectors/connector-errors';
+import { type BackoffPolicy, DEFAULT_BACKOFF, nextRetryDelay } from '../src/itsm/retry-timing';
 import { type GateWrite, type TicketWriteBack, type WriteBackBatch, WriteBackError } from '../src/itsm/source';
 
 export interface TicketActivityDeps {
@@ -9,7 +10,21 @@ export interface TicketActivityDeps {
   writeBackFor: (source: string) => TicketWriteBack;
   /** Publishes a closure view for closure-check; without it, writeBack leaves publishing to the workflow. */
   publishView?: (ticketKey: string, version: number, view: ClosureView) => Promise<void>;
+  /** The outbox's back-off between delivery attempts when the source does not say when to come back. */
+  backoff?: BackoffPolicy;
 }
+
+/**
+ * What one delivery attempt of an outbox batch came to. A transient failure is an answer, not a thrown error: the
+ * workflow records its reason (closure-check shows it) and waits `retryInMs` — the source's Retry-After or
+ * X-RateLimit-Reset when it gave one, else exponential back-off with jitter — before the next attempt.
+ */
+export type DeliveryOutcome =
+  | { outcome: 'delivered'; published: boolean }
+  | { outcome: 'retry'; reason: string; retryInMs: number }
+  | { outcome: 'refused'; reason: string };
+
+type PublishRequest = { ticketKey: string; version: number; view: ClosureView };
 
 /**
  * Which ticket a write-back is for. Calls scheduled before tickets were normalised name only a ServiceNow sys_id;
@@ -38,8 +53,59 @@ export async function itsmCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createTicketActivities({ writeBackFor, publishView }: TicketActivityDeps) {
+export function createTicketActivities({ writeBackFor, publishView, backoff = DEFAULT_BACKOFF }: TicketActivityDeps) {
+  /**
+   * Writes a batch: its other updates, then one save where the source can (notes and gate together), else the notes
+   * and then the gate.
+   */
+  const write = async (ticket: TicketRef, { updates = [], ...batch }: WriteBackBatch, retry: boolean): Promise<void> => {
+    const adapter = writeBackFor(ticket.source);
+    // Other updates first: the gate, which closes the save, is never shown ahead of anything recorded with it.
+    for (const update of updates) {
+      if (!adapter.applyUpdate) throw new WriteBackError(`ticket source '${ticket.source}' cannot apply a '${update.kind}' update`, { kind: 'refused' });
+      await adapter.applyUpdate(ticket, update, { retry });
+    }
+    const together = adapter.writeTogether?.bind(adapter);
+    if (together) {
+      await together(ticket, batch, { retry });
+      return;
+    }
+    for (const note of batch.notes) await adapter.postNote(ticket, note.marker, note.text);
+    if (batch.gate) await adapter.setGate(ticket, batch.gate);
+  };
+  const publishAfter = async (publish: PublishRequest | undefined): Promise<boolean> => {
+    if (!publish || !publishView) return false;
+    try {
+      await publishView(publish.ticketKey, publish.version, publish.view);
+      return true;
+    } catch (err) {
+      Context.current().log.warn('closure view not published with the write-back; the workflow publishes it', { error: (err as Error).message });
+      return false;
+    }
+  };
+
   return {
+    /**
+     * One delivery attempt of an outbox batch (ticket-outbox). `attempt` counts the workflow's attempts of this
+     * batch: from the second on, an earlier one may have landed without the answer reaching us, so the notes'
+     * markers are looked up first and a note lands once however often the batch is sent.
+     */
+    async deliverToTicket(input: { ticket: TicketRef; attempt: number; publish?: PublishRequest } & WriteBackBatch): Promise<DeliveryOutcome> {
+      const { ticket, notes, attempt } = input;
+      const gate: GateWrite | undefined = input.gate && (input.gate.digest === undefined ? { value: input.gate.value } : { value: input.gate.value, digest: input.gate.digest });
+      const retry = attempt > 1 || Context.current().info.attempt > 1;
+      try {
+        await write(ticket, { ...(gate ? { gate } : {}), notes, ...(input.updates?.length ? { updates: input.updates } : {}) }, retry);
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        if (err instanceof WriteBackError && (err.kind === 'refused' || err.kind === 'not_found')) return { outcome: 'refused', reason };
+        const retryInMs = nextRetryDelay(attempt, err instanceof WriteBackError ? err.retryAfterMs : undefined, backoff);
+        Context.current().log.warn('ticket update not delivered; retrying', { source: ticket.source, attempt, retryInMs, reason });
+        return { outcome: 'retry', reason, retryInMs };
+      }
+      return { outcome: 'delivered', published: await publishAfter(input.publish) };
+    },
+
     /** Appends a note to the ticket once (the source's adapter finds a retried attempt's earlier note by its marker). */
     async postWorkNote(input: Addressed & { marker: string; text: string }): Promise<{ posted: boolean }> {
       const ticket = ticketOf(input);

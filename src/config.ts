@@ -73,6 +73,21 @@ export const configSchema = z.object({
   SERVICENOW_REOPEN_STATE: z.string().regex(/^-?\d{1,9}$/, 'must be an integer state value such as 0').default('0'),
   /** How often the worker reads back changes the webhook may have lost (ServiceNow never retries one): PT10S to P1D. */
   SERVICENOW_RECONCILE_INTERVAL: isoInterval('PT5M', 10_000, 86_400_000, 'PT10S and P1D'),
+  /** How the worker authenticates to the Table API: basic (default) or OAuth tokens from /oauth_token.do. */
+  SERVICENOW_AUTH: z.enum(['basic', 'oauth']).default('basic'),
+  SERVICENOW_OAUTH_CLIENT_ID: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional()),
+  SERVICENOW_OAUTH_CLIENT_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional()),
+  /** `password` (the integration user as resource owner) or `client_credentials` (where the instance enables it). */
+  SERVICENOW_OAUTH_GRANT: z.enum(['password', 'client_credentials']).default('password'),
+  /** Longest wait between two delivery attempts of a ticket update (the outbox's back-off ceiling), PT1S to PT1H. */
+  CHANGEGATE_WRITEBACK_MAX_BACKOFF: z
+    .string()
+    .default('PT5M')
+    .superRefine((text, ctx) => {
+      const ms = parseIsoDuration(text);
+      if (ms === null) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be an ISO-8601 duration such as PT5M' });
+      else if (ms < 1_000 || ms > 3_600_000) ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be between PT1S and PT1H' });
+    }),
   /** HMAC key of pipelines' run events (POST /webhooks/deploy); unset or empty, every deploy event is refused. */
   DEPLOY_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   /** HMAC key of secret scanners' reports (POST /webhooks/secret-scanning); unset or empty, every report is refused. */
@@ -143,6 +158,11 @@ const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
   for (const key of jiraNeeds) {
     if (!c[key]) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `is required when ${c.JIRA_URL ? 'JIRA_URL' : 'JIRA_CLOUD_ID'} is set` });
   }
+  if (c.SERVICENOW_AUTH === 'oauth') {
+    for (const key of ['SERVICENOW_OAUTH_CLIENT_ID', 'SERVICENOW_OAUTH_CLIENT_SECRET'] as const) {
+      if (!c[key]) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'is required when SERVICENOW_AUTH is oauth' });
+    }
+  }
   for (const key of ['OIDC_AUDIENCE', 'OIDC_JWKS_URL'] as const) {
     if (c[key] && !c.OIDC_ISSUER) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'has no effect without OIDC_ISSUER' });
   }
@@ -165,6 +185,18 @@ export function jiraSite(c: Config): { kind: 'basic'; siteUrl: string; email: st
   if (c.JIRA_URL && c.JIRA_USERNAME && c.JIRA_API_TOKEN) return { kind: 'basic', siteUrl: c.JIRA_URL, email: c.JIRA_USERNAME, apiToken: c.JIRA_API_TOKEN };
   if (c.JIRA_CLOUD_ID && c.JIRA_OAUTH_TOKEN) return { kind: 'oauth', cloudId: c.JIRA_CLOUD_ID, accessToken: c.JIRA_OAUTH_TOKEN };
   return undefined;
+}
+
+/** The ServiceNow client's credentials: basic, or OAuth with the client registered on the instance. */
+export function servicenowCredentials(c: Config): { username: string; password: string; oauth?: { clientId: string; clientSecret: string; grant: 'password' | 'client_credentials' } } {
+  const base = { username: c.SERVICENOW_USERNAME, password: c.SERVICENOW_PASSWORD };
+  if (c.SERVICENOW_AUTH !== 'oauth' || !c.SERVICENOW_OAUTH_CLIENT_ID || !c.SERVICENOW_OAUTH_CLIENT_SECRET) return base;
+  return { ...base, oauth: { clientId: c.SERVICENOW_OAUTH_CLIENT_ID, clientSecret: c.SERVICENOW_OAUTH_CLIENT_SECRET, grant: c.SERVICENOW_OAUTH_GRANT } };
+}
+
+/** The outbox's back-off: a second after the first failure, doubling up to the configured ceiling. */
+export function writeBackBackoff(c: Config): { initialMs: number; maxMs: number } {
+  return { initialMs: 1_000, maxMs: parseIsoDuration(c.CHANGEGATE_WRITEBACK_MAX_BACKOFF) ?? 300_000 };
 }
 
 /** Milliseconds between discovery runs (validated by the schema). */

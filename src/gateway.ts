@@ -9,7 +9,8 @@ import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
-import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
+import { ServiceNowClient, type ServiceNowClientOptions } from './itsm/servicenow/servicenow-client';
+import type { BackoffPolicy } from './itsm/retry-timing';
 import { ServiceNowReconciler } from './itsm/servicenow/servicenow-reconciler';
 import type { ServiceNowSettings } from './itsm/servicenow/servicenow-source';
 import { servicenow as servicenowSource, servicenowWriteBack } from './itsm/servicenow/servicenow-source';
@@ -20,7 +21,7 @@ import { type JiraSimulator, type JiraSimulatorOptions, createJiraSimulator } fr
 import { createLogger, type Logger } from './logger';
 import { EMPTY_POLICY, Policy, type PolicyInput } from './policy/policy';
 import { openDatabase } from './persistence/data-source';
-import { createServiceNowSimulator, type ServiceNowSimulator } from './itsm/servicenow/servicenow-simulator';
+import { createServiceNowSimulator, type ServiceNowSimulator, type SimulatorOptions } from './itsm/servicenow/servicenow-simulator';
 import { type DevServerOptions, startDevServer } from './temporal/dev-server';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { ChangeWorkflows } from './temporal/temporal-client';
@@ -43,7 +44,9 @@ export interface GatewayOptions {
   /** The governance policy (who is who, privileged grants); none by default. */
   policy?: PolicyInput;
   /** A real instance, or the simulator (its business rule fires signed webhooks at this gateway's API). */
-  servicenow: { url: string; username: string; password: string } | { simulator: { username: string; password: string; port?: number; numberBase?: number } };
+  servicenow:
+    | { url: string; username: string; password: string; oauth?: ServiceNowClientOptions['oauth'] }
+    | { simulator: { username: string; password: string; port?: number; numberBase?: number; oauth?: SimulatorOptions['oauth'] }; clientOAuth?: ServiceNowClientOptions['oauth'] };
   webhookSecret: string;
   /**
    * Jira Service Management as a second ticket source: a real site (basic auth or OAuth), or the simulator (its
@@ -65,7 +68,7 @@ export interface GatewayOptions {
   /** Listen address of the API; port 0 picks a free one. `false`: no API. */
   api?: { port: number; host?: string } | false;
   /** `false`: no worker (e.g. a test that runs its own worker process). */
-  worker?: { workflowBundle?: WorkerOptions['workflowBundle']; maxCachedWorkflows?: number } | false;
+  worker?: { workflowBundle?: WorkerOptions['workflowBundle']; maxCachedWorkflows?: number; writeBackBackoff?: BackoffPolicy } | false;
   /**
    * The discovery schedule, created or updated at start (default: every hour, id `changegate-discovery`); `false`
    * leaves schedules alone.
@@ -142,21 +145,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     // The simulator first, so that the API can reach it (refused deliveries are told on the ticket); its webhook
     // properties are set once the API listens. It stops after the API, so that its last deliveries still land.
     let sim: ServiceNowSimulator | undefined;
-    let servicenow: { url: string; username: string; password: string };
+    let servicenow: { url: string; username: string; password: string; oauth?: ServiceNowClientOptions['oauth'] };
     if ('simulator' in opts.servicenow) {
-      const { username, password, port, numberBase } = opts.servicenow.simulator;
-      sim = createServiceNowSimulator({ username, password, ...(numberBase !== undefined ? { numberBase } : {}) });
+      const { username, password, port, numberBase, oauth } = opts.servicenow.simulator;
+      sim = createServiceNowSimulator({ username, password, ...(numberBase !== undefined ? { numberBase } : {}), ...(oauth ? { oauth } : {}) });
       const listening = await sim.listen(port ?? 0);
       const simulator = sim;
       stops.push(async () => {
         await simulator.waitForDeliveries();
         await listening.close();
       });
-      servicenow = { url: listening.url, username, password };
+      servicenow = { url: listening.url, username, password, ...(opts.servicenow.clientOAuth ? { oauth: opts.servicenow.clientOAuth } : {}) };
     } else {
       servicenow = opts.servicenow;
     }
-    const snClient = () => new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password });
+    const snClient = () =>
+      new ServiceNowClient({ baseUrl: servicenow.url, username: servicenow.username, password: servicenow.password, ...(servicenow.oauth ? { oauth: servicenow.oauth } : {}) });
     // Jira before the API: the edge reads the project's statuses at start and asks Jira about approvals and gates.
     let jiraSim: JiraSimulator | undefined;
     let jira: JiraRuntime | undefined;
@@ -253,6 +257,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         verdicts: new ClosureVerdictStore(ds),
         servicenow: sourceClients.servicenow,
         sourceClients: { servicenowSettings: sourceClients.servicenowSettings, ...(jira ? { jira } : {}) },
+        ...(opts.worker?.writeBackBackoff ? { writeBackBackoff: opts.worker.writeBackBackoff } : {}),
         workflowBundle: opts.worker?.workflowBundle,
         maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
       });

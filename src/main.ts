@@ -11,11 +11,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
-import { discoveryIntervalMs, jiraSite, loadConfig, oidcSettings, reconcileIntervalMs, servicenowSettings } from './config';
+import { type Config, discoveryIntervalMs, jiraSite, loadConfig, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
-import { startGateway } from './gateway';
+import { type GatewayOptions, startGateway } from './gateway';
 import { startDemoLdap } from './launcher/demo-ldap';
 import { startDemoOpenBao } from './launcher/demo-openbao';
 import { createLogger, temporalLogSink } from './logger';
@@ -143,8 +143,8 @@ async function main(): Promise<void> {
     connectors,
     policy: loadPolicyFile(resolve(ROOT, config.CHANGEGATE_POLICY), connectors.connectors.map((c) => c.name)),
     servicenow: simulator
-      ? { simulator: { username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD, port: simulatorPort, numberBase: freshNumberBase() } }
-      : { url: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD },
+      ? simulatorWith(config, simulatorPort)
+      : { url: config.SERVICENOW_URL, ...servicenowCredentials(config) },
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     jira: jiraGatewayOptions(config, jiraSimulator, jiraSimulatorPort),
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     api: { port: config.PORT, host: config.HOST },
-    worker: { maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS },
+    worker: { maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS, writeBackBackoff: writeBackBackoff(config) },
     discovery: { intervalMs: discoveryIntervalMs(config) },
     servicenowSettings: servicenowSettings(config),
     reconcile: { intervalMs: reconcileIntervalMs(config) },
@@ -173,6 +173,15 @@ async function main(): Promise<void> {
     jira: gw.jiraUrl,
     secrets: simulator ? '.data/demo.env' : undefined,
   });
+}
+
+/** The demo simulator, issuing OAuth tokens to the configured client when SERVICENOW_AUTH=oauth (basic otherwise). */
+function simulatorWith(config: Config, port: number): GatewayOptions['servicenow'] {
+  const { username, password, oauth } = servicenowCredentials(config);
+  // Numbered from a base that grows with the clock: a restart never hands out a number whose workflow finished.
+  const simulator = { username, password, port, numberBase: freshNumberBase() };
+  if (!oauth) return { simulator };
+  return { simulator: { ...simulator, oauth: { clientId: oauth.clientId, clientSecret: oauth.clientSecret, clientCredentials: oauth.grant === 'client_credentials' } }, clientOAuth: oauth };
 }
 
 main().catch((err: unknown) => {

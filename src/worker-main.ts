@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { discoveryIntervalMs, jiraSite, loadConfig, reconcileIntervalMs, servicenowSettings } from './config';
+import { discoveryIntervalMs, jiraSite, loadConfig, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { acceptDelivery } from './api/deliveries';
 import { GrammarRegistry } from './connectors/registry';
 import { JiraClient } from './itsm/jira/jira-client';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const snSettings = servicenowSettings(config);
   const snClient = () =>
-    new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, username: config.SERVICENOW_USERNAME, password: config.SERVICENOW_PASSWORD });
+    new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, ...servicenowCredentials(config) });
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
   const evidence = new EvidenceStore(ds);
   const site = jiraSite(config);
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     verdicts: new ClosureVerdictStore(ds),
     servicenow: snClient(),
     sourceClients: { servicenowSettings: snSettings, ...(jira ? { jira } : {}) },
+    writeBackBackoff: writeBackBackoff(config),
   });
   // The discovery schedule runs on this worker's task queue; every worker start brings it to the configured interval.
   const client = new Client({ connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }), namespace: config.TEMPORAL_NAMESPACE });

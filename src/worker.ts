@@ -12,6 +12,7 @@ import { InventoryStore } from './inventory/inventory-store';
 import type { DeployRunReply, DeployRunRequest } from './kinds/deploy/run';
 import type { Policy } from './policy/policy';
 import { writeBacks } from './itsm/registry';
+import type { BackoffPolicy } from './itsm/retry-timing';
 import type { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 
 export interface WorkerDeps {
@@ -30,6 +31,8 @@ export interface WorkerDeps {
   policy?: Policy;
   /** Clients of other ticket sources' write-backs, by source name. */
   sourceClients?: Readonly<Record<string, unknown>>;
+  /** The ticket outbox's back-off between delivery attempts (config CHANGEGATE_WRITEBACK_MAX_BACKOFF). */
+  writeBackBackoff?: BackoffPolicy;
   /** Sticky-cache bound (config TEMPORAL_MAX_CACHED_WORKFLOWS). */
   maxCachedWorkflows?: number;
   /** A pre-built bundle (production, tests); otherwise the workflows are bundled from source at start. */
@@ -56,6 +59,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createTicketActivities({
       writeBackFor,
       publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),
+      ...(deps.writeBackBackoff ? { backoff: deps.writeBackBackoff } : {}),
     }),
     ...createTicketLifecycleActivities({ writeBackFor, evidence: deps.evidence }),
     ...createClosureActivities({ verdicts: deps.verdicts }),

@@ -32,6 +32,7 @@ describe('committed change-workflow histories', () => {
       'leaver-actions-edited-then-reverified-then-closed.json',
       'leaver-already-absent-then-closed.json',
       'leaver-revoked-evidence-attached-then-closed.json',
+      'leaver-delivered-through-outbox-after-outage-then-closed.json',
       'leaver-revoked-in-one-activity-then-closed.json',
       'leaver-revoked-then-closed.json',
       'leaver-revoked-with-one-write-back-then-closed.json',
@@ -46,6 +47,7 @@ describe('committed change-workflow histories', () => {
       'joiners-on-two-systems-granted-then-cancelled.json',
       'joiner-until-ticket-closed-granted-then-closed.json',
       'leaver-revoked-evidence-attached-then-closed.json',
+      'leaver-delivered-through-outbox-after-outage-then-closed.json',
       'leaver-revoked-in-one-activity-then-closed.json',
       'leaver-revoked-with-one-write-back-then-closed.json',
     ];

@@ -109,15 +109,19 @@ describe('write-back of a loop turn to a ServiceNow change (real Temporal, simul
     await runLeaver(
       (r) => (isNotePatch(r) && lost++ === 0 ? 'lose-answer' : undefined),
       async ({ number, sysId, workflows, seen }) => {
-        // History records the attempt that completed: the write-back's second.
-        const attempt = await waitFor('the write-back to complete on a retry', async () => {
+        // The outbox's delivery answered `retry` to its first attempt (no answer) and `delivered` to its second.
+        const outcomes = await waitFor('the write-back to be delivered on a retry', async () => {
           const events = (await workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory()).events ?? [];
-          const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'writeBack');
-          const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled?.eventId));
-          const completed = events.some((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId) === String(scheduled?.eventId));
-          return completed ? started?.activityTaskStartedEventAttributes?.attempt : null;
+          const decode = (p: { payloads?: Array<{ data?: Uint8Array | null }> | null } | null | undefined) => JSON.parse(Buffer.from(p?.payloads?.[0]?.data ?? new Uint8Array()).toString('utf8')) as Record<string, unknown>;
+          const results = events
+            .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverToTicket')
+            .map((e) => {
+              const done = events.find((c) => String(c.activityTaskCompletedEventAttributes?.scheduledEventId) === String(e.eventId));
+              return { attempt: decode(e.activityTaskScheduledEventAttributes?.input).attempt, outcome: done ? decode(done.activityTaskCompletedEventAttributes?.result).outcome : undefined };
+            });
+          return results.some((r) => r.outcome === 'delivered') ? results : null;
         });
-        expect(attempt).toBe(2);
+        expect(outcomes).toEqual([{ attempt: 1, outcome: 'retry' }, { attempt: 2, outcome: 'delivered' }]);
         expect(lost).toBe(1);
         // The first attempt wrote without looking; the retry looked, found both markers, and wrote nothing more.
         expect(seen.filter(isNotePatch)).toHaveLength(1);

@@ -26,7 +26,7 @@ describe('change workflow when evidence cannot be written', () => {
   async function runWith(targets: Partial<ConnectorActivities>, body: (number: string, taskQueue: string) => Promise<void>): Promise<void> {
     const taskQueue = `cg-failpaths-${randomUUID()}`;
     workflows = await ChangeWorkflows.connect(temporalAddress, 'default', taskQueue);
-    const tickets: TicketActivities = { postWorkNote: async () => ({ posted: true }), setClosureGate: async () => undefined, writeBack: async () => ({ published: false }) };
+    const tickets: TicketActivities = { postWorkNote: async () => ({ posted: true }), setClosureGate: async () => undefined, writeBack: async () => ({ published: false }), deliverToTicket: async () => ({ outcome: 'delivered', published: false }) };
     const worker = await Worker.create({
       connection,
       namespace: 'default',

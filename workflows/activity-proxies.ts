@@ -21,6 +21,17 @@ export const ticketLifecycle = proxyActivities<TicketLifecycleActivities>({
 });
 
 /**
+ * The ticket outbox's delivery (ticket-outbox): a transient failure comes back as an answer and the workflow waits and
+ * tries again, without limit, so nothing here retries it. Only a lost worker or a timeout is retried by Temporal,
+ * also without limit: the batch is in the workflow's state until it lands, and markers keep each note to one landing.
+ */
+export const ticketOutbox = proxyActivities<TicketActivities>({
+  // Room for a token request, the marker lookup and the save, each bounded by the client's own 10 s timeout.
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
+/**
  * closure-check's projection: one DB insert in the worker, so a local activity (no task-queue round trip). Retried
  * until it lands; a verdict that cannot be published leaves the previous one, which closure-check still refuses to
  * trust past a newer delivery.

@@ -15,6 +15,8 @@ import {
 import {
   type ChangeState,
   type ClosureGate,
+  type OutboxBatch,
+  type TicketOutbox,
   type ClosureView,
   type StepState,
   type TicketRef,
@@ -27,9 +29,9 @@ import {
   needsDecision,
   ticketKey,
 } from '../src/change';
-import type { NoteWrite } from '../src/itsm/source';
+import type { NoteWrite, TicketUpdate } from '../src/itsm/source';
 import type { AnySnapshot, ChangeWorkflowInput, LegacyChangeWorkflowInput } from './change-types';
-import { closureViews, targets, ticketLifecycle, tickets } from './activity-proxies';
+import { closureViews, targets, ticketLifecycle, ticketOutbox, tickets } from './activity-proxies';
 import type { KindContext } from './kinds/kind';
 import { closureRules, installKindHandlers, workflowKind } from './kinds/registry';
 import { failureText } from './kinds/step-runner';
@@ -68,6 +70,25 @@ const ROLLBACK_ON_REJECTION = 'rollback-on-rejection';
  * own, each step awaited its note, and the first turn of every ticket wrote `pending`.
  */
 const ONE_WRITE_BACK_PER_TURN = 'one-write-back-per-turn';
+
+/**
+ * The ticket outbox: every update for the ticket (notes, the gate, and later kinds through the same write-back) is
+ * recorded in the workflow's state first and delivered by a loop of its own, so that the steps keep running while the
+ * ticket's system is down or throttling. A transient failure is retried without limit (Retry-After / X-RateLimit-Reset
+ * when the source says, else exponential back-off with jitter, capped) and blocks closure only until delivered, with
+ * its reason on closure-check; a refusal that needs a person blocks, and is sent once more after the ticket's next
+ * delivery (a person may have fixed the cause). Before this patch the turn awaited its write-back, whose retries
+ * ended after 50 attempts (~3.5 h) with the update lost and closure blocked.
+ *
+ * Why the workflow's state and not a database table: the batch is part of the same durable history as the steps that
+ * wrote it, so a worker crash or a continue-as-new carries it (no second store to keep consistent, no extra grants for
+ * the app account), the gate and its notes are formed and ordered in one place, and Temporal's timers do the waiting.
+ */
+const TICKET_OUTBOX = 'ticket-outbox';
+
+/** Delivery waits at least this long between attempts, and never longer than a day, whatever an answer asks for. */
+const MIN_RETRY_MS = 100;
+const MAX_RETRY_MS = 24 * 3_600_000;
 
 /**
  * On the one-write-back shape, a run's first view is not published while its first steps are still running, for up
@@ -122,7 +143,8 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   };
   // Decided once per run, before the first delivery is read, so that a run keeps one write-back shape throughout. A
   // run that has it started after every earlier patch: it does not ask for those again (no marker each).
-  const oneWriteBack = patched(ONE_WRITE_BACK_PER_TURN);
+  const outbox = patched(TICKET_OUTBOX);
+  const oneWriteBack = outbox || patched(ONE_WRITE_BACK_PER_TURN);
   const since = (patch: string) => oneWriteBack || patched(patch);
   // On the current shape, the gate attribute the start set (blocked) is not upserted again.
   if (oneWriteBack) gateAttribute = String(workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.gate) ?? '');
@@ -131,6 +153,12 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   let gateShown: ClosureGate | undefined;
   // Notes about deliveries in a state no configuration maps, written by the loop's next turn.
   const unmappedNotes: NoteWrite[] = [];
+  // TICKET_OUTBOX: the recorded updates, and whether the delivery loop is running (and only waiting to retry).
+  const box: TicketOutbox = outbox ? (state.outbox ??= { pending: [] }) : { pending: [] };
+  let delivering = false;
+  let retryWait = false;
+  // Updates of other kinds the steps left for the outbox (a property, a transition, an attachment).
+  const updates: TicketUpdate[] = [];
 
   setHandler(ticketUpdatedSignal, (delivered) => {
     const snap = normaliseSnapshot(delivered, ref);
@@ -171,7 +199,11 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     notes.push({ marker, text });
     touch();
   };
-  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets, note, since });
+  const update = (u: TicketUpdate): void => {
+    updates.push(u);
+    touch();
+  };
+  const contextFor = (step: StepState): KindContext => ({ key, ref, state, step, touch, targets, tickets, note, since, ...(outbox ? { update } : {}) });
   // Kinds with events of their own (a deploy's pipeline runs) take them as updates whose validators decide.
   installKindHandlers({ key, state, contextFor, touch });
 
@@ -197,6 +229,67 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       inFlight.delete(guarded);
       touch();
     });
+  };
+
+  /**
+   * Delivers the outbox, oldest batch first, until it is empty. A batch that fails transiently stays first and is sent
+   * again after the wait the attempt asked for; one that is refused is dropped, and its reason blocks closure.
+   */
+  const deliver = async (): Promise<void> => {
+    delivering = true;
+    try {
+      while (box.pending.length > 0) {
+        const batch = box.pending[0];
+        batch.attempts += 1;
+        // The view once this batch lands, published by the activity with it; with more behind it, theirs will be.
+        const view = box.pending.length === 1 ? closureView({ ...state, outbox: { pending: [] } }, closureRules) : undefined;
+        const publish = view ? { ticketKey: key, version: state.version, view } : undefined;
+        const result = await ticketOutbox.deliverToTicket({
+          ticket: ref,
+          ...(batch.gate ? { gate: batch.gate } : {}),
+          notes: batch.notes,
+          ...(batch.updates?.length ? { updates: batch.updates } : {}),
+          attempt: batch.attempts,
+          ...(publish ? { publish } : {}),
+        });
+        if (result.outcome === 'retry') {
+          const waitMs = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, Math.round(result.retryInMs)));
+          const now = Date.now();
+          box.waiting = { reason: result.reason, attempts: batch.attempts, since: box.waiting?.since ?? new Date(now).toISOString(), nextAttemptAt: new Date(now + waitMs).toISOString() };
+          touch();
+          retryWait = true;
+          try {
+            await sleep(waitMs);
+          } finally {
+            retryWait = false;
+          }
+          continue;
+        }
+        box.pending.shift();
+        box.waiting = undefined;
+        if (result.outcome === 'delivered') {
+          if (batch.gate) {
+            state.gate = batch.gate;
+            state.gateSet = batch.gate.value !== 'pending';
+          }
+          (state.notesWritten ??= []).push(...batch.notes.map((n) => n.marker), ...(batch.updates ?? []).map((u) => u.marker));
+          if (result.published && publish) {
+            lastPublished = JSON.stringify(publish.view);
+            lastPublishedVersion = publish.version;
+            graceTimer?.cancel();
+          }
+        } else {
+          refused(state, box, batch, result.reason);
+          // The batches behind it were recorded before the refusal, perhaps with a gate that no longer holds: the loop
+          // records again (replacing an unsent gate) before anything more is sent.
+          touch();
+          break;
+        }
+        touch();
+      }
+    } finally {
+      delivering = false;
+    }
   };
 
   // The first delivery comes with signal-with-start; wait for it in case of a bare start.
@@ -256,7 +349,13 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
     }
 
     let verdict = closureVerdict(state, closureRules);
-    if (oneWriteBack) {
+    if (outbox) {
+      // The gate follows the steps and refusals only: a delivery still pending must not turn the gate it carries back.
+      release(state, box);
+      const settled = closureVerdict({ steps: state.steps, writeBackErrors: state.writeBackErrors }, closureRules);
+      record(state, box, closureGate(state, settled), notes, updates, gateShown);
+      if (box.pending.length > 0 && !delivering) void deliver();
+    } else if (oneWriteBack) {
       // The write-back publishes this turn's view too once the ticket has it (what it would be if the write lands).
       const view = closureView(state, closureRules);
       const publish = { ticketKey: key, version: state.version, view };
@@ -308,7 +407,11 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       const published = JSON.stringify(view);
       const changed = published !== lastPublished || state.version !== lastPublishedVersion;
       const firstWhileRunning = oneWriteBack && lastPublishedVersion === -2 && !graceOver && state.steps.some((st) => st.status === 'running');
-      if (changed && firstWhileRunning) {
+      // A delivery on its way publishes the view with it; one waiting to retry leaves the (blocked) view to the loop.
+      const deliveryPublishes = delivering && !box.waiting;
+      if (changed && deliveryPublishes) {
+        // published by the delivery, or by the turn it touches when it lands
+      } else if (changed && firstWhileRunning) {
         graceTimer ??= startGrace(() => {
           graceOver = true;
           touch();
@@ -320,16 +423,19 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
         graceTimer?.cancel();
       }
     }
-    const gate = verdict.allowed ? 'allowed' : 'blocked';
+    // On the outbox, a verdict is `allowed` for the search attribute only once the ticket has everything recorded.
+    const gate = verdict.allowed && !(outbox && box.pending.length > 0) ? 'allowed' : 'blocked';
     if (gate !== gateAttribute) {
       gateAttribute = gate;
       upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.gate, value: gate }]);
     }
 
     // A note a step left while this turn's write-back was out is written next turn (the step touched the loop).
+    const undelivered = box.pending.length > 0 || delivering || updates.length > 0;
     // A reopened ticket's next delivery (the webhook's, or reconciliation's) is awaited rather than ending here.
-    if (isFinal(state.phase) && inFlight.size === 0 && notes.length === 0 && allTerminal(state) && !awaitingReopened) break;
-    if (workflowInfo().continueAsNewSuggested && inFlight.size === 0 && notes.length === 0) {
+    if (isFinal(state.phase) && inFlight.size === 0 && notes.length === 0 && !undelivered && allTerminal(state) && !awaitingReopened) break;
+    // A delivery waiting to retry goes on in the next run: the outbox is in the state carried over.
+    if (workflowInfo().continueAsNewSuggested && inFlight.size === 0 && notes.length === 0 && updates.length === 0 && (!delivering || retryWait)) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof changeWorkflow>({ ...input, carried: state });
     }
@@ -413,6 +519,92 @@ async function writeBackTurn(
   }
   written.push(...batch.map((n) => n.marker));
   return published;
+}
+
+/**
+ * Records a loop turn's updates in the outbox (TICKET_OUTBOX): the gate when it differs from the one the ticket will
+ * carry once everything recorded has landed, and the notes not yet written or recorded, each marker once. Updates
+ * join the newest batch while it has not been sent, so an outage leaves at most two batches: the one being retried
+ * and everything since. A batch being retried is never changed, so its retry's marker lookup means what it says.
+ */
+function record(
+  state: ChangeState,
+  box: TicketOutbox,
+  wanted: ClosureGate | undefined,
+  queued: NoteWrite[],
+  queuedUpdates: TicketUpdate[],
+  shown: ClosureGate | undefined,
+): void {
+  const written = (state.notesWritten ??= []);
+  const same = (a: ClosureGate | undefined, b: ClosureGate | undefined) => a !== undefined && b !== undefined && a.value === b.value && a.digest === b.digest;
+  const known = state.gate ?? (state.writeBackErrors.length === 0 ? shown : undefined);
+  // The ticket already carries the wanted `pending` (as delivered): known from now on, as if written.
+  if (wanted && !state.gate && box.pending.length === 0 && same(known, wanted)) {
+    state.gate = wanted;
+    state.gateSet = false;
+  }
+  const expected = [...box.pending].reverse().find((b) => b.gate)?.gate ?? known;
+  let gate = wanted && !same(expected, wanted) ? wanted : undefined;
+  // A gate the source refused is asked for again only once the ticket has changed (a person may have fixed the cause).
+  if (gate && box.refused && box.refused.version === state.version && same(box.refused.gate, gate)) gate = undefined;
+  const recorded = new Set(box.pending.flatMap((b) => [...b.notes, ...(b.updates ?? [])].map((n) => n.marker)));
+  const unseen = <T extends { marker: string }>(n: T, i: number, all: T[]) => !written.includes(n.marker) && !recorded.has(n.marker) && all.findIndex((m) => m.marker === n.marker) === i;
+  const fresh = queued.splice(0).filter(unseen);
+  const others = queuedUpdates.splice(0).filter(unseen);
+  const gateNote = gate?.value === 'verified' ? `gate:${state.version}` : undefined;
+  if (gateNote && !written.includes(gateNote) && !recorded.has(gateNote)) fresh.push({ marker: gateNote, text: GATE_VERIFIED_NOTE });
+  if (!gate && fresh.length === 0 && others.length === 0) return;
+  const last = box.pending.at(-1);
+  if (last && last.attempts === 0) {
+    if (others.length > 0) last.updates = [...(last.updates ?? []), ...others];
+    if (gate) {
+      // The gate it carried is superseded before it was sent: so is the note that announced it.
+      if (last.gateNote && last.gateNote !== gateNote) last.notes = last.notes.filter((n) => n.marker !== last.gateNote);
+      last.gate = gate;
+      last.gateNote = gateNote;
+    }
+    last.notes.push(...fresh);
+    return;
+  }
+  const batch: OutboxBatch = { notes: fresh, attempts: 0 };
+  if (others.length > 0) batch.updates = others;
+  if (gate) batch.gate = gate;
+  if (gateNote) batch.gateNote = gateNote;
+  box.pending.push(batch);
+}
+
+/**
+ * A batch the source refused (a person has to act: rights, a missing record): its reason blocks closure, and the
+ * batch is held until the ticket's next delivery (see release). The ticket may show an open gate that no longer holds
+ * (the refused notes belong with it), so the gate is unknown now and the next turn records `pending`.
+ */
+function refused(state: ChangeState, box: TicketOutbox, batch: OutboxBatch, reason: string): void {
+  state.writeBackErrors.push(reason);
+  // Its gate (and the note announcing it) is the loop's to decide again; the rest keeps its attempts, so that the next
+  // send looks for what may have landed before the refusal.
+  const kept: OutboxBatch = { notes: batch.notes.filter((n) => n.marker !== batch.gateNote), attempts: batch.attempts };
+  if (batch.updates?.length) kept.updates = batch.updates;
+  (box.held ??= []).push({ batch: kept, reason, version: state.version });
+  if (batch.gate) box.refused = { gate: batch.gate, version: state.version };
+  if ((batch.gate && batch.gate.value !== 'pending') || (state.gate && state.gate.value !== 'pending')) {
+    state.gate = undefined;
+    state.gateSet = false;
+  }
+}
+
+/**
+ * After a delivery newer than a refusal (the ticket changed: a person may have fixed the rights, the record, the data
+ * policy), the refused batches are sent once more and their reasons withdrawn; a second refusal holds them again.
+ */
+function release(state: ChangeState, box: TicketOutbox): void {
+  const due = (box.held ?? []).filter((h) => h.version < state.version);
+  if (due.length === 0) return;
+  box.held = (box.held ?? []).filter((h) => h.version >= state.version);
+  for (const { batch, reason } of due) {
+    const at = state.writeBackErrors.indexOf(reason);
+    if (at >= 0) state.writeBackErrors.splice(at, 1);
+    if (batch.notes.length > 0 || (batch.updates?.length ?? 0) > 0) box.pending.push(batch);
+  }
 }
 
 /**

@@ -102,6 +102,32 @@ export interface DeployRunRecord {
   detail?: string;
 }
 
+/** One save of updates for the ticket: the gate (when it changes) and the notes that go with it, each marker once. */
+export interface OutboxBatch {
+  gate?: ClosureGate;
+  notes: Array<{ marker: string; text: string }>;
+  /** Updates of other kinds (a property, a transition, an attachment), each with its marker; see src/itsm/source.ts. */
+  updates?: Array<{ marker: string; kind: string; body: Record<string, unknown> }>;
+  /** Delivery attempts so far; a batch never attempted may still take on later updates. */
+  attempts: number;
+  /** The marker of the "closure allowed" note written with a verified gate, dropped if that gate is replaced unsent. */
+  gateNote?: string;
+}
+
+export interface TicketOutbox {
+  /** Oldest first; the first is the one being delivered. */
+  pending: OutboxBatch[];
+  /** The last transient failure of the first batch while it is retried (cleared once it lands). */
+  waiting?: { reason: string; attempts: number; since: string; nextAttemptAt: string };
+  /** A gate write the source refused: not asked for again until the ticket's next delivery. */
+  refused?: { gate: ClosureGate; version: number };
+  /**
+   * Batches the source refused (their reasons are in writeBackErrors): held until the ticket's next delivery, which
+   * may mean a person fixed the cause, and then sent once more (and their reasons withdrawn) — refused again, held again.
+   */
+  held?: Array<{ batch: OutboxBatch; reason: string; version: number }>;
+}
+
 /** A change as its workflow keeps it and reports it (the `status` query). */
 export interface ChangeState {
   source: SourceName;
@@ -125,7 +151,7 @@ export interface ChangeState {
   gate?: ClosureGate;
   /** actionsDigest of the newest delivery. */
   actionsDigest?: string;
-  /** Markers of the work notes written to the ticket in loop write-backs, so that each is written once. */
+  /** Markers of the work notes (and, on the outbox, other updates) delivered to the ticket, so that each lands once. */
   notesWritten?: string[];
   /** The ticket reached a closed state without proven cleanup and was reopened (or the reopen failed) at this version. */
   reopened?: { version: number; ok: boolean };
@@ -133,6 +159,8 @@ export interface ChangeState {
   evidenceAttached?: string[];
   /** Write-backs to the ticket that failed for good (e.g. the ticket is gone or the integration user lacks rights). */
   writeBackErrors: string[];
+  /** The ticket outbox (ticket-outbox): updates recorded for the ticket and not yet delivered. Absent before it. */
+  outbox?: TicketOutbox;
   deliveries: number;
   ignoredStale: number;
 }

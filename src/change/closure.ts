@@ -40,8 +40,13 @@ export function describe(step: StepState): string {
  * The closure gate: allowed only when every planned step is terminal and verified, and every grant has a cleanup
  * path. Pure, so the workflow and the API compute the same verdict from the same state.
  */
-export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<ChangeState, 'writeBackErrors'>>, rules: ClosureRules): ClosureVerdict {
+export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<ChangeState, 'writeBackErrors' | 'outbox' | 'source'>>, rules: ClosureRules): ClosureVerdict {
   const reasons: string[] = (state.writeBackErrors ?? []).map((e) => `evidence could not be written to the ticket: ${e}`);
+  // A transient failure blocks only until the outbox has delivered: the workflow keeps trying, however long it takes.
+  const waiting = state.outbox?.waiting;
+  if (waiting) {
+    reasons.push(`waiting to deliver to ${state.source ?? 'the ticket'}: ${waiting.reason} (attempt ${waiting.attempts}, failing since ${waiting.since}; next at ${waiting.nextAttemptAt})`);
+  }
   for (const step of state.steps) {
     const what = describe(step);
     switch (step.status) {

@@ -86,10 +86,25 @@ export interface NoteWrite {
   text: string;
 }
 
+/**
+ * A ticket update beyond a note and the gate — an issue property, a transition, an attachment — delivered through the
+ * same outbox. `marker` makes it land once: on a retry (`retry: true`) the adapter first looks for it (in the
+ * attachment's name, the property's value, the comment of a transition) and does not apply it again if it is there.
+ */
+export interface TicketUpdate {
+  marker: string;
+  /** What the adapter is to do (e.g. `attachment`, `transition`, `property`); a kind it does not know is refused. */
+  kind: string;
+  /** JSON the kind defines. */
+  body: Record<string, unknown>;
+}
+
 /** What one loop turn of a change workflow writes back: the gate (when it changed) and the notes since the last turn. */
 export interface WriteBackBatch {
   gate?: GateWrite;
   notes: NoteWrite[];
+  /** Other updates, applied before the notes and the gate (so a gate is never shown ahead of what it is about). */
+  updates?: TicketUpdate[];
 }
 
 /** Write-backs to the ticket. All are idempotent: a retried activity must not leave a second note. */
@@ -117,6 +132,11 @@ export interface TicketWriteBack {
   attachFile?(ticket: TicketRef, file: { name: string; contentType: string; content: Buffer }): Promise<{ attached: boolean }>;
   /** Optional: proves the integration user has the rights write-backs need; throws saying which one it lacks. */
   checkAccess?(): Promise<void>;
+  /**
+   * Optional: applies one update of a kind this source knows, once (see TicketUpdate). Throws WriteBackError like the
+   * rest: `refused` for a kind it does not know or a body it cannot use.
+   */
+  applyUpdate?(ticket: TicketRef, update: TicketUpdate, opts: { retry: boolean }): Promise<void>;
 }
 
 /** A change the gateway itself opens in a ticket source (a leaked credential's rotation, a remediation). */

@@ -9,7 +9,8 @@
  * ServiceNow-shaped input and snapshots (`sysId`, `state`, `modCount`); they are never re-recorded, and keep
  * proving that runs started then still replay (workflows/legacy-ticket.ts).
  * It starts its own gateway through startGateway so it never touches a jest run: a Temporal dev server on port 7255,
- * the database `changegate_histories` (dropped and recreated), the ServiceNow simulator, the API in process, a worker
+ * the database `changegate_histories` (dropped and recreated; with CG_TEST_SLOT=<n>, port 7255 + 10n and
+ * `changegate_histories_<n>`, so checkouts side by side can record at once), the ServiceNow simulator, the API in process, a worker
  * that bundles workflows/ from source, and an OpenBao dev server for the rotation scenario. The MariaDB connector
  * runs as root (no password, as on the dev machine).
  */
@@ -28,11 +29,13 @@ import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-s
 import { createLogger } from '../../src/logger';
 import { setupVaultFixture, startOpenBao } from '../support/servers/openbao';
 import { createAccount, leaverActions, uniqueAccount, uniqueTicketNumber, waitFor } from '../support/stack';
+import { TEST_ENV } from '../support/test-env';
 import { historyToJson } from './history-json';
 
-const TEMPORAL_PORT = 7255;
+// Beside the slot's test server (7244 + 10n), never on it.
+const TEMPORAL_PORT = TEST_ENV.temporalPort + 11;
 const SERVER_URL = 'mysql://root@127.0.0.1:3306/';
-const DATABASE = 'changegate_histories';
+const DATABASE = TEST_ENV.database.replace('changegate_test', 'changegate_histories');
 const TARGET_DATABASES = ['cgt_billing', 'cgt_reporting'];
 const PASSWORD_ENV = 'CG_HISTORIES_ROOT_PASSWORD';
 const SN = { username: 'changegate-int', password: 'sn-histories-password' };
@@ -279,6 +282,26 @@ async function main(): Promise<void> {
       } finally {
         sim.setRuleActive('changegate: block close without identity cleanup', true);
       }
+    },
+
+    // (o) Leaver through the ticket outbox (ticket-outbox) while ServiceNow is unavailable: 503s with Retry-After while
+    // the first leaver is verified, then a second leaver added and verified while still unavailable, then ServiceNow
+    // is back, the notes and the gate for the edited actions land, and the ticket closes.
+    'leaver-delivered-through-outbox-after-outage-then-closed': async () => {
+      const account = uniqueAccount('rec');
+      await createAccount(admin, account);
+      const number = uniqueTicketNumber();
+      sim.faults.serverError({ status: 503, retryAfterSeconds: 1 });
+      const sysId = sim.createChange({ number, type: 'emergency', state: '-1', u_identity_actions: leaver(account) }).sys_id as string;
+      await waitFor('account dropped', async () => !(await accountExists(account)));
+      await waitFor('delivery retried', async () => ((await workflows.status('servicenow', number))?.outbox?.waiting?.attempts ?? 0) >= 2);
+      const both = JSON.stringify([...JSON.parse(leaver(account)), ...JSON.parse(leaver(uniqueAccount('gone')))]);
+      sim.updateChange(sysId, { u_identity_actions: both });
+      await waitFor('both leavers verified', async () => (await workflows.status('servicenow', number))?.steps.filter((st) => st.status === 'verified').length === 2);
+      await sim.faults.restore();
+      await waitFor('gate set for the edited actions', () => gateSet(sysId) && gateFor(sysId, both), 30_000);
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('leaver-delivered-through-outbox-after-outage-then-closed', number);
     },
 
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.

@@ -1,6 +1,6 @@
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type express from 'express';
-import { Runtime, type Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import axios, { type AxiosResponse } from 'axios';
 import mysql from 'mysql2/promise';
 import type { DataSource } from 'typeorm';
@@ -20,6 +20,7 @@ import { TEST_ENV, temporalAddress } from './test-env';
 import type { PolicyInput } from '../../src/policy/policy';
 import type { ReconcileReport } from '../../src/itsm/servicenow/servicenow-reconciler';
 import type { ServiceNowSettings } from '../../src/itsm/servicenow/servicenow-source';
+import type { BackoffPolicy } from '../../src/itsm/retry-timing';
 import { postSigned } from './signed-webhook';
 
 let runtimeInstalled = false;
@@ -27,6 +28,19 @@ export function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   Runtime.install({ logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined }, telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
+}
+
+/**
+ * Instead of quietRuntime, for a test file that reads what the worker logs (activity and workflow logs through the
+ * SDK's runtime logger, at debug): every entry is handed to `sink` as one JSON line. Call it before startStack.
+ */
+export function captureRuntimeLog(sink: (line: string) => void): void {
+  if (runtimeInstalled) throw new Error('the runtime logger is already installed in this test file');
+  runtimeInstalled = true;
+  Runtime.install({
+    logger: new DefaultLogger('DEBUG', (entry) => sink(JSON.stringify({ level: entry.level, message: entry.message, meta: entry.meta }))),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
+  });
 }
 
 export function connectorsFile(): ConnectorsFile {
@@ -104,6 +118,10 @@ export async function startStack(
     sourceCheckTtlMs?: number;
     /** The Jira project's settings (default: the demo's) and the simulated workflow (default: JSM-like). */
     jira?: { settings?: JiraSettings; workflow?: SimWorkflow };
+    /** The simulator issues OAuth tokens and the worker's client uses them instead of basic auth. */
+    oauth?: { clientId: string; clientSecret: string; tokenLifetimeSeconds?: number };
+    /** The ticket outbox's back-off (short in tests that outlast many attempts). */
+    writeBackBackoff?: BackoffPolicy;
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -127,7 +145,10 @@ export async function startStack(
     // Changes the simulator numbers itself (a remediation, a leak's rotation) must not reuse a number another stack's
     // change had on the run's shared Temporal server: each stack numbers from its own 11-digit base (test numbers
     // from uniqueTicketNumber have 9).
-    servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword, numberBase: 10_000_000_000 + randomInt(80_000_000_000) } },
+    servicenow: {
+      simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword, numberBase: 10_000_000_000 + randomInt(80_000_000_000), ...(opts.oauth ? { oauth: opts.oauth } : {}) },
+      ...(opts.oauth ? { clientOAuth: { clientId: opts.oauth.clientId, clientSecret: opts.oauth.clientSecret } } : {}),
+    },
     webhookSecret: TEST_ENV.webhookSecret,
     jira: {
       site: { simulator: { email: TEST_ENV.jiraEmail, apiToken: TEST_ENV.jiraApiToken, webhookRetryDelayMs: 50, ...(opts.jira?.workflow ? { workflow: opts.jira.workflow } : {}) } },
@@ -138,7 +159,10 @@ export async function startStack(
     adminToken: TEST_ENV.adminToken,
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,
-    worker: opts.inProcessWorker === false ? false : { workflowBundle: opts.workflowBundle ?? { codePath: process.env.CG_TEST_BUNDLE as string } },
+    worker:
+      opts.inProcessWorker === false
+        ? false
+        : { workflowBundle: opts.workflowBundle ?? { codePath: process.env.CG_TEST_BUNDLE as string }, ...(opts.writeBackBackoff ? { writeBackBackoff: opts.writeBackBackoff } : {}) },
     log: opts.log ?? createLogger('test', 'error'),
   });
   const { apiUrl, ds, evidence, workflows, worker } = gw;

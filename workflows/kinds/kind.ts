@@ -1,4 +1,5 @@
 import type { ChangeState, KindClosureRules, StepState, TicketRef } from '../../src/change';
+import type { TicketUpdate } from '../../src/itsm/source';
 import type { Targets, Tickets } from '../activity-proxies';
 
 /** What a kind's workflow code gets for one step. */
@@ -17,6 +18,11 @@ export interface KindContext {
    * posted at once or left for the loop's next write-back; either way a note that cannot be written blocks closure.
    */
   note(marker: string, text: string): Promise<void>;
+  /**
+   * Records another kind of ticket update (a property, a transition, an attachment) for the ticket outbox, which
+   * delivers it once, before the gate. Absent on runs started before the outbox: they cannot send such updates.
+   */
+  update?(update: TicketUpdate): void;
   /** Whether this run has `patch`: `patched(patch)`, asked only on a run that started before the newest patch. */
   since(patch: string): boolean;
 }

@@ -1,11 +1,20 @@
 import axios, { AxiosError, type AxiosInstance, type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+import { serverRetryDelay } from '../retry-timing';
+import { OAuthTokenError, ServiceNowTokens } from './servicenow-oauth';
 
 export interface ServiceNowClientOptions {
   /** Instance URL, e.g. https://acme.service-now.com (no credentials in it). */
   baseUrl: string;
+  /** The integration user: basic auth, or the resource owner of the OAuth password grant. */
   username: string;
   password: string;
   timeoutMs?: number;
+  /**
+   * OAuth instead of basic auth (the default): tokens from `/oauth_token.do` (an Application Registry entry's client
+   * id and secret), refreshed before they expire. `password` (default) uses the integration user above;
+   * `client_credentials` needs the instance to enable that grant (Washington DC on, off by default).
+   */
+  oauth?: { clientId: string; clientSecret: string; grant?: 'password' | 'client_credentials' };
 }
 
 export type ServiceNowErrorKind = 'rate_limited' | 'transient' | 'refused' | 'not_found';
@@ -54,6 +63,7 @@ const SYS_ID = /^[0-9a-f]{32}$/;
 // Anchored and caret-free: a number is spliced into an encoded query, where `^` would start a new term.
 const TASK_NUMBER = /^[A-Z]{2,8}\d{4,12}$/;
 const CHANGE_PATH = '/api/now/table/change_request';
+const TOKEN_PATH = '/oauth_token.do';
 const JOURNAL_PATH = '/api/now/table/sys_journal_field';
 const ATTACHMENT_PATH = '/api/now/attachment';
 const GLIDE_DATE_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
@@ -84,35 +94,33 @@ function header(response: AxiosResponse, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** Retry-After (seconds or HTTP date) first; ServiceNow's X-RateLimit-Reset (UNIX epoch seconds) as the fallback. */
+/** Retry-After (seconds or HTTP-date) first; X-RateLimit-Reset (ServiceNow: UNIX epoch seconds) as the fallback. */
 function retryAfterMs(response: AxiosResponse, nowMs: number): number | undefined {
-  const retryAfter = header(response, 'retry-after')?.trim();
-  if (retryAfter) {
-    if (/^\d+$/.test(retryAfter)) return Number(retryAfter) * 1000;
-    const at = Date.parse(retryAfter);
-    if (!Number.isNaN(at)) return Math.max(0, at - nowMs);
-  }
-  const reset = header(response, 'x-ratelimit-reset')?.trim();
-  if (reset && /^\d+$/.test(reset)) return Math.max(0, Number(reset) * 1000 - nowMs);
-  return undefined;
+  return serverRetryDelay((name) => header(response, name), nowMs);
 }
 
 /**
- * The axios error stays the `cause`, but it carries the request config (basic auth) and the raw Node request
- * (whose header block holds the Authorization line): scrub the one and hide the other, so logging the chain
- * cannot print the integration user's password.
+ * The axios error stays the `cause`, but it carries the request config (basic auth, a Bearer token, the token
+ * request's form) and the raw Node request (whose header block holds the Authorization line): scrub the one and drop
+ * the other, so logging or inspecting the chain cannot print the integration user's password or a token.
  */
 function redact(err: AxiosError): AxiosError {
   const scrub = (config: InternalAxiosRequestConfig | undefined) => {
     if (!config) return;
     if (config.auth) config.auth = { username: config.auth.username, password: REDACTED };
     if (config.headers?.has?.('Authorization')) config.headers.set('Authorization', REDACTED);
+    // The token request's form body holds the client secret, the password or the refresh token.
+    if (config.url?.includes(TOKEN_PATH)) config.data = REDACTED;
   };
   scrub(err.config);
   scrub(err.response?.config);
-  Object.defineProperty(err, 'request', { value: err.request, enumerable: false, configurable: true, writable: true });
+  // A token endpoint's answer may hold tokens; the status and the error code are all a caller needs.
+  if (err.response && err.config?.url?.includes(TOKEN_PATH)) err.response.data = REDACTED;
+  // Dropped, not hidden: even a hidden property is printed by util.inspect with showHidden, and its header block holds
+  // the Authorization line (basic credentials or a Bearer token).
+  Object.defineProperty(err, 'request', { value: undefined, enumerable: false, configurable: true, writable: true });
   if (err.response) {
-    Object.defineProperty(err.response, 'request', { value: err.response.request, enumerable: false, configurable: true, writable: true });
+    Object.defineProperty(err.response, 'request', { value: undefined, enumerable: false, configurable: true, writable: true });
   }
   return err;
 }
@@ -145,7 +153,8 @@ function toServiceNowError(err: unknown, operation: string): ServiceNowError {
   const text = message ? (detail ? `${message}: ${detail}` : message) : `ServiceNow ${operation} failed with HTTP ${status}`;
   const base = { status, detail, cause };
   if (status === 429) return new ServiceNowError(text, { ...base, kind: 'rate_limited', retryAfterMs: retryAfterMs(response, Date.now()) });
-  if (status >= 500) return new ServiceNowError(text, { ...base, kind: 'transient' });
+  // A 503 (maintenance, an instance waking up) may say when to come back; other 5xx back off on the caller's terms.
+  if (status >= 500) return new ServiceNowError(text, { ...base, kind: 'transient', retryAfterMs: retryAfterMs(response, Date.now()) });
   if (status === 404) return new ServiceNowError(text, { ...base, kind: 'not_found' });
   const businessRuleAbort = status === 403 && message === 'Operation Failed' && /aborted by Business Rule/.test(detail ?? '');
   return new ServiceNowError(text, { ...base, kind: 'refused', businessRuleAbort });
@@ -157,17 +166,23 @@ const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
 export class ServiceNowClient {
   private readonly http: AxiosInstance;
+  /** Set with OAuth: the Table API gets a Bearer token instead of basic auth. */
+  private readonly tokens?: ServiceNowTokens;
 
   constructor(opts: ServiceNowClientOptions) {
     const base = new URL(opts.baseUrl);
     if (base.username || base.password) throw new Error('ServiceNow baseUrl must not carry credentials; pass username/password');
     this.http = axios.create({
       baseURL: base.origin + base.pathname.replace(/\/+$/, ''),
-      auth: { username: opts.username, password: opts.password },
+      ...(opts.oauth ? {} : { auth: { username: opts.username, password: opts.password } }),
       timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       headers: { Accept: 'application/json' },
       maxRedirects: 0,
     });
+    if (opts.oauth) {
+      const { clientId, clientSecret, grant = 'password' } = opts.oauth;
+      this.tokens = new ServiceNowTokens(this.http, { clientId, clientSecret, grant, username: opts.username, password: opts.password });
+    }
   }
 
   async getChange(sysId: string): Promise<Record<string, unknown>> {
@@ -325,8 +340,9 @@ export class ServiceNowClient {
     const operation = `${method} ${path}`;
     let response: AxiosResponse;
     try {
-      response = await this.http.request({ method, url: path, params: options.params, data: options.data, ...(options.headers ? { headers: options.headers } : {}) });
+      response = await this.authorized((headers) => this.http.request({ method, url: path, params: options.params, data: options.data, headers: { ...options.headers, ...headers } }));
     } catch (err) {
+      if (err instanceof OAuthTokenError) throw new ServiceNowError(err.message, { kind: err.kind, status: err.status, retryAfterMs: err.retryAfterMs });
       throw toServiceNowError(err, operation);
     }
     // A hibernating or misrouted instance answers 200 with an HTML page; that is not a result to trust.
@@ -337,6 +353,24 @@ export class ServiceNowClient {
       });
     }
     return response.data.result;
+  }
+
+  /**
+   * Runs `request` with the credentials: basic auth as configured, or a Bearer token. A token the instance no longer
+   * accepts (401: revoked, or expired before its announced lifetime) is replaced once and the request sent again.
+   */
+  private async authorized(request: (headers: Record<string, string>) => Promise<AxiosResponse>): Promise<AxiosResponse> {
+    const tokens = this.tokens;
+    if (!tokens) return request({});
+    const access = await tokens.accessToken();
+    try {
+      return await request({ Authorization: `Bearer ${access}` });
+    } catch (err) {
+      if (!axios.isAxiosError(err) || err.response?.status !== 401) throw err;
+      redact(err);
+      tokens.invalidate(access);
+      return request({ Authorization: `Bearer ${await tokens.accessToken()}` });
+    }
   }
 
   private expectObject(value: unknown, operation: string): Record<string, unknown> {

@@ -9,6 +9,14 @@ const envSchema = z
     SIM_PASSWORD: z.string().min(1).default('changegate-demo'),
     SIM_WEBHOOK_URL: z.string().url().optional(),
     SIM_WEBHOOK_SECRET: z.string().min(1).optional(),
+    /** With both, /oauth_token.do issues tokens to this client (README, ServiceNow side). */
+    SIM_OAUTH_CLIENT_ID: z.string().min(1).optional(),
+    SIM_OAUTH_CLIENT_SECRET: z.string().min(1).optional(),
+    SIM_OAUTH_TOKEN_LIFETIME_SECONDS: z.coerce.number().int().min(1).max(86_400).default(1800),
+  })
+  .refine((env) => (env.SIM_OAUTH_CLIENT_ID === undefined) === (env.SIM_OAUTH_CLIENT_SECRET === undefined), {
+    message: 'set both SIM_OAUTH_CLIENT_ID and SIM_OAUTH_CLIENT_SECRET, or neither',
+    path: ['SIM_OAUTH_CLIENT_SECRET'],
   })
   .refine((env) => (env.SIM_WEBHOOK_URL === undefined) === (env.SIM_WEBHOOK_SECRET === undefined), {
     message: 'set both SIM_WEBHOOK_URL and SIM_WEBHOOK_SECRET, or neither',
@@ -26,6 +34,9 @@ async function main(): Promise<void> {
     username: env.SIM_USERNAME,
     password: env.SIM_PASSWORD,
     webhook: env.SIM_WEBHOOK_URL && env.SIM_WEBHOOK_SECRET ? { url: env.SIM_WEBHOOK_URL, secret: env.SIM_WEBHOOK_SECRET } : undefined,
+    ...(env.SIM_OAUTH_CLIENT_ID && env.SIM_OAUTH_CLIENT_SECRET
+      ? { oauth: { clientId: env.SIM_OAUTH_CLIENT_ID, clientSecret: env.SIM_OAUTH_CLIENT_SECRET, tokenLifetimeSeconds: env.SIM_OAUTH_TOKEN_LIFETIME_SECONDS } }
+      : {}),
   });
   const server = await simulator.listen(env.SIM_PORT, env.SIM_HOST);
   console.log(`servicenow-simulator listening on ${server.url}`);

@@ -37,11 +37,38 @@ export interface SimulatorOptions {
    * hands out a number whose workflow already finished.
    */
   numberBase?: number;
+  /**
+   * OAuth (an Application Registry entry): `/oauth_token.do` issues Bearer tokens for the integration user, which
+   * the Table API accepts beside basic auth. `clientCredentials` enables that grant (off by default, as on an instance).
+   */
+  oauth?: { clientId: string; clientSecret: string; tokenLifetimeSeconds?: number; clientCredentials?: boolean };
 }
 
 /** A numbering base that grows with the clock: milliseconds since 2026, well past any earlier run's last number. */
 export function freshNumberBase(nowMs = Date.now()): number {
   return Math.max(30001, nowMs - Date.UTC(2026, 0, 1));
+}
+
+/**
+ * Faults a test switches on and off, each answering as a real instance does when it happens: all off by default,
+ * all off again after `restore()`. They apply to every HTTP request (Table API and token endpoint), never to the
+ * helpers below, which act as a person in the UI would.
+ */
+export interface SimulatorFaults {
+  /** The next `count` requests (default: every one until restored) get 429 with Retry-After and X-RateLimit-*. */
+  rateLimit(opts?: { count?: number; retryAfterSeconds?: number }): void;
+  /** The next `count` requests (default: every one until restored) get this 5xx, with Retry-After when given. */
+  serverError(opts?: { status?: 500 | 502 | 503; count?: number; retryAfterSeconds?: number }): void;
+  /** Every write (POST, PATCH, PUT, DELETE) is refused by an ACL with 403, until restored: a person has to act. */
+  refuseWrites(): void;
+  /** Every listening port refuses new connections and cuts the open ones, until restored. */
+  refuseConnections(): Promise<void>;
+  /** Every answer waits this long before it is sent (0: off). */
+  slowReplies(delayMs: number): void;
+  /** All faults off; refused ports listen again on the same port. */
+  restore(): Promise<void>;
+  /** Requests answered by a fault (429/5xx/403) so far; refused connections never reach the simulator. */
+  readonly injected: number;
 }
 
 /** A stored change_request row: every value is a string, references hold the bare sys_id. */
@@ -99,6 +126,8 @@ export interface ServiceNowSimulator {
   denyJournalRead(deny: boolean): void;
   /** The Attachment API's records on a change, oldest first, with their bytes. */
   attachments(sysId: string): Array<AttachmentRecord & { content: Buffer }>;
+  faults: SimulatorFaults;
+  oauth: SimulatorOAuth;
 }
 
 export interface AttachmentRecord {
@@ -114,6 +143,17 @@ export interface AttachmentRecord {
   sys_created_by: string;
   sys_updated_on: string;
   sys_mod_count: string;
+}
+
+/** What `/oauth_token.do` did, for tests (tokens included, so a test can look for them where they must not be). */
+export interface SimulatorOAuth {
+  issued: Array<{ grant: string; accessToken: string; refreshToken?: string }>;
+  /** Table API requests refused because their Bearer token was unknown or expired. */
+  readonly refusedBearer: number;
+  /** Every access token issued so far expires now (refresh tokens stay valid), as if their lifetime had run out. */
+  expireAccessTokens(): void;
+  /** Every refresh token issued so far is revoked (as an admin does in the token table). */
+  revokeRefreshTokens(): void;
 }
 
 /** A Table API failure: the HTTP status and the two fields of the `{"error": {message, detail}}` envelope. */
@@ -360,6 +400,44 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   let rateWindowStart = -1;
   let rateCount = 0;
 
+  // ---- OAuth ----
+  const accessTokens = new Map<string, { user: string; expiresAt: number }>();
+  const refreshTokens = new Map<string, { user: string; expiresAt: number }>();
+  const issued: SimulatorOAuth['issued'] = [];
+  let refusedBearer = 0;
+  const REFRESH_LIFETIME_MS = 100 * 24 * HOUR_MS;
+
+  // ---- faults ----
+  let rateLimitFault: { remaining: number; retryAfterSeconds: number } | undefined;
+  let serverErrorFault: { remaining: number; status: number; retryAfterSeconds?: number } | undefined;
+  let replyDelayMs = 0;
+  let writesRefused = false;
+  let injected = 0;
+  /** Every port listen() opened, so that connections can be refused and accepted again on the same port. */
+  const ports: Array<{ server?: http.Server; port: number; host: string }> = [];
+
+  function openPort(entry: { server?: http.Server; port: number; host: string }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = http.createServer(app);
+      server.once('error', reject);
+      server.listen(entry.port, entry.host, () => {
+        entry.port = (server.address() as AddressInfo).port;
+        entry.server = server;
+        resolve();
+      });
+    });
+  }
+
+  function closePort(entry: { server?: http.Server }): Promise<void> {
+    const server = entry.server;
+    entry.server = undefined;
+    if (!server) return Promise.resolve();
+    return new Promise<void>((done, failed) => {
+      server.close((err) => (err ? failed(err) : done()));
+      server.closeAllConnections();
+    });
+  }
+
   function linkBase(): string {
     return instanceUrl ?? 'http://127.0.0.1';
   }
@@ -534,6 +612,76 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     return { start, resetSeconds: (start + HOUR_MS) / 1000 };
   }
 
+  // Faults come first: an instance that is down or throttling answers before it looks at credentials.
+  app.use((req, res, next) => {
+    const answer = () => {
+      if (writesRefused && req.method !== 'GET' && req.method !== 'HEAD' && req.path.startsWith(TABLE_PATH)) {
+        injected += 1;
+        sendError(res, 403, 'User Not Authorized', 'ACL Exception Update Failed due to security constraints');
+        return;
+      }
+      if (rateLimitFault && rateLimitFault.remaining > 0) {
+        rateLimitFault.remaining -= 1;
+        injected += 1;
+        const nowSeconds = Math.floor(Date.now() / 1000);
+        res.setHeader('Retry-After', String(rateLimitFault.retryAfterSeconds));
+        res.setHeader('X-RateLimit-Limit', String(opts.rateLimitPerHour ?? 1000));
+        res.setHeader('X-RateLimit-Reset', String(nowSeconds + rateLimitFault.retryAfterSeconds));
+        res.setHeader('X-RateLimit-Rule', rateLimitRuleSysId);
+        sendError(res, 429, 'Rate limit exceeded', 'Rate limit of requests per hour exceeded for this user (fault injected)');
+        return;
+      }
+      if (serverErrorFault && serverErrorFault.remaining > 0) {
+        serverErrorFault.remaining -= 1;
+        injected += 1;
+        if (serverErrorFault.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(serverErrorFault.retryAfterSeconds));
+        const status = serverErrorFault.status;
+        sendError(res, status, status === 503 ? 'Service Unavailable' : 'Internal Server Error', 'The instance is unavailable (fault injected)');
+        return;
+      }
+      next();
+    };
+    if (replyDelayMs > 0) setTimeout(answer, replyDelayMs);
+    else answer();
+  });
+
+  app.post('/oauth_token.do', express.urlencoded({ extended: false, limit: '16kb' }), (req, res) => {
+    const deny = (status: number, error: string, description: string) => {
+      res.status(status).json({ error_description: description, error });
+    };
+    if (!opts.oauth) return deny(401, 'server_error', 'access_denied');
+    if (!req.is('application/x-www-form-urlencoded')) return deny(400, 'invalid_request', 'form-urlencoded body required');
+    const form = req.body as Record<string, unknown>;
+    const field = (name: string) => (typeof form[name] === 'string' ? form[name] : '');
+    if (field('client_id') !== opts.oauth.clientId || field('client_secret') !== opts.oauth.clientSecret) return deny(401, 'server_error', 'access_denied');
+    const grant = field('grant_type');
+    let user: string;
+    if (grant === 'password') {
+      if (field('username') !== opts.username || field('password') !== opts.password) return deny(401, 'server_error', 'access_denied');
+      user = opts.username;
+    } else if (grant === 'refresh_token') {
+      const held = refreshTokens.get(field('refresh_token'));
+      if (!held || held.expiresAt <= Date.now()) return deny(401, 'server_error', 'access_denied');
+      user = held.user;
+    } else if (grant === 'client_credentials' && opts.oauth.clientCredentials) {
+      user = opts.username;
+    } else {
+      return deny(400, 'unsupported_grant_type', `grant_type '${grant.slice(0, 40)}' is not supported`);
+    }
+    const lifetime = opts.oauth.tokenLifetimeSeconds ?? 1800;
+    const access = randomBytes(32).toString('base64url');
+    accessTokens.set(access, { user, expiresAt: Date.now() + lifetime * 1000 });
+    const body: Record<string, unknown> = { access_token: access, scope: 'useraccount', token_type: 'Bearer', expires_in: lifetime };
+    let refresh: string | undefined;
+    if (grant !== 'client_credentials') {
+      refresh = grant === 'refresh_token' ? field('refresh_token') : randomBytes(32).toString('base64url');
+      refreshTokens.set(refresh, { user, expiresAt: Date.now() + REFRESH_LIFETIME_MS });
+      body.refresh_token = refresh;
+    }
+    issued.push({ grant, accessToken: access, ...(refresh ? { refreshToken: refresh } : {}) });
+    res.json(body);
+  });
+
   app.use((_req, res, next) => {
     if (opts.rateLimitPerHour !== undefined) {
       const { resetSeconds } = currentWindow(Date.now());
@@ -546,6 +694,18 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
 
   app.use((req, res, next) => {
     const header = req.get('authorization') ?? '';
+    const bearer = /^Bearer\s+(\S+)$/i.exec(header);
+    if (bearer && opts.oauth) {
+      const held = accessTokens.get(bearer[1]);
+      if (!held || held.expiresAt <= Date.now()) {
+        refusedBearer += 1;
+        sendError(res, 401, 'User Not Authenticated', 'Required to provide Auth information');
+        return;
+      }
+      res.locals.user = held.user;
+      next();
+      return;
+    }
     const match = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header);
     const decoded = match ? Buffer.from(match[1], 'base64').toString('utf8') : '';
     const colon = decoded.indexOf(':');
@@ -795,24 +955,58 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     app,
     deliveries,
     systemLog,
-    listen(port = 0, host = '127.0.0.1') {
-      return new Promise((resolve, reject) => {
-        const server = http.createServer(app);
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          const { port: bound } = server.address() as AddressInfo;
-          const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
-          instanceUrl = url;
-          resolve({
-            url,
-            close: () =>
-              new Promise<void>((done, failed) => {
-                server.close((err) => (err ? failed(err) : done()));
-                server.closeAllConnections();
-              }),
-          });
-        });
-      });
+    async listen(port = 0, host = '127.0.0.1') {
+      const entry: { server?: http.Server; port: number; host: string } = { port, host };
+      await openPort(entry);
+      ports.push(entry);
+      const url = `http://${host.includes(':') ? `[${host}]` : host}:${entry.port}`;
+      instanceUrl = url;
+      return {
+        url,
+        close: async () => {
+          ports.splice(ports.indexOf(entry), 1);
+          await closePort(entry);
+        },
+      };
+    },
+    faults: {
+      rateLimit({ count = Number.POSITIVE_INFINITY, retryAfterSeconds = 1 } = {}) {
+        rateLimitFault = { remaining: count, retryAfterSeconds };
+      },
+      serverError({ status = 503, count = Number.POSITIVE_INFINITY, retryAfterSeconds } = {}) {
+        serverErrorFault = { remaining: count, status, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) };
+      },
+      refuseWrites() {
+        writesRefused = true;
+      },
+      async refuseConnections() {
+        await Promise.all(ports.map(closePort));
+      },
+      slowReplies(delayMs) {
+        replyDelayMs = Math.max(0, delayMs);
+      },
+      async restore() {
+        rateLimitFault = undefined;
+        serverErrorFault = undefined;
+        replyDelayMs = 0;
+        writesRefused = false;
+        for (const entry of ports) if (!entry.server) await openPort(entry);
+      },
+      get injected() {
+        return injected;
+      },
+    },
+    oauth: {
+      issued,
+      get refusedBearer() {
+        return refusedBearer;
+      },
+      expireAccessTokens() {
+        for (const token of accessTokens.values()) token.expiresAt = 0;
+      },
+      revokeRefreshTokens() {
+        refreshTokens.clear();
+      },
     },
     createChange(fields) {
       return { ...insertChange(normaliseFields(fields), HELPER_USER) };
