@@ -3,6 +3,7 @@ import { createApp } from './api/app';
 import { jiraSite, loadConfig, oidcSettings, servicenowSettings } from './config';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { JiraClient } from './itsm/jira/jira-client';
+import { closeRevertRecorder } from './itsm/jira/jira-evidence';
 import { JiraRuntime } from './itsm/jira/jira-runtime';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
         const v = await verdicts.latest('jira', key);
         return v ? { allowed: v.view.allowed, reasons: v.view.reasons } : null;
       },
+      recordRevert: closeRevertRecorder(new EvidenceStore(ds)),
       log: log.child('jira'),
     });
     await jira.loadStatuses();

@@ -15,6 +15,7 @@ import { ServiceNowReconciler } from './itsm/servicenow/servicenow-reconciler';
 import type { ServiceNowSettings } from './itsm/servicenow/servicenow-source';
 import { servicenow as servicenowSource, servicenowWriteBack } from './itsm/servicenow/servicenow-source';
 import { type JiraAuth, JiraClient } from './itsm/jira/jira-client';
+import { closeRevertRecorder } from './itsm/jira/jira-evidence';
 import { JiraRuntime } from './itsm/jira/jira-runtime';
 import type { JiraSettings } from './itsm/jira/jira-settings';
 import { type JiraSimulator, type JiraSimulatorOptions, createJiraSimulator } from './itsm/jira/jira-simulator';
@@ -192,6 +193,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           return v ? { allowed: v.view.allowed, reasons: v.view.reasons } : null;
         },
         evidenceHead: async (ticketKey) => (await evidence.list(ticketKey)).at(-1)?.hash,
+        recordRevert: closeRevertRecorder(evidence),
         log: log.child('jira'),
       });
       // Not fatal: /readyz names what is wrong (a status that does not exist, a site that does not answer).

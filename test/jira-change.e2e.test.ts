@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import axios, { type AxiosResponse } from 'axios';
+import { ClosureVerdictStore } from '../src/closure/verdict-store';
 import { adfParagraphs } from '../src/itsm/jira/jira-adf';
 import { GATE_PROPERTY, DEMO_JIRA_SETTINGS } from '../src/itsm/jira/jira-settings';
 import { ACTIONS_FIELD, CHANGE_TYPE_FIELD, PLANNED_END_FIELD, VALIDATOR_MESSAGE } from '../src/itsm/jira/jira-simulator';
@@ -161,6 +162,9 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     const { key } = stack.jiraSim.createIssue({ summary: 'forced close', [ACTIONS_FIELD]: JSON.stringify([ldapJoiner(uid)]) });
     toImplementing(key);
     await waitFor('the joiner waiting for a change manager', async () => (await closureCheck(key)).data.steps?.[0]?.status === 'waiting-approval');
+    // The guard quotes the published verdict's reasons: wait until the workflow has published it (closure-check may
+    // have answered from the workflow itself before that).
+    await waitFor('the published verdict', async () => (await new ClosureVerdictStore(stack.ds).latest('jira', key))?.view.reasons.some((r) => r.includes('waits for a change manager')));
 
     expect(stack.jiraSim.transition(key, 'Complete', { force: true })).toEqual({ ok: true });
     const forced = stack.jiraSim.deliveries.at(-1)!;
@@ -182,6 +186,11 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     expect(stack.jiraSim.issue(key)!.comments.length).toBe(before);
     expect(stack.jiraSim.deliveries.filter((d) => d.key === key && d.event === 'jira:issue_updated').length).toBe(transitions);
     expect(status(key)).toBe('Implementing');
+    // The guard's decision is evidence in the ticket's chain, once, with the reasons.
+    const reverts = (await stack.evidence.list(`jira:${key}`)).filter((r) => r.outcome === 'close-reverted');
+    expect(reverts).toHaveLength(1);
+    expect(reverts[0]).toMatchObject({ actionKind: 'close-guard', desiredState: { status: 'Implementing' }, observedState: { status: 'Completed', reasons: expect.arrayContaining([`the issue property ${GATE_PROPERTY} does not say passed`]) } });
+    expect(await stack.evidence.verifyChain(`jira:${key}`)).toMatchObject({ valid: true });
   });
 
   it('duplicate, late and out-of-order deliveries never move the ticket backwards', async () => {

@@ -21,6 +21,8 @@ export interface JiraRuntimeOptions {
   verdicts?: VerdictLookup;
   /** The worker process: the head of a ticket's evidence chain, written with the gate. */
   evidenceHead?: (ticketKey: string) => Promise<string | undefined>;
+  /** The API process: records a close the guard sent back, in the ticket's evidence chain (once per version). */
+  recordRevert?: (ticketKey: string, revert: { version: number; status: string; revertedTo: string; reasons: string[] }) => Promise<void>;
   log?: Logger;
   now?: () => number;
 }
@@ -189,6 +191,7 @@ export class JiraRuntime {
       `reverted:${facts.version}`,
       [`${facts.key} stands in '${facts.status}' while changegate's closure gate does not allow it to close, so it was moved back to '${this.settings.revertStatus}'. Reasons:`, ...reasons.map((r) => `- ${r}`)].join('\n'),
     );
+    await this.opts.recordRevert?.(`${SOURCE_NAME}:${facts.key}`, { version: facts.version, status: facts.status, revertedTo: this.settings.revertStatus, reasons });
     this.opts.log?.warn('jira close reverted', { ticket: facts.key, status: facts.status, reasons: reasons.length });
     return `closed before the gate allowed it: moved back to ${this.settings.revertStatus}`;
   }
