@@ -1,14 +1,11 @@
-import { resolve } from 'node:path';
-import { temporal } from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import axios from 'axios';
-import { type Gateway, startGateway } from '../src/gateway';
-import { createLogger } from '../src/logger';
+import type mysql from 'mysql2/promise';
+import type { Gateway } from '../src/gateway';
 import type { ServiceNowSimulator } from '../src/itsm/servicenow/servicenow-simulator';
-import { connectorsFile, createAccount, quietRuntime, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { createAccount, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
-import mysql from 'mysql2/promise';
+import { startTimeSkippingGateway, type TimeSkippingGateway } from './support/time-skipping';
 
 /**
  * Hour-long grants, on Temporal's time-skipping test server: the same gateway (webhook, workflow, activities against
@@ -21,38 +18,14 @@ describe('hour-long ttls on the time-skipping server: the grant is taken back wh
   let admin: mysql.Connection;
   let sim: ServiceNowSimulator;
 
+  let skip: TimeSkippingGateway;
+
   beforeAll(async () => {
-    quietRuntime();
-    env = await TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: resolve(__dirname, '../.venv/bin/temporal-test-server') } },
-    });
-    // Registered as the dev server registers them at start.
-    await env.connection.operatorService.addSearchAttributes({
-      namespace: 'default',
-      searchAttributes: Object.fromEntries(Object.values(SEARCH_ATTRIBUTES).map((k) => [k.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
-    });
-    gw = await startGateway({
-      temporal: { address: env.address },
-      taskQueue: `cg-skip-${Date.now()}`,
-      // The test server has no schedules.
-      discovery: false,
-      databaseUrl: TEST_ENV.databaseUrl,
-      connectors: connectorsFile(),
-      servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
-      webhookSecret: TEST_ENV.webhookSecret,
-      deployWebhookSecret: TEST_ENV.deployWebhookSecret,
-      adminToken: TEST_ENV.adminToken,
-      maxBodyBytes: 64 * 1024,
-      worker: { workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string } },
-      log: createLogger('test', 'error'),
-    });
-    sim = gw.sim as ServiceNowSimulator;
-    admin = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
+    skip = await startTimeSkippingGateway('cg-skip');
+    ({ env, gw, sim, admin } = skip);
   }, 120_000);
   afterAll(async () => {
-    await gw?.stop();
-    await admin?.end();
-    await env?.teardown();
+    await skip?.stop();
   }, 60_000);
 
   const grantsOf = async (name: string) => {

@@ -1,15 +1,12 @@
-import { resolve } from 'node:path';
-import { temporal } from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import axios from 'axios';
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import type { ChangeState } from '../src/change';
-import { type Gateway, startGateway } from '../src/gateway';
+import type { Gateway } from '../src/gateway';
 import type { ServiceNowSimulator } from '../src/itsm/servicenow/servicenow-simulator';
-import { createLogger } from '../src/logger';
-import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import { connectorsFile, createAccount, leaverActions, quietRuntime, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { createAccount, leaverActions, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
+import { startTimeSkippingGateway, type TimeSkippingGateway } from './support/time-skipping';
 
 /**
  * A ServiceNow outage of four hours, on Temporal's time-skipping test server with the production back-off (a second,
@@ -22,38 +19,15 @@ describe('a four-hour ServiceNow outage on the time-skipping server: the ticket 
   let admin: mysql.Connection;
   let sim: ServiceNowSimulator;
 
+  let skip: TimeSkippingGateway;
+
   beforeAll(async () => {
-    quietRuntime();
-    env = await TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: resolve(__dirname, '../.venv/bin/temporal-test-server') } },
-    });
-    await env.connection.operatorService.addSearchAttributes({
-      namespace: 'default',
-      searchAttributes: Object.fromEntries(Object.values(SEARCH_ATTRIBUTES).map((k) => [k.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
-    });
-    gw = await startGateway({
-      temporal: { address: env.address },
-      taskQueue: `cg-outage-${Date.now()}`,
-      discovery: false,
-      databaseUrl: TEST_ENV.databaseUrl,
-      connectors: connectorsFile(),
-      servicenow: { simulator: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword } },
-      webhookSecret: TEST_ENV.webhookSecret,
-      deployWebhookSecret: TEST_ENV.deployWebhookSecret,
-      adminToken: TEST_ENV.adminToken,
-      maxBodyBytes: 64 * 1024,
-      // The production back-off (the default), not a test's short one.
-      worker: { workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string } },
-      log: createLogger('test', 'error'),
-    });
-    sim = gw.sim as ServiceNowSimulator;
-    admin = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
+    skip = await startTimeSkippingGateway('cg-outage');
+    ({ env, gw, sim, admin } = skip);
   }, 120_000);
   afterAll(async () => {
     await sim?.faults.restore();
-    await gw?.stop();
-    await admin?.end();
-    await env?.teardown();
+    await skip?.stop();
   }, 60_000);
 
   const closureCheck = (number: string) =>
