@@ -1,8 +1,8 @@
-import { ScheduleOverlapPolicy } from '@temporalio/client';
 import axios from 'axios';
 import type mysql from 'mysql2/promise';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { runScheduledDiscovery } from './support/discovery';
 import { TEST_ENV } from './support/test-env';
 
 /**
@@ -30,15 +30,7 @@ describe('drift: found by scheduled discovery, listed, and remediated by a chang
     await stack?.stop();
   });
 
-  async function scheduledDiscovery(): Promise<void> {
-    const handle = stack.workflows.client.schedule.getHandle(stack.discoveryScheduleId);
-    const earlier = new Set((await handle.describe()).info.recentActions.map((a) => a.action.workflow.firstExecutionRunId));
-    await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
-    const run = await waitFor('the scheduled discovery run', async () =>
-      (await handle.describe()).info.recentActions.map((a) => a.action.workflow).find((w) => !earlier.has(w.firstExecutionRunId)),
-    );
-    await stack.workflows.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result();
-  }
+  const scheduledDiscovery = () => runScheduledDiscovery(stack);
   const drift = async (query: string) =>
     (await axios.get(`${stack.apiUrl}/api/drift?${query}`, { headers: { authorization: `Bearer ${auditor}` } })).data as { items: Array<Record<string, string | null>> };
   const table = (method: 'GET' | 'PATCH', path: string, data?: unknown, params?: Record<string, string>) =>

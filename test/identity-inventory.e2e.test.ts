@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
 import axios from 'axios';
 import type { EntityManager } from 'typeorm';
 import { createConnectorActivities } from '../activities';
@@ -8,6 +8,7 @@ import { InventoryStore } from '../src/inventory/inventory-store';
 import { ensureDiscoverySchedule } from '../src/temporal/discovery-schedule';
 import { LDAP_BASE_DN, type LdapTestServer, startLdapServer } from './support/servers/ldap';
 import { connectorsFile, createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { runScheduledDiscovery } from './support/discovery';
 import { TEST_ENV } from './support/test-env';
 
 /**
@@ -53,17 +54,7 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
   const api = (method: 'GET' | 'PATCH', path: string, token: string = TEST_ENV.adminToken, data?: unknown) =>
     axios.request({ method, url: `${stack.apiUrl}${path}`, data, headers: { authorization: `Bearer ${token}` }, validateStatus: () => true });
 
-  /** Runs the stack's discovery schedule now and waits until that run's scan is recorded for every system. */
-  async function scheduledDiscovery(): Promise<string> {
-    const handle = stack.workflows.client.schedule.getHandle(stack.discoveryScheduleId);
-    const earlier = new Set((await handle.describe()).info.recentActions.map((a) => a.action.workflow.firstExecutionRunId));
-    await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
-    const run = await waitFor('the scheduled discovery run', async () =>
-      (await handle.describe()).info.recentActions.map((a) => a.action.workflow).find((w) => !earlier.has(w.firstExecutionRunId)),
-    );
-    await stack.workflows.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result();
-    return run.workflowId;
-  }
+  const scheduledDiscovery = () => runScheduledDiscovery(stack);
 
   const grantOf = (text: string) => new ConnectorRegistry(connectorsFile()).get('mysql-local').grammar.parseGrant(text);
 

@@ -9,6 +9,7 @@ import { EvidenceRefusal } from '../evidence/redaction';
 import { type InventoryReport, scanTicketKey } from '../inventory/inventory';
 import { INVENTORY_STATUSES, type InventoryStore, toItem } from '../inventory/inventory-store';
 import { attributionSchema } from '../kinds/spec';
+import { pageCursor, pageLimit, queryIssues } from './paging';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
 
 const scanRequest = z.object({ systems: z.array(z.string().min(1).max(100)).max(100).optional() }).strict();
@@ -48,29 +49,15 @@ const listQuery = z
     owner: attributionSchema.optional(),
     workload: attributionSchema.optional(),
     status: z.enum(INVENTORY_STATUSES, { errorMap: () => ({ message: `must be one of ${INVENTORY_STATUSES.join(', ')}` }) }).optional(),
-    limit: z
-      .string()
-      .regex(/^[0-9]{1,4}$/, 'must be a whole number from 1 to 500')
-      .transform(Number)
-      .pipe(z.number().int().min(1, 'must be a whole number from 1 to 500').max(500, 'must be a whole number from 1 to 500'))
-      .optional(),
-    cursor: z.string().regex(INVENTORY_ID, 'must be the nextCursor a previous page returned').optional(),
+    limit: pageLimit,
+    cursor: pageCursor(INVENTORY_ID),
   })
   .strict();
-
-function queryIssues(error: z.ZodError) {
-  return error.issues.map((i) => {
-    if (i.code === z.ZodIssueCode.unrecognized_keys) return { path: 'query', message: `unknown filter ${i.keys.map((k) => `'${k.slice(0, 40)}'`).join(', ')} (filters: system, owner, workload, status, limit, cursor)` };
-    // A repeated parameter arrives as an array: one value per filter.
-    const message = i.code === z.ZodIssueCode.invalid_type && i.received === 'array' ? 'must be given once' : i.message;
-    return { path: `query.${formatPath(i.path)}`, message };
-  });
-}
 
 /** `GET /api/inventory`: identities the gateway knows, filtered and paged by id. */
 export async function listInventory(deps: { inventory: InventoryStore }, query: unknown) {
   const parsed = listQuery.safeParse(query ?? {});
-  if (!parsed.success) throw new AppError(400, 'VALIDATION_FAILED', 'the inventory query is invalid', queryIssues(parsed.error));
+  if (!parsed.success) throw new AppError(400, 'VALIDATION_FAILED', 'the inventory query is invalid', queryIssues(parsed.error, ['system', 'owner', 'workload', 'status', 'limit', 'cursor']));
   const { cursor, limit = 100, ...filters } = parsed.data;
   const page = await deps.inventory.list({ ...filters, ...(cursor ? { afterId: cursor } : {}), limit });
   return { ...page, limit };

@@ -161,6 +161,17 @@ function toServiceNowError(err: unknown, operation: string): ServiceNowError {
 }
 
 /** Outbound Table API client for change_request and its work notes. Every call is one HTTP request. */
+/** One save's body: string fields and, on its own, a work note; refused before anything is sent when it is neither. */
+function saveData(fields: Record<string, string>, note: string | undefined): Record<string, string> {
+  if (!isRecord(fields) || Object.values(fields).some((v) => typeof v !== 'string') || 'work_notes' in fields) {
+    throw refuseInput('change fields must be an object of strings, the work note passed on its own');
+  }
+  if (note !== undefined && (typeof note !== 'string' || note.trim() === '')) throw refuseInput('work note text must not be empty');
+  const data = note === undefined ? fields : { ...fields, work_notes: note };
+  if (Object.keys(data).length === 0) throw refuseInput('nothing to write: no fields and no work note');
+  return data;
+}
+
 /** Spliced into an encoded query: no `^`, `=` or anything else a query could be built from. */
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
@@ -238,12 +249,7 @@ export class ServiceNowClient {
    */
   async updateChangeWithWorkNote(sysId: string, fields: Record<string, string>, note?: string): Promise<void> {
     assertSysId(sysId);
-    if (!isRecord(fields) || Object.values(fields).some((v) => typeof v !== 'string') || 'work_notes' in fields) {
-      throw refuseInput('change fields must be an object of strings, the work note passed on its own');
-    }
-    if (note !== undefined && (typeof note !== 'string' || note.trim() === '')) throw refuseInput('work note text must not be empty');
-    const data = note === undefined ? fields : { ...fields, work_notes: note };
-    if (Object.keys(data).length === 0) throw refuseInput('nothing to write: no fields and no work note');
+    const data = saveData(fields, note);
     await this.send('PATCH', `${CHANGE_PATH}/${sysId}`, { data, params: { sysparm_fields: 'sys_id' } });
   }
 
@@ -292,12 +298,7 @@ export class ServiceNowClient {
    */
   async updateChangeReadBack(sysId: string, fields: Record<string, string>, note: string | undefined, readBack: string[]): Promise<Record<string, unknown>> {
     assertSysId(sysId);
-    if (!isRecord(fields) || Object.values(fields).some((v) => typeof v !== 'string') || 'work_notes' in fields) {
-      throw refuseInput('change fields must be an object of strings, the work note passed on its own');
-    }
-    if (note !== undefined && (typeof note !== 'string' || note.trim() === '')) throw refuseInput('work note text must not be empty');
-    const data = note === undefined ? fields : { ...fields, work_notes: note };
-    if (Object.keys(data).length === 0) throw refuseInput('nothing to write: no fields and no work note');
+    const data = saveData(fields, note);
     const result = await this.send('PATCH', `${CHANGE_PATH}/${sysId}`, { data, params: { sysparm_fields: ['sys_id', ...readBack].join(',') } });
     return this.expectObject(result, 'PATCH change_request');
   }
