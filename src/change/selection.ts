@@ -1,16 +1,4 @@
-import type { PlannedAction } from './ticket';
-
-/**
- * An action that names its identities through the inventory instead of one system and identity: every identity
- * linked to a workload (decommission), or held by an owner (leaver by owner). The workflow reads the inventory when
- * the step runs, records that plan as evidence and runs one verified step per identity.
- */
-export interface Selection {
-  by: 'workload' | 'owner';
-  value: string;
-  /** Leaver by owner: who answers for the owner's non-human identities that still serve a workload. */
-  reassignTo?: string;
-}
+import type { PlannedAction, Selection } from './ticket';
 
 /** What stands in a selecting action's system: every system the inventory names. */
 export const EVERY_SYSTEM = '*';

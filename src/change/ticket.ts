@@ -3,7 +3,18 @@
  * bundle, the activities and the API all import it, and it imports nothing above it.
  */
 import type { IdentityRef } from '../kinds/spec';
-import type { Selection } from './selection';
+
+/**
+ * An action that names its identities through the inventory instead of one system and identity: every identity
+ * linked to a workload (decommission), or held by an owner (leaver by owner). The workflow reads the inventory when
+ * the step runs, records that plan as evidence and runs one verified step per identity.
+ */
+export interface Selection {
+  by: 'workload' | 'owner';
+  value: string;
+  /** Leaver by owner: who answers for the owner's non-human identities that still serve a workload. */
+  reassignTo?: string;
+}
 
 /** A registered ticket source's name (`servicenow`, `jira`, ...); part of every workflow id and evidence key. */
 export type SourceName = string;

@@ -1,5 +1,5 @@
-import { EVERY_SYSTEM, type Selection } from '../change/selection';
-import type { PlannedAction } from '../change/ticket';
+import { EVERY_SYSTEM } from '../change/selection';
+import type { PlannedAction, Selection } from '../change/ticket';
 
 /**
  * The planned form of a selecting action (src/change/selection.ts). `system` and `identity` say what is selected
