@@ -1,5 +1,5 @@
 import axios from 'axios';
-import { GATE_PROPERTY } from '../src/itsm/jira/jira-settings';
+import { DEMO_JIRA_SETTINGS, GATE_PROPERTY } from '../src/itsm/jira/jira-settings';
 import { ACTIONS_FIELD, CHANGE_TYPE_FIELD } from '../src/itsm/jira/jira-simulator';
 import { type Stack, createAccount, startStack, uniqueAccount, waitFor } from './support/stack';
 
@@ -65,5 +65,41 @@ describe('a Jira outage while a change runs: nothing lost, nothing twice', () =>
     for (const t of ['Request authorization', 'Authorize', 'Start implementation']) expect(stack.jiraSim.transition(key, t)).toEqual({ ok: true });
     await waitFor('Implementing', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Implementing');
     expect(stack.jiraSim.transition(key, 'Complete')).toEqual({ ok: true });
+  }, 120_000);
+});
+
+/** A status the project gained after the settings were written: the change goes on as phase `unknown`, noted, not refused. */
+describe('a Jira status the settings do not map', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    const { 'Awaiting implementation': _unmapped, ...statusPhases } = DEMO_JIRA_SETTINGS.statusPhases;
+    stack = await startStack({ jira: { settings: { ...DEMO_JIRA_SETTINGS, statusPhases } } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('is accepted as phase unknown and said on the issue: revocations run, grants wait until a mapped status authorizes them', async () => {
+    const gone = uniqueAccount('junl');
+    await createAccount(stack.admin, gone);
+    const joined = uniqueAccount('junj');
+    const { key } = stack.jiraSim.createIssue({
+      summary: 'A change through a status the settings do not know',
+      [CHANGE_TYPE_FIELD]: { value: 'Normal' },
+      [ACTIONS_FIELD]: JSON.stringify([
+        { kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: gone, host: '%' } },
+        { kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: joined, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT1H' },
+      ]),
+    });
+    for (const t of ['Request authorization', 'Authorize']) expect(stack.jiraSim.transition(key, t)).toEqual({ ok: true });
+    await waitFor('the unmapped status in the workflow', async () => (await stack.workflows.status('jira', key))?.phase === 'unknown');
+    await waitFor('the note on the issue', () => stack.jiraSim.commentTexts(key).some((t) => t.includes('State Awaiting implementation is not mapped to a changegate phase')), 30_000);
+    await waitFor('the leaver verified', async () => !(await stack.accountExists(gone)), 30_000);
+    expect(await stack.accountExists(joined)).toBe(false);
+    // No delivery of it was refused.
+    expect(stack.jiraSim.deliveries.filter((d) => d.key === key && d.status === 400)).toEqual([]);
+
+    expect(stack.jiraSim.transition(key, 'Start implementation')).toEqual({ ok: true });
+    await waitFor('the joiner granted once Implementing', async () => stack.accountExists(joined), 30_000);
   }, 120_000);
 });

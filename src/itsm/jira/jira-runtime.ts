@@ -126,10 +126,9 @@ export class JiraRuntime {
    * approvals (JSM's approval API; the gateway never answers them) and, for a close, whether the gate let it.
    */
   async admit(facts: JiraIssueFacts, eventId: string, receivedAt: Date): Promise<EdgeOutcome> {
-    const mapped = phaseOfStatus(this.settings, facts.status);
-    if (!mapped) {
-      return { invalid: [{ path: 'issue.fields.status.name', message: `status '${facts.status.slice(0, 80)}' is not mapped to a phase (settings statusPhases)` }] };
-    }
+    // A status the settings do not map (added to the project's workflow since) is phase `unknown`: the workflow notes it
+    // on the issue, grants wait and revocations still run. Refusing the delivery would lose it.
+    const mapped: Phase = phaseOfStatus(this.settings, facts.status) ?? 'unknown';
     if (facts.unknownChangeType !== undefined) {
       const known = this.settings.changeTypes.known.join(', ');
       await this.commentOnce(
