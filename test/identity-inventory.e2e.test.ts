@@ -6,7 +6,7 @@ import { createConnectorActivities } from '../activities';
 import { ConnectorRegistry } from '../src/connectors/registry';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import { ensureDiscoverySchedule } from '../src/temporal/discovery-schedule';
-import { LDAP_BASE_DN, type LdapTestServer, startLdapServer } from './support/servers/ldap';
+import { LDAP_BASE_DN, type LdapTestServer, ldapConnectorEntry, startLdapServer } from './support/servers/ldap';
 import { connectorsFile, createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { runScheduledDiscovery } from './support/discovery';
 import { TEST_ENV } from './support/test-env';
@@ -24,16 +24,12 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
 
   beforeAll(async () => {
     ldap = await startLdapServer();
-    process.env.CG_TEST_LDAP_PASSWORD = ldap.connectorPassword;
     stack = await startStack({
       extraConnectors: [
-        {
-          name: 'ldap-inv', type: 'ldap', url: ldap.url, baseDn: LDAP_BASE_DN, bindDn: ldap.connectorDn, passwordEnv: 'CG_TEST_LDAP_PASSWORD',
-          policy: {
+        ldapConnectorEntry(ldap, 'ldap-inv', {
             protectedAccounts: [], revokeMode: 'disable',
             ownership: [{ attribute: 'description', equals: 'billing', owner: 'team-billing', workload: 'billing-api' }],
-          },
-        },
+          }),
         {
           // A second instance on the same MariaDB, whose policy maps names to owners.
           name: 'mysql-owned', type: 'mysql', host: '127.0.0.1', port: 3306, user: TEST_ENV.connectorUser, passwordEnv: 'CG_TEST_CONNECTOR_PASSWORD',

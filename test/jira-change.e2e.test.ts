@@ -5,7 +5,7 @@ import { adfParagraphs } from '../src/itsm/jira/jira-adf';
 import { GATE_PROPERTY, DEMO_JIRA_SETTINGS } from '../src/itsm/jira/jira-settings';
 import { ACTIONS_FIELD, CHANGE_TYPE_FIELD, PLANNED_END_FIELD, VALIDATOR_MESSAGE } from '../src/itsm/jira/jira-simulator';
 import { signJiraWebhook } from '../src/itsm/jira/jira-signature';
-import { LDAP_BASE_DN, type LdapTestServer, startLdapServer } from './support/servers/ldap';
+import { LDAP_BASE_DN, type LdapTestServer, ldapConnectorEntry, startLdapServer } from './support/servers/ldap';
 import { type Stack, createAccount, startStack, uniqueAccount, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -20,13 +20,9 @@ describe('Jira changes through the gateway, the simulated site and real targets'
   let stack: Stack;
   beforeAll(async () => {
     ldap = await startLdapServer();
-    process.env.CG_TEST_LDAP_PASSWORD = ldap.connectorPassword;
     stack = await startStack({
       extraConnectors: [
-        {
-          name: 'ldap-test', type: 'ldap', url: ldap.url, baseDn: LDAP_BASE_DN, bindDn: ldap.connectorDn, passwordEnv: 'CG_TEST_LDAP_PASSWORD',
-          policy: { protectedAccounts: [], revokeMode: 'disable' },
-        },
+        ldapConnectorEntry(ldap, 'ldap-test', { protectedAccounts: [], revokeMode: 'disable' }),
       ],
       // The LDAP group is privileged: a change manager decides it once the change is authorized, which holds the gate.
       policy: { version: 1, people: [], privileged: [{ system: 'ldap-test', grants: ['group=cg-readers'] }] },

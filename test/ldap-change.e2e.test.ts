@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { LDAP_BASE_DN, type LdapTestServer, startLdapServer } from './support/servers/ldap';
+import { LDAP_BASE_DN, type LdapTestServer, ldapConnectorEntry, startLdapServer } from './support/servers/ldap';
 import { type Stack, startStack, uniqueTicketNumber, waitFor } from './support/stack';
 
 /**
@@ -12,13 +12,9 @@ describe('joiner, mover and disable-policy leaver on LDAP, driven by ServiceNow 
   let stack: Stack;
   beforeAll(async () => {
     ldap = await startLdapServer();
-    process.env.CG_TEST_LDAP_PASSWORD = ldap.connectorPassword;
     stack = await startStack({
       extraConnectors: [
-        {
-          name: 'ldap-test', type: 'ldap', url: ldap.url, baseDn: LDAP_BASE_DN, bindDn: ldap.connectorDn, passwordEnv: 'CG_TEST_LDAP_PASSWORD',
-          policy: { protectedAccounts: [], revokeMode: 'disable' },
-        },
+        ldapConnectorEntry(ldap, 'ldap-test', { protectedAccounts: [], revokeMode: 'disable' }),
       ],
     });
   });

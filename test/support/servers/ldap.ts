@@ -1,3 +1,4 @@
+import type { ConnectorsFile } from '../../../src/connectors/registry';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -92,3 +93,12 @@ export async function startLdapServer(): Promise<LdapTestServer> {
   }
 }
 
+
+/**
+ * The connector entry for a private slapd, for startStack({ extraConnectors }): its password reaches the registry the
+ * way production's does, through a named environment variable.
+ */
+export function ldapConnectorEntry(ldap: LdapTestServer, name: string, policy: ConnectorsFile['connectors'][number]['policy']): ConnectorsFile['connectors'][number] {
+  process.env.CG_TEST_LDAP_PASSWORD = ldap.connectorPassword;
+  return { name, type: 'ldap', url: ldap.url, baseDn: LDAP_BASE_DN, bindDn: ldap.connectorDn, passwordEnv: 'CG_TEST_LDAP_PASSWORD', policy };
+}
