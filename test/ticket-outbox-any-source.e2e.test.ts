@@ -58,8 +58,9 @@ describe('ticket outbox for any ticket source (real Temporal, a source defined i
     await connection.close();
   });
 
-  it('an attachment recorded by a step is retried past a 429 and lands once, before the note and the gate, on a source without a combined write', async () => {
-    const source = memorySource({ kind: 'rate_limited', times: 2, retryAfterMs: 50 });
+
+  /** A worker on its own task queue whose ticket activities write through `adapter`, with a short back-off. */
+  async function outboxWorker(adapter: TicketWriteBack) {
     const taskQueue = `cg-outbox-any-${randomUUID()}`;
     const workflows = await ChangeWorkflows.connect(temporalAddress, 'default', taskQueue);
     const worker = await Worker.create({
@@ -67,8 +68,13 @@ describe('ticket outbox for any ticket source (real Temporal, a source defined i
       namespace: 'default',
       taskQueue,
       workflowBundle: { code },
-      activities: { ...createTicketActivities({ writeBackFor: () => source.adapter, backoff: { initialMs: 10, maxMs: 50 } }), publishClosureView: async () => undefined },
+      activities: { ...createTicketActivities({ writeBackFor: () => adapter, backoff: { initialMs: 10, maxMs: 50 } }), publishClosureView: async () => undefined },
     });
+    return { workflows, worker };
+  }
+  it('an attachment recorded by a step is retried past a 429 and lands once, before the note and the gate, on a source without a combined write', async () => {
+    const source = memorySource({ kind: 'rate_limited', times: 2, retryAfterMs: 50 });
+    const { workflows, worker } = await outboxWorker(source.adapter);
     const key = uniqueTicketNumber();
     const ticket = { source: 'memory', key, recordId: `rec-${key}` };
     const snapshot: TicketSnapshot = {
@@ -112,15 +118,7 @@ describe('ticket outbox for any ticket source (real Temporal, a source defined i
         landed.push(`${update.kind}:${update.marker}`);
       },
     };
-    const taskQueue = `cg-outbox-any-${randomUUID()}`;
-    const workflows = await ChangeWorkflows.connect(temporalAddress, 'default', taskQueue);
-    const worker = await Worker.create({
-      connection,
-      namespace: 'default',
-      taskQueue,
-      workflowBundle: { code },
-      activities: { ...createTicketActivities({ writeBackFor: () => adapter, backoff: { initialMs: 10, maxMs: 50 } }), publishClosureView: async () => undefined },
-    });
+    const { workflows, worker } = await outboxWorker(adapter);
     const key = uniqueTicketNumber();
     const ticket = { source: 'memory', key, recordId: `rec-${key}` };
     const action = (id: string) => ({ actionId: id, kind: 'stamp', system: 'none', identity: { type: 'service_account' as const, name: `svc_${id}` } });
