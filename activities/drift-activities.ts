@@ -7,7 +7,7 @@
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import type { DriftItem, DriftStore } from '../src/drift/drift-store';
 import type { EvidenceStore } from '../src/evidence/evidence-store';
-import type { InventoryStore } from '../src/inventory/inventory-store';
+import { identityOfRow, type InventoryStore } from '../src/inventory/inventory-store';
 import type { TicketWriteBack } from '../src/itsm/source';
 import type { Policy } from '../src/policy/policy';
 import { refusalsAreFinal } from './connector-activities';
@@ -35,7 +35,7 @@ export function createDriftActivities({ registry, evidence, inventory, drift, po
         if (!registry.names().includes(first.system)) continue;
         const row = await inventory.find(first.system, first.name, first.host);
         if (!row) continue;
-        const identity = { type: row.type === 'person' ? 'person' : 'service_account', name: row.name, ...(row.host ? { host: row.host } : {}) };
+        const identity = identityOfRow(row);
         const reEnabled = findings.some((f) => f.type === 're-enabled');
         // Back to what changes hold: a mover whose wanted set is exactly the held grants removes the extras and
         // leaves grants the connector does not manage alone.

@@ -7,7 +7,7 @@ import type { Policy } from '../src/policy/policy';
 import { type EvidenceStore, identityKey } from '../src/evidence/evidence-store';
 import { assertNoSecrets, EvidenceRefusal } from '../src/evidence/redaction';
 import { classify, type InventoryEntry, type InventoryReport, type InventoryScanInput, scanTicketKey, type SystemInventory } from '../src/inventory/inventory';
-import type { InventoryStore, ReconcileSummary } from '../src/inventory/inventory-store';
+import { identityOfRow, type InventoryStore, type ReconcileSummary } from '../src/inventory/inventory-store';
 
 export interface InventoryActivityDeps {
   registry: ConnectorRegistry;
@@ -34,7 +34,7 @@ export function createInventoryActivities({ registry, evidence, inventory, actor
     let unread = 0;
     for (const row of await inventory.approvedRows(system, listedAt)) {
       try {
-        const observed = await connector.inspect({ type: row.type === 'person' ? 'person' : 'service_account', name: row.name, ...(row.host ? { host: row.host } : {}) });
+        const observed = await connector.inspect(identityOfRow(row));
         findings.push(...driftOf(row, observed, (g) => isManaged(connector.grammar, g)));
       } catch {
         unread += 1;

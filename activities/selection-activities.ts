@@ -12,7 +12,7 @@ import type { ConnectorGrammar } from '../src/connectors/connector';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import { canonicalJson } from '../src/evidence/canonical-json';
 import type { EvidenceStore } from '../src/evidence/evidence-store';
-import type { InventoryItem, InventoryStore } from '../src/inventory/inventory-store';
+import { identityOfRow, type InventoryItem, type InventoryStore } from '../src/inventory/inventory-store';
 import { refusalsAreFinal } from './connector-activities';
 
 /** The most identities one selecting action plans: each becomes a step of the ticket's workflow. */
@@ -167,7 +167,7 @@ export function planIdentity(
   input: Pick<PlanSelectionInput, 'actionId' | 'select'>,
   item: InventoryItem,
 ): PlannedIdentity {
-  const identity: IdentityRef = { type: item.type === 'person' ? 'person' : 'service_account', name: item.name, ...(item.host ? { host: item.host } : {}) };
+  const identity = identityOfRow(item);
   const actionId = createHash('sha256').update(`${input.actionId}\u0000${item.system}\u0000${item.name}\u0000${item.host}`).digest('hex').slice(0, 16);
   const base = { actionId, system: item.system, identity };
   const blocked = (reason: string): PlannedIdentity => ({ ...base, kind: 'leaver', blocked: reason });

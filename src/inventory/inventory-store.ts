@@ -10,6 +10,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { MysqlConnectionOptions } from 'typeorm/driver/mysql/MysqlConnectionOptions';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import type { DiscoveredIdentity, DesiredAccount } from '../connectors/connector';
+import type { IdentityRef } from '../kinds/spec';
 import type { OwnershipRule } from '../connectors/connector-config';
 import type { AlongsideEvidence } from '../evidence/evidence-store';
 import { assertNoSecrets, EvidenceRefusal } from '../evidence/redaction';
@@ -25,6 +26,14 @@ export type InventoryType = (typeof INVENTORY_TYPES)[number];
 /** Longest name and host the table keys on; a longer discovered name is counted, not listed. */
 const NAME_MAX = 256;
 const HOST_MAX = 255;
+
+/**
+ * An inventory row as the identity a step acts on: a person stays a person, every other inventory type (service
+ * account, secret, certificate, workload binding, …) is a service account to the connector; '' is no host.
+ */
+export function identityOfRow(row: { type: string; name: string; host: string }): IdentityRef {
+  return { type: row.type === 'person' ? 'person' : 'service_account', name: row.name, ...(row.host ? { host: row.host } : {}) };
+}
 
 /** One verified step, as the inventory needs it: what the evidence row proves about the identity. */
 export interface StepChange {
