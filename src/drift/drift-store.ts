@@ -1,4 +1,4 @@
-import { type DataSource, type EntityManager, IsNull } from 'typeorm';
+import { type DataSource, type EntityManager, In, IsNull } from 'typeorm';
 import type { AlongsideEvidence } from '../evidence/evidence-store';
 import { DriftFinding } from '../persistence/entities/drift-finding.entity';
 import { InventoryIdentity } from '../persistence/entities/inventory-identity.entity';
@@ -51,20 +51,28 @@ export class DriftStore {
       const repo = tx.getRepository(DriftFinding);
       const existing = await repo.createQueryBuilder('d').setLock('pessimistic_write').where('d.system = :system', { system }).getMany();
       const byId = new Map(existing.map((e) => [e.id, e]));
+      // Every scan sees most findings again unchanged (each orphan of a large target, every scan): those are one
+      // UPDATE per 500, not one each; new ones one INSERT per 500; only a changed or reopened finding is its own.
+      const seenAgain: string[] = [];
+      const fresh: Array<Partial<DriftFinding>> = [];
       for (const f of all.values()) {
         const row = byId.get(f.id);
-        if (row) {
-          await repo.update({ id: f.id }, { detail: f.detail.slice(0, 500), status: 'open', lastSeenAt: at, resolvedAt: null, lastScan: scanKey, ...(row.status === 'resolved' ? { changeKey: null, action: actionOf(f.type) } : {}) });
-        } else {
-          await repo.insert({
-            id: f.id, system, name: f.name, host: f.host, findingType: f.type, grant: f.grant ?? null, detail: f.detail.slice(0, 500), status: 'open',
+        const detail = f.detail.slice(0, 500);
+        if (!row) {
+          fresh.push({
+            id: f.id, system, name: f.name, host: f.host, findingType: f.type, grant: f.grant ?? null, detail, status: 'open',
             action: actionOf(f.type), changeKey: null, firstSeenAt: at, lastSeenAt: at, resolvedAt: null, lastScan: scanKey,
           });
+        } else if (row.status === 'open' && row.detail === detail) {
+          seenAgain.push(f.id);
+        } else {
+          await repo.update({ id: f.id }, { detail, status: 'open', lastSeenAt: at, resolvedAt: null, lastScan: scanKey, ...(row.status === 'resolved' ? { changeKey: null, action: actionOf(f.type) } : {}) });
         }
       }
-      for (const row of existing) {
-        if (row.status === 'open' && !all.has(row.id)) await repo.update({ id: row.id }, { status: 'resolved', resolvedAt: at, lastScan: scanKey });
-      }
+      const gone = existing.filter((row) => row.status === 'open' && !all.has(row.id)).map((row) => row.id);
+      for (let i = 0; i < fresh.length; i += 500) await repo.insert(fresh.slice(i, i + 500));
+      for (let i = 0; i < seenAgain.length; i += 500) await repo.update({ id: In(seenAgain.slice(i, i + 500)) }, { lastSeenAt: at, lastScan: scanKey });
+      for (let i = 0; i < gone.length; i += 500) await repo.update({ id: In(gone.slice(i, i + 500)) }, { status: 'resolved', resolvedAt: at, lastScan: scanKey });
     };
   }
 
