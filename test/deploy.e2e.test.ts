@@ -3,7 +3,7 @@ import axios, { type AxiosResponse } from 'axios';
 import mysql from 'mysql2/promise';
 import { fingerprintOf } from '../src/connectors/secret';
 import { postSigned, type SignedPostOptions } from './support/signed-webhook';
-import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from './support/servers/openbao';
+import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { runIdentityName } from '../src/kinds/deploy/run';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
@@ -30,11 +30,10 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
   beforeAll(async () => {
     bao = await startOpenBao();
     fx = await setupVaultFixture(bao);
-    process.env.CG_TEST_DEPLOY_VAULT_TOKEN = fx.gatewayToken;
     stack = await startStack({
       // Grants on cgt_reporting are privileged: a deploy that holds one waits for a change manager's approval.
       policy: { version: 1, people: [], privileged: [{ system: 'mysql-local', grants: ['* ON `cgt\\_reporting`.*'] }] },
-      extraConnectors: [{ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_TEST_DEPLOY_VAULT_TOKEN', kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } }],
+      extraConnectors: [vaultConnectorEntry(bao, fx, 'CG_TEST_DEPLOY_VAULT_TOKEN')],
     });
   });
   /** Base names this file used: a failing test must not leave its runs' accounts behind for other suites to see. */
@@ -347,8 +346,7 @@ describe('deploy under faults: retried mints, failed cleanups and notes the tick
   beforeAll(async () => {
     bao = await startOpenBao();
     fx = await setupVaultFixture(bao);
-    process.env.CG_TEST_DEPLOY_VAULT_TOKEN = fx.gatewayToken;
-    const vault = [{ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_TEST_DEPLOY_VAULT_TOKEN', kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } }];
+    const vault = [vaultConnectorEntry(bao, fx, 'CG_TEST_DEPLOY_VAULT_TOKEN')];
     stack = await startStack({ inProcessWorker: false, extraConnectors: vault });
     proxy = await ticketProxy(stack.simUrl, (req) => {
       const notes = JSON.stringify(req.body.work_notes ?? '');

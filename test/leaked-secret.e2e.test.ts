@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import axios from 'axios';
 import mysql from 'mysql2/promise';
 import { fingerprintOf } from '../src/connectors/secret';
-import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from './support/servers/openbao';
+import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { startGitHubStandIn } from './support/github-standin';
 import { postSigned } from './support/signed-webhook';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
@@ -26,9 +26,8 @@ describe('exposed secrets: a leak report becomes a verified rotation on an emerg
     bao = await startOpenBao();
     fx = await setupVaultFixture(bao);
     github = await startGitHubStandIn();
-    process.env.CG_TEST_LEAK_VAULT_TOKEN = fx.gatewayToken;
     stack = await startStack({
-      extraConnectors: [{ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_TEST_LEAK_VAULT_TOKEN', kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } }],
+      extraConnectors: [vaultConnectorEntry(bao, fx, 'CG_TEST_LEAK_VAULT_TOKEN')],
       policy: { version: 1, emergency: [{ system: 'mysql-local', kinds: ['rotate'] }] },
       leaks: { webhookSecret: SECRET, github: { apiUrl: github.apiUrl, token: github.token } },
     });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { fingerprintOf } from '../src/connectors/secret';
-import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from './support/servers/openbao';
+import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
@@ -17,9 +17,8 @@ describe('credential rotation: MariaDB account → OpenBao KV, verified on both 
   beforeAll(async () => {
     bao = await startOpenBao();
     fx = await setupVaultFixture(bao);
-    process.env.CG_TEST_ROTATION_VAULT_TOKEN = fx.gatewayToken;
     stack = await startStack({
-      extraConnectors: [{ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_TEST_ROTATION_VAULT_TOKEN', kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } }],
+      extraConnectors: [vaultConnectorEntry(bao, fx, 'CG_TEST_ROTATION_VAULT_TOKEN')],
     });
   });
   afterAll(async () => {

@@ -1,3 +1,4 @@
+import type { ConnectorsFile } from '../../../src/connectors/registry';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -186,4 +187,13 @@ export async function setupVaultFixture(bao: OpenBao): Promise<VaultFixture> {
     await cleanup().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The `vault-local` secrets-store connector entry for a test's OpenBao and fixture, for startStack({ extraConnectors }):
+ * its token reaches the registry through the named environment variable, as in production.
+ */
+export function vaultConnectorEntry(bao: OpenBao, fx: VaultFixture, tokenEnv: string): ConnectorsFile['connectors'][number] {
+  process.env[tokenEnv] = fx.gatewayToken;
+  return { name: 'vault-local', type: 'vault', address: bao.address, tokenEnv, kvPrefix: fx.kvPrefix, policy: { protectedAccounts: [] } };
 }
