@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
+import { GATE_PROPERTY } from '../src/itsm/jira/jira-settings';
+import { ACTIONS_FIELD, CHANGE_TYPE_FIELD } from '../src/itsm/jira/jira-simulator';
 import { NOTIFY_SIGNATURE_HEADER, NOTIFY_TIMESTAMP_HEADER, notificationSignature } from '../src/exceptions/notify';
 import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
@@ -144,6 +146,23 @@ describe('emergency exceptions: a grant before authorization, reviewed after the
     expect((await stack.grantsOf(account)).join('\n')).toContain('`cgt\\_billing`');
     const task = await waitFor('the review task closed', () => stack.sim.tasks(change.sys_id as string).find((t) => t.state === '3'));
     expect(task).toMatchObject({ close_code: 'successful', close_notes: expect.stringContaining('incident INC0042 needed it') });
+  });
+
+  it('on Jira the exception is a comment and an entry of the gate property, updated when decided', async () => {
+    const account = uniqueAccount('emjira');
+    const { key } = stack.jiraSim.createIssue({ summary: 'emergency access', [CHANGE_TYPE_FIELD]: { value: 'Emergency' }, [ACTIONS_FIELD]: joiner(account) }, { reporter: 'req-9' });
+    const exception = await waitFor('the Jira exception', async () => {
+      const r = await axios.get(`${stack.apiUrl}/api/changes/jira/${key}/closure-check`, { headers: { authorization: `Bearer ${tokens.auditor}` } });
+      const e = r.data.steps?.[0]?.exception;
+      return e?.status === 'open' ? e : null;
+    });
+    expect((await stack.grantsOf(account)).join('\n')).toContain('`cgt\\_billing`');
+    const gate = () => stack.jiraSim.property(key, GATE_PROPERTY) as { passed: boolean; exceptions?: Array<{ id: string; status: string; deadline?: string }> } | undefined;
+    await waitFor('the exception listed in the gate property', () => gate()?.exceptions?.some((e) => e.id === exception.id && e.status === 'open' && e.deadline === exception.deadline));
+    expect(gate()?.passed).toBe(false);
+    await waitFor('the exception comment', () => stack.jiraSim.commentTexts(key).some((t) => t.includes(`Emergency exception ${exception.id}:`)));
+    expect((await decide(exception.id, reviewer.token, { decision: 'accept', justification: 'outage OUT-7 needed it' })).status).toBe(200);
+    await waitFor('the gate passed, the exception accepted', () => gate()?.passed === true && gate()?.exceptions?.some((e) => e.id === exception.id && e.status === 'accepted'));
   });
 
   it('an emergency change that is already authorized grants without an exception; a normal change still waits', async () => {
