@@ -76,7 +76,7 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     expect(await stack.accountExists(account)).toBe(false);
     expect(await stack.evidence.list(`servicenow:${number}`)).toEqual([]);
     // The same ticket in Implement (and approved) does grant: the wait above was the phase, nothing else.
-    stack.sim.updateChange(change.sys_id as string, { state: '-1', ...(fields.type === 'standard' ? {} : { approval: 'approved' }) });
+    stack.sim.updateChange(change.sys_id as string, { state: '-1', ...('type' in fields ? {} : { approval: 'approved' }) });
     await waitFor('granted in Implement', async () => (await stack.evidence.list(`servicenow:${number}`)).some((r) => r.outcome === 'granted' && r.verified));
     expect(await stack.accountExists(account)).toBe(true);
   });
