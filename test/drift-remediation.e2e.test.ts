@@ -1,0 +1,135 @@
+import axios from 'axios';
+import { REDIS_ADMIN, type RedisTestServer, startRedis } from './support/servers/redis';
+import { runScheduledDiscovery } from './support/discovery';
+import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { TEST_ENV } from './support/test-env';
+
+/**
+ * Drift remediation of the two finding types that are not about an extra: a grant a change still holds and the target
+ * lacks is restored by a mover on a standard change (on the machine's MariaDB), and an identity no change accounts for
+ * is removed by a leaver under the system's revoke policy (on a private redis-server, so that no other test's account
+ * is ever an orphan here) — never one the connector protects, and never more orphans than the policy's cap per scan.
+ */
+describe('drift remediation: missing grants restored, orphans removed, protected and excess orphans left alone', () => {
+  let stack: Stack;
+  let redis: RedisTestServer;
+  let auditor: string;
+  const REDIS = 'redis-drift';
+  const KEEP = 'keep_drift';
+  const MYSQL_CAPPED = 'mysql-capped';
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const connectorPassword = await redis.createUser('changegate_connector', [
+      'resetkeys', 'resetchannels', '-@all', '+acl|setuser', '+acl|deluser', '+acl|getuser', '+acl|list', '+acl|cat', '+client|list', '+client|kill',
+    ]);
+    process.env.CG_TEST_DRIFT_REDIS_PASSWORD = connectorPassword;
+    stack = await startStack({
+      extraConnectors: [
+        { name: REDIS, type: 'redis', host: redis.host, port: redis.port, user: 'changegate_connector', passwordEnv: 'CG_TEST_DRIFT_REDIS_PASSWORD', policy: { protectedAccounts: [REDIS_ADMIN, KEEP], revokeMode: 'delete' } },
+        { name: MYSQL_CAPPED, type: 'mysql', host: '127.0.0.1', port: 3306, user: TEST_ENV.connectorUser, passwordEnv: 'CG_TEST_CONNECTOR_PASSWORD', policy: { protectedAccounts: ['root', 'mysql', 'mariadb.sys'], revokeMode: 'delete' } },
+      ],
+      policy: {
+        version: 1,
+        drift: [
+          { system: 'mysql-local', on: { 'missing-grant': 'remediate' } },
+          { system: REDIS, on: { orphan: 'remediate' } },
+          // The shared MariaDB as seen by a second instance: every account of every other test is an orphan here.
+          { system: MYSQL_CAPPED, on: { orphan: 'remediate' }, orphanCap: 1 },
+        ],
+      },
+    });
+    auditor = (await stack.tokenFor('auditor')).token;
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.stop();
+    await redis?.stop();
+  });
+
+  const drift = async (query: string) =>
+    (await axios.get(`${stack.apiUrl}/api/drift?${query}`, { headers: { authorization: `Bearer ${auditor}` } })).data as { items: Array<Record<string, string | null>> };
+  const table = (method: 'GET' | 'PATCH', path: string, data?: unknown, params?: Record<string, string>) =>
+    axios.request({ method, url: `${stack.simUrl}/api/now/table/change_request${path}`, data, params, auth: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword }, validateStatus: () => true });
+  const changeOf = async (finding: Record<string, string | null> | undefined) => {
+    const number = String(finding?.change).slice('servicenow:'.length);
+    const [change] = (await table('GET', '', undefined, { sysparm_query: `number=${number}` })).data.result as Array<Record<string, string>>;
+    return { number, change };
+  };
+  const redisUser = async (name: string) => (await redis.admin.call('ACL', 'GETUSER', name)) as unknown[] | null;
+
+  it('a grant a change still holds, taken away behind the gateway\'s back, is restored by a mover that lasts no longer than the hold, and the finding resolves', async () => {
+    const account = uniqueAccount('dfm');
+    const granting = uniqueTicketNumber();
+    stack.sim.createChange({
+      number: granting, state: '-1', approval: 'approved',
+      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.*'], ttl: 'PT1H' }]),
+    });
+    await waitFor('the grant verified', async () => (await stack.closureCheck(granting)).data.steps?.[0]?.status === 'verified', 30_000);
+    await stack.admin.query('REVOKE SELECT ON `cgt\\_billing`.* FROM ?@?', [account, '%']);
+
+    await runScheduledDiscovery(stack);
+    const [finding] = (await drift('system=mysql-local&type=missing-grant&status=open')).items.filter((f) => f.name === account);
+    expect(finding).toMatchObject({ grant: 'SELECT ON `cgt\\_billing`.*', action: 'remediate', change: expect.stringMatching(/^servicenow:CHG\d+$/) });
+    const { number, change } = await changeOf(finding);
+    expect(change).toMatchObject({ type: 'standard', correlation_id: `changegate-drift-${finding?.id}` });
+    const [action] = JSON.parse(String(change?.u_identity_actions)) as Array<Record<string, unknown>>;
+    expect(action).toMatchObject({ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['INSERT ON `cgt\\_billing`.*', 'SELECT ON `cgt\\_billing`.*'] });
+    // The restored grant ends when the joiner's hold does (ttl PT1H), not later.
+    const seconds = Number(/^PT(\d+)S$/.exec(String(action?.ttl))?.[1]);
+    expect(seconds).toBeGreaterThan(3000);
+    expect(seconds).toBeLessThanOrEqual(3600);
+
+    // A standard change runs like any other: the grant is added once it is in Implement.
+    expect((await table('PATCH', `/${change?.sys_id}`, { state: '-1', approval: 'approved' })).status).toBe(200);
+    await waitFor('the restoring move verified', async () => (await stack.closureCheck(number)).data.steps?.[0]?.status === 'verified', 30_000);
+    expect((await stack.grantsOf(account)).join('\n')).toMatch(/GRANT SELECT, INSERT ON `cgt\\_billing`/);
+
+    await runScheduledDiscovery(stack);
+    const after = (await drift('system=mysql-local&type=missing-grant')).items.find((f) => f.id === finding?.id);
+    expect(after).toMatchObject({ status: 'resolved', change: finding?.change });
+  }, 150_000);
+
+  it('an identity no change accounts for is removed by a leaver change; one the connector protects is never a finding and stays', async () => {
+    await redis.createUser(KEEP, ['~keep:*', '+get']);
+    const orphan = `orph_${uniqueAccount('r')}`;
+    await redis.createUser(orphan, ['~orph:*', '+get', '+set']);
+
+    await runScheduledDiscovery(stack);
+    const items = (await drift(`system=${REDIS}&type=orphan`)).items;
+    expect(items.map((f) => f.name)).not.toContain(KEEP);
+    const finding = items.find((f) => f.name === orphan);
+    expect(finding).toMatchObject({ status: 'open', action: 'remediate', change: expect.stringMatching(/^servicenow:CHG\d+$/) });
+    const { number, change } = await changeOf(finding);
+    expect(change).toMatchObject({ type: 'standard', correlation_id: `changegate-drift-${finding?.id}` });
+    expect(JSON.parse(String(change?.u_identity_actions))).toEqual([{ kind: 'leaver', system: REDIS, identity: { type: 'service_account', name: orphan } }]);
+
+    await waitFor('the leaver verified', async () => (await stack.closureCheck(number)).data.allowed === true, 30_000);
+    expect(await redisUser(orphan)).toBeNull();
+    expect(await redisUser(KEEP)).not.toBeNull();
+
+    await runScheduledDiscovery(stack);
+    const after = (await drift(`system=${REDIS}&type=orphan`)).items.find((f) => f.id === finding?.id);
+    expect(after).toMatchObject({ status: 'resolved', change: finding?.change });
+    const opened = await stack.evidence.list(`drift:${finding?.id}`);
+    expect(opened.map((r) => r.outcome)).toEqual(['remediation-opened']);
+  }, 150_000);
+
+  it('more orphans than the cap on one scan: none is removed, each is reported with the reason', async () => {
+    const a = uniqueAccount('dfc');
+    const b = uniqueAccount('dfc');
+    await createAccount(stack.admin, a);
+    await createAccount(stack.admin, b);
+
+    await runScheduledDiscovery(stack);
+    const items = (await drift(`system=${MYSQL_CAPPED}&type=orphan&status=open`)).items.filter((f) => f.name === a || f.name === b);
+    expect(items).toHaveLength(2);
+    for (const f of items) {
+      expect(f).toMatchObject({ action: 'report', change: null });
+      const [row] = await stack.evidence.list(`drift:${f.id}`);
+      expect(row).toMatchObject({ outcome: 'remediation-withheld', observedState: { reason: expect.stringMatching(/more than the cap of 1 per scan: none is removed automatically/) } });
+    }
+    expect(await stack.accountExists(a)).toBe(true);
+    expect(await stack.accountExists(b)).toBe(true);
+    for (const name of [a, b]) await stack.admin.query('DROP USER ?@?', [name, '%']);
+  }, 150_000);
+});
