@@ -1,7 +1,9 @@
 import axios from 'axios';
+import { jiraWriteBack } from '../src/itsm/jira/jira-runtime';
+import { ACTIONS_FIELD, CHANGE_TYPE_FIELD } from '../src/itsm/jira/jira-simulator';
 import { REDIS_ADMIN, type RedisTestServer, startRedis } from './support/servers/redis';
 import { runScheduledDiscovery } from './support/discovery';
-import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
 /**
@@ -16,7 +18,7 @@ describe('drift remediation: missing grants restored, orphans removed, protected
   let auditor: string;
   const REDIS = 'redis-drift';
   const KEEP = 'keep_drift';
-  const MYSQL_CAPPED = 'mysql-capped';
+  const MYSQL_JIRA = 'mysql-jira';
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -27,15 +29,16 @@ describe('drift remediation: missing grants restored, orphans removed, protected
     stack = await startStack({
       extraConnectors: [
         { name: REDIS, type: 'redis', host: redis.host, port: redis.port, user: 'changegate_connector', passwordEnv: 'CG_TEST_DRIFT_REDIS_PASSWORD', policy: { protectedAccounts: [REDIS_ADMIN, KEEP], revokeMode: 'delete' } },
-        { name: MYSQL_CAPPED, type: 'mysql', host: '127.0.0.1', port: 3306, user: TEST_ENV.connectorUser, passwordEnv: 'CG_TEST_CONNECTOR_PASSWORD', policy: { protectedAccounts: ['root', 'mysql', 'mariadb.sys'], revokeMode: 'delete' } },
+        { name: MYSQL_JIRA, type: 'mysql', host: '127.0.0.1', port: 3306, user: TEST_ENV.connectorUser, passwordEnv: 'CG_TEST_CONNECTOR_PASSWORD', policy: { protectedAccounts: ['root', 'mysql', 'mariadb.sys'], revokeMode: 'delete' } },
       ],
       policy: {
         version: 1,
         drift: [
           { system: 'mysql-local', on: { 'missing-grant': 'remediate' } },
-          { system: REDIS, on: { orphan: 'remediate' } },
-          // The shared MariaDB as seen by a second instance: every account of every other test is an orphan here.
-          { system: MYSQL_CAPPED, on: { orphan: 'remediate' }, orphanCap: 1 },
+          // Orphan remediation only on a target whose every account is the gateway's business: never the shared MariaDB,
+          // where every other test's account would be an orphan.
+          { system: REDIS, on: { orphan: 'remediate' }, orphanCap: 1 },
+          { system: MYSQL_JIRA, on: { 'missing-grant': 'remediate' }, source: 'jira' },
         ],
       },
     });
@@ -115,21 +118,54 @@ describe('drift remediation: missing grants restored, orphans removed, protected
   }, 150_000);
 
   it('more orphans than the cap on one scan: none is removed, each is reported with the reason', async () => {
-    const a = uniqueAccount('dfc');
-    const b = uniqueAccount('dfc');
-    await createAccount(stack.admin, a);
-    await createAccount(stack.admin, b);
+    const names = [`orph_${uniqueAccount('c')}`, `orph_${uniqueAccount('c')}`];
+    for (const name of names) await redis.createUser(name, ['~orph:*', '+get']);
 
     await runScheduledDiscovery(stack);
-    const items = (await drift(`system=${MYSQL_CAPPED}&type=orphan&status=open`)).items.filter((f) => f.name === a || f.name === b);
+    const items = (await drift(`system=${REDIS}&type=orphan&status=open`)).items.filter((f) => names.includes(String(f.name)));
     expect(items).toHaveLength(2);
     for (const f of items) {
       expect(f).toMatchObject({ action: 'report', change: null });
       const [row] = await stack.evidence.list(`drift:${f.id}`);
-      expect(row).toMatchObject({ outcome: 'remediation-withheld', observedState: { reason: expect.stringMatching(/more than the cap of 1 per scan: none is removed automatically/) } });
+      expect(row).toMatchObject({ outcome: 'remediation-withheld', observedState: { reason: expect.stringMatching(/2 orphans of redis-drift await remediation, more than the cap of 1 per scan: none is removed automatically/) } });
     }
-    expect(await stack.accountExists(a)).toBe(true);
-    expect(await stack.accountExists(b)).toBe(true);
-    for (const name of [a, b]) await stack.admin.query('DROP USER ?@?', [name, '%']);
+    for (const name of names) expect(await redisUser(name)).not.toBeNull();
+  }, 150_000);
+
+  it('with source jira, the remediation is a Jira issue: Standard, labelled with its correlation id, carrying the mover; in Implementing it runs and verifies, and a retried open finds the same issue', async () => {
+    const account = uniqueAccount('dfj');
+    const granting = uniqueTicketNumber();
+    stack.sim.createChange({
+      number: granting, state: '-1', approval: 'approved',
+      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: MYSQL_JIRA, identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.*'], ttl: 'PT1H' }]),
+    });
+    await waitFor('the grant verified', async () => (await stack.closureCheck(granting)).data.steps?.[0]?.status === 'verified', 30_000);
+    await stack.admin.query('REVOKE SELECT ON `cgt\\_billing`.* FROM ?@?', [account, '%']);
+
+    await runScheduledDiscovery(stack);
+    const [finding] = (await drift(`system=${MYSQL_JIRA}&type=missing-grant&status=open`)).items.filter((f) => f.name === account);
+    expect(finding).toMatchObject({ action: 'remediate', change: expect.stringMatching(/^jira:CHG-\d+$/) });
+    const key = String(finding?.change).slice('jira:'.length);
+    const issue = stack.jiraSim.issue(key);
+    const correlationId = `changegate-drift-${finding?.id}`;
+    expect(issue?.fields).toMatchObject({ labels: [correlationId], [CHANGE_TYPE_FIELD]: { value: 'Standard' } });
+    expect(JSON.parse(String(issue?.fields[ACTIONS_FIELD]))).toEqual([expect.objectContaining({ kind: 'mover', system: MYSQL_JIRA, grants: ['INSERT ON `cgt\\_billing`.*', 'SELECT ON `cgt\\_billing`.*'] })]);
+
+    // The issue's own webhooks bring it to the gateway: in Planning the move waits; in Implementing it restores the grant.
+    await waitFor('the move waiting for authorization', async () => (await stack.workflows.status('jira', key))?.steps[0]?.status === 'waiting-authorization', 30_000);
+    expect((await stack.grantsOf(account)).join('\n')).not.toMatch(/SELECT/);
+    for (const t of ['Request authorization', 'Authorize', 'Start implementation']) expect(stack.jiraSim.transition(key, t)).toEqual({ ok: true });
+    const state = await waitFor('the restoring move verified', async () => {
+      const s = await stack.workflows.status('jira', key);
+      return s?.steps[0]?.status === 'verified' ? s : null;
+    }, 30_000);
+    expect(state.phase).toBe('implement');
+    expect((await stack.grantsOf(account)).join('\n')).toMatch(/GRANT SELECT, INSERT ON `cgt\\_billing`/);
+
+    // A retried open (its first answer lost) finds the issue by its label instead of opening another.
+    const again = await jiraWriteBack(stack.jira).openChange!({ correlationId, emergency: false, title: 'retried', description: 'retried', actionsText: '[]' });
+    expect(again).toEqual({ key, recordId: issue?.id, created: false });
+    const labelled = await stack.jira.client.searchIssues(`project = CHG AND labels = "${correlationId}"`);
+    expect(labelled).toEqual([{ id: issue?.id, key }]);
   }, 150_000);
 });
