@@ -34,7 +34,7 @@ const REMEDIABLE = new Set(['extra-grant', 'missing-grant', 're-enabled', 'orpha
 
 /** What one identity's findings become: a change to open (for some of them), and findings withheld with the reason. */
 interface RemediationPlan {
-  open?: { findings: DriftItem[]; action: Record<string, unknown>; what: string; how: string; short: string };
+  open?: { findings: DriftItem[]; action: Record<string, unknown>; what: string; how: string; short: string; windowEnd?: string };
   withheld: Array<{ findings: DriftItem[]; reason: string }>;
 }
 
@@ -113,12 +113,18 @@ export function createDriftActivities({ registry, evidence, inventory, drift, po
     const wanted = row.grants.filter((g) => g.tickets.length > 0 && !ended.has(g.grant)).map((g) => g.grant);
     const seconds = endsAt === undefined ? undefined : Math.floor((endsAt - Date.now()) / 1000);
     if (restores && seconds !== undefined && seconds < 1) return { withheld: [...withheld, ...carried.filter((f) => f.type === 'missing-grant').map((f) => ({ findings: [f], reason: 'not restored: its hold ends now' }))] };
-    const lifetime = !restores ? {} : seconds === undefined ? { until: 'ticket-closed' } : { ttl: `PT${seconds}S` };
+    // A ttl counts from the verified grant, which waits for authorization: the change's window ends it at the hold's
+    // end however late that is (a source without a window field leaves the ttl alone).
+    const lifetime = !restores ? {} : seconds === undefined ? { until: 'ticket-closed' } : { ttl: `PT${seconds}S`, until: 'window-end' };
     const extras = carried.filter((f) => f.type === 'extra-grant').map((f) => f.grant);
     const lacks = carried.filter((f) => f.type === 'missing-grant').map((f) => f.grant);
     const what = [extras.length > 0 ? `holds ${extras.join(', ')}, which no change holds` : '', lacks.length > 0 ? `lacks ${lacks.join(', ')}, which a change still holds` : ''].filter(Boolean).join(', and ');
     return {
-      open: { findings: carried, action: { kind: 'mover', system, identity, grants: wanted, ...lifetime }, what, how: 'a mover to the grants changes hold', short: extras.length > 0 ? 'holds access no change holds' : 'lacks access a change holds' },
+      open: {
+        findings: carried, action: { kind: 'mover', system, identity, grants: wanted, ...lifetime }, what, how: 'a mover to the grants changes hold',
+        short: extras.length > 0 ? 'holds access no change holds' : 'lacks access a change holds',
+        ...('ttl' in lifetime && endsAt !== undefined ? { windowEnd: new Date(endsAt).toISOString() } : {}),
+      },
       withheld,
     };
   }
@@ -157,6 +163,7 @@ export function createDriftActivities({ registry, evidence, inventory, drift, po
           title: `Drift on ${lead.system}: ${lead.name} ${change.short}`,
           description: `Discovery (${lead.lastScan}, first seen ${lead.firstSeenAt}) found ${lead.name} on ${lead.system} ${change.what}. This standard change brings it back: ${change.how}.`,
           actionsText: JSON.stringify([change.action]),
+          ...(change.windowEnd ? { windowEnd: change.windowEnd } : {}),
         });
         const changeKey = `${source}:${ticket.key}`;
         await record(lead, findings, identity, 'remediation-opened', change.action, { change: changeKey }, drift.changeProjection(findings.map((f) => f.id), changeKey));

@@ -1,6 +1,6 @@
 import axios from 'axios';
 import { jiraWriteBack } from '../src/itsm/jira/jira-runtime';
-import { ACTIONS_FIELD, CHANGE_TYPE_FIELD } from '../src/itsm/jira/jira-simulator';
+import { ACTIONS_FIELD, CHANGE_TYPE_FIELD, PLANNED_END_FIELD } from '../src/itsm/jira/jira-simulator';
 import { REDIS_ADMIN, type RedisTestServer, startRedis } from './support/servers/redis';
 import { runScheduledDiscovery } from './support/discovery';
 import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
@@ -77,15 +77,21 @@ describe('drift remediation: missing grants restored, orphans removed, protected
     expect(change).toMatchObject({ type: 'standard', correlation_id: `changegate-drift-${finding?.id}` });
     const [action] = JSON.parse(String(change?.u_identity_actions)) as Array<Record<string, unknown>>;
     expect(action).toMatchObject({ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['INSERT ON `cgt\\_billing`.*', 'SELECT ON `cgt\\_billing`.*'] });
-    // The restored grant ends when the joiner's hold does (ttl PT1H), not later.
+    // The restored grant ends when the joiner's hold does (ttl PT1H), not later: a ttl to then, and the change's window
+    // ending then, however late the change is authorized.
+    const held = (await stack.workflows.status('servicenow', granting))?.steps[0]?.expiry?.expiresAt;
     const seconds = Number(/^PT(\d+)S$/.exec(String(action?.ttl))?.[1]);
     expect(seconds).toBeGreaterThan(3000);
     expect(seconds).toBeLessThanOrEqual(3600);
+    expect(action?.until).toBe('window-end');
+    expect(change?.end_date).toBe(String(held).slice(0, 19).replace('T', ' '));
 
     // A standard change runs like any other: the grant is added once it is in Implement.
     expect((await table('PATCH', `/${change?.sys_id}`, { state: '-1', approval: 'approved' })).status).toBe(200);
     await waitFor('the restoring move verified', async () => (await stack.closureCheck(number)).data.steps?.[0]?.status === 'verified', 30_000);
     expect((await stack.grantsOf(account)).join('\n')).toMatch(/GRANT SELECT, INSERT ON `cgt\\_billing`/);
+    const restored = (await stack.workflows.status('servicenow', number))?.steps[0]?.expiry?.expiresAt;
+    expect(Date.parse(String(restored))).toBeLessThanOrEqual(Date.parse(String(held)));
 
     await runScheduledDiscovery(stack);
     const after = (await drift('system=mysql-local&type=missing-grant')).items.find((f) => f.id === finding?.id);
@@ -148,7 +154,7 @@ describe('drift remediation: missing grants restored, orphans removed, protected
     const key = String(finding?.change).slice('jira:'.length);
     const issue = stack.jiraSim.issue(key);
     const correlationId = `changegate-drift-${finding?.id}`;
-    expect(issue?.fields).toMatchObject({ labels: [correlationId], [CHANGE_TYPE_FIELD]: { value: 'Standard' } });
+    expect(issue?.fields).toMatchObject({ labels: [correlationId], [CHANGE_TYPE_FIELD]: { value: 'Standard' }, [PLANNED_END_FIELD]: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+\+0000$/) });
     expect(JSON.parse(String(issue?.fields[ACTIONS_FIELD]))).toEqual([expect.objectContaining({ kind: 'mover', system: MYSQL_JIRA, grants: ['INSERT ON `cgt\\_billing`.*', 'SELECT ON `cgt\\_billing`.*'] })]);
 
     // The issue's own webhooks bring it to the gateway: in Planning the move waits; in Implementing it restores the grant.

@@ -8,6 +8,7 @@ import { ACTIONS_LANGUAGE, adfParagraphs } from './jira-adf';
 import { JiraClient, JiraError, type JiraStatus } from './jira-client';
 import type { JiraIssueFacts } from './jira-issue';
 import { GATE_PROPERTY, type JiraSettings, phaseOfStatus } from './jira-settings';
+import { formatJiraDateTime } from './jira-version';
 
 export const SOURCE_NAME = 'jira';
 
@@ -221,6 +222,7 @@ export class JiraRuntime {
       labels: [change.correlationId],
       [changeTypeField]: { value: type },
       ...(actionsField ? { [actionsField]: change.actionsText } : {}),
+      ...(change.windowEnd && this.settings.windowEndField ? { [this.settings.windowEndField]: formatJiraDateTime(Date.parse(change.windowEnd)) } : {}),
     });
     return { key: created.key, recordId: created.id, created: true };
   }
