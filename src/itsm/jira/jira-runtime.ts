@@ -201,8 +201,8 @@ export class JiraRuntime {
   /**
    * Opens a change the gateway itself starts (a remediation, a leaked credential's rotation), once per correlation id:
    * the id is the issue's label, and a JQL search for it comes first. Labels are searchable on every site (an issue
-   * property is only where an app indexes it); the search index lags a create by a moment, so a retry that follows a
-   * lost answer within that moment could open a second issue — the activity's first retry waits longer than that.
+   * property is only where an app indexes it). The search index lags a create by a moment: a retry that follows a
+   * lost answer within that moment can still open a second issue.
    */
   async openChange(change: OpenChange): Promise<OpenedChange> {
     if (!LABEL.test(change.correlationId)) throw new JiraError(`correlation id '${change.correlationId.slice(0, 60)}' cannot be a Jira label`, { kind: 'refused' });
