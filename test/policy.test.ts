@@ -56,6 +56,7 @@ describe('the governance policy file', () => {
     ['an unknown exceptions field', { version: 1, exceptions: { notify: 'x' } }, /exceptions: Unrecognized key\(s\) in object: 'notify'$/],
     ['drift to certify (certification is not built yet)', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'certify' } }] }, /drift\.0\.on\.orphan: must be one of report, remediate \(certify needs certification, not available yet\)$/],
     ['an unknown kind of drift', { version: 1, drift: [{ system: 'mysql-local', on: { 'extra-grants': 'report' } }] }, /drift\.0\.on\.extra-grants: must be one of orphan, extra-grant, missing-grant, re-enabled$/],
+    ['an orphan cap below one', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'remediate' }, orphanCap: 0 }] }, /drift\.0\.orphanCap: Number must be greater than or equal to 1$/],
     ['an emergency entry for a system that is not configured', { version: 1, emergency: [{ system: 'nope', kinds: ['rotate'] }] }, /emergency\.0\.system: no connector named 'nope' is configured/],
   ])('refuses %s at start-up, naming where', (_what, raw, message) => {
     expect(() => parsePolicyFile(raw, 'policy test.json', demoSystems)).toThrow(message);
