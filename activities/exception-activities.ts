@@ -153,8 +153,8 @@ export function createExceptionActivities({ evidence, exceptions, notify, regist
     },
 
     /** What the decision did on the target, for the queue (the take-back itself is its own evidence row). */
-    async recordExceptionOutcome(i: { id: string; outcome: string }): Promise<void> {
-      await exceptions.setOutcome(i.id, i.outcome);
+    async recordExceptionOutcome(i: { id: string; outcome: string; status: 'accepted' | 'revoked' | 'revoke-failed' }): Promise<void> {
+      await exceptions.setOutcome(i.id, i.outcome, i.status);
     },
 
     /** The identities' state on their targets now, as the queue shows it next to what was granted. */

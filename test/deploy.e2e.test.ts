@@ -70,7 +70,6 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     return res.status === 404 ? { status: 404 } : { status: res.status, value: res.body.data.data.value, version: res.body.data.metadata.version };
   }
 
-  /** Every string in the history, with payload bytes (and Base64 payload text) decoded, so a value inside a payload is found. */
   it("mints a run's own credential with exactly the listed grants, delivered and verified; 'finished' revokes it, and the value is in no evidence, history or note", async () => {
     const base = uniqueAccount('dep');
     const path = `apps/${base}/db`;

@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
 import { GATE_PROPERTY } from '../src/itsm/jira/jira-settings';
 import { ACTIONS_FIELD, CHANGE_TYPE_FIELD } from '../src/itsm/jira/jira-simulator';
-import { NOTIFY_SIGNATURE_HEADER, NOTIFY_TIMESTAMP_HEADER, notificationSignature } from '../src/exceptions/notify';
 import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 /**
@@ -128,7 +127,8 @@ describe('emergency exceptions: a grant before authorization, reviewed after the
     expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toEqual({ valid: true, rows: 4 });
     const again = await decide(exception.id, reviewer.token, { decision: 'accept', justification: 'second thoughts' });
     expect([again.status, again.data.error.message]).toEqual([409, expect.stringMatching(new RegExp(`${exception.id} is already decided`))]);
-    const ledger = (await queue(tokens.auditor, '?status=decided&limit=200')).data.items.find((i: { id: string }) => i.id === exception.id);
+    const ledger = await waitFor('the ledger row revoked', async () =>
+      (await queue(tokens.auditor, '?status=decided&limit=200')).data.items.find((i: { id: string; status: string }) => i.id === exception.id && i.status === 'revoked'));
     expect(ledger).toMatchObject({ status: 'revoked', timeLeftMs: null, decision: { decision: 'revoke', byPolicy: false }, outcome: expect.stringMatching(/^taken back and verified/), current: { exists: false } });
   });
 
@@ -142,10 +142,10 @@ describe('emergency exceptions: a grant before authorization, reviewed after the
       const r = await stack.closureCheck(number);
       return r.data.allowed ? r.data : null;
     });
+    // The gate opened no earlier than the review task's close: both were in the delivery closure-check learnt it from.
+    expect(stack.sim.tasks(change.sys_id as string)).toEqual([expect.objectContaining({ state: '3', close_code: 'successful', close_notes: expect.stringContaining('incident INC0042 needed it') })]);
     expect(done.steps[0]).toMatchObject({ status: 'verified', cleanup: { status: 'scheduled' }, exception: { status: 'accepted' } });
     expect((await stack.grantsOf(account)).join('\n')).toContain('`cgt\\_billing`');
-    const task = await waitFor('the review task closed', () => stack.sim.tasks(change.sys_id as string).find((t) => t.state === '3'));
-    expect(task).toMatchObject({ close_code: 'successful', close_notes: expect.stringContaining('incident INC0042 needed it') });
   });
 
   it('on Jira the exception is a comment and an entry of the gate property, updated when decided', async () => {
@@ -163,6 +163,49 @@ describe('emergency exceptions: a grant before authorization, reviewed after the
     await waitFor('the exception comment', () => stack.jiraSim.commentTexts(key).some((t) => t.includes(`Emergency exception ${exception.id}:`)));
     expect((await decide(exception.id, reviewer.token, { decision: 'accept', justification: 'outage OUT-7 needed it' })).status).toBe(200);
     await waitFor('the gate passed, the exception accepted', () => gate()?.passed === true && gate()?.exceptions?.some((e) => e.id === exception.id && e.status === 'accepted'));
+  });
+
+  it('the implementer when the grant was made may not decide, even after the change is reassigned', async () => {
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, type: 'emergency', state: '-3', requested_by: REQUESTER, assigned_to: IMPLEMENTER, u_identity_actions: joiner(uniqueAccount('emre')) });
+    const { exception } = await exceptionOf(stack, number, 'open');
+    // Reassigned (the shipped webhook rule delivers it with the next approval change).
+    stack.sim.updateChange(change.sys_id as string, { assigned_to: randomBytes(16).toString('hex'), approval: 'requested' });
+    await waitFor('the reassignment in the workflow', async () => (await stack.workflows.status('servicenow', number))?.implementer !== IMPLEMENTER);
+    const impl = await decide(exception.id, tokens.implementer, { decision: 'accept', justification: 'it was needed' });
+    expect([impl.status, impl.data.error.message]).toEqual([403, 'the implementer of the change may not decide on its emergency exception']);
+    expect((await decide(exception.id, reviewer.token, { decision: 'accept', justification: 'reviewed' })).status).toBe(200);
+  });
+
+  it('a revoke takes back a grant that had no cleanup path of its own', async () => {
+    const account = uniqueAccount('emnone');
+    const number = uniqueTicketNumber();
+    // Until the window's end, on a change with no end date: no cleanup path.
+    const actions = JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'person', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], until: 'window-end' }]);
+    stack.sim.createChange({ number, type: 'emergency', state: '-3', u_identity_actions: actions });
+    const { check, exception } = await exceptionOf(stack, number, 'open');
+    expect(check.steps[0].cleanup).toMatchObject({ status: 'none' });
+    expect(await stack.accountExists(account)).toBe(true);
+    expect((await decide(exception.id, reviewer.token, { decision: 'revoke', justification: 'no end was given' })).status).toBe(200);
+    const done = await exceptionOf(stack, number, 'revoked');
+    expect(done.exception.outcome).toMatch(/^taken back and verified/);
+    expect(await stack.accountExists(account)).toBe(false);
+  });
+
+  it.each([
+    ['cancelled', { state: '4' }],
+    ['in Review', { state: '0' }],
+  ])('an emergency grant on a change first seen %s is not made, and no exception is opened', async (_what, fields) => {
+    const account = uniqueAccount('emlate');
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, type: 'emergency', ...fields, u_identity_actions: joiner(account) });
+    const view = await waitFor('the first closure view', async () => {
+      const r = await stack.closureCheck(number);
+      return r.status === 200 && r.data.ticketState === fields.state ? r.data : null;
+    });
+    expect(view.steps[0]).toMatchObject({ status: fields.state === '4' ? 'cancelled' : 'waiting-authorization' });
+    expect(view.steps[0].exception).toBeUndefined();
+    expect(await stack.accountExists(account)).toBe(false);
   });
 
   it('an emergency change that is already authorized grants without an exception; a normal change still waits', async () => {
@@ -202,7 +245,7 @@ describe('emergency exceptions with no decision: escalated, announced signed, an
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     const port = (receiver.address() as AddressInfo).port;
     stack = await startStack({
-      policy: { version: 1, people, emergency: [{ system: 'mysql-local', kinds: ['joiner'] }], exceptions: { window: 'PT6S', escalateAfter: 0.5 } },
+      policy: { version: 1, people, emergency: [{ system: 'mysql-local', kinds: ['joiner'] }], exceptions: { window: 'PT10S', escalateAfter: 0.5 } },
       notify: { url: `http://127.0.0.1:${port}/hooks/changegate`, secret },
     });
   });
@@ -218,13 +261,19 @@ describe('emergency exceptions with no decision: escalated, announced signed, an
     const sysId = change.sys_id as string;
     const { exception } = await exceptionOf(stack, number);
     const escalated = await exceptionOf(stack, number, 'escalated');
+    // The queue shows it escalated, its deadline still ahead.
+    const reviewerToken = (await stack.tokenFor('security-reviewer')).token;
+    const listed = await axios.get(`${stack.apiUrl}/api/exceptions?status=escalated&limit=200`, { headers: { authorization: `Bearer ${reviewerToken}` } });
+    expect(listed.data.items.find((i: { id: string }) => i.id === escalated.exception.id)).toMatchObject({ status: 'escalated', escalatedAt: expect.any(String), overdue: false });
     expect(Date.parse(escalated.exception.escalatedAt)).toBeGreaterThanOrEqual(Date.parse(exception.escalateAt ?? escalated.exception.escalateAt));
     await waitFor('the escalation note', () => stack.sim.journal(sysId, 'work_notes').find((n) => n.value.includes(`Emergency exception ${escalated.exception.id} escalated`)));
     const note = await waitFor('the escalation notification', () => received.find((r) => r.headers['x-changegate-event'] === 'exception.escalated' && r.raw.toString().includes(escalated.exception.id)));
-    // Signed over the timestamp and the raw bytes, as a receiver checks it; a different secret does not verify.
-    const timestamp = String(note.headers[NOTIFY_TIMESTAMP_HEADER]);
-    expect(note.headers[NOTIFY_SIGNATURE_HEADER]).toBe(notificationSignature(secret, timestamp, note.raw));
-    expect(note.headers[NOTIFY_SIGNATURE_HEADER]).not.toBe(notificationSignature(`${secret}x`, timestamp, note.raw));
+    // Signed over the timestamp and the raw bytes, checked here as a receiver would, with its own HMAC.
+    const timestamp = String(note.headers['x-changegate-timestamp']);
+    expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(300);
+    const mac = (key: string) => `sha256=${createHmac('sha256', key).update(`${timestamp}.`).update(note.raw).digest('hex')}`;
+    expect(note.headers['x-changegate-signature']).toBe(mac(secret));
+    expect(note.headers['x-changegate-signature']).not.toBe(mac(`${secret}x`));
     expect(JSON.parse(note.raw.toString())).toMatchObject({ event: 'exception.escalated', exception: escalated.exception.id, ticket: `servicenow:${number}`, system: 'mysql-local' });
     // No secret ever goes out with it.
     expect(note.raw.toString()).not.toContain(secret);
@@ -242,9 +291,9 @@ describe('emergency exceptions with no decision: escalated, announced signed, an
     const task = await waitFor('the review task closed', () => stack.sim.tasks(sysId).find((t) => t.state === '3'));
     expect(task).toMatchObject({ close_code: 'unsuccessful', close_notes: expect.stringContaining('the policy (no decision by the deadline)') });
     await waitFor('the deadline notification', () => received.find((r) => r.headers['x-changegate-event'] === 'exception.deadline' && r.raw.toString().includes(escalated.exception.id)));
-    const token = (await stack.tokenFor('security-reviewer')).token;
-    const ledger = await axios.get(`${stack.apiUrl}/api/exceptions?status=revoked&limit=200`, { headers: { authorization: `Bearer ${token}` } });
-    expect(ledger.data.items.find((i: { id: string }) => i.id === escalated.exception.id)).toMatchObject({
+    const row = await waitFor('the ledger row revoked', async () =>
+      (await axios.get(`${stack.apiUrl}/api/exceptions?status=revoked&limit=200`, { headers: { authorization: `Bearer ${reviewerToken}` } })).data.items.find((i: { id: string }) => i.id === escalated.exception.id));
+    expect(row).toMatchObject({
       escalatedAt: expect.any(String), notified: expect.stringMatching(/^exception\.(escalated|deadline) delivered/), decision: { byPolicy: true },
     });
   });

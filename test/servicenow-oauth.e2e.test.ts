@@ -8,7 +8,6 @@ import { historyText } from './support/history-text';
  * endpoint): a token that expires between two tickets is refreshed and the run goes on, and no token or client
  * secret reaches the logs, the workflow histories or closure-check.
  */
-/** Every byte field of a history (payloads: activity inputs and results, signals, markers) as text. */
 const CLIENT = { clientId: 'cg-e2e-client', clientSecret: 'cg-e2e-client-secret-never-logged' };
 
 describe('ServiceNow OAuth through the gateway: token expiry mid-run', () => {

@@ -48,13 +48,21 @@ export const decisions = proxyActivities<DecisionActivities>({
 });
 
 /**
- * Emergency exceptions: evidence and ledger rows, and the escalation's notification (which records its own failure
- * after a few attempts instead of failing the workflow's clock).
+ * Emergency exceptions: evidence and ledger rows, retried until they land (an exception whose record failed for
+ * good would never be decided; closure stays blocked meanwhile). A refused record (a justification shaped like a
+ * credential) is final and fails the decision. The escalation's notification records its own failure after a few
+ * attempts instead of failing the exception's clock.
  */
 export const exceptions = proxyActivities<ExceptionActivities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
+
+/**
+ * The queue's read-back of the targets, for an API request that waits: one attempt, bounded well inside the
+ * request's own 20 s, so that a slow target answers with an error on its item instead of holding the queue.
+ */
+export const exceptionReadBack = proxyActivities<ExceptionActivities>({ startToCloseTimeout: '10 seconds', retry: { maximumAttempts: 1 } });
 
 export type Targets = typeof targets;
 export type Tickets = typeof tickets;

@@ -640,6 +640,16 @@ function allTerminal(state: ChangeState): boolean {
 }
 
 /**
+ * An emergency action the policy lets run before authorization starts at once whatever its kind. A grant (which
+ * opens an exception) does so only while the change is on its way to authorization: never on a change that is
+ * cancelled, rejected, in Review, closed or in a state no configuration maps.
+ */
+function startsEarly(action: TicketSnapshot['actions'][number], phase: ChangeState['phase']): boolean {
+  if (action.startsAtOnce !== true) return false;
+  return action.exception === undefined || phase === 'draft' || phase === 'authorization';
+}
+
+/**
  * New actions join the plan; actions that vanished from the ticket before they started are withdrawn, and so are the
  * steps a vanished selecting action planned (a decommission's, a leaver by owner's) that have not started.
  */
@@ -666,8 +676,7 @@ function mergeActions(state: ChangeState, snap: TicketSnapshot): void {
       stepId: `${action.kind}:${action.actionId}`,
       action,
       // Each kind says when it may start (revoke early, grant late); an unknown kind fails in the loop.
-      // An emergency action the policy lets run before authorization starts at once whatever its kind.
-      status: workflowKind(action.kind)?.starts === 'when-authorized' && action.startsAtOnce !== true ? 'waiting-authorization' : 'pending',
+      status: workflowKind(action.kind)?.starts === 'when-authorized' && !startsEarly(action, state.phase) ? 'waiting-authorization' : 'pending',
       eventReceivedAt: snap.receivedAt,
     });
   }

@@ -4,13 +4,13 @@
  * reviewer's decision comes as a Temporal update whose validator refuses, with the reason, what must not be decided
  * (wrong role, the change's own requester or implementer, an unknown or decided exception, no justification).
  */
-import { ApplicationFailure, condition, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { ExceptionActivities } from '../activities';
+import { type ApplicationFailure, condition, defineUpdate, setHandler } from '@temporalio/workflow';
 import type { Actor } from '../src/auth/principal';
 import { type ChangeState, DEADLINE_POLICY, EXCEPTION_DECISIONS, type ExceptionDecision, type StepException, type StepState, reviewTaskText } from '../src/change';
-import { exceptions } from './activity-proxies';
+import { exceptionReadBack, exceptions } from './activity-proxies';
 import type { KindContext, WorkflowKind } from './kinds/kind';
 import { label } from './kinds/step-runner';
+import { justificationRefusal, refuse } from './refusals';
 
 export interface ExceptionDecisionRequest {
   exceptionId: string;
@@ -30,10 +30,6 @@ export interface ExceptionDecisionResult {
 
 export const decideExceptionUpdate = defineUpdate<ExceptionDecisionResult, [ExceptionDecisionRequest]>('decideException');
 
-/** Failure types the API maps to status codes (src/api/decisions.ts): 403, 404, 409, 400. */
-type Refusal = 'Forbidden' | 'NotFound' | 'Conflict' | 'BadRequest';
-const refuse = (type: Refusal, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
-
 function stepOf(state: ChangeState, id: string): StepState | undefined {
   return state.steps.find((s) => s.exception !== undefined && s.exception.id === id && id !== '');
 }
@@ -41,13 +37,11 @@ function stepOf(state: ChangeState, id: string): StepState | undefined {
 function refusal(state: ChangeState, input: ExceptionDecisionRequest): ApplicationFailure | undefined {
   const { roles, ticketUsers } = input.principal;
   if (!roles.includes('security-reviewer')) return refuse('Forbidden', 'only a security reviewer decides on emergency exceptions');
-  if (state.requester !== undefined && ticketUsers.includes(state.requester)) {
-    return refuse('Forbidden', 'the requester of the change may not decide on its emergency exception');
-  }
-  if (state.implementer !== undefined && ticketUsers.includes(state.implementer)) {
-    return refuse('Forbidden', 'the implementer of the change may not decide on its emergency exception');
-  }
   const exception = stepOf(state, input.exceptionId)?.exception;
+  // The change's people now, and as they were when the grant was made (a reassigned implementer is still refused).
+  const is = (user: string | undefined) => user !== undefined && ticketUsers.includes(user);
+  if (is(state.requester) || is(exception?.requester)) return refuse('Forbidden', 'the requester of the change may not decide on its emergency exception');
+  if (is(state.implementer) || is(exception?.implementer)) return refuse('Forbidden', 'the implementer of the change may not decide on its emergency exception');
   if (!exception) return refuse('NotFound', `the change has no emergency exception '${String(input.exceptionId).slice(0, 40)}'`);
   if (exception.deciding) return refuse('Conflict', `emergency exception ${exception.id} is being decided`);
   if (exception.decision) {
@@ -55,18 +49,13 @@ function refusal(state: ChangeState, input: ExceptionDecisionRequest): Applicati
     return refuse('Conflict', `emergency exception ${exception.id} is already decided: ${d.decision} by ${d.by.name} at ${d.at}`);
   }
   if (!(EXCEPTION_DECISIONS as readonly string[]).includes(input.decision)) return refuse('BadRequest', "decision: must be 'accept' or 'revoke'");
-  if (typeof input.justification !== 'string' || input.justification.trim().length === 0) return refuse('BadRequest', 'justification: a decision needs one');
-  if (input.justification.length > 2000) return refuse('BadRequest', 'justification: at most 2000 characters');
-  return undefined;
+  return justificationRefusal(input.justification);
 }
 
 /** What a decision is recorded with, whoever took it. */
-function decisionInput(key: string, step: StepState, exception: StepException, decision: ExceptionDecision, justification: string, principal: Actor, byPolicy: boolean, requestedAt: string) {
+function decisionInput(key: string, step: StepState, exception: StepException, d: { decision: ExceptionDecision; justification: string; principal: Actor; byPolicy: boolean; requestedAt: string }) {
   const a = step.action;
-  return {
-    ticketKey: key, id: exception.id, stepId: step.stepId, actionKind: a.kind, system: a.system, identity: a.identity, grants: exception.grants,
-    decision, justification, principal, byPolicy, requestedAt,
-  };
+  return { ticketKey: key, id: exception.id, stepId: step.stepId, actionKind: a.kind, system: a.system, identity: a.identity, grants: exception.grants, ...d };
 }
 
 export function installExceptionDecisions(state: ChangeState, key: string, touch: () => void): void {
@@ -81,10 +70,13 @@ export function installExceptionDecisions(state: ChangeState, key: string, touch
       const justification = (input.justification ?? '').trim();
       exception.deciding = true;
       try {
-        const recorded = await exceptions.recordExceptionDecision(decisionInput(key, step, exception, input.decision, justification, input.principal.actor, false, input.requestedAt));
+        const recorded = await exceptions.recordExceptionDecision(
+          decisionInput(key, step, exception, { decision: input.decision, justification, principal: input.principal.actor, byPolicy: false, requestedAt: input.requestedAt }),
+        );
         exception.decision = { decision: input.decision, by: input.principal.actor, byPolicy: false, at: recorded.recordedAt, justification, evidenceHash: recorded.evidenceHash };
-        // Decided: a revoke blocks closure until its take-back is done (the exception's clock carries it out).
-        exception.status = input.decision === 'accept' ? 'accepted' : 'revoking';
+        // Decided, and still blocking closure until the exception's clock has carried it out (the review task closed
+        // with the decision, a revoke's take-back done): the gate never opens ahead of the task's close.
+        exception.status = input.decision === 'accept' ? 'accepting' : 'revoking';
         touch();
         return { exceptionId: exception.id, decision: input.decision, status: exception.status, evidenceHash: recorded.evidenceHash };
       } finally {
@@ -119,7 +111,11 @@ export async function runException(ctx: KindContext, undo: WorkflowKind['undo'])
     ...(state.implementer !== undefined ? { implementer: state.implementer } : {}),
     grantedAt: opening.grantedAt, windowMs: terms.windowMs, escalateAfterMs: terms.escalateAfterMs, onDeadline: terms.onDeadline, eventReceivedAt: step.eventReceivedAt,
   });
-  const exception: StepException = { ...opening, id: opened.id, status: 'open', escalateAt: opened.escalateAt, deadline: opened.deadline, evidenceHash: opened.evidenceHash };
+  const exception: StepException = {
+    ...opening, id: opened.id, status: 'open', escalateAt: opened.escalateAt, deadline: opened.deadline, evidenceHash: opened.evidenceHash,
+    ...(state.requester !== undefined ? { requester: state.requester } : {}),
+    ...(state.implementer !== undefined ? { implementer: state.implementer } : {}),
+  };
   step.exception = exception;
   const what = label(a);
   const task = reviewTaskText(exception, what);
@@ -164,7 +160,9 @@ export async function runException(ctx: KindContext, undo: WorkflowKind['undo'])
     exception.deciding = true;
     try {
       const justification = `no decision by the deadline ${exception.deadline}: the policy's default applies (${exception.onDeadline})`;
-      const recorded = await exceptions.recordExceptionDecision(decisionInput(key, step, exception, exception.onDeadline, justification, DEADLINE_POLICY, true, exception.deadline));
+      const recorded = await exceptions.recordExceptionDecision(
+        decisionInput(key, step, exception, { decision: exception.onDeadline, justification, principal: DEADLINE_POLICY, byPolicy: true, requestedAt: exception.deadline }),
+      );
       exception.decision = { decision: exception.onDeadline, by: DEADLINE_POLICY, byPolicy: true, at: recorded.recordedAt, justification, evidenceHash: recorded.evidenceHash };
     } finally {
       exception.deciding = false;
@@ -173,26 +171,32 @@ export async function runException(ctx: KindContext, undo: WorkflowKind['undo'])
   await carryOut(ctx, exception, undo, what);
 }
 
-/** A revoke takes the grant back (read back and evidenced by the undo); either way the review task closes and the ticket is told. */
+/**
+ * A revoke takes the grant back (read back and evidenced by the undo) whatever its cleanup path was doing: scheduled,
+ * none, or failed, it runs now; a take-back already running is awaited. Either way the review task closes and the
+ * ticket is told, in the same turn as the exception's final state, so the gate never opens ahead of them.
+ */
 async function carryOut(ctx: KindContext, exception: StepException, undo: WorkflowKind['undo'], what: string): Promise<void> {
   const { step } = ctx;
   const d = exception.decision as NonNullable<StepException['decision']>;
+  let revokeVerified = true;
   if (d.decision === 'revoke') {
     exception.status = 'revoking';
     ctx.touch();
-    if (undo?.pending(step)) {
+    await condition(() => step.expiry?.status !== 'running');
+    const expiry = step.expiry?.status;
+    if (undo && step.expiry && (undo.pending(step) || expiry === 'none' || expiry === 'failed')) {
       undo.begin(step);
       await undo.run(ctx);
-      exception.outcome = step.expiry?.status === 'verified' ? `taken back and verified at ${step.expiry.verifiedAt ?? 'now'}` : `the take-back failed: ${step.expiry?.detail ?? 'no detail'}`;
+      const after = step.expiry as NonNullable<StepState['expiry']>;
+      revokeVerified = (after.status as string) === 'verified';
+      exception.outcome = revokeVerified ? `taken back and verified at ${after.verifiedAt ?? 'now'}` : `the take-back failed: ${after.detail ?? 'no detail'}`;
     } else {
-      exception.outcome = `nothing to take back: the grant had already ended (cleanup ${step.expiry?.status ?? 'none'}, step ${step.status})`;
+      exception.outcome = `nothing to take back: the grant was already taken back (cleanup ${expiry ?? 'none'}, step ${step.status})`;
     }
-    exception.status = 'revoked';
   } else {
-    exception.status = 'accepted';
     exception.outcome = 'kept under its own cleanup path';
   }
-  ctx.touch();
   const who = d.byPolicy ? 'the policy (no decision by the deadline)' : d.by.name;
   ctx.update?.({
     marker: `review-task:close:${exception.id}`,
@@ -203,11 +207,14 @@ async function carryOut(ctx: KindContext, exception: StepException, undo: Workfl
       closeNotes: `${d.decision === 'accept' ? 'Accepted' : 'Revoked'} by ${who}: ${d.justification}. ${exception.outcome}.`,
     },
   });
-  await ctx.note(
+  exception.status = d.decision === 'accept' ? 'accepted' : 'revoked';
+  const note = ctx.note(
     `exception-${d.decision}:${exception.id}`,
     `Emergency exception ${exception.id} ${d.decision === 'accept' ? 'accepted' : 'revoked'} by ${who}: ${d.justification}. ${what}: ${exception.outcome}.`,
   );
-  await exceptions.recordExceptionOutcome({ id: exception.id, outcome: exception.outcome });
+  ctx.touch();
+  await note;
+  await exceptions.recordExceptionOutcome({ id: exception.id, outcome: exception.outcome, status: d.decision === 'accept' ? 'accepted' : revokeVerified ? 'revoked' : 'revoke-failed' });
   if (d.byPolicy) {
     const { notified } = await exceptions.notifyException({
       id: exception.id, event: 'exception.deadline',
@@ -230,9 +237,7 @@ export function openingException(step: StepState): StepException {
   return { id: '', status: 'opening', grants, grantedAt: step.verifiedAt ?? '', escalateAt: '', deadline: '', onDeadline: terms?.onDeadline ?? 'revoke' };
 }
 
-export const exceptionReadBackProxy = proxyActivities<ExceptionActivities>({ startToCloseTimeout: '20 seconds', retry: { maximumAttempts: 2 } });
-
 /** The queue's read-back: the identities' state on their targets now, read by the worker that holds the credentials. */
 export async function exceptionReadBackWorkflow(items: Array<{ system: string; identity: StepState['action']['identity'] }>) {
-  return exceptionReadBackProxy.readBackIdentities(items);
+  return exceptionReadBack.readBackIdentities(items);
 }

@@ -3,11 +3,12 @@
  * the reason, what must not be decided (wrong role, the ticket's own requester, a step that is not waiting, no
  * justification), so a refused decision leaves no trace in history; an accepted one is evidence before it counts.
  */
-import { ApplicationFailure, defineUpdate, setHandler } from '@temporalio/workflow';
+import { type ApplicationFailure, defineUpdate, setHandler } from '@temporalio/workflow';
 import type { Actor } from '../src/auth/principal';
 import type { ChangeState, StepState } from '../src/change';
 import { privilegedPending } from '../src/change';
 import { decisions } from './activity-proxies';
+import { justificationRefusal, refuse } from './refusals';
 
 export interface StepDecisionInput {
   stepId: string;
@@ -27,10 +28,6 @@ export interface StepDecisionResult {
 
 export const decideStepUpdate = defineUpdate<StepDecisionResult, [StepDecisionInput]>('decideStep');
 
-/** Failure types the API maps to status codes (src/api/decisions.ts): 403, 404, 409, 400. */
-type Refusal = 'Forbidden' | 'NotFound' | 'Conflict' | 'BadRequest';
-
-const refuse = (type: Refusal, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
 
 function refusal(state: ChangeState, input: StepDecisionInput, deciding: ReadonlySet<string>): ApplicationFailure | undefined {
   if (!input.principal.roles.includes('change-manager')) return refuse('Forbidden', 'only a change manager decides on privileged grants');
@@ -42,9 +39,7 @@ function refusal(state: ChangeState, input: StepDecisionInput, deciding: Readonl
   if (step.status !== 'waiting-approval' || deciding.has(step.stepId)) {
     return refuse('Conflict', `step ${step.stepId} is not waiting for a decision (it is ${deciding.has(step.stepId) ? 'being decided' : step.status})`);
   }
-  if (typeof input.justification !== 'string' || input.justification.trim().length === 0) return refuse('BadRequest', 'justification: a decision needs one');
-  if (input.justification.length > 2000) return refuse('BadRequest', 'justification: at most 2000 characters');
-  return undefined;
+  return justificationRefusal(input.justification);
 }
 
 export function installStepDecisions(state: ChangeState, key: string, touch: () => void): void {

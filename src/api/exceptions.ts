@@ -11,7 +11,7 @@ import { decisionRefusal } from './decisions';
 import { pageCursor, pageLimit, queryIssues } from './paging';
 
 const FILTERS = ['status', 'source', 'system', 'overdue', 'limit', 'cursor'];
-const STATUSES = ['open', 'escalated', 'accepted', 'revoked', 'undecided', 'decided'] as const;
+const STATUSES = ['open', 'escalated', 'accepted', 'revoking', 'revoked', 'revoke-failed', 'undecided', 'decided'] as const;
 
 const listQuery = z
   .object({
@@ -105,8 +105,11 @@ export async function decideException(
     const handle = deps.workflows.client.workflow.getHandle(workflowIdFor(row.source, row.ticket));
     return await handle.executeUpdate<ExceptionDecisionResult, [ExceptionDecisionRequest]>('decideException', { args: [input] });
   } catch (err) {
-    // The workflow lives until every exception is decided and carried out: a finished one has nothing left to decide.
-    if (err instanceof Error && /already completed|not found/i.test(err.message)) throw new AppError(409, 'CONFLICT', `emergency exception ${id} is already decided`, [], { cause: err });
+    // The workflow lives until every exception is decided and carried out: one that has ended takes no decision.
+    if (err instanceof Error && /already completed|not found/i.test(err.message)) {
+      const decided = row.status !== 'open' && row.status !== 'escalated';
+      throw new AppError(409, 'CONFLICT', decided ? `emergency exception ${id} is already decided` : `the workflow of ${row.source} ${row.ticket} has ended: exception ${id} (${row.status}) cannot be decided through it`, [], { cause: err });
+    }
     throw decisionRefusal(err) ?? err;
   }
 }

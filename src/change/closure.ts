@@ -84,6 +84,8 @@ export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<
           ? `${what} was granted before the change was authorized: its emergency exception is being opened`
           : exception.status === 'revoking'
             ? `emergency exception ${exception.id} was revoked: the grant of ${what} is being taken back`
+            : exception.status === 'accepting'
+              ? `emergency exception ${exception.id} was accepted: its review is being closed`
             : `${what} was granted before the change was authorized: emergency exception ${exception.id} waits for a security reviewer's decision (deadline ${exception.deadline}, then ${exception.onDeadline})${exception.status === 'escalated' ? '; escalated' : ''}`,
       );
     }
@@ -132,6 +134,11 @@ export interface ClosureView {
   }>;
 }
 
+/** An exception as closure-check shows it: without the workflow's own bookkeeping. */
+function withoutDeciding(exception: StepException): StepException {
+  return Object.fromEntries(Object.entries(exception).filter(([key]) => key !== 'deciding')) as unknown as StepException;
+}
+
 export function closureView(state: ChangeState, rules: ClosureRules): ClosureView {
   const verdict = closureVerdict(state, rules);
   return {
@@ -152,7 +159,7 @@ export function closureView(state: ChangeState, rules: ClosureRules): ClosureVie
       ...(s.action.privileged?.length ? { approval: { grants: s.action.privileged, ...(s.decision ? { decision: s.decision } : {}) } } : {}),
       ...(s.plan ? { plan: s.plan } : {}),
       ...(typeof s.action.via === 'string' ? { plannedBy: s.action.via } : {}),
-      ...(s.exception ? { exception: s.exception } : {}),
+      ...(s.exception ? { exception: withoutDeciding(s.exception) } : {}),
     })),
   };
 }

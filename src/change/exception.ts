@@ -22,10 +22,11 @@ export const EXCEPTION_DECISIONS = ['accept', 'revoke'] as const;
 export type ExceptionDecision = (typeof EXCEPTION_DECISIONS)[number];
 
 /**
- * `open` until decided (`escalated` once its escalation point passed undecided); `accepted`, or `revoking` while a
- * revoke's take-back runs and `revoked` once it has run (verified or not: the step's cleanup says which).
+ * `open` until decided (`escalated` once its escalation point passed undecided). Decided: `accepting` / `revoking`
+ * while the decision is carried out (the review task closed; a revoke's take-back run), then `accepted` / `revoked`
+ * (a revoke verified or not: the step's cleanup says which). Closure waits for `accepted` or `revoked`.
  */
-export type ExceptionStatus = 'opening' | 'open' | 'escalated' | 'accepted' | 'revoking' | 'revoked';
+export type ExceptionStatus = 'opening' | 'open' | 'escalated' | 'accepting' | 'accepted' | 'revoking' | 'revoked';
 
 /** The actor of a decision the policy took at the deadline: evidenced as the policy's, not a person's. */
 export const DEADLINE_POLICY: Actor = { kind: 'policy', id: 'policy:exceptions.onDeadline', name: 'changegate policy (no decision by the deadline)' };
@@ -36,6 +37,9 @@ export interface StepException {
   status: ExceptionStatus;
   grants: string[];
   grantedAt: string;
+  /** The change's requester and implementer when the grant was made (ticket user ids): neither may decide on it. */
+  requester?: string;
+  implementer?: string;
   escalateAt: string;
   deadline: string;
   onDeadline: ExceptionDecision;

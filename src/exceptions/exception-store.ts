@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { Actor } from '../auth/principal';
 import type { AlongsideEvidence } from '../evidence/evidence-store';
-import type { ExceptionDecision, ExceptionStatus } from '../change/exception';
+import type { ExceptionDecision } from '../change/exception';
 
 /** One row of the ledger, as the queue lists it. */
 export interface LedgerException {
@@ -19,18 +19,24 @@ export interface LedgerException {
   escalateAt: string;
   deadline: string;
   onDeadline: ExceptionDecision;
-  status: Exclude<ExceptionStatus, 'opening'>;
+  /**
+   * open, escalated; accepted; revoking (decided, the take-back not done yet), revoked (taken back, or nothing was
+   * left to take back), revoke-failed (decided, and the take-back failed: the access may still be there).
+   */
+  status: LedgerStatus;
   escalatedAt: string | null;
   notified: string | null;
   decision: { decision: ExceptionDecision; by: Actor; byPolicy: boolean; at: string; justification: string } | null;
   outcome: string | null;
 }
 
+export type LedgerStatus = 'open' | 'escalated' | 'accepted' | 'revoking' | 'revoked' | 'revoke-failed';
+
 export type NewException = Pick<LedgerException, 'id' | 'source' | 'ticket' | 'stepId' | 'actionKind' | 'system' | 'identity' | 'grants' | 'requester' | 'implementer' | 'grantedAt' | 'escalateAt' | 'deadline' | 'onDeadline'>;
 
 export interface ExceptionFilter {
   /** `undecided`: open or escalated; `decided`: accepted or revoked. */
-  status?: 'open' | 'escalated' | 'accepted' | 'revoked' | 'undecided' | 'decided';
+  status?: LedgerStatus | 'undecided' | 'decided';
   source?: string;
   system?: string;
   /** Undecided and past the deadline (true), or not (false). */
@@ -41,7 +47,8 @@ export interface ExceptionFilter {
 }
 
 const STATUS_SETS: Record<NonNullable<ExceptionFilter['status']>, string[]> = {
-  open: ['open'], escalated: ['escalated'], accepted: ['accepted'], revoked: ['revoked'], undecided: ['open', 'escalated'], decided: ['accepted', 'revoked'],
+  open: ['open'], escalated: ['escalated'], accepted: ['accepted'], revoking: ['revoking'], revoked: ['revoked'], 'revoke-failed': ['revoke-failed'],
+  undecided: ['open', 'escalated'], decided: ['accepted', 'revoking', 'revoked', 'revoke-failed'],
 };
 
 type Row = Record<string, unknown>;
@@ -91,14 +98,14 @@ export class ExceptionStore {
       await tx.query(
         `UPDATE emergency_exceptions SET status = ?, decision = ?, decided_by = ?, decided_by_policy = ?, decided_at = ?, justification = ?
          WHERE id = ? AND status IN ('open', 'escalated')`,
-        [d.decision === 'accept' ? 'accepted' : 'revoked', d.decision, JSON.stringify(d.by), d.byPolicy ? 1 : 0, new Date(d.at), d.justification, id],
+        [d.decision === 'accept' ? 'accepted' : 'revoking', d.decision, JSON.stringify(d.by), d.byPolicy ? 1 : 0, new Date(d.at), d.justification, id],
       );
     };
   }
 
   /** What the decision did on the target (its take-back is its own evidence row): for the queue. */
-  async setOutcome(id: string, outcome: string): Promise<void> {
-    await this.ds.query('UPDATE emergency_exceptions SET outcome = ? WHERE id = ?', [outcome.slice(0, 500), id]);
+  async setOutcome(id: string, outcome: string, status: 'accepted' | 'revoked' | 'revoke-failed'): Promise<void> {
+    await this.ds.query('UPDATE emergency_exceptions SET outcome = ?, status = ? WHERE id = ?', [outcome.slice(0, 500), status, id]);
   }
 
   /** What became of the escalation's notification (delivered, not configured, or why it failed): not evidence. */

@@ -380,6 +380,7 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   const changeColumns = new Set<string>(CHANGE_COLUMNS);
   const journalColumns: ReadonlySet<string> = new Set(JOURNAL_FIELDS);
   const tasks = new Map<string, Row>();
+  const taskRuleSysId = guid();
   const taskColumns: ReadonlySet<string> = new Set(TASK_COLUMNS);
   let nextTaskNumber = (opts.numberBase ?? 30001) * 10;
   let nextNumber = opts.numberBase ?? 30001;
@@ -608,7 +609,7 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
 
   function checkTaskClose(row: Row, previous: Row | undefined): void {
     if (previous && (previous.state === TASK_CLOSED || previous.state === TASK_CANCELED) && row.state !== previous.state) {
-      fail(403, 'Operation Failed', `Operation against file 'change_task' was aborted by Business Rule 'Close Tasks Not Reopenable^${rateLimitRuleSysId}'. Business Rule Stack:Close Tasks Not Reopenable`);
+      fail(403, 'Operation Failed', `Operation against file 'change_task' was aborted by Business Rule 'Close Tasks Not Reopenable^${taskRuleSysId}'. Business Rule Stack:Close Tasks Not Reopenable`);
     }
     if (row.state === TASK_CLOSED) {
       const missing = [!TASK_CLOSE_CODES.has(row.close_code ?? '') ? 'Close code' : '', !(row.close_notes ?? '').trim() ? 'Close notes' : ''].filter(Boolean);

@@ -40,7 +40,6 @@ export interface ServiceNowSettings {
   taskStates?: { open: string; closed: string };
 }
 
-
 const GATE_READ_BACK = [GATE_FIELD, GATE_DIGEST_FIELD];
 
 /**
