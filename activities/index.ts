@@ -8,3 +8,4 @@ export { createSelectionActivities, type SelectionActivities } from './selection
 export { createLeakActivities, type LeakActivities } from './leak-activities';
 export { createDriftActivities, type DriftActivities } from './drift-activities';
 export { createTicketLifecycleActivities, type TicketLifecycleActivities } from './ticket-lifecycle-activities';
+export { createCertificationActivities, type CertificationActivities } from './certification-activities';

@@ -252,6 +252,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         connection,
         policy: new Policy(opts.policy ?? EMPTY_POLICY),
         endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
+        startCertification: (request) => workflows.certify(request),
         namespace,
         taskQueue: opts.taskQueue,
         registry,

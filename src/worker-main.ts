@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     registry,
     policy,
     endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
+    startCertification: (request) => workflows.certify(request),
     evidence,
     verdicts: new ClosureVerdictStore(ds),
     servicenow: snClient(),

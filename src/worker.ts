@@ -1,13 +1,15 @@
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import {
-  createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createInventoryActivities,
+  createCertificationActivities, createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createInventoryActivities,
   createLeakActivities, createSelectionActivities, createTicketActivities, createTicketLifecycleActivities,
 } from '../activities';
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
 import { DriftStore } from './drift/drift-store';
+import { reassignCertifier, type StartCertification } from '../activities/certification-activities';
+import { CertificationStore } from './certification/certification-store';
 import { InventoryStore } from './inventory/inventory-store';
 import type { DeployRunReply, DeployRunRequest } from './kinds/deploy/run';
 import type { Policy } from './policy/policy';
@@ -27,6 +29,10 @@ export interface WorkerDeps {
   servicenow: ServiceNowClient;
   /** Ends a pipeline run whose credential leaked (the API's Temporal client); without it such a leak fails. */
   endRun?: (ticketKey: string, request: DeployRunRequest) => Promise<DeployRunReply>;
+  /** Starts a certification item's workflow (the API's Temporal client); without it no trigger opens an item. */
+  startCertification?: StartCertification;
+  /** The owner's manager from a directory connector, for the certification reviewer rule `manager`. */
+  managerOf?: (directory: string, owner: string) => Promise<string | null>;
   /** The governance policy: what discovery does with drift (report by default). */
   policy?: Policy;
   /** Clients of other ticket sources' write-backs, by source name. */
@@ -54,7 +60,11 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}) }),
     ...createDriftActivities({ registry: deps.registry, evidence: deps.evidence, inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}), writeBackFor, actor: workerActor() }),
-    ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
+    ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, onReassigned: reassignCertifier(deps.policy, deps.startCertification) }),
+    ...createCertificationActivities({
+      registry: deps.registry, evidence: deps.evidence, inventory, certifications: new CertificationStore(deps.evidence.dataSource), drift, writeBackFor, actor: workerActor(),
+      ...(deps.policy ? { policy: deps.policy } : {}), ...(deps.startCertification ? { startCertification: deps.startCertification } : {}), ...(deps.managerOf ? { managerOf: deps.managerOf } : {}),
+    }),
     ...createLeakActivities({ evidence: deps.evidence, writeBackFor, actor: workerActor(), ...(deps.endRun ? { endRun: deps.endRun } : {}) }),
     ...createTicketActivities({
       writeBackFor,

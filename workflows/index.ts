@@ -1,3 +1,4 @@
 export { changeWorkflow, statusQuery, ticketUpdatedSignal } from './change-workflow';
 export { discoveryWorkflow, inventoryWorkflow } from './inventory-workflow';
 export { leakWorkflow } from './leak-workflow';
+export { certificationWorkflow } from './certification-workflow';

@@ -9,7 +9,7 @@ import type { HeldGrant } from '../persistence/entities/inventory-identity.entit
 export const FINDING_TYPES = ['orphan', 'extra-grant', 'missing-grant', 're-enabled'] as const;
 export type FindingType = (typeof FINDING_TYPES)[number];
 
-export const DRIFT_ACTIONS = ['report', 'remediate'] as const;
+export const DRIFT_ACTIONS = ['report', 'remediate', 'certify'] as const;
 export type DriftAction = (typeof DRIFT_ACTIONS)[number];
 
 export interface Finding {
