@@ -39,5 +39,8 @@ GRANT CREATE, UPDATE ON changegate.itsm_sync_cursors TO 'changegate_app'@'127.0.
 -- Drift findings are updated in place too (seen again, resolved, a remediation named); no DELETE.
 GRANT CREATE, UPDATE ON changegate.drift_findings TO 'changegate_app'@'localhost';
 GRANT CREATE, UPDATE ON changegate.drift_findings TO 'changegate_app'@'127.0.0.1';
+-- Certification items are updated in place too (decided, escalated, a revocation change named); no DELETE.
+GRANT CREATE, UPDATE ON changegate.certification_items TO 'changegate_app'@'localhost';
+GRANT CREATE, UPDATE ON changegate.certification_items TO 'changegate_app'@'127.0.0.1';
 SQL
 CONNECTOR_PASSWORD="$(secret MYSQL_LOCAL_PASSWORD)" bash scripts/mysql-connector-account.sh changegate_connector
