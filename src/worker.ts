@@ -31,8 +31,6 @@ export interface WorkerDeps {
   endRun?: (ticketKey: string, request: DeployRunRequest) => Promise<DeployRunReply>;
   /** Starts a certification item's workflow (the API's Temporal client); without it no trigger opens an item. */
   startCertification?: StartCertification;
-  /** The owner's manager from a directory connector, for the certification reviewer rule `manager`. */
-  managerOf?: (directory: string, owner: string) => Promise<string | null>;
   /** The governance policy: what discovery does with drift (report by default). */
   policy?: Policy;
   /** Clients of other ticket sources' write-backs, by source name. */
@@ -52,6 +50,11 @@ export function workerActor(): string {
 }
 
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
+  // A reviewer rule that names a connector which cannot say who a manager is would fail every item: refused at start.
+  const directory = deps.policy?.certification?.reviewer.manager?.directory;
+  if (directory !== undefined && !deps.registry.capabilities(directory).directory) {
+    throw new Error(`policy certification.reviewer.manager.directory: connector '${directory}' is not a directory of people (an ldap connector is)`);
+  }
   const inventory = deps.inventory ?? new InventoryStore(deps.evidence.dataSource);
   const writeBackFor = writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients });
   const drift = new DriftStore(deps.evidence.dataSource);
@@ -63,7 +66,8 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, onReassigned: reassignCertifier(deps.policy, deps.startCertification) }),
     ...createCertificationActivities({
       registry: deps.registry, evidence: deps.evidence, inventory, certifications: new CertificationStore(deps.evidence.dataSource), drift, writeBackFor, actor: workerActor(),
-      ...(deps.policy ? { policy: deps.policy } : {}), ...(deps.startCertification ? { startCertification: deps.startCertification } : {}), ...(deps.managerOf ? { managerOf: deps.managerOf } : {}),
+      ...(deps.policy ? { policy: deps.policy } : {}), ...(deps.startCertification ? { startCertification: deps.startCertification } : {}),
+      managerOf: (directory, owner) => deps.registry.directory(directory).managerOf(owner),
     }),
     ...createLeakActivities({ evidence: deps.evidence, writeBackFor, actor: workerActor(), ...(deps.endRun ? { endRun: deps.endRun } : {}) }),
     ...createTicketActivities({

@@ -3,6 +3,7 @@ import axios from 'axios';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import type { PolicyInput } from '../src/policy/policy';
 import { runScheduledDiscovery } from './support/discovery';
+import { type LdapTestServer, LDAP_BASE_DN, ldapConnectorEntry, startLdapServer } from './support/servers/ldap';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
@@ -237,5 +238,64 @@ describe('certification at the due date: the policy default keeps the access and
     // Decided by the policy: a late decision is refused.
     const late = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'revoke' }], justification: 'too late' });
     expect(late.status).toBe(409);
+  }, 60_000);
+});
+
+describe("certification reviewed by the owner's manager, read from the directory (OpenLDAP)", () => {
+  let stack: Stack;
+  let ldap: LdapTestServer;
+  const suffix = randomBytes(4).toString('hex');
+  const carol = `carol-${suffix}`;
+  const dave = `dave-${suffix}`;
+  const erin = `erin-${suffix}`;
+  const person = (uid: string, manager?: string) => ({
+    objectClass: ['top', 'person', 'organizationalPerson', 'inetOrgPerson'], uid, cn: uid, sn: uid, ...(manager ? { manager: `uid=${manager},ou=people,${LDAP_BASE_DN}` } : {}),
+  });
+
+  beforeAll(async () => {
+    ldap = await startLdapServer();
+    await ldap.asAdmin(async (admin) => {
+      for (const [uid, manager] of [[dave], [carol, dave], [erin]] as Array<[string, string?]>) await admin.add(`uid=${uid},ou=people,${LDAP_BASE_DN}`, person(uid, manager));
+    });
+    stack = await startStack({
+      extraConnectors: [ldapConnectorEntry(ldap, 'ldap-people', {})],
+      policy: {
+        version: 1,
+        people: [{ source: 'directory', user: dave, principal: 'dave-*' }],
+        certification: { triggers: { 'owner-change': true }, reviewer: { manager: { directory: 'ldap-people' }, fallbackRole: 'change-manager' }, due: 'PT1H' },
+      },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await ldap?.stop();
+  });
+
+  it("names the owner's manager as the reviewer, admits only that person, and falls back to the role for an owner with no manager", async () => {
+    const c = client(stack);
+    const operator = (await stack.tokenFor('operator')).token;
+    const reviewer = (await stack.tokenFor('security-reviewer')).token;
+    const managed = uniqueAccount('cmg');
+    const unmanaged = uniqueAccount('cmg');
+    await createAccount(stack.admin, managed, [SELECT]);
+    await createAccount(stack.admin, unmanaged, [SELECT]);
+    const { certification } = await c.attribute(operator, 'mysql-local', managed, { owner: carol });
+    const { certification: fallback } = await c.attribute(operator, 'mysql-local', unmanaged, { owner: erin });
+    const items = await waitFor('both items opened', async () => {
+      const all = await c.items(reviewer, '&system=mysql-local');
+      const a = all.find((i) => i.id === certification);
+      const b = all.find((i) => i.id === fallback);
+      return a && b ? { a, b } : null;
+    }, 30_000);
+    expect(items.a.reviewer).toEqual({ kind: 'manager', user: dave, directory: 'ldap-people' });
+    expect(items.b.reviewer).toEqual({ kind: 'role', role: 'change-manager' });
+    expect((await c.items(reviewer, `&reviewer=user:${dave}`)).map((i) => i.id)).toEqual([certification]);
+
+    const keep = { decisions: [{ grant: SELECT, decision: 'keep' }], justification: 'carol still runs the invoicing job' };
+    const other = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, keep);
+    expect([other.status, other.data.error.message]).toEqual([403, `only ${dave}, the owner's manager reviews this item`]);
+    const manager = await stack.tokens.create(`dave-${randomBytes(4).toString('hex')}`, ['security-reviewer'], 'test');
+    const decided = await c.api(manager.token, 'POST', `/api/certifications/${certification}/decision`, keep);
+    expect([decided.status, decided.data.status]).toEqual([200, 'certified']);
   }, 60_000);
 });
