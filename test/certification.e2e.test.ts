@@ -119,7 +119,7 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     expect(await stack.evidence.verifyChain(`certification:${item.id}`)).toMatchObject({ valid: true });
   }, 120_000);
 
-  it('an owner named through the API opens an item; the decision refuses the wrong role, the owner, a missing justification, an unknown grant or item, and a second decision', async () => {
+  it('an owner named through the API opens an item; the decision refuses the wrong role, the owner, the identity itself, a missing justification, an unknown grant or item, and a second decision', async () => {
     const account = uniqueAccount('cow');
     await createAccount(stack.admin, account, [SELECT]);
     const { certification } = await c.attribute(operator, 'mysql-local', account, { owner: ALICE });
@@ -135,6 +135,10 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     const alice = await stack.tokens.create(`alice-${randomBytes(4).toString('hex')}`, ['security-reviewer'], 'test');
     const self = await decide(alice.token, keep);
     expect([self.status, self.data.error.message]).toEqual([403, 'the owner of the identity may not certify its access (self-certification)']);
+    // The identity's own principal (a token named as the account, as a workload might hold) does not certify itself either.
+    const itself = await stack.tokens.create(account, ['security-reviewer'], 'test');
+    const selfIdentity = await decide(itself.token, keep);
+    expect([selfIdentity.status, selfIdentity.data.error.message]).toEqual([403, 'an identity may not certify its own access (self-certification)']);
     const noWhy = await decide(reviewer, { decisions: keep.decisions });
     expect([noWhy.status, noWhy.data.error.message]).toEqual([400, 'justification: a decision needs one']);
     const otherGrant = await decide(reviewer, { ...keep, decisions: [...keep.decisions, { grant: INSERT, decision: 'revoke' }] });
