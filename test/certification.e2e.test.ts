@@ -245,6 +245,32 @@ describe('certification at the due date: the policy default keeps the access and
   }, 60_000);
 });
 
+describe('certification at the due date under onTimeout revoke: the policy revokes through a change', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ policy: { ...certificationPolicy('PT3S'), certification: { triggers: { 'owner-change': true }, reviewer: { role: 'security-reviewer' }, due: 'PT3S', onTimeout: 'revoke' } } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('an item no one decides is revoked whole at its due date: a leaver on a standard change, verified on MariaDB', async () => {
+    const c = client(stack);
+    const reviewer = (await stack.tokenFor('security-reviewer')).token;
+    const account = uniqueAccount('ctr');
+    await createAccount(stack.admin, account, [SELECT]);
+    const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
+    const revoking = await waitFor('the revocation change opened at the due date', async () => (await c.items(reviewer, '&status=revoking')).find((i) => i.id === certification && i.change !== null), 30_000);
+    expect(revoking).toMatchObject({ decisions: [{ grant: SELECT, decision: 'revoke' }], decidedBy: null });
+    const number = String(revoking.change).slice('servicenow:'.length);
+    await waitFor('the leaver verified', async () => (await stack.closureCheck(number)).data.allowed === true, 60_000);
+    expect(await stack.accountExists(account)).toBe(false);
+    const chain = await stack.evidence.list(`certification:${certification}`);
+    expect(chain.map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-opened']);
+    expect(chain[2]?.desiredState).toEqual({ action: { kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' } } });
+  }, 90_000);
+});
+
 describe("certification reviewed by the owner's manager, read from the directory (OpenLDAP)", () => {
   let stack: Stack;
   let ldap: LdapTestServer;
