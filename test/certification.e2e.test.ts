@@ -288,7 +288,7 @@ describe("certification reviewed by the owner's manager, read from the directory
       for (const [uid, manager] of [[dave], [carol, dave], [erin]] as Array<[string, string?]>) await admin.add(`uid=${uid},ou=people,${LDAP_BASE_DN}`, person(uid, manager));
     });
     stack = await startStack({
-      extraConnectors: [ldapConnectorEntry(ldap, 'ldap-people', {})],
+      extraConnectors: [ldapConnectorEntry(ldap, 'ldap-people', { protectedAccounts: [] })],
       policy: {
         version: 1,
         people: [{ source: 'directory', user: dave, principal: 'dave-*' }],

@@ -1,7 +1,8 @@
-import { type ConnectorsFile, GrammarRegistry, loadConnectorsFile } from '../src/connectors/registry';
+import { ConnectorRegistry, type ConnectorsFile, GrammarRegistry, loadConnectorsFile } from '../src/connectors/registry';
 import { connectorsFile } from './support/stack';
 import { parseIdentityActions } from '../src/actions/plan-actions';
 import { globMatcher, loadPolicyFile, parsePolicyFile, Policy } from '../src/policy/policy';
+import { checkCertificationDirectory } from '../src/worker';
 
 const klass = (extra: object = {}) => ({ name: 'billing-read', system: 'mysql-local', grants: ['SELECT ON `billing`.*'], maxTtl: 'P30D', ...extra });
 
@@ -76,6 +77,15 @@ describe('the governance policy file', () => {
     expect(new Policy().certification).toBeUndefined();
     expect(new Policy().certifies('owner-change')).toBe(false);
     expect(new Policy({ version: 1, drift: [{ system: 'mysql-local', on: { 'extra-grant': 'certify' } }], certification: { reviewer: { role: 'change-manager' } } }).driftAction('mysql-local', 'extra-grant')).toBe('certify');
+  });
+
+  it("a manager reviewer rule must name a directory of people: an ldap connector passes, mysql-local is refused when the worker starts", () => {
+    const registry = new ConnectorRegistry(loadConnectorsFile('config/connectors.demo.json'), {});
+    const manager = (directory: string) => new Policy({ version: 1, certification: { reviewer: { manager: { directory } } } });
+    const ldap = loadConnectorsFile('config/connectors.demo.json').connectors.find((c) => c.type === 'ldap')?.name as string;
+    expect(() => checkCertificationDirectory(manager(ldap), registry)).not.toThrow();
+    expect(() => checkCertificationDirectory(manager('mysql-local'), registry)).toThrow("policy certification.reviewer.manager.directory: connector 'mysql-local' is not a directory of people (an ldap connector is)");
+    expect(() => checkCertificationDirectory(new Policy(), registry)).not.toThrow();
   });
 
   it('the demo policy certifies what movers, rotations, hand-overs and owner changes touch, reviewed by a security reviewer within seven days', () => {

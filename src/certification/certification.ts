@@ -1,8 +1,9 @@
 /**
  * Event-driven certification: something changed about an identity (its owner, a mover, a rotation, drift, a hand-over
- * by a decommission or a leaver), so a person re-certifies its access now, grant by grant. Pure: shared by the API,
- * the activities and the certification workflow (deterministic; no I/O here).
+ * by a decommission or a leaver), so a person re-certifies its access now, grant by grant. Pure (no I/O): the API and
+ * the activities use it; the certification workflow imports its types.
  */
+import { createHash } from 'node:crypto';
 import type { Actor } from '../auth/principal';
 import type { IdentityRef } from '../kinds/spec';
 
@@ -67,8 +68,8 @@ export interface CertificationItem {
 }
 
 /** The same event asks for the same item: trigger, reference and identity (a retry or a repeated delivery opens nothing new). */
-export function certificationId(r: Pick<CertificationRequest, 'trigger' | 'reference' | 'system' | 'identity'>, sha256Hex: (text: string) => string): string {
-  return sha256Hex([r.trigger, r.reference, r.system, r.identity.name, r.identity.host ?? ''].join('\u0000')).slice(0, 32);
+export function certificationId(r: Pick<CertificationRequest, 'trigger' | 'reference' | 'system' | 'identity'>): string {
+  return createHash('sha256').update([r.trigger, r.reference, r.system, r.identity.name, r.identity.host ?? ''].join('\u0000')).digest('hex').slice(0, 32);
 }
 
 export const CERTIFICATION_ID = /^[0-9a-f]{32}$/;

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { ChangeWorkflowInput } from '../../workflows/change-types';
@@ -96,7 +95,7 @@ export class ChangeWorkflows {
    * false when that item was already opened, whether it is still open or decided.
    */
   async certify(request: CertificationRequest): Promise<{ id: string; started: boolean }> {
-    const id = certificationId(request, (text) => createHash('sha256').update(text).digest('hex'));
+    const id = certificationId(request);
     try {
       await this.client.workflow.start('certificationWorkflow', {
         workflowId: certificationWorkflowId(id),
