@@ -49,12 +49,16 @@ export function workerActor(): string {
   return `changegate-worker@${hostname()}`;
 }
 
-export async function createWorker(deps: WorkerDeps): Promise<Worker> {
-  // A reviewer rule that names a connector which cannot say who a manager is would fail every item: refused at start.
-  const directory = deps.policy?.certification?.reviewer.manager?.directory;
-  if (directory !== undefined && !deps.registry.capabilities(directory).directory) {
+/** A reviewer rule that names a connector which cannot say who a manager is would fail every item: refused at start. */
+export function checkCertificationDirectory(policy: Policy | undefined, registry: Pick<ConnectorRegistry, 'capabilities'>): void {
+  const directory = policy?.certification?.reviewer.manager?.directory;
+  if (directory !== undefined && !registry.capabilities(directory).directory) {
     throw new Error(`policy certification.reviewer.manager.directory: connector '${directory}' is not a directory of people (an ldap connector is)`);
   }
+}
+
+export async function createWorker(deps: WorkerDeps): Promise<Worker> {
+  checkCertificationDirectory(deps.policy, deps.registry);
   const inventory = deps.inventory ?? new InventoryStore(deps.evidence.dataSource);
   const writeBackFor = writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients });
   const drift = new DriftStore(deps.evidence.dataSource);
