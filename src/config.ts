@@ -1,3 +1,4 @@
+import type { NotifySettings } from './exceptions/notify';
 import { z } from 'zod';
 import { parseIsoDuration } from './actions/iso-duration';
 import { ASYMMETRIC_ALGORITHMS, type OidcSettings } from './auth/oidc-settings';
@@ -71,6 +72,9 @@ export const configSchema = z.object({
   SERVICENOW_STATE_PHASES: z.preprocess((v) => (v === '' ? undefined : v), statePhases.optional()),
   /** Where a change that closed without proven cleanup is moved back to: Review (0) unless configured. */
   SERVICENOW_REOPEN_STATE: z.string().regex(/^-?\d{1,9}$/, 'must be an integer state value such as 0').default('0'),
+  /** change_task state values on this instance: where a review task opens and where it is closed. */
+  SERVICENOW_TASK_STATE_OPEN: z.string().regex(/^-?\d{1,9}$/, 'must be an integer state value such as 1').default('1'),
+  SERVICENOW_TASK_STATE_CLOSED: z.string().regex(/^-?\d{1,9}$/, 'must be an integer state value such as 3').default('3'),
   /** How often the worker reads back changes the webhook may have lost (ServiceNow never retries one): PT10S to P1D. */
   SERVICENOW_RECONCILE_INTERVAL: isoInterval('PT5M', 10_000, 86_400_000, 'PT10S and P1D'),
   /** How the worker authenticates to the Table API: basic (default) or OAuth tokens from /oauth_token.do. */
@@ -92,6 +96,10 @@ export const configSchema = z.object({
   DEPLOY_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
   /** HMAC key of secret scanners' reports (POST /webhooks/secret-scanning); unset or empty, every report is refused. */
   SECRET_SCANNING_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
+  /** Where emergency-exception escalations (and deadline defaults) are announced: a URL the security team runs. */
+  CHANGEGATE_NOTIFY_URL: z.preprocess((v) => (v === '' ? undefined : v), z.string().url().optional()),
+  /** HMAC key each notification is signed with (X-Changegate-Signature); required with CHANGEGATE_NOTIFY_URL. */
+  CHANGEGATE_NOTIFY_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(32, 'must be at least 32 characters').optional()),
   /** GitHub's REST API, where secret scanning alerts are fetched (GitHub Enterprise Server: https://<host>/api/v3). */
   GITHUB_API_URL: z.string().url().default('https://api.github.com'),
   /** A token that may read secret scanning alerts; unset, GitHub alerts are refused (the generic form still works). */
@@ -141,8 +149,12 @@ export const configSchema = z.object({
 export type Config = z.infer<typeof configSchema>;
 
 /** ServiceNow's state mapping (SERVICENOW_STATE_PHASES, default the base system's) and its reopen state. */
-export function servicenowSettings(c: Config): { statePhases: ServiceNowStatePhases; reopenState: string } {
-  return { statePhases: c.SERVICENOW_STATE_PHASES ?? DEFAULT_STATE_PHASES, reopenState: c.SERVICENOW_REOPEN_STATE };
+export function servicenowSettings(c: Config): { statePhases: ServiceNowStatePhases; reopenState: string; taskStates: { open: string; closed: string } } {
+  return {
+    statePhases: c.SERVICENOW_STATE_PHASES ?? DEFAULT_STATE_PHASES,
+    reopenState: c.SERVICENOW_REOPEN_STATE,
+    taskStates: { open: c.SERVICENOW_TASK_STATE_OPEN, closed: c.SERVICENOW_TASK_STATE_CLOSED },
+  };
 }
 
 /** Milliseconds between reconciliation passes with ServiceNow (validated by the schema). */
@@ -163,10 +175,18 @@ const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
       if (!c[key]) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'is required when SERVICENOW_AUTH is oauth' });
     }
   }
+  if (c.CHANGEGATE_NOTIFY_URL && !c.CHANGEGATE_NOTIFY_SECRET) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['CHANGEGATE_NOTIFY_SECRET'], message: 'is required when CHANGEGATE_NOTIFY_URL is set (notifications are signed)' });
+  }
   for (const key of ['OIDC_AUDIENCE', 'OIDC_JWKS_URL'] as const) {
     if (c[key] && !c.OIDC_ISSUER) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'has no effect without OIDC_ISSUER' });
   }
 });
+
+/** Where escalations are announced, if configured. */
+export function notifySettings(c: Config): NotifySettings | undefined {
+  return c.CHANGEGATE_NOTIFY_URL && c.CHANGEGATE_NOTIFY_SECRET ? { url: c.CHANGEGATE_NOTIFY_URL, secret: c.CHANGEGATE_NOTIFY_SECRET } : undefined;
+}
 
 export function oidcSettings(c: Config): OidcSettings | undefined {
   if (!c.OIDC_ISSUER || !c.OIDC_AUDIENCE) return undefined;

@@ -1,3 +1,4 @@
+import type { NotifySettings } from './exceptions/notify';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
@@ -60,6 +61,8 @@ export interface GatewayOptions {
   };
   /** Pipelines' run events (POST /webhooks/deploy); without it they are refused. */
   deployWebhookSecret?: string;
+  /** Where emergency-exception escalations are announced; without it the ledger says none is configured. */
+  notify?: NotifySettings;
   /** Secret scanners' leak reports (POST /webhooks/secret-scanning); without a secret they are refused. */
   leaks?: AppDeps['leaks'];
   adminToken: string;
@@ -252,6 +255,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         connection,
         policy: new Policy(opts.policy ?? EMPTY_POLICY),
         endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
+        ...(opts.notify ? { notify: opts.notify } : {}),
         startCertification: (request) => workflows.certify(request),
         namespace,
         taskQueue: opts.taskQueue,

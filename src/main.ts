@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
-import { type Config, discoveryIntervalMs, jiraSite, loadConfig, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { type Config, discoveryIntervalMs, jiraSite, loadConfig, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
@@ -148,6 +148,7 @@ async function main(): Promise<void> {
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     jira: jiraGatewayOptions(config, jiraSimulator, jiraSimulatorPort),
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
+    ...(notifySettings(config) ? { notify: notifySettings(config) } : {}),
     leaks: {
       webhookSecret: config.SECRET_SCANNING_WEBHOOK_SECRET,
       ...(config.GITHUB_TOKEN ? { github: { apiUrl: config.GITHUB_API_URL, token: config.GITHUB_TOKEN } } : {}),

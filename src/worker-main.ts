@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { discoveryIntervalMs, jiraSite, loadConfig, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { discoveryIntervalMs, jiraSite, loadConfig, notifySettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { acceptDelivery } from './api/deliveries';
 import { GrammarRegistry } from './connectors/registry';
 import { JiraClient } from './itsm/jira/jira-client';
@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     registry,
     policy,
     endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
+    ...(notifySettings(config) ? { notify: notifySettings(config) } : {}),
     startCertification: (request) => workflows.certify(request),
     evidence,
     verdicts: new ClosureVerdictStore(ds),

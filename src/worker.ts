@@ -1,7 +1,9 @@
+import { ExceptionStore } from './exceptions/exception-store';
+import type { NotifySettings } from './exceptions/notify';
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import {
-  createCertificationActivities, createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createInventoryActivities,
+  createCertificationActivities, createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createExceptionActivities, createInventoryActivities,
   createLeakActivities, createSelectionActivities, createTicketActivities, createTicketLifecycleActivities,
 } from '../activities';
 import type { ClosureVerdictStore } from './closure/verdict-store';
@@ -29,6 +31,8 @@ export interface WorkerDeps {
   servicenow: ServiceNowClient;
   /** Ends a pipeline run whose credential leaked (the API's Temporal client); without it such a leak fails. */
   endRun?: (ticketKey: string, request: DeployRunRequest) => Promise<DeployRunReply>;
+  /** Where emergency-exception escalations are announced (CHANGEGATE_NOTIFY_URL); unset, the ledger says so. */
+  notify?: NotifySettings;
   /** Starts a certification item's workflow (the API's Temporal client); without it no trigger opens an item. */
   startCertification?: StartCertification;
   /** The governance policy: what discovery does with drift (report by default). */
@@ -82,6 +86,9 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createTicketLifecycleActivities({ writeBackFor, evidence: deps.evidence }),
     ...createClosureActivities({ verdicts: deps.verdicts }),
     ...createDecisionActivities({ evidence: deps.evidence, actor: workerActor() }),
+    ...createExceptionActivities({
+      evidence: deps.evidence, exceptions: new ExceptionStore(deps.evidence.dataSource), registry: deps.registry, actor: workerActor(), ...(deps.notify ? { notify: deps.notify } : {}),
+    }),
   };
   return Worker.create({
     connection: deps.connection,

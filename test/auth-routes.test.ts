@@ -24,6 +24,12 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
   },
   { method: 'GET', route: '/api/inventory', path: '/api/inventory?limit=1', roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 200 },
   { method: 'GET', route: '/api/drift', path: '/api/drift?limit=1', roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 200 },
+  // A source no exception has: nothing to read back from the targets.
+  { method: 'GET', route: '/api/exceptions', path: '/api/exceptions?source=no-such-source&limit=1', roles: ['security-reviewer', 'auditor', 'change-manager', 'operator'], admittedStatus: 200 },
+  {
+    method: 'POST', route: '/api/exceptions/:id/decision', path: '/api/exceptions/EXC-0000000000000000/decision',
+    body: { decision: 'accept', justification: 'x' }, roles: ['security-reviewer'], admittedStatus: 404,
+  },
   // An id no identity has: admission is proven by the 404, and nothing is changed.
   { method: 'PATCH', route: '/api/inventory/:id', path: '/api/inventory/999999999999', body: { owner: 'team-x' }, roles: ['operator'], admittedStatus: 404 },
   {

@@ -14,6 +14,7 @@ import type { ConnectorRegistry } from '../src/connectors/registry';
 import { GATE_FIELD } from '../src/itsm/servicenow/servicenow-gate';
 import { ticketProxy } from './support/ticket-proxy';
 import { failFirstAttempt, startTestWorker } from './support/test-worker';
+import { historyText } from './support/history-text';
 
 const deployAction = (name: string, path: string, ttl = 'PT10M') =>
   JSON.stringify([{ kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl, deliverTo: { system: 'vault-local', path } }]);
@@ -70,20 +71,6 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
   }
 
   /** Every string in the history, with payload bytes (and Base64 payload text) decoded, so a value inside a payload is found. */
-  function decodedHistory(history: unknown): string {
-    const out: string[] = [];
-    const walk = (v: unknown): void => {
-      if (v instanceof Uint8Array) out.push(Buffer.from(v).toString('utf8'));
-      else if (typeof v === 'string') {
-        out.push(v);
-        if (/^[A-Za-z0-9+/]+={0,2}$/.test(v) && v.length % 4 === 0) out.push(Buffer.from(v, 'base64').toString('utf8'));
-      } else if (Array.isArray(v)) v.forEach(walk);
-      else if (v && typeof v === 'object') Object.values(v).forEach(walk);
-    };
-    walk(history);
-    return out.join('\n');
-  }
-
   it("mints a run's own credential with exactly the listed grants, delivered and verified; 'finished' revokes it, and the value is in no evidence, history or note", async () => {
     const base = uniqueAccount('dep');
     const path = `apps/${base}/db`;
@@ -143,7 +130,7 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     expect(runRows.map((r) => [r.stepId.split(`:run:${runId}`)[1], r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'minted', true], [':revoke', 'revoked', true]]);
     expect(runRows[2]?.desiredState).toMatchObject({ reason: 'finished:success' });
     const handle = stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`);
-    const history = decodedHistory(await handle.fetchHistory());
+    const history = historyText(await handle.fetchHistory());
     const notes = await waitFor('the revocation work note', () => {
       const n = JSON.stringify(stack.sim.journal(sysId));
       return n.includes(`pipeline run ${runId}`) && n.includes('Verified revocation') ? n : null;

@@ -7,6 +7,7 @@ import { startGitHubStandIn } from './support/github-standin';
 import { postSigned } from './support/signed-webhook';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
+import { historyText } from './support/history-text';
 
 /**
  * From a leak report to a verified rotation: a credential the gateway rotated into OpenBao is reported by GitHub
@@ -114,7 +115,7 @@ describe('exposed secrets: a leak report becomes a verified rotation on an emerg
     const history = await stack.workflows.client.workflow.getHandle(accepted.data.workflowId).fetchHistory();
     // Payloads are Base64 in the history's JSON: decoded, so that a leaked value in one would be found (the fingerprint
     // is the positive control).
-    const payloads = JSON.stringify(history, (k, v: unknown) => (k === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v));
+    const payloads = historyText(history);
     expect(payloads).toContain(fingerprint);
     expect(payloads).not.toContain(leaked);
 

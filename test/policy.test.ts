@@ -27,10 +27,14 @@ describe('the governance policy file', () => {
     expect(policy.isPrivileged('postgres-local', 'SELECT ON `reporting`.*')).toBe(false);
     expect(policy.ticketUsersOf({ kind: 'token', id: '7', name: 'demo-change-manager-0a1b2c3d' }, 'servicenow')).toEqual(['6816f79cc0a8016401c5a33be04be441']);
     expect(policy.ticketUsersOf({ kind: 'token', id: '7', name: 'demo-auditor-0a1b2c3d' }, 'servicenow')).toEqual([]);
-    // An emergency may rotate on mysql-local before it is authorized; nothing else runs early.
+    // An emergency may rotate and grant on mysql-local before it is authorized; nothing else runs early.
     expect(policy.beforeAuthorization('mysql-local', 'rotate')).toBe(true);
-    expect(policy.beforeAuthorization('mysql-local', 'joiner')).toBe(false);
-    expect(policy.beforeAuthorization('postgres-local', 'rotate')).toBe(false);
+    expect(policy.beforeAuthorization('mysql-local', 'joiner')).toBe(true);
+    expect(policy.beforeAuthorization('mysql-local', 'mover')).toBe(false);
+    expect(policy.beforeAuthorization('postgres-local', 'joiner')).toBe(false);
+    expect(policy.exceptionTerms()).toEqual({ window: 'PT24H', windowMs: 86_400_000, escalateAfterMs: 43_200_000, onDeadline: 'revoke', reviewGroup: 'Change Management' });
+    // Without an `exceptions` section the same terms apply: an undecided exception is revoked at its deadline.
+    expect(new Policy({ version: 1, exceptions: { window: 'PT2H' } }).exceptionTerms()).toEqual({ window: 'PT2H', windowMs: 7_200_000, escalateAfterMs: 3_600_000, onDeadline: 'revoke', reviewGroup: 'Change Management' });
   });
 
   it.each([
@@ -44,7 +48,13 @@ describe('the governance policy file', () => {
     ['standing access naming a type twice', { version: 1, classes: [klass({ standing: { identityTypes: ['person', 'person'] } })] }, /classes\.0\.standing\.identityTypes: must not name an identity type twice$/],
     ['an unknown field in standing access', { version: 1, classes: [klass({ standing: { identityTypes: ['person'], owners: ['x'] } })] }, /classes\.0\.standing: Unrecognized key\(s\) in object: 'owners'$/],
     ['standing access that is not an object', { version: 1, classes: [klass({ standing: true })] }, /classes\.0\.standing: Expected object, received boolean$/],
-    ['an emergency grant before authorization', { version: 1, emergency: [{ system: 'mysql-local', kinds: ['joiner'] }] }, /emergency\.0\.kinds\.0: must be 'rotate' \(grants before authorization need the emergency exception review, not available yet\)$/],
+    ['an emergency kind that cannot run before authorization', { version: 1, emergency: [{ system: 'mysql-local', kinds: ['mover'] }] }, /emergency\.0\.kinds\.0: must be one of rotate, joiner$/],
+    ['an exception window that is not a duration', { version: 1, exceptions: { window: '24h' } }, /exceptions\.window: must be an ISO-8601 duration from PT1S to P90D \(e\.g\. PT24H\)$/],
+    ['an exception window beyond 90 days', { version: 1, exceptions: { window: 'P91D' } }, /exceptions\.window: must be an ISO-8601 duration from PT1S to P90D/],
+    ['escalation at the deadline', { version: 1, exceptions: { escalateAfter: 1 } }, /exceptions\.escalateAfter: must be a share of the window below 1$/],
+    ['escalation at the grant', { version: 1, exceptions: { escalateAfter: 0 } }, /exceptions\.escalateAfter: must be a share of the window above 0$/],
+    ['an unknown deadline default', { version: 1, exceptions: { onDeadline: 'escalate' } }, /exceptions\.onDeadline: must be 'revoke' or 'accept'$/],
+    ['an unknown exceptions field', { version: 1, exceptions: { notify: 'x' } }, /exceptions: Unrecognized key\(s\) in object: 'notify'$/],
     ['drift to certify without a certification section', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'certify' } }] }, /drift\.0\.on\.orphan: certify needs the certification section \(who reviews, by when\)$/],
     ['an unknown drift action', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'ignore' } }] }, /drift\.0\.on\.orphan: must be one of report, remediate, certify$/],
     ['a certification reviewer naming no rule', { version: 1, certification: { reviewer: {} } }, /certification\.reviewer: must name exactly one of role, group, manager$/],

@@ -4,6 +4,7 @@ import { fingerprintOf } from '../src/connectors/secret';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { historyText } from './support/history-text';
 
 /**
  * Rotation end to end on real parts: a ServiceNow change asks for a MariaDB service account's password to be rotated
@@ -64,9 +65,14 @@ describe('credential rotation: MariaDB account → OpenBao KV, verified on both 
       const n = stack.sim.journal(change.sys_id as string);
       return JSON.stringify(n).includes(fingerprintOf(value)) ? n : null;
     });
+    // Every payload decoded (they are bytes in the history): the account name and the fingerprint are in there, so the
+    // search looks where a leaked value would be.
+    const payloads = historyText(history);
+    expect(payloads).toContain(account);
+    expect(payloads).toContain(fingerprintOf(value));
     for (const [where, text] of [
       ['evidence', JSON.stringify(rows)],
-      ['workflow history', JSON.stringify(history)],
+      ['workflow history', payloads],
       ['search attributes', JSON.stringify(description.searchAttributes)],
       ['ticket notes', JSON.stringify(notes)],
     ] as const) {

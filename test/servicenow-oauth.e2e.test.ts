@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { createLogger } from '../src/logger';
 import { type Stack, captureRuntimeLog, createAccount, leaverActions, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { historyText } from './support/history-text';
 
 /**
  * The worker's write-backs with OAuth instead of basic auth (real Temporal and MariaDB, the simulator's token
@@ -8,13 +9,6 @@ import { type Stack, captureRuntimeLog, createAccount, leaverActions, startStack
  * secret reaches the logs, the workflow histories or closure-check.
  */
 /** Every byte field of a history (payloads: activity inputs and results, signals, markers) as text. */
-function payloadTexts(value: unknown, seen = new Set<unknown>()): string[] {
-  if (value instanceof Uint8Array) return [Buffer.from(value).toString('utf8')];
-  if (typeof value !== 'object' || value === null || seen.has(value)) return [];
-  seen.add(value);
-  return Object.values(value).flatMap((v) => payloadTexts(v, seen));
-}
-
 const CLIENT = { clientId: 'cg-e2e-client', clientSecret: 'cg-e2e-client-secret-never-logged' };
 
 describe('ServiceNow OAuth through the gateway: token expiry mid-run', () => {
@@ -68,7 +62,7 @@ describe('ServiceNow OAuth through the gateway: token expiry mid-run', () => {
       recorded.push(JSON.stringify((await stack.closureCheck(number)).data));
       recorded.push(JSON.stringify(await stack.workflows.status('servicenow', number)));
       const history = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();
-      recorded.push(JSON.stringify(history), ...payloadTexts(history));
+      recorded.push(historyText(history));
     }
     // Positive controls: the history holds what was written (so the search looks where the payloads are), and the
     // worker's log was captured at debug.

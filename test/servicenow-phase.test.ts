@@ -52,12 +52,14 @@ describe('SERVICENOW_STATE_PHASES and SERVICENOW_REOPEN_STATE', () => {
   };
 
   it('unset, the base system\'s model and Review as the reopen state', () => {
-    expect(servicenowSettings(loadConfig(base))).toEqual({ statePhases: DEFAULT_STATE_PHASES, reopenState: '0' });
+    expect(servicenowSettings(loadConfig(base))).toEqual({ statePhases: DEFAULT_STATE_PHASES, reopenState: '0', taskStates: { open: '1', closed: '3' } });
   });
 
   it('a JSON object of state value to phase replaces the mapping', () => {
-    const config = loadConfig({ ...base, SERVICENOW_STATE_PHASES: JSON.stringify({ ...DEFAULT_STATE_PHASES, 7: 'closed' }), SERVICENOW_REOPEN_STATE: '-1' });
-    expect(servicenowSettings(config)).toEqual({ statePhases: { ...DEFAULT_STATE_PHASES, '7': 'closed' }, reopenState: '-1' });
+    const config = loadConfig({
+      ...base, SERVICENOW_STATE_PHASES: JSON.stringify({ ...DEFAULT_STATE_PHASES, 7: 'closed' }), SERVICENOW_REOPEN_STATE: '-1', SERVICENOW_TASK_STATE_OPEN: '-5', SERVICENOW_TASK_STATE_CLOSED: '7',
+    });
+    expect(servicenowSettings(config)).toEqual({ statePhases: { ...DEFAULT_STATE_PHASES, '7': 'closed' }, reopenState: '-1', taskStates: { open: '-5', closed: '7' } });
   });
 
   it.each([

@@ -582,3 +582,30 @@ describe('ServiceNow simulator: what an instance does that the integration must 
     expect(Math.floor(Date.now() / 1000) - stamps[stamps.length - 1]).toBeGreaterThanOrEqual(599);
   });
 });
+
+describe('ServiceNow simulator: change_task (a Post Implementation Review)', () => {
+  const TASKS = '/api/now/table/change_task';
+  test('a task names its change; closing needs a close code and notes; a closed task cannot reopen', async () => {
+    const { sim, server } = await start();
+    const change = sim.createChange({});
+    expectEnvelope(await call(server.url, 'POST', TASKS, { body: { short_description: 'orphan' } }), 400, /Invalid reference/);
+    expectEnvelope(await call(server.url, 'POST', TASKS, { body: { change_request: change.sys_id, u_colour: 'red' } }), 400);
+    const created = await call(server.url, 'POST', TASKS, { body: { change_request: change.sys_id, change_task_type: 'review', short_description: 'Post Implementation Review', correlation_id: 'c-1' } });
+    expect(created.status).toBe(201);
+    expect(created.json.result).toMatchObject({ number: expect.stringMatching(/^CTASK\d{7,}$/), state: '1', active: 'true', change_request: change.sys_id });
+    const path = `${TASKS}/${created.json.result.sys_id}`;
+    const query = encodeURIComponent(`change_request=${change.sys_id}^correlation_id=c-1`);
+    expect((await call(server.url, 'GET', `${TASKS}?sysparm_query=${query}`)).json.result).toHaveLength(1);
+
+    // The data policy: a close without a close code or notes is refused, and nothing changes.
+    expectEnvelope(await call(server.url, 'PATCH', path, { body: { state: '3' } }), 403, 'Operation Failed');
+    const noNotes = await call(server.url, 'PATCH', path, { body: { state: '3', close_code: 'successful' } });
+    expect(noNotes.json.error.detail).toBe('Data Policy Exception: The following fields are mandatory: Close notes');
+    expect(sim.tasks(change.sys_id)[0]).toMatchObject({ state: '1', close_code: '' });
+    const closed = await call(server.url, 'PATCH', path, { body: { state: '3', close_code: 'unsuccessful', close_notes: 'revoked' } });
+    expect(closed.json.result).toMatchObject({ state: '3', close_code: 'unsuccessful', active: 'false' });
+    expectEnvelope(await call(server.url, 'PATCH', path, { body: { state: '1' } }), 403, 'Operation Failed');
+    expectEnvelope(await call(server.url, 'DELETE', path), 403);
+    expect(sim.tasks(change.sys_id).map((t) => t.state)).toEqual(['3']);
+  });
+});

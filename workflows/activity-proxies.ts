@@ -1,5 +1,5 @@
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { CertificationActivities, ClosureActivities, ConnectorActivities, DecisionActivities, TicketActivities, TicketLifecycleActivities } from '../activities';
+import type { CertificationActivities, ClosureActivities, ConnectorActivities, DecisionActivities, ExceptionActivities, TicketActivities, TicketLifecycleActivities } from '../activities';
 
 /** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
 export const targets = proxyActivities<ConnectorActivities>({
@@ -45,6 +45,15 @@ export const closureViews = proxyLocalActivities<ClosureActivities>({
 export const decisions = proxyActivities<DecisionActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 10 },
+});
+
+/**
+ * Emergency exceptions: evidence and ledger rows, and the escalation's notification (which records its own failure
+ * after a few attempts instead of failing the workflow's clock).
+ */
+export const exceptions = proxyActivities<ExceptionActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
 
 export type Targets = typeof targets;

@@ -59,6 +59,8 @@ GRANT CREATE, UPDATE ON `changegate`.`identity_inventory` TO 'changegate_app'@'%
 GRANT CREATE, UPDATE ON `changegate`.`itsm_sync_cursors` TO 'changegate_app'@'%';
 -- UPDATE on drift findings, kept in place the same way (seen again, resolved, the remediation change named); no DELETE.
 GRANT CREATE, UPDATE ON `changegate`.`drift_findings` TO 'changegate_app'@'%';
+-- UPDATE on the emergency-exception ledger (escalated and decided in place); no DELETE.
+GRANT CREATE, UPDATE ON `changegate`.`emergency_exceptions` TO 'changegate_app'@'%';
 -- UPDATE on certification items, kept in place the same way (decided, escalated, the revocation change named); no DELETE.
 GRANT CREATE, UPDATE ON `changegate`.`certification_items` TO 'changegate_app'@'%';
 

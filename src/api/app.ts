@@ -16,6 +16,8 @@ import type { SourceClients, SourceSettings, TicketSource, TicketWriteBack } fro
 import { Policy } from '../policy/policy';
 import { closureCheck, evidenceBundle } from './changes';
 import { decideStep } from './decisions';
+import { decideException, listExceptions } from './exceptions';
+import { ExceptionStore } from '../exceptions/exception-store';
 import { receiveDelivery } from './deliveries';
 import { receiveDeployEvent } from './deploy-webhook';
 import { receiveLeakReport } from './leak-webhook';
@@ -137,6 +139,13 @@ export function createApp(deps: AppDeps): express.Express {
   app.post('/api/changes/:source/:key/steps/:stepId/decision', requireRoles('change-manager'), express.json({ limit: '16kb' }), async (req, res) => {
     const source = sourceNamed(String(req.params.source));
     res.json(await decideStep({ workflows: deps.workflows, policy }, source, String(req.params.key), String(req.params.stepId), req.body, principalOf(res)));
+  });
+  const exceptionLedger = new ExceptionStore(deps.ds);
+  app.get('/api/exceptions', requireRoles('security-reviewer', 'auditor', 'change-manager', 'operator'), async (req, res) => {
+    res.json(await listExceptions({ exceptions: exceptionLedger, workflows: deps.workflows }, req.query));
+  });
+  app.post('/api/exceptions/:id/decision', requireRoles('security-reviewer'), express.json({ limit: '16kb' }), async (req, res) => {
+    res.json(await decideException({ exceptions: exceptionLedger, workflows: deps.workflows, policy }, String(req.params.id), req.body, principalOf(res)));
   });
   app.get('/api/changes/:source/:key/evidence', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
     res.json(await evidenceBundle(deps, sourceNamed(String(req.params.source)), String(req.params.key)));

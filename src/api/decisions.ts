@@ -65,14 +65,19 @@ export async function decideStep(
       if (finished) throw new AppError(409, 'CONFLICT', `change ${key} is finished: nothing is waiting for a decision`, [], { cause: err });
       throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${key}`, [], { cause: err });
     }
-    // The validator's refusal, or the decision's record refused by an activity (a justification shaped like a credential).
-    const refusal = err instanceof WorkflowUpdateFailedError ? refusalIn(err.cause) : undefined;
-    if (refusal) {
-      const { status, code } = REFUSALS[refusal.type]!;
-      throw new AppError(status, code, refusal.message, [], { cause: err });
-    }
-    throw err;
+    throw decisionRefusal(err) ?? err;
   }
+}
+
+/**
+ * An update's refusal as HTTP: the validator's, or the decision's record refused by an activity (a justification
+ * shaped like a credential). Undefined for any other failure.
+ */
+export function decisionRefusal(err: unknown): AppError | undefined {
+  const refusal = err instanceof WorkflowUpdateFailedError ? refusalIn(err.cause) : undefined;
+  if (!refusal) return undefined;
+  const { status, code } = REFUSALS[refusal.type]!;
+  return new AppError(status, code, refusal.message, [], { cause: err });
 }
 
 /** The first ApplicationFailure of a known refusal type in a failure's cause chain (an activity's is wrapped). */

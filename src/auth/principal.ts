@@ -11,7 +11,8 @@ export function isRole(value: unknown): value is Role {
 
 /** What evidence and workflow inputs record about the caller: never a credential, only who it was. */
 export interface Actor {
-  kind: 'person' | 'token';
+  /** `policy`: no one decided; the governance policy did, at a deadline (an emergency exception's default). */
+  kind: 'person' | 'token' | 'policy';
   /** The JWT `sub` for a person; the API token's id (or `CHANGEGATE_ADMIN_TOKEN`) for a token. */
   id: string;
   /** A display name: the person's `name` / `preferred_username` / `email`, or the token's name. */

@@ -1,4 +1,5 @@
 import type { Actor } from '../auth/principal';
+import type { StepException } from './exception';
 import type { ClosureGate } from './closure';
 import type { Phase, PlannedAction, SourceName } from './ticket';
 
@@ -69,6 +70,10 @@ export interface StepState {
   dropped?: boolean;
   /** A step that could not reach its target: it is tried again at `nextAttemptAt`, and closure says why it waits. */
   retrying?: { reason: string; attempts: number; nextAttemptAt: string };
+  /** Started before the change was authorized, as the policy allows an emergency grant: it opens an exception once verified. */
+  grantedEarly?: boolean;
+  /** A grant an emergency change made before it was authorized: its review (an emergency exception). */
+  exception?: StepException;
 }
 
 /** What a selecting step planned: how many identities, on which systems, and what happens to each. */

@@ -1,3 +1,4 @@
+import { type StepException, isDecided } from './exception';
 import { describeSelection, selectionOf } from './selection';
 import type { ChangeState, StepState } from './change-state';
 
@@ -74,6 +75,18 @@ export function closureVerdict(state: Pick<ChangeState, 'steps'> & Partial<Pick<
         reasons.push(...(rules(step.action.kind)?.blocksClosure?.(step, what) ?? []));
         break;
     }
+    // A grant made before authorization blocks until a security reviewer (or the deadline) decides on it, whatever
+    // became of the step since.
+    const exception = step.exception;
+    if (exception && !isDecided(exception)) {
+      reasons.push(
+        exception.status === 'opening'
+          ? `${what} was granted before the change was authorized: its emergency exception is being opened`
+          : exception.status === 'revoking'
+            ? `emergency exception ${exception.id} was revoked: the grant of ${what} is being taken back`
+            : `${what} was granted before the change was authorized: emergency exception ${exception.id} waits for a security reviewer's decision (deadline ${exception.deadline}, then ${exception.onDeadline})${exception.status === 'escalated' ? '; escalated' : ''}`,
+      );
+    }
   }
   return { allowed: reasons.length === 0, reasons };
 }
@@ -114,6 +127,8 @@ export interface ClosureView {
     plan?: StepState['plan'];
     /** A step a selecting step planned: that step's id. */
     plannedBy?: string;
+    /** A grant made before authorization: its emergency exception. */
+    exception?: StepException;
   }>;
 }
 
@@ -137,6 +152,7 @@ export function closureView(state: ChangeState, rules: ClosureRules): ClosureVie
       ...(s.action.privileged?.length ? { approval: { grants: s.action.privileged, ...(s.decision ? { decision: s.decision } : {}) } } : {}),
       ...(s.plan ? { plan: s.plan } : {}),
       ...(typeof s.action.via === 'string' ? { plannedBy: s.action.via } : {}),
+      ...(s.exception ? { exception: s.exception } : {}),
     })),
   };
 }

@@ -3,6 +3,7 @@
  * bundle, the activities and the API all import it, and it imports nothing above it.
  */
 import type { IdentityRef } from '../kinds/spec';
+import type { ExceptionTerms } from './exception';
 
 /**
  * An action that names its identities through the inventory instead of one system and identity: every identity
@@ -49,6 +50,11 @@ export interface PlannedAction {
   via?: string;
   /** Runs before the change is authorized although its kind waits for authorization (an emergency the policy allows). */
   startsAtOnce?: boolean;
+  /**
+   * A grant an emergency change makes before it is authorized (the policy allows it): once verified it opens an
+   * emergency exception under these terms, which a security reviewer accepts or revokes after the fact.
+   */
+  exception?: ExceptionTerms;
   [field: string]: unknown;
 }
 

@@ -1,3 +1,4 @@
+import type { ExceptionTerms } from '../change/exception';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
@@ -130,6 +131,8 @@ export interface SystemPolicy {
   classOf: (grant: string) => GrantClass | undefined;
   /** Whether an emergency change may run an action of this kind here before it is authorized (the governance policy). */
   beforeAuthorization: (kind: string) => boolean;
+  /** The terms a grant made before authorization is reviewed under (the governance policy's `exceptions`). */
+  exceptionTerms: () => ExceptionTerms | undefined;
 }
 
 /** What the governance policy tells the grammars, per system. */
@@ -137,6 +140,7 @@ export interface GrantPolicy {
   isPrivileged(system: string, grant: string): boolean;
   classOf(system: string, grant: string): GrantClass | undefined;
   beforeAuthorization?(system: string, kind: string): boolean;
+  exceptionTerms?(): ExceptionTerms;
 }
 
 const NO_GRANT_POLICY: GrantPolicy = { isPrivileged: () => false, classOf: () => undefined };
@@ -162,6 +166,7 @@ export class GrammarRegistry {
           isPrivileged: (grant) => grants.isPrivileged(cfg.name, grant),
           classOf: (grant) => grants.classOf(cfg.name, grant),
           beforeAuthorization: (kind) => grants.beforeAuthorization?.(cfg.name, kind) ?? false,
+          exceptionTerms: () => grants.exceptionTerms?.(),
         },
         capabilities: typeOf(cfg).capabilities,
       });

@@ -5,7 +5,11 @@ import type { Actor } from '../auth/principal';
 import { DRIFT_ACTIONS, type DriftAction, FINDING_TYPES, type FindingType } from '../drift/drift';
 import type { GrantClass } from '../connectors/registry';
 import { IDENTITY_TYPES } from '../kinds/spec';
+import { EXCEPTION_DECISIONS, type ExceptionTerms } from '../change/exception';
 import { ON_TIMEOUT, type OnTimeout, SWITCHED_TRIGGERS, type SwitchedTrigger } from '../certification/certification';
+
+/** The kinds an emergency change may run before it is authorized, where the policy says so per connector. */
+export const EMERGENCY_KINDS = ['rotate', 'joiner'] as const;
 
 /**
  * The governance policy: one file (CHANGEGATE_POLICY), validated at start-up. It says who the people on a ticket are
@@ -97,21 +101,38 @@ export const policyFileSchema = z
       .default([]),
     /**
      * What an emergency change may do before it is authorized, per connector, beyond revocations (which always run at
-     * once). Only `rotate` for now: replacing a credential grants nothing. Grants before authorization need the
-     * exception review that is not built yet, so they are refused here.
+     * once): `rotate` (replacing a credential grants nothing) and `joiner` (a grant, which opens an emergency
+     * exception: a security reviewer accepts or revokes it after the fact, by the deadline `exceptions` sets).
      */
     emergency: z
       .array(
         z
           .object({
             system: text(100),
-            kinds: z.array(z.enum(['rotate'], { errorMap: () => ({ message: "must be 'rotate' (grants before authorization need the emergency exception review, not available yet)" }) })).min(1).max(10),
+            kinds: z.array(z.enum(EMERGENCY_KINDS, { errorMap: () => ({ message: `must be one of ${EMERGENCY_KINDS.join(', ')}` }) })).min(1).max(10),
             reason: text(300).optional(),
           })
           .strict(),
       )
       .max(1_000)
       .default([]),
+    /**
+     * The review of grants made before authorization: `window` from the verified grant to the deadline, the share
+     * of it after which an undecided exception is escalated, what the deadline does with no decision (`revoke`
+     * unless this says `accept`), and the ServiceNow group the Post Implementation Review task is assigned to.
+     */
+    exceptions: z
+      .object({
+        window: z.string().refine((t) => {
+          const ms = parseIsoDuration(t);
+          return ms !== null && ms >= 1_000 && ms <= 90 * 86_400_000;
+        }, 'must be an ISO-8601 duration from PT1S to P90D (e.g. PT24H)').default('PT24H'),
+        escalateAfter: z.number().gt(0, 'must be a share of the window above 0').lt(1, 'must be a share of the window below 1').default(0.5),
+        onDeadline: z.enum(EXCEPTION_DECISIONS, { errorMap: () => ({ message: "must be 'revoke' or 'accept'" }) }).default('revoke'),
+        reviewGroup: text(100).default('Change Management'),
+      })
+      .strict()
+      .default({}),
     /**
      * What discovery does with drift on a system, per finding type (orphan, extra-grant, missing-grant, re-enabled):
      * `report` (the default: listed in GET /api/drift), `remediate` (a standard change is opened in `source`, the
@@ -148,7 +169,10 @@ export type PolicyFile = z.infer<typeof policyFileSchema>;
 /** A policy as written (omitted lists default to empty). */
 export type PolicyInput = z.input<typeof policyFileSchema>;
 
-export const EMPTY_POLICY: PolicyFile = Object.freeze({ version: 1, people: [], privileged: [], classes: [], emergency: [], drift: [] }) as PolicyFile;
+export const EMPTY_POLICY: PolicyFile = Object.freeze({
+  version: 1, people: [], privileged: [], classes: [], emergency: [], drift: [],
+  exceptions: { window: 'PT24H', escalateAfter: 0.5, onDeadline: 'revoke', reviewGroup: 'Change Management' },
+}) as PolicyFile;
 
 /** `*` is any run of characters; everything else is literal. */
 export function globMatcher(pattern: string): (value: string) => boolean {
@@ -190,6 +214,7 @@ export class Policy {
   private readonly classes: Array<GrantClass & { system: string; matches: Array<(grant: string) => boolean> }>;
   private readonly emergency: Array<{ system: string; kinds: readonly string[] }>;
   private readonly drift: PolicyFile['drift'];
+  private readonly exceptions: ExceptionTerms;
   private readonly certificationPolicy: CertificationPolicy | undefined;
 
   constructor(input: PolicyInput = EMPTY_POLICY) {
@@ -210,7 +235,20 @@ export class Policy {
     }));
     this.emergency = (file.emergency ?? []).map((e) => ({ system: e.system, kinds: [...e.kinds] }));
     this.drift = file.drift ?? [];
+    const windowMs = parseIsoDuration(file.exceptions.window) as number;
+    this.exceptions = {
+      window: file.exceptions.window,
+      windowMs,
+      escalateAfterMs: Math.round(windowMs * file.exceptions.escalateAfter),
+      onDeadline: file.exceptions.onDeadline,
+      reviewGroup: file.exceptions.reviewGroup,
+    };
     this.certificationPolicy = file.certification;
+  }
+
+  /** The terms every emergency exception is opened under (window, escalation, deadline default, review group). */
+  exceptionTerms(): ExceptionTerms {
+    return { ...this.exceptions };
   }
 
   /** The certification section, when the policy has one (no section: nothing opens an item). */

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import type { IdentityRef } from '../actions/identity-action';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { ChangeWorkflowInput } from '../../workflows/change-types';
@@ -115,6 +117,16 @@ export class ChangeWorkflows {
     const at = ticketKey.indexOf(':');
     const handle = this.client.workflow.getHandle(workflowIdFor(ticketKey.slice(0, at), ticketKey.slice(at + 1)));
     return handle.executeUpdate<DeployRunReply, [DeployRunRequest]>(DEPLOY_RUN_UPDATE, { args: [request] });
+  }
+
+  /** The identities' state on their targets now, read by a worker (it holds the credentials); 20 s at most. */
+  async readBackIdentities(items: Array<{ system: string; identity: IdentityRef }>): Promise<Array<{ exists: boolean; locked?: boolean; grants: string[] } | { error: string }>> {
+    return this.client.workflow.execute('exceptionReadBackWorkflow', {
+      workflowId: `read-back-${randomUUID()}`,
+      taskQueue: this.taskQueue,
+      args: [items],
+      workflowExecutionTimeout: '20 seconds',
+    });
   }
 
   async ping(): Promise<void> {

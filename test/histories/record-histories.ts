@@ -89,6 +89,8 @@ async function main(): Promise<void> {
     servicenow: { simulator: SN },
     webhookSecret: WEBHOOK_SECRET,
     deployWebhookSecret: DEPLOY_SECRET,
+    // Emergency grants on mysql-local open exceptions with a short window (the exception scenario).
+    policy: { version: 1, emergency: [{ system: 'mysql-local', kinds: ['joiner'] }], exceptions: { window: 'PT6S', escalateAfter: 0.5 } },
     adminToken: randomUUID(),
     log: createLogger('histories', 'error'),
   });
@@ -248,6 +250,22 @@ async function main(): Promise<void> {
       sim.updateChange(sysId, { state: '3', close_code: 'successful' });
       await record('joiner-until-ticket-closed-granted-then-closed', number);
       if (await accountExists(account)) throw new Error('the grant was not taken back at closure');
+    },
+
+    // (o) An emergency joiner granted before authorization opens an exception (ledger, review task, note); undecided it
+    // is escalated and, at the deadline, the policy revokes it (the take-back verified); the gate opens, then the
+    // change closes.
+    'emergency-joiner-exception-revoked-by-policy-then-closed': async () => {
+      const account = uniqueAccount('rec');
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, type: 'emergency', state: '-3', u_identity_actions: joiner(account, 'PT8H') }).sys_id as string;
+      await waitFor('account created', () => accountExists(account));
+      await waitFor('the review task', () => sim.tasks(sysId).length === 1);
+      await waitFor('gate set after the policy revoked', () => gateSet(sysId), 30_000);
+      if (await accountExists(account)) throw new Error('the exception was not revoked at its deadline');
+      if (sim.tasks(sysId)[0]?.close_code !== 'unsuccessful') throw new Error('the review task was not closed unsuccessful');
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('emergency-joiner-exception-revoked-by-policy-then-closed', number);
     },
 
     // (m) Leaver verified; once the gate says verified the evidence bundle is attached to the change

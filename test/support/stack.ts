@@ -122,6 +122,8 @@ export async function startStack(
     oauth?: { clientId: string; clientSecret: string; tokenLifetimeSeconds?: number };
     /** The ticket outbox's back-off (short in tests that outlast many attempts). */
     writeBackBackoff?: BackoffPolicy;
+    /** Where emergency-exception escalations are announced. */
+    notify?: GatewayOptions['notify'];
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -138,6 +140,7 @@ export async function startStack(
     connectors: file,
     ...(opts.policy ? { policy: opts.policy } : {}),
     ...(opts.leaks ? { leaks: opts.leaks } : {}),
+    ...(opts.notify ? { notify: opts.notify } : {}),
     ...(opts.servicenowSettings ? { servicenowSettings: opts.servicenowSettings } : {}),
     ...(opts.sourceCheckTtlMs !== undefined ? { sourceCheckTtlMs: opts.sourceCheckTtlMs } : {}),
     // Passes only when a test asks (stack.reconcile()), so that a test decides when one happens.

@@ -129,7 +129,7 @@ export function parseJiraDelivery(body: unknown, settings: JiraSettings, grammar
   }
   const source = actionsSource(fields, settings);
   if ('issue' in source) return { kind: 'invalid', issues: [...issues, source.issue], issue: ref };
-  const planned = parseIdentityActions(source.text, grammars, source.path);
+  const planned = parseIdentityActions(source.text, grammars, source.path, { emergency });
   if (!planned.ok) return { kind: 'invalid', issues: [...issues, ...planned.issues], issue: ref, actionsText: source.text };
   if (issues.length > 0) return { kind: 'invalid', issues, issue: ref };
 

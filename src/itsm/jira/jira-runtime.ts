@@ -4,6 +4,7 @@ import { workflowIdFor } from '../../change/ticket';
 import type { FieldIssue } from '../../errors';
 import type { Logger } from '../../logger';
 import { type GateWrite, type TicketWriteBack, WriteBackError } from '../source';
+import { parseReviewTask } from '../../exceptions/review-task';
 import { adfParagraphs } from './jira-adf';
 import { JiraClient, JiraError, type JiraStatus } from './jira-client';
 import type { JiraIssueFacts } from './jira-issue';
@@ -35,6 +36,22 @@ export interface GateProperty {
   evidenceSha256: string;
   workflowId: string;
   updatedAt: string;
+  /** Emergency exceptions of the change: each with its state, so the issue shows what awaits review. */
+  exceptions?: GateException[];
+}
+
+/** An emergency exception as the gate property lists it. */
+export interface GateException {
+  id: string;
+  status: 'open' | 'accepted' | 'revoked';
+  deadline?: string;
+  closeNotes?: string;
+}
+
+/** The exceptions a gate property lists (an odd value, written by someone else, lists none). */
+function exceptionsIn(property: unknown): GateException[] {
+  const list = property !== null && typeof property === 'object' ? (property as { exceptions?: unknown }).exceptions : undefined;
+  return Array.isArray(list) ? list.filter((e): e is GateException => e !== null && typeof e === 'object' && typeof (e as GateException).id === 'string') : [];
 }
 
 /** The marker in a comment's first paragraph: how a retry finds what an earlier attempt wrote. */
@@ -228,8 +245,32 @@ export function jiraWriteBack(runtime: JiraRuntime): TicketWriteBack {
     async postNote(ticket, marker, text) {
       return call(() => runtime.commentOnce(ticket.recordId, marker, text));
     },
+    // The property also lists the change's emergency exceptions: a gate write keeps them.
     async setGate(ticket, gate) {
-      await call(async () => runtime.client.setProperty(ticket.recordId, GATE_PROPERTY, await runtime.gateProperty(ticket, gate)));
+      await call(async () => {
+        const exceptions = exceptionsIn(await runtime.client.getProperty(ticket.recordId, GATE_PROPERTY));
+        await runtime.client.setProperty(ticket.recordId, GATE_PROPERTY, { ...(await runtime.gateProperty(ticket, gate)), ...(exceptions.length > 0 ? { exceptions } : {}) });
+      });
+    },
+    // Jira has no review task: the exception is listed in the gate property (and its note is a comment).
+    async applyUpdate(ticket, update) {
+      if (update.kind !== 'review-task') throw new WriteBackError(`Jira cannot apply a '${update.kind}' update`, { kind: 'refused' });
+      const parsed = parseReviewTask(update.body);
+      if (!parsed.ok) throw new WriteBackError(parsed.problem, { kind: 'refused' });
+      const body = parsed.value;
+      await call(async () => {
+        const current = await runtime.client.getProperty(ticket.recordId, GATE_PROPERTY);
+        const base = current !== null && typeof current === 'object' && !Array.isArray(current) ? (current as GateProperty) : await runtime.gateProperty(ticket, { value: 'pending', digest: '' });
+        const listed = exceptionsIn(current);
+        const before = listed.find((e) => e.id === body.exceptionId);
+        const entry: GateException =
+          body.action === 'open'
+            ? { id: body.exceptionId, status: 'open', deadline: body.deadline }
+            : { id: body.exceptionId, status: body.closeCode === 'unsuccessful' ? 'revoked' : 'accepted', ...(before?.deadline ? { deadline: before.deadline } : {}), closeNotes: body.closeNotes.slice(0, 500) };
+        // An exception opened again on a retry keeps what a later close said.
+        if (body.action === 'open' && before) return;
+        await runtime.client.setProperty(ticket.recordId, GATE_PROPERTY, { ...base, exceptions: [...listed.filter((e) => e.id !== body.exceptionId), entry] });
+      });
     },
   };
 }

@@ -126,6 +126,8 @@ export interface ServiceNowSimulator {
   denyJournalRead(deny: boolean): void;
   /** The Attachment API's records on a change, oldest first, with their bytes. */
   attachments(sysId: string): Array<AttachmentRecord & { content: Buffer }>;
+  /** The change_tasks of a change, oldest first. */
+  tasks(changeSysId: string): Array<Record<string, string>>;
   faults: SimulatorFaults;
   oauth: SimulatorOAuth;
 }
@@ -183,6 +185,7 @@ export const BLOCK_CLOSE_RULE_NAME = 'changegate: block close without identity c
 
 const CHANGE_TABLE = 'change_request';
 const JOURNAL_TABLE = 'sys_journal_field';
+const TASK_TABLE = 'change_task';
 const TABLE_PATH = '/api/now/table';
 const CLOSED = '3';
 const CANCELED = '4';
@@ -203,6 +206,16 @@ const CHANGE_COLUMNS = [
   'u_identity_actions', 'u_identity_cleanup', 'u_identity_cleanup_digest', 'sys_id', 'sys_created_on',
   'sys_created_by', 'sys_updated_on', 'sys_updated_by', 'sys_mod_count',
 ];
+
+/** Columns of a change_task (an emergency exception's Post Implementation Review is one). */
+const TASK_COLUMNS = [
+  'sys_id', 'number', 'change_request', 'change_task_type', 'short_description', 'description', 'assignment_group', 'state',
+  'close_code', 'close_notes', 'correlation_id', 'active', 'sys_created_on', 'sys_created_by', 'sys_updated_on', 'sys_updated_by', 'sys_mod_count',
+];
+/** change_task states (UNCONFIRMED numbers, configurable in the gateway): Pending -5, Open 1, In progress 2, Closed 3, Canceled 4. */
+const TASK_CLOSED = '3';
+const TASK_CANCELED = '4';
+const TASK_CLOSE_CODES = new Set(['successful', 'successful_issues', 'unsuccessful']);
 
 /** `gs.generateGUID()` and sys_id shape: 32 lowercase hex characters. */
 function guid(): string {
@@ -366,6 +379,9 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   const journalRows: Array<JournalEntry & Row> = [];
   const changeColumns = new Set<string>(CHANGE_COLUMNS);
   const journalColumns: ReadonlySet<string> = new Set(JOURNAL_FIELDS);
+  const tasks = new Map<string, Row>();
+  const taskColumns: ReadonlySet<string> = new Set(TASK_COLUMNS);
+  let nextTaskNumber = (opts.numberBase ?? 30001) * 10;
   let nextNumber = opts.numberBase ?? 30001;
   let instanceUrl: string | undefined;
 
@@ -551,6 +567,54 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     for (const [element, value] of notes) appendJournal(sysId, element, value, user, now);
     send(rules.runAfter('update', merged, existing));
     return merged;
+  }
+
+  /**
+   * change_task as an instance with the out-of-box data policy and rules behaves: a task names its change; closing
+   * one needs a close code and close notes (data policy: 403); a closed or canceled task cannot change state again.
+   */
+  function insertTask(input: Row, user: string): Row {
+    const unknown = Object.keys(input).filter((name) => !taskColumns.has(name));
+    if (unknown.length > 0) fail(400, 'Exception while reading request', `Invalid field(s) for change_task: ${unknown.join(', ')}`);
+    if (!input.change_request || !changes.has(input.change_request)) fail(400, 'Invalid reference', 'change_request must reference an existing change_request');
+    const now = glideDateTime(new Date());
+    const row: Row = {
+      number: `CTASK${String(nextTaskNumber).padStart(7, '0')}`,
+      change_task_type: 'implementation', short_description: '', description: '', assignment_group: '', state: '1',
+      close_code: '', close_notes: '', correlation_id: '', active: 'true',
+      ...input,
+      sys_id: guid(), sys_created_on: now, sys_created_by: user, sys_updated_on: now, sys_updated_by: user, sys_mod_count: '0',
+    };
+    checkTaskClose(row, undefined);
+    nextTaskNumber += 1;
+    tasks.set(row.sys_id, row);
+    return row;
+  }
+
+  function updateTaskRow(sysId: string, input: Row, user: string): Row {
+    const existing = tasks.get(sysId);
+    if (!existing) notFound();
+    const unknown = Object.keys(input).filter((name) => !taskColumns.has(name));
+    if (unknown.length > 0) fail(400, 'Exception while reading request', `Invalid field(s) for change_task: ${unknown.join(', ')}`);
+    const merged: Row = { ...existing, ...input };
+    checkTaskClose(merged, existing);
+    if (Object.keys(merged).every((name) => merged[name] === existing[name])) return existing;
+    merged.sys_mod_count = String(Number(existing.sys_mod_count) + 1);
+    merged.sys_updated_on = glideDateTime(new Date());
+    merged.sys_updated_by = user;
+    tasks.set(sysId, merged);
+    return merged;
+  }
+
+  function checkTaskClose(row: Row, previous: Row | undefined): void {
+    if (previous && (previous.state === TASK_CLOSED || previous.state === TASK_CANCELED) && row.state !== previous.state) {
+      fail(403, 'Operation Failed', `Operation against file 'change_task' was aborted by Business Rule 'Close Tasks Not Reopenable^${rateLimitRuleSysId}'. Business Rule Stack:Close Tasks Not Reopenable`);
+    }
+    if (row.state === TASK_CLOSED) {
+      const missing = [!TASK_CLOSE_CODES.has(row.close_code ?? '') ? 'Close code' : '', !(row.close_notes ?? '').trim() ? 'Close notes' : ''].filter(Boolean);
+      if (missing.length > 0) fail(403, 'Operation Failed', `Data Policy Exception: The following fields are mandatory: ${missing.join(', ')}`);
+      row.active = 'false';
+    }
   }
 
   /** What after rules queued with RESTMessageV2.executeAsync(), sent once the write has committed. */
@@ -784,9 +848,9 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     };
   }
 
-  function tableOf(req: Request): typeof CHANGE_TABLE | typeof JOURNAL_TABLE {
+  function tableOf(req: Request): typeof CHANGE_TABLE | typeof JOURNAL_TABLE | typeof TASK_TABLE {
     const table = String(req.params.table);
-    if (table === CHANGE_TABLE || table === JOURNAL_TABLE) return table;
+    if (table === CHANGE_TABLE || table === JOURNAL_TABLE || table === TASK_TABLE) return table;
     fail(400, `Invalid table ${table}`, '');
   }
 
@@ -820,8 +884,8 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     const options = renderOptions(req);
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (table === JOURNAL_TABLE && journalReadDenied) denyRead();
-      const rows: Row[] = table === CHANGE_TABLE ? [...changes.values()] : journalRows;
-      const known = table === CHANGE_TABLE ? changeColumns : journalColumns;
+      const rows: Row[] = table === CHANGE_TABLE ? [...changes.values()] : table === TASK_TABLE ? [...tasks.values()] : journalRows;
+      const known = table === CHANGE_TABLE ? changeColumns : table === TASK_TABLE ? taskColumns : journalColumns;
       const matched = applyQuery(rows, parseQuery(queryString(req.query.sysparm_query) ?? '', known));
       const limit = nonNegativeInt(req.query.sysparm_limit) || DEFAULT_LIMIT;
       const offset = nonNegativeInt(req.query.sysparm_offset) ?? 0;
@@ -831,6 +895,12 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     }
     if (req.method !== 'POST') methodNotSupported(req);
     if (table === JOURNAL_TABLE) fail(403, 'User Not Authorized', 'ACL Exception Insert Failed due to security constraints');
+    if (table === TASK_TABLE) {
+      const task = insertTask(readJsonBody(req), String(res.locals.user));
+      res.setHeader('Location', `${requestBaseUrl(req)}${TABLE_PATH}/${table}/${task.sys_id}`);
+      res.status(201).json({ result: renderPlain(task, options) });
+      return;
+    }
     const row = insertChange(readJsonBody(req), String(res.locals.user));
     res.setHeader('Location', `${requestBaseUrl(req)}${TABLE_PATH}/${table}/${row.sys_id}`);
     res.status(201).json({ result: renderChange(row, options) });
@@ -843,13 +913,18 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     const sysId = String(req.params.sysId);
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (table === JOURNAL_TABLE && journalReadDenied) denyRead();
-      const row = table === CHANGE_TABLE ? changes.get(sysId) : journalRows.find((entry) => entry.sys_id === sysId);
+      const row = table === CHANGE_TABLE ? changes.get(sysId) : table === TASK_TABLE ? tasks.get(sysId) : journalRows.find((entry) => entry.sys_id === sysId);
       if (!row) notFound();
       res.json({ result: render(table, row, options) });
       return;
     }
     if (!['PATCH', 'PUT', 'DELETE'].includes(req.method)) methodNotSupported(req);
     if (table === JOURNAL_TABLE) fail(403, 'User Not Authorized', 'ACL Exception Update Failed due to security constraints');
+    if (table === TASK_TABLE) {
+      if (req.method === 'DELETE') fail(403, 'User Not Authorized', 'ACL Exception Delete Failed due to security constraints');
+      res.json({ result: renderPlain(updateTaskRow(sysId, readJsonBody(req), String(res.locals.user)), options) });
+      return;
+    }
     if (req.method === 'DELETE') {
       if (!changes.delete(sysId)) notFound();
       res.status(204).end();
@@ -1046,6 +1121,9 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     },
     denyJournalRead(deny) {
       journalReadDenied = deny;
+    },
+    tasks(changeSysId) {
+      return [...tasks.values()].filter((t) => t.change_request === changeSysId).map((t) => ({ ...t }));
     },
     attachments(sysId) {
       return attachmentRows.filter((a) => a.table_sys_id === sysId).map((a) => ({ ...a, content: Buffer.from(a.content) }));

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { TicketRef } from '../../change/ticket';
-import { type GateWrite, type NoteWrite, type OpenChange, type TicketSource, type TicketWriteBack, type WriteBackBatch, WriteBackError, headerValue, parseJsonBody } from '../source';
+import { type GateWrite, type NoteWrite, type OpenChange, type TicketSource, type TicketUpdate, type TicketWriteBack, type WriteBackBatch, WriteBackError, headerValue, parseJsonBody } from '../source';
+import { parseReviewTask } from '../../exceptions/review-task';
 import { CHANGE_NUMBER, parseChangeRecord } from './servicenow-change';
 import { DEFAULT_STATE_PHASES, SERVICENOW_STATE, type ServiceNowStatePhases } from './servicenow-phase';
 import { ServiceNowClient, ServiceNowError } from './servicenow-client';
@@ -35,7 +36,10 @@ export interface ServiceNowSettings {
   statePhases?: ServiceNowStatePhases;
   /** The state a change closed without proven cleanup is moved back to; default Review (0). */
   reopenState?: string;
+  /** change_task states (instance-specific numbers): a review task opens in `open` (default 1) and closes in `closed` (default 3). */
+  taskStates?: { open: string; closed: string };
 }
+
 
 const GATE_READ_BACK = [GATE_FIELD, GATE_DIGEST_FIELD];
 
@@ -58,6 +62,7 @@ function expectGate(saved: Record<string, unknown>, gate: GateWrite): void {
 
 export function servicenowWriteBack(client: ServiceNowClient, settings: ServiceNowSettings = {}): TicketWriteBack {
   const reopenState = settings.reopenState ?? SERVICENOW_STATE.review;
+  const taskStates = settings.taskStates ?? { open: '1', closed: '3' };
   return {
     async postNote(ticket: TicketRef, marker: string, text: string) {
       const tag = tagOf(marker);
@@ -124,6 +129,33 @@ export function servicenowWriteBack(client: ServiceNowClient, settings: ServiceN
           `the integration user cannot read sys_journal_field (${status}${(err as Error).message}); install the read ACL of INSTALL.md step 5`,
           { cause: err },
         );
+      }
+    },
+
+    /**
+     * An emergency exception's Post Implementation Review: a change_task of type review for the configured group,
+     * opened once (its correlation_id is the exception's) and closed with the decision's close code and notes.
+     */
+    async applyUpdate(ticket: TicketRef, update: TicketUpdate) {
+      if (update.kind !== 'review-task') throw new WriteBackError(`ServiceNow cannot apply a '${update.kind}' update`, { kind: 'refused' });
+      const parsed = parseReviewTask(update.body);
+      if (!parsed.ok) throw new WriteBackError(parsed.problem, { kind: 'refused' });
+      const body = parsed.value;
+      const correlation = `changegate-${body.exceptionId}`;
+      const existing = await call(() => client.findTaskByCorrelation(ticket.recordId, correlation));
+      if (body.action === 'open') {
+        if (existing) return;
+        await call(() => client.createTask({
+          change_request: ticket.recordId, change_task_type: 'review', short_description: body.shortDescription, description: body.description,
+          assignment_group: body.assignmentGroup, correlation_id: correlation, state: taskStates.open,
+        }));
+        return;
+      }
+      if (!existing) throw new WriteBackError(`${ticket.key} has no review task ${correlation} to close (was it deleted?)`, { kind: 'refused' });
+      if (existing.state === taskStates.closed) return;
+      const saved = await call(() => client.updateTask(String(existing.sys_id), { state: taskStates.closed, close_code: body.closeCode, close_notes: body.closeNotes }));
+      if (saved.state !== taskStates.closed) {
+        throw new WriteBackError(`ServiceNow accepted closing review task ${String(existing.number ?? '')} but its state reads back as ${JSON.stringify(saved.state ?? null)}`, { kind: 'refused' });
       }
     },
 

@@ -24,6 +24,10 @@ export const joinerEdge: EdgeKind<JoinerAction> = {
   kind: 'joiner',
   schema: joinerSchema,
   plan(action, ctx): JoinerPlan {
-    return { actionId: ctx.actionId, kind: 'joiner', system: action.system, identity: action.identity, ...planGrants(action, ctx) };
+    const grants = planGrants(action, ctx);
+    // An emergency grant the policy allows before authorization runs at once and is reviewed after the fact; a
+    // privileged one still waits for a change manager first.
+    const terms = ctx.ticket?.emergency === true && !grants.privileged && ctx.entry.policy.beforeAuthorization('joiner') ? ctx.entry.policy.exceptionTerms() : undefined;
+    return { actionId: ctx.actionId, kind: 'joiner', system: action.system, identity: action.identity, ...grants, ...(terms ? { startsAtOnce: true, exception: terms } : {}) };
   },
 };
