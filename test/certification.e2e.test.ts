@@ -271,6 +271,38 @@ describe('certification at the due date under onTimeout revoke: the policy revok
   }, 90_000);
 });
 
+describe('certification reviewed by a named group (the people mapping, source group)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({
+      policy: {
+        version: 1,
+        people: [{ source: 'group', user: 'iam-reviewers', principal: 'iam-*' }],
+        certification: { triggers: { 'owner-change': true }, reviewer: { group: 'iam-reviewers' }, due: 'PT1H' },
+      },
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('names the group as the reviewer and admits only its members', async () => {
+    const c = client(stack);
+    const reviewer = (await stack.tokenFor('security-reviewer')).token;
+    const account = uniqueAccount('cgr');
+    await createAccount(stack.admin, account, [SELECT]);
+    const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
+    const item = await waitFor('the item opened', async () => (await c.items(reviewer, '&reviewer=group:iam-reviewers')).find((i) => i.id === certification), 30_000);
+    expect(item.reviewer).toEqual({ kind: 'group', group: 'iam-reviewers' });
+    const keep = { decisions: [{ grant: SELECT, decision: 'keep' }], justification: 'the reporting job needs it' };
+    const outsider = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, keep);
+    expect([outsider.status, outsider.data.error.message]).toEqual([403, 'only a member of the group iam-reviewers reviews this item']);
+    const member = await stack.tokens.create(`iam-${randomBytes(4).toString('hex')}`, ['change-manager'], 'test');
+    const decided = await c.api(member.token, 'POST', `/api/certifications/${certification}/decision`, keep);
+    expect([decided.status, decided.data.status]).toEqual([200, 'certified']);
+  }, 60_000);
+});
+
 describe("certification reviewed by the owner's manager, read from the directory (OpenLDAP)", () => {
   let stack: Stack;
   let ldap: LdapTestServer;
