@@ -210,6 +210,7 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     expect(byReviewer.length).toBeGreaterThan(0);
     expect(await c.items(reviewer, '&reviewer=role:change-manager')).toEqual([]);
     expect(await c.items(reviewer, '&overdue=true')).toEqual([]);
+    expect((await c.items(reviewer, '&overdue=false')).length).toBeGreaterThan(0);
     const res = await c.api(reviewer, 'GET', '/api/certifications?owner=x&status=bogus&overdue=maybe&cursor=zz');
     expect(res.status).toBe(400);
     expect(res.data.error.issues.map((i: { path: string }) => i.path).sort()).toEqual(['query', 'query.cursor', 'query.overdue', 'query.status']);
@@ -235,6 +236,9 @@ describe('certification at the due date: the policy default keeps the access and
     const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
     const escalated = await waitFor('the item escalated at its due date', async () => (await c.items(reviewer, '&status=escalated')).find((i) => i.id === certification), 30_000);
     expect(escalated).toMatchObject({ decisions: [{ grant: SELECT, decision: 'keep' }], decidedBy: null, change: null });
+    // Escalated is overdue: kept by the policy, waiting for a person to follow up.
+    expect((await c.items(reviewer, '&overdue=true')).map((i) => i.id)).toContain(certification);
+    expect((await c.items(reviewer, '&overdue=false')).map((i) => i.id)).not.toContain(certification);
     const [, timeout] = await stack.evidence.list(`certification:${certification}`);
     expect(timeout).toMatchObject({ outcome: 'certification-timeout', verification: { decidedBy: expect.stringMatching(/^policy: onTimeout keep-and-escalate/) } });
     expect(timeout?.principal).toBeUndefined();

@@ -9,7 +9,10 @@ export interface CertificationFilter {
   system?: string;
   /** `role:…`, `group:…` or `user:…`, as items list their reviewer. */
   reviewer?: string;
-  /** Open items past their due date (true), or open ones not yet due (false). */
+  /**
+   * true: past the due date with no person's decision (open and late, or kept and escalated by the policy), the queue
+   * someone has to follow up; false: open and not yet due.
+   */
   overdue?: boolean;
   afterId?: string;
   limit: number;
@@ -67,7 +70,8 @@ export class CertificationStore {
     if (filter.status !== undefined) q.andWhere('c.status = :status', { status: filter.status });
     if (filter.system !== undefined) q.andWhere('c.system = :system', { system: filter.system });
     if (filter.reviewer !== undefined) q.andWhere('c.reviewer_key = :reviewer', { reviewer: filter.reviewer });
-    if (filter.overdue !== undefined) q.andWhere(`c.status = 'open' AND c.due_at ${filter.overdue ? '<' : '>='} :now`, { now });
+    if (filter.overdue === true) q.andWhere("((c.status = 'open' AND c.due_at < :now) OR c.status = 'escalated')", { now });
+    if (filter.overdue === false) q.andWhere("c.status = 'open' AND c.due_at >= :now", { now });
     if (filter.afterId !== undefined) q.andWhere('c.id > :after', { after: filter.afterId });
     const rows = await q.getMany();
     const page = rows.slice(0, filter.limit);
