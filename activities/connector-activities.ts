@@ -2,7 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 import { type DesiredAccount, type ObservedAccount, type Verification, verifyAccount } from '../src/connectors/connector';
 import { ConnectorRefusal, FailureType } from '../src/connectors/connector-errors';
-import type { Secret } from '../src/connectors/secret';
+import { partsEvidence, type Secret } from '../src/connectors/secret';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import { expireGrants, revokeIdentity } from '../src/connectors/revoke-policy';
 import { describeMove, isManaged, type MovePlan, planMove } from '../src/kinds/mover/move-plan';
@@ -530,6 +530,7 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
           storeFingerprint: served?.fingerprint ?? null,
           targetAccepts: authenticates,
           ...(rotated.credentialId ? { keyId: rotated.credentialId } : {}),
+          ...partsEvidence(secret),
         },
         verified,
         verification: { mismatches, applied },

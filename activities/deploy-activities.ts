@@ -7,6 +7,7 @@ import type { EvidenceInput, EvidenceStore } from '../src/evidence/evidence-stor
 import { EvidenceRefusal } from '../src/evidence/redaction';
 import { DeployRefusal } from '../src/kinds/deploy/run';
 import type { InventoryStore } from '../src/inventory/inventory-store';
+import { partsEvidence } from '../src/connectors/secret';
 import { containsSecret, inventoryProjection, refusalsAreFinal, setDeliverAndProve } from './connector-activities';
 
 export interface DeployActivityDeps {
@@ -141,6 +142,7 @@ export function createDeployActivities({ registry, evidence, actor, inventory }:
           storeVersion: delivered.version,
           storeFingerprint: delivered.served?.fingerprint ?? null,
           targetAccepts: delivered.authenticates,
+          ...partsEvidence(secret),
         },
         verified,
         verification: { mismatches, applied: `${provisioned.detail}; ${delivered.applied}` },

@@ -34,6 +34,8 @@ export interface LeakMatch {
   owner?: string;
   workload?: string;
   deliverTo: { system: string; path: string };
+  /** The member of a structured credential the report carried alone (e.g. `secretAccessKey`); absent for the whole value. */
+  part?: string;
 }
 
 export function createLeakActivities({ evidence, writeBackFor, actor, endRun }: LeakActivityDeps) {
@@ -46,6 +48,8 @@ export function createLeakActivities({ evidence, writeBackFor, actor, endRun }: 
       const to = desired.deliveredTo;
       if ((id.type !== 'person' && id.type !== 'service_account') || typeof id.name !== 'string' || typeof to?.system !== 'string' || typeof to.path !== 'string') return null;
       const run = row.outcome === 'minted' && typeof desired.run === 'string' ? desired.run : undefined;
+      const observed = row.observedState as { fingerprint?: unknown; partFingerprints?: Record<string, unknown> };
+      const part = observed.fingerprint === fingerprint ? undefined : Object.entries(observed.partFingerprints ?? {}).find(([, fp]) => fp === fingerprint)?.[0];
       return {
         delivery: run === undefined ? 'rotation' : 'deploy-run',
         ...(run !== undefined ? { runId: run } : {}),
@@ -55,6 +59,7 @@ export function createLeakActivities({ evidence, writeBackFor, actor, endRun }: 
         ...(typeof id.owner === 'string' ? { owner: id.owner } : {}),
         ...(typeof id.workload === 'string' ? { workload: id.workload } : {}),
         deliverTo: { system: to.system, path: to.path },
+        ...(part !== undefined ? { part } : {}),
       };
     },
 
@@ -75,7 +80,7 @@ export function createLeakActivities({ evidence, writeBackFor, actor, endRun }: 
         title: `Leaked credential of ${match.identity.name} on ${match.system}: rotate now`,
         description: [
           `A secret scanner (${report.reporter}) reported a ${report.secretType} at ${report.location} on ${report.reportedAt}.`,
-          `It is the credential changegate delivered to ${match.deliverTo.system}:${match.deliverTo.path} in ${match.ticketKey} (fingerprint ${report.fingerprint}).`,
+          `It is ${match.part !== undefined ? `the ${match.part} part of ` : ''}the credential changegate delivered to ${match.deliverTo.system}:${match.deliverTo.path} in ${match.ticketKey} (fingerprint ${report.fingerprint}).`,
           'This emergency change rotates it: a new credential is set on the target, delivered and verified, and the leaked one stops working.',
         ].join('\n'),
         actionsText: JSON.stringify([action]),
@@ -116,7 +121,7 @@ export function createLeakActivities({ evidence, writeBackFor, actor, endRun }: 
         observedState: {
           // Named so the evidence store's secret check reads it as what it is: the scanner's label, not a value.
           fingerprint: report.fingerprint, reportedAs: report.secretType, location: report.location, reporter: report.reporter,
-          ...(match ? { deliveredBy: match.ticketKey, deliveredTo: match.deliverTo } : { matched: false }),
+          ...(match ? { deliveredBy: match.ticketKey, deliveredTo: match.deliverTo, ...(match.part !== undefined ? { matchedPart: match.part } : {}) } : { matched: false }),
           ...(change ? { change } : {}),
           ...(run ? { run } : {}),
         },

@@ -70,7 +70,13 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}) }),
-    ...createDriftActivities({ registry: deps.registry, evidence: deps.evidence, inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}), writeBackFor, actor: workerActor() }),
+    ...createDriftActivities({
+      registry: deps.registry, evidence: deps.evidence, inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}), writeBackFor, actor: workerActor(),
+      latestView: async (ticketKey) => {
+        const [source = '', key = ''] = ticketKey.split(/:(.*)/s);
+        return (await deps.verdicts.latest(source, key))?.view ?? null;
+      },
+    }),
     ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, onReassigned: reassignCertifier(deps.policy, deps.startCertification) }),
     ...createCertificationActivities({
       registry: deps.registry, evidence: deps.evidence, inventory, certifications: new CertificationStore(deps.evidence.dataSource), drift, writeBackFor, actor: workerActor(),

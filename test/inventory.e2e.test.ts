@@ -11,8 +11,8 @@ describe('inventory scan: discovery on the worker, orphans set against the evide
     await stack.stop();
   });
 
-  const scan = (body: unknown, token: string = TEST_ENV.adminToken) =>
-    axios.post(`${stack.apiUrl}/api/inventory/scan`, body, { headers: { authorization: `Bearer ${token}` }, validateStatus: () => true });
+  const scan = (body: unknown, token: string | null = TEST_ENV.adminToken) =>
+    axios.post(`${stack.apiUrl}/api/inventory/scan`, body, { headers: token === null ? {} : { authorization: `Bearer ${token}` }, validateStatus: () => true });
 
   it('reports an account granted through a change as managed, one made behind its back as an orphan, and its own as protected', async () => {
     const granted = uniqueAccount('inv');
@@ -31,6 +31,8 @@ describe('inventory scan: discovery on the worker, orphans set against the evide
       const entry = (name: string) => mysqlReport.entries.find((e: { name: string }) => e.name === name);
       expect(entry(granted)).toMatchObject({ status: 'managed', ticketKey: `servicenow:${number}` });
       expect(entry(orphan)).toMatchObject({ status: 'orphan' });
+      // The connector's own account (not in protectedAccounts: the connector protects itself) and a listed one.
+      expect(entry(TEST_ENV.connectorUser)).toMatchObject({ status: 'protected' });
       expect(entry('root')).toMatchObject({ status: 'protected' });
       expect(mysqlReport.orphans).toBeGreaterThanOrEqual(1);
       expect(res.data.orphans).toBe(mysqlReport.orphans);
@@ -76,13 +78,16 @@ describe('inventory scan: discovery on the worker, orphans set against the evide
     expect(rows.map((r) => r.principal)).toEqual([{ kind: 'token', id: 'CHANGEGATE_ADMIN_TOKEN', name: 'admin' }]);
   });
 
-  it('refuses an unknown system with its path, a malformed body with 400, and a missing token with 401', async () => {
+  it('refuses an unknown system with its path, a malformed body with 400, and a missing or wrong token with 401', async () => {
     const unknown = await scan({ systems: ['mysql-local', 'nope'] });
     expect(unknown.status).toBe(400);
     expect(unknown.data.error.issues).toEqual([{ path: 'systems[1]', message: expect.stringContaining("unknown system 'nope'") }]);
     const bad = await scan({ systems: 'mysql-local' });
     expect(bad.status).toBe(400);
     expect(bad.data.error.issues[0].path).toBe('systems');
-    expect((await scan({}, 'wrong-token')).status).toBe(401);
+    const missing = await scan({ systems: ['mysql-local'] }, null);
+    expect(missing.status).toBe(401);
+    expect(missing.data.error).toMatchObject({ code: 'UNAUTHORIZED', message: 'a bearer token is required' });
+    expect((await scan({ systems: ['mysql-local'] }, 'wrong-token')).status).toBe(401);
   });
 });

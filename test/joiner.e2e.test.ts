@@ -25,9 +25,14 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     expect(waiting.data.steps).toEqual([expect.objectContaining({ kind: 'joiner', status: 'waiting-authorization' })]);
     expect(waiting.data.reasons[0]).toMatch(/waits for the change to be approved and in Implement/);
 
-    // In Implement but not yet approved: still no grant.
+    // In Implement but not yet approved: still no grant. The view closure-check answers with was computed after the
+    // workflow took that delivery: a step it had started would show as running there, not as waiting.
     stack.sim.updateChange(sysId, { state: '-1' });
-    await waitFor('the Implement delivery to reach the workflow', async () => (await stack.workflows.status('servicenow', number))?.sourceState === '-1');
+    const implementing = await waitFor('the Implement delivery in the closure view', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.ticketState === '-1' ? r.data : null;
+    });
+    expect(implementing.steps[0]).toMatchObject({ status: 'waiting-authorization' });
     expect(await stack.accountExists(account)).toBe(false);
 
     stack.sim.updateChange(sysId, { approval: 'approved' });
@@ -50,6 +55,30 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     });
     expect(check.data.steps[0].cleanup).toMatchObject({ status: 'scheduled' });
     await waitFor('gate field set on the ticket', () => stack.sim.getChange(sysId)?.u_identity_cleanup === 'verified');
+  });
+
+  it.each([
+    ['approved but still in Authorize', { state: '-3', approval: 'approved' }],
+    ['approved and Scheduled, before its window', { state: '-2', approval: 'approved' }],
+    ['that is standard (pre-approved) and still Scheduled', { state: '-2', type: 'standard' }],
+  ])('waits on a change %s, and grants once it is in Implement', async (_what, fields) => {
+    const account = uniqueAccount('late');
+    const number = uniqueTicketNumber();
+    const change = stack.sim.createChange({ number, ...fields, u_identity_actions: joiner(account, 'PT8H') });
+    // The first view is computed once the workflow has taken the delivery: the step waits, no activity ran.
+    const first = await waitFor('the first closure view', async () => {
+      const r = await stack.closureCheck(number);
+      return r.status === 200 && r.data.ticketState === fields.state ? r.data : null;
+    });
+    expect(first.steps).toEqual([expect.objectContaining({ status: 'waiting-authorization' })]);
+    expect(first.reasons).toEqual([expect.stringMatching(/waits for the change to be approved and in Implement/)]);
+    expect(first.allowed).toBe(false);
+    expect(await stack.accountExists(account)).toBe(false);
+    expect(await stack.evidence.list(`servicenow:${number}`)).toEqual([]);
+    // The same ticket in Implement (and approved) does grant: the wait above was the phase, nothing else.
+    stack.sim.updateChange(change.sys_id as string, { state: '-1', ...('type' in fields ? {} : { approval: 'approved' }) });
+    await waitFor('granted in Implement', async () => (await stack.evidence.list(`servicenow:${number}`)).some((r) => r.outcome === 'granted' && r.verified));
+    expect(await stack.accountExists(account)).toBe(true);
   });
 
   it('revokes the grant when the TTL (counted from the grant) ends, and verifies it', async () => {

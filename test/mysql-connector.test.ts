@@ -84,9 +84,17 @@ describe('MySQL connector against the real MariaDB, with its least-privilege acc
   it('a grant the target accepts but does not hold is caught as unverified', async () => {
     const name = uniqueAccount();
     await createAccount(admin, name, ['SELECT ON `cgt_billing`.*']);
-    const observed = await mysqlConn.inspect({ type: 'service_account', name, host: '%' });
-    const check = verifyAccount({ exists: true, mustHave: ['UPDATE ON `cgt_billing`.*'] }, observed);
-    expect(check).toEqual({ verified: false, mismatches: ['missing grant: UPDATE ON `cgt_billing`.*'] });
+    const identity = { type: 'service_account', name, host: '%' } as const;
+    // The target accepts the grant; before the read-back an administrator takes it away again (what a target that
+    // silently drops a write looks like from the gateway's side).
+    const applied = await mysqlConn.provision(identity, ['UPDATE ON `cgt\\_billing`.*']);
+    expect(applied).toMatchObject({ created: false, detail: expect.stringContaining('granted 1 privilege') });
+    expect((await mysqlConn.inspect(identity)).grants).toContain('UPDATE ON `cgt\\_billing`.*');
+    await admin.query('REVOKE UPDATE ON `cgt\\_billing`.* FROM ?@?', [name, '%']);
+    const observed = await mysqlConn.inspect(identity);
+    expect(observed).toMatchObject({ exists: true, grants: ['SELECT ON `cgt_billing`.*'] });
+    const check = verifyAccount({ exists: true, mustHave: ['UPDATE ON `cgt\\_billing`.*'] }, observed);
+    expect(check).toEqual({ verified: false, mismatches: ['missing grant: UPDATE ON `cgt\\_billing`.*'] });
     await mysqlConn.leave({ type: 'service_account', name, host: '%' });
   });
 

@@ -68,6 +68,7 @@ describe('the governance policy file', () => {
     ['unused-after (no connector can tell last use)', { version: 1, certification: { reviewer: { role: 'security-reviewer' }, unusedAfter: 'P90D' } }, /certification\.unusedAfter: not supported: no configured connector can tell when an identity was last used$/],
     ['a manager directory that is not configured', { version: 1, certification: { reviewer: { manager: { directory: 'nope' } } } }, /certification\.reviewer\.manager\.directory: no connector named 'nope' is configured/],
     ['an unknown kind of drift', { version: 1, drift: [{ system: 'mysql-local', on: { 'extra-grants': 'report' } }] }, /drift\.0\.on\.extra-grants: must be one of orphan, extra-grant, missing-grant, re-enabled$/],
+    ['an orphan cap below one', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'remediate' }, orphanCap: 0 }] }, /drift\.0\.orphanCap: Number must be greater than or equal to 1$/],
     ['an emergency entry for a system that is not configured', { version: 1, emergency: [{ system: 'nope', kinds: ['rotate'] }] }, /emergency\.0\.system: no connector named 'nope' is configured/],
   ])('refuses %s at start-up, naming where', (_what, raw, message) => {
     expect(() => parsePolicyFile(raw, 'policy test.json', demoSystems)).toThrow(message);

@@ -74,9 +74,11 @@ describe('a worker process killed between two steps', () => {
     await waitFor('leaver verified and noted', () => stack.sim.journal(sysId, 'work_notes').some((n) => n.value.includes('Verified: leaver')), 45_000);
     await killHard(first);
 
-    // The approval arrives while no worker runs: Temporal holds it.
-    stack.sim.updateChange(sysId, { state: '-1', approval: 'approved' });
-    await waitFor('delivery accepted', () => stack.sim.deliveries.filter((d) => d.sysId === sysId && d.status === 202).length === 2);
+    // The approval arrives while no worker runs: Temporal holds it. The delivery awaited is the one carrying the
+    // approval's version (the gateway's own work notes bump the record too, and are delivered as well).
+    const approved = stack.sim.updateChange(sysId, { state: '-1', approval: 'approved' });
+    await waitFor('the approval delivered', () => stack.sim.deliveries.some((d) => d.sysId === sysId && d.modCount === approved.sys_mod_count && d.status === 202));
+    expect((await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).describe()).status.name).toBe('RUNNING');
 
     const second = await startWorkerProcess(stack);
     children.push(second);

@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ConnectorActivities, TicketActivities } from '../activities';
 import { ChangeWorkflows } from '../src/temporal/temporal-client';
-import type { ChangeState, TicketSnapshot } from '../src/change';
+import type { ChangeState, ClosureView, TicketSnapshot } from '../src/change';
 import { quietRuntime, uniqueTicketNumber, waitFor } from './support/stack';
 import { temporalAddress } from './support/test-env';
 
@@ -23,24 +23,48 @@ describe('change workflow when evidence cannot be written', () => {
     await connection.close();
   });
 
-  async function runWith(targets: Partial<ConnectorActivities>, body: (number: string, taskQueue: string) => Promise<void>): Promise<void> {
+  /** What the workflow asked the ticket for, and the closure views it published: the verdict as closure-check sees it. */
+  interface Seen {
+    gates: string[];
+    views: ClosureView[];
+  }
+
+  async function runWith(targets: Partial<ConnectorActivities>, body: (number: string, seen: Seen) => Promise<void>): Promise<void> {
     const taskQueue = `cg-failpaths-${randomUUID()}`;
     workflows = await ChangeWorkflows.connect(temporalAddress, 'default', taskQueue);
-    const tickets: TicketActivities = { postWorkNote: async () => ({ posted: true }), setClosureGate: async () => undefined, writeBack: async () => ({ published: false }), deliverToTicket: async () => ({ outcome: 'delivered', published: false }) };
+    const seen: Seen = { gates: [], views: [] };
+    const tickets: TicketActivities = {
+      postWorkNote: async () => ({ posted: true }),
+      setClosureGate: async () => undefined,
+      writeBack: async () => ({ published: false }),
+      deliverToTicket: async (input) => {
+        if (input.gate) seen.gates.push(input.gate.value);
+        if (input.publish) seen.views.push(input.publish.view);
+        return { outcome: 'delivered', published: input.publish !== undefined };
+      },
+    };
     const worker = await Worker.create({
       connection,
       namespace: 'default',
       taskQueue,
       workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string },
       // The closure view lands in the database the real activity writes; these paths are about the steps.
-      activities: { ...tickets, publishClosureView: async () => undefined, ...targets },
+      activities: {
+        ...tickets,
+        publishClosureView: async ({ view }: { view: ClosureView }) => {
+          seen.views.push(view);
+        },
+        ...targets,
+      },
     });
-    await worker.runUntil(body(uniqueTicketNumber(), taskQueue));
+    await worker.runUntil(body(uniqueTicketNumber(), seen));
     await workflows.close();
   }
 
   const snapshot = (key: string, recordId: string): TicketSnapshot => ({
     source: 'servicenow', key, recordId, eventId: randomUUID(), version: 0, receivedAt: new Date().toISOString(), phase: 'implement', emergency: false, sourceState: '-1',
+    // A gate is written only for a known identity-actions text.
+    actionsDigest: 'a'.repeat(64),
     actions: [{ actionId: 'a1', kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: 'svc_gone', host: '%' } }],
   });
   const down = () => {
@@ -51,16 +75,20 @@ describe('change workflow when evidence cannot be written', () => {
     await runWith(
       // One activity acts, reads back and records; its evidence write is what stays down, for the failure row too.
       { applyVerifyRecord: async () => down(), recordFailure: async () => down() },
-      async (number) => {
+      async (number, seen) => {
         await workflows.deliver({ source: 'servicenow', key: number, recordId: 'f'.repeat(32) }, snapshot(number, 'f'.repeat(32)));
         const state = await waitFor('the step to end', async () => {
           const s = await workflows.status('servicenow', number);
           return s?.steps[0]?.status === 'failed' ? s : null;
         });
-        expect(state.steps[0]?.detail).toBe(
-          'could not verify and record: evidence database unavailable (and its evidence could not be recorded: evidence database unavailable)',
-        );
-        expect(state.gateSet).toBe(false);
+        const detail = 'could not verify and record: evidence database unavailable (and its evidence could not be recorded: evidence database unavailable)';
+        expect(state.steps[0]?.detail).toBe(detail);
+        // The verdict closure-check is given says no, naming the failure; the only gate the ticket was asked to carry is
+        // `pending`.
+        const view = await waitFor('the view of the failed step', () => seen.views.find((v) => v.steps[0]?.status === 'failed'));
+        expect(view).toMatchObject({ allowed: false, reasons: [`leaver of svc_gone@% on mysql-local failed: ${detail}`] });
+        await waitFor('the gate written', () => seen.gates.length > 0);
+        expect(seen.gates).toEqual(['pending']);
       },
     );
   });

@@ -83,6 +83,8 @@ export function installExceptionDecisions(state: ChangeState, key: string, touch
       try {
         const recorded = await exceptions.recordExceptionDecision(decisionInput(key, step, exception, input.decision, justification, input.principal.actor, false, input.requestedAt));
         exception.decision = { decision: input.decision, by: input.principal.actor, byPolicy: false, at: recorded.recordedAt, justification, evidenceHash: recorded.evidenceHash };
+        // Decided: a revoke blocks closure until its take-back is done (the exception's clock carries it out).
+        exception.status = input.decision === 'accept' ? 'accepted' : 'revoking';
         touch();
         return { exceptionId: exception.id, decision: input.decision, status: exception.status, evidenceHash: recorded.evidenceHash };
       } finally {

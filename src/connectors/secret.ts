@@ -9,11 +9,18 @@ import { inspect } from 'node:util';
 export class Secret {
   readonly #value: string;
   readonly fingerprint: string;
+  /**
+   * A structured credential's secret-bearing parts, by member name, as fingerprints (never values): a leak report
+   * carrying one part alone (an AWS secret access key without its key id, a JSON credential's password) matches them.
+   * Empty for a plain value.
+   */
+  readonly partFingerprints: Readonly<Record<string, string>>;
 
   constructor(value: string) {
     if (value.length === 0) throw new Error('a secret must not be empty');
     this.#value = value;
     this.fingerprint = fingerprintOf(value);
+    this.partFingerprints = Object.freeze(secretParts(value));
   }
 
   /** A new random secret: 32 bytes of CSPRNG output, base64url (43 characters, no padding). */
@@ -44,4 +51,31 @@ export class Secret {
  */
 export function fingerprintOf(value: string): string {
   return `sha256:${createHash('sha256').update(value, 'utf8').digest('hex').slice(0, 32)}`;
+}
+
+/** Member names that say a part holds the secret (`secretAccessKey`, `password`, `token`…), not an id or a user name. */
+const SECRET_PART = /pass(word)?|pwd|secret|token|credential|private[_-]?key|api[_-]?key/i;
+/** Shorter parts are not fingerprinted: a 128-bit prefix of a short value could be reversed by guessing. */
+const PART_MIN_LENGTH = 16;
+
+/** The fingerprints of a JSON object credential's secret-bearing string members; none for anything else. */
+function secretParts(value: string): Record<string, string> {
+  if (!value.trimStart().startsWith('{')) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return {};
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
+  const out: Record<string, string> = {};
+  for (const [name, part] of Object.entries(parsed)) {
+    if (SECRET_PART.test(name) && typeof part === 'string' && part.length >= PART_MIN_LENGTH && part !== value) out[name] = fingerprintOf(part);
+  }
+  return out;
+}
+
+/** What a delivery's evidence row adds for a structured credential: its parts' fingerprints, when it has any. */
+export function partsEvidence(secret: Secret): { partFingerprints?: Record<string, string> } {
+  return Object.keys(secret.partFingerprints).length > 0 ? { partFingerprints: { ...secret.partFingerprints } } : {};
 }

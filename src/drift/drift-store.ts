@@ -95,6 +95,13 @@ export class DriftStore {
     };
   }
 
+  /** Findings whose remediation policy withheld (a protected identity, too many orphans): reported from now on. */
+  withheldProjection(ids: string[]): AlongsideEvidence {
+    return async (tx: EntityManager) => {
+      if (ids.length > 0) await tx.getRepository(DriftFinding).update({ id: In(ids), changeKey: IsNull() }, { action: 'report' });
+    };
+  }
+
   async list(filter: DriftFilter): Promise<{ items: DriftItem[]; nextCursor: string | null }> {
     const q = this.ds.getRepository(DriftFinding).createQueryBuilder('d').orderBy('d.id', 'ASC').take(filter.limit + 1);
     if (filter.system !== undefined) q.andWhere('d.system = :system', { system: filter.system });

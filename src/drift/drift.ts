@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ObservedAccount } from '../connectors/connector';
 import type { HeldGrant } from '../persistence/entities/inventory-identity.entity';
+import type { ClosureView } from '../change/closure';
 
 export const FINDING_TYPES = ['orphan', 'extra-grant', 'missing-grant', 're-enabled'] as const;
 export type FindingType = (typeof FINDING_TYPES)[number];
@@ -65,4 +66,33 @@ export function driftOf(row: ApprovedIdentity, observed: ObservedAccount, isMana
 /** An orphan the inventory lists: on the target, nothing accounts for it. */
 export function orphanFinding(system: string, name: string, host: string): Finding {
   return { id: findingId(system, name, host, 'orphan'), system, name, host, type: 'orphan', detail: 'on the target; no change accounts for it' };
+}
+
+/**
+ * Whether a change's hold on a grant of `name` on `system` still stands, read from the change's newest closure view:
+ * undefined when it does (standing access, an expiry not yet due, a grant with no end), else why not. A grant the
+ * inventory still lists for a change whose expiry is due, running or done, or whose change has ended, is not
+ * restored: remediation must not give back access no change holds any more.
+ */
+export function endedHold(view: ClosureView | null, system: string, name: string, now: number): string | undefined {
+  if (!view) return 'its change has published no state';
+  const steps = view.steps.filter((s) => s.system === system && s.identity.name === name);
+  if (steps.some((s) => s.cleanup?.status === 'standing')) return undefined;
+  if (view.phase === 'closed' || view.phase === 'cancelled' || view.phase === 'rejected') return `its change is ${view.phase}`;
+  if (steps.length === 0) return 'its change shows no step on this identity';
+  const live = steps.some((s) => {
+    const c = s.cleanup;
+    if (!c || c.status === 'none') return true;
+    return c.status === 'scheduled' && (!('expiresAt' in c) || c.expiresAt === undefined || Date.parse(c.expiresAt) > now);
+  });
+  return live ? undefined : 'its grant has expired or is being taken back';
+}
+
+/** When the longest of the live holds ends: undefined when one of them has no end time. */
+export function holdEnds(view: ClosureView, system: string, name: string): number | undefined {
+  const ends = view.steps
+    .filter((s) => s.system === system && s.identity.name === name)
+    .map((s) => (s.cleanup?.status === 'scheduled' && 'expiresAt' in s.cleanup && s.cleanup.expiresAt ? Date.parse(s.cleanup.expiresAt) : Number.POSITIVE_INFINITY));
+  const latest = Math.max(...ends);
+  return Number.isFinite(latest) ? latest : undefined;
 }

@@ -149,7 +149,8 @@ export class EvidenceStore {
       .getRepository(EvidenceRecord)
       .createQueryBuilder('e')
       .where('e.outcome IN (:...outcomes) AND e.verified = :v', { outcomes: ['rotated', 'minted'], v: true })
-      .andWhere("JSON_UNQUOTE(JSON_EXTRACT(e.observed_state, '$.fingerprint')) = :fp", { fp: fingerprint })
+      // The whole value, or one secret-bearing part of a structured credential (an AWS secret access key alone).
+      .andWhere("(JSON_UNQUOTE(JSON_EXTRACT(e.observed_state, '$.fingerprint')) = :fp OR JSON_SEARCH(JSON_EXTRACT(e.observed_state, '$.partFingerprints'), 'one', :fp) IS NOT NULL)", { fp: fingerprint })
       .orderBy('e.id', 'DESC')
       .getOne();
     return row ? toView(row) : null;

@@ -148,6 +148,8 @@ export interface OpenChange {
   description: string;
   /** The identity-actions text the change carries (spec v1). */
   actionsText: string;
+  /** Optional: the end of the change's window (ISO-8601), where the source has a field for it. */
+  windowEnd?: string;
 }
 
 export interface OpenedChange {

@@ -149,6 +149,11 @@ export const policyFileSchema = z
               z.enum(DRIFT_ACTIONS, { errorMap: () => ({ message: `must be one of ${DRIFT_ACTIONS.join(', ')}` }) }),
             ),
             source: text(20).default('servicenow'),
+            /**
+             * At most this many orphans of the system are removed per scan under `remediate`; when more await it, none
+             * is and all are reported: a target full of unknown accounts needs a person, not a mass leaver.
+             */
+            orphanCap: z.number().int().min(1).max(1_000).optional(),
           })
           .strict(),
       )
@@ -168,6 +173,9 @@ export const policyFileSchema = z
 export type PolicyFile = z.infer<typeof policyFileSchema>;
 /** A policy as written (omitted lists default to empty). */
 export type PolicyInput = z.input<typeof policyFileSchema>;
+
+/** Orphans one scan may remove on a system when the policy names no cap. */
+export const DEFAULT_ORPHAN_CAP = 5;
 
 export const EMPTY_POLICY: PolicyFile = Object.freeze({
   version: 1, people: [], privileged: [], classes: [], emergency: [], drift: [],
@@ -274,6 +282,11 @@ export class Policy {
   /** The ticket system a remediation of drift on `system` is opened in. */
   driftSource(system: string): string {
     return this.drift.find((d) => d.system === system)?.source ?? 'servicenow';
+  }
+
+  /** How many orphans of `system` one scan may remove (see `orphanCap`). */
+  driftOrphanCap(system: string): number {
+    return this.drift.find((d) => d.system === system)?.orphanCap ?? DEFAULT_ORPHAN_CAP;
   }
 
   /** Whether an emergency change may run an action of `kind` on `system` before it is authorized. */

@@ -186,6 +186,20 @@ export class JiraClient {
     return { id: data.id, key: data.key, fields: data.fields };
   }
 
+  /** Creates an issue (POST /rest/api/3/issue): 201 with its id and key. */
+  async createIssue(fields: Record<string, unknown>): Promise<{ id: string; key: string }> {
+    const data = await this.send('POST', '/rest/api/3/issue', { data: { fields } });
+    if (!isRecord(data) || typeof data.id !== 'string' || typeof data.key !== 'string') throw new JiraError('Jira POST issue returned no id or key', { kind: 'transient' });
+    return { id: data.id, key: data.key };
+  }
+
+  /** The first page of a JQL search (GET /rest/api/3/search/jql), ids and keys only. */
+  async searchIssues(jql: string, maxResults = 10): Promise<Array<{ id: string; key: string }>> {
+    const data = await this.send('GET', '/rest/api/3/search/jql', { params: { jql, fields: 'summary', maxResults: String(maxResults) } });
+    if (!isRecord(data) || !Array.isArray(data.issues)) throw new JiraError('Jira JQL search returned no issues list', { kind: 'transient' });
+    return data.issues.filter(isRecord).filter((i) => typeof i.id === 'string' && typeof i.key === 'string').map((i) => ({ id: String(i.id), key: String(i.key) }));
+  }
+
   /** Every status the project's issue types use, with its category. */
   async projectStatuses(projectKey: string): Promise<JiraStatus[]> {
     const data = await this.send('GET', `/rest/api/3/project/${encodeURIComponent(projectKey)}/statuses`);

@@ -3,12 +3,13 @@ import type { Phase, TicketRef, TicketSnapshot } from '../../change/ticket';
 import { workflowIdFor } from '../../change/ticket';
 import type { FieldIssue } from '../../errors';
 import type { Logger } from '../../logger';
-import { type GateWrite, type TicketWriteBack, WriteBackError } from '../source';
+import { type GateWrite, type OpenChange, type OpenedChange, type TicketWriteBack, WriteBackError } from '../source';
 import { parseReviewTask } from '../../exceptions/review-task';
-import { adfParagraphs } from './jira-adf';
+import { ACTIONS_LANGUAGE, adfParagraphs } from './jira-adf';
 import { JiraClient, JiraError, type JiraStatus } from './jira-client';
 import type { JiraIssueFacts } from './jira-issue';
 import { GATE_PROPERTY, type JiraSettings, phaseOfStatus } from './jira-settings';
+import { formatJiraDateTime } from './jira-version';
 
 export const SOURCE_NAME = 'jira';
 
@@ -58,6 +59,8 @@ function exceptionsIn(property: unknown): GateException[] {
 export const tagOf = (marker: string) => `[changegate ${marker}]`;
 
 const STATUS_RECHECK_MS = 30_000;
+/** What a Jira label may be (no spaces) and what a JQL string literal may hold unescaped. */
+const LABEL = /^[A-Za-z0-9._:-]{1,255}$/;
 const NOTED_LIMIT = 10_000;
 
 /** A decision the edge took about a delivery. */
@@ -212,6 +215,35 @@ export class JiraRuntime {
     return `closed before the gate allowed it: moved back to ${this.settings.revertStatus}`;
   }
 
+  /**
+   * Opens a change the gateway itself starts (a remediation, a leaked credential's rotation), once per correlation id:
+   * the id is the issue's label, and a JQL search for it comes first. Labels are searchable on every site (an issue
+   * property is only where an app indexes it). The search index lags a create by a moment: a retry that follows a
+   * lost answer within that moment can still open a second issue.
+   */
+  async openChange(change: OpenChange): Promise<OpenedChange> {
+    if (!LABEL.test(change.correlationId)) throw new JiraError(`correlation id '${change.correlationId.slice(0, 60)}' cannot be a Jira label`, { kind: 'refused' });
+    const { projectKey, changeTypeField, actionsField } = this.settings;
+    // Both values match patterns without quotes or backslashes: nothing in them can end the JQL string literal.
+    const [found] = await this.client.searchIssues(`project = "${projectKey}" AND labels = "${change.correlationId}"`, 1);
+    if (found) return { key: found.key, recordId: found.id, created: false };
+    const type = change.emergency ? this.settings.changeTypes.emergency[0] : (this.settings.standardChangeType ?? 'Standard');
+    const description = adfParagraphs(change.description);
+    // Without an actions field, the actions ride in the description's `changegate` code block, where the edge reads them.
+    if (!actionsField) description.content.push({ type: 'codeBlock', attrs: { language: ACTIONS_LANGUAGE }, content: [{ type: 'text', text: change.actionsText }] });
+    const created = await this.client.createIssue({
+      project: { key: projectKey },
+      issuetype: { name: this.settings.changeIssueType ?? '[System] Change' },
+      summary: change.title.slice(0, 255),
+      description,
+      labels: [change.correlationId],
+      [changeTypeField]: { value: type },
+      ...(actionsField ? { [actionsField]: change.actionsText } : {}),
+      ...(change.windowEnd && this.settings.windowEndField ? { [this.settings.windowEndField]: formatJiraDateTime(Date.parse(change.windowEnd)) } : {}),
+    });
+    return { key: created.key, recordId: created.id, created: true };
+  }
+
   async gateProperty(ticket: TicketRef, gate: GateWrite): Promise<GateProperty> {
     const head = await this.opts.evidenceHead?.(`${SOURCE_NAME}:${ticket.key}`);
     return {
@@ -244,6 +276,9 @@ export function jiraWriteBack(runtime: JiraRuntime): TicketWriteBack {
   return {
     async postNote(ticket, marker, text) {
       return call(() => runtime.commentOnce(ticket.recordId, marker, text));
+    },
+    async openChange(change) {
+      return call(() => runtime.openChange(change));
     },
     // The property also lists the change's emergency exceptions: a gate write keeps them.
     async setGate(ticket, gate) {

@@ -32,6 +32,10 @@ export const jiraSettingsSchema = z
     actionsField: customField.optional(),
     /** A date-time field ending the change window (`until: window-end` grants end there). */
     windowEndField: customField.optional(),
+    /** The issue type of changes the gateway opens itself (drift remediation, leaked-credential rotation). */
+    changeIssueType: z.string().min(1).max(255).optional(),
+    /** The change-type option a standard change the gateway opens gets (an emergency one gets changeTypes.emergency[0]). */
+    standardChangeType: z.string().min(1).max(255).optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

@@ -290,6 +290,10 @@ export function createJiraSimulator(opts: JiraSimulatorOptions): JiraSimulator {
     }
     const actions = fields[ACTIONS_FIELD];
     if (actions !== undefined && actions !== null && typeof actions !== 'string') errors[ACTIONS_FIELD] = 'Operation value must be a string';
+    const labels = fields.labels;
+    if (labels !== undefined && labels !== null && (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string' && /^\S{1,255}$/.test(l)))) {
+      errors.labels = 'Labels must be a list of strings without spaces, at most 255 characters each.';
+    }
     if (Object.keys(errors).length > 0) throw new SimError(400, [], errors);
   };
   const normaliseFields = (fields: Record<string, unknown>): Record<string, unknown> => {
@@ -462,7 +466,19 @@ export function createJiraSimulator(opts: JiraSimulatorOptions): JiraSimulator {
     if (project?.key !== projectKey) throw new SimError(400, [], { project: 'valid project is required' });
     if (issuetype?.name !== undefined && issuetype.name !== CHANGE_ISSUE_TYPE) throw new SimError(400, [], { issuetype: 'valid issue type is required' });
     const issue = createIssue(rest);
-    res.status(201).json({ id: issue.id, key: issue.key, self: `/rest/api/3/issue/${issue.id}` });
+    res.status(201).json({ id: issue.id, key: issue.key, self: `${req.protocol}://${req.get('host') ?? ''}${req.baseUrl}/rest/api/3/issue/${issue.id}` });
+  }));
+  // JQL search, for the clauses the gateway sends: `project = "X" AND labels = "Y"` (quoted or not); anything else
+  // is refused as Jira refuses a query it cannot parse.
+  api.get('/rest/api/3/search/jql', wrap((req, res) => {
+    const jql = typeof req.query.jql === 'string' ? req.query.jql : '';
+    const clauses = jql.split(/\s+AND\s+/i).map((c) => /^\s*(project|labels)\s*=\s*(?:"([^"\\]*)"|([A-Za-z0-9._:-]+))\s*$/i.exec(c));
+    if (jql.trim() === '' || clauses.some((c) => c === null)) throw new SimError(400, [`Error in the JQL Query: the simulator supports only project = and labels = clauses joined by AND (got '${jql.slice(0, 200)}').`]);
+    const wanted = clauses.map((c) => ({ field: (c as RegExpExecArray)[1]!.toLowerCase(), value: (c as RegExpExecArray)[2] ?? (c as RegExpExecArray)[3] ?? '' }));
+    const maxResults = Math.min(100, Math.max(1, Number(req.query.maxResults ?? 50) || 50));
+    const fields = typeof req.query.fields === 'string' ? req.query.fields.split(',').filter(Boolean) : ['summary'];
+    const hits = [...issues.values()].filter((issue) => wanted.every((w) => (w.field === 'project' ? w.value === projectKey : Array.isArray(issue.fields.labels) && (issue.fields.labels as unknown[]).includes(w.value))));
+    res.json({ issues: hits.slice(0, maxResults).map((issue) => issueJson(issue, fields)), isLast: hits.length <= maxResults });
   }));
   api.get('/rest/api/3/issue/:ref', wrap((req, res) => {
     const fields = typeof req.query.fields === 'string' ? req.query.fields.split(',').filter(Boolean) : undefined;

@@ -168,6 +168,8 @@ export function servicenowWriteBack(client: ServiceNowClient, settings: ServiceN
         description: change.description,
         correlation_id: change.correlationId,
         u_identity_actions: change.actionsText,
+        // glide_date_time, UTC
+        ...(change.windowEnd ? { end_date: change.windowEnd.slice(0, 19).replace('T', ' ') } : {}),
       })));
       const number = String(record.number ?? '');
       const sysId = String(record.sys_id ?? '');
