@@ -355,11 +355,9 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     const other = fresh();
     await c.provision(other, [`group=${GROUP}`]);
     expect(await c.authenticates(other, third.secret)).toBe(false);
-    // The right key id with a wrong secret is refused outright (SignatureDoesNotMatch), not waited on.
+    // The right key id with a wrong secret is refused (SignatureDoesNotMatch).
     const forged = new Secret(JSON.stringify({ accessKeyId: pair.accessKeyId, secretAccessKey: `${pair.secretAccessKey}x` }));
-    const started = Date.now();
     expect(await c.authenticates(id, forged)).toBe(false);
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('a delivery that failed after rotate leaves the old key active and authenticating; the retry replaces the undelivered key, and only retireOthers retires the old one', async () => {

@@ -148,12 +148,19 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
           const c = h().connector(mode);
           const id = fresh();
           await c.provision(id, [h().grants[0]]);
+          // What the step verifies comes from the policy, never from the connector's report of its work.
           const { leaves } = revokeTarget(c.grammar, id, mode);
+          const before = await h().snapshot();
           const out = await revokeIdentity(c, id, mode);
           expect(out).toMatchObject({ changed: true, expected: leaves });
+          // The change it claims is there for an administrator to see, and its own read-back agrees with the policy.
+          const after = await h().snapshot();
+          expect(after).not.toEqual(before);
           expect(verifyAccount(leaves, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
           const again = await revokeIdentity(c, id, mode);
           expect(again).toMatchObject({ changed: false, expected: leaves });
+          // "Nothing changed" is true for the administrator too.
+          expect(await h().snapshot()).toEqual(after);
           expect(verifyAccount(leaves, await c.inspect(id))).toEqual({ verified: true, mismatches: [] });
         });
 
@@ -207,12 +214,16 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
       const id = fresh();
       const [g1, g2] = h().grants;
       await c.provision(id, [g1, g2]);
+      const before = await h().snapshot();
       const out = await expireGrants(c, id, [g1], false, 'delete');
       expect(out).toMatchObject({ changed: true, expected: { exists: true, mustNotHave: [g1] } });
+      const after = await h().snapshot();
+      expect(after).not.toEqual(before);
       const observed = await c.inspect(id);
       expect(verifyAccount(out.expected, observed)).toEqual({ verified: true, mismatches: [] });
       expect(verifyAccount({ exists: true, mustHave: [g2] }, observed)).toEqual({ verified: true, mismatches: [] });
       expect((await expireGrants(c, id, [g1], false, 'delete')).changed).toBe(false);
+      expect(await h().snapshot()).toEqual(after);
     });
 
     it('expiry of grants on an identity that is already gone is done: the read-back expects it absent and verifies', async () => {
