@@ -9,3 +9,4 @@ export { createLeakActivities, type LeakActivities } from './leak-activities';
 export { createDriftActivities, type DriftActivities } from './drift-activities';
 export { createTicketLifecycleActivities, type TicketLifecycleActivities } from './ticket-lifecycle-activities';
 export { createExceptionActivities, type ExceptionActivities } from './exception-activities';
+export { createCertificationActivities, type CertificationActivities } from './certification-activities';

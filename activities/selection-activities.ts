@@ -13,6 +13,7 @@ import type { ConnectorRegistry } from '../src/connectors/registry';
 import { canonicalJson } from '../src/evidence/canonical-json';
 import type { EvidenceStore } from '../src/evidence/evidence-store';
 import { identityOfRow, type InventoryItem, type InventoryStore } from '../src/inventory/inventory-store';
+import type { CertificationRequest } from '../src/certification/certification';
 import { refusalsAreFinal } from './connector-activities';
 
 /** The most identities one selecting action plans: each becomes a step of the ticket's workflow. */
@@ -23,6 +24,8 @@ export interface SelectionActivityDeps {
   evidence: EvidenceStore;
   inventory?: InventoryStore;
   actor: string;
+  /** Told of each verified hand-over (certification's `reassign` trigger). */
+  onReassigned?: (request: CertificationRequest) => Promise<void>;
 }
 
 export interface PlanSelectionInput {
@@ -63,7 +66,7 @@ export interface ReassignInput {
   eventReceivedAt: string;
 }
 
-export function createSelectionActivities({ registry, evidence, inventory, actor }: SelectionActivityDeps) {
+export function createSelectionActivities({ registry, evidence, inventory, actor, onReassigned }: SelectionActivityDeps) {
   return {
     /**
      * Reads what the action selects from the inventory and records the plan (every identity, what happens to it and
@@ -148,6 +151,10 @@ export function createSelectionActivities({ registry, evidence, inventory, actor
         startedAt,
         verifiedAt: new Date().toISOString(),
       }, inventory.reassignProjection({ system: input.system, name: input.identity.name, host }, input.from, input.to, input.ticketKey, conflict)));
+      await onReassigned?.({
+        trigger: 'reassign', reference: `${input.ticketKey}#${input.stepId}`, system: input.system, identity: input.identity, at: row.verifiedAt ?? startedAt,
+        detail: `handed over from ${input.from} to ${input.to} by ${input.ticketKey}`,
+      });
       return { verifiedAt: row.verifiedAt ?? startedAt, evidenceHash: row.hash };
     },
   };

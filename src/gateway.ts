@@ -256,6 +256,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         policy: new Policy(opts.policy ?? EMPTY_POLICY),
         endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
         ...(opts.notify ? { notify: opts.notify } : {}),
+        startCertification: (request) => workflows.certify(request),
         namespace,
         taskQueue: opts.taskQueue,
         registry,

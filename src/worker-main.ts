@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     policy,
     endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
     ...(notifySettings(config) ? { notify: notifySettings(config) } : {}),
+    startCertification: (request) => workflows.certify(request),
     evidence,
     verdicts: new ClosureVerdictStore(ds),
     servicenow: snClient(),

@@ -3,13 +3,15 @@ import type { NotifySettings } from './exceptions/notify';
 import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import {
-  createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createExceptionActivities, createInventoryActivities,
+  createCertificationActivities, createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createExceptionActivities, createInventoryActivities,
   createLeakActivities, createSelectionActivities, createTicketActivities, createTicketLifecycleActivities,
 } from '../activities';
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
 import { DriftStore } from './drift/drift-store';
+import { reassignCertifier, type StartCertification } from '../activities/certification-activities';
+import { CertificationStore } from './certification/certification-store';
 import { InventoryStore } from './inventory/inventory-store';
 import type { DeployRunReply, DeployRunRequest } from './kinds/deploy/run';
 import type { Policy } from './policy/policy';
@@ -31,6 +33,8 @@ export interface WorkerDeps {
   endRun?: (ticketKey: string, request: DeployRunRequest) => Promise<DeployRunReply>;
   /** Where emergency-exception escalations are announced (CHANGEGATE_NOTIFY_URL); unset, the ledger says so. */
   notify?: NotifySettings;
+  /** Starts a certification item's workflow (the API's Temporal client); without it no trigger opens an item. */
+  startCertification?: StartCertification;
   /** The governance policy: what discovery does with drift (report by default). */
   policy?: Policy;
   /** Clients of other ticket sources' write-backs, by source name. */
@@ -49,7 +53,16 @@ export function workerActor(): string {
   return `changegate-worker@${hostname()}`;
 }
 
+/** A reviewer rule that names a connector which cannot say who a manager is would fail every item: refused at start. */
+export function checkCertificationDirectory(policy: Policy | undefined, registry: Pick<ConnectorRegistry, 'capabilities'>): void {
+  const directory = policy?.certification?.reviewer.manager?.directory;
+  if (directory !== undefined && !registry.capabilities(directory).directory) {
+    throw new Error(`policy certification.reviewer.manager.directory: connector '${directory}' is not a directory of people (an ldap connector is)`);
+  }
+}
+
 export async function createWorker(deps: WorkerDeps): Promise<Worker> {
+  checkCertificationDirectory(deps.policy, deps.registry);
   const inventory = deps.inventory ?? new InventoryStore(deps.evidence.dataSource);
   const writeBackFor = writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients });
   const drift = new DriftStore(deps.evidence.dataSource);
@@ -64,7 +77,12 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
         return (await deps.verdicts.latest(source, key))?.view ?? null;
       },
     }),
-    ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
+    ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, onReassigned: reassignCertifier(deps.policy, deps.startCertification) }),
+    ...createCertificationActivities({
+      registry: deps.registry, evidence: deps.evidence, inventory, certifications: new CertificationStore(deps.evidence.dataSource), drift, writeBackFor, actor: workerActor(),
+      ...(deps.policy ? { policy: deps.policy } : {}), ...(deps.startCertification ? { startCertification: deps.startCertification } : {}),
+      managerOf: (directory, owner) => deps.registry.directory(directory).managerOf(owner),
+    }),
     ...createLeakActivities({ evidence: deps.evidence, writeBackFor, actor: workerActor(), ...(deps.endRun ? { endRun: deps.endRun } : {}) }),
     ...createTicketActivities({
       writeBackFor,

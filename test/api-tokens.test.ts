@@ -86,7 +86,7 @@ describe('machines: named API tokens, stored hashed, revocable', () => {
   it('with the grants deploy/mysql-init gives changegate_app, the app account can revoke a token and cannot update or delete evidence', async () => {
     const sql = readFileSync(resolve(ROOT, 'deploy/mysql-init/01-users.sql'), 'utf8');
     const grants = [...sql.matchAll(/^GRANT (.+) ON `changegate`\.(\S+) TO 'changegate_app'@'%';$/gm)].map((m) => ({ privileges: m[1] as string, object: m[2] as string }));
-    expect(grants.map((g) => g.object)).toEqual(['*', '`api_tokens`', '`identity_inventory`', '`itsm_sync_cursors`', '`drift_findings`', '`emergency_exceptions`']);
+    expect(grants.map((g) => g.object)).toEqual(['*', '`api_tokens`', '`identity_inventory`', '`itsm_sync_cursors`', '`drift_findings`', '`emergency_exceptions`', '`certification_items`']);
     const user = `cg_tapp_${randomBytes(4).toString('hex')}`;
     const password = randomBytes(12).toString('hex');
     for (const host of ['localhost', '127.0.0.1']) {
@@ -112,6 +112,9 @@ describe('machines: named API tokens, stored hashed, revocable', () => {
       // And the emergency-exception ledger (escalated and decided in place).
       await ds.query('UPDATE emergency_exceptions SET status = status');
       await expect(ds.query('DELETE FROM emergency_exceptions')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+      // So are certification items.
+      await ds.query('UPDATE certification_items SET status = status');
+      await expect(ds.query('DELETE FROM certification_items')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
     } finally {
       await ds.destroy();
       await stack.admin.query('DROP USER IF EXISTS ?@?, ?@?', [user, 'localhost', user, '127.0.0.1']);

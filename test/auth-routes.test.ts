@@ -36,6 +36,12 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
     method: 'POST', route: '/api/changes/:source/:key/steps/:stepId/decision', path: '/api/changes/servicenow/CHG9999999999/steps/joiner:0000000000000000/decision',
     body: { decision: 'approve', justification: 'x' }, roles: ['change-manager'], admittedStatus: 404,
   },
+  { method: 'GET', route: '/api/certifications', path: '/api/certifications?limit=1', roles: ['auditor', 'security-reviewer', 'change-manager', 'operator'], admittedStatus: 200 },
+  // An item no one opened: admission is proven by the 404, and nothing is decided.
+  {
+    method: 'POST', route: '/api/certifications/:id/decision', path: '/api/certifications/00000000000000000000000000000000/decision',
+    body: { decisions: [], justification: 'x' }, roles: ['security-reviewer', 'change-manager'], admittedStatus: 404,
+  },
   { method: 'GET', route: '/api/tokens', path: '/api/tokens', roles: ['operator', 'auditor'], admittedStatus: 200 },
   { method: 'POST', route: '/api/tokens', path: '/api/tokens', body: { name: 'Not A Valid Name' }, roles: ['operator'], admittedStatus: 400 },
   { method: 'DELETE', route: '/api/tokens/:name', path: '/api/tokens/no-such-token', roles: ['operator'], admittedStatus: 404 },

@@ -52,13 +52,13 @@ describe('declared connector capabilities', () => {
     ],
   });
 
-  it('each type declares them: rotation one- or two-phase, and only Vault is a secrets store', () => {
+  it('each type declares them: rotation one- or two-phase, only Vault is a secrets store, only LDAP a directory of people', () => {
     expect(Object.fromEntries(knownTypes().map((t) => [t, capabilitiesOf(t)]))).toEqual({
       mysql: { rotation: 'one-phase' },
       postgres: { rotation: 'one-phase' },
       redis: { rotation: 'one-phase' },
       rabbitmq: { rotation: 'one-phase' },
-      ldap: { rotation: 'one-phase' },
+      ldap: { rotation: 'one-phase', directory: true },
       scim: {},
       'aws-iam': { rotation: 'two-phase' },
       vault: { rotation: 'two-phase', secretSink: true },

@@ -1,7 +1,8 @@
-import { type ConnectorsFile, GrammarRegistry, loadConnectorsFile } from '../src/connectors/registry';
+import { ConnectorRegistry, type ConnectorsFile, GrammarRegistry, loadConnectorsFile } from '../src/connectors/registry';
 import { connectorsFile } from './support/stack';
 import { parseIdentityActions } from '../src/actions/plan-actions';
 import { globMatcher, loadPolicyFile, parsePolicyFile, Policy } from '../src/policy/policy';
+import { checkCertificationDirectory } from '../src/worker';
 
 const klass = (extra: object = {}) => ({ name: 'billing-read', system: 'mysql-local', grants: ['SELECT ON `billing`.*'], maxTtl: 'P30D', ...extra });
 
@@ -54,12 +55,55 @@ describe('the governance policy file', () => {
     ['escalation at the grant', { version: 1, exceptions: { escalateAfter: 0 } }, /exceptions\.escalateAfter: must be a share of the window above 0$/],
     ['an unknown deadline default', { version: 1, exceptions: { onDeadline: 'escalate' } }, /exceptions\.onDeadline: must be 'revoke' or 'accept'$/],
     ['an unknown exceptions field', { version: 1, exceptions: { notify: 'x' } }, /exceptions: Unrecognized key\(s\) in object: 'notify'$/],
-    ['drift to certify (certification is not built yet)', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'certify' } }] }, /drift\.0\.on\.orphan: must be one of report, remediate \(certify needs certification, not available yet\)$/],
+    ['drift to certify without a certification section', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'certify' } }] }, /drift\.0\.on\.orphan: certify needs the certification section \(who reviews, by when\)$/],
+    ['an unknown drift action', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'ignore' } }] }, /drift\.0\.on\.orphan: must be one of report, remediate, certify$/],
+    ['a certification reviewer naming no rule', { version: 1, certification: { reviewer: {} } }, /certification\.reviewer: must name exactly one of role, group, manager$/],
+    ['a certification reviewer naming two rules', { version: 1, certification: { reviewer: { role: 'security-reviewer', group: 'iam' } } }, /certification\.reviewer: must name exactly one of role, group, manager$/],
+    ['a certification reviewer role that does not decide', { version: 1, certification: { reviewer: { role: 'auditor' } } }, /certification\.reviewer\.role: must be 'security-reviewer' or 'change-manager'$/],
+    ['a certification due that is not a duration', { version: 1, certification: { reviewer: { role: 'security-reviewer' }, due: '7 days' } }, /certification\.due: must be an ISO-8601 duration longer than zero \(e\.g\. P7D\)$/],
+    ['a certification due of zero', { version: 1, certification: { reviewer: { role: 'security-reviewer' }, due: 'PT0S' } }, /certification\.due: must be an ISO-8601 duration longer than zero/],
+    ['an unknown timeout default', { version: 1, certification: { reviewer: { role: 'security-reviewer' }, onTimeout: 'keep' } }, /certification\.onTimeout: must be 'keep-and-escalate' \(the default\) or 'revoke'$/],
+    ['an unknown certification trigger', { version: 1, certification: { reviewer: { role: 'security-reviewer' }, triggers: { drift: true } } }, /certification\.triggers: Unrecognized key\(s\) in object: 'drift'$/],
+    ['a trigger that is not on or off', { version: 1, certification: { reviewer: { role: 'security-reviewer' }, triggers: { mover: 'yes' } } }, /certification\.triggers\.mover: Expected boolean, received string$/],
+    ['unused-after (no connector can tell last use)', { version: 1, certification: { reviewer: { role: 'security-reviewer' }, unusedAfter: 'P90D' } }, /certification\.unusedAfter: not supported: no configured connector can tell when an identity was last used$/],
+    ['a manager directory that is not configured', { version: 1, certification: { reviewer: { manager: { directory: 'nope' } } } }, /certification\.reviewer\.manager\.directory: no connector named 'nope' is configured/],
     ['an unknown kind of drift', { version: 1, drift: [{ system: 'mysql-local', on: { 'extra-grants': 'report' } }] }, /drift\.0\.on\.extra-grants: must be one of orphan, extra-grant, missing-grant, re-enabled$/],
     ['an orphan cap below one', { version: 1, drift: [{ system: 'mysql-local', on: { orphan: 'remediate' }, orphanCap: 0 }] }, /drift\.0\.orphanCap: Number must be greater than or equal to 1$/],
     ['an emergency entry for a system that is not configured', { version: 1, emergency: [{ system: 'nope', kinds: ['rotate'] }] }, /emergency\.0\.system: no connector named 'nope' is configured/],
   ])('refuses %s at start-up, naming where', (_what, raw, message) => {
     expect(() => parsePolicyFile(raw, 'policy test.json', demoSystems)).toThrow(message);
+  });
+
+  it('certification: triggers off, a seven-day due and keep-and-escalate unless the policy says otherwise; revoke only when named', () => {
+    const minimal = new Policy({ version: 1, certification: { reviewer: { role: 'security-reviewer' } } });
+    expect(minimal.certification).toEqual({
+      triggers: { 'owner-change': false, reassign: false, mover: false, rotation: false }, reviewer: { role: 'security-reviewer', fallbackRole: 'security-reviewer' },
+      due: 'P7D', onTimeout: 'keep-and-escalate', source: 'servicenow',
+    });
+    expect(minimal.certifies('mover')).toBe(false);
+    expect(minimal.onTimeout()).toBe('keep-and-escalate');
+    const strict = new Policy({ version: 1, certification: { reviewer: { group: 'iam-reviewers' }, triggers: { mover: true }, due: 'PT3S', onTimeout: 'revoke' } });
+    expect([strict.certifies('mover'), strict.certifies('rotation'), strict.onTimeout()]).toEqual([true, false, 'revoke']);
+    // No section: nothing opens an item, and drift may not ask for one.
+    expect(new Policy().certification).toBeUndefined();
+    expect(new Policy().certifies('owner-change')).toBe(false);
+    expect(new Policy({ version: 1, drift: [{ system: 'mysql-local', on: { 'extra-grant': 'certify' } }], certification: { reviewer: { role: 'change-manager' } } }).driftAction('mysql-local', 'extra-grant')).toBe('certify');
+  });
+
+  it("a manager reviewer rule must name a directory of people: an ldap connector passes, mysql-local is refused when the worker starts", () => {
+    const registry = new ConnectorRegistry(loadConnectorsFile('config/connectors.demo.json'), {});
+    const manager = (directory: string) => new Policy({ version: 1, certification: { reviewer: { manager: { directory } } } });
+    const ldap = loadConnectorsFile('config/connectors.demo.json').connectors.find((c) => c.type === 'ldap')?.name as string;
+    expect(() => checkCertificationDirectory(manager(ldap), registry)).not.toThrow();
+    expect(() => checkCertificationDirectory(manager('mysql-local'), registry)).toThrow("policy certification.reviewer.manager.directory: connector 'mysql-local' is not a directory of people (an ldap connector is)");
+    expect(() => checkCertificationDirectory(new Policy(), registry)).not.toThrow();
+  });
+
+  it('the demo policy certifies what movers, rotations, hand-overs and owner changes touch, reviewed by a security reviewer within seven days', () => {
+    const policy = new Policy(loadPolicyFile('config/policy.demo.json', demoSystems));
+    expect(policy.certification).toMatchObject({ reviewer: { role: 'security-reviewer' }, due: 'P7D', onTimeout: 'keep-and-escalate' });
+    for (const trigger of ['owner-change', 'reassign', 'mover', 'rotation'] as const) expect(policy.certifies(trigger)).toBe(true);
+    expect(policy.driftAction('mysql-local', 'extra-grant')).toBe('certify');
   });
 
   it('patterns treat * as any run of characters and everything else literally', () => {

@@ -1,5 +1,5 @@
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
-import type { ClosureActivities, ConnectorActivities, DecisionActivities, ExceptionActivities, TicketActivities, TicketLifecycleActivities } from '../activities';
+import type { CertificationActivities, ClosureActivities, ConnectorActivities, DecisionActivities, ExceptionActivities, TicketActivities, TicketLifecycleActivities } from '../activities';
 
 /** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
 export const targets = proxyActivities<ConnectorActivities>({
@@ -66,3 +66,12 @@ export const exceptionReadBack = proxyActivities<ExceptionActivities>({ startToC
 
 export type Targets = typeof targets;
 export type Tickets = typeof tickets;
+
+/**
+ * Certification triggers of verified steps: one start of an item's workflow (or the finding that it runs already).
+ * Temporal may be briefly unreachable from the worker; past that the failure is kept and blocks closure.
+ */
+export const certifications = proxyActivities<CertificationActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
+});

@@ -2,3 +2,4 @@ export { changeWorkflow, statusQuery, ticketUpdatedSignal } from './change-workf
 export { discoveryWorkflow, inventoryWorkflow } from './inventory-workflow';
 export { leakWorkflow } from './leak-workflow';
 export { exceptionReadBackWorkflow } from './exceptions';
+export { certificationWorkflow } from './certification-workflow';

@@ -1,5 +1,5 @@
 import { patched, proxyActivities, uuid4 } from '@temporalio/workflow';
-import type { DriftActivities, InventoryActivities } from '../activities';
+import type { CertificationActivities, DriftActivities, InventoryActivities } from '../activities';
 import type { InventoryReport, InventoryScanInput } from '../src/inventory/inventory';
 
 const inventory = proxyActivities<InventoryActivities>({
@@ -13,8 +13,21 @@ const drift = proxyActivities<DriftActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
 });
 
+const certification = proxyActivities<CertificationActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
+});
+
 /** After its scan, a run opens the changes that remediate the drift the policy says to remediate. */
 const DRIFT_REMEDIATION = 'drift-remediation';
+
+/** After its remediation, a run opens certification items for the drift the policy says to certify. */
+const DRIFT_CERTIFICATION = 'drift-certification';
+
+async function afterScan(): Promise<void> {
+  if (patched(DRIFT_REMEDIATION)) await drift.remediateDrift();
+  if (patched(DRIFT_CERTIFICATION)) await certification.certifyDrift();
+}
 
 /**
  * One inventory scan: runs on the worker, which holds the connector credentials; the API only starts it. The
@@ -22,7 +35,7 @@ const DRIFT_REMEDIATION = 'drift-remediation';
  */
 export async function inventoryWorkflow(input: InventoryScanInput): Promise<InventoryReport> {
   const report = await inventory.scanInventory(input);
-  if (patched(DRIFT_REMEDIATION)) await drift.remediateDrift();
+  await afterScan();
   return report;
 }
 
@@ -32,6 +45,6 @@ export async function inventoryWorkflow(input: InventoryScanInput): Promise<Inve
  */
 export async function discoveryWorkflow(): Promise<InventoryReport> {
   const report = await inventory.scanInventory({ scanId: uuid4(), trigger: 'schedule', requestedAt: new Date().toISOString() });
-  if (patched(DRIFT_REMEDIATION)) await drift.remediateDrift();
+  await afterScan();
   return report;
 }

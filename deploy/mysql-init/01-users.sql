@@ -61,6 +61,8 @@ GRANT CREATE, UPDATE ON `changegate`.`itsm_sync_cursors` TO 'changegate_app'@'%'
 GRANT CREATE, UPDATE ON `changegate`.`drift_findings` TO 'changegate_app'@'%';
 -- UPDATE on the emergency-exception ledger (escalated and decided in place); no DELETE.
 GRANT CREATE, UPDATE ON `changegate`.`emergency_exceptions` TO 'changegate_app'@'%';
+-- UPDATE on certification items, kept in place the same way (decided, escalated, the revocation change named); no DELETE.
+GRANT CREATE, UPDATE ON `changegate`.`certification_items` TO 'changegate_app'@'%';
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- changegate_connector: the "mysql-local" demo connector (config/connectors.demo.json, password from

@@ -42,5 +42,8 @@ GRANT CREATE, UPDATE ON changegate.drift_findings TO 'changegate_app'@'127.0.0.1
 -- The emergency-exception ledger: escalated and decided in place; no DELETE.
 GRANT CREATE, UPDATE ON changegate.emergency_exceptions TO 'changegate_app'@'localhost';
 GRANT CREATE, UPDATE ON changegate.emergency_exceptions TO 'changegate_app'@'127.0.0.1';
+-- Certification items are updated in place too (decided, escalated, a revocation change named); no DELETE.
+GRANT CREATE, UPDATE ON changegate.certification_items TO 'changegate_app'@'localhost';
+GRANT CREATE, UPDATE ON changegate.certification_items TO 'changegate_app'@'127.0.0.1';
 SQL
 CONNECTOR_PASSWORD="$(secret MYSQL_LOCAL_PASSWORD)" bash scripts/mysql-connector-account.sh changegate_connector

@@ -22,6 +22,8 @@ import { receiveDelivery } from './deliveries';
 import { receiveDeployEvent } from './deploy-webhook';
 import { receiveLeakReport } from './leak-webhook';
 import { listDrift } from './drift';
+import { certifyOwnerChange, decideCertification, listCertifications } from './certifications';
+import { CertificationStore } from '../certification/certification-store';
 import { DriftStore } from '../drift/drift-store';
 import type { GitHubSettings } from '../leaks/github-alerts';
 import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
@@ -66,6 +68,7 @@ export function createApp(deps: AppDeps): express.Express {
   const verdicts = new ClosureVerdictStore(deps.ds);
   const inventory = new InventoryStore(deps.ds);
   const drift = new DriftStore(deps.ds);
+  const certifications = new CertificationStore(deps.ds);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -162,7 +165,16 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(await listInventory({ inventory }, req.query));
   });
   app.patch('/api/inventory/:id', requireRoles('operator'), express.json({ limit: '4kb' }), async (req, res) => {
-    res.json(await setOwnership({ inventory, evidence: deps.evidence }, String(req.params.id), req.body as unknown, principalOf(res)));
+    const set = await setOwnership({ inventory, evidence: deps.evidence }, String(req.params.id), req.body as unknown, principalOf(res));
+    res.json({ ...set, ...(await certifyOwnerChange({ workflows: deps.workflows, policy }, set.identity, set.evidence, req.body as unknown)) });
+  });
+
+  app.get('/api/certifications', requireRoles('auditor', 'security-reviewer', 'change-manager', 'operator'), async (req, res) => {
+    res.json(await listCertifications({ certifications }, req.query));
+  });
+  // Admits the reviewer roles; the item's own reviewer rule (role, group, the owner's manager) is the workflow's to check.
+  app.post('/api/certifications/:id/decision', requireRoles('security-reviewer', 'change-manager'), express.json({ limit: '64kb' }), async (req, res) => {
+    res.json(await decideCertification({ workflows: deps.workflows, certifications, policy }, String(req.params.id), req.body, principalOf(res)));
   });
 
   app.get('/api/tokens', requireRoles('operator', 'auditor'), async (_req, res) => {

@@ -21,7 +21,7 @@ const decisionBody = z
 const STEP_ID = /^[a-z][a-z0-9-]{0,30}:[0-9a-f]{16}$/;
 
 /** How the update's validator refuses, as HTTP. */
-const REFUSALS: Record<string, { status: number; code: AppErrorCode }> = {
+export const REFUSALS: Record<string, { status: number; code: AppErrorCode }> = {
   Forbidden: { status: 403, code: 'FORBIDDEN' },
   NotFound: { status: 404, code: 'NOT_FOUND' },
   Conflict: { status: 409, code: 'CONFLICT' },
@@ -81,7 +81,7 @@ export function decisionRefusal(err: unknown): AppError | undefined {
 }
 
 /** The first ApplicationFailure of a known refusal type in a failure's cause chain (an activity's is wrapped). */
-function refusalIn(failure: Error | undefined): { type: string; message: string } | undefined {
+export function refusalIn(failure: Error | undefined): { type: string; message: string } | undefined {
   for (let f: unknown = failure, depth = 0; f instanceof Error && depth < 5; f = (f as { cause?: unknown }).cause, depth++) {
     if (f instanceof ApplicationFailure && f.type && REFUSALS[f.type]) return { type: f.type, message: f.message };
   }

@@ -170,6 +170,8 @@ export interface ConnectorCapabilities {
   readonly rotation?: 'one-phase' | 'two-phase';
   /** Stores rotated credentials for workloads (SecretSink); its grammar then checks destination paths. */
   readonly secretSink?: boolean;
+  /** Says who a person's manager is (DirectoryReader): certification's reviewer rule `manager`. */
+  readonly directory?: boolean;
 }
 
 /** Sets new credentials for existing identities of a system that holds credentials, and proves them. */
@@ -197,6 +199,7 @@ const CAPABILITY_METHODS = {
   rotation: ['rotate', 'authenticates'],
   twoPhase: ['retireOthers'],
   secretSink: ['checkDestination', 'deliver', 'currentFingerprint'],
+  directory: ['managerOf'],
 } as const;
 
 /**
@@ -214,7 +217,13 @@ export function capabilityProblems(declared: ConnectorCapabilities, live: object
   check('rotation', declared.rotation !== undefined, CAPABILITY_METHODS.rotation);
   check("two-phase rotation ('rotation': 'two-phase')", declared.rotation === 'two-phase', CAPABILITY_METHODS.twoPhase);
   check('secretSink', declared.secretSink === true, CAPABILITY_METHODS.secretSink);
+  check('directory', declared.directory === true, CAPABILITY_METHODS.directory);
   return problems;
+}
+
+/** A directory of people: who a person's manager is, as a user of the same directory (null: none recorded). */
+export interface DirectoryReader {
+  managerOf(user: string): Promise<string | null>;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { ExceptionTerms } from '../change/exception';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseIsoDuration } from '../actions/iso-duration';
-import { capabilityProblems, type Connector, type ConnectorCapabilities, type ConnectorGrammar, type CredentialRotator, type RevokeMode, type SecretSink, type TwoPhaseRotator } from './connector';
+import { capabilityProblems, type Connector, type ConnectorCapabilities, type ConnectorGrammar, type CredentialRotator, type DirectoryReader, type RevokeMode, type SecretSink, type TwoPhaseRotator } from './connector';
 import { type BaseInstanceConfig, envSecrets, type OwnershipRule, requireEncryptedTransport } from './connector-config';
 import { ConnectorRefusal, FailureType } from './connector-errors';
 import type { ConnectorType } from './connector-type';
@@ -27,7 +27,7 @@ const CONNECTOR_TYPES: readonly ConnectorType<any>[] = [ // eslint-disable-line 
   vaultConnectorType,
 ];
 
-const capabilitiesSchema = z.object({ rotation: z.enum(['one-phase', 'two-phase']).optional(), secretSink: z.boolean().optional() }).strict();
+const capabilitiesSchema = z.object({ rotation: z.enum(['one-phase', 'two-phase']).optional(), secretSink: z.boolean().optional(), directory: z.boolean().optional() }).strict();
 for (const t of CONNECTOR_TYPES) {
   // A declaration the registry cannot read is a programming error: it stops the process as soon as this loads.
   const parsed = capabilitiesSchema.safeParse(t.capabilities);
@@ -252,6 +252,14 @@ export class ConnectorRegistry {
       throw new ConnectorRefusal(FailureType.TargetRefused, `connector '${system}' cannot store credentials (it is not a secrets store)`);
     }
     return this.get(system) as unknown as SecretSink;
+  }
+
+  /** A configured connector whose type declares it is a directory of people (LDAP: who a person's manager is). */
+  directory(system: string): DirectoryReader {
+    if (!this.capabilities(system).directory) {
+      throw new ConnectorRefusal(FailureType.TargetRefused, `connector '${system}' is not a directory of people (it cannot say who a person's manager is)`);
+    }
+    return this.get(system) as unknown as DirectoryReader;
   }
 
   async close(): Promise<void> {

@@ -82,6 +82,12 @@ export class DriftStore {
     return rows.map(toItem);
   }
 
+  /** Open findings the policy says to certify and no certification item has been opened for yet. */
+  async toCertify(): Promise<DriftItem[]> {
+    const rows = await this.ds.getRepository(DriftFinding).find({ where: { status: 'open', action: 'certify', changeKey: IsNull() }, order: { id: 'ASC' }, take: 200 });
+    return rows.map(toItem);
+  }
+
   /** Names the change opened for findings, for the evidence row's `alongside` of that decision. */
   changeProjection(ids: string[], changeKey: string): AlongsideEvidence {
     return async (tx: EntityManager) => {

@@ -10,7 +10,7 @@ import type { ClosureView } from '../change/closure';
 export const FINDING_TYPES = ['orphan', 'extra-grant', 'missing-grant', 're-enabled'] as const;
 export type FindingType = (typeof FINDING_TYPES)[number];
 
-export const DRIFT_ACTIONS = ['report', 'remediate'] as const;
+export const DRIFT_ACTIONS = ['report', 'remediate', 'certify'] as const;
 export type DriftAction = (typeof DRIFT_ACTIONS)[number];
 
 export interface Finding {

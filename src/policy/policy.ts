@@ -6,6 +6,7 @@ import { DRIFT_ACTIONS, type DriftAction, FINDING_TYPES, type FindingType } from
 import type { GrantClass } from '../connectors/registry';
 import { IDENTITY_TYPES } from '../kinds/spec';
 import { EXCEPTION_DECISIONS, type ExceptionTerms } from '../change/exception';
+import { ON_TIMEOUT, type OnTimeout, SWITCHED_TRIGGERS, type SwitchedTrigger } from '../certification/certification';
 
 /** The kinds an emergency change may run before it is authorized, where the policy says so per connector. */
 export const EMERGENCY_KINDS = ['rotate', 'joiner'] as const;
@@ -30,6 +31,40 @@ const standingSchema = z
       .refine((types) => new Set(types).size === types.length, 'must not name an identity type twice'),
   })
   .strict();
+
+const isoDuration = z.string().refine((t) => (parseIsoDuration(t) ?? 0) > 0, 'must be an ISO-8601 duration longer than zero (e.g. P7D)');
+
+/**
+ * Event-driven certification: which events open an item, who reviews it, by when, and what happens at the due date
+ * when no one decided. Reviewer: exactly one of `role` (a principal holding it), `group` (principals the people mapping
+ * puts in the group, source `group`) or `manager` (the owner's manager, the `manager` attribute of the owner's entry in
+ * the named LDAP connector's directory, as a directory user the people mapping names, source `directory`; an owner with
+ * no manager there falls back to `fallbackRole`).
+ */
+const certificationSchema = z
+  .object({
+    triggers: z
+      .object(Object.fromEntries(SWITCHED_TRIGGERS.map((t) => [t, z.boolean().default(false)])) as Record<SwitchedTrigger, z.ZodDefault<z.ZodBoolean>>)
+      .strict()
+      .default({}),
+    reviewer: z
+      .object({
+        role: z.enum(['security-reviewer', 'change-manager'], { errorMap: () => ({ message: "must be 'security-reviewer' or 'change-manager'" }) }).optional(),
+        group: text(200).optional(),
+        manager: z.object({ directory: text(100) }).strict().optional(),
+        fallbackRole: z.enum(['security-reviewer', 'change-manager'], { errorMap: () => ({ message: "must be 'security-reviewer' or 'change-manager'" }) }).default('security-reviewer'),
+      })
+      .strict()
+      .refine((r) => [r.role, r.group, r.manager].filter((x) => x !== undefined).length === 1, 'must name exactly one of role, group, manager'),
+    due: isoDuration.default('P7D'),
+    onTimeout: z.enum(ON_TIMEOUT, { errorMap: () => ({ message: "must be 'keep-and-escalate' (the default) or 'revoke'" }) }).default('keep-and-escalate'),
+    /** The ticket system a revocation change is opened in. */
+    source: text(20).default('servicenow'),
+    unusedAfter: z.unknown().refine((v) => v === undefined, 'not supported: no configured connector can tell when an identity was last used').optional(),
+  })
+  .strict();
+
+export type CertificationPolicy = z.infer<typeof certificationSchema>;
 
 export const policyFileSchema = z
   .object({
@@ -100,9 +135,9 @@ export const policyFileSchema = z
       .default({}),
     /**
      * What discovery does with drift on a system, per finding type (orphan, extra-grant, missing-grant, re-enabled):
-     * `report` (the default: listed in GET /api/drift) or `remediate` (a standard change is opened in `source`, the
-     * ticket system named, carrying the actions that bring the target back). `certify` needs certification, which
-     * is not built yet, and is refused.
+     * `report` (the default: listed in GET /api/drift), `remediate` (a standard change is opened in `source`, the
+     * ticket system named, carrying the actions that bring the target back) or `certify` (a certification item is
+     * opened for the identity; needs the `certification` section).
      */
     drift: z
       .array(
@@ -111,7 +146,7 @@ export const policyFileSchema = z
             system: text(100),
             on: z.record(
               z.enum(FINDING_TYPES, { errorMap: () => ({ message: `must be one of ${FINDING_TYPES.join(', ')}` }) }),
-              z.enum(DRIFT_ACTIONS, { errorMap: () => ({ message: `must be one of ${DRIFT_ACTIONS.join(', ')} (certify needs certification, not available yet)` }) }),
+              z.enum(DRIFT_ACTIONS, { errorMap: () => ({ message: `must be one of ${DRIFT_ACTIONS.join(', ')}` }) }),
             ),
             source: text(20).default('servicenow'),
             /**
@@ -124,8 +159,16 @@ export const policyFileSchema = z
       )
       .max(1_000)
       .default([]),
+    certification: certificationSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    p.drift.forEach((d, i) => {
+      for (const [type, action] of Object.entries(d.on)) {
+        if (action === 'certify' && !p.certification) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['drift', i, 'on', type], message: 'certify needs the certification section (who reviews, by when)' });
+      }
+    });
+  });
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;
 /** A policy as written (omitted lists default to empty). */
@@ -154,6 +197,10 @@ export function parsePolicyFile(raw: unknown, source = 'policy', systems?: reado
         if (!systems.includes(p.system)) throw new Error(`${source}: ${list}.${i}.system: no connector named '${p.system}' is configured (configured: ${systems.join(', ')})`);
       });
     }
+    const directory = parsed.data.certification?.reviewer.manager?.directory;
+    if (directory !== undefined && !systems.includes(directory)) {
+      throw new Error(`${source}: certification.reviewer.manager.directory: no connector named '${directory}' is configured (configured: ${systems.join(', ')})`);
+    }
   }
   return parsed.data;
 }
@@ -176,6 +223,7 @@ export class Policy {
   private readonly emergency: Array<{ system: string; kinds: readonly string[] }>;
   private readonly drift: PolicyFile['drift'];
   private readonly exceptions: ExceptionTerms;
+  private readonly certificationPolicy: CertificationPolicy | undefined;
 
   constructor(input: PolicyInput = EMPTY_POLICY) {
     const file = parsePolicyFile(input);
@@ -203,11 +251,27 @@ export class Policy {
       onDeadline: file.exceptions.onDeadline,
       reviewGroup: file.exceptions.reviewGroup,
     };
+    this.certificationPolicy = file.certification;
   }
 
   /** The terms every emergency exception is opened under (window, escalation, deadline default, review group). */
   exceptionTerms(): ExceptionTerms {
     return { ...this.exceptions };
+  }
+
+  /** The certification section, when the policy has one (no section: nothing opens an item). */
+  get certification(): CertificationPolicy | undefined {
+    return this.certificationPolicy;
+  }
+
+  /** Whether an event of this kind opens a certification item. */
+  certifies(trigger: SwitchedTrigger): boolean {
+    return this.certificationPolicy?.triggers[trigger] === true;
+  }
+
+  /** What applies at an item's due date when no one decided. */
+  onTimeout(): OnTimeout {
+    return this.certificationPolicy?.onTimeout ?? 'keep-and-escalate';
   }
 
   /** What discovery does with a finding of `type` on `system` (report unless the policy says otherwise). */

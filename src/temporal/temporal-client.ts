@@ -9,6 +9,7 @@ import type { InventoryReport, InventoryScanInput } from '../inventory/inventory
 import { DEPLOY_RUN_UPDATE, type DeployRunReply, type DeployRunRequest } from '../kinds/deploy/run';
 import { type LeakReport, leakKey } from '../leaks/leak-report';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { type CertificationRequest, certificationId, certificationWorkflowId } from '../certification/certification';
 
 export class TicketFinalizedError extends Error {}
 
@@ -87,6 +88,26 @@ export class ChangeWorkflows {
       return { workflowId, started: true };
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { workflowId, started: false };
+      throw err;
+    }
+  }
+
+  /**
+   * Starts the workflow of the certification item an event asks for, once per item id (trigger, reference, identity):
+   * false when that item was already opened, whether it is still open or decided.
+   */
+  async certify(request: CertificationRequest): Promise<{ id: string; started: boolean }> {
+    const id = certificationId(request);
+    try {
+      await this.client.workflow.start('certificationWorkflow', {
+        workflowId: certificationWorkflowId(id),
+        taskQueue: this.taskQueue,
+        args: [{ id, request }],
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      });
+      return { id, started: true };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return { id, started: false };
       throw err;
     }
   }

@@ -1,6 +1,7 @@
 import { type StepState, isAuthorized, needsDecision } from '../../src/change';
 import type { MoverPlan } from '../../src/kinds/mover/edge';
 import { describeMove, type MovePlan } from '../../src/kinds/mover/move-plan';
+import { certifyVerifiedStep } from './certify-step';
 import { awaitExpiry, expiryNote, grantBlocksClosure, grantUndo, scheduleExpiry, takeBackGrants } from './grant-expiry';
 import type { KindContext, WorkflowKind } from './kind';
 import { applyAndVerify, finish, label, noteOutcome, recordStepFailure, type StepResult } from './step-runner';
@@ -84,6 +85,7 @@ async function end(ctx: KindContext, result: StepResult): Promise<void> {
   const added = result.ok && (step.move?.added.length ?? 0) > 0;
   if (added) scheduleExpiry(step, a, ctx.state.windowEnd);
   ctx.touch();
+  if (result.ok) await certifyVerifiedStep(ctx, 'mover', a.system, a.identity);
   await noteOutcome(ctx, result, added ? expiryNote(step, a.ttl) : '');
   if (added) await awaitExpiry(ctx, a.ttlMs, () => expire(ctx));
 }

@@ -1,4 +1,5 @@
 import type { RotatePlan } from '../../src/kinds/rotate/edge';
+import { certifyVerifiedStep } from './certify-step';
 import type { WorkflowKind } from './kind';
 import { type StepResult, failureText, finish, noteOutcome, recordStepFailure } from './step-runner';
 
@@ -22,6 +23,7 @@ export const rotateKind: WorkflowKind = {
       result = { ok: false, detail: await recordStepFailure(ctx, { stepId: step.stepId, desired: { exists: true }, error, startedAt: '' }) };
     }
     finish(step, result);
+    if (result.ok) await certifyVerifiedStep(ctx, 'rotation', a.system, a.identity);
     await noteOutcome(ctx, result);
   },
 };

@@ -40,7 +40,7 @@ function ownName(cfg: LdapInstanceConfig): string {
 export const ldapConnectorType = defineConnectorType<LdapInstanceConfig>({
   type: 'ldap',
   schema: ldapInstanceSchema,
-  capabilities: { rotation: 'one-phase' },
+  capabilities: { rotation: 'one-phase', directory: true },
   transport: (cfg) => [{ host: new URL(cfg.url).hostname, encrypted: cfg.url.startsWith('ldaps:'), fix: 'use ldaps://' }],
   grammar: (cfg) => new LdapGrammar({ protectedAccounts: protectedNames(cfg, ownName(cfg)), allowedGroups: cfg.allowedGroups }),
   create: (cfg, secrets) =>

@@ -140,6 +140,20 @@ export class LdapConnector implements Connector, CredentialRotator {
     };
   }
 
+  /**
+   * The manager of the person whose uid is `user`: the `manager` attribute of their entry (a DN), as that entry's uid.
+   * Null when the person is not in the directory or names no manager. For certification's reviewer rule `manager`.
+   */
+  async managerOf(user: string): Promise<string | null> {
+    const [person] = await this.search(this.bases.person, { scope: 'one', filter: new EqualityFilter({ attribute: 'uid', value: user }), attributes: ['manager'] });
+    const managerDn = person ? values(person, 'manager')[0] : undefined;
+    if (!managerDn) return null;
+    const rdn = firstRdn(managerDn);
+    if (rdn?.attr === 'uid') return rdn.value;
+    const [manager] = await this.search(managerDn, { scope: 'base', filter: new PresenceFilter({ attribute: 'objectClass' }), attributes: ['uid'] });
+    return manager ? (values(manager, 'uid')[0] ?? null) : null;
+  }
+
   async provision(identity: IdentityRef, grants: string[]): Promise<ProvisionOutcome> {
     const dn = this.dnOf(identity);
     const wanted = [...new Set(grants.flatMap((g) => this.checkedGrant(g)))];

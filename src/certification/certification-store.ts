@@ -1,0 +1,80 @@
+import { type DataSource, IsNull } from 'typeorm';
+import type { Actor } from '../auth/principal';
+import type { AlongsideEvidence } from '../evidence/evidence-store';
+import { CertificationItemRow } from '../persistence/entities/certification-item.entity';
+import { type CertificationItem, type CertificationStatus, type CertificationTrigger, type GrantDecision, type OnTimeout, reviewerText } from './certification';
+
+export interface CertificationFilter {
+  status?: CertificationStatus;
+  system?: string;
+  /** `role:…`, `group:…` or `user:…`, as items list their reviewer. */
+  reviewer?: string;
+  /**
+   * true: past the due date with no person's decision (open and late, or kept and escalated by the policy), the queue
+   * someone has to follow up; false: open and not yet due.
+   */
+  overdue?: boolean;
+  afterId?: string;
+  limit: number;
+}
+
+export const toCertificationItem = (r: CertificationItemRow): CertificationItem => ({
+  id: r.id, system: r.system, name: r.name, host: r.host, type: r.identityType, owner: r.owner, workload: r.workload, grants: r.grants,
+  trigger: r.triggerType as CertificationTrigger, reference: r.reference, detail: r.detail, reviewer: r.reviewer, dueAt: r.dueAt.toISOString(),
+  onTimeout: r.onTimeout as OnTimeout, status: r.status as CertificationStatus, decisions: r.decisions, decidedBy: r.decidedBy,
+  decidedAt: r.decidedAt ? r.decidedAt.toISOString() : null, justification: r.justification, change: r.changeKey, openedAt: r.openedAt.toISOString(),
+});
+
+/** Certification items (table certification_items), each written in the transaction of its evidence row. */
+export class CertificationStore {
+  constructor(private readonly ds: DataSource) {}
+
+  /** The item's row, for the `alongside` of its opening evidence row; an item already there is left as it is. */
+  openProjection(item: CertificationItem): AlongsideEvidence {
+    return async (tx) => {
+      const repo = tx.getRepository(CertificationItemRow);
+      if (await repo.findOne({ where: { id: item.id } })) return;
+      await repo.insert({
+        id: item.id, system: item.system, name: item.name, host: item.host, identityType: item.type, owner: item.owner, workload: item.workload,
+        grants: item.grants, triggerType: item.trigger, reference: item.reference.slice(0, 300), detail: item.detail.slice(0, 500), reviewer: item.reviewer,
+        reviewerKey: reviewerText(item.reviewer).slice(0, 260), dueAt: new Date(item.dueAt), onTimeout: item.onTimeout, status: 'open',
+        decisions: null, decidedBy: null, decidedAt: null, justification: null, changeKey: null, openedAt: new Date(item.openedAt),
+      });
+    };
+  }
+
+  /** Records the decision (a person's, or the policy's at the due date) on an open item. */
+  decisionProjection(id: string, d: { status: CertificationStatus; decisions: GrantDecision[]; decidedBy: Actor | null; decidedAt: string; justification: string }): AlongsideEvidence {
+    return async (tx) => {
+      await tx.getRepository(CertificationItemRow).update(
+        { id, status: 'open' },
+        { status: d.status, decisions: d.decisions, decidedBy: d.decidedBy, decidedAt: new Date(d.decidedAt), justification: d.justification.slice(0, 2000) },
+      );
+    };
+  }
+
+  /** Names the revocation change opened for an item. */
+  changeProjection(id: string, changeKey: string): AlongsideEvidence {
+    return async (tx) => {
+      await tx.getRepository(CertificationItemRow).update({ id, changeKey: IsNull() }, { changeKey });
+    };
+  }
+
+  async get(id: string): Promise<CertificationItem | null> {
+    const row = await this.ds.getRepository(CertificationItemRow).findOne({ where: { id } });
+    return row ? toCertificationItem(row) : null;
+  }
+
+  async list(filter: CertificationFilter, now = new Date()): Promise<{ items: CertificationItem[]; nextCursor: string | null }> {
+    const q = this.ds.getRepository(CertificationItemRow).createQueryBuilder('c').orderBy('c.id', 'ASC').take(filter.limit + 1);
+    if (filter.status !== undefined) q.andWhere('c.status = :status', { status: filter.status });
+    if (filter.system !== undefined) q.andWhere('c.system = :system', { system: filter.system });
+    if (filter.reviewer !== undefined) q.andWhere('c.reviewer_key = :reviewer', { reviewer: filter.reviewer });
+    if (filter.overdue === true) q.andWhere("((c.status = 'open' AND c.due_at < :now) OR c.status = 'escalated')", { now });
+    if (filter.overdue === false) q.andWhere("c.status = 'open' AND c.due_at >= :now", { now });
+    if (filter.afterId !== undefined) q.andWhere('c.id > :after', { after: filter.afterId });
+    const rows = await q.getMany();
+    const page = rows.slice(0, filter.limit);
+    return { items: page.map(toCertificationItem), nextCursor: rows.length > filter.limit ? (page[page.length - 1]?.id ?? null) : null };
+  }
+}
