@@ -139,11 +139,11 @@ export function createDriftActivities({ registry, evidence, inventory, drift, po
     async remediateDrift(): Promise<Array<{ findings: string[]; change: string }>> {
       const open = (await drift.toRemediate()).filter((f) => REMEDIABLE.has(f.type));
       const byIdentity = new Map<string, DriftItem[]>();
-      const orphans = new Map<string, number>();
+      // Every orphan awaiting removal counts against the cap, not only those this batch holds.
+      const orphans = await drift.orphansToRemediate();
       for (const f of open) {
         const key = `${f.system}\u0000${f.name}\u0000${f.host}`;
         byIdentity.set(key, [...(byIdentity.get(key) ?? []), f]);
-        if (f.type === 'orphan') orphans.set(f.system, (orphans.get(f.system) ?? 0) + 1);
       }
       const opened: Array<{ findings: string[]; change: string }> = [];
       for (const group of byIdentity.values()) {
