@@ -36,6 +36,14 @@ export interface EvidenceView extends EvidenceInput {
   hash: string;
 }
 
+/** One row as stored: the hash is SHA-256 over exactly `canonical` (UTF-8). */
+export interface StoredEvidence {
+  seq: number;
+  prevHash: string;
+  hash: string;
+  canonical: string;
+}
+
 export interface ChainCheck {
   valid: boolean;
   rows: number;
@@ -137,6 +145,12 @@ export class EvidenceStore {
   async listVerified(ticketKey: string): Promise<{ rows: EvidenceView[]; chain: ChainCheck }> {
     const rows = await this.load(ticketKey);
     return { rows: rows.map(toView), chain: checkChain(rows) };
+  }
+
+  /** The stored rows as they were hashed (the canonical text each hash is over) and their chain check: for exports. */
+  async listCanonical(ticketKey: string): Promise<{ rows: StoredEvidence[]; chain: ChainCheck }> {
+    const rows = await this.load(ticketKey);
+    return { rows: rows.map((r) => ({ seq: r.seq, prevHash: r.prevHash, hash: r.hash, canonical: r.canonical })), chain: checkChain(rows) };
   }
 
   /**
