@@ -1,40 +1,72 @@
 import { createHash } from 'node:crypto';
 
 /**
- * RFC 8785 (JSON Canonicalization Scheme): object keys sorted by UTF-16 code units at every depth, no white space,
- * numbers and strings as ECMAScript's JSON.stringify writes them. The same value always yields the same bytes, and an
- * auditor's own JCS implementation yields them too. Values JSON cannot hold are refused, as RFC 8785 requires: a
- * non-finite number, a string with an unpaired surrogate. (Earlier rows were written by a version that turned those
- * into `null` and `"\udxxx"`; none is known to exist, and their stored text keeps verifying either way, since chain
- * checks hash the stored text.) Dates are written as their ISO string, and undefined members are left out, as
- * JSON.stringify does.
+ * JSON with object keys sorted at every depth: the same value always yields the same bytes. Not RFC 8785 (an object's
+ * integer-like keys come out in numeric order, and values JSON cannot hold are written as JSON.stringify writes them),
+ * and kept as it is: action ids are derived from it, and a changed id would make a redelivered ticket's action look
+ * new. Evidence hashes use {@link jcs}.
  */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value, '$'));
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value instanceof Date) return value.toISOString();
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.keys(value as Record<string, unknown>)
+        .sort()
+        .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+/**
+ * RFC 8785, the JSON Canonicalization Scheme: what evidence rows are hashed over and exports are signed over, so that an
+ * auditor's own JCS implementation reproduces the bytes. Object keys sorted by UTF-16 code units (§3.2.3; what
+ * Array.prototype.sort compares), no white space, numbers and strings as ECMAScript's JSON.stringify writes them
+ * (§3.2.2). Values JSON cannot hold are refused, as the RFC requires: a non-finite number, a string with an unpaired
+ * surrogate. Dates are written as their ISO string, and undefined members left out, as JSON.stringify does.
+ */
+export function jcs(value: unknown): string {
+  return writeJcs(value, '$');
 }
 
 // An unpaired UTF-16 surrogate: a high one not followed by a low one, or a low one not preceded by a high one.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-function sortKeys(value: unknown, path: string): unknown {
-  if (typeof value === 'number' && !Number.isFinite(value)) throw new TypeError(`canonical JSON: ${path} is ${value}, which JSON cannot hold`);
-  if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw new TypeError(`canonical JSON: ${path} holds an unpaired UTF-16 surrogate`);
-  if (Array.isArray(value)) return value.map((v, i) => sortKeys(v, `${path}[${i}]`));
-  if (value instanceof Date) return value.toISOString();
-  if (value && typeof value === 'object') {
-    const record = value as Record<string, unknown>;
-    // Array.prototype.sort without a comparator compares UTF-16 code units, which is RFC 8785's order (§3.2.3).
-    return Object.fromEntries(
-      Object.keys(record)
-        .sort()
+function jcsString(text: string, path: string): string {
+  if (LONE_SURROGATE.test(text)) throw new TypeError(`canonical JSON: ${path} holds an unpaired UTF-16 surrogate`);
+  return JSON.stringify(text);
+}
+
+function writeJcs(value: unknown, path: string): string {
+  if (value === null) return 'null';
+  if (value instanceof Date) return JSON.stringify(value.toISOString());
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`canonical JSON: ${path} is ${value}, which JSON cannot hold`);
+      return JSON.stringify(value);
+    case 'string':
+      return jcsString(value, path);
+    case 'object': {
+      if (Array.isArray(value)) return `[${value.map((v, i) => (v === undefined ? 'null' : writeJcs(v, `${path}[${i}]`))).join(',')}]`;
+      const record = value as Record<string, unknown>;
+      // Written member by member: an object built from sorted entries would put integer-like keys first again.
+      const members = Object.keys(record)
         .filter((k) => record[k] !== undefined)
-        .map((k) => {
-          if (LONE_SURROGATE.test(k)) throw new TypeError(`canonical JSON: a key in ${path} holds an unpaired UTF-16 surrogate`);
-          return [k, sortKeys(record[k], `${path}.${k}`)];
-        }),
-    );
+        .sort()
+        .map((k) => `${jcsString(k, `a key in ${path}`)}:${writeJcs(record[k], `${path}.${k}`)}`);
+      return `{${members.join(',')}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON: ${path} is a ${typeof value}, which JSON cannot hold`);
   }
-  return value;
 }
 
 export function sha256Hex(text: string): string {

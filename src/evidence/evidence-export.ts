@@ -2,7 +2,8 @@ import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
 import type { SourceName } from '../change/ticket';
 import { ticketKey } from '../change/ticket';
-import { canonicalJson, GENESIS_HASH, sha256Hex } from './canonical-json';
+import { isDeepStrictEqual } from 'node:util';
+import { GENESIS_HASH, jcs, sha256Hex } from './canonical-json';
 import type { ChainCheck, EvidenceStore } from './evidence-store';
 import { type EvidencePublicJwk, type EvidenceSigner, keyIdOf, verifySignature } from './evidence-signing';
 
@@ -37,7 +38,7 @@ export interface EvidenceExport {
 /** The bytes a bundle's signature is over: the RFC 8785 form of the bundle without its `signature` member. */
 export function signedBytes(bundle: Omit<EvidenceExport, 'signature'> & { signature?: unknown }): Buffer {
   const { signature: _signature, ...signed } = bundle;
-  return Buffer.from(canonicalJson(signed), 'utf8');
+  return Buffer.from(jcs(signed), 'utf8');
 }
 
 /** A ticket's signed evidence bundle; null when nothing was recorded. */
@@ -115,7 +116,7 @@ export function verifyExport(input: unknown, trusted?: KeyObject): ExportVerdict
     }
     if (body) {
       if (body.seq !== row.seq || body.prevHash !== row.prevHash) at('seq or prevHash differ from the hashed canonical text');
-      if (canonicalJson(row.record) !== canonicalJson(body)) at('record differs from the hashed canonical text');
+      if (!isDeepStrictEqual(row.record, body)) at('record differs from the hashed canonical text');
     }
     prevHash = row.hash;
   }

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
-import { canonicalJson } from './canonical-json';
+import { jcs } from './canonical-json';
 
 /** The public half as a JWK (RFC 8037), with its key id; what /api/evidence/public-key and every export publish. */
 export interface EvidencePublicJwk {
@@ -57,7 +57,7 @@ export function evidenceSigner(privateKey: KeyObject): EvidenceSigner {
 /** RFC 7638 JWK thumbprint (SHA-256, base64url): anyone holding the public key computes the same id. */
 export function keyIdOf(publicKey: KeyObject): string {
   const { crv, kty, x } = publicKey.export({ format: 'jwk' }) as { crv: string; kty: string; x: string };
-  return createHash('sha256').update(canonicalJson({ crv, kty, x }), 'utf8').digest('base64url');
+  return createHash('sha256').update(jcs({ crv, kty, x }), 'utf8').digest('base64url');
 }
 
 /** A public key as an auditor passes it: SPKI PEM, or a JWK (bare, or as /api/evidence/public-key answers). */

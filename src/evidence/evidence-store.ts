@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import type { Actor } from '../auth/principal';
 import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
-import { canonicalJson, GENESIS_HASH, sha256Hex } from './canonical-json';
+import { GENESIS_HASH, jcs, sha256Hex } from './canonical-json';
 import { assertNoSecrets } from './redaction';
 
 export interface EvidenceInput {
@@ -89,7 +89,8 @@ export class EvidenceStore {
       const prevHash = last?.hash ?? GENESIS_HASH;
       const recordedAt = new Date().toISOString();
       const body = { ...input, seq, prevHash, recordedAt };
-      const canonical = canonicalJson(body);
+      // RFC 8785 since the export; earlier rows keep the text they were hashed over, which every check reads back.
+      const canonical = jcs(body);
       const hash = sha256Hex(canonical);
       try {
         const row = repo.create({
