@@ -37,7 +37,8 @@ export interface EvidenceExport {
 
 /** The bytes a bundle's signature is over: the RFC 8785 form of the bundle without its `signature` member. */
 export function signedBytes(bundle: Omit<EvidenceExport, 'signature'> & { signature?: unknown }): Buffer {
-  const { signature: _signature, ...signed } = bundle;
+  const signed: Record<string, unknown> = { ...bundle };
+  delete signed.signature;
   return Buffer.from(jcs(signed), 'utf8');
 }
 
