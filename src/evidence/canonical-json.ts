@@ -38,6 +38,26 @@ export function jcs(value: unknown): string {
 // An unpaired UTF-16 surrogate: a high one not followed by a low one, or a low one not preceded by a high one.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/**
+ * Where a parsed JSON value holds a string (or key) with an unpaired surrogate, which RFC 8785 cannot write: the path
+ * to it, or null. The edge refuses such input with a 4xx instead of letting an evidence append fail on it later.
+ */
+export function unpairedSurrogateAt(value: unknown, path: Array<string | number> = []): Array<string | number> | null {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value) ? path : null;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      const found = unpairedSurrogateAt(v, [...path, i]);
+      if (found) return found;
+    }
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      const found = LONE_SURROGATE.test(k) ? [...path, k] : unpairedSurrogateAt(v, [...path, k]);
+      if (found) return found;
+    }
+  }
+  return null;
+}
+
 function jcsString(text: string, path: string): string {
   if (LONE_SURROGATE.test(text)) throw new TypeError(`canonical JSON: ${path} holds an unpaired UTF-16 surrogate`);
   return JSON.stringify(text);
