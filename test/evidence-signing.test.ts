@@ -50,7 +50,7 @@ describe('evidence signing key', () => {
   });
 
   it('is generated for the demo once, owner-only whatever the umask', () => {
-    const file = join(dir, 'evidence-signing-key.pem');
+    const file = join(dir, '.data', 'evidence-signing-key.pem');
     const previous = process.umask(0o000);
     try {
       ensureDemoSigningKey(file);

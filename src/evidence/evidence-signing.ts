@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
 import { jcs } from './canonical-json';
 
@@ -87,6 +88,7 @@ export function verifySignature(bytes: Buffer, signature: string, publicKey: Key
  */
 export function ensureDemoSigningKey(file: string): string {
   if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
     const { privateKey } = generateKeyPairSync('ed25519');
     // 'wx': a second launcher racing this one keeps the first key instead of replacing it.
     try {
