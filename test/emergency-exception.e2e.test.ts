@@ -105,6 +105,9 @@ describe('emergency exceptions: a grant before authorization, reviewed after the
     expect([blank.status, blank.data.error.message]).toEqual([400, 'justification: a decision needs one']);
     const odd = await decide(exception.id, reviewer.token, { decision: 'maybe', justification: 'x' });
     expect([odd.status, odd.data.error.issues[0].path]).toEqual([400, 'decision']);
+    // A justification canonical JSON cannot hold (an unpaired surrogate) is refused as the evidence store refuses it.
+    const lone = await decide(exception.id, reviewer.token, { decision: 'accept', justification: 'ok \ud800' });
+    expect([lone.status, lone.data.error.message]).toEqual([400, expect.stringMatching(/^justification: refusing to record evidence: .*unpaired UTF-16 surrogate/)]);
     expect((await stack.evidence.list(`servicenow:${number}`)).length).toBe(before);
     expect((await stack.grantsOf(account)).join('\n')).toContain('`cgt\\_billing`');
 

@@ -3,7 +3,7 @@ import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialE
 import type { Actor } from '../auth/principal';
 import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
 import { GENESIS_HASH, jcs, sha256Hex } from './canonical-json';
-import { assertNoSecrets } from './redaction';
+import { EvidenceRefusal, assertNoSecrets } from './redaction';
 
 export interface EvidenceInput {
   ticketKey: string;
@@ -90,7 +90,7 @@ export class EvidenceStore {
       const recordedAt = new Date().toISOString();
       const body = { ...input, seq, prevHash, recordedAt };
       // RFC 8785 since the export; earlier rows keep the text they were hashed over, which every check reads back.
-      const canonical = jcs(body);
+      const canonical = canonicalOrRefused(body);
       const hash = sha256Hex(canonical);
       try {
         const row = repo.create({
@@ -231,4 +231,18 @@ function isDeadlock(err: unknown): boolean {
 function isDuplicateKey(err: unknown): boolean {
   const e = err as { code?: string; driverError?: { code?: string } };
   return e?.code === 'ER_DUP_ENTRY' || e?.driverError?.code === 'ER_DUP_ENTRY';
+}
+
+/**
+ * The row's RFC 8785 text. A value canonical JSON cannot hold (an unpaired surrogate in a justification, say) is the
+ * same every time: refused like a secret-bearing field, so the caller answers 400 instead of retrying forever.
+ */
+function canonicalOrRefused(body: Record<string, unknown>): string {
+  try {
+    return jcs(body);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    const message = err.message.replace(/^canonical JSON: /, '');
+    throw new EvidenceRefusal('', 'a value canonical JSON cannot hold', `refusing to record evidence: ${message} (RFC 8785 cannot represent it)`);
+  }
 }

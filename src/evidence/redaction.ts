@@ -27,8 +27,10 @@ export class EvidenceRefusal extends Error {
     readonly path: string,
     /** What kind of value it is, e.g. "a PEM private key"; never the value. */
     readonly reason: string,
+    /** The whole message, where the refusal is not about a secret (a value canonical JSON cannot hold). */
+    message = `refusing to record a secret-bearing field at ${path || '(the record itself)'}: it holds ${reason}`,
   ) {
-    super(`refusing to record a secret-bearing field at ${path || '(the record itself)'}: it holds ${reason}`);
+    super(message);
     this.name = 'EvidenceRefusal';
   }
 }
