@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
-import { jiraSite, loadConfig, oidcSettings, servicenowSettings } from './config';
+import { jiraSite, loadConfig, metricsListen, oidcSettings, servicenowSettings } from './config';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { JiraClient } from './itsm/jira/jira-client';
 import { closeRevertRecorder } from './itsm/jira/jira-evidence';
@@ -10,6 +10,7 @@ import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
+import { createMetrics, listenMetrics, registerTableGauges } from './metrics/metrics';
 import { openDatabase } from './persistence/data-source';
 import { loadPolicyFile, Policy } from './policy/policy';
 import { ChangeWorkflows } from './temporal/temporal-client';
@@ -39,7 +40,12 @@ async function main(): Promise<void> {
     });
     await jira.loadStatuses();
   }
+  // The API process serves the gauges read from the database, so that they are counted once per deployment.
+  const metricsAt = metricsListen(config);
+  const metrics = metricsAt ? createMetrics() : undefined;
+  if (metrics) registerTableGauges(metrics, ds);
   const app = createApp({
+    ...(metrics ? { metrics } : {}),
     ds,
     workflows,
     grammars,
@@ -67,8 +73,11 @@ async function main(): Promise<void> {
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
   });
+  const metricsServer = metrics && metricsAt ? await listenMetrics(metrics, metricsAt) : undefined;
+  if (metricsServer) log.info('metrics listening', { url: metricsServer.url });
   log.info('api listening', { url: `http://${config.HOST}:${config.PORT}`, oidcIssuer: config.OIDC_ISSUER ?? 'none (API tokens only)' });
   const stop = () => {
+    void metricsServer?.close();
     server.close(() => {
       void Promise.all([workflows.close(), ds.destroy()]).then(() => process.exit(0));
     });

@@ -28,6 +28,7 @@ import { type DevServerOptions, startDevServer } from './temporal/dev-server';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { ChangeWorkflows } from './temporal/temporal-client';
 import { createWorker } from './worker';
+import { createMetrics, listenMetrics, registerTableGauges, type GatewayMetrics } from './metrics/metrics';
 
 /**
  * The in-process gateway: API, worker, and — where nothing real is configured — a Temporal dev server and the
@@ -87,6 +88,8 @@ export interface GatewayOptions {
   reconcile?: { intervalMs?: number; firstLookbackMs?: number } | false;
   /** How long a passed ticket-source access check holds for /readyz (default ten minutes). */
   sourceCheckTtlMs?: number;
+  /** Prometheus metrics on a listener of their own (CHANGEGATE_METRICS_PORT); port 0 picks a free one. Unset: none. */
+  metrics?: { port: number; host?: string };
   log?: Logger;
 }
 
@@ -100,6 +103,8 @@ export interface Gateway {
   jiraSim?: JiraSimulator;
   jira?: JiraRuntime;
   temporalAddress: string;
+  /** Where this gateway's metrics are scraped (unset without `metrics`). */
+  metricsUrl?: string;
   ds: DataSource;
   evidence: EvidenceStore;
   workflows: ChangeWorkflows;
@@ -206,6 +211,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const sourceSettings = { servicenow: { ...(opts.servicenowSettings ?? {}) } };
     const policy = new Policy(opts.policy ?? EMPTY_POLICY);
     const grammars = new GrammarRegistry(opts.connectors, policy);
+    let metrics: GatewayMetrics | undefined;
+    let metricsUrl: string | undefined;
+    if (opts.metrics) {
+      metrics = createMetrics();
+      registerTableGauges(metrics, ds);
+      const listening = await listenMetrics(metrics, opts.metrics);
+      stops.push(() => listening.close());
+      metricsUrl = listening.url;
+    }
 
     let apiUrl = '';
     let app: express.Express | undefined;
@@ -228,6 +242,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         oidc: opts.oidc,
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,
         log: log,
+        ...(metrics ? { metrics } : {}),
       });
       const api = app;
       const server: Server = await new Promise((res, rej) => {
@@ -267,6 +282,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         ...(opts.worker?.writeBackBackoff ? { writeBackBackoff: opts.worker.writeBackBackoff } : {}),
         workflowBundle: opts.worker?.workflowBundle,
         maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
+        ...(metrics ? { metrics } : {}),
       });
       const running = w.run();
       stops.push(async () => {
@@ -293,7 +309,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       stops.push(() => r.stop());
     }
 
-    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
+    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, metricsUrl, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -18,6 +18,8 @@ import type { Policy } from './policy/policy';
 import { writeBacks } from './itsm/registry';
 import type { BackoffPolicy } from './itsm/retry-timing';
 import type { ServiceNowClient } from './itsm/servicenow/servicenow-client';
+import { activityMetrics } from './metrics/activity-metrics';
+import type { GatewayMetrics } from './metrics/metrics';
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -47,6 +49,8 @@ export interface WorkerDeps {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Worker interceptors (tests use them to lose an activity's answer, as a network fault would). */
   interceptors?: WorkerOptions['interceptors'];
+  /** Where this process counts step outcomes, latencies and connector retries (CHANGEGATE_METRICS_PORT). */
+  metrics?: GatewayMetrics;
 }
 
 export function workerActor(): string {
@@ -102,7 +106,12 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     taskQueue: deps.taskQueue,
     activities,
     maxCachedWorkflows: deps.maxCachedWorkflows ?? 250,
-    ...(deps.interceptors ? { interceptors: deps.interceptors } : {}),
+    ...(deps.interceptors || deps.metrics ? { interceptors: withMetrics(deps.interceptors, deps.metrics) } : {}),
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
   });
+}
+
+function withMetrics(interceptors: WorkerOptions['interceptors'], metrics: GatewayMetrics | undefined): WorkerOptions['interceptors'] {
+  if (!metrics) return interceptors;
+  return { ...interceptors, activity: [activityMetrics(metrics), ...(interceptors?.activity ?? [])] };
 }

@@ -28,6 +28,8 @@ import { DriftStore } from '../drift/drift-store';
 import type { GitHubSettings } from '../leaks/github-alerts';
 import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
+import { countDeliveries } from '../metrics/delivery-metrics';
+import type { GatewayMetrics } from '../metrics/metrics';
 
 export interface AppDeps {
   ds: DataSource;
@@ -60,6 +62,8 @@ export interface AppDeps {
   sourceClients?: SourceClients;
   /** How long a passed source check holds before /readyz asks again; a failed one is asked again after a minute. */
   sourceCheckTtlMs?: number;
+  /** Where this process counts webhook deliveries (served on the metrics listener, not here). */
+  metrics?: GatewayMetrics;
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -95,6 +99,8 @@ export function createApp(deps: AppDeps): express.Express {
     const ready = checks.every((c) => c === 'ok') && Object.values(sources).every((c) => c === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal, ...(Object.keys(sources).length > 0 ? { sources } : {}) });
   });
+
+  if (deps.metrics) app.use('/webhooks', countDeliveries(deps.metrics, () => ['deploy', 'secret-scanning', ...ticketSourceNames()]));
 
   // Pipelines' run events: signed like ticket deliveries, with their own secret; mounted before /webhooks/:source.
   app.post('/webhooks/deploy', express.raw({ type: () => true, limit: deps.maxBodyBytes }), async (req: Request, res: Response) => {

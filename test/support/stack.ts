@@ -86,6 +86,8 @@ export interface Stack {
   evidence: EvidenceStore;
   workflows: ChangeWorkflows;
   taskQueue: string;
+  /** This stack's Prometheus endpoint, on a listener of its own (a free port). */
+  metricsUrl: string;
   /** This stack's discovery schedule (trigger it instead of waiting an interval). */
   discoveryScheduleId: string;
   /** One reconciliation pass with the simulator (the stack runs none on its own). */
@@ -162,6 +164,7 @@ export async function startStack(
     adminToken: TEST_ENV.adminToken,
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,
+    metrics: { port: 0 },
     worker:
       opts.inProcessWorker === false
         ? false
@@ -193,6 +196,7 @@ export async function startStack(
     evidence,
     workflows,
     taskQueue,
+    metricsUrl: gw.metricsUrl as string,
     discoveryScheduleId,
     async reconcile() {
       if (!gw.reconciler) throw new Error('this stack runs no reconciliation (no in-process worker)');
