@@ -11,6 +11,7 @@ import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
 import { createMetrics, listenMetrics, registerTableGauges } from './metrics/metrics';
+import { startTracing } from './telemetry/tracing';
 import { openDatabase } from './persistence/data-source';
 import { loadPolicyFile, Policy } from './policy/policy';
 import { ChangeWorkflows } from './temporal/temporal-client';
@@ -22,7 +23,8 @@ async function main(): Promise<void> {
   const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);
   const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
   const grammars = new GrammarRegistry(connectors, policy);
-  const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
+  const tracing = startTracing(config.OTEL_EXPORTER_OTLP_ENDPOINT, 'changegate-api');
+  const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE, tracing?.tracer);
   // Jira, when a site is configured: its statuses are read now; /readyz names any configured status it lacks.
   const site = jiraSite(config);
   let jira: JiraRuntime | undefined;
@@ -46,6 +48,7 @@ async function main(): Promise<void> {
   if (metrics) registerTableGauges(metrics, ds);
   const app = createApp({
     ...(metrics ? { metrics } : {}),
+    ...(tracing ? { tracer: tracing.tracer } : {}),
     ds,
     workflows,
     grammars,
@@ -79,7 +82,7 @@ async function main(): Promise<void> {
   const stop = () => {
     void metricsServer?.close();
     server.close(() => {
-      void Promise.all([workflows.close(), ds.destroy()]).then(() => process.exit(0));
+      void Promise.all([workflows.close(), ds.destroy(), tracing?.shutdown()]).then(() => process.exit(0));
     });
   };
   process.once('SIGINT', stop);

@@ -29,6 +29,7 @@ import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { ChangeWorkflows } from './temporal/temporal-client';
 import { createWorker } from './worker';
 import { createMetrics, listenMetrics, registerTableGauges, type GatewayMetrics } from './metrics/metrics';
+import { startTracing } from './telemetry/tracing';
 
 /**
  * The in-process gateway: API, worker, and — where nothing real is configured — a Temporal dev server and the
@@ -90,6 +91,8 @@ export interface GatewayOptions {
   sourceCheckTtlMs?: number;
   /** Prometheus metrics on a listener of their own (CHANGEGATE_METRICS_PORT); port 0 picks a free one. Unset: none. */
   metrics?: { port: number; host?: string };
+  /** OpenTelemetry traces over OTLP/HTTP to this endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); unset: none. */
+  traces?: { endpoint: string; service?: string };
   log?: Logger;
 }
 
@@ -135,11 +138,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       temporalAddress = opts.temporal.address;
     }
     const namespace = opts.namespace ?? 'default';
+    // Started before what it traces and stopped after it, so that the last spans are exported.
+    const tracing = startTracing(opts.traces?.endpoint, opts.traces?.service ?? 'changegate');
+    if (tracing) stops.push(() => tracing.shutdown());
 
     const ds = await openDatabase(opts.databaseUrl, { migrate: opts.migrate ?? false });
     stops.push(() => ds.destroy());
     const evidence = new EvidenceStore(ds);
-    const workflows = await ChangeWorkflows.connect(temporalAddress, namespace, opts.taskQueue);
+    const workflows = await ChangeWorkflows.connect(temporalAddress, namespace, opts.taskQueue, tracing?.tracer);
     stops.push(() => workflows.close());
     let discoveryScheduleId: string | undefined;
     if (opts.discovery !== false) {
@@ -243,6 +249,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,
         log: log,
         ...(metrics ? { metrics } : {}),
+        ...(tracing ? { tracer: tracing.tracer } : {}),
       });
       const api = app;
       const server: Server = await new Promise((res, rej) => {
@@ -283,6 +290,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         workflowBundle: opts.worker?.workflowBundle,
         maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
         ...(metrics ? { metrics } : {}),
+        ...(tracing ? { tracing } : {}),
       });
       const running = w.run();
       stops.push(async () => {

@@ -162,6 +162,7 @@ async function main(): Promise<void> {
     servicenowSettings: servicenowSettings(config),
     reconcile: { intervalMs: reconcileIntervalMs(config) },
     ...(metricsListen(config) ? { metrics: metricsListen(config) } : {}),
+    ...(config.OTEL_EXPORTER_OTLP_ENDPOINT ? { traces: { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT } } : {}),
     log: createLogger('gateway', config.LOG_LEVEL),
   });
   starting = gatewayStart.then((gw) => stops.push(() => gw.stop()));

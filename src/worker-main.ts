@@ -16,6 +16,7 @@ import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, temporalLogSink } from './logger';
 import { createMetrics, listenMetrics } from './metrics/metrics';
+import { startTracing } from './telemetry/tracing';
 import { openDatabase } from './persistence/data-source';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { createWorker } from './worker';
@@ -50,8 +51,10 @@ async function main(): Promise<void> {
   const metrics = metricsAt ? createMetrics() : undefined;
   const metricsServer = metrics && metricsAt ? await listenMetrics(metrics, metricsAt) : undefined;
   if (metricsServer) log.info('metrics listening', { url: metricsServer.url });
+  const tracing = startTracing(config.OTEL_EXPORTER_OTLP_ENDPOINT, 'changegate-worker');
   const worker = await createWorker({
     ...(metrics ? { metrics } : {}),
+    ...(tracing ? { tracing } : {}),
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -90,6 +93,7 @@ async function main(): Promise<void> {
   await worker.run();
   await reconciler.stop();
   await metricsServer?.close();
+  await tracing?.shutdown();
   await workflows.close();
   await registry.close();
   await connection.close();

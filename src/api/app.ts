@@ -30,6 +30,8 @@ import { listInventory, scanInventory, scanRecord, setOwnership } from './invent
 import { createToken, listTokens, revokeToken } from './tokens';
 import { countDeliveries } from '../metrics/delivery-metrics';
 import type { GatewayMetrics } from '../metrics/metrics';
+import type { Tracer } from '@opentelemetry/api';
+import { traceDeliveries } from '../telemetry/delivery-spans';
 
 export interface AppDeps {
   ds: DataSource;
@@ -64,6 +66,8 @@ export interface AppDeps {
   sourceCheckTtlMs?: number;
   /** Where this process counts webhook deliveries (served on the metrics listener, not here). */
   metrics?: GatewayMetrics;
+  /** Traces each webhook delivery into its workflow (OTEL_EXPORTER_OTLP_ENDPOINT). */
+  tracer?: Tracer;
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -100,7 +104,9 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal, ...(Object.keys(sources).length > 0 ? { sources } : {}) });
   });
 
-  if (deps.metrics) app.use('/webhooks', countDeliveries(deps.metrics, () => ['deploy', 'secret-scanning', ...ticketSourceNames()]));
+  const webhookSources = () => ['deploy', 'secret-scanning', ...ticketSourceNames()];
+  if (deps.metrics) app.use('/webhooks', countDeliveries(deps.metrics, webhookSources));
+  if (deps.tracer) app.use('/webhooks', traceDeliveries(deps.tracer, webhookSources));
 
   // Pipelines' run events: signed like ticket deliveries, with their own secret; mounted before /webhooks/:source.
   app.post('/webhooks/deploy', express.raw({ type: () => true, limit: deps.maxBodyBytes }), async (req: Request, res: Response) => {

@@ -9,8 +9,7 @@ import type { GatewayMetrics } from './metrics';
 export function countDeliveries(metrics: GatewayMetrics, sources: () => readonly string[]) {
   return (req: Request, res: Response, next: NextFunction): void => {
     if (req.method !== 'POST') return next();
-    const name = /^\/webhooks\/([^/?]+)/.exec(req.originalUrl)?.[1] ?? '';
-    const source = sources().includes(name) ? name : 'unknown';
+    const source = deliverySource(req, sources);
     let body: unknown;
     const json = res.json.bind(res);
     res.json = (b: unknown) => {
@@ -25,4 +24,10 @@ export function countDeliveries(metrics: GatewayMetrics, sources: () => readonly
     });
     next();
   };
+}
+
+/** The source a webhook path names, if the API serves it; `unknown` otherwise, so that no caller adds a value. */
+export function deliverySource(req: Request, sources: () => readonly string[]): string {
+  const name = /^\/webhooks\/([^/?]+)/.exec(req.originalUrl)?.[1] ?? '';
+  return sources().includes(name) ? name : 'unknown';
 }

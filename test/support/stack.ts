@@ -126,6 +126,8 @@ export async function startStack(
     writeBackBackoff?: BackoffPolicy;
     /** Where emergency-exception escalations are announced. */
     notify?: GatewayOptions['notify'];
+    /** OpenTelemetry traces to this OTLP/HTTP endpoint (the workflow bundle must include the tracing interceptors). */
+    traces?: GatewayOptions['traces'];
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -165,6 +167,7 @@ export async function startStack(
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,
     metrics: { port: 0 },
+    ...(opts.traces ? { traces: opts.traces } : {}),
     worker:
       opts.inProcessWorker === false
         ? false
