@@ -4,8 +4,7 @@ import { deliverySource } from '../metrics/delivery-metrics';
 
 /**
  * A server span around each webhook delivery, made the active context of everything the delivery does — the
- * Temporal client's signal-with-start among it, which carries it into the workflow and on to its activities. The
- * request stream is bound to it too: the body parsers read it in the stream's own callbacks.
+ * Temporal client's signal-with-start among it, which carries it into the workflow and on to its activities.
  */
 export function traceDeliveries(tracer: Tracer, sources: () => readonly string[]) {
   return (req: Request, res: Response, next: NextFunction): void => {
@@ -18,7 +17,6 @@ export function traceDeliveries(tracer: Tracer, sources: () => readonly string[]
       span.end();
     });
     const active = trace.setSpan(context.active(), span);
-    context.bind(active, req);
     context.with(active, next);
   };
 }
