@@ -138,7 +138,7 @@ export const configSchema = z.object({
   /** The metrics listener's address: loopback unless the scraper runs elsewhere (compose: 0.0.0.0 on an internal network). */
   CHANGEGATE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   /** OpenTelemetry traces over OTLP/HTTP to `<endpoint>/v1/traces` (e.g. a collector on :4318); unset or empty, none. */
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === '' ? undefined : v), z.string().url().optional()),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === '' ? undefined : v), z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL').optional()),
   /** Let the API run pending migrations at start (the launcher and the compose one-shot normally do). */
   RUN_MIGRATIONS: boolFlag.default('false'),
   /** How often the discovery schedule reconciles the inventory with every target: an ISO-8601 duration, PT1M to P7D. */
