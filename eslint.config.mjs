@@ -53,4 +53,10 @@ export default tseslint.config(
   },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   { files: ['jest.config.js', 'jest.connectors.config.js'], languageOptions: { globals: { module: 'writable' } } },
+  // The package's bin: a CommonJS launcher, so that `npx changegate` runs without a build step.
+  {
+    files: ['bin/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly', process: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

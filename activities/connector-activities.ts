@@ -1,3 +1,4 @@
+import { recordProgress } from './keep-alive';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 import { type DesiredAccount, type ObservedAccount, type Verification, verifyAccount } from '../src/connectors/connector';
@@ -374,7 +375,7 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
         ? { kept: now.kept, remove: union(earlier.remove, now.remove).filter((g) => !wanted.includes(g)), add: phase === 'reconcile' ? union(earlier.add, now.add) : now.add, unmanaged: now.unmanaged }
         : now;
       // Recorded before acting: an attempt whose answer is lost hands its plan to the next one (Temporal keeps it).
-      currentActivity()?.heartbeat({ move: plan });
+      recordProgress({ move: plan });
       if (now.remove.length > 0) await connector.ungrant(identity, now.remove);
       const adding = phase === 'reconcile' ? now.add : [];
       if (adding.length > 0) await connector.provision(identity, adding);

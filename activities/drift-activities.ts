@@ -110,7 +110,12 @@ export function createDriftActivities({ registry, evidence, inventory, drift, po
     // grant a change still holds, and leaves grants the connector does not manage alone. What it restores lasts no
     // longer than the longest live hold (or until this change closes, when a hold has no end): the holding change's
     // own expiry then finds the grant held by no one else and takes it back.
-    const wanted = row.grants.filter((g) => g.tickets.length > 0 && !ended.has(g.grant)).map((g) => g.grant);
+    // A grant the target lacks is restored only as this remediation's own missing-grant finding, with its lifetime:
+    // one only reported (or withheld earlier) stays out of the mover's wanted set, or the mover would add it back
+    // with no lifetime while removing an extra.
+    const restoring = new Set(carried.filter((f) => f.type === 'missing-grant').map((f) => String(f.grant)));
+    const lacking = new Set((await drift.list({ system, type: 'missing-grant', status: 'open', limit: 500 })).items.filter((f) => f.name === row.name && f.host === row.host).map((f) => String(f.grant)));
+    const wanted = row.grants.filter((g) => g.tickets.length > 0 && !ended.has(g.grant) && (!lacking.has(g.grant) || restoring.has(g.grant))).map((g) => g.grant);
     const seconds = endsAt === undefined ? undefined : Math.floor((endsAt - Date.now()) / 1000);
     if (restores && seconds !== undefined && seconds < 1) return { withheld: [...withheld, ...carried.filter((f) => f.type === 'missing-grant').map((f) => ({ findings: [f], reason: 'not restored: its hold ends now' }))] };
     // A ttl counts from the verified grant, which waits for authorization: the change's window ends it at the hold's
@@ -134,11 +139,11 @@ export function createDriftActivities({ registry, evidence, inventory, drift, po
     async remediateDrift(): Promise<Array<{ findings: string[]; change: string }>> {
       const open = (await drift.toRemediate()).filter((f) => REMEDIABLE.has(f.type));
       const byIdentity = new Map<string, DriftItem[]>();
-      const orphans = new Map<string, number>();
+      // Every orphan awaiting removal counts against the cap, not only those this batch holds.
+      const orphans = await drift.orphansToRemediate();
       for (const f of open) {
         const key = `${f.system}\u0000${f.name}\u0000${f.host}`;
         byIdentity.set(key, [...(byIdentity.get(key) ?? []), f]);
-        if (f.type === 'orphan') orphans.set(f.system, (orphans.get(f.system) ?? 0) + 1);
       }
       const opened: Array<{ findings: string[]; change: string }> = [];
       for (const group of byIdentity.values()) {

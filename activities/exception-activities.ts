@@ -57,6 +57,9 @@ export interface ExceptionDecisionInput {
   requestedAt: string;
 }
 
+/** Identities the queue's read-back inspects at once. */
+const READ_BACK_AT_ONCE = 8;
+
 /** Attempts of an escalation notification before the ledger records it as failed (the exception stays escalated). */
 const NOTIFY_ATTEMPTS = 5;
 
@@ -159,17 +162,19 @@ export function createExceptionActivities({ evidence, exceptions, notify, regist
 
     /** The identities' state on their targets now, as the queue shows it next to what was granted. */
     async readBackIdentities(items: Array<{ system: string; identity: IdentityRef }>): Promise<Array<{ exists: boolean; locked?: boolean; grants: string[] } | { error: string }>> {
-      return Promise.all(
-        items.map(async ({ system, identity }) => {
-          if (!registry?.names().includes(system)) return { error: `no connector named '${system}' is configured on this worker` };
-          try {
-            const observed = await registry.get(system).inspect(identity);
-            return { exists: observed.exists, ...(observed.locked !== undefined ? { locked: observed.locked } : {}), grants: [...observed.grants].sort() };
-          } catch (err) {
-            return { error: `could not read ${system}: ${(err as Error).message.slice(0, 200)}` };
-          }
-        }),
-      );
+      const read = async ({ system, identity }: { system: string; identity: IdentityRef }) => {
+        if (!registry?.names().includes(system)) return { error: `no connector named '${system}' is configured on this worker` };
+        try {
+          const observed = await registry.get(system).inspect(identity);
+          return { exists: observed.exists, ...(observed.locked !== undefined ? { locked: observed.locked } : {}), grants: [...observed.grants].sort() };
+        } catch (err) {
+          return { error: `could not read ${system}: ${(err as Error).message.slice(0, 200)}` };
+        }
+      };
+      // A few at a time: a page of the queue must not open a connection per item on one target at once.
+      const out: Array<Awaited<ReturnType<typeof read>>> = [];
+      for (let i = 0; i < items.length; i += READ_BACK_AT_ONCE) out.push(...(await Promise.all(items.slice(i, i + READ_BACK_AT_ONCE).map(read))));
+      return out;
     },
   };
 }

@@ -8,6 +8,7 @@ import { JiraRuntime } from './itsm/jira/jira-runtime';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
+import { evidenceSigner } from './evidence/evidence-signing';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
 import { createMetrics, listenMetrics, registerTableGauges } from './metrics/metrics';
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
     },
     ...(jira && config.JIRA_WEBHOOK_SECRET ? { sourceSecrets: { jira: config.JIRA_WEBHOOK_SECRET } } : {}),
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
+    ...(config.CHANGEGATE_EVIDENCE_SIGNING_KEY ? { evidenceSigner: evidenceSigner(config.CHANGEGATE_EVIDENCE_SIGNING_KEY) } : {}),
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     log,

@@ -1,6 +1,7 @@
 import type { NotifySettings } from './exceptions/notify';
 import { z } from 'zod';
 import { parseIsoDuration } from './actions/iso-duration';
+import { loadSigningKey } from './evidence/evidence-signing';
 import { ASYMMETRIC_ALGORITHMS, type OidcSettings } from './auth/oidc-settings';
 import { DEFAULT_STATE_PHASES, type ServiceNowStatePhases } from './itsm/servicenow/servicenow-phase';
 
@@ -105,6 +106,21 @@ export const configSchema = z.object({
   /** A token that may read secret scanning alerts; unset, GitHub alerts are refused (the generic form still works). */
   GITHUB_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(1).optional()),
   CHANGEGATE_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters'),
+  /** Ed25519 key that signs evidence exports: PKCS#8 PEM, inline or a file path. Unset, exports answer 503. */
+  CHANGEGATE_EVIDENCE_SIGNING_KEY: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z
+      .string()
+      .transform((value, ctx) => {
+        try {
+          return loadSigningKey(value);
+        } catch (err) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+          return z.NEVER;
+        }
+      })
+      .optional(),
+  ),
   /** People's bearer tokens: unset, only API tokens are accepted. */
   OIDC_ISSUER: issuerUrl.optional(),
   OIDC_AUDIENCE: z.string().min(1).optional(),

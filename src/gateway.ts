@@ -1,4 +1,5 @@
 import type { NotifySettings } from './exceptions/notify';
+import type { KeyObject } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/worker';
@@ -9,6 +10,7 @@ import { acceptDelivery } from './api/deliveries';
 import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
+import { evidenceSigner } from './evidence/evidence-signing';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient, type ServiceNowClientOptions } from './itsm/servicenow/servicenow-client';
 import type { BackoffPolicy } from './itsm/retry-timing';
@@ -68,6 +70,8 @@ export interface GatewayOptions {
   /** Secret scanners' leak reports (POST /webhooks/secret-scanning); without a secret they are refused. */
   leaks?: AppDeps['leaks'];
   adminToken: string;
+  /** Signs evidence exports (CHANGEGATE_EVIDENCE_SIGNING_KEY); without it they are refused. */
+  evidenceSigningKey?: KeyObject;
   /** People's bearer tokens (OIDC); without it only API tokens and the admin token are accepted. */
   oidc?: OidcSettings;
   maxBodyBytes?: number;
@@ -245,6 +249,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         ...(opts.leaks ? { leaks: opts.leaks } : {}),
         ...(opts.jira ? { sourceSecrets: { jira: opts.jira.webhookSecret } } : {}),
         adminToken: opts.adminToken,
+        ...(opts.evidenceSigningKey ? { evidenceSigner: evidenceSigner(opts.evidenceSigningKey) } : {}),
         oidc: opts.oidc,
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,
         log: log,

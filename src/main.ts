@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
+import { ensureDemoSigningKey } from './evidence/evidence-signing';
 import { type Config, discoveryIntervalMs, jiraSite, loadConfig, metricsListen, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
@@ -83,6 +84,8 @@ async function main(): Promise<void> {
   env.DEPLOY_WEBHOOK_SECRET ??= demo.DEPLOY_WEBHOOK_SECRET;
   env.SECRET_SCANNING_WEBHOOK_SECRET ??= demo.SECRET_SCANNING_WEBHOOK_SECRET;
   env.CHANGEGATE_ADMIN_TOKEN ??= demo.CHANGEGATE_ADMIN_TOKEN;
+  // The demo's evidence signing key, made on first start beside the demo secrets (owner-only, never printed).
+  env.CHANGEGATE_EVIDENCE_SIGNING_KEY ??= ensureDemoSigningKey(resolve(ROOT, '.data/evidence-signing-key.pem'));
   if (!env.DATABASE_URL && demo.CHANGEGATE_APP_PASSWORD) {
     env.DATABASE_URL = `mysql://changegate_app:${encodeURIComponent(demo.CHANGEGATE_APP_PASSWORD)}@127.0.0.1:3306/changegate`;
   }
@@ -154,6 +157,7 @@ async function main(): Promise<void> {
       ...(config.GITHUB_TOKEN ? { github: { apiUrl: config.GITHUB_API_URL, token: config.GITHUB_TOKEN } } : {}),
     },
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
+    evidenceSigningKey: config.CHANGEGATE_EVIDENCE_SIGNING_KEY,
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     api: { port: config.PORT, host: config.HOST },

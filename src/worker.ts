@@ -6,6 +6,7 @@ import {
   createCertificationActivities, createClosureActivities, createConnectorActivities, createDecisionActivities, createDeployActivities, createDriftActivities, createExceptionActivities, createInventoryActivities,
   createLeakActivities, createSelectionActivities, createTicketActivities, createTicketLifecycleActivities,
 } from '../activities';
+import { keepAlive } from '../activities/keep-alive';
 import type { ClosureVerdictStore } from './closure/verdict-store';
 import type { ConnectorRegistry } from './connectors/registry';
 import type { EvidenceStore } from './evidence/evidence-store';
@@ -81,7 +82,8 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const writeBackFor = writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients });
   const drift = new DriftStore(deps.evidence.dataSource);
   const activities = {
-    ...createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
+    // Target calls heartbeat, so a worker lost mid-call is noticed within the targets proxy's heartbeat timeout.
+    ...keepAlive(createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory })),
     ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}) }),
     ...createDriftActivities({

@@ -68,6 +68,16 @@ describe('identity actions on a ServiceNow ticket (parseIdentityActions with the
     return result.value;
   };
 
+  it('refuses an unpaired surrogate anywhere in the field, naming where (evidence is RFC 8785, which cannot hold one)', () => {
+    const message = 'must not contain an unpaired UTF-16 surrogate (\\ud800-\\udfff alone)';
+    expect(issuesOf('[{"kind":"leaver","system":"mysql-local","identity":{"type":"service_account","name":"svc\\ud800x"}}]')).toEqual([
+      { path: 'u_identity_actions[0].identity.name', message },
+    ]);
+    expect(issuesOf('{"version":1,"actions":[],"\\udc00":1}')).toEqual([{ path: 'u_identity_actions.\udc00', message }]);
+    // A pair is a character like any other: not refused for this reason.
+    expect(JSON.stringify(parse('[{"kind":"leaver","system":"mysql-local","identity":{"type":"service_account","name":"svc\\ud83d\\ude00"}}]'))).not.toMatch(/surrogate/);
+  });
+
   it('an empty or blank field plans nothing', () => {
     expect(plannedOf('')).toEqual([]);
     expect(plannedOf('  \n ')).toEqual([]);

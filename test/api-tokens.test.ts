@@ -109,9 +109,19 @@ describe('machines: named API tokens, stored hashed, revocable', () => {
       // So are drift findings.
       await ds.query('UPDATE drift_findings SET status = status');
       await expect(ds.query('DELETE FROM drift_findings')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-      // And the emergency-exception ledger (escalated and decided in place).
+      // And the emergency-exception ledger (escalated and decided in place); a decision, once taken, stays.
       await ds.query('UPDATE emergency_exceptions SET status = status');
       await expect(ds.query('DELETE FROM emergency_exceptions')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+      const excId = `EXC-${randomBytes(8).toString('hex').toUpperCase()}`;
+      await ds.query(
+        `INSERT INTO emergency_exceptions (id, source, ticket, step_id, action_kind, system, identity, grants, granted_at, escalate_at, deadline, on_deadline, status,
+           decision, decided_by, decided_at, justification) VALUES (?, 'servicenow', 'CHG0000001', 'joiner:x', 'joiner', 'mysql-local', '{}', '[]', NOW(3), NOW(3), NOW(3), 'revoke',
+           'revoking', 'revoke', '{"kind":"token","id":"1","name":"r"}', NOW(3), 'why')`,
+        [excId],
+      );
+      await ds.query("UPDATE emergency_exceptions SET status = 'revoked', outcome = 'taken back' WHERE id = ?", [excId]);
+      await expect(ds.query("UPDATE emergency_exceptions SET justification = 'rewritten' WHERE id = ?", [excId])).rejects.toMatchObject({ sqlMessage: 'a decided emergency exception keeps its decision' });
+      await expect(ds.query("UPDATE emergency_exceptions SET decision = 'accept' WHERE id = ?", [excId])).rejects.toMatchObject({ sqlMessage: 'a decided emergency exception keeps its decision' });
       // So are certification items.
       await ds.query('UPDATE certification_items SET status = status');
       await expect(ds.query('DELETE FROM certification_items')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });

@@ -16,6 +16,10 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
     method: 'GET', route: '/api/changes/:source/:key/evidence', path: '/api/changes/servicenow/CHG9999999999/evidence',
     roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 404,
   },
+  {
+    method: 'GET', route: '/api/changes/:source/:key/evidence/export', path: '/api/changes/servicenow/CHG9999999999/evidence/export',
+    roles: ['auditor', 'operator'], admittedStatus: 404,
+  },
   // An unknown system: admission is proven by the validation answer, without running a scan per role.
   { method: 'POST', route: '/api/inventory/scan', path: '/api/inventory/scan', body: { systems: ['no-such-system'] }, roles: ['operator'], admittedStatus: 400 },
   {
@@ -47,6 +51,9 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
   { method: 'DELETE', route: '/api/tokens/:name', path: '/api/tokens/no-such-token', roles: ['operator'], admittedStatus: 404 },
 ];
 
+/** /api routes anyone may call: what they answer is public by nature. */
+const PUBLIC_ROUTES = ['GET /api/evidence/public-key'];
+
 describe('every API route admits exactly its roles', () => {
   let stack: Stack;
   const tokens = new Map<Role, string>();
@@ -74,7 +81,7 @@ describe('every API route admits exactly its roles', () => {
       .filter((l) => l.route?.path.startsWith('/api/'))
       .flatMap((l) => Object.keys(l.route!.methods).map((m) => `${m.toUpperCase()} ${l.route!.path}`))
       .sort();
-    expect(mounted).toEqual(ROUTES.map((r) => `${r.method} ${r.route}`).sort());
+    expect(mounted).toEqual([...ROUTES.map((r) => `${r.method} ${r.route}`), ...PUBLIC_ROUTES].sort());
   });
 
   it('outside /api only the open probes and the signed webhooks are mounted; a webhook takes a signature, never a bearer token', async () => {

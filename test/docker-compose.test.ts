@@ -593,10 +593,14 @@ describe('docker-compose.yml', () => {
       }
       // Same gateway configuration in both processes (written once via x-changegate-env) ...
       const { MYSQL_LOCAL_PASSWORD, ...workerShared } = worker;
-      expect(workerShared).toEqual(api);
-      // ... but only the process that runs connectors holds the target credential.
+      const { CHANGEGATE_EVIDENCE_SIGNING_KEY, ...apiShared } = api;
+      expect(workerShared).toEqual(apiShared);
+      // ... but only the process that runs connectors holds the target credential, and only the API the key that
+      // signs evidence exports.
       expect(MYSQL_LOCAL_PASSWORD).toBeTruthy();
       expect(api.MYSQL_LOCAL_PASSWORD).toBeUndefined();
+      expect(CHANGEGATE_EVIDENCE_SIGNING_KEY).toBeDefined();
+      expect(worker.CHANGEGATE_EVIDENCE_SIGNING_KEY).toBeUndefined();
       // The migrate one-shot gets the database and nothing else.
       expect(Object.keys(svc('changegate-migrate').map('environment')).sort()).toEqual(['DATABASE_URL', 'NODE_ENV']);
     });

@@ -77,6 +77,31 @@ describe('drift: found by scheduled discovery, listed, and remediated by a chang
     expect(opened.map((r) => [r.outcome, (r.observedState as { change: string }).change])).toEqual([['remediation-opened', finding?.change]]);
   }, 120_000);
 
+  it('removing an extra grant does not give back a missing one the policy only reports', async () => {
+    const account = uniqueAccount('dfm');
+    const granting = uniqueTicketNumber();
+    stack.sim.createChange({
+      number: granting, state: '-1', approval: 'approved',
+      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl: 'PT1H' }]),
+    });
+    await waitFor('the grant verified', async () => (await stack.closureCheck(granting)).data.steps?.[0]?.status === 'verified', 30_000);
+    // Behind the gateway's back: one held grant taken away (missing-grant: report), one added (extra-grant: remediate).
+    await stack.admin.query('REVOKE SELECT ON `cgt\\_billing`.* FROM ?@?', [account, '%']);
+    await stack.admin.query('GRANT UPDATE ON `cgt_billing`.`invoices` TO ?@?', [account, '%']);
+    await scheduledDiscovery();
+    // Whatever became of them since (the remediation may already have run): both were found, each under its policy.
+    const found = (await drift('system=mysql-local&limit=500')).items.filter((f) => f.name === account);
+    expect(found.map((f) => [f.type, f.action]).sort()).toEqual([['extra-grant', 'remediate'], ['missing-grant', 'report']]);
+    const number = String(found.find((f) => f.type === 'extra-grant')?.change).slice('servicenow:'.length);
+    const [change] = (await table('GET', '', undefined, { sysparm_query: `number=${number}` })).data.result as Array<Record<string, string>>;
+    // The mover keeps what the target holds of the changes' grants: the reported missing one is not in it.
+    expect(JSON.parse(String(change?.u_identity_actions))).toEqual([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['INSERT ON `cgt_billing`.`invoices`'] }]);
+    await waitFor('the remediation verified', async () => (await stack.closureCheck(number)).data.allowed === true, 30_000);
+    const held = (await stack.grantsOf(account)).join('\n');
+    expect(held).not.toMatch(/UPDATE/);
+    expect(held).not.toMatch(/SELECT ON `cgt\\_billing`/);
+  }, 120_000);
+
   it('an account a leaver disabled and someone enabled again is found and disabled again by its remediation change', async () => {
     const account = uniqueAccount('dfr');
     await createAccount(stack.admin, account);

@@ -24,6 +24,7 @@ describe('committed change-workflow histories', () => {
   it('cover the recorded scenarios (those recorded before normalisation in both snapshot shapes), each a whole run of changeWorkflow from start to completion', () => {
     const scenarios = [
       'deploy-runs-finished-and-expired-then-closed.json',
+      'emergency-joiner-exception-accepted-then-closed.json',
       'emergency-joiner-exception-revoked-by-policy-then-closed.json',
       'joiner-granted-expired-then-closed.json',
       'joiner-granted-then-cancelled.json',
@@ -44,6 +45,7 @@ describe('committed change-workflow histories', () => {
     // with ServiceNow-shaped snapshots. Scenarios added since exist only in the normalised shape.
     const since = [
       'deploy-runs-finished-and-expired-then-closed.json',
+      'emergency-joiner-exception-accepted-then-closed.json',
       'emergency-joiner-exception-revoked-by-policy-then-closed.json',
       'joiner-failed-closed-without-rule-reopened-then-cancelled.json',
       'joiners-on-two-systems-granted-then-cancelled.json',

@@ -5,6 +5,8 @@ import type { CertificationActivities, ClosureActivities, ConnectorActivities, D
 export const targets = proxyActivities<ConnectorActivities>({
   // Room for a leaver that ends sessions and reassigns objects, or a rotation that waits for IAM to catch up.
   startToCloseTimeout: '2 minutes',
+  // The activities heartbeat while they run (activities/keep-alive.ts): a worker lost mid-call is noticed in seconds.
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 12 },
 });
 

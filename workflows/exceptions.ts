@@ -135,7 +135,10 @@ export async function runException(ctx: KindContext, undo: WorkflowKind['undo'])
   if (!(await condition(decided, untilMs(exception.escalateAt)))) {
     const { escalatedAt } = await exceptions.escalateException(ref);
     exception.escalatedAt = escalatedAt;
-    if (!decided()) exception.status = 'escalated';
+    // A decision that landed while the escalation was recorded makes its announcement moot.
+  }
+  if (exception.escalatedAt && !decided()) {
+    exception.status = 'escalated';
     ctx.touch();
     await ctx.note(
       `exception-escalated:${exception.id}`,

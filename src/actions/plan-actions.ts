@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { PlannedAction } from '../change/ticket';
 import type { GrammarEntry, GrammarRegistry } from '../connectors/registry';
-import { canonicalJson } from '../evidence/canonical-json';
+import { canonicalJson, unpairedSurrogateAt } from '../evidence/canonical-json';
 import { type FieldIssue, formatPath } from '../errors';
 import { edgeKind, type PlanContext, type TicketContext } from '../kinds/registry';
 import { type IdentityAction, identityActionsDocumentSchema } from './identity-action';
@@ -22,6 +22,9 @@ export function parseIdentityActions(text: string, grammars: GrammarRegistry, fi
   } catch (err) {
     return { ok: false, issues: [{ path: base, message: `is not valid JSON (${(err as Error).message})` }] };
   }
+  // JSON.parse accepts "\ud800"; evidence (RFC 8785) cannot hold it, so it is refused here, naming where it is.
+  const unpaired = unpairedSurrogateAt(json);
+  if (unpaired) return { ok: false, issues: [{ path: formatPath([base, ...unpaired]), message: 'must not contain an unpaired UTF-16 surrogate (\\ud800-\\udfff alone)' }] };
   const doc = identityActionsDocumentSchema.safeParse(json);
   if (!doc.success) {
     // A union reports one issue list per branch; show the array branch's issues (the common form) unless the

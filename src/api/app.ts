@@ -5,6 +5,7 @@ import { Authenticator } from '../auth/authenticator';
 import { JwtVerifier, type OidcSettings } from '../auth/jwt-verifier';
 import { createRequireRoles, principalOf } from '../auth/require-roles';
 import type { GrammarRegistry } from '../connectors/registry';
+import type { EvidenceSigner } from '../evidence/evidence-signing';
 import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
@@ -14,7 +15,7 @@ import { InventoryStore } from '../inventory/inventory-store';
 import { ticketSource, ticketSourceNames, writeBacks } from '../itsm/registry';
 import type { SourceClients, SourceSettings, TicketSource, TicketWriteBack } from '../itsm/source';
 import { Policy } from '../policy/policy';
-import { closureCheck, evidenceBundle } from './changes';
+import { closureCheck, evidenceBundle, evidenceExport, evidencePublicKey } from './changes';
 import { decideStep } from './decisions';
 import { decideException, listExceptions } from './exceptions';
 import { ExceptionStore } from '../exceptions/exception-store';
@@ -38,6 +39,8 @@ export interface AppDeps {
   workflows: ChangeWorkflows;
   grammars: GrammarRegistry;
   evidence: EvidenceStore;
+  /** Signs evidence exports (CHANGEGATE_EVIDENCE_SIGNING_KEY); without it exports and the public key answer 503. */
+  evidenceSigner?: EvidenceSigner;
   /** ServiceNow's shared secret (SERVICENOW_WEBHOOK_SECRET). */
   webhookSecret: string;
   /** Pipelines' shared secret (DEPLOY_WEBHOOK_SECRET); without it every deploy event is refused. */
@@ -122,6 +125,11 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(result.status).json(result.body);
   });
 
+  // Public by nature: the key auditors check exported evidence bundles against.
+  app.get('/api/evidence/public-key', (_req, res) => {
+    res.json(evidencePublicKey(deps));
+  });
+
   const secrets: Readonly<Record<string, string>> = { servicenow: deps.webhookSecret, ...deps.sourceSecrets };
   // Raw bytes: the signature covers exactly what was sent, so the body is parsed only after it is verified.
   app.post(
@@ -161,6 +169,10 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.get('/api/changes/:source/:key/evidence', requireRoles('auditor', 'change-manager', 'operator', 'security-reviewer'), async (req, res) => {
     res.json(await evidenceBundle(deps, sourceNamed(String(req.params.source)), String(req.params.key)));
+  });
+  app.get('/api/changes/:source/:key/evidence/export', requireRoles('auditor', 'operator'), async (req, res) => {
+    const bundle = await evidenceExport(deps, sourceNamed(String(req.params.source)), String(req.params.key));
+    res.attachment(`${bundle.source}-${bundle.ticket}-evidence.json`).json(bundle);
   });
 
   app.post('/api/inventory/scan', requireRoles('operator'), express.json({ limit: '16kb' }), async (req, res) => {

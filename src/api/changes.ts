@@ -2,6 +2,8 @@ import { type ClosureView, closureView } from '../change/closure';
 import { ticketKey } from '../change/ticket';
 import type { ClosureVerdictStore } from '../closure/verdict-store';
 import { evidenceBundleOf } from '../evidence/evidence-bundle';
+import { exportEvidence } from '../evidence/evidence-export';
+import type { EvidenceSigner } from '../evidence/evidence-signing';
 import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { TicketSource } from '../itsm/source';
@@ -62,4 +64,24 @@ export async function evidenceBundle(deps: { evidence: EvidenceStore }, source: 
   const bundle = await evidenceBundleOf(deps.evidence, source.name, checkTicketKey(source, key));
   if (!bundle) throw new AppError(404, 'NOT_FOUND', `no evidence recorded for ${key}`);
   return bundle;
+}
+
+/** The ticket's evidence as a signed, self-contained bundle an auditor verifies offline (`changegate verify-evidence`). */
+export async function evidenceExport(deps: { evidence: EvidenceStore; evidenceSigner?: EvidenceSigner }, source: TicketSource, key: string) {
+  checkTicketKey(source, key);
+  const signer = signingKey(deps.evidenceSigner);
+  const bundle = await exportEvidence(deps.evidence, signer, source.name, key);
+  if (!bundle) throw new AppError(404, 'NOT_FOUND', `no evidence recorded for ${key}`);
+  return bundle;
+}
+
+/** The public half of the signing key, with its id: an auditor's trust anchor for exported bundles. */
+export function evidencePublicKey(deps: { evidenceSigner?: EvidenceSigner }) {
+  const signer = signingKey(deps.evidenceSigner);
+  return { keyId: signer.keyId, alg: 'Ed25519', jwk: signer.publicKeyJwk, pem: signer.publicKeyPem };
+}
+
+function signingKey(signer: EvidenceSigner | undefined): EvidenceSigner {
+  if (!signer) throw new AppError(503, 'UNAVAILABLE', 'evidence export needs a signing key: set CHANGEGATE_EVIDENCE_SIGNING_KEY');
+  return signer;
 }

@@ -82,6 +82,17 @@ export class DriftStore {
     return rows.map(toItem);
   }
 
+  /**
+   * Orphans awaiting remediation, per system, counted whole (not only those in one batch of toRemediate): what the
+   * orphan cap is measured against.
+   */
+  async orphansToRemediate(): Promise<Map<string, number>> {
+    const rows = (await this.ds.query(
+      "SELECT system, COUNT(*) AS n FROM drift_findings WHERE status = 'open' AND action = 'remediate' AND change_key IS NULL AND finding_type = 'orphan' GROUP BY system",
+    )) as Array<{ system: string; n: number | string }>;
+    return new Map(rows.map((r) => [r.system, Number(r.n)]));
+  }
+
   /** Open findings the policy says to certify and no certification item has been opened for yet. */
   async toCertify(): Promise<DriftItem[]> {
     const rows = await this.ds.getRepository(DriftFinding).find({ where: { status: 'open', action: 'certify', changeKey: IsNull() }, order: { id: 'ASC' }, take: 200 });

@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import type { Actor } from '../auth/principal';
 import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
-import { canonicalJson, GENESIS_HASH, sha256Hex } from './canonical-json';
+import { GENESIS_HASH, jcs, sha256Hex } from './canonical-json';
 import { assertNoSecrets } from './redaction';
 
 export interface EvidenceInput {
@@ -34,6 +34,14 @@ export interface EvidenceView extends EvidenceInput {
   recordedAt: string;
   prevHash: string;
   hash: string;
+}
+
+/** One row as stored: the hash is SHA-256 over exactly `canonical` (UTF-8). */
+export interface StoredEvidence {
+  seq: number;
+  prevHash: string;
+  hash: string;
+  canonical: string;
 }
 
 export interface ChainCheck {
@@ -81,7 +89,8 @@ export class EvidenceStore {
       const prevHash = last?.hash ?? GENESIS_HASH;
       const recordedAt = new Date().toISOString();
       const body = { ...input, seq, prevHash, recordedAt };
-      const canonical = canonicalJson(body);
+      // RFC 8785 since the export; earlier rows keep the text they were hashed over, which every check reads back.
+      const canonical = jcs(body);
       const hash = sha256Hex(canonical);
       try {
         const row = repo.create({
@@ -137,6 +146,12 @@ export class EvidenceStore {
   async listVerified(ticketKey: string): Promise<{ rows: EvidenceView[]; chain: ChainCheck }> {
     const rows = await this.load(ticketKey);
     return { rows: rows.map(toView), chain: checkChain(rows) };
+  }
+
+  /** The stored rows as they were hashed (the canonical text each hash is over) and their chain check: for exports. */
+  async listCanonical(ticketKey: string): Promise<{ rows: StoredEvidence[]; chain: ChainCheck }> {
+    const rows = await this.load(ticketKey);
+    return { rows: rows.map((r) => ({ seq: r.seq, prevHash: r.prevHash, hash: r.hash, canonical: r.canonical })), chain: checkChain(rows) };
   }
 
   /**

@@ -37,6 +37,7 @@ const envSchema = z.object({
   SCIM_MAX_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
   /** JSON array of group displayNames whose member writes are acknowledged and dropped. */
   SCIM_IGNORE_MEMBER_WRITES_FOR: json(z.array(z.string().min(1))).optional(),
+  SCIM_IGNORE_MEMBER_WRITES_BY: json(z.array(z.string().min(1))).optional(),
   SCIM_USER_GROUPS: z.enum(['report', 'omit']).default('report'),
 });
 
@@ -58,6 +59,7 @@ async function main(): Promise<void> {
     tokens,
     maxPageSize: env.SCIM_MAX_PAGE_SIZE,
     ignoreMemberWritesFor: env.SCIM_IGNORE_MEMBER_WRITES_FOR,
+    ignoreMemberWritesBy: env.SCIM_IGNORE_MEMBER_WRITES_BY,
     userGroups: env.SCIM_USER_GROUPS === 'report',
   }).listen(env.SCIM_PORT, env.SCIM_HOST);
   console.log(`scim-server listening on ${server.url}`);

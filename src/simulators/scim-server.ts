@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +41,12 @@ export interface ScimServerOptions {
    * 2xx and silently dropped. A behaviour switch for showing that a 2xx is not proof; off unless names are given.
    */
   ignoreMemberWritesFor?: string[];
+  /**
+   * Clients (token user names) whose member writes are answered 2xx and silently dropped, on every group: a provider
+   * whose own sync puts memberships back, as the integration sees it. The administrator's writes still land, so a
+   * test can seed a membership that the integration then fails to remove. Off unless names are given.
+   */
+  ignoreMemberWritesBy?: string[];
   /** Whether User resources carry the read-only `groups` attribute (RFC 7643 §4.1.2 makes it optional). Default true. */
   userGroups?: boolean;
 }
@@ -87,6 +94,9 @@ export function createScimServer(opts: ScimServerOptions): ScimServer {
   created = true;
   const maxPageSize = opts.maxPageSize ?? 50;
   const ignoredGroups = new Set(opts.ignoreMemberWritesFor ?? []);
+  const ignoredWriters = new Set(opts.ignoreMemberWritesBy ?? []);
+  // Who is writing, for the handlers SCIMMY calls without the request.
+  const writer = new AsyncLocalStorage<string>();
   const users = new Map<string, StoredUser>();
   const groups = new Map<string, StoredGroup>();
 
@@ -184,7 +194,8 @@ export function createScimServer(opts: ScimServerOptions): ScimServer {
         if (!users.has(value)) throw scimError(400, `member '${value}' is not a User of this provider`, 'invalidValue');
       }
       const existing = resource.id === undefined ? undefined : findGroup(resource.id);
-      const members = ignoredGroups.has(displayName) ? (existing?.members ?? []) : asked;
+      const dropped = ignoredGroups.has(displayName) || ignoredWriters.has(writer.getStore() ?? '');
+      const members = dropped ? (existing?.members ?? []) : asked;
       const externalId = typeof data.externalId === 'string' ? data.externalId : undefined;
       if (!existing) {
         const now = new Date();
@@ -254,7 +265,7 @@ export function createScimServer(opts: ScimServerOptions): ScimServer {
     if (needed !== null && !principal.scopes.has(needed)) {
       return sendError(res, 403, `token for '${principal.grant.userName}' lacks scope ${needed} needed for ${req.method} ${req.path}`);
     }
-    next();
+    writer.run(principal.grant.userName, next);
   });
   app.use(SCIM_BASE_PATH, serialiseWrites());
   app.use(SCIM_BASE_PATH, (req: Request, res: Response, next: NextFunction) => {

@@ -76,6 +76,22 @@ export const COMMON_HOSTILE_GRANTS = [
 const isRefusal = (err: unknown, type?: FailureType): boolean => err instanceof ConnectorRefusal && (type === undefined || err.type === type);
 
 /**
+ * The network failure an error carries, in itself or its causes (a Node socket error code, or the text a client
+ * library puts it in): what makes it transient, as opposed to any other error that merely is not a refusal.
+ */
+const NETWORK = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|ENOTFOUND|EAI_AGAIN)\b/;
+function networkFailure(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 8; depth++) {
+    const { code, message, errors } = e as { code?: unknown; message?: unknown; errors?: unknown };
+    for (const text of [code, message]) if (typeof text === 'string' && NETWORK.test(text)) return text;
+    // AggregateError (a connect tried on several addresses) carries its causes in `errors`.
+    if (Array.isArray(errors)) for (const inner of errors) if (networkFailure(inner)) return networkFailure(inner);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
  * A read-back recorded exactly as the verifyAndRecord activity records it, passed through the check the evidence
  * store runs before every append: it must be accepted.
  */
@@ -321,6 +337,8 @@ export function describeConnectorContract(title: string, h: () => ContractHarnes
         const err = await c.inspect(h().freshIdentity()).then(() => null, (e: unknown) => e);
         expect(err).toBeInstanceOf(Error);
         expect(isRefusal(err)).toBe(false);
+        // Transient because the network failed, not merely because it is some other error.
+        expect(networkFailure(err)).toBeDefined();
       } finally {
         await c.close();
       }

@@ -268,6 +268,30 @@ async function main(): Promise<void> {
       await record('emergency-joiner-exception-revoked-by-policy-then-closed', number);
     },
 
+    // (p) An emergency joiner's exception accepted by a security reviewer (the decision update, as the API sends it):
+    // the review task closes successful, the gate opens, and the change closes after its grant expired.
+    'emergency-joiner-exception-accepted-then-closed': async () => {
+      const account = uniqueAccount('rec');
+      const number = uniqueTicketNumber();
+      const sysId = sim.createChange({ number, type: 'emergency', state: '-3', u_identity_actions: joiner(account, 'PT3S') }).sys_id as string;
+      const handle = workflows.client.workflow.getHandle(workflowIdFor('servicenow', number));
+      const state = await waitFor('the exception opened', async () => {
+        const s = await workflows.status('servicenow', number);
+        return s?.steps[0]?.exception?.status === 'open' ? s : null;
+      });
+      await handle.executeUpdate('decideException', {
+        args: [{
+          exceptionId: state.steps[0]!.exception!.id, decision: 'accept', justification: 'incident INC0001 needed it',
+          principal: { actor: { kind: 'token', id: '1', name: 'recorder-reviewer' }, roles: ['security-reviewer'], ticketUsers: [] }, requestedAt: new Date().toISOString(),
+        }],
+      });
+      await waitFor('the review task closed', () => sim.tasks(sysId)[0]?.state === '3');
+      await waitFor('the grant expired', async () => !(await accountExists(account)), 30_000);
+      await waitFor('gate set', () => gateSet(sysId));
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('emergency-joiner-exception-accepted-then-closed', number);
+    },
+
     // (m) Leaver verified; once the gate says verified the evidence bundle is attached to the change
     // (attach-evidence-bundle), then the ticket is closed.
     'leaver-revoked-evidence-attached-then-closed': async () => {

@@ -1,4 +1,4 @@
-import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type express from 'express';
 import { DefaultLogger, Runtime, type Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import axios, { type AxiosResponse } from 'axios';
@@ -126,6 +126,8 @@ export async function startStack(
     writeBackBackoff?: BackoffPolicy;
     /** Where emergency-exception escalations are announced. */
     notify?: GatewayOptions['notify'];
+    /** The key evidence exports are signed with: a fresh one per stack by default, `false` for none. */
+    evidenceSigningKey?: KeyObject | false;
     /** OpenTelemetry traces to this OTLP/HTTP endpoint (the workflow bundle must include the tracing interceptors). */
     traces?: GatewayOptions['traces'];
   } = {},
@@ -164,6 +166,7 @@ export async function startStack(
     },
     deployWebhookSecret: TEST_ENV.deployWebhookSecret,
     adminToken: TEST_ENV.adminToken,
+    ...(opts.evidenceSigningKey === false ? {} : { evidenceSigningKey: opts.evidenceSigningKey ?? generateKeyPairSync('ed25519').privateKey }),
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,
     metrics: { port: 0 },

@@ -49,6 +49,8 @@ export class RedisConnector implements Connector, CredentialRotator {
   readonly grammar: RedisGrammar;
   private readonly client: Redis;
   private readonly protectedAccounts: Set<string>;
+  /** The code of the newest connection failure, if the client has had one: what a command that gave up failed on. */
+  private lastConnectionError: string | undefined;
   private catalogue?: Promise<CommandCatalogue>;
 
   constructor(readonly name: string, private readonly opts: RedisConnectorOptions) {
@@ -73,7 +75,14 @@ export class RedisConnector implements Connector, CredentialRotator {
       enableReadyCheck: false,
       disableClientInfo: true,
     });
-    this.client.on('error', () => undefined); // surfaced by the failing command instead
+    // Surfaced by the failing command instead, which names it: ioredis's own error for a command that gave up
+    // ("max retries per request") does not say the server could not be reached.
+    this.client.on('error', (err: Error & { code?: string }) => {
+      this.lastConnectionError = err.code ?? err.name;
+    });
+    this.client.on('connect', () => {
+      this.lastConnectionError = undefined;
+    });
   }
 
   async inspect(identity: IdentityRef): Promise<ObservedAccount> {
@@ -355,7 +364,8 @@ export class RedisConnector implements Connector, CredentialRotator {
     let message = String(err.message ?? 'unknown error');
     if (secret) message = message.split(secret.reveal()).join('[secret]');
     const reply = err.name === 'ReplyError';
-    const code = reply ? (/^[A-Z]+/.exec(message)?.[0] ?? 'ERR') : (err.code ?? err.name ?? 'error');
+    if (err.name === 'MaxRetriesPerRequestError' && this.lastConnectionError) message = `${message}; the server could not be reached (${this.lastConnectionError})`;
+    const code = reply ? (/^[A-Z]+/.exec(message)?.[0] ?? 'ERR') : err.name === 'MaxRetriesPerRequestError' && this.lastConnectionError ? this.lastConnectionError : (err.code ?? err.name ?? 'error');
     const cause = Object.assign(new Error(message), { code });
     const text = `${this.name}: ${message}`;
     if (!reply || TRANSIENT_REPLIES.has(code)) return Object.assign(new Error(text, { cause }), { transient: true });

@@ -16,6 +16,8 @@ export const ADMIN_USER = 'scim-admin';
 export interface ScimProviderOptions {
   maxPageSize?: number;
   ignoreMemberWritesFor?: string[];
+  /** Token user names whose member writes the provider drops (e.g. GATEWAY_USER): the integration's revokes go nowhere. */
+  ignoreMemberWritesBy?: string[];
   userGroups?: boolean;
 }
 
@@ -131,6 +133,7 @@ export async function startScimProvider(opts: ScimProviderOptions = {}): Promise
     SCIM_MAX_PAGE_SIZE: String(opts.maxPageSize ?? 50),
     SCIM_USER_GROUPS: opts.userGroups === false ? 'omit' : 'report',
     ...(opts.ignoreMemberWritesFor ? { SCIM_IGNORE_MEMBER_WRITES_FOR: JSON.stringify(opts.ignoreMemberWritesFor) } : {}),
+    ...(opts.ignoreMemberWritesBy ? { SCIM_IGNORE_MEMBER_WRITES_BY: JSON.stringify(opts.ignoreMemberWritesBy) } : {}),
   };
   const server: SpawnedServer = await spawnServer(
     'SCIM provider',

@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { TEST_ENV } from './support/test-env';
+
+/**
+ * Evidence edited behind the gateway's back: a row altered or deleted by the database's administrator (who can drop
+ * the append-only triggers), or a row forged by someone holding the application account (which may INSERT). Each is
+ * reported with the row where the chain breaks, and closure-check refuses a ticket whose chain is broken, whatever
+ * its steps say. Real Temporal, MariaDB and the ServiceNow simulator.
+ */
+describe('a tampered evidence chain is reported at its row, and closure is refused', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  const T = `\`${TEST_ENV.database}\`.evidence_records`;
+
+  /** A ticket whose leavers (one per account) are verified and closable: its chain is intact to begin with. */
+  async function closableTicket(accounts = 1): Promise<string> {
+    const names = Array.from({ length: accounts }, () => uniqueAccount('tmp'));
+    for (const name of names) await createAccount(stack.admin, name);
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({
+      number, state: '-1',
+      u_identity_actions: JSON.stringify(names.map((name) => ({ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }))),
+    });
+    await waitFor('closure allowed', async () => (await stack.closureCheck(number)).data.allowed === true);
+    expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toEqual({ valid: true, rows: accounts });
+    return number;
+  }
+
+  /** Runs `edit` as the administrator with the append-only triggers dropped, and puts them back whatever happens. */
+  async function asAdministrator(edit: () => Promise<unknown>): Promise<void> {
+    await stack.admin.query(`DROP TRIGGER IF EXISTS \`${TEST_ENV.database}\`.evidence_records_no_update`);
+    await stack.admin.query(`DROP TRIGGER IF EXISTS \`${TEST_ENV.database}\`.evidence_records_no_delete`);
+    try {
+      await edit();
+    } finally {
+      await stack.admin.query(`CREATE TRIGGER \`${TEST_ENV.database}\`.evidence_records_no_update BEFORE UPDATE ON ${T} FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'evidence_records is append-only'`);
+      await stack.admin.query(`CREATE TRIGGER \`${TEST_ENV.database}\`.evidence_records_no_delete BEFORE DELETE ON ${T} FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'evidence_records is append-only'`);
+    }
+  }
+
+  async function refused(number: string, reason: string): Promise<void> {
+    const r = await stack.closureCheck(number);
+    expect(r.data.allowed).toBe(false);
+    expect(r.data.reasons).toContain(reason);
+    expect(r.data.evidence.chainValid).toBe(false);
+  }
+
+  it('a row whose recorded content is altered breaks the chain at that row', async () => {
+    const number = await closableTicket();
+    await asAdministrator(() => stack.admin.query(`UPDATE ${T} SET canonical = REPLACE(canonical, '"verified":true', '"verified":false') WHERE ticket_key = ? AND seq = 1`, [`servicenow:${number}`]));
+    expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toEqual({ valid: false, rows: 1, brokenAt: { seq: 1, reason: 'hash does not match the canonical content' } });
+    await refused(number, 'evidence chain is broken at row 1: hash does not match the canonical content');
+  });
+
+  it('a column edited without its hashed content is reported as differing from what was hashed', async () => {
+    const number = await closableTicket();
+    await asAdministrator(() => stack.admin.query(`UPDATE ${T} SET verified = 0 WHERE ticket_key = ? AND seq = 1`, [`servicenow:${number}`]));
+    await refused(number, 'evidence chain is broken at row 1: columns differ from the hashed content');
+  });
+
+  it('a deleted row leaves a gap at the row after it', async () => {
+    const number = await closableTicket(2);
+    await asAdministrator(() => stack.admin.query(`DELETE FROM ${T} WHERE ticket_key = ? AND seq = 1`, [`servicenow:${number}`]));
+    expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toEqual({ valid: false, rows: 1, brokenAt: { seq: 2, reason: 'sequence gap' } });
+    await refused(number, 'evidence chain is broken at row 2: sequence gap');
+  });
+
+  // The chain is unkeyed: a forger who computes the hash over their own content links a row that verifies. Catching
+  // that needs a keyed seal per row (a key the database does not hold), not built yet; this is the naive forgery.
+  it('a row forged through the application account (which may INSERT, never UPDATE) with a made-up hash is reported at its row', async () => {
+    const number = await closableTicket();
+    const user = `cg_forge_${randomBytes(4).toString('hex')}`;
+    const password = randomBytes(12).toString('hex');
+    await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '127.0.0.1', password]);
+    await stack.admin.query(`GRANT SELECT, INSERT ON \`${TEST_ENV.database}\`.* TO ?@?`, [user, '127.0.0.1']);
+    const app = await mysql.createConnection({ host: '127.0.0.1', user, password, database: TEST_ENV.database });
+    try {
+      const [[last]] = await app.query<mysql.RowDataPacket[]>('SELECT * FROM evidence_records WHERE ticket_key = ? ORDER BY seq DESC LIMIT 1', [`servicenow:${number}`]);
+      // A second "revoked" row, linked to the last one, whose hash was made up: its content is not what was hashed.
+      const body = { ...JSON.parse(String(last!.canonical)), seq: 2, prevHash: last!.hash, stepId: 'leaver:forged', outcome: 'revoked' };
+      await app.query(
+        `INSERT INTO evidence_records (ticket_key, seq, step_id, outcome, action_kind, system, identity, desired_state, observed_state, verified, verification, actor,
+           event_received_at, started_at, verified_at, recorded_at, prev_hash, hash, canonical)
+         SELECT ticket_key, 2, 'leaver:forged', 'revoked', action_kind, system, identity, desired_state, observed_state, 1, verification, actor,
+           event_received_at, started_at, verified_at, recorded_at, hash, ?, ? FROM evidence_records WHERE ticket_key = ? AND seq = 1`,
+        ['f'.repeat(64), JSON.stringify(body), `servicenow:${number}`],
+      );
+      // The account cannot cover it up: rows are never updated or deleted by it.
+      await expect(app.query('UPDATE evidence_records SET hash = hash WHERE ticket_key = ?', [`servicenow:${number}`])).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    } finally {
+      await app.end();
+      await stack.admin.query('DROP USER IF EXISTS ?@?', [user, '127.0.0.1']);
+    }
+    expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toEqual({ valid: false, rows: 2, brokenAt: { seq: 2, reason: 'hash does not match the canonical content' } });
+    await refused(number, 'evidence chain is broken at row 2: hash does not match the canonical content');
+  });
+});
