@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
-import { jiraSite, loadConfig, oidcSettings, servicenowSettings } from './config';
+import { jiraSite, loadConfig, metricsListen, oidcSettings, servicenowSettings } from './config';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { JiraClient } from './itsm/jira/jira-client';
 import { closeRevertRecorder } from './itsm/jira/jira-evidence';
@@ -11,6 +11,8 @@ import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { evidenceSigner } from './evidence/evidence-signing';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
+import { createMetrics, listenMetrics, registerTableGauges } from './metrics/metrics';
+import { startTracing } from './telemetry/tracing';
 import { openDatabase } from './persistence/data-source';
 import { loadPolicyFile, Policy } from './policy/policy';
 import { ChangeWorkflows } from './temporal/temporal-client';
@@ -22,7 +24,8 @@ async function main(): Promise<void> {
   const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);
   const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
   const grammars = new GrammarRegistry(connectors, policy);
-  const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
+  const tracing = startTracing(config.OTEL_EXPORTER_OTLP_ENDPOINT, 'changegate-api');
+  const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE, tracing?.tracer);
   // Jira, when a site is configured: its statuses are read now; /readyz names any configured status it lacks.
   const site = jiraSite(config);
   let jira: JiraRuntime | undefined;
@@ -40,7 +43,13 @@ async function main(): Promise<void> {
     });
     await jira.loadStatuses();
   }
+  // The API process serves the gauges read from the database, so that they are counted once per deployment.
+  const metricsAt = metricsListen(config);
+  const metrics = metricsAt ? createMetrics() : undefined;
+  if (metrics) registerTableGauges(metrics, ds);
   const app = createApp({
+    ...(metrics ? { metrics } : {}),
+    ...(tracing ? { tracer: tracing.tracer } : {}),
     ds,
     workflows,
     grammars,
@@ -69,10 +78,13 @@ async function main(): Promise<void> {
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
   });
+  const metricsServer = metrics && metricsAt ? await listenMetrics(metrics, metricsAt) : undefined;
+  if (metricsServer) log.info('metrics listening', { url: metricsServer.url });
   log.info('api listening', { url: `http://${config.HOST}:${config.PORT}`, oidcIssuer: config.OIDC_ISSUER ?? 'none (API tokens only)' });
   const stop = () => {
+    void metricsServer?.close();
     server.close(() => {
-      void Promise.all([workflows.close(), ds.destroy()]).then(() => process.exit(0));
+      void Promise.all([workflows.close(), ds.destroy(), tracing?.shutdown()]).then(() => process.exit(0));
     });
   };
   process.once('SIGINT', stop);

@@ -149,6 +149,12 @@ export const configSchema = z.object({
   CHANGEGATE_POLICY: z.string().min(1).default('config/policy.demo.json'),
   WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /** Prometheus metrics (GET /metrics) on a listener of their own, for scrapers; unset or empty, none is served. */
+  CHANGEGATE_METRICS_PORT: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(1).max(65_535).optional()),
+  /** The metrics listener's address: loopback unless the scraper runs elsewhere (compose: 0.0.0.0 on an internal network). */
+  CHANGEGATE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** OpenTelemetry traces over OTLP/HTTP to `<endpoint>/v1/traces` (e.g. a collector on :4318); unset or empty, none. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess((v) => (v === '' ? undefined : v), z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL').optional()),
   /** Let the API run pending migrations at start (the launcher and the compose one-shot normally do). */
   RUN_MIGRATIONS: boolFlag.default('false'),
   /** How often the discovery schedule reconciles the inventory with every target: an ISO-8601 duration, PT1M to P7D. */
@@ -253,4 +259,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
   }
   return parsed.data;
+}
+
+/** The metrics listener, if CHANGEGATE_METRICS_PORT is set. */
+export function metricsListen(c: Config): { port: number; host: string } | undefined {
+  return c.CHANGEGATE_METRICS_PORT === undefined ? undefined : { port: c.CHANGEGATE_METRICS_PORT, host: c.CHANGEGATE_METRICS_HOST };
 }

@@ -30,6 +30,8 @@ import { type DevServerOptions, startDevServer } from './temporal/dev-server';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { ChangeWorkflows } from './temporal/temporal-client';
 import { createWorker } from './worker';
+import { createMetrics, listenMetrics, registerTableGauges, type GatewayMetrics } from './metrics/metrics';
+import { startTracing } from './telemetry/tracing';
 
 /**
  * The in-process gateway: API, worker, and — where nothing real is configured — a Temporal dev server and the
@@ -91,6 +93,10 @@ export interface GatewayOptions {
   reconcile?: { intervalMs?: number; firstLookbackMs?: number } | false;
   /** How long a passed ticket-source access check holds for /readyz (default ten minutes). */
   sourceCheckTtlMs?: number;
+  /** Prometheus metrics on a listener of their own (CHANGEGATE_METRICS_PORT); port 0 picks a free one. Unset: none. */
+  metrics?: { port: number; host?: string };
+  /** OpenTelemetry traces over OTLP/HTTP to this endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); unset: none. */
+  traces?: { endpoint: string; service?: string };
   log?: Logger;
 }
 
@@ -104,6 +110,8 @@ export interface Gateway {
   jiraSim?: JiraSimulator;
   jira?: JiraRuntime;
   temporalAddress: string;
+  /** Where this gateway's metrics are scraped (unset without `metrics`). */
+  metricsUrl?: string;
   ds: DataSource;
   evidence: EvidenceStore;
   workflows: ChangeWorkflows;
@@ -134,11 +142,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       temporalAddress = opts.temporal.address;
     }
     const namespace = opts.namespace ?? 'default';
+    // Started before what it traces and stopped after it, so that the last spans are exported.
+    const tracing = startTracing(opts.traces?.endpoint, opts.traces?.service ?? 'changegate');
+    if (tracing) stops.push(() => tracing.shutdown());
 
     const ds = await openDatabase(opts.databaseUrl, { migrate: opts.migrate ?? false });
     stops.push(() => ds.destroy());
     const evidence = new EvidenceStore(ds);
-    const workflows = await ChangeWorkflows.connect(temporalAddress, namespace, opts.taskQueue);
+    const workflows = await ChangeWorkflows.connect(temporalAddress, namespace, opts.taskQueue, tracing?.tracer);
     stops.push(() => workflows.close());
     let discoveryScheduleId: string | undefined;
     if (opts.discovery !== false) {
@@ -210,6 +221,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const sourceSettings = { servicenow: { ...(opts.servicenowSettings ?? {}) } };
     const policy = new Policy(opts.policy ?? EMPTY_POLICY);
     const grammars = new GrammarRegistry(opts.connectors, policy);
+    let metrics: GatewayMetrics | undefined;
+    let metricsUrl: string | undefined;
+    if (opts.metrics) {
+      metrics = createMetrics();
+      registerTableGauges(metrics, ds);
+      const listening = await listenMetrics(metrics, opts.metrics);
+      stops.push(() => listening.close());
+      metricsUrl = listening.url;
+    }
 
     let apiUrl = '';
     let app: express.Express | undefined;
@@ -233,6 +253,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         oidc: opts.oidc,
         maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,
         log: log,
+        ...(metrics ? { metrics } : {}),
+        ...(tracing ? { tracer: tracing.tracer } : {}),
       });
       const api = app;
       const server: Server = await new Promise((res, rej) => {
@@ -272,6 +294,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         ...(opts.worker?.writeBackBackoff ? { writeBackBackoff: opts.worker.writeBackBackoff } : {}),
         workflowBundle: opts.worker?.workflowBundle,
         maxCachedWorkflows: opts.worker?.maxCachedWorkflows,
+        ...(metrics ? { metrics } : {}),
+        ...(tracing ? { tracing } : {}),
       });
       const running = w.run();
       stops.push(async () => {
@@ -298,7 +322,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       stops.push(() => r.stop());
     }
 
-    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
+    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, metricsUrl, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -12,7 +12,7 @@ import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
 import { ensureDemoSigningKey } from './evidence/evidence-signing';
-import { type Config, discoveryIntervalMs, jiraSite, loadConfig, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { type Config, discoveryIntervalMs, jiraSite, loadConfig, metricsListen, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
@@ -165,6 +165,8 @@ async function main(): Promise<void> {
     discovery: { intervalMs: discoveryIntervalMs(config) },
     servicenowSettings: servicenowSettings(config),
     reconcile: { intervalMs: reconcileIntervalMs(config) },
+    ...(metricsListen(config) ? { metrics: metricsListen(config) } : {}),
+    ...(config.OTEL_EXPORTER_OTLP_ENDPOINT ? { traces: { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT } } : {}),
     log: createLogger('gateway', config.LOG_LEVEL),
   });
   starting = gatewayStart.then((gw) => stops.push(() => gw.stop()));
@@ -176,6 +178,7 @@ async function main(): Promise<void> {
     temporalUi: devServer ? 'http://127.0.0.1:8233' : undefined,
     servicenow: gw.servicenowUrl,
     jira: gw.jiraUrl,
+    metrics: gw.metricsUrl,
     secrets: simulator ? '.data/demo.env' : undefined,
   });
 }

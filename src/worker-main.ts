@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { discoveryIntervalMs, jiraSite, loadConfig, notifySettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { discoveryIntervalMs, jiraSite, loadConfig, metricsListen, notifySettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { acceptDelivery } from './api/deliveries';
 import { GrammarRegistry } from './connectors/registry';
 import { JiraClient } from './itsm/jira/jira-client';
@@ -15,6 +15,8 @@ import { ClosureVerdictStore } from './closure/verdict-store';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, temporalLogSink } from './logger';
+import { createMetrics, listenMetrics } from './metrics/metrics';
+import { startTracing } from './telemetry/tracing';
 import { openDatabase } from './persistence/data-source';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
 import { createWorker } from './worker';
@@ -44,7 +46,15 @@ async function main(): Promise<void> {
         log: log.child('jira'),
       })
     : undefined;
+  // The worker counts what its activities do (steps, latency, retries); the API process serves the database gauges.
+  const metricsAt = metricsListen(config);
+  const metrics = metricsAt ? createMetrics() : undefined;
+  const metricsServer = metrics && metricsAt ? await listenMetrics(metrics, metricsAt) : undefined;
+  if (metricsServer) log.info('metrics listening', { url: metricsServer.url });
+  const tracing = startTracing(config.OTEL_EXPORTER_OTLP_ENDPOINT, 'changegate-worker');
   const worker = await createWorker({
+    ...(metrics ? { metrics } : {}),
+    ...(tracing ? { tracing } : {}),
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -82,6 +92,8 @@ async function main(): Promise<void> {
   // The SDK's runtime turns SIGINT/SIGTERM into a graceful shutdown that ends run().
   await worker.run();
   await reconciler.stop();
+  await metricsServer?.close();
+  await tracing?.shutdown();
   await workflows.close();
   await registry.close();
   await connection.close();

@@ -19,6 +19,10 @@ import type { Policy } from './policy/policy';
 import { writeBacks } from './itsm/registry';
 import type { BackoffPolicy } from './itsm/retry-timing';
 import type { ServiceNowClient } from './itsm/servicenow/servicenow-client';
+import { activityMetrics } from './metrics/activity-metrics';
+import type { GatewayMetrics } from './metrics/metrics';
+import type { Tracing } from './telemetry/tracing';
+import { OpenTelemetryActivityInboundInterceptor, OpenTelemetryActivityOutboundInterceptor, makeWorkflowExporter } from '@temporalio/interceptors-opentelemetry/lib/worker';
 
 export interface WorkerDeps {
   connection: NativeConnection;
@@ -48,7 +52,17 @@ export interface WorkerDeps {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Worker interceptors (tests use them to lose an activity's answer, as a network fault would). */
   interceptors?: WorkerOptions['interceptors'];
+  /** Where this process counts step outcomes, latencies and connector retries (CHANGEGATE_METRICS_PORT). */
+  metrics?: GatewayMetrics;
+  /**
+   * Traces through workflows and activities (OTEL_EXPORTER_OTLP_ENDPOINT). A pre-built bundle must have been built
+   * with WORKFLOW_TRACING_MODULE among its interceptor modules.
+   */
+  tracing?: Tracing;
 }
+
+/** The SDK's workflow interceptors that continue a caller's trace inside the workflow and into its activities. */
+export const WORKFLOW_TRACING_MODULE = require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
 
 export function workerActor(): string {
   return `changegate-worker@${hostname()}`;
@@ -104,7 +118,26 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     taskQueue: deps.taskQueue,
     activities,
     maxCachedWorkflows: deps.maxCachedWorkflows ?? 250,
-    ...(deps.interceptors ? { interceptors: deps.interceptors } : {}),
+    ...(deps.interceptors || deps.metrics || deps.tracing ? { interceptors: withTracing(withMetrics(deps.interceptors, deps.metrics), deps.tracing) } : {}),
+    ...(deps.tracing ? { sinks: { exporter: makeWorkflowExporter(deps.tracing.processor, deps.tracing.resource) } } : {}),
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
   });
+}
+
+function withMetrics(interceptors: WorkerOptions['interceptors'], metrics: GatewayMetrics | undefined): WorkerOptions['interceptors'] {
+  if (!metrics) return interceptors;
+  return { ...interceptors, activity: [activityMetrics(metrics), ...(interceptors?.activity ?? [])] };
+}
+
+function withTracing(interceptors: WorkerOptions['interceptors'], tracing: Tracing | undefined): WorkerOptions['interceptors'] {
+  if (!tracing) return interceptors;
+  const { tracer } = tracing;
+  return {
+    ...interceptors,
+    activity: [
+      (ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx, { tracer }), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) }),
+      ...(interceptors?.activity ?? []),
+    ],
+    workflowModules: [...(interceptors?.workflowModules ?? []), WORKFLOW_TRACING_MODULE],
+  };
 }

@@ -29,6 +29,10 @@ import { DriftStore } from '../drift/drift-store';
 import type { GitHubSettings } from '../leaks/github-alerts';
 import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
+import { countDeliveries } from '../metrics/delivery-metrics';
+import type { GatewayMetrics } from '../metrics/metrics';
+import type { Tracer } from '@opentelemetry/api';
+import { traceDeliveries } from '../telemetry/delivery-spans';
 
 export interface AppDeps {
   ds: DataSource;
@@ -63,6 +67,10 @@ export interface AppDeps {
   sourceClients?: SourceClients;
   /** How long a passed source check holds before /readyz asks again; a failed one is asked again after a minute. */
   sourceCheckTtlMs?: number;
+  /** Where this process counts webhook deliveries (served on the metrics listener, not here). */
+  metrics?: GatewayMetrics;
+  /** Traces each webhook delivery into its workflow (OTEL_EXPORTER_OTLP_ENDPOINT). */
+  tracer?: Tracer;
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -98,6 +106,10 @@ export function createApp(deps: AppDeps): express.Express {
     const ready = checks.every((c) => c === 'ok') && Object.values(sources).every((c) => c === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal, ...(Object.keys(sources).length > 0 ? { sources } : {}) });
   });
+
+  const webhookSources = () => ['deploy', 'secret-scanning', ...ticketSourceNames()];
+  if (deps.metrics) app.use('/webhooks', countDeliveries(deps.metrics, webhookSources));
+  if (deps.tracer) app.use('/webhooks', traceDeliveries(deps.tracer, webhookSources));
 
   // Pipelines' run events: signed like ticket deliveries, with their own secret; mounted before /webhooks/:source.
   app.post('/webhooks/deploy', express.raw({ type: () => true, limit: deps.maxBodyBytes }), async (req: Request, res: Response) => {

@@ -1,3 +1,5 @@
+import type { Tracer } from '@opentelemetry/api';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry/lib/client';
 import { randomUUID } from 'node:crypto';
 import type { IdentityRef } from '../actions/identity-action';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
@@ -20,9 +22,11 @@ export class ChangeWorkflows {
     private readonly taskQueue: string,
   ) {}
 
-  static async connect(address: string, namespace: string, taskQueue: string): Promise<ChangeWorkflows> {
+  /** With a tracer, each call carries the caller's trace into the workflow (W3C headers). */
+  static async connect(address: string, namespace: string, taskQueue: string, tracer?: Tracer): Promise<ChangeWorkflows> {
     const connection = await Connection.connect({ address });
-    return new ChangeWorkflows(new Client({ connection, namespace }), taskQueue);
+    const interceptors = tracer ? { workflow: [new OpenTelemetryWorkflowClientInterceptor({ tracer })] } : undefined;
+    return new ChangeWorkflows(new Client({ connection, namespace, ...(interceptors ? { interceptors } : {}) }), taskQueue);
   }
 
   /** Signal-with-start: the first delivery starts the ticket's workflow, later ones reach the running one. */

@@ -86,6 +86,8 @@ export interface Stack {
   evidence: EvidenceStore;
   workflows: ChangeWorkflows;
   taskQueue: string;
+  /** This stack's Prometheus endpoint, on a listener of its own (a free port). */
+  metricsUrl: string;
   /** This stack's discovery schedule (trigger it instead of waiting an interval). */
   discoveryScheduleId: string;
   /** One reconciliation pass with the simulator (the stack runs none on its own). */
@@ -126,6 +128,8 @@ export async function startStack(
     notify?: GatewayOptions['notify'];
     /** The key evidence exports are signed with: a fresh one per stack by default, `false` for none. */
     evidenceSigningKey?: KeyObject | false;
+    /** OpenTelemetry traces to this OTLP/HTTP endpoint (the workflow bundle must include the tracing interceptors). */
+    traces?: GatewayOptions['traces'];
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -165,6 +169,8 @@ export async function startStack(
     ...(opts.evidenceSigningKey === false ? {} : { evidenceSigningKey: opts.evidenceSigningKey ?? generateKeyPairSync('ed25519').privateKey }),
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,
+    metrics: { port: 0 },
+    ...(opts.traces ? { traces: opts.traces } : {}),
     worker:
       opts.inProcessWorker === false
         ? false
@@ -196,6 +202,7 @@ export async function startStack(
     evidence,
     workflows,
     taskQueue,
+    metricsUrl: gw.metricsUrl as string,
     discoveryScheduleId,
     async reconcile() {
       if (!gw.reconciler) throw new Error('this stack runs no reconciliation (no in-process worker)');
