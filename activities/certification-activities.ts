@@ -4,19 +4,20 @@
  * reviewer the policy's rule names; decided grant by grant (or by the policy at the due date), every decision evidence
  * before it counts; revocations run as a standard change in the configured ticket system, like drift's remediation.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { IdentityRef } from '../src/actions/identity-action';
 import type { Actor } from '../src/auth/principal';
 import {
   type CertificationItem, type CertificationRequest, type CertificationStatus, type GrantDecision, type Reviewer, certificationChain, revocationAction,
 } from '../src/certification/certification';
-import type { CertificationStore } from '../src/certification/certification-store';
+import { AlreadyDecided, type CertificationStore } from '../src/certification/certification-store';
 import { parseIsoDuration } from '../src/actions/iso-duration';
 import { FailureType } from '../src/connectors/connector-errors';
 import type { ConnectorRegistry } from '../src/connectors/registry';
 import type { DriftStore } from '../src/drift/drift-store';
 import type { EvidenceStore } from '../src/evidence/evidence-store';
 import { EvidenceRefusal } from '../src/evidence/redaction';
+import { type NotifySettings, sendNotification } from '../src/exceptions/notify';
 import { identityOfRow, type InventoryStore } from '../src/inventory/inventory-store';
 import type { TicketWriteBack } from '../src/itsm/source';
 import type { Policy } from '../src/policy/policy';
@@ -37,8 +38,13 @@ export interface CertificationActivityDeps {
   startCertification?: StartCertification;
   /** The owner's manager, as a directory user, from the named LDAP connector (null: none recorded). */
   managerOf?: (directory: string, owner: string) => Promise<string | null>;
+  /** Where an escalation is announced, signed, like an emergency exception's (CHANGEGATE_NOTIFY_URL). */
+  notify?: NotifySettings;
   actor: string;
 }
+
+/** Attempts of an escalation's notification before the item goes on without it (its evidence row says so). */
+const NOTIFY_ATTEMPTS = 5;
 
 export interface StepCertificationInput {
   trigger: 'mover' | 'rotation';
@@ -127,8 +133,12 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
       return (await certifications.get(id)) ?? item;
     },
 
-    /** Records a decision (a person's, or the policy's at the due date) as evidence, with the item's row, before it counts. */
-    async recordCertificationDecision(input: RecordCertificationDecisionInput): Promise<{ evidenceHash: string; recordedAt: string }> {
+    /**
+     * Records a decision (a person's, or the policy's at the due date) as evidence, with the item's row, before it
+     * counts. The item as its row holds it comes back: an item decided already (a retry after a committed record)
+     * keeps its first decision, and the workflow takes that one.
+     */
+    async recordCertificationDecision(input: RecordCertificationDecisionInput): Promise<{ evidenceHash: string; item: CertificationItem }> {
       const item = await certifications.get(input.id);
       if (!item) throw refused(`no certification item ${input.id}`);
       const now = new Date().toISOString();
@@ -152,14 +162,57 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
           startedAt: now,
           verifiedAt: null,
         }, certifications.decisionProjection(input.id, { status: input.status, decisions: input.decisions, decidedBy: input.principal ?? null, decidedAt: now, justification: input.justification }));
-        return { evidenceHash: row.hash, recordedAt: row.recordedAt };
+        return { evidenceHash: row.hash, item: (await certifications.get(input.id)) as CertificationItem };
       } catch (err) {
+        if (err instanceof AlreadyDecided) {
+          const first = (await evidence.list(certificationChain(input.id))).find((r) => r.stepId === 'decision');
+          return { evidenceHash: first?.hash ?? '', item: (await certifications.get(input.id)) as CertificationItem };
+        }
         if (err instanceof EvidenceRefusal) {
           // The justification holds something shaped like a credential: the person must say it another way.
           throw ApplicationFailure.create({ message: `justification: ${err.message}`, type: 'BadRequest', nonRetryable: true, cause: err });
         }
         throw err;
       }
+    },
+
+    /**
+     * keep-and-escalate at the due date: the access stays, the item is escalated (evidence, with its row) and still
+     * waits for its reviewer's decision; the escalation is announced, signed, to the notification receiver. An item
+     * decided meanwhile comes back as it is.
+     */
+    async escalateCertification({ id }: { id: string }): Promise<CertificationItem> {
+      const item = await certifications.get(id);
+      if (!item) throw refused(`no certification item ${id}`);
+      if (item.status !== 'open' && item.status !== 'escalated') return item;
+      const now = new Date().toISOString();
+      await refusalsAreFinal(() => evidence.append({
+        ticketKey: certificationChain(id),
+        stepId: 'escalation',
+        outcome: 'certification-escalated',
+        actionKind: 'certification',
+        system: item.system,
+        identity: { type: item.type, name: item.name, ...(item.host ? { host: item.host } : {}) },
+        desiredState: {},
+        observedState: { status: 'escalated', kept: item.grants, reviewer: item.reviewer, dueAt: item.dueAt },
+        verified: false,
+        verification: { decidedBy: `policy: onTimeout ${item.onTimeout} at ${item.dueAt}: kept until the reviewer decides` },
+        actor,
+        eventReceivedAt: item.dueAt,
+        startedAt: now,
+        verifiedAt: null,
+      }, certifications.escalationProjection(id)));
+      if (deps.notify) {
+        try {
+          await sendNotification(deps.notify, 'certification.escalated', `${id}:certification.escalated`, {
+            certification: id, system: item.system, identity: item.name, grants: item.grants, reviewer: item.reviewer, dueAt: item.dueAt, trigger: item.trigger, reference: item.reference,
+          });
+        } catch (err) {
+          // Past a few attempts the item goes on escalated without its announcement (it is listed as overdue).
+          if (Context.current().info.attempt < NOTIFY_ATTEMPTS) throw err;
+        }
+      }
+      return (await certifications.get(id)) as CertificationItem;
     },
 
     /**

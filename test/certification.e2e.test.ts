@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import axios from 'axios';
+import type mysql from 'mysql2/promise';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import type { PolicyInput } from '../src/policy/policy';
 import { runScheduledDiscovery } from './support/discovery';
@@ -237,24 +238,30 @@ describe('certification at the due date: the policy default keeps the access and
     await stack?.stop();
   });
 
-  it('an item no one decides by its due date is kept and escalated, evidenced as the policy\'s decision', async () => {
+  it('an item no one decides by its due date is kept and escalated (evidenced, listed as overdue), and its reviewer can still decide it', async () => {
     const c = client(stack);
     const reviewer = (await stack.tokenFor('security-reviewer')).token;
     const account = uniqueAccount('cto');
     await createAccount(stack.admin, account, [SELECT]);
     const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
     const escalated = await waitFor('the item escalated at its due date', async () => (await c.items(reviewer, '&status=escalated')).find((i) => i.id === certification), 30_000);
-    expect(escalated).toMatchObject({ decisions: [{ grant: SELECT, decision: 'keep' }], decidedBy: null, change: null });
-    // Escalated is overdue: kept by the policy, waiting for a person to follow up.
+    // Escalation is not a decision: nothing decided, nothing revoked, still the reviewer's to decide.
+    expect(escalated).toMatchObject({ decisions: null, decidedBy: null, change: null });
     expect((await c.items(reviewer, '&overdue=true')).map((i) => i.id)).toContain(certification);
     expect((await c.items(reviewer, '&overdue=false')).map((i) => i.id)).not.toContain(certification);
-    const [, timeout] = await stack.evidence.list(`certification:${certification}`);
-    expect(timeout).toMatchObject({ outcome: 'certification-timeout', verification: { decidedBy: expect.stringMatching(/^policy: onTimeout keep-and-escalate/) } });
-    expect(timeout?.principal).toBeUndefined();
+    const [, escalation] = await stack.evidence.list(`certification:${certification}`);
+    expect(escalation).toMatchObject({ outcome: 'certification-escalated', observedState: { status: 'escalated', kept: [SELECT] }, verification: { decidedBy: expect.stringMatching(/^policy: onTimeout keep-and-escalate/) } });
+    expect(escalation?.principal).toBeUndefined();
     expect((await stack.grantsOf(account)).join('\n')).toMatch(/SELECT ON `cgt\\_billing`/);
-    // Decided by the policy: a late decision is refused.
-    const late = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'revoke' }], justification: 'too late' });
-    expect(late.status).toBe(409);
+
+    const late = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'revoke' }], justification: 'bob left the billing team' });
+    expect([late.status, late.data.status]).toEqual([200, 'revoking']);
+    const revoking = await waitFor('the revocation change of the escalated item', async () => (await c.items(reviewer, '&status=revoking')).find((i) => i.id === certification && i.change !== null), 30_000);
+    expect(revoking).toMatchObject({ decisions: [{ grant: SELECT, decision: 'revoke' }], decidedBy: { name: expect.stringMatching(/^t-security-reviewer-/) } });
+    expect((await c.items(reviewer, '&overdue=true')).map((i) => i.id)).not.toContain(certification);
+    expect((await stack.evidence.list(`certification:${certification}`)).map((r) => r.outcome)).toEqual(['certification-opened', 'certification-escalated', 'certification-decided', 'revocation-opened']);
+    const again = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'keep' }], justification: 'changed my mind' });
+    expect(again.status).toBe(409);
   }, 60_000);
 });
 
@@ -281,6 +288,41 @@ describe('certification at the due date under onTimeout revoke: the policy revok
     const chain = await stack.evidence.list(`certification:${certification}`);
     expect(chain.map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-opened']);
     expect(chain[2]?.desiredState).toEqual({ action: { kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' } } });
+  }, 90_000);
+
+  it('the policy and a person never both decide: a decision sent while the policy records its own is refused as being decided, and the row, the chain and the workflow hold the policy\'s', async () => {
+    const c = client(stack);
+    const reviewer = (await stack.tokenFor('security-reviewer')).token;
+    const account = uniqueAccount('crc');
+    await createAccount(stack.admin, account, [SELECT]);
+    const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
+    await waitFor('the item row', async () => (await c.items(reviewer)).some((i) => i.id === certification), 30_000);
+    // Hold the item's row so that the policy's decision at the due date stays in flight until released.
+    const lock = stack.ds.createQueryRunner();
+    await lock.connect();
+    await lock.startTransaction();
+    const waiting = async () => {
+      const [rows] = await stack.admin.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%certification_items%'");
+      return Number(rows[0]?.n);
+    };
+    let answer: Promise<{ status: number; data: { error?: { message: string } } }> | undefined;
+    try {
+      await lock.query('SELECT id FROM certification_items WHERE id = ? FOR UPDATE', [certification]);
+      await waitFor("the policy's decision waiting on the item's row", async () => (await waiting()) === 1, 30_000);
+      answer = c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'keep' }], justification: 'still needed' });
+      // Refused at once; were it let through, its record would wait on the row beside the policy's.
+      const first = await Promise.race([answer, waitFor('a second decision recording', async () => (await waiting()) >= 2, 30_000).then(() => null)]);
+      expect(first).toMatchObject({ status: 409, data: { error: { message: `certification ${certification} is being decided` } } });
+    } finally {
+      await lock.rollbackTransaction();
+      await lock.release();
+      await answer;
+    }
+    const item = await waitFor('the revocation change opened', async () => (await c.items(reviewer, '&status=revoking')).find((i) => i.id === certification && i.change !== null), 30_000);
+    expect(item).toMatchObject({ decisions: [{ grant: SELECT, decision: 'revoke' }], decidedBy: null });
+    expect((await stack.evidence.list(`certification:${certification}`)).map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-opened']);
+    const held = await stack.workflows.client.workflow.getHandle(`certification-${certification}`).query<Item>('certification');
+    expect(held).toMatchObject({ status: 'revoking', decisions: item.decisions, decidedBy: null, change: item.change });
   }, 90_000);
 });
 

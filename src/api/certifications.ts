@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal';
 import { CERTIFICATION_ID, CERTIFICATION_STATUSES, DECIDE_CERTIFICATION, certificationWorkflowId } from '../certification/certification';
@@ -8,7 +8,7 @@ import { identityOfRow, type InventoryItem } from '../inventory/inventory-store'
 import type { Policy } from '../policy/policy';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
 import type { CertificationDecisionInput, CertificationDecisionResult } from '../../workflows/certification-workflow';
-import { REFUSALS, refusalIn } from './decisions';
+import { decisionRefusal } from './decisions';
 import { pageCursor, pageLimit, queryIssues } from './paging';
 
 const listQuery = z
@@ -79,12 +79,7 @@ export async function decideCertification(
     if (err instanceof WorkflowNotFoundError || (err instanceof Error && /already completed/i.test(err.message))) {
       throw new AppError(409, 'CONFLICT', `certification ${id} is already decided (${item.status})`, [], { cause: err });
     }
-    const refusal = err instanceof WorkflowUpdateFailedError ? refusalIn(err.cause) : undefined;
-    if (refusal) {
-      const { status, code } = REFUSALS[refusal.type]!;
-      throw new AppError(status, code, refusal.message, [], { cause: err });
-    }
-    throw err;
+    throw decisionRefusal(err) ?? err;
   }
 }
 

@@ -17,7 +17,11 @@ export type SwitchedTrigger = (typeof SWITCHED_TRIGGERS)[number];
 export const ON_TIMEOUT = ['keep-and-escalate', 'revoke'] as const;
 export type OnTimeout = (typeof ON_TIMEOUT)[number];
 
-/** open: waiting for its reviewer. certified: every grant kept. revoking: some revoked (`change` names the change once opened). escalated: kept at the due date by the policy. */
+/**
+ * open: waiting for its reviewer. escalated: past its due date under keep-and-escalate, the access kept and the item
+ * still waiting for its reviewer. certified: every grant kept. revoking: some revoked (`change` names the change once
+ * opened).
+ */
 export const CERTIFICATION_STATUSES = ['open', 'certified', 'revoking', 'escalated'] as const;
 export type CertificationStatus = (typeof CERTIFICATION_STATUSES)[number];
 
