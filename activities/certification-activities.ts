@@ -19,7 +19,7 @@ import type { EvidenceStore } from '../src/evidence/evidence-store';
 import { EvidenceRefusal } from '../src/evidence/redaction';
 import { type NotifySettings, sendNotification } from '../src/exceptions/notify';
 import { identityOfRow, type InventoryStore } from '../src/inventory/inventory-store';
-import type { TicketWriteBack } from '../src/itsm/source';
+import { type TicketWriteBack, WriteBackError } from '../src/itsm/source';
 import type { Policy } from '../src/policy/policy';
 import { refusalsAreFinal } from './connector-activities';
 
@@ -86,6 +86,28 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
     return manager ? { kind: 'manager', user: manager, directory } : { kind: 'role', role: rule.fallbackRole };
   }
 
+  /** A drift item, once its row exists, is named on its finding (evidence in the finding's chain, with its row). */
+  async function nameOnFinding(item: CertificationItem, request: CertificationRequest): Promise<void> {
+    if (item.trigger !== 'drift') return;
+    const key = certificationChain(item.id);
+    await refusalsAreFinal(() => evidence.append({
+      ticketKey: `drift:${item.reference}`,
+      stepId: 'certification',
+      outcome: 'certification-opened',
+      actionKind: 'drift-certification',
+      system: item.system,
+      identity: { ...request.identity },
+      desiredState: {},
+      observedState: { finding: { id: item.reference }, certification: key },
+      verified: false,
+      verification: {},
+      actor,
+      eventReceivedAt: request.at,
+      startedAt: new Date().toISOString(),
+      verifiedAt: null,
+    }, drift.changeProjection([item.reference], key)));
+  }
+
   return {
     /**
      * Opens the item an event asks for: its grants read back from the target now, its reviewer by the policy's rule,
@@ -94,7 +116,10 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
      */
     async openCertification({ id, request }: { id: string; request: CertificationRequest }): Promise<CertificationItem> {
       const existing = await certifications.get(id);
-      if (existing) return existing;
+      if (existing) {
+        await nameOnFinding(existing, request);
+        return existing;
+      }
       const section = policy?.certification;
       if (!section) throw refused('the policy has no certification section: no item can be opened');
       if (!registry.names().includes(request.system)) throw refused(`${request.system} is not configured on this worker`);
@@ -111,7 +136,7 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
         id, system: request.system, name: identity.name, host, type: row?.type ?? identity.type, owner, workload: row?.workload ?? null, grants,
         trigger: request.trigger, reference: request.reference, detail: request.detail ?? '', reviewer: await reviewerOf(owner),
         dueAt: new Date(Date.parse(startedAt) + dueMs).toISOString(), onTimeout: section.onTimeout, status: 'open',
-        decisions: null, decidedBy: null, decidedAt: null, justification: null, change: null, openedAt: startedAt,
+        decisions: null, decidedBy: null, decidedAt: null, justification: null, change: null, revocationError: null, openedAt: startedAt,
       };
       await refusalsAreFinal(() => evidence.append({
         ticketKey: certificationChain(id),
@@ -130,6 +155,7 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
         startedAt,
         verifiedAt: null,
       }, certifications.openProjection(item)));
+      await nameOnFinding(item, request);
       return (await certifications.get(id)) ?? item;
     },
 
@@ -220,16 +246,26 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
      * nothing is kept. The change runs like any other (read back, evidenced, on its own ticket); opening it is evidence
      * in the item's chain, with the change named on the item. A retry finds the change by its correlation id.
      */
-    async openCertificationRevocation({ id }: { id: string }): Promise<{ change: string }> {
+    async openCertificationRevocation({ id }: { id: string }): Promise<CertificationItem> {
       const item = await certifications.get(id);
       if (!item?.decisions) throw refused(`certification item ${id} has no decision to carry out`);
-      if (item.change) return { change: item.change };
+      if (item.change || item.status !== 'revoking') return item;
       const kept = item.decisions.filter((d) => d.decision === 'keep').map((d) => d.grant);
       const revoked = item.decisions.filter((d) => d.decision === 'revoke').map((d) => d.grant);
       const action = revocationAction(item, kept);
       const source = policy?.certification?.source ?? 'servicenow';
       const adapter = writeBackFor(source);
-      if (!adapter.openChange) throw refused(`the ticket source ${source} cannot open changes`);
+      const identity = { type: item.type, name: item.name, ...(item.host ? { host: item.host } : {}) };
+      /** A change the ticket system will not open is no reason to retry: the item says why, and a person acts. */
+      const failed = async (reason: string) => {
+        const now = new Date().toISOString();
+        await refusalsAreFinal(() => evidence.append({
+          ticketKey: certificationChain(id), stepId: 'revocation', outcome: 'revocation-failed', actionKind: 'certification', system: item.system, identity,
+          desiredState: { action }, observedState: { error: reason }, verified: false, verification: {}, actor, eventReceivedAt: item.decidedAt ?? now, startedAt: now, verifiedAt: null,
+        }, certifications.revocationFailedProjection(id, reason)));
+        return (await certifications.get(id)) as CertificationItem;
+      };
+      if (!adapter.openChange) return failed(`the ticket source ${source} cannot open changes`);
       const who = item.decidedBy ? item.decidedBy.name : `the policy (onTimeout ${item.onTimeout})`;
       const change = await adapter.openChange({
         correlationId: `changegate-certification-${id}`,
@@ -237,7 +273,11 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
         title: `Certification of ${item.name} on ${item.system}: revoke ${revoked.length} grant(s)`,
         description: `Certification item ${id} (${item.trigger}: ${item.reference}) was decided by ${who}: revoke ${revoked.join(', ') || 'everything'}; keep ${kept.join(', ') || 'nothing'}. This standard change carries it out: ${action.kind === 'leaver' ? 'a leaver under the system\'s revoke policy' : 'a mover down to the kept grants'}.`,
         actionsText: JSON.stringify([action]),
+      }).catch((err: unknown) => {
+        if (err instanceof WriteBackError && err.kind === 'refused') return err;
+        throw err;
       });
+      if (change instanceof WriteBackError) return failed(`the ticket source ${source} refused to open the revocation change: ${change.message}`);
       const changeKey = `${source}:${change.key}`;
       const now = new Date().toISOString();
       await refusalsAreFinal(() => evidence.append({
@@ -257,7 +297,7 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
         startedAt: now,
         verifiedAt: null,
       }, certifications.changeProjection(id, changeKey)));
-      return { change: changeKey };
+      return (await certifications.get(id)) as CertificationItem;
     },
 
     /** A mover or rotation step verified: opens an item when the policy's trigger is on. */
@@ -268,37 +308,23 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
       );
     },
 
-    /** Opens an item for each open drift finding the policy says to certify, and names the item on the finding. */
+    /**
+     * Starts an item for each open drift finding the policy says to certify. The item's opening names it on the
+     * finding (openCertification), so a finding never names an item that has no row; until then the next run starts
+     * it again, which finds the same workflow.
+     */
     async certifyDrift(): Promise<Array<{ finding: string; certification: string }>> {
       if (!deps.startCertification || !policy?.certification) return [];
-      const opened: Array<{ finding: string; certification: string }> = [];
+      const started: Array<{ finding: string; certification: string }> = [];
       for (const f of await drift.toCertify()) {
         if (!registry.names().includes(f.system)) continue;
         const row = await inventory.find(f.system, f.name, f.host);
         const identity = row ? identityOfRow(row) : { type: 'service_account' as const, name: f.name, ...(f.host ? { host: f.host } : {}) };
         const request: CertificationRequest = { trigger: 'drift', reference: f.id, system: f.system, identity, at: f.lastSeenAt, detail: `drift ${f.type}${f.grant ? ` (${f.grant})` : ''}: ${f.detail}` };
         const { id } = await deps.startCertification(request);
-        const key = `certification:${id}`;
-        const now = new Date().toISOString();
-        await refusalsAreFinal(() => evidence.append({
-          ticketKey: `drift:${f.id}`,
-          stepId: 'certification',
-          outcome: 'certification-opened',
-          actionKind: 'drift-certification',
-          system: f.system,
-          identity: { ...identity },
-          desiredState: {},
-          observedState: { finding: { id: f.id, type: f.type, ...(f.grant ? { grant: f.grant } : {}) }, certification: key },
-          verified: false,
-          verification: {},
-          actor,
-          eventReceivedAt: f.lastSeenAt,
-          startedAt: now,
-          verifiedAt: null,
-        }, drift.changeProjection([f.id], key)));
-        opened.push({ finding: f.id, certification: id });
+        started.push({ finding: f.id, certification: id });
       }
-      return opened;
+      return started;
     },
   };
 }

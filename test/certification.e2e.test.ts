@@ -11,7 +11,7 @@ import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumbe
 type Item = {
   id: string; system: string; name: string; owner: string | null; workload: string | null; grants: string[]; trigger: string; reference: string;
   reviewer: Record<string, string>; dueAt: string; status: string; decisions: Array<{ grant: string; decision: string }> | null; change: string | null;
-  decidedBy: { name: string } | null;
+  decidedBy: { name: string } | null; revocationError: string | null;
 };
 
 const SELECT = 'SELECT ON `cgt\\_billing`.*';
@@ -183,9 +183,28 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     });
     await waitFor('the grant verified', async () => (await stack.closureCheck(granting)).data.steps?.[0]?.status === 'verified', 30_000);
     await stack.admin.query('GRANT INSERT ON `cgt_billing`.`invoices` TO ?@?', [account, '%']);
-    await runScheduledDiscovery(stack);
     const auditor = (await stack.tokenFor('auditor')).token;
-    const [finding] = ((await c.api(auditor, 'GET', '/api/drift?system=mysql-local&type=extra-grant&status=open')).data.items as Array<Record<string, string>>).filter((f) => f.name === account);
+    const findingOf = async () => ((await c.api(auditor, 'GET', '/api/drift?system=mysql-local&type=extra-grant&status=open')).data.items as Array<Record<string, string>>).find((f) => f.name === account);
+    // Hold every item row (and the gaps between them) so that the item cannot land yet: its finding names no item meanwhile.
+    const lock = stack.ds.createQueryRunner();
+    await lock.connect();
+    await lock.startTransaction();
+    try {
+      await lock.query('SELECT id FROM certification_items FOR UPDATE');
+      await runScheduledDiscovery(stack);
+      await waitFor("the item's opening waiting on the table", async () => {
+        const [rows] = await stack.admin.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%certification_items%'");
+        return Number(rows[0]?.n) > 0;
+      }, 30_000);
+      expect(await findingOf()).toMatchObject({ action: 'certify', change: null });
+    } finally {
+      await lock.rollbackTransaction();
+      await lock.release();
+    }
+    const finding = await waitFor('the finding naming its item', async () => {
+      const f = await findingOf();
+      return f?.change ? f : null;
+    }, 30_000);
     expect(finding).toMatchObject({ action: 'certify', change: expect.stringMatching(/^certification:[0-9a-f]{32}$/) });
     const item = await itemFor(account, 'drift');
     expect(item).toMatchObject({ id: String(finding?.change).slice('certification:'.length), reference: finding?.id, grants: [INSERT, SELECT] });
@@ -324,6 +343,24 @@ describe('certification at the due date under onTimeout revoke: the policy revok
     const held = await stack.workflows.client.workflow.getHandle(`certification-${certification}`).query<Item>('certification');
     expect(held).toMatchObject({ status: 'revoking', decisions: item.decisions, decidedBy: null, change: item.change });
   }, 90_000);
+
+  it('a revocation change the ticket system refuses leaves the item revocation-failed, saying why, not revoking with no change', async () => {
+    const c = client(stack);
+    const reviewer = (await stack.tokenFor('security-reviewer')).token;
+    const account = uniqueAccount('crf');
+    await createAccount(stack.admin, account, [SELECT]);
+    stack.sim.faults.refuseWrites();
+    try {
+      const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
+      const item = await waitFor('the item revocation-failed', async () => (await c.items(reviewer, '&status=revocation-failed')).find((i) => i.id === certification), 30_000);
+      expect(item).toMatchObject({ change: null, decisions: [{ grant: SELECT, decision: 'revoke' }], revocationError: expect.stringMatching(/^the ticket source servicenow refused to open the revocation change: /) });
+      expect((await stack.evidence.list(`certification:${certification}`)).map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-failed']);
+    } finally {
+      await stack.sim.faults.restore();
+    }
+    // Nothing was revoked behind the item's back.
+    expect((await stack.grantsOf(account)).join('\n')).toMatch(/SELECT ON `cgt\\_billing`/);
+  }, 60_000);
 });
 
 describe('certification reviewed by a named group (the people mapping, source group)', () => {

@@ -122,7 +122,7 @@ export async function certificationWorkflow(input: CertificationWorkflowInput): 
       deciding = false;
     }
   }
-  if (item.status === 'revoking' && item.change === null) item.change = (await certifications.openCertificationRevocation({ id: item.id })).change;
+  if (item.status === 'revoking' && item.change === null) adopt(await certifications.openCertificationRevocation({ id: item.id }));
   await condition(allHandlersFinished);
   return item;
 }

@@ -22,7 +22,7 @@ export const toCertificationItem = (r: CertificationItemRow): CertificationItem 
   id: r.id, system: r.system, name: r.name, host: r.host, type: r.identityType, owner: r.owner, workload: r.workload, grants: r.grants,
   trigger: r.triggerType as CertificationTrigger, reference: r.reference, detail: r.detail, reviewer: r.reviewer, dueAt: r.dueAt.toISOString(),
   onTimeout: r.onTimeout as OnTimeout, status: r.status as CertificationStatus, decisions: r.decisions, decidedBy: r.decidedBy,
-  decidedAt: r.decidedAt ? r.decidedAt.toISOString() : null, justification: r.justification, change: r.changeKey, openedAt: r.openedAt.toISOString(),
+  decidedAt: r.decidedAt ? r.decidedAt.toISOString() : null, justification: r.justification, change: r.changeKey, revocationError: r.revocationError, openedAt: r.openedAt.toISOString(),
 });
 
 /** A second decision on an item: the first one stands. */
@@ -46,7 +46,7 @@ export class CertificationStore {
         id: item.id, system: item.system, name: item.name, host: item.host, identityType: item.type, owner: item.owner, workload: item.workload,
         grants: item.grants, triggerType: item.trigger, reference: item.reference.slice(0, 300), detail: item.detail.slice(0, 500), reviewer: item.reviewer,
         reviewerKey: reviewerText(item.reviewer).slice(0, 260), dueAt: new Date(item.dueAt), onTimeout: item.onTimeout, status: 'open',
-        decisions: null, decidedBy: null, decidedAt: null, justification: null, changeKey: null, openedAt: new Date(item.openedAt),
+        decisions: null, decidedBy: null, decidedAt: null, justification: null, changeKey: null, revocationError: null, openedAt: new Date(item.openedAt),
       });
     };
   }
@@ -76,6 +76,13 @@ export class CertificationStore {
   changeProjection(id: string, changeKey: string): AlongsideEvidence {
     return async (tx) => {
       await tx.getRepository(CertificationItemRow).update({ id, changeKey: IsNull() }, { changeKey });
+    };
+  }
+
+  /** The ticket system refused the item's revocation change: the item says so, and why, instead of sitting in revoking. */
+  revocationFailedProjection(id: string, reason: string): AlongsideEvidence {
+    return async (tx) => {
+      await tx.getRepository(CertificationItemRow).update({ id, status: 'revoking', changeKey: IsNull() }, { status: 'revocation-failed', revocationError: reason.slice(0, 500) });
     };
   }
 

@@ -20,9 +20,10 @@ export type OnTimeout = (typeof ON_TIMEOUT)[number];
 /**
  * open: waiting for its reviewer. escalated: past its due date under keep-and-escalate, the access kept and the item
  * still waiting for its reviewer. certified: every grant kept. revoking: some revoked (`change` names the change once
- * opened).
+ * opened). revocation-failed: some revoked, but the ticket system refused the revocation change (`revocationError` says
+ * why); a person has to carry it out.
  */
-export const CERTIFICATION_STATUSES = ['open', 'certified', 'revoking', 'escalated'] as const;
+export const CERTIFICATION_STATUSES = ['open', 'certified', 'revoking', 'escalated', 'revocation-failed'] as const;
 export type CertificationStatus = (typeof CERTIFICATION_STATUSES)[number];
 
 /** Who reviews an item: a role, a named group (people mapping source `group`), or the owner's manager from the directory. */
@@ -68,6 +69,8 @@ export interface CertificationItem {
   decidedAt: string | null;
   justification: string | null;
   change: string | null;
+  /** Why the revocation change could not be opened (status revocation-failed). */
+  revocationError: string | null;
   openedAt: string;
 }
 
