@@ -300,8 +300,13 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
       return (await certifications.get(id)) as CertificationItem;
     },
 
-    /** A mover or rotation step verified: opens an item when the policy's trigger is on. */
+    /**
+     * A mover or rotation step verified: opens an item when the policy's trigger is on, unless the change is one the
+     * gateway opened itself to carry out a certification's revocation or a drift remediation (its ticket is named on
+     * the item or the finding): certifying that would ask again what was just decided.
+     */
     async certifyStep(input: StepCertificationInput): Promise<{ id: string; started: boolean } | null> {
+      if (await certifications.changeOpenedByGateway(input.ticketKey) || await drift.isRemediationChange(input.ticketKey)) return null;
       return start(
         { trigger: input.trigger, reference: `${input.ticketKey}#${input.stepId}`, system: input.system, identity: input.identity, at: input.at, detail: `${input.trigger === 'mover' ? 'a mover' : 'a credential rotation'} completed verified on ${input.ticketKey}` },
         policy?.certifies(input.trigger) === true,

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import axios from 'axios';
 import type mysql from 'mysql2/promise';
+import { certificationId, certificationWorkflowId } from '../src/certification/certification';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import type { PolicyInput } from '../src/policy/policy';
 import { runScheduledDiscovery } from './support/discovery';
@@ -112,6 +114,9 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     expect(held).toMatch(/SELECT ON `cgt\\_billing`/);
     const moved = (await stack.evidence.list(`servicenow:${changeNumber}`)).find((r) => r.actionKind === 'mover' && r.verified);
     expect(moved).toMatchObject({ verified: true, desiredState: { mustNotHave: [INSERT] } });
+    // The gateway's own revocation change opens no certification of its mover (its trigger ran before closure opened).
+    const own = certificationId({ trigger: 'mover', reference: `servicenow:${changeNumber}#${String(moved?.stepId)}`, system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' } });
+    await expect(stack.workflows.client.workflow.getHandle(certificationWorkflowId(own)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
     // The item's own chain: opened with the read-back, the reviewer's decision naming the principal, the change opened.
     const chain = await stack.evidence.list(`certification:${item.id}`);
     expect(chain.map((r) => r.outcome)).toEqual(['certification-opened', 'certification-decided', 'revocation-opened']);

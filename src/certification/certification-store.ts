@@ -86,6 +86,11 @@ export class CertificationStore {
     };
   }
 
+  /** Whether a ticket (`source:key`) is the revocation change of an item. */
+  async changeOpenedByGateway(ticketKey: string): Promise<boolean> {
+    return (await this.ds.getRepository(CertificationItemRow).count({ where: { changeKey: ticketKey } })) > 0;
+  }
+
   async get(id: string): Promise<CertificationItem | null> {
     const row = await this.ds.getRepository(CertificationItemRow).findOne({ where: { id } });
     return row ? toCertificationItem(row) : null;

@@ -10,7 +10,7 @@ export class CertificationDecisionsOnce1764800000001 implements MigrationInterfa
   name = 'CertificationDecisionsOnce1764800000001';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.query('ALTER TABLE certification_items ADD COLUMN revocation_error VARCHAR(500) NULL');
+    await q.query('ALTER TABLE certification_items ADD COLUMN revocation_error VARCHAR(500) NULL, ADD KEY ix_certification_change (change_key)');
     await q.query(`
       CREATE TRIGGER certification_items_decided_once BEFORE UPDATE ON certification_items FOR EACH ROW
         IF OLD.decided_at IS NOT NULL AND NOT (NEW.decisions <=> OLD.decisions AND NEW.decided_by <=> OLD.decided_by AND NEW.decided_at <=> OLD.decided_at
@@ -21,6 +21,6 @@ export class CertificationDecisionsOnce1764800000001 implements MigrationInterfa
 
   async down(q: QueryRunner): Promise<void> {
     await q.query('DROP TRIGGER certification_items_decided_once');
-    await q.query('ALTER TABLE certification_items DROP COLUMN revocation_error');
+    await q.query('ALTER TABLE certification_items DROP KEY ix_certification_change, DROP COLUMN revocation_error');
   }
 }
