@@ -458,3 +458,28 @@ describe("certification reviewed by the owner's manager, read from the directory
     expect([decided.status, decided.data.status]).toEqual([200, 'certified']);
   }, 60_000);
 });
+
+describe('certification trigger failures never fail the change that happened', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ policy: certificationPolicy('PT1H') });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('an owner set while the workflow service cannot be reached answers 200 with the owner set and the certification error, not 500', async () => {
+    const c = client(stack);
+    const operator = (await stack.tokenFor('operator')).token;
+    const account = uniqueAccount('cof');
+    await createAccount(stack.admin, account, [SELECT]);
+    expect((await c.api(operator, 'POST', '/api/inventory/scan', { systems: ['mysql-local'] })).status).toBe(200);
+    const row = await new InventoryStore(stack.ds).find('mysql-local', account, '%');
+    // The API's own Temporal connection closed: the trigger's start fails, the ownership (in MariaDB) does not.
+    await stack.workflows.client.connection.close();
+    const res = await c.api(operator, 'PATCH', `/api/inventory/${row!.id}`, { owner: 'bob' });
+    expect(res.status).toBe(200);
+    expect(res.data).toMatchObject({ identity: { owner: 'bob' }, certification: { error: expect.stringMatching(/^the certification item could not be opened/) } });
+    expect(await new InventoryStore(stack.ds).find('mysql-local', account, '%')).toMatchObject({ owner: 'bob' });
+  }, 60_000);
+});
