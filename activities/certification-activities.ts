@@ -21,6 +21,7 @@ import { type NotifySettings, sendNotification } from '../src/exceptions/notify'
 import { identityOfRow, type InventoryStore } from '../src/inventory/inventory-store';
 import { type TicketWriteBack, WriteBackError } from '../src/itsm/source';
 import type { Policy } from '../src/policy/policy';
+import { isManaged } from '../src/kinds/mover/move-plan';
 import { refusalsAreFinal } from './connector-activities';
 
 /** Starts an item's workflow once per item id (a second start of the same item finds the first). */
@@ -242,8 +243,10 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
     },
 
     /**
-     * Opens the standard change that carries an item's revocations: a mover down to the kept grants, or a leaver when
-     * nothing is kept. The change runs like any other (read back, evidenced, on its own ticket); opening it is evidence
+     * Opens the standard change that carries an item's revocations. No kind takes away exactly some grants, so it is
+     * a mover whose wanted set is what the identity holds when the change is opened, read back now, less the revoked
+     * grants: grants kept or added since the item opened stay, a grant removed since is not re-added, and revoking
+     * every grant never deletes or disables the identity (a mover to no managed grants). The change runs like any other (read back, evidenced, on its own ticket); opening it is evidence
      * in the item's chain, with the change named on the item. A retry finds the change by its correlation id.
      */
     async openCertificationRevocation({ id }: { id: string }): Promise<CertificationItem> {
@@ -252,7 +255,9 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
       if (item.change || item.status !== 'revoking') return item;
       const kept = item.decisions.filter((d) => d.decision === 'keep').map((d) => d.grant);
       const revoked = item.decisions.filter((d) => d.decision === 'revoke').map((d) => d.grant);
-      const action = revocationAction(item, kept);
+      const connector = registry.get(item.system);
+      const held = (await refusalsAreFinal(() => connector.inspect({ type: item.type === 'person' ? 'person' : 'service_account', name: item.name, ...(item.host ? { host: item.host } : {}) }))).grants;
+      const action = revocationAction(item, held.filter((g) => isManaged(connector.grammar, g)), revoked);
       const source = policy?.certification?.source ?? 'servicenow';
       const adapter = writeBackFor(source);
       const identity = { type: item.type, name: item.name, ...(item.host ? { host: item.host } : {}) };
@@ -271,7 +276,7 @@ export function createCertificationActivities(deps: CertificationActivityDeps) {
         correlationId: `changegate-certification-${id}`,
         emergency: false,
         title: `Certification of ${item.name} on ${item.system}: revoke ${revoked.length} grant(s)`,
-        description: `Certification item ${id} (${item.trigger}: ${item.reference}) was decided by ${who}: revoke ${revoked.join(', ') || 'everything'}; keep ${kept.join(', ') || 'nothing'}. This standard change carries it out: ${action.kind === 'leaver' ? 'a leaver under the system\'s revoke policy' : 'a mover down to the kept grants'}.`,
+        description: `Certification item ${id} (${item.trigger}: ${item.reference}) was decided by ${who}: revoke ${revoked.join(', ') || 'everything'}; keep ${kept.join(', ') || 'nothing'}. This standard change carries it out: a mover to what the identity held when it was opened, less the revoked grants.`,
         actionsText: JSON.stringify([action]),
       }).catch((err: unknown) => {
         if (err instanceof WriteBackError && err.kind === 'refused') return err;

@@ -18,6 +18,7 @@ type Item = {
 
 const SELECT = 'SELECT ON `cgt\\_billing`.*';
 const INSERT = 'INSERT ON `cgt_billing`.`invoices`';
+const UPDATE = 'UPDATE ON `cgt_billing`.`invoices`';
 
 /** The directory user `alice` is any principal named alice-*: an owner who must not certify her own identities. */
 const ALICE = 'alice';
@@ -97,6 +98,8 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     expect(item).toMatchObject({ status: 'open', grants: [INSERT, SELECT], reference: expect.stringMatching(new RegExp(`^servicenow:${number}#mover:`)), reviewer: { kind: 'role', role: 'security-reviewer' } });
     expect(Date.parse(item.dueAt) - Date.now()).toBeGreaterThan(50 * 60_000);
 
+    // Granted after the item opened: not the item's to decide, so its revocation leaves it alone.
+    await stack.admin.query('GRANT UPDATE ON `cgt_billing`.`invoices` TO ?@?', [account, '%']);
     const decided = await c.api(reviewer, 'POST', `/api/certifications/${item.id}/decision`, { decisions: [{ grant: SELECT, decision: 'keep' }, { grant: INSERT, decision: 'revoke' }], justification: 'inserts are the batch job\'s, not this service\'s' });
     expect(decided.status).toBe(200);
     expect(decided.data).toMatchObject({ id: item.id, status: 'revoking' });
@@ -105,13 +108,14 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     const changeNumber = String(revoking.change).slice('servicenow:'.length);
     const [change] = (await axios.get(`${stack.simUrl}/api/now/table/change_request`, { params: { sysparm_query: `number=${changeNumber}` }, auth: { username: 'changegate-int', password: 'sn-test-password-42' } })).data.result as Array<Record<string, string>>;
     expect(change).toMatchObject({ type: 'standard', correlation_id: `changegate-certification-${item.id}` });
-    expect(JSON.parse(String(change?.u_identity_actions))).toEqual([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: [SELECT] }]);
+    expect(JSON.parse(String(change?.u_identity_actions))).toEqual([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: [SELECT, UPDATE] }]);
 
     // The change runs like any other: its mover is read back and evidenced, and closure opens.
     await waitFor('the revocation change verified', async () => (await stack.closureCheck(changeNumber)).data.allowed === true, 60_000);
     const held = (await stack.grantsOf(account)).join('\n');
     expect(held).not.toMatch(/INSERT/);
     expect(held).toMatch(/SELECT ON `cgt\\_billing`/);
+    expect(held).toMatch(/UPDATE ON `cgt_billing`\.`invoices`/);
     const moved = (await stack.evidence.list(`servicenow:${changeNumber}`)).find((r) => r.actionKind === 'mover' && r.verified);
     expect(moved).toMatchObject({ verified: true, desiredState: { mustNotHave: [INSERT] } });
     // The gateway's own revocation change opens no certification of its mover (its trigger ran before closure opened).
@@ -298,7 +302,7 @@ describe('certification at the due date under onTimeout revoke: the policy revok
     await stack?.stop();
   });
 
-  it('an item no one decides is revoked whole at its due date: a leaver on a standard change, verified on MariaDB', async () => {
+  it('an item no one decides is revoked whole at its due date: a mover to no grants on a standard change, verified on MariaDB, the account itself left to its owner', async () => {
     const c = client(stack);
     const reviewer = (await stack.tokenFor('security-reviewer')).token;
     const account = uniqueAccount('ctr');
@@ -307,11 +311,12 @@ describe('certification at the due date under onTimeout revoke: the policy revok
     const revoking = await waitFor('the revocation change opened at the due date', async () => (await c.items(reviewer, '&status=revoking')).find((i) => i.id === certification && i.change !== null), 30_000);
     expect(revoking).toMatchObject({ decisions: [{ grant: SELECT, decision: 'revoke' }], decidedBy: null });
     const number = String(revoking.change).slice('servicenow:'.length);
-    await waitFor('the leaver verified', async () => (await stack.closureCheck(number)).data.allowed === true, 60_000);
-    expect(await stack.accountExists(account)).toBe(false);
+    await waitFor('the mover verified', async () => (await stack.closureCheck(number)).data.allowed === true, 60_000);
+    expect(await stack.accountExists(account)).toBe(true);
+    expect((await stack.grantsOf(account)).join('\n')).not.toMatch(/SELECT ON `cgt\\_billing`/);
     const chain = await stack.evidence.list(`certification:${certification}`);
     expect(chain.map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-opened']);
-    expect(chain[2]?.desiredState).toEqual({ action: { kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' } } });
+    expect(chain[2]?.desiredState).toEqual({ action: { kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: [] } });
   }, 90_000);
 
   it('the policy and a person never both decide: a decision sent while the policy records its own is refused as being decided, and the row, the chain and the workflow hold the policy\'s', async () => {

@@ -93,8 +93,13 @@ export function reviewerText(r: Reviewer): string {
   return r.kind === 'role' ? `role:${r.role}` : r.kind === 'group' ? `group:${r.group}` : `user:${r.user}`;
 }
 
-/** What a revocation change carries: a mover down to the kept grants, or a leaver when nothing is kept. */
-export function revocationAction(item: Pick<CertificationItem, 'system' | 'name' | 'host' | 'type'>, kept: string[]): Record<string, unknown> {
+/**
+ * What a revocation change carries: a mover to the managed grants the identity holds now less the revoked ones (no kind
+ * removes exactly some grants; a mover computed from a fresh read-back comes closest). Never a leaver: revoking every
+ * grant leaves the identity itself to its owner.
+ */
+export function revocationAction(item: Pick<CertificationItem, 'system' | 'name' | 'host' | 'type'>, held: string[], revoked: string[]): Record<string, unknown> {
   const identity = { type: item.type === 'person' ? 'person' : 'service_account', name: item.name, ...(item.host ? { host: item.host } : {}) };
-  return kept.length === 0 ? { kind: 'leaver', system: item.system, identity } : { kind: 'mover', system: item.system, identity, grants: [...kept].sort() };
+  const gone = new Set(revoked);
+  return { kind: 'mover', system: item.system, identity, grants: [...new Set(held.filter((g) => !gone.has(g)))].sort() };
 }
