@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import axios from 'axios';
 import type mysql from 'mysql2/promise';
@@ -259,11 +261,24 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
 
 describe('certification at the due date: the policy default keeps the access and escalates', () => {
   let stack: Stack;
+  const secret = randomBytes(24).toString('hex');
+  const received: Array<{ headers: http.IncomingHttpHeaders; raw: Buffer }> = [];
+  let receiver: http.Server;
   beforeAll(async () => {
-    stack = await startStack({ policy: certificationPolicy('PT3S') });
+    receiver = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        received.push({ headers: req.headers, raw: Buffer.concat(chunks) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    stack = await startStack({ policy: certificationPolicy('PT3S'), notify: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/changegate`, secret } });
   });
   afterAll(async () => {
     await stack?.stop();
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
   });
 
   it('an item no one decides by its due date is kept and escalated (evidenced, listed as overdue), and its reviewer can still decide it', async () => {
@@ -280,6 +295,11 @@ describe('certification at the due date: the policy default keeps the access and
     const [, escalation] = await stack.evidence.list(`certification:${certification}`);
     expect(escalation).toMatchObject({ outcome: 'certification-escalated', observedState: { status: 'escalated', kept: [SELECT] }, verification: { decidedBy: expect.stringMatching(/^policy: onTimeout keep-and-escalate/) } });
     expect(escalation?.principal).toBeUndefined();
+    // Announced, signed over the timestamp and the raw bytes, checked as a receiver would.
+    const note = await waitFor('the escalation notification', () => received.find((r) => r.headers['x-changegate-event'] === 'certification.escalated' && r.raw.toString().includes(String(certification))));
+    const timestamp = String(note.headers['x-changegate-timestamp']);
+    expect(note.headers['x-changegate-signature']).toBe(`sha256=${createHmac('sha256', secret).update(`${timestamp}.`).update(note.raw).digest('hex')}`);
+    expect(JSON.parse(note.raw.toString())).toMatchObject({ event: 'certification.escalated', certification, system: 'mysql-local', identity: account, grants: [SELECT] });
     expect((await stack.grantsOf(account)).join('\n')).toMatch(/SELECT ON `cgt\\_billing`/);
 
     const late = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'revoke' }], justification: 'bob left the billing team' });
