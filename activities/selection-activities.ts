@@ -151,10 +151,26 @@ export function createSelectionActivities({ registry, evidence, inventory, actor
         startedAt,
         verifiedAt: new Date().toISOString(),
       }, inventory.reassignProjection({ system: input.system, name: input.identity.name, host }, input.from, input.to, input.ticketKey, conflict)));
+      // The hand-over is done and evidenced: a certification trigger that fails is recorded beside it, never thrown into it.
       await onReassigned?.({
         trigger: 'reassign', reference: `${input.ticketKey}#${input.stepId}`, system: input.system, identity: input.identity, at: row.verifiedAt ?? startedAt,
         detail: `handed over from ${input.from} to ${input.to} by ${input.ticketKey}`,
-      });
+      }).catch((err: unknown) => refusalsAreFinal(() => evidence.append({
+        ticketKey: input.ticketKey,
+        stepId: input.stepId,
+        outcome: 'certification-not-opened',
+        actionKind: 'leaver',
+        system: input.system,
+        identity: { ...input.identity },
+        desiredState: { certification: 'reassign' },
+        observedState: { error: err instanceof Error ? err.message.slice(0, 500) : 'unknown error' },
+        verified: false,
+        verification: {},
+        actor,
+        eventReceivedAt: input.eventReceivedAt,
+        startedAt,
+        verifiedAt: null,
+      })));
       return { verifiedAt: row.verifiedAt ?? startedAt, evidenceHash: row.hash };
     },
   };

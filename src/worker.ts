@@ -97,7 +97,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     ...createCertificationActivities({
       registry: deps.registry, evidence: deps.evidence, inventory, certifications: new CertificationStore(deps.evidence.dataSource), drift, writeBackFor, actor: workerActor(),
       ...(deps.policy ? { policy: deps.policy } : {}), ...(deps.startCertification ? { startCertification: deps.startCertification } : {}),
-      managerOf: (directory, owner) => deps.registry.directory(directory).managerOf(owner),
+      managerOf: (directory, owner) => deps.registry.directory(directory).managerOf(owner), ...(deps.notify ? { notify: deps.notify } : {}),
     }),
     ...createLeakActivities({ evidence: deps.evidence, writeBackFor, actor: workerActor(), ...(deps.endRun ? { endRun: deps.endRun } : {}) }),
     ...createTicketActivities({

@@ -125,6 +125,22 @@ describe('machines: named API tokens, stored hashed, revocable', () => {
       // So are certification items.
       await ds.query('UPDATE certification_items SET status = status');
       await expect(ds.query('DELETE FROM certification_items')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+      // A decided item keeps its decision; its status and revocation change still move on.
+      const certId = randomBytes(16).toString('hex');
+      await ds.query(
+        `INSERT INTO certification_items (id, system, name, host, identity_type, grants, trigger_type, reference, detail, reviewer, reviewer_key, due_at, on_timeout, status,
+           decisions, decided_by, decided_at, justification, opened_at) VALUES (?, 'mysql-local', 'svc', '%', 'service_account', '["SELECT"]', 'mover', 'r', '', '{"kind":"role","role":"security-reviewer"}',
+           'role:security-reviewer', NOW(3), 'revoke', 'open', NULL, NULL, NULL, NULL, NOW(3))`,
+        [certId],
+      );
+      // Undecided, it is decided in place.
+      await ds.query(`UPDATE certification_items SET status = 'revoking', decisions = '[{"grant":"SELECT","decision":"revoke"}]', decided_by = '{"kind":"token","id":"1","name":"r"}', decided_at = NOW(3), justification = 'why' WHERE id = ?`, [certId]);
+      await ds.query("UPDATE certification_items SET change_key = 'servicenow:CHG0000001', status = 'revocation-failed', revocation_error = 'refused' WHERE id = ?", [certId]);
+      const keeps = { sqlMessage: 'a decided certification item keeps its decision' };
+      await expect(ds.query(`UPDATE certification_items SET decisions = '[{"grant":"SELECT","decision":"keep"}]' WHERE id = ?`, [certId])).rejects.toMatchObject(keeps);
+      await expect(ds.query("UPDATE certification_items SET justification = 'rewritten' WHERE id = ?", [certId])).rejects.toMatchObject(keeps);
+      await expect(ds.query('UPDATE certification_items SET decided_by = NULL WHERE id = ?', [certId])).rejects.toMatchObject(keeps);
+      await expect(ds.query('UPDATE certification_items SET decided_at = NOW(3) + INTERVAL 1 DAY WHERE id = ?', [certId])).rejects.toMatchObject(keeps);
     } finally {
       await ds.destroy();
       await stack.admin.query('DROP USER IF EXISTS ?@?, ?@?', [user, 'localhost', user, '127.0.0.1']);

@@ -1,5 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import axios from 'axios';
+import type mysql from 'mysql2/promise';
+import { certificationId, certificationWorkflowId } from '../src/certification/certification';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import type { PolicyInput } from '../src/policy/policy';
 import { runScheduledDiscovery } from './support/discovery';
@@ -10,11 +15,12 @@ import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumbe
 type Item = {
   id: string; system: string; name: string; owner: string | null; workload: string | null; grants: string[]; trigger: string; reference: string;
   reviewer: Record<string, string>; dueAt: string; status: string; decisions: Array<{ grant: string; decision: string }> | null; change: string | null;
-  decidedBy: { name: string } | null;
+  decidedBy: { name: string } | null; revocationError: string | null;
 };
 
 const SELECT = 'SELECT ON `cgt\\_billing`.*';
 const INSERT = 'INSERT ON `cgt_billing`.`invoices`';
+const UPDATE = 'UPDATE ON `cgt_billing`.`invoices`';
 
 /** The directory user `alice` is any principal named alice-*: an owner who must not certify her own identities. */
 const ALICE = 'alice';
@@ -94,6 +100,8 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     expect(item).toMatchObject({ status: 'open', grants: [INSERT, SELECT], reference: expect.stringMatching(new RegExp(`^servicenow:${number}#mover:`)), reviewer: { kind: 'role', role: 'security-reviewer' } });
     expect(Date.parse(item.dueAt) - Date.now()).toBeGreaterThan(50 * 60_000);
 
+    // Granted after the item opened: not the item's to decide, so its revocation leaves it alone.
+    await stack.admin.query('GRANT UPDATE ON `cgt_billing`.`invoices` TO ?@?', [account, '%']);
     const decided = await c.api(reviewer, 'POST', `/api/certifications/${item.id}/decision`, { decisions: [{ grant: SELECT, decision: 'keep' }, { grant: INSERT, decision: 'revoke' }], justification: 'inserts are the batch job\'s, not this service\'s' });
     expect(decided.status).toBe(200);
     expect(decided.data).toMatchObject({ id: item.id, status: 'revoking' });
@@ -102,15 +110,19 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     const changeNumber = String(revoking.change).slice('servicenow:'.length);
     const [change] = (await axios.get(`${stack.simUrl}/api/now/table/change_request`, { params: { sysparm_query: `number=${changeNumber}` }, auth: { username: 'changegate-int', password: 'sn-test-password-42' } })).data.result as Array<Record<string, string>>;
     expect(change).toMatchObject({ type: 'standard', correlation_id: `changegate-certification-${item.id}` });
-    expect(JSON.parse(String(change?.u_identity_actions))).toEqual([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: [SELECT] }]);
+    expect(JSON.parse(String(change?.u_identity_actions))).toEqual([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: [SELECT, UPDATE] }]);
 
     // The change runs like any other: its mover is read back and evidenced, and closure opens.
     await waitFor('the revocation change verified', async () => (await stack.closureCheck(changeNumber)).data.allowed === true, 60_000);
     const held = (await stack.grantsOf(account)).join('\n');
     expect(held).not.toMatch(/INSERT/);
     expect(held).toMatch(/SELECT ON `cgt\\_billing`/);
+    expect(held).toMatch(/UPDATE ON `cgt_billing`\.`invoices`/);
     const moved = (await stack.evidence.list(`servicenow:${changeNumber}`)).find((r) => r.actionKind === 'mover' && r.verified);
     expect(moved).toMatchObject({ verified: true, desiredState: { mustNotHave: [INSERT] } });
+    // The gateway's own revocation change opens no certification of its mover (its trigger ran before closure opened).
+    const own = certificationId({ trigger: 'mover', reference: `servicenow:${changeNumber}#${String(moved?.stepId)}`, system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' } });
+    await expect(stack.workflows.client.workflow.getHandle(certificationWorkflowId(own)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
     // The item's own chain: opened with the read-back, the reviewer's decision naming the principal, the change opened.
     const chain = await stack.evidence.list(`certification:${item.id}`);
     expect(chain.map((r) => r.outcome)).toEqual(['certification-opened', 'certification-decided', 'revocation-opened']);
@@ -182,9 +194,28 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     });
     await waitFor('the grant verified', async () => (await stack.closureCheck(granting)).data.steps?.[0]?.status === 'verified', 30_000);
     await stack.admin.query('GRANT INSERT ON `cgt_billing`.`invoices` TO ?@?', [account, '%']);
-    await runScheduledDiscovery(stack);
     const auditor = (await stack.tokenFor('auditor')).token;
-    const [finding] = ((await c.api(auditor, 'GET', '/api/drift?system=mysql-local&type=extra-grant&status=open')).data.items as Array<Record<string, string>>).filter((f) => f.name === account);
+    const findingOf = async () => ((await c.api(auditor, 'GET', '/api/drift?system=mysql-local&type=extra-grant&status=open')).data.items as Array<Record<string, string>>).find((f) => f.name === account);
+    // Hold every item row (and the gaps between them) so that the item cannot land yet: its finding names no item meanwhile.
+    const lock = stack.ds.createQueryRunner();
+    await lock.connect();
+    await lock.startTransaction();
+    try {
+      await lock.query('SELECT id FROM certification_items FOR UPDATE');
+      await runScheduledDiscovery(stack);
+      await waitFor("the item's opening waiting on the table", async () => {
+        const [rows] = await stack.admin.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%certification_items%'");
+        return Number(rows[0]?.n) > 0;
+      }, 30_000);
+      expect(await findingOf()).toMatchObject({ action: 'certify', change: null });
+    } finally {
+      await lock.rollbackTransaction();
+      await lock.release();
+    }
+    const finding = await waitFor('the finding naming its item', async () => {
+      const f = await findingOf();
+      return f?.change ? f : null;
+    }, 30_000);
     expect(finding).toMatchObject({ action: 'certify', change: expect.stringMatching(/^certification:[0-9a-f]{32}$/) });
     const item = await itemFor(account, 'drift');
     expect(item).toMatchObject({ id: String(finding?.change).slice('certification:'.length), reference: finding?.id, grants: [INSERT, SELECT] });
@@ -230,31 +261,55 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
 
 describe('certification at the due date: the policy default keeps the access and escalates', () => {
   let stack: Stack;
+  const secret = randomBytes(24).toString('hex');
+  const received: Array<{ headers: http.IncomingHttpHeaders; raw: Buffer }> = [];
+  let receiver: http.Server;
   beforeAll(async () => {
-    stack = await startStack({ policy: certificationPolicy('PT3S') });
+    receiver = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        received.push({ headers: req.headers, raw: Buffer.concat(chunks) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    stack = await startStack({ policy: certificationPolicy('PT3S'), notify: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/changegate`, secret } });
   });
   afterAll(async () => {
     await stack?.stop();
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
   });
 
-  it('an item no one decides by its due date is kept and escalated, evidenced as the policy\'s decision', async () => {
+  it('an item no one decides by its due date is kept and escalated (evidenced, listed as overdue), and its reviewer can still decide it', async () => {
     const c = client(stack);
     const reviewer = (await stack.tokenFor('security-reviewer')).token;
     const account = uniqueAccount('cto');
     await createAccount(stack.admin, account, [SELECT]);
     const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
     const escalated = await waitFor('the item escalated at its due date', async () => (await c.items(reviewer, '&status=escalated')).find((i) => i.id === certification), 30_000);
-    expect(escalated).toMatchObject({ decisions: [{ grant: SELECT, decision: 'keep' }], decidedBy: null, change: null });
-    // Escalated is overdue: kept by the policy, waiting for a person to follow up.
+    // Escalation is not a decision: nothing decided, nothing revoked, still the reviewer's to decide.
+    expect(escalated).toMatchObject({ decisions: null, decidedBy: null, change: null });
     expect((await c.items(reviewer, '&overdue=true')).map((i) => i.id)).toContain(certification);
     expect((await c.items(reviewer, '&overdue=false')).map((i) => i.id)).not.toContain(certification);
-    const [, timeout] = await stack.evidence.list(`certification:${certification}`);
-    expect(timeout).toMatchObject({ outcome: 'certification-timeout', verification: { decidedBy: expect.stringMatching(/^policy: onTimeout keep-and-escalate/) } });
-    expect(timeout?.principal).toBeUndefined();
+    const [, escalation] = await stack.evidence.list(`certification:${certification}`);
+    expect(escalation).toMatchObject({ outcome: 'certification-escalated', observedState: { status: 'escalated', kept: [SELECT] }, verification: { decidedBy: expect.stringMatching(/^policy: onTimeout keep-and-escalate/) } });
+    expect(escalation?.principal).toBeUndefined();
+    // Announced, signed over the timestamp and the raw bytes, checked as a receiver would.
+    const note = await waitFor('the escalation notification', () => received.find((r) => r.headers['x-changegate-event'] === 'certification.escalated' && r.raw.toString().includes(String(certification))));
+    const timestamp = String(note.headers['x-changegate-timestamp']);
+    expect(note.headers['x-changegate-signature']).toBe(`sha256=${createHmac('sha256', secret).update(`${timestamp}.`).update(note.raw).digest('hex')}`);
+    expect(JSON.parse(note.raw.toString())).toMatchObject({ event: 'certification.escalated', certification, system: 'mysql-local', identity: account, grants: [SELECT] });
     expect((await stack.grantsOf(account)).join('\n')).toMatch(/SELECT ON `cgt\\_billing`/);
-    // Decided by the policy: a late decision is refused.
-    const late = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'revoke' }], justification: 'too late' });
-    expect(late.status).toBe(409);
+
+    const late = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'revoke' }], justification: 'bob left the billing team' });
+    expect([late.status, late.data.status]).toEqual([200, 'revoking']);
+    const revoking = await waitFor('the revocation change of the escalated item', async () => (await c.items(reviewer, '&status=revoking')).find((i) => i.id === certification && i.change !== null), 30_000);
+    expect(revoking).toMatchObject({ decisions: [{ grant: SELECT, decision: 'revoke' }], decidedBy: { name: expect.stringMatching(/^t-security-reviewer-/) } });
+    expect((await c.items(reviewer, '&overdue=true')).map((i) => i.id)).not.toContain(certification);
+    expect((await stack.evidence.list(`certification:${certification}`)).map((r) => r.outcome)).toEqual(['certification-opened', 'certification-escalated', 'certification-decided', 'revocation-opened']);
+    const again = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'keep' }], justification: 'changed my mind' });
+    expect(again.status).toBe(409);
   }, 60_000);
 });
 
@@ -267,7 +322,7 @@ describe('certification at the due date under onTimeout revoke: the policy revok
     await stack?.stop();
   });
 
-  it('an item no one decides is revoked whole at its due date: a leaver on a standard change, verified on MariaDB', async () => {
+  it('an item no one decides is revoked whole at its due date: a mover to no grants on a standard change, verified on MariaDB, the account itself left to its owner', async () => {
     const c = client(stack);
     const reviewer = (await stack.tokenFor('security-reviewer')).token;
     const account = uniqueAccount('ctr');
@@ -276,12 +331,66 @@ describe('certification at the due date under onTimeout revoke: the policy revok
     const revoking = await waitFor('the revocation change opened at the due date', async () => (await c.items(reviewer, '&status=revoking')).find((i) => i.id === certification && i.change !== null), 30_000);
     expect(revoking).toMatchObject({ decisions: [{ grant: SELECT, decision: 'revoke' }], decidedBy: null });
     const number = String(revoking.change).slice('servicenow:'.length);
-    await waitFor('the leaver verified', async () => (await stack.closureCheck(number)).data.allowed === true, 60_000);
-    expect(await stack.accountExists(account)).toBe(false);
+    await waitFor('the mover verified', async () => (await stack.closureCheck(number)).data.allowed === true, 60_000);
+    expect(await stack.accountExists(account)).toBe(true);
+    expect((await stack.grantsOf(account)).join('\n')).not.toMatch(/SELECT ON `cgt\\_billing`/);
     const chain = await stack.evidence.list(`certification:${certification}`);
     expect(chain.map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-opened']);
-    expect(chain[2]?.desiredState).toEqual({ action: { kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' } } });
+    expect(chain[2]?.desiredState).toEqual({ action: { kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: [] } });
   }, 90_000);
+
+  it('the policy and a person never both decide: a decision sent while the policy records its own is refused as being decided, and the row, the chain and the workflow hold the policy\'s', async () => {
+    const c = client(stack);
+    const reviewer = (await stack.tokenFor('security-reviewer')).token;
+    const account = uniqueAccount('crc');
+    await createAccount(stack.admin, account, [SELECT]);
+    const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
+    await waitFor('the item row', async () => (await c.items(reviewer)).some((i) => i.id === certification), 30_000);
+    // Hold the item's row so that the policy's decision at the due date stays in flight until released.
+    const lock = stack.ds.createQueryRunner();
+    await lock.connect();
+    await lock.startTransaction();
+    const waiting = async () => {
+      const [rows] = await stack.admin.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%certification_items%'");
+      return Number(rows[0]?.n);
+    };
+    let answer: Promise<{ status: number; data: { error?: { message: string } } }> | undefined;
+    try {
+      await lock.query('SELECT id FROM certification_items WHERE id = ? FOR UPDATE', [certification]);
+      await waitFor("the policy's decision waiting on the item's row", async () => (await waiting()) === 1, 30_000);
+      answer = c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'keep' }], justification: 'still needed' });
+      // Refused at once; were it let through, its record would wait on the row beside the policy's.
+      const first = await Promise.race([answer, waitFor('a second decision recording', async () => (await waiting()) >= 2, 30_000).then(() => null)]);
+      expect(first).toMatchObject({ status: 409, data: { error: { message: `certification ${certification} is being decided` } } });
+    } finally {
+      await lock.rollbackTransaction();
+      await lock.release();
+      await answer;
+    }
+    const item = await waitFor('the revocation change opened', async () => (await c.items(reviewer, '&status=revoking')).find((i) => i.id === certification && i.change !== null), 30_000);
+    expect(item).toMatchObject({ decisions: [{ grant: SELECT, decision: 'revoke' }], decidedBy: null });
+    expect((await stack.evidence.list(`certification:${certification}`)).map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-opened']);
+    const held = await stack.workflows.client.workflow.getHandle(`certification-${certification}`).query<Item>('certification');
+    expect(held).toMatchObject({ status: 'revoking', decisions: item.decisions, decidedBy: null, change: item.change });
+  }, 90_000);
+
+  it('a revocation change the ticket system refuses leaves the item revocation-failed, saying why, not revoking with no change', async () => {
+    const c = client(stack);
+    const reviewer = (await stack.tokenFor('security-reviewer')).token;
+    const account = uniqueAccount('crf');
+    await createAccount(stack.admin, account, [SELECT]);
+    stack.sim.faults.refuseWrites();
+    try {
+      const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
+      const item = await waitFor('the item revocation-failed', async () => (await c.items(reviewer, '&status=revocation-failed')).find((i) => i.id === certification), 30_000);
+      expect(item).toMatchObject({ change: null, decisions: [{ grant: SELECT, decision: 'revoke' }], revocationError: expect.stringMatching(/^the ticket source servicenow refused to open the revocation change: /) });
+      expect((await stack.evidence.list(`certification:${certification}`)).map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-failed']);
+    } finally {
+      await stack.sim.faults.restore();
+    }
+    // Nothing was revoked behind the item's back.
+    expect((await stack.grantsOf(account)).join('\n')).toMatch(/SELECT ON `cgt\\_billing`/);
+  }, 60_000);
 });
 
 describe('certification reviewed by a named group (the people mapping, source group)', () => {
@@ -372,5 +481,30 @@ describe("certification reviewed by the owner's manager, read from the directory
     const manager = await stack.tokens.create(`dave-${randomBytes(4).toString('hex')}`, ['security-reviewer'], 'test');
     const decided = await c.api(manager.token, 'POST', `/api/certifications/${certification}/decision`, keep);
     expect([decided.status, decided.data.status]).toEqual([200, 'certified']);
+  }, 60_000);
+});
+
+describe('certification trigger failures never fail the change that happened', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ policy: certificationPolicy('PT1H') });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('an owner set while the workflow service cannot be reached answers 200 with the owner set and the certification error, not 500', async () => {
+    const c = client(stack);
+    const operator = (await stack.tokenFor('operator')).token;
+    const account = uniqueAccount('cof');
+    await createAccount(stack.admin, account, [SELECT]);
+    expect((await c.api(operator, 'POST', '/api/inventory/scan', { systems: ['mysql-local'] })).status).toBe(200);
+    const row = await new InventoryStore(stack.ds).find('mysql-local', account, '%');
+    // The API's own Temporal connection closed: the trigger's start fails, the ownership (in MariaDB) does not.
+    await stack.workflows.client.connection.close();
+    const res = await c.api(operator, 'PATCH', `/api/inventory/${row!.id}`, { owner: 'bob' });
+    expect(res.status).toBe(200);
+    expect(res.data).toMatchObject({ identity: { owner: 'bob' }, certification: { error: expect.stringMatching(/^the certification item could not be opened/) } });
+    expect(await new InventoryStore(stack.ds).find('mysql-local', account, '%')).toMatchObject({ owner: 'bob' });
   }, 60_000);
 });

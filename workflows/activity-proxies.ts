@@ -70,10 +70,12 @@ export type Targets = typeof targets;
 export type Tickets = typeof tickets;
 
 /**
- * Certification triggers of verified steps: one start of an item's workflow (or the finding that it runs already).
- * Temporal may be briefly unreachable from the worker; past that the failure is kept and blocks closure.
+ * Certification: the triggers (a start of an item's workflow, or the finding that it runs already), the item's
+ * opening, its decisions, escalation and revocation change. Retried until they land, like exceptions: an item whose
+ * opening failed for good would have no row and could never be opened again (its workflow id is taken), and a trigger
+ * that gave up would lose the item. A refusal (non-retryable) is final.
  */
 export const certifications = proxyActivities<CertificationActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });

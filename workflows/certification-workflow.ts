@@ -3,17 +3,11 @@
  * validator refuses, with the reason, what must not be decided), or the policy's default applies at the due date.
  * Every decision is evidence before it counts; revocations run as a standard change (the activity opens it).
  */
-import { ApplicationFailure, allHandlersFinished, condition, defineQuery, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { CertificationActivities } from '../activities';
+import { type ApplicationFailure, allHandlersFinished, condition, defineQuery, defineUpdate, setHandler } from '@temporalio/workflow';
 import type { Actor } from '../src/auth/principal';
 import type { CertificationItem, CertificationRequest, CertificationStatus, GrantDecision } from '../src/certification/certification';
-
-const certifications = proxyActivities<CertificationActivities>({
-  startToCloseTimeout: '2 minutes',
-  // The target (read-back) or the ticket system (the revocation change) may be down a while; a change opened before
-  // its answer was lost is found again by its correlation id.
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
-});
+import { certifications } from './activity-proxies';
+import { justificationRefusal, refuse } from './refusals';
 
 export interface CertificationWorkflowInput {
   id: string;
@@ -41,9 +35,8 @@ export interface CertificationDecisionResult {
 export const decideCertificationUpdate = defineUpdate<CertificationDecisionResult, [CertificationDecisionInput]>('decideCertification');
 export const certificationQuery = defineQuery<CertificationItem>('certification');
 
-/** Failure types the API maps to status codes (src/api/decisions.ts): 403, 409, 400. */
-type Refusal = 'Forbidden' | 'Conflict' | 'BadRequest';
-const refuse = (type: Refusal, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+/** Undecided: waiting for its reviewer, before the due date (open) or after the policy escalated it (escalated). */
+const undecided = (status: CertificationStatus) => status === 'open' || status === 'escalated';
 
 function refusal(item: CertificationItem, input: CertificationDecisionInput, deciding: boolean): ApplicationFailure | undefined {
   const { actor, roles, directoryUsers, groups } = input.principal;
@@ -56,9 +49,10 @@ function refusal(item: CertificationItem, input: CertificationDecisionInput, dec
   const isMe = (name: string | null) => name !== null && (name === actor.name || name === actor.id || directoryUsers.includes(name));
   if (isMe(item.owner)) return refuse('Forbidden', 'the owner of the identity may not certify its access (self-certification)');
   if (isMe(item.name)) return refuse('Forbidden', 'an identity may not certify its own access (self-certification)');
-  if (item.status !== 'open' || deciding) return refuse('Conflict', `certification ${item.id} is ${deciding ? 'being decided' : `already decided (${item.status})`}`);
-  if (typeof input.justification !== 'string' || input.justification.trim().length === 0) return refuse('BadRequest', 'justification: a decision needs one');
-  if (input.justification.length > 2000) return refuse('BadRequest', 'justification: at most 2000 characters');
+  if (deciding) return refuse('Conflict', `certification ${item.id} is being decided`);
+  if (!undecided(item.status)) return refuse('Conflict', `certification ${item.id} is already decided (${item.status})`);
+  const badJustification = justificationRefusal(input.justification);
+  if (badJustification) return badJustification;
   const named = new Set<string>();
   for (const [i, d] of input.decisions.entries()) {
     if (!item.grants.includes(d.grant)) return refuse('BadRequest', `decisions.${i}.grant: '${d.grant.slice(0, 300)}' is not a grant of this item (its grants: ${item.grants.join(', ') || 'none'})`);
@@ -72,7 +66,10 @@ function refusal(item: CertificationItem, input: CertificationDecisionInput, dec
 
 export async function certificationWorkflow(input: CertificationWorkflowInput): Promise<CertificationItem> {
   const item = await certifications.openCertification(input);
+  // One decision at a time, a person's or the policy's: set before either is recorded, so the other is refused (409).
   let deciding = false;
+  /** The decision as the item's row holds it (the first recorded, should two ever reach the store). */
+  const adopt = (d: Pick<CertificationItem, 'status' | 'decisions' | 'decidedBy' | 'decidedAt' | 'justification'>) => Object.assign(item, d);
   setHandler(certificationQuery, () => item);
   setHandler(
     decideCertificationUpdate,
@@ -85,8 +82,8 @@ export async function certificationWorkflow(input: CertificationWorkflowInput): 
         const status: CertificationStatus = d.decisions.some((x) => x.decision === 'revoke') ? 'revoking' : 'certified';
         const justification = (d.justification ?? '').trim();
         const recorded = await certifications.recordCertificationDecision({ id: item.id, status, decisions: d.decisions, justification, principal: d.principal.actor, requestedAt: d.requestedAt });
-        Object.assign(item, { status, decisions: d.decisions, decidedBy: d.principal.actor, decidedAt: recorded.recordedAt, justification });
-        return { id: item.id, status, evidenceHash: recorded.evidenceHash };
+        adopt(recorded.item);
+        return { id: item.id, status: item.status, evidenceHash: recorded.evidenceHash };
       } finally {
         deciding = false;
       }
@@ -99,21 +96,33 @@ export async function certificationWorkflow(input: CertificationWorkflowInput): 
     },
   );
 
-  if (item.status === 'open') {
-    const decided = await condition(() => item.status !== 'open', Math.max(1, Date.parse(item.dueAt) - Date.now()));
-    // A decision being recorded when the due date passed is let finish: the person's decision, not the policy's.
-    if (!decided) await condition(() => !deciding);
-    if (item.status === 'open') {
-      const decisions = item.grants.map((grant) => ({ grant, decision: item.onTimeout === 'revoke' ? ('revoke' as const) : ('keep' as const) }));
-      const status: CertificationStatus = decisions.some((x) => x.decision === 'revoke') ? 'revoking' : 'escalated';
-      const justification = item.onTimeout === 'revoke'
-        ? `no decision by ${item.dueAt}: the policy revokes (onTimeout revoke)`
-        : `no decision by ${item.dueAt}: the policy keeps the access and escalates (onTimeout keep-and-escalate)`;
-      const recorded = await certifications.recordCertificationDecision({ id: item.id, status, decisions, justification, requestedAt: item.dueAt });
-      Object.assign(item, { status, decisions, decidedBy: null, decidedAt: recorded.recordedAt, justification });
+  const decided = () => !undecided(item.status) && !deciding;
+  while (!decided()) {
+    // Escalated: kept, and waiting for its reviewer with no deadline.
+    if (item.status === 'escalated') {
+      await condition(decided);
+      break;
+    }
+    if (await condition(decided, Math.max(1, Date.parse(item.dueAt) - Date.now()))) break;
+    // A person's decision in flight at the due date counts once recorded; if its record is refused the policy decides.
+    if (deciding) {
+      await condition(() => !deciding);
+      continue;
+    }
+    deciding = true;
+    try {
+      if (item.onTimeout === 'revoke') {
+        const decisions = item.grants.map((grant) => ({ grant, decision: 'revoke' as const }));
+        const justification = `no decision by ${item.dueAt}: the policy revokes (onTimeout revoke)`;
+        adopt((await certifications.recordCertificationDecision({ id: item.id, status: 'revoking', decisions, justification, requestedAt: item.dueAt })).item);
+      } else {
+        adopt(await certifications.escalateCertification({ id: item.id }));
+      }
+    } finally {
+      deciding = false;
     }
   }
-  if (item.status === 'revoking' && item.change === null) item.change = (await certifications.openCertificationRevocation({ id: item.id })).change;
+  if (item.status === 'revoking' && item.change === null) adopt(await certifications.openCertificationRevocation({ id: item.id }));
   await condition(allHandlersFinished);
   return item;
 }

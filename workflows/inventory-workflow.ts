@@ -1,5 +1,6 @@
 import { patched, proxyActivities, uuid4 } from '@temporalio/workflow';
-import type { CertificationActivities, DriftActivities, InventoryActivities } from '../activities';
+import type { DriftActivities, InventoryActivities } from '../activities';
+import { certifications } from './activity-proxies';
 import type { InventoryReport, InventoryScanInput } from '../src/inventory/inventory';
 
 const inventory = proxyActivities<InventoryActivities>({
@@ -13,11 +14,6 @@ const drift = proxyActivities<DriftActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
 });
 
-const certification = proxyActivities<CertificationActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
-});
-
 /** After its scan, a run opens the changes that remediate the drift the policy says to remediate. */
 const DRIFT_REMEDIATION = 'drift-remediation';
 
@@ -26,7 +22,7 @@ const DRIFT_CERTIFICATION = 'drift-certification';
 
 async function afterScan(): Promise<void> {
   if (patched(DRIFT_REMEDIATION)) await drift.remediateDrift();
-  if (patched(DRIFT_CERTIFICATION)) await certification.certifyDrift();
+  if (patched(DRIFT_CERTIFICATION)) await certifications.certifyDrift();
 }
 
 /**

@@ -190,7 +190,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   app.patch('/api/inventory/:id', requireRoles('operator'), express.json({ limit: '4kb' }), async (req, res) => {
     const set = await setOwnership({ inventory, evidence: deps.evidence }, String(req.params.id), req.body as unknown, principalOf(res));
-    res.json({ ...set, ...(await certifyOwnerChange({ workflows: deps.workflows, policy }, set.identity, set.evidence, req.body as unknown)) });
+    res.json({ ...set, ...(await certifyOwnerChange({ workflows: deps.workflows, policy, log: deps.log }, set.identity, set.evidence, req.body as unknown)) });
   });
 
   app.get('/api/certifications', requireRoles('auditor', 'security-reviewer', 'change-manager', 'operator'), async (req, res) => {

@@ -1,14 +1,15 @@
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal';
 import { CERTIFICATION_ID, CERTIFICATION_STATUSES, DECIDE_CERTIFICATION, certificationWorkflowId } from '../certification/certification';
 import type { CertificationStore } from '../certification/certification-store';
 import { AppError, formatPath } from '../errors';
 import { identityOfRow, type InventoryItem } from '../inventory/inventory-store';
+import type { Logger } from '../logger';
 import type { Policy } from '../policy/policy';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
 import type { CertificationDecisionInput, CertificationDecisionResult } from '../../workflows/certification-workflow';
-import { REFUSALS, refusalIn } from './decisions';
+import { decisionRefusal } from './decisions';
 import { pageCursor, pageLimit, queryIssues } from './paging';
 
 const listQuery = z
@@ -79,31 +80,32 @@ export async function decideCertification(
     if (err instanceof WorkflowNotFoundError || (err instanceof Error && /already completed/i.test(err.message))) {
       throw new AppError(409, 'CONFLICT', `certification ${id} is already decided (${item.status})`, [], { cause: err });
     }
-    const refusal = err instanceof WorkflowUpdateFailedError ? refusalIn(err.cause) : undefined;
-    if (refusal) {
-      const { status, code } = REFUSALS[refusal.type]!;
-      throw new AppError(status, code, refusal.message, [], { cause: err });
-    }
-    throw err;
+    throw decisionRefusal(err) ?? err;
   }
 }
 
 /**
  * An operator named an identity's owner (PATCH /api/inventory/{id}): when the policy's `owner-change` trigger is on, the
  * identity's access is certified by the reviewer the rule names for its new owner. The evidence row that set the owner
- * is the item's reference.
+ * is the item's reference. The owner is set (committed) before this runs: a trigger that fails is answered as
+ * `certification: {error}` beside it, never as a failure of the change that happened.
  */
 export async function certifyOwnerChange(
-  deps: { workflows: ChangeWorkflows; policy: Policy },
+  deps: { workflows: ChangeWorkflows; policy: Policy; log: Logger },
   identity: InventoryItem | null,
   evidence: { ticketKey: string; seq: number },
   body: unknown,
-): Promise<{ certification: string } | Record<string, never>> {
+): Promise<{ certification: string | { error: string } } | Record<string, never>> {
   const ownerSet = typeof body === 'object' && body !== null && 'owner' in body;
   if (!identity || !ownerSet || !deps.policy.certifies('owner-change')) return {};
-  const { id } = await deps.workflows.certify({
-    trigger: 'owner-change', reference: `${evidence.ticketKey}#${evidence.seq}`, system: identity.system, identity: identityOfRow(identity),
-    at: new Date().toISOString(), detail: `owner set to ${identity.owner ?? 'no one'}`,
-  });
-  return { certification: id };
+  try {
+    const { id } = await deps.workflows.certify({
+      trigger: 'owner-change', reference: `${evidence.ticketKey}#${evidence.seq}`, system: identity.system, identity: identityOfRow(identity),
+      at: new Date().toISOString(), detail: `owner set to ${identity.owner ?? 'no one'}`,
+    });
+    return { certification: id };
+  } catch (err) {
+    deps.log.warn('owner-change certification could not be opened', { identity: identity.id, error: err instanceof Error ? err.message : String(err) });
+    return { certification: { error: 'the certification item could not be opened (the workflow service did not take it); set the owner again to retry' } };
+  }
 }

@@ -1,4 +1,4 @@
-import { type DataSource, IsNull } from 'typeorm';
+import { type DataSource, In, IsNull } from 'typeorm';
 import type { Actor } from '../auth/principal';
 import type { AlongsideEvidence } from '../evidence/evidence-store';
 import { CertificationItemRow } from '../persistence/entities/certification-item.entity';
@@ -10,8 +10,8 @@ export interface CertificationFilter {
   /** `role:…`, `group:…` or `user:…`, as items list their reviewer. */
   reviewer?: string;
   /**
-   * true: past the due date with no person's decision (open and late, or kept and escalated by the policy), the queue
-   * someone has to follow up; false: open and not yet due.
+   * true: past the due date with no decision (open and late, or escalated: kept by the policy until its reviewer
+   * decides), the queue someone has to follow up; false: open and not yet due.
    */
   overdue?: boolean;
   afterId?: string;
@@ -22,8 +22,16 @@ export const toCertificationItem = (r: CertificationItemRow): CertificationItem 
   id: r.id, system: r.system, name: r.name, host: r.host, type: r.identityType, owner: r.owner, workload: r.workload, grants: r.grants,
   trigger: r.triggerType as CertificationTrigger, reference: r.reference, detail: r.detail, reviewer: r.reviewer, dueAt: r.dueAt.toISOString(),
   onTimeout: r.onTimeout as OnTimeout, status: r.status as CertificationStatus, decisions: r.decisions, decidedBy: r.decidedBy,
-  decidedAt: r.decidedAt ? r.decidedAt.toISOString() : null, justification: r.justification, change: r.changeKey, openedAt: r.openedAt.toISOString(),
+  decidedAt: r.decidedAt ? r.decidedAt.toISOString() : null, justification: r.justification, change: r.changeKey, revocationError: r.revocationError, openedAt: r.openedAt.toISOString(),
 });
+
+/** A second decision on an item: the first one stands. */
+export class AlreadyDecided extends Error {
+  constructor(id: string) {
+    super(`certification ${id} is already decided`);
+    this.name = 'AlreadyDecided';
+  }
+}
 
 /** Certification items (table certification_items), each written in the transaction of its evidence row. */
 export class CertificationStore {
@@ -38,18 +46,29 @@ export class CertificationStore {
         id: item.id, system: item.system, name: item.name, host: item.host, identityType: item.type, owner: item.owner, workload: item.workload,
         grants: item.grants, triggerType: item.trigger, reference: item.reference.slice(0, 300), detail: item.detail.slice(0, 500), reviewer: item.reviewer,
         reviewerKey: reviewerText(item.reviewer).slice(0, 260), dueAt: new Date(item.dueAt), onTimeout: item.onTimeout, status: 'open',
-        decisions: null, decidedBy: null, decidedAt: null, justification: null, changeKey: null, openedAt: new Date(item.openedAt),
+        decisions: null, decidedBy: null, decidedAt: null, justification: null, changeKey: null, revocationError: null, openedAt: new Date(item.openedAt),
       });
     };
   }
 
-  /** Records the decision (a person's, or the policy's at the due date) on an open item. */
+  /**
+   * Records the decision (a person's, or the policy's at the due date) on an undecided item. An item decided already
+   * keeps its decision: this throws AlreadyDecided, and the evidence row written with it is rolled back.
+   */
   decisionProjection(id: string, d: { status: CertificationStatus; decisions: GrantDecision[]; decidedBy: Actor | null; decidedAt: string; justification: string }): AlongsideEvidence {
     return async (tx) => {
-      await tx.getRepository(CertificationItemRow).update(
-        { id, status: 'open' },
+      const { affected } = await tx.getRepository(CertificationItemRow).update(
+        { id, status: In(['open', 'escalated']), decidedAt: IsNull() },
         { status: d.status, decisions: d.decisions, decidedBy: d.decidedBy, decidedAt: new Date(d.decidedAt), justification: d.justification.slice(0, 2000) },
       );
+      if (affected === 0) throw new AlreadyDecided(id);
+    };
+  }
+
+  /** The policy kept an open item at its due date: escalated, still waiting for its reviewer's decision. */
+  escalationProjection(id: string): AlongsideEvidence {
+    return async (tx) => {
+      await tx.getRepository(CertificationItemRow).update({ id, status: 'open' }, { status: 'escalated' });
     };
   }
 
@@ -58,6 +77,18 @@ export class CertificationStore {
     return async (tx) => {
       await tx.getRepository(CertificationItemRow).update({ id, changeKey: IsNull() }, { changeKey });
     };
+  }
+
+  /** The ticket system refused the item's revocation change: the item says so, and why, instead of sitting in revoking. */
+  revocationFailedProjection(id: string, reason: string): AlongsideEvidence {
+    return async (tx) => {
+      await tx.getRepository(CertificationItemRow).update({ id, status: 'revoking', changeKey: IsNull() }, { status: 'revocation-failed', revocationError: reason.slice(0, 500) });
+    };
+  }
+
+  /** Whether a ticket (`source:key`) is the revocation change of an item. */
+  async changeOpenedByGateway(ticketKey: string): Promise<boolean> {
+    return (await this.ds.getRepository(CertificationItemRow).count({ where: { changeKey: ticketKey } })) > 0;
   }
 
   async get(id: string): Promise<CertificationItem | null> {

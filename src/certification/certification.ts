@@ -17,8 +17,13 @@ export type SwitchedTrigger = (typeof SWITCHED_TRIGGERS)[number];
 export const ON_TIMEOUT = ['keep-and-escalate', 'revoke'] as const;
 export type OnTimeout = (typeof ON_TIMEOUT)[number];
 
-/** open: waiting for its reviewer. certified: every grant kept. revoking: some revoked (`change` names the change once opened). escalated: kept at the due date by the policy. */
-export const CERTIFICATION_STATUSES = ['open', 'certified', 'revoking', 'escalated'] as const;
+/**
+ * open: waiting for its reviewer. escalated: past its due date under keep-and-escalate, the access kept and the item
+ * still waiting for its reviewer. certified: every grant kept. revoking: some revoked (`change` names the change once
+ * opened). revocation-failed: some revoked, but the ticket system refused the revocation change (`revocationError` says
+ * why); a person has to carry it out.
+ */
+export const CERTIFICATION_STATUSES = ['open', 'certified', 'revoking', 'escalated', 'revocation-failed'] as const;
 export type CertificationStatus = (typeof CERTIFICATION_STATUSES)[number];
 
 /** Who reviews an item: a role, a named group (people mapping source `group`), or the owner's manager from the directory. */
@@ -64,6 +69,8 @@ export interface CertificationItem {
   decidedAt: string | null;
   justification: string | null;
   change: string | null;
+  /** Why the revocation change could not be opened (status revocation-failed). */
+  revocationError: string | null;
   openedAt: string;
 }
 
@@ -86,8 +93,13 @@ export function reviewerText(r: Reviewer): string {
   return r.kind === 'role' ? `role:${r.role}` : r.kind === 'group' ? `group:${r.group}` : `user:${r.user}`;
 }
 
-/** What a revocation change carries: a mover down to the kept grants, or a leaver when nothing is kept. */
-export function revocationAction(item: Pick<CertificationItem, 'system' | 'name' | 'host' | 'type'>, kept: string[]): Record<string, unknown> {
+/**
+ * What a revocation change carries: a mover to the managed grants the identity holds now less the revoked ones (no kind
+ * removes exactly some grants; a mover computed from a fresh read-back comes closest). Never a leaver: revoking every
+ * grant leaves the identity itself to its owner.
+ */
+export function revocationAction(item: Pick<CertificationItem, 'system' | 'name' | 'host' | 'type'>, held: string[], revoked: string[]): Record<string, unknown> {
   const identity = { type: item.type === 'person' ? 'person' : 'service_account', name: item.name, ...(item.host ? { host: item.host } : {}) };
-  return kept.length === 0 ? { kind: 'leaver', system: item.system, identity } : { kind: 'mover', system: item.system, identity, grants: [...kept].sort() };
+  const gone = new Set(revoked);
+  return { kind: 'mover', system: item.system, identity, grants: [...new Set(held.filter((g) => !gone.has(g)))].sort() };
 }

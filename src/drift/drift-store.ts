@@ -99,6 +99,11 @@ export class DriftStore {
     return rows.map(toItem);
   }
 
+  /** Whether a ticket (`source:key`) is a change opened to remediate findings. */
+  async isRemediationChange(ticketKey: string): Promise<boolean> {
+    return (await this.ds.getRepository(DriftFinding).count({ where: { changeKey: ticketKey } })) > 0;
+  }
+
   /** Names the change opened for findings, for the evidence row's `alongside` of that decision. */
   changeProjection(ids: string[], changeKey: string): AlongsideEvidence {
     return async (tx: EntityManager) => {

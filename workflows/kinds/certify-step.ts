@@ -11,13 +11,21 @@ import { failureText } from './step-runner';
 const CERTIFY_VERIFIED_STEP = 'certify-verified-step';
 
 /**
- * Opens the item for a step that just verified. A failure to open it is kept (it blocks closure like a failed
- * write-back) and never undoes or delays the step itself.
+ * The trigger is retried until it lands (the proxy has no attempt limit) and is no ticket write-back: it never blocks
+ * closure. Before this patch a trigger that gave up was kept as a write-back error, which blocked closure for good.
  */
+const CERTIFY_STEP_UNTIL_LANDED = 'certify-step-until-landed';
+
+/** Opens the item for a step that just verified; it never undoes the step itself. */
 export async function certifyVerifiedStep(ctx: KindContext, trigger: 'mover' | 'rotation', system: string, identity: IdentityRef): Promise<void> {
   if (!patched(CERTIFY_VERIFIED_STEP)) return;
+  const input = { trigger, ticketKey: ctx.key, stepId: ctx.step.stepId, system, identity, at: ctx.step.verifiedAt ?? ctx.step.eventReceivedAt };
+  if (patched(CERTIFY_STEP_UNTIL_LANDED)) {
+    await certifications.certifyStep(input);
+    return;
+  }
   try {
-    await certifications.certifyStep({ trigger, ticketKey: ctx.key, stepId: ctx.step.stepId, system, identity, at: ctx.step.verifiedAt ?? ctx.step.eventReceivedAt });
+    await certifications.certifyStep(input);
   } catch (err) {
     ctx.state.writeBackErrors.push(`certification of ${ctx.step.stepId} could not be opened: ${failureText(err)}`);
     ctx.touch();

@@ -58,7 +58,7 @@ export class CertificationItemRow {
   @Column({ name: 'on_timeout', type: 'varchar', length: 32 })
   onTimeout!: string;
 
-  /** open, certified, revoking, escalated. */
+  /** open, escalated, certified, revoking, revocation-failed. */
   @Column({ type: 'varchar', length: 32 })
   status!: string;
 
@@ -78,6 +78,10 @@ export class CertificationItemRow {
   /** The change opened to revoke (`servicenow:CHG…`), once one is. */
   @Column({ name: 'change_key', type: 'varchar', length: 120, nullable: true })
   changeKey!: string | null;
+
+  /** Why the revocation change could not be opened (status revocation-failed). */
+  @Column({ name: 'revocation_error', type: 'varchar', length: 500, nullable: true })
+  revocationError!: string | null;
 
   @Column({ name: 'opened_at', type: 'datetime', precision: 3 })
   openedAt!: Date;
