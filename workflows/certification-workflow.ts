@@ -65,16 +65,21 @@ function refusal(item: CertificationItem, input: CertificationDecisionInput, dec
 }
 
 export async function certificationWorkflow(input: CertificationWorkflowInput): Promise<CertificationItem> {
-  const item = await certifications.openCertification(input);
+  // The handlers are set before the item is opened: its row (which GET lists) lands before the opening activity's
+  // answer does, and a decision sent in between waits for the item instead of finding no handler.
+  const opening: { item?: CertificationItem } = {};
   // One decision at a time, a person's or the policy's: set before either is recorded, so the other is refused (409).
   let deciding = false;
   /** The decision as the item's row holds it (the first recorded, should two ever reach the store). */
-  const adopt = (d: Pick<CertificationItem, 'status' | 'decisions' | 'decidedBy' | 'decidedAt' | 'justification'>) => Object.assign(item, d);
-  setHandler(certificationQuery, () => item);
+  const adopt = (d: Pick<CertificationItem, 'status' | 'decisions' | 'decidedBy' | 'decidedAt' | 'justification'>) => Object.assign(opening.item as CertificationItem, d);
+  setHandler(certificationQuery, () => opening.item as CertificationItem);
   setHandler(
     decideCertificationUpdate,
     async (d) => {
-      // Validated a moment ago, but another decision may have been accepted in between.
+      await condition(() => opening.item !== undefined);
+      const item = opening.item as CertificationItem;
+      // Validated a moment ago (or not at all, while the item was being opened), and another decision may have been
+      // accepted in between.
       const refused = refusal(item, d, deciding);
       if (refused) throw refused;
       deciding = true;
@@ -90,11 +95,14 @@ export async function certificationWorkflow(input: CertificationWorkflowInput): 
     },
     {
       validator: (d) => {
-        const refused = refusal(item, d, deciding);
+        if (!opening.item) return;
+        const refused = refusal(opening.item, d, deciding);
         if (refused) throw refused;
       },
     },
   );
+  const item = await certifications.openCertification(input);
+  opening.item = item;
 
   const decided = () => !undecided(item.status) && !deciding;
   while (!decided()) {
