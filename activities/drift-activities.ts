@@ -114,7 +114,7 @@ export function createDriftActivities({ registry, evidence, inventory, drift, po
     // one only reported (or withheld earlier) stays out of the mover's wanted set, or the mover would add it back
     // with no lifetime while removing an extra.
     const restoring = new Set(carried.filter((f) => f.type === 'missing-grant').map((f) => String(f.grant)));
-    const lacking = new Set((await drift.list({ system, type: 'missing-grant', status: 'open', limit: 500 })).items.filter((f) => f.name === row.name && f.host === row.host).map((f) => String(f.grant)));
+    const lacking = await drift.missingGrantsOf(system, row.name, row.host);
     const wanted = row.grants.filter((g) => g.tickets.length > 0 && !ended.has(g.grant) && (!lacking.has(g.grant) || restoring.has(g.grant))).map((g) => g.grant);
     const seconds = endsAt === undefined ? undefined : Math.floor((endsAt - Date.now()) / 1000);
     if (restores && seconds !== undefined && seconds < 1) return { withheld: [...withheld, ...carried.filter((f) => f.type === 'missing-grant').map((f) => ({ findings: [f], reason: 'not restored: its hold ends now' }))] };

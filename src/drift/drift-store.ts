@@ -82,6 +82,12 @@ export class DriftStore {
     return rows.map(toItem);
   }
 
+  /** The grants an identity is found lacking (open missing-grant findings, whatever the policy does with them). */
+  async missingGrantsOf(system: string, name: string, host: string): Promise<Set<string>> {
+    const rows = await this.ds.getRepository(DriftFinding).find({ select: { grant: true }, where: { system, name, host, findingType: 'missing-grant', status: 'open' } });
+    return new Set(rows.map((r) => String(r.grant)));
+  }
+
   /**
    * Orphans awaiting remediation, per system, counted whole (not only those in one batch of toRemediate): what the
    * orphan cap is measured against.
