@@ -151,7 +151,7 @@ async function main(): Promise<void> {
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     jira: jiraGatewayOptions(config, jiraSimulator, jiraSimulatorPort),
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
-    ...(notifySettings(config) ? { notify: notifySettings(config) } : {}),
+    notify: notifySettings(config),
     leaks: {
       webhookSecret: config.SECRET_SCANNING_WEBHOOK_SECRET,
       ...(config.GITHUB_TOKEN ? { github: { apiUrl: config.GITHUB_API_URL, token: config.GITHUB_TOKEN } } : {}),

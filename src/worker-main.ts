@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     registry,
     policy,
     endRun: (ticketKey, request) => workflows.deployRun(ticketKey, request),
-    ...(notifySettings(config) ? { notify: notifySettings(config) } : {}),
+    notify: notifySettings(config),
     startCertification: (request) => workflows.certify(request),
     evidence,
     verdicts: new ClosureVerdictStore(ds),
