@@ -99,6 +99,8 @@ describe('a worker process killed between two steps', () => {
     // Exactly one evidence row and one work note per step, and the leaver's activity was scheduled once.
     const rows = await stack.evidence.list(`servicenow:${number}`);
     expect(rows.map((r) => r.outcome)).toEqual(['revoked', 'granted']);
+    // The joiner's note may land in the outbox's next batch, just after closure-check says allowed.
+    await waitFor('the joiner note', () => stack.sim.journal(sysId, 'work_notes').some((n) => n.value.includes('Verified: joiner')));
     const notes = stack.sim.journal(sysId, 'work_notes').map((n) => n.value);
     expect(notes.filter((n) => n.includes('Verified: leaver'))).toHaveLength(1);
     expect(notes.filter((n) => n.includes('Verified: joiner'))).toHaveLength(1);
