@@ -3,9 +3,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import axios from 'axios';
+import type mysql from 'mysql2/promise';
 import { certificationId, certificationWorkflowId } from '../src/certification/certification';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import type { PolicyInput } from '../src/policy/policy';
+import { runScheduledDiscovery } from './support/discovery';
 import { type LdapTestServer, LDAP_BASE_DN, ldapConnectorEntry, startLdapServer } from './support/servers/ldap';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
@@ -22,6 +24,16 @@ const UPDATE = 'UPDATE ON `cgt_billing`.`invoices`';
 
 /** The directory user `alice` is any principal named alice-*: an owner who must not certify her own identities. */
 const ALICE = 'alice';
+
+/**
+ * Statements waiting on a lock of certification_items, as InnoDB lists them. MariaDB serves INNODB_TRX from a cache it
+ * refreshes only when the last read is over 100 ms old: a probe polled faster would read the first snapshot forever.
+ */
+async function itemLockWaits(stack: Stack): Promise<number> {
+  const [rows] = await stack.admin.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%certification_items%'");
+  return Number(rows[0]?.n);
+}
+const LOCK_WAIT_POLL_MS = 250;
 
 function certificationPolicy(due: string): PolicyInput {
   return {
@@ -183,6 +195,42 @@ describe('certification: opened by what changed, decided by the reviewer, revoca
     expect(item).toMatchObject({ owner: 'team-orders', grants: [SELECT], status: 'open', reference: expect.stringMatching(new RegExp(`^servicenow:${number}#`)) });
   }, 90_000);
 
+  it('drift under `certify` opens an item for the identity and names it on the finding', async () => {
+    const account = uniqueAccount('cdr');
+    const granting = uniqueTicketNumber();
+    stack.sim.createChange({
+      number: granting, state: '-1', approval: 'approved',
+      u_identity_actions: JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT1H' }]),
+    });
+    await waitFor('the grant verified', async () => (await stack.closureCheck(granting)).data.steps?.[0]?.status === 'verified', 30_000);
+    await stack.admin.query('GRANT INSERT ON `cgt_billing`.`invoices` TO ?@?', [account, '%']);
+    const auditor = (await stack.tokenFor('auditor')).token;
+    const findingOf = async () => ((await c.api(auditor, 'GET', '/api/drift?system=mysql-local&type=extra-grant&status=open')).data.items as Array<Record<string, string>>).find((f) => f.name === account);
+    // Hold every item row (and the gaps between them) so that the item cannot land yet: its finding names no item meanwhile.
+    const lock = stack.ds.createQueryRunner();
+    await lock.connect();
+    await lock.startTransaction();
+    try {
+      await lock.query('SELECT id FROM certification_items FOR UPDATE');
+      await runScheduledDiscovery(stack);
+      await waitFor("the item's opening waiting on the table", async () => (await itemLockWaits(stack)) > 0, 30_000, LOCK_WAIT_POLL_MS);
+      expect(await findingOf()).toMatchObject({ action: 'certify', change: null });
+    } finally {
+      await lock.rollbackTransaction();
+      await lock.release();
+    }
+    const finding = await waitFor('the finding naming its item', async () => {
+      const f = await findingOf();
+      return f?.change ? f : null;
+    }, 30_000);
+    expect(finding).toMatchObject({ action: 'certify', change: expect.stringMatching(/^certification:[0-9a-f]{32}$/) });
+    const item = await itemFor(account, 'drift');
+    expect(item).toMatchObject({ id: String(finding?.change).slice('certification:'.length), reference: finding?.id, grants: [INSERT, SELECT] });
+    // The same finding seen again opens nothing new.
+    await runScheduledDiscovery(stack);
+    expect((await c.items(reviewer, '&system=mysql-local')).filter((i) => i.name === account && i.trigger === 'drift')).toHaveLength(1);
+  }, 90_000);
+
   it('a verified rotation opens an item for the rotated identity', async () => {
     const account = uniqueAccount('crt');
     await createAccount(stack.admin, account, [SELECT]);
@@ -296,6 +344,38 @@ describe('certification at the due date under onTimeout revoke: the policy revok
     const chain = await stack.evidence.list(`certification:${certification}`);
     expect(chain.map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-opened']);
     expect(chain[2]?.desiredState).toEqual({ action: { kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' }, grants: [] } });
+  }, 90_000);
+
+  it('the policy and a person never both decide: a decision sent while the policy records its own is refused as being decided, and the row, the chain and the workflow hold the policy\'s', async () => {
+    const c = client(stack);
+    const reviewer = (await stack.tokenFor('security-reviewer')).token;
+    const account = uniqueAccount('crc');
+    await createAccount(stack.admin, account, [SELECT]);
+    const { certification } = await c.attribute((await stack.tokenFor('operator')).token, 'mysql-local', account, { owner: 'bob' });
+    await waitFor('the item row', async () => (await c.items(reviewer)).some((i) => i.id === certification), 30_000);
+    // Hold the item's row so that the policy's decision at the due date stays in flight until released.
+    const lock = stack.ds.createQueryRunner();
+    await lock.connect();
+    await lock.startTransaction();
+    const waiting = () => itemLockWaits(stack);
+    let answer: Promise<{ status: number; data: { error?: { message: string } } }> | undefined;
+    try {
+      await lock.query('SELECT id FROM certification_items WHERE id = ? FOR UPDATE', [certification]);
+      await waitFor("the policy's decision waiting on the item's row", async () => (await waiting()) === 1, 30_000, LOCK_WAIT_POLL_MS);
+      answer = c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'keep' }], justification: 'still needed' });
+      // Refused at once; were it let through, its record would wait on the row beside the policy's.
+      const first = await Promise.race([answer, waitFor('a second decision recording', async () => (await waiting()) >= 2, 30_000, LOCK_WAIT_POLL_MS).then(() => null)]);
+      expect(first).toMatchObject({ status: 409, data: { error: { message: `certification ${certification} is being decided` } } });
+    } finally {
+      await lock.rollbackTransaction();
+      await lock.release();
+      await answer;
+    }
+    const item = await waitFor('the revocation change opened', async () => (await c.items(reviewer, '&status=revoking')).find((i) => i.id === certification && i.change !== null), 30_000);
+    expect(item).toMatchObject({ decisions: [{ grant: SELECT, decision: 'revoke' }], decidedBy: null });
+    expect((await stack.evidence.list(`certification:${certification}`)).map((r) => r.outcome)).toEqual(['certification-opened', 'certification-timeout', 'revocation-opened']);
+    const held = await stack.workflows.client.workflow.getHandle(`certification-${certification}`).query<Item>('certification');
+    expect(held).toMatchObject({ status: 'revoking', decisions: item.decisions, decidedBy: null, change: item.change });
   }, 90_000);
 
   it('a revocation change the ticket system refuses leaves the item revocation-failed, saying why, not revoking with no change', async () => {

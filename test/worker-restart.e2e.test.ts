@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ConnectorsFile } from '../src/connectors/registry';
+import { type FlakyPort, startFlakyPort } from './support/flaky-port';
 import { type Stack, connectorsFile, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV, temporalAddress } from './support/test-env';
 
@@ -49,15 +50,21 @@ function killHard(child: ChildProcess): Promise<void> {
   });
 }
 
-describe('a worker process killed between two steps', () => {
+describe('a worker process killed between two steps, or in the middle of one', () => {
   let stack: Stack;
+  let flaky: FlakyPort;
+  let flakyEntry: ConnectorsFile['connectors'][number];
   const children: ChildProcess[] = [];
   beforeAll(async () => {
-    stack = await startStack({ inProcessWorker: false });
+    // The same MariaDB behind a port that can stall what the worker sends, to hold a step in the middle of its call.
+    flaky = await startFlakyPort({ host: '127.0.0.1', port: 3306 });
+    flakyEntry = { ...connectorsFile().connectors[0]!, name: 'mysql-stalled', port: flaky.port };
+    stack = await startStack({ inProcessWorker: false, extraConnectors: [flakyEntry] });
   });
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) await killHard(c);
     await stack.stop();
+    await flaky.stop();
   });
 
   it('is replaced by a new one that completes the ticket with no step done twice', async () => {
@@ -112,7 +119,41 @@ describe('a worker process killed between two steps', () => {
       .map((a) => (JSON.parse(Buffer.from(a?.input?.payloads?.[0]?.data ?? new Uint8Array()).toString('utf8')) as { operation: { op: string } }).operation.op);
     expect(operations).toEqual(['revoke', 'grant']);
     await stack.admin.query('DROP USER IF EXISTS ?@?', [joining, '%']);
-  });
+  }, 150_000);
 
+  it('killed while its target call hangs, the step is retried on a new worker once the heartbeat lapses, and done once', async () => {
+    // Only this test's workers poll the queue (the last test's second worker knows no mysql-stalled).
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) await killHard(c);
+    const leaving = uniqueAccount('hang');
+    await createAccount(stack.admin, leaving);
+    const number = uniqueTicketNumber();
+    const first = await startWorkerProcess(stack, [flakyEntry]);
+    children.push(first);
+    // Nothing the worker sends reaches MariaDB from now on: the leaver's call starts and hangs.
+    flaky.hold();
+    stack.sim.createChange({ number, state: '-1', u_identity_actions: JSON.stringify([{ kind: 'leaver', system: 'mysql-stalled', identity: { type: 'service_account', name: leaving, host: '%' } }]) });
+    const handle = stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`);
+    await waitFor('the step activity running', async () => {
+      const pending = (await handle.describe().catch(() => null))?.raw.pendingActivities ?? [];
+      // PendingActivityState STARTED (2): a worker has it, and is in the call.
+      return pending.some((a) => a.activityType?.name === 'applyVerifyRecord' && Number(a.state) === 2);
+    }, 45_000);
+    await killHard(first);
+    expect(await stack.accountExists(leaving)).toBe(true);
+    flaky.release();
 
+    const second = await startWorkerProcess(stack, [flakyEntry]);
+    children.push(second);
+    // Within the heartbeat timeout (15 s) and a retry, not the 2-minute start-to-close timeout.
+    await waitFor('closure allowed', async () => (await stack.closureCheck(number)).data.allowed === true, 45_000);
+    expect(await stack.accountExists(leaving)).toBe(false);
+    const rows = await stack.evidence.list(`servicenow:${number}`);
+    expect(rows.map((r) => [r.outcome, r.verified])).toEqual([['revoked', true]]);
+    const events = (await handle.fetchHistory()).events ?? [];
+    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyVerifyRecord').map((e) => Number(e.eventId));
+    expect(scheduled).toHaveLength(1);
+    // The attempt that completed was the second: the first died with its worker.
+    const started = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === scheduled[0]);
+    expect(started?.activityTaskStartedEventAttributes?.attempt).toBe(2);
+  }, 150_000);
 });
