@@ -100,11 +100,13 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
       managerOf: (directory, owner) => deps.registry.directory(directory).managerOf(owner), ...(deps.notify ? { notify: deps.notify } : {}),
     }),
     ...createLeakActivities({ evidence: deps.evidence, writeBackFor, actor: workerActor(), ...(deps.endRun ? { endRun: deps.endRun } : {}) }),
-    ...createTicketActivities({
+    // Heartbeating too: the ticket outbox waits on its delivery, so a worker lost mid-delivery must be noticed in
+    // seconds, not after the start-to-close timeout, or every later note and gate write waits that long.
+    ...keepAlive(createTicketActivities({
       writeBackFor,
       publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),
       ...(deps.writeBackBackoff ? { backoff: deps.writeBackBackoff } : {}),
-    }),
+    })),
     ...createTicketLifecycleActivities({ writeBackFor, evidence: deps.evidence }),
     ...createClosureActivities({ verdicts: deps.verdicts }),
     ...createDecisionActivities({ evidence: deps.evidence, actor: workerActor() }),

@@ -30,6 +30,8 @@ export const ticketLifecycle = proxyActivities<TicketLifecycleActivities>({
 export const ticketOutbox = proxyActivities<TicketActivities>({
   // Room for a token request, the marker lookup and the save, each bounded by the client's own 10 s timeout.
   startToCloseTimeout: '1 minute',
+  // A worker lost mid-delivery is noticed in seconds (the activity heartbeats), so the batch is retried on another.
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 

@@ -1,0 +1,44 @@
+import { planChaos } from './chaos/plan';
+import { runChaos } from './chaos/run';
+
+/**
+ * The randomized fault suite, small enough for every run of the test suite (`npm run chaos -- --tickets 100` is the
+ * larger run CI makes): real Temporal dev server, MariaDB, a SCIM provider and a worker process killed with SIGKILL;
+ * ServiceNow simulated with 429/503 windows and an outage.
+ */
+describe('the closure gate under randomized faults', () => {
+  it('plans the same tickets and faults for the same seed, and others for another seed', () => {
+    const a = planChaos({ seed: 42, tickets: 50 });
+    expect(planChaos({ seed: 42, tickets: 50 })).toEqual(a);
+    expect(planChaos({ seed: 43, tickets: 50 })).not.toEqual(a);
+    // Every kind of fault the suite knows is drawn by some seed of this size.
+    const kinds = new Set<string>();
+    for (let seed = 1; seed <= 20; seed += 1) {
+      const p = planChaos({ seed, tickets: 50 });
+      for (const f of p.faults) kinds.add(f.kind);
+      for (const t of p.tickets) {
+        kinds.add(t.delivery);
+        for (const x of t.actions) if (x.permanent) kinds.add(x.permanent);
+      }
+    }
+    expect([...kinds].sort()).toEqual(['direct', 'duplicate', 'itsm-429', 'itsm-503', 'itsm-outage', 'late', 'out-of-order', 'refuse', 'silent', 'unreachable', 'worker-kill']);
+  });
+
+  it('a 30-ticket seeded run: no ticket is closable while a step disagrees with its target; after the faults every transient ticket is closable and every permanent one blocked naming its fault; no step or note twice', async () => {
+    const report = await runChaos({ seed: 3, tickets: 30 });
+    expect(report).toMatchObject({ tickets: 30, invariantViolations: 0, stepsDoneTwice: 0, notesDuplicated: 0, unfinished: [] });
+    expect(report.faults['worker-kill']).toBeGreaterThanOrEqual(1);
+    expect(report.closableAfterRecovery).toBe(report.transientTickets);
+    expect(report.permanentBlockedNamed).toBe(report.permanentTickets);
+    expect(report.permanentTickets).toBeGreaterThan(0);
+    // The change manager tried to close tickets throughout: the business rule refused the ones not yet verified.
+    expect(report.closed).toBe(report.transientTickets);
+  }, 600_000);
+
+  it("the checker reports a ticket closable while its target disagrees (an administrator's revoke behind the gateway's back)", async () => {
+    const report = await runChaos({ seed: 5, tickets: 8, rogueAdministrator: true });
+    expect(report.rogue).toMatch(/^CHG/);
+    expect(report.invariantViolations).toBe(1);
+    expect(report.violations).toEqual([expect.objectContaining({ ticket: report.rogue, disagreement: expect.stringMatching(/lacks SELECT ON/) })]);
+  }, 600_000);
+});

@@ -1,0 +1,36 @@
+import { parseArgs } from 'node:util';
+
+/**
+ * `npm run chaos -- --tickets N --seed S`: one run of the randomized fault suite; prints its figures as one JSON line
+ * (progress on stderr) and exits 1 when an invariant was violated, a step was done twice, a note was written twice,
+ * or a ticket did not end as its faults say it must. It brings up what the test suite does (its own Temporal dev
+ * server, database and connector account) on test slot 9 unless CG_TEST_SLOT says otherwise, so it never touches a
+ * running `npm start` or a suite run on the default slot.
+ */
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { tickets: { type: 'string', default: '100' }, seed: { type: 'string', default: '1' } } });
+  const tickets = Number(values.tickets);
+  const seed = Number(values.seed);
+  if (!Number.isInteger(tickets) || tickets < 1 || tickets > 10_000) throw new Error(`--tickets must be an integer from 1 to 10000, got ${values.tickets}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`--seed must be an integer from 0 to 4294967295, got ${values.seed}`);
+  process.env.CG_TEST_SLOT ??= '9';
+  // Imported once the slot is set: the test environment reads it when loaded.
+  const { default: globalSetup } = await import('../support/global-setup');
+  const { default: globalTeardown } = await import('../support/global-teardown');
+  const { runChaos } = await import('./run');
+  await globalSetup();
+  let failed = true;
+  try {
+    const report = await runChaos({ seed, tickets, log: (line) => process.stderr.write(`[chaos] ${line}\n`) });
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    failed = report.invariantViolations > 0 || report.stepsDoneTwice > 0 || report.notesDuplicated > 0 || report.unfinished.length > 0;
+  } finally {
+    await globalTeardown();
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`chaos run failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(2);
+});

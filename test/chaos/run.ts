@@ -1,0 +1,325 @@
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { ConnectorsFile } from '../../src/connectors/registry';
+import { BusinessRuleAbortError } from '../../src/itsm/servicenow/servicenow-simulator';
+import { type FlakyPort, startFlakyPort } from '../support/flaky-port';
+import { ADMIN_USER, GATEWAY_USER, type ScimTarget, startScimProvider } from '../support/servers/scim';
+import { type Stack, connectorsFile, createAccount, startStack, uniqueTicketNumber } from '../support/stack';
+import { killHard, startWorkerProcess } from '../support/worker-process';
+import { CHAOS_SYSTEMS, type ChaosPlan, GRANT_A, type PlannedAction, type PlannedTicket, type WindowFault, permanentFaultOf, planChaos } from './plan';
+
+/** What one run found: the figures `npm run chaos` prints as one JSON line. */
+export interface ChaosReport {
+  seed: number;
+  tickets: number;
+  actions: number;
+  faults: Record<string, number>;
+  /** Moments a ticket was closable (closure-check allowed, gate set, or closed) while a step disagreed with its target. */
+  invariantViolations: number;
+  violations: Violation[];
+  transientTickets: number;
+  closableAfterRecovery: number;
+  permanentTickets: number;
+  /** Permanent-fault tickets still blocked at the end, with a reason naming the system at fault. */
+  permanentBlockedNamed: number;
+  stepsDoneTwice: number;
+  /** Each step with more than one verified evidence row, and their outcomes. */
+  doubled: string[];
+  notesDuplicated: number;
+  /** Tickets closed in the simulator (by the change manager's attempts, which its business rule allows or refuses). */
+  closed: number;
+  closeRefusals: number;
+  durationMs: number;
+  /** What did not end as it must: tickets not closable after recovery, permanent tickets not named. */
+  unfinished: string[];
+  /** The ticket the rogue administrator disturbed, when asked for one. */
+  rogue?: string;
+}
+
+export interface Violation {
+  ticket: string;
+  seen: string;
+  action: string;
+  disagreement: string;
+}
+
+interface LiveTicket {
+  plan: PlannedTicket;
+  number: string;
+  sysId?: string;
+  actions: Array<PlannedAction & { name: string; group?: string }>;
+  first?: Record<string, string>;
+  closed: boolean;
+  allowedSeen: boolean;
+}
+
+const normalizeGrant = (g: string) => g.replace(/[`\\]/g, '').replace(/\s+/g, ' ').trim();
+
+/**
+ * One run of the randomized fault suite on the real parts (Temporal dev server, MariaDB, a SCIM provider, a worker
+ * process killed with SIGKILL) with ServiceNow simulated. An independent checker reads every target back as its
+ * administrator and watches every ticket throughout.
+ */
+export async function runChaos(opts: {
+  seed: number;
+  tickets: number;
+  log?: (line: string) => void;
+  recoveryMs?: number;
+  /**
+   * The checker's own control: once the first joiner on mysql-local is closable, an administrator drops its account
+   * behind the gateway's back, and the checker must report that ticket (its number is in the report's `rogue`).
+   */
+  rogueAdministrator?: boolean;
+}): Promise<ChaosReport> {
+  const log = opts.log ?? (() => undefined);
+  const started = Date.now();
+  const plan: ChaosPlan = planChaos({ seed: opts.seed, tickets: opts.tickets });
+  const prefix = `cx${randomBytes(3).toString('hex')}`;
+  const flaky: FlakyPort = await startFlakyPort({ host: '127.0.0.1', port: 3306 });
+  const scim: ScimTarget = await startScimProvider({ ignoreMemberWritesBy: [GATEWAY_USER] });
+  const scimGroup = 'cg-chaos';
+  const scimGroupId = await scim.admin.createGroup(scimGroup);
+  process.env.CG_CHAOS_SCIM_TOKEN = scim.tokens.gateway;
+  const extra: ConnectorsFile['connectors'] = [
+    { ...connectorsFile().connectors[0]!, name: CHAOS_SYSTEMS.flaky, port: flaky.port },
+    { name: CHAOS_SYSTEMS.silent, type: 'scim', baseUrl: scim.url, tokenEnv: 'CG_CHAOS_SCIM_TOKEN', ownUserName: GATEWAY_USER, policy: { protectedAccounts: [ADMIN_USER], revokeMode: 'disable' } },
+  ];
+  const stack: Stack = await startStack({ inProcessWorker: false, extraConnectors: extra });
+  let worker: ChildProcess | undefined;
+  let restarting: Promise<void> | undefined;
+  try {
+    worker = await startWorkerProcess(stack, extra);
+    return await drive();
+  } finally {
+    await restarting?.catch(() => undefined);
+    if (worker) await killHard(worker);
+    await stack.stop();
+    await scim.stop();
+    await flaky.stop();
+  }
+
+  async function drive(): Promise<ChaosReport> {
+    const faults: Record<string, number> = {};
+    const count = (k: string) => (faults[k] = (faults[k] ?? 0) + 1);
+    const violations: Violation[] = [];
+    const live: LiveTicket[] = [];
+    let closeRefusals = 0;
+    let rogue: string | undefined;
+
+    const restartWorker = async () => {
+      const old = worker;
+      worker = undefined;
+      if (old) await killHard(old);
+      worker = await startWorkerProcess(stack, extra);
+    };
+
+    const readBack = async (t: LiveTicket, a: LiveTicket['actions'][number]): Promise<string | null> => {
+      if (a.system === CHAOS_SYSTEMS.silent) {
+        const members = (await scim.admin.findGroup(scimGroup))?.members?.map((m) => m.value) ?? [];
+        const user = await scim.admin.findUser(a.name);
+        if (user && members.includes(String(user.id))) return `${a.name} still a member of ${scimGroup}`;
+        return null;
+      }
+      const exists = await stack.accountExists(a.name);
+      if (a.kind === 'leaver') return exists ? `account ${a.name} still exists` : null;
+      if (!exists) return `account ${a.name} does not exist`;
+      const held = (await stack.grantsOf(a.name)).map(normalizeGrant);
+      for (const g of a.grants ?? []) if (!held.some((h) => h.includes(g))) return `${a.name} lacks ${g} (holds: ${held.join('; ')})`;
+      void t;
+      return null;
+    };
+
+    /** One look at a ticket: if anything says it may close, every step must hold on its target. */
+    const check = async (t: LiveTicket, tryClose: boolean) => {
+      if (!t.sysId) return;
+      const closure = await stack.closureCheck(t.number);
+      const allowed = closure.status === 200 && closure.data.allowed === true;
+      const record = stack.sim.getChange(t.sysId);
+      const gate = record?.u_identity_cleanup === 'verified';
+      if (tryClose && !t.closed) {
+        try {
+          stack.sim.updateChange(t.sysId, { state: '3', close_code: 'successful', close_notes: 'closed by the chaos change manager' });
+          t.closed = true;
+        } catch (err) {
+          if (!(err instanceof BusinessRuleAbortError)) throw err;
+          closeRefusals += 1;
+        }
+      }
+      if (allowed) t.allowedSeen = true;
+      if (allowed && opts.rogueAdministrator && rogue === undefined) {
+        const joiner = t.actions.find((a) => a.kind === 'joiner' && a.system === CHAOS_SYSTEMS.local && !a.permanent);
+        if (joiner) {
+          rogue = t.number;
+          await stack.admin.query('DROP USER ?@?', [joiner.name, '%']);
+          log(`rogue administrator dropped ${joiner.name} (${t.number})`);
+        }
+      }
+      const seen = [allowed && 'closure-check allowed', gate && 'gate set', t.closed && 'closed'].filter(Boolean).join(', ');
+      if (!seen) return;
+      for (const a of t.actions) {
+        const disagreement = await readBack(t, a);
+        if (disagreement && !violations.some((v) => v.ticket === t.number && v.action === `${a.kind}:${a.name}`)) {
+          violations.push({ ticket: t.number, seen, action: `${a.kind}:${a.name}`, disagreement });
+          log(`VIOLATION ${t.number}: ${seen} while ${disagreement}`);
+        }
+      }
+    };
+
+    const raise = async (p: PlannedTicket) => {
+      const t: LiveTicket = {
+        plan: p,
+        number: uniqueTicketNumber(),
+        actions: p.actions.map((a) => ({ ...a, name: a.system === CHAOS_SYSTEMS.silent ? `${prefix}.${p.index}.${a.slot}@chaos.test` : `${prefix}_${p.index}_${a.slot}` })),
+        closed: false,
+        allowedSeen: false,
+      };
+      // What leavers and movers act on exists first, as its administrator made it (the grant it holds is not one the
+      // gateway made, so a mover leaves it as it is).
+      for (const a of t.actions) {
+        if (a.system === CHAOS_SYSTEMS.silent) {
+          const id = await scim.admin.createUser(a.name);
+          await scim.admin.addMember(scimGroupId, id);
+        } else if (a.kind !== 'joiner') await createAccount(stack.admin, a.name, [GRANT_A]);
+      }
+      const actions = JSON.stringify(t.actions.map((a) =>
+        a.system === CHAOS_SYSTEMS.silent
+          ? { kind: a.kind, system: a.system, identity: { type: 'person', name: a.name } }
+          : { kind: a.kind, system: a.system, identity: { type: 'service_account', name: a.name, host: '%' }, ...(a.grants ? { grants: a.grants } : {}), ...(a.kind === 'leaver' ? {} : { ttl: 'PT2H' }) }));
+      live.push(t);
+      if (p.delivery === 'out-of-order') {
+        const first = stack.sim.createChange({ number: t.number, state: '-3', approval: 'requested', u_identity_actions: actions });
+        t.sysId = first.sys_id as string;
+        t.first = { ...first };
+        stack.sim.updateChange(t.sysId, { state: '-1', approval: 'approved' });
+        // The first version again, after the second: it must change nothing.
+        await stack.deliver(t.first);
+        count('out-of-order');
+      } else {
+        const first = stack.sim.createChange({ number: t.number, state: '-1', approval: 'approved', u_identity_actions: actions });
+        t.sysId = first.sys_id as string;
+        t.first = { ...first };
+        if (p.delivery === 'duplicate') {
+          await stack.deliver(t.first);
+          await stack.deliver(t.first);
+          count('duplicate');
+        }
+      }
+      for (const a of t.actions) if (a.permanent) count(a.permanent);
+    };
+
+    const inject = async (kind: WindowFault, f: { durationMs?: number; count?: number }) => {
+      count(kind);
+      log(`fault ${kind} ${JSON.stringify(f)}`);
+      if (kind === 'worker-kill') {
+        await (restarting ?? Promise.resolve());
+        restarting = restartWorker().finally(() => (restarting = undefined));
+        return;
+      }
+      if (kind === 'itsm-429') return stack.sim.faults.rateLimit({ count: f.count, retryAfterSeconds: 1 });
+      if (kind === 'itsm-503') return stack.sim.faults.serverError({ status: 503, count: f.count, retryAfterSeconds: 1 });
+      const until = Date.now() + (f.durationMs ?? 2_000);
+      const wait = () => new Promise<void>((r) => setTimeout(r, Math.max(0, until - Date.now())));
+      if (kind === 'unreachable') {
+        await flaky.down();
+        await wait();
+        await flaky.up();
+      } else {
+        await stack.sim.faults.refuseConnections();
+        await wait();
+        await stack.sim.faults.restore();
+      }
+    };
+
+    let checking = true;
+    const checker = (async () => {
+      while (checking) {
+        for (const t of [...live]) await check(t, Math.random() < 0.2);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    })();
+
+    try {
+      // Tickets and faults on one timeline.
+      const events = [
+        ...plan.tickets.map((t) => ({ at: t.atMs, run: () => raise(t) })),
+        ...plan.faults.map((f) => ({ at: f.atMs, run: () => inject(f.kind, f) })),
+      ].sort((a, b) => a.at - b.at);
+      const running: Promise<unknown>[] = [];
+      for (const e of events) {
+        const due = started + e.at - Date.now();
+        if (due > 0) await new Promise((r) => setTimeout(r, due));
+        running.push(e.run());
+      }
+      await Promise.all(running);
+      await (restarting ?? Promise.resolve());
+      await stack.sim.faults.restore();
+      await flaky.up();
+      // Late deliveries: the first version of a ticket again, after its steps ran.
+      for (const t of live.filter((l) => l.plan.delivery === 'late' && l.first)) {
+        await stack.deliver(t.first);
+        count('late');
+      }
+      // Recovery: every ticket whose faults were transient must become closable.
+      const deadline = Date.now() + (opts.recoveryMs ?? Math.max(120_000, opts.tickets * 2_000));
+      const transient = live.filter((t) => !permanentFaultOf(t.plan));
+      while (Date.now() < deadline && !transient.every((t) => t.allowedSeen)) {
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    } finally {
+      checking = false;
+      await checker;
+    }
+    // A last look at every ticket, with a close attempted on each.
+    for (const t of live) await check(t, true);
+
+    const unfinished: string[] = [];
+    const transient = live.filter((t) => !permanentFaultOf(t.plan));
+    const permanent = live.filter((t) => permanentFaultOf(t.plan));
+    for (const t of transient) if (!t.allowedSeen) unfinished.push(`${t.number} (${t.plan.actions.map((a) => `${a.kind}@${a.system}`).join(', ')}) not closable after recovery: ${JSON.stringify((await stack.closureCheck(t.number)).data.reasons ?? null)}`);
+    let permanentBlockedNamed = 0;
+    for (const t of permanent) {
+      const c = (await stack.closureCheck(t.number)).data as { allowed?: boolean; reasons?: string[] };
+      const at = t.actions.find((a) => a.permanent)!;
+      if (c.allowed === false && (c.reasons ?? []).some((r) => r.includes(at.system) || r.includes(at.name))) permanentBlockedNamed += 1;
+      else unfinished.push(`${t.number} (${at.permanent} on ${at.system}) not blocked naming it: ${JSON.stringify(c)}`);
+    }
+    let stepsDoneTwice = 0;
+    const doubled: string[] = [];
+    let notesDuplicated = 0;
+    for (const t of live) {
+      const rows = await stack.evidence.list(`servicenow:${t.number}`);
+      // A step's phases (a mover's removal, then its additions) are rows of their own; one phase recorded twice is not.
+      const seen = new Map<string, number>();
+      for (const r of rows.filter((x) => x.verified)) seen.set(`${r.stepId} ${r.outcome}`, (seen.get(`${r.stepId} ${r.outcome}`) ?? 0) + 1);
+      for (const [phase, n] of seen) {
+        if (n < 2) continue;
+        stepsDoneTwice += 1;
+        doubled.push(`${t.number} ${phase} x${n}`);
+      }
+      // One line per step outcome told on the ticket; the same line twice is a note written twice.
+      const lines = stack.sim.journal(t.sysId as string, 'work_notes').flatMap((n) => n.value.split('\n')).filter((l) => /^(Verified|FAILED)\b/.test(l));
+      notesDuplicated += lines.length - new Set(lines).size;
+    }
+    const report: ChaosReport = {
+      seed: opts.seed,
+      tickets: live.length,
+      actions: live.reduce((n, t) => n + t.actions.length, 0),
+      faults,
+      invariantViolations: violations.length,
+      violations,
+      transientTickets: transient.length,
+      closableAfterRecovery: transient.filter((t) => t.allowedSeen).length,
+      permanentTickets: permanent.length,
+      permanentBlockedNamed,
+      stepsDoneTwice,
+      doubled,
+      notesDuplicated,
+      closed: live.filter((t) => t.closed).length,
+      closeRefusals,
+      durationMs: Date.now() - started,
+      unfinished,
+      ...(rogue ? { rogue } : {}),
+    };
+    return report;
+  }
+}
