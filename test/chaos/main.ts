@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   try {
     const report = await runChaos({ seed, tickets, log: (line) => process.stderr.write(`[chaos] ${line}\n`) });
     process.stdout.write(`${JSON.stringify(report)}\n`);
-    failed = report.invariantViolations > 0 || report.stepsDoneTwice > 0 || report.notesDuplicated > 0 || report.unfinished.length > 0;
+    failed = report.invariantViolations > 0 || report.stepsDoneTwice > 0 || report.notesDuplicated > 0 || report.notesMissing > 0 || report.unfinished.length > 0;
   } finally {
     await globalTeardown();
   }

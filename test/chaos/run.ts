@@ -26,6 +26,8 @@ export interface ChaosReport {
   /** Each step with more than one verified evidence row, and their outcomes. */
   doubled: string[];
   notesDuplicated: number;
+  /** Steps of closable tickets whose "Verified" note never reached the ticket. */
+  notesMissing: number;
   /** Tickets closed in the simulator (by the change manager's attempts, which its business rule allows or refuses). */
   closed: number;
   closeRefusals: number;
@@ -165,6 +167,12 @@ export async function runChaos(opts: {
       }
     };
 
+    /** The ticket's actions whose verified step is not told on the ticket (a note line "Verified…: <kind> <name>…"). */
+    const unnoted = (t: LiveTicket) => {
+      const lines = t.sysId ? stack.sim.journal(t.sysId, 'work_notes').flatMap((n) => n.value.split('\n')).filter((l) => l.startsWith('Verified')) : [];
+      return t.actions.filter((a) => !lines.some((l) => l.includes(`${a.kind} ${a.name}`)));
+    };
+
     const raise = async (p: PlannedTicket) => {
       const t: LiveTicket = {
         plan: p,
@@ -262,7 +270,7 @@ export async function runChaos(opts: {
       // Recovery: every ticket whose faults were transient must become closable.
       const deadline = Date.now() + (opts.recoveryMs ?? Math.max(120_000, opts.tickets * 2_000));
       const transient = live.filter((t) => !permanentFaultOf(t.plan));
-      while (Date.now() < deadline && !transient.every((t) => t.allowedSeen)) {
+      while (Date.now() < deadline && !transient.every((t) => t.allowedSeen && unnoted(t).length === 0)) {
         await new Promise((r) => setTimeout(r, 500));
       }
     } finally {
@@ -276,6 +284,12 @@ export async function runChaos(opts: {
     const transient = live.filter((t) => !permanentFaultOf(t.plan));
     const permanent = live.filter((t) => permanentFaultOf(t.plan));
     for (const t of transient) if (!t.allowedSeen) unfinished.push(`${t.number} (${t.plan.actions.map((a) => `${a.kind}@${a.system}`).join(', ')}) not closable after recovery: ${JSON.stringify((await stack.closureCheck(t.number)).data.reasons ?? null)}`);
+    let notesMissing = 0;
+    for (const t of transient.filter((x) => x.allowedSeen)) {
+      const missing = unnoted(t);
+      notesMissing += missing.length;
+      for (const a of missing) unfinished.push(`${t.number}: ${a.kind} ${a.name} verified but not told on the ticket`);
+    }
     let permanentBlockedNamed = 0;
     for (const t of permanent) {
       const c = (await stack.closureCheck(t.number)).data as { allowed?: boolean; reasons?: string[] };
@@ -314,6 +328,7 @@ export async function runChaos(opts: {
       stepsDoneTwice,
       doubled,
       notesDuplicated,
+      notesMissing,
       closed: live.filter((t) => t.closed).length,
       closeRefusals,
       durationMs: Date.now() - started,
