@@ -53,6 +53,7 @@ import { Secret } from '../../src/connectors/secret';
 import { awsIamConnectorType, awsIamInstanceSchema } from '../../src/connectors/aws-iam';
 import { type AwsIamConnector, awsFailure, createAwsIamConnector } from '../../src/connectors/aws-iam/aws-iam-connector';
 import { leastPrivilegePolicy, type IamPolicyDocument } from '../../src/connectors/aws-iam/aws-iam-policy';
+import { assumableBy } from '../../src/connectors/aws-iam/aws-iam-roles';
 import { describeConnectorContract, type ContractHarness } from './contract';
 import { selfSignedCertificate, sshPublicKey } from '../support/credentials';
 import { freePort } from '../support/servers/process';
@@ -636,6 +637,25 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect(out).toMatchObject({ changed: true, expected: DISABLED_STATE, detail: expect.stringMatching(/its trust policy lets no one assume it \(policy: disable\)$/) });
     expect(verifyAccount(out.expected, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
     expect(await c.leave(role)).toMatchObject({ changed: false, detail: expect.stringMatching(/was already locked with no grants/) });
+  });
+
+  it('reads who a trust policy lets assume a role: only an unconditional Deny to everyone takes an assume action back, and an unreadable policy is never read as locked', () => {
+    const doc = (...Statement: unknown[]): string => JSON.stringify({ Version: '2012-10-17', Statement });
+    const allowEc2 = { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' };
+    const denyAll = { Effect: 'Deny', Principal: '*', Action: 'sts:AssumeRole' };
+    expect(assumableBy(doc(allowEc2))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy(encodeURIComponent(doc(allowEc2)))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy(doc(allowEc2, denyAll))).toEqual([]);
+    expect(assumableBy(doc({ ...allowEc2, Action: ['sts:AssumeRole', 'sts:TagSession'] }, { ...denyAll, Action: 'sts:*' }))).toEqual([]);
+    expect(assumableBy(doc())).toEqual([]);
+    // A Deny with a condition, for one principal, or written with NotAction may leave someone in: not locked.
+    expect(assumableBy(doc(allowEc2, { ...denyAll, Condition: { Bool: { 'aws:SecureTransport': 'false' } } }))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy(doc(allowEc2, { ...denyAll, Principal: { AWS: `arn:aws:iam::${MOTO_ACCOUNT_ID}:root` } }))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy(doc(allowEc2, { Effect: 'Deny', Principal: '*', NotAction: 'sts:AssumeRole' }))).toEqual(['Service:ec2.amazonaws.com']);
+    // Another assume action still allowed, or the wildcard allowed past a Deny of one action: still assumable.
+    expect(assumableBy(doc({ ...allowEc2, Action: 'sts:AssumeRoleWithWebIdentity', Principal: { Federated: 'cognito-identity.amazonaws.com' } }, denyAll))).toEqual(['Federated:cognito-identity.amazonaws.com']);
+    expect(assumableBy(doc({ ...allowEc2, Action: 'sts:*' }, denyAll))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy('{not json')).toEqual(['unreadable trust policy']);
   });
 
   it('a role under the disable policy is held to the policy as written: no deviation lowers "locked" to "stripped"', () => {
