@@ -4,7 +4,7 @@ import { type DesiredAccount, GONE, REVOKE_MODES } from '../src/connectors/conne
 import { revokeTarget } from '../src/connectors/revoke-policy';
 import { GrammarRegistry } from '../src/connectors/registry';
 import { assertNoSecrets } from '../src/evidence/redaction';
-import { CONNECTOR_TYPES, type IdentityKind, type LeaverTargets, startLeaverTargets } from './support/leaver-targets';
+import { CONNECTOR_TYPES, type IdentityKind, type LeaverTargets, startLeaverTargets, UNVERIFIABLE_LEAVERS } from './support/leaver-targets';
 import { connectorsFile, type Stack, startStack, uniqueTicketNumber, waitFor } from './support/stack';
 
 /**
@@ -43,7 +43,8 @@ describe('leavers on all eight connectors under both revoke policies, identity p
         const system = `${type}-${mode}`;
         const cases: Case[] = [];
         for (const kind of target.kinds) {
-          cases.push({ kind, identity: await kind.present(), present: true });
+          // A present identity the gateway cannot leave as this policy asks is the next test's.
+          if (kind.unverifiable?.mode !== mode) cases.push({ kind, identity: await kind.present(), present: true });
           cases.push({ kind, identity: kind.absent(), present: false });
         }
         const number = uniqueTicketNumber();
@@ -78,6 +79,28 @@ describe('leavers on all eight connectors under both revoke policies, identity p
         expect(check.data.reasons).toEqual([]);
       }, 120_000);
     }
+  }
+
+  for (const { type, kind: label, mode, mismatch } of UNVERIFIABLE_LEAVERS) {
+    it(`${type}, ${mode} policy: a present ${label}, which the gateway cannot leave as the policy asks, is not verified, the evidence says why, and closure is refused`, async () => {
+      const kind = targets.targets.get(type)!.kinds.find((k) => k.label === label)!;
+      expect(kind.unverifiable).toEqual({ type, kind: label, mode, mismatch });
+      const system = `${type}-${mode}`;
+      const identity = await kind.present();
+      const number = uniqueTicketNumber();
+      stack.sim.createChange({ number, state: '-5', u_identity_actions: JSON.stringify([{ kind: 'leaver', system, identity }]) });
+      const check = await waitFor(`the leaver of ${number} to end`, async () => {
+        const r = await stack.closureCheck(number);
+        return r.data.steps?.[0]?.status === 'failed' || r.data.steps?.[0]?.status === 'verified' ? r.data : null;
+      }, 90_000);
+      expect(check.steps[0]).toMatchObject({ status: 'failed', detail: expect.stringContaining(`not verified: ${mismatch}`) });
+      expect(check.allowed).toBe(false);
+      const [row] = await stack.evidence.list(`servicenow:${number}`);
+      expect(row).toMatchObject({ outcome: 'failed', verified: false, desiredState: { ...revokeTarget(grammars.get(system)!.grammar, identity, mode).leaves } });
+      expect(row?.verification.mismatches).toEqual([mismatch]);
+      // The administrator agrees: the identity is still there and not locked.
+      expect(await kind.view(identity)).toEqual({ exists: true, locked: false });
+    }, 120_000);
   }
 
   it('a read-back the evidence store refuses (a credential in a group name) fails the step at once as EvidenceRefused, never retried, the value nowhere', async () => {

@@ -70,8 +70,9 @@ export const DISABLED_STATE: Readonly<DesiredAccount> = Object.freeze({ exists: 
 /**
  * Identities a policy cannot be carried out on as written, declared by the connector's grammar: what a leaver leaves
  * instead, and why. A Vault lease cannot be suspended (disable revokes it), a certificate cannot be deleted (delete
- * revokes it), an IAM role has no credential to lock. Declared rather than discovered, so the API, the registry and
- * the contract suite all see it; the revoke must leave exactly `leaves`.
+ * revokes it). Declared rather than discovered, so the API, the registry and the contract suite all see it; the revoke
+ * must leave exactly `leaves`. A deviation never lowers what a policy asks for: a state that still lets the identity
+ * in (an IAM role whose trust policy still lets it be assumed) is not a deviation but an unverified revoke.
  */
 export interface RevokeDeviation {
   mode: RevokeMode;

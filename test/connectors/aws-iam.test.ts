@@ -20,6 +20,7 @@ import {
   DetachUserPolicyCommand,
   EnableMFADeviceCommand,
   GetGroupCommand,
+  GetRoleCommand,
   GetUserCommand,
   type IAMClient,
   ListAccessKeysCommand,
@@ -38,19 +39,21 @@ import {
   RemoveUserFromGroupCommand,
   AddRoleToInstanceProfileCommand,
   UpdateAccessKeyCommand,
+  UpdateAssumeRolePolicyCommand,
   UploadSSHPublicKeyCommand,
   UploadSigningCertificateCommand,
   AddUserToGroupCommand,
 } from '@aws-sdk/client-iam';
 import type { IdentityRef } from '../../src/actions/identity-action';
 import type { Connector, RevokeMode } from '../../src/connectors/connector';
-import { GONE, verifyAccount } from '../../src/connectors/connector';
+import { DISABLED_STATE, GONE, verifyAccount } from '../../src/connectors/connector';
 import { revokeTarget } from '../../src/connectors/revoke-policy';
 import { ConnectorRefusal, FailureType } from '../../src/connectors/connector-errors';
 import { Secret } from '../../src/connectors/secret';
 import { awsIamConnectorType, awsIamInstanceSchema } from '../../src/connectors/aws-iam';
 import { type AwsIamConnector, awsFailure, createAwsIamConnector } from '../../src/connectors/aws-iam/aws-iam-connector';
 import { leastPrivilegePolicy, type IamPolicyDocument } from '../../src/connectors/aws-iam/aws-iam-policy';
+import { assumableBy } from '../../src/connectors/aws-iam/aws-iam-roles';
 import { describeConnectorContract, type ContractHarness } from './contract';
 import { selfSignedCertificate, sshPublicKey } from '../support/credentials';
 import { freePort } from '../support/servers/process';
@@ -507,7 +510,8 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect(await c.inspect(role)).toEqual({
       exists: true,
       grants: ['inline=extra', `policy=${CUSTOMER_POLICY_ARN}`, `policy=${READ_ONLY}`],
-      attributes: { kind: 'role', path: PATH, instanceProfiles: [roleName] },
+      locked: false,
+      attributes: { kind: 'role', path: PATH, instanceProfiles: [roleName], assumableBy: ['Service:ec2.amazonaws.com'] },
     });
     expect((await c.discover()).find((d) => d.name === role.name)).toEqual({ name: role.name, type: 'service_account' });
     expect((await c.expire(role, [`policy=${READ_ONLY}`], false)).changed).toBe(true);
@@ -596,7 +600,30 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect(JSON.stringify(bare)).not.toMatch(/AddUserToGroup|RemoveUserFromGroup|GetGroup"|GetPolicy|AttachUserPolicy/);
   });
 
-  it('disable-mode revoke of a role strips its policies and says plainly that its unchanged trust policy still lets it be assumed', async () => {
+  it('a disable-policy leaver of a role its trust policy still lets be assumed: the policy wants it locked, the read-back sees who can assume it, and it is not verified', async () => {
+    const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: 'disable' } });
+    const roleName = `cgt-role-${randomBytes(4).toString('hex')}`;
+    const role: IdentityRef = { type: 'service_account', name: `role/${roleName}` };
+    made.push(role);
+    const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com', AWS: `arn:aws:iam::${MOTO_ACCOUNT_ID}:root` }, Action: 'sts:AssumeRole' }] });
+    await moto.admin.send(new CreateRoleCommand({ RoleName: roleName, Path: PATH, AssumeRolePolicyDocument: trust }));
+    await moto.admin.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: READ_ONLY }));
+    const out = await c.leave(role);
+    // What the step must find comes from the policy: a disabled identity is locked, a role too.
+    expect(out).toMatchObject({ changed: true, expected: DISABLED_STATE });
+    expect(out.detail).toMatch(/trust policy still lets AWS:arn:aws:iam::123456789012:root, Service:ec2\.amazonaws\.com assume it/);
+    const observed = await c.inspect(role);
+    expect(observed).toMatchObject({ exists: true, locked: false, grants: [], attributes: { assumableBy: [`AWS:arn:aws:iam::${MOTO_ACCOUNT_ID}:root`, 'Service:ec2.amazonaws.com'] } });
+    expect(verifyAccount(out.expected, observed)).toEqual({ verified: false, mismatches: ['account is not locked/disabled'] });
+    // The administrator sees the same: policies gone, the trust policy as it was.
+    expect((await moto.admin.send(new ListAttachedRolePoliciesCommand({ RoleName: roleName }))).AttachedPolicies).toEqual([]);
+    const doc = (await moto.admin.send(new GetRoleCommand({ RoleName: roleName }))).Role?.AssumeRolePolicyDocument ?? '';
+    expect(JSON.parse(doc.startsWith('{') ? doc : decodeURIComponent(doc))).toEqual(JSON.parse(trust));
+    // A repeat changes nothing and still says why it is not done.
+    expect(await c.leave(role)).toMatchObject({ changed: false, detail: expect.stringMatching(/holds no grants; its trust policy still lets/), expected: DISABLED_STATE });
+  });
+
+  it('once an administrator replaces the trust policy with one no one can use, the disable-policy leaver of the role verifies', async () => {
     const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: 'disable' } });
     const roleName = `cgt-role-${randomBytes(4).toString('hex')}`;
     const role: IdentityRef = { type: 'service_account', name: `role/${roleName}` };
@@ -604,18 +631,36 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
     await moto.admin.send(new CreateRoleCommand({ RoleName: roleName, Path: PATH, AssumeRolePolicyDocument: trust }));
     await moto.admin.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: READ_ONLY }));
+    const deny = { Version: '2012-10-17', Statement: [...JSON.parse(trust).Statement, { Effect: 'Deny', Principal: { AWS: '*' }, Action: ['sts:AssumeRole', 'sts:AssumeRoleWithSAML', 'sts:AssumeRoleWithWebIdentity'] }] };
+    await moto.admin.send(new UpdateAssumeRolePolicyCommand({ RoleName: roleName, PolicyDocument: JSON.stringify(deny) }));
     const out = await c.leave(role);
-    expect(out).toMatchObject({ changed: true, expected: { exists: true, noGrants: true } });
-    expect(out.detail).toMatch(/trust policy is unchanged, so it can still be assumed/);
-    expect(verifyAccount(out.expected!, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
-    expect((await c.leave(role)).changed).toBe(false);
+    expect(out).toMatchObject({ changed: true, expected: DISABLED_STATE, detail: expect.stringMatching(/its trust policy lets no one assume it \(policy: disable\)$/) });
+    expect(verifyAccount(out.expected, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
+    expect(await c.leave(role)).toMatchObject({ changed: false, detail: expect.stringMatching(/was already locked with no grants/) });
   });
 
-  it('a role under the disable policy is a declared deviation: kept unlocked with no grants, because a role has no credential to lock', () => {
+  it('reads who a trust policy lets assume a role: only an unconditional Deny to everyone takes an assume action back, and an unreadable policy is never read as locked', () => {
+    const doc = (...Statement: unknown[]): string => JSON.stringify({ Version: '2012-10-17', Statement });
+    const allowEc2 = { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' };
+    const denyAll = { Effect: 'Deny', Principal: '*', Action: 'sts:AssumeRole' };
+    expect(assumableBy(doc(allowEc2))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy(encodeURIComponent(doc(allowEc2)))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy(doc(allowEc2, denyAll))).toEqual([]);
+    expect(assumableBy(doc({ ...allowEc2, Action: ['sts:AssumeRole', 'sts:TagSession'] }, { ...denyAll, Action: 'sts:*' }))).toEqual([]);
+    expect(assumableBy(doc())).toEqual([]);
+    // A Deny with a condition, for one principal, or written with NotAction may leave someone in: not locked.
+    expect(assumableBy(doc(allowEc2, { ...denyAll, Condition: { Bool: { 'aws:SecureTransport': 'false' } } }))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy(doc(allowEc2, { ...denyAll, Principal: { AWS: `arn:aws:iam::${MOTO_ACCOUNT_ID}:root` } }))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy(doc(allowEc2, { Effect: 'Deny', Principal: '*', NotAction: 'sts:AssumeRole' }))).toEqual(['Service:ec2.amazonaws.com']);
+    // Another assume action still allowed, or the wildcard allowed past a Deny of one action: still assumable.
+    expect(assumableBy(doc({ ...allowEc2, Action: 'sts:AssumeRoleWithWebIdentity', Principal: { Federated: 'cognito-identity.amazonaws.com' } }, denyAll))).toEqual(['Federated:cognito-identity.amazonaws.com']);
+    expect(assumableBy(doc({ ...allowEc2, Action: 'sts:*' }, denyAll))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy('{not json')).toEqual(['unreadable trust policy']);
+  });
+
+  it('a role under the disable policy is held to the policy as written: no deviation lowers "locked" to "stripped"', () => {
     const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: 'disable' } });
-    const target = revokeTarget(c.grammar, { type: 'service_account', name: 'role/deployer' }, 'disable');
-    expect(target.leaves).toEqual({ exists: true, noGrants: true });
-    expect(target.deviation?.reason).toMatch(/no credential to lock/);
+    expect(revokeTarget(c.grammar, { type: 'service_account', name: 'role/deployer' }, 'disable')).toEqual({ leaves: DISABLED_STATE });
     expect(revokeTarget(c.grammar, { type: 'service_account', name: 'role/deployer' }, 'delete')).toEqual({ leaves: GONE });
     expect(revokeTarget(c.grammar, { type: 'service_account', name: 'svc-billing' }, 'disable').deviation).toBeUndefined();
   });

@@ -31,10 +31,12 @@ function vault(over: Record<string, unknown> = {}, token?: string): UnderPolicy<
     databaseRoles: [fx.dbRole, fx.dbRoleNoDrop],
     pkiRole: fx.pkiRole,
     pkiTtl: '24h',
+    databaseUsers: fx.databaseUsers('CG_TEST_VAULT_DB_PASSWORD'),
     policy: {},
     ...over,
   });
   const c = vaultConnectorType.create(cfg, (key) => {
+    if (key === 'CG_TEST_VAULT_DB_PASSWORD') return process.env[key]!;
     if (key !== 'CG_TEST_VAULT_TOKEN') throw new Error(`unexpected env key ${key}`);
     return token ?? fx.gatewayToken;
   }) as VaultConnector;
@@ -403,19 +405,53 @@ describe('vault: db/ dynamic credentials against MariaDB', () => {
     expect((await c.leave(id)).changed).toBe(false);
   });
 
-  it('a role whose revocation statements keep the user: Vault and inspect call the lease revoked, only MariaDB still holds the user', async () => {
-    const c = vault();
+  it.each(['delete', 'disable'] as const)('a %s-policy leaver of a role whose revocation statements keep the user: Vault answers the revoke OK, the read-back finds the MariaDB user and it is not verified', async (mode) => {
+    const c = vault({ policy: { revokeMode: mode } });
     const id = sid(`db/${fx.dbRoleNoDrop}`);
     const before = await fx.dbUsers();
     await c.provision(id, ['login']);
     const [user] = (await fx.dbUsers()).filter((u) => !before.includes(u));
     expect(user).toBeDefined();
-    const out = await c.leave(id);
-    expect(out.changed).toBe(true);
-    // Through Vault everything looks done: this is the limit of what a Vault-side read-back can prove.
-    expect(verifyAccount({ exists: false }, await c.inspect(id)).verified).toBe(true);
-    // The database itself disagrees: the account outlived its lease (only SELECT was revoked).
-    expect(await fx.dbUsers()).toContain(user);
+    try {
+      const out = await c.leave(id);
+      // What the step must find comes from the policy (gone, under disable the declared deviation), not from Vault's OK.
+      expect(out).toMatchObject({ changed: true, expected: GONE, detail: expect.stringMatching(/^revoked 1 lease\(s\) of db\/app-nodrop; 1 database user\(s\) its leases created remain \((\w+)\): the role's revocation statements did not drop them/) });
+      expect(out.detail).toContain(`(${user})`);
+      // Vault holds no lease any more: a Vault-only read-back would call this done.
+      const leases = await bao.root<{ data?: { keys: string[] } }>('LIST', `sys/leases/lookup/database/creds/${fx.dbRoleNoDrop}/`, undefined, [404]);
+      expect(leases.body.data?.keys ?? []).toEqual([]);
+      // The read-back looks in the database, and so does the administrator: the account outlived its lease.
+      const observed = await c.inspect(id);
+      expect(observed).toMatchObject({ exists: true, grants: ['login'], attributes: { leases: 0, databaseUsers: [user] } });
+      expect(verifyAccount(out.expected, observed)).toEqual({ verified: false, mismatches: ['account still exists'] });
+      expect(await fx.dbUsers()).toContain(user);
+      // A repeat has no lease to revoke, says what is left, and is no more verified.
+      const again = await c.leave(id);
+      expect(again).toEqual({ changed: false, detail: expect.stringMatching(new RegExp(`^db/${fx.dbRoleNoDrop} has no live lease, but 1 database user\\(s\\) its leases created remain \\(${user}\\): Vault cannot revoke them`)), expected: GONE });
+      expect(verifyAccount(again.expected, await c.inspect(id)).verified).toBe(false);
+      expect((await c.discover()).map((d) => d.name)).toContain(`db/${fx.dbRoleNoDrop}`);
+    } finally {
+      await fx.mariadb.query('DROP USER IF EXISTS ?@?', [user, '%']);
+    }
+    expect(await c.inspect(id)).toEqual({ exists: false, grants: [] });
+  });
+
+  it("reads the leases' database users with an account that sees their names and nothing else, and refuses a role it has no prefix for", async () => {
+    const view = fx.databaseUsers('CG_TEST_VAULT_DB_PASSWORD');
+    const mysql = (await import('mysql2/promise')).default;
+    const conn = await mysql.createConnection({ host: view.host, port: view.port, user: view.user, password: process.env.CG_TEST_VAULT_DB_PASSWORD });
+    try {
+      const denied = await conn.query('SELECT Priv FROM mysql.global_priv LIMIT 1').then(() => null, (e: { code?: string }) => e.code);
+      expect(denied).toBe('ER_COLUMNACCESS_DENIED_ERROR');
+    } finally {
+      await conn.end();
+    }
+    const c = vault({ databaseUsers: { ...view, userPrefixes: { [fx.dbRole]: view.userPrefixes[fx.dbRole] } }, databaseRoles: [fx.dbRole] });
+    const err = await c.inspect(sid(`db/${fx.dbRoleNoDrop}`)).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectorRefusal);
+    expect((err as Error).message).toMatch(/database role 'app-nodrop' has no entry in databaseUsers\.userPrefixes/);
+    // A role the connector lists for discovery must have one: the worker does not start without it.
+    expect(() => vault({ databaseUsers: undefined })).toThrow(/databaseRoles app-ro, app-nodrop need a user name prefix in databaseUsers\.userPrefixes/);
   });
 
   it.each(['delete', 'disable'] as const)('a %s-policy leaver of db/<role> revokes every lease and drops its users, verified gone (under disable, the declared deviation); a second is already absent', async (mode) => {

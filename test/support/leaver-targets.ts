@@ -41,6 +41,11 @@ export interface IdentityKind {
   /** A name the grammar accepts that the target does not hold. */
   absent(): IdentityRef;
   view(identity: IdentityRef): Promise<AdminView>;
+  /**
+   * A policy the gateway cannot carry out on a present identity of this kind, and the read-back's mismatch that says
+   * so: its leaver must fail "not verified" and keep the change from closing.
+   */
+  unverifiable?: { mode: RevokeMode; mismatch: string };
 }
 
 /** The usual shape: a fresh name, and a seed that creates it. */
@@ -72,6 +77,12 @@ export interface LeaverTargets {
   entries(): ConnectorsFile['connectors'];
   stop(): Promise<void>;
 }
+
+/** The present identities a policy cannot be carried out on (IdentityKind.unverifiable), known before any target starts. */
+export const UNVERIFIABLE_LEAVERS = [
+  // The gateway may not replace a trust policy (no iam:UpdateAssumeRolePolicy).
+  { type: 'aws-iam', kind: 'role', mode: 'disable', mismatch: 'account is not locked/disabled' },
+] as const satisfies ReadonlyArray<{ type: ConnectorTypeName; kind: string; mode: RevokeMode; mismatch: string }>;
 
 const hex = (): string => randomBytes(5).toString('hex');
 const name = (type: ConnectorTypeName, mode: RevokeMode): string => `${type}-${mode}`;
@@ -307,15 +318,26 @@ export async function startLeaverTargets(): Promise<LeaverTargets> {
             return { exists: true, locked: !keys.some((k) => k.Status === 'Active') && console === null };
           },
         ),
-        kind('role', () => ({ type: 'service_account', name: `role/lv-${hex()}` }),
+        {
+          ...kind('role', () => ({ type: 'service_account', name: `role/lv-${hex()}` }),
           async (id) => {
             const trust = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] };
             await moto.admin.send(new CreateRoleCommand({ RoleName: id.name.slice(5), Path: IAM_PATH, AssumeRolePolicyDocument: JSON.stringify(trust) }));
             await moto.admin.send(new AttachRolePolicyCommand({ RoleName: id.name.slice(5), PolicyArn: READ_ONLY }));
           },
-          // A role has no credential of its own: there is nothing to call locked.
-          async (id) => ({ exists: (await moto.admin.send(new GetRoleCommand({ RoleName: id.name.slice(5) })).catch(noSuch)) !== null }),
+          // A role has no credential of its own: it is locked when its trust policy lets no one assume it.
+          async (id) => {
+            const role = await moto.admin.send(new GetRoleCommand({ RoleName: id.name.slice(5) })).catch(noSuch);
+            if (!role) return { exists: false };
+            // Read here without the connector's parser: what the administrator sees is whether anything is allowed.
+            const doc = role.Role?.AssumeRolePolicyDocument ?? '';
+            const trust = JSON.parse(doc.startsWith('{') ? doc : decodeURIComponent(doc)) as { Statement: Array<{ Effect: string }> };
+            return { exists: true, locked: !trust.Statement.some((st) => st.Effect === 'Allow') };
+          },
         ),
+          // Under disable the role is stripped but can still be assumed, which the read-back sees.
+          unverifiable: UNVERIFIABLE_LEAVERS[0],
+        },
       ],
     });
 
@@ -338,7 +360,8 @@ export async function startLeaverTargets(): Promise<LeaverTargets> {
       type: 'vault',
       entry: (mode) => ({
         name: name('vault', mode), type: 'vault', address: bao.address, tokenEnv: setEnv('CG_LV_VAULT_TOKEN', fx.gatewayToken), kvPrefix: fx.kvPrefix,
-        databaseRoles: [fx.dbRole, fx.dbRoleNoDrop], pkiRole: fx.pkiRole, pkiTtl: '24h', policy: { protectedAccounts: [], revokeMode: mode },
+        databaseRoles: [fx.dbRole, fx.dbRoleNoDrop], databaseUsers: fx.databaseUsers('CG_LV_VAULT_DB_PASSWORD'), pkiRole: fx.pkiRole, pkiTtl: '24h',
+        policy: { protectedAccounts: [], revokeMode: mode },
       }),
       kinds: [
         kind('kv/ secret', () => ({ type: 'service_account', name: `kv/lv/${hex()}` }),
@@ -372,7 +395,12 @@ export async function startLeaverTargets(): Promise<LeaverTargets> {
             return { type: 'service_account', name: `db/${fx.dbRole}` };
           },
           absent: () => ({ type: 'service_account', name: `db/${fx.dbRoleNoDrop}` }),
-          view: async (id) => ((await leases(id.name.slice(3))) > 0 ? { exists: true, locked: false } : { exists: false }),
+          // A lease, or a database user a lease of the role created (read as MariaDB's administrator).
+          view: async (id) => {
+            const role = id.name.slice(3);
+            const users = (await fx.dbUsers()).filter((u) => u.startsWith(`${fx.userPrefix}${role.replaceAll('-', '_')}_`));
+            return (await leases(role)) > 0 || users.length > 0 ? { exists: true, locked: false } : { exists: false };
+          },
         },
       ],
     });

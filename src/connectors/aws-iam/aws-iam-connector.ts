@@ -161,18 +161,18 @@ export class AwsIamConnector extends IamCalls implements Connector, TwoPhaseRota
     const state = await this.read(entity);
     if (state === null) return absent(`${entity.kind} '${entity.name}'`);
     const observed = observe(state);
-    if ((entity.kind === 'role' || observed.locked) && observed.grants.length === 0) {
-      return { changed: false, detail: `${entity.kind} '${entity.name}' was already ${entity.kind === 'user' ? 'locked with' : 'left with'} no grants` };
+    if (observed.locked && observed.grants.length === 0) {
+      return { changed: false, detail: `${entity.kind} '${entity.name}' was already locked with no grants` };
+    }
+    if (state.kind === 'role' && observed.grants.length === 0) {
+      return { changed: false, detail: `role '${entity.name}' holds no grants; ${STILL_ASSUMABLE(state)}` };
     }
     const done = await this.strip(state, false);
-    // A stripped role keeps its trust policy: whoever it trusts can still assume it, and such a session can still
-    // use whatever resource-based policies (bucket, key, queue policies) grant the role's ARN; sessions issued
-    // before stay valid until they expire. Replacing the trust policy needs UpdateAssumeRolePolicy, which the
-    // gateway is not given (see aws-iam-policy.ts): the detail says so, for the human reading the evidence.
-    const kept =
-      entity.kind === 'user'
-        ? 'kept'
-        : 'kept; its trust policy is unchanged, so it can still be assumed and used through resource-based policies naming it, and existing sessions last until they expire: an administrator must replace the trust policy to disable it fully';
+    // A role is disabled only when no one can assume it, and only its trust policy says who can. Replacing that
+    // needs UpdateAssumeRolePolicy, which the gateway is not given (aws-iam-policy.ts): with it the gateway could
+    // make any managed role trust itself. So the read-back finds the role unlocked until an administrator does it,
+    // and the step is not verified; the detail says what is left, for the human reading the evidence.
+    const kept = state.kind === 'user' ? 'kept' : `kept; ${STILL_ASSUMABLE(state)}`;
     return { changed: true, detail: `${done}; ${entity.kind} '${entity.name}' ${kept}` };
   }
 
@@ -371,6 +371,11 @@ function holds(state: EntityState, grant: IamGrant): boolean {
   return state.kind === 'user' && state.groups.some((g) => g.toLowerCase() === grant.name.toLowerCase());
 }
 
+const STILL_ASSUMABLE = (state: RoleState): string =>
+  state.assumableBy.length === 0
+    ? 'its trust policy lets no one assume it'
+    : `its trust policy still lets ${state.assumableBy.join(', ')} assume it (and use resource-based policies naming it): an administrator must replace the trust policy to disable it`;
+
 /**
  * What inspect reports. Grants: `policy=<ARN>` and `group=<name>` (the grammar's canonical text) and
  * `inline=<name>` for inline policies, which no ticket can ask for but which a leaver must lose. A user is locked
@@ -385,7 +390,13 @@ function observe(state: EntityState | null): ObservedAccount {
     ...state.inline.map((p) => `inline=${p}`),
   ].sort();
   if (state.kind === 'role') {
-    return { exists: true, grants, attributes: { kind: 'role', path: state.path, instanceProfiles: [...state.instanceProfiles].sort() } };
+    // A role has no credential of its own: it is locked when its trust policy lets no one assume it.
+    return {
+      exists: true,
+      locked: state.assumableBy.length === 0,
+      grants,
+      attributes: { kind: 'role', path: state.path, instanceProfiles: [...state.instanceProfiles].sort(), assumableBy: state.assumableBy },
+    };
   }
   return {
     exists: true,

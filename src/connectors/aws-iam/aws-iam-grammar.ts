@@ -1,5 +1,5 @@
 import type { IdentityRef } from '../../actions/identity-action';
-import type { ConnectorGrammar, FieldProblem, ParsedGrant, RevokeDeviation } from '../connector';
+import type { ConnectorGrammar, FieldProblem, ParsedGrant } from '../connector';
 
 /**
  * The part of AWS IAM's grammar the gateway speaks. An identity is an IAM user (`alice`) or an IAM role
@@ -38,21 +38,6 @@ export interface AwsIamGrammarPolicy {
   allowedGroups: string[];
 }
 
-/**
- * A role has no credential of its own to lock (its sessions come from sts:AssumeRole under its trust policy), so a
- * disable strips its policies and keeps it, unlocked. The trust policy is unchanged: replacing it needs
- * UpdateAssumeRolePolicy, which the gateway is not given (aws-iam-policy.ts); the revoke's detail says so.
- */
-export const AWS_IAM_REVOKE_DEVIATIONS: readonly RevokeDeviation[] = Object.freeze([
-  {
-    mode: 'disable',
-    identities: 'role/<name> (IAM roles)',
-    applies: (identity: IdentityRef) => parseIdentityName(identity.name)?.kind === 'role',
-    leaves: Object.freeze({ exists: true, noGrants: true }),
-    reason: 'an IAM role has no credential to lock: disable strips its policies and keeps it, and its trust policy still lets whoever it trusts assume it',
-  },
-]);
-
 export class AwsIamGrammar implements ConnectorGrammar {
   readonly type = 'aws-iam';
 
@@ -60,7 +45,6 @@ export class AwsIamGrammar implements ConnectorGrammar {
   inventoryType(name: string): string | undefined {
     return name.startsWith(ROLE_PREFIX) ? 'workload_binding' : undefined;
   }
-  readonly revokeDeviations = AWS_IAM_REVOKE_DEVIATIONS;
   private readonly protectedAccounts: Set<string>;
   private readonly exactPolicies: Set<string>;
   private readonly policyPrefixes: string[];

@@ -31,6 +31,25 @@ export const vaultInstanceSchema = z
     /** Requested certificate lifetime, a Vault duration such as "720h"; the role's default when absent. */
     pkiTtl: z.string().regex(/^[0-9]{1,6}[smhd]$/, 'must be a Vault duration such as 720h').optional(),
     timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    /**
+     * The MySQL/MariaDB server the database engine creates users in, read to see the users db/<role> leases created
+     * (a lease Vault calls revoked whose user survived is not revoked). Required for every role in databaseRoles; a
+     * db/ identity of a role without a prefix here cannot be read back and is refused.
+     */
+    databaseUsers: z
+      .object({
+        host: z.string().min(1),
+        port: z.number().int().min(1).max(65_535).default(3306),
+        /** An account holding only SELECT (User) on `table`: names, never the password hashes beside them. */
+        user: z.string().min(1),
+        passwordEnv: envKey,
+        tls: z.boolean().default(false),
+        table: z.enum(['mysql.global_priv', 'mysql.user']).default('mysql.global_priv'),
+        /** For each database role: the prefix every user its leases create starts with (from the engine's username_template). */
+        userPrefixes: z.record(vaultName, z.string().min(1).max(80)),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -39,7 +58,11 @@ export type VaultInstanceConfig = z.infer<typeof vaultInstanceSchema>;
 /** Where the token goes: the registry refuses a plain channel off loopback when it loads the file. */
 function transport(cfg: VaultInstanceConfig): Array<{ host: string; encrypted: boolean; fix: string }> {
   const url = new URL(cfg.address);
-  return [{ host: url.hostname, encrypted: url.protocol === 'https:', fix: 'use an https:// address' }];
+  const db = cfg.databaseUsers;
+  return [
+    { host: url.hostname, encrypted: url.protocol === 'https:', fix: 'use an https:// address' },
+    ...(db ? [{ host: db.host, encrypted: db.tls, fix: 'set "databaseUsers.tls": true' }] : []),
+  ];
 }
 
 /**
@@ -58,6 +81,12 @@ export const vaultConnectorType = defineConnectorType<VaultInstanceConfig>({
   create: (cfg, secrets) => {
     // Checked again here for a connector built without the registry: the token must not leave in clear.
     for (const t of transport(cfg)) requireEncryptedTransport(cfg, t.host, t.encrypted, t.fix);
+    const unmapped = cfg.databaseRoles.filter((r) => !cfg.databaseUsers || !Object.hasOwn(cfg.databaseUsers.userPrefixes, r));
+    if (unmapped.length > 0) {
+      throw new Error(
+        `connector '${cfg.name}': databaseRoles ${unmapped.join(', ')} need a user name prefix in databaseUsers.userPrefixes: without it a revoked lease whose database user survived would pass its read-back`,
+      );
+    }
     return createVaultConnector({
       name: cfg.name,
       address: cfg.address,
@@ -71,6 +100,7 @@ export const vaultConnectorType = defineConnectorType<VaultInstanceConfig>({
       pkiTtl: cfg.pkiTtl,
       protectedAccounts: cfg.policy.protectedAccounts,
       timeoutMs: cfg.timeoutMs,
+      ...(cfg.databaseUsers ? { databaseUsers: { ...cfg.databaseUsers, password: secrets(cfg.databaseUsers.passwordEnv) } } : {}),
     });
   },
 });

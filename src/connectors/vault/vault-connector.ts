@@ -27,6 +27,7 @@ import { assertValidIdentity, type ChangeOutcome, type Connector, type Discovere
 import { ConnectorRefusal, FailureType } from '../connector-errors';
 import type { Secret } from '../secret';
 import { VaultDbLeases } from './vault-db';
+import { VaultDatabaseView, type VaultDatabaseViewOptions } from './vault-db-users';
 import { grantText, parseVaultGrant, parseVaultIdentity, type VaultGrant, VaultGrammar, type VaultIdentity } from './vault-grammar';
 import { segments, VaultHttp } from './vault-http';
 import { VaultKv } from './vault-kv';
@@ -48,6 +49,8 @@ export interface VaultConnectorOptions {
   pkiTtl?: string;
   protectedAccounts: string[];
   timeoutMs?: number;
+  /** The database the db/ leases' users live in, read to see them past Vault; see vault-db-users.ts. */
+  databaseUsers?: Omit<VaultDatabaseViewOptions, 'name'>;
 }
 
 
@@ -62,6 +65,7 @@ export class VaultConnector implements Connector, TwoPhaseRotator, SecretSink {
   private readonly vault: VaultHttp;
   private readonly kv: VaultKv;
   private readonly db: VaultDbLeases;
+  private readonly database?: VaultDatabaseView;
   private readonly pki: VaultPki;
 
   constructor(
@@ -72,7 +76,8 @@ export class VaultConnector implements Connector, TwoPhaseRotator, SecretSink {
     this.vault = new VaultHttp(opts.name, opts.address, opts.token, opts.timeoutMs ?? 10_000);
     const common = { name, vault: this.vault };
     this.kv = new VaultKv({ ...common, kvMount: segments(opts.kvMount), kvPrefix: segments(opts.kvPrefix) });
-    this.db = new VaultDbLeases({ ...common, dbMount: segments(opts.databaseMount) });
+    this.database = opts.databaseUsers ? new VaultDatabaseView({ name, ...opts.databaseUsers }) : undefined;
+    this.db = new VaultDbLeases({ ...common, dbMount: segments(opts.databaseMount), database: this.database });
     this.pki = new VaultPki({ ...common, pkiMount: segments(opts.pkiMount), pkiRole: opts.pkiRole, pkiTtl: opts.pkiTtl });
   }
 
@@ -128,7 +133,7 @@ export class VaultConnector implements Connector, TwoPhaseRotator, SecretSink {
     };
     for (const path of await this.kv.walkKv([], 0, { seen: 0 })) add(`kv/${path.join('/')}`);
     for (const role of this.opts.databaseRoles) {
-      if ((await this.db.leaseIds(role)).length > 0) add(`db/${role}`);
+      if ((await this.db.leaseIds(role)).length > 0 || (await this.db.usersOf(role)).length > 0) add(`db/${role}`);
     }
     if (this.opts.pkiRole !== undefined) {
       const byName = new Map<string, CertState[]>();
@@ -175,7 +180,8 @@ export class VaultConnector implements Connector, TwoPhaseRotator, SecretSink {
   }
 
   async close(): Promise<void> {
-    // Axios keeps no pooled sockets by default: nothing to release.
+    // Axios keeps no pooled sockets by default: only the database view's pool to release.
+    await this.database?.close();
   }
 
   // ---- SecretSink: KV paths, checked against the grammar (and protected paths) before any request; async, so a

@@ -92,6 +92,11 @@ export interface VaultFixture {
   mariadb: mysql.Connection;
   /** MariaDB users of this run, read as the administrator. */
   dbUsers(): Promise<string[]>;
+  /**
+   * The connector's view of the database its leases' users live in (`databaseUsers` in its config): a MariaDB account
+   * holding only SELECT (User) on mysql.global_priv, its password put in process.env[passwordEnv].
+   */
+  databaseUsers(passwordEnv: string): { host: string; port: number; user: string; passwordEnv: string; userPrefixes: Record<string, string> };
   cleanup(): Promise<void>;
 }
 
@@ -106,6 +111,8 @@ export async function setupVaultFixture(bao: OpenBao): Promise<VaultFixture> {
   const baoUser = `cgvbao_${run}`;
   const baoPassword = randomBytes(18).toString('base64url');
   const userPrefix = `cgv${run}`;
+  const readerUser = `cgvread_${run}`;
+  const readerPassword = randomBytes(18).toString('base64url');
   const kvPrefix = 'changegate';
   const domain = 'svc.test';
   const mariadb = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
@@ -117,6 +124,7 @@ export async function setupVaultFixture(bao: OpenBao): Promise<VaultFixture> {
     await bao.root('PUT', 'sys/leases/revoke-prefix/database/creds', {}, [400, 404]).catch(() => undefined);
     for (const u of await dbUsers()) await mariadb.query('DROP USER IF EXISTS ?@?', [u, '%']);
     await mariadb.query('DROP USER IF EXISTS ?@?', [baoUser, '127.0.0.1']);
+    await mariadb.query('DROP USER IF EXISTS ?@?', [readerUser, '127.0.0.1']);
     await mariadb.query(`DROP DATABASE IF EXISTS \`${schema}\``);
     await mariadb.end();
   };
@@ -125,6 +133,8 @@ export async function setupVaultFixture(bao: OpenBao): Promise<VaultFixture> {
     await mariadb.query('CREATE USER ?@? IDENTIFIED BY ?', [baoUser, '127.0.0.1', baoPassword]);
     await mariadb.query('GRANT CREATE USER ON *.* TO ?@?', [baoUser, '127.0.0.1']);
     await mariadb.query(`GRANT SELECT ON \`${schema}\`.* TO ?@? WITH GRANT OPTION`, [baoUser, '127.0.0.1']);
+    await mariadb.query('CREATE USER ?@? IDENTIFIED BY ?', [readerUser, '127.0.0.1', readerPassword]);
+    await mariadb.query('GRANT SELECT (User) ON mysql.global_priv TO ?@?', [readerUser, '127.0.0.1']);
 
     const mounts = (await bao.root<{ data: Record<string, unknown> }>('GET', 'sys/mounts')).body.data;
     if (!('secret/' in mounts)) await bao.root('POST', 'sys/mounts/secret', { type: 'kv', options: { version: '2' } });
@@ -135,7 +145,8 @@ export async function setupVaultFixture(bao: OpenBao): Promise<VaultFixture> {
       username: baoUser,
       password: baoPassword,
       allowed_roles: ['app-ro', 'app-nodrop'],
-      username_template: `${userPrefix}{{random 10 | lowercase}}`,
+      // The role in the name: each role's users have a prefix of their own, which the connector reads them by.
+      username_template: `${userPrefix}{{.RoleName | replace "-" "_"}}_{{random 10 | lowercase}}`,
     });
     const create = [`CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}'; GRANT SELECT ON \`${schema}\`.* TO '{{name}}'@'%';`];
     await bao.root('POST', 'database/roles/app-ro', {
@@ -181,6 +192,10 @@ export async function setupVaultFixture(bao: OpenBao): Promise<VaultFixture> {
       gatewayDisplayName: 'token-changegate-gateway',
       mariadb,
       dbUsers,
+      databaseUsers: (passwordEnv) => {
+        process.env[passwordEnv] = readerPassword;
+        return { host: '127.0.0.1', port: 3306, user: readerUser, passwordEnv, userPrefixes: { 'app-ro': `${userPrefix}app_ro_`, 'app-nodrop': `${userPrefix}app_nodrop_` } };
+      },
       cleanup,
     };
   } catch (err) {
