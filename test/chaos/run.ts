@@ -6,6 +6,7 @@ import { type FlakyPort, startFlakyPort } from '../support/flaky-port';
 import { ADMIN_USER, GATEWAY_USER, type ScimTarget, startScimProvider } from '../support/servers/scim';
 import { type Stack, connectorsFile, createAccount, startStack, uniqueTicketNumber } from '../support/stack';
 import { killHard, startWorkerProcess } from '../support/worker-process';
+import { duplicatedNotes, outcomeLines, untold } from './ticket-notes';
 import { CHAOS_SYSTEMS, type ChaosPlan, GRANT_A, type PlannedAction, type PlannedTicket, type WindowFault, permanentFaultOf, planChaos } from './plan';
 
 /** What one run found: the figures `npm run chaos` prints as one JSON line. */
@@ -167,11 +168,8 @@ export async function runChaos(opts: {
       }
     };
 
-    /** The ticket's actions whose verified step is not told on the ticket (a note line "Verified…: <kind> <name>…"). */
-    const unnoted = (t: LiveTicket) => {
-      const lines = t.sysId ? stack.sim.journal(t.sysId, 'work_notes').flatMap((n) => n.value.split('\n')).filter((l) => l.startsWith('Verified')) : [];
-      return t.actions.filter((a) => !lines.some((l) => l.includes(`${a.kind} ${a.name}`)));
-    };
+    /** The ticket's actions whose verified step is not told on the ticket. */
+    const unnoted = (t: LiveTicket) => (t.sysId ? untold(outcomeLines(stack.sim, t.sysId), t.actions) : t.actions);
 
     const raise = async (p: PlannedTicket) => {
       const t: LiveTicket = {
@@ -311,8 +309,7 @@ export async function runChaos(opts: {
         doubled.push(`${t.number} ${phase} x${n}`);
       }
       // One line per step outcome told on the ticket; the same line twice is a note written twice.
-      const lines = stack.sim.journal(t.sysId as string, 'work_notes').flatMap((n) => n.value.split('\n')).filter((l) => /^(Verified|FAILED)\b/.test(l));
-      notesDuplicated += lines.length - new Set(lines).size;
+      notesDuplicated += duplicatedNotes(outcomeLines(stack.sim, t.sysId as string));
     }
     const report: ChaosReport = {
       seed: opts.seed,
