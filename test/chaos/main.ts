@@ -1,3 +1,5 @@
+import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 /**
@@ -18,14 +20,29 @@ async function main(): Promise<void> {
   const { default: globalSetup } = await import('../support/global-setup');
   const { default: globalTeardown } = await import('../support/global-teardown');
   const { runChaos } = await import('./run');
+  const { startDevServer } = await import('../../src/temporal/dev-server');
+  const { TEST_ENV } = await import('../support/test-env');
   await globalSetup();
+  // The run's own Temporal server, on a file, so that it can be restarted mid-run with its state: the suite's
+  // in-memory one goes first.
+  const holder = globalThis as { __temporal?: Awaited<ReturnType<typeof startDevServer>> };
+  await holder.__temporal?.stop();
+  const dataDir = resolve(__dirname, '../../.data/test');
+  const dbFile = resolve(dataDir, `chaos-temporal-${process.pid}.db`);
+  const start = () => startDevServer({ port: TEST_ENV.temporalPort, dbFile, logFile: resolve(dataDir, 'chaos-temporal.log') });
+  holder.__temporal = await start();
+  const restartTemporal = async () => {
+    await holder.__temporal?.stop();
+    holder.__temporal = await start();
+  };
   let failed = true;
   try {
-    const report = await runChaos({ seed, tickets, log: (line) => process.stderr.write(`[chaos] ${line}\n`) });
+    const report = await runChaos({ seed, tickets, restartTemporal, log: (line) => process.stderr.write(`[chaos] ${line}\n`) });
     process.stdout.write(`${JSON.stringify(report)}\n`);
     failed = report.invariantViolations > 0 || report.stepsDoneTwice > 0 || report.notesDuplicated > 0 || report.notesMissing > 0 || report.unfinished.length > 0;
   } finally {
     await globalTeardown();
+    rmSync(dbFile, { force: true });
   }
   process.exit(failed ? 1 : 0);
 }

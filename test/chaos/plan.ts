@@ -53,7 +53,7 @@ export interface PlannedTicket {
   delivery: DeliveryMode;
 }
 
-export type WindowFault = 'unreachable' | 'itsm-429' | 'itsm-503' | 'itsm-outage' | 'worker-kill';
+export type WindowFault = 'unreachable' | 'itsm-429' | 'itsm-503' | 'itsm-outage' | 'worker-kill' | 'temporal-restart';
 
 export interface PlannedFault {
   kind: WindowFault;
@@ -71,7 +71,11 @@ export interface ChaosPlan {
   spanMs: number;
 }
 
-export function planChaos(opts: { seed: number; tickets: number; spacingMs?: number }): ChaosPlan {
+/**
+ * `temporalRestarts`: also restart the Temporal server on its file (only where the run owns the server: `npm run
+ * chaos`); drawn after everything else, so a plan without them is the same plan.
+ */
+export function planChaos(opts: { seed: number; tickets: number; spacingMs?: number; temporalRestarts?: boolean }): ChaosPlan {
   const rnd = seededRandom(opts.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)] as T;
   const spacing = opts.spacingMs ?? 250;
@@ -105,6 +109,9 @@ export function planChaos(opts: { seed: number; tickets: number; spacingMs?: num
     if (kind === 'unreachable' || kind === 'itsm-outage') faults.push({ kind, atMs, durationMs: 1_000 + Math.round(rnd() * 4_000) });
     else if (kind === 'itsm-429' || kind === 'itsm-503') faults.push({ kind, atMs, count: 2 + Math.floor(rnd() * 8) });
     else faults.push({ kind, atMs });
+  }
+  if (opts.temporalRestarts) {
+    for (let i = 0; i < Math.max(1, Math.round(opts.tickets / 50)); i += 1) faults.push({ kind: 'temporal-restart', atMs: Math.round(rnd() * Math.max(lastTicket, 1_000)) });
   }
   faults.sort((a, b) => a.atMs - b.atMs);
   const spanMs = Math.max(lastTicket, ...faults.map((f) => f.atMs + (f.durationMs ?? 0)));

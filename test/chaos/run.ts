@@ -73,10 +73,12 @@ export async function runChaos(opts: {
    * behind the gateway's back, and the checker must report that ticket (its number is in the report's `rogue`).
    */
   rogueAdministrator?: boolean;
+  /** Stops the Temporal server and starts it again on its file; given, the plan restarts it now and then. */
+  restartTemporal?: () => Promise<void>;
 }): Promise<ChaosReport> {
   const log = opts.log ?? (() => undefined);
   const started = Date.now();
-  const plan: ChaosPlan = planChaos({ seed: opts.seed, tickets: opts.tickets });
+  const plan: ChaosPlan = planChaos({ seed: opts.seed, tickets: opts.tickets, temporalRestarts: opts.restartTemporal !== undefined });
   const prefix = `cx${randomBytes(3).toString('hex')}`;
   const flaky: FlakyPort = await startFlakyPort({ host: '127.0.0.1', port: 3306 });
   const scim: ScimTarget = await startScimProvider({ ignoreMemberWritesBy: [GATEWAY_USER] });
@@ -221,6 +223,7 @@ export async function runChaos(opts: {
         restarting = restartWorker().finally(() => (restarting = undefined));
         return;
       }
+      if (kind === 'temporal-restart') return opts.restartTemporal?.();
       if (kind === 'itsm-429') return stack.sim.faults.rateLimit({ count: f.count, retryAfterSeconds: 1 });
       if (kind === 'itsm-503') return stack.sim.faults.serverError({ status: 503, count: f.count, retryAfterSeconds: 1 });
       const until = Date.now() + (f.durationMs ?? 2_000);
