@@ -4,7 +4,7 @@ import type { ConnectorsFile } from '../../src/connectors/registry';
 import { BusinessRuleAbortError } from '../../src/itsm/servicenow/servicenow-simulator';
 import { type FlakyPort, startFlakyPort } from '../support/flaky-port';
 import { ADMIN_USER, GATEWAY_USER, type ScimTarget, startScimProvider } from '../support/servers/scim';
-import { type Stack, connectorsFile, createAccount, startStack, uniqueTicketNumber } from '../support/stack';
+import { type Stack, connectorsFile, createAccount, startStack, uniqueTicketNumber, waitFor } from '../support/stack';
 import { killHard, startWorkerProcess } from '../support/worker-process';
 import { duplicatedNotes, outcomeLines, untold } from './ticket-notes';
 import { CHAOS_SYSTEMS, type ChaosPlan, GRANT_A, type PlannedAction, type PlannedTicket, type WindowFault, permanentFaultOf, planChaos } from './plan';
@@ -31,6 +31,8 @@ export interface ChaosReport {
   notesMissing: number;
   /** Tickets closed in the simulator (by the change manager's attempts, which its business rule allows or refuses). */
   closed: number;
+  /** Times the worker process exited on its own and was started again, as a supervisor would. */
+  workerExits: number;
   closeRefusals: number;
   durationMs: number;
   /** What did not end as it must: tickets not closable after recovery, permanent tickets not named. */
@@ -92,10 +94,28 @@ export async function runChaos(opts: {
   const stack: Stack = await startStack({ inProcessWorker: false, extraConnectors: extra });
   let worker: ChildProcess | undefined;
   let restarting: Promise<void> | undefined;
+  let stopping = false;
+  /** Worker exits the run did not cause (e.g. the Temporal server gone for longer than it waits). */
+  let workerExits = 0;
+  /**
+   * Starts a worker as a supervisor (compose's restart policy) would: one that cannot start yet (the Temporal server
+   * down) is started again, and one that exits on its own is replaced.
+   */
+  const superviseWorker = async (): Promise<void> => {
+    const child = await waitFor('a worker process started', () => startWorkerProcess(stack, extra).catch(() => null), 180_000, 500);
+    worker = child;
+    child.once('exit', () => {
+      if (worker !== child || stopping) return;
+      worker = undefined;
+      workerExits += 1;
+      restarting = superviseWorker().finally(() => (restarting = undefined));
+    });
+  };
   try {
-    worker = await startWorkerProcess(stack, extra);
+    await superviseWorker();
     return await drive();
   } finally {
+    stopping = true;
     await restarting?.catch(() => undefined);
     if (worker) await killHard(worker);
     await stack.stop();
@@ -115,7 +135,7 @@ export async function runChaos(opts: {
       const old = worker;
       worker = undefined;
       if (old) await killHard(old);
-      worker = await startWorkerProcess(stack, extra);
+      await superviseWorker();
     };
 
     const readBack = async (t: LiveTicket, a: LiveTicket['actions'][number]): Promise<string | null> => {
@@ -330,6 +350,7 @@ export async function runChaos(opts: {
       notesDuplicated,
       notesMissing,
       closed: live.filter((t) => t.closed).length,
+      workerExits,
       closeRefusals,
       durationMs: Date.now() - started,
       unfinished,
