@@ -3,14 +3,15 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 /**
- * `npm run chaos -- --tickets N --seed S`: one run of the randomized fault suite; prints its figures as one JSON line
+ * `npm run chaos -- --tickets N --seed S [--restart-mariadb]`: one run of the randomized fault suite; prints its figures as one JSON line
  * (progress on stderr) and exits 1 when an invariant was violated, a step was done twice, a note was written twice,
  * or a ticket did not end as its faults say it must. It brings up what the test suite does (its own Temporal dev
  * server, database and connector account) on test slot 9 unless CG_TEST_SLOT says otherwise, so it never touches a
- * running `npm start` or a suite run on the default slot.
+ * running `npm start` or a suite run on the default slot. `--restart-mariadb` also restarts the machine's MariaDB now
+ * and then (CI's run does): everything else using that server sees it go away for a few seconds.
  */
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { tickets: { type: 'string', default: '100' }, seed: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({ options: { tickets: { type: 'string', default: '100' }, seed: { type: 'string', default: '1' }, 'restart-mariadb': { type: 'boolean', default: false } } });
   const tickets = Number(values.tickets);
   const seed = Number(values.seed);
   if (!Number.isInteger(tickets) || tickets < 1 || tickets > 10_000) throw new Error(`--tickets must be an integer from 1 to 10000, got ${values.tickets}`);
@@ -33,11 +34,21 @@ async function main(): Promise<void> {
   holder.__temporal = await start();
   const restartTemporal = async () => {
     await holder.__temporal?.stop();
-    holder.__temporal = await start();
+    // As a supervisor would: the dev server now and then fails its start-up on a file just released (SQLite busy);
+    // it is started again.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        holder.__temporal = await start();
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        process.stderr.write(`[chaos] temporal start-up failed (${(err as Error).message}), starting it again\n`);
+      }
+    }
   };
   let failed = true;
   try {
-    const report = await runChaos({ seed, tickets, restartTemporal, log: (line) => process.stderr.write(`[chaos] ${line}\n`) });
+    const report = await runChaos({ seed, tickets, restartTemporal, restartMariadb: values['restart-mariadb'], log: (line) => process.stderr.write(`[chaos] ${line}\n`) });
     process.stdout.write(`${JSON.stringify(report)}\n`);
     failed = report.invariantViolations > 0 || report.stepsDoneTwice > 0 || report.notesDuplicated > 0 || report.notesMissing > 0 || report.unfinished.length > 0;
   } finally {

@@ -53,7 +53,7 @@ export interface PlannedTicket {
   delivery: DeliveryMode;
 }
 
-export type WindowFault = 'unreachable' | 'itsm-429' | 'itsm-503' | 'itsm-outage' | 'worker-kill' | 'temporal-restart';
+export type WindowFault = 'unreachable' | 'itsm-429' | 'itsm-503' | 'itsm-outage' | 'worker-kill' | 'temporal-restart' | 'mariadb-restart';
 
 export interface PlannedFault {
   kind: WindowFault;
@@ -73,9 +73,10 @@ export interface ChaosPlan {
 
 /**
  * `temporalRestarts`: also restart the Temporal server on its file (only where the run owns the server: `npm run
- * chaos`); drawn after everything else, so a plan without them is the same plan.
+ * chaos`); `mariadbRestarts`: also restart MariaDB. Both are drawn after everything else, so a plan without them is
+ * the same plan.
  */
-export function planChaos(opts: { seed: number; tickets: number; spacingMs?: number; temporalRestarts?: boolean }): ChaosPlan {
+export function planChaos(opts: { seed: number; tickets: number; spacingMs?: number; temporalRestarts?: boolean; mariadbRestarts?: boolean }): ChaosPlan {
   const rnd = seededRandom(opts.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)] as T;
   const spacing = opts.spacingMs ?? 250;
@@ -112,6 +113,9 @@ export function planChaos(opts: { seed: number; tickets: number; spacingMs?: num
   }
   if (opts.temporalRestarts) {
     for (let i = 0; i < Math.max(1, Math.round(opts.tickets / 50)); i += 1) faults.push({ kind: 'temporal-restart', atMs: Math.round(rnd() * Math.max(lastTicket, 1_000)) });
+  }
+  if (opts.mariadbRestarts) {
+    for (let i = 0; i < Math.max(1, Math.round(opts.tickets / 50)); i += 1) faults.push({ kind: 'mariadb-restart', atMs: Math.round(rnd() * Math.max(lastTicket, 1_000)) });
   }
   faults.sort((a, b) => a.atMs - b.atMs);
   const spanMs = Math.max(lastTicket, ...faults.map((f) => f.atMs + (f.durationMs ?? 0)));
