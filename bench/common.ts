@@ -70,6 +70,8 @@ export async function benchGateway(opts: { worker?: boolean } = {}): Promise<Gat
     servicenow: { simulator: { username: 'bench', password: 'bench-password' } },
     webhookSecret: BENCH_WEBHOOK_SECRET,
     adminToken: BENCH_ADMIN_TOKEN,
+    // The run's own database, so a key of its own.
+    evidenceSealKey: randomBytes(32).toString('hex'),
     worker: opts.worker === false ? false : {},
     log: createLogger('bench', 'error'),
   });

@@ -12,7 +12,7 @@ import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
 import { ensureDemoSigningKey } from './evidence/evidence-signing';
-import { type Config, discoveryIntervalMs, jiraSite, loadConfig, metricsListen, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { type Config, discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
@@ -84,6 +84,8 @@ async function main(): Promise<void> {
   env.DEPLOY_WEBHOOK_SECRET ??= demo.DEPLOY_WEBHOOK_SECRET;
   env.SECRET_SCANNING_WEBHOOK_SECRET ??= demo.SECRET_SCANNING_WEBHOOK_SECRET;
   env.CHANGEGATE_ADMIN_TOKEN ??= demo.CHANGEGATE_ADMIN_TOKEN;
+  // The demo's evidence seal key, made by scripts/setup.sh (a key made here per start would unseal every row).
+  env.CHANGEGATE_EVIDENCE_SEAL_KEY ??= demo.CHANGEGATE_EVIDENCE_SEAL_KEY;
   // The demo's evidence signing key, made on first start beside the demo secrets (owner-only, never printed).
   env.CHANGEGATE_EVIDENCE_SIGNING_KEY ??= ensureDemoSigningKey(resolve(ROOT, '.data/evidence-signing-key.pem'));
   if (!env.DATABASE_URL && demo.CHANGEGATE_APP_PASSWORD) {
@@ -158,6 +160,7 @@ async function main(): Promise<void> {
     },
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
     evidenceSigningKey: config.CHANGEGATE_EVIDENCE_SIGNING_KEY,
+    evidenceSealKey: evidenceSealKey(config),
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     api: { port: config.PORT, host: config.HOST },

@@ -3,6 +3,7 @@ import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialE
 import type { Actor } from '../auth/principal';
 import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
 import { GENESIS_HASH, jcs, sha256Hex } from './canonical-json';
+import type { EvidenceSealer, SealKind } from './evidence-seal';
 import { EvidenceRefusal, assertNoSecrets } from './redaction';
 
 export interface EvidenceInput {
@@ -36,12 +37,27 @@ export interface EvidenceView extends EvidenceInput {
   hash: string;
 }
 
-/** One row as stored: the hash is SHA-256 over exactly `canonical` (UTF-8). */
+/** One row as stored: the hash is SHA-256 over exactly `canonical` (UTF-8); `seal` is the gateway's keyed seal over the hash. */
 export interface StoredEvidence {
   seq: number;
   prevHash: string;
   hash: string;
   canonical: string;
+  /** Null when the row has none (which the chain check reports). */
+  seal: string | null;
+}
+
+/** What the chain check reads of a row: its columns, and its seal (written with it, or backfilled for an older row). */
+export interface ChainRow {
+  ticketKey: string;
+  seq: number;
+  stepId: string;
+  verified: boolean;
+  prevHash: string;
+  hash: string;
+  canonical: string;
+  seal: string | null;
+  sealKind: SealKind;
 }
 
 export interface ChainCheck {
@@ -49,6 +65,13 @@ export interface ChainCheck {
   rows: number;
   /** First row whose hash or link does not match, if any. */
   brokenAt?: { seq: number; reason: string };
+}
+
+/** What the backfill did at this start: nothing (done before, or no rows predate sealing), or sealed `rows`. */
+export interface BackfillResult {
+  sealed: number;
+  /** The newest row recorded before sealing began (from the migration). */
+  throughId: string;
 }
 
 /**
@@ -62,7 +85,11 @@ export type AlongsideEvidence = (tx: EntityManager) => Promise<void>;
 const APPEND_ATTEMPTS = 8;
 
 export class EvidenceStore {
-  constructor(private readonly ds: DataSource) {}
+  /** `sealer` holds CHANGEGATE_EVIDENCE_SEAL_KEY: every row written is sealed with it, and every check requires it. */
+  constructor(
+    private readonly ds: DataSource,
+    private readonly sealer: EvidenceSealer,
+  ) {}
 
   /** The database the chain lives in: projections written alongside its rows use the same one. */
   get dataSource(): DataSource {
@@ -113,6 +140,7 @@ export class EvidenceStore {
           prevHash,
           hash,
           canonical,
+          seal: this.sealer.seal(hash, 'written'),
         }) as QueryDeepPartialEntity<EvidenceRecord>;
         if (alongside) {
           await this.ds.transaction(async (tx) => {
@@ -139,19 +167,60 @@ export class EvidenceStore {
 
   /** Recomputes every hash and link of a ticket's chain from the stored canonical bytes. */
   async verifyChain(ticketKey: string): Promise<ChainCheck> {
-    return checkChain(await this.load(ticketKey));
+    return checkChain(await this.load(ticketKey), this.sealer);
   }
 
   /** The rows and their chain check from one read, for endpoints that need both. */
   async listVerified(ticketKey: string): Promise<{ rows: EvidenceView[]; chain: ChainCheck }> {
     const rows = await this.load(ticketKey);
-    return { rows: rows.map(toView), chain: checkChain(rows) };
+    return { rows: rows.map(toView), chain: checkChain(rows, this.sealer) };
   }
 
   /** The stored rows as they were hashed (the canonical text each hash is over) and their chain check: for exports. */
   async listCanonical(ticketKey: string): Promise<{ rows: StoredEvidence[]; chain: ChainCheck }> {
     const rows = await this.load(ticketKey);
-    return { rows: rows.map((r) => ({ seq: r.seq, prevHash: r.prevHash, hash: r.hash, canonical: r.canonical })), chain: checkChain(rows) };
+    return { rows: rows.map((r) => ({ seq: r.seq, prevHash: r.prevHash, hash: r.hash, canonical: r.canonical, seal: r.seal })), chain: checkChain(rows, this.sealer) };
+  }
+
+  /**
+   * Seals the rows recorded before sealing existed, once: those up to the boundary the seal migration wrote
+   * (evidence_sealing `began`), never a row after it, and never again once the `backfilled` event is written (it is
+   * inserted first, in the same transaction, so two processes starting together seal once). A row the application
+   * account adds later stays unsealed whatever its id, and is reported. Safe to call at every start.
+   */
+  async sealRowsBeforeSealing(): Promise<BackfillResult> {
+    return this.ds.transaction(async (tx) => {
+      const [began] = (await tx.query("SELECT through_id AS throughId FROM evidence_sealing WHERE event = 'began'")) as Array<{ throughId: string | number }>;
+      // No boundary: the migration has not run (a process started before it), so nothing is sealed now.
+      if (!began) return { sealed: 0, throughId: '0' };
+      const throughId = String(began.throughId);
+      const done = (await tx.query("SELECT 1 FROM evidence_sealing WHERE event = 'backfilled'")) as unknown[];
+      if (done.length > 0) return { sealed: 0, throughId };
+      try {
+        await tx.query("INSERT INTO evidence_sealing (event, through_id, at) VALUES ('backfilled', ?, NOW(3))", [throughId]);
+      } catch (err) {
+        if (isDuplicateKey(err)) return { sealed: 0, throughId };
+        throw err;
+      }
+      let sealed = 0;
+      let after = '0';
+      for (;;) {
+        // A seal already there (put by someone else: the gateway writes these only now) is kept, and checked like any other.
+        const batch = (await tx.query(
+          `SELECT e.id, e.hash FROM evidence_records e LEFT JOIN evidence_backfilled_seals b ON b.evidence_id = e.id
+            WHERE e.id > ? AND e.id <= ? AND e.seal IS NULL AND b.evidence_id IS NULL ORDER BY e.id LIMIT 500`,
+          [after, throughId],
+        )) as Array<{ id: string | number; hash: string }>;
+        if (batch.length === 0) break;
+        await tx.query(
+          `INSERT IGNORE INTO evidence_backfilled_seals (evidence_id, seal, sealed_at) VALUES ${batch.map(() => '(?, ?, NOW(3))').join(', ')}`,
+          batch.flatMap((r) => [String(r.id), this.sealer.seal(r.hash, 'backfilled')]),
+        );
+        sealed += batch.length;
+        after = String(batch.at(-1)!.id);
+      }
+      return { sealed, throughId };
+    });
   }
 
   /**
@@ -193,8 +262,18 @@ export class EvidenceStore {
     return out;
   }
 
-  private load(ticketKey: string): Promise<EvidenceRecord[]> {
-    return this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
+  /** A ticket's rows in order, each with the seal that applies: its own, or the one backfilled for an older row. */
+  private async load(ticketKey: string): Promise<Array<EvidenceRecord & ChainRow>> {
+    const rows = await this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
+    const unsealed = rows.filter((r) => r.seal === null).map((r) => r.id);
+    const backfilled = new Map<string, string>();
+    if (unsealed.length > 0) {
+      const found = (await this.ds.query('SELECT evidence_id AS id, seal FROM evidence_backfilled_seals WHERE evidence_id IN (?)', [unsealed])) as Array<{ id: string | number; seal: string }>;
+      for (const f of found) backfilled.set(String(f.id), f.seal);
+    }
+    return rows.map((r) =>
+      Object.assign(r, r.seal === null ? { seal: backfilled.get(String(r.id)) ?? null, sealKind: 'backfilled' as const } : { sealKind: 'written' as const }),
+    );
   }
 }
 
@@ -202,16 +281,24 @@ export function identityKey(system: string, name: string): string {
   return `${system}\u0000${name}`;
 }
 
-function checkChain(rows: EvidenceRecord[]): ChainCheck {
+/**
+ * Checks a ticket's rows in order: sequence, links, each hash against its canonical text, the queried columns against
+ * what was hashed, and each row's seal against the gateway's key. The first row that fails is where the chain breaks.
+ */
+export function checkChain(rows: ChainRow[], sealer: EvidenceSealer): ChainCheck {
   let prev = GENESIS_HASH;
   for (const [i, row] of rows.entries()) {
     if (row.seq !== i + 1) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'sequence gap' } };
     if (row.prevHash !== prev) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'prev_hash does not link to the previous row' } };
     if (sha256Hex(row.canonical) !== row.hash) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'hash does not match the canonical content' } };
-    const body = JSON.parse(row.canonical) as { seq: number; prevHash: string; stepId: string; verified: boolean };
-    if (body.seq !== row.seq || body.prevHash !== row.prevHash || body.stepId !== row.stepId || body.verified !== Boolean(row.verified)) {
+    const body = JSON.parse(row.canonical) as { ticketKey: string; seq: number; prevHash: string; stepId: string; verified: boolean };
+    // The ticket too: a sealed first row (every first row links to the genesis hash) copied under another ticket's key
+    // would otherwise pass as that ticket's evidence.
+    if (body.ticketKey !== row.ticketKey || body.seq !== row.seq || body.prevHash !== row.prevHash || body.stepId !== row.stepId || body.verified !== Boolean(row.verified)) {
       return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'columns differ from the hashed content' } };
     }
+    const sealed = sealer.check(row.hash, row.seal, row.sealKind);
+    if (!sealed.ok) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: sealed.reason } };
     prev = row.hash;
   }
   return { valid: true, rows: rows.length };
@@ -245,4 +332,10 @@ function canonicalOrRefused(body: Record<string, unknown>): string {
     const message = err.message.replace(/^canonical JSON: /, '');
     throw new EvidenceRefusal('', 'a value canonical JSON cannot hold', `refusing to record evidence: ${message} (RFC 8785 cannot represent it)`);
   }
+}
+
+/** At a process's start: seals the rows that predate sealing (once per database) and says so when it did. */
+export async function sealBeforeStart(evidence: EvidenceStore, log: { info(message: string, fields?: Record<string, unknown>): void }): Promise<void> {
+  const { sealed, throughId } = await evidence.sealRowsBeforeSealing();
+  if (sealed > 0) log.info('evidence rows recorded before sealing began are now sealed (once)', { rows: sealed, throughId });
 }

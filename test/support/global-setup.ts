@@ -34,6 +34,8 @@ export default async function globalSetup(): Promise<void> {
     stdio: 'inherit',
   });
   process.env.CG_TEST_CONNECTOR_PASSWORD = connectorPassword;
+  // Worker processes a test starts itself (src/worker-main.ts) seal evidence with the key every stack checks it with.
+  process.env.CHANGEGATE_EVIDENCE_SEAL_KEY = TEST_ENV.evidenceSealKey;
 
   const server = await startDevServer({ port: TEST_ENV.temporalPort, logFile: resolve(dataDir, 'temporal.log') });
   (globalThis as { __temporal?: typeof server }).__temporal = server;
