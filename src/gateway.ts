@@ -12,7 +12,7 @@ import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './conne
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { evidenceSigner } from './evidence/evidence-signing';
 import { evidenceSealer } from './evidence/evidence-seal';
-import { EvidenceStore, sealBeforeStart } from './evidence/evidence-store';
+import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient, type ServiceNowClientOptions } from './itsm/servicenow/servicenow-client';
 import type { BackoffPolicy } from './itsm/retry-timing';
 import { ServiceNowReconciler } from './itsm/servicenow/servicenow-reconciler';
@@ -149,10 +149,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const tracing = startTracing(opts.traces?.endpoint, opts.traces?.service ?? 'changegate');
     if (tracing) stops.push(() => tracing.shutdown());
 
-    const ds = await openDatabase(opts.databaseUrl, { migrate: opts.migrate ?? false });
+    const sealer = evidenceSealer(opts.evidenceSealKey);
+    const ds = await openDatabase(opts.databaseUrl, { migrate: opts.migrate ?? false, evidenceSealer: sealer });
     stops.push(() => ds.destroy());
-    const evidence = new EvidenceStore(ds, evidenceSealer(opts.evidenceSealKey));
-    await sealBeforeStart(evidence, log);
+    const evidence = new EvidenceStore(ds, sealer);
     const workflows = await ChangeWorkflows.connect(temporalAddress, namespace, opts.taskQueue, tracing?.tracer);
     stops.push(() => workflows.close());
     let discoveryScheduleId: string | undefined;

@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
+import { evidenceSealer } from './evidence/evidence-seal';
 import { ensureDemoSigningKey } from './evidence/evidence-signing';
 import { type Config, discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const ds = await openDatabase(config.DATABASE_URL, { migrate: true });
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: true, evidenceSealer: evidenceSealer(evidenceSealKey(config)) });
   await ensureDemoTokens(resolve(ROOT, '.data/demo.env'), ds); // principals: one API token per role, see src/auth/demo-tokens.ts
   await ds.destroy();
   log.info('migrations up to date');

@@ -13,7 +13,7 @@ import { ChangeWorkflows } from './temporal/temporal-client';
 import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { evidenceSealer } from './evidence/evidence-seal';
-import { EvidenceStore, sealBeforeStart } from './evidence/evidence-store';
+import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, temporalLogSink } from './logger';
 import { createMetrics, listenMetrics } from './metrics/metrics';
@@ -39,7 +39,6 @@ async function main(): Promise<void> {
     new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, ...servicenowCredentials(config) });
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
   const evidence = new EvidenceStore(ds, sealer);
-  await sealBeforeStart(evidence, log);
   const site = jiraSite(config);
   const jira = site
     ? new JiraRuntime({

@@ -602,8 +602,9 @@ describe('docker-compose.yml', () => {
       expect(api.MYSQL_LOCAL_PASSWORD).toBeUndefined();
       expect(CHANGEGATE_EVIDENCE_SIGNING_KEY).toBeDefined();
       expect(worker.CHANGEGATE_EVIDENCE_SIGNING_KEY).toBeUndefined();
-      // The migrate one-shot gets the database and nothing else.
-      expect(Object.keys(svc('changegate-migrate').map('environment')).sort()).toEqual(['DATABASE_URL', 'NODE_ENV']);
+      // The migrate one-shot gets the database, and the seal key the seal migration seals the rows recorded before it with.
+      expect(Object.keys(svc('changegate-migrate').map('environment')).sort()).toEqual(['CHANGEGATE_EVIDENCE_SEAL_KEY', 'DATABASE_URL', 'NODE_ENV']);
+      expect(svc('changegate-migrate').map('environment').CHANGEGATE_EVIDENCE_SEAL_KEY).toBe(api.CHANGEGATE_EVIDENCE_SEAL_KEY);
     });
 
     it('publishes no host port on the api (so --scale changegate-api=N cannot collide), exposing 3000 with a /healthz healthcheck', () => {

@@ -13,7 +13,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  * (see the README, "Evidence export").
  *
  * `written`: sealed by the gateway as it wrote the row. `backfilled`: a row recorded before sealing existed, sealed
- * once when the gateway first started with a key (it proves the row was there then, not who wrote it). The kind is
+ * once by the seal migration (it proves the row was there then, not who wrote it). The kind is
  * inside the MAC, so one cannot pass for the other.
  */
 export type SealKind = 'written' | 'backfilled';

@@ -67,13 +67,6 @@ export interface ChainCheck {
   brokenAt?: { seq: number; reason: string };
 }
 
-/** What the backfill did at this start: nothing (done before, or no rows predate sealing), or sealed `rows`. */
-export interface BackfillResult {
-  sealed: number;
-  /** The newest row recorded before sealing began (from the migration). */
-  throughId: string;
-}
-
 /**
  * Work that must commit or roll back with the evidence row: a projection of what the row proves (the identity
  * inventory). It runs inside the row's transaction, before the insert, and again if the insert has to retry; it
@@ -180,47 +173,6 @@ export class EvidenceStore {
   async listCanonical(ticketKey: string): Promise<{ rows: StoredEvidence[]; chain: ChainCheck }> {
     const rows = await this.load(ticketKey);
     return { rows: rows.map((r) => ({ seq: r.seq, prevHash: r.prevHash, hash: r.hash, canonical: r.canonical, seal: r.seal })), chain: checkChain(rows, this.sealer) };
-  }
-
-  /**
-   * Seals the rows recorded before sealing existed, once: those up to the boundary the seal migration wrote
-   * (evidence_sealing `began`), never a row after it, and never again once the `backfilled` event is written (it is
-   * inserted first, in the same transaction, so two processes starting together seal once). A row the application
-   * account adds later stays unsealed whatever its id, and is reported. Safe to call at every start.
-   */
-  async sealRowsBeforeSealing(): Promise<BackfillResult> {
-    return this.ds.transaction(async (tx) => {
-      const [began] = (await tx.query("SELECT through_id AS throughId FROM evidence_sealing WHERE event = 'began'")) as Array<{ throughId: string | number }>;
-      // No boundary: the migration has not run (a process started before it), so nothing is sealed now.
-      if (!began) return { sealed: 0, throughId: '0' };
-      const throughId = String(began.throughId);
-      const done = (await tx.query("SELECT 1 FROM evidence_sealing WHERE event = 'backfilled'")) as unknown[];
-      if (done.length > 0) return { sealed: 0, throughId };
-      try {
-        await tx.query("INSERT INTO evidence_sealing (event, through_id, at) VALUES ('backfilled', ?, NOW(3))", [throughId]);
-      } catch (err) {
-        if (isDuplicateKey(err)) return { sealed: 0, throughId };
-        throw err;
-      }
-      let sealed = 0;
-      let after = '0';
-      for (;;) {
-        // A seal already there (put by someone else: the gateway writes these only now) is kept, and checked like any other.
-        const batch = (await tx.query(
-          `SELECT e.id, e.hash FROM evidence_records e LEFT JOIN evidence_backfilled_seals b ON b.evidence_id = e.id
-            WHERE e.id > ? AND e.id <= ? AND e.seal IS NULL AND b.evidence_id IS NULL ORDER BY e.id LIMIT 500`,
-          [after, throughId],
-        )) as Array<{ id: string | number; hash: string }>;
-        if (batch.length === 0) break;
-        await tx.query(
-          `INSERT IGNORE INTO evidence_backfilled_seals (evidence_id, seal, sealed_at) VALUES ${batch.map(() => '(?, ?, NOW(3))').join(', ')}`,
-          batch.flatMap((r) => [String(r.id), this.sealer.seal(r.hash, 'backfilled')]),
-        );
-        sealed += batch.length;
-        after = String(batch.at(-1)!.id);
-      }
-      return { sealed, throughId };
-    });
   }
 
   /**
@@ -332,10 +284,4 @@ function canonicalOrRefused(body: Record<string, unknown>): string {
     const message = err.message.replace(/^canonical JSON: /, '');
     throw new EvidenceRefusal('', 'a value canonical JSON cannot hold', `refusing to record evidence: ${message} (RFC 8785 cannot represent it)`);
   }
-}
-
-/** At a process's start: seals the rows that predate sealing (once per database) and says so when it did. */
-export async function sealBeforeStart(evidence: EvidenceStore, log: { info(message: string, fields?: Record<string, unknown>): void }): Promise<void> {
-  const { sealed, throughId } = await evidence.sealRowsBeforeSealing();
-  if (sealed > 0) log.info('evidence rows recorded before sealing began are now sealed (once)', { rows: sealed, throughId });
 }
