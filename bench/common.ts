@@ -44,6 +44,8 @@ export async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: num
 
 /** The gateway as `npm start` wires it, on its own dev server (throttle lifted), database and ports. */
 export const BENCH_ADMIN_TOKEN = randomBytes(24).toString('hex');
+/** The run's evidence seal key: the gateway and a worker process the benchmark starts share it, as in production. */
+export const BENCH_SEAL_KEY = randomBytes(32).toString('hex');
 export const BENCH_WEBHOOK_SECRET = randomBytes(24).toString('hex');
 export const BENCH_CONNECTORS = {
   connectors: [{ name: 'mysql-local', type: 'mysql', host: '127.0.0.1', port: 3306, user: 'root', passwordEnv: 'BENCH_TARGET_PASSWORD', policy: { protectedAccounts: ['root'] } }],
@@ -70,6 +72,8 @@ export async function benchGateway(opts: { worker?: boolean } = {}): Promise<Gat
     servicenow: { simulator: { username: 'bench', password: 'bench-password' } },
     webhookSecret: BENCH_WEBHOOK_SECRET,
     adminToken: BENCH_ADMIN_TOKEN,
+    // The run's own database, so a key of its own.
+    evidenceSealKey: BENCH_SEAL_KEY,
     worker: opts.worker === false ? false : {},
     log: createLogger('bench', 'error'),
   });

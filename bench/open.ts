@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import axios from 'axios';
 import { waitFor } from '../test/support/wait';
 import { ARG_DEFAULTS } from './open-defaults';
-import { BENCH_ADMIN_TOKEN, BENCH_DATABASE_URL, BENCH_CONNECTORS, BENCH_WEBHOOK_SECRET, arg, benchGateway, percentile, pool, rssMiB } from './common';
+import { BENCH_ADMIN_TOKEN, BENCH_SEAL_KEY, BENCH_DATABASE_URL, BENCH_CONNECTORS, BENCH_WEBHOOK_SECRET, arg, benchGateway, percentile, pool, rssMiB } from './common';
 
 const N = Number(arg('n', ARG_DEFAULTS.n));
 const RATE = Number(arg('rate', ARG_DEFAULTS.rate));
@@ -41,6 +41,7 @@ async function main(): Promise<void> {
       SERVICENOW_PASSWORD: 'bench-password',
       SERVICENOW_WEBHOOK_SECRET: BENCH_WEBHOOK_SECRET,
       CHANGEGATE_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
+      CHANGEGATE_EVIDENCE_SEAL_KEY: BENCH_SEAL_KEY,
       CONNECTORS_CONFIG: connectorsPath,
       LOG_LEVEL: 'error',
     },

@@ -19,6 +19,9 @@ for key in CHANGEGATE_APP_PASSWORD MYSQL_LOCAL_PASSWORD SERVICENOW_WEBHOOK_SECRE
   JIRA_WEBHOOK_SECRET; do
   ensure_secret "$key"
 done
+# The evidence seal key: at least 32 bytes (48 random bytes give ~64 characters). Kept across setups: a new key would
+# report every row sealed under the old one as broken.
+ensure_secret CHANGEGATE_EVIDENCE_SEAL_KEY 48
 
 # The Jira simulator's integration account is an e-mail, not a secret: written once like the rest.
 grep -q '^JIRA_USERNAME=' "$(demo_env_file)" 2>/dev/null || (umask 077 && printf 'JIRA_USERNAME=changegate@example.com\n' >> "$(demo_env_file)")

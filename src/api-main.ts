@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
-import { jiraSite, loadConfig, metricsListen, oidcSettings, servicenowSettings } from './config';
+import { evidenceSealKey, jiraSite, loadConfig, metricsListen, oidcSettings, servicenowSettings } from './config';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { JiraClient } from './itsm/jira/jira-client';
 import { closeRevertRecorder } from './itsm/jira/jira-evidence';
@@ -9,6 +9,7 @@ import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { GrammarRegistry, loadConnectorsFile } from './connectors/registry';
 import { evidenceSigner } from './evidence/evidence-signing';
+import { evidenceSealer } from './evidence/evidence-seal';
 import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
 import { createMetrics, listenMetrics, registerTableGauges } from './metrics/metrics';
@@ -20,7 +21,9 @@ import { ChangeWorkflows } from './temporal/temporal-client';
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('api', config.LOG_LEVEL);
-  const ds = await openDatabase(config.DATABASE_URL, { migrate: config.RUN_MIGRATIONS });
+  const sealer = evidenceSealer(evidenceSealKey(config));
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: config.RUN_MIGRATIONS, evidenceSealer: sealer });
+  const evidence = new EvidenceStore(ds, sealer);
   const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);
   const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
   const grammars = new GrammarRegistry(connectors, policy);
@@ -38,7 +41,7 @@ async function main(): Promise<void> {
         const v = await verdicts.latest('jira', key);
         return v ? { allowed: v.view.allowed, reasons: v.view.reasons } : null;
       },
-      recordRevert: closeRevertRecorder(new EvidenceStore(ds)),
+      recordRevert: closeRevertRecorder(evidence),
       log: log.child('jira'),
     });
     await jira.loadStatuses();
@@ -54,7 +57,7 @@ async function main(): Promise<void> {
     workflows,
     grammars,
     policy,
-    evidence: new EvidenceStore(ds),
+    evidence,
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
     leaks: {

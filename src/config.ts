@@ -1,6 +1,7 @@
 import type { NotifySettings } from './exceptions/notify';
 import { z } from 'zod';
 import { parseIsoDuration } from './actions/iso-duration';
+import { SEAL_KEY_MIN_BYTES } from './evidence/evidence-seal';
 import { loadSigningKey } from './evidence/evidence-signing';
 import { ASYMMETRIC_ALGORITHMS, type OidcSettings } from './auth/oidc-settings';
 import { DEFAULT_STATE_PHASES, type ServiceNowStatePhases } from './itsm/servicenow/servicenow-phase';
@@ -121,6 +122,18 @@ export const configSchema = z.object({
       })
       .optional(),
   ),
+  /**
+   * The key every evidence row is sealed with (HMAC-SHA256 over the row's hash), held by the API and the worker and
+   * never by the database: a row the database account could add is reported unless it carries this key's seal. At
+   * least 32 bytes; required in production, and by every process that writes or checks evidence.
+   */
+  CHANGEGATE_EVIDENCE_SEAL_KEY: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z
+      .string()
+      .refine((v) => Buffer.byteLength(v, 'utf8') >= SEAL_KEY_MIN_BYTES, `must be at least ${SEAL_KEY_MIN_BYTES} bytes`)
+      .optional(),
+  ),
   /** People's bearer tokens: unset, only API tokens are accepted. */
   OIDC_ISSUER: issuerUrl.optional(),
   OIDC_AUDIENCE: z.string().min(1).optional(),
@@ -186,6 +199,9 @@ export function reconcileIntervalMs(c: Config): number {
 
 /** Cross-field rules, kept off configSchema so that it stays pickable (migrate-config). */
 const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
+  if (c.NODE_ENV === 'production' && !c.CHANGEGATE_EVIDENCE_SEAL_KEY) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['CHANGEGATE_EVIDENCE_SEAL_KEY'], message: 'is required in production (evidence rows are sealed with it)' });
+  }
   if (c.OIDC_ISSUER && !c.OIDC_AUDIENCE) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['OIDC_AUDIENCE'], message: 'is required when OIDC_ISSUER is set' });
   if (c.JIRA_URL && c.JIRA_CLOUD_ID) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['JIRA_CLOUD_ID'], message: 'set either JIRA_URL (basic auth) or JIRA_CLOUD_ID (OAuth), not both' });
   const jiraNeeds = c.JIRA_URL ? (['JIRA_USERNAME', 'JIRA_API_TOKEN', 'JIRA_WEBHOOK_SECRET'] as const) : c.JIRA_CLOUD_ID ? (['JIRA_OAUTH_TOKEN', 'JIRA_WEBHOOK_SECRET'] as const) : [];
@@ -204,6 +220,17 @@ const checkedConfigSchema = configSchema.superRefine((c, ctx) => {
     if (c[key] && !c.OIDC_ISSUER) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: 'has no effect without OIDC_ISSUER' });
   }
 });
+
+/**
+ * The evidence seal key, for a process that writes or checks evidence (the API, the worker): without it every row
+ * would be reported unsealed, so such a process refuses to start, whatever NODE_ENV says.
+ */
+export function evidenceSealKey(c: Config): string {
+  if (!c.CHANGEGATE_EVIDENCE_SEAL_KEY) {
+    throw new ConfigError(['CHANGEGATE_EVIDENCE_SEAL_KEY: is required (at least 32 bytes; every evidence row is sealed with it)']);
+  }
+  return c.CHANGEGATE_EVIDENCE_SEAL_KEY;
+}
 
 /** Where escalations are announced, if configured. */
 export function notifySettings(c: Config): NotifySettings | undefined {

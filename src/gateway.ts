@@ -11,6 +11,7 @@ import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { evidenceSigner } from './evidence/evidence-signing';
+import { evidenceSealer } from './evidence/evidence-seal';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient, type ServiceNowClientOptions } from './itsm/servicenow/servicenow-client';
 import type { BackoffPolicy } from './itsm/retry-timing';
@@ -72,6 +73,8 @@ export interface GatewayOptions {
   adminToken: string;
   /** Signs evidence exports (CHANGEGATE_EVIDENCE_SIGNING_KEY); without it they are refused. */
   evidenceSigningKey?: KeyObject;
+  /** Seals every evidence row written and is required to check one (CHANGEGATE_EVIDENCE_SEAL_KEY, at least 32 bytes). */
+  evidenceSealKey: string;
   /** People's bearer tokens (OIDC); without it only API tokens and the admin token are accepted. */
   oidc?: OidcSettings;
   maxBodyBytes?: number;
@@ -146,9 +149,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const tracing = startTracing(opts.traces?.endpoint, opts.traces?.service ?? 'changegate');
     if (tracing) stops.push(() => tracing.shutdown());
 
-    const ds = await openDatabase(opts.databaseUrl, { migrate: opts.migrate ?? false });
+    const sealer = evidenceSealer(opts.evidenceSealKey);
+    const ds = await openDatabase(opts.databaseUrl, { migrate: opts.migrate ?? false, evidenceSealer: sealer });
     stops.push(() => ds.destroy());
-    const evidence = new EvidenceStore(ds);
+    const evidence = new EvidenceStore(ds, sealer);
     const workflows = await ChangeWorkflows.connect(temporalAddress, namespace, opts.taskQueue, tracing?.tracer);
     stops.push(() => workflows.close());
     let discoveryScheduleId: string | undefined;

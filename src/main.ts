@@ -11,8 +11,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
+import { evidenceSealer } from './evidence/evidence-seal';
 import { ensureDemoSigningKey } from './evidence/evidence-signing';
-import { type Config, discoveryIntervalMs, jiraSite, loadConfig, metricsListen, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { type Config, discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
   env.DEPLOY_WEBHOOK_SECRET ??= demo.DEPLOY_WEBHOOK_SECRET;
   env.SECRET_SCANNING_WEBHOOK_SECRET ??= demo.SECRET_SCANNING_WEBHOOK_SECRET;
   env.CHANGEGATE_ADMIN_TOKEN ??= demo.CHANGEGATE_ADMIN_TOKEN;
+  // The demo's evidence seal key, made by scripts/setup.sh (a key made here per start would unseal every row).
+  env.CHANGEGATE_EVIDENCE_SEAL_KEY ??= demo.CHANGEGATE_EVIDENCE_SEAL_KEY;
   // The demo's evidence signing key, made on first start beside the demo secrets (owner-only, never printed).
   env.CHANGEGATE_EVIDENCE_SIGNING_KEY ??= ensureDemoSigningKey(resolve(ROOT, '.data/evidence-signing-key.pem'));
   if (!env.DATABASE_URL && demo.CHANGEGATE_APP_PASSWORD) {
@@ -123,7 +126,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const ds = await openDatabase(config.DATABASE_URL, { migrate: true });
+  const ds = await openDatabase(config.DATABASE_URL, { migrate: true, evidenceSealer: evidenceSealer(evidenceSealKey(config)) });
   await ensureDemoTokens(resolve(ROOT, '.data/demo.env'), ds); // principals: one API token per role, see src/auth/demo-tokens.ts
   await ds.destroy();
   log.info('migrations up to date');
@@ -158,6 +161,7 @@ async function main(): Promise<void> {
     },
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
     evidenceSigningKey: config.CHANGEGATE_EVIDENCE_SIGNING_KEY,
+    evidenceSealKey: evidenceSealKey(config),
     oidc: oidcSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     api: { port: config.PORT, host: config.HOST },

@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { discoveryIntervalMs, jiraSite, loadConfig, metricsListen, notifySettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, notifySettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { acceptDelivery } from './api/deliveries';
 import { GrammarRegistry } from './connectors/registry';
 import { JiraClient } from './itsm/jira/jira-client';
@@ -12,6 +12,7 @@ import { loadPolicyFile, Policy } from './policy/policy';
 import { ChangeWorkflows } from './temporal/temporal-client';
 import { ConnectorRegistry, loadConnectorsFile } from './connectors/registry';
 import { ClosureVerdictStore } from './closure/verdict-store';
+import { evidenceSealer } from './evidence/evidence-seal';
 import { EvidenceStore } from './evidence/evidence-store';
 import { ServiceNowClient } from './itsm/servicenow/servicenow-client';
 import { createLogger, temporalLogSink } from './logger';
@@ -23,6 +24,7 @@ import { createWorker } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  const sealer = evidenceSealer(evidenceSealKey(config));
   const log = createLogger('worker', config.LOG_LEVEL);
   const temporalLevel = ({ debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const)[config.LOG_LEVEL];
   Runtime.install({ logger: new DefaultLogger(temporalLevel, temporalLogSink(log.child('temporal'))) });
@@ -36,7 +38,7 @@ async function main(): Promise<void> {
   const snClient = () =>
     new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, ...servicenowCredentials(config) });
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
-  const evidence = new EvidenceStore(ds);
+  const evidence = new EvidenceStore(ds, sealer);
   const site = jiraSite(config);
   const jira = site
     ? new JiraRuntime({

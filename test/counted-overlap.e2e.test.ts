@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import { type ApplyVerifyRecordInput, createConnectorActivities } from '../activities/connector-activities';
 import type { Connector } from '../src/connectors/connector';
 import { ConnectorRegistry } from '../src/connectors/registry';
+import { evidenceSealer } from '../src/evidence/evidence-seal';
 import { EvidenceStore } from '../src/evidence/evidence-store';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import { openDatabase } from '../src/persistence/data-source';
@@ -23,7 +24,7 @@ describe('counted overlap: tickets ending or granting the same grant at the same
     ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: false });
     registry = new ConnectorRegistry(connectorsFile());
     admin = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
-    evidence = new EvidenceStore(ds);
+    evidence = new EvidenceStore(ds, evidenceSealer(TEST_ENV.evidenceSealKey));
     inventory = new InventoryStore(ds);
   });
   const made: string[] = [];

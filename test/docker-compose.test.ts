@@ -588,7 +588,8 @@ describe('docker-compose.yml', () => {
         CONNECTORS_CONFIG: '/app/config/connectors.compose.json',
       });
       expect(api.DATABASE_URL).toMatch(/^mysql:\/\/changegate_app:[^@]+@mysql:3306\/changegate$/);
-      for (const key of ['SERVICENOW_URL', 'SERVICENOW_USERNAME', 'SERVICENOW_PASSWORD', 'SERVICENOW_WEBHOOK_SECRET', 'CHANGEGATE_ADMIN_TOKEN']) {
+      // The seal key is shared configuration: the worker writes most evidence rows, the API writes and checks them.
+      for (const key of ['SERVICENOW_URL', 'SERVICENOW_USERNAME', 'SERVICENOW_PASSWORD', 'SERVICENOW_WEBHOOK_SECRET', 'CHANGEGATE_ADMIN_TOKEN', 'CHANGEGATE_EVIDENCE_SEAL_KEY']) {
         expect(api[key]).toBeTruthy();
       }
       // Same gateway configuration in both processes (written once via x-changegate-env) ...
@@ -601,8 +602,9 @@ describe('docker-compose.yml', () => {
       expect(api.MYSQL_LOCAL_PASSWORD).toBeUndefined();
       expect(CHANGEGATE_EVIDENCE_SIGNING_KEY).toBeDefined();
       expect(worker.CHANGEGATE_EVIDENCE_SIGNING_KEY).toBeUndefined();
-      // The migrate one-shot gets the database and nothing else.
-      expect(Object.keys(svc('changegate-migrate').map('environment')).sort()).toEqual(['DATABASE_URL', 'NODE_ENV']);
+      // The migrate one-shot gets the database, and the seal key the seal migration seals the rows recorded before it with.
+      expect(Object.keys(svc('changegate-migrate').map('environment')).sort()).toEqual(['CHANGEGATE_EVIDENCE_SEAL_KEY', 'DATABASE_URL', 'NODE_ENV']);
+      expect(svc('changegate-migrate').map('environment').CHANGEGATE_EVIDENCE_SEAL_KEY).toBe(api.CHANGEGATE_EVIDENCE_SEAL_KEY);
     });
 
     it('publishes no host port on the api (so --scale changegate-api=N cannot collide), exposing 3000 with a /healthz healthcheck', () => {
@@ -694,6 +696,7 @@ describe('docker-compose.yml', () => {
         SERVICENOW_USERNAME: 'changegate.integration',
         SERVICENOW_PASSWORD: 'test-password',
         CHANGEGATE_ADMIN_TOKEN: 'test-admin-token-0123456789',
+        CHANGEGATE_EVIDENCE_SEAL_KEY: 'test-evidence-seal-key-0123456789abcdef',
       });
       expect(env.SERVICENOW_WEBHOOK_SECRET).toBeUndefined();
       const r = compose(['--env-file', emptyEnvFile, 'config', '-q'], env);

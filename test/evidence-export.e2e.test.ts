@@ -9,6 +9,7 @@ import type { Role } from '../src/auth/principal';
 import { type EvidenceExport, signedBytes } from '../src/evidence/evidence-export';
 import { evidenceSigner } from '../src/evidence/evidence-signing';
 import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { TEST_ENV } from './support/test-env';
 
 const ROOT = resolve(__dirname, '..');
 
@@ -106,7 +107,33 @@ describe('evidence export: a signed bundle an auditor verifies offline', () => {
     const file = join(dir, 'bundle.json');
     writeFileSync(file, JSON.stringify(bundle, null, 2));
     const res = await cli(['verify-evidence', file, '--public-key', publicKeyFile], true);
-    expect(res).toEqual({ code: 0, out: `OK: ${bundle.rows.length} rows, hashes and chain intact, signature valid (key ${bundle.signature.keyId})\n` });
+    expect(res).toEqual({
+      code: 0,
+      out:
+        `OK: ${bundle.rows.length} rows, hashes and chain intact, signature valid (key ${bundle.signature.keyId})\n` +
+        "NOTE: row seals not checked (they need the gateway's seal key: --seal-key-file); the gateway's own seal check is in the signed chain check\n",
+    });
+  });
+
+  it("with the gateway's seal key (from a file) the CLI checks every row's seal too; another key fails each row, the signature still valid", async () => {
+    const file = join(dir, 'bundle-seals.json');
+    writeFileSync(file, JSON.stringify(bundle));
+    expect(bundle.sealAlgorithm).toBe('HMAC-SHA256');
+    expect(bundle.rows.map((r) => r.seal)).toEqual(bundle.rows.map(() => expect.stringMatching(/^hmac-sha256:written:[0-9a-f]{64}$/)));
+    const keyFile = join(dir, 'seal.key');
+    writeFileSync(keyFile, `${TEST_ENV.evidenceSealKey}\n`, { mode: 0o600 });
+    const res = await cli(['verify-evidence', file, '--public-key', publicKeyFile, '--seal-key-file', keyFile]);
+    expect(res).toEqual({ code: 0, out: expect.stringMatching(/^OK: 3 rows, .*\nseals: every row carries the gateway's seal under the given seal key\n$/) });
+    const otherKey = join(dir, 'other-seal.key');
+    writeFileSync(otherKey, 'another-seal-key-0123456789abcdef0123', { mode: 0o600 });
+    const other = await cli(['verify-evidence', file, '--public-key', publicKeyFile, '--seal-key-file', otherKey]);
+    expect(other.code).toBe(1);
+    expect(other.out).toMatch(/^FAIL row 1: seal does not verify: the gateway did not write this row with its key\nFAIL row 2: seal does not verify.*\nFAIL row 3: seal does not verify.*\nNOT VERIFIED: 3 problem\(s\)/m);
+    expect(other.out).not.toMatch(/FAIL signature/);
+    // A key file too short to be a seal key: a usage error that never quotes its content.
+    writeFileSync(otherKey, 'short-seal-key', { mode: 0o600 });
+    const short = await cli(['verify-evidence', file, '--seal-key-file', otherKey]);
+    expect(short).toEqual({ code: 2, out: `cannot use the seal key in ${otherKey}: the evidence seal key must be at least 32 bytes\n` });
   });
 
   it.each<[string, (b: EvidenceExport) => void, RegExp]>([

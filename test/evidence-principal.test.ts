@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { DataSource } from 'typeorm';
+import { evidenceSealer } from '../src/evidence/evidence-seal';
 import { type EvidenceInput, EvidenceStore } from '../src/evidence/evidence-store';
 import { openDatabase } from '../src/persistence/data-source';
 import { TEST_ENV } from './support/test-env';
@@ -27,7 +28,7 @@ describe('evidence: the principal is a new field of new rows only', () => {
   });
 
   it('a row without a principal hashes exactly the fields rows had before, and a chain mixing both kinds verifies', async () => {
-    const evidence = new EvidenceStore(ds);
+    const evidence = new EvidenceStore(ds, evidenceSealer(TEST_ENV.evidenceSealKey));
     const ticketKey = `servicenow:CHG${randomBytes(5).toString('hex')}`;
     await evidence.append(row(ticketKey, 'step-1'));
     await evidence.append({ ...row(ticketKey, 'step-2'), principal: { kind: 'person', id: 'u-1', name: 'Pat Example' } });
@@ -39,7 +40,7 @@ describe('evidence: the principal is a new field of new rows only', () => {
   });
 
   it('appending a step already recorded (a retried activity) returns the recorded row, with or without work alongside, and adds nothing', async () => {
-    const evidence = new EvidenceStore(ds);
+    const evidence = new EvidenceStore(ds, evidenceSealer(TEST_ENV.evidenceSealKey));
     const ticketKey = `servicenow:CHG${randomBytes(5).toString('hex')}`;
     const first = await evidence.append(row(ticketKey, 'step-1'));
     let alongside = 0;

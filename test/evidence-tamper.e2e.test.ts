@@ -1,5 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import axios from 'axios';
 import mysql from 'mysql2/promise';
+import { jcs } from '../src/evidence/canonical-json';
 import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -73,8 +75,81 @@ describe('a tampered evidence chain is reported at its row, and closure is refus
     await refused(number, 'evidence chain is broken at row 2: sequence gap');
   });
 
-  // The chain is unkeyed: a forger who computes the hash over their own content links a row that verifies. Catching
-  // that needs a keyed seal per row (a key the database does not hold), not built yet; this is the naive forgery.
+  /** A MariaDB account with what the application account holds on the evidence (SELECT, INSERT), for `forge`. */
+  async function asApplicationAccount(forge: (app: mysql.Connection) => Promise<void>): Promise<void> {
+    const user = `cg_forge_${randomBytes(4).toString('hex')}`;
+    const password = randomBytes(12).toString('hex');
+    await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '127.0.0.1', password]);
+    await stack.admin.query(`GRANT SELECT, INSERT ON \`${TEST_ENV.database}\`.* TO ?@?`, [user, '127.0.0.1']);
+    const app = await mysql.createConnection({ host: '127.0.0.1', user, password, database: TEST_ENV.database });
+    try {
+      await forge(app);
+    } finally {
+      await app.end();
+      await stack.admin.query('DROP USER IF EXISTS ?@?', [user, '127.0.0.1']);
+    }
+  }
+
+  it('a forged row chained correctly with the app account is reported at that row and closure refused', async () => {
+    const number = await closableTicket();
+    const key = `servicenow:${number}`;
+    const [genuine] = await stack.evidence.list(key);
+    // The forger: the head of the chain read, the next row's content written as the gateway writes it (a verified
+    // revoke of another account), hashed with the public algorithm (RFC 8785, SHA-256) and linked to the head.
+    const victim = uniqueAccount('tmp');
+    await asApplicationAccount(async (app) => {
+      const [[head]] = await app.query<mysql.RowDataPacket[]>('SELECT * FROM evidence_records WHERE ticket_key = ? ORDER BY seq DESC LIMIT 1', [key]);
+      const recordedAt = new Date().toISOString();
+      const body = {
+        ...JSON.parse(String(head!.canonical)),
+        stepId: `leaver:${victim}`, identity: { type: 'service_account', name: victim, host: '%' }, outcome: 'revoked', verified: true,
+        seq: Number(head!.seq) + 1, prevHash: String(head!.hash), recordedAt, verifiedAt: recordedAt,
+      } as Record<string, unknown>;
+      const canonical = jcs(body);
+      const hash = createHash('sha256').update(canonical, 'utf8').digest('hex');
+      await app.query(
+        `INSERT INTO evidence_records (ticket_key, seq, step_id, outcome, action_kind, system, identity, desired_state, observed_state, verified, verification, actor,
+           event_received_at, started_at, verified_at, recorded_at, prev_hash, hash, canonical)
+         VALUES (?, ?, ?, 'revoked', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [key, body.seq, body.stepId, body.actionKind, body.system, JSON.stringify(body.identity), JSON.stringify(body.desiredState), JSON.stringify(body.observedState),
+          JSON.stringify(body.verification), body.actor, new Date(String(body.eventReceivedAt)), new Date(String(body.startedAt)), new Date(recordedAt), new Date(recordedAt),
+          body.prevHash, hash, canonical],
+      );
+    });
+    // The forgery is well formed: it reads as a verified revoke linked to the genuine row...
+    const rows = await stack.evidence.list(key);
+    expect(rows.map((r) => [r.seq, r.stepId, r.outcome, r.verified])).toEqual([[1, genuine!.stepId, 'revoked', true], [2, `leaver:${victim}`, 'revoked', true]]);
+    expect(rows[1]!.prevHash).toBe(genuine!.hash);
+    // ...and passes every unkeyed check (sequence, link, hash, columns come first): only the seal reports it.
+    expect(await stack.evidence.verifyChain(key)).toEqual({ valid: false, rows: 2, brokenAt: { seq: 2, reason: 'no seal: the gateway did not write this row' } });
+    await refused(number, 'evidence chain is broken at row 2: no seal: the gateway did not write this row');
+  });
+
+  it('a forged row carrying a genuine seal copied from another row is reported at that row, and the signed export says so', async () => {
+    const number = await closableTicket();
+    const key = `servicenow:${number}`;
+    await asApplicationAccount(async (app) => {
+      const [[head]] = await app.query<mysql.RowDataPacket[]>('SELECT * FROM evidence_records WHERE ticket_key = ? ORDER BY seq DESC LIMIT 1', [key]);
+      expect(String(head!.seal)).toMatch(/^hmac-sha256:written:[0-9a-f]{64}$/);
+      const body = { ...JSON.parse(String(head!.canonical)), seq: 2, prevHash: String(head!.hash), stepId: 'leaver:forged', recordedAt: new Date().toISOString() } as Record<string, unknown>;
+      const canonical = jcs(body);
+      const hash = createHash('sha256').update(canonical, 'utf8').digest('hex');
+      // The head's own seal, copied: it is over the head's hash, not this one.
+      await app.query(
+        `INSERT INTO evidence_records (ticket_key, seq, step_id, outcome, action_kind, system, identity, desired_state, observed_state, verified, verification, actor,
+           event_received_at, started_at, verified_at, recorded_at, prev_hash, hash, canonical, seal)
+         SELECT ticket_key, 2, 'leaver:forged', outcome, action_kind, system, identity, desired_state, observed_state, verified, verification, actor,
+           event_received_at, started_at, verified_at, recorded_at, hash, ?, ?, seal FROM evidence_records WHERE ticket_key = ? AND seq = 1`,
+        [hash, canonical, key],
+      );
+    });
+    expect(await stack.evidence.verifyChain(key)).toEqual({ valid: false, rows: 2, brokenAt: { seq: 2, reason: 'seal does not verify: the gateway did not write this row with its key' } });
+    await refused(number, 'evidence chain is broken at row 2: seal does not verify: the gateway did not write this row with its key');
+    // The export states the gateway's check, signed: an offline auditor sees the break without the seal key.
+    const res = await axios.get(`${stack.apiUrl}/api/changes/servicenow/${number}/evidence/export`, { headers: { authorization: `Bearer ${TEST_ENV.adminToken}` } });
+    expect(res.data.chain).toEqual({ valid: false, rows: 2, brokenAt: { seq: 2, reason: 'seal does not verify: the gateway did not write this row with its key' } });
+  });
+
   it('a row forged through the application account (which may INSERT, never UPDATE) with a made-up hash is reported at its row', async () => {
     const number = await closableTicket();
     const user = `cg_forge_${randomBytes(4).toString('hex')}`;

@@ -45,6 +45,8 @@ describe('scripts/setup.sh', () => {
     execFileSync('bash', ['scripts/setup.sh'], { cwd: dir, stdio: 'pipe' });
     const first = readFileSync(join(dir, '.data/demo.env'), 'utf8');
     expect(first).toMatch(/^CHANGEGATE_APP_PASSWORD=[A-Za-z0-9]{20,}$/m);
+    // The evidence seal key needs at least 32 bytes: it is made from 48 random ones.
+    expect(first).toMatch(/^CHANGEGATE_EVIDENCE_SEAL_KEY=[A-Za-z0-9]{40,}$/m);
     expect(statSync(join(dir, '.data/demo.env')).mode & 0o777).toBe(0o600);
     execFileSync('bash', ['-c', 'umask 000 && . scripts/lib/setup-common.sh && ensure_secret CG_NEW_KEY && umask > .data/mask-after'], { cwd: dir });
     const second = readFileSync(join(dir, '.data/demo.env'), 'utf8');

@@ -5,15 +5,16 @@ log() { printf '[setup] %s\n' "$*"; }
 # The demo secrets file (generated once, mode 600, never printed).
 demo_env_file() { printf '%s/.data/demo.env' "$(pwd)"; }
 
-# Appends KEY=<random> to the demo secrets file unless the key is already there. The file is created 600 whatever
-# the caller's umask, inside a subshell so the mask never outlives this call.
+# Appends KEY=<random> to the demo secrets file unless the key is already there: BYTES random bytes (default 24) in
+# base64 without / + =. The file is created 600 whatever the caller's umask, inside a subshell so the mask never
+# outlives this call.
 ensure_secret() {
-  local key=$1 file
+  local key=$1 bytes=${2:-24} file
   file=$(demo_env_file)
   grep -q "^${key}=" "$file" 2>/dev/null && return 0
   (
     umask 077
-    printf '%s=%s\n' "$key" "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >> "$file"
+    printf '%s=%s\n' "$key" "$(head -c "$bytes" /dev/urandom | base64 | tr -d '/+=')" >> "$file"
   )
   chmod 600 "$file"
 }

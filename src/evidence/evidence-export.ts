@@ -5,6 +5,7 @@ import { ticketKey } from '../change/ticket';
 import { isDeepStrictEqual } from 'node:util';
 import { GENESIS_HASH, jcs, sha256Hex } from './canonical-json';
 import type { ChainCheck, EvidenceStore } from './evidence-store';
+import { type EvidenceSealer, SEAL_ALGORITHM, type SealKind } from './evidence-seal';
 import { type EvidencePublicJwk, type EvidenceSigner, keyIdOf, verifySignature } from './evidence-signing';
 
 export const EXPORT_FORMAT = 'changegate-evidence-export/1';
@@ -18,6 +19,12 @@ export interface ExportedRow {
   canonical: string;
   /** `canonical` parsed, for reading; the verifier checks it says the same. */
   record: Record<string, unknown>;
+  /**
+   * The gateway's seal over `hash` (HMAC-SHA256 under CHANGEGATE_EVIDENCE_SEAL_KEY, `hmac-sha256:<kind>:<hex>`), null
+   * if the row has none. Only a holder of that key can check it; everyone else relies on `chain`, the gateway's check
+   * (seals included), which the signature covers.
+   */
+  seal: string | null;
 }
 
 export interface EvidenceExport {
@@ -27,6 +34,7 @@ export interface EvidenceExport {
   exportedAt: string;
   canonicalization: 'RFC 8785';
   hashAlgorithm: 'SHA-256';
+  sealAlgorithm: typeof SEAL_ALGORITHM;
   genesisHash: string;
   /** The gateway's own check of the chain when it exported it. */
   chain: ChainCheck;
@@ -53,6 +61,7 @@ export async function exportEvidence(evidence: EvidenceStore, signer: EvidenceSi
     exportedAt: new Date().toISOString(),
     canonicalization: 'RFC 8785',
     hashAlgorithm: 'SHA-256',
+    sealAlgorithm: SEAL_ALGORITHM,
     genesisHash: GENESIS_HASH,
     chain,
     rows: rows.map((r) => ({ ...r, record: JSON.parse(r.canonical) as Record<string, unknown> })),
@@ -72,6 +81,8 @@ export interface ExportVerdict {
   keyId?: string;
   /** Whether the signature was checked against a key the caller trusts, or only against the one the bundle carries. */
   keySource: 'given' | 'embedded';
+  /** Whether each row's seal was checked (the caller holds the seal key), or left to the gateway's signed chain check. */
+  seals: 'checked' | 'not checked';
   problems: ExportProblem[];
 }
 
@@ -79,15 +90,17 @@ export interface ExportVerdict {
  * Verifies a bundle offline: each row's hash over its canonical text, the record against that text, the links of the
  * chain from the genesis hash, and the signature over the whole. Every problem is reported with the row it breaks,
  * not just the first. Without `trusted`, the signature is checked against the key the bundle carries: that proves
- * the bundle is intact, not who signed it.
+ * the bundle is intact, not who signed it. With `sealer` (only for a holder of the gateway's seal key), each row's
+ * seal too; without it, the seals stand on the gateway's own check, `chain`, which the signature covers.
  */
-export function verifyExport(input: unknown, trusted?: KeyObject): ExportVerdict {
+export function verifyExport(input: unknown, trusted?: KeyObject, sealer?: EvidenceSealer): ExportVerdict {
   const problems: ExportProblem[] = [];
   const bundle = input as Partial<EvidenceExport> | null;
   const verdict = (keyId?: string): ExportVerdict => ({
     valid: problems.length === 0,
     rows: Array.isArray(bundle?.rows) ? bundle.rows.length : 0,
     keySource: trusted ? 'given' : 'embedded',
+    seals: sealer ? 'checked' : 'not checked',
     ...(keyId ? { keyId } : {}),
     problems,
   });
@@ -118,6 +131,12 @@ export function verifyExport(input: unknown, trusted?: KeyObject): ExportVerdict
     if (body) {
       if (body.seq !== row.seq || body.prevHash !== row.prevHash) at('seq or prevHash differ from the hashed canonical text');
       if (!isDeepStrictEqual(row.record, body)) at('record differs from the hashed canonical text');
+    }
+    if (sealer) {
+      // The kind (written, or backfilled for a row older than sealing) is inside the MAC: take it from the seal.
+      const kind = (typeof row.seal === 'string' ? row.seal.split(':')[1] : undefined) as SealKind | undefined;
+      const sealed = sealer.check(row.hash, typeof row.seal === 'string' ? row.seal : null, kind === 'backfilled' ? 'backfilled' : 'written');
+      if (!sealed.ok) at(sealed.reason);
     }
     prevHash = row.hash;
   }

@@ -3,6 +3,7 @@ import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialE
 import type { Actor } from '../auth/principal';
 import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
 import { GENESIS_HASH, jcs, sha256Hex } from './canonical-json';
+import type { EvidenceSealer, SealKind } from './evidence-seal';
 import { EvidenceRefusal, assertNoSecrets } from './redaction';
 
 export interface EvidenceInput {
@@ -36,12 +37,27 @@ export interface EvidenceView extends EvidenceInput {
   hash: string;
 }
 
-/** One row as stored: the hash is SHA-256 over exactly `canonical` (UTF-8). */
+/** One row as stored: the hash is SHA-256 over exactly `canonical` (UTF-8); `seal` is the gateway's keyed seal over the hash. */
 export interface StoredEvidence {
   seq: number;
   prevHash: string;
   hash: string;
   canonical: string;
+  /** Null when the row has none (which the chain check reports). */
+  seal: string | null;
+}
+
+/** What the chain check reads of a row: its columns, and its seal (written with it, or backfilled for an older row). */
+export interface ChainRow {
+  ticketKey: string;
+  seq: number;
+  stepId: string;
+  verified: boolean;
+  prevHash: string;
+  hash: string;
+  canonical: string;
+  seal: string | null;
+  sealKind: SealKind;
 }
 
 export interface ChainCheck {
@@ -62,7 +78,11 @@ export type AlongsideEvidence = (tx: EntityManager) => Promise<void>;
 const APPEND_ATTEMPTS = 8;
 
 export class EvidenceStore {
-  constructor(private readonly ds: DataSource) {}
+  /** `sealer` holds CHANGEGATE_EVIDENCE_SEAL_KEY: every row written is sealed with it, and every check requires it. */
+  constructor(
+    private readonly ds: DataSource,
+    private readonly sealer: EvidenceSealer,
+  ) {}
 
   /** The database the chain lives in: projections written alongside its rows use the same one. */
   get dataSource(): DataSource {
@@ -113,6 +133,7 @@ export class EvidenceStore {
           prevHash,
           hash,
           canonical,
+          seal: this.sealer.seal(hash, 'written'),
         }) as QueryDeepPartialEntity<EvidenceRecord>;
         if (alongside) {
           await this.ds.transaction(async (tx) => {
@@ -139,19 +160,19 @@ export class EvidenceStore {
 
   /** Recomputes every hash and link of a ticket's chain from the stored canonical bytes. */
   async verifyChain(ticketKey: string): Promise<ChainCheck> {
-    return checkChain(await this.load(ticketKey));
+    return checkChain(await this.load(ticketKey), this.sealer);
   }
 
   /** The rows and their chain check from one read, for endpoints that need both. */
   async listVerified(ticketKey: string): Promise<{ rows: EvidenceView[]; chain: ChainCheck }> {
     const rows = await this.load(ticketKey);
-    return { rows: rows.map(toView), chain: checkChain(rows) };
+    return { rows: rows.map(toView), chain: checkChain(rows, this.sealer) };
   }
 
   /** The stored rows as they were hashed (the canonical text each hash is over) and their chain check: for exports. */
   async listCanonical(ticketKey: string): Promise<{ rows: StoredEvidence[]; chain: ChainCheck }> {
     const rows = await this.load(ticketKey);
-    return { rows: rows.map((r) => ({ seq: r.seq, prevHash: r.prevHash, hash: r.hash, canonical: r.canonical })), chain: checkChain(rows) };
+    return { rows: rows.map((r) => ({ seq: r.seq, prevHash: r.prevHash, hash: r.hash, canonical: r.canonical, seal: r.seal })), chain: checkChain(rows, this.sealer) };
   }
 
   /**
@@ -193,8 +214,18 @@ export class EvidenceStore {
     return out;
   }
 
-  private load(ticketKey: string): Promise<EvidenceRecord[]> {
-    return this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
+  /** A ticket's rows in order, each with the seal that applies: its own, or the one backfilled for an older row. */
+  private async load(ticketKey: string): Promise<Array<EvidenceRecord & ChainRow>> {
+    const rows = await this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
+    const unsealed = rows.filter((r) => r.seal === null).map((r) => r.id);
+    const backfilled = new Map<string, string>();
+    if (unsealed.length > 0) {
+      const found = (await this.ds.query('SELECT evidence_id AS id, seal FROM evidence_backfilled_seals WHERE evidence_id IN (?)', [unsealed])) as Array<{ id: string | number; seal: string }>;
+      for (const f of found) backfilled.set(String(f.id), f.seal);
+    }
+    return rows.map((r) =>
+      Object.assign(r, r.seal === null ? { seal: backfilled.get(String(r.id)) ?? null, sealKind: 'backfilled' as const } : { sealKind: 'written' as const }),
+    );
   }
 }
 
@@ -202,16 +233,24 @@ export function identityKey(system: string, name: string): string {
   return `${system}\u0000${name}`;
 }
 
-function checkChain(rows: EvidenceRecord[]): ChainCheck {
+/**
+ * Checks a ticket's rows in order: sequence, links, each hash against its canonical text, the queried columns against
+ * what was hashed, and each row's seal against the gateway's key. The first row that fails is where the chain breaks.
+ */
+export function checkChain(rows: ChainRow[], sealer: EvidenceSealer): ChainCheck {
   let prev = GENESIS_HASH;
   for (const [i, row] of rows.entries()) {
     if (row.seq !== i + 1) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'sequence gap' } };
     if (row.prevHash !== prev) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'prev_hash does not link to the previous row' } };
     if (sha256Hex(row.canonical) !== row.hash) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'hash does not match the canonical content' } };
-    const body = JSON.parse(row.canonical) as { seq: number; prevHash: string; stepId: string; verified: boolean };
-    if (body.seq !== row.seq || body.prevHash !== row.prevHash || body.stepId !== row.stepId || body.verified !== Boolean(row.verified)) {
+    const body = JSON.parse(row.canonical) as { ticketKey: string; seq: number; prevHash: string; stepId: string; verified: boolean };
+    // The ticket too: a sealed first row (every first row links to the genesis hash) copied under another ticket's key
+    // would otherwise pass as that ticket's evidence.
+    if (body.ticketKey !== row.ticketKey || body.seq !== row.seq || body.prevHash !== row.prevHash || body.stepId !== row.stepId || body.verified !== Boolean(row.verified)) {
       return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'columns differ from the hashed content' } };
     }
+    const sealed = sealer.check(row.hash, row.seal, row.sealKind);
+    if (!sealed.ok) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: sealed.reason } };
     prev = row.hash;
   }
   return { valid: true, rows: rows.length };

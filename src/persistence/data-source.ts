@@ -19,12 +19,14 @@ import { EmergencyExceptions1764700000000 } from './migrations/1764700000000-eme
 import { ExceptionDecisionsOnce1764700000001 } from './migrations/1764700000001-exception-decisions-once';
 import { CertificationItems1764800000000 } from './migrations/1764800000000-certification-items';
 import { CertificationDecisionsOnce1764800000001 } from './migrations/1764800000001-certification-decisions-once';
+import { EvidenceSeals1764900000000, evidenceSealsMigration } from './migrations/1764900000000-evidence-seals';
+import type { EvidenceSealer } from '../evidence/evidence-seal';
 
 export const ENTITIES = [EvidenceRecord, WebhookDelivery, ApiToken, ClosureVerdictRecord, InventoryIdentity, DriftFinding, CertificationItemRow];
 export const MIGRATIONS = [
   InitialSchema1763900000000, ApiTokens1764000000000, ClosureVerdicts1764100000000, IdentityInventory1764300000000, TicketVersionsBigint1764450000000,
   ItsmSyncCursors1764500000000, DriftFindings1764600000000, EmergencyExceptions1764700000000, ExceptionDecisionsOnce1764700000001, CertificationItems1764800000000,
-  CertificationDecisionsOnce1764800000001,
+  CertificationDecisionsOnce1764800000001, EvidenceSeals1764900000000,
 ];
 
 const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
@@ -35,12 +37,16 @@ export function databaseName(url: string): string {
   return name;
 }
 
-export function createDataSource(url: string): DataSource {
+/**
+ * `evidenceSealer`: the seal key, for the migration that seals the evidence rows recorded before sealing existed (a
+ * database holding such rows cannot be migrated without it).
+ */
+export function createDataSource(url: string, opts: { evidenceSealer?: EvidenceSealer } = {}): DataSource {
   return new DataSource({
     type: 'mysql',
     url,
     entities: ENTITIES,
-    migrations: MIGRATIONS,
+    migrations: MIGRATIONS.map((m) => (m === EvidenceSeals1764900000000 ? evidenceSealsMigration(opts.evidenceSealer) : m)),
     synchronize: false,
     migrationsRun: false,
     timezone: 'Z',
@@ -65,10 +71,16 @@ export async function ensureDatabase(url: string): Promise<void> {
 }
 
 /** Creates the database if needed, runs pending migrations and returns an initialised data source. */
-export async function openDatabase(url: string, opts: { migrate: boolean }): Promise<DataSource> {
+export async function openDatabase(url: string, opts: { migrate: boolean; evidenceSealer?: EvidenceSealer }): Promise<DataSource> {
   if (opts.migrate) await ensureDatabase(url);
-  const ds = createDataSource(url);
+  const ds = createDataSource(url, { evidenceSealer: opts.evidenceSealer });
   await ds.initialize();
-  if (opts.migrate) await ds.runMigrations({ transaction: 'each' });
+  if (opts.migrate) {
+    // A migration that refuses (the seal key missing, say) leaves no pool open behind it.
+    await ds.runMigrations({ transaction: 'each' }).catch(async (err: unknown) => {
+      await ds.destroy();
+      throw err;
+    });
+  }
   return ds;
 }

@@ -1,9 +1,9 @@
 import { openDatabase } from './data-source';
-import { loadConfigFromEnvForMigrations } from './migrate-config';
+import { evidenceSealerForMigrations, loadConfigFromEnvForMigrations } from './migrate-config';
 
 async function main(): Promise<void> {
   const url = loadConfigFromEnvForMigrations();
-  const ds = await openDatabase(url, { migrate: true });
+  const ds = await openDatabase(url, { migrate: true, evidenceSealer: evidenceSealerForMigrations() });
   await ds.destroy();
   console.log('changegate migrations: up to date');
 }

@@ -14,7 +14,7 @@
  * that bundles workflows/ from source, and an OpenBao dev server for the rotation scenario. The MariaDB connector
  * runs as root (no password, as on the dev machine).
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -92,6 +92,8 @@ async function main(): Promise<void> {
     // Emergency grants on mysql-local open exceptions with a short window (the exception scenario).
     policy: { version: 1, emergency: [{ system: 'mysql-local', kinds: ['joiner'] }], exceptions: { window: 'PT6S', escalateAfter: 0.5 } },
     adminToken: randomUUID(),
+    // The database is made afresh for each recording, so a key of its own is enough.
+    evidenceSealKey: randomBytes(32).toString('hex'),
     log: createLogger('histories', 'error'),
   });
   const { workflows } = gw;

@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import mysql from 'mysql2/promise';
+import { evidenceSealer } from '../../src/evidence/evidence-seal';
 import { openDatabase } from '../../src/persistence/data-source';
 import { startDevServer } from '../../src/temporal/dev-server';
 import { TEST_ENV } from './test-env';
@@ -24,7 +25,7 @@ export default async function globalSetup(): Promise<void> {
     await admin.query(`CREATE TABLE IF NOT EXISTS \`${db}\`.invoices (id INT PRIMARY KEY)`);
   }
   await admin.end();
-  const ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: true });
+  const ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: true, evidenceSealer: evidenceSealer(TEST_ENV.evidenceSealKey) });
   await ds.destroy();
 
   // The connector runs with the same least-privilege account shape as production, under a fresh password.
@@ -34,6 +35,8 @@ export default async function globalSetup(): Promise<void> {
     stdio: 'inherit',
   });
   process.env.CG_TEST_CONNECTOR_PASSWORD = connectorPassword;
+  // Worker processes a test starts itself (src/worker-main.ts) seal evidence with the key every stack checks it with.
+  process.env.CHANGEGATE_EVIDENCE_SEAL_KEY = TEST_ENV.evidenceSealKey;
 
   const server = await startDevServer({ port: TEST_ENV.temporalPort, logFile: resolve(dataDir, 'temporal.log') });
   (globalThis as { __temporal?: typeof server }).__temporal = server;

@@ -166,6 +166,8 @@ export async function startStack(
     },
     deployWebhookSecret: TEST_ENV.deployWebhookSecret,
     adminToken: TEST_ENV.adminToken,
+    // The run's one key (global-setup also hands it to worker processes a test starts itself), as the API and worker share one.
+    evidenceSealKey: TEST_ENV.evidenceSealKey,
     ...(opts.evidenceSigningKey === false ? {} : { evidenceSigningKey: opts.evidenceSigningKey ?? generateKeyPairSync('ed25519').privateKey }),
     oidc: opts.oidc,
     maxBodyBytes: 64 * 1024,

@@ -20,6 +20,8 @@ export const TEST_ENV = {
   webhookSecret: 'test-webhook-secret-0123456789',
   deployWebhookSecret: 'test-deploy-secret-0123456789',
   adminToken: 'test-admin-token-0123456789abcdef',
+  /** Every stack's (and every worker process's) evidence seal key: the test database keeps its rows across runs. */
+  evidenceSealKey: 'test-evidence-seal-key-0123456789abcdef',
   snUser: 'changegate-int',
   snPassword: 'sn-test-password-42',
   jiraEmail: 'changegate-int@example.com',

@@ -44,6 +44,7 @@ export async function startTimeSkippingGateway(taskQueuePrefix: string): Promise
     webhookSecret: TEST_ENV.webhookSecret,
     deployWebhookSecret: TEST_ENV.deployWebhookSecret,
     adminToken: TEST_ENV.adminToken,
+    evidenceSealKey: TEST_ENV.evidenceSealKey,
     maxBodyBytes: 64 * 1024,
     worker: { workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string } },
     log: createLogger('test', 'error'),

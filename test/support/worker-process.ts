@@ -23,6 +23,8 @@ export function startWorkerProcess(stack: Stack, extra: ConnectorsFile['connecto
       SERVICENOW_PASSWORD: TEST_ENV.snPassword,
       SERVICENOW_WEBHOOK_SECRET: TEST_ENV.webhookSecret,
       CHANGEGATE_ADMIN_TOKEN: TEST_ENV.adminToken,
+      // The key every stack checks evidence with: the worker seals the rows it writes with it.
+      CHANGEGATE_EVIDENCE_SEAL_KEY: TEST_ENV.evidenceSealKey,
       CONNECTORS_CONFIG: configPath,
       LOG_LEVEL: 'info',
     },

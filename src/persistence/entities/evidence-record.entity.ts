@@ -70,4 +70,11 @@ export class EvidenceRecord {
   /** The exact bytes that were hashed, so anyone can recompute the chain without trusting column formatting. */
   @Column({ name: 'canonical', type: 'mediumtext' })
   canonical!: string;
+
+  /**
+   * The gateway's keyed seal over `hash` (src/evidence/evidence-seal.ts), written with the row. Null only on rows
+   * recorded before sealing existed, whose seal is in evidence_backfilled_seals.
+   */
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  seal!: string | null;
 }
