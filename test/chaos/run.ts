@@ -101,7 +101,12 @@ export async function runChaos(opts: {
   // The checker's own administrator connections: a pool, so that they come back after MariaDB restarts.
   const admin = mysql.createPool({ uri: TEST_ENV.adminUrl, connectionLimit: 4 });
   let worker: ChildProcess | undefined;
-  let restarting: Promise<void> | undefined;
+  /** Worker starts and restarts, one after another: two at once would each start a worker and lose track of one. */
+  let workerChain: Promise<void> = Promise.resolve();
+  const queueWorker = (job: () => Promise<void>) => (workerChain = workerChain.then(job, job));
+  /** Workers that could not be started (within the supervisor's 3 minutes): the run cannot be trusted past them. */
+  const workerFailures: string[] = [];
+  const inBackground = (job: () => Promise<void>) => void queueWorker(job).catch((err: unknown) => workerFailures.push(String(err)));
   let stopping = false;
   /** Worker exits the run did not cause (e.g. the Temporal server gone for longer than it waits). */
   let workerExits = 0;
@@ -116,15 +121,15 @@ export async function runChaos(opts: {
       if (worker !== child || stopping) return;
       worker = undefined;
       workerExits += 1;
-      restarting = superviseWorker().finally(() => (restarting = undefined));
+      inBackground(superviseWorker);
     });
   };
   try {
-    await superviseWorker();
+    await queueWorker(superviseWorker);
     return await drive();
   } finally {
     stopping = true;
-    await restarting?.catch(() => undefined);
+    await workerChain.catch(() => undefined);
     if (worker) await killHard(worker);
     await admin.end();
     await stack.stop();
@@ -262,8 +267,7 @@ export async function runChaos(opts: {
       count(kind);
       log(`fault ${kind} ${JSON.stringify(f)}`);
       if (kind === 'worker-kill') {
-        await (restarting ?? Promise.resolve());
-        restarting = restartWorker().finally(() => (restarting = undefined));
+        inBackground(restartWorker);
         return;
       }
       if (kind === 'temporal-restart') return opts.restartTemporal?.();
@@ -312,7 +316,7 @@ export async function runChaos(opts: {
         running.push(e.run());
       }
       await Promise.all(running);
-      await (restarting ?? Promise.resolve());
+      await workerChain;
       await stack.sim.faults.restore();
       await flaky.up();
       // Late deliveries: the first version of a ticket again, after its steps ran.
@@ -333,7 +337,7 @@ export async function runChaos(opts: {
     // A last look at every ticket, with a close attempted on each.
     for (const t of live) await check(t, true);
 
-    const unfinished: string[] = [];
+    const unfinished: string[] = workerFailures.map((f) => `worker not started: ${f}`);
     const transient = live.filter((t) => !permanentFaultOf(t.plan));
     const permanent = live.filter((t) => permanentFaultOf(t.plan));
     for (const t of transient) if (!t.allowedSeen) unfinished.push(`${t.number} (${t.plan.actions.map((a) => `${a.kind}@${a.system}`).join(', ')}) not closable after recovery: ${JSON.stringify((await stack.closureCheck(t.number)).data.reasons ?? null)}`);
