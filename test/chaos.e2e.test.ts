@@ -26,18 +26,21 @@ describe('the closure gate under randomized faults', () => {
     expect([...kinds].sort()).toEqual(['direct', 'duplicate', 'itsm-429', 'itsm-503', 'itsm-outage', 'late', 'out-of-order', 'refuse', 'silent', 'unreachable', 'worker-kill']);
   });
 
-  it("reads the step outcomes told on a ticket: a note whose marker lands twice counts once as duplicated, and a step with no Verified note is untold", () => {
+  it("reads the step outcomes told on a ticket (ServiceNow work notes, Jira comments): a note whose marker lands twice counts once as duplicated, and a step with no Verified note is untold", () => {
     const sim = createServiceNowSimulator({ username: 'u', password: 'p' });
     const sysId = sim.createChange({ number: 'CHG000000001', state: '-1' }).sys_id as string;
     const verified = '[changegate step-a] Verified: joiner svc_a@% on mysql-local — granted 1 privilege(s).';
     sim.updateChange(sysId, { work_notes: `${verified}\n\n[changegate step-b] FAILED: leaver svc_b@% on mysql-local — refused. Closure stays blocked.` });
     sim.updateChange(sysId, { work_notes: 'a person writes here too' });
-    const lines = outcomeLines(sim, sysId);
+    const notes = () => sim.journal(sysId, 'work_notes').map((n) => n.value);
+    const lines = outcomeLines(notes());
     expect(lines.map((l) => l.marker)).toEqual(['step-a', 'step-b']);
     expect(duplicatedNotes(lines)).toBe(0);
     expect(untold(lines, [{ kind: 'joiner', name: 'svc_a' }, { kind: 'leaver', name: 'svc_b' }])).toEqual([{ kind: 'leaver', name: 'svc_b' }]);
     sim.updateChange(sysId, { work_notes: verified });
-    expect(duplicatedNotes(outcomeLines(sim, sysId))).toBe(1);
+    expect(duplicatedNotes(outcomeLines(notes()))).toBe(1);
+    // A Jira comment: the tag is a paragraph of its own, the text the next one.
+    expect(outcomeLines(['[changegate step-c]\nVerified: leaver svc_c@% on mysql-local — dropped.'])).toEqual([{ marker: 'step-c', text: 'Verified: leaver svc_c@% on mysql-local — dropped.' }]);
   });
 
   it('a 30-ticket seeded run: no ticket is closable while a step disagrees with its target; after the faults every transient ticket is closable with every step told on it and every permanent one blocked naming its fault; no step or note twice', async () => {

@@ -45,8 +45,12 @@ export interface PlannedAction {
   permanent?: PermanentFault;
 }
 
+export type ChaosSource = 'servicenow' | 'jira';
+
 export interface PlannedTicket {
   index: number;
+  /** Where the change is raised; Jira changes are delivered as the simulated site sends them (once). */
+  source: ChaosSource;
   /** When it is raised, in ms from the start of the run. */
   atMs: number;
   actions: PlannedAction[];
@@ -98,7 +102,7 @@ export function planChaos(opts: { seed: number; tickets: number; spacingMs?: num
     }
     const d = rnd();
     const delivery: DeliveryMode = d < 0.6 ? 'direct' : d < 0.75 ? 'duplicate' : d < 0.9 ? 'out-of-order' : 'late';
-    tickets.push({ index, atMs: Math.round(index * spacing * (0.5 + rnd())), actions, delivery });
+    tickets.push({ index, source: 'servicenow', atMs: Math.round(index * spacing * (0.5 + rnd())), actions, delivery });
   }
   const lastTicket = tickets.at(-1)?.atMs ?? 0;
   const faults: PlannedFault[] = [];
@@ -110,6 +114,13 @@ export function planChaos(opts: { seed: number; tickets: number; spacingMs?: num
     if (kind === 'unreachable' || kind === 'itsm-outage') faults.push({ kind, atMs, durationMs: 1_000 + Math.round(rnd() * 4_000) });
     else if (kind === 'itsm-429' || kind === 'itsm-503') faults.push({ kind, atMs, count: 2 + Math.floor(rnd() * 8) });
     else faults.push({ kind, atMs });
+  }
+  // A third of the changes come from Jira (drawn after the rest, so the tickets and faults above do not depend on it).
+  for (const t of tickets) {
+    if (rnd() < 0.3) {
+      t.source = 'jira';
+      t.delivery = 'direct';
+    }
   }
   if (opts.temporalRestarts) {
     for (let i = 0; i < Math.max(1, Math.round(opts.tickets / 50)); i += 1) faults.push({ kind: 'temporal-restart', atMs: Math.round(rnd() * Math.max(lastTicket, 1_000)) });

@@ -1,7 +1,10 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import axios from 'axios';
 import mysql from 'mysql2/promise';
 import type { ConnectorsFile } from '../../src/connectors/registry';
+import { ACTIONS_FIELD, CHANGE_TYPE_FIELD } from '../../src/itsm/jira/jira-simulator';
+import { GATE_PROPERTY } from '../../src/itsm/jira/jira-settings';
 import { BusinessRuleAbortError } from '../../src/itsm/servicenow/servicenow-simulator';
 import { type FlakyPort, startFlakyPort } from '../support/flaky-port';
 import { ADMIN_USER, GATEWAY_USER, type ScimTarget, startScimProvider } from '../support/servers/scim';
@@ -54,7 +57,9 @@ export interface Violation {
 
 interface LiveTicket {
   plan: PlannedTicket;
+  /** The ServiceNow number or the Jira key, once raised. */
   number: string;
+  /** ServiceNow: the change's sys_id; Jira: the issue key. */
   sysId?: string;
   actions: Array<PlannedAction & { name: string; group?: string }>;
   first?: Record<string, string>;
@@ -161,6 +166,13 @@ export async function runChaos(opts: {
       await waitFor('MariaDB answering', () => { try { execFileSync('mariadb-admin', ['-uroot', '--connect-timeout=1', 'ping'], { stdio: 'ignore' }); return true; } catch { return null; } }, 120_000, 200);
     };
 
+    /** closure-check for the ticket, from its source, as the change manager's tooling asks it. */
+    const closureOf = (t: LiveTicket) =>
+      axios.get(`${stack.apiUrl}/api/changes/${t.plan.source}/${t.number}/closure-check`, { headers: { authorization: `Bearer ${TEST_ENV.adminToken}` }, validateStatus: () => true });
+    /** The notes the gateway wrote on the ticket: ServiceNow work notes, Jira comments. */
+    const notesOf = (t: LiveTicket): string[] =>
+      !t.sysId ? [] : t.plan.source === 'jira' ? stack.jiraSim.commentTexts(t.sysId) : stack.sim.journal(t.sysId, 'work_notes').map((n) => n.value);
+
     const readBack = async (t: LiveTicket, a: LiveTicket['actions'][number]): Promise<string | null> => {
       if (a.system === CHAOS_SYSTEMS.silent) {
         const members = (await scim.admin.findGroup(scimGroup))?.members?.map((m) => m.value) ?? [];
@@ -182,17 +194,24 @@ export async function runChaos(opts: {
     /** One look at a ticket: if anything says it may close, every step must hold on its target. */
     const check = async (t: LiveTicket, tryClose: boolean) => {
       if (!t.sysId) return;
-      const closure = await stack.closureCheck(t.number);
+      const closure = await closureOf(t);
       const allowed = closure.status === 200 && closure.data.allowed === true;
-      const record = stack.sim.getChange(t.sysId);
-      const gate = record?.u_identity_cleanup === 'verified';
+      const gate = t.plan.source === 'jira'
+        ? (stack.jiraSim.property(t.sysId, GATE_PROPERTY) as { passed?: boolean } | undefined)?.passed === true
+        : stack.sim.getChange(t.sysId)?.u_identity_cleanup === 'verified';
       if (tryClose && !t.closed) {
-        try {
-          stack.sim.updateChange(t.sysId, { state: '3', close_code: 'successful', close_notes: 'closed by the chaos change manager' });
-          t.closed = true;
-        } catch (err) {
-          if (!(err instanceof BusinessRuleAbortError)) throw err;
-          closeRefusals += 1;
+        if (t.plan.source === 'jira') {
+          // The workflow's validator reads the gate property: Complete is refused until it passes.
+          if (stack.jiraSim.transition(t.sysId, 'Complete').ok) t.closed = true;
+          else closeRefusals += 1;
+        } else {
+          try {
+            stack.sim.updateChange(t.sysId, { state: '3', close_code: 'successful', close_notes: 'closed by the chaos change manager' });
+            t.closed = true;
+          } catch (err) {
+            if (!(err instanceof BusinessRuleAbortError)) throw err;
+            closeRefusals += 1;
+          }
         }
       }
       if (allowed) t.allowedSeen = true;
@@ -216,7 +235,7 @@ export async function runChaos(opts: {
     };
 
     /** The ticket's actions whose verified step is not told on the ticket. */
-    const unnoted = (t: LiveTicket) => (t.sysId ? untold(outcomeLines(stack.sim, t.sysId), t.actions) : t.actions);
+    const unnoted = (t: LiveTicket) => (t.sysId ? untold(outcomeLines(notesOf(t)), t.actions) : t.actions);
 
     const raise = async (p: PlannedTicket) => {
       const t: LiveTicket = {
@@ -242,7 +261,16 @@ export async function runChaos(opts: {
           ? { kind: a.kind, system: a.system, identity: { type: 'person', name: a.name } }
           : { kind: a.kind, system: a.system, identity: { type: 'service_account', name: a.name, host: '%' }, ...(a.grants ? { grants: a.grants } : {}), ...(a.kind === 'leaver' ? {} : { ttl: 'PT2H' }) }));
       live.push(t);
-      if (p.delivery === 'out-of-order') {
+      if (p.source === 'jira') {
+        // A normal change taken to Implementing (no approval configured): the simulated site sends each event.
+        const issue = stack.jiraSim.createIssue({ summary: `chaos ticket ${p.index}`, [CHANGE_TYPE_FIELD]: { value: 'Normal' }, [ACTIONS_FIELD]: actions }, { reporter: 'chaos-requester' });
+        t.number = issue.key;
+        t.sysId = issue.key;
+        for (const step of ['Request authorization', 'Authorize', 'Start implementation']) {
+          const moved = stack.jiraSim.transition(issue.key, step);
+          if (!moved.ok) throw new Error(`${issue.key}: ${step} refused: ${JSON.stringify(moved)}`);
+        }
+      } else if (p.delivery === 'out-of-order') {
         const first = stack.sim.createChange({ number: t.number, state: '-3', approval: 'requested', u_identity_actions: actions });
         t.sysId = first.sys_id as string;
         t.first = { ...first };
@@ -272,8 +300,15 @@ export async function runChaos(opts: {
       }
       if (kind === 'temporal-restart') return opts.restartTemporal?.();
       if (kind === 'mariadb-restart') return restartMariadb();
-      if (kind === 'itsm-429') return stack.sim.faults.rateLimit({ count: f.count, retryAfterSeconds: 1 });
-      if (kind === 'itsm-503') return stack.sim.faults.serverError({ status: 503, count: f.count, retryAfterSeconds: 1 });
+      // ITSM faults hit both ticket systems at once.
+      if (kind === 'itsm-429') {
+        stack.jiraSim.fault = { kind: 'rate-limit', retryAfterSeconds: 1, times: f.count };
+        return stack.sim.faults.rateLimit({ count: f.count, retryAfterSeconds: 1 });
+      }
+      if (kind === 'itsm-503') {
+        stack.jiraSim.fault = { kind: 'server-error', status: 503, times: f.count };
+        return stack.sim.faults.serverError({ status: 503, count: f.count, retryAfterSeconds: 1 });
+      }
       const until = Date.now() + (f.durationMs ?? 2_000);
       const wait = () => new Promise<void>((r) => setTimeout(r, Math.max(0, until - Date.now())));
       if (kind === 'unreachable') {
@@ -282,8 +317,10 @@ export async function runChaos(opts: {
         await flaky.up();
       } else {
         await stack.sim.faults.refuseConnections();
+        stack.jiraSim.fault = { kind: 'outage' };
         await wait();
         await stack.sim.faults.restore();
+        stack.jiraSim.fault = undefined;
       }
     };
 
@@ -318,6 +355,7 @@ export async function runChaos(opts: {
       await Promise.all(running);
       await workerChain;
       await stack.sim.faults.restore();
+      stack.jiraSim.fault = undefined;
       await flaky.up();
       // Late deliveries: the first version of a ticket again, after its steps ran.
       for (const t of live.filter((l) => l.plan.delivery === 'late' && l.first)) {
@@ -340,7 +378,7 @@ export async function runChaos(opts: {
     const unfinished: string[] = workerFailures.map((f) => `worker not started: ${f}`);
     const transient = live.filter((t) => !permanentFaultOf(t.plan));
     const permanent = live.filter((t) => permanentFaultOf(t.plan));
-    for (const t of transient) if (!t.allowedSeen) unfinished.push(`${t.number} (${t.plan.actions.map((a) => `${a.kind}@${a.system}`).join(', ')}) not closable after recovery: ${JSON.stringify((await stack.closureCheck(t.number)).data.reasons ?? null)}`);
+    for (const t of transient) if (!t.allowedSeen) unfinished.push(`${t.number} (${t.plan.actions.map((a) => `${a.kind}@${a.system}`).join(', ')}) not closable after recovery: ${JSON.stringify((await closureOf(t)).data.reasons ?? null)}`);
     let notesMissing = 0;
     for (const t of transient.filter((x) => x.allowedSeen)) {
       const missing = unnoted(t);
@@ -349,7 +387,7 @@ export async function runChaos(opts: {
     }
     let permanentBlockedNamed = 0;
     for (const t of permanent) {
-      const c = (await stack.closureCheck(t.number)).data as { allowed?: boolean; reasons?: string[] };
+      const c = (await closureOf(t)).data as { allowed?: boolean; reasons?: string[] };
       const at = t.actions.find((a) => a.permanent)!;
       if (c.allowed === false && (c.reasons ?? []).some((r) => r.includes(at.system) || r.includes(at.name))) permanentBlockedNamed += 1;
       else unfinished.push(`${t.number} (${at.permanent} on ${at.system}) not blocked naming it: ${JSON.stringify(c)}`);
@@ -358,7 +396,7 @@ export async function runChaos(opts: {
     const doubled: string[] = [];
     let notesDuplicated = 0;
     for (const t of live) {
-      const rows = await stack.evidence.list(`servicenow:${t.number}`);
+      const rows = await stack.evidence.list(`${t.plan.source}:${t.number}`);
       // A step's phases (a mover's removal, then its additions) are rows of their own; one phase recorded twice is not.
       const seen = new Map<string, number>();
       for (const r of rows.filter((x) => x.verified)) seen.set(`${r.stepId} ${r.outcome}`, (seen.get(`${r.stepId} ${r.outcome}`) ?? 0) + 1);
@@ -368,7 +406,7 @@ export async function runChaos(opts: {
         doubled.push(`${t.number} ${phase} x${n}`);
       }
       // One line per step outcome told on the ticket; the same line twice is a note written twice.
-      notesDuplicated += duplicatedNotes(outcomeLines(stack.sim, t.sysId as string));
+      notesDuplicated += duplicatedNotes(outcomeLines(notesOf(t)));
     }
     const report: ChaosReport = {
       seed: opts.seed,

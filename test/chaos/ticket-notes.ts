@@ -1,18 +1,25 @@
-import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
-
 /** A step outcome told on a ticket: the outbox writes "[changegate <marker>] Verified…" or "… FAILED…" per note. */
 export interface OutcomeLine {
   marker: string;
   text: string;
 }
 
-/** Every step outcome told on a change's work notes, in the order they landed. */
-export function outcomeLines(sim: ServiceNowSimulator, sysId: string): OutcomeLine[] {
-  return sim.journal(sysId, 'work_notes')
-    .flatMap((n) => n.value.split('\n'))
-    .map((line) => /^\[changegate ([^\]]+)\] ((?:Verified|FAILED).*)$/.exec(line))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ marker: m[1] as string, text: m[2] as string }));
+/**
+ * Every step outcome told in a ticket's notes, in the order they landed: ServiceNow work notes carry
+ * "[changegate <marker>] <text>" on one line, Jira comments the tag as a paragraph of its own and the text after it.
+ */
+export function outcomeLines(notes: string[]): OutcomeLine[] {
+  const out: OutcomeLine[] = [];
+  for (const note of notes) {
+    const lines = note.split('\n');
+    lines.forEach((line, i) => {
+      const m = /^\[changegate ([^\]]+)\](?: (.*))?$/.exec(line);
+      if (!m) return;
+      const text = m[2] ?? lines[i + 1] ?? '';
+      if (/^(Verified|FAILED)/.test(text)) out.push({ marker: m[1] as string, text });
+    });
+  }
+  return out;
 }
 
 /** Notes that landed more than once: each marker names one note, so a marker seen again is a note written twice. */

@@ -22,6 +22,11 @@ export function startWorkerProcess(stack: Stack, extra: ConnectorsFile['connecto
       SERVICENOW_USERNAME: TEST_ENV.snUser,
       SERVICENOW_PASSWORD: TEST_ENV.snPassword,
       SERVICENOW_WEBHOOK_SECRET: TEST_ENV.webhookSecret,
+      // The stack's Jira simulator as the worker's Jira site (comments, the gate property, changes it opens).
+      JIRA_URL: stack.jiraUrl,
+      JIRA_USERNAME: TEST_ENV.jiraEmail,
+      JIRA_API_TOKEN: TEST_ENV.jiraApiToken,
+      JIRA_WEBHOOK_SECRET: TEST_ENV.jiraWebhookSecret,
       CHANGEGATE_ADMIN_TOKEN: TEST_ENV.adminToken,
       // The key every stack checks evidence with: the worker seals the rows it writes with it.
       CHANGEGATE_EVIDENCE_SEAL_KEY: TEST_ENV.evidenceSealKey,
