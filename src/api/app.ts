@@ -29,6 +29,7 @@ import { DriftStore } from '../drift/drift-store';
 import type { GitHubSettings } from '../leaks/github-alerts';
 import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
+import { openApiDocument } from './openapi';
 import { countDeliveries } from '../metrics/delivery-metrics';
 import type { GatewayMetrics } from '../metrics/metrics';
 import type { Tracer } from '@opentelemetry/api';
@@ -123,6 +124,13 @@ export function createApp(deps: AppDeps): express.Express {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const result = await receiveLeakReport({ workflows: deps.workflows, secret: deps.leaks?.webhookSecret, github: deps.leaks?.github, log: deps.log }, raw, req.headers);
     res.status(result.status).json(result.body);
+  });
+
+  // Public by nature: the API's description, built from the mounted routes once every route is mounted.
+  let openApi: ReturnType<typeof openApiDocument> | undefined;
+  app.get('/openapi.json', (_req, res) => {
+    openApi ??= openApiDocument(app);
+    res.json(openApi);
   });
 
   // Public by nature: the key auditors check exported evidence bundles against.
