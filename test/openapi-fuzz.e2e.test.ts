@@ -18,8 +18,9 @@ const MAX_EXAMPLES = Number(process.env.CG_FUZZ_EXAMPLES ?? 12);
 
 /**
  * The property-based fuzzer against the running stack, driven by /openapi.json: every operation gets generated valid
- * and invalid requests (schemathesis' examples, coverage and fuzzing phases) with a token that passes its gate, and
- * no answer may be a 5xx (`not_a_server_error`). The seed is random and printed on failure, to replay it.
+ * and invalid requests (schemathesis' examples, coverage and fuzzing phases) with a token that passes its gate. No
+ * answer may be a 5xx (`not_a_server_error`), and each must have a status, content type and body the document gives
+ * for it. The seed is random and printed on failure, to replay it.
  */
 describe('schemathesis against /openapi.json', () => {
   let stack: Stack;
@@ -40,7 +41,8 @@ describe('schemathesis against /openapi.json', () => {
         [
           'run', `${stack.apiUrl}/openapi.json`,
           '--header', `Authorization: Bearer ${token}`,
-          '--checks', 'not_a_server_error',
+          // No 5xx; and every answer's status, content type and body as the document says.
+          '--checks', 'not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance',
           '--phases', 'examples,coverage,fuzzing',
           '--max-examples', String(MAX_EXAMPLES),
           '--workers', '1',
@@ -56,7 +58,7 @@ describe('schemathesis against /openapi.json', () => {
     });
   }
 
-  it('finds no server error in any operation, with a token each operation admits', async () => {
+  it('finds no server error and no answer the document does not describe, with a token each operation admits', async () => {
     if (!existsSync(SCHEMATHESIS)) throw new Error(`${SCHEMATHESIS} is missing: npm run setup installs it (scripts/setup.d/85-schemathesis.sh)`);
     const doc = (await axios.get(`${stack.apiUrl}/openapi.json`)).data as { paths: Record<string, Record<string, { 'x-changegate-roles'?: Role[] }>> };
     const operations = Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0);

@@ -6,7 +6,7 @@ import { ROLES, type Role } from '../auth/principal';
 import { CERTIFICATION_ID } from '../certification/certification';
 import { EXCEPTION_ID } from '../change/exception';
 import { HUB_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_RETRY_HEADER } from '../itsm/jira/jira-signature';
-import { ticketSourceNames } from '../itsm/registry';
+import { ticketSource, ticketSourceNames } from '../itsm/registry';
 import { EVENT_ID_HEADER, MAX_TIMESTAMP_SKEW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../itsm/servicenow/webhook-signature';
 import { genericReportSchema, GITHUB_EVENT, githubAlertEventSchema, HUB_SIGNATURE_256 } from '../leaks/leak-report';
 import { certificationDecisionBody, certificationListQuery } from './certifications';
@@ -93,7 +93,11 @@ const delivery = z.object({ workflowId: z.string(), duplicate: z.boolean(), igno
 // Path parameters, from the same patterns the handlers check.
 const params = {
   source: z.enum(ticketSourceNames() as [string, ...string[]]).openapi({ description: 'A registered ticket source; another name is a 404' }),
-  key: z.string().min(1).max(40).openapi({ description: "The ticket's key in its source (ServiceNow: CHG0030001; Jira: OPS-123); another shape is a 400" }),
+  // Each registered source's own key pattern: the handler checks the one of the source named.
+  key: z
+    .string()
+    .regex(new RegExp(ticketSourceNames().map((name) => `(?:${ticketSource(name)?.keyPattern.source})`).join('|')))
+    .openapi({ description: "The ticket's key in its source (ServiceNow: CHG0030001; Jira: OPS-123); a key not of the source's shape is a 400" }),
   stepId: z.string().regex(STEP_ID).openapi({ description: 'A step id closure-check reports' }),
   exceptionId: z.string().regex(EXCEPTION_ID),
   inventoryId: z.string().regex(INVENTORY_ID),
@@ -178,7 +182,7 @@ function entries(): Record<string, Entry> {
         parameters: Object.values(SOURCE_SIGNATURES).flatMap((s) => s.headers.map((h) => header(h.name, h.description, false))),
         'x-changegate-signatures': SOURCE_SIGNATURES,
       },
-      errors: [400, 409, 413, 415, 503],
+      errors: [400, 404, 409, 413, 415, 503],
       ok: { 202: json(delivery, 'Accepted (or acknowledged: `duplicate`, `ignored` say so)') },
     },
     'POST /webhooks/deploy': {
@@ -284,7 +288,7 @@ function entries(): Record<string, Entry> {
     'PATCH /api/inventory/{id}': {
       summary: "Name an orphan's owner and workload",
       tags: ['inventory'],
-      request: { params: z.object({ id: params.inventoryId }), body: body(ownershipBody) },
+      request: { params: z.object({ id: params.inventoryId }), body: body(ownershipBody.openapi({ description: 'Set owner, workload or both', minProperties: 1 })) },
       errors: [400, 404, 409, 413, 415],
       ok: {
         200: json(
