@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { DataSource } from 'typeorm';
 import { ApiTokenStore } from '../auth/api-tokens';
 import { Authenticator } from '../auth/authenticator';
@@ -281,6 +282,9 @@ function errorMiddleware(log: Logger) {
       appErr = new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'unsupported content encoding or charset');
     } else if (typeof bodyError?.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
       appErr = new AppError(400, 'VALIDATION_FAILED', 'malformed request');
+    } else if (err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+      // Temporal, or the worker a query, an update or a result waits for, did not answer: nothing the caller sent.
+      appErr = new AppError(503, 'UNAVAILABLE', 'the workflow engine did not answer; retry later', [], { cause: err });
     } else {
       log.error('unhandled error', { method: req.method, path: req.path, error: err instanceof Error ? err.message : String(err) });
       appErr = new AppError(500, 'INTERNAL', 'internal error');
