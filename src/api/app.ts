@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { DataSource } from 'typeorm';
 import { ApiTokenStore } from '../auth/api-tokens';
 import { Authenticator } from '../auth/authenticator';
@@ -29,6 +30,7 @@ import { DriftStore } from '../drift/drift-store';
 import type { GitHubSettings } from '../leaks/github-alerts';
 import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
+import { openApiDocument } from './openapi';
 import { countDeliveries } from '../metrics/delivery-metrics';
 import type { GatewayMetrics } from '../metrics/metrics';
 import type { Tracer } from '@opentelemetry/api';
@@ -123,6 +125,13 @@ export function createApp(deps: AppDeps): express.Express {
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const result = await receiveLeakReport({ workflows: deps.workflows, secret: deps.leaks?.webhookSecret, github: deps.leaks?.github, log: deps.log }, raw, req.headers);
     res.status(result.status).json(result.body);
+  });
+
+  // Public by nature: the API's description, built from the mounted routes once every route is mounted.
+  let openApi: ReturnType<typeof openApiDocument> | undefined;
+  app.get('/openapi.json', (_req, res) => {
+    openApi ??= openApiDocument(app);
+    res.json(openApi);
   });
 
   // Public by nature: the key auditors check exported evidence bundles against.
@@ -273,6 +282,9 @@ function errorMiddleware(log: Logger) {
       appErr = new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'unsupported content encoding or charset');
     } else if (typeof bodyError?.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
       appErr = new AppError(400, 'VALIDATION_FAILED', 'malformed request');
+    } else if (err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+      // Temporal, or the worker a query, an update or a result waits for, did not answer: nothing the caller sent.
+      appErr = new AppError(503, 'UNAVAILABLE', 'the workflow engine did not answer; retry later', [], { cause: err });
     } else {
       log.error('unhandled error', { method: req.method, path: req.path, error: err instanceof Error ? err.message : String(err) });
       appErr = new AppError(500, 'INTERNAL', 'internal error');

@@ -12,7 +12,7 @@ import type { CertificationDecisionInput, CertificationDecisionResult } from '..
 import { decisionRefusal } from './decisions';
 import { pageCursor, pageLimit, queryIssues } from './paging';
 
-const listQuery = z
+export const certificationListQuery = z
   .object({
     status: z.enum(CERTIFICATION_STATUSES, { errorMap: () => ({ message: `must be one of ${CERTIFICATION_STATUSES.join(', ')}` }) }).optional(),
     system: z.string().min(1).max(100).optional(),
@@ -25,7 +25,7 @@ const listQuery = z
 
 /** `GET /api/certifications`: certification items, filtered (status, system, reviewer, overdue) and paged by item id. */
 export async function listCertifications(deps: { certifications: CertificationStore }, query: unknown) {
-  const parsed = listQuery.safeParse(query ?? {});
+  const parsed = certificationListQuery.safeParse(query ?? {});
   if (!parsed.success) {
     throw new AppError(400, 'VALIDATION_FAILED', 'the certification query is invalid', queryIssues(parsed.error, ['status', 'system', 'reviewer', 'overdue', 'limit', 'cursor']));
   }
@@ -33,7 +33,7 @@ export async function listCertifications(deps: { certifications: CertificationSt
   return { ...(await deps.certifications.list({ ...filters, ...(cursor ? { afterId: cursor } : {}), limit })), limit };
 }
 
-const decisionBody = z
+export const certificationDecisionBody = z
   .object({
     decisions: z
       .array(z.object({ grant: z.string().min(1).max(300), decision: z.enum(['keep', 'revoke'], { errorMap: () => ({ message: "must be 'keep' or 'revoke'" }) }) }).strict())
@@ -56,7 +56,7 @@ export async function decideCertification(
 ): Promise<CertificationDecisionResult> {
   const requestedAt = new Date().toISOString();
   if (!CERTIFICATION_ID.test(id)) throw new AppError(400, 'VALIDATION_FAILED', 'invalid certification id', [{ path: 'path.id', message: 'must be the id GET /api/certifications lists' }]);
-  const parsed = decisionBody.safeParse(body ?? {});
+  const parsed = certificationDecisionBody.safeParse(body ?? {});
   if (!parsed.success) {
     throw new AppError(400, 'VALIDATION_FAILED', 'the decision is invalid', parsed.error.issues.map((i) => ({ path: formatPath(i.path) || '(body)', message: i.message })));
   }

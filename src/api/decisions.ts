@@ -10,7 +10,7 @@ import type { ChangeWorkflows } from '../temporal/temporal-client';
 import type { StepDecisionInput, StepDecisionResult } from '../../workflows/step-decisions';
 import { checkTicketKey } from './changes';
 
-const decisionBody = z
+export const stepDecisionBody = z
   .object({
     decision: z.enum(['approve', 'reject'], { errorMap: () => ({ message: "must be 'approve' or 'reject'" }) }),
     // Its presence and content are the workflow's to judge (the update's validator), so every refusal has one source.
@@ -18,7 +18,7 @@ const decisionBody = z
   })
   .strict();
 
-const STEP_ID = /^[a-z][a-z0-9-]{0,30}:[0-9a-f]{16}$/;
+export const STEP_ID = /^[a-z][a-z0-9-]{0,30}:[0-9a-f]{16}$/;
 
 /** How the update's validator refuses, as HTTP. */
 export const REFUSALS: Record<string, { status: number; code: AppErrorCode }> = {
@@ -44,7 +44,7 @@ export async function decideStep(
   const requestedAt = new Date().toISOString();
   checkTicketKey(source, key);
   if (!STEP_ID.test(stepId)) throw new AppError(400, 'VALIDATION_FAILED', 'invalid step id', [{ path: 'path.stepId', message: 'must be a step id closure-check reports, e.g. joiner:0123456789abcdef' }]);
-  const parsed = decisionBody.safeParse(body ?? {});
+  const parsed = stepDecisionBody.safeParse(body ?? {});
   if (!parsed.success) {
     throw new AppError(400, 'VALIDATION_FAILED', 'the decision is invalid', parsed.error.issues.map((i) => ({ path: formatPath(i.path) || '(body)', message: i.message })));
   }

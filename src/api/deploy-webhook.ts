@@ -16,7 +16,7 @@ import type { ChangeWorkflows } from '../temporal/temporal-client';
 /** De-duplication rows of deploy events share webhook_deliveries with ticket sources, under this source name. */
 export const DEPLOY_DELIVERY_SOURCE = 'deploy';
 
-const EVENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const EVENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export const deployEventSchema = z
   .object({

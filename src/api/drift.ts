@@ -4,9 +4,9 @@ import type { DriftStore } from '../drift/drift-store';
 import { AppError } from '../errors';
 import { pageCursor, pageLimit, queryIssues } from './paging';
 
-const FINDING_ID = /^[0-9a-f]{32}$/;
+export const FINDING_ID = /^[0-9a-f]{32}$/;
 
-const listQuery = z
+export const driftListQuery = z
   .object({
     system: z.string().min(1).max(100).optional(),
     type: z.enum(FINDING_TYPES, { errorMap: () => ({ message: `must be one of ${FINDING_TYPES.join(', ')}` }) }).optional(),
@@ -18,7 +18,7 @@ const listQuery = z
 
 /** `GET /api/drift`: what discovery found different from the approved state, filtered and paged by finding id. */
 export async function listDrift(deps: { drift: DriftStore }, query: unknown) {
-  const parsed = listQuery.safeParse(query ?? {});
+  const parsed = driftListQuery.safeParse(query ?? {});
   if (!parsed.success) {
     throw new AppError(400, 'VALIDATION_FAILED', 'the drift query is invalid', queryIssues(parsed.error, ['system', 'type', 'status', 'limit', 'cursor']));
   }

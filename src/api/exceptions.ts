@@ -13,7 +13,7 @@ import { pageCursor, pageLimit, queryIssues } from './paging';
 const FILTERS = ['status', 'source', 'system', 'overdue', 'limit', 'cursor'];
 const STATUSES = ['open', 'escalated', 'accepted', 'revoking', 'revoked', 'revoke-failed', 'undecided', 'decided'] as const;
 
-const listQuery = z
+export const exceptionListQuery = z
   .object({
     status: z.enum(STATUSES, { errorMap: () => ({ message: `must be one of ${STATUSES.join(', ')}` }) }).optional(),
     source: z.string().regex(/^[a-z][a-z0-9-]{0,19}$/, 'must be a ticket source name such as servicenow').optional(),
@@ -24,7 +24,7 @@ const listQuery = z
   })
   .strict();
 
-const decisionBody = z
+export const exceptionDecisionBody = z
   .object({
     decision: z.enum(EXCEPTION_DECISIONS, { errorMap: () => ({ message: "must be 'accept' or 'revoke'" }) }),
     // Its presence and content are the workflow's to judge (the update's validator), so every refusal has one source.
@@ -46,7 +46,7 @@ export interface QueueItem extends LedgerException {
  * which holds the credentials; the API holds none).
  */
 export async function listExceptions(deps: { exceptions: ExceptionStore; workflows: ChangeWorkflows }, query: unknown, now = new Date()) {
-  const parsed = listQuery.safeParse(query ?? {});
+  const parsed = exceptionListQuery.safeParse(query ?? {});
   if (!parsed.success) throw new AppError(400, 'VALIDATION_FAILED', 'the exceptions query is invalid', queryIssues(parsed.error, FILTERS));
   const { cursor, limit = 50, ...filters } = parsed.data;
   const page = await deps.exceptions.list({ ...filters, ...(cursor ? { afterId: cursor } : {}), limit: Math.min(limit, 200), now });
@@ -88,7 +88,7 @@ export async function decideException(
 ): Promise<ExceptionDecisionResult> {
   const requestedAt = new Date().toISOString();
   if (!EXCEPTION_ID.test(id)) throw new AppError(400, 'VALIDATION_FAILED', 'invalid exception id', [{ path: 'path.id', message: 'must be an exception id the queue lists, e.g. EXC-0123456789ABCDEF' }]);
-  const parsed = decisionBody.safeParse(body ?? {});
+  const parsed = exceptionDecisionBody.safeParse(body ?? {});
   if (!parsed.success) {
     throw new AppError(400, 'VALIDATION_FAILED', 'the decision is invalid', parsed.error.issues.map((i) => ({ path: formatPath(i.path) || '(body)', message: i.message })));
   }

@@ -12,8 +12,8 @@ import { attributionSchema } from '../kinds/spec';
 import { pageCursor, pageLimit, queryIssues } from './paging';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
 
-const scanRequest = z.object({ systems: z.array(z.string().min(1).max(100)).max(100).optional() }).strict();
-const SCAN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const scanRequest = z.object({ systems: z.array(z.string().min(1).max(100)).max(100).optional() }).strict();
+export const SCAN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** `POST /api/inventory/scan`: discovers the named systems (default: all) and reports orphans; the scan's evidence names the caller. */
 export async function scanInventory(
@@ -41,9 +41,9 @@ export async function scanRecord(deps: { evidence: EvidenceStore }, scanId: stri
   return { scanId, chain, rows };
 }
 
-const INVENTORY_ID = /^[1-9][0-9]{0,17}$/;
+export const INVENTORY_ID = /^[1-9][0-9]{0,17}$/;
 
-const listQuery = z
+export const inventoryListQuery = z
   .object({
     system: z.string().min(1).max(100).optional(),
     owner: attributionSchema.optional(),
@@ -56,14 +56,14 @@ const listQuery = z
 
 /** `GET /api/inventory`: identities the gateway knows, filtered and paged by id. */
 export async function listInventory(deps: { inventory: InventoryStore }, query: unknown) {
-  const parsed = listQuery.safeParse(query ?? {});
+  const parsed = inventoryListQuery.safeParse(query ?? {});
   if (!parsed.success) throw new AppError(400, 'VALIDATION_FAILED', 'the inventory query is invalid', queryIssues(parsed.error, ['system', 'owner', 'workload', 'status', 'limit', 'cursor']));
   const { cursor, limit = 100, ...filters } = parsed.data;
   const page = await deps.inventory.list({ ...filters, ...(cursor ? { afterId: cursor } : {}), limit });
   return { ...page, limit };
 }
 
-const ownershipBody = z
+export const ownershipBody = z
   .object({ owner: attributionSchema.optional(), workload: attributionSchema.optional() })
   .strict()
   .refine((b) => b.owner !== undefined || b.workload !== undefined, { message: 'set owner, workload or both' });

@@ -10,7 +10,7 @@ import { AppError, formatPath } from '../errors';
  */
 export const MACHINE_ROLES = ['operator', 'auditor', 'integration'] as const satisfies readonly Role[];
 
-const createRequest = z
+export const createTokenRequest = z
   .object({
     name: z
       .string()
@@ -22,7 +22,7 @@ const createRequest = z
 
 /** `POST /api/tokens`: makes a named API token. The token is in this one response and nowhere else. */
 export async function createToken(deps: { tokens: ApiTokenStore }, body: unknown, principal: Principal): Promise<ApiTokenInfo & { token: string }> {
-  const parsed = createRequest.safeParse(body ?? {});
+  const parsed = createTokenRequest.safeParse(body ?? {});
   if (!parsed.success) {
     throw new AppError(400, 'VALIDATION_FAILED', 'the token request is invalid', parsed.error.issues.map((i) => ({ path: formatPath(i.path) || '(body)', message: i.message })));
   }

@@ -16,9 +16,9 @@ const REALM = 'Bearer realm="changegate"';
  * the admitted principal with `principalOf(res)`.
  */
 export function createRequireRoles(auth: Authenticator, log: Logger) {
-  return function requireRoles(...roles: Role[]): RequestHandler {
+  return function requireRoles(...roles: Role[]): RoleGate {
     const admitted = new Set(roles);
-    return async (req: Request, res: Response, next: NextFunction) => {
+    const gate = async (req: Request, res: Response, next: NextFunction) => {
       const header = req.get('authorization');
       if (!header) return next(new AppError(401, 'UNAUTHORIZED', 'a bearer token is required', [], { headers: { 'WWW-Authenticate': REALM } }));
       const bearer = /^Bearer +([^\s]+) *$/i.exec(header)?.[1];
@@ -42,8 +42,13 @@ export function createRequireRoles(auth: Authenticator, log: Logger) {
       principals.set(res, principal);
       next();
     };
+    // What the route admits, readable from the mounted router: /openapi.json's roles are checked against it.
+    return Object.assign(gate, { admits: Object.freeze([...roles]) });
   };
 }
+
+/** A route's role gate; `admits` names the roles it lets through. */
+export type RoleGate = RequestHandler & { readonly admits: readonly Role[] };
 
 export type RequireRoles = ReturnType<typeof createRequireRoles>;
 
