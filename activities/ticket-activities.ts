@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ClosureView } from '../src/change/closure';
-import type { TicketRef } from '../src/change/ticket';
+import { type TicketRef, ticketKey } from '../src/change/ticket';
 import { FailureType } from '../src/connectors/connector-errors';
+import type { EvidenceStore } from '../src/evidence/evidence-store';
 import { type BackoffPolicy, DEFAULT_BACKOFF, nextRetryDelay } from '../src/itsm/retry-timing';
-import { type GateWrite, type TicketWriteBack, type WriteBackBatch, WriteBackError } from '../src/itsm/source';
+import { type GateWrite, type NoteWrite, type TicketWriteBack, type WriteBackBatch, WriteBackError } from '../src/itsm/source';
 
 export interface TicketActivityDeps {
   /** The write-back adapter of a registered ticket source. */
@@ -12,6 +14,42 @@ export interface TicketActivityDeps {
   publishView?: (ticketKey: string, version: number, view: ClosureView) => Promise<void>;
   /** The outbox's back-off between delivery attempts when the source does not say when to come back. */
   backoff?: BackoffPolicy;
+  /**
+   * The evidence chain a passing gate stands on: checked (links, hashes, seals) before one is written, as closure-check
+   * checks it. Without it (tests of the write-back alone) a passing gate is written as the workflow asks.
+   */
+  evidence?: Pick<EvidenceStore, 'verifyChain'>;
+}
+
+/** A gate that lets the ticket close: ServiceNow's business rule and Jira's `passed` accept both. */
+const opensClosure = (gate: GateWrite | undefined): boolean => gate?.value === 'verified' || gate?.value === 'not_applicable';
+
+/** Why a passing gate was not written, and the note that says so on the ticket (once per reason: its marker). */
+interface Withheld {
+  reason: string;
+  note: NoteWrite;
+}
+
+/**
+ * The batch as it may be written: a passing gate only on an intact evidence chain. On a broken one the gate written
+ * is the failing one (pending; '' for a call that predates the three-valued gate), the note announcing closure is
+ * left out, and a note gives the break, as closure-check does.
+ */
+async function withheldIfBroken(
+  evidence: TicketActivityDeps['evidence'],
+  ticket: TicketRef,
+  batch: WriteBackBatch,
+): Promise<{ batch: WriteBackBatch; withheld?: Withheld }> {
+  if (!evidence || !opensClosure(batch.gate) || ticket.key === '') return { batch };
+  const chain = await evidence.verifyChain(ticketKey(ticket.source, ticket.key));
+  if (chain.valid) return { batch };
+  const reason = `evidence chain is broken at row ${chain.brokenAt?.seq}: ${chain.brokenAt?.reason}`;
+  const marker = `chain-broken:${createHash('sha256').update(reason, 'utf8').digest('hex').slice(0, 12)}`;
+  const note = { marker, text: `Identity cleanup is not shown as verified: the ${reason}. Closure stays blocked until the evidence is investigated.` };
+  const gate: GateWrite = batch.gate?.digest === undefined ? { value: '' } : { value: 'pending', digest: batch.gate.digest };
+  // The workflow's `gate:<version>` note announces the passing gate: it does not go with the failing one.
+  const notes = [...batch.notes.filter((n) => !n.marker.startsWith('gate:')), note];
+  return { batch: { ...batch, gate, notes }, withheld: { reason, note } };
 }
 
 /**
@@ -53,7 +91,7 @@ export async function itsmCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createTicketActivities({ writeBackFor, publishView, backoff = DEFAULT_BACKOFF }: TicketActivityDeps) {
+export function createTicketActivities({ writeBackFor, publishView, backoff = DEFAULT_BACKOFF, evidence }: TicketActivityDeps) {
   /**
    * Writes a batch: its other updates, then one save where the source can (notes and gate together), else the notes
    * and then the gate.
@@ -94,8 +132,12 @@ export function createTicketActivities({ writeBackFor, publishView, backoff = DE
       const { ticket, notes, attempt } = input;
       const gate: GateWrite | undefined = input.gate && (input.gate.digest === undefined ? { value: input.gate.value } : { value: input.gate.value, digest: input.gate.digest });
       const retry = attempt > 1 || Context.current().info.attempt > 1;
+      let withheld: Withheld | undefined;
       try {
-        await write(ticket, { ...(gate ? { gate } : {}), notes, ...(input.updates?.length ? { updates: input.updates } : {}) }, retry);
+        // Inside the try: a chain that cannot be read now is a transient failure, and nothing is written meanwhile.
+        let batch: WriteBackBatch;
+        ({ batch, withheld } = await withheldIfBroken(evidence, ticket, { ...(gate ? { gate } : {}), notes, ...(input.updates?.length ? { updates: input.updates } : {}) }));
+        await write(ticket, batch, retry);
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
         if (err instanceof WriteBackError && (err.kind === 'refused' || err.kind === 'not_found')) return { outcome: 'refused', reason };
@@ -103,6 +145,9 @@ export function createTicketActivities({ writeBackFor, publishView, backoff = DE
         Context.current().log.warn('ticket update not delivered; retrying', { source: ticket.source, attempt, retryInMs, reason });
         return { outcome: 'retry', reason, retryInMs };
       }
+      // The failing gate and the note landed; the workflow hears the passing one was refused, which blocks closure with
+      // the reason and has it record the gate again only once the ticket changes.
+      if (withheld) return { outcome: 'refused', reason: withheld.reason };
       return { outcome: 'delivered', published: await publishAfter(input.publish) };
     },
 
@@ -116,7 +161,11 @@ export function createTicketActivities({ writeBackFor, publishView, backoff = DE
     async setClosureGate(input: Addressed & GateWrite): Promise<void> {
       const ticket = ticketOf(input);
       const gate: GateWrite = input.digest === undefined ? { value: input.value } : { value: input.value, digest: input.digest };
-      await itsmCall(() => writeBackFor(ticket.source).setGate(ticket, gate));
+      const { batch, withheld } = await withheldIfBroken(evidence, ticket, { gate, notes: [] });
+      const adapter = writeBackFor(ticket.source);
+      if (withheld) await itsmCall(() => adapter.postNote(ticket, withheld.note.marker, withheld.note.text));
+      await itsmCall(() => adapter.setGate(ticket, batch.gate ?? gate));
+      if (withheld) throw ApplicationFailure.create({ message: withheld.reason, type: FailureType.TicketRefused, nonRetryable: true });
     },
 
     /**
@@ -127,8 +176,9 @@ export function createTicketActivities({ writeBackFor, publishView, backoff = DE
      * workflow publishes it itself, so a projection fault never counts as a failed write-back.
      */
     async writeBack(input: { ticket: TicketRef; publish?: { ticketKey: string; version: number; view: ClosureView } } & WriteBackBatch): Promise<{ published: boolean }> {
-      const { ticket, notes, publish } = input;
-      const gate: GateWrite | undefined = input.gate && (input.gate.digest === undefined ? { value: input.gate.value } : { value: input.gate.value, digest: input.gate.digest });
+      const { ticket, publish } = input;
+      const asked: GateWrite | undefined = input.gate && (input.gate.digest === undefined ? { value: input.gate.value } : { value: input.gate.value, digest: input.gate.digest });
+      const { batch: { gate, notes }, withheld } = await withheldIfBroken(evidence, ticket, { ...(asked ? { gate: asked } : {}), notes: input.notes });
       const adapter = writeBackFor(ticket.source);
       const together = adapter.writeTogether?.bind(adapter);
       if (together) {
@@ -138,6 +188,8 @@ export function createTicketActivities({ writeBackFor, publishView, backoff = DE
         for (const note of notes) await itsmCall(() => adapter.postNote(ticket, note.marker, note.text));
         if (gate) await itsmCall(() => adapter.setGate(ticket, gate));
       }
+      // Refused like a write the source refused: the workflow blocks closure with the reason and keeps the gate pending.
+      if (withheld) throw ApplicationFailure.create({ message: withheld.reason, type: FailureType.TicketRefused, nonRetryable: true });
       if (!publish || !publishView) return { published: false };
       try {
         await publishView(publish.ticketKey, publish.version, publish.view);

@@ -104,6 +104,7 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
     // seconds, not after the start-to-close timeout, or every later note and gate write waits that long.
     ...keepAlive(createTicketActivities({
       writeBackFor,
+      evidence: deps.evidence,
       publishView: (ticketKey, version, view) => deps.verdicts.publish(ticketKey, version, view),
       ...(deps.writeBackBackoff ? { backoff: deps.writeBackBackoff } : {}),
     })),

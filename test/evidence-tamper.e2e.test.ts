@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import axios from 'axios';
 import mysql from 'mysql2/promise';
 import { jcs } from '../src/evidence/canonical-json';
+import { BusinessRuleAbortError } from '../src/itsm/servicenow/servicenow-simulator';
 import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -177,4 +178,44 @@ describe('a tampered evidence chain is reported at its row, and closure is refus
     expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toEqual({ valid: false, rows: 2, brokenAt: { seq: 2, reason: 'hash does not match the canonical content' } });
     await refused(number, 'evidence chain is broken at row 2: hash does not match the canonical content');
   });
+  it('a chain altered before the gate write lands: the ServiceNow gate is not set to verified, a note says the chain is broken, and the business rule refuses closing', async () => {
+    const name = uniqueAccount('tmp');
+    await createAccount(stack.admin, name);
+    const number = uniqueTicketNumber();
+    const key = `servicenow:${number}`;
+    // ServiceNow answers 503 to every API call: the step runs and records its evidence, and its write-back waits.
+    stack.sim.faults.serverError({ status: 503, retryAfterSeconds: 1 });
+    let sysId: string;
+    try {
+      sysId = stack.sim.createChange({
+        number, state: '-1', u_identity_actions: JSON.stringify([{ kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' } }]),
+      }).sys_id as string;
+      await waitFor('the step verified and the passing gate held in the outbox', async () => {
+        const s = await stack.workflows.status('servicenow', number);
+        return s?.steps[0]?.status === 'verified' && s.outbox?.waiting && s.outbox.pending.some((b) => b.gate?.value === 'verified') ? s : null;
+      });
+      expect(await stack.evidence.verifyChain(key)).toEqual({ valid: true, rows: 1 });
+      expect(stack.sim.journal(sysId, 'work_notes')).toEqual([]);
+      // The evidence is altered while the write is held: the steps still say verified, the chain does not.
+      await asAdministrator(() => stack.admin.query(`UPDATE ${T} SET canonical = REPLACE(canonical, '"verified":true', '"verified":false') WHERE ticket_key = ? AND seq = 1`, [key]));
+    } finally {
+      await stack.sim.faults.restore();
+    }
+    const reason = 'evidence chain is broken at row 1: hash does not match the canonical content';
+    const state = await waitFor('the held write-back to be sent', async () => {
+      const s = await stack.workflows.status('servicenow', number);
+      return s && s.outbox?.pending.length === 0 && !s.outbox.waiting ? s : null;
+    }, 30_000);
+    expect(state.steps[0]?.status).toBe('verified');
+    expect(stack.sim.getChange(sysId)?.u_identity_cleanup).toBe('pending');
+    // The workflow heard the passing gate refused, with the reason: its own closure view blocks closure too.
+    expect(state.writeBackErrors).toContain(reason);
+    const notes = stack.sim.journal(sysId, 'work_notes').map((n) => n.value).join('\n');
+    expect(notes).toContain(reason);
+    expect(notes.match(/\[changegate chain-broken:/g)).toHaveLength(1);
+    expect(notes).not.toMatch(/closure allowed/);
+    // The rule installed on the instance reads the gate field: closing the change is refused.
+    expect(() => stack.sim.updateChange(sysId, { state: '3', close_code: 'successful', close_notes: 'x' })).toThrow(BusinessRuleAbortError);
+    await refused(number, reason);
+  }, 60_000);
 });
