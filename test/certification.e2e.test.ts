@@ -10,6 +10,7 @@ import type { PolicyInput } from '../src/policy/policy';
 import { runScheduledDiscovery } from './support/discovery';
 import { type LdapTestServer, LDAP_BASE_DN, ldapConnectorEntry, startLdapServer } from './support/servers/ldap';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
+import { TEST_ENV } from './support/test-env';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 type Item = {
@@ -30,7 +31,11 @@ const ALICE = 'alice';
  * refreshes only when the last read is over 100 ms old: a probe polled faster would read the first snapshot forever.
  */
 async function itemLockWaits(stack: Stack): Promise<number> {
-  const [rows] = await stack.admin.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%certification_items%'");
+  // Only this run's database: another database's waits on a table of that name are not this test's.
+  const [rows] = await stack.admin.query<mysql.RowDataPacket[]>(
+    "SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND t.trx_query LIKE '%certification_items%' AND p.DB = ?",
+    [TEST_ENV.database],
+  );
   return Number(rows[0]?.n);
 }
 const LOCK_WAIT_POLL_MS = 250;

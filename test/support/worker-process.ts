@@ -36,21 +36,38 @@ export function startWorkerProcess(stack: Stack, extra: ConnectorsFile['connecto
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  let started = false;
   return new Promise((res, rej) => {
-    const onData = (b: Buffer) => {
+    // A worker that neither starts nor exits within two minutes is killed and reported, never waited on for ever.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`worker did not start within ${START_TIMEOUT_MS} ms: ${output.slice(-2000)}`));
+    }, START_TIMEOUT_MS);
+    const collect = (b: Buffer) => {
+      // Only what start-up says is kept; a running worker's output is read and dropped.
+      if (started) return;
       output += b.toString();
-      if (output.includes('"worker started"')) res(child);
+      if (output.includes('"worker started"')) {
+        started = true;
+        output = '';
+        clearTimeout(timer);
+        res(child);
+      }
     };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (b: Buffer) => {
-      output += b.toString();
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`worker exited early (${code}): ${output.slice(-2000)}`));
     });
-    child.once('exit', (code) => rej(new Error(`worker exited early (${code}): ${output.slice(-2000)}`)));
   });
 }
 
+const START_TIMEOUT_MS = 120_000;
+
 export function killHard(child: ChildProcess): Promise<void> {
   return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) return res();
     child.once('exit', () => res());
     child.kill('SIGKILL');
   });
