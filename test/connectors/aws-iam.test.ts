@@ -631,12 +631,41 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     const trust = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }] });
     await moto.admin.send(new CreateRoleCommand({ RoleName: roleName, Path: PATH, AssumeRolePolicyDocument: trust }));
     await moto.admin.send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: READ_ONLY }));
-    const deny = { Version: '2012-10-17', Statement: [...JSON.parse(trust).Statement, { Effect: 'Deny', Principal: { AWS: '*' }, Action: ['sts:AssumeRole', 'sts:AssumeRoleWithSAML', 'sts:AssumeRoleWithWebIdentity'] }] };
+    const deny = { Version: '2012-10-17', Statement: [...JSON.parse(trust).Statement, { Effect: 'Deny', Principal: '*', Action: ['sts:AssumeRole', 'sts:AssumeRoleWithSAML', 'sts:AssumeRoleWithWebIdentity'] }] };
     await moto.admin.send(new UpdateAssumeRolePolicyCommand({ RoleName: roleName, PolicyDocument: JSON.stringify(deny) }));
     const out = await c.leave(role);
     expect(out).toMatchObject({ changed: true, expected: DISABLED_STATE, detail: expect.stringMatching(/its trust policy lets no one assume it \(policy: disable\)$/) });
     expect(verifyAccount(out.expected, await c.inspect(role))).toEqual({ verified: true, mismatches: [] });
     expect(await c.leave(role)).toMatchObject({ changed: false, detail: expect.stringMatching(/was already locked with no grants/) });
+  });
+
+  it('a disable-policy leaver of a role trusted for sts:Assume* is not verified, nor with a Deny to {"AWS": "*"}; with a Deny to "*" of sts:AssumeRole* it verifies', async () => {
+    const c = connect({ policy: { protectedAccounts: ['moto-admin'], revokeMode: 'disable' } });
+    // moto checks the actions of UpdateAssumeRolePolicy against the exact names, not those of CreateRole: a role per document.
+    const roleTrusting = async (...Statement: unknown[]): Promise<IdentityRef> => {
+      const roleName = `cgt-role-${randomBytes(4).toString('hex')}`;
+      const role: IdentityRef = { type: 'service_account', name: `role/${roleName}` };
+      made.push(role);
+      await moto.admin.send(new CreateRoleCommand({ RoleName: roleName, Path: PATH, AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement }) }));
+      return role;
+    };
+    const allow = { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:Assume*' };
+    const open = await roleTrusting(allow);
+    const out = await c.leave(open);
+    expect(out).toMatchObject({ changed: false, expected: DISABLED_STATE, detail: expect.stringMatching(/trust policy still lets Service:ec2\.amazonaws\.com assume it/) });
+    const observed = await c.inspect(open);
+    expect(observed).toMatchObject({ exists: true, locked: false, attributes: { assumableBy: ['Service:ec2.amazonaws.com'] } });
+    expect(verifyAccount(out.expected, observed)).toEqual({ verified: false, mismatches: ['account is not locked/disabled'] });
+    // {"AWS": "*"} is every AWS identity, not the EC2 service: the role is still assumable.
+    const awsDenied = await roleTrusting(allow, { Effect: 'Deny', Principal: { AWS: '*' }, Action: 'sts:*' });
+    const left = await c.leave(awsDenied);
+    expect(left.detail).toMatch(/trust policy still lets Service:ec2\.amazonaws\.com assume it/);
+    expect(verifyAccount(left.expected, await c.inspect(awsDenied))).toEqual({ verified: false, mismatches: ['account is not locked/disabled'] });
+    // A Deny to everyone of every assume action, written as a glob, locks it.
+    const allDenied = await roleTrusting(allow, { Effect: 'Deny', Principal: '*', Action: 'sts:AssumeRole*' });
+    const locked = await c.leave(allDenied);
+    expect(locked).toMatchObject({ changed: false, detail: expect.stringMatching(/was already locked with no grants/) });
+    expect(verifyAccount(locked.expected, await c.inspect(allDenied))).toEqual({ verified: true, mismatches: [] });
   });
 
   it('reads who a trust policy lets assume a role: only an unconditional Deny to everyone takes an assume action back, and an unreadable policy is never read as locked', () => {
@@ -648,6 +677,7 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect(assumableBy(doc(allowEc2, denyAll))).toEqual([]);
     expect(assumableBy(doc({ ...allowEc2, Action: ['sts:AssumeRole', 'sts:TagSession'] }, { ...denyAll, Action: 'sts:*' }))).toEqual([]);
     expect(assumableBy(doc())).toEqual([]);
+    expect(assumableBy(doc(allowEc2, { ...denyAll, Action: 'STS:assume?ole*' }))).toEqual([]);
     // A Deny with a condition, for one principal, or written with NotAction may leave someone in: not locked.
     expect(assumableBy(doc(allowEc2, { ...denyAll, Condition: { Bool: { 'aws:SecureTransport': 'false' } } }))).toEqual(['Service:ec2.amazonaws.com']);
     expect(assumableBy(doc(allowEc2, { ...denyAll, Principal: { AWS: `arn:aws:iam::${MOTO_ACCOUNT_ID}:root` } }))).toEqual(['Service:ec2.amazonaws.com']);
@@ -656,6 +686,47 @@ describe('AWS IAM connector against moto with IAM access control on, using a lea
     expect(assumableBy(doc({ ...allowEc2, Action: 'sts:AssumeRoleWithWebIdentity', Principal: { Federated: 'cognito-identity.amazonaws.com' } }, denyAll))).toEqual(['Federated:cognito-identity.amazonaws.com']);
     expect(assumableBy(doc({ ...allowEc2, Action: 'sts:*' }, denyAll))).toEqual(['Service:ec2.amazonaws.com']);
     expect(assumableBy('{not json')).toEqual(['unreadable trust policy']);
+  });
+
+  it('an Action is an IAM glob: sts:AssumeRole*, sts:Assume*, sts:A*, ? wildcards and any case allow assuming the role, and a Deny written so takes them back', () => {
+    const doc = (...Statement: unknown[]): string => JSON.stringify({ Version: '2012-10-17', Statement });
+    const allow = (Action: unknown): unknown => ({ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action });
+    for (const action of ['sts:AssumeRole*', 'sts:Assume*', 'sts:A*', 's*:*', 'sts:AssumeRol?', 'sts:AssumeRoleWith????', 'STS:ASSUMEROLE', 'sts:assumerolewithwebidentity', ['sts:TagSession', 'sts:Assume*']]) {
+      expect([action, assumableBy(doc(allow(action)))]).toEqual([action, ['Service:ec2.amazonaws.com']]);
+    }
+    // Globs that match no assume action: nobody.
+    for (const action of ['sts:AssumeRole?', 'sts:TagSession', 'sts:Get*', 'iam:*', 'sts:AssumeRoleWithSAML?', 'xsts:AssumeRole']) {
+      expect([action, assumableBy(doc(allow(action)))]).toEqual([action, []]);
+    }
+    // A Deny glob takes back what it matches, and only that.
+    const principalStar = { Effect: 'Deny', Principal: '*' };
+    expect(assumableBy(doc(allow('sts:Assume*'), { ...principalStar, Action: 'sts:AssumeRole*' }))).toEqual([]);
+    expect(assumableBy(doc(allow('sts:*'), { ...principalStar, Action: ['sts:assume*'] }))).toEqual([]);
+    expect(assumableBy(doc(allow('sts:AssumeRole*'), { ...principalStar, Action: 'sts:AssumeRole' }))).toEqual(['Service:ec2.amazonaws.com']);
+    expect(assumableBy(doc(allow('sts:AssumeRole*'), { ...principalStar, Action: 'sts:AssumeRoleWith*' }))).toEqual(['Service:ec2.amazonaws.com']);
+    // An Action that is not a string is not read as naming nothing.
+    expect(assumableBy(doc(allow([{ not: 'a string' }])))).toEqual(['Service:ec2.amazonaws.com']);
+  });
+
+  it('a trust policy document that is missing, empty or not an object reads as assumable, never as locked', () => {
+    expect(assumableBy(undefined)).toEqual(['unreadable trust policy']);
+    expect(assumableBy('')).toEqual(['unreadable trust policy']);
+    expect(assumableBy('null')).toEqual(['unreadable trust policy']);
+    expect(assumableBy('[]')).toEqual(['unreadable trust policy']);
+    expect(assumableBy(JSON.stringify({ Statement: ['Allow'] }))).toEqual(['unreadable trust policy']);
+  });
+
+  it('a Deny to {"AWS": "*"} takes assuming back from AWS principals only; a service or a federated caller stays in until a Deny to "*" or to its own type', () => {
+    const doc = (...Statement: unknown[]): string => JSON.stringify({ Version: '2012-10-17', Statement });
+    const allow = { Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com', Federated: 'cognito-identity.amazonaws.com', AWS: `arn:aws:iam::${MOTO_ACCOUNT_ID}:root` }, Action: 'sts:Assume*' };
+    const deny = (Principal: unknown): unknown => ({ Effect: 'Deny', Principal, Action: 'sts:*' });
+    expect(assumableBy(doc(allow, deny({ AWS: '*' })))).toEqual(['Federated:cognito-identity.amazonaws.com', 'Service:ec2.amazonaws.com']);
+    expect(assumableBy(doc(allow, deny({ AWS: ['*'] }), deny({ Service: '*' })))).toEqual(['Federated:cognito-identity.amazonaws.com']);
+    expect(assumableBy(doc(allow, deny({ AWS: '*', Service: '*', Federated: '*' })))).toEqual([]);
+    expect(assumableBy(doc(allow, deny('*')))).toEqual([]);
+    // Principal "*" in an Allow is everyone, anonymous callers too: a Deny to {"AWS": "*"} leaves it in.
+    expect(assumableBy(doc({ ...allow, Principal: '*' }, deny({ AWS: '*' })))).toEqual(['AWS:*']);
+    expect(assumableBy(doc({ ...allow, Principal: '*' }, deny('*')))).toEqual([]);
   });
 
   it('a role under the disable policy is held to the policy as written: no deviation lowers "locked" to "stripped"', () => {

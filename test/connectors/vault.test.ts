@@ -10,6 +10,7 @@ import { Secret } from '../../src/connectors/secret';
 import { vaultConnectorType, vaultInstanceSchema } from '../../src/connectors/vault';
 import type { VaultConnector } from '../../src/connectors/vault/vault-connector';
 import { VaultError } from '../../src/connectors/vault/vault-http';
+import { databaseReadFailure, VaultDatabaseView } from '../../src/connectors/vault/vault-db-users';
 import { type ContractHarness, describeConnectorContract } from './contract';
 import { gatewayPolicy, type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture } from '../support/servers/openbao';
 import { freePort } from '../support/servers/process';
@@ -236,6 +237,71 @@ describe('vault: transient answers', () => {
     } finally {
       await other.stop();
     }
+  });
+});
+
+describe('vault: reading the database users behind db/ leases fails as a refusal only when access is denied', () => {
+  it('access denied (1044, 1045, 1142, 1143) is a refusal; too many connections, shutdown, lock wait, deadlock and connection errors are transient', () => {
+    for (const [errno, code] of [[1044, 'ER_DBACCESS_DENIED_ERROR'], [1045, 'ER_ACCESS_DENIED_ERROR'], [1142, 'ER_TABLEACCESS_DENIED_ERROR'], [1143, 'ER_COLUMNACCESS_DENIED_ERROR']] as const) {
+      const err = databaseReadFailure('vault-x', 'app-ro', { errno, code, sqlMessage: 'denied' });
+      expect([errno, err instanceof ConnectorRefusal && err.type]).toEqual([errno, FailureType.TargetRefused]);
+    }
+    const passing: Array<[number | undefined, string, string | undefined]> = [
+      [1040, 'ER_CON_COUNT_ERROR', 'Too many connections'],
+      [1053, 'ER_SERVER_SHUTDOWN', 'Server shutdown in progress'],
+      [1205, 'ER_LOCK_WAIT_TIMEOUT', 'Lock wait timeout exceeded; try restarting transaction'],
+      [1213, 'ER_LOCK_DEADLOCK', 'Deadlock found when trying to get lock; try restarting transaction'],
+      [-111, 'ECONNREFUSED', undefined],
+      [undefined, 'PROTOCOL_CONNECTION_LOST', undefined],
+    ];
+    for (const [errno, code, sqlMessage] of passing) {
+      const err = databaseReadFailure('vault-x', 'app-ro', { errno, code, sqlMessage, message: sqlMessage ?? 'connection failed' });
+      expect([code, err instanceof ConnectorRefusal, (err as { transient?: boolean }).transient]).toEqual([code, false, true]);
+      expect(err.message).toContain(`(${code})`);
+    }
+  });
+
+  it('on the real MariaDB: a wrong password (1045) and a table the account may not read (1142) are refusals; an account at its connection limit and a closed port are transient', async () => {
+    const view = fx.databaseUsers('CG_TEST_VAULT_DB_PASSWORD');
+    const base = { name: 'vault-test', host: view.host, port: view.port, user: view.user, password: process.env.CG_TEST_VAULT_DB_PASSWORD!, tls: false, table: 'mysql.global_priv' as const, userPrefixes: view.userPrefixes };
+    const read = async (over: Partial<typeof base> | { table: 'mysql.user' }): Promise<string[] | Error> => {
+      const v = new VaultDatabaseView({ ...base, ...over });
+      try {
+        return await v.usersOf(fx.dbRole).catch((e: unknown) => e as Error);
+      } finally {
+        await v.close();
+      }
+    };
+    const errnoOf = (e: unknown): number | undefined => ((e as Error).cause as { errno?: number } | undefined)?.errno;
+    const refusal = (e: unknown): [boolean, FailureType | undefined] => [e instanceof ConnectorRefusal, (e as ConnectorRefusal).type];
+    const wrongPassword = await read({ password: 'not-the-password' });
+    expect([errnoOf(wrongPassword), ...refusal(wrongPassword)]).toEqual([1045, true, FailureType.TargetRefused]);
+    const noTable = await read({ table: 'mysql.user' });
+    expect([errnoOf(noTable), ...refusal(noTable)]).toEqual([1142, true, FailureType.TargetRefused]);
+    // An account allowed one connection, holding it elsewhere: the server refuses the second with an errno that is
+    // not access denied, and it passes once the first is closed.
+    const limited = `cgvlim_${hex()}`;
+    const password = randomBytes(12).toString('hex');
+    await fx.mariadb.query('CREATE USER ?@? IDENTIFIED BY ? WITH MAX_USER_CONNECTIONS 1', [limited, '127.0.0.1', password]);
+    try {
+      await fx.mariadb.query('GRANT SELECT (User) ON mysql.global_priv TO ?@?', [limited, '127.0.0.1']);
+      const mysql = (await import('mysql2/promise')).default;
+      const held = await mysql.createConnection({ host: view.host, port: view.port, user: limited, password });
+      let busy: string[] | Error;
+      try {
+        busy = await read({ user: limited, password });
+      } finally {
+        await held.end();
+      }
+      expect(busy).toBeInstanceOf(Error);
+      expect([1203, 1226]).toContain(errnoOf(busy));
+      expect([busy instanceof ConnectorRefusal, (busy as { transient?: boolean }).transient]).toEqual([false, true]);
+      expect(await read({ user: limited, password })).toEqual(expect.any(Array));
+    } finally {
+      await fx.mariadb.query('DROP USER IF EXISTS ?@?', [limited, '127.0.0.1']);
+    }
+    const closed = await read({ port: deadPort });
+    expect([closed instanceof ConnectorRefusal, (closed as { transient?: boolean }).transient]).toEqual([false, true]);
   });
 });
 
@@ -594,5 +660,20 @@ describe('vault: configuration', () => {
     // A connector built without the registry checks the same before it ever holds the token.
     const cfg = vaultInstanceSchema.parse(entry('http://vault.internal:8200').connectors[0]);
     expect(() => vaultConnectorType.create(cfg, () => 'token-must-not-be-read')).toThrow(/unencrypted/);
+  });
+
+  it('refuses at load two database roles whose user name prefixes are the same or one begins the other, naming both roles', () => {
+    const entry = (userPrefixes: Record<string, string>) => ({
+      connectors: [{
+        name: 'vault-x', type: 'vault', address: 'http://127.0.0.1:8200', tokenEnv: 'VAULT_X_TOKEN', kvPrefix: 'changegate', databaseRoles: Object.keys(userPrefixes),
+        databaseUsers: { host: '127.0.0.1', user: 'reader', passwordEnv: 'VAULT_X_DB_PASSWORD', userPrefixes },
+      }],
+    });
+    const load = (userPrefixes: Record<string, string>) => () => new GrammarRegistry(parseConnectorsFile(entry(userPrefixes)));
+    expect(load({ 'app-rw': 'v_app_rw_', 'app-ro': 'v_app_' })).toThrow(
+      /connectors\.0\.databaseUsers\.userPrefixes\.app-rw: the user name prefix of database role 'app-rw' \(v_app_rw_\) starts with that of database role 'app-ro' \(v_app_\): the read-back of 'app-ro' would see the users of 'app-rw'/,
+    );
+    expect(load({ b: 'v_', a: 'v_' })).toThrow(/userPrefixes\.b: the user name prefix of database role 'b' \(v_\) is the same as that of database role 'a' \(v_\)/);
+    expect(load({ 'app-ro': 'v_app_ro_', 'app-rw': 'v_app_rw_' })().names()).toEqual(['vault-x']);
   });
 });

@@ -49,6 +49,22 @@ export const vaultInstanceSchema = z
         userPrefixes: z.record(vaultName, z.string().min(1).max(80)),
       })
       .strict()
+      // A role's read-back sees every user whose name starts with its prefix: one prefix starting another's would let
+      // a role's leaver see (and fail on) the other role's users, or a surviving user of one pass as the other's.
+      .superRefine((db, ctx) => {
+        const roles = Object.keys(db.userPrefixes).sort();
+        for (const a of roles) {
+          for (const b of roles) {
+            const [pa, pb] = [db.userPrefixes[a], db.userPrefixes[b]];
+            if (a === b || !pb.startsWith(pa) || (pa === pb && a > b)) continue;
+            ctx.addIssue({
+              code: z.ZodIssueCode.custom,
+              path: ['userPrefixes', b],
+              message: `the user name prefix of database role '${b}' (${pb}) ${pa === pb ? 'is the same as' : 'starts with'} that of database role '${a}' (${pa}): the read-back of '${a}' would see the users of '${b}'; give each role a prefix no other begins with`,
+            });
+          }
+        }
+      })
       .optional(),
   })
   .strict();

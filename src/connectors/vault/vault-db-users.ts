@@ -55,16 +55,28 @@ export class VaultDatabaseView {
       );
       return rows.map((r) => String(r.u));
     } catch (raw) {
-      // Rebuilt from the server's code and words only: mysql2's own error carries the statement.
-      const err = raw as { code?: string; errno?: number; sqlMessage?: string; message?: string };
-      const text = `${this.o.name}: reading the database users behind db/${role}: ${err.sqlMessage ?? err.message ?? 'error'} (${err.code ?? 'no code'})`;
-      const cause = Object.assign(new Error(err.sqlMessage ?? err.message), { code: err.code, errno: err.errno });
-      if (typeof err.errno === 'number' && err.errno > 0 && err.sqlMessage !== undefined) throw new ConnectorRefusal(FailureType.TargetRefused, text, { cause });
-      throw Object.assign(new Error(text, { cause }), { transient: true });
+      throw databaseReadFailure(this.o.name, role, raw);
     }
   }
 
   async close(): Promise<void> {
     await this.pool?.end();
   }
+}
+
+/**
+ * The server's access-denied answers: to the database (1044), the login (1045), the table (1142) or the column
+ * (1143). Only these are refusals; any other error (too many connections 1040, shutdown 1053, a lock wait 1205, a
+ * deadlock 1213, a lost or refused connection) may pass, and is transient.
+ */
+const ACCESS_DENIED = new Set([1044, 1045, 1142, 1143]);
+
+/** What a failed read of the database users is: a refusal for access denied, else transient. */
+export function databaseReadFailure(name: string, role: string, raw: unknown): Error {
+  // Rebuilt from the server's code and words only: mysql2's own error carries the statement.
+  const err = (raw ?? {}) as { code?: string; errno?: number; sqlMessage?: string; message?: string };
+  const text = `${name}: reading the database users behind db/${role}: ${err.sqlMessage ?? err.message ?? 'error'} (${err.code ?? 'no code'})`;
+  const cause = Object.assign(new Error(err.sqlMessage ?? err.message), { code: err.code, errno: err.errno });
+  if (typeof err.errno === 'number' && ACCESS_DENIED.has(err.errno)) return new ConnectorRefusal(FailureType.TargetRefused, text, { cause });
+  return Object.assign(new Error(text, { cause }), { transient: true });
 }
