@@ -4,9 +4,9 @@ import { runChaos } from './chaos/run';
 import { duplicatedNotes, outcomeLines, untold } from './chaos/ticket-notes';
 
 /**
- * The randomized fault suite, small enough for every run of the test suite (`npm run chaos -- --tickets 100` is the
- * larger run CI makes): real Temporal dev server, MariaDB, a SCIM provider and a worker process killed with SIGKILL;
- * ServiceNow simulated with 429/503 windows and an outage.
+ * The randomized fault suite, small enough for every run of the test suite (`npm run chaos -- --tickets N` runs larger
+ * ones): real Temporal dev server, MariaDB, a SCIM provider and a worker process killed with SIGKILL;
+ * ServiceNow and Jira simulated with 429/503 windows and outages.
  */
 describe('the closure gate under randomized faults', () => {
   it('plans the same tickets and faults for the same seed, and others for another seed', () => {

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
  * or a ticket did not end as its faults say it must. It brings up what the test suite does (its own Temporal dev
  * server, database and connector account) on test slot 9 unless CG_TEST_SLOT says otherwise, so it never touches a
  * running `npm start` or a suite run on the default slot. `--restart-mariadb` also restarts the machine's MariaDB now
- * and then (CI's run does): everything else using that server sees it go away for a few seconds. `--restart-temporal`
+ * and then: everything else using that server sees it go away for a few seconds. `--restart-temporal`
  * restarts the run's Temporal dev server on its file; the dev server's own start-up on a file it just released fails
  * now and then (SQLite busy, then a cluster-metadata version mismatch on every later start), so it is not the default.
  */

@@ -118,8 +118,11 @@ export async function startStack(
     servicenowSettings?: ServiceNowSettings;
     /** How long a passed /readyz source check holds (default ten minutes). */
     sourceCheckTtlMs?: number;
-    /** The Jira project's settings (default: the demo's) and the simulated workflow (default: JSM-like). */
-    jira?: { settings?: JiraSettings; workflow?: SimWorkflow };
+    /**
+     * The Jira project's settings (default: the demo's), the simulated workflow (default: JSM-like), and how the
+     * simulated site retries a webhook the gateway could not take (default: 5 attempts, 50 ms apart and growing).
+     */
+    jira?: { settings?: JiraSettings; workflow?: SimWorkflow; webhookRetry?: { attempts: number; delayMs: number } };
     /** The simulator issues OAuth tokens and the worker's client uses them instead of basic auth. */
     oauth?: { clientId: string; clientSecret: string; tokenLifetimeSeconds?: number };
     /** The ticket outbox's back-off (short in tests that outlast many attempts). */
@@ -160,7 +163,7 @@ export async function startStack(
     },
     webhookSecret: TEST_ENV.webhookSecret,
     jira: {
-      site: { simulator: { email: TEST_ENV.jiraEmail, apiToken: TEST_ENV.jiraApiToken, webhookRetryDelayMs: 50, ...(opts.jira?.workflow ? { workflow: opts.jira.workflow } : {}) } },
+      site: { simulator: { email: TEST_ENV.jiraEmail, apiToken: TEST_ENV.jiraApiToken, webhookRetryDelayMs: opts.jira?.webhookRetry?.delayMs ?? 50, ...(opts.jira?.webhookRetry ? { webhookAttempts: opts.jira.webhookRetry.attempts } : {}), ...(opts.jira?.workflow ? { workflow: opts.jira.workflow } : {}) } },
       settings: opts.jira?.settings ?? DEMO_JIRA_SETTINGS,
       webhookSecret: TEST_ENV.jiraWebhookSecret,
     },
