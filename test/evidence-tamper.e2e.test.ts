@@ -153,12 +153,7 @@ describe('a tampered evidence chain is reported at its row, and closure is refus
 
   it('a row forged through the application account (which may INSERT, never UPDATE) with a made-up hash is reported at its row', async () => {
     const number = await closableTicket();
-    const user = `cg_forge_${randomBytes(4).toString('hex')}`;
-    const password = randomBytes(12).toString('hex');
-    await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '127.0.0.1', password]);
-    await stack.admin.query(`GRANT SELECT, INSERT ON \`${TEST_ENV.database}\`.* TO ?@?`, [user, '127.0.0.1']);
-    const app = await mysql.createConnection({ host: '127.0.0.1', user, password, database: TEST_ENV.database });
-    try {
+    await asApplicationAccount(async (app) => {
       const [[last]] = await app.query<mysql.RowDataPacket[]>('SELECT * FROM evidence_records WHERE ticket_key = ? ORDER BY seq DESC LIMIT 1', [`servicenow:${number}`]);
       // A second "revoked" row, linked to the last one, whose hash was made up: its content is not what was hashed.
       const body = { ...JSON.parse(String(last!.canonical)), seq: 2, prevHash: last!.hash, stepId: 'leaver:forged', outcome: 'revoked' };
@@ -171,10 +166,7 @@ describe('a tampered evidence chain is reported at its row, and closure is refus
       );
       // The account cannot cover it up: rows are never updated or deleted by it.
       await expect(app.query('UPDATE evidence_records SET hash = hash WHERE ticket_key = ?', [`servicenow:${number}`])).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-    } finally {
-      await app.end();
-      await stack.admin.query('DROP USER IF EXISTS ?@?', [user, '127.0.0.1']);
-    }
+    });
     expect(await stack.evidence.verifyChain(`servicenow:${number}`)).toEqual({ valid: false, rows: 2, brokenAt: { seq: 2, reason: 'hash does not match the canonical content' } });
     await refused(number, 'evidence chain is broken at row 2: hash does not match the canonical content');
   });

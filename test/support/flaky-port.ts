@@ -1,4 +1,5 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { relayUpstream } from './tcp-relay';
 
 /**
  * A TCP port in front of a real server that can be taken away and given back: while it is down, connections are
@@ -25,13 +26,7 @@ export async function startFlakyPort(target: { host: string; port: number }): Pr
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       const s = createServer((client) => {
-        const upstream = createConnection(target);
-        for (const sock of [client, upstream]) {
-          sockets.add(sock);
-          sock.on('close', () => sockets.delete(sock));
-          sock.on('error', () => sock.destroy());
-        }
-        upstream.pipe(client);
+        const upstream = relayUpstream(client, target, sockets);
         client.on('data', (chunk: Buffer) => {
           const send = () => {
             if (!upstream.destroyed) upstream.write(chunk);
@@ -46,8 +41,6 @@ export async function startFlakyPort(target: { host: string; port: number }): Pr
           };
           waiting.add(resume);
         });
-        client.on('close', () => upstream.destroy());
-        upstream.on('close', () => client.destroy());
       });
       s.once('error', reject);
       s.listen(port, '127.0.0.1', () => {

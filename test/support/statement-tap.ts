@@ -1,4 +1,5 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { relayUpstream } from './tcp-relay';
 
 /**
  * A TCP port in front of a real MySQL/MariaDB server that reads the statements clients send (plain-text protocol,
@@ -29,15 +30,7 @@ export async function startStatementTap(
   const statements: string[] = [];
   const errors: unknown[] = [];
   const server: Server = createServer((client) => {
-    const upstream = createConnection(target);
-    for (const sock of [client, upstream]) {
-      sockets.add(sock);
-      sock.on('close', () => sockets.delete(sock));
-      sock.on('error', () => sock.destroy());
-    }
-    upstream.pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    const upstream = relayUpstream(client, target, sockets);
     // Client bytes are cut into protocol packets (3-byte length, 1-byte sequence id); each packet is forwarded in
     // order, a command packet that is a query only after onStatement has finished.
     let pending = Buffer.alloc(0);
