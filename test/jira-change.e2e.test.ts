@@ -189,36 +189,76 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     expect(await stack.evidence.verifyChain(`jira:${key}`)).toMatchObject({ valid: true });
   });
 
-  it('duplicate, late and out-of-order deliveries never move the ticket backwards', async () => {
+  it('late, repeated and out-of-order deliveries never move the ticket backwards: each carries the issue as Jira holds it when it arrives', async () => {
     stack.jiraSim.sendWebhooks = false;
     let key: string;
     try {
       key = stack.jiraSim.createIssue({ summary: 'ordering' }).key;
-      toImplementing(key);
+      expect(stack.jiraSim.transition(key, 'Request authorization')).toEqual({ ok: true });
+      expect(stack.jiraSim.transition(key, 'Authorize')).toEqual({ ok: true });
     } finally {
       stack.jiraSim.sendWebhooks = true;
     }
-    const [created, toAuthorize, toAwaiting, toImplementingDelivery] = stack.jiraSim.deliveries.filter((d) => d.key === key);
+    const [created, toAuthorize, toAwaiting] = stack.jiraSim.deliveries.filter((d) => d.key === key);
     const send = (d: { raw: Buffer; identifier: string }, identifier: string | undefined = d.identifier) => signed(d.raw, identifier);
+    const workflowId = `change-jira-${key}`;
 
-    expect((await send(created!)).data).toEqual({ workflowId: `change-jira-${key}`, duplicate: false });
-    expect((await send(toImplementingDelivery!)).data).toEqual({ workflowId: `change-jira-${key}`, duplicate: false });
-    await waitFor('Implementing', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Implementing');
-    const newest = (await stack.workflows.status('jira', key))!.version;
+    // The first event to arrive is the oldest; it reads the issue as it stands now, two transitions later.
+    expect((await send(created!)).data).toEqual({ workflowId, duplicate: false });
+    await waitFor('Awaiting implementation', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Awaiting implementation');
+    // Events of states the gateway has already read, late and out of order: the state they read is the one delivered.
+    expect((await send(toAwaiting!)).data).toEqual({ workflowId, duplicate: true });
+    expect((await send(toAuthorize!)).data).toEqual({ workflowId, duplicate: true });
+    expect((await send(toAuthorize!, undefined)).data).toEqual({ workflowId, duplicate: true });
 
-    // Older changes arriving after the newest one, as a delivery ~30 minutes late would: accepted, and ignored.
-    expect((await send(toAuthorize!)).data.duplicate).toBe(false);
-    expect((await send(toAwaiting!, undefined)).data.duplicate).toBe(false);
-    // The same delivery again (Jira's retry, same identifier), and the same change without an identifier.
-    expect((await send(toImplementingDelivery!)).data).toEqual({ workflowId: `change-jira-${key}`, duplicate: true });
-    expect((await send(toAwaiting!, undefined)).data).toEqual({ workflowId: `change-jira-${key}`, duplicate: true });
+    // The issue moves on while its event is held back; an older event, arriving late, brings the newer state.
+    stack.jiraSim.sendWebhooks = false;
+    try {
+      expect(stack.jiraSim.transition(key, 'Start implementation')).toEqual({ ok: true });
+    } finally {
+      stack.jiraSim.sendWebhooks = true;
+    }
+    const toImplementing = stack.jiraSim.deliveries.filter((d) => d.key === key).at(-1)!;
+    expect((await send(toAuthorize!, undefined)).data).toEqual({ workflowId, duplicate: false });
+    // Jira's own retry of the event, and the event itself, once it comes: the same state again.
     expect((await send(created!)).data.duplicate).toBe(true);
+    expect((await send(toImplementing)).data.duplicate).toBe(true);
 
-    const state = await waitFor('the stale deliveries counted', async () => {
+    const state = await waitFor('both states delivered', async () => {
       const s = await stack.workflows.status('jira', key);
-      return s && s.ignoredStale === 2 ? s : null;
+      return s && s.deliveries === 2 ? s : null;
     });
-    expect(state).toMatchObject({ version: newest, phase: 'implement', sourceState: 'Implementing', deliveries: 4 });
+    expect(state).toMatchObject({ phase: 'implement', sourceState: 'Implementing', ignoredStale: 0 });
+  });
+
+  it('two saves of an issue in one millisecond whose changelog ids straddle a multiple of 1024 leave the workflow at the later status, in either order of arrival', async () => {
+    for (const order of ['in order', 'reversed'] as const) {
+      stack.jiraSim.sendWebhooks = false;
+      let key: string;
+      try {
+        key = stack.jiraSim.createIssue({ summary: `one millisecond, ${order}` }).key;
+        const t = Date.now();
+        stack.jiraSim.now = () => t;
+        // The first save's changelog id ends a block of 1024, the second's starts the next.
+        stack.jiraSim.nextChangelogId(1024 * (1000 + randomBytes(2).readUInt16BE()) + 1023);
+        expect(stack.jiraSim.transition(key, 'Request authorization')).toEqual({ ok: true });
+        expect(stack.jiraSim.transition(key, 'Authorize')).toEqual({ ok: true });
+      } finally {
+        stack.jiraSim.now = Date.now;
+        stack.jiraSim.sendWebhooks = true;
+      }
+      const [created, first, second] = stack.jiraSim.deliveries.filter((d) => d.key === key);
+      const sequence = order === 'in order' ? [created!, first!, second!] : [created!, second!, first!];
+      const answers: Array<{ duplicate: boolean }> = [];
+      for (const d of sequence) answers.push((await signed(d.raw, d.identifier)).data);
+      const accepted = answers.filter((a) => !a.duplicate).length;
+      const state = await waitFor(`every accepted delivery read (${order})`, async () => {
+        const s = await stack.workflows.status('jira', key);
+        return s && s.deliveries === accepted ? s : null;
+      });
+      expect({ order, sourceState: state.sourceState }).toEqual({ order, sourceState: 'Awaiting implementation' });
+      expect(status(key)).toBe('Awaiting implementation');
+    }
   });
 
   it('a delivery the gateway cannot check with Jira (the approval API failing) is 503, and Jira retries it with the same identifier until it lands', async () => {
@@ -248,6 +288,11 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     await waitFor('Implementing', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Implementing');
     expect(stack.jiraSim.transition(key, 'Complete')).toEqual({ ok: true });
     await waitFor('the workflow to complete', async () => (await stack.workflows.client.workflow.getHandle(`change-jira-${key}`).describe()).status.name === 'COMPLETED');
+    // Someone edits the finished issue (Jira sends that event too, later): the held event reads an issue state the
+    // gateway has not had, for a workflow that has finished.
+    stack.jiraSim.sendWebhooks = false;
+    stack.jiraSim.updateFields(key, { summary: 'edited after the close' });
+    stack.jiraSim.sendWebhooks = true;
     const late = await signed(held.raw, held.identifier);
     expect(late.status).toBe(202);
     expect(late.data).toMatchObject({ workflowId: `change-jira-${key}`, ignored: "the ticket's workflow has finished" });

@@ -59,7 +59,6 @@ export interface JiraIssueFacts {
 
 export type JiraParse =
   | { kind: 'issue'; facts: JiraIssueFacts }
-  | { kind: 'ignored'; reason: string }
   | { kind: 'invalid'; issues: FieldIssue[]; issue?: { id: string; key: string }; actionsText?: string };
 
 const ISSUE_EVENTS = new Set(['jira:issue_created', 'jira:issue_updated']);
@@ -85,11 +84,25 @@ function actionsSource(fields: Record<string, unknown>, settings: JiraSettings):
   return { text: block.text, path: 'fields.description.changegate' };
 }
 
+function otherProject(key: string, settings: JiraSettings): FieldIssue | undefined {
+  const projectKey = key.slice(0, key.lastIndexOf('-'));
+  return projectKey === settings.projectKey ? undefined : { path: 'issue.key', message: `belongs to project ${projectKey}, not ${settings.projectKey} (the project configured)` };
+}
+
+/** What a delivery is about: the issue an event names (enough to ask Jira for it) and its changelog entry. */
+export type JiraEvent =
+  | { kind: 'event'; issue: { id: string; key: string }; changelogId?: string }
+  | { kind: 'ignored'; reason: string }
+  | { kind: 'invalid'; issues: FieldIssue[] };
+
+const issueRefSchema = z.object({ id: issueSchema.shape.id, key: issueSchema.shape.key }).passthrough();
+
 /**
- * Validates a delivery's body into what the issue says. Pure: statuses, approvals and the gate are the edge's to
- * look up. Every problem names its path.
+ * Reads a delivery's envelope: which issue of the configured project it names, or why it is not read. What the issue
+ * says is not taken from here — the payload is a snapshot of when the event was sent, and events arrive late and out
+ * of order — but from the issue as Jira holds it now (`parseJiraIssue`).
  */
-export function parseJiraDelivery(body: unknown, settings: JiraSettings, grammars: GrammarRegistry): JiraParse {
+export function readJiraEvent(body: unknown, settings: JiraSettings): JiraEvent {
   const envelope = deliverySchema.safeParse(body);
   if (!envelope.success) return { kind: 'invalid', issues: zodIssues(envelope.error, []) };
   const event = envelope.data;
@@ -97,15 +110,28 @@ export function parseJiraDelivery(body: unknown, settings: JiraSettings, grammar
     return { kind: 'ignored', reason: event.property?.key === GATE_PROPERTY ? `the gateway's own ${GATE_PROPERTY} property` : `issue property ${event.property?.key ?? ''} is not read` };
   }
   if (!ISSUE_EVENTS.has(event.webhookEvent)) return { kind: 'ignored', reason: `event ${event.webhookEvent.slice(0, 60)} is not read` };
-  const parsedIssue = issueSchema.safeParse(event.issue);
+  const ref = issueRefSchema.safeParse(event.issue);
+  if (!ref.success) return { kind: 'invalid', issues: zodIssues(ref.error, ['issue']) };
+  const { id, key } = ref.data;
+  const elsewhere = otherProject(key, settings);
+  if (elsewhere) return { kind: 'invalid', issues: [elsewhere] };
+  const changelogId = event.changelog?.id;
+  return { kind: 'event', issue: { id, key }, ...(changelogId ? { changelogId } : {}) };
+}
+
+/**
+ * Validates an issue (as GET /rest/api/3/issue returns it) into what it says. Pure: statuses, approvals and the gate
+ * are the edge's to look up. Every problem names its path.
+ */
+export function parseJiraIssue(body: unknown, settings: JiraSettings, grammars: GrammarRegistry, changelogId?: string): JiraParse {
+  const parsedIssue = issueSchema.safeParse(body);
   if (!parsedIssue.success) return { kind: 'invalid', issues: zodIssues(parsedIssue.error, ['issue']) };
   const issue = parsedIssue.data;
   const fields = issue.fields as Record<string, unknown> & typeof issue.fields;
   const ref = { id: issue.id, key: issue.key };
-  const projectKey = issue.key.slice(0, issue.key.lastIndexOf('-'));
-  if (projectKey !== settings.projectKey) {
-    return { kind: 'invalid', issues: [{ path: 'issue.key', message: `belongs to project ${projectKey}, not ${settings.projectKey} (the project configured)` }] };
-  }
+  // Checked again on the issue read back: an issue moved to another project since the event has another key.
+  const elsewhere = otherProject(issue.key, settings);
+  if (elsewhere) return { kind: 'invalid', issues: [elsewhere] };
 
   const issues: FieldIssue[] = [];
   // The change type: a select field ({"value": "Emergency"}). Emergency only when it says so, never inferred.
@@ -133,14 +159,13 @@ export function parseJiraDelivery(body: unknown, settings: JiraSettings, grammar
   if (!planned.ok) return { kind: 'invalid', issues: [...issues, ...planned.issues], issue: ref, actionsText: source.text };
   if (issues.length > 0) return { kind: 'invalid', issues, issue: ref };
 
-  const changelogId = event.changelog?.id;
   return {
     kind: 'issue',
     facts: {
       issueId: issue.id,
       key: issue.key,
       status: fields.status.name,
-      version: jiraVersion(parseJiraDateTime(fields.updated) as number, changelogId),
+      version: jiraVersion(parseJiraDateTime(fields.updated) as number),
       ...(changelogId ? { changelogId } : {}),
       emergency,
       ...(unknownChangeType !== undefined ? { unknownChangeType } : {}),

@@ -9,7 +9,10 @@ import { ACTIONS_LANGUAGE, adfParagraphs } from './jira-adf';
 import { JiraClient, JiraError, type JiraStatus } from './jira-client';
 import type { JiraIssueFacts } from './jira-issue';
 import { GATE_PROPERTY, type JiraSettings, phaseOfStatus } from './jira-settings';
-import { formatJiraDateTime } from './jira-version';
+import { formatJiraDateTime, parseJiraDateTime } from './jira-version';
+
+/** How long after a save's millisecond the issue is read (see currentIssue). */
+const SETTLE_MS = 2;
 
 export const SOURCE_NAME = 'jira';
 
@@ -139,6 +142,28 @@ export class JiraRuntime {
     const digest = createHash('sha256').update(JSON.stringify(problems)).digest('hex').slice(0, 16);
     const lines = problems.map((p) => `- ${p.path}: ${p.message}`);
     await this.commentOnce(issue.id, `invalid:${digest}`, [`changegate did not accept the identity actions of ${issue.key}; nothing was done. Fix each problem and save the issue again:`, ...lines].join('\n'));
+  }
+
+  /**
+   * The issue as Jira holds it now (every field), read once the millisecond of its `updated` is over, so that no later
+   * save can share the version it gets (see jira-version.ts). Undefined when the issue no longer exists. The wait is
+   * at most a few milliseconds, and only when the read lands in the millisecond of the last save; a Jira clock ahead of
+   * the gateway's by more than that is not waited for (a webhook takes far longer than that to arrive).
+   */
+  async currentIssue(issueId: string): Promise<{ id: string; key: string; fields: Record<string, unknown> } | undefined> {
+    for (;;) {
+      let issue: { id: string; key: string; fields: Record<string, unknown> };
+      try {
+        issue = await this.client.getIssue(issueId, ['*all']);
+      } catch (err) {
+        if (err instanceof JiraError && err.status === 404) return undefined;
+        throw err;
+      }
+      const updated = typeof issue.fields.updated === 'string' ? parseJiraDateTime(issue.fields.updated) : undefined;
+      const unsettled = updated === undefined ? 0 : updated + SETTLE_MS - Date.now();
+      if (unsettled <= 0 || unsettled > SETTLE_MS) return issue;
+      await new Promise((resolve) => setTimeout(resolve, unsettled));
+    }
   }
 
   /**

@@ -146,6 +146,10 @@ export interface JiraSimulator {
   redeliver(identifier: string): Promise<number | 'error'>;
   /** While off, events are recorded (deliveries, status 0) but not sent: a test sends them late or out of order. */
   sendWebhooks: boolean;
+  /** The site's clock (Date.now): a test holds it still so that several saves of an issue share one millisecond. */
+  now: () => number;
+  /** The id the next changelog entry gets (ids rise by one per entry, across the site). */
+  nextChangelogId(id: number): void;
   fault: SimFault | undefined;
   waitForDeliveries(): Promise<void>;
 }
@@ -197,7 +201,7 @@ export function createJiraSimulator(opts: JiraSimulatorOptions): JiraSimulator {
   };
   /** Jira's `updated`: milliseconds, never behind the last change the site saved. */
   const tick = (): number => {
-    lastTick = Math.max(Date.now(), lastTick);
+    lastTick = Math.max(sim.now(), lastTick);
     return lastTick;
   };
 
@@ -647,6 +651,10 @@ export function createJiraSimulator(opts: JiraSimulatorOptions): JiraSimulator {
       return d.status;
     },
     sendWebhooks: true,
+    now: Date.now,
+    nextChangelogId(id) {
+      changelogSeq = id - 1;
+    },
     fault: undefined,
     async waitForDeliveries() {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);

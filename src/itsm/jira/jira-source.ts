@@ -1,5 +1,5 @@
 import { type DeliveryParse, type SourceClients, type TicketSource, headerValue, parseJsonBody } from '../source';
-import { ISSUE_KEY, parseJiraDelivery } from './jira-issue';
+import { ISSUE_KEY, parseJiraIssue, readJiraEvent } from './jira-issue';
 import { JiraRuntime, SOURCE_NAME, jiraWriteBack } from './jira-runtime';
 import { HUB_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, verifyJiraSignature } from './jira-signature';
 
@@ -34,8 +34,13 @@ export const jira: TicketSource = {
     }
     const json = parseJsonBody(raw);
     if (!json.ok) return json;
-    const parsed = parseJiraDelivery(json.body, runtime.settings, grammars);
-    if (parsed.kind === 'ignored') return { ok: 'ignored', reason: parsed.reason };
+    const event = readJiraEvent(json.body, runtime.settings);
+    if (event.kind === 'ignored') return { ok: 'ignored', reason: event.reason };
+    if (event.kind === 'invalid') return { ok: false, code: 'VALIDATION_FAILED', message: 'invalid Jira delivery', issues: event.issues };
+    // The event says which issue changed; what it says now is read from Jira (see jira-version.ts).
+    const current = await runtime.currentIssue(event.issue.id);
+    if (!current) return { ok: 'ignored', reason: `issue ${event.issue.key} no longer exists in Jira` };
+    const parsed = parseJiraIssue(current, runtime.settings, grammars, event.changelogId);
     if (parsed.kind === 'invalid') {
       // The signature proved the issue real: it is told what is wrong, where a person will see it.
       if (parsed.issue) await runtime.reportInvalid(parsed.issue, parsed.issues);

@@ -1,22 +1,24 @@
 /**
- * The ticket version of a Jira delivery, which must never go backwards for later changes of the issue.
+ * The ticket version of a Jira delivery: the version of the issue as the gateway read it back from Jira, which must
+ * never go backwards for later states of the issue.
  *
- * What is proven monotonic: the issue's `fields.updated` is set by Jira on every change to the issue (status,
- * fields, comments), with millisecond precision, and never moves backwards for one issue; a later change always
- * carries a later or equal `updated`. The webhook's own `timestamp` is when the event was sent (a retry ~30 minutes
- * later carries a new one), so it orders nothing. Changelog ids come from one increasing sequence per site, so within
- * one millisecond they order the changes of an issue; an event without a changelog (created, commented) has none.
+ * Jira sets the issue's `fields.updated` on every change (status, fields, comments, approvals) with millisecond
+ * precision, and it never moves backwards for one issue. The webhook's `timestamp` is when the event was sent (a
+ * retry ~30 minutes later carries a new one), so it orders nothing; nor does the event's changelog id once two saves
+ * share a millisecond (an earlier scheme packed `changelog id mod 1024` beside the time, and two saves in one
+ * millisecond straddling a multiple of 1024 ordered backwards: the later status was dropped as stale).
  *
- * Packed into one integer: updated-ms × 1024 + (changelog id mod 1024), below 2^53 until the year 2248. The tie-break
- * only decides between changes in the same millisecond; a pair whose changelog ids straddle a multiple of 1024 in
- * that millisecond would order wrongly, which needs two saves of one issue in one millisecond.
+ * So a delivery carries the issue as read after the event (`JiraRuntime.currentIssue`), and the read is taken only
+ * once its `updated` millisecond is over: it then holds every save of that millisecond, and its version is the last
+ * one the millisecond can have, `(updated + 1) × 1024 − 1`. A later save has a later `updated` and a larger version;
+ * two deliveries that read the same state carry the same version, which the delivery table takes as one. The factor
+ * 1024 keeps versions comparable with those recorded under the earlier scheme; below 2^53 until the year 2248.
  */
-export const TIE_BREAK_RANGE = 1024;
+export const VERSIONS_PER_MS = 1024;
 
-export function jiraVersion(updatedMs: number, changelogId: string | undefined): number {
+export function jiraVersion(updatedMs: number): number {
   if (!Number.isSafeInteger(updatedMs) || updatedMs < 0) throw new Error(`not an epoch time in ms: ${updatedMs}`);
-  const tie = changelogId && /^\d{1,18}$/.test(changelogId) ? Number(BigInt(changelogId) % BigInt(TIE_BREAK_RANGE)) : 0;
-  return updatedMs * TIE_BREAK_RANGE + tie;
+  return (updatedMs + 1) * VERSIONS_PER_MS - 1;
 }
 
 /** Jira's date-time: 2026-11-30T10:39:07.123+0000 (offset without a colon), or ISO 8601 with one. */
