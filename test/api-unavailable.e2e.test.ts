@@ -1,5 +1,6 @@
 import axios from 'axios';
 import { workflowIdFor } from '../src/change/ticket';
+import { ENGINE_RETRY_AFTER_SECONDS, engineFailure } from '../src/temporal/engine-errors';
 import { leaverActions, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -28,5 +29,22 @@ describe('the API when no worker answers', () => {
     const res = await axios.get(`${stack.apiUrl}/api/changes/servicenow/${number}/closure-check`, { headers: operator, validateStatus: () => true });
     expect([res.status, res.data.error?.code]).toEqual([503, 'UNAVAILABLE']);
     expect(res.data.error.message).toMatch(/retry/);
+    expect(res.headers['retry-after']).toBe(String(ENGINE_RETRY_AFTER_SECONDS));
+  }, 90_000);
+
+  it("Temporal's own errors are told apart: a request it refuses is not retryable, a query no worker answers is", async () => {
+    // The server refuses a workflow id past its length limit with INVALID_ARGUMENT: retrying the same request cannot help.
+    const refused = await stack.workflows.client.workflow
+      .start('changeWorkflow', { taskQueue: 'nowhere', workflowId: 'x'.repeat(2000), args: [] })
+      .then(() => undefined, (err: unknown) => err);
+    expect(engineFailure(refused)).toEqual({ retryable: false, reason: 'gRPC code 3' });
+    // A query the worker never answers times out: retryable.
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-5', type: 'emergency', u_identity_actions: leaverActions(uniqueAccount('unav')) });
+    const handle = stack.workflows.client.workflow.getHandle(workflowIdFor('servicenow', number));
+    await waitFor('the delivery started the workflow', () => handle.describe().then(() => true, () => false));
+    const timedOut = await handle.query('status').then(() => undefined, (err: unknown) => err);
+    expect(engineFailure(timedOut)).toMatchObject({ retryable: true });
+    expect(engineFailure(new Error('not Temporal'))).toBeUndefined();
   }, 90_000);
 });

@@ -1,5 +1,4 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { DataSource } from 'typeorm';
 import { ApiTokenStore } from '../auth/api-tokens';
 import { Authenticator } from '../auth/authenticator';
@@ -10,6 +9,7 @@ import type { EvidenceSigner } from '../evidence/evidence-signing';
 import type { EvidenceStore } from '../evidence/evidence-store';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
+import { engineFailure } from '../temporal/engine-errors';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
 import { ClosureVerdictStore } from '../closure/verdict-store';
 import { InventoryStore } from '../inventory/inventory-store';
@@ -21,6 +21,7 @@ import { decideStep } from './decisions';
 import { decideException, listExceptions } from './exceptions';
 import { ExceptionStore } from '../exceptions/exception-store';
 import { receiveDelivery } from './deliveries';
+import { unavailable } from './unavailable';
 import { receiveDeployEvent } from './deploy-webhook';
 import { receiveLeakReport } from './leak-webhook';
 import { listDrift } from './drift';
@@ -275,6 +276,7 @@ function sourceNamed(name: string): TicketSource {
 function errorMiddleware(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const bodyError = err as { type?: string; status?: number };
+    const engine = engineFailure(err);
     let appErr: AppError;
     if (err instanceof AppError) appErr = err;
     else if (bodyError?.type === 'entity.too.large') appErr = new AppError(413, 'PAYLOAD_TOO_LARGE', 'request body exceeds the size limit');
@@ -282,11 +284,12 @@ function errorMiddleware(log: Logger) {
       appErr = new AppError(415, 'UNSUPPORTED_MEDIA_TYPE', 'unsupported content encoding or charset');
     } else if (typeof bodyError?.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
       appErr = new AppError(400, 'VALIDATION_FAILED', 'malformed request');
-    } else if (err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) {
+    } else if (engine?.retryable) {
       // Temporal, or the worker a query, an update or a result waits for, did not answer: nothing the caller sent.
-      appErr = new AppError(503, 'UNAVAILABLE', 'the workflow engine did not answer; retry later', [], { cause: err });
+      appErr = unavailable('the workflow engine did not answer; retry later', new Error(`${engine.reason}: ${(err as Error).message}`));
     } else {
-      log.error('unhandled error', { method: req.method, path: req.path, error: err instanceof Error ? err.message : String(err) });
+      // A Temporal error no retry cures (an invalid argument, a permission) is the gateway's fault: a 500, logged with its code.
+      log.error('unhandled error', { method: req.method, path: req.path, error: err instanceof Error ? err.message : String(err), ...(engine ? { engine: engine.reason } : {}) });
       appErr = new AppError(500, 'INTERNAL', 'internal error');
     }
     if (appErr.status >= 500 && appErr.code !== 'INTERNAL') {

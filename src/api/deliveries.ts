@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { GrammarRegistry } from '../connectors/registry';
 import { workflowIdFor } from '../change/ticket';
+import { handOffFailed, unavailable } from './unavailable';
 import { AppError } from '../errors';
 import type { DeliveryHeaders, DeliveryParse, RawDelivery, SourceClients, SourceSettings, TicketSource, TicketWriteBack } from '../itsm/source';
 import type { Logger } from '../logger';
@@ -56,7 +57,7 @@ export async function acceptDelivery(deps: DeliveryDeps, source: TicketSource, d
   try {
     parsed = await source.parseDelivery(delivery, deps.grammars, deps.sourceSettings?.[source.name], deps.sourceClients ?? {});
   } catch (err) {
-    throw new AppError(503, 'UNAVAILABLE', `could not check the delivery with ${source.name}; retry later`, [], { cause: err });
+    throw unavailable(`could not check the delivery with ${source.name}; retry later`, err);
   }
   if (parsed.ok === 'ignored') {
     deps.log.info('delivery ignored', { source: source.name, reason: parsed.reason });
@@ -103,7 +104,7 @@ export async function acceptDelivery(deps: DeliveryDeps, source: TicketSource, d
       }
       throw new AppError(409, 'TICKET_FINALIZED', err.message, [], { cause: err });
     }
-    throw new AppError(503, 'UNAVAILABLE', 'could not hand the delivery to the workflow engine; retry later', [], { cause: err });
+    throw handOffFailed('could not hand the delivery to the workflow engine; retry later', err);
   }
   deps.log.info('delivery accepted', { ...facts, actions: snapshot.actions.length });
   return { workflowId, duplicate: false };

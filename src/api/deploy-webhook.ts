@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { workflowIdFor } from '../change/ticket';
+import { handOffFailed, unavailable } from './unavailable';
 import { AppError, formatPath } from '../errors';
 import { ticketSource, ticketSourceNames } from '../itsm/registry';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from '../itsm/servicenow/webhook-signature';
@@ -67,7 +68,7 @@ function refusalToAppError(err: WorkflowUpdateFailedError): AppError {
     case DeployRefusal.MintFailed:
       return new AppError(502, 'DEPLOY_FAILED', message, [], { cause: err });
     default:
-      return new AppError(503, 'UNAVAILABLE', 'the ticket workflow could not take the deploy event; retry later', [], { cause: err });
+      return unavailable('the ticket workflow could not take the deploy event; retry later', err);
   }
 }
 
@@ -135,7 +136,7 @@ export async function receiveDeployEvent(deps: DeployWebhookDeps, raw: Buffer, h
       if (finished) throw new AppError(409, 'TICKET_FINALIZED', `the workflow for ${body.ticket.key} has already finished`, [], { cause: err });
       throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${body.ticket.key}`, [], { cause: err });
     }
-    throw new AppError(503, 'UNAVAILABLE', 'could not hand the deploy event to the workflow engine; retry later', [], { cause: err });
+    throw handOffFailed('could not hand the deploy event to the workflow engine; retry later', err);
   }
   const result = reply as DeployRunReply;
   deps.log.info('deploy event accepted', { ...facts, result: result.result });

@@ -1,0 +1,17 @@
+import { AppError } from '../errors';
+import { ENGINE_RETRY_AFTER_SECONDS, engineFailure } from '../temporal/engine-errors';
+
+/** 503 with Retry-After: something the request needs did not answer; the cause is kept for the log. */
+export function unavailable(message: string, cause: unknown): AppError {
+  return new AppError(503, 'UNAVAILABLE', message, [], { cause, headers: { 'Retry-After': String(ENGINE_RETRY_AFTER_SECONDS) } });
+}
+
+/**
+ * A hand-off to the workflow engine that failed: 503 to retry, except a Temporal error no retry cures (an invalid
+ * argument, a permission), which is the gateway's own fault and is passed on as it is, for the error middleware to
+ * answer 500 and log with its code.
+ */
+export function handOffFailed(message: string, err: unknown): Error {
+  if (engineFailure(err)?.retryable === false) return err instanceof Error ? err : new Error(String(err));
+  return unavailable(message, err);
+}
