@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the least-privilege account the MySQL connector uses on a target server.
 # Usage: CONNECTOR_PASSWORD=... mysql-connector-account.sh USER [DB_PATTERN ...]   (run as a MariaDB/MySQL admin;
-# the password travels in the environment, not in argv where `ps` would show it)
+# the password travels in the environment, not in argv where `ps` would show it). MARIADB_PORT: a server on
+# 127.0.0.1 at that port instead of the local socket's.
 set -euo pipefail
 user=$1; shift
 password=${CONNECTOR_PASSWORD:?set CONNECTOR_PASSWORD}
@@ -23,4 +24,4 @@ patterns=("$@"); [ ${#patterns[@]} -gt 0 ] || patterns=('billing' 'reporting' 'a
       echo "GRANT ALL PRIVILEGES ON \`$q\`.* TO '$user'@'$host' WITH GRANT OPTION;"
     done
   done
-} | mariadb -uroot
+} | mariadb -uroot ${MARIADB_PORT:+--host=127.0.0.1 --port="$MARIADB_PORT"}

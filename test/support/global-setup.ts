@@ -31,7 +31,7 @@ export default async function globalSetup(): Promise<void> {
   // The connector runs with the same least-privilege account shape as production, under a fresh password.
   const connectorPassword = randomBytes(18).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x');
   execFileSync('bash', [resolve(root, 'scripts/mysql-connector-account.sh'), TEST_ENV.connectorUser, ...TEST_ENV.targetDatabases], {
-    env: { ...process.env, CONNECTOR_PASSWORD: connectorPassword },
+    env: { ...process.env, CONNECTOR_PASSWORD: connectorPassword, ...(TEST_ENV.mariadbPort !== 3306 ? { MARIADB_PORT: String(TEST_ENV.mariadbPort) } : {}) },
     stdio: 'inherit',
   });
   process.env.CG_TEST_CONNECTOR_PASSWORD = connectorPassword;

@@ -119,7 +119,7 @@ export async function startLeaverTargets(): Promise<LeaverTargets> {
     add({
       type: 'mysql',
       entry: (mode) => ({
-        name: name('mysql', mode), type: 'mysql', host: '127.0.0.1', port: 3306, user: TEST_ENV.connectorUser, passwordEnv: 'CG_TEST_CONNECTOR_PASSWORD',
+        name: name('mysql', mode), type: 'mysql', host: '127.0.0.1', port: TEST_ENV.mariadbPort, user: TEST_ENV.connectorUser, passwordEnv: 'CG_TEST_CONNECTOR_PASSWORD',
         policy: { protectedAccounts: ['root', 'mysql', 'mariadb.sys'], revokeMode: mode },
       }),
       kinds: [kind('account', () => {

@@ -50,7 +50,7 @@ export function connectorsFile(): ConnectorsFile {
         name: 'mysql-local',
         type: 'mysql',
         host: '127.0.0.1',
-        port: 3306,
+        port: TEST_ENV.mariadbPort,
         user: TEST_ENV.connectorUser,
         passwordEnv: 'CG_TEST_CONNECTOR_PASSWORD',
         policy: { maxTtl: 'P30D', protectedAccounts: ['root', 'mysql', 'mariadb.sys'] },

@@ -9,12 +9,19 @@ const slot = (() => {
   return Number(raw);
 })();
 const suffix = slot === 0 ? '' : `_${slot}`;
+/** The MariaDB server the suite uses: the machine's (3306), or one a run brings up itself (the fault suite's own). */
+const mariadbPort = (() => {
+  const raw = process.env.CG_TEST_MARIADB_PORT ?? '3306';
+  if (!/^[1-9]\d{0,4}$/.test(raw) || Number(raw) > 65_535) throw new Error(`CG_TEST_MARIADB_PORT must be a TCP port, got ${JSON.stringify(raw)}`);
+  return Number(raw);
+})();
 
 export const TEST_ENV = {
   temporalPort: 7244 + slot * 10,
-  adminUrl: 'mysql://root@127.0.0.1:3306/',
+  mariadbPort,
+  adminUrl: `mysql://root@127.0.0.1:${mariadbPort}/`,
   database: `changegate_test${suffix}`,
-  databaseUrl: `mysql://root@127.0.0.1:3306/changegate_test${suffix}`,
+  databaseUrl: `mysql://root@127.0.0.1:${mariadbPort}/changegate_test${suffix}`,
   connectorUser: `cg_test_connector${suffix}`,
   targetDatabases: ['cgt_billing', 'cgt_reporting'],
   webhookSecret: 'test-webhook-secret-0123456789',
