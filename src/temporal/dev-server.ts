@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -43,6 +44,8 @@ export interface DevServer {
 }
 
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
+  // A server already on the port would answer the readiness check below while this one fails to bind.
+  if (await listening(opts.port)) throw new Error(`cannot start the Temporal dev server: something already listens on 127.0.0.1:${opts.port}`);
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
   if (opts.uiPort) args.push('--ui-port', String(opts.uiPort));
   else args.push('--headless');
@@ -63,17 +66,31 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   child.once('exit', (code) => {
     exited = code ?? -1;
   });
-  await waitForTemporal(address, 60_000, () => exited !== null);
-  return {
-    address,
-    process: child,
-    stop: () =>
-      new Promise<void>((res) => {
-        if (child.exitCode !== null) return res();
-        child.once('exit', () => res());
-        child.kill('SIGTERM');
-      }),
-  };
+  const stop = () =>
+    new Promise<void>((res) => {
+      if (child.exitCode !== null || child.signalCode !== null) return res();
+      child.once('exit', () => res());
+      child.kill('SIGTERM');
+    });
+  try {
+    await waitForTemporal(address, 60_000, () => exited !== null);
+  } catch (err) {
+    // A server that did not come up in time is stopped, never left holding the port (and the file) behind.
+    await stop();
+    throw err;
+  }
+  return { address, process: child, stop };
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      res(true);
+    });
+    socket.once('error', () => res(false));
+  });
 }
 
 /** Polls until the frontend answers (or the deadline passes). */
