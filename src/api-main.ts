@@ -23,7 +23,8 @@ async function main(): Promise<void> {
   const log = createLogger('api', config.LOG_LEVEL);
   const sealer = evidenceSealer(evidenceSealKey(config));
   const ds = await openDatabase(config.DATABASE_URL, { migrate: config.RUN_MIGRATIONS, evidenceSealer: sealer });
-  const evidence = new EvidenceStore(ds, sealer);
+  const evidence = new EvidenceStore(ds, sealer, log.child('evidence'));
+  const verdicts = new ClosureVerdictStore(ds, sealer, log.child('verdicts'));
   const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);
   const policy = new Policy(loadPolicyFile(config.CHANGEGATE_POLICY, connectors.connectors.map((c) => c.name)));
   const grammars = new GrammarRegistry(connectors, policy);
@@ -33,7 +34,6 @@ async function main(): Promise<void> {
   const site = jiraSite(config);
   let jira: JiraRuntime | undefined;
   if (site) {
-    const verdicts = new ClosureVerdictStore(ds);
     jira = new JiraRuntime({
       client: new JiraClient(site),
       settings: loadJiraSettings(config.JIRA_SETTINGS),
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     grammars,
     policy,
     evidence,
+    verdicts,
     webhookSecret: config.SERVICENOW_WEBHOOK_SECRET,
     deployWebhookSecret: config.DEPLOY_WEBHOOK_SECRET,
     leaks: {

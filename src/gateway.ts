@@ -117,6 +117,7 @@ export interface Gateway {
   metricsUrl?: string;
   ds: DataSource;
   evidence: EvidenceStore;
+  verdicts: ClosureVerdictStore;
   workflows: ChangeWorkflows;
   sim?: ServiceNowSimulator;
   worker?: Worker;
@@ -152,7 +153,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const sealer = evidenceSealer(opts.evidenceSealKey);
     const ds = await openDatabase(opts.databaseUrl, { migrate: opts.migrate ?? false, evidenceSealer: sealer });
     stops.push(() => ds.destroy());
-    const evidence = new EvidenceStore(ds, sealer);
+    const evidence = new EvidenceStore(ds, sealer, log.child('evidence'));
+    const verdicts = new ClosureVerdictStore(ds, sealer, log.child('verdicts'));
     const workflows = await ChangeWorkflows.connect(temporalAddress, namespace, opts.taskQueue, tracing?.tracer);
     stops.push(() => workflows.close());
     let discoveryScheduleId: string | undefined;
@@ -206,12 +208,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       }
       const client = new JiraClient(auth);
       jiraUrl = client.baseUrl;
-      const verdictStore = new ClosureVerdictStore(ds);
       jira = new JiraRuntime({
         client,
         settings: opts.jira.settings,
         verdicts: async (key) => {
-          const v = await verdictStore.latest('jira', key);
+          const v = await verdicts.latest('jira', key);
           return v ? { allowed: v.view.allowed, reasons: v.view.reasons } : null;
         },
         evidenceHead: async (ticketKey) => (await evidence.list(ticketKey)).at(-1)?.hash,
@@ -248,6 +249,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         sourceClients,
         ...(opts.sourceCheckTtlMs !== undefined ? { sourceCheckTtlMs: opts.sourceCheckTtlMs } : {}),
         evidence,
+        verdicts,
         webhookSecret: opts.webhookSecret,
         deployWebhookSecret: opts.deployWebhookSecret,
         ...(opts.leaks ? { leaks: opts.leaks } : {}),
@@ -292,7 +294,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         taskQueue: opts.taskQueue,
         registry,
         evidence,
-        verdicts: new ClosureVerdictStore(ds),
+        verdicts,
         servicenow: sourceClients.servicenow,
         sourceClients: { servicenowSettings: sourceClients.servicenowSettings, ...(jira ? { jira } : {}) },
         ...(opts.worker?.writeBackBackoff ? { writeBackBackoff: opts.worker.writeBackBackoff } : {}),
@@ -326,7 +328,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       stops.push(() => r.stop());
     }
 
-    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, metricsUrl, ds, evidence, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
+    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, metricsUrl, ds, evidence, verdicts, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
   } catch (err) {
     await stop();
     throw err;

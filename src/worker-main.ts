@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const snClient = () =>
     new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, ...servicenowCredentials(config) });
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
-  const evidence = new EvidenceStore(ds, sealer);
+  const evidence = new EvidenceStore(ds, sealer, log.child('evidence'));
   const site = jiraSite(config);
   const jira = site
     ? new JiraRuntime({
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     notify: notifySettings(config),
     startCertification: (request) => workflows.certify(request),
     evidence,
-    verdicts: new ClosureVerdictStore(ds),
+    verdicts: new ClosureVerdictStore(ds, sealer, log.child('verdicts')),
     servicenow: snClient(),
     sourceClients: { servicenowSettings: snSettings, ...(jira ? { jira } : {}) },
     writeBackBackoff: writeBackBackoff(config),

@@ -6,16 +6,9 @@ import { createApp } from '../src/api/app';
 import { rolesFrom } from '../src/auth/jwt-verifier';
 import type { OidcSettings } from '../src/auth/oidc-settings';
 import { GrammarRegistry } from '../src/connectors/registry';
-import type { Logger } from '../src/logger';
+import { collectingLogger } from './support/collecting-logger';
 import { newKey, startTestIssuer, type TestIssuer } from './support/oidc-issuer';
 import { connectorsFile, type Stack, startStack } from './support/stack';
-
-/** Every log line the API writes, so the test can show tokens never reach them. */
-function collectingLogger(lines: string[]): Logger {
-  const push = (level: string) => (msg: string, fields: Record<string, unknown> = {}) => void lines.push(JSON.stringify({ level, msg, ...fields }));
-  const log: Logger = { debug: push('debug'), info: push('info'), warn: push('warn'), error: push('error'), child: () => log };
-  return log;
-}
 
 describe('people: OIDC bearer JWTs verified against the issuer\'s JWKS', () => {
   let issuer: TestIssuer;
@@ -100,7 +93,7 @@ describe('people: OIDC bearer JWTs verified against the issuer\'s JWKS', () => {
     const deadIssuer = `http://127.0.0.1:${(probe.address() as AddressInfo).port}`;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const app = createApp({
-      ds: stack.ds, workflows: stack.workflows, grammars: new GrammarRegistry(connectorsFile()), evidence: stack.evidence,
+      ds: stack.ds, workflows: stack.workflows, grammars: new GrammarRegistry(connectorsFile()), evidence: stack.evidence, verdicts: stack.verdicts,
       webhookSecret: 'unused-webhook-secret-0123', adminToken: 'unused-admin-token-0123456789', maxBodyBytes: 1024,
       oidc: { ...oidc, issuer: deadIssuer }, log: collectingLogger([]),
     });

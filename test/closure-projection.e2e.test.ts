@@ -1,5 +1,4 @@
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import { ClosureVerdictStore } from '../src/closure/verdict-store';
 import { ConnectorRegistry } from '../src/connectors/registry';
 import { ServiceNowClient } from '../src/itsm/servicenow/servicenow-client';
 import { createWorker } from '../src/worker';
@@ -61,7 +60,7 @@ describe('closure-check from the published verdict', () => {
       taskQueue: stack.taskQueue,
       registry,
       evidence: stack.evidence,
-      verdicts: new ClosureVerdictStore(stack.ds),
+      verdicts: stack.verdicts,
       servicenow: new ServiceNowClient({ baseUrl: stack.simUrl, username: TEST_ENV.snUser, password: TEST_ENV.snPassword }),
       workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string },
     });

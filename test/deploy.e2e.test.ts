@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import axios, { type AxiosResponse } from 'axios';
 import mysql from 'mysql2/promise';
 import { fingerprintOf } from '../src/connectors/secret';
+import { asApplicationAccount, insertEvidenceRow } from './support/app-account';
 import { postSigned, type SignedPostOptions } from './support/signed-webhook';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { runIdentityName } from '../src/kinds/deploy/run';
@@ -269,6 +270,32 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     expect(await stack.grantsOf(name)).toEqual(before);
     expect((await served(`${path}/${runId}`)).status).toBe(404);
     await waitFor('closure allowed: nothing of the run is live', async () => (await stack.closureCheck(number)).data.allowed === true);
+  });
+
+  it("never takes over an account that bears the run's name because a forged row claims the gateway created it: 409, the account untouched", async () => {
+    const base = uniqueAccount('dep');
+    const path = `apps/${base}/db`;
+    const { number } = await readyChange(base, path);
+    const stepId = String((await stack.closureCheck(number)).data.steps[0].stepId);
+    const runId = 'forged-claim-1';
+    const name = runIdentityName(base, `servicenow:${number}`, stepId.split(':')[1] as string, runId);
+    await createAccount(stack.admin, name);
+    const before = await stack.grantsOf(name);
+    // The claim a mint records before creating the run's identity, forged with the application account: linked to
+    // the ticket's chain, hashed as the gateway hashes, without the gateway's seal.
+    await asApplicationAccount(stack.admin, async (app) => {
+      const [[head]] = await app.query<mysql.RowDataPacket[]>('SELECT seq, hash, canonical FROM evidence_records WHERE ticket_key = ? ORDER BY seq DESC LIMIT 1', [`servicenow:${number}`]);
+      const at = new Date().toISOString();
+      await insertEvidenceRow(app, {
+        ...JSON.parse(String(head!.canonical)), seq: Number(head!.seq) + 1, prevHash: String(head!.hash), recordedAt: at, stepId: `${stepId}:run:${runId}`, outcome: 'claimed',
+        identity: { type: 'service_account', name, host: '%' }, desiredState: { exists: false, run: runId }, observedState: { exists: false, grants: [] }, verified: true,
+      });
+    });
+    const res = await started(number, runId);
+    expect(res.status).toBe(409);
+    expect(res.data.error.message).toMatch(/already exists, so it is not this run's own credential/);
+    expect(await stack.grantsOf(name)).toEqual(before);
+    expect((await served(`${path}/${runId}`)).status).toBe(404);
   });
 
   it('refuses a bad signature or a stale timestamp (401) and changes nothing', async () => {

@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import axios from 'axios';
 import mysql from 'mysql2/promise';
 import { jcs } from '../src/evidence/canonical-json';
 import { BusinessRuleAbortError } from '../src/itsm/servicenow/servicenow-simulator';
+import { asApplicationAccount, insertEvidenceRow } from './support/app-account';
 import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -76,21 +77,6 @@ describe('a tampered evidence chain is reported at its row, and closure is refus
     await refused(number, 'evidence chain is broken at row 2: sequence gap');
   });
 
-  /** A MariaDB account with what the application account holds on the evidence (SELECT, INSERT), for `forge`. */
-  async function asApplicationAccount(forge: (app: mysql.Connection) => Promise<void>): Promise<void> {
-    const user = `cg_forge_${randomBytes(4).toString('hex')}`;
-    const password = randomBytes(12).toString('hex');
-    await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, '127.0.0.1', password]);
-    await stack.admin.query(`GRANT SELECT, INSERT ON \`${TEST_ENV.database}\`.* TO ?@?`, [user, '127.0.0.1']);
-    const app = await mysql.createConnection({ host: '127.0.0.1', user, password, database: TEST_ENV.database });
-    try {
-      await forge(app);
-    } finally {
-      await app.end();
-      await stack.admin.query('DROP USER IF EXISTS ?@?', [user, '127.0.0.1']);
-    }
-  }
-
   it('a forged row chained correctly with the app account is reported at that row and closure refused', async () => {
     const number = await closableTicket();
     const key = `servicenow:${number}`;
@@ -98,27 +84,17 @@ describe('a tampered evidence chain is reported at its row, and closure is refus
     // The forger: the head of the chain read, the next row's content written as the gateway writes it (a verified
     // revoke of another account), hashed with the public algorithm (RFC 8785, SHA-256) and linked to the head.
     const victim = uniqueAccount('tmp');
-    await asApplicationAccount(async (app) => {
+    await asApplicationAccount(stack.admin, async (app) => {
       const [[head]] = await app.query<mysql.RowDataPacket[]>('SELECT * FROM evidence_records WHERE ticket_key = ? ORDER BY seq DESC LIMIT 1', [key]);
       const recordedAt = new Date().toISOString();
-      const body = {
+      await insertEvidenceRow(app, {
         ...JSON.parse(String(head!.canonical)),
         stepId: `leaver:${victim}`, identity: { type: 'service_account', name: victim, host: '%' }, outcome: 'revoked', verified: true,
         seq: Number(head!.seq) + 1, prevHash: String(head!.hash), recordedAt, verifiedAt: recordedAt,
-      } as Record<string, unknown>;
-      const canonical = jcs(body);
-      const hash = createHash('sha256').update(canonical, 'utf8').digest('hex');
-      await app.query(
-        `INSERT INTO evidence_records (ticket_key, seq, step_id, outcome, action_kind, system, identity, desired_state, observed_state, verified, verification, actor,
-           event_received_at, started_at, verified_at, recorded_at, prev_hash, hash, canonical)
-         VALUES (?, ?, ?, 'revoked', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [key, body.seq, body.stepId, body.actionKind, body.system, JSON.stringify(body.identity), JSON.stringify(body.desiredState), JSON.stringify(body.observedState),
-          JSON.stringify(body.verification), body.actor, new Date(String(body.eventReceivedAt)), new Date(String(body.startedAt)), new Date(recordedAt), new Date(recordedAt),
-          body.prevHash, hash, canonical],
-      );
+      });
     });
     // The forgery is well formed: it reads as a verified revoke linked to the genuine row...
-    const rows = await stack.evidence.list(key);
+    const { rows } = await stack.evidence.listVerified(key);
     expect(rows.map((r) => [r.seq, r.stepId, r.outcome, r.verified])).toEqual([[1, genuine!.stepId, 'revoked', true], [2, `leaver:${victim}`, 'revoked', true]]);
     expect(rows[1]!.prevHash).toBe(genuine!.hash);
     // ...and passes every unkeyed check (sequence, link, hash, columns come first): only the seal reports it.
@@ -129,7 +105,7 @@ describe('a tampered evidence chain is reported at its row, and closure is refus
   it('a forged row carrying a genuine seal copied from another row is reported at that row, and the signed export says so', async () => {
     const number = await closableTicket();
     const key = `servicenow:${number}`;
-    await asApplicationAccount(async (app) => {
+    await asApplicationAccount(stack.admin, async (app) => {
       const [[head]] = await app.query<mysql.RowDataPacket[]>('SELECT * FROM evidence_records WHERE ticket_key = ? ORDER BY seq DESC LIMIT 1', [key]);
       expect(String(head!.seal)).toMatch(/^hmac-sha256:written:[0-9a-f]{64}$/);
       const body = { ...JSON.parse(String(head!.canonical)), seq: 2, prevHash: String(head!.hash), stepId: 'leaver:forged', recordedAt: new Date().toISOString() } as Record<string, unknown>;
@@ -153,7 +129,7 @@ describe('a tampered evidence chain is reported at its row, and closure is refus
 
   it('a row forged through the application account (which may INSERT, never UPDATE) with a made-up hash is reported at its row', async () => {
     const number = await closableTicket();
-    await asApplicationAccount(async (app) => {
+    await asApplicationAccount(stack.admin, async (app) => {
       const [[last]] = await app.query<mysql.RowDataPacket[]>('SELECT * FROM evidence_records WHERE ticket_key = ? ORDER BY seq DESC LIMIT 1', [`servicenow:${number}`]);
       // A second "revoked" row, linked to the last one, whose hash was made up: its content is not what was hashed.
       const body = { ...JSON.parse(String(last!.canonical)), seq: 2, prevHash: last!.hash, stepId: 'leaver:forged', outcome: 'revoked' };

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import axios, { type AxiosResponse } from 'axios';
-import { ClosureVerdictStore } from '../src/closure/verdict-store';
 import { adfParagraphs } from '../src/itsm/jira/jira-adf';
 import { GATE_PROPERTY, DEMO_JIRA_SETTINGS } from '../src/itsm/jira/jira-settings';
 import { ACTIONS_FIELD, CHANGE_TYPE_FIELD, PLANNED_END_FIELD, VALIDATOR_MESSAGE } from '../src/itsm/jira/jira-simulator';
@@ -160,7 +159,7 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     await waitFor('the joiner waiting for a change manager', async () => (await closureCheck(key)).data.steps?.[0]?.status === 'waiting-approval');
     // The guard quotes the published verdict's reasons: wait until the workflow has published it (closure-check may
     // have answered from the workflow itself before that).
-    await waitFor('the published verdict', async () => (await new ClosureVerdictStore(stack.ds).latest('jira', key))?.view.reasons.some((r) => r.includes('waits for a change manager')));
+    await waitFor('the published verdict', async () => (await stack.verdicts.latest('jira', key))?.view.reasons.some((r) => r.includes('waits for a change manager')));
 
     expect(stack.jiraSim.transition(key, 'Complete', { force: true })).toEqual({ ok: true });
     const forced = stack.jiraSim.deliveries.at(-1)!;

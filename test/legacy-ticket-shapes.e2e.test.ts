@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createClosureActivities, createConnectorActivities, createTicketActivities, createTicketLifecycleActivities } from '../activities';
 import type { ChangeState, TicketRef, TicketSnapshot } from '../src/change';
-import { ClosureVerdictStore } from '../src/closure/verdict-store';
 import { ConnectorRegistry } from '../src/connectors/registry';
 import type { GateWrite, TicketWriteBack } from '../src/itsm/source';
 import { identityActionsDigest } from '../src/itsm/servicenow/servicenow-gate';
@@ -46,7 +45,7 @@ describe('runs and write-backs started before tickets were normalised (ServiceNo
         ...createTicketActivities({ writeBackFor: () => memory }),
         // The worker's lifecycle activities too (the in-memory adapter has no attachments: the bundle is skipped).
         ...createTicketLifecycleActivities({ writeBackFor: () => memory, evidence: stack.evidence }),
-        ...createClosureActivities({ verdicts: new ClosureVerdictStore(stack.ds) }),
+        ...createClosureActivities({ verdicts: stack.verdicts }),
       },
     });
     running = worker.run();

@@ -11,7 +11,7 @@ import { AppError } from '../errors';
 import type { Logger } from '../logger';
 import { engineFailure } from '../temporal/engine-errors';
 import type { ChangeWorkflows } from '../temporal/temporal-client';
-import { ClosureVerdictStore } from '../closure/verdict-store';
+import type { ClosureVerdictStore } from '../closure/verdict-store';
 import { InventoryStore } from '../inventory/inventory-store';
 import { ticketSource, ticketSourceNames, writeBacks } from '../itsm/registry';
 import type { SourceClients, SourceSettings, TicketSource, TicketWriteBack } from '../itsm/source';
@@ -42,6 +42,8 @@ export interface AppDeps {
   workflows: ChangeWorkflows;
   grammars: GrammarRegistry;
   evidence: EvidenceStore;
+  /** The published closure verdicts closure-check reads, sealed with the evidence seal key. */
+  verdicts: ClosureVerdictStore;
   /** Signs evidence exports (CHANGEGATE_EVIDENCE_SIGNING_KEY); without it exports and the public key answer 503. */
   evidenceSigner?: EvidenceSigner;
   /** ServiceNow's shared secret (SERVICENOW_WEBHOOK_SECRET). */
@@ -79,7 +81,6 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  const verdicts = new ClosureVerdictStore(deps.ds);
   const inventory = new InventoryStore(deps.ds);
   const drift = new DriftStore(deps.ds);
   const certifications = new CertificationStore(deps.ds);
@@ -163,7 +164,7 @@ export function createApp(deps: AppDeps): express.Express {
   const requireRoles = createRequireRoles(auth, deps.log);
 
   app.get('/api/changes/:source/:key/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
-    res.json(await closureCheck({ ...deps, verdicts }, sourceNamed(String(req.params.source)), String(req.params.key)));
+    res.json(await closureCheck(deps, sourceNamed(String(req.params.source)), String(req.params.key)));
   });
   const policy = deps.policy ?? new Policy();
   app.post('/api/changes/:source/:key/steps/:stepId/decision', requireRoles('change-manager'), express.json({ limit: '16kb' }), async (req, res) => {

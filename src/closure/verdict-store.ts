@@ -1,5 +1,8 @@
 import type { DataSource } from 'typeorm';
 import type { ClosureView } from '../change/closure';
+import { canonicalJson, sha256Hex } from '../evidence/canonical-json';
+import type { EvidenceSealer } from '../evidence/evidence-seal';
+import { createLogger, type Logger } from '../logger';
 import { ClosureVerdictRecord } from '../persistence/entities/closure-verdict.entity';
 
 export interface PublishedVerdict {
@@ -9,33 +12,75 @@ export interface PublishedVerdict {
   newestDelivery: number;
 }
 
+/** Verdict rows read at a time while looking for a ticket's newest sealed one. */
+const BATCH = 20;
+
 /**
  * The closure verdicts workflows publish (append-only), and what closure-check reads: the newest verdict of a ticket
  * together with the newest accepted delivery, in one round trip.
+ *
+ * Each row is sealed with the evidence seal key (kind `verdict`) over the ticket, the version, the moment it was
+ * published and the view, because the application's database account may INSERT here as it may into the evidence:
+ * a verdict without the gateway's seal is not read, and neither is a second copy of a sealed one (its seal repeats an
+ * earlier row's), which would put an older verdict back on top. Such rows are logged and passed over; the newest
+ * genuine verdict answers, and a ticket with none is answered by its workflow.
  */
 export class ClosureVerdictStore {
-  constructor(private readonly ds: DataSource) {}
+  constructor(
+    private readonly ds: DataSource,
+    private readonly sealer: EvidenceSealer,
+    private readonly log: Logger = createLogger('verdicts'),
+  ) {}
 
   async publish(ticketKey: string, evaluatedVersion: number, view: ClosureView): Promise<void> {
-    await this.ds.getRepository(ClosureVerdictRecord).insert({ ticketKey, evaluatedVersion, allowed: view.allowed, body: view, createdAt: new Date() });
+    // Sealed over the view as the JSON column stores it and reads it back.
+    const body = JSON.parse(JSON.stringify(view)) as ClosureView;
+    const createdAt = new Date();
+    const seal = this.sealer.seal(verdictHash(ticketKey, evaluatedVersion, createdAt, body), 'verdict');
+    await this.ds.getRepository(ClosureVerdictRecord).insert({ ticketKey, evaluatedVersion, allowed: view.allowed, body, createdAt, seal });
   }
 
   async latest(source: string, ticket: string): Promise<PublishedVerdict | null> {
-    const rows: Array<{ evaluated_version: number; body: string | ClosureView; newest: number | null }> = await this.ds.query(
-      `SELECT v.evaluated_version, v.body,
-              (SELECT MAX(d.record_version) FROM webhook_deliveries d WHERE d.source = ? AND d.ticket_number = ?) AS newest
-         FROM closure_verdicts v
-        WHERE v.ticket_key = ?
-        ORDER BY v.id DESC
-        LIMIT 1`,
-      [source, ticket, `${source}:${ticket}`],
-    );
-    const row = rows[0];
-    if (!row) return null;
-    return {
-      view: typeof row.body === 'string' ? (JSON.parse(row.body) as ClosureView) : row.body,
-      evaluatedVersion: Number(row.evaluated_version),
-      newestDelivery: row.newest === null ? -1 : Number(row.newest),
-    };
+    const ticketKey = `${source}:${ticket}`;
+    for (let before: string | null = null; ; ) {
+      const rows: VerdictRow[] = await this.ds.query(
+        `SELECT v.id, v.evaluated_version, v.body, v.created_at, v.seal,
+                EXISTS (SELECT 1 FROM closure_verdicts o WHERE o.ticket_key = v.ticket_key AND o.seal = v.seal AND o.id < v.id) AS copied,
+                (SELECT MAX(d.record_version) FROM webhook_deliveries d WHERE d.source = ? AND d.ticket_number = ?) AS newest
+           FROM closure_verdicts v
+          WHERE v.ticket_key = ? ${before === null ? '' : 'AND v.id < ?'}
+          ORDER BY v.id DESC
+          LIMIT ${BATCH}`,
+        [source, ticket, ticketKey, ...(before === null ? [] : [before])],
+      );
+      for (const row of rows) {
+        const view = typeof row.body === 'string' ? (JSON.parse(row.body) as ClosureView) : row.body;
+        const evaluatedVersion = Number(row.evaluated_version);
+        const sealed = this.sealer.check(verdictHash(ticketKey, evaluatedVersion, new Date(row.created_at), view), row.seal, 'verdict');
+        const problem = !sealed.ok ? sealed.reason : Number(row.copied) ? 'a copy of an earlier verdict' : null;
+        if (problem) {
+          this.log.warn('closure verdict passed over: the gateway did not publish it', { ticketKey, id: String(row.id), reason: problem });
+          continue;
+        }
+        return { view, evaluatedVersion, newestDelivery: row.newest === null ? -1 : Number(row.newest) };
+      }
+      if (rows.length < BATCH) return null;
+      before = String(rows.at(-1)!.id);
+    }
   }
+}
+
+interface VerdictRow {
+  id: string | number;
+  evaluated_version: string | number;
+  body: string | ClosureView;
+  created_at: Date | string;
+  seal: string | null;
+  copied: string | number;
+  newest: string | number | null;
+}
+
+/** What a verdict's seal is over: the hash of its ticket, version, publishing time and view, in canonical JSON. */
+function verdictHash(ticketKey: string, evaluatedVersion: number, publishedAt: Date, view: ClosureView): string {
+  return sha256Hex(canonicalJson({ ticketKey, evaluatedVersion, publishedAt: publishedAt.toISOString(), view }));
 }

@@ -13,10 +13,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  * (see the README, "Evidence export").
  *
  * `written`: sealed by the gateway as it wrote the row. `backfilled`: a row recorded before sealing existed, sealed
- * once by the seal migration (it proves the row was there then, not who wrote it). The kind is
- * inside the MAC, so one cannot pass for the other.
+ * once by the seal migration (it proves the row was there then, not who wrote it). `verdict`: a closure verdict the
+ * gateway published (src/closure/verdict-store.ts), which the same account could otherwise INSERT as well. The kind is
+ * inside the MAC, so one cannot pass for another.
  */
-export type SealKind = 'written' | 'backfilled';
+export type SealKind = 'written' | 'backfilled' | 'verdict';
 
 export const SEAL_ALGORITHM = 'HMAC-SHA256';
 /** Shortest key accepted: 32 bytes, the HMAC-SHA256 output size. */

@@ -1,6 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import type { Actor } from '../auth/principal';
+import { createLogger, type Logger } from '../logger';
 import { EvidenceRecord } from '../persistence/entities/evidence-record.entity';
 import { GENESIS_HASH, jcs, sha256Hex } from './canonical-json';
 import type { EvidenceSealer, SealKind } from './evidence-seal';
@@ -77,11 +78,30 @@ export type AlongsideEvidence = (tx: EntityManager) => Promise<void>;
 /** Attempts when two writers race for the same ticket's next sequence number. */
 const APPEND_ATTEMPTS = 8;
 
+/**
+ * A retried append found its record's place (ticket, step, outcome) taken by a row the gateway did not write. That
+ * row is not returned as the gateway's; the record cannot be written until an administrator has looked at the row.
+ */
+export class ForgedEvidenceInTheWay extends Error {
+  constructor(
+    readonly ticketKey: string,
+    readonly seq: number,
+    readonly reason: string,
+  ) {
+    super(`evidence for ${ticketKey} cannot be recorded: row ${seq}, which holds its place, is not the gateway's (${reason})`);
+    this.name = 'ForgedEvidenceInTheWay';
+  }
+}
+
 export class EvidenceStore {
-  /** `sealer` holds CHANGEGATE_EVIDENCE_SEAL_KEY: every row written is sealed with it, and every check requires it. */
+  /**
+   * `sealer` holds CHANGEGATE_EVIDENCE_SEAL_KEY: every row written is sealed with it, and every check requires it.
+   * `log` is told of each row a reader leaves out because the gateway did not write it.
+   */
   constructor(
     private readonly ds: DataSource,
     private readonly sealer: EvidenceSealer,
+    private readonly log: Logger = createLogger('evidence'),
   ) {}
 
   /** The database the chain lives in: projections written alongside its rows use the same one. */
@@ -102,7 +122,16 @@ export class EvidenceStore {
       // recorded (an activity retried after a committed append), and the next attempt returns that row.
       if (attempt > 1) {
         const existing = await repo.findOne({ where: { ticketKey: input.ticketKey, stepId: input.stepId, outcome: input.outcome } });
-        if (existing) return toView(existing);
+        if (existing) {
+          // The application's database account may INSERT: a row placed here ahead of the gateway's is no answer.
+          const [row] = await this.withSeals([existing]);
+          const problem = rowProblem(row!, this.sealer);
+          if (problem) {
+            this.log.error('a forged evidence row holds the place of a record the gateway is writing', { ticketKey: row!.ticketKey, seq: row!.seq, id: row!.id, reason: problem });
+            throw new ForgedEvidenceInTheWay(row!.ticketKey, row!.seq, problem);
+          }
+          return toView(existing);
+        }
       }
       const last = await repo.findOne({ select: { seq: true, hash: true }, where: { ticketKey: input.ticketKey }, order: { seq: 'DESC' } });
       const seq = (last?.seq ?? 0) + 1;
@@ -154,8 +183,12 @@ export class EvidenceStore {
     }
   }
 
+  /**
+   * The ticket's rows the gateway wrote, in order: what its activities and the ticket's gate read. A row that is not
+   * (its seal, hash or columns do not check out) is left out and logged; the chain check still reports it.
+   */
   async list(ticketKey: string): Promise<EvidenceView[]> {
-    return (await this.load(ticketKey)).map(toView);
+    return this.genuine(await this.load(ticketKey)).map(toView);
   }
 
   /** Recomputes every hash and link of a ticket's chain from the stored canonical bytes. */
@@ -178,45 +211,58 @@ export class EvidenceStore {
   /**
    * The newest verified delivery of a credential with this fingerprint (`sha256:<128 bits>`): a rotation, or a
    * pipeline run's mint. It names the identity a leaked value belongs to and where it went. Only fingerprints are
-   * compared; no value is ever stored.
+   * compared; no value is ever stored. Only a row the gateway wrote counts, and only for what its hashed content says.
    */
   async deliveryByFingerprint(fingerprint: string): Promise<EvidenceView | null> {
-    const row = await this.ds
+    const rows = await this.ds
       .getRepository(EvidenceRecord)
       .createQueryBuilder('e')
-      .where('e.outcome IN (:...outcomes) AND e.verified = :v', { outcomes: ['rotated', 'minted'], v: true })
+      .where('e.outcome IN (:...outcomes) AND e.verified = :v', { outcomes: DELIVERIES, v: true })
       // The whole value, or one secret-bearing part of a structured credential (an AWS secret access key alone).
       .andWhere("(JSON_UNQUOTE(JSON_EXTRACT(e.observed_state, '$.fingerprint')) = :fp OR JSON_SEARCH(JSON_EXTRACT(e.observed_state, '$.partFingerprints'), 'one', :fp) IS NOT NULL)", { fp: fingerprint })
       .orderBy('e.id', 'DESC')
-      .getOne();
-    return row ? toView(row) : null;
+      .getMany();
+    const views = this.genuine(await this.withSeals(rows)).map(toView);
+    return views.find((v) => DELIVERIES.includes(v.outcome) && v.verified && deliveredFingerprints(v).includes(fingerprint)) ?? null;
   }
 
   /**
    * The latest outcome (verified, or failed) per (system, identity name) across every ticket, oldest first so later rows win:
-   * what the inventory uses to tell identities the gateway granted from ones nobody asked for.
+   * what the inventory uses to tell identities the gateway granted from ones nobody asked for. Rows the gateway did
+   * not write are left out, and each row counts for what its hashed content says.
    */
   async latestOutcomes(): Promise<Map<string, { outcome: string; ticketKey: string; recordedAt: string }>> {
-    const rows = await this.ds
-      .getRepository(EvidenceRecord)
-      .createQueryBuilder('e')
-      .select(['e.system', 'e.identity', 'e.outcome', 'e.ticketKey', 'e.recordedAt'])
-      // A failed step counts too: after a verified grant and a failed revoke the identity is not "managed" any more.
-      .where('(e.verified = :v OR e.outcome = :failed)', { v: true, failed: 'failed' })
-      .orderBy('e.recordedAt', 'ASC')
-      .addOrderBy('e.id', 'ASC')
-      .getMany();
-    const out = new Map<string, { outcome: string; ticketKey: string; recordedAt: string }>();
-    for (const r of rows) {
-      const name = String((r.identity as { name?: unknown }).name ?? '');
-      out.set(identityKey(r.system, name), { outcome: r.outcome, ticketKey: r.ticketKey, recordedAt: r.recordedAt.toISOString() });
+    const recorded: Array<{ id: number; system: string; name: string; outcome: string; ticketKey: string; recordedAt: string }> = [];
+    const seen = new Set<string>();
+    // In batches: each row is checked from its canonical text, and only what the map needs is kept of it.
+    for (let after = '0'; ; ) {
+      const rows = await this.ds
+        .getRepository(EvidenceRecord)
+        .createQueryBuilder('e')
+        // A failed step counts too: after a verified grant and a failed revoke the identity is not "managed" any more.
+        .where('(e.verified = :v OR e.outcome = :failed) AND e.id > :after', { v: true, failed: 'failed', after })
+        .orderBy('e.id', 'ASC')
+        .take(LATEST_BATCH)
+        .getMany();
+      for (const r of this.genuine(await this.withSeals(rows), seen)) {
+        const v = toView(r);
+        recorded.push({ id: Number(r.id), system: v.system, name: String((v.identity as { name?: unknown }).name ?? ''), outcome: v.outcome, ticketKey: v.ticketKey, recordedAt: v.recordedAt });
+      }
+      if (rows.length < LATEST_BATCH) break;
+      after = rows.at(-1)!.id;
     }
-    return out;
+    // In the order the rows were recorded, as their hashed content says: not the column, which a copy can set.
+    recorded.sort((a, b) => a.recordedAt.localeCompare(b.recordedAt) || a.id - b.id);
+    return new Map(recorded.map((r) => [identityKey(r.system, r.name), { outcome: r.outcome, ticketKey: r.ticketKey, recordedAt: r.recordedAt }]));
   }
 
   /** A ticket's rows in order, each with the seal that applies: its own, or the one backfilled for an older row. */
   private async load(ticketKey: string): Promise<Array<EvidenceRecord & ChainRow>> {
-    const rows = await this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } });
+    return this.withSeals(await this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } }));
+  }
+
+  /** The rows, each with the seal that applies: its own, or the one backfilled for an older row. */
+  private async withSeals(rows: EvidenceRecord[]): Promise<Array<EvidenceRecord & ChainRow>> {
     const unsealed = rows.filter((r) => r.seal === null).map((r) => r.id);
     const backfilled = new Map<string, string>();
     if (unsealed.length > 0) {
@@ -227,6 +273,32 @@ export class EvidenceStore {
       Object.assign(r, r.seal === null ? { seal: backfilled.get(String(r.id)) ?? null, sealKind: 'backfilled' as const } : { sealKind: 'written' as const }),
     );
   }
+
+  /**
+   * The rows the gateway wrote, as checkChain checks each row (hash, columns, seal), and each once: a copy of a sealed
+   * row (same hash) under an index the account could drop is a replay, not a second record. The others are logged.
+   * `seen`: the hashes of rows already read, for a reader that goes through them in batches.
+   */
+  private genuine<R extends EvidenceRecord & ChainRow>(rows: R[], seen = new Set<string>()): R[] {
+    return rows.filter((row) => {
+      const problem = rowProblem(row, this.sealer) ?? (seen.has(row.hash) ? 'a copy of an earlier row' : null);
+      seen.add(row.hash);
+      if (problem) this.log.warn('evidence row left out: the gateway did not write it', { ticketKey: row.ticketKey, seq: row.seq, id: row.id, reason: problem });
+      return problem === null;
+    });
+  }
+}
+
+/** Rows latestOutcomes reads at a time. */
+const LATEST_BATCH = 1000;
+
+/** Outcomes that deliver a credential to where it is used. */
+const DELIVERIES = ['rotated', 'minted'];
+
+/** The fingerprints a delivery row records: the whole value's, and each secret-bearing part's. */
+function deliveredFingerprints(view: EvidenceView): unknown[] {
+  const observed = view.observedState as { fingerprint?: unknown; partFingerprints?: Record<string, unknown> };
+  return [observed.fingerprint, ...Object.values(observed.partFingerprints ?? {})];
 }
 
 export function identityKey(system: string, name: string): string {
@@ -234,26 +306,45 @@ export function identityKey(system: string, name: string): string {
 }
 
 /**
- * Checks a ticket's rows in order: sequence, links, each hash against its canonical text, the queried columns against
- * what was hashed, and each row's seal against the gateway's key. The first row that fails is where the chain breaks.
+ * Checks a ticket's rows in order: sequence, links, and each row as {@link rowProblem} checks it. The first row that
+ * fails is where the chain breaks.
  */
 export function checkChain(rows: ChainRow[], sealer: EvidenceSealer): ChainCheck {
   let prev = GENESIS_HASH;
   for (const [i, row] of rows.entries()) {
     if (row.seq !== i + 1) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'sequence gap' } };
     if (row.prevHash !== prev) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'prev_hash does not link to the previous row' } };
-    if (sha256Hex(row.canonical) !== row.hash) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'hash does not match the canonical content' } };
-    const body = JSON.parse(row.canonical) as { ticketKey: string; seq: number; prevHash: string; stepId: string; verified: boolean };
-    // The ticket too: a sealed first row (every first row links to the genesis hash) copied under another ticket's key
-    // would otherwise pass as that ticket's evidence.
-    if (body.ticketKey !== row.ticketKey || body.seq !== row.seq || body.prevHash !== row.prevHash || body.stepId !== row.stepId || body.verified !== Boolean(row.verified)) {
-      return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: 'columns differ from the hashed content' } };
-    }
-    const sealed = sealer.check(row.hash, row.seal, row.sealKind);
-    if (!sealed.ok) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: sealed.reason } };
+    const problem = rowProblem(row, sealer);
+    if (problem) return { valid: false, rows: rows.length, brokenAt: { seq: row.seq, reason: problem } };
     prev = row.hash;
   }
   return { valid: true, rows: rows.length };
+}
+
+/**
+ * Why one row is not the gateway's own, or null when it is: its hash against its canonical text, the queried columns
+ * against what was hashed, and its seal against the gateway's key. What every reader of a single row checks.
+ */
+export function rowProblem(row: ChainRow, sealer: EvidenceSealer): string | null {
+  if (sha256Hex(row.canonical) !== row.hash) return 'hash does not match the canonical content';
+  const body = parsedObject(row.canonical) as { ticketKey?: unknown; seq?: unknown; prevHash?: unknown; stepId?: unknown; verified?: unknown } | null;
+  // The ticket too: a sealed first row (every first row links to the genesis hash) copied under another ticket's key
+  // would otherwise pass as that ticket's evidence.
+  if (!body || body.ticketKey !== row.ticketKey || body.seq !== row.seq || body.prevHash !== row.prevHash || body.stepId !== row.stepId || body.verified !== Boolean(row.verified)) {
+    return 'columns differ from the hashed content';
+  }
+  const sealed = sealer.check(row.hash, row.seal, row.sealKind);
+  return sealed.ok ? null : sealed.reason;
+}
+
+/** The hashed text as a JSON object; null when it is not one (a forger may hash any text). */
+function parsedObject(text: string): object | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
 }
 
 function toView(row: EvidenceRecord): EvidenceView {

@@ -20,13 +20,14 @@ import { ExceptionDecisionsOnce1764700000001 } from './migrations/1764700000001-
 import { CertificationItems1764800000000 } from './migrations/1764800000000-certification-items';
 import { CertificationDecisionsOnce1764800000001 } from './migrations/1764800000001-certification-decisions-once';
 import { EvidenceSeals1764900000000, evidenceSealsMigration } from './migrations/1764900000000-evidence-seals';
+import { ClosureVerdictSeals1765000000000 } from './migrations/1765000000000-closure-verdict-seals';
 import type { EvidenceSealer } from '../evidence/evidence-seal';
 
 export const ENTITIES = [EvidenceRecord, WebhookDelivery, ApiToken, ClosureVerdictRecord, InventoryIdentity, DriftFinding, CertificationItemRow];
 export const MIGRATIONS = [
   InitialSchema1763900000000, ApiTokens1764000000000, ClosureVerdicts1764100000000, IdentityInventory1764300000000, TicketVersionsBigint1764450000000,
   ItsmSyncCursors1764500000000, DriftFindings1764600000000, EmergencyExceptions1764700000000, ExceptionDecisionsOnce1764700000001, CertificationItems1764800000000,
-  CertificationDecisionsOnce1764800000001, EvidenceSeals1764900000000,
+  CertificationDecisionsOnce1764800000001, EvidenceSeals1764900000000, ClosureVerdictSeals1765000000000,
 ];
 
 const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;

@@ -8,6 +8,7 @@ import { ApiTokenStore } from '../../src/auth/api-tokens';
 import type { OidcSettings } from '../../src/auth/oidc-settings';
 import type { Role } from '../../src/auth/principal';
 import type { ConnectorsFile } from '../../src/connectors/registry';
+import type { ClosureVerdictStore } from '../../src/closure/verdict-store';
 import { EvidenceStore } from '../../src/evidence/evidence-store';
 import { createLogger, type Logger } from '../../src/logger';
 import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
@@ -84,6 +85,8 @@ export interface Stack {
   jira: JiraRuntime;
   ds: DataSource;
   evidence: EvidenceStore;
+  /** The published closure verdicts, sealed with the run's evidence seal key. */
+  verdicts: ClosureVerdictStore;
   workflows: ChangeWorkflows;
   taskQueue: string;
   /** This stack's Prometheus endpoint, on a listener of its own (a free port). */
@@ -182,7 +185,7 @@ export async function startStack(
         : { workflowBundle: opts.workflowBundle ?? { codePath: process.env.CG_TEST_BUNDLE as string }, ...(opts.writeBackBackoff ? { writeBackBackoff: opts.writeBackBackoff } : {}) },
     log: opts.log ?? createLogger('test', 'error'),
   });
-  const { apiUrl, ds, evidence, workflows, worker } = gw;
+  const { apiUrl, ds, evidence, verdicts, workflows, worker } = gw;
   const discoveryScheduleId = gw.discoveryScheduleId as string;
   const app = gw.app as express.Express;
   const sim = gw.sim as ServiceNowSimulator;
@@ -205,6 +208,7 @@ export async function startStack(
     jira: gw.jira as JiraRuntime,
     ds,
     evidence,
+    verdicts,
     workflows,
     taskQueue,
     metricsUrl: gw.metricsUrl as string,

@@ -1,6 +1,5 @@
 import type { Context } from '@temporalio/activity';
 import { type ActivityInterceptorsFactory, NativeConnection } from '@temporalio/worker';
-import { ClosureVerdictStore } from '../../src/closure/verdict-store';
 import { type ConnectorsFile, ConnectorRegistry } from '../../src/connectors/registry';
 import { ServiceNowClient } from '../../src/itsm/servicenow/servicenow-client';
 import { createWorker } from '../../src/worker';
@@ -34,7 +33,7 @@ export async function startTestWorker(
     taskQueue: stack.taskQueue,
     registry: opts.registry ? opts.registry(real) : real,
     evidence: stack.evidence,
-    verdicts: new ClosureVerdictStore(stack.ds),
+    verdicts: stack.verdicts,
     servicenow: new ServiceNowClient({ baseUrl: opts.servicenowUrl ?? stack.simUrl, username: TEST_ENV.snUser, password: TEST_ENV.snPassword }),
     workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string },
     ...(opts.interceptors ? { interceptors: { activity: opts.interceptors } } : {}),

@@ -21,4 +21,8 @@ export class ClosureVerdictRecord {
 
   @Column({ name: 'created_at', type: 'datetime', precision: 3 })
   createdAt!: Date;
+
+  /** The gateway's seal over the verdict (src/closure/verdict-store.ts); null on verdicts published before sealing. */
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  seal!: string | null;
 }
