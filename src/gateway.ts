@@ -21,6 +21,8 @@ import { servicenow as servicenowSource, servicenowWriteBack } from './itsm/serv
 import { type JiraAuth, JiraClient } from './itsm/jira/jira-client';
 import { closeRevertRecorder } from './itsm/jira/jira-evidence';
 import { JiraRuntime } from './itsm/jira/jira-runtime';
+import { JiraReconciler } from './itsm/jira/jira-reconciler';
+import { jira as jiraSource } from './itsm/jira/jira-source';
 import type { JiraSettings } from './itsm/jira/jira-settings';
 import { type JiraSimulator, type JiraSimulatorOptions, createJiraSimulator } from './itsm/jira/jira-simulator';
 import { createLogger, type Logger } from './logger';
@@ -126,6 +128,8 @@ export interface Gateway {
   discoveryScheduleId?: string;
   /** Reconciliation with ServiceNow (with the worker, unless `reconcile: false`). */
   reconciler?: ServiceNowReconciler;
+  /** Reconciliation with the Jira site (with the worker and a Jira source, unless `reconcile: false`). */
+  jiraReconciler?: JiraReconciler;
   /** Stops everything it started, in reverse order of start. */
   stop(): Promise<void>;
 }
@@ -327,8 +331,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       if (opts.reconcile?.intervalMs !== undefined) r.start(opts.reconcile.intervalMs);
       stops.push(() => r.stop());
     }
+    let jiraReconciler: JiraReconciler | undefined;
+    if (jira && opts.worker !== false && opts.reconcile !== false) {
+      const runtime = jira;
+      jiraReconciler = new JiraReconciler({
+        client: runtime.client,
+        projectKey: runtime.settings.projectKey,
+        ds,
+        accept: (delivery) => acceptDelivery({ ds, workflows, grammars, secret: undefined, log, sourceSettings, sourceClients }, jiraSource, delivery),
+        log: log.child('reconcile'),
+        ...(opts.reconcile?.firstLookbackMs !== undefined ? { firstLookbackMs: opts.reconcile.firstLookbackMs } : {}),
+      });
+      const r = jiraReconciler;
+      if (opts.reconcile?.intervalMs !== undefined) r.start(opts.reconcile.intervalMs);
+      stops.push(() => r.stop());
+    }
 
-    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, metricsUrl, ds, evidence, verdicts, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, stop };
+    return { apiUrl, app, servicenowUrl: servicenow.url, jiraUrl, jiraSim, jira, temporalAddress, metricsUrl, ds, evidence, verdicts, workflows, sim, worker, taskQueue: opts.taskQueue, discoveryScheduleId, reconciler, jiraReconciler, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -4,7 +4,10 @@ import { discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsList
 import { acceptDelivery } from './api/deliveries';
 import { GrammarRegistry } from './connectors/registry';
 import { JiraClient } from './itsm/jira/jira-client';
+import { closeRevertRecorder } from './itsm/jira/jira-evidence';
+import { JiraReconciler } from './itsm/jira/jira-reconciler';
 import { JiraRuntime } from './itsm/jira/jira-runtime';
+import { jira as jiraSource } from './itsm/jira/jira-source';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { ServiceNowReconciler } from './itsm/servicenow/servicenow-reconciler';
 import { servicenow as servicenowSource, servicenowWriteBack } from './itsm/servicenow/servicenow-source';
@@ -39,11 +42,18 @@ async function main(): Promise<void> {
     new ServiceNowClient({ baseUrl: config.SERVICENOW_URL, ...servicenowCredentials(config) });
   const workflows = await ChangeWorkflows.connect(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, config.TEMPORAL_TASK_QUEUE);
   const evidence = new EvidenceStore(ds, sealer, log.child('evidence'));
+  const verdicts = new ClosureVerdictStore(ds, sealer, log.child('verdicts'));
   const site = jiraSite(config);
+  // Also the edge of Jira reconciliation, which takes the webhook's path here: a close it finds is judged as the API's is.
   const jira = site
     ? new JiraRuntime({
         client: new JiraClient(site),
         settings: loadJiraSettings(config.JIRA_SETTINGS),
+        verdicts: async (key) => {
+          const v = await verdicts.latest('jira', key);
+          return v ? { allowed: v.view.allowed, reasons: v.view.reasons } : null;
+        },
+        recordRevert: closeRevertRecorder(evidence),
         evidenceHead: async (ticketKey) => (await evidence.list(ticketKey)).at(-1)?.hash,
         log: log.child('jira'),
       })
@@ -67,7 +77,7 @@ async function main(): Promise<void> {
     notify: notifySettings(config),
     startCertification: (request) => workflows.certify(request),
     evidence,
-    verdicts: new ClosureVerdictStore(ds, sealer, log.child('verdicts')),
+    verdicts,
     servicenow: snClient(),
     sourceClients: { servicenowSettings: snSettings, ...(jira ? { jira } : {}) },
     writeBackBackoff: writeBackBackoff(config),
@@ -90,10 +100,22 @@ async function main(): Promise<void> {
     log: log.child('reconcile'),
   });
   reconciler.start(reconcileIntervalMs(config));
+  // Jira gives up on a webhook after a while: issues updated since the cursor are read back by JQL the same way.
+  const jiraReconciler = jira
+    ? new JiraReconciler({
+        client: jira.client,
+        projectKey: jira.settings.projectKey,
+        ds,
+        accept: (delivery) => acceptDelivery({ ds, workflows, grammars, secret: undefined, log, sourceSettings, sourceClients: { jira } }, jiraSource, delivery),
+        log: log.child('reconcile'),
+      })
+    : undefined;
+  jiraReconciler?.start(reconcileIntervalMs(config));
   log.info('worker started', { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
   // The SDK's runtime turns SIGINT/SIGTERM into a graceful shutdown that ends run().
   await worker.run();
   await reconciler.stop();
+  await jiraReconciler?.stop();
   await metricsServer?.close();
   await tracing?.shutdown();
   await workflows.close();

@@ -260,6 +260,27 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     }
   });
 
+  it('an event Jira gave up on is brought in by reconciliation: a JQL pass hands over the issue as it stands, and the cursor moves on', async () => {
+    const { key, id } = stack.jiraSim.createIssue({ summary: 'given up' });
+    await waitFor('Planning delivered', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Planning');
+    // The next event never reaches the gateway (Jira retried, then gave up): the workflow still sees Planning.
+    stack.jiraSim.sendWebhooks = false;
+    try {
+      expect(stack.jiraSim.transition(key, 'Request authorization')).toEqual({ ok: true });
+    } finally {
+      stack.jiraSim.sendWebhooks = true;
+    }
+    const report = await stack.reconcileJira();
+    expect(report).toMatchObject({ ran: true });
+    expect(report.accepted).toBeGreaterThanOrEqual(1);
+    await waitFor('Authorize, reconciled', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Authorize');
+    const rows: Array<{ event_id: string }> = await stack.ds.query('SELECT event_id FROM webhook_deliveries WHERE source = ? AND ticket_number = ? ORDER BY id', ['jira', key]);
+    expect(rows.at(-1)?.event_id).toMatch(new RegExp(`^reconcile:${id}:\\d+$`));
+    const cursors: Array<{ updated_on: string }> = await stack.ds.query("SELECT updated_on FROM itsm_sync_cursors WHERE cursor_key LIKE 'jira:%'");
+    expect(cursors).toHaveLength(1);
+    expect(Date.parse(cursors[0]!.updated_on)).toBeGreaterThanOrEqual(stack.jiraSim.issue(key)!.updated - 60_000);
+  });
+
   it('a delivery the gateway cannot check with Jira (the approval API failing) is 503, and Jira retries it with the same identifier until it lands', async () => {
     const { key } = stack.jiraSim.createIssue({ summary: 'retried' });
     await waitFor('the created delivery', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Planning');

@@ -106,7 +106,7 @@ export async function runChaos(opts: {
   ];
   // Jira retries a webhook the gateway answered 5xx for up to ~30 minutes (shared/reference/itsm-contracts.md); the
   // simulated site here retries for ~36 s, longer than any outage window the plan draws (the stack's default gives
-  // up after half a second, and a Jira event lost for good is not recovered: there is no Jira reconciliation yet).
+  // up after half a second); an event it gives up on comes back by the worker's Jira reconciliation.
   const stack: Stack = await startStack({ inProcessWorker: false, extraConnectors: extra, jira: { webhookRetry: { attempts: 9, delayMs: 1_000 } } });
   // The checker's own administrator connections: a pool, so that they come back after MariaDB restarts.
   const admin = mysql.createPool({ uri: TEST_ENV.adminUrl, connectionLimit: 4 });

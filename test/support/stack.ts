@@ -95,6 +95,8 @@ export interface Stack {
   discoveryScheduleId: string;
   /** One reconciliation pass with the simulator (the stack runs none on its own). */
   reconcile(): Promise<ReconcileReport>;
+  /** One pass of Jira reconciliation (JQL for issues updated since its cursor). */
+  reconcileJira(): Promise<ReconcileReport>;
   admin: mysql.Connection;
   worker?: Worker;
   /** POSTs a signed delivery of a record to the webhook, as the installed business rule would. */
@@ -216,6 +218,10 @@ export async function startStack(
     async reconcile() {
       if (!gw.reconciler) throw new Error('this stack runs no reconciliation (no in-process worker)');
       return gw.reconciler.runOnce();
+    },
+    async reconcileJira() {
+      if (!gw.jiraReconciler) throw new Error('this stack runs no Jira reconciliation (no in-process worker or no Jira)');
+      return gw.jiraReconciler.runOnce();
     },
     admin,
     worker,

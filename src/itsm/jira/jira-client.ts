@@ -200,6 +200,23 @@ export class JiraClient {
     return data.issues.filter(isRecord).filter((i) => typeof i.id === 'string' && typeof i.key === 'string').map((i) => ({ id: String(i.id), key: String(i.key) }));
   }
 
+  /**
+   * One page of a JQL search with each issue's `updated` (GET /rest/api/3/search/jql): the next page is asked for with
+   * the `nextPageToken` the last one gave; none means this was the last.
+   */
+  async searchUpdated(jql: string, opts: { maxResults: number; nextPageToken?: string }): Promise<{ issues: Array<{ id: string; key: string; updated: string }>; nextPageToken?: string }> {
+    const params: Record<string, string> = { jql, fields: 'updated', maxResults: String(opts.maxResults) };
+    if (opts.nextPageToken) params.nextPageToken = opts.nextPageToken;
+    const data = await this.send('GET', '/rest/api/3/search/jql', { params });
+    if (!isRecord(data) || !Array.isArray(data.issues)) throw new JiraError('Jira JQL search returned no issues list', { kind: 'transient' });
+    const issues = data.issues
+      .filter(isRecord)
+      .filter((i) => typeof i.id === 'string' && typeof i.key === 'string' && isRecord(i.fields) && typeof i.fields.updated === 'string')
+      .map((i) => ({ id: String(i.id), key: String(i.key), updated: String((i.fields as Record<string, unknown>).updated) }));
+    const next = typeof data.nextPageToken === 'string' && data.nextPageToken !== '' && data.isLast !== true ? data.nextPageToken : undefined;
+    return { issues, ...(next ? { nextPageToken: next } : {}) };
+  }
+
   /** Every status the project's issue types use, with its category. */
   async projectStatuses(projectKey: string): Promise<JiraStatus[]> {
     const data = await this.send('GET', `/rest/api/3/project/${encodeURIComponent(projectKey)}/statuses`);

@@ -476,13 +476,29 @@ export function createJiraSimulator(opts: JiraSimulatorOptions): JiraSimulator {
   // is refused as Jira refuses a query it cannot parse.
   api.get('/rest/api/3/search/jql', wrap((req, res) => {
     const jql = typeof req.query.jql === 'string' ? req.query.jql : '';
-    const clauses = jql.split(/\s+AND\s+/i).map((c) => /^\s*(project|labels)\s*=\s*(?:"([^"\\]*)"|([A-Za-z0-9._:-]+))\s*$/i.exec(c));
-    if (jql.trim() === '' || clauses.some((c) => c === null)) throw new SimError(400, [`Error in the JQL Query: the simulator supports only project = and labels = clauses joined by AND (got '${jql.slice(0, 200)}').`]);
+    // The subset the gateway asks: `project = X`, `labels = "y"`, `updated >= -Nm` joined by AND, optionally
+    // `ORDER BY updated ASC`; anything else is refused as Jira refuses JQL it cannot parse.
+    const ordered = /\s+ORDER\s+BY\s+updated\s+ASC\s*$/i.exec(jql);
+    const where = ordered ? jql.slice(0, ordered.index) : jql;
+    const clauses = where.split(/\s+AND\s+/i).map((c) => /^\s*(project|labels)\s*=\s*(?:"([^"\\]*)"|([A-Za-z0-9._:-]+))\s*$/i.exec(c) ?? /^\s*(updated)\s*>=\s*"?-(\d{1,7})m"?\s*$/i.exec(c));
+    if (where.trim() === '' || clauses.some((c) => c === null)) throw new SimError(400, [`Error in the JQL Query: the simulator supports only project =, labels = and updated >= -Nm clauses joined by AND, and ORDER BY updated ASC (got '${jql.slice(0, 200)}').`]);
     const wanted = clauses.map((c) => ({ field: (c as RegExpExecArray)[1]!.toLowerCase(), value: (c as RegExpExecArray)[2] ?? (c as RegExpExecArray)[3] ?? '' }));
     const maxResults = Math.min(100, Math.max(1, Number(req.query.maxResults ?? 50) || 50));
     const fields = typeof req.query.fields === 'string' ? req.query.fields.split(',').filter(Boolean) : ['summary'];
-    const hits = [...issues.values()].filter((issue) => wanted.every((w) => (w.field === 'project' ? w.value === projectKey : Array.isArray(issue.fields.labels) && (issue.fields.labels as unknown[]).includes(w.value))));
-    res.json({ issues: hits.slice(0, maxResults).map((issue) => issueJson(issue, fields)), isLast: hits.length <= maxResults });
+    const now = sim.now();
+    const matches = (issue: SimIssue, w: { field: string; value: string }) =>
+      w.field === 'project'
+        ? w.value === projectKey
+        : w.field === 'labels'
+          ? Array.isArray(issue.fields.labels) && (issue.fields.labels as unknown[]).includes(w.value)
+          : // Jira compares at minute precision: `-5m` is the start of the minute five minutes ago.
+            issue.updated >= Math.floor((now - Number(w.value) * 60_000) / 60_000) * 60_000;
+    const hits = [...issues.values()].filter((issue) => wanted.every((w) => matches(issue, w)));
+    if (ordered) hits.sort((a, b) => a.updated - b.updated || Number(a.id) - Number(b.id));
+    const start = typeof req.query.nextPageToken === 'string' ? Number(Buffer.from(req.query.nextPageToken, 'base64url').toString()) || 0 : 0;
+    const page = hits.slice(start, start + maxResults);
+    const isLast = start + maxResults >= hits.length;
+    res.json({ issues: page.map((issue) => issueJson(issue, fields)), isLast, ...(isLast ? {} : { nextPageToken: Buffer.from(String(start + maxResults)).toString('base64url') }) });
   }));
   api.get('/rest/api/3/issue/:ref', wrap((req, res) => {
     const fields = typeof req.query.fields === 'string' ? req.query.fields.split(',').filter(Boolean) : undefined;
