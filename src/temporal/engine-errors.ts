@@ -1,15 +1,19 @@
 import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError, isGrpcServiceError } from '@temporalio/client';
 
 /**
- * gRPC status codes by which Temporal says it could not answer now — cancelled, deadline exceeded, resource exhausted
- * (its rate limits), aborted, unavailable — which a retry can cure. Any other code (invalid argument, permission
- * denied, not found, ...) is the gateway asking wrongly: retrying the same request cannot help.
+ * gRPC status codes by which Temporal says it could not answer now, which a retry can cure: cancelled, deadline
+ * exceeded, resource exhausted (its rate limits), failed precondition (a query to a workflow whose first task has not
+ * been processed yet: "workflow not ready"), aborted, internal (its persistence failing, as while it restarts) and
+ * unavailable. Any other code (invalid argument, not found, permission denied, unauthenticated, unimplemented, ...) is
+ * the gateway asking wrongly or being refused: retrying the same request cannot help.
  */
 const RETRYABLE_GRPC_CODES = new Map<number, string>([
   [1, 'CANCELLED'],
   [4, 'DEADLINE_EXCEEDED'],
   [8, 'RESOURCE_EXHAUSTED'],
+  [9, 'FAILED_PRECONDITION'],
   [10, 'ABORTED'],
+  [13, 'INTERNAL'],
   [14, 'UNAVAILABLE'],
 ]);
 
