@@ -21,7 +21,7 @@ import { decideStep } from './decisions';
 import { decideException, listExceptions } from './exceptions';
 import { ExceptionStore } from '../exceptions/exception-store';
 import { receiveDelivery } from './deliveries';
-import { unavailable } from './unavailable';
+import { databaseUnavailable, unavailable } from './unavailable';
 import { receiveDeployEvent } from './deploy-webhook';
 import { receiveLeakReport } from './leak-webhook';
 import { listDrift } from './drift';
@@ -288,6 +288,8 @@ function errorMiddleware(log: Logger) {
     } else if (engine?.retryable) {
       // Temporal, or the worker a query, an update or a result waits for, did not answer: nothing the caller sent.
       appErr = unavailable('the workflow engine did not answer; retry later', new Error(`${engine.reason}: ${(err as Error).message}`));
+    } else if (databaseUnavailable(err)) {
+      appErr = unavailable('the database did not answer; retry later', err);
     } else {
       // A Temporal error no retry cures (an invalid argument, a permission) is the gateway's fault: a 500, logged with its code.
       log.error('unhandled error', { method: req.method, path: req.path, error: err instanceof Error ? err.message : String(err), ...(engine ? { engine: engine.reason } : {}) });

@@ -15,3 +15,16 @@ export function handOffFailed(message: string, err: unknown): Error {
   if (engineFailure(err)?.retryable === false) return err instanceof Error ? err : new Error(String(err));
   return unavailable(message, err);
 }
+
+/** Error codes by which the MariaDB driver says the server could not be reached or went away mid-query. */
+const DATABASE_GONE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR']);
+
+/**
+ * Whether an error is the database not answering (as while MariaDB restarts): the driver's own error, or TypeORM's
+ * wrapping of it. A query the server refused (a constraint, a syntax error) is not.
+ */
+export function databaseUnavailable(err: unknown): boolean {
+  const code = (e: unknown) => (typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined);
+  const driver = typeof err === 'object' && err !== null ? (err as { driverError?: unknown }).driverError : undefined;
+  return [code(err), code(driver)].some((c) => typeof c === 'string' && DATABASE_GONE.has(c));
+}

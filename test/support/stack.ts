@@ -138,6 +138,8 @@ export async function startStack(
     evidenceSigningKey?: KeyObject | false;
     /** OpenTelemetry traces to this OTLP/HTTP endpoint (the workflow bundle must include the tracing interceptors). */
     traces?: GatewayOptions['traces'];
+    /** The gateway's database URL (default the slot's database; a test may put a port of its own in front). */
+    databaseUrl?: string;
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -150,7 +152,7 @@ export async function startStack(
     taskQueue,
     // Each stack its own discovery schedule, on its own task queue; deleted again by stop().
     discovery: { scheduleId: `discovery-${taskQueue}` },
-    databaseUrl: TEST_ENV.databaseUrl,
+    databaseUrl: opts.databaseUrl ?? TEST_ENV.databaseUrl,
     connectors: file,
     ...(opts.policy ? { policy: opts.policy } : {}),
     ...(opts.leaks ? { leaks: opts.leaks } : {}),
