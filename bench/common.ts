@@ -66,8 +66,9 @@ export async function benchGateway(opts: { worker?: boolean } = {}): Promise<Gat
   const gw = await startGateway({
     temporal: { devServer: { port: await freePort(), logFile: resolve(__dirname, '../.data/bench/temporal.log') } },
     taskQueue: 'changegate-bench',
-    databaseUrl: `mysql://root@127.0.0.1:3306/${database}`,
-    migrate: true,
+    // One account does both on the benchmark's throwaway database.
+    databaseUrl: BENCH_DATABASE_URL,
+    migrationDatabaseUrl: BENCH_DATABASE_URL,
     connectors: BENCH_CONNECTORS,
     servicenow: { simulator: { username: 'bench', password: 'bench-password' } },
     webhookSecret: BENCH_WEBHOOK_SECRET,

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
-import { evidenceSealKey, jiraSite, loadConfig, metricsListen, oidcSettings, servicenowSettings } from './config';
+import { evidenceSealKey, jiraSite, loadConfig, metricsListen, migrationDatabaseUrl, oidcSettings, servicenowSettings } from './config';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { JiraClient } from './itsm/jira/jira-client';
 import { closeRevertRecorder } from './itsm/jira/jira-evidence';
@@ -14,7 +14,7 @@ import { EvidenceStore } from './evidence/evidence-store';
 import { createLogger } from './logger';
 import { createMetrics, listenMetrics, registerTableGauges } from './metrics/metrics';
 import { startTracing } from './telemetry/tracing';
-import { openDatabase } from './persistence/data-source';
+import { migrateDatabase, openDatabase } from './persistence/data-source';
 import { loadPolicyFile, Policy } from './policy/policy';
 import { ChangeWorkflows } from './temporal/temporal-client';
 
@@ -22,7 +22,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('api', config.LOG_LEVEL);
   const sealer = evidenceSealer(evidenceSealKey(config));
-  const ds = await openDatabase(config.DATABASE_URL, { migrate: config.RUN_MIGRATIONS, evidenceSealer: sealer });
+  if (config.RUN_MIGRATIONS) await migrateDatabase(migrationDatabaseUrl(config), { evidenceSealer: sealer });
+  const ds = await openDatabase(config.DATABASE_URL);
   const evidence = new EvidenceStore(ds, sealer, log.child('evidence'));
   const verdicts = new ClosureVerdictStore(ds, sealer, log.child('verdicts'));
   const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);

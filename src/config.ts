@@ -47,15 +47,21 @@ const issuerUrl = z
   .url()
   .refine((u) => /^https:\/\//.test(u) || /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(\/|$)/.test(u), 'must be https:// (http:// only on loopback)');
 
+const mysqlUrl = z
+  .string()
+  .url()
+  .refine((u) => /^mysql:\/\//.test(u), 'must be a mysql:// URL');
+
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
   HOST: z.string().default('127.0.0.1'),
-  DATABASE_URL: z
-    .string()
-    .url()
-    .refine((u) => /^mysql:\/\//.test(u), 'must be a mysql:// URL')
-    .default('mysql://root@127.0.0.1:3306/changegate'),
+  DATABASE_URL: mysqlUrl.default('mysql://root@127.0.0.1:3306/changegate'),
+  /**
+   * The account migrations run as (the migration entry point, RUN_MIGRATIONS, `npm start`): it holds the DDL the
+   * application account in DATABASE_URL must not. Unset, DATABASE_URL's account runs them too.
+   */
+  MIGRATION_DATABASE_URL: z.preprocess((v) => (v === '' ? undefined : v), mysqlUrl.optional()),
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('changegate'),
@@ -190,6 +196,11 @@ export function servicenowSettings(c: Config): { statePhases: ServiceNowStatePha
     reopenState: c.SERVICENOW_REOPEN_STATE,
     taskStates: { open: c.SERVICENOW_TASK_STATE_OPEN, closed: c.SERVICENOW_TASK_STATE_CLOSED },
   };
+}
+
+/** The URL migrations run with: the migration account's, or the application account's where one does both. */
+export function migrationDatabaseUrl(c: Pick<Config, 'DATABASE_URL' | 'MIGRATION_DATABASE_URL'>): string {
+  return c.MIGRATION_DATABASE_URL ?? c.DATABASE_URL;
 }
 
 /** Milliseconds between reconciliation passes with ServiceNow (validated by the schema). */

@@ -27,7 +27,7 @@ import type { JiraSettings } from './itsm/jira/jira-settings';
 import { type JiraSimulator, type JiraSimulatorOptions, createJiraSimulator } from './itsm/jira/jira-simulator';
 import { createLogger, type Logger } from './logger';
 import { EMPTY_POLICY, Policy, type PolicyInput } from './policy/policy';
-import { openDatabase } from './persistence/data-source';
+import { migrateDatabase, openDatabase } from './persistence/data-source';
 import { createServiceNowSimulator, type ServiceNowSimulator, type SimulatorOptions } from './itsm/servicenow/servicenow-simulator';
 import { type DevServerOptions, startDevServer } from './temporal/dev-server';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
@@ -46,9 +46,10 @@ export interface GatewayOptions {
   temporal: { address: string } | { devServer: DevServerOptions };
   namespace?: string;
   taskQueue: string;
+  /** The application account's database URL (what the API and the worker run with). */
   databaseUrl: string;
-  /** Run migrations at start (creating the database if it is missing). */
-  migrate?: boolean;
+  /** Run migrations at start as this account (creating the database if it is missing); none by default. */
+  migrationDatabaseUrl?: string;
   connectors: ConnectorsFile;
   /** The governance policy (who is who, privileged grants); none by default. */
   policy?: PolicyInput;
@@ -155,7 +156,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (tracing) stops.push(() => tracing.shutdown());
 
     const sealer = evidenceSealer(opts.evidenceSealKey);
-    const ds = await openDatabase(opts.databaseUrl, { migrate: opts.migrate ?? false, evidenceSealer: sealer });
+    if (opts.migrationDatabaseUrl) await migrateDatabase(opts.migrationDatabaseUrl, { evidenceSealer: sealer });
+    const ds = await openDatabase(opts.databaseUrl);
     stops.push(() => ds.destroy());
     const evidence = new EvidenceStore(ds, sealer, log.child('evidence'));
     const verdicts = new ClosureVerdictStore(ds, sealer, log.child('verdicts'));

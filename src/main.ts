@@ -2,9 +2,10 @@
  * `npm start`: the gateway with embedded defaults, in one process through startGateway (the wiring the tests and
  * benchmarks use). Starts what is not configured — a Temporal dev server (SQLite under .data/, Web UI on 8233) when
  * TEMPORAL_ADDRESS is unset, the ServiceNow simulator on :8090 when SERVICENOW_URL is unset, the demo LDAP
- * directory and the demo secrets store (OpenBao) with the demo connectors — runs the migrations, registers the demo API tokens, then serves the API and
- * runs the worker. Ctrl-C stops everything, API and worker before what they talk to. Production runs the API and the
- * worker as separate processes (api-main, worker-main; see docker-compose.yml).
+ * directory and the demo secrets store (OpenBao) with the demo connectors — runs the migrations as the migration
+ * account, registers the demo API tokens as the application account, then serves the API and runs the worker.
+ * Ctrl-C stops everything, API and worker before what they talk to. Production runs the API and the worker as
+ * separate processes (api-main, worker-main; see docker-compose.yml).
  */
 import { freshNumberBase } from './itsm/servicenow/servicenow-simulator';
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
 import { evidenceSealer } from './evidence/evidence-seal';
 import { ensureDemoSigningKey } from './evidence/evidence-signing';
-import { type Config, discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { type Config, discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, migrationDatabaseUrl, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
@@ -21,7 +22,7 @@ import { type GatewayOptions, startGateway } from './gateway';
 import { startDemoLdap } from './launcher/demo-ldap';
 import { startDemoOpenBao } from './launcher/demo-openbao';
 import { createLogger, temporalLogSink } from './logger';
-import { openDatabase } from './persistence/data-source';
+import { migrateDatabase, openDatabase } from './persistence/data-source';
 
 const ROOT = resolve(__dirname, extname(__filename) === '.ts' ? '..' : '../..');
 const log = createLogger('launcher');
@@ -36,6 +37,10 @@ function readDemoSecrets(): Record<string, string> {
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => [m[1] as string, m[2] as string]),
   );
+}
+
+function demoDatabaseUrl(user: string, password: string): string {
+  return `mysql://${user}:${encodeURIComponent(password)}@127.0.0.1:3306/changegate`;
 }
 
 function credentialEnvNames(file: ConnectorsFile): string[] {
@@ -89,8 +94,12 @@ async function main(): Promise<void> {
   env.CHANGEGATE_EVIDENCE_SEAL_KEY ??= demo.CHANGEGATE_EVIDENCE_SEAL_KEY;
   // The demo's evidence signing key, made on first start beside the demo secrets (owner-only, never printed).
   env.CHANGEGATE_EVIDENCE_SIGNING_KEY ??= ensureDemoSigningKey(resolve(ROOT, '.data/evidence-signing-key.pem'));
+  // The demo database's two accounts, made by scripts/setup.sh: the gateway runs as changegate_app, which holds no
+  // DDL; the migrations run as changegate_migrate. A DATABASE_URL of the operator's own is left alone, and so is
+  // where its migrations run (MIGRATION_DATABASE_URL, or the same account).
   if (!env.DATABASE_URL && demo.CHANGEGATE_APP_PASSWORD) {
-    env.DATABASE_URL = `mysql://changegate_app:${encodeURIComponent(demo.CHANGEGATE_APP_PASSWORD)}@127.0.0.1:3306/changegate`;
+    env.DATABASE_URL = demoDatabaseUrl('changegate_app', demo.CHANGEGATE_APP_PASSWORD);
+    if (demo.CHANGEGATE_MIGRATE_PASSWORD) env.MIGRATION_DATABASE_URL ??= demoDatabaseUrl('changegate_migrate', demo.CHANGEGATE_MIGRATE_PASSWORD);
   }
   const devServer = !env.TEMPORAL_ADDRESS;
   if (devServer) env.TEMPORAL_ADDRESS = '127.0.0.1:7233';
@@ -126,10 +135,11 @@ async function main(): Promise<void> {
     }
   }
 
-  const ds = await openDatabase(config.DATABASE_URL, { migrate: true, evidenceSealer: evidenceSealer(evidenceSealKey(config)) });
+  await migrateDatabase(migrationDatabaseUrl(config), { evidenceSealer: evidenceSealer(evidenceSealKey(config)) });
+  log.info('migrations up to date');
+  const ds = await openDatabase(config.DATABASE_URL);
   await ensureDemoTokens(resolve(ROOT, '.data/demo.env'), ds); // principals: one API token per role, see src/auth/demo-tokens.ts
   await ds.destroy();
-  log.info('migrations up to date');
 
   const gatewayStart = startGateway({
     temporal: devServer

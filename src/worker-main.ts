@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const log = createLogger('worker', config.LOG_LEVEL);
   const temporalLevel = ({ debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const)[config.LOG_LEVEL];
   Runtime.install({ logger: new DefaultLogger(temporalLevel, temporalLogSink(log.child('temporal'))) });
-  const ds = await openDatabase(config.DATABASE_URL, { migrate: false });
+  const ds = await openDatabase(config.DATABASE_URL);
   const connectors = loadConnectorsFile(config.CONNECTORS_CONFIG);
   const registry = new ConnectorRegistry(connectors);
   // The governance policy: what discovery does with drift, and the grammars reconciliation plans with.

@@ -1,12 +1,10 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import axios from 'axios';
 import { ApiTokenStore, tokenSha256 } from '../src/auth/api-tokens';
 import { parseArgs } from '../src/auth/token-cli';
-import { createDataSource } from '../src/persistence/data-source';
 import { type Stack, startStack } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
@@ -83,68 +81,53 @@ describe('machines: named API tokens, stored hashed, revocable', () => {
     await refused(`UPDATE ${table} SET revoked_at = NOW(3), revoked_by = 'someone-else' WHERE name = ?`);
   });
 
-  it('with the grants deploy/mysql-init gives changegate_app, the app account can revoke a token and cannot update or delete evidence', async () => {
-    const sql = readFileSync(resolve(ROOT, 'deploy/mysql-init/01-users.sql'), 'utf8');
-    const grants = [...sql.matchAll(/^GRANT (.+) ON `changegate`\.(\S+) TO 'changegate_app'@'%';$/gm)].map((m) => ({ privileges: m[1] as string, object: m[2] as string }));
-    expect(grants.map((g) => g.object)).toEqual(['*', '`api_tokens`', '`identity_inventory`', '`itsm_sync_cursors`', '`drift_findings`', '`emergency_exceptions`', '`certification_items`']);
-    const user = `cg_tapp_${randomBytes(4).toString('hex')}`;
-    const password = randomBytes(12).toString('hex');
-    for (const host of ['localhost', '127.0.0.1']) {
-      await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [user, host, password]);
-      for (const g of grants) await stack.admin.query(`GRANT ${g.privileges} ON \`${TEST_ENV.database}\`.${g.object} TO ?@?`, [user, host]);
-    }
-    const ds = createDataSource(`mysql://${user}:${password}@127.0.0.1:3306/${TEST_ENV.database}`);
-    await ds.initialize();
-    try {
-      const { name, token } = await stack.tokenFor('operator');
-      expect(await new ApiTokenStore(ds).revoke(name, 'test')).toMatchObject({ name, revokedBy: 'test' });
-      expect(await stack.tokens.authenticate(token)).toBeNull();
-      await expect(ds.query('UPDATE evidence_records SET outcome = outcome')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-      await expect(ds.query('DELETE FROM evidence_records')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-      await expect(ds.query('UPDATE webhook_deliveries SET source = source')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-      await expect(ds.query('DELETE FROM api_tokens')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-      // The inventory is updated in place, never emptied.
-      await ds.query('UPDATE identity_inventory SET status = status');
-      await expect(ds.query('DELETE FROM identity_inventory')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-      // So are drift findings.
-      await ds.query('UPDATE drift_findings SET status = status');
-      await expect(ds.query('DELETE FROM drift_findings')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-      // And the emergency-exception ledger (escalated and decided in place); a decision, once taken, stays.
-      await ds.query('UPDATE emergency_exceptions SET status = status');
-      await expect(ds.query('DELETE FROM emergency_exceptions')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-      const excId = `EXC-${randomBytes(8).toString('hex').toUpperCase()}`;
-      await ds.query(
-        `INSERT INTO emergency_exceptions (id, source, ticket, step_id, action_kind, system, identity, grants, granted_at, escalate_at, deadline, on_deadline, status,
-           decision, decided_by, decided_at, justification) VALUES (?, 'servicenow', 'CHG0000001', 'joiner:x', 'joiner', 'mysql-local', '{}', '[]', NOW(3), NOW(3), NOW(3), 'revoke',
-           'revoking', 'revoke', '{"kind":"token","id":"1","name":"r"}', NOW(3), 'why')`,
-        [excId],
-      );
-      await ds.query("UPDATE emergency_exceptions SET status = 'revoked', outcome = 'taken back' WHERE id = ?", [excId]);
-      await expect(ds.query("UPDATE emergency_exceptions SET justification = 'rewritten' WHERE id = ?", [excId])).rejects.toMatchObject({ sqlMessage: 'a decided emergency exception keeps its decision' });
-      await expect(ds.query("UPDATE emergency_exceptions SET decision = 'accept' WHERE id = ?", [excId])).rejects.toMatchObject({ sqlMessage: 'a decided emergency exception keeps its decision' });
-      // So are certification items.
-      await ds.query('UPDATE certification_items SET status = status');
-      await expect(ds.query('DELETE FROM certification_items')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
-      // A decided item keeps its decision; its status and revocation change still move on.
-      const certId = randomBytes(16).toString('hex');
-      await ds.query(
-        `INSERT INTO certification_items (id, system, name, host, identity_type, grants, trigger_type, reference, detail, reviewer, reviewer_key, due_at, on_timeout, status,
-           decisions, decided_by, decided_at, justification, opened_at) VALUES (?, 'mysql-local', 'svc', '%', 'service_account', '["SELECT"]', 'mover', 'r', '', '{"kind":"role","role":"security-reviewer"}',
-           'role:security-reviewer', NOW(3), 'revoke', 'open', NULL, NULL, NULL, NULL, NOW(3))`,
-        [certId],
-      );
-      // Undecided, it is decided in place.
-      await ds.query(`UPDATE certification_items SET status = 'revoking', decisions = '[{"grant":"SELECT","decision":"revoke"}]', decided_by = '{"kind":"token","id":"1","name":"r"}', decided_at = NOW(3), justification = 'why' WHERE id = ?`, [certId]);
-      await ds.query("UPDATE certification_items SET change_key = 'servicenow:CHG0000001', status = 'revocation-failed', revocation_error = 'refused' WHERE id = ?", [certId]);
-      const keeps = { sqlMessage: 'a decided certification item keeps its decision' };
-      await expect(ds.query(`UPDATE certification_items SET decisions = '[{"grant":"SELECT","decision":"keep"}]' WHERE id = ?`, [certId])).rejects.toMatchObject(keeps);
-      await expect(ds.query("UPDATE certification_items SET justification = 'rewritten' WHERE id = ?", [certId])).rejects.toMatchObject(keeps);
-      await expect(ds.query('UPDATE certification_items SET decided_by = NULL WHERE id = ?', [certId])).rejects.toMatchObject(keeps);
-      await expect(ds.query('UPDATE certification_items SET decided_at = NOW(3) + INTERVAL 1 DAY WHERE id = ?', [certId])).rejects.toMatchObject(keeps);
-    } finally {
-      await ds.destroy();
-      await stack.admin.query('DROP USER IF EXISTS ?@?, ?@?', [user, 'localhost', user, '127.0.0.1']);
-    }
+  it("the application account the stack runs as (deploy/'s grants) can revoke a token and cannot update or delete evidence", async () => {
+    const { ds } = stack;
+    const { name, token } = await stack.tokenFor('operator');
+    expect(await new ApiTokenStore(ds).revoke(name, 'test')).toMatchObject({ name, revokedBy: 'test' });
+    expect(await stack.tokens.authenticate(token)).toBeNull();
+    await expect(ds.query('UPDATE evidence_records SET outcome = outcome')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    await expect(ds.query('DELETE FROM evidence_records')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    await expect(ds.query('UPDATE webhook_deliveries SET source = source')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    await expect(ds.query('DELETE FROM api_tokens')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    // The inventory is updated in place, never emptied.
+    await ds.query('UPDATE identity_inventory SET status = status');
+    await expect(ds.query('DELETE FROM identity_inventory')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    // So are drift findings.
+    await ds.query('UPDATE drift_findings SET status = status');
+    await expect(ds.query('DELETE FROM drift_findings')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    // And the emergency-exception ledger (escalated and decided in place); a decision, once taken, stays.
+    await ds.query('UPDATE emergency_exceptions SET status = status');
+    await expect(ds.query('DELETE FROM emergency_exceptions')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    const excId = `EXC-${randomBytes(8).toString('hex').toUpperCase()}`;
+    await ds.query(
+      `INSERT INTO emergency_exceptions (id, source, ticket, step_id, action_kind, system, identity, grants, granted_at, escalate_at, deadline, on_deadline, status,
+         decision, decided_by, decided_at, justification) VALUES (?, 'servicenow', 'CHG0000001', 'joiner:x', 'joiner', 'mysql-local', '{}', '[]', NOW(3), NOW(3), NOW(3), 'revoke',
+         'revoking', 'revoke', '{"kind":"token","id":"1","name":"r"}', NOW(3), 'why')`,
+      [excId],
+    );
+    await ds.query("UPDATE emergency_exceptions SET status = 'revoked', outcome = 'taken back' WHERE id = ?", [excId]);
+    await expect(ds.query("UPDATE emergency_exceptions SET justification = 'rewritten' WHERE id = ?", [excId])).rejects.toMatchObject({ sqlMessage: 'a decided emergency exception keeps its decision' });
+    await expect(ds.query("UPDATE emergency_exceptions SET decision = 'accept' WHERE id = ?", [excId])).rejects.toMatchObject({ sqlMessage: 'a decided emergency exception keeps its decision' });
+    // So are certification items.
+    await ds.query('UPDATE certification_items SET status = status');
+    await expect(ds.query('DELETE FROM certification_items')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+    // A decided item keeps its decision; its status and revocation change still move on.
+    const certId = randomBytes(16).toString('hex');
+    await ds.query(
+      `INSERT INTO certification_items (id, system, name, host, identity_type, grants, trigger_type, reference, detail, reviewer, reviewer_key, due_at, on_timeout, status,
+         decisions, decided_by, decided_at, justification, opened_at) VALUES (?, 'mysql-local', 'svc', '%', 'service_account', '["SELECT"]', 'mover', 'r', '', '{"kind":"role","role":"security-reviewer"}',
+         'role:security-reviewer', NOW(3), 'revoke', 'open', NULL, NULL, NULL, NULL, NOW(3))`,
+      [certId],
+    );
+    // Undecided, it is decided in place.
+    await ds.query(`UPDATE certification_items SET status = 'revoking', decisions = '[{"grant":"SELECT","decision":"revoke"}]', decided_by = '{"kind":"token","id":"1","name":"r"}', decided_at = NOW(3), justification = 'why' WHERE id = ?`, [certId]);
+    await ds.query("UPDATE certification_items SET change_key = 'servicenow:CHG0000001', status = 'revocation-failed', revocation_error = 'refused' WHERE id = ?", [certId]);
+    const keeps = { sqlMessage: 'a decided certification item keeps its decision' };
+    await expect(ds.query(`UPDATE certification_items SET decisions = '[{"grant":"SELECT","decision":"keep"}]' WHERE id = ?`, [certId])).rejects.toMatchObject(keeps);
+    await expect(ds.query("UPDATE certification_items SET justification = 'rewritten' WHERE id = ?", [certId])).rejects.toMatchObject(keeps);
+    await expect(ds.query('UPDATE certification_items SET decided_by = NULL WHERE id = ?', [certId])).rejects.toMatchObject(keeps);
+    await expect(ds.query('UPDATE certification_items SET decided_at = NOW(3) + INTERVAL 1 DAY WHERE id = ?', [certId])).rejects.toMatchObject(keeps);
   });
 
   it('token-cli create prints only the token on stdout; it authenticates with its role until token-cli revoke', async () => {

@@ -21,7 +21,7 @@ describe('counted overlap: tickets ending or granting the same grant at the same
   let evidence: EvidenceStore;
   let inventory: InventoryStore;
   beforeAll(async () => {
-    ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: false });
+    ds = await openDatabase(TEST_ENV.databaseUrl);
     registry = new ConnectorRegistry(connectorsFile());
     admin = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
     evidence = new EvidenceStore(ds, evidenceSealer(TEST_ENV.evidenceSealKey));

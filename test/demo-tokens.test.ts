@@ -22,7 +22,7 @@ describe('zero configuration: one demo API token per role in .data/demo.env', ()
   let ds: DataSource;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cg-demo-tokens-'));
-    ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: false });
+    ds = await openDatabase(TEST_ENV.databaseUrl);
   });
   afterAll(async () => {
     rmSync(dir, { recursive: true, force: true });

@@ -430,6 +430,7 @@ describe('docker-compose.yml', () => {
       expect([...services.keys()].sort()).toEqual(
         [
           'changegate-api',
+          'changegate-grants',
           'changegate-migrate',
           'changegate-proxy',
           'changegate-worker',
@@ -444,6 +445,8 @@ describe('docker-compose.yml', () => {
 
     it('pins every third-party image (no floating tags), mysql to the 8.4 LTS series', () => {
       expect(svc('mysql').scalar('image')).toMatch(/^mysql:8\.4\.\d+$/);
+      // The grants one-shot's mysql client comes with the server it talks to.
+      expect(svc('changegate-grants').scalar('image')).toBe(svc('mysql').scalar('image'));
       expect(svc('changegate-proxy').scalar('image')).toMatch(/^nginx:\d+\.\d+\.\d+(?:-[a-z0-9.]+)*$/);
       const server = svc('temporal').scalar('image');
       expect(server).toMatch(/^temporalio\/server:\d+\.\d+\.\d+$/);
@@ -555,7 +558,7 @@ describe('docker-compose.yml', () => {
       const oneShots = new Set(
         all().flatMap(([, s]) => Object.entries(s.depends_on ?? {}).filter(([, d]) => d.condition === 'service_completed_successfully').map(([dep]) => dep)),
       );
-      expect([...oneShots].sort()).toEqual(['changegate-migrate', 'temporal-admin-tools', 'temporal-create-namespace']);
+      expect([...oneShots].sort()).toEqual(['changegate-grants', 'changegate-migrate', 'temporal-admin-tools', 'temporal-create-namespace']);
       for (const name of oneShots) {
         // Not always/unless-stopped: those rerun a one-shot that succeeded, so it never counts as completed.
         expect({ name, restart: json(name).restart }).toEqual({ name, restart: expect.stringMatching(/^on-failure:[1-9]\d*$/) });
@@ -567,14 +570,32 @@ describe('docker-compose.yml', () => {
       }
     });
 
-    it('starts api and worker only after migrations and the namespace are done', () => {
+    it('starts api and worker only after migrations, the grants that follow them, and the namespace are done', () => {
       for (const name of ['changegate-api', 'changegate-worker']) {
         expect(svc(name).dependsOn()).toEqual({
-          'changegate-migrate': 'service_completed_successfully',
+          'changegate-grants': 'service_completed_successfully',
           'temporal-create-namespace': 'service_completed_successfully',
         });
       }
+      expect(svc('changegate-grants').dependsOn()).toEqual({ 'changegate-migrate': 'service_completed_successfully' });
       expect(svc('changegate-migrate').dependsOn()).toEqual({ mysql: 'service_healthy' });
+    });
+
+    it("grants changegate_app its UPDATEs after each migration run, as root, from deploy/mysql-grants, and the migrations run as changegate_migrate", () => {
+      const grants = json('changegate-grants');
+      const dir = bindMounts(grants).find((m) => m.target === '/changegate-grants') as BindMount;
+      expect(dir.mode).toBe('ro');
+      expectRepoPath(dir.host, 'directory');
+      expect(svc('changegate-grants').list('command')).toEqual(['mysql', '--host=mysql', '--user=root', '--execute=source /changegate-grants/changegate-app.sql']);
+      const sql = readFileSync(join(dir.host, 'changegate-app.sql'), 'utf8').replace(/--[^\n]*/g, '');
+      // UPDATE on tables, to changegate_app, and nothing else.
+      const statements = sql.split(';').map((t) => t.trim()).filter(Boolean);
+      expect(statements.length).toBeGreaterThan(0);
+      for (const stmt of statements) expect(stmt).toMatch(/^GRANT UPDATE ON `changegate`\.`[a-z_]+` TO 'changegate_app'@'%'$/);
+      // The root password reaches the client through its environment, not its command line.
+      expect(Object.keys(svc('changegate-grants').map('environment'))).toEqual(['MYSQL_PWD']);
+      expect(svc('changegate-grants').map('environment').MYSQL_PWD).toBe(svc('mysql').map('environment').MYSQL_ROOT_PASSWORD);
+      expect(svc('changegate-migrate').map('environment').MIGRATION_DATABASE_URL).toMatch(/^mysql:\/\/changegate_migrate:[^@]+@mysql:3306\/changegate$/);
     });
 
     it('configures the gateway from env, with the connector password on the worker only', () => {
@@ -602,8 +623,9 @@ describe('docker-compose.yml', () => {
       expect(api.MYSQL_LOCAL_PASSWORD).toBeUndefined();
       expect(CHANGEGATE_EVIDENCE_SIGNING_KEY).toBeDefined();
       expect(worker.CHANGEGATE_EVIDENCE_SIGNING_KEY).toBeUndefined();
-      // The migrate one-shot gets the database, and the seal key the seal migration seals the rows recorded before it with.
-      expect(Object.keys(svc('changegate-migrate').map('environment')).sort()).toEqual(['CHANGEGATE_EVIDENCE_SEAL_KEY', 'DATABASE_URL', 'NODE_ENV']);
+      // The migrate one-shot gets the migration account (no other database credential), and the seal key the seal
+      // migration seals the rows recorded before it with.
+      expect(Object.keys(svc('changegate-migrate').map('environment')).sort()).toEqual(['CHANGEGATE_EVIDENCE_SEAL_KEY', 'MIGRATION_DATABASE_URL', 'NODE_ENV']);
       expect(svc('changegate-migrate').map('environment').CHANGEGATE_EVIDENCE_SEAL_KEY).toBe(api.CHANGEGATE_EVIDENCE_SEAL_KEY);
     });
 

@@ -14,7 +14,7 @@ const PRE_PRINCIPAL_KEYS = [
 describe('evidence: the principal is a new field of new rows only', () => {
   let ds: DataSource;
   beforeAll(async () => {
-    ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: false });
+    ds = await openDatabase(TEST_ENV.databaseUrl);
   });
   afterAll(async () => {
     await ds.destroy();

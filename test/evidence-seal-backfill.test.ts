@@ -4,7 +4,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { GENESIS_HASH, jcs, sha256Hex } from '../src/evidence/canonical-json';
 import { SEAL_MISSING, evidenceSealer } from '../src/evidence/evidence-seal';
 import { EvidenceStore } from '../src/evidence/evidence-store';
-import { MIGRATIONS, createDataSource, openDatabase } from '../src/persistence/data-source';
+import { MIGRATIONS, createDataSource, migrateDatabase, openDatabase } from '../src/persistence/data-source';
 import { EvidenceSeals1764900000000, sealingBeganText } from '../src/persistence/migrations/1764900000000-evidence-seals';
 import { TEST_ENV } from './support/test-env';
 
@@ -40,10 +40,7 @@ describe('evidence recorded before sealing began', () => {
     await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
     await admin.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
     // The schema as it was before sealing, and rows written then: ticket A's two, ticket B's one (ids 1, 2 and 5).
-    const before = new DataSource({ ...createDataSource(url).options, migrations: MIGRATIONS.filter((m) => m !== EvidenceSeals1764900000000) } as DataSourceOptions);
-    await before.initialize();
-    await before.runMigrations({ transaction: 'each' });
-    await before.destroy();
+    await migrateBeforeSealing(url);
     const a1 = await insertRow(admin, { id: 1, ticketKey: 'servicenow:A', seq: 1, prevHash: GENESIS_HASH, stepId: 'leaver:a1' });
     await insertRow(admin, { id: 2, ticketKey: 'servicenow:A', seq: 2, prevHash: a1, stepId: 'leaver:a2' });
     await insertRow(admin, { id: 5, ticketKey: 'servicenow:B', seq: 1, prevHash: GENESIS_HASH, stepId: 'leaver:b1' });
@@ -58,13 +55,14 @@ describe('evidence recorded before sealing began', () => {
   const tables = async () => (await admin.query<mysql.RowDataPacket[]>(`SHOW TABLES FROM \`${database}\` LIKE 'evidence\\_%'`))[0].map((r) => String(Object.values(r)[0])).sort();
 
   it('a database holding evidence is not migrated without the seal key, and nothing is changed', async () => {
-    await expect(openDatabase(url, { migrate: true })).rejects.toThrow('CHANGEGATE_EVIDENCE_SEAL_KEY is required to migrate: the evidence rows recorded so far are sealed with it now (nothing was changed)');
+    await expect(migrateDatabase(url)).rejects.toThrow('CHANGEGATE_EVIDENCE_SEAL_KEY is required to migrate: the evidence rows recorded so far are sealed with it now (nothing was changed)');
     expect(await columns()).toBe(0);
     expect(await tables()).toEqual(['evidence_records']);
   });
 
   it('with the key, the migration seals exactly the rows recorded so far and records when, under the same key', async () => {
-    ds = await openDatabase(url, { migrate: true, evidenceSealer: sealer });
+    await migrateDatabase(url, { evidenceSealer: sealer });
+    ds = await openDatabase(url);
     const [seals] = await admin.query<mysql.RowDataPacket[]>(`SELECT evidence_id, seal FROM \`${database}\`.evidence_backfilled_seals ORDER BY evidence_id`);
     expect(seals.map((s) => [String(s.evidence_id), String(s.seal).replace(/[0-9a-f]{64}$/, 'mac')])).toEqual([['1', 'hmac-sha256:backfilled:mac'], ['2', 'hmac-sha256:backfilled:mac'], ['5', 'hmac-sha256:backfilled:mac']]);
     const [[began]] = await admin.query<mysql.RowDataPacket[]>(`SELECT through_id, at, seal FROM \`${database}\`.evidence_sealing WHERE event = 'began'`);
@@ -82,7 +80,8 @@ describe('evidence recorded before sealing began', () => {
     await insertRow(admin, { id: 3, ticketKey: 'servicenow:C', seq: 1, prevHash: GENESIS_HASH, stepId: 'leaver:c1' });
     // A restart, migrations and all.
     await ds.destroy();
-    ds = await openDatabase(url, { migrate: true, evidenceSealer: sealer });
+    await migrateDatabase(url, { evidenceSealer: sealer });
+    ds = await openDatabase(url);
     const store = new EvidenceStore(ds, sealer);
     expect(await store.verifyChain('servicenow:A')).toEqual({ valid: false, rows: 3, brokenAt: { seq: 3, reason: SEAL_MISSING } });
     expect(await store.verifyChain('servicenow:C')).toEqual({ valid: false, rows: 1, brokenAt: { seq: 1, reason: SEAL_MISSING } });
@@ -120,3 +119,11 @@ describe('evidence recorded before sealing began', () => {
     }
   });
 });
+
+/** Runs the migrations that came before the seal migration: the schema as it was before sealing existed. */
+async function migrateBeforeSealing(url: string): Promise<void> {
+  const before = new DataSource({ ...createDataSource(url).options, migrations: MIGRATIONS.slice(0, MIGRATIONS.indexOf(EvidenceSeals1764900000000)) } as DataSourceOptions);
+  await before.initialize();
+  await before.runMigrations({ transaction: 'each' });
+  await before.destroy();
+}

@@ -6,15 +6,15 @@ import { ClosureVerdictStore } from '../src/closure/verdict-store';
 import { GENESIS_HASH } from '../src/evidence/canonical-json';
 import { SEAL_INVALID, SEAL_MISSING, evidenceSealer } from '../src/evidence/evidence-seal';
 import { type EvidenceInput, EvidenceStore, ForgedEvidenceInTheWay, identityKey } from '../src/evidence/evidence-store';
-import { openDatabase } from '../src/persistence/data-source';
+import { migrateDatabase, openDatabase } from '../src/persistence/data-source';
 import { asApplicationAccount, insertEvidenceRow } from './support/app-account';
 import { collectingLogger } from './support/collecting-logger';
 import { TEST_ENV } from './support/test-env';
 
 /**
  * Each reader of the evidence and of the closure verdicts, on a real MariaDB database of this test's own, facing rows a
- * forger inserted with the application account (SELECT and INSERT; ALTER and INDEX where said, as the account holds
- * them): well chained and hashed with the public algorithm, but not sealed with the gateway's key. A reader passes
+ * forger inserted with the application account (SELECT and INSERT; ALTER and INDEX where said, which it held before
+ * the migrations got an account of their own): well chained and hashed with the public algorithm, but not sealed with the gateway's key. A reader passes
  * such a row over and logs it, or refuses where passing over would be wrong. Decisions built on these readers (an
  * inventory scan, closure-check, the ServiceNow and Jira close guards, a pipeline run's mint) are in
  * forged-rows.e2e.test.ts and deploy.e2e.test.ts.
@@ -31,7 +31,8 @@ describe('rows the application account forges are not read as the gateway\'s', (
   beforeAll(async () => {
     admin = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
     await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
-    ds = await openDatabase(`mysql://root@127.0.0.1:3306/${database}`, { migrate: true, evidenceSealer: sealer });
+    await migrateDatabase(`mysql://root@127.0.0.1:3306/${database}`, { evidenceSealer: sealer });
+    ds = await openDatabase(`mysql://root@127.0.0.1:3306/${database}`);
     evidence = new EvidenceStore(ds, sealer, collectingLogger(logs));
     verdicts = new ClosureVerdictStore(ds, sealer, collectingLogger(logs));
   });
@@ -117,8 +118,8 @@ describe('rows the application account forges are not read as the gateway\'s', (
     await evidence.append(record(key, 'leaver:g', 'revoked', { identity }));
     await forger(async (app) => {
       await forgeNext(app, record(ticket(), 'joiner:f', 'granted', { actionKind: 'joiner', identity: { type: 'service_account', name: forged, host: '%' } }));
-      // The account holds ALTER and INDEX: with the unique keys gone, the sealed grant is inserted again, verbatim but
-      // for its recorded_at column, which now says it came after the revoke.
+      // With ALTER and INDEX (the account's until the migrations got their own): with the unique keys gone, the sealed
+      // grant is inserted again, verbatim but for its recorded_at column, which now says it came after the revoke.
       await app.query('ALTER TABLE evidence_records DROP INDEX uq_evidence_ticket_seq, DROP INDEX uq_evidence_ticket_step');
       await app.query(
         `INSERT INTO evidence_records (ticket_key, seq, step_id, outcome, action_kind, system, identity, desired_state, observed_state, verified, verification, actor,

@@ -1,5 +1,6 @@
 import { type Stack, createAccount, leaverActions, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { BusinessRuleAbortError } from '../src/itsm/servicenow/servicenow-simulator';
+import { TEST_ENV } from './support/test-env';
 
 describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB, simulated ServiceNow)', () => {
   let stack: Stack;
@@ -163,11 +164,13 @@ describe('leaver on a ServiceNow change, end to end (real Temporal, real MariaDB
     expect(described.status.name).toBe('RUNNING');
   });
 
-  it('evidence rows cannot be updated or deleted: the database refuses', async () => {
+  it("evidence rows cannot be updated or deleted: the database refuses the gateway's account its privilege, and anyone else by trigger", async () => {
     const number = uniqueTicketNumber();
     stack.sim.createChange({ number, state: '-5', u_identity_actions: leaver(uniqueAccount('x')) });
     await waitFor('evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).length === 1);
-    await expect(stack.ds.query("UPDATE evidence_records SET verified = 0 WHERE ticket_key = ?", [`servicenow:${number}`])).rejects.toThrow(/append-only/);
-    await expect(stack.ds.query('DELETE FROM evidence_records WHERE ticket_key = ?', [`servicenow:${number}`])).rejects.toThrow(/append-only/);
+    for (const sql of ['UPDATE evidence_records SET verified = 0 WHERE ticket_key = ?', 'DELETE FROM evidence_records WHERE ticket_key = ?']) {
+      await expect(stack.ds.query(sql, [`servicenow:${number}`])).rejects.toMatchObject({ driverError: { code: 'ER_TABLEACCESS_DENIED_ERROR' } });
+      await expect(stack.admin.query(sql.replace('evidence_records', `\`${TEST_ENV.database}\`.evidence_records`), [`servicenow:${number}`])).rejects.toThrow(/append-only/);
+    }
   });
 });

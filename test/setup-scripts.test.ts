@@ -44,7 +44,9 @@ describe('scripts/setup.sh', () => {
     dir = scratchCheckout({});
     execFileSync('bash', ['scripts/setup.sh'], { cwd: dir, stdio: 'pipe' });
     const first = readFileSync(join(dir, '.data/demo.env'), 'utf8');
+    // The gateway's database accounts: the application account, and the migration account that holds the DDL.
     expect(first).toMatch(/^CHANGEGATE_APP_PASSWORD=[A-Za-z0-9]{20,}$/m);
+    expect(first).toMatch(/^CHANGEGATE_MIGRATE_PASSWORD=[A-Za-z0-9]{20,}$/m);
     // The evidence seal key needs at least 32 bytes: it is made from 48 random ones.
     expect(first).toMatch(/^CHANGEGATE_EVIDENCE_SEAL_KEY=[A-Za-z0-9]{40,}$/m);
     expect(statSync(join(dir, '.data/demo.env')).mode & 0o777).toBe(0o600);

@@ -5,10 +5,11 @@
 -- the statement by hand or recreate the volume).
 --
 -- PASSWORDS: the values below are DEV PLACEHOLDERS. A .sql init file cannot read environment variables, so the
--- compose file's defaults (TEMPORAL_DB_PASSWORD, CHANGEGATE_DB_PASSWORD, MYSQL_LOCAL_PASSWORD in
--- deploy/compose.env.example) are set to exactly these strings. Production does not use this file: it replaces
--- it with one generated from the secret store (or creates the accounts out of band) and passes the same secrets to
--- compose. If you change a password here, change the matching variable too, or the service cannot log in.
+-- compose file's defaults (TEMPORAL_DB_PASSWORD, CHANGEGATE_MIGRATE_DB_PASSWORD, CHANGEGATE_DB_PASSWORD,
+-- MYSQL_LOCAL_PASSWORD in deploy/compose.env.example) are set to exactly these strings. Production does not use this
+-- file: it replaces it with one generated from the secret store (or creates the accounts out of band) and passes the
+-- same secrets to compose. If you change a password here, change the matching variable too, or the service cannot
+-- log in.
 --
 -- Every account is '<name>'@'%' because the clients are other containers on the compose network.
 --
@@ -27,42 +28,31 @@ GRANT ALL PRIVILEGES ON `temporal`.* TO 'temporal'@'%';
 GRANT ALL PRIVILEGES ON `temporal\_visibility`.* TO 'temporal'@'%';
 
 -- ---------------------------------------------------------------------------------------------------------------
--- changegate_app: the API, the worker AND the changegate-migrate one-shot (the migrate step uses this account too,
--- so it needs the DDL privileges; splitting out a separate migration account is a possible further hardening).
+-- changegate_migrate: the changegate-migrate one-shot, and nothing else. It runs the TypeORM migrations, so it holds
+-- what they use on `changegate` (and creates that database if it is missing): tables, columns, indexes and the
+-- append-only triggers, and SELECT / INSERT for their bookkeeping and the evidence seal backfill. No UPDATE, DELETE
+-- or DROP: no migration rewrites or removes a row or a table.
 --
--- No UPDATE (except on api_tokens, below), no DELETE, no DROP: the evidence table (evidence_records) is append-only,
--- and this account cannot rewrite or remove rows even if the BEFORE UPDATE / BEFORE DELETE triggers from the
--- migration were bypassed.
--- Without DROP it also cannot TRUNCATE, DROP or RENAME the table. The gateway only ever INSERTs and SELECTs
--- (evidence rows and webhook_deliveries); the TypeORM `migrations` bookkeeping table is insert-only as well.
+-- TRIGGER: with binary logging on (the MySQL 8 default), CREATE TRIGGER by an account without SUPER /
+-- SET_ANY_DEFINER fails with error 1419 unless log_bin_trust_function_creators=1. docker-compose.yml sets that on
+-- mysqld's command line rather than granting SUPER. A trigger runs as its definer, this account, which must keep
+-- TRIGGER for the triggers to keep working; they only SIGNAL.
 --
--- TRIGGER: the initial migration creates the two append-only triggers. With binary logging on (the MySQL 8
--- default), CREATE TRIGGER by an account without SUPER / SET_ANY_DEFINER fails with error 1419 unless
--- log_bin_trust_function_creators=1. docker-compose.yml sets that on mysqld's command line rather than granting
--- SUPER (which would hand this account far more than it needs). The triggers only SIGNAL; they do not write.
+-- changegate_app: the API and the worker. SELECT and INSERT on `changegate`, and UPDATE on the tables kept in place
+-- (deploy/mysql-grants/changegate-app.sql, granted after every migration run by the changegate-grants one-shot:
+-- MySQL grants on a table only once it exists, unless the grant also gives CREATE). No DDL: it cannot drop or
+-- replace the triggers that keep the evidence append-only, alter a table or create one. No UPDATE on the evidence
+-- and no DELETE anywhere: the evidence table (evidence_records) is append-only by privilege as well as by its BEFORE
+-- UPDATE / BEFORE DELETE triggers, and without DROP it cannot TRUNCATE, DROP or RENAME a table either.
 --
--- The database is created here so the grant has a target; the migrate entry point also runs
--- CREATE DATABASE IF NOT EXISTS (allowed by the db-level CREATE privilege).
+-- The database is created here so the grants have a target; the migrate entry point also runs
+-- CREATE DATABASE IF NOT EXISTS (allowed by changegate_migrate's database-level CREATE).
 -- ---------------------------------------------------------------------------------------------------------------
 CREATE DATABASE IF NOT EXISTS `changegate` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+CREATE USER IF NOT EXISTS 'changegate_migrate'@'%' IDENTIFIED WITH caching_sha2_password BY 'changegate-migrate-dev';
+GRANT SELECT, INSERT, CREATE, ALTER, INDEX, TRIGGER ON `changegate`.* TO 'changegate_migrate'@'%';
 CREATE USER IF NOT EXISTS 'changegate_app'@'%' IDENTIFIED WITH caching_sha2_password BY 'changegate-app-dev';
-GRANT SELECT, INSERT, CREATE, ALTER, INDEX, REFERENCES, TRIGGER ON `changegate`.* TO 'changegate_app'@'%';
--- UPDATE on one table, api_tokens, and on nothing else: revoking an API token sets its revoked_at. The table's own
--- BEFORE UPDATE trigger refuses every other change (un-revoking, new roles, another hash), and there is still no
--- DELETE. CREATE is listed only because a table-level GRANT on a table that does not exist yet (the migration makes
--- it later) is refused unless it includes CREATE; the account already holds CREATE on the whole database.
-GRANT CREATE, UPDATE ON `changegate`.`api_tokens` TO 'changegate_app'@'%';
--- UPDATE on the identity inventory, a projection kept in place (written in the transaction of the evidence row that
--- justifies each change); still no DELETE, and a trigger refuses it too: an identity that is gone stays as revoked.
-GRANT CREATE, UPDATE ON `changegate`.`identity_inventory` TO 'changegate_app'@'%';
--- UPDATE on the reconciliation cursors (one row per ServiceNow instance, moved forward in place); no DELETE.
-GRANT CREATE, UPDATE ON `changegate`.`itsm_sync_cursors` TO 'changegate_app'@'%';
--- UPDATE on drift findings, kept in place the same way (seen again, resolved, the remediation change named); no DELETE.
-GRANT CREATE, UPDATE ON `changegate`.`drift_findings` TO 'changegate_app'@'%';
--- UPDATE on the emergency-exception ledger (escalated and decided in place); no DELETE.
-GRANT CREATE, UPDATE ON `changegate`.`emergency_exceptions` TO 'changegate_app'@'%';
--- UPDATE on certification items, kept in place the same way (decided, escalated, the revocation change named); no DELETE.
-GRANT CREATE, UPDATE ON `changegate`.`certification_items` TO 'changegate_app'@'%';
+GRANT SELECT, INSERT ON `changegate`.* TO 'changegate_app'@'%';
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- changegate_connector: the "mysql-local" demo connector (config/connectors.demo.json, password from
@@ -105,4 +95,5 @@ GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES, EX
 -- SYSTEM_USER adds no data access of its own. The connector itself must NOT hold it.
 -- ---------------------------------------------------------------------------------------------------------------
 GRANT SYSTEM_USER ON *.* TO 'temporal'@'%';
+GRANT SYSTEM_USER ON *.* TO 'changegate_migrate'@'%';
 GRANT SYSTEM_USER ON *.* TO 'changegate_app'@'%';

@@ -1,6 +1,6 @@
 /**
  * Operator command line for API tokens, for when no operator token is at hand yet (or to make a token with a
- * decision role, which the HTTP API refuses). Needs DATABASE_URL, like the migrations.
+ * decision role, which the HTTP API refuses). Needs DATABASE_URL only (the application account).
  *
  *   node dist/src/auth/token-cli.js create <name> --role <role> [--role <role> …]   prints the token, once
  *   node dist/src/auth/token-cli.js revoke <name>
@@ -10,7 +10,7 @@
  */
 import { userInfo } from 'node:os';
 import { openDatabase } from '../persistence/data-source';
-import { loadConfigFromEnvForMigrations } from '../persistence/migrate-config';
+import { databaseUrlFromEnv } from '../persistence/migrate-config';
 import { ApiTokenStore, DEMO_PREFIX, TOKEN_NAME } from './api-tokens';
 import { isRole, ROLES, type Role } from './principal';
 
@@ -39,7 +39,7 @@ export function parseArgs(argv: string[]): { command: 'create'; name: string; ro
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const ds = await openDatabase(loadConfigFromEnvForMigrations(), { migrate: false });
+  const ds = await openDatabase(databaseUrlFromEnv());
   try {
     const store = new ApiTokenStore(ds);
     const by = `cli:${userInfo().username}`;

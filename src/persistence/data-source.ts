@@ -21,13 +21,14 @@ import { CertificationItems1764800000000 } from './migrations/1764800000000-cert
 import { CertificationDecisionsOnce1764800000001 } from './migrations/1764800000001-certification-decisions-once';
 import { EvidenceSeals1764900000000, evidenceSealsMigration } from './migrations/1764900000000-evidence-seals';
 import { ClosureVerdictSeals1765000000000 } from './migrations/1765000000000-closure-verdict-seals';
+import { TriggerDefiners1765100000000 } from './migrations/1765100000000-trigger-definers';
 import type { EvidenceSealer } from '../evidence/evidence-seal';
 
 export const ENTITIES = [EvidenceRecord, WebhookDelivery, ApiToken, ClosureVerdictRecord, InventoryIdentity, DriftFinding, CertificationItemRow];
 export const MIGRATIONS = [
   InitialSchema1763900000000, ApiTokens1764000000000, ClosureVerdicts1764100000000, IdentityInventory1764300000000, TicketVersionsBigint1764450000000,
   ItsmSyncCursors1764500000000, DriftFindings1764600000000, EmergencyExceptions1764700000000, ExceptionDecisionsOnce1764700000001, CertificationItems1764800000000,
-  CertificationDecisionsOnce1764800000001, EvidenceSeals1764900000000, ClosureVerdictSeals1765000000000,
+  CertificationDecisionsOnce1764800000001, EvidenceSeals1764900000000, ClosureVerdictSeals1765000000000, TriggerDefiners1765100000000,
 ];
 
 const DATABASE_NAME = /^[A-Za-z0-9_]{1,64}$/;
@@ -71,17 +72,25 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-/** Creates the database if needed, runs pending migrations and returns an initialised data source. */
-export async function openDatabase(url: string, opts: { migrate: boolean; evidenceSealer?: EvidenceSealer }): Promise<DataSource> {
-  if (opts.migrate) await ensureDatabase(url);
+/**
+ * Runs pending migrations as the account `url` names (the migration account: it holds the DDL the application
+ * account does not), creating the database first if it is missing. Closes its connections before returning.
+ */
+export async function migrateDatabase(url: string, opts: { evidenceSealer?: EvidenceSealer } = {}): Promise<void> {
+  await ensureDatabase(url);
   const ds = createDataSource(url, { evidenceSealer: opts.evidenceSealer });
   await ds.initialize();
-  if (opts.migrate) {
-    // A migration that refuses (the seal key missing, say) leaves no pool open behind it.
-    await ds.runMigrations({ transaction: 'each' }).catch(async (err: unknown) => {
-      await ds.destroy();
-      throw err;
-    });
+  try {
+    await ds.runMigrations({ transaction: 'each' });
+  } finally {
+    // A migration that refuses (the seal key missing, say) leaves no pool open behind it either.
+    await ds.destroy();
   }
+}
+
+/** An initialised data source on a database already migrated (the application account's URL). */
+export async function openDatabase(url: string): Promise<DataSource> {
+  const ds = createDataSource(url);
+  await ds.initialize();
   return ds;
 }

@@ -1,10 +1,8 @@
-import { openDatabase } from './data-source';
-import { evidenceSealerForMigrations, loadConfigFromEnvForMigrations } from './migrate-config';
+import { migrateDatabase } from './data-source';
+import { evidenceSealerForMigrations, migrationDatabaseUrlFromEnv } from './migrate-config';
 
 async function main(): Promise<void> {
-  const url = loadConfigFromEnvForMigrations();
-  const ds = await openDatabase(url, { migrate: true, evidenceSealer: evidenceSealerForMigrations() });
-  await ds.destroy();
+  await migrateDatabase(migrationDatabaseUrlFromEnv(), { evidenceSealer: evidenceSealerForMigrations() });
   console.log('changegate migrations: up to date');
 }
 

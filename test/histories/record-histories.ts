@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     temporal: { devServer: { port: TEMPORAL_PORT, logFile: join(logDir, 'temporal.log') } },
     taskQueue: `cg-histories-${randomUUID()}`,
     databaseUrl: `${SERVER_URL}${DATABASE}`,
-    migrate: true,
+    migrationDatabaseUrl: `${SERVER_URL}${DATABASE}`,
     connectors,
     servicenow: { simulator: SN },
     webhookSecret: WEBHOOK_SECRET,

@@ -5,8 +5,9 @@ import { TEST_ENV } from './test-env';
 
 /**
  * Runs `forge` on a MariaDB connection that holds what the application account holds on the evidence and the
- * closure verdicts (SELECT, INSERT: deploy/mysql-init/01-users.sql; `privileges` adds more of what it holds, such as
- * ALTER and INDEX), on the test database or `database`, as a throwaway user dropped afterwards.
+ * closure verdicts (SELECT, INSERT: deploy/mysql-init/01-users.sql; `privileges` adds more, such as the ALTER and
+ * INDEX it held before the migrations got an account of their own), on the test database or `database`, as a
+ * throwaway user dropped afterwards.
  */
 export async function asApplicationAccount(
   admin: mysql.Connection,

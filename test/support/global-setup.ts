@@ -5,12 +5,14 @@ import { resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import mysql from 'mysql2/promise';
 import { evidenceSealer } from '../../src/evidence/evidence-seal';
-import { openDatabase } from '../../src/persistence/data-source';
+import { migrateDatabase } from '../../src/persistence/data-source';
 import { startDevServer } from '../../src/temporal/dev-server';
+import { createDeployedAccount, grantAsDeployed } from './db-accounts';
 import { TEST_ENV } from './test-env';
 
 /**
- * One real Temporal dev server (own port, in memory), one fresh MariaDB database and one workflow bundle per run.
+ * One real Temporal dev server (own port, in memory), one fresh MariaDB database (with the gateway's two accounts) and
+ * one workflow bundle per run.
  * Ports differ from `npm start`'s so the two never collide.
  */
 export default async function globalSetup(): Promise<void> {
@@ -24,9 +26,13 @@ export default async function globalSetup(): Promise<void> {
     await admin.query(`CREATE DATABASE IF NOT EXISTS \`${db}\``);
     await admin.query(`CREATE TABLE IF NOT EXISTS \`${db}\`.invoices (id INT PRIMARY KEY)`);
   }
+  // The gateway's two accounts as deploy/ makes them: the run's migrations go through the migration account (from an
+  // empty database), every stack runs as the application account, which gets its UPDATE grants once the tables exist.
+  await createDeployedAccount(admin, 'changegate_migrate', TEST_ENV.migrationDatabaseUrl);
+  await createDeployedAccount(admin, 'changegate_app', TEST_ENV.databaseUrl);
+  await migrateDatabase(TEST_ENV.migrationDatabaseUrl, { evidenceSealer: evidenceSealer(TEST_ENV.evidenceSealKey) });
+  await grantAsDeployed(admin, 'changegate_app', 'afterMigrations', TEST_ENV.databaseUrl);
   await admin.end();
-  const ds = await openDatabase(TEST_ENV.databaseUrl, { migrate: true, evidenceSealer: evidenceSealer(TEST_ENV.evidenceSealKey) });
-  await ds.destroy();
 
   // The connector runs with the same least-privilege account shape as production, under a fresh password.
   const connectorPassword = randomBytes(18).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x');

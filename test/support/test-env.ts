@@ -21,7 +21,15 @@ export const TEST_ENV = {
   mariadbPort,
   adminUrl: `mysql://root@127.0.0.1:${mariadbPort}/`,
   database: `changegate_test${suffix}`,
-  databaseUrl: `mysql://root@127.0.0.1:${mariadbPort}/changegate_test${suffix}`,
+  /**
+   * The slot's application and migration accounts (@127.0.0.1), made by global-setup with the grants deploy/ gives
+   * changegate_app and changegate_migrate: the stacks run as the first, the run's migrations as the second. Local
+   * test accounts on the test database alone, so their passwords are fixed like the other test secrets.
+   */
+  appUser: `cg_test_app${suffix}`,
+  migrateUser: `cg_test_migrate${suffix}`,
+  databaseUrl: `mysql://cg_test_app${suffix}:test-app-password-0123456789@127.0.0.1:${mariadbPort}/changegate_test${suffix}`,
+  migrationDatabaseUrl: `mysql://cg_test_migrate${suffix}:test-migrate-password-0123456789@127.0.0.1:${mariadbPort}/changegate_test${suffix}`,
   connectorUser: `cg_test_connector${suffix}`,
   targetDatabases: ['cgt_billing', 'cgt_reporting'],
   webhookSecret: 'test-webhook-secret-0123456789',
