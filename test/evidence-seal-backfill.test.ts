@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { GENESIS_HASH, jcs, sha256Hex } from '../src/evidence/canonical-json';
-import { SEAL_MISSING, evidenceSealer } from '../src/evidence/evidence-seal';
+import { type EvidenceSealer, SEAL_MISSING, evidenceSealer } from '../src/evidence/evidence-seal';
 import { EvidenceStore } from '../src/evidence/evidence-store';
 import { MIGRATIONS, createDataSource, migrateDatabase, openDatabase } from '../src/persistence/data-source';
 import { EvidenceSeals1764900000000, sealingBeganText } from '../src/persistence/migrations/1764900000000-evidence-seals';
@@ -117,6 +117,123 @@ describe('evidence recorded before sealing began', () => {
     for (const sql of [`UPDATE \`${database}\`.evidence_sealing SET through_id = 1000`, `DELETE FROM \`${database}\`.evidence_sealing`, `UPDATE \`${database}\`.evidence_backfilled_seals SET seal = 'x'`, `DELETE FROM \`${database}\`.evidence_backfilled_seals`]) {
       await expect(admin.query(sql)).rejects.toMatchObject({ sqlMessage: expect.stringMatching(/is append-only$/) });
     }
+  });
+});
+
+/**
+ * A seal migration cut short (the process killed, the connection lost) after some batches of seals were written: the
+ * next run finishes it, from the start the first recorded, and seals no row twice; it seals no row that was not
+ * there when sealing began. On databases of this test's own, with more rows than two batches.
+ */
+describe('an interrupted seal migration', () => {
+  const ROWS = 1_100;
+  const TICKETS = ['servicenow:P', 'servicenow:Q', 'servicenow:R', 'servicenow:S'];
+  const sealer = evidenceSealer(TEST_ENV.evidenceSealKey);
+  let admin: mysql.Connection;
+  const databases: string[] = [];
+
+  /** A database as it was before sealing, holding ROWS rows chained over TICKETS, at even ids (the odd ones are gaps). */
+  async function databaseBeforeSealing(name: string): Promise<string> {
+    const database = `${TEST_ENV.database}_${name}`;
+    databases.push(database);
+    await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+    await admin.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+    const url = `mysql://root@127.0.0.1:3306/${database}`;
+    await migrateBeforeSealing(url);
+    const heads = new Map(TICKETS.map((t) => [t, { seq: 0, hash: GENESIS_HASH }]));
+    const at = new Date('2026-11-01T10:00:00.000Z');
+    const rows = Array.from({ length: ROWS }, (_, i) => {
+      const ticketKey = TICKETS[i % TICKETS.length] as string;
+      const head = heads.get(ticketKey) as { seq: number; hash: string };
+      const canonical = jcs({ ticketKey, seq: head.seq + 1, prevHash: head.hash, stepId: `leaver:${i}`, outcome: 'revoked', verified: true, recordedAt: at.toISOString() });
+      const row = [2 * (i + 1), ticketKey, head.seq + 1, `leaver:${i}`, at, at, at, at, head.hash, sha256Hex(canonical), canonical];
+      heads.set(ticketKey, { seq: head.seq + 1, hash: sha256Hex(canonical) });
+      return row;
+    });
+    for (let i = 0; i < rows.length; i += 200) {
+      const chunk = rows.slice(i, i + 200);
+      await admin.query(
+        `INSERT INTO \`${database}\`.evidence_records (id, ticket_key, seq, step_id, outcome, action_kind, system, identity, desired_state, observed_state, verified,
+           verification, actor, event_received_at, started_at, verified_at, recorded_at, prev_hash, hash, canonical)
+         VALUES ${chunk.map(() => "(?, ?, ?, ?, 'revoked', 'leaver', 'mysql-local', '{}', '{}', '{}', 1, '{}', 'before-sealing', ?, ?, ?, ?, ?, ?, ?)").join(', ')}`,
+        chunk.flat(),
+      );
+    }
+    return url;
+  }
+
+  /** The key's sealer, stopping like a killed process at its `n`th seal: the batch it was sealing is never written. */
+  function interruptedAt(n: number): EvidenceSealer {
+    let seals = 0;
+    return {
+      seal: (hash, kind) => {
+        seals += 1;
+        if (seals >= n) throw new Error(`interrupted at seal ${n}`);
+        return sealer.seal(hash, kind);
+      },
+      check: sealer.check,
+    };
+  }
+
+  const backfilled = async (database: string) =>
+    (await admin.query<mysql.RowDataPacket[]>(`SELECT s.evidence_id AS id, s.seal, e.hash FROM \`${database}\`.evidence_backfilled_seals s JOIN \`${database}\`.evidence_records e ON e.id = s.evidence_id`))[0];
+  const began = async (database: string) => (await admin.query<mysql.RowDataPacket[]>(`SELECT through_id, at FROM \`${database}\`.evidence_sealing WHERE event = 'began'`))[0][0];
+  const migrated = async (database: string) => (await admin.query<mysql.RowDataPacket[]>(`SELECT name FROM \`${database}\`.migrations WHERE name = 'EvidenceSeals1764900000000'`))[0].length;
+
+  beforeAll(async () => {
+    admin = await mysql.createConnection({ uri: TEST_ENV.adminUrl });
+  });
+  afterAll(async () => {
+    for (const database of databases) await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+    await admin.end();
+  });
+
+  it('the next run finishes it: every row recorded before sealing is sealed exactly once, the chains verify, and the recorded start is kept', async () => {
+    const url = await databaseBeforeSealing('resumed');
+    const database = new URL(url).pathname.slice(1);
+    // Cut short while sealing the second batch: the first (500 rows) is committed, the rest is not written.
+    await expect(migrateDatabase(url, { evidenceSealer: interruptedAt(700) })).rejects.toThrow('interrupted at seal 700');
+    expect((await backfilled(database)).length).toBe(500);
+    expect(await migrated(database)).toBe(0);
+    const start = await began(database);
+
+    await migrateDatabase(url, { evidenceSealer: sealer });
+    expect(String(start?.through_id)).toBe(String(2 * ROWS));
+    const seals = await backfilled(database);
+    expect(seals.length).toBe(ROWS);
+    expect(new Set(seals.map((s) => String(s.id))).size).toBe(ROWS);
+    expect(seals.filter((s) => !sealer.check(String(s.hash), String(s.seal), 'backfilled').ok)).toEqual([]);
+    expect(await began(database)).toEqual(start);
+    expect(await migrated(database)).toBe(1);
+    const ds = await openDatabase(url);
+    try {
+      const store = new EvidenceStore(ds, sealer);
+      for (const ticket of TICKETS) expect(await store.verifyChain(ticket)).toEqual({ valid: true, rows: ROWS / TICKETS.length });
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it('the next run seals no row added since sealing began, nor goes on under another key: it refuses, and nothing more is sealed', async () => {
+    const url = await databaseBeforeSealing('refused');
+    const database = new URL(url).pathname.slice(1);
+    await expect(migrateDatabase(url, { evidenceSealer: interruptedAt(700) })).rejects.toThrow('interrupted at seal 700');
+    // In a gap below the last row to seal, as the application account (which may INSERT) could add it meanwhile.
+    const canonical = jcs({ ticketKey: 'servicenow:X', seq: 1, prevHash: GENESIS_HASH, stepId: 'leaver:forged', outcome: 'revoked', verified: true });
+    await admin.query(
+      `INSERT INTO \`${database}\`.evidence_records (id, ticket_key, seq, step_id, outcome, action_kind, system, identity, desired_state, observed_state, verified,
+         verification, actor, event_received_at, started_at, verified_at, recorded_at, prev_hash, hash, canonical)
+       VALUES (3, 'servicenow:X', 1, 'leaver:forged', 'revoked', 'leaver', 'mysql-local', '{}', '{}', '{}', 1, '{}', 'forger', NOW(3), NOW(3), NOW(3), NOW(3), ?, ?, ?)`,
+      [GENESIS_HASH, sha256Hex(canonical), canonical],
+    );
+    await expect(migrateDatabase(url, { evidenceSealer: evidenceSealer('another-key-0123456789abcdef0123456789') })).rejects.toThrow(
+      'the evidence seal migration cannot resume: its record of when sealing began does not verify under this key (nothing more was sealed)',
+    );
+    await expect(migrateDatabase(url, { evidenceSealer: sealer })).rejects.toThrow(
+      `the evidence seal migration cannot resume: ${ROWS} rows were recorded through row ${2 * ROWS} when sealing began, and ${ROWS + 1} are now (nothing more was sealed)`,
+    );
+    expect((await backfilled(database)).length).toBe(500);
+    expect(await migrated(database)).toBe(0);
   });
 });
 
