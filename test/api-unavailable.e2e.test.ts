@@ -59,7 +59,10 @@ describe('the API when the database does not answer', () => {
   let stack: Stack;
   beforeAll(async () => {
     flaky = await startFlakyPort({ host: '127.0.0.1', port: TEST_ENV.mariadbPort });
-    stack = await startStack({ databaseUrl: `mysql://root@127.0.0.1:${flaky.port}/${TEST_ENV.database}` });
+    // The application account, as every stack's, through the port that can be taken down.
+    const url = new URL(TEST_ENV.databaseUrl);
+    url.port = String(flaky.port);
+    stack = await startStack({ databaseUrl: url.toString() });
   });
   afterAll(async () => {
     await flaky?.up();

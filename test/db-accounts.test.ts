@@ -5,7 +5,7 @@ import { ApiTokenStore } from '../src/auth/api-tokens';
 import { evidenceSealer } from '../src/evidence/evidence-seal';
 import { MIGRATIONS, createDataSource, migrateDatabase, openDatabase } from '../src/persistence/data-source';
 import { TriggerDefiners1765100000000 } from '../src/persistence/migrations/1765100000000-trigger-definers';
-import { accountOf, createDeployedAccount, deployGrants } from './support/db-accounts';
+import { accountOf, createDeployedAccount, deployGrants, grantAsDeployed } from './support/db-accounts';
 import { TEST_ENV } from './support/test-env';
 
 /** The tables the application account keeps in place: its only UPDATE, and never DELETE. */
@@ -17,8 +17,8 @@ const denied = (command: string) => ({ errno: 1142, code: 'ER_TABLEACCESS_DENIED
  * The gateway's two database accounts as deploy/ makes them (scripts/setup.sh and this test run make them the same
  * way): the API and the worker run as the application account, which holds no DDL and no DELETE, so it cannot drop
  * the triggers that keep the evidence append-only, alter or drop a table, or delete evidence; the migration account
- * runs the migrations, from an empty database, and defines every trigger. Real MariaDB; the run's own accounts
- * (global-setup) on the run's database.
+ * runs the migrations, from an empty database, and defines every trigger. Real MariaDB: the run's own accounts
+ * (global-setup) on the run's database, and accounts of this test's own on databases of its own.
  */
 describe("the gateway's database accounts", () => {
   let admin: mysql.Connection;
@@ -56,18 +56,45 @@ describe("the gateway's database accounts", () => {
     for (const table of KEPT_IN_PLACE) await expect(app.query(`DELETE FROM ${table}`)).rejects.toMatchObject(denied('DELETE'));
   });
 
-  it('the migrations ran as the migration account on an empty database: every one is recorded and it defines every trigger', async () => {
-    const [ran] = await admin.query<mysql.RowDataPacket[]>(`SELECT name FROM \`${TEST_ENV.database}\`.migrations ORDER BY id`);
-    expect(ran.map((r) => r.name)).toEqual(MIGRATIONS.map((m) => m.name));
-    const [triggers] = await admin.query<mysql.RowDataPacket[]>('SELECT DISTINCT DEFINER AS definer FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?', [TEST_ENV.database]);
-    expect(triggers.map((t) => t.definer)).toEqual([`${TEST_ENV.migrateUser}@127.0.0.1`]);
+  describe('a database made from nothing', () => {
+    const database = `${TEST_ENV.database}_fresh`;
+    const suffix = randomBytes(4).toString('hex');
+    const appUrl = `mysql://cg_new_app_${suffix}:${randomBytes(12).toString('hex')}@127.0.0.1:${TEST_ENV.mariadbPort}/${database}`;
+    const migrateUrl = `mysql://cg_new_mig_${suffix}:${randomBytes(12).toString('hex')}@127.0.0.1:${TEST_ENV.mariadbPort}/${database}`;
+    beforeAll(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+      await createDeployedAccount(admin, 'changegate_migrate', migrateUrl);
+      await createDeployedAccount(admin, 'changegate_app', appUrl);
+    });
+    afterAll(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+      for (const url of [appUrl, migrateUrl]) await admin.query('DROP USER IF EXISTS ?@?', [accountOf(url).user, '127.0.0.1']);
+    });
+
+    it('is created and migrated by the migration account, which defines every trigger; the application account then runs on it', async () => {
+      await migrateDatabase(migrateUrl, { evidenceSealer: evidenceSealer(TEST_ENV.evidenceSealKey) });
+      const [ran] = await admin.query<mysql.RowDataPacket[]>(`SELECT name FROM \`${database}\`.migrations ORDER BY id`);
+      expect(ran.map((r) => r.name)).toEqual(MIGRATIONS.map((m) => m.name));
+      const [triggers] = await admin.query<mysql.RowDataPacket[]>('SELECT DISTINCT DEFINER AS definer FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?', [database]);
+      expect(triggers.map((t) => t.definer)).toEqual([`${accountOf(migrateUrl).user}@127.0.0.1`]);
+      await grantAsDeployed(admin, 'changegate_app', 'afterMigrations', appUrl);
+      const ds = await openDatabase(appUrl);
+      try {
+        // A revocation: UPDATE on api_tokens, through the trigger the migration account defined.
+        const tokens = new ApiTokenStore(ds);
+        const { info } = await tokens.create(`fresh-${suffix}`, ['auditor'], 'test');
+        expect(await tokens.revoke(info.name, 'test')).toMatchObject({ name: info.name, revokedBy: 'test' });
+      } finally {
+        await ds.destroy();
+      }
+    });
   });
 
   describe('a database the application account migrated, before the migration account existed', () => {
     const database = `${TEST_ENV.database}_upgrade`;
     const suffix = randomBytes(4).toString('hex');
-    const oldAppUrl = `mysql://cg_upg_app_${suffix}:${randomBytes(12).toString('hex')}@127.0.0.1:3306/${database}`;
-    const migrateUrl = `mysql://cg_upg_mig_${suffix}:${randomBytes(12).toString('hex')}@127.0.0.1:3306/${database}`;
+    const oldAppUrl = `mysql://cg_upg_app_${suffix}:${randomBytes(12).toString('hex')}@127.0.0.1:${TEST_ENV.mariadbPort}/${database}`;
+    const migrateUrl = `mysql://cg_upg_mig_${suffix}:${randomBytes(12).toString('hex')}@127.0.0.1:${TEST_ENV.mariadbPort}/${database}`;
     const dropTriggerDefinersFrom = (url: string) => ({ ...createDataSource(url).options, migrations: MIGRATIONS.slice(0, MIGRATIONS.indexOf(TriggerDefiners1765100000000)) }) as DataSourceOptions;
 
     beforeAll(async () => {

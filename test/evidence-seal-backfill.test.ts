@@ -138,7 +138,7 @@ describe('an interrupted seal migration', () => {
     databases.push(database);
     await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
     await admin.query(`CREATE DATABASE \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-    const url = `mysql://root@127.0.0.1:3306/${database}`;
+    const url = `${TEST_ENV.adminUrl}${database}`;
     await migrateBeforeSealing(url);
     const heads = new Map(TICKETS.map((t) => [t, { seq: 0, hash: GENESIS_HASH }]));
     const at = new Date('2026-11-01T10:00:00.000Z');
