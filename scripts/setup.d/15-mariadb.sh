@@ -13,7 +13,8 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if ! mariadb-admin -uroot --connect-timeout=2 ping >/dev/null 2>&1; then
   log "starting MariaDB"
   install -d -o mysql -g mysql -m 755 /run/mysqld
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  # Matched by the machine server's pid file (my.cnf's pid-file): another mariadbd, a test run's own, is not this one.
+  start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd
   wait_until 120 mariadb-admin -uroot --connect-timeout=1 ping || { log "MariaDB did not start"; exit 1; }
 fi
 
