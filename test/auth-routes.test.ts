@@ -85,12 +85,12 @@ describe('every API route admits exactly its roles', () => {
     expect(mounted).toEqual([...ROUTES.map((r) => `${r.method} ${r.route}`), ...PUBLIC_ROUTES].sort());
   });
 
-  it('outside /api only the open probes, the OpenAPI document and the signed webhooks are mounted; a webhook takes a signature, never a bearer token', async () => {
+  it("outside /api only the open probes, the OpenAPI document, the dashboard's settings and the signed webhooks are mounted; a webhook takes a signature, never a bearer token", async () => {
     const mounted = (stack.app.router.stack as Array<{ route?: { path: string; methods: Record<string, boolean> } }>)
       .filter((l) => l.route && !l.route.path.startsWith('/api/'))
       .flatMap((l) => Object.keys(l.route!.methods).map((m) => `${m.toUpperCase()} ${l.route!.path}`))
       .sort();
-    expect(mounted).toEqual(['GET /healthz', 'GET /openapi.json', 'GET /readyz', 'POST /webhooks/:source', 'POST /webhooks/deploy', 'POST /webhooks/secret-scanning'].sort());
+    expect(mounted).toEqual(['GET /dashboard/config.json', 'GET /healthz', 'GET /openapi.json', 'GET /readyz', 'POST /webhooks/:source', 'POST /webhooks/deploy', 'POST /webhooks/secret-scanning'].sort());
     for (const path of ['/webhooks/deploy', '/webhooks/servicenow']) {
       const res = await axios.post(`${stack.apiUrl}${path}`, '{}', {
         headers: { authorization: `Bearer ${TEST_ENV.adminToken}`, 'content-type': 'application/json' },

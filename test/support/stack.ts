@@ -138,6 +138,8 @@ export async function startStack(
     evidenceSigningKey?: KeyObject | false;
     /** OpenTelemetry traces to this OTLP/HTTP endpoint (the workflow bundle must include the tracing interceptors). */
     traces?: GatewayOptions['traces'];
+    /** The dashboard's build folder, login client and links. */
+    dashboard?: GatewayOptions['dashboard'];
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -181,6 +183,7 @@ export async function startStack(
     maxBodyBytes: 64 * 1024,
     metrics: { port: 0 },
     ...(opts.traces ? { traces: opts.traces } : {}),
+    ...(opts.dashboard ? { dashboard: opts.dashboard } : {}),
     worker:
       opts.inProcessWorker === false
         ? false
