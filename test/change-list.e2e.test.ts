@@ -1,4 +1,6 @@
 import axios from 'axios';
+import type { ClosureView } from '../src/change/closure';
+import { asApplicationAccount } from './support/app-account';
 import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 /** GET /api/changes: the dashboard's list of changes, grouped by where each stands at the gate. */
@@ -38,6 +40,20 @@ describe('GET /api/changes lists changes by gate state', () => {
     expect(onlyBlocked.data.items.map((i: { ticket: string }) => i.ticket)).toContain(blocked);
     expect((await list('system=no-such-system')).data.items).toEqual([]);
     expect((await list('source=jira&limit=500')).data.items.map((i: { ticket: string }) => i.ticket)).not.toContain(blocked);
+  });
+
+  it("a verdict forged through the application account (unsealed, newest) does not move a change to allowed", async () => {
+    const blocked = uniqueTicketNumber();
+    stack.sim.createChange({ number: blocked, state: '-1', approval: 'approved', u_identity_actions: action('mover') });
+    await waitFor('the mover refused', async () => (await stack.closureCheck(blocked)).data.steps?.[0]?.status === 'failed');
+    const forged: ClosureView = { ticket: blocked, allowed: true, reasons: [], ticketState: '-1', phase: 'implement', steps: [] };
+    await asApplicationAccount(stack.admin, async (app) => {
+      await app.query('INSERT INTO closure_verdicts (ticket_key, evaluated_version, allowed, body, created_at) VALUES (?, ?, 1, ?, NOW(3))', [`servicenow:${blocked}`, 2 ** 50, JSON.stringify(forged)]);
+    });
+    const items = (await list('source=servicenow&limit=500')).data.items as Array<{ ticket: string; state: string; steps: number }>;
+    expect(items.filter((i) => i.ticket === blocked)).toEqual([expect.objectContaining({ state: 'blocked', steps: 1 })]);
+    // Filtered by a system: the forged row names none, the genuine view does.
+    expect((await list('system=mysql-local&limit=500')).data.items.map((i: { ticket: string }) => i.ticket)).toContain(blocked);
   });
 
   it('refuses a bad query with what and where', async () => {

@@ -43,7 +43,7 @@ export class ClosureVerdictStore {
   /**
    * The newest genuine verdict of each ticket, newest tickets first: the dashboard's list of changes. A ticket whose
    * newest row is not the gateway's (unsealed, or a copy) is answered as latest() answers it, from the rows before.
-   * `system` keeps tickets with a step on that system; `source` those of that source.
+   * `source` keeps tickets of that source; `system` those with a step on that system in any of their verdicts.
    */
   async listLatest(filter: { source?: string; system?: string; limit: number }): Promise<Array<{ source: string; ticket: string; publishedAt: string } & PublishedVerdict>> {
     const where: string[] = [];
@@ -53,7 +53,9 @@ export class ClosureVerdictStore {
       args.push(`${filter.source.replace(/[\\%_]/g, '\\$&')}:%`);
     }
     if (filter.system) {
-      where.push("JSON_CONTAINS(JSON_EXTRACT(v.body, '$.steps[*].system'), JSON_QUOTE(?))");
+      // Any of the ticket's rows, not only the newest (which may be a forgery naming no system): the caller checks the
+      // system again on the genuine view.
+      where.push("EXISTS (SELECT 1 FROM closure_verdicts s WHERE s.ticket_key = v.ticket_key AND JSON_CONTAINS(JSON_EXTRACT(s.body, '$.steps[*].system'), JSON_QUOTE(?)))");
       args.push(filter.system);
     }
     const rows: Array<VerdictRow & { ticket_key: string }> = await this.ds.query(
