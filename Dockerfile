@@ -23,6 +23,8 @@ COPY src ./src
 COPY workflows ./workflows
 COPY activities ./activities
 COPY config ./config
+# The dashboard's sources: npm run build makes dist/dashboard from them with Vite (the API serves it).
+COPY dashboard ./dashboard
 # npm run build runs tsc through scripts/with-node.sh (the image's Node is already a supported one).
 COPY scripts/with-node.sh ./scripts/with-node.sh
 COPY scripts/lib/node-version.sh ./scripts/lib/node-version.sh

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
-import { evidenceSealKey, jiraSite, loadConfig, metricsListen, migrationDatabaseUrl, oidcSettings, servicenowSettings } from './config';
+import { dashboardDeps } from './api/dashboard';
+import { dashboardSettings, evidenceSealKey, jiraSite, loadConfig, metricsListen, migrationDatabaseUrl, oidcSettings, servicenowSettings } from './config';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { JiraClient } from './itsm/jira/jira-client';
 import { closeRevertRecorder } from './itsm/jira/jira-evidence';
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
     adminToken: config.CHANGEGATE_ADMIN_TOKEN,
     ...(config.CHANGEGATE_EVIDENCE_SIGNING_KEY ? { evidenceSigner: evidenceSigner(config.CHANGEGATE_EVIDENCE_SIGNING_KEY) } : {}),
     oidc: oidcSettings(config),
+    dashboard: dashboardDeps(dashboardSettings(config), { oidc: oidcSettings(config), namespace: config.TEMPORAL_NAMESPACE, servicenowUrl: config.SERVICENOW_URL, ...(config.JIRA_URL ? { jiraUrl: config.JIRA_URL } : {}) }),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     log,
     sourceSettings: { servicenow: { ...servicenowSettings(config) } },

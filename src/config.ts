@@ -152,6 +152,11 @@ export const configSchema = z.object({
     .transform((v) => v.split(',').map((a) => a.trim()).filter(Boolean))
     .pipe(z.array(z.enum(ASYMMETRIC_ALGORITHMS, { message: `each must be one of ${ASYMMETRIC_ALGORITHMS.join(', ')} (no HS*, no none)` })).min(1)),
   OIDC_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
+  /** The dashboard's public client at OIDC_ISSUER (authorization code with PKCE, no secret) and the scope it asks for. */
+  OIDC_DASHBOARD_CLIENT_ID: z.string().min(1).max(200).default('changegate-dashboard'),
+  OIDC_DASHBOARD_SCOPE: z.string().regex(/^\S+( \S+)*$/, 'must be space-separated scopes').default('openid profile'),
+  /** Temporal's Web UI, where the dashboard links a ticket's workflow; unset: no link. */
+  TEMPORAL_UI_URL: z.preprocess((v) => (v === '' ? undefined : v), z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http:// or https:// URL').optional()),
   /** Jira Cloud site (basic auth with JIRA_USERNAME, an e-mail, and JIRA_API_TOKEN); unset with no JIRA_CLOUD_ID, no Jira. */
   JIRA_URL: z.preprocess((v) => (v === '' ? undefined : v), z.string().url().refine((u) => /^https:\/\//.test(u) || /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?(\/|$)/.test(u), 'must be https:// (http:// only on loopback)').optional()),
   JIRA_USERNAME: z.string().email('must be the integration account\'s e-mail').optional(),
@@ -246,6 +251,11 @@ export function evidenceSealKey(c: Config): string {
 /** Where escalations are announced, if configured. */
 export function notifySettings(c: Config): NotifySettings | undefined {
   return c.CHANGEGATE_NOTIFY_URL && c.CHANGEGATE_NOTIFY_SECRET ? { url: c.CHANGEGATE_NOTIFY_URL, secret: c.CHANGEGATE_NOTIFY_SECRET } : undefined;
+}
+
+/** The dashboard's client at the issuer and the Temporal UI it links to (GatewayOptions.dashboard). */
+export function dashboardSettings(c: Config): { clientId: string; scope: string; temporalUiUrl?: string } {
+  return { clientId: c.OIDC_DASHBOARD_CLIENT_ID, scope: c.OIDC_DASHBOARD_SCOPE, ...(c.TEMPORAL_UI_URL ? { temporalUiUrl: c.TEMPORAL_UI_URL } : {}) };
 }
 
 export function oidcSettings(c: Config): OidcSettings | undefined {

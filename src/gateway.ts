@@ -6,6 +6,7 @@ import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/w
 import type express from 'express';
 import type { DataSource } from 'typeorm';
 import { type AppDeps, createApp } from './api/app';
+import { dashboardDeps, type DashboardSettings } from './api/dashboard';
 import { acceptDelivery } from './api/deliveries';
 import type { OidcSettings } from './auth/jwt-verifier';
 import { type ConnectorsFile, ConnectorRegistry, GrammarRegistry } from './connectors/registry';
@@ -103,6 +104,11 @@ export interface GatewayOptions {
   metrics?: { port: number; host?: string };
   /** OpenTelemetry traces over OTLP/HTTP to this endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); unset: none. */
   traces?: { endpoint: string; service?: string };
+  /**
+   * The dashboard at /dashboard/: its build folder (default dist/dashboard), its public client at the OIDC issuer
+   * (default `changegate-dashboard`, scope `openid profile`), and Temporal's Web UI to link workflows to.
+   */
+  dashboard?: DashboardSettings;
   log?: Logger;
 }
 
@@ -267,6 +273,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         log: log,
         ...(metrics ? { metrics } : {}),
         ...(tracing ? { tracer: tracing.tracer } : {}),
+        dashboard: dashboardDeps(opts.dashboard ?? { clientId: 'changegate-dashboard', scope: 'openid profile' }, { oidc: opts.oidc, namespace, servicenowUrl: servicenow.url, jiraUrl }),
       });
       const api = app;
       const server: Server = await new Promise((res, rej) => {

@@ -14,11 +14,12 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ensureDemoTokens } from './auth/demo-tokens';
 import { evidenceSealer } from './evidence/evidence-seal';
 import { ensureDemoSigningKey } from './evidence/evidence-signing';
-import { type Config, discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, migrationDatabaseUrl, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { type Config, dashboardSettings, discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, migrationDatabaseUrl, notifySettings, oidcSettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
 import { loadJiraSettings } from './itsm/jira/jira-settings';
 import { type ConnectorsFile, loadConnectorsFile } from './connectors/registry';
 import { loadPolicyFile } from './policy/policy';
 import { type GatewayOptions, startGateway } from './gateway';
+import { DEMO_AUDIENCE, DEMO_SCOPE, ensureDemoUsers, startDemoIdentityProvider } from './launcher/demo-identity-provider';
 import { startDemoLdap } from './launcher/demo-ldap';
 import { startDemoOpenBao } from './launcher/demo-openbao';
 import { createLogger, temporalLogSink } from './logger';
@@ -119,6 +120,18 @@ async function main(): Promise<void> {
     env.JIRA_API_TOKEN = demo.JIRA_API_TOKEN ?? 'changegate-demo-jira-token';
     env.JIRA_WEBHOOK_SECRET ??= 'changegate-demo-jira-webhook-secret';
   }
+  // No issuer configured: the demo identity provider on its own port, its users in the demo secrets file. The API
+  // verifies its tokens through the ordinary OIDC_* settings, as it would any issuer's.
+  const demoIdp = env.OIDC_ISSUER
+    ? undefined
+    : await startDemoIdentityProvider({ users: ensureDemoUsers(resolve(ROOT, '.data/demo.env')), port: Number(env.CHANGEGATE_DEMO_OIDC_PORT ?? 8092), log: log.child('demo-oidc') });
+  if (demoIdp) {
+    stops.push(() => demoIdp.stop());
+    env.OIDC_ISSUER = demoIdp.issuer;
+    env.OIDC_AUDIENCE = DEMO_AUDIENCE;
+    env.OIDC_DASHBOARD_SCOPE ??= DEMO_SCOPE;
+  }
+  env.TEMPORAL_UI_URL ??= devServer ? 'http://127.0.0.1:8233' : undefined;
   const config = loadConfig(env);
   const temporalLevel = ({ debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const)[config.LOG_LEVEL];
   // The launcher owns SIGINT/SIGTERM: the SDK must not start its own shutdown in parallel.
@@ -173,6 +186,7 @@ async function main(): Promise<void> {
     evidenceSigningKey: config.CHANGEGATE_EVIDENCE_SIGNING_KEY,
     evidenceSealKey: evidenceSealKey(config),
     oidc: oidcSettings(config),
+    dashboard: dashboardSettings(config),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
     api: { port: config.PORT, host: config.HOST },
     worker: { maxCachedWorkflows: config.TEMPORAL_MAX_CACHED_WORKFLOWS, writeBackBackoff: writeBackBackoff(config) },
@@ -186,6 +200,7 @@ async function main(): Promise<void> {
   starting = gatewayStart.then((gw) => stops.push(() => gw.stop()));
   const gw = await gatewayStart;
   if (stopping) return;
+  await demoIdp?.serve(`${gw.apiUrl}/dashboard/`);
   log.info('changegate started', {
     api: gw.apiUrl,
     temporal: gw.temporalAddress,
@@ -193,6 +208,8 @@ async function main(): Promise<void> {
     servicenow: gw.servicenowUrl,
     jira: gw.jiraUrl,
     metrics: gw.metricsUrl,
+    dashboard: `${gw.apiUrl}/dashboard/`,
+    login: demoIdp ? `demo users in .data/demo.env (issuer ${demoIdp.issuer})` : config.OIDC_ISSUER,
     secrets: simulator ? '.data/demo.env' : undefined,
   });
 }

@@ -8,6 +8,7 @@ import { TEST_ENV } from './support/test-env';
  * declarations are checked against it over real HTTP, and a route the app mounts without a row here fails the test.
  */
 const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknown; roles: Role[]; admittedStatus: number }> = [
+  { method: 'GET', route: '/api/changes', path: '/api/changes?limit=1', roles: ['change-manager', 'auditor', 'operator', 'security-reviewer'], admittedStatus: 200 },
   {
     method: 'GET', route: '/api/changes/:source/:key/closure-check', path: '/api/changes/servicenow/CHG9999999999/closure-check',
     roles: ['change-manager', 'auditor', 'operator', 'integration'], admittedStatus: 404,
@@ -84,12 +85,12 @@ describe('every API route admits exactly its roles', () => {
     expect(mounted).toEqual([...ROUTES.map((r) => `${r.method} ${r.route}`), ...PUBLIC_ROUTES].sort());
   });
 
-  it('outside /api only the open probes, the OpenAPI document and the signed webhooks are mounted; a webhook takes a signature, never a bearer token', async () => {
+  it("outside /api only the open probes, the OpenAPI document, the dashboard's settings and the signed webhooks are mounted; a webhook takes a signature, never a bearer token", async () => {
     const mounted = (stack.app.router.stack as Array<{ route?: { path: string; methods: Record<string, boolean> } }>)
       .filter((l) => l.route && !l.route.path.startsWith('/api/'))
       .flatMap((l) => Object.keys(l.route!.methods).map((m) => `${m.toUpperCase()} ${l.route!.path}`))
       .sort();
-    expect(mounted).toEqual(['GET /healthz', 'GET /openapi.json', 'GET /readyz', 'POST /webhooks/:source', 'POST /webhooks/deploy', 'POST /webhooks/secret-scanning'].sort());
+    expect(mounted).toEqual(['GET /dashboard/config.json', 'GET /healthz', 'GET /openapi.json', 'GET /readyz', 'POST /webhooks/:source', 'POST /webhooks/deploy', 'POST /webhooks/secret-scanning'].sort());
     for (const path of ['/webhooks/deploy', '/webhooks/servicenow']) {
       const res = await axios.post(`${stack.apiUrl}${path}`, '{}', {
         headers: { authorization: `Bearer ${TEST_ENV.adminToken}`, 'content-type': 'application/json' },

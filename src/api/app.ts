@@ -16,6 +16,8 @@ import { InventoryStore } from '../inventory/inventory-store';
 import { ticketSource, ticketSourceNames, writeBacks } from '../itsm/registry';
 import type { SourceClients, SourceSettings, TicketSource, TicketWriteBack } from '../itsm/source';
 import { Policy } from '../policy/policy';
+import { listChanges } from './change-list';
+import { type DashboardConfig, mountDashboard } from './dashboard';
 import { closureCheck, evidenceBundle, evidenceExport, evidencePublicKey } from './changes';
 import { decideStep } from './decisions';
 import { decideException, listExceptions } from './exceptions';
@@ -76,6 +78,8 @@ export interface AppDeps {
   metrics?: GatewayMetrics;
   /** Traces each webhook delivery into its workflow (OTEL_EXPORTER_OTLP_ENDPOINT). */
   tracer?: Tracer;
+  /** The dashboard's build folder and the settings it reads; without it /dashboard/ is not served. */
+  dashboard?: { dir: string; config: DashboardConfig };
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -163,6 +167,9 @@ export function createApp(deps: AppDeps): express.Express {
   const auth = new Authenticator({ tokens, adminToken: deps.adminToken, jwt: deps.oidc ? new JwtVerifier(deps.oidc) : undefined });
   const requireRoles = createRequireRoles(auth, deps.log);
 
+  app.get('/api/changes', requireRoles('change-manager', 'auditor', 'operator', 'security-reviewer'), async (req, res) => {
+    res.json(await listChanges(deps, req.query));
+  });
   app.get('/api/changes/:source/:key/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
     res.json(await closureCheck(deps, sourceNamed(String(req.params.source)), String(req.params.key)));
   });
@@ -221,6 +228,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.delete('/api/tokens/:name', requireRoles('operator'), async (req, res) => {
     res.json(await revokeToken({ tokens }, String(req.params.name), principalOf(res)));
   });
+
+  if (deps.dashboard) mountDashboard(app, deps.dashboard);
 
   app.use((req, _res, next) => next(new AppError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`)));
   app.use(errorMiddleware(deps.log));

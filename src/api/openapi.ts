@@ -9,6 +9,8 @@ import { HUB_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_RETRY_HEADER } from '.
 import { ticketSource, ticketSourceNames } from '../itsm/registry';
 import { EVENT_ID_HEADER, MAX_TIMESTAMP_SKEW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../itsm/servicenow/webhook-signature';
 import { genericReportSchema, GITHUB_EVENT, githubAlertEventSchema, HUB_SIGNATURE_256 } from '../leaks/leak-report';
+import { changeListQuery, GATE_STATES } from './change-list';
+import { dashboardConfigSchema } from './dashboard';
 import { certificationDecisionBody, certificationListQuery } from './certifications';
 import { STEP_ID, stepDecisionBody } from './decisions';
 import { deployEventSchema, EVENT_ID } from './deploy-webhook';
@@ -85,6 +87,13 @@ const closure = z
   })
   .strict()
   .openapi('ClosureCheck');
+const changeItem = z
+  .object({
+    source: z.string(), ticket: z.string(), state: z.enum(GATE_STATES), ticketState: z.string(), phase: z.string().nullable(), reasons: z.array(z.string()),
+    systems: z.array(z.string()), kinds: z.array(z.string()), steps: z.number().int(), updatedAt: timestamp,
+  })
+  .strict()
+  .openapi('ChangeSummary');
 const evidenceBundle = open({ ticket: z.string(), chain: chainCheck, rows: z.array(evidenceRow) }).openapi('EvidenceBundle');
 const signedBundle = open({ source: z.string(), ticket: z.string() }).openapi({ description: 'A signed, self-contained bundle; `changegate verify-evidence` checks it offline against GET /api/evidence/public-key.' });
 const decisionResult = (id: string) => z.object({ [id]: z.string(), decision: z.string(), status: z.string(), evidenceHash: z.string() }).strict();
@@ -158,6 +167,11 @@ function entries(): Record<string, Entry> {
       ok: { 200: json(readiness, 'Ready'), 503: json(readiness, 'Not ready: each part says why') },
     },
     'GET /openapi.json': { summary: 'This document (OpenAPI 3.1)', tags: ['probes'], ok: { 200: json(z.object({ openapi: z.string() }).passthrough(), 'The OpenAPI document') } },
+    'GET /dashboard/config.json': {
+      summary: "The dashboard's settings: where people log in (OIDC, authorization code with PKCE) and where it links to",
+      tags: ['dashboard'],
+      ok: { 200: json(dashboardConfigSchema.openapi('DashboardConfig'), 'The settings') },
+    },
     'GET /api/evidence/public-key': {
       summary: 'The Ed25519 key evidence exports are signed with',
       tags: ['evidence'],
@@ -214,6 +228,14 @@ function entries(): Record<string, Entry> {
         200: json(z.record(z.unknown()), 'A ping, an event that reports nothing, or a repeat (`duplicate: true`)'),
         202: json(z.object({ fingerprint: z.string(), workflowId: z.string(), duplicate: z.literal(false) }).strict(), 'Handling started'),
       },
+    },
+    'GET /api/changes': {
+      summary: 'Changes by gate state: the newest published closure view of each, newest first',
+      description: '`limit` (default 100) counts the newest changes of the source and system asked for; `state` then keeps those in that state.',
+      tags: ['changes'],
+      request: { query: changeListQuery },
+      errors: [400],
+      ok: { 200: json(z.object({ items: z.array(changeItem), limit: z.number().int() }).strict(), 'Newest first') },
     },
     'GET /api/changes/{source}/{key}/closure-check': {
       summary: 'May the change close? Step states cross-checked against the evidence chain',

@@ -1,11 +1,10 @@
-import { closeSync, existsSync, fchmodSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { DataSource } from 'typeorm';
+import { ensureDemoEnv, envRole } from './demo-env';
 import { ApiTokenStore, DEMO_PREFIX, generateToken, tokenSha256 } from './api-tokens';
 import { ROLES, type Role } from './principal';
 
 export function demoTokenVariable(role: Role): string {
-  return `CHANGEGATE_DEMO_TOKEN_${role.toUpperCase().replace(/-/g, '_')}`;
+  return `CHANGEGATE_DEMO_TOKEN_${envRole(role)}`;
 }
 
 /**
@@ -14,30 +13,7 @@ export function demoTokenVariable(role: Role): string {
  * are appended, other lines are left exactly as they were, and the file is kept readable by its owner only.
  */
 export function ensureDemoTokenFile(file: string): Record<Role, string> {
-  const existing = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const values = new Map<string, string>();
-  for (const line of existing.split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m) values.set(m[1] as string, m[2] as string);
-  }
-  const missing = ROLES.filter((role) => !values.get(demoTokenVariable(role)));
-  const lines = missing.map((role) => {
-    const token = generateToken();
-    values.set(demoTokenVariable(role), token);
-    return `${demoTokenVariable(role)}=${token}\n`;
-  });
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  // 'a' with mode 0600: created private; fchmod covers a file that already existed with a looser mode.
-  const fd = openSync(file, 'a', 0o600);
-  try {
-    fchmodSync(fd, 0o600);
-    if (lines.length > 0) {
-      const separator = existing.length > 0 && !existing.endsWith('\n') ? '\n' : '';
-      writeSync(fd, separator + lines.join(''));
-    }
-  } finally {
-    closeSync(fd);
-  }
+  const values = ensureDemoEnv(file, ROLES.map((role) => [demoTokenVariable(role), generateToken] as const));
   return Object.fromEntries(ROLES.map((role) => [role, values.get(demoTokenVariable(role)) as string])) as Record<Role, string>;
 }
 

@@ -40,6 +40,46 @@ export class ClosureVerdictStore {
     await this.ds.getRepository(ClosureVerdictRecord).insert({ ticketKey, evaluatedVersion, allowed: view.allowed, body, createdAt, seal });
   }
 
+  /**
+   * The newest genuine verdict of each ticket, newest tickets first: the dashboard's list of changes. A ticket whose
+   * newest row is not the gateway's (unsealed, or a copy) is answered as latest() answers it, from the rows before.
+   * `source` keeps tickets of that source; `system` those with a step on that system in any of their verdicts.
+   */
+  async listLatest(filter: { source?: string; system?: string; limit: number }): Promise<Array<{ source: string; ticket: string; publishedAt: string } & PublishedVerdict>> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.source) {
+      where.push('v.ticket_key LIKE ?');
+      args.push(`${filter.source.replace(/[\\%_]/g, '\\$&')}:%`);
+    }
+    if (filter.system) {
+      // Any of the ticket's rows, not only the newest (which may be a forgery naming no system): the caller checks the
+      // system again on the genuine view.
+      where.push("EXISTS (SELECT 1 FROM closure_verdicts s WHERE s.ticket_key = v.ticket_key AND JSON_CONTAINS(JSON_EXTRACT(s.body, '$.steps[*].system'), JSON_QUOTE(?)))");
+      args.push(filter.system);
+    }
+    const rows: Array<VerdictRow & { ticket_key: string }> = await this.ds.query(
+      `SELECT v.id, v.ticket_key, v.evaluated_version, v.body, v.created_at, v.seal,
+              EXISTS (SELECT 1 FROM closure_verdicts o WHERE o.ticket_key = v.ticket_key AND o.seal = v.seal AND o.id < v.id) AS copied,
+              (SELECT MAX(d.record_version) FROM webhook_deliveries d
+                WHERE d.source = SUBSTRING_INDEX(v.ticket_key, ':', 1) AND d.ticket_number = SUBSTRING(v.ticket_key, LOCATE(':', v.ticket_key) + 1)) AS newest
+         FROM closure_verdicts v
+         JOIN (SELECT ticket_key, MAX(id) AS id FROM closure_verdicts GROUP BY ticket_key) l ON l.id = v.id
+        ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY v.id DESC
+        LIMIT ${Number(filter.limit)}`,
+      args,
+    );
+    const out: Array<{ source: string; ticket: string; publishedAt: string } & PublishedVerdict> = [];
+    for (const row of rows) {
+      const [source, ticket] = splitKey(row.ticket_key);
+      const genuine = this.genuine(row.ticket_key, row);
+      const verdict = genuine ? { view: genuine, evaluatedVersion: Number(row.evaluated_version), newestDelivery: row.newest === null ? -1 : Number(row.newest) } : await this.latest(source, ticket);
+      if (verdict) out.push({ source, ticket, publishedAt: new Date(row.created_at).toISOString(), ...verdict });
+    }
+    return out;
+  }
+
   async latest(source: string, ticket: string): Promise<PublishedVerdict | null> {
     const ticketKey = `${source}:${ticket}`;
     for (let before: string | null = null; ; ) {
@@ -54,20 +94,28 @@ export class ClosureVerdictStore {
         [source, ticket, ticketKey, ...(before === null ? [] : [before])],
       );
       for (const row of rows) {
-        const view = typeof row.body === 'string' ? (JSON.parse(row.body) as ClosureView) : row.body;
-        const evaluatedVersion = Number(row.evaluated_version);
-        const sealed = this.sealer.check(verdictHash(ticketKey, evaluatedVersion, new Date(row.created_at), view), row.seal, 'verdict');
-        const problem = !sealed.ok ? sealed.reason : Number(row.copied) ? 'a copy of an earlier verdict' : null;
-        if (problem) {
-          this.log.warn('closure verdict passed over: the gateway did not publish it', { ticketKey, id: String(row.id), reason: problem });
-          continue;
-        }
-        return { view, evaluatedVersion, newestDelivery: row.newest === null ? -1 : Number(row.newest) };
+        const view = this.genuine(ticketKey, row);
+        if (view) return { view, evaluatedVersion: Number(row.evaluated_version), newestDelivery: row.newest === null ? -1 : Number(row.newest) };
       }
       if (rows.length < BATCH) return null;
       before = String(rows.at(-1)!.id);
     }
   }
+
+  /** The row's view when the gateway published it (sealed, and not a copy of an earlier row); null, logged, otherwise. */
+  private genuine(ticketKey: string, row: VerdictRow): ClosureView | null {
+    const view = typeof row.body === 'string' ? (JSON.parse(row.body) as ClosureView) : row.body;
+    const sealed = this.sealer.check(verdictHash(ticketKey, Number(row.evaluated_version), new Date(row.created_at), view), row.seal, 'verdict');
+    const problem = !sealed.ok ? sealed.reason : Number(row.copied) ? 'a copy of an earlier verdict' : null;
+    if (!problem) return view;
+    this.log.warn('closure verdict passed over: the gateway did not publish it', { ticketKey, id: String(row.id), reason: problem });
+    return null;
+  }
+}
+
+function splitKey(ticketKey: string): [string, string] {
+  const at = ticketKey.indexOf(':');
+  return [ticketKey.slice(0, at), ticketKey.slice(at + 1)];
 }
 
 interface VerdictRow {

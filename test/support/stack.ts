@@ -140,6 +140,8 @@ export async function startStack(
     traces?: GatewayOptions['traces'];
     /** The gateway's database URL (default the slot's database; a test may put a port of its own in front). */
     databaseUrl?: string;
+    /** The dashboard's build folder, login client and links. */
+    dashboard?: GatewayOptions['dashboard'];
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -183,6 +185,7 @@ export async function startStack(
     maxBodyBytes: 64 * 1024,
     metrics: { port: 0 },
     ...(opts.traces ? { traces: opts.traces } : {}),
+    ...(opts.dashboard ? { dashboard: opts.dashboard } : {}),
     worker:
       opts.inProcessWorker === false
         ? false
