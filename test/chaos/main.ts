@@ -30,11 +30,22 @@ async function main(): Promise<void> {
     mariadb = await startOwnMariadb({ dir: resolve(__dirname, `../../.data/test/chaos-mariadb-${process.pid}`), port: 13_300 + Number(process.env.CG_TEST_SLOT) });
     process.env.CG_TEST_MARIADB_PORT = String(mariadb.port);
   }
-  let mariadbRestarts = 0;
-  const restartMariadb = async () => {
-    mariadbRestarts += 1;
-    await mariadb?.restart(mariadbRestarts % 2 === 1 ? 'graceful' : 'crash');
+  /**
+   * One restart of a server at a time: the plan's windows overlap, and two restarts at once would each start a server
+   * and lose track of one (seen in a 1000-ticket run: three Temporal restarts at once, a dev server left holding the
+   * port, and the worker's workflow poller gone quiet while its activity poller went on).
+   */
+  const oneAtATime = () => {
+    let chain: Promise<void> = Promise.resolve();
+    return (job: () => Promise<void>) => (chain = chain.then(job, job));
   };
+  const mariadbQueue = oneAtATime();
+  let mariadbRestarts = 0;
+  const restartMariadb = () =>
+    mariadbQueue(async () => {
+      mariadbRestarts += 1;
+      await mariadb?.restart(mariadbRestarts % 2 === 1 ? 'graceful' : 'crash');
+    });
   // Imported once the slot is set: the test environment reads it when loaded.
   const { default: globalSetup } = await import('../support/global-setup');
   const { default: globalTeardown } = await import('../support/global-teardown');
@@ -50,7 +61,9 @@ async function main(): Promise<void> {
   const dbFile = resolve(dataDir, `chaos-temporal-${process.pid}.db`);
   const start = () => startDevServer({ port: TEST_ENV.temporalPort, dbFile, logFile: resolve(dataDir, 'chaos-temporal.log') });
   holder.__temporal = await start();
-  const restartTemporal = async () => {
+  const temporalQueue = oneAtATime();
+  const restartTemporal = () => temporalQueue(restartTemporalNow);
+  const restartTemporalNow = async () => {
     await holder.__temporal?.stop();
     // As a supervisor would: the dev server now and then fails its start-up on a file just released (SQLite busy);
     // it is started again.
