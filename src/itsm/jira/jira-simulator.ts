@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import axios from 'axios';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { holdAnswerIf } from '../answer-hold';
 import { adfProblems, adfText } from './jira-adf';
 import { GATE_PROPERTY } from './jira-settings';
 import { HUB_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_RETRY_HEADER, signJiraWebhook } from './jira-signature';
@@ -119,11 +120,18 @@ export interface SimDelivery {
   raw: Buffer;
 }
 
+/**
+ * A fault of the site's HTTP API, for the requests whose path `path` matches (every one without it), `times` of them
+ * (every one until removed without it). `hold-answer` carries out the requests and holds the answer of each that
+ * `match` picks, asked once the request has been carried out, until `until` settles: a client that goes away
+ * meanwhile never learns that its write landed.
+ */
 export type SimFault =
   | { kind: 'rate-limit'; retryAfterSeconds?: number; times?: number; path?: RegExp }
   | { kind: 'server-error'; status?: number; times?: number; path?: RegExp }
   | { kind: 'outage'; times?: number; path?: RegExp }
-  | { kind: 'slow'; delayMs: number; times?: number; path?: RegExp };
+  | { kind: 'slow'; delayMs: number; times?: number; path?: RegExp }
+  | { kind: 'hold-answer'; until: () => Promise<void>; match?: (req: { method: string; path: string; body: unknown; status: number }) => boolean; times?: number; path?: RegExp };
 
 export interface JiraSimulator {
   app: express.Express;
@@ -150,6 +158,13 @@ export interface JiraSimulator {
   now: () => number;
   /** The id the next changelog entry gets (ids rise by one per entry, across the site). */
   nextChangelogId(id: number): void;
+  /**
+   * The faults in force, oldest first. Windows opened while others are open compose: the newest fault that matches
+   * a request answers it (a slow one or a held answer delays it and lets the next older one have its say), and a
+   * fault with `times` leaves the list once used up. Remove one from the list to end it early.
+   */
+  faults: SimFault[];
+  /** The newest fault in force; setting it replaces every fault with this one (or none). */
   fault: SimFault | undefined;
   waitForDeliveries(): Promise<void>;
 }
@@ -415,18 +430,39 @@ export function createJiraSimulator(opts: JiraSimulatorOptions): JiraSimulator {
   app.disable('x-powered-by');
   app.use(express.json({ limit: '1mb' }));
 
-  let faultsLeft = 0;
+  /** How many requests each fault with `times` has left; a fault leaves `sim.faults` when it has none. */
+  const faultsLeft = new WeakMap<SimFault, number>();
+  /** Takes one of the fault's `times`: false when it has none left (or was removed meanwhile). */
+  const use = (f: SimFault): boolean => {
+    if (!sim.faults.includes(f)) return false;
+    if (f.times === undefined) return true;
+    const left = (faultsLeft.get(f) ?? f.times) - 1;
+    faultsLeft.set(f, left);
+    if (left <= 0) {
+      sim.faults.splice(sim.faults.indexOf(f), 1);
+      faultsLeft.delete(f);
+    }
+    return left >= 0;
+  };
   const faultGate = async (req: Request, res: Response, next: NextFunction) => {
-    const f = sim.fault;
-    if (!f || (f.path && !f.path.test(req.path))) return next();
-    if (f.times !== undefined) {
-      if (faultsLeft === 0) faultsLeft = f.times;
-      if (--faultsLeft === 0) sim.fault = undefined;
+    const { method, path } = req;
+    for (const f of [...sim.faults].reverse()) {
+      if (f.path && !f.path.test(path)) continue;
+      if (f.kind === 'hold-answer') {
+        // Asked once the request has been carried out, so that what is held is a write that landed.
+        holdAnswerIf(res, () => ((!f.match || f.match({ method, path, body: req.body as unknown, status: res.statusCode })) && use(f) ? f.until() : undefined));
+        continue;
+      }
+      if (!use(f)) continue;
+      if (f.kind === 'slow') {
+        await new Promise((r) => setTimeout(r, f.delayMs));
+        continue;
+      }
+      return answerFault(f, req, res);
     }
-    if (f.kind === 'slow') {
-      await new Promise((r) => setTimeout(r, f.delayMs));
-      return next();
-    }
+    next();
+  };
+  const answerFault = (f: Exclude<SimFault, { kind: 'slow' | 'hold-answer' }>, req: Request, res: Response) => {
     if (f.kind === 'outage') {
       req.socket.destroy();
       return;
@@ -671,7 +707,13 @@ export function createJiraSimulator(opts: JiraSimulatorOptions): JiraSimulator {
     nextChangelogId(id) {
       changelogSeq = id - 1;
     },
-    fault: undefined,
+    faults: [],
+    get fault() {
+      return this.faults.at(-1);
+    },
+    set fault(f) {
+      this.faults = f ? [f] : [];
+    },
     async waitForDeliveries() {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
     },

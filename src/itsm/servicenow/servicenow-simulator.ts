@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import axios from 'axios';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { holdAnswerIf } from '../answer-hold';
 import { EVENT_ID_HEADER } from './webhook-signature';
 import {
   type OutboundRequest,
@@ -53,6 +54,10 @@ export function freshNumberBase(nowMs = Date.now()): number {
  * Faults a test switches on and off, each answering as a real instance does when it happens: all off by default,
  * all off again after `restore()`. They apply to every HTTP request (Table API and token endpoint), never to the
  * helpers below, which act as a person in the UI would.
+ *
+ * Windows opened while others are still open compose, each answering its own `count` of requests: the newest open
+ * window answers first, and an older one resumes once the newer is used up (an unbounded newer window hides the
+ * older ones until restored). Ending the refused connections leaves the other windows as they are.
  */
 export interface SimulatorFaults {
   /** The next `count` requests (default: every one until restored) get 429 with Retry-After and X-RateLimit-*. */
@@ -61,8 +66,15 @@ export interface SimulatorFaults {
   serverError(opts?: { status?: 500 | 502 | 503; count?: number; retryAfterSeconds?: number }): void;
   /** Every write (POST, PATCH, PUT, DELETE) is refused by an ACL with 403, until restored: a person has to act. */
   refuseWrites(): void;
-  /** Every listening port refuses new connections and cuts the open ones, until restored. */
+  /** Every listening port refuses new connections and cuts the open ones, until restored or connections are accepted again. */
   refuseConnections(): Promise<void>;
+  /** Refused ports listen again on the same port; every other fault stays as it is. */
+  acceptConnections(): Promise<void>;
+  /**
+   * The next `count` requests (default 1) that `match` picks, asked once each request has been carried out, have
+   * their answers held until `until` settles: a client that goes away meanwhile never learns that its write landed.
+   */
+  holdAnswers(opts: { match: (req: { method: string; path: string; body: unknown; status: number }) => boolean; until: () => Promise<void>; count?: number }): void;
   /** Every answer waits this long before it is sent (0: off). */
   slowReplies(delayMs: number): void;
   /** All faults off; refused ports listen again on the same port. */
@@ -425,8 +437,9 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
   const REFRESH_LIFETIME_MS = 100 * 24 * HOUR_MS;
 
   // ---- faults ----
-  let rateLimitFault: { remaining: number; retryAfterSeconds: number } | undefined;
-  let serverErrorFault: { remaining: number; status: number; retryAfterSeconds?: number } | undefined;
+  /** Open 429/5xx windows, oldest first; the newest with requests left answers. */
+  let answerWindows: Array<{ remaining: number; send(res: Response): void }> = [];
+  let answerHolds: Array<{ remaining: number; match: Parameters<SimulatorFaults['holdAnswers']>[0]['match']; until(): Promise<void> }> = [];
   let replyDelayMs = 0;
   let writesRefused = false;
   let injected = 0;
@@ -443,6 +456,14 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
         resolve();
       });
     });
+  }
+
+  function openWindow(count: number, send: (res: Response) => void): void {
+    if (count > 0) answerWindows.push({ remaining: count, send });
+  }
+
+  async function acceptConnections(): Promise<void> {
+    for (const entry of ports) if (!entry.server) await openPort(entry);
   }
 
   function closePort(entry: { server?: http.Server }): Promise<void> {
@@ -685,24 +706,22 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
         sendError(res, 403, 'User Not Authorized', 'ACL Exception Update Failed due to security constraints');
         return;
       }
-      if (rateLimitFault && rateLimitFault.remaining > 0) {
-        rateLimitFault.remaining -= 1;
+      const open = answerWindows.at(-1);
+      if (open) {
+        open.remaining -= 1;
+        answerWindows = answerWindows.filter((w) => w.remaining > 0);
         injected += 1;
-        const nowSeconds = Math.floor(Date.now() / 1000);
-        res.setHeader('Retry-After', String(rateLimitFault.retryAfterSeconds));
-        res.setHeader('X-RateLimit-Limit', String(opts.rateLimitPerHour ?? 1000));
-        res.setHeader('X-RateLimit-Reset', String(nowSeconds + rateLimitFault.retryAfterSeconds));
-        res.setHeader('X-RateLimit-Rule', rateLimitRuleSysId);
-        sendError(res, 429, 'Rate limit exceeded', 'Rate limit of requests per hour exceeded for this user (fault injected)');
+        open.send(res);
         return;
       }
-      if (serverErrorFault && serverErrorFault.remaining > 0) {
-        serverErrorFault.remaining -= 1;
-        injected += 1;
-        if (serverErrorFault.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(serverErrorFault.retryAfterSeconds));
-        const status = serverErrorFault.status;
-        sendError(res, status, status === 503 ? 'Service Unavailable' : 'Internal Server Error', 'The instance is unavailable (fault injected)');
-        return;
+      if (answerHolds.length > 0) {
+        holdAnswerIf(res, () => {
+          const hold = answerHolds.find((h) => h.match({ method: req.method, path: req.originalUrl.split('?')[0] ?? '', body: req.body, status: res.statusCode }));
+          if (!hold) return undefined;
+          hold.remaining -= 1;
+          answerHolds = answerHolds.filter((h) => h.remaining > 0);
+          return hold.until();
+        });
       }
       next();
     };
@@ -1047,10 +1066,19 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     },
     faults: {
       rateLimit({ count = Number.POSITIVE_INFINITY, retryAfterSeconds = 1 } = {}) {
-        rateLimitFault = { remaining: count, retryAfterSeconds };
+        openWindow(count, (res) => {
+          res.setHeader('Retry-After', String(retryAfterSeconds));
+          res.setHeader('X-RateLimit-Limit', String(opts.rateLimitPerHour ?? 1000));
+          res.setHeader('X-RateLimit-Reset', String(Math.floor(Date.now() / 1000) + retryAfterSeconds));
+          res.setHeader('X-RateLimit-Rule', rateLimitRuleSysId);
+          sendError(res, 429, 'Rate limit exceeded', 'Rate limit of requests per hour exceeded for this user (fault injected)');
+        });
       },
       serverError({ status = 503, count = Number.POSITIVE_INFINITY, retryAfterSeconds } = {}) {
-        serverErrorFault = { remaining: count, status, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) };
+        openWindow(count, (res) => {
+          if (retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(retryAfterSeconds));
+          sendError(res, status, status === 503 ? 'Service Unavailable' : 'Internal Server Error', 'The instance is unavailable (fault injected)');
+        });
       },
       refuseWrites() {
         writesRefused = true;
@@ -1058,15 +1086,19 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
       async refuseConnections() {
         await Promise.all(ports.map(closePort));
       },
+      acceptConnections,
+      holdAnswers({ match, until, count = 1 }) {
+        if (count > 0) answerHolds.push({ remaining: count, match, until });
+      },
       slowReplies(delayMs) {
         replyDelayMs = Math.max(0, delayMs);
       },
       async restore() {
-        rateLimitFault = undefined;
-        serverErrorFault = undefined;
+        answerWindows = [];
+        answerHolds = [];
         replyDelayMs = 0;
         writesRefused = false;
-        for (const entry of ports) if (!entry.server) await openPort(entry);
+        await acceptConnections();
       },
       get injected() {
         return injected;
