@@ -61,7 +61,7 @@ describe('ServiceNow simulator: overlapping fault windows', () => {
     const released = new Promise<void>((r) => (release = r));
     let held = 0;
     sim.faults.holdAnswers({
-      match: (req) => req.method === 'PATCH' && req.path.endsWith(sysId) && req.status === 200,
+      match: (req) => req.method === 'PATCH' && req.path.endsWith(sysId) && req.status === 200 && String((req.body as { work_notes?: unknown }).work_notes).includes('held note'),
       until: () => {
         held += 1;
         return released;

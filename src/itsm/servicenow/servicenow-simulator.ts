@@ -71,8 +71,9 @@ export interface SimulatorFaults {
   /** Refused ports listen again on the same port; every other fault stays as it is. */
   acceptConnections(): Promise<void>;
   /**
-   * The next `count` requests (default 1) that `match` picks, asked once each request has been carried out, have
-   * their answers held until `until` settles: a client that goes away meanwhile never learns that its write landed.
+   * The next `count` requests (default 1) that `match` picks, asked once each request has been carried out (`body`:
+   * its JSON, or its text), have their answers held until `until` settles: a client that goes away meanwhile never
+   * learns that its write landed.
    */
   holdAnswers(opts: { match: (req: { method: string; path: string; body: unknown; status: number }) => boolean; until: () => Promise<void>; count?: number }): void;
   /** Every answer waits this long before it is sent (0: off). */
@@ -458,6 +459,17 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
     });
   }
 
+  /** What a held answer's `match` is shown of a request's body (read raw, as the Table API reads it): its JSON, or its text. */
+  function bodyOf(raw: unknown): unknown {
+    if (!Buffer.isBuffer(raw)) return raw;
+    const text = raw.toString('utf8');
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  }
+
   function openWindow(count: number, send: (res: Response) => void): void {
     if (count > 0) answerWindows.push({ remaining: count, send });
   }
@@ -716,7 +728,7 @@ export function createServiceNowSimulator(opts: SimulatorOptions): ServiceNowSim
       }
       if (answerHolds.length > 0) {
         holdAnswerIf(res, () => {
-          const hold = answerHolds.find((h) => h.match({ method: req.method, path: req.originalUrl.split('?')[0] ?? '', body: req.body, status: res.statusCode }));
+          const hold = answerHolds.find((h) => h.match({ method: req.method, path: req.originalUrl.split('?')[0] ?? '', body: bodyOf(req.body), status: res.statusCode }));
           if (!hold) return undefined;
           hold.remaining -= 1;
           answerHolds = answerHolds.filter((h) => h.remaining > 0);
