@@ -94,11 +94,13 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
       },
     }),
     ...createSelectionActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, onReassigned: reassignCertifier(deps.policy, deps.startCertification) }),
-    ...createCertificationActivities({
+    // Heartbeating too: a verified mover's or rotation's note waits on its certification trigger (certifyStep), so a
+    // worker lost mid-trigger must be noticed in seconds, not after the certifications proxy's start-to-close timeout.
+    ...keepAlive(createCertificationActivities({
       registry: deps.registry, evidence: deps.evidence, inventory, certifications: new CertificationStore(deps.evidence.dataSource), drift, writeBackFor, actor: workerActor(),
       ...(deps.policy ? { policy: deps.policy } : {}), ...(deps.startCertification ? { startCertification: deps.startCertification } : {}),
       managerOf: (directory, owner) => deps.registry.directory(directory).managerOf(owner), ...(deps.notify ? { notify: deps.notify } : {}),
-    }),
+    })),
     ...createLeakActivities({ evidence: deps.evidence, writeBackFor, actor: workerActor(), ...(deps.endRun ? { endRun: deps.endRun } : {}) }),
     // Heartbeating too: the ticket outbox waits on its delivery, so a worker lost mid-delivery must be noticed in
     // seconds, not after the start-to-close timeout, or every later note and gate write waits that long.

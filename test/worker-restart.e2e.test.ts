@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { ConnectorsFile } from '../src/connectors/registry';
 import { type FlakyPort, startFlakyPort } from './support/flaky-port';
 import { type Stack, connectorsFile, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { startStatementTap } from './support/statement-tap';
 import { killHard, startWorkerProcess } from './support/worker-process';
 
 describe('a worker process killed between two steps, or in the middle of one', () => {
@@ -109,5 +110,46 @@ describe('a worker process killed between two steps, or in the middle of one', (
     // The attempt that completed was the second: the first died with its worker.
     const started = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === scheduled[0]);
     expect(started?.activityTaskStartedEventAttributes?.attempt).toBe(2);
+  }, 150_000);
+
+  it("killed while a verified mover opens its certification trigger, the trigger is retried on a new worker once the heartbeat lapses: the mover's note lands in seconds, not after the 2-minute start-to-close timeout", async () => {
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) await killHard(c);
+    const moving = uniqueAccount('move');
+    await createAccount(stack.admin, moving);
+    const number = uniqueTicketNumber();
+    // The worker reaches its own database through a tap: the trigger's first query about this change waits there
+    // until the worker has been killed.
+    let atTrigger = false;
+    let release = () => undefined as void;
+    const released = new Promise<void>((r) => (release = r));
+    const tap = await startStatementTap({ host: '127.0.0.1', port: 3306 }, async (sql) => {
+      if (!sql.includes('`certification_items`') || !sql.includes(`'servicenow:${number}'`)) return;
+      atTrigger = true;
+      await released;
+    });
+    try {
+      const first = await startWorkerProcess(stack, [], { databasePort: tap.port });
+      children.push(first);
+      const change = stack.sim.createChange({
+        number, state: '-1', approval: 'approved',
+        u_identity_actions: JSON.stringify([{ kind: 'mover', system: 'mysql-local', identity: { type: 'service_account', name: moving, host: '%' }, grants: ['SELECT ON cgt_reporting.*'], ttl: 'PT1H' }]),
+      });
+      await waitFor('the certification trigger running', () => atTrigger, 45_000);
+      await killHard(first);
+      release();
+      children.push(await startWorkerProcess(stack, [], { databasePort: tap.port }));
+      // Within the heartbeat timeout (15 s) and a retry; the note waits on the trigger.
+      await waitFor('the mover noted', () => stack.sim.journal(change.sys_id as string, 'work_notes').some((n) => n.value.includes('Verified: mover')), 45_000);
+      const events = (await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory()).events ?? [];
+      const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'certifyStep').map((e) => Number(e.eventId));
+      expect(scheduled).toHaveLength(1);
+      const started = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === scheduled[0]);
+      expect(started?.activityTaskStartedEventAttributes?.attempt).toBe(2);
+    } finally {
+      release();
+      for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) await killHard(c);
+      await tap.stop();
+      await stack.admin.query('DROP USER IF EXISTS ?@?', [moving, '%']);
+    }
   }, 150_000);
 });

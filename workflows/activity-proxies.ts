@@ -79,5 +79,7 @@ export type Tickets = typeof tickets;
  */
 export const certifications = proxyActivities<CertificationActivities>({
   startToCloseTimeout: '2 minutes',
+  // The activities heartbeat: a worker lost mid-call is noticed in seconds (a verified step's note waits on its trigger).
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });

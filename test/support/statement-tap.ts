@@ -8,6 +8,11 @@ import { relayUpstream } from './tcp-relay';
  * answers everything itself. This is how a test gets between two statements of a connector deterministically (an
  * administrator's change lands after the revoke and before the read-back), with no hook in the product code.
  *
+ * `onStatement` is told which client connection sent the statement (1, 2, … in the order they connected), for a test
+ * that follows one connection's transaction. A client that goes away while a statement of its is held (killed, say)
+ * still has it forwarded once `onStatement` is done, before the server's connection is closed: the kernel would
+ * have delivered what it wrote, so the server carries out a statement whose sender never reads the answer.
+ *
  * Not for TLS connections (statements would be unreadable): the connector under test must use plain TCP to loopback.
  */
 export interface StatementTap {
@@ -24,17 +29,19 @@ const HEADER = 4;
 
 export async function startStatementTap(
   target: { host: string; port: number },
-  onStatement: (sql: string) => void | Promise<void>,
+  onStatement: (sql: string, connection: number) => void | Promise<void>,
 ): Promise<StatementTap> {
   const sockets = new Set<Socket>();
   const statements: string[] = [];
   const errors: unknown[] = [];
+  let connections = 0;
   const server: Server = createServer((client) => {
-    const upstream = relayUpstream(client, target, sockets);
+    const connection = ++connections;
     // Client bytes are cut into protocol packets (3-byte length, 1-byte sequence id); each packet is forwarded in
     // order, a command packet that is a query only after onStatement has finished.
     let pending = Buffer.alloc(0);
     let chain: Promise<void> = Promise.resolve();
+    const upstream = relayUpstream(client, target, sockets, () => chain);
     client.on('data', (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk]);
       while (pending.length >= HEADER) {
@@ -48,7 +55,7 @@ export async function startStatementTap(
             const sql = packet.subarray(HEADER + 1).toString('utf8');
             client.pause();
             try {
-              await onStatement(sql);
+              await onStatement(sql, connection);
             } catch (err) {
               errors.push(err);
             } finally {

@@ -5,16 +5,23 @@ import type { ConnectorsFile } from '../../src/connectors/registry';
 import { type Stack, connectorsFile } from './stack';
 import { TEST_ENV, temporalAddress } from './test-env';
 
-/** Starts the real worker entry point (src/worker-main.ts) as its own process, and resolves once it polls. */
-export function startWorkerProcess(stack: Stack, extra: ConnectorsFile['connectors'] = []): Promise<ChildProcess> {
+/**
+ * Starts the real worker entry point (src/worker-main.ts) as its own process, and resolves once it polls. `via`: the
+ * worker reaches its own database (`databasePort`) and the mysql-local target (`mysqlLocalPort`) through these ports
+ * on loopback (a relay in front of MariaDB) instead of MariaDB's own.
+ */
+export function startWorkerProcess(stack: Stack, extra: ConnectorsFile['connectors'] = [], via: { databasePort?: number; mysqlLocalPort?: number } = {}): Promise<ChildProcess> {
   const configPath = resolve(__dirname, '../../.data/test', `connectors-${stack.taskQueue}.json`);
   const file = connectorsFile();
+  file.connectors = file.connectors.map((c) => (c.type === 'mysql' && c.name === 'mysql-local' && via.mysqlLocalPort ? { ...c, port: via.mysqlLocalPort } : c));
   file.connectors.push(...extra);
+  const databaseUrl = new URL(TEST_ENV.databaseUrl);
+  if (via.databasePort) databaseUrl.port = String(via.databasePort);
   writeFileSync(configPath, JSON.stringify(file));
   const child = spawn(process.execPath, ['--import', 'tsx', resolve(__dirname, '../../src/worker-main.ts')], {
     env: {
       ...process.env,
-      DATABASE_URL: TEST_ENV.databaseUrl,
+      DATABASE_URL: databaseUrl.toString(),
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_NAMESPACE: 'default',
       TEMPORAL_TASK_QUEUE: stack.taskQueue,
