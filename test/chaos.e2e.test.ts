@@ -1,12 +1,19 @@
+import { resolve } from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { createServiceNowSimulator } from '../src/itsm/servicenow/servicenow-simulator';
+import { register } from '../src/kinds/registry';
 import { planChaos } from './chaos/plan';
 import { runChaos } from './chaos/run';
+import { stepsScheduledTwice } from './chaos/steps-twice';
 import { duplicatedNotes, outcomeLines, untold } from './chaos/ticket-notes';
+import { twiceEdge } from './kinds/twice-edge';
+import { type Stack, createAccount, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 /**
  * The randomized fault suite, small enough for every run of the test suite (`npm run chaos -- --tickets N` runs larger
- * ones): real Temporal dev server, MariaDB, a SCIM provider and a worker process killed with SIGKILL;
- * ServiceNow and Jira simulated with 429/503 windows and outages.
+ * ones): real Temporal dev server, MariaDB, a SCIM provider and a worker process killed with SIGKILL, now and then
+ * and at chosen points of a step or a ticket write; an administrator changing a target between a step's apply and
+ * its read-back; ServiceNow and Jira simulated with 429/503 windows and outages.
  */
 describe('the closure gate under randomized faults', () => {
   it('plans the same tickets and faults for the same seed, and others for another seed', () => {
@@ -20,10 +27,18 @@ describe('the closure gate under randomized faults', () => {
       for (const f of p.faults) kinds.add(f.kind);
       for (const t of p.tickets) {
         kinds.add(t.delivery);
-        for (const x of t.actions) if (x.permanent) kinds.add(x.permanent);
+        if (t.killInTicketWrite) kinds.add('kill-in-ticket-write');
+        for (const x of t.actions) {
+          if (x.permanent) kinds.add(x.permanent);
+          if (x.kill) kinds.add(x.kill);
+          if (x.disturb === 'once') kinds.add('disturbed-once');
+        }
       }
     }
-    expect([...kinds].sort()).toEqual(['direct', 'duplicate', 'itsm-429', 'itsm-503', 'itsm-outage', 'late', 'out-of-order', 'refuse', 'silent', 'unreachable', 'worker-kill']);
+    expect([...kinds].sort()).toEqual([
+      'direct', 'disturbed', 'disturbed-once', 'duplicate', 'itsm-429', 'itsm-503', 'itsm-outage', 'kill-before-read-back', 'kill-in-evidence-write',
+      'kill-in-target-call', 'kill-in-ticket-write', 'late', 'out-of-order', 'refuse', 'silent', 'unreachable', 'worker-kill',
+    ]);
   });
 
   it("reads the step outcomes told on a ticket (ServiceNow work notes, Jira comments): a note whose marker lands twice counts once as duplicated, and a step with no Verified note is untold", () => {
@@ -47,6 +62,10 @@ describe('the closure gate under randomized faults', () => {
     const report = await runChaos({ seed: 3, tickets: 30 });
     expect(report).toMatchObject({ tickets: 30, invariantViolations: 0, stepsDoneTwice: 0, notesDuplicated: 0, notesMissing: 0, unfinished: [] });
     expect(report.faults['worker-kill']).toBeGreaterThanOrEqual(1);
+    // Each aimed fault the plan drew landed (one that did not would be in `unfinished`): the kills at a step's target
+    // call, between its apply and read-back, at its evidence commit and at a ticket's outcome write, and the
+    // administrator's disturbances of a read-back, once (the ticket then closable) and after every apply (blocked).
+    expect(report.faults).toMatchObject({ 'kill-in-target-call': 1, 'kill-before-read-back': 1, 'kill-in-evidence-write': 1, 'kill-in-ticket-write': 1, 'disturbed-once': 1, disturbed: 1 });
     expect(report.closableAfterRecovery).toBe(report.transientTickets);
     expect(report.permanentBlockedNamed).toBe(report.permanentTickets);
     expect(report.permanentTickets).toBeGreaterThan(0);
@@ -56,9 +75,40 @@ describe('the closure gate under randomized faults', () => {
   }, 600_000);
 
   it("the checker reports a ticket closable while its target disagrees (an administrator's revoke behind the gateway's back)", async () => {
-    const report = await runChaos({ seed: 5, tickets: 8, rogueAdministrator: true });
+    // The plan's aimed faults are left out: the control is the checker's, and the run is shorter without their kills.
+    const report = await runChaos({ seed: 5, tickets: 8, rogueAdministrator: true, aimed: false });
     expect(report.rogue).toMatch(/^CHG/);
     expect(report.invariantViolations).toBe(1);
     expect(report.violations).toEqual([expect.objectContaining({ ticket: report.rogue, disagreement: expect.stringMatching(/does not exist/) })]);
   }, 600_000);
+});
+
+describe("the fault suite's stepsDoneTwice", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    // A workflow bundle with a test-only kind whose step revokes in two schedulings of the same operation.
+    register(twiceEdge);
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: resolve(__dirname, 'kinds', 'twice-workflows.ts'),
+      logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: console.error, log: () => undefined },
+    });
+    stack = await startStack({ workflowBundle: { code } });
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("counts a step whose operation a workflow really scheduled twice, once, and a leaver's single scheduling not at all", async () => {
+    const history = async (kind: string) => {
+      const account = uniqueAccount('twc');
+      await createAccount(stack.admin, account);
+      const number = uniqueTicketNumber();
+      stack.sim.createChange({ number, state: '-1', u_identity_actions: JSON.stringify([{ kind, system: 'mysql-local', identity: { type: 'service_account', name: account, host: '%' } }]) });
+      await waitFor(`the ${kind} verified`, async () => (await stack.closureCheck(number)).data.allowed === true, 45_000);
+      return stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();
+    };
+    const twice = stepsScheduledTwice(await history('twice'));
+    expect(twice).toEqual([expect.stringMatching(/^twice:[0-9a-f]{16} \{"op":"revoke"\} x2$/)]);
+    expect(stepsScheduledTwice(await history('leaver'))).toEqual([]);
+  }, 120_000);
 });

@@ -31,8 +31,17 @@ export const REFUSED_GRANT = 'SELECT ON mysql.*';
 export const GRANT_A = 'SELECT ON cgt_reporting.*';
 export const GRANT_B = 'SELECT ON cgt_billing.*';
 
-export type PermanentFault = 'refuse' | 'silent';
+/** `disturbed`: an administrator undoes the step's change after every apply, before its read-back. */
+export type PermanentFault = 'refuse' | 'silent' | 'disturbed';
 export type DeliveryMode = 'direct' | 'duplicate' | 'out-of-order' | 'late';
+
+/**
+ * The worker SIGKILLed at one point of a step, the first time the step gets there: while its target statement is on
+ * its way to MariaDB (it still arrives), between its apply and its read-back, or while its evidence row is being
+ * committed (it still is). The worker never hears the answer; another takes the step over.
+ */
+export type StepKill = 'kill-in-target-call' | 'kill-before-read-back' | 'kill-in-evidence-write';
+export const STEP_KILLS: readonly StepKill[] = ['kill-in-target-call', 'kill-before-read-back', 'kill-in-evidence-write'];
 
 export interface PlannedAction {
   kind: 'joiner' | 'leaver' | 'mover';
@@ -43,6 +52,13 @@ export interface PlannedAction {
   grants?: string[];
   /** A fault of the target itself that no retry cures: the ticket must stay blocked, naming it. */
   permanent?: PermanentFault;
+  kill?: StepKill;
+  /**
+   * An administrator changes the target between the step's apply and its read-back (a joiner's grant revoked, a
+   * leaver's account made again): `once` (once per worker the step runs on), then the step's next round must put it
+   * right; `always`, after every apply (with `permanent: 'disturbed'`).
+   */
+  disturb?: 'once' | 'always';
 }
 
 export type ChaosSource = 'servicenow' | 'jira';
@@ -55,6 +71,8 @@ export interface PlannedTicket {
   atMs: number;
   actions: PlannedAction[];
   delivery: DeliveryMode;
+  /** The worker SIGKILLed while the gateway writes the ticket's first step outcome: the write lands, its answer is held. */
+  killInTicketWrite?: boolean;
 }
 
 export type WindowFault = 'unreachable' | 'itsm-429' | 'itsm-503' | 'itsm-outage' | 'worker-kill' | 'temporal-restart' | 'mariadb-restart';
@@ -78,9 +96,9 @@ export interface ChaosPlan {
 /**
  * `temporalRestarts`: also restart the Temporal server on its file (only where the run owns the server: `npm run
  * chaos`); `mariadbRestarts`: also restart MariaDB. Both are drawn after everything else, so a plan without them is
- * the same plan.
+ * the same plan. `aimed: false` leaves out the faults aimed at points of a step or a ticket write (on by default).
  */
-export function planChaos(opts: { seed: number; tickets: number; spacingMs?: number; temporalRestarts?: boolean; mariadbRestarts?: boolean }): ChaosPlan {
+export function planChaos(opts: { seed: number; tickets: number; spacingMs?: number; temporalRestarts?: boolean; mariadbRestarts?: boolean; aimed?: boolean }): ChaosPlan {
   const rnd = seededRandom(opts.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)] as T;
   const spacing = opts.spacingMs ?? 250;
@@ -122,6 +140,26 @@ export function planChaos(opts: { seed: number; tickets: number; spacingMs?: num
       t.delivery = 'direct';
     }
   }
+  // Faults aimed at points of a step or a ticket write, a few of each kind per run (at least one): drawn after the
+  // rest, so the tickets and window faults above do not depend on them. Kills and disturbances go to joiners and
+  // leavers on MariaDB that have no other fault, one fault per action.
+  const aimed = opts.aimed === false ? 0 : Math.max(1, Math.round(opts.tickets / 40));
+  const free = tickets.flatMap((t) => t.actions).filter((a) => !a.permanent && a.kind !== 'mover' && a.system !== CHAOS_SYSTEMS.silent);
+  const take = (): PlannedAction | undefined => free.splice(Math.floor(rnd() * free.length), 1)[0];
+  for (const kill of STEP_KILLS) {
+    for (let i = 0; i < aimed; i += 1) {
+      const a = take();
+      if (a) a.kill = kill;
+    }
+  }
+  for (let i = 0; i < aimed; i += 1) {
+    const a = take();
+    if (a) a.disturb = 'once';
+  }
+  const always = aimed > 0 ? take() : undefined;
+  if (always) Object.assign(always, { disturb: 'always', permanent: 'disturbed' });
+  const writers = [...tickets];
+  for (let i = 0; i < aimed && writers.length > 0; i += 1) writers.splice(Math.floor(rnd() * writers.length), 1)[0]!.killInTicketWrite = true;
   if (opts.temporalRestarts) {
     for (let i = 0; i < Math.max(1, Math.round(opts.tickets / 50)); i += 1) faults.push({ kind: 'temporal-restart', atMs: Math.round(rnd() * Math.max(lastTicket, 1_000)) });
   }

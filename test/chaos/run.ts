@@ -3,14 +3,16 @@ import { randomBytes } from 'node:crypto';
 import axios from 'axios';
 import mysql from 'mysql2/promise';
 import type { ConnectorsFile } from '../../src/connectors/registry';
-import { ACTIONS_FIELD, CHANGE_TYPE_FIELD } from '../../src/itsm/jira/jira-simulator';
+import { ACTIONS_FIELD, CHANGE_TYPE_FIELD, type SimFault } from '../../src/itsm/jira/jira-simulator';
 import { GATE_PROPERTY } from '../../src/itsm/jira/jira-settings';
 import { BusinessRuleAbortError } from '../../src/itsm/servicenow/servicenow-simulator';
 import { type FlakyPort, startFlakyPort } from '../support/flaky-port';
 import { ADMIN_USER, GATEWAY_USER, type ScimTarget, startScimProvider } from '../support/servers/scim';
 import { type Stack, connectorsFile, startStack, uniqueTicketNumber, waitFor } from '../support/stack';
+import { type StatementTap, startStatementTap } from '../support/statement-tap';
 import { TEST_ENV } from '../support/test-env';
 import { killHard, startWorkerProcess } from '../support/worker-process';
+import { stepsScheduledTwice } from './steps-twice';
 import { duplicatedNotes, outcomeLines, untold } from './ticket-notes';
 import { CHAOS_SYSTEMS, type ChaosPlan, GRANT_A, type PlannedAction, type PlannedTicket, type WindowFault, permanentFaultOf, planChaos, seededRandom } from './plan';
 
@@ -63,12 +65,50 @@ interface LiveTicket {
   number: string;
   /** ServiceNow: the change's sys_id; Jira: the issue key. */
   sysId?: string;
-  actions: Array<PlannedAction & { name: string; group?: string }>;
+  actions: LiveAction[];
   first?: Record<string, string>;
   closed: boolean;
   allowedSeen: boolean;
 }
 
+type LiveAction = PlannedAction & { name: string; group?: string };
+
+/** A fault aimed at a point of one step (a kill, an administrator's disturbance), and how far it got. */
+interface StepAim {
+  ticket: LiveTicket;
+  action: LiveAction;
+  /** The step's apply reached MariaDB; its next statement about the account is its read-back's. */
+  armed: boolean;
+  /** The kill was made. */
+  killed: boolean;
+  /** Read-backs disturbed so far. */
+  disturbed: number;
+  /** The worker (counted in starts) whose read-back was last disturbed: `once` is once per worker the step runs on. */
+  disturbedUnder?: number;
+  /** A joiner's disturbance: its last GRANT as MariaDB received it, made a REVOKE (the same object text, escapes and all). */
+  undo?: string;
+}
+
+/** A step outcome in a ticket write (ServiceNow work note, Jira comment): what a ticket-write kill waits for. */
+const OUTCOME_NOTE = /\[changegate [^\]]+\]\s+(Verified|FAILED)/;
+
+/**
+ * A switch that overlapping windows share (ServiceNow's ports refused, the flaky port down): on while any window is
+ * open, so that the first window to end does not end the others.
+ */
+function sharedSwitch(on: () => Promise<void>, off: () => Promise<void>) {
+  let open = 0;
+  return {
+    async enter() {
+      open += 1;
+      if (open === 1) await on();
+    },
+    async leave() {
+      open -= 1;
+      if (open === 0) await off();
+    },
+  };
+}
 const normalizeGrant = (g: string) => g.replace(/[`\\]/g, '').replace(/\s+/g, ' ').trim();
 
 /**
@@ -86,6 +126,8 @@ export async function runChaos(opts: {
    * behind the gateway's back, and the checker must report that ticket (its number is in the report's `rogue`).
    */
   rogueAdministrator?: boolean;
+  /** false: no faults aimed at points of a step or a ticket write (the plan's `aimed`). */
+  aimed?: boolean;
   /** Stops the Temporal server and starts it again on its file; given, the plan restarts it now and then. */
   restartTemporal?: () => Promise<void>;
   /** Restarts the run's own MariaDB server (its gateway database and its MariaDB targets); no restarts without it. */
@@ -93,9 +135,15 @@ export async function runChaos(opts: {
 }): Promise<ChaosReport> {
   const log = opts.log ?? (() => undefined);
   const started = Date.now();
-  const plan: ChaosPlan = planChaos({ seed: opts.seed, tickets: opts.tickets, temporalRestarts: opts.restartTemporal !== undefined, mariadbRestarts: opts.restartMariadb !== undefined });
+  const plan: ChaosPlan = planChaos({ seed: opts.seed, tickets: opts.tickets, temporalRestarts: opts.restartTemporal !== undefined, mariadbRestarts: opts.restartMariadb !== undefined, aimed: opts.aimed !== false });
   const prefix = `cx${randomBytes(3).toString('hex')}`;
-  const flaky: FlakyPort = await startFlakyPort({ host: '127.0.0.1', port: TEST_ENV.mariadbPort });
+  // The worker reaches MariaDB through two taps that read its statements: one for its connectors (mysql-local, and
+  // mysql-flaky behind the port that goes away), one for its own database (evidence). The run's aimed faults act on
+  // them (drive() sets what they do); the checker reads MariaDB directly.
+  const tapped: { target(sql: string): Promise<void>; gateway(sql: string, connection: number): Promise<void> } = { target: async () => undefined, gateway: async () => undefined };
+  const targetTap: StatementTap = await startStatementTap({ host: '127.0.0.1', port: TEST_ENV.mariadbPort }, (sql) => tapped.target(sql));
+  const gatewayTap: StatementTap = await startStatementTap({ host: '127.0.0.1', port: TEST_ENV.mariadbPort }, (sql, connection) => tapped.gateway(sql, connection));
+  const flaky: FlakyPort = await startFlakyPort({ host: '127.0.0.1', port: targetTap.port });
   const scim: ScimTarget = await startScimProvider({ ignoreMemberWritesBy: [GATEWAY_USER] });
   const scimGroup = 'cg-chaos';
   const scimGroupId = await scim.admin.createGroup(scimGroup);
@@ -120,13 +168,16 @@ export async function runChaos(opts: {
   let stopping = false;
   /** Worker exits the run did not cause (e.g. the Temporal server gone for longer than it waits). */
   let workerExits = 0;
+  /** Workers started so far: which one is polling now. */
+  let workerStarts = 0;
   /**
    * Starts a worker as a supervisor (compose's restart policy) would: one that cannot start yet (the Temporal server
    * down) is started again, and one that exits on its own is replaced.
    */
   const superviseWorker = async (): Promise<void> => {
-    const child = await waitFor('a worker process started', () => startWorkerProcess(stack, extra).catch(() => null), 180_000, 500);
+    const child = await waitFor('a worker process started', () => startWorkerProcess(stack, extra, { databasePort: gatewayTap.port, mysqlLocalPort: targetTap.port }).catch(() => null), 180_000, 500);
     worker = child;
+    workerStarts += 1;
     child.once('exit', () => {
       if (worker !== child || stopping) return;
       worker = undefined;
@@ -145,6 +196,8 @@ export async function runChaos(opts: {
     await stack.stop();
     await scim.stop();
     await flaky.stop();
+    await targetTap.stop();
+    await gatewayTap.stop();
   }
 
   async function drive(): Promise<ChaosReport> {
@@ -162,6 +215,22 @@ export async function runChaos(opts: {
       worker = undefined;
       if (old) await killHard(old);
       await superviseWorker();
+    };
+
+    /**
+     * An aimed kill: the worker SIGKILLed now, while what it sent is held, and another started in the background. A
+     * start under way is waited for first: the statement or write that asked may come from the worker it starts.
+     */
+    const killWorkerNow = async (kind: string, what: string) => {
+      await workerChain.catch(() => undefined);
+      const victim = worker;
+      worker = undefined;
+      count(kind);
+      log(`fault ${kind} ${what}`);
+      if (victim) await killHard(victim);
+      inBackground(async () => {
+        if (!worker) await superviseWorker();
+      });
     };
 
     /** closure-check for the ticket, from its source, as the change manager's tooling asks it. */
@@ -183,6 +252,106 @@ export async function runChaos(opts: {
           throw err;
         }
       }, 120_000, 250);
+
+    /** Aimed faults by account name (names are unique to the run), and the kill aimed at each ticket's first outcome write. */
+    const aims = new Map<string, StepAim>();
+    const ticketKills = new Map<LiveTicket, boolean>();
+    const accountIn = (sql: string) => new RegExp(`\\b${prefix}_\\d+_\\d+\\b`).exec(sql)?.[0];
+
+    /**
+     * The worker's connector statements. A step's apply is a joiner's GRANT or a leaver's DROP USER; the next
+     * statement about the account is its read-back's first. The kill aimed at the target call is made while the apply
+     * is held (it reaches MariaDB after the worker is gone); the one aimed between apply and read-back, and the
+     * administrator's disturbance, while the read-back's first statement is held.
+     */
+    tapped.target = async (sql) => {
+      const name = accountIn(sql);
+      const aim = name === undefined ? undefined : aims.get(name);
+      if (!aim || aim.action.permanent === 'refuse') return;
+      const { action } = aim;
+      const quoted = `'${action.name}'@'%'`;
+      const applies = action.kind === 'joiner' ? sql.startsWith('GRANT ') && sql.endsWith(` TO ${quoted}`) : sql === `DROP USER IF EXISTS ${quoted}`;
+      if (applies) {
+        if (action.kind === 'joiner') aim.undo = `REVOKE ${sql.slice('GRANT '.length, -` TO ${quoted}`.length)} FROM ${quoted}`;
+        if (action.kill === 'kill-in-target-call' && !aim.killed) {
+          aim.killed = true;
+          await killWorkerNow(action.kill, `${aim.ticket.number} ${action.kind} ${action.name}: ${sql.split(' ', 2).join(' ')}`);
+        }
+        aim.armed = true;
+        return;
+      }
+      if (!aim.armed) return;
+      aim.armed = false;
+      if (action.kill === 'kill-before-read-back' && !aim.killed) {
+        aim.killed = true;
+        await killWorkerNow(action.kill, `${aim.ticket.number} ${action.kind} ${action.name}`);
+      }
+      // Once per worker: a kill between the disturbed read-back and the step's verdict has another worker run the step
+      // again from its apply, and it meets the disturbance again (else the retry would hide a step that verified on it).
+      if (action.disturb === 'always' || (action.disturb === 'once' && aim.disturbedUnder !== workerStarts)) {
+        // As an administrator would, by hand: the joiner's grant taken away again, the leaver's account made again.
+        await whenMariadbAnswers(async () => {
+          if (aim.undo) await admin.query(aim.undo);
+          else {
+            await admin.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [action.name, '%', randomBytes(12).toString('hex')]);
+            await admin.query(`GRANT ${GRANT_A} TO ?@?`, [action.name, '%']);
+          }
+        });
+        if (aim.disturbed === 0) {
+          if (action.disturb === 'once') count('disturbed-once');
+          log(`fault disturbed-${action.disturb} ${aim.ticket.number} ${action.kind} ${action.name}`);
+        }
+        aim.disturbed += 1;
+        aim.disturbedUnder = workerStarts;
+      }
+    };
+
+    /**
+     * The worker's own database: an evidence row is durable at its COMMIT (or at the INSERT itself outside a
+     * transaction, as a failed step's row is). The kill aimed at it is made while that statement is held: the row
+     * lands, the worker never hears so, and the step's next attempt finds it.
+     */
+    const inTransaction = new Set<number>();
+    const killAtCommit = new Map<number, StepAim>();
+    tapped.gateway = async (sql, connection) => {
+      if (sql === 'START TRANSACTION') inTransaction.add(connection);
+      else if (sql === 'COMMIT' || sql === 'ROLLBACK') {
+        inTransaction.delete(connection);
+        const aim = killAtCommit.get(connection);
+        killAtCommit.delete(connection);
+        if (aim && sql === 'COMMIT' && !aim.killed) {
+          aim.killed = true;
+          await killWorkerNow('kill-in-evidence-write', `${aim.ticket.number} ${aim.action.kind} ${aim.action.name}: COMMIT`);
+        }
+      } else if (sql.startsWith('INSERT INTO `evidence_records`')) {
+        const name = accountIn(sql);
+        const aim = name === undefined ? undefined : aims.get(name);
+        if (!aim || aim.action.kill !== 'kill-in-evidence-write' || aim.killed) return;
+        if (inTransaction.has(connection)) killAtCommit.set(connection, aim);
+        else {
+          aim.killed = true;
+          await killWorkerNow('kill-in-evidence-write', `${aim.ticket.number} ${aim.action.kind} ${aim.action.name}: INSERT`);
+        }
+      }
+    };
+
+    /** The kill aimed at the ticket's first step-outcome write: the write lands, its answer waits for the kill. */
+    const holdFirstOutcomeWrite = (t: LiveTicket, issueId?: string) => {
+      const until = async () => {
+        ticketKills.set(t, true);
+        await killWorkerNow('kill-in-ticket-write', t.number);
+      };
+      ticketKills.set(t, false);
+      if (t.plan.source === 'jira') {
+        const path = new RegExp(`^/rest/api/3/issue/(${t.number}|${issueId ?? t.number})/comment$`);
+        stack.jiraSim.faults.push({ kind: 'hold-answer', times: 1, path, match: (req) => req.method === 'POST' && req.status === 201 && OUTCOME_NOTE.test(JSON.stringify(req.body)), until });
+      } else {
+        stack.sim.faults.holdAnswers({
+          match: (req) => req.method === 'PATCH' && req.path === `/api/now/table/change_request/${t.sysId}` && req.status === 200 && OUTCOME_NOTE.test(String((req.body as { work_notes?: unknown } | undefined)?.work_notes ?? '')),
+          until,
+        });
+      }
+    };
 
     const readBack = async (t: LiveTicket, a: LiveTicket['actions'][number]): Promise<string | null> => {
       if (a.system === CHAOS_SYSTEMS.silent) {
@@ -256,6 +425,7 @@ export async function runChaos(opts: {
         closed: false,
         allowedSeen: false,
       };
+      for (const action of t.actions) if (action.kill || action.disturb) aims.set(action.name, { ticket: t, action, armed: false, killed: false, disturbed: 0 });
       // What leavers and movers act on exists first, as its administrator made it (the grant it holds is not one the
       // gateway made, so a mover leaves it as it is).
       for (const a of t.actions) {
@@ -280,6 +450,7 @@ export async function runChaos(opts: {
         const issue = stack.jiraSim.createIssue({ summary: `chaos ticket ${p.index}`, [CHANGE_TYPE_FIELD]: { value: 'Normal' }, [ACTIONS_FIELD]: actions }, { reporter: 'chaos-requester' });
         t.number = issue.key;
         t.sysId = issue.key;
+        if (p.killInTicketWrite) holdFirstOutcomeWrite(t, issue.id);
         for (const step of ['Request authorization', 'Authorize', 'Start implementation']) {
           const moved = stack.jiraSim.transition(issue.key, step);
           if (!moved.ok) throw new Error(`${issue.key}: ${step} refused: ${JSON.stringify(moved)}`);
@@ -288,6 +459,7 @@ export async function runChaos(opts: {
         const first = stack.sim.createChange({ number: t.number, state: '-3', approval: 'requested', u_identity_actions: actions });
         t.sysId = first.sys_id as string;
         t.first = { ...first };
+        if (p.killInTicketWrite) holdFirstOutcomeWrite(t);
         stack.sim.updateChange(t.sysId, { state: '-1', approval: 'approved' });
         // The first version again, after the second: it must change nothing.
         await stack.deliver(t.first);
@@ -296,6 +468,7 @@ export async function runChaos(opts: {
         const first = stack.sim.createChange({ number: t.number, state: '-1', approval: 'approved', u_identity_actions: actions });
         t.sysId = first.sys_id as string;
         t.first = { ...first };
+        if (p.killInTicketWrite) holdFirstOutcomeWrite(t);
         if (p.delivery === 'duplicate') {
           await stack.deliver(t.first);
           await stack.deliver(t.first);
@@ -305,6 +478,9 @@ export async function runChaos(opts: {
       for (const a of t.actions) if (a.permanent) count(a.permanent);
     };
 
+    /** Overlapping outages share ServiceNow's ports, overlapping unreachable windows the flaky port. */
+    const refused = sharedSwitch(() => stack.sim.faults.refuseConnections(), () => stack.sim.faults.acceptConnections());
+    const unreachable = sharedSwitch(() => flaky.down(), () => flaky.up());
     const inject = async (kind: WindowFault, f: { durationMs?: number; count?: number }) => {
       count(kind);
       log(`fault ${kind} ${JSON.stringify(f)}`);
@@ -314,27 +490,28 @@ export async function runChaos(opts: {
       }
       if (kind === 'temporal-restart') return opts.restartTemporal?.();
       if (kind === 'mariadb-restart') return opts.restartMariadb?.();
-      // ITSM faults hit both ticket systems at once.
+      // ITSM faults hit both ticket systems at once; windows that overlap compose in each simulator.
       if (kind === 'itsm-429') {
-        stack.jiraSim.fault = { kind: 'rate-limit', retryAfterSeconds: 1, times: f.count };
+        stack.jiraSim.faults.push({ kind: 'rate-limit', retryAfterSeconds: 1, times: f.count });
         return stack.sim.faults.rateLimit({ count: f.count, retryAfterSeconds: 1 });
       }
       if (kind === 'itsm-503') {
-        stack.jiraSim.fault = { kind: 'server-error', status: 503, times: f.count };
+        stack.jiraSim.faults.push({ kind: 'server-error', status: 503, times: f.count });
         return stack.sim.faults.serverError({ status: 503, count: f.count, retryAfterSeconds: 1 });
       }
       const until = Date.now() + (f.durationMs ?? 2_000);
       const wait = () => new Promise<void>((r) => setTimeout(r, Math.max(0, until - Date.now())));
       if (kind === 'unreachable') {
-        await flaky.down();
+        await unreachable.enter();
         await wait();
-        await flaky.up();
+        await unreachable.leave();
       } else {
-        await stack.sim.faults.refuseConnections();
-        stack.jiraSim.fault = { kind: 'outage' };
+        const outage: SimFault = { kind: 'outage' };
+        await refused.enter();
+        stack.jiraSim.faults.push(outage);
         await wait();
-        await stack.sim.faults.restore();
-        stack.jiraSim.fault = undefined;
+        await refused.leave();
+        stack.jiraSim.faults.splice(stack.jiraSim.faults.indexOf(outage), 1);
       }
     };
 
@@ -371,8 +548,8 @@ export async function runChaos(opts: {
       }
       await Promise.all(running);
       await workerChain;
-      await stack.sim.faults.restore();
-      stack.jiraSim.fault = undefined;
+      // Every window has ended by now (each ends its own); counted 429/503 windows and held answers not yet used stay.
+      await stack.sim.faults.acceptConnections();
       await flaky.up();
       // Late deliveries: the first version of a ticket again, after its steps ran.
       for (const t of live.filter((l) => l.plan.delivery === 'late' && l.first)) {
@@ -411,13 +588,19 @@ export async function runChaos(opts: {
       if (c.allowed === false && (c.reasons ?? []).some((r) => r.includes(at.system) || r.includes(at.name))) permanentBlockedNamed += 1;
       else unfinished.push(`${t.number} (${at.permanent} on ${at.system}) not blocked naming it: ${JSON.stringify(c)}`);
     }
+    // An aimed fault that never landed tested nothing: it is reported, never passed. (A step that verified on a
+    // disturbed read-back leaves the administrator's change in place: the checker sees its ticket closable while the
+    // target disagrees.)
+    for (const { ticket, action, killed, disturbed } of aims.values()) {
+      const step = `${ticket.number} ${action.kind} ${action.name}`;
+      if (action.kill && !killed) unfinished.push(`${step}: ${action.kill} never landed`);
+      if (action.disturb && disturbed === 0) unfinished.push(`${step}: the administrator's disturbance (${action.disturb}) never landed`);
+    }
+    for (const [t, landed] of ticketKills) if (!landed) unfinished.push(`${t.number}: kill-in-ticket-write never landed`);
     let stepsDoneTwice = 0;
     const doubled: string[] = [];
     let notesDuplicated = 0;
     for (const t of live) {
-      // A step acted on twice is a second applyVerifyRecord scheduled for the same step and the same operation (a
-      // mover's removal and its additions are two operations); a retried attempt of one activity is the same
-      // scheduling, and the evidence store's unique (ticket, step, outcome) could never show it.
       const history = await stack.workflows.client.workflow
         .getHandle(`change-${t.plan.source}-${t.number}`)
         .fetchHistory()
@@ -426,20 +609,9 @@ export async function runChaos(opts: {
           unfinished.push(`${t.number}: no workflow history (${(err as Error).message.slice(0, 120)})`);
           return { events: [] };
         });
-      const seen = new Map<string, number>();
-      for (const e of history.events ?? []) {
-        const a = e.activityTaskScheduledEventAttributes;
-        if (a?.activityType?.name !== 'applyVerifyRecord') continue;
-        const input = JSON.parse(Buffer.from(a.input?.payloads?.[0]?.data ?? new Uint8Array()).toString('utf8')) as { stepId: string; operation: { op: string } };
-        // The whole operation: a mover's two phases are both `move`, with different wanted sets.
-        const phase = `${input.stepId} ${JSON.stringify(input.operation)}`;
-        seen.set(phase, (seen.get(phase) ?? 0) + 1);
-      }
-      for (const [phase, n] of seen) {
-        if (n < 2) continue;
-        stepsDoneTwice += 1;
-        doubled.push(`${t.number} ${phase} x${n}`);
-      }
+      const twice = stepsScheduledTwice(history);
+      stepsDoneTwice += twice.length;
+      doubled.push(...twice.map((d) => `${t.number} ${d}`));
       // One line per step outcome told on the ticket; the same line twice is a note written twice.
       notesDuplicated += duplicatedNotes(outcomeLines(notesOf(t)));
     }
