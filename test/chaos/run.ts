@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import axios from 'axios';
 import mysql from 'mysql2/promise';
 import type { ConnectorsFile } from '../../src/connectors/registry';
+import { adfText } from '../../src/itsm/jira/jira-adf';
 import { ACTIONS_FIELD, CHANGE_TYPE_FIELD, type SimFault } from '../../src/itsm/jira/jira-simulator';
 import { GATE_PROPERTY } from '../../src/itsm/jira/jira-settings';
 import { BusinessRuleAbortError } from '../../src/itsm/servicenow/servicenow-simulator';
@@ -344,7 +345,7 @@ export async function runChaos(opts: {
       ticketKills.set(t, false);
       if (t.plan.source === 'jira') {
         const path = new RegExp(`^/rest/api/3/issue/(${t.number}|${issueId ?? t.number})/comment$`);
-        stack.jiraSim.faults.push({ kind: 'hold-answer', times: 1, path, match: (req) => req.method === 'POST' && req.status === 201 && OUTCOME_NOTE.test(JSON.stringify(req.body)), until });
+        stack.jiraSim.faults.push({ kind: 'hold-answer', times: 1, path, match: (req) => req.method === 'POST' && req.status === 201 && OUTCOME_NOTE.test(adfText((req.body as { body?: unknown } | undefined)?.body)), until });
       } else {
         stack.sim.faults.holdAnswers({
           match: (req) => req.method === 'PATCH' && req.path === `/api/now/table/change_request/${t.sysId}` && req.status === 200 && OUTCOME_NOTE.test(String((req.body as { work_notes?: unknown } | undefined)?.work_notes ?? '')),
