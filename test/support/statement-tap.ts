@@ -21,6 +21,8 @@ export interface StatementTap {
   statements: string[];
   /** What onStatement threw (the statement was forwarded all the same). */
   errors: unknown[];
+  /** Client connections open now (a client gone while its statement is held no longer counts). */
+  readonly clients: number;
   stop(): Promise<void>;
 }
 
@@ -35,8 +37,11 @@ export async function startStatementTap(
   const statements: string[] = [];
   const errors: unknown[] = [];
   let connections = 0;
+  const clients = new Set<Socket>();
   const server: Server = createServer((client) => {
     const connection = ++connections;
+    clients.add(client);
+    client.on('close', () => clients.delete(client));
     // Client bytes are cut into protocol packets (3-byte length, 1-byte sequence id); each packet is forwarded in
     // order, a command packet that is a query only after onStatement has finished.
     let pending = Buffer.alloc(0);
@@ -76,6 +81,9 @@ export async function startStatementTap(
     port: (server.address() as { port: number }).port,
     statements,
     errors,
+    get clients() {
+      return clients.size;
+    },
     stop: async () => {
       for (const sock of sockets) sock.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
