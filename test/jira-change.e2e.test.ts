@@ -276,7 +276,8 @@ describe('Jira changes through the gateway, the simulated site and real targets'
     await waitFor('Authorize, reconciled', async () => (await stack.workflows.status('jira', key))?.sourceState === 'Authorize');
     const rows: Array<{ event_id: string }> = await stack.ds.query('SELECT event_id FROM webhook_deliveries WHERE source = ? AND ticket_number = ? ORDER BY id', ['jira', key]);
     expect(rows.at(-1)?.event_id).toMatch(new RegExp(`^reconcile:${id}:\\d+$`));
-    const cursors: Array<{ updated_on: string }> = await stack.ds.query("SELECT updated_on FROM itsm_sync_cursors WHERE cursor_key LIKE 'jira:%'");
+    // This site's cursor (worker processes of other suites keep their own, one per simulated site).
+    const cursors: Array<{ updated_on: string }> = await stack.ds.query('SELECT updated_on FROM itsm_sync_cursors WHERE cursor_key = ?', [`jira:${stack.jiraUrl.replace(/\/+$/, '')}/CHG`]);
     expect(cursors).toHaveLength(1);
     expect(Date.parse(cursors[0]!.updated_on)).toBeGreaterThanOrEqual(stack.jiraSim.issue(key)!.updated - 60_000);
   });

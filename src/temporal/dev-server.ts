@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createConnection } from 'node:net';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
+import { portAnswers } from '../launcher/child-process';
 import { SEARCH_ATTRIBUTE_FLAGS } from '../../workflows/search-attributes';
 
 /**
@@ -45,7 +45,7 @@ export interface DevServer {
 
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   // A server already on the port would answer the readiness check below while this one fails to bind.
-  if (await listening(opts.port)) throw new Error(`cannot start the Temporal dev server: something already listens on 127.0.0.1:${opts.port}`);
+  if (await portAnswers(opts.port)) throw new Error(`cannot start the Temporal dev server: something already listens on 127.0.0.1:${opts.port}`);
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
   if (opts.uiPort) args.push('--ui-port', String(opts.uiPort));
   else args.push('--headless');
@@ -80,17 +80,6 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     throw err;
   }
   return { address, process: child, stop };
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      res(true);
-    });
-    socket.once('error', () => res(false));
-  });
 }
 
 /** Polls until the frontend answers (or the deadline passes). */
