@@ -9,6 +9,11 @@ export interface SyncCursor {
   recordId: string;
 }
 
+/** Whether `a` is past `b` in the order records are read: update time, then record id. */
+export function isLater(a: SyncCursor, b: SyncCursor | undefined): boolean {
+  return !b || a.updatedOn > b.updatedOn || (a.updatedOn === b.updatedOn && a.recordId > b.recordId);
+}
+
 export interface ReconcileReport {
   /** False when another process held the lock. */
   ran: boolean;
@@ -113,7 +118,7 @@ export abstract class PollingReconciler {
       await this.pass(stored, report, handed);
     } finally {
       // Records are handed in order, so everything up to the newest handed one is done, even if a later one failed.
-      if (handed.newest && (!stored || handed.newest.updatedOn > stored.updatedOn || (handed.newest.updatedOn === stored.updatedOn && handed.newest.recordId > stored.recordId))) {
+      if (handed.newest && isLater(handed.newest, stored)) {
         await this.writeCursor(handed.newest);
         report.cursor = handed.newest.updatedOn;
       }

@@ -1,5 +1,5 @@
 import type { RawDelivery } from '../source';
-import { PollingReconciler, type ReconcileReport, type ReconcilerBase, type SyncCursor } from '../reconciler';
+import { PollingReconciler, isLater, type ReconcileReport, type ReconcilerBase, type SyncCursor } from '../reconciler';
 import type { JiraClient } from './jira-client';
 import { WEBHOOK_ID_HEADER } from './jira-signature';
 import { parseJiraDateTime } from './jira-version';
@@ -46,8 +46,8 @@ export class JiraReconciler extends PollingReconciler {
         report.read++;
         await this.hand(this.delivery(issue.id, issue.key, updatedMs), report);
         const updatedOn = new Date(updatedMs).toISOString();
-        const newest = handed.newest;
-        if (!newest || updatedOn > newest.updatedOn || (updatedOn === newest.updatedOn && issue.id > newest.recordId)) handed.newest = { updatedOn, recordId: issue.id };
+        const at = { updatedOn, recordId: issue.id };
+        if (isLater(at, handed.newest)) handed.newest = at;
       }
       nextPageToken = result.nextPageToken;
       if (!nextPageToken) break;

@@ -1,5 +1,5 @@
 import type { RawDelivery } from '../source';
-import { PollingReconciler, type ReconcileReport, type ReconcilerBase, type SyncCursor } from '../reconciler';
+import { PollingReconciler, isLater, type ReconcileReport, type ReconcilerBase, type SyncCursor } from '../reconciler';
 import type { ServiceNowClient } from './servicenow-client';
 import { EVENT_ID_HEADER } from './webhook-signature';
 
@@ -66,8 +66,8 @@ export class ServiceNowReconciler extends PollingReconciler {
         seen.add(key);
         report.read++;
         await this.hand(this.delivery(record, sysId, modCount), report);
-        const newest = handed.newest;
-        if (!newest || updatedOn > newest.updatedOn || (updatedOn === newest.updatedOn && sysId > newest.recordId)) handed.newest = { updatedOn, recordId: sysId };
+        const at = { updatedOn, recordId: sysId };
+        if (isLater(at, handed.newest)) handed.newest = at;
       }
       if (records.length < pageSize) break;
       // Keyset paging: the next page starts at the last record's time (records of that second are seen already);
