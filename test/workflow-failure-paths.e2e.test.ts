@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import type { ConnectorActivities, TicketActivities } from '../activities';
-import { ChangeWorkflows } from '../src/temporal/temporal-client';
-import type { ChangeState, ClosureView, TicketSnapshot } from '../src/change';
-import { quietRuntime, uniqueTicketNumber, waitFor } from './support/stack';
+import { NativeConnection } from '@temporalio/worker';
+import type { ConnectorActivities } from '../activities';
+import type { ChangeState } from '../src/change';
+import type { ChangeWorkflows } from '../src/temporal/temporal-client';
+import { quietRuntime, waitFor } from './support/stack';
+import { type Seen, leaverSnapshot as snapshot, runWithStandIns } from './support/stand-in-worker';
 import { temporalAddress } from './support/test-env';
 
 /**
@@ -23,50 +23,12 @@ describe('change workflow when evidence cannot be written', () => {
     await connection.close();
   });
 
-  /** What the workflow asked the ticket for, and the closure views it published: the verdict as closure-check sees it. */
-  interface Seen {
-    gates: string[];
-    views: ClosureView[];
-  }
-
-  async function runWith(targets: Partial<ConnectorActivities>, body: (number: string, seen: Seen) => Promise<void>): Promise<void> {
-    const taskQueue = `cg-failpaths-${randomUUID()}`;
-    workflows = await ChangeWorkflows.connect(temporalAddress, 'default', taskQueue);
-    const seen: Seen = { gates: [], views: [] };
-    const tickets: TicketActivities = {
-      postWorkNote: async () => ({ posted: true }),
-      setClosureGate: async () => undefined,
-      writeBack: async () => ({ published: false }),
-      deliverToTicket: async (input) => {
-        if (input.gate) seen.gates.push(input.gate.value);
-        if (input.publish) seen.views.push(input.publish.view);
-        return { outcome: 'delivered', published: input.publish !== undefined };
-      },
-    };
-    const worker = await Worker.create({
-      connection,
-      namespace: 'default',
-      taskQueue,
-      workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string },
-      // The closure view lands in the database the real activity writes; these paths are about the steps.
-      activities: {
-        ...tickets,
-        publishClosureView: async ({ view }: { view: ClosureView }) => {
-          seen.views.push(view);
-        },
-        ...targets,
-      },
+  const runWith = (targets: Partial<ConnectorActivities>, body: (number: string, seen: Seen) => Promise<void>) =>
+    runWithStandIns({ connection, address: temporalAddress }, targets, (number, seen, w) => {
+      workflows = w;
+      return body(number, seen);
     });
-    await worker.runUntil(body(uniqueTicketNumber(), seen));
-    await workflows.close();
-  }
 
-  const snapshot = (key: string, recordId: string): TicketSnapshot => ({
-    source: 'servicenow', key, recordId, eventId: randomUUID(), version: 0, receivedAt: new Date().toISOString(), phase: 'implement', emergency: false, sourceState: '-1',
-    // A gate is written only for a known identity-actions text.
-    actionsDigest: 'a'.repeat(64),
-    actions: [{ actionId: 'a1', kind: 'leaver', system: 'mysql-local', identity: { type: 'service_account', name: 'svc_gone', host: '%' } }],
-  });
   const down = () => {
     throw ApplicationFailure.create({ message: 'evidence database unavailable', type: 'EvidenceDown', nonRetryable: true });
   };

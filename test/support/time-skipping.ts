@@ -20,12 +20,10 @@ export interface TimeSkippingGateway {
 }
 
 /**
- * The same gateway the other suites run (webhook, workflow, activities against the real MariaDB, the ServiceNow
- * simulator, the production back-off), on Temporal's time-skipping test server from `.venv/`: hours of workflow
- * time pass in seconds. The test server has no schedules, and its search attributes are registered here as the dev
- * server registers them at start.
+ * Temporal's time-skipping test server from `.venv/`, with the gateway's search attributes registered as the dev
+ * server registers them at start (the test server has no schedules).
  */
-export async function startTimeSkippingGateway(taskQueuePrefix: string): Promise<TimeSkippingGateway> {
+export async function startTimeSkippingServer(): Promise<TestWorkflowEnvironment> {
   quietRuntime();
   const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: resolve(__dirname, '../../.venv/bin/temporal-test-server') } },
@@ -34,6 +32,17 @@ export async function startTimeSkippingGateway(taskQueuePrefix: string): Promise
     namespace: 'default',
     searchAttributes: Object.fromEntries(Object.values(SEARCH_ATTRIBUTES).map((k) => [k.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
   });
+  return env;
+}
+
+/**
+ * The same gateway the other suites run (webhook, workflow, activities against the real MariaDB, the ServiceNow
+ * simulator, the production back-off), on Temporal's time-skipping test server from `.venv/`: hours of workflow
+ * time pass in seconds. The test server has no schedules, and its search attributes are registered here as the dev
+ * server registers them at start.
+ */
+export async function startTimeSkippingGateway(taskQueuePrefix: string): Promise<TimeSkippingGateway> {
+  const env = await startTimeSkippingServer();
   const gw = await startGateway({
     temporal: { address: env.address },
     taskQueue: `${taskQueuePrefix}-${Date.now()}`,

@@ -1,7 +1,7 @@
 import type { RotatePlan } from '../../src/kinds/rotate/edge';
 import { certifyVerifiedStep } from './certify-step';
 import type { WorkflowKind } from './kind';
-import { type StepResult, failureText, finish, noteOutcome, recordStepFailure } from './step-runner';
+import { type StepResult, despiteLostWorkers, failureText, finish, noteOutcome, recordStepFailure } from './step-runner';
 
 /** A rotation changes a live credential, so it waits for authorization like a grant. */
 export const rotateKind: WorkflowKind = {
@@ -12,10 +12,12 @@ export const rotateKind: WorkflowKind = {
     const a = step.action as RotatePlan;
     let result: StepResult;
     try {
-      const out = await ctx.targets.rotateAndDeliver({
-        ticketKey: key, stepId: step.stepId, system: a.system, identity: a.identity, deliverTo: a.deliverTo, eventReceivedAt: step.eventReceivedAt,
-        owner: a.owner, workload: a.workload,
-      });
+      const out = await despiteLostWorkers('rotateAndDeliver', () =>
+        ctx.targets.rotateAndDeliver({
+          ticketKey: key, stepId: step.stepId, system: a.system, identity: a.identity, deliverTo: a.deliverTo, eventReceivedAt: step.eventReceivedAt,
+          owner: a.owner, workload: a.workload,
+        }),
+      );
       if (out.verified) step.rotation = { fingerprint: out.fingerprint, version: out.version, credentialId: out.keyId };
       result = out.verified ? { ok: true, verifiedAt: out.verifiedAt ?? new Date().toISOString(), detail: out.detail } : { ok: false, detail: `not verified: ${out.detail}` };
     } catch (err) {

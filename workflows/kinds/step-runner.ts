@@ -2,7 +2,7 @@
  * What every kind's step does the same way: act, read the target back (retrying while it catches up), record the
  * evidence before the step counts, and record a refusal as evidence too.
  */
-import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure, log, patched } from '@temporalio/workflow';
 import type { ApplyVerifyRecordResult, StepOperation } from '../../activities/connector-activities';
 import type { StepState } from '../../src/change';
 import type { DesiredAccount } from '../../src/connectors/connector';
@@ -18,6 +18,32 @@ const VERIFY_ATTEMPTS = 3;
  * round trips per step. Before this patch a step with a declared operation ran as apply + verifyAndRecord activities.
  */
 const ONE_ACTIVITY_PER_STEP = 'one-activity-per-step';
+
+/**
+ * A worker lost mid-activity (its heartbeat stopped: the process or its host died) says nothing about the target, yet
+ * before this patch it spent one of the step's attempts: in a 1000-ticket fault run with a worker killed every few
+ * seconds, 76 steps ended failed "activity Heartbeat timeout" although no target had refused them, and their tickets
+ * stayed blocked for good. Now an activity whose last attempt lost its worker is scheduled again, until a worker that
+ * lives finishes it. The step activities are safe to run again (Temporal already retries them after a lost worker).
+ */
+const LOST_WORKER_SPENDS_NO_ATTEMPT = 'lost-worker-spends-no-attempt';
+
+/** The activity's last attempt ended because its worker stopped heartbeating, not because the activity failed. */
+export function lostWorker(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'HEARTBEAT';
+}
+
+/** Runs a heartbeating step activity, scheduling it again whenever its attempts ran out on lost workers. */
+export async function despiteLostWorkers<T>(activity: string, call: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!lostWorker(err) || !patched(LOST_WORKER_SPENDS_NO_ATTEMPT)) throw err;
+      log.warn('step activity lost its worker on its last attempt; scheduling it again', { activity });
+    }
+  }
+}
 
 /** `transient`: the activity gave up on a fault that may pass (the target unreachable), not on a refusal or a disagreeing read-back. */
 export type StepResult = { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string; transient?: boolean };
@@ -53,14 +79,17 @@ export async function applyAndVerify(
   const { key, step, targets } = ctx;
   const { stepId, outcome, apply } = args;
   // A kind newer than the patch has no apply: it never ran the old way, so there is no marker to ask for.
-  if (args.operation && (apply === undefined || ctx.since(ONE_ACTIVITY_PER_STEP))) {
+  const operation = args.operation;
+  if (operation && (apply === undefined || ctx.since(ONE_ACTIVITY_PER_STEP))) {
     const a = step.action;
     let out: Awaited<ReturnType<typeof targets.applyVerifyRecord>>;
     try {
-      out = await targets.applyVerifyRecord({
-        ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired,
-        eventReceivedAt: step.eventReceivedAt, operation: args.operation, attempts: VERIFY_ATTEMPTS, owner: a.owner, workload: a.workload,
-      });
+      out = await despiteLostWorkers('applyVerifyRecord', () =>
+        targets.applyVerifyRecord({
+          ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired,
+          eventReceivedAt: step.eventReceivedAt, operation, attempts: VERIFY_ATTEMPTS, owner: a.owner, workload: a.workload,
+        }),
+      );
     } catch (err) {
       // Acting, the read-back or the evidence write failed past its retries: the step ends failed, never stuck
       // "running", and the failure is evidence too (or the detail says why even that could not be written).
@@ -115,10 +144,12 @@ export async function recordStepFailure(ctx: KindContext, args: { stepId: string
   const { key, step, targets } = ctx;
   const a = step.action;
   try {
-    await targets.recordFailure({
-      ticketKey: key, stepId: args.stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired, error: args.error,
-      eventReceivedAt: step.eventReceivedAt, startedAt: args.startedAt || new Date().toISOString(),
-    });
+    await despiteLostWorkers('recordFailure', () =>
+      targets.recordFailure({
+        ticketKey: key, stepId: args.stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired, error: args.error,
+        eventReceivedAt: step.eventReceivedAt, startedAt: args.startedAt || new Date().toISOString(),
+      }),
+    );
     return args.error;
   } catch (err) {
     return `${args.error} (and its evidence could not be recorded: ${failureText(err)})`;

@@ -1,0 +1,74 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { ApplyVerifyRecordResult } from '../activities/connector-activities';
+import { waitFor } from './support/stack';
+import { leaverSnapshot, runWithStandIns } from './support/stand-in-worker';
+import { startTimeSkippingServer } from './support/time-skipping';
+
+/**
+ * A worker lost in the middle of a step (killed, or its host gone) is not the target failing. The fault suite found
+ * steps ending failed "activity Heartbeat timeout" after their worker was lost on every attempt the target proxy
+ * allows (12), blocking tickets whose targets never refused. Here the step's activity is taken by a worker that
+ * never heartbeats and never answers, more times than the proxy allows attempts, on Temporal's time-skipping server
+ * (each loss costs the 15 s heartbeat timeout and the back-off, minutes of workflow time in all) with the real
+ * workflow bundle; the activity is a stand-in because a lost worker is the seam being broken.
+ */
+describe('a step whose worker is lost on more attempts than its retry policy allows', () => {
+  let env: TestWorkflowEnvironment;
+  beforeAll(async () => {
+    env = await startTimeSkippingServer();
+  }, 60_000);
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  it('is scheduled again until a worker that lives does it: verified, no failure recorded, closure allowed', async () => {
+    /** More losses in a row than `maximumAttempts` of the target proxy (workflows/activity-proxies.ts). */
+    const LOSSES = 13;
+    let calls = 0;
+    let releaseLost!: () => void;
+    const lostWorkersGone = new Promise<void>((resolve) => {
+      releaseLost = resolve;
+    });
+    const failuresRecorded: string[] = [];
+    const done: ApplyVerifyRecordResult = { verified: true, refused: false, detail: 'dropped svc_gone@%', mismatches: [], created: false, verifiedAt: new Date().toISOString() };
+
+    await runWithStandIns(
+      { connection: env.nativeConnection, address: env.address },
+      {
+        applyVerifyRecord: async () => {
+          calls += 1;
+          if (calls > LOSSES) return done;
+          // A lost worker: no heartbeat and no answer; what it says once the test ends reaches nobody.
+          await lostWorkersGone;
+          throw new Error('this worker was lost long ago');
+        },
+        recordFailure: async (input) => {
+          failuresRecorded.push(input.error);
+          return { evidenceHash: 'h' };
+        },
+      },
+      async (number, seen, workflows) => {
+        try {
+          await workflows.deliver({ source: 'servicenow', key: number, recordId: 'c'.repeat(32) }, leaverSnapshot(number, 'c'.repeat(32)));
+          const state = await waitFor(
+            'the step to end',
+            async () => {
+              // Workflow time moves only when asked: a minute per look covers a heartbeat timeout and a back-off.
+              await env.sleep('1 minute');
+              const s = await workflows.status('servicenow', number);
+              return s?.steps[0]?.status === 'verified' || s?.steps[0]?.status === 'failed' ? s : null;
+            },
+            300_000,
+          );
+          expect(state.steps[0]).toMatchObject({ status: 'verified', detail: 'dropped svc_gone@%' });
+          expect(calls).toBe(LOSSES + 1);
+          expect(failuresRecorded).toEqual([]);
+          await waitFor('the verdict allowing closure', () => seen.views.find((v) => v.allowed));
+          await waitFor('the gate written verified', () => seen.gates.includes('verified'));
+        } finally {
+          releaseLost();
+        }
+      },
+    );
+  }, 400_000);
+});
