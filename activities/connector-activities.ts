@@ -178,6 +178,7 @@ export function readBackRecord(
   verification: Verification,
   actor: string,
   verifiedAt: string | null,
+  attempts?: StepAttempts,
 ): EvidenceInput {
   return {
     ticketKey: input.ticketKey,
@@ -189,12 +190,27 @@ export function readBackRecord(
     desiredState: { ...input.desired },
     observedState: { ...observed },
     verified: verification.verified,
-    verification: { mismatches: verification.mismatches, applied: input.applied },
+    verification: { mismatches: verification.mismatches, applied: input.applied, ...(attempts ? { attempts } : {}) },
     actor,
     eventReceivedAt: input.eventReceivedAt,
     startedAt: input.startedAt,
     verifiedAt,
   };
+}
+
+/**
+ * How hard a step had to try, recorded with its row so that failures and retries per target system are read from
+ * evidence: `activity` is Temporal's attempt of the activity (a transient fault retried it), `readBack` the round of
+ * act-and-read-back within it (the target caught up late).
+ */
+export interface StepAttempts {
+  activity: number;
+  readBack?: number;
+}
+
+/** This activity's attempt as Temporal counts it; 1 outside a worker. */
+export function activityAttempts(): StepAttempts {
+  return { activity: currentActivity()?.info.attempt ?? 1 };
 }
 
 /** What setDeliverAndProve leaves with its caller, inside the same activity: the value goes no further. */
@@ -401,7 +417,7 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
       desiredState: { ...input.desired },
       observedState: { ...observed },
       verified: false,
-      verification: { error: input.error },
+      verification: { error: input.error, attempts: activityAttempts() },
       actor,
       eventReceivedAt: input.eventReceivedAt,
       startedAt: input.startedAt,
@@ -444,7 +460,7 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
       const verification = verifyAccount(desired, observed);
       if (!verification.verified && attempt < attempts) continue;
       const verifiedAt = verification.verified ? new Date().toISOString() : null;
-      const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt);
+      const record = readBackRecord({ ...step, desired, applied: applied.detail, startedAt }, observed, verification, actor, verifiedAt, { ...activityAttempts(), readBack: attempt });
       // A move's ticket holds every grant it wants once they are all in place (its reconcile phase).
       const grants = operation.op === 'revoke' ? undefined : operation.op === 'move' ? (operation.phase === 'reconcile' ? operation.wanted : []) : operation.grants;
       const standing = (operation.op === 'grant' || operation.op === 'move') && operation.standing === true;
@@ -494,7 +510,7 @@ export function createConnectorActivities({ registry, evidence, actor, inventory
       const verification = verifyAccount(input.desired, observed);
       if (!verification.verified && !input.recordOnFailure) return { ...verification, observed };
       const verifiedAt = verification.verified ? new Date().toISOString() : null;
-      const record = readBackRecord(input, observed, verification, actor, verifiedAt);
+      const record = readBackRecord(input, observed, verification, actor, verifiedAt, activityAttempts());
       // Runs started before one-activity steps: the operation and grants follow from the desired state; who created
       // the account is not known here.
       const operation = input.desired.mustHave ? 'grant' : input.desired.mustNotHave ? 'take-back' : 'revoke';

@@ -8,7 +8,7 @@ import { EvidenceRefusal } from '../src/evidence/redaction';
 import { DeployRefusal } from '../src/kinds/deploy/run';
 import type { InventoryStore } from '../src/inventory/inventory-store';
 import { partsEvidence } from '../src/connectors/secret';
-import { containsSecret, inventoryProjection, refusalsAreFinal, setDeliverAndProve } from './connector-activities';
+import { activityAttempts, containsSecret, inventoryProjection, refusalsAreFinal, setDeliverAndProve } from './connector-activities';
 
 export interface DeployActivityDeps {
   registry: ConnectorRegistry;
@@ -145,7 +145,7 @@ export function createDeployActivities({ registry, evidence, actor, inventory }:
           ...partsEvidence(secret),
         },
         verified,
-        verification: { mismatches, applied: `${provisioned.detail}; ${delivered.applied}` },
+        verification: { mismatches, applied: `${provisioned.detail}; ${delivered.applied}`, attempts: activityAttempts() },
         actor,
         eventReceivedAt: input.eventReceivedAt,
         startedAt,
@@ -188,7 +188,7 @@ export function createDeployActivities({ registry, evidence, actor, inventory }:
         desiredState: { exists: false, storeCopy: 'absent', run: input.runId, reason: input.reason },
         observedState: { ...observed, storeCopy: { system: input.deliverTo.system, path: input.deliverTo.path, exists: served.exists } },
         verified,
-        verification: { mismatches, applied: `${removed.detail}; ${unstored.detail}` },
+        verification: { mismatches, applied: `${removed.detail}; ${unstored.detail}`, attempts: activityAttempts() },
         actor,
         eventReceivedAt: input.eventReceivedAt,
         startedAt,

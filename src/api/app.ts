@@ -33,6 +33,10 @@ import { DriftStore } from '../drift/drift-store';
 import type { GitHubSettings } from '../leaks/github-alerts';
 import { listInventory, scanInventory, scanRecord, setOwnership } from './inventory';
 import { createToken, listTokens, revokeToken } from './tokens';
+import { reportTargets } from './target-health';
+import { reportKinds } from './kind-split';
+import { reportLatency } from './step-latency';
+import { reportDeployCredentials } from './deploy-credentials';
 import { openApiDocument } from './openapi';
 import { countDeliveries } from '../metrics/delivery-metrics';
 import type { GatewayMetrics } from '../metrics/metrics';
@@ -209,6 +213,21 @@ export function createApp(deps: AppDeps): express.Express {
   app.patch('/api/inventory/:id', requireRoles('operator'), express.json({ limit: '4kb' }), async (req, res) => {
     const set = await setOwnership({ inventory, evidence: deps.evidence }, String(req.params.id), req.body as unknown, principalOf(res));
     res.json({ ...set, ...(await certifyOwnerChange({ workflows: deps.workflows, policy, log: deps.log }, set.identity, set.evidence, req.body as unknown)) });
+  });
+
+  // The dashboard's reports: read-only figures computed from evidence rows and the drift table.
+  const reportReaders = ['auditor', 'operator', 'security-reviewer', 'change-manager'] as const;
+  app.get('/api/reports/targets', requireRoles(...reportReaders), async (req, res) => {
+    res.json(await reportTargets({ evidence: deps.evidence, drift }, req.query));
+  });
+  app.get('/api/reports/deploy-credentials', requireRoles(...reportReaders), async (req, res) => {
+    res.json(await reportDeployCredentials(deps, req.query));
+  });
+  app.get('/api/reports/latency', requireRoles(...reportReaders), async (req, res) => {
+    res.json(await reportLatency(deps, req.query));
+  });
+  app.get('/api/reports/kinds', requireRoles(...reportReaders), async (req, res) => {
+    res.json(await reportKinds(deps, req.query));
   });
 
   app.get('/api/certifications', requireRoles('auditor', 'security-reviewer', 'change-manager', 'operator'), async (req, res) => {

@@ -18,6 +18,10 @@ import { driftListQuery } from './drift';
 import { exceptionDecisionBody, exceptionListQuery } from './exceptions';
 import { INVENTORY_ID, inventoryListQuery, ownershipBody, SCAN_ID, scanRequest } from './inventory';
 import { createTokenRequest } from './tokens';
+import { deployCredentialsQuery } from './deploy-credentials';
+import { kindSplitQuery } from './kind-split';
+import { latencyQuery } from './step-latency';
+import { targetHealthQuery } from './target-health';
 
 /**
  * GET /openapi.json: the API described from the zod schemas its handlers validate with. Each mounted route has one
@@ -94,6 +98,33 @@ const changeItem = z
   })
   .strict()
   .openapi('ChangeSummary');
+const reportWindow = { since: timestamp, until: timestamp };
+const ratio = z.number().nullable().openapi({ description: 'From 0 to 1; null when there is nothing to divide' });
+const targetHealth = z
+  .object({
+    system: z.string(), steps: z.number().int(), verified: z.number().int(), failed: z.number().int(), failureRate: ratio,
+    retries: z.number().int().openapi({ description: 'Activity attempts after the first (transient faults retried)' }), reReads: z.number().int(),
+    drift: z.object({ open: z.number().int(), byType: z.record(z.number().int()) }).strict(),
+    leaks: z.object({ reports: z.number().int(), byOutcome: z.record(z.number().int()) }).strict(),
+    recentFailures: z.array(z.object({ source: z.string(), ticket: z.string(), stepId: z.string(), kind: z.string(), at: timestamp, detail: z.string() }).strict()),
+  })
+  .strict()
+  .openapi('TargetHealth');
+const kindShare = z
+  .object({ kind: z.string(), changes: z.number().int(), steps: z.number().int(), verified: z.number().int(), failed: z.number().int(), successRate: ratio, share: ratio })
+  .strict()
+  .openapi('KindShare');
+const latencyPoint = z
+  .object({ at: timestamp, verified: z.number().int(), failed: z.number().int(), p50Ms: z.number().nullable(), p95Ms: z.number().nullable() })
+  .strict()
+  .openapi('LatencyPoint');
+const liveCredential = z
+  .object({
+    source: z.string(), ticket: z.string(), runId: z.string(), system: z.string(), identity: z.string(), deliveredTo: z.string().nullable(), mintedAt: timestamp,
+    revocationFailed: z.boolean(),
+  })
+  .strict()
+  .openapi('LiveDeployCredential');
 const evidenceBundle = open({ ticket: z.string(), chain: chainCheck, rows: z.array(evidenceRow) }).openapi('EvidenceBundle');
 const signedBundle = open({ source: z.string(), ticket: z.string() }).openapi({ description: 'A signed, self-contained bundle; `changegate verify-evidence` checks it offline against GET /api/evidence/public-key.' });
 const decisionResult = (id: string) => z.object({ [id]: z.string(), decision: z.string(), status: z.string(), evidenceHash: z.string() }).strict();
@@ -318,6 +349,53 @@ function entries(): Record<string, Entry> {
           'Set, with the evidence row that records it',
         ),
       },
+    },
+    'GET /api/reports/targets': {
+      summary: 'Per target system: verification failures, retries, open drift findings and leaked-secret reports',
+      description: 'Steps that ended in the window, from their evidence rows; drift as the drift table holds it now. Leak reports that matched no credential are under system `*`.',
+      tags: ['reports'],
+      request: { query: targetHealthQuery },
+      errors: [400],
+      ok: { 200: json(z.object({ ...reportWindow, unmatchedLeaks: z.string(), systems: z.array(targetHealth) }).strict(), 'Most failures first') },
+    },
+    'GET /api/reports/deploy-credentials': {
+      summary: "Pipeline runs' credentials minted and revoked, and each one still live",
+      tags: ['reports'],
+      request: { query: deployCredentialsQuery },
+      errors: [400],
+      ok: {
+        200: json(
+          z.object({
+            minted: z.number().int(), revoked: z.number().int(), live: z.number().int(), failedRevocations: z.number().int(),
+            bySystem: z.array(z.object({ system: z.string(), minted: z.number().int(), revoked: z.number().int(), live: z.number().int() }).strict()),
+            credentials: z.array(liveCredential),
+          }).strict(),
+          'Live credentials oldest first',
+        ),
+      },
+    },
+    'GET /api/reports/latency': {
+      summary: 'Event-to-verified latency (p50, p95) and steps verified, per hour or day',
+      tags: ['reports'],
+      request: { query: latencyQuery },
+      errors: [400],
+      ok: {
+        200: json(
+          z.object({
+            ...reportWindow, bucket: z.enum(['hour', 'day']),
+            overall: z.object({ verified: z.number().int(), p50Ms: z.number().nullable(), p95Ms: z.number().nullable() }).strict(),
+            points: z.array(latencyPoint),
+          }).strict(),
+          'One point per bucket, oldest first',
+        ),
+      },
+    },
+    'GET /api/reports/kinds': {
+      summary: 'Steps by action kind (joiner, mover, leaver, deploy, decommission, rotate) and their success rates',
+      tags: ['reports'],
+      request: { query: kindSplitQuery },
+      errors: [400],
+      ok: { 200: json(z.object({ ...reportWindow, total: z.number().int(), kinds: z.array(kindShare) }).strict(), 'Every kind, in registry order') },
     },
     'GET /api/certifications': {
       summary: 'Access certification items',

@@ -135,6 +135,25 @@ export class DriftStore {
     return { items: page.map(toItem), nextCursor: rows.length > filter.limit ? (page[page.length - 1]?.id ?? null) : null };
   }
 
+  /** Open findings per system and finding type (of one system when named): the dashboard's drift per target. */
+  async openBySystem(system?: string): Promise<Map<string, Record<string, number>>> {
+    const q = this.ds
+      .getRepository(DriftFinding)
+      .createQueryBuilder('d')
+      .select('d.system', 'system')
+      .addSelect('d.finding_type', 'type')
+      .addSelect('COUNT(*)', 'n')
+      .where('d.status = :open', { open: 'open' })
+      .groupBy('d.system')
+      .addGroupBy('d.finding_type');
+    if (system !== undefined) q.andWhere('d.system = :system', { system });
+    const out = new Map<string, Record<string, number>>();
+    for (const r of await q.getRawMany<{ system: string; type: string; n: string | number }>()) {
+      out.set(r.system, { ...out.get(r.system), [r.type]: Number(r.n) });
+    }
+    return out;
+  }
+
   async get(id: string): Promise<DriftItem | null> {
     const row = await this.ds.getRepository(DriftFinding).findOne({ where: { id } });
     return row ? toItem(row) : null;

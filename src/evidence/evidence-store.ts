@@ -256,6 +256,38 @@ export class EvidenceStore {
     return new Map(recorded.map((r) => [identityKey(r.system, r.name), { outcome: r.outcome, ticketKey: r.ticketKey, recordedAt: r.recordedAt }]));
   }
 
+  /**
+   * The rows the gateway wrote between `since` and `until` (recorded), of the action kinds named (all when none), for
+   * views across tickets (the dashboard's reports). The columns narrow the read; what each row counts for is its hashed
+   * content, read again here, because the application's account could write a column that says otherwise.
+   */
+  async listRecorded(filter: RecordedFilter): Promise<EvidenceView[]> {
+    const out: EvidenceView[] = [];
+    const seen = new Set<string>();
+    for (let after = '0'; ; ) {
+      const q = this.ds
+        .getRepository(EvidenceRecord)
+        .createQueryBuilder('e')
+        .where('e.id > :after AND e.recorded_at >= :since AND e.recorded_at < :until', { after, since: filter.since, until: filter.until })
+        .orderBy('e.id', 'ASC')
+        .take(LATEST_BATCH);
+      if (filter.actionKinds) q.andWhere('e.action_kind IN (:...kinds)', { kinds: filter.actionKinds.length > 0 ? filter.actionKinds : [''] });
+      if (filter.system !== undefined) q.andWhere('e.system = :system', { system: filter.system });
+      const rows = await q.getMany();
+      for (const r of this.genuine(await this.withSeals(rows), seen)) {
+        const v = toView(r);
+        const at = Date.parse(v.recordedAt);
+        if (filter.actionKinds && !filter.actionKinds.includes(v.actionKind)) continue;
+        if (filter.system !== undefined && v.system !== filter.system) continue;
+        if (!(at >= filter.since.getTime() && at < filter.until.getTime())) continue;
+        out.push(v);
+      }
+      if (rows.length < LATEST_BATCH) break;
+      after = rows.at(-1)!.id;
+    }
+    return out;
+  }
+
   /** A ticket's rows in order, each with the seal that applies: its own, or the one backfilled for an older row. */
   private async load(ticketKey: string): Promise<Array<EvidenceRecord & ChainRow>> {
     return this.withSeals(await this.ds.getRepository(EvidenceRecord).find({ where: { ticketKey }, order: { seq: 'ASC' } }));
@@ -289,7 +321,15 @@ export class EvidenceStore {
   }
 }
 
-/** Rows latestOutcomes reads at a time. */
+/** What listRecorded reads: a window of recording times, and optionally action kinds and one system. */
+export interface RecordedFilter {
+  since: Date;
+  until: Date;
+  actionKinds?: readonly string[];
+  system?: string;
+}
+
+/** Rows latestOutcomes and listRecorded read at a time. */
 const LATEST_BATCH = 1000;
 
 /** Outcomes that deliver a credential to where it is used. */

@@ -1,0 +1,67 @@
+import type { EvidenceView } from '../evidence/evidence-store';
+import { ticketOf } from './step-ends';
+
+export interface LiveCredential {
+  source: string;
+  ticket: string;
+  runId: string;
+  system: string;
+  identity: string;
+  deliveredTo: string | null;
+  mintedAt: string;
+  /** The revocation was tried and failed: the credential is live and closure is blocked on it. */
+  revocationFailed: boolean;
+}
+
+/**
+ * Pipeline runs' credentials as deploy evidence records them: each verified mint, each verified revocation (paired
+ * by ticket and run), failed revocations, and the ones minted and not (yet) revoked.
+ */
+export function deployCredentials(rows: readonly EvidenceView[]) {
+  const runOf = (r: EvidenceView) => {
+    const run = (r.desiredState as { run?: unknown }).run;
+    return typeof run === 'string' ? `${r.ticketKey}\u0000${run}` : undefined;
+  };
+  const minted = new Map<string, EvidenceView>();
+  const revoked = new Set<string>();
+  const failedRevocation = new Set<string>();
+  for (const r of rows) {
+    const run = runOf(r);
+    if (!run) continue;
+    if (r.outcome === 'minted' && r.verified) minted.set(run, r);
+    else if (r.outcome === 'revoked' && r.verified) revoked.add(run);
+    else if (r.outcome === 'failed' && r.stepId.endsWith(':revoke')) failedRevocation.add(run);
+  }
+  const live: LiveCredential[] = [...minted.entries()]
+    .filter(([run]) => !revoked.has(run))
+    .map(([run, r]) => {
+      const to = (r.desiredState as { deliveredTo?: { system?: unknown; path?: unknown } }).deliveredTo;
+      return {
+        ...ticketOf(r.ticketKey),
+        runId: String((r.desiredState as { run: string }).run),
+        system: r.system,
+        identity: String((r.identity as { name?: unknown }).name ?? ''),
+        deliveredTo: to && typeof to.system === 'string' ? `${to.system}:${String(to.path ?? '')}` : null,
+        mintedAt: r.verifiedAt ?? r.recordedAt,
+        revocationFailed: failedRevocation.has(run),
+      };
+    })
+    .sort((a, b) => a.mintedAt.localeCompare(b.mintedAt));
+  const revokedOfMinted = [...minted.keys()].filter((run) => revoked.has(run)).length;
+  const bySystem = new Map<string, { system: string; minted: number; revoked: number; live: number }>();
+  for (const [run, r] of minted) {
+    const s = bySystem.get(r.system) ?? { system: r.system, minted: 0, revoked: 0, live: 0 };
+    s.minted++;
+    if (revoked.has(run)) s.revoked++;
+    else s.live++;
+    bySystem.set(r.system, s);
+  }
+  return {
+    minted: minted.size,
+    revoked: revokedOfMinted,
+    live: live.length,
+    failedRevocations: live.filter((l) => l.revocationFailed).length,
+    bySystem: [...bySystem.values()].sort((a, b) => a.system.localeCompare(b.system)),
+    credentials: live,
+  };
+}

@@ -1,0 +1,33 @@
+import { type StepEnd, rate } from './step-ends';
+
+export interface KindShare {
+  kind: string;
+  /** Distinct tickets with a step of this kind that ended in the window. */
+  changes: number;
+  steps: number;
+  verified: number;
+  failed: number;
+  successRate: number | null;
+  /** This kind's share of all steps that ended. */
+  share: number | null;
+}
+
+/** How the steps that ended split by action kind, and how often each kind succeeded; every kind listed, in `kinds` order. */
+export function kindSplit(ends: readonly StepEnd[], kinds: readonly string[]): { total: number; kinds: KindShare[] } {
+  return {
+    total: ends.length,
+    kinds: kinds.map((kind) => {
+      const mine = ends.filter((e) => e.kind === kind);
+      const verified = mine.filter((e) => e.verified).length;
+      return {
+        kind,
+        changes: new Set(mine.map((e) => e.ticketKey)).size,
+        steps: mine.length,
+        verified,
+        failed: mine.length - verified,
+        successRate: rate(verified, mine.length),
+        share: rate(mine.length, ends.length),
+      };
+    }),
+  };
+}
