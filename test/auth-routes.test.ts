@@ -29,6 +29,10 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
   },
   { method: 'GET', route: '/api/inventory', path: '/api/inventory?limit=1', roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 200 },
   { method: 'GET', route: '/api/drift', path: '/api/drift?limit=1', roles: ['auditor', 'change-manager', 'operator', 'security-reviewer'], admittedStatus: 200 },
+  // The dashboard's reports: a system nobody configured keeps each read small.
+  ...['targets', 'deploy-credentials', 'latency', 'kinds'].map((r) => ({
+    method: 'GET' as Method, route: `/api/reports/${r}`, path: `/api/reports/${r}?system=no-such-system`, roles: ['auditor', 'operator', 'security-reviewer', 'change-manager'] as Role[], admittedStatus: 200,
+  })),
   // A source no exception has: nothing to read back from the targets.
   { method: 'GET', route: '/api/exceptions', path: '/api/exceptions?source=no-such-source&limit=1', roles: ['security-reviewer', 'auditor', 'change-manager', 'operator'], admittedStatus: 200 },
   {

@@ -116,6 +116,15 @@ describe('the OpenAPI document', () => {
   it('listings answer as documented, and a bad query is a documented 400', async () => {
     for (const path of ['/api/inventory', '/api/drift', '/api/certifications', '/api/tokens']) expectConforms(path, await call('get', `${path}${path === '/api/tokens' ? '' : '?limit=2'}`, { token: operator }));
     expectConforms('/api/exceptions', await call('get', '/api/exceptions?source=no-such-source&limit=1', { token: operator }));
+    // The dashboard's reports, over the run's rows so far (this suite's database holds other suites' evidence too).
+    for (const path of ['/api/reports/targets', '/api/reports/deploy-credentials', '/api/reports/latency', '/api/reports/kinds']) {
+      const res = await call('get', path, { token: operator });
+      expect(res.status).toBe(200);
+      expectConforms(path, res);
+    }
+    const badReport = await call('get', '/api/reports/latency?bucket=minute&since=yesterday', { token: operator });
+    expect(badReport.status).toBe(400);
+    expectConforms('/api/reports/latency', badReport);
     const bad = await call('get', '/api/inventory?limit=zero&colour=red', { token: operator });
     expect(bad.status).toBe(400);
     expectConforms('/api/inventory', bad);
