@@ -5,6 +5,7 @@ import { type DashboardConfig, getJson } from './api';
 import { currentUser, rolesOf, userManager } from './auth';
 import { ChangesView } from './ChangesView';
 import { TicketView } from './TicketView';
+import { OpsNavLinks, useOpsView } from './ops/views';
 import './styles.css';
 
 /** `#/changes/<source>/<key>`: one ticket; anything else: the list. */
@@ -25,6 +26,7 @@ function App() {
   const [user, setUser] = useState<User | null>();
   const [error, setError] = useState<string>();
   const route = useRoute();
+  const ops = useOpsView();
 
   useEffect(() => {
     getJson<DashboardConfig>('/dashboard/config.json')
@@ -56,13 +58,18 @@ function App() {
         <h1>
           <a href="#/">changegate</a>
         </h1>
+        <nav className="views" aria-label="Views">
+          <OpsNavLinks />
+        </nav>
         <span className="who">
           {String(user.profile.preferred_username ?? user.profile.sub)} · {rolesOf(user).join(', ') || 'no role'}
         </span>
         <button onClick={() => void manager.removeUser().then(() => setUser(null))}>Log out</button>
       </header>
       <main>
-        {route ? (
+        {ops ? (
+          ops.render(user.access_token)
+        ) : route ? (
           <TicketView token={user.access_token} config={config} source={route.source} ticket={route.ticket} />
         ) : (
           <ChangesView token={user.access_token} sources={Object.keys(config.ticketLinks)} />
