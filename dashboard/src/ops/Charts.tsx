@@ -38,7 +38,7 @@ function Axes({ labels, max, format, xOf }: { labels: string[]; max: number; for
       </text>
       {labels.map((l, i) =>
         i % every === 0 ? (
-          <text key={l + i} x={xOf(i)} y={H - 8} textAnchor="middle">
+          <text key={l + i} x={xOf(i)} y={H - 8} textAnchor={i === labels.length - 1 && labels.length > 1 ? 'end' : 'middle'}>
             {l}
           </text>
         ) : null,

@@ -17,13 +17,15 @@ export const OPS_VIEWS: ReadonlyArray<{ hash: string; title: string; render: (to
 
 /** The operations view the URL's fragment names, if it names one. */
 export function useOpsView() {
-  const [hash, setHash] = useState(location.hash);
+  const [, setHash] = useState(location.hash);
   useEffect(() => {
     const on = () => setHash(location.hash);
     window.addEventListener('hashchange', on);
     return () => window.removeEventListener('hashchange', on);
   }, []);
-  return OPS_VIEWS.find((v) => v.hash === hash);
+  // Read at each render, not only on hashchange: the return from login puts the asked-for view back with
+  // history.replaceState, which fires no event.
+  return OPS_VIEWS.find((v) => v.hash === location.hash);
 }
 
 export function OpsNavLinks() {
