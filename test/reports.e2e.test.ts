@@ -2,7 +2,7 @@ import axios from 'axios';
 import { kindNames } from '../src/kinds/registry';
 import { quantile } from '../src/reports/step-ends';
 import { dropScenarioAccounts, OPS_LEAK_SECRET, type OpsScenario, type OpsTargets, runOpsScenario, startOpsTargets } from './support/ops-scenario';
-import { type Stack, startStack } from './support/stack';
+import { type Stack, startStack, waitFor } from './support/stack';
 
 /**
  * The dashboard's reports over real rows: a scenario of real changes on a system of this suite's own (a retried leaver,
@@ -56,13 +56,17 @@ describe('reports: failures per target, deploy credentials, latency and the spli
     expect(mine).toMatchObject({ system: s.system, steps: 10, verified: 9, failed: 1, failureRate: 0.1, retries: s.retried.attempt - 1, reReads: 0 });
     expect(mine!.recentFailures).toEqual([expect.objectContaining({ source: 'servicenow', ticket: s.mover.ticket, kind: 'mover', detail: s.mover.reason })]);
     expect(mine!.leaks).toEqual({ reports: 1, byOutcome: { 'run-ended': 1 } });
-    // Drift as the drift table holds it: every open finding on the system, the orphan among them.
+    // Drift as the drift table holds it: every open finding on the system, the orphan among them. Read with the
+    // listing back to back (the stack's hourly discovery may scan in between, and then they are read again).
     const operator = (await stack.tokenFor('operator')).token;
-    const drift = await axios.get(`${stack.apiUrl}/api/drift?system=${s.system}&status=open&limit=500`, { headers: { authorization: `Bearer ${operator}` } });
-    expect(drift.data.nextCursor).toBeNull();
-    expect((mine!.drift as { open: number }).open).toBe(drift.data.items.length);
-    expect(drift.data.items).toContainEqual(expect.objectContaining({ name: s.orphan, type: 'orphan' }));
-    expect((mine!.drift as { byType: Record<string, number> }).byType.orphan).toBe(drift.data.items.filter((i: { type: string }) => i.type === 'orphan').length);
+    const { drift, listed } = await waitFor('the report and the drift listing read alike', async () => {
+      const d = ((await report('targets', window())).data.systems[0] as { drift: { open: number; byType: Record<string, number> } }).drift;
+      const l = (await axios.get(`${stack.apiUrl}/api/drift?system=${s.system}&status=open&limit=500`, { headers: { authorization: `Bearer ${operator}` } })).data;
+      return d.open === l.items.length ? { drift: d, listed: l } : null;
+    }, 10_000);
+    expect(listed.nextCursor).toBeNull();
+    expect(listed.items).toContainEqual(expect.objectContaining({ name: s.orphan, type: 'orphan' }));
+    expect(drift.byType.orphan).toBe(listed.items.filter((i: { type: string }) => i.type === 'orphan').length);
   });
 
   it('deploy credentials: three minted, two revoked (finished, leaked), the live one listed with its run', async () => {

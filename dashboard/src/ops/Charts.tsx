@@ -24,7 +24,7 @@ function xAt(i: number, n: number): number {
   return n <= 1 ? PAD.left + span / 2 : PAD.left + (span * i) / (n - 1);
 }
 
-function Axes({ labels, max, format, xOf }: { labels: string[]; max: number; format: (v: number) => string; xOf: (i: number) => number }) {
+function Axes({ labels, max, format, xOf, edge = false }: { labels: string[]; max: number; format: (v: number) => string; xOf: (i: number) => number; edge?: boolean }) {
   const y = scale(max);
   const every = Math.max(1, Math.ceil(labels.length / 8));
   return (
@@ -38,7 +38,7 @@ function Axes({ labels, max, format, xOf }: { labels: string[]; max: number; for
       </text>
       {labels.map((l, i) =>
         i % every === 0 ? (
-          <text key={l + i} x={xOf(i)} y={H - 8} textAnchor={i === labels.length - 1 && labels.length > 1 ? 'end' : 'middle'}>
+          <text key={l + i} x={xOf(i)} y={H - 8} textAnchor={edge && i === labels.length - 1 && labels.length > 1 ? 'end' : 'middle'}>
             {l}
           </text>
         ) : null,
@@ -54,7 +54,7 @@ export function LineChart({ label, labels, series, format }: { label: string; la
     <figure className="chart">
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={label}>
         <title>{label}</title>
-        <Axes labels={labels} max={max} format={format} xOf={(i) => xAt(i, labels.length)} />
+        <Axes labels={labels} max={max} format={format} xOf={(i) => xAt(i, labels.length)} edge />
         {series.map((s) => {
           const points = s.values.map((v, i) => (v === null ? null : [xAt(i, labels.length), y(v)] as const));
           // A gap (no step verified in a bucket) breaks the line instead of drawing through zero.
