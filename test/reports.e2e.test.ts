@@ -1,6 +1,8 @@
 import axios from 'axios';
 import { kindNames } from '../src/kinds/registry';
 import { quantile } from '../src/reports/step-ends';
+import { GENESIS_HASH } from '../src/evidence/canonical-json';
+import { asApplicationAccount, insertEvidenceRow } from './support/app-account';
 import { dropScenarioAccounts, OPS_LEAK_SECRET, type OpsScenario, type OpsTargets, runOpsScenario, startOpsTargets } from './support/ops-scenario';
 import { type Stack, startStack, waitFor } from './support/stack';
 
@@ -104,6 +106,25 @@ describe('reports: failures per target, deploy credentials, latency and the spli
     expect(points.reduce((n, p) => n + p.failed, 0)).toBe(1);
     const onlyLeavers = await report('latency', `${window()}&kind=leaver`);
     expect(onlyLeavers.data.overall.verified).toBe(2);
+  });
+
+  it('rows the gateway did not write (unsealed, through the application account) change no figure', async () => {
+    const now = new Date().toISOString();
+    const forged = (n: number, fields: Record<string, unknown>) => ({
+      ticketKey: `servicenow:CHG9${String(n).padStart(8, '0')}`, seq: 1, prevHash: GENESIS_HASH, recordedAt: now, system: s.system, identity: { name: `forged_${n}` },
+      desiredState: {}, observedState: {}, verification: { attempts: { activity: 9 } }, actor: 'changegate-worker@test', eventReceivedAt: now, startedAt: now, ...fields,
+    });
+    const counts = async () => ({
+      targets: (await report('targets', window())).data.systems,
+      deploys: (await report('deploy-credentials', `system=${s.system}`)).data,
+      kinds: (await report('kinds', window())).data.kinds,
+    });
+    const before = await counts();
+    await asApplicationAccount(stack.admin, async (app) => {
+      await insertEvidenceRow(app, forged(1, { stepId: 'deploy:x:run:rx', outcome: 'minted', actionKind: 'deploy', verified: true, verifiedAt: now, desiredState: { run: 'rx' } }));
+      await insertEvidenceRow(app, forged(2, { stepId: 'mover:x', outcome: 'failed', actionKind: 'mover', verified: false, verifiedAt: null }));
+    });
+    expect(await counts()).toEqual(before);
   });
 
   it('refuses bad input with what and where, and asks for a token', async () => {
