@@ -116,6 +116,11 @@ describe('the OpenAPI document', () => {
   it('listings answer as documented, and a bad query is a documented 400', async () => {
     for (const path of ['/api/inventory', '/api/drift', '/api/certifications', '/api/tokens']) expectConforms(path, await call('get', `${path}${path === '/api/tokens' ? '' : '?limit=2'}`, { token: operator }));
     expectConforms('/api/exceptions', await call('get', '/api/exceptions?source=no-such-source&limit=1', { token: operator }));
+    expectConforms('/api/changes', await call('get', '/api/changes?kind=joiner&limit=2', { token: operator }));
+    expectConforms('/api/changes/ageing', await call('get', '/api/changes/ageing?limit=2', { token: operator }));
+    const badKind = await call('get', '/api/changes/ageing?kind=promote', { token: operator });
+    expect(badKind.status).toBe(400);
+    expectConforms('/api/changes/ageing', badKind);
     const bad = await call('get', '/api/inventory?limit=zero&colour=red', { token: operator });
     expect(bad.status).toBe(400);
     expectConforms('/api/inventory', bad);
