@@ -20,7 +20,7 @@ export function TicketView({ token, config, source, ticket }: { token: string; c
   return (
     <section>
       <p>
-        <a href="#/">← all changes</a>
+        <a href="#/changes">← all changes</a>
       </p>
       <h2>
         {source} {ticket}
