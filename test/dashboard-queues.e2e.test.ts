@@ -98,10 +98,11 @@ describe('dashboard: ageing, the exception and certification queues, per role, d
     }
   }
 
-  /** Opens a view through the navigation, as a person would. */
+  /** Opens a view through the navigation, as a person would, and waits until it has replaced the one before. */
   async function open(page: Page, title: string): Promise<void> {
-    await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: title, exact: true }).click();
-    await page.getByRole('heading', { level: 2 }).first().waitFor();
+    const nav = page.getByRole('navigation', { name: 'Views' });
+    await nav.getByRole('link', { name: title, exact: true }).click();
+    await nav.locator('a[aria-current=page]', { hasText: title }).waitFor();
   }
 
   it.each<Role>([...ROLES])('as the demo %s: each view shows what the role may see, with decide controls only where the role decides', async (role) => {
