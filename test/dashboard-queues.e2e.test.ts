@@ -3,8 +3,8 @@ import axios from 'axios';
 import type { Page } from 'playwright-core';
 import { ROLES, type Role } from '../src/auth/principal';
 import { TEST_ENV } from './support/test-env';
-import { type DashboardRig, ROOT, SCREENSHOTS, startDashboardRig } from './support/dashboard-browser';
-import { createAccount, type Stack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { type DashboardBrowser, ROOT, SCREENSHOTS, startDashboardBrowser } from './support/dashboard-browser';
+import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 const SELECT = 'SELECT ON `cgt\\_billing`.*';
 const INSERT = 'INSERT ON `cgt_billing`.`invoices`';
@@ -54,7 +54,7 @@ async function certificationItem(stack: Stack, token: string): Promise<{ account
  * (target and store), the ServiceNow simulator, the demo identity provider.
  */
 describe('dashboard: ageing, the exception and certification queues, per role, decided inline', () => {
-  let rig: DashboardRig;
+  let dash: DashboardBrowser;
   let stack: Stack;
   let auditor: string;
   /** Left undecided, so that every role's visit finds it. */
@@ -63,7 +63,9 @@ describe('dashboard: ageing, the exception and certification queues, per role, d
   let old: string;
 
   beforeAll(async () => {
-    rig = await startDashboardRig({
+    dash = await startDashboardBrowser();
+    stack = await startStack({
+      ...dash.stackOptions,
       policy: {
         version: 1,
         emergency: [{ system: 'mysql-local', kinds: ['joiner'] }],
@@ -71,7 +73,7 @@ describe('dashboard: ageing, the exception and certification queues, per role, d
         certification: { triggers: { mover: true }, reviewer: { role: 'security-reviewer' }, due: 'PT4H' },
       },
     });
-    stack = rig.stack;
+    await dash.serve(stack.apiUrl);
     auditor = (await stack.tokenFor('auditor')).token;
     [shownException, shownItem] = await Promise.all([emergencyJoiner(stack), certificationItem(stack, auditor)]);
     // A change the gateway first received 40 days ago (its first delivery, moved back), still open.
@@ -84,14 +86,16 @@ describe('dashboard: ageing, the exception and certification queues, per role, d
     await stack.admin.query(`UPDATE \`${TEST_ENV.database}\`.webhook_deliveries SET received_at = NOW(3) - INTERVAL 40 DAY WHERE source = 'servicenow' AND ticket_number = ?`, [old]);
   }, 120_000);
   afterAll(async () => {
-    await rig?.stop();
+    await stack?.stop();
+    await dash?.stop();
   });
 
-  async function withPage<T>(role: Role, run: (page: Page) => Promise<T>): Promise<T> {
-    const context = await rig.browser.newContext({ viewport: { width: 1400, height: 900 } });
+  /** A fresh browser context logged in as the role's demo user, at `view` (the one asked for before login). */
+  async function withPage<T>(role: Role, run: (page: Page) => Promise<T>, view = ''): Promise<T> {
+    const context = await dash.browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
     try {
-      await rig.logIn(page, rig.user(role));
+      await dash.logIn(page, stack.apiUrl, dash.user(role), view);
       return await run(page);
     } finally {
       await context.close();
@@ -158,9 +162,9 @@ describe('dashboard: ageing, the exception and certification queues, per role, d
   it("a security reviewer accepts an emergency exception inline, and the ticket's closure-check turns allowed", async () => {
     const { number, exceptionId } = await emergencyJoiner(stack);
     expect((await stack.closureCheck(number)).data.allowed).toBe(false);
-    const reviewer = rig.user('security-reviewer');
+    const reviewer = dash.user('security-reviewer');
+    // Straight to the queue: the view asked for before login is the one shown after it.
     await withPage('security-reviewer', async (page) => {
-      await open(page, 'Exceptions');
       const item = page.getByRole('list', { name: 'Emergency exceptions' }).getByRole('listitem', { name: exceptionId });
       // Refused by the workflow's validator, shown inline; nothing was decided.
       await item.getByRole('button', { name: 'Accept' }).click();
@@ -171,7 +175,7 @@ describe('dashboard: ageing, the exception and certification queues, per role, d
       await item.getByRole('button', { name: 'Accept' }).click();
       // Decided: it leaves the queue of undecided exceptions.
       await item.waitFor({ state: 'detached' });
-    });
+    }, '#/exceptions');
     const done = await waitFor('closure allowed after the accept', async () => {
       const r = await stack.closureCheck(number);
       return r.data.allowed ? r.data : null;
@@ -190,7 +194,7 @@ describe('dashboard: ageing, the exception and certification queues, per role, d
       await item.getByRole('button', { name: 'Decide' }).click();
       await item.getByRole('alert').getByText('only a principal with the role security-reviewer reviews this item').waitFor();
     });
-    const reviewer = rig.user('security-reviewer');
+    const reviewer = dash.user('security-reviewer');
     await withPage('security-reviewer', async (page) => {
       await open(page, 'Certifications');
       const item = itemOf(page);

@@ -1,10 +1,11 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import axios from 'axios';
+import type { Page } from 'playwright-core';
 import type { Role } from '../src/auth/principal';
-import { ensureDemoUsers } from '../src/launcher/demo-identity-provider';
-import { type DashboardRig, ROOT, SCREENSHOTS, startDashboardRig } from './support/dashboard-browser';
-import { uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { type DemoUser, ensureDemoUsers } from '../src/launcher/demo-identity-provider';
+import { type DashboardBrowser, ROOT, SCREENSHOTS, startDashboardBrowser } from './support/dashboard-browser';
+import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 /**
  * The dashboard in Debian's Chromium, against a real stack: people log in at the demo identity provider (the one
@@ -12,12 +13,16 @@ import { uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
  * ordinary OIDC settings.
  */
 describe('dashboard: login through the demo identity provider, changes by gate state, one ticket', () => {
-  let rig: DashboardRig;
+  let dash: DashboardBrowser;
+  let users: DemoUser[];
+  let stack: Stack;
   let blocked: string;
 
   beforeAll(async () => {
-    rig = await startDashboardRig();
-    const { stack } = rig;
+    dash = await startDashboardBrowser();
+    users = dash.users;
+    stack = await startStack(dash.stackOptions);
+    await dash.serve(stack.apiUrl);
     // A mover of an identity that does not exist: the target refuses it, and closure says why.
     blocked = uniqueTicketNumber();
     stack.sim.createChange({
@@ -27,15 +32,18 @@ describe('dashboard: login through the demo identity provider, changes by gate s
     await waitFor('the mover refused', async () => (await stack.closureCheck(blocked)).data.steps?.[0]?.status === 'failed');
   }, 120_000);
   afterAll(async () => {
-    await rig?.stop();
+    await stack?.stop();
+    await dash?.stop();
   });
 
+  const user = (role: Role) => dash.user(role);
+  const logIn = (page: Page, who: DemoUser) => dash.logIn(page, stack.apiUrl, who);
+
   it.each<Role>(['auditor', 'change-manager'])('as the demo %s: sees the blocked ticket and its reason, and opens the ticket', async (role) => {
-    const { stack, browser } = rig;
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const context = await dash.browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
     try {
-      await rig.logIn(page, rig.user(role));
+      await logIn(page, user(role));
       const column = page.getByRole('region', { name: 'Blocked' });
       const entry = column.getByRole('listitem').filter({ has: page.getByRole('link', { name: blocked, exact: true }) });
       await entry.waitFor();
@@ -64,25 +72,23 @@ describe('dashboard: login through the demo identity provider, changes by gate s
   }, 60_000);
 
   it('refuses a wrong password at the provider, and nothing reaches the dashboard', async () => {
-    const { stack, browser, idp } = rig;
-    const context = await browser.newContext();
+    const context = await dash.browser.newContext();
     const page = await context.newPage();
     try {
       await page.goto(`${stack.apiUrl}/dashboard/`);
       await page.getByRole('button', { name: 'Log in' }).click();
-      await page.getByLabel('User name').fill(rig.user('auditor').username);
-      await page.getByLabel('Password').fill(`${rig.user('auditor').password}x`);
+      await page.getByLabel('User name').fill(user('auditor').username);
+      await page.getByLabel('Password').fill(`${user('auditor').password}x`);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByRole('alert').getByText('Unknown user name or wrong password.').waitFor();
-      expect(new URL(page.url()).origin).toBe(idp.issuer);
+      expect(new URL(page.url()).origin).toBe(dash.idp.issuer);
     } finally {
       await context.close();
     }
   });
 
   it('the demo users are generated into an owner-only file, once', () => {
-    const { users } = rig;
-    const file = join(rig.work, 'demo.env');
+    const file = join(dash.work, 'demo.env');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(ensureDemoUsers(file)).toEqual(users);
     expect(new Set(users.map((u) => u.password)).size).toBe(users.length);

@@ -12,12 +12,15 @@ type Route = { ticket: { source: string; ticket: string } } | { view: (typeof VI
 
 /** `#/changes/<source>/<key>`: one ticket; `#/<route>`: that view; anything else: the first view. */
 function useRoute(): Route {
-  const [hash, setHash] = useState(location.hash);
+  const [, setHash] = useState(location.hash);
   useEffect(() => {
     const on = () => setHash(location.hash);
     window.addEventListener('hashchange', on);
     return () => window.removeEventListener('hashchange', on);
   }, []);
+  // Read at each render, not only on hashchange: the return from login puts the asked-for view back with
+  // history.replaceState, which fires no event.
+  const hash = location.hash;
   const m = /^#\/changes\/([^/]+)\/([^/]+)$/.exec(hash);
   if (m) return { ticket: { source: decodeURIComponent(m[1]!), ticket: decodeURIComponent(m[2]!) } };
   return { view: VIEWS.find((v) => hash === `#/${v.route}`) ?? VIEWS[0]! };
