@@ -9,6 +9,7 @@ import { TEST_ENV } from './support/test-env';
  */
 const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknown; roles: Role[]; admittedStatus: number }> = [
   { method: 'GET', route: '/api/changes', path: '/api/changes?limit=1', roles: ['change-manager', 'auditor', 'operator', 'security-reviewer'], admittedStatus: 200 },
+  { method: 'GET', route: '/api/changes/ageing', path: '/api/changes/ageing?limit=1', roles: ['change-manager', 'auditor', 'operator', 'security-reviewer'], admittedStatus: 200 },
   {
     method: 'GET', route: '/api/changes/:source/:key/closure-check', path: '/api/changes/servicenow/CHG9999999999/closure-check',
     roles: ['change-manager', 'auditor', 'operator', 'integration'], admittedStatus: 404,

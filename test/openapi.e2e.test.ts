@@ -125,6 +125,11 @@ describe('the OpenAPI document', () => {
     const badReport = await call('get', '/api/reports/latency?bucket=minute&since=yesterday', { token: operator });
     expect(badReport.status).toBe(400);
     expectConforms('/api/reports/latency', badReport);
+    expectConforms('/api/changes', await call('get', '/api/changes?kind=joiner&limit=2', { token: operator }));
+    expectConforms('/api/changes/ageing', await call('get', '/api/changes/ageing?limit=2', { token: operator }));
+    const badKind = await call('get', '/api/changes/ageing?kind=promote', { token: operator });
+    expect(badKind.status).toBe(400);
+    expectConforms('/api/changes/ageing', badKind);
     const bad = await call('get', '/api/inventory?limit=zero&colour=red', { token: operator });
     expect(bad.status).toBe(400);
     expectConforms('/api/inventory', bad);

@@ -1,6 +1,8 @@
 import { useState } from 'react';
 import { type ChangeSummary, GATE_STATES, type GateState, getJson } from './api';
 import { usePolling } from './poll';
+import { Problem } from './Problem';
+import type { ViewProps } from './views';
 
 const TITLES: Record<GateState, string> = {
   'waiting-authorization': 'Waiting for authorization',
@@ -10,12 +12,14 @@ const TITLES: Record<GateState, string> = {
   closed: 'Closed',
 };
 
-/** View 1: changes by gate state, filterable by source and system, refreshed every few seconds. */
-export function ChangesView({ token, sources }: { token: string; sources: string[] }) {
+/** View 1: changes by gate state, filterable by source, system and action kind, refreshed every few seconds. */
+export function ChangesView({ token, config }: ViewProps) {
+  const sources = Object.keys(config.ticketLinks);
   const [source, setSource] = useState('');
   const [system, setSystem] = useState('');
-  const query = new URLSearchParams({ limit: '500', ...(source ? { source } : {}), ...(system ? { system } : {}) });
-  const { data, error, at } = usePolling(() => getJson<{ items: ChangeSummary[] }>(`/api/changes?${query}`, token), 5_000, [token, source, system]);
+  const [kind, setKind] = useState('');
+  const query = new URLSearchParams({ limit: '500', ...(source ? { source } : {}), ...(system ? { system } : {}), ...(kind ? { kind } : {}) });
+  const { data, error, at } = usePolling(() => getJson<{ items: ChangeSummary[] }>(`/api/changes?${query}`, token), 5_000, [token, source, system, kind]);
   const items = data?.items ?? [];
   const systems = [...new Set(items.flatMap((i) => i.systems))].sort();
   return (
@@ -40,9 +44,18 @@ export function ChangesView({ token, sources }: { token: string; sources: string
             ))}
           </select>
         </label>
+        <label>
+          Kind{' '}
+          <select value={kind} onChange={(e) => setKind(e.target.value)}>
+            <option value="">all</option>
+            {config.kinds.map((k) => (
+              <option key={k}>{k}</option>
+            ))}
+          </select>
+        </label>
         <span className="muted">{at ? `updated ${at.toLocaleTimeString()}` : 'loading…'}</span>
       </div>
-      {error && <p role="alert">{error.message}</p>}
+      <Problem error={error} />
       <div className="board">
         {GATE_STATES.map((state) => {
           const inState = items.filter((i) => i.state === state);

@@ -1,5 +1,6 @@
 import { ApiError, type ClosureCheck, type DashboardConfig, type EvidenceBundle, getJson } from './api';
 import { usePolling } from './poll';
+import { Problem } from './Problem';
 
 /** View 3: one ticket — its steps, its evidence rows with the chain check, and links to the ticket and its workflow. */
 export function TicketView({ token, config, source, ticket }: { token: string; config: DashboardConfig; source: string; ticket: string }) {
@@ -20,7 +21,7 @@ export function TicketView({ token, config, source, ticket }: { token: string; c
   return (
     <section>
       <p>
-        <a href="#/">← all changes</a>
+        <a href="#/changes">← all changes</a>
       </p>
       <h2>
         {source} {ticket}
@@ -37,7 +38,7 @@ export function TicketView({ token, config, source, ticket }: { token: string; c
           </a>
         )}
       </p>
-      {closure.error && <p role="alert">{closure.error.message}</p>}
+      <Problem error={closure.error} />
       {c && (
         <>
           <p className={c.allowed ? 'verdict allowed' : 'verdict blocked'}>
@@ -79,7 +80,7 @@ export function TicketView({ token, config, source, ticket }: { token: string; c
         </>
       )}
       <h3>Evidence</h3>
-      {evidence.error && <p role="alert">{evidence.error.message}</p>}
+      <Problem error={evidence.error} />
       {evidence.data === null && <p>No evidence recorded yet.</p>}
       {chain && (
         <p className={chain.valid ? 'chain ok' : 'chain broken'}>

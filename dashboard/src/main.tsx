@@ -3,30 +3,44 @@ import { createRoot } from 'react-dom/client';
 import type { User, UserManager } from 'oidc-client-ts';
 import { type DashboardConfig, getJson } from './api';
 import { currentUser, rolesOf, userManager } from './auth';
-import { ChangesView } from './ChangesView';
+import { loadAccess, type May } from './access';
 import { TicketView } from './TicketView';
-import { OpsNavLinks, useOpsView } from './ops/views';
+import { VIEWS } from './views';
 import './styles.css';
 
-/** `#/changes/<source>/<key>`: one ticket; anything else: the list. */
-function useRoute(): { source: string; ticket: string } | null {
-  const [hash, setHash] = useState(location.hash);
+type Route = { ticket: { source: string; ticket: string } } | { view: (typeof VIEWS)[number] };
+
+/** `#/changes/<source>/<key>`: one ticket; `#/<route>`: that view; anything else: the first view. */
+function useRoute(): Route {
+  const [, setHash] = useState(location.hash);
   useEffect(() => {
     const on = () => setHash(location.hash);
     window.addEventListener('hashchange', on);
     return () => window.removeEventListener('hashchange', on);
   }, []);
+  // Read at each render, not only on hashchange: the return from login puts the asked-for view back with
+  // history.replaceState, which fires no event.
+  const hash = location.hash;
   const m = /^#\/changes\/([^/]+)\/([^/]+)$/.exec(hash);
-  return m ? { source: decodeURIComponent(m[1]!), ticket: decodeURIComponent(m[2]!) } : null;
+  if (m) return { ticket: { source: decodeURIComponent(m[1]!), ticket: decodeURIComponent(m[2]!) } };
+  return { view: VIEWS.find((v) => hash === `#/${v.route}`) ?? VIEWS[0]! };
 }
 
 function App() {
   const [config, setConfig] = useState<DashboardConfig>();
   const [manager, setManager] = useState<UserManager>();
   const [user, setUser] = useState<User | null>();
+  const [may, setMay] = useState<May>();
   const [error, setError] = useState<string>();
   const route = useRoute();
-  const ops = useOpsView();
+  const roles = user ? rolesOf(user) : [];
+
+  useEffect(() => {
+    if (!user) return;
+    loadAccess(rolesOf(user))
+      .then((m) => setMay(() => m))
+      .catch((e: Error) => setError(e.message));
+  }, [user]);
 
   useEffect(() => {
     getJson<DashboardConfig>('/dashboard/config.json')
@@ -58,21 +72,25 @@ function App() {
         <h1>
           <a href="#/">changegate</a>
         </h1>
-        <nav className="views" aria-label="Views">
-          <OpsNavLinks />
+        <nav aria-label="Views">
+          {VIEWS.map((v) => (
+            <a key={v.route} href={`#/${v.route}`} aria-current={'view' in route && route.view === v ? 'page' : undefined}>
+              {v.title}
+            </a>
+          ))}
         </nav>
         <span className="who">
-          {String(user.profile.preferred_username ?? user.profile.sub)} · {rolesOf(user).join(', ') || 'no role'}
+          {String(user.profile.preferred_username ?? user.profile.sub)} · {roles.join(', ') || 'no role'}
         </span>
         <button onClick={() => void manager.removeUser().then(() => setUser(null))}>Log out</button>
       </header>
       <main>
-        {ops ? (
-          ops.render(user.access_token)
-        ) : route ? (
-          <TicketView token={user.access_token} config={config} source={route.source} ticket={route.ticket} />
+        {'ticket' in route ? (
+          <TicketView token={user.access_token} config={config} source={route.ticket.source} ticket={route.ticket.ticket} />
+        ) : !may ? (
+          <p>Loading…</p>
         ) : (
-          <ChangesView token={user.access_token} sources={Object.keys(config.ticketLinks)} />
+          <route.view.View token={user.access_token} roles={roles} config={config} may={may} />
         )}
       </main>
     </>

@@ -16,7 +16,7 @@ import { InventoryStore } from '../inventory/inventory-store';
 import { ticketSource, ticketSourceNames, writeBacks } from '../itsm/registry';
 import type { SourceClients, SourceSettings, TicketSource, TicketWriteBack } from '../itsm/source';
 import { Policy } from '../policy/policy';
-import { listChanges } from './change-list';
+import { changeAgeing, listChanges } from './change-list';
 import { type DashboardConfig, mountDashboard } from './dashboard';
 import { closureCheck, evidenceBundle, evidenceExport, evidencePublicKey } from './changes';
 import { decideStep } from './decisions';
@@ -173,6 +173,9 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.get('/api/changes', requireRoles('change-manager', 'auditor', 'operator', 'security-reviewer'), async (req, res) => {
     res.json(await listChanges(deps, req.query));
+  });
+  app.get('/api/changes/ageing', requireRoles('change-manager', 'auditor', 'operator', 'security-reviewer'), async (req, res) => {
+    res.json(await changeAgeing(deps, req.query));
   });
   app.get('/api/changes/:source/:key/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
     res.json(await closureCheck(deps, sourceNamed(String(req.params.source)), String(req.params.key)));

@@ -3,6 +3,7 @@ import { extname, resolve } from 'node:path';
 import express from 'express';
 import { z } from 'zod';
 import type { OidcSettings } from '../auth/oidc-settings';
+import { kindNames } from '../kinds/registry';
 
 /** What the dashboard needs to know before anyone has logged in: public by nature. */
 export const dashboardConfigSchema = z
@@ -13,6 +14,8 @@ export const dashboardConfigSchema = z
     temporalUi: z.object({ url: z.string(), namespace: z.string() }).strict().nullable(),
     /** Each source's link to a ticket, `{key}` standing for the ticket's key. */
     ticketLinks: z.record(z.string()),
+    /** The action kinds a change may carry (the changes view filters by them). */
+    kinds: z.array(z.string()),
   })
   .strict();
 export type DashboardConfig = z.infer<typeof dashboardConfigSchema>;
@@ -53,6 +56,7 @@ export function dashboardDeps(
         servicenow: `${opts.servicenowUrl.replace(/\/$/, '')}/nav_to.do?uri=${encodeURIComponent('change_request.do?sysparm_query=number=')}{key}`,
         ...(opts.jiraUrl ? { jira: `${opts.jiraUrl.replace(/\/$/, '')}/browse/{key}` } : {}),
       },
+      kinds: kindNames(),
     },
   };
 }

@@ -9,7 +9,7 @@ import { HUB_SIGNATURE_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_RETRY_HEADER } from '.
 import { ticketSource, ticketSourceNames } from '../itsm/registry';
 import { EVENT_ID_HEADER, MAX_TIMESTAMP_SKEW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../itsm/servicenow/webhook-signature';
 import { genericReportSchema, GITHUB_EVENT, githubAlertEventSchema, HUB_SIGNATURE_256 } from '../leaks/leak-report';
-import { changeListQuery, GATE_STATES } from './change-list';
+import { AGE_BRACKETS, changeAgeingQuery, changeListQuery, GATE_STATES } from './change-list';
 import { dashboardConfigSchema } from './dashboard';
 import { certificationDecisionBody, certificationListQuery } from './certifications';
 import { STEP_ID, stepDecisionBody } from './decisions';
@@ -94,7 +94,8 @@ const closure = z
 const changeItem = z
   .object({
     source: z.string(), ticket: z.string(), state: z.enum(GATE_STATES), ticketState: z.string(), phase: z.string().nullable(), reasons: z.array(z.string()),
-    systems: z.array(z.string()), kinds: z.array(z.string()), steps: z.number().int(), updatedAt: timestamp,
+    systems: z.array(z.string()), kinds: z.array(z.string()), steps: z.number().int(),
+    receivedAt: timestamp.openapi({ description: 'When the gateway first received the ticket (its first accepted delivery)' }), updatedAt: timestamp,
   })
   .strict()
   .openapi('ChangeSummary');
@@ -125,6 +126,23 @@ const liveCredential = z
   })
   .strict()
   .openapi('LiveDeployCredential');
+const ageing = z
+  .object({
+    basis: z.literal('first-delivery').openapi({ description: "Ages count whole days since the gateway first received the ticket" }),
+    at: timestamp,
+    brackets: z.array(
+      z
+        .object({
+          bracket: z.enum(AGE_BRACKETS.map((b) => b.bracket) as [string, ...string[]]), label: z.string(), minDays: z.number().int(), maxDays: z.number().int().nullable(),
+          count: z.number().int().openapi({ description: 'Every open change of the bracket' }),
+          tickets: z.array(z.object({ source: z.string(), ticket: z.string(), state: z.enum(GATE_STATES), kinds: z.array(z.string()), receivedAt: timestamp, ageDays: z.number().int() }).strict()),
+        })
+        .strict(),
+    ),
+    limit: z.number().int(),
+  })
+  .strict()
+  .openapi('ChangeAgeing');
 const evidenceBundle = open({ ticket: z.string(), chain: chainCheck, rows: z.array(evidenceRow) }).openapi('EvidenceBundle');
 const signedBundle = open({ source: z.string(), ticket: z.string() }).openapi({ description: 'A signed, self-contained bundle; `changegate verify-evidence` checks it offline against GET /api/evidence/public-key.' });
 const decisionResult = (id: string) => z.object({ [id]: z.string(), decision: z.string(), status: z.string(), evidenceHash: z.string() }).strict();
@@ -262,11 +280,19 @@ function entries(): Record<string, Entry> {
     },
     'GET /api/changes': {
       summary: 'Changes by gate state: the newest published closure view of each, newest first',
-      description: '`limit` (default 100) counts the newest changes of the source and system asked for; `state` then keeps those in that state.',
+      description: '`limit` (default 100) counts the newest changes of the source, system and kind asked for; `state` then keeps those in that state.',
       tags: ['changes'],
       request: { query: changeListQuery },
       errors: [400],
       ok: { 200: json(z.object({ items: z.array(changeItem), limit: z.number().int() }).strict(), 'Newest first') },
+    },
+    'GET /api/changes/ageing': {
+      summary: 'Open changes by age bracket (< 1 d, 1–5 d, 6–30 d, 31–90 d, > 90 d)',
+      description: 'Open: not closed or cancelled. Age: whole days since the gateway first received the ticket. Each bracket counts all its changes and lists up to `limit` (default 100), oldest first.',
+      tags: ['changes'],
+      request: { query: changeAgeingQuery },
+      errors: [400],
+      ok: { 200: json(ageing, 'The five brackets, youngest first') },
     },
     'GET /api/changes/{source}/{key}/closure-check': {
       summary: 'May the change close? Step states cross-checked against the evidence chain',

@@ -43,9 +43,11 @@ export class ClosureVerdictStore {
   /**
    * The newest genuine verdict of each ticket, newest tickets first: the dashboard's list of changes. A ticket whose
    * newest row is not the gateway's (unsealed, or a copy) is answered as latest() answers it, from the rows before.
-   * `source` keeps tickets of that source; `system` those with a step on that system in any of their verdicts.
+   * `source` keeps tickets of that source; `system` and `kind` those with a step on that system, of that action kind,
+   * in any of their verdicts. No `limit`: every ticket. `receivedAt` is when the gateway first received the ticket (its
+   * first accepted delivery; the first verdict for a ticket no delivery brought, such as a change the gateway opened).
    */
-  async listLatest(filter: { source?: string; system?: string; limit: number }): Promise<Array<{ source: string; ticket: string; publishedAt: string } & PublishedVerdict>> {
+  async listLatest(filter: { source?: string; system?: string; kind?: string; limit?: number }): Promise<Array<{ source: string; ticket: string; publishedAt: string; receivedAt: string } & PublishedVerdict>> {
     const where: string[] = [];
     const args: unknown[] = [];
     if (filter.source) {
@@ -53,29 +55,35 @@ export class ClosureVerdictStore {
       args.push(`${filter.source.replace(/[\\%_]/g, '\\$&')}:%`);
     }
     if (filter.system) {
-      // Any of the ticket's rows, not only the newest (which may be a forgery naming no system): the caller checks the
-      // system again on the genuine view.
-      where.push("EXISTS (SELECT 1 FROM closure_verdicts s WHERE s.ticket_key = v.ticket_key AND JSON_CONTAINS(JSON_EXTRACT(s.body, '$.steps[*].system'), JSON_QUOTE(?)))");
+      where.push(stepHas('system'));
       args.push(filter.system);
     }
-    const rows: Array<VerdictRow & { ticket_key: string }> = await this.ds.query(
+    if (filter.kind) {
+      where.push(stepHas('kind'));
+      args.push(filter.kind);
+    }
+    const rows: Array<VerdictRow & { ticket_key: string; received: Date | string }> = await this.ds.query(
       `SELECT v.id, v.ticket_key, v.evaluated_version, v.body, v.created_at, v.seal,
               EXISTS (SELECT 1 FROM closure_verdicts o WHERE o.ticket_key = v.ticket_key AND o.seal = v.seal AND o.id < v.id) AS copied,
               (SELECT MAX(d.record_version) FROM webhook_deliveries d
-                WHERE d.source = SUBSTRING_INDEX(v.ticket_key, ':', 1) AND d.ticket_number = SUBSTRING(v.ticket_key, LOCATE(':', v.ticket_key) + 1)) AS newest
+                WHERE d.source = SUBSTRING_INDEX(v.ticket_key, ':', 1) AND d.ticket_number = SUBSTRING(v.ticket_key, LOCATE(':', v.ticket_key) + 1)) AS newest,
+              COALESCE(
+                (SELECT MIN(d.received_at) FROM webhook_deliveries d
+                  WHERE d.source = SUBSTRING_INDEX(v.ticket_key, ':', 1) AND d.ticket_number = SUBSTRING(v.ticket_key, LOCATE(':', v.ticket_key) + 1)),
+                (SELECT MIN(f.created_at) FROM closure_verdicts f WHERE f.ticket_key = v.ticket_key)) AS received
          FROM closure_verdicts v
          JOIN (SELECT ticket_key, MAX(id) AS id FROM closure_verdicts GROUP BY ticket_key) l ON l.id = v.id
         ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY v.id DESC
-        LIMIT ${Number(filter.limit)}`,
+        ${filter.limit === undefined ? '' : `LIMIT ${Number(filter.limit)}`}`,
       args,
     );
-    const out: Array<{ source: string; ticket: string; publishedAt: string } & PublishedVerdict> = [];
+    const out: Array<{ source: string; ticket: string; publishedAt: string; receivedAt: string } & PublishedVerdict> = [];
     for (const row of rows) {
       const [source, ticket] = splitKey(row.ticket_key);
       const genuine = this.genuine(row.ticket_key, row);
       const verdict = genuine ? { view: genuine, evaluatedVersion: Number(row.evaluated_version), newestDelivery: row.newest === null ? -1 : Number(row.newest) } : await this.latest(source, ticket);
-      if (verdict) out.push({ source, ticket, publishedAt: new Date(row.created_at).toISOString(), ...verdict });
+      if (verdict) out.push({ source, ticket, publishedAt: new Date(row.created_at).toISOString(), receivedAt: new Date(row.received).toISOString(), ...verdict });
     }
     return out;
   }
@@ -111,6 +119,14 @@ export class ClosureVerdictStore {
     this.log.warn('closure verdict passed over: the gateway did not publish it', { ticketKey, id: String(row.id), reason: problem });
     return null;
   }
+}
+
+/**
+ * Any of the ticket's rows has a step with this field's value, not only the newest (which may be a forgery naming
+ * none): the caller checks the value again on the genuine view.
+ */
+function stepHas(field: 'system' | 'kind'): string {
+  return `EXISTS (SELECT 1 FROM closure_verdicts s WHERE s.ticket_key = v.ticket_key AND JSON_CONTAINS(JSON_EXTRACT(s.body, '$.steps[*].${field}'), JSON_QUOTE(?)))`;
 }
 
 function splitKey(ticketKey: string): [string, string] {
