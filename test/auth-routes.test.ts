@@ -12,7 +12,7 @@ const ROUTES: Array<{ method: Method; route: string; path: string; body?: unknow
   { method: 'GET', route: '/api/changes/ageing', path: '/api/changes/ageing?limit=1', roles: ['change-manager', 'auditor', 'operator', 'security-reviewer'], admittedStatus: 200 },
   {
     method: 'GET', route: '/api/changes/:source/:key/closure-check', path: '/api/changes/servicenow/CHG9999999999/closure-check',
-    roles: ['change-manager', 'auditor', 'operator', 'integration'], admittedStatus: 404,
+    roles: ['change-manager', 'auditor', 'operator', 'integration', 'security-reviewer'], admittedStatus: 404,
   },
   {
     method: 'GET', route: '/api/changes/:source/:key/evidence', path: '/api/changes/servicenow/CHG9999999999/evidence',

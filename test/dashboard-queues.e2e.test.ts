@@ -159,7 +159,7 @@ describe('dashboard: ageing, the exception and certification queues, per role, d
     });
   }, 60_000);
 
-  it("a security reviewer accepts an emergency exception inline, and the ticket's closure-check turns allowed", async () => {
+  it("a security reviewer accepts an emergency exception inline, and the ticket's closure-check turns allowed while the reviewer watches the ticket in the dashboard", async () => {
     const { number, exceptionId } = await emergencyJoiner(stack);
     expect((await stack.closureCheck(number)).data.allowed).toBe(false);
     const reviewer = dash.user('security-reviewer');
@@ -175,6 +175,9 @@ describe('dashboard: ageing, the exception and certification queues, per role, d
       await item.getByRole('button', { name: 'Accept' }).click();
       // Decided: it leaves the queue of undecided exceptions.
       await item.waitFor({ state: 'detached' });
+      // The reviewer watches the ticket turn closable (its view polls every 5 s).
+      await page.goto(`${stack.apiUrl}/dashboard/#/changes/servicenow/${encodeURIComponent(number)}`);
+      await page.getByText('May close', { exact: false }).waitFor({ timeout: 30_000 });
     }, '#/exceptions');
     const done = await waitFor('closure allowed after the accept', async () => {
       const r = await stack.closureCheck(number);

@@ -177,7 +177,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/api/changes/ageing', requireRoles('change-manager', 'auditor', 'operator', 'security-reviewer'), async (req, res) => {
     res.json(await changeAgeing(deps, req.query));
   });
-  app.get('/api/changes/:source/:key/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration'), async (req, res) => {
+  app.get('/api/changes/:source/:key/closure-check', requireRoles('change-manager', 'auditor', 'operator', 'integration', 'security-reviewer'), async (req, res) => {
     res.json(await closureCheck(deps, sourceNamed(String(req.params.source)), String(req.params.key)));
   });
   const policy = deps.policy ?? new Policy();
