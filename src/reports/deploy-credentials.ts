@@ -1,17 +1,6 @@
 import type { EvidenceView } from '../evidence/evidence-store';
 import { ticketOf } from './step-ends';
-
-export interface LiveCredential {
-  source: string;
-  ticket: string;
-  runId: string;
-  system: string;
-  identity: string;
-  deliveredTo: string | null;
-  mintedAt: string;
-  /** The revocation was tried and failed: the credential is live and closure is blocked on it. */
-  revocationFailed: boolean;
-}
+import type { LiveCredential } from './shapes';
 
 /**
  * Pipeline runs' credentials as deploy evidence records them: each verified mint, each verified revocation (paired

@@ -1,16 +1,5 @@
 import { type StepEnd, rate } from './step-ends';
-
-export interface KindShare {
-  kind: string;
-  /** Distinct tickets with a step of this kind that ended in the window. */
-  changes: number;
-  steps: number;
-  verified: number;
-  failed: number;
-  successRate: number | null;
-  /** This kind's share of all steps that ended. */
-  share: number | null;
-}
+import type { KindShare } from './shapes';
 
 /** How the steps that ended split by action kind, and how often each kind succeeded; every kind listed, in `kinds` order. */
 export function kindSplit(ends: readonly StepEnd[], kinds: readonly string[]): { total: number; kinds: KindShare[] } {

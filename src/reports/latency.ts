@@ -1,18 +1,9 @@
 import type { ReportWindow } from './report-window';
 import { type StepEnd, quantile } from './step-ends';
+import type { LatencyPoint } from './shapes';
 
 export const BUCKETS = { hour: 3_600_000, day: 86_400_000 } as const;
 export type Bucket = keyof typeof BUCKETS;
-
-export interface LatencyPoint {
-  /** Start of the bucket (UTC). */
-  at: string;
-  /** Steps verified in the bucket. */
-  verified: number;
-  failed: number;
-  p50Ms: number | null;
-  p95Ms: number | null;
-}
 
 /**
  * Event to verified: from the ticket event a step came from to its verified read-back, per bucket of the window

@@ -1,23 +1,6 @@
 import type { EvidenceView } from '../evidence/evidence-store';
 import { type StepEnd, rate, ticketOf } from './step-ends';
-
-/** Open drift findings of one system, by finding type, as the drift table holds them now. */
-export type DriftCounts = Record<string, number>;
-
-export interface TargetHealth {
-  system: string;
-  steps: number;
-  verified: number;
-  failed: number;
-  failureRate: number | null;
-  /** Activity attempts after the first (transient faults Temporal retried), and extra read-back rounds. */
-  retries: number;
-  reReads: number;
-  drift: { open: number; byType: DriftCounts };
-  leaks: { reports: number; byOutcome: Record<string, number> };
-  /** The newest failures, newest first (at most five). */
-  recentFailures: Array<{ source: string; ticket: string; stepId: string; kind: string; at: string; detail: string }>;
-}
+import type { DriftCounts, TargetHealth } from './shapes';
 
 /** Leak reports nobody's credential matched have no system: they are listed under this name. */
 export const UNMATCHED = '*';

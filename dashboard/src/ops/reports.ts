@@ -1,34 +1,14 @@
 /** The report routes' answers (src/api/openapi.ts documents them), and how the ops views show their numbers. */
+import type { KindShare, LatencyPoint, LiveCredential, TargetHealth } from '../../../src/reports/shapes';
 
-export interface TargetHealth {
-  system: string;
-  steps: number;
-  verified: number;
-  failed: number;
-  failureRate: number | null;
-  retries: number;
-  reReads: number;
-  drift: { open: number; byType: Record<string, number> };
-  leaks: { reports: number; byOutcome: Record<string, number> };
-  recentFailures: Array<{ source: string; ticket: string; stepId: string; kind: string; at: string; detail: string }>;
-}
-
-export interface KindShare {
-  kind: string;
-  changes: number;
-  steps: number;
-  verified: number;
-  failed: number;
-  successRate: number | null;
-  share: number | null;
-}
+export type { KindShare, TargetHealth };
 
 export interface LatencyReport {
   since: string;
   until: string;
   bucket: 'hour' | 'day';
   overall: { verified: number; p50Ms: number | null; p95Ms: number | null };
-  points: Array<{ at: string; verified: number; failed: number; p50Ms: number | null; p95Ms: number | null }>;
+  points: LatencyPoint[];
 }
 
 export interface DeployCredentials {
@@ -37,7 +17,7 @@ export interface DeployCredentials {
   live: number;
   failedRevocations: number;
   bySystem: Array<{ system: string; minted: number; revoked: number; live: number }>;
-  credentials: Array<{ source: string; ticket: string; runId: string; system: string; identity: string; deliveredTo: string | null; mintedAt: string; revocationFailed: boolean }>;
+  credentials: LiveCredential[];
 }
 
 export interface InventoryItem {
