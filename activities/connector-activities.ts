@@ -1,4 +1,4 @@
-import { recordProgress } from './keep-alive';
+import { progressSoFar, recordProgress } from './keep-alive';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { IdentityRef, SecretDestination } from '../src/actions/identity-action';
 import { type DesiredAccount, type ObservedAccount, type Verification, verifyAccount } from '../src/connectors/connector';
@@ -61,6 +61,8 @@ export interface ApplyVerifyRecordInput extends Omit<VerifyAndRecordInput, 'appl
   operation: StepOperation;
   /** Apply-and-read-back rounds before the step counts as not verified: a target may lag its acknowledgement. */
   attempts: number;
+  /** The last heartbeat of the activity this one replaces, which lost its worker on its last attempt (a move's plan). */
+  earlierProgress?: unknown;
 }
 
 export interface ApplyVerifyRecordResult {
@@ -272,9 +274,9 @@ function currentActivity(): Context | undefined {
   }
 }
 
-/** The move plan an earlier attempt of this activity recorded with its heartbeat before it acted, if it did. */
+/** The move plan an earlier attempt (or the lost activity this one replaces) recorded with its heartbeat before it acted. */
 function earlierAttemptMove(): MovePlan | undefined {
-  const details = currentActivity()?.info.heartbeatDetails as { move?: Partial<MovePlan> } | undefined;
+  const details = progressSoFar() as { move?: Partial<MovePlan> } | undefined;
   const m = details?.move;
   const list = (x: unknown) => (Array.isArray(x) && x.every((g) => typeof g === 'string') ? (x as string[]) : undefined);
   const [kept, remove, add, unmanaged] = [list(m?.kept), list(m?.remove), list(m?.add), list(m?.unmanaged)];

@@ -19,6 +19,22 @@ function current(): Context | undefined {
   }
 }
 
+/**
+ * The progress a rescheduled activity starts from when the activity it replaces lost its worker on its last attempt:
+ * the workflow passes that attempt's last heartbeat as `earlierProgress` in the input (workflows/kinds/step-runner.ts).
+ */
+function carried(args: unknown[]): unknown {
+  const input = args[0];
+  return input !== null && typeof input === 'object' ? (input as { earlierProgress?: unknown }).earlierProgress : undefined;
+}
+
+/** The progress this attempt starts from: its earlier attempt's heartbeat, or the replaced activity's. */
+export function progressSoFar(): unknown {
+  const ctx = current();
+  if (!ctx) return undefined;
+  return progress.has(ctx) ? progress.get(ctx)?.details : ctx.info.heartbeatDetails;
+}
+
 /** Records progress with a heartbeat: what a retried attempt finds in `info.heartbeatDetails`. */
 export function recordProgress(details: unknown): void {
   const ctx = current();
@@ -33,7 +49,7 @@ export function keepAlive<T extends Record<string, (...args: never[]) => Promise
     (async (...args: Parameters<F>) => {
       const ctx = current();
       if (!ctx) return fn(...args);
-      if (!progress.has(ctx)) progress.set(ctx, { details: ctx.info.heartbeatDetails });
+      if (!progress.has(ctx)) progress.set(ctx, { details: ctx.info.heartbeatDetails ?? carried(args) });
       const timer = setInterval(() => ctx.heartbeat(progress.get(ctx)?.details), BEAT_MS);
       try {
         return await fn(...args);

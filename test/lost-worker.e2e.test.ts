@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ApplyVerifyRecordResult } from '../activities/connector-activities';
 import { waitFor } from './support/stack';
@@ -21,7 +22,7 @@ describe('a step whose worker is lost on more attempts than its retry policy all
     await env?.teardown();
   });
 
-  it('is scheduled again until a worker that lives does it: verified, no failure recorded, closure allowed', async () => {
+  it('is scheduled again, from the lost attempt\'s recorded progress, until a worker that lives does it: verified, no failure recorded, closure allowed', async () => {
     /** More losses in a row than `maximumAttempts` of the target proxy (workflows/activity-proxies.ts). */
     const LOSSES = 13;
     let calls = 0;
@@ -30,15 +31,20 @@ describe('a step whose worker is lost on more attempts than its retry policy all
       releaseLost = resolve;
     });
     const failuresRecorded: string[] = [];
+    /** What each call was given as the lost activity's progress (`earlierProgress`), by call. */
+    const carried: unknown[] = [];
     const done: ApplyVerifyRecordResult = { verified: true, refused: false, detail: 'dropped svc_gone@%', mismatches: [], created: false, verifiedAt: new Date().toISOString() };
 
     await runWithStandIns(
       { connection: env.nativeConnection, address: env.address },
       {
-        applyVerifyRecord: async () => {
+        applyVerifyRecord: async (input) => {
           calls += 1;
+          carried.push(input.earlierProgress);
           if (calls > LOSSES) return done;
-          // A lost worker: no heartbeat and no answer; what it says once the test ends reaches nobody.
+          // What it had recorded before acting (a move records its plan so), then a lost worker: no more heartbeats
+          // and no answer; what it says once the test ends reaches nobody.
+          Context.current().heartbeat({ progressOfCall: calls });
           await lostWorkersGone;
           throw new Error('this worker was lost long ago');
         },
@@ -63,6 +69,9 @@ describe('a step whose worker is lost on more attempts than its retry policy all
           expect(state.steps[0]).toMatchObject({ status: 'verified', detail: 'dropped svc_gone@%' });
           expect(calls).toBe(LOSSES + 1);
           expect(failuresRecorded).toEqual([]);
+          // The activity scheduled after the twelfth loss starts from the last heartbeat of the one it replaces.
+          expect(carried.slice(0, 12)).toEqual(Array(12).fill(undefined));
+          expect(carried[12]).toEqual({ progressOfCall: 12 });
           await waitFor('the verdict allowing closure', () => seen.views.find((v) => v.allowed));
           await waitFor('the gate written verified', () => seen.gates.includes('verified'));
         } finally {

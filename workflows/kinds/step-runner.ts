@@ -33,14 +33,28 @@ export function lostWorker(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'HEARTBEAT';
 }
 
-/** Runs a heartbeating step activity, scheduling it again whenever its attempts ran out on lost workers. */
-export async function despiteLostWorkers<T>(activity: string, call: () => Promise<T>): Promise<T> {
-  for (;;) {
+/**
+ * Activities scheduled in a row whose every attempt lost its worker before the step gives up (about 120 lost workers,
+ * an hour or more of back-off): past that the loss repeats for a reason of its own (an activity that blocks the
+ * worker's event loop, a connector that crashes it), and the step ends failed and named instead of running for ever.
+ */
+const LOST_WORKER_ROUNDS = 10;
+
+/**
+ * Runs a heartbeating step activity, scheduling it again whenever its attempts ran out on lost workers. The new
+ * activity is given the lost attempt's last heartbeat (`earlierProgress`): what it had recorded before acting (a
+ * move's plan) is not lost with it.
+ */
+export async function despiteLostWorkers<T>(activity: string, call: (earlierProgress?: { earlierProgress: unknown }) => Promise<T>): Promise<T> {
+  let earlier: { earlierProgress: unknown } | undefined;
+  for (let round = 1; ; round++) {
     try {
-      return await call();
+      return await call(earlier);
     } catch (err) {
-      if (!lostWorker(err) || !patched(LOST_WORKER_SPENDS_NO_ATTEMPT)) throw err;
-      log.warn('step activity lost its worker on its last attempt; scheduling it again', { activity });
+      if (!lostWorker(err) || round >= LOST_WORKER_ROUNDS || !patched(LOST_WORKER_SPENDS_NO_ATTEMPT)) throw err;
+      const details = (err as ActivityFailure & { cause: TimeoutFailure }).cause.lastHeartbeatDetails;
+      if (details !== undefined) earlier = { earlierProgress: details };
+      log.warn('step activity lost its worker on its last attempt; scheduling it again', { activity, round });
     }
   }
 }
@@ -84,10 +98,10 @@ export async function applyAndVerify(
     const a = step.action;
     let out: Awaited<ReturnType<typeof targets.applyVerifyRecord>>;
     try {
-      out = await despiteLostWorkers('applyVerifyRecord', () =>
+      out = await despiteLostWorkers('applyVerifyRecord', (earlier) =>
         targets.applyVerifyRecord({
           ticketKey: key, stepId, outcome, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired,
-          eventReceivedAt: step.eventReceivedAt, operation, attempts: VERIFY_ATTEMPTS, owner: a.owner, workload: a.workload,
+          eventReceivedAt: step.eventReceivedAt, operation, attempts: VERIFY_ATTEMPTS, owner: a.owner, workload: a.workload, ...earlier,
         }),
       );
     } catch (err) {
