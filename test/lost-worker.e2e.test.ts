@@ -1,6 +1,8 @@
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ApplyVerifyRecordResult } from '../activities/connector-activities';
+import { workflowIdFor } from '../src/change';
+import { stepsScheduledTwice } from './chaos/steps-twice';
 import { waitFor } from './support/stack';
 import { leaverSnapshot, runWithStandIns } from './support/stand-in-worker';
 import { startTimeSkippingServer } from './support/time-skipping';
@@ -72,6 +74,11 @@ describe('a step whose worker is lost on more attempts than its retry policy all
           // The activity scheduled after the twelfth loss starts from the last heartbeat of the one it replaces.
           expect(carried.slice(0, 12)).toEqual(Array(12).fill(undefined));
           expect(carried[12]).toEqual({ progressOfCall: 12 });
+          // Two schedulings of the step's one activity, the second continuing the lost first: the fault suite's
+          // count of steps acted on twice (test/chaos/steps-twice.ts) does not take it for a second action.
+          const history = await workflows.client.workflow.getHandle(workflowIdFor('servicenow', number)).fetchHistory();
+          expect(history.events?.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyVerifyRecord')).toHaveLength(2);
+          expect(stepsScheduledTwice(history)).toEqual([]);
           await waitFor('the verdict allowing closure', () => seen.views.find((v) => v.allowed));
           await waitFor('the gate written verified', () => seen.gates.includes('verified'));
         } finally {
