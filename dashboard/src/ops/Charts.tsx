@@ -73,14 +73,20 @@ export function LineChart({ label, labels, series, format }: { label: string; la
           );
         })}
       </svg>
-      <figcaption>
-        {series.map((s) => (
-          <span key={s.name} className="legend">
-            <i style={{ background: s.colour }} /> {s.name}
-          </span>
-        ))}
-      </figcaption>
+      <Legend series={series} />
     </figure>
+  );
+}
+
+function Legend({ series }: { series: Series[] }) {
+  return (
+    <figcaption>
+      {series.map((s) => (
+        <span key={s.name} className="legend">
+          <i style={{ background: s.colour }} /> {s.name}
+        </span>
+      ))}
+    </figcaption>
   );
 }
 
@@ -102,13 +108,7 @@ export function BarChart({ label, labels, series, format = String }: { label: st
           }),
         )}
       </svg>
-      <figcaption>
-        {series.map((s) => (
-          <span key={s.name} className="legend">
-            <i style={{ background: s.colour }} /> {s.name}
-          </span>
-        ))}
-      </figcaption>
+      <Legend series={series} />
     </figure>
   );
 }

@@ -3,6 +3,7 @@ import { getJson } from '../api';
 import { usePolling } from '../poll';
 import { BarChart } from './Charts';
 import { type DeployCredentials, duration, ticketHref } from './reports';
+import { SystemFilter, Updated } from './controls';
 
 /** View 8: pipeline runs' credentials minted against revoked, and each one still live (oldest first). */
 export function DeployCredentialsView({ token }: { token: string }) {
@@ -14,10 +15,8 @@ export function DeployCredentialsView({ token }: { token: string }) {
     <section>
       <h2>Deploy credentials: minted, revoked, still live</h2>
       <div className="filters">
-        <label>
-          System <input value={system} onChange={(e) => setSystem(e.target.value.trim())} placeholder="all" size={14} />
-        </label>
-        <span className="muted">{at ? `updated ${at.toLocaleTimeString()}` : 'loading…'}</span>
+        <SystemFilter value={system} onChange={setSystem} />
+        <Updated at={at} />
       </div>
       {error && <p role="alert">{error.message}</p>}
       {data && (

@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { getJson } from '../api';
 import { usePolling } from '../poll';
 import type { InventoryItem } from './reports';
+import { Updated } from './controls';
 
 const STATUSES = ['', 'orphan', 'managed', 'protected', 'disabled', 'revoked'];
 
@@ -40,7 +41,7 @@ export function InventoryView({ token }: { token: string }) {
             ))}
           </select>
         </label>
-        <span className="muted">{list.at ? `updated ${list.at.toLocaleTimeString()}` : 'loading…'}</span>
+        <Updated at={list.at} />
       </div>
       {(list.error ?? orphans.error) && <p role="alert">{(list.error ?? orphans.error)!.message}</p>}
       <dl className="figures" aria-label="Inventory">

@@ -4,6 +4,7 @@ import { usePolling } from '../poll';
 import { BarChart } from './Charts';
 import { type KindShare, percent, type WindowName, windowQuery } from './reports';
 import { WindowPicker } from './WindowPicker';
+import { SystemFilter } from './controls';
 
 /** View 10: how the steps that ended split by action kind (joiner, mover, leaver, deploy, decommission, rotate), and each kind's success rate. */
 export function KindsView({ token }: { token: string }) {
@@ -15,9 +16,7 @@ export function KindsView({ token }: { token: string }) {
     <section>
       <h2>Changes by kind and their success rates</h2>
       <div className="filters">
-        <label>
-          System <input value={system} onChange={(e) => setSystem(e.target.value.trim())} placeholder="all" size={14} />
-        </label>
+        <SystemFilter value={system} onChange={setSystem} />
         <WindowPicker value={win} onChange={setWin} at={at} />
         <span>{data ? `${data.total} steps ended` : ''}</span>
       </div>

@@ -3,6 +3,7 @@ import { getJson } from '../api';
 import { usePolling } from '../poll';
 import { BarChart, LineChart } from './Charts';
 import { duration, type LatencyReport, WINDOWS, type WindowName, windowQuery } from './reports';
+import { SystemFilter, Updated } from './controls';
 
 const KINDS = ['', 'joiner', 'mover', 'leaver', 'deploy', 'decommission', 'rotate'];
 
@@ -39,10 +40,8 @@ export function LatencyView({ token }: { token: string }) {
             ))}
           </select>
         </label>
-        <label>
-          System <input value={system} onChange={(e) => setSystem(e.target.value.trim())} placeholder="all" size={14} />
-        </label>
-        <span className="muted">{at ? `updated ${at.toLocaleTimeString()}` : 'loading…'}</span>
+        <SystemFilter value={system} onChange={setSystem} />
+        <Updated at={at} />
       </div>
       {error && <p role="alert">{error.message}</p>}
       {data && (

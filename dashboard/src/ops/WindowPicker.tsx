@@ -1,4 +1,5 @@
 import { WINDOWS, type WindowName } from './reports';
+import { Updated } from './controls';
 
 /** The window a report covers, and when its numbers were read. */
 export function WindowPicker({ value, onChange, at }: { value: WindowName; onChange: (w: WindowName) => void; at?: Date }) {
@@ -14,7 +15,7 @@ export function WindowPicker({ value, onChange, at }: { value: WindowName; onCha
           ))}
         </select>
       </label>
-      <span className="muted">{at ? `updated ${at.toLocaleTimeString()}` : 'loading…'}</span>
+      <Updated at={at} />
     </>
   );
 }
