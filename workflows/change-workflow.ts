@@ -59,6 +59,14 @@ const CLOSURE_VIEW_PUBLISHED = 'closure-view-published';
 const SAGA_REVERSE_ORDER = 'saga-reverse-order';
 
 /**
+ * One rollback at a time: a step verified while the rollback runs (its grant was in flight when the change was
+ * cancelled) is undone after the undo in progress, newest verification first among those still waiting. Before this
+ * patch its undo started at once, alongside the one in progress. Asked only when that happens, so that histories in
+ * which it never did replay unchanged.
+ */
+const SAGA_ONE_CHAIN = 'saga-one-chain';
+
+/**
  * A rejected change (ServiceNow sends it back to New) is unauthorized again: what it granted is rolled back like a
  * cancelled change's, and its revocations stay. Before this patch a rejection kept the grants until their ttl.
  */
@@ -209,15 +217,33 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
   // Kinds with events of their own (a deploy's pipeline runs) take them as updates whose validators decide.
   installKindHandlers({ key, state, contextFor, touch });
 
+  const undoOne = async (step: StepState): Promise<void> => {
+    try {
+      await workflowKind(step.action.kind)?.undo?.run(contextFor(step));
+    } catch (err) {
+      state.writeBackErrors.push(failureText(err));
+    }
+    touch();
+  };
   /** Runs the undos one after the other; one that fails (and blocks closure) does not stop the rest. */
   const compensate = async (stack: StepState[]): Promise<void> => {
-    for (const step of stack) {
-      try {
-        await workflowKind(step.action.kind)?.undo?.run(contextFor(step));
-      } catch (err) {
-        state.writeBackErrors.push(failureText(err));
+    for (const step of stack) await undoOne(step);
+  };
+  // SAGA_ONE_CHAIN: the undos waiting their turn, and whether the one chain that runs them is running.
+  const undoQueue: Array<{ step: StepState; index: number }> = [];
+  let compensating = false;
+  const newestFirst = (x: { step: StepState; index: number }, y: { step: StepState; index: number }) =>
+    (y.step.verifiedAt ?? '').localeCompare(x.step.verifiedAt ?? '') || y.index - x.index;
+  /** The one chain: takes the newest verification still waiting each time the undo before it has ended. */
+  const compensateQueued = async (): Promise<void> => {
+    compensating = true;
+    try {
+      while (undoQueue.length > 0) {
+        undoQueue.sort(newestFirst);
+        await undoOne(undoQueue.shift()!.step);
       }
-      touch();
+    } finally {
+      compensating = false;
     }
   };
 
@@ -349,10 +375,18 @@ export async function changeWorkflow(started: ChangeWorkflowInput | LegacyChange
       const stack = state.steps
         .map((step, index) => ({ step, index }))
         .filter(({ step }) => undoPending(step))
-        .sort((x, y) => (y.step.verifiedAt ?? '').localeCompare(x.step.verifiedAt ?? '') || y.index - x.index)
-        .map(({ step }) => step);
-      for (const step of stack) workflowKind(step.action.kind)?.undo?.begin(step);
-      track(compensate(stack));
+        .sort(newestFirst);
+      for (const { step } of stack) workflowKind(step.action.kind)?.undo?.begin(step);
+      if (!compensating) {
+        undoQueue.push(...stack);
+        track(compensateQueued());
+      } else if (patched(SAGA_ONE_CHAIN)) {
+        // Verified while the rollback runs: it waits its turn in the same chain.
+        undoQueue.push(...stack);
+      } else {
+        // Before SAGA_ONE_CHAIN: a second chain, alongside the first.
+        track(compensate(stack.map(({ step }) => step)));
+      }
     }
 
     let verdict = closureVerdict(state, closureRules);
