@@ -29,6 +29,7 @@ import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-s
 import { createLogger } from '../../src/logger';
 import { setupVaultFixture, startOpenBao } from '../support/servers/openbao';
 import { createAccount, leaverActions, uniqueAccount, uniqueTicketNumber, waitFor } from '../support/stack';
+import { startStatementTap } from '../support/statement-tap';
 import { TEST_ENV } from '../support/test-env';
 import { historyToJson } from './history-json';
 
@@ -78,6 +79,24 @@ async function main(): Promise<void> {
   const vault = await setupVaultFixture(bao);
   process.env.CG_HISTORIES_VAULT_TOKEN = vault.gatewayToken;
   connectors.connectors.push({ name: 'vault-local', type: 'vault', address: bao.address, tokenEnv: 'CG_HISTORIES_VAULT_TOKEN', kvPrefix: vault.kvPrefix, policy: { protectedAccounts: [] } });
+  // Two more systems on the same server, each behind a tap that can hold one statement at the server's door (the
+  // scenario in which a grant lands while the rollback runs): an account's DROP USER on the first, its GRANT on the second.
+  const held = { dropOf: '', grantOf: '', dropHeld: false, grantHeld: false, releaseDrop: () => {}, releaseGrant: () => {} };
+  const taps = [
+    await startStatementTap({ host: '127.0.0.1', port: 3306 }, async (sql) => {
+      if (held.dropOf && sql === `DROP USER IF EXISTS '${held.dropOf}'@'%'`) {
+        held.dropHeld = true;
+        await new Promise<void>((resolve) => (held.releaseDrop = resolve));
+      }
+    }),
+    await startStatementTap({ host: '127.0.0.1', port: 3306 }, async (sql) => {
+      if (held.grantOf && sql.startsWith('GRANT ') && sql.endsWith(` TO '${held.grantOf}'@'%'`)) {
+        held.grantHeld = true;
+        await new Promise<void>((resolve) => (held.releaseGrant = resolve));
+      }
+    }),
+  ];
+  connectors.connectors.push({ ...localMariadb('mysql-held-undo'), port: taps[0]!.port }, { ...localMariadb('mysql-held-grant'), port: taps[1]!.port });
 
   // The same wiring as `npm start`, the tests and the benchmarks; the worker bundles workflows/ from source.
   const gw = await startGateway({
@@ -124,6 +143,32 @@ async function main(): Promise<void> {
     await waitFor('gate set', () => gateSet(sysId));
     sim.updateChange(sysId, { state: '3', close_code: 'successful' });
     await record(fixture, number);
+  }
+
+  /**
+   * Joiners on two systems; the second grant is held at its target while the first is verified and the change is
+   * cancelled; the first grant's undo is held at its target while the second grant lands; then both are let through.
+   */
+  async function grantedDuringRollback(fixture: string): Promise<void> {
+    const early = uniqueAccount('rec');
+    const late = uniqueAccount('rec');
+    Object.assign(held, { dropOf: early, grantOf: late, dropHeld: false, grantHeld: false });
+    const number = uniqueTicketNumber();
+    const actions = JSON.stringify(
+      [['mysql-held-undo', early], ['mysql-held-grant', late]].map(([system, name]) => ({
+        kind: 'joiner', system, identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT8H',
+      })),
+    );
+    const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
+    const stepOn = async (system: string) => (await workflows.status('servicenow', number))?.steps.find((st) => st.action.system === system);
+    await waitFor('first grant verified, second held', async () => held.grantHeld && (await stepOn('mysql-held-undo'))?.status === 'verified');
+    sim.updateChange(sysId, { state: '4' });
+    await waitFor("first grant's undo held", () => held.dropHeld);
+    held.releaseGrant();
+    await waitFor('second grant verified', async () => (await stepOn('mysql-held-grant'))?.status === 'verified');
+    held.releaseDrop();
+    await record(fixture, number);
+    if ((await accountExists(early)) || (await accountExists(late))) throw new Error('the rollback left an account behind');
   }
 
   /** A pipeline's signed run event, as test/deploy.e2e.test.ts sends it. */
@@ -348,6 +393,13 @@ async function main(): Promise<void> {
       await record('leaver-delivered-through-outbox-after-outage-then-closed', number);
     },
 
+    // (p) A joiner granted while the rollback of a cancelled change runs, recorded before saga-one-chain: its undo
+    // starts at once, alongside the undo in progress. Re-record it only from a checkout before that patch.
+    'joiner-granted-during-rollback-undone-alongside-then-cancelled': () => grantedDuringRollback('joiner-granted-during-rollback-undone-alongside-then-cancelled'),
+
+    // (q) The same since saga-one-chain: its undo waits for the one in progress, in the one chain.
+    'joiner-granted-during-rollback-undone-after-then-cancelled': () => grantedDuringRollback('joiner-granted-during-rollback-undone-after-then-cancelled'),
+
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.
     'rotation-delivered-then-closed': async () => {
       const account = uniqueAccount('rec');
@@ -368,7 +420,10 @@ async function main(): Promise<void> {
   try {
     for (const [name, run] of Object.entries(scenarios)) if (wanted.length === 0 || wanted.includes(name)) await run();
   } finally {
+    held.releaseDrop();
+    held.releaseGrant();
     await gw.stop();
+    for (const tap of taps) await tap.stop();
     await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
     await admin.end();
     await vault.cleanup();
