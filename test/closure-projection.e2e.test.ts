@@ -1,6 +1,10 @@
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { ConnectorRegistry } from '../src/connectors/registry';
+import { closureCheck } from '../src/api/changes';
+import type { ClosureVerdictStore } from '../src/closure/verdict-store';
+import type { EvidenceInput, EvidenceStore } from '../src/evidence/evidence-store';
 import { ServiceNowClient } from '../src/itsm/servicenow/servicenow-client';
+import { servicenow } from '../src/itsm/servicenow/servicenow-source';
 import { createWorker } from '../src/worker';
 import { connectorsFile, createAccount, leaverActions, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV, temporalAddress } from './support/test-env';
@@ -96,5 +100,38 @@ describe('closure-check from the published verdict', () => {
     const [row] = await stack.ds.query('SELECT COUNT(*) AS n FROM closure_verdicts WHERE ticket_key = ?', ['servicenow:CHG0000000001']);
     expect(Number(row.n)).toBe(0);
     expect((await stack.closureCheck('CHG0000000001')).status).toBe(404);
+  });
+
+  it("a step that ends while closure-check reads is shown verified only with its evidence row, never as lacking it", async () => {
+    // A real leaver's verified row and published verdict, to replay as another ticket's step ending mid-read.
+    const account = uniqueAccount('proj');
+    await createAccount(stack.admin, account);
+    const done = uniqueTicketNumber();
+    stack.sim.createChange({ number: done, state: '-5', type: 'emergency', u_identity_actions: leaver(account) });
+    await waitFor('closure allowed', async () => (await stack.closureCheck(done)).data.allowed === true);
+    const [row] = await stack.evidence.list(`servicenow:${done}`);
+    const verdict = (await stack.verdicts.latest('servicenow', done))!;
+    const stepRow = Object.fromEntries(Object.entries(row!).filter(([k]) => !['seq', 'recordedAt', 'prevHash', 'hash'].includes(k))) as unknown as EvidenceInput;
+
+    // The step of another ticket ends just as closure-check reads it: the worker writes its evidence row, then the
+    // workflow publishes the verdict that shows it verified. If the evidence was read at the same time as the verdict,
+    // that read is let finish first: the worst order the two reads can have.
+    const number = uniqueTicketNumber();
+    const key = `servicenow:${number}`;
+    let evidenceRead: Promise<unknown> | undefined;
+    const evidence = Object.assign(Object.create(stack.evidence) as EvidenceStore, {
+      listVerified: (ticketKey: string) => (evidenceRead = stack.evidence.listVerified(ticketKey)),
+    });
+    const verdicts = {
+      latest: async (source: string, ticket: string) => {
+        await Promise.resolve();
+        if (evidenceRead) await evidenceRead;
+        await stack.evidence.append({ ...stepRow, ticketKey: key });
+        await stack.verdicts.publish(key, verdict.evaluatedVersion, verdict.view);
+        return stack.verdicts.latest(source, ticket);
+      },
+    } as unknown as ClosureVerdictStore;
+    const answer = await closureCheck({ workflows: stack.workflows, evidence, verdicts }, servicenow, number);
+    expect(answer).toMatchObject({ allowed: true, reasons: [], steps: [expect.objectContaining({ status: 'verified' })], evidence: { rows: 1, chainValid: true } });
   });
 });

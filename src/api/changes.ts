@@ -30,7 +30,10 @@ export async function closureCheck(
   key: string,
 ) {
   checkTicketKey(source, key);
-  const [published, { rows, chain }] = await Promise.all([deps.verdicts.latest(source.name, key), deps.evidence.listVerified(ticketKey(source.name, key))]);
+  // The view first, the evidence after: a step's evidence row is written before the workflow hears the step ended,
+  // so every step a view shows verified has its row in any read that starts after the view was read. Read at once,
+  // the rows could be those of a moment before a view read just after, and a verified step seem to lack its row.
+  const published = await deps.verdicts.latest(source.name, key);
   let view: ClosureView;
   const reasons: string[] = [];
   if (published) {
@@ -43,6 +46,7 @@ export async function closureCheck(
     if (!state) throw new AppError(404, 'NOT_FOUND', `changegate has not received change ${key}`);
     view = closureView(state, closureRules);
   }
+  const { rows, chain } = await deps.evidence.listVerified(ticketKey(source.name, key));
   reasons.unshift(...view.reasons);
   const proven = new Set(rows.filter((r) => r.verified).map((r) => r.stepId));
   for (const step of view.steps) {
