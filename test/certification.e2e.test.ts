@@ -314,6 +314,10 @@ describe('certification at the due date: the policy default keeps the access and
     expect(JSON.parse(note.raw.toString())).toMatchObject({ event: 'certification.escalated', certification, system: 'mysql-local', identity: account, grants: [SELECT] });
     expect((await stack.grantsOf(account)).join('\n')).toMatch(/SELECT ON `cgt\\_billing`/);
 
+    // The row and the notification come from inside the escalation, before the workflow hears of it (until then it
+    // refuses a decision as one being recorded): decide once the workflow itself holds the item escalated.
+    const workflow = stack.workflows.client.workflow.getHandle(`certification-${certification}`);
+    await waitFor('the workflow to hold the item escalated', async () => (await workflow.query<Item>('certification')).status === 'escalated');
     const late = await c.api(reviewer, 'POST', `/api/certifications/${certification}/decision`, { decisions: [{ grant: SELECT, decision: 'revoke' }], justification: 'bob left the billing team' });
     expect([late.status, late.data.status]).toEqual([200, 'revoking']);
     const revoking = await waitFor('the revocation change of the escalated item', async () => (await c.items(reviewer, '&status=revoking')).find((i) => i.id === certification && i.change !== null), 30_000);

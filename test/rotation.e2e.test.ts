@@ -57,14 +57,15 @@ describe('credential rotation: MariaDB account → OpenBao KV, verified on both 
     expect(listed).toMatchObject({ status: 'managed', lastTicket: `servicenow:${number}`, lastVerified: { state: { fingerprint: fingerprintOf(value), targetAccepts: true } } });
     expect(JSON.stringify(listed)).not.toContain(value);
 
-    // The value is nowhere else.
-    const history = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();
-    const description = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).describe();
-    // The work note follows the evidence row; it names the fingerprint, never the value.
+    // The value is nowhere else. The work note follows the evidence row; it names the fingerprint, never the value.
     const notes = await waitFor('the rotation work note', () => {
       const n = stack.sim.journal(change.sys_id as string);
       return JSON.stringify(n).includes(fingerprintOf(value)) ? n : null;
     });
+    // Read once the note is on the ticket: the row is written before the workflow hears of the rotation, and only then
+    // does its history hold the step's result (the fingerprint searched for below).
+    const history = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).fetchHistory();
+    const description = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).describe();
     // Every payload decoded (they are bytes in the history): the account name and the fingerprint are in there, so the
     // search looks where a leaked value would be.
     const payloads = historyText(history);

@@ -74,7 +74,11 @@ describe('ticket outbox: nothing lost while ServiceNow is down (real Temporal an
     expect(ticket?.u_identity_cleanup).toBe('verified');
     // Exactly the notes the run would have written without the outage, each once: both leavers, and "closure allowed"
     // for each identity-actions text that was verified (the first before the second leaver was added, then both).
-    const state = await status(number);
+    // The last batch publishes the view before the workflow hears it landed: read its state once it has.
+    const state = await waitFor('the workflow to have taken in the last delivery', async () => {
+      const s = await status(number);
+      return s?.outbox?.pending.length === 0 ? s : null;
+    });
     const tags = markers(stack, sysId);
     expect(new Set(tags).size).toBe(tags.length);
     expect([...tags].sort()).toEqual([...(state?.notesWritten ?? [])].sort());
