@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { createApp } from './api/app';
 import { dashboardDeps } from './api/dashboard';
-import { dashboardSettings, evidenceSealKey, jiraSite, loadConfig, metricsListen, migrationDatabaseUrl, oidcSettings, servicenowSettings } from './config';
+import { dashboardSettings, evidenceSealKey, jiraSite, loadConfig, metricsListen, migrationDatabaseUrl, oidcSettings, servicenowSettings, workerPollSilenceMs } from './config';
 import { ClosureVerdictStore } from './closure/verdict-store';
 import { JiraClient } from './itsm/jira/jira-client';
 import { closeRevertRecorder } from './itsm/jira/jira-evidence';
@@ -73,6 +73,7 @@ async function main(): Promise<void> {
     oidc: oidcSettings(config),
     dashboard: dashboardDeps(dashboardSettings(config), { oidc: oidcSettings(config), namespace: config.TEMPORAL_NAMESPACE, servicenowUrl: config.SERVICENOW_URL, ...(config.JIRA_URL ? { jiraUrl: config.JIRA_URL } : {}) }),
     maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
+    workerPollSilenceMs: workerPollSilenceMs(config),
     log,
     sourceSettings: { servicenow: { ...servicenowSettings(config) } },
     // The edge tells a requester on the ticket why a delivery was refused; /readyz checks the integration user's rights.

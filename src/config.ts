@@ -68,6 +68,10 @@ export const configSchema = z.object({
   // Workflows kept in the worker's sticky cache. Tickets wait for days, so the cache must not grow with the number
   // of open tickets: one beyond the bound is evicted and replayed from history when it next has work.
   TEMPORAL_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(250),
+  // How long a worker's polls for workflow or activity tasks may go unseen by Temporal before the worker ends itself
+  // (exit 1) for its supervisor to restart it. A poll is seen when it starts, and an idle long poll lasts about a
+  // minute (57–60 s measured on the dev server): the default allows two and a half of them.
+  TEMPORAL_WORKER_POLL_SILENCE: isoInterval('PT150S', 1_000, 86_400_000, 'PT1S and P1D'),
   SERVICENOW_URL: z.string().url(),
   SERVICENOW_USERNAME: z.string().min(1),
   SERVICENOW_PASSWORD: z.string().min(1),
@@ -209,6 +213,10 @@ export function migrationDatabaseUrl(c: Pick<Config, 'DATABASE_URL' | 'MIGRATION
 }
 
 /** Milliseconds between reconciliation passes with ServiceNow (validated by the schema). */
+export function workerPollSilenceMs(c: Config): number {
+  return parseIsoDuration(c.TEMPORAL_WORKER_POLL_SILENCE) ?? 150_000;
+}
+
 export function reconcileIntervalMs(c: Config): number {
   return parseIsoDuration(c.SERVICENOW_RECONCILE_INTERVAL) ?? 300_000;
 }

@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, notifySettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, writeBackBackoff } from './config';
+import { discoveryIntervalMs, evidenceSealKey, jiraSite, loadConfig, metricsListen, notifySettings, reconcileIntervalMs, servicenowCredentials, servicenowSettings, workerPollSilenceMs, writeBackBackoff } from './config';
 import { acceptDelivery } from './api/deliveries';
 import { GrammarRegistry } from './connectors/registry';
 import { JiraClient } from './itsm/jira/jira-client';
@@ -23,6 +23,7 @@ import { createMetrics, listenMetrics } from './metrics/metrics';
 import { startTracing } from './telemetry/tracing';
 import { openDatabase } from './persistence/data-source';
 import { ensureDiscoverySchedule } from './temporal/discovery-schedule';
+import { watchPolls } from './temporal/poll-watch';
 import { createWorker } from './worker';
 
 async function main(): Promise<void> {
@@ -112,8 +113,26 @@ async function main(): Promise<void> {
     : undefined;
   jiraReconciler?.start(reconcileIntervalMs(config));
   log.info('worker started', { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE });
+  // A poller that stops while the process lives takes no work and says nothing: the worker ends itself instead, with
+  // exit status 1, for its supervisor to restart it (the watch asks Temporal on the API client's own connection).
+  const maxSilenceMs = workerPollSilenceMs(config);
+  const watch = watchPolls({
+    client: workflows.client,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    identity: worker.options.identity,
+    maxSilenceMs,
+    everyMs: Math.min(15_000, Math.max(500, Math.floor(maxSilenceMs / 5))),
+    onSilent(kind, silentForMs) {
+      log.error('worker stopping: Temporal has seen none of its polls for a while although the process runs; exiting for a restart', {
+        taskKind: kind, silentForSeconds: Math.round(silentForMs / 1000), limitSeconds: Math.round(maxSilenceMs / 1000),
+      });
+      process.exitCode = 1;
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    },
+  });
   // The SDK's runtime turns SIGINT/SIGTERM into a graceful shutdown that ends run().
   await worker.run();
+  watch.stop();
   await reconciler.stop();
   await jiraReconciler?.stop();
   await metricsServer?.close();

@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { pollReport } from '../temporal/poll-watch';
 import type { DataSource } from 'typeorm';
 import { ApiTokenStore } from '../auth/api-tokens';
 import { Authenticator } from '../auth/authenticator';
@@ -82,6 +83,8 @@ export interface AppDeps {
   metrics?: GatewayMetrics;
   /** Traces each webhook delivery into its workflow (OTEL_EXPORTER_OTLP_ENDPOINT). */
   tracer?: Tracer;
+  /** How long no poll by any worker may go unseen before /readyz says so (TEMPORAL_WORKER_POLL_SILENCE). */
+  workerPollSilenceMs?: number;
   /** The dashboard's build folder and the settings it reads; without it /dashboard/ is not served. */
   dashboard?: { dir: string; config: DashboardConfig };
 }
@@ -116,7 +119,10 @@ export function createApp(deps: AppDeps): express.Express {
       if (check && (check.ok ? sources[name] === undefined : true)) sources[name] = check.ok ? 'ok' : `down: ${check.reason}`;
     }
     const ready = checks.every((c) => c === 'ok') && Object.values(sources).every((c) => c === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal, ...(Object.keys(sources).length > 0 ? { sources } : {}) });
+    // Whether workers poll the task queue, said but not counted: a delivery accepted while none does waits in Temporal
+    // and is worked once one is back (each worker ends itself when its own polls go unseen, for a restart).
+    const workers = temporal === 'ok' ? await deps.workflows.lastPolls().then((last) => pollReport(last, deps.workerPollSilenceMs ?? 150_000), () => undefined) : undefined;
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal, ...(workers ? { workers } : {}), ...(Object.keys(sources).length > 0 ? { sources } : {}) });
   });
 
   const webhookSources = () => ['deploy', 'secret-scanning', ...ticketSourceNames()];

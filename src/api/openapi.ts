@@ -64,7 +64,17 @@ const chainCheck = open({ valid: z.boolean() }).openapi('ChainCheck');
 const tokenShape = { name: z.string(), roles: z.array(role), createdAt: timestamp, createdBy: z.string(), revokedAt: timestamp.nullable(), revokedBy: z.string().nullable() };
 const tokenInfo = z.object(tokenShape).strict().openapi('ApiToken');
 const readiness = z
-  .object({ status: z.enum(['ready', 'not-ready']), database: z.string(), temporal: z.string(), sources: z.record(z.string()).optional() })
+  .object({
+    status: z.enum(['ready', 'not-ready']),
+    database: z.string(),
+    temporal: z.string(),
+    workers: z
+      .object({ workflow: z.string(), activity: z.string() })
+      .strict()
+      .optional()
+      .describe('Whether Temporal has seen a worker poll the task queue lately (`ok`, or how long not): said, not counted in the status'),
+    sources: z.record(z.string()).optional(),
+  })
   .strict()
   .openapi('Readiness');
 const inventoryItem = open({

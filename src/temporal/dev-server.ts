@@ -35,6 +35,8 @@ export interface DevServerOptions {
    * it is connected to (otherwise the worker's graceful shutdown waits on a server that is already gone).
    */
   detached?: boolean;
+  /** More `--dynamic-config-value` settings, `key=value` (a test's shorter long poll, say). */
+  dynamicConfig?: string[];
 }
 
 export interface DevServer {
@@ -55,7 +57,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   }
   if (opts.namespace && opts.namespace !== 'default') args.push('--namespace', opts.namespace);
   for (const sa of SEARCH_ATTRIBUTE_FLAGS) args.push('--search-attribute', sa);
-  for (const dc of UNTHROTTLED_FLAGS) args.push('--dynamic-config-value', dc);
+  for (const dc of [...UNTHROTTLED_FLAGS, ...(opts.dynamicConfig ?? [])]) args.push('--dynamic-config-value', dc);
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const log = createWriteStream(opts.logFile, { flags: 'a' });
   const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached ?? false });

@@ -11,6 +11,7 @@ import type { InventoryReport, InventoryScanInput } from '../inventory/inventory
 import { DEPLOY_RUN_UPDATE, type DeployRunReply, type DeployRunRequest } from '../kinds/deploy/run';
 import { type LeakReport, leakKey } from '../leaks/leak-report';
 import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { type PollKind, lastPolls } from './poll-watch';
 import { type CertificationRequest, certificationId, certificationWorkflowId } from '../certification/certification';
 
 export class TicketFinalizedError extends Error {}
@@ -54,6 +55,11 @@ export class ChangeWorkflows {
       throw err;
     }
     return workflowId;
+  }
+
+  /** When Temporal last saw any worker poll this task queue, for workflow and for activity tasks. */
+  async lastPolls(): Promise<Record<PollKind, Date | null>> {
+    return lastPolls(this.client, this.taskQueue);
   }
 
   /** Null when the ticket was never seen. */

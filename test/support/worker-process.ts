@@ -10,7 +10,12 @@ import { TEST_ENV, temporalAddress } from './test-env';
  * worker reaches its own database (`databasePort`) and the mysql-local target (`mysqlLocalPort`) through these ports
  * on loopback (a relay in front of MariaDB) instead of MariaDB's own.
  */
-export function startWorkerProcess(stack: Stack, extra: ConnectorsFile['connectors'] = [], via: { databasePort?: number; mysqlLocalPort?: number } = {}): Promise<ChildProcess> {
+export function startWorkerProcess(
+  stack: Stack,
+  extra: ConnectorsFile['connectors'] = [],
+  via: { databasePort?: number; mysqlLocalPort?: number } = {},
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
   const configPath = resolve(__dirname, '../../.data/test', `connectors-${stack.taskQueue}.json`);
   const file = connectorsFile();
   file.connectors = file.connectors.map((c) => (c.type === 'mysql' && c.name === 'mysql-local' && via.mysqlLocalPort ? { ...c, port: via.mysqlLocalPort } : c));
@@ -39,6 +44,7 @@ export function startWorkerProcess(stack: Stack, extra: ConnectorsFile['connecto
       CHANGEGATE_EVIDENCE_SEAL_KEY: TEST_ENV.evidenceSealKey,
       CONNECTORS_CONFIG: configPath,
       LOG_LEVEL: 'info',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
