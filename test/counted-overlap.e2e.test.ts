@@ -65,9 +65,11 @@ describe('counted overlap: tickets ending or granting the same grant at the same
     expect(await grantsOf(account)).not.toMatch(/SELECT ON `cgt\\_billing`/);
     expect(await holdersOf(account)).toEqual([]);
     // The first to end did so while the other still held it, and says so; the other found itself the last holder.
-    const ended = (await Promise.all([first, second].map(async (t) => ({ t, row: (await evidence.list(t)).find((r) => r.outcome === 'expired') }))))
-      .sort((x, y) => String(x.row?.recordedAt).localeCompare(String(y.row?.recordedAt)));
-    const [earlier, later] = ended;
+    // Which ended first is the order the rows were written in (the identity's lock lets the second write only after
+    // the first committed): the table's ids, not the rows' clock readings, which a coarse or stepped clock could tie
+    // or swap. Each row is the second of its own ticket's chain, so neither chain's seq orders them.
+    const order: Array<{ t: string }> = await ds.query('SELECT ticket_key AS t FROM evidence_records WHERE ticket_key IN (?, ?) AND outcome = ? ORDER BY id', [first, second, 'expired']);
+    const [earlier, later] = await Promise.all(order.map(async ({ t }) => ({ t, row: (await evidence.list(t)).find((r) => r.outcome === 'expired') })));
     expect(String(earlier?.row?.verification.applied)).toContain(`kept: ${GRANT} still held by ${later?.t}`);
     expect(String(later?.row?.verification.applied)).not.toContain('kept:');
   });

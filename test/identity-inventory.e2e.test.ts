@@ -6,6 +6,7 @@ import { createConnectorActivities } from '../activities';
 import { ConnectorRegistry } from '../src/connectors/registry';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import { ensureDiscoverySchedule } from '../src/temporal/discovery-schedule';
+import { type ExpiryHold, startExpiryHold } from './support/held-expiry';
 import { LDAP_BASE_DN, type LdapTestServer, ldapConnectorEntry, startLdapServer } from './support/servers/ldap';
 import { connectorsFile, createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { runScheduledDiscovery } from './support/discovery';
@@ -20,12 +21,16 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
   let ldap: LdapTestServer;
   let stack: Stack;
   let inventory: InventoryStore;
+  /** The run's MariaDB once more, where a test can keep an expiry at the server's door while it reads. */
+  let expiry: ExpiryHold;
   const ticketKey = (n: string) => `servicenow:${n}`;
 
   beforeAll(async () => {
     ldap = await startLdapServer();
+    expiry = await startExpiryHold();
     stack = await startStack({
       extraConnectors: [
+        expiry.connector,
         ldapConnectorEntry(ldap, 'ldap-inv', {
             protectedAccounts: [], revokeMode: 'disable',
             ownership: [{ attribute: 'description', equals: 'billing', owner: 'team-billing', workload: 'billing-api' }],
@@ -45,6 +50,7 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
   afterAll(async () => {
     await stack?.stop();
     await ldap?.stop();
+    await expiry?.stop();
   });
 
   const api = (method: 'GET' | 'PATCH', path: string, token: string = TEST_ENV.adminToken, data?: unknown) =>
@@ -59,11 +65,15 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
     // Made behind the gateway's back with a grant of its own, so the joiner does not create it and expiry keeps it.
     await createAccount(stack.admin, name, ['SELECT ON `cgt_reporting`.*']);
     const number = uniqueTicketNumber();
+    const system = expiry.system;
+    // The expiry waits at the target's door once the workflow has the verified grant, until the inventory after the
+    // grant has been read: the read sees the grant's inventory however long the machine takes to get to it.
+    expiry.holdAfterGrant(name, async () => (await stack.workflows.status('servicenow', number))?.steps[0]?.status === 'verified');
     try {
       stack.sim.createChange({
         number, state: '-1', approval: 'approved',
         u_identity_actions: JSON.stringify([{
-          kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT4S',
+          kind: 'joiner', system, identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT4S',
           owner: 'team-billing', workload: 'billing-api',
         }]),
       });
@@ -71,7 +81,7 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
       const billing = (grantOf('SELECT ON cgt_billing.*') as { canonical: string[] }).canonical[0]!;
       // As the server reports the grant made behind the gateway's back: no ticket holds it.
       const reporting = 'SELECT ON `cgt_reporting`.*';
-      const afterGrant = await inventory.find('mysql-local', name, '%');
+      const afterGrant = await inventory.find(system, name, '%');
       expect(afterGrant).toMatchObject({
         type: 'service_account', status: 'managed', owner: 'team-billing', ownerSource: 'action', workload: 'billing-api', workloadSource: 'action',
         createdByTicket: null, lastTicket: ticketKey(number),
@@ -82,11 +92,13 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
       // Owner and workload are in the evidence row the inventory change rode with.
       expect(granted.identity).toMatchObject({ name, owner: 'team-billing', workload: 'billing-api' });
 
+      expiry.release();
       await waitFor('expired evidence', async () => (await stack.evidence.list(ticketKey(number))).some((r) => r.outcome === 'expired' && r.verified), 30_000);
-      expect(await inventory.find('mysql-local', name, '%')).toMatchObject({
+      expect(await inventory.find(system, name, '%')).toMatchObject({
         status: 'managed', owner: 'team-billing', grants: [{ grant: reporting, tickets: [] }], lastEvent: expect.stringMatching(/^expired/),
       });
     } finally {
+      expiry.release();
       await stack.admin.query('DROP USER IF EXISTS ?@?', [name, '%']);
     }
   });
@@ -154,13 +166,13 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
     const keys = [`test:par-a-${randomBytes(3).toString('hex')}`, `test:par-b-${randomBytes(3).toString('hex')}`];
     // Both transactions take the gap lock on the missing row before either inserts: InnoDB then rolls one back as a
     // deadlock (or refuses its insert as a duplicate), and append must run that transaction again.
+    // Neither inserts before both hold it, however long the other takes to get there; the transaction run again
+    // finds both arrived and goes straight on.
     let arrived = 0;
-    let open!: () => void;
-    const bothLocked = new Promise<void>((resolve) => (open = resolve));
     const collide = (projection: (tx: EntityManager) => Promise<void>) => async (tx: EntityManager) => {
       await tx.query('SELECT id FROM identity_inventory WHERE system = ? AND name = ? AND host = ? FOR UPDATE', ['mysql-local', name, '%']);
-      if (++arrived === 2) open();
-      await Promise.race([bothLocked, new Promise((r) => setTimeout(r, 2_000))]);
+      arrived++;
+      await waitFor('both transactions holding the lock on the missing row', () => arrived >= 2);
       await projection(tx);
     };
     const now = new Date().toISOString();

@@ -1,16 +1,21 @@
+import { type ExpiryHold, startExpiryHold } from './support/held-expiry';
 import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 
 describe('joiner on a ServiceNow change: grant late, verify, expire on a durable timer', () => {
   let stack: Stack;
+  /** The run's MariaDB once more, where a test can keep an expiry at the server's door until it has acted. */
+  let expiry: ExpiryHold;
   beforeAll(async () => {
-    stack = await startStack();
+    expiry = await startExpiryHold();
+    stack = await startStack({ extraConnectors: [expiry.connector] });
   });
   afterAll(async () => {
-    await stack.stop();
+    await stack?.stop();
+    await expiry?.stop();
   });
 
-  const joiner = (name: string, ttl?: string) =>
-    JSON.stringify([{ kind: 'joiner', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ...(ttl ? { ttl } : {}) }]);
+  const joiner = (name: string, ttl?: string, system = 'mysql-local') =>
+    JSON.stringify([{ kind: 'joiner', system, identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ...(ttl ? { ttl } : {}) }]);
 
   it('waits while the change is unapproved or outside Implement, then grants and verifies once it is both', async () => {
     const account = uniqueAccount('join');
@@ -111,10 +116,15 @@ describe('joiner on a ServiceNow change: grant late, verify, expire on a durable
     const number = uniqueTicketNumber();
     // The account exists before the joiner, so its expiry takes back the grants rather than dropping the account.
     await stack.admin.query('CREATE USER ?@? IDENTIFIED BY ?', [account, '%', `pw-${account}`]);
-    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: joiner(account, 'PT3S') });
+    // Once the workflow has the verified grant, the expiry's statements wait at the target's door: the removal below
+    // lands before the expiry looks, however long the machine takes between the grant and the end of the ttl.
+    expiry.holdAfterGrant(account, async () => (await stack.workflows.status('servicenow', number))?.steps[0]?.status === 'verified');
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: joiner(account, 'PT3S', expiry.system) });
     await waitFor('granted evidence', async () => (await stack.evidence.list(`servicenow:${number}`)).some((r) => r.outcome === 'granted' && r.verified));
-    // An administrator removes the account before the ttl ends.
+    await waitFor('the expiry at the target, held before its first read', () => expiry.held);
+    // An administrator removes the account before the expiry reads it.
     await stack.admin.query('DROP USER ?@?', [account, '%']);
+    expiry.release();
     const rows = await waitFor('expiry evidence', async () => {
       const r = await stack.evidence.list(`servicenow:${number}`);
       return r.length === 2 ? r : null;
