@@ -100,6 +100,62 @@ describe('workers whose polls stop reaching Temporal', () => {
     });
   });
 
+  describe('the watch, when it cannot ask Temporal either', () => {
+    let server: DevServer;
+    let logDir: string;
+    const ports: FlakyPort[] = [];
+    beforeAll(async () => {
+      logDir = mkdtempSync(join(tmpdir(), 'cg-polls-'));
+      server = await startDevServer({ port: TEST_ENV.temporalPort + 8, logFile: join(logDir, 'temporal.log'), dynamicConfig: ['matching.longPollExpirationInterval="2s"'] });
+      const [host, serverPort] = server.address.split(':');
+      ports.push(await startFlakyPort({ host: host!, port: Number(serverPort) }), await startFlakyPort({ host: host!, port: Number(serverPort) }));
+    });
+    afterAll(async () => {
+      for (const p of ports) await p.stop();
+      await server?.stop();
+      rmSync(logDir, { recursive: true, force: true });
+    });
+
+    it('does not count the time Temporal could not be asked: the silence it names starts when the watch reaches Temporal again', async () => {
+      const [workerPath, watchPath] = ports as [FlakyPort, FlakyPort];
+      const taskQueue = `polls-${randomUUID()}`;
+      const connection = await NativeConnection.connect({ address: `127.0.0.1:${workerPath.port}` });
+      const client = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${watchPath.port}` }) });
+      const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string }, activities: { noop: async () => undefined } });
+      const run = worker.run();
+      const silent: Array<{ kind: PollKind; silentForMs: number }> = [];
+      const watch = watchPolls({ client, taskQueue, identity: worker.options.identity, maxSilenceMs: 4_000, everyMs: 500, onSilent: (kind, silentForMs) => silent.push({ kind, silentForMs }) });
+      try {
+        await waitFor('the worker seen polling', async () => {
+          const last = await lastPolls(client, taskQueue, worker.options.identity);
+          return last.workflow !== null && last.activity !== null;
+        });
+        // Temporal away for both: the worker's polls and the watch's questions reach nothing, for longer than the limit.
+        workerPath.hold();
+        watchPath.hold();
+        const away = Date.now();
+        await waitFor('three times the limit to pass', () => Date.now() - away > 12_000 || null, 20_000, 500);
+        expect(silent).toEqual([]);
+        // The watch reaches Temporal again, the worker's path stays stalled: it is named, for the time since the watch's return.
+        watchPath.release();
+        const back = Date.now();
+        const found = await waitFor('the watch to name a silent poller', () => silent[0], 30_000);
+        expect(found.silentForMs).toBeGreaterThan(4_000);
+        // Counted from the last question that went unanswered: at most one question (2 s deadline) and one interval
+        // before the watch's path came back, never from when Temporal went away.
+        expect(found.silentForMs).toBeLessThanOrEqual(Date.now() - back + 2_000 + 500 + 100);
+        expect(found.silentForMs).toBeLessThan(Date.now() - away - 4_000);
+      } finally {
+        watch.stop();
+        workerPath.release();
+        worker.shutdown();
+        await run;
+        await connection.close();
+        await client.connection.close();
+      }
+    });
+  });
+
   describe('the worker process', () => {
     let stack: Stack;
     beforeAll(async () => {
