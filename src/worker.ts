@@ -82,9 +82,9 @@ export async function createWorker(deps: WorkerDeps): Promise<Worker> {
   const writeBackFor = writeBacks({ servicenow: deps.servicenow, ...deps.sourceClients });
   const drift = new DriftStore(deps.evidence.dataSource);
   const activities = {
-    // Target calls heartbeat, so a worker lost mid-call is noticed within the targets proxy's heartbeat timeout.
+    // Target calls heartbeat, so a worker lost mid-call is noticed within the targets (or deploy) proxy's heartbeat timeout.
     ...keepAlive(createConnectorActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory })),
-    ...createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory }),
+    ...keepAlive(createDeployActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory })),
     ...createInventoryActivities({ registry: deps.registry, evidence: deps.evidence, actor: workerActor(), inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}) }),
     ...createDriftActivities({
       registry: deps.registry, evidence: deps.evidence, inventory, drift, ...(deps.policy ? { policy: deps.policy } : {}), writeBackFor, actor: workerActor(),

@@ -6,19 +6,22 @@ import { asApplicationAccount, insertEvidenceRow } from './support/app-account';
 import { postSigned, type SignedPostOptions } from './support/signed-webhook';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { runIdentityName } from '../src/kinds/deploy/run';
-import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { connectorsFile, createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import type { IdentityRef } from '../src/actions/identity-action';
 import type { Connector } from '../src/connectors/connector';
-import type { ConnectorRegistry } from '../src/connectors/registry';
+import type { ConnectorRegistry, ConnectorsFile } from '../src/connectors/registry';
 import { GATE_FIELD } from '../src/itsm/servicenow/servicenow-gate';
 import { ticketProxy } from './support/ticket-proxy';
 import { failFirstAttempt, startTestWorker } from './support/test-worker';
 import { historyText } from './support/history-text';
+import { type FlakyPort, startFlakyPort } from './support/flaky-port';
+import { killHard, startWorkerProcess } from './support/worker-process';
+import type { ChildProcess } from 'node:child_process';
 
-const deployAction = (name: string, path: string, ttl = 'PT10M') =>
-  JSON.stringify([{ kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl, deliverTo: { system: 'vault-local', path } }]);
+const deployAction = (name: string, path: string, ttl = 'PT10M', system = 'mysql-local') =>
+  JSON.stringify([{ kind: 'deploy', system, identity: { type: 'service_account', name, host: '%' }, grants: ['SELECT ON cgt_billing.*', 'INSERT ON cgt_billing.invoices'], ttl, deliverTo: { system: 'vault-local', path } }]);
 
 /**
  * Deploy end to end on real parts: a ServiceNow change carries a deploy action; a pipeline reports its runs on the
@@ -337,8 +340,8 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
 
 /**
  * Deploy under faults, on the same real parts: the stack's worker is the test's, with an attempt of an activity failed
- * before it acts or its answer lost after it acted, a target that acknowledges what it does not do, and a ticket that
- * refuses a note.
+ * before it acts or its answer lost after it acted, a target that acknowledges what it does not do, a target whose
+ * port goes away, and a ticket that refuses a note.
  */
 describe('deploy under faults: retried mints, failed cleanups and notes the ticket refuses', () => {
   let bao: OpenBao;
@@ -346,6 +349,9 @@ describe('deploy under faults: retried mints, failed cleanups and notes the tick
   let stack: Stack;
   let worker: { stop(): Promise<void> };
   let proxy: Awaited<ReturnType<typeof ticketProxy>>;
+  /** The machine's MariaDB as the FLAKY connector, behind a port a test takes away. */
+  let flaky: FlakyPort;
+  const FLAKY = 'mysql-deploy-flaky';
   /** Base names of the tickets whose target acknowledges grants and removals it does not (quite) carry out. */
   const unfaithful = new Set<string>();
   /** Tickets (sys_id) whose revocation notes ServiceNow refuses. */
@@ -359,7 +365,11 @@ describe('deploy under faults: retried mints, failed cleanups and notes the tick
   beforeAll(async () => {
     bao = await startOpenBao();
     fx = await setupVaultFixture(bao);
-    const vault = [vaultConnectorEntry(bao, fx, 'CG_TEST_DEPLOY_VAULT_TOKEN')];
+    flaky = await startFlakyPort({ host: '127.0.0.1', port: TEST_ENV.mariadbPort });
+    const vault = [
+      vaultConnectorEntry(bao, fx, 'CG_TEST_DEPLOY_VAULT_TOKEN'),
+      { name: FLAKY, type: 'mysql', host: '127.0.0.1', port: flaky.port, user: TEST_ENV.connectorUser, passwordEnv: 'CG_TEST_CONNECTOR_PASSWORD', policy: { protectedAccounts: ['root', 'mysql', 'mariadb.sys'] } },
+    ];
     stack = await startStack({ inProcessWorker: false, extraConnectors: vault });
     proxy = await ticketProxy(stack.simUrl, (req) => {
       const notes = JSON.stringify(req.body.work_notes ?? '');
@@ -392,18 +402,19 @@ describe('deploy under faults: retried mints, failed cleanups and notes the tick
     await worker?.stop();
     await proxy?.close();
     await stack?.stop();
+    await flaky?.stop();
     await fx?.cleanup();
     await bao?.stop();
   });
 
   const event = (key: string, runId: string, what: 'started' | 'finished') =>
     postSigned(`${stack.apiUrl}/webhooks/deploy`, Buffer.from(JSON.stringify({ ticket: { source: 'servicenow', key }, runId, event: what, ...(what === 'finished' ? { outcome: 'success' } : {}) })), TEST_ENV.deployWebhookSecret);
-  async function readyChange(): Promise<{ base: string; path: string; number: string; sysId: string; actionId: string }> {
+  async function readyChange(o: { ttl?: string; system?: string } = {}): Promise<{ base: string; path: string; number: string; sysId: string; actionId: string }> {
     const base = uniqueAccount('depf');
     bases.push(base);
     const path = `apps/${base}/db`;
     const number = uniqueTicketNumber();
-    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: deployAction(base, path) });
+    const change = stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: deployAction(base, path, o.ttl, o.system) });
     const ready = await waitFor('the deploy step to be ready', async () => {
       const r = await stack.closureCheck(number);
       return r.data.steps?.[0]?.status === 'verified' ? r.data : null;
@@ -483,4 +494,104 @@ describe('deploy under faults: retried mints, failed cleanups and notes the tick
     expect(opened).toEqual([]);
     expect(stack.sim.getChange(sysId)?.[GATE_FIELD]).not.toBe('verified');
   });
+
+  it("a revocation whose target stays unreachable past its retries is a failed row for the run's revoke; closure names the run, and the workflow runs on", async () => {
+    const { number } = await readyChange({ system: FLAKY, ttl: 'PT5S' });
+    const runId = `gone-${randomBytes(3).toString('hex')}`;
+    const res = await event(number, runId, 'started');
+    expect(res.status).toBe(201);
+    const [cred] = res.data.credentials;
+    // Gone before the ttl ends: the revocation's every attempt finds the port closed (about a minute of back-off).
+    await flaky.down();
+    const row = await waitFor('the failed revocation row', async () => (await runRows(number, runId)).find((r) => r.part === ':revoke'), 150_000, 500);
+    expect(row).toMatchObject({ outcome: 'failed', verified: false, system: FLAKY, identity: expect.objectContaining({ name: cred.identity }), desiredState: { exists: false } });
+    expect(String(row.verification.error)).toMatch(/ECONNREFUSED/);
+    const blocked = await waitFor('closure blocked by the failed revocation', async () => {
+      const r = await stack.closureCheck(number);
+      return r.data.allowed === false && (r.data.reasons ?? []).some((x: string) => x.includes(`revoking the credential of pipeline run ${runId} failed`)) ? r.data : null;
+    });
+    expect(blocked.steps[0].cleanup).toMatchObject({ status: 'failed' });
+    // The credential may still be live, so the ticket's workflow keeps watching it: it still answers the run's events
+    // (a 'finished' is refused, naming the failed revocation), and it is running, not failed or ended.
+    const again = await event(number, runId, 'finished');
+    expect([again.status, again.data.error?.code]).toEqual([502, 'DEPLOY_FAILED']);
+    expect(again.data.error.message).toContain(`revoking the credential of pipeline run '${runId}' failed`);
+    const described = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).describe();
+    expect(described.status.name).toBe('RUNNING');
+    expect((await runRows(number, runId)).map((r) => [r.part, r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'minted', true], [':revoke', 'failed', false]]);
+    await flaky.up();
+  }, 240_000);
+});
+
+/**
+ * Deploy when the worker process dies in the middle of a mint: the stack's workers are real worker processes, and the
+ * target is reached through a port that can stall what a worker sends, to hold the mint in its call.
+ */
+describe('deploy with a worker lost mid-mint', () => {
+  let bao: OpenBao;
+  let fx: VaultFixture;
+  let stack: Stack;
+  let flaky: FlakyPort;
+  let extra: ConnectorsFile['connectors'];
+  const STALLED = 'mysql-deploy-stalled';
+  const children: ChildProcess[] = [];
+  const bases: string[] = [];
+  beforeAll(async () => {
+    bao = await startOpenBao();
+    fx = await setupVaultFixture(bao);
+    flaky = await startFlakyPort({ host: '127.0.0.1', port: TEST_ENV.mariadbPort });
+    extra = [vaultConnectorEntry(bao, fx, 'CG_TEST_DEPLOY_VAULT_TOKEN'), { ...connectorsFile().connectors[0]!, name: STALLED, port: flaky.port }];
+    stack = await startStack({ inProcessWorker: false, extraConnectors: extra });
+  });
+  afterAll(async () => {
+    for (const c of children) await killHard(c);
+    for (const base of bases) {
+      const [rows] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ?', [`${base}\\_d%`]);
+      for (const r of rows) await stack.admin.query('DROP USER IF EXISTS ?@?', [String(r.u), '%']);
+    }
+    await stack?.stop();
+    flaky?.release();
+    await flaky?.stop();
+    await fx?.cleanup();
+    await bao?.stop();
+  });
+
+  it('the mint heartbeats, so a worker lost in its call is noticed in seconds: the mint is retried on a new worker and the run gets one credential', async () => {
+    children.push(await startWorkerProcess(stack, extra));
+    const base = uniqueAccount('deph');
+    bases.push(base);
+    const path = `apps/${base}/db`;
+    const number = uniqueTicketNumber();
+    stack.sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: deployAction(base, path, 'PT10M', STALLED) });
+    await waitFor('the deploy step to be ready', async () => (await stack.closureCheck(number)).data.steps?.[0]?.status === 'verified', 30_000);
+
+    // Nothing the worker sends reaches MariaDB from now on: the mint starts and hangs in its call.
+    flaky.hold();
+    const runId = `hb-${randomBytes(3).toString('hex')}`;
+    const reply = postSigned(`${stack.apiUrl}/webhooks/deploy`, Buffer.from(JSON.stringify({ ticket: { source: 'servicenow', key: number }, runId, event: 'started' })), TEST_ENV.deployWebhookSecret);
+    const handle = stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`);
+    // PendingActivityState STARTED (2): a worker has the mint, is in its call, and says it is alive.
+    await waitFor('the mint running and heartbeating', async () => {
+      const pending = (await handle.describe()).raw.pendingActivities ?? [];
+      return pending.some((a) => a.activityType?.name === 'mintDeployCredential' && Number(a.state) === 2 && a.lastHeartbeatTime);
+    }, 30_000);
+    await killHard(children[0]!);
+    flaky.release();
+
+    children.push(await startWorkerProcess(stack, extra));
+    // Within the heartbeat timeout (15 s) and a retry, not the 2-minute start-to-close timeout.
+    const minted = await waitFor('the run minted', async () => {
+      const rows = (await stack.evidence.list(`servicenow:${number}`)).filter((r) => r.stepId.endsWith(`:run:${runId}`));
+      return rows.some((r) => r.outcome === 'minted') ? rows : null;
+    }, 45_000);
+    expect(minted.map((r) => [r.outcome, r.verified])).toEqual([['claimed', true], ['minted', true]]);
+    const res = await reply;
+    expect(res.status).toBe(201);
+    const events = (await handle.fetchHistory()).events ?? [];
+    const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'mintDeployCredential').map((e) => Number(e.eventId));
+    expect(scheduled).toHaveLength(1);
+    // The attempt that completed was the second: the first died with its worker.
+    const started = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === scheduled[0]);
+    expect(started?.activityTaskStartedEventAttributes?.attempt).toBe(2);
+  }, 150_000);
 });

@@ -13,7 +13,7 @@ import {
   runSecretPath,
 } from '../../src/kinds/deploy/run';
 import type { KindContext, KindHost, WorkflowKind } from './kind';
-import { failureText, finish, label, noteOutcome, recordStepFailure } from './step-runner';
+import { failureText, finish, label, noteOutcome, recordStepFailure, refusedByEvidence } from './step-runner';
 
 /**
  * Minting and revoking a run's credential: each is one activity, idempotent (the run's identity and path derive from
@@ -21,6 +21,8 @@ import { failureText, finish, label, noteOutcome, recordStepFailure } from './st
  */
 const deployTargets = proxyActivities<DeployActivities>({
   startToCloseTimeout: '2 minutes',
+  // The activities heartbeat while they run (activities/keep-alive.ts): a worker lost mid-mint is noticed in seconds.
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
 });
 
@@ -30,6 +32,13 @@ const deployTargets = proxyActivities<DeployActivities>({
  * fired beside the loop, so the gate could show the ticket closable while a run's note was still failing.
  */
 const DEPLOY_NOTES_WITH_THE_LOOP = 'deploy-notes-with-the-loop';
+
+/**
+ * A revocation that fails past its activity's retries is recorded as a failure row (verified: false, the error, the
+ * credential wanted gone), as every other step's failure is. Before this patch it left no row: the chain had nothing
+ * saying the revocation was attempted. Asked only on that failure, so histories without one replay unchanged.
+ */
+const DEPLOY_REVOKE_FAILURE_EVIDENCE = 'deploy-revoke-failure-evidence';
 
 export const deployRunUpdate = defineUpdate<DeployRunReply, [DeployRunRequest]>(DEPLOY_RUN_UPDATE);
 
@@ -127,18 +136,26 @@ async function revokeRun(ctx: KindContext, run: DeployRunRecord, endedBy: string
   run.endedBy ??= endedBy;
   summarise(step);
   ctx.touch();
+  // Its own step id: a revocation that fails after a failed mint is a second failure, not the mint's row again.
+  const stepId = `${step.stepId}:run:${run.runId}:revoke`;
+  const identity = { ...a.identity, name: run.identity };
   try {
     const out = await deployTargets.revokeDeployCredential({
-      // Its own step id: a revocation that fails after a failed mint is a second failure, not the mint's row again.
-      ticketKey: ctx.key, stepId: `${step.stepId}:run:${run.runId}:revoke`, runId: run.runId, system: a.system, identity: { ...a.identity, name: run.identity },
+      ticketKey: ctx.key, stepId, runId: run.runId, system: a.system, identity,
       grants: a.grants, deliverTo: { system: a.deliverTo.system, path: run.path }, eventReceivedAt: run.startedAt, reason: run.endedBy,
     });
     run.status = out.verified ? 'revoked' : 'failed';
     run.detail = out.detail;
     if (out.verifiedAt) run.revokedAt = out.verifiedAt;
   } catch (err) {
+    // Failed past its retries (the target unreachable or refusing): the credential may still be live, and the evidence
+    // says the revocation was attempted and failed, as any step's failure does. Still 'revoking' while that is
+    // recorded, so the run counts as failed only once its row is written (or the detail says why it could not be).
+    const error = failureText(err);
+    run.detail = !refusedByEvidence(err) && patched(DEPLOY_REVOKE_FAILURE_EVIDENCE)
+      ? await recordStepFailure(ctx, { stepId, desired: { exists: false }, error, startedAt: '', identity, eventReceivedAt: run.startedAt })
+      : error;
     run.status = 'failed';
-    run.detail = failureText(err);
   }
   summarise(step);
   ctx.touch();

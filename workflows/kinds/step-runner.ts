@@ -6,6 +6,7 @@ import { ActivityFailure, ApplicationFailure, TimeoutFailure, log, patched } fro
 import type { ApplyVerifyRecordResult, StepOperation } from '../../activities/connector-activities';
 import type { StepState } from '../../src/change';
 import type { DesiredAccount } from '../../src/connectors/connector';
+import type { IdentityRef } from '../../src/actions/identity-action';
 import type { PlannedAction } from '../../src/change';
 import { describeSelection, selectionOf } from '../../src/change';
 import type { KindContext } from './kind';
@@ -62,6 +63,11 @@ export async function despiteLostWorkers<T>(activity: string, call: (earlierProg
 /** `transient`: the activity gave up on a fault that may pass (the target unreachable), not on a refusal or a disagreeing read-back. */
 export type StepResult = { ok: true; verifiedAt: string; detail: string } | { ok: false; detail: string; transient?: boolean };
 
+/** The evidence store refused the activity's row (it carried what a row may not): a failure row would be refused too. */
+export function refusedByEvidence(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'EvidenceRefused';
+}
+
 export function failureText(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.message;
   if (err instanceof ActivityFailure && err.cause) return err.cause.message;
@@ -109,7 +115,7 @@ export async function applyAndVerify(
       // "running", and the failure is evidence too (or the detail says why even that could not be written).
       const error = `could not verify and record: ${failureText(err)}`;
       // The evidence store refused what the target read back: a failure row would carry the same read-back.
-      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'EvidenceRefused') return { ok: false, detail: error };
+      if (refusedByEvidence(err)) return { ok: false, detail: error };
       const transient = !(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable);
       return { ok: false, transient, detail: await recordStepFailure(ctx, { stepId, desired: args.desired, error, startedAt: '' }) };
     }
@@ -153,15 +159,19 @@ export async function applyAndVerify(
 /**
  * Records a refused step as evidence. If even that fails past its retries (the evidence database is down), the step
  * still ends failed — closure stays blocked, with both causes in the detail — instead of hanging in "running".
+ * `identity` and `eventReceivedAt` default to the step's; a deploy's pipeline run has an identity and an event of its own.
  */
-export async function recordStepFailure(ctx: KindContext, args: { stepId: string; desired: DesiredAccount; error: string; startedAt: string }): Promise<string> {
+export async function recordStepFailure(
+  ctx: KindContext,
+  args: { stepId: string; desired: DesiredAccount; error: string; startedAt: string; identity?: IdentityRef; eventReceivedAt?: string },
+): Promise<string> {
   const { key, step, targets } = ctx;
   const a = step.action;
   try {
     await despiteLostWorkers('recordFailure', () =>
       targets.recordFailure({
-        ticketKey: key, stepId: args.stepId, actionKind: a.kind, system: a.system, identity: a.identity, desired: args.desired, error: args.error,
-        eventReceivedAt: step.eventReceivedAt, startedAt: args.startedAt || new Date().toISOString(),
+        ticketKey: key, stepId: args.stepId, actionKind: a.kind, system: a.system, identity: args.identity ?? a.identity, desired: args.desired, error: args.error,
+        eventReceivedAt: args.eventReceivedAt ?? step.eventReceivedAt, startedAt: args.startedAt || new Date().toISOString(),
       }),
     );
     return args.error;
