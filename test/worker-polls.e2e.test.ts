@@ -67,11 +67,16 @@ describe('workers whose polls stop reaching Temporal', () => {
       rmSync(logDir, { recursive: true, force: true });
     });
 
-    it("names the worker's silent poller once its polls stop reaching Temporal while it runs, and not while they reach it", async () => {
+    /** A worker on a task queue of its own, reaching Temporal through `via`. */
+    const workerThrough = async (via: FlakyPort) => {
       const taskQueue = `polls-${randomUUID()}`;
-      const connection = await NativeConnection.connect({ address: `127.0.0.1:${port.port}` });
+      const connection = await NativeConnection.connect({ address: `127.0.0.1:${via.port}` });
       const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string }, activities: { noop: async () => undefined } });
-      const run = worker.run();
+      return { worker, run: worker.run(), connection, taskQueue };
+    };
+
+    it("names the worker's silent poller once its polls stop reaching Temporal while it runs, and not while they reach it", async () => {
+      const { worker, run, connection, taskQueue } = await workerThrough(port);
       const silent: Array<{ kind: PollKind; silentForMs: number }> = [];
       const watch = watchPolls({ client, taskQueue, identity: worker.options.identity, maxSilenceMs: 8_000, everyMs: 500, onSilent: (kind, silentForMs) => silent.push({ kind, silentForMs }) });
       try {
@@ -98,36 +103,19 @@ describe('workers whose polls stop reaching Temporal', () => {
         await connection.close();
       }
     });
-  });
-
-  describe('the watch, when it cannot ask Temporal either', () => {
-    let server: DevServer;
-    let logDir: string;
-    const ports: FlakyPort[] = [];
-    beforeAll(async () => {
-      logDir = mkdtempSync(join(tmpdir(), 'cg-polls-'));
-      server = await startDevServer({ port: TEST_ENV.temporalPort + 8, logFile: join(logDir, 'temporal.log'), dynamicConfig: ['matching.longPollExpirationInterval="2s"'] });
-      const [host, serverPort] = server.address.split(':');
-      ports.push(await startFlakyPort({ host: host!, port: Number(serverPort) }), await startFlakyPort({ host: host!, port: Number(serverPort) }));
-    });
-    afterAll(async () => {
-      for (const p of ports) await p.stop();
-      await server?.stop();
-      rmSync(logDir, { recursive: true, force: true });
-    });
 
     it('does not count the time Temporal could not be asked: the silence it names starts when the watch reaches Temporal again', async () => {
-      const [workerPath, watchPath] = ports as [FlakyPort, FlakyPort];
-      const taskQueue = `polls-${randomUUID()}`;
-      const connection = await NativeConnection.connect({ address: `127.0.0.1:${workerPath.port}` });
-      const client = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${watchPath.port}` }) });
-      const worker = await Worker.create({ connection, taskQueue, workflowBundle: { codePath: process.env.CG_TEST_BUNDLE as string }, activities: { noop: async () => undefined } });
-      const run = worker.run();
+      // The watch's questions go through a port of their own this time, so that they too can reach nothing.
+      const [host, serverPort] = server.address.split(':');
+      const watchPath = await startFlakyPort({ host: host!, port: Number(serverPort) });
+      const workerPath = port;
+      const watchClient = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${watchPath.port}` }) });
+      const { worker, run, connection, taskQueue } = await workerThrough(workerPath);
       const silent: Array<{ kind: PollKind; silentForMs: number }> = [];
-      const watch = watchPolls({ client, taskQueue, identity: worker.options.identity, maxSilenceMs: 4_000, everyMs: 500, onSilent: (kind, silentForMs) => silent.push({ kind, silentForMs }) });
+      const watch = watchPolls({ client: watchClient, taskQueue, identity: worker.options.identity, maxSilenceMs: 4_000, everyMs: 500, onSilent: (kind, silentForMs) => silent.push({ kind, silentForMs }) });
       try {
         await waitFor('the worker seen polling', async () => {
-          const last = await lastPolls(client, taskQueue, worker.options.identity);
+          const last = await lastPolls(watchClient, taskQueue, worker.options.identity);
           return last.workflow !== null && last.activity !== null;
         });
         // Temporal away for both: the worker's polls and the watch's questions reach nothing, for longer than the limit.
@@ -151,7 +139,8 @@ describe('workers whose polls stop reaching Temporal', () => {
         worker.shutdown();
         await run;
         await connection.close();
-        await client.connection.close();
+        await watchClient.connection.close();
+        await watchPath.stop();
       }
     });
   });
