@@ -161,6 +161,6 @@ describe('the ServiceNow webhook refuses what it cannot trust, and changes nothi
     expect((await fetch(`${stack.apiUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${stack.apiUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', database: 'ok', temporal: 'ok', sources: { servicenow: 'ok', jira: 'ok' } });
+    expect(await ready.json()).toEqual({ status: 'ready', database: 'ok', temporal: 'ok', workers: { workflow: 'ok', activity: 'ok' }, sources: { servicenow: 'ok', jira: 'ok' } });
   });
 });
