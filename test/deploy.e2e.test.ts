@@ -495,32 +495,83 @@ describe('deploy under faults: retried mints, failed cleanups and notes the tick
     expect(stack.sim.getChange(sysId)?.[GATE_FIELD]).not.toBe('verified');
   });
 
-  it("a revocation whose target stays unreachable past its retries is a failed row for the run's revoke; closure names the run, and the workflow runs on", async () => {
-    const { number } = await readyChange({ system: FLAKY, ttl: 'PT5S' });
-    const runId = `gone-${randomBytes(3).toString('hex')}`;
-    const res = await event(number, runId, 'started');
-    expect(res.status).toBe(201);
-    const [cred] = res.data.credentials;
-    // Gone before the ttl ends: the revocation's every attempt finds the port closed (about a minute of back-off).
+  it("a revocation that fails while its target is unreachable is a failed row, tried again until it is revoked: on its timer once the target is back, or at once on the run's 'finished'", async () => {
+    const { number, sysId } = await readyChange({ system: FLAKY, ttl: 'PT5S' });
+    const suffix = randomBytes(3).toString('hex');
+    // `timed` is left to the retry timer; `told` gets a 'finished' while the target is away and again once it is back.
+    const [timed, told] = [`gone-${suffix}`, `told-${suffix}`];
+    const starts = await Promise.all([event(number, timed, 'started'), event(number, told, 'started')]);
+    expect(starts.map((r) => r.status)).toEqual([201, 201]);
+    const identity = { [timed]: String(starts[0].data.credentials[0].identity), [told]: String(starts[1].data.credentials[0].identity) };
+    const accounts = async () => {
+      const [rows] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User IN (?, ?)', [identity[timed], identity[told]]);
+      return rows.map((r) => String(r.u)).sort();
+    };
+    const revokeRows = async (runId: string) => (await runRows(number, runId)).filter((r) => r.part === ':revoke');
+    const report = async () =>
+      (await axios.get(`${stack.apiUrl}/api/reports/deploy-credentials?system=${FLAKY}`, { headers: { authorization: `Bearer ${(await stack.tokenFor('auditor')).token}` } })).data;
+
+    // Gone before the ttl ends: each revocation's every attempt finds the port closed (about a minute of back-off).
     await flaky.down();
-    const row = await waitFor('the failed revocation row', async () => (await runRows(number, runId)).find((r) => r.part === ':revoke'), 150_000, 500);
-    expect(row).toMatchObject({ outcome: 'failed', verified: false, system: FLAKY, identity: expect.objectContaining({ name: cred.identity }), desiredState: { exists: false } });
-    expect(String(row.verification.error)).toMatch(/ECONNREFUSED/);
-    const blocked = await waitFor('closure blocked by the failed revocation', async () => {
+    const firstFailures = await waitFor('a failed revocation row for each run', async () => {
+      const rows = await Promise.all([revokeRows(timed), revokeRows(told)]);
+      return rows.every((r) => r.length > 0) ? rows.map((r) => r[0]!) : null;
+    }, 150_000, 500);
+    for (const [runId, row] of [[timed, firstFailures[0]], [told, firstFailures[1]]] as const) {
+      expect(row).toMatchObject({ outcome: 'failed', verified: false, system: FLAKY, identity: expect.objectContaining({ name: identity[runId] }), desiredState: { exists: false } });
+      expect(String(row.verification.error)).toMatch(/ECONNREFUSED/);
+    }
+    // Closure names each run, says that it is tried again, and when.
+    const blocked = await waitFor('closure naming both runs as retrying', async () => {
       const r = await stack.closureCheck(number);
-      return r.data.allowed === false && (r.data.reasons ?? []).some((x: string) => x.includes(`revoking the credential of pipeline run ${runId} failed`)) ? r.data : null;
+      const says = (runId: string) => (r.data.reasons ?? []).some((x: string) =>
+        new RegExp(`revoking the credential of pipeline run ${runId} failed: .*; retrying \\(attempt \\d+ failed; next at \\d{4}-\\d\\d-\\d\\dT[^)]+\\)$`).test(x));
+      return r.data.allowed === false && says(timed) && says(told) ? r.data : null;
     });
-    expect(blocked.steps[0].cleanup).toMatchObject({ status: 'failed' });
-    // The credential may still be live, so the ticket's workflow keeps watching it: it still answers the run's events
-    // (a 'finished' is refused, naming the failed revocation), and it is running, not failed or ended.
-    const again = await event(number, runId, 'finished');
-    expect([again.status, again.data.error?.code]).toEqual([502, 'DEPLOY_FAILED']);
-    expect(again.data.error.message).toContain(`revoking the credential of pipeline run '${runId}' failed`);
+    expect(blocked.steps[0].cleanup).toMatchObject({ status: 'scheduled', detail: expect.stringMatching(new RegExp(`run ${timed} tried again at`)) });
+    expect(blocked.steps[0].detail).toMatch(/2 failed \(run .* tried again at /);
+    // The dashboard: both credentials live, their revocation failed.
+    const failing = await report();
+    expect(failing.credentials.filter((c: { ticket: string }) => c.ticket === number).map((c: { runId: string; revocationFailed: boolean }) => [c.runId, c.revocationFailed]).sort())
+      .toEqual([[timed, true], [told, true]].sort());
+
+    // A 'finished' while the target is still away tries once more at once, fails (502) and says when it is tried next.
+    const early = await event(number, told, 'finished');
+    expect([early.status, early.data.error?.code]).toEqual([502, 'DEPLOY_FAILED']);
+    expect(early.data.error.message).toMatch(new RegExp(`revoking the credential of pipeline run '${told}' failed: .*ECONNREFUSED.* \\(attempt \\d+ failed; tried again at \\S+\\)`));
+    expect(await accounts()).toEqual([identity[timed], identity[told]].sort());
+
+    await flaky.up();
+    // Back: the run's 'finished' revokes it now, not at its next retry (at least 20 s away after the 502's attempt).
+    const done = await event(number, told, 'finished');
+    expect(done.status).toBe(200);
+    expect(done.data).toMatchObject({ result: 'revoked', credentials: [expect.objectContaining({ status: 'revoked' })] });
+    expect(await accounts()).not.toContain(identity[told]);
+    // The other run's retry timer (10 s after its first failure, doubling) revokes it within its back-off.
+    await waitFor("the timed run's account removed by its retry", async () => (await accounts()).length === 0, 60_000, 500);
+    for (const runId of [timed, told]) {
+      const rows = await revokeRows(runId);
+      // The failure stays in the chain (one row per step and outcome: the attempts after it that failed too return
+      // it), and the verified revocation follows it.
+      expect(rows.map((r) => [r.outcome, r.verified])).toEqual([['failed', false], ['revoked', true]]);
+      expect(rows[1]).toMatchObject({ desiredState: expect.objectContaining({ exists: false, run: runId, reason: 'ttl' }) });
+    }
+    await waitFor('closure allowed once both are revoked', async () => (await stack.closureCheck(number)).data.allowed === true);
+    const late = await event(number, timed, 'finished');
+    expect([late.status, late.data.result]).toEqual([200, 'already-revoked']);
+    // The dashboard counts them revoked, not live.
+    const after = await report();
+    expect(after.credentials.filter((c: { ticket: string }) => c.ticket === number)).toEqual([]);
+    expect([after.revoked - failing.revoked, after.live - failing.live, after.failedRevocations - failing.failedRevocations]).toEqual([2, -2, -2]);
+    // The work notes say that the revocation failed, is tried again, and was revoked in the end.
+    await waitFor('the retried revocation notes', () => {
+      const notes = JSON.stringify(stack.sim.journal(sysId));
+      return [timed, told].every((runId) => notes.includes(`Verified revocation (ttl): deploy`) && new RegExp(`pipeline run ${runId} — [^"]*It had failed \\d+ time\\(s\\) before and was tried again`).test(notes))
+        && notes.includes('it is tried again (next at');
+    });
     const described = await stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`).describe();
     expect(described.status.name).toBe('RUNNING');
-    expect((await runRows(number, runId)).map((r) => [r.part, r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'minted', true], [':revoke', 'failed', false]]);
-    await flaky.up();
-  }, 240_000);
+  }, 300_000);
 });
 
 /**

@@ -64,4 +64,18 @@ describe('reports computed from evidence rows', () => {
     expect(out).toMatchObject({ minted: 3, revoked: 1, live: 2, failedRevocations: 1, bySystem: [{ system: 'db', minted: 3, revoked: 1, live: 2 }] });
     expect(out.credentials.map((c) => [c.ticket, c.runId, c.deliveredTo, c.revocationFailed])).toEqual([['CHG1', 'r2', 'vault:p/r2', false], ['CHG2', 'r1', 'vault:p/r1', true]]);
   });
+
+  it('a revocation that failed on an unreachable target (a row naming its run by step id only) marks the credential, and one tried again until verified counts it revoked', () => {
+    const mint = (run: string) => row({ ticketKey: 'servicenow:CHG3', actionKind: 'deploy', outcome: 'minted', desiredState: { run, deliveredTo: { system: 'vault', path: `p/${run}` } } });
+    // What recordFailure writes for a deploy run's revocation: the desired state of the step, no run in it.
+    const failed = (run: string) => row({ ticketKey: 'servicenow:CHG3', actionKind: 'deploy', stepId: `deploy:a1:run:${run}:revoke`, outcome: 'failed', verified: false, verifiedAt: null, desiredState: { exists: false } });
+    const failing = deployCredentials([mint('r1'), mint('r2'), failed('r1'), failed('r2'), failed('r2')]);
+    expect(failing).toMatchObject({ minted: 2, revoked: 0, live: 2, failedRevocations: 2 });
+    const retried = deployCredentials([
+      mint('r1'), mint('r2'), failed('r1'), failed('r2'), failed('r2'),
+      row({ ticketKey: 'servicenow:CHG3', actionKind: 'deploy', stepId: 'deploy:a1:run:r2:revoke', outcome: 'revoked', desiredState: { exists: false, run: 'r2' } }),
+    ]);
+    expect(retried).toMatchObject({ minted: 2, revoked: 1, live: 1, failedRevocations: 1 });
+    expect(retried.credentials.map((c) => [c.runId, c.revocationFailed])).toEqual([['r1', true]]);
+  });
 });

@@ -105,6 +105,11 @@ export interface DeployRunRecord {
   endedBy?: string;
   revokedAt?: string;
   detail?: string;
+  /**
+   * A `failed` revocation that gave up on a fault that may pass (the target unreachable): it is tried again at
+   * `nextAttemptAt`, and closure says so. Absent on a revocation the target refused: nothing retries that on its own.
+   */
+  retrying?: { reason: string; attempts: number; nextAttemptAt: string };
 }
 
 /** One save of updates for the ticket: the gate (when it changes) and the notes that go with it, each marker once. */

@@ -2,13 +2,19 @@ import type { EvidenceView } from '../evidence/evidence-store';
 import { ticketOf } from './step-ends';
 import type { LiveCredential } from './shapes';
 
+/** A revocation's step id names its run: `deploy:<actionId>:run:<runId>:revoke` (a run id has no colon). */
+const REVOKE_STEP = /:run:([^:]+):revoke$/;
+
 /**
  * Pipeline runs' credentials as deploy evidence records them: each verified mint, each verified revocation (paired
- * by ticket and run), failed revocations, and the ones minted and not (yet) revoked.
+ * by ticket and run), failed revocations, and the ones minted and not (yet) revoked. A revocation that failed and was
+ * tried again until it verified counts as revoked.
  */
 export function deployCredentials(rows: readonly EvidenceView[]) {
   const runOf = (r: EvidenceView) => {
-    const run = (r.desiredState as { run?: unknown }).run;
+    // A failure the workflow recorded (the revocation gave up on an unreachable target) has the step's desired state
+    // only, without the run: its step id names it.
+    const run = (r.desiredState as { run?: unknown }).run ?? REVOKE_STEP.exec(r.stepId)?.[1];
     return typeof run === 'string' ? `${r.ticketKey}\u0000${run}` : undefined;
   };
   const minted = new Map<string, EvidenceView>();

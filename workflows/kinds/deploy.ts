@@ -13,7 +13,7 @@ import {
   runSecretPath,
 } from '../../src/kinds/deploy/run';
 import type { KindContext, KindHost, WorkflowKind } from './kind';
-import { failureText, finish, label, noteOutcome, recordStepFailure, refusedByEvidence } from './step-runner';
+import { failureText, finish, label, noteOutcome, recordStepFailure, refusedByEvidence, retryDelayMs, transientFailure } from './step-runner';
 
 /**
  * Minting and revoking a run's credential: each is one activity, idempotent (the run's identity and path derive from
@@ -24,6 +24,16 @@ const deployTargets = proxyActivities<DeployActivities>({
   // The activities heartbeat while they run (activities/keep-alive.ts): a worker lost mid-mint is noticed in seconds.
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 8 },
+});
+
+/**
+ * A failed revocation tried again (on its timer, or at the run's 'finished'): a target still unreachable gives up
+ * after a few seconds instead of a minute, and the run waits for its next attempt, as a selected identity's does.
+ */
+const deployTargetsAgain = proxyActivities<DeployActivities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
 });
 
 /**
@@ -39,6 +49,14 @@ const DEPLOY_NOTES_WITH_THE_LOOP = 'deploy-notes-with-the-loop';
  * saying the revocation was attempted. Asked only on that failure, so histories without one replay unchanged.
  */
 const DEPLOY_REVOKE_FAILURE_EVIDENCE = 'deploy-revoke-failure-evidence';
+
+/**
+ * A revocation that failed on a fault that may pass (the target unreachable) is tried again on a durable timer (10 s,
+ * doubling up to 15 minutes) for as long as the ticket's workflow runs, and at once when the run's 'finished' comes.
+ * Before this patch nothing tried it again: the credential stayed on the target and closure stayed blocked for good.
+ * Asked only when a revocation fails on such a fault, or a 'finished' finds a failed one.
+ */
+const DEPLOY_REVOKE_RETRIED = 'deploy-revoke-retried';
 
 export const deployRunUpdate = defineUpdate<DeployRunReply, [DeployRunRequest]>(DEPLOY_RUN_UPDATE);
 
@@ -75,7 +93,8 @@ export const deployKind: WorkflowKind = {
     const failed = runs.filter((r) => r.status === 'failed');
     return [
       ...(live.length > 0 ? [`${what}: the credential of pipeline run(s) ${live.join(', ')} is still live (revoked on 'finished' or at the ttl's end)`] : []),
-      ...failed.map((r) => `${what}: revoking the credential of pipeline run ${r.runId} failed: ${r.detail ?? 'no detail'}`),
+      ...failed.map((r) =>
+        `${what}: revoking the credential of pipeline run ${r.runId} failed: ${r.detail ?? 'no detail'}${r.retrying ? `; retrying (attempt ${r.retrying.attempts} failed; next at ${r.retrying.nextAttemptAt})` : ''}`),
     ];
   },
   cleanup: (step) => step.expiry ?? { status: 'none' },
@@ -109,15 +128,22 @@ function summarise(step: StepState): void {
   if (runs.length === 0) return;
   const live = runs.filter((r) => r.status === 'minting' || r.status === 'live');
   const revoking = runs.some((r) => r.status === 'revoking');
-  const failed = runs.find((r) => r.status === 'failed');
-  const earliest = live.map((r) => r.expiresAt ?? '').filter(Boolean).sort()[0];
+  const retrying = runs.filter((r) => r.status === 'failed' && r.retrying);
+  const failed = runs.find((r) => r.status === 'failed' && !r.retrying);
+  const earliest = [...live.map((r) => r.expiresAt ?? ''), ...retrying.map((r) => r.retrying?.nextAttemptAt ?? '')].filter(Boolean).sort()[0];
   const lastRevoked = runs.map((r) => r.revokedAt ?? '').sort().at(-1);
-  if (failed) step.expiry = { status: 'failed', detail: `run ${failed.runId}: ${failed.detail ?? ''}` };
+  const again = retrying.map((r) => `run ${r.runId} tried again at ${r.retrying?.nextAttemptAt ?? ''}`).join(', ');
+  // A revocation to try again keeps the take-back scheduled, so the workflow runs on (even past the ticket's end) until it is done.
+  if (failed && retrying.length === 0) step.expiry = { status: 'failed', detail: `run ${failed.runId}: ${failed.detail ?? ''}` };
   else if (revoking) step.expiry = { status: 'running' };
-  else if (live.length > 0) step.expiry = { status: 'scheduled', ...(earliest ? { expiresAt: earliest } : {}) };
-  else step.expiry = { status: 'verified', ...(lastRevoked ? { verifiedAt: lastRevoked } : {}) };
+  else if (live.length > 0 || retrying.length > 0) {
+    step.expiry = {
+      status: 'scheduled', ...(earliest ? { expiresAt: earliest } : {}),
+      ...(retrying.length > 0 ? { detail: `revocation failed, ${again}${failed ? `; run ${failed.runId}: ${failed.detail ?? ''}` : ''}` } : {}),
+    };
+  } else step.expiry = { status: 'verified', ...(lastRevoked ? { verifiedAt: lastRevoked } : {}) };
   const count = (s: DeployRunRecord['status']) => runs.filter((r) => r.status === s).length;
-  step.detail = `${runs.length} pipeline run(s): ${count('live') + count('minting')} live, ${count('revoked')} revoked${count('failed') ? `, ${count('failed')} failed` : ''}`;
+  step.detail = `${runs.length} pipeline run(s): ${count('live') + count('minting')} live, ${count('revoked')} revoked${count('failed') ? `, ${count('failed')} failed` : ''}${again ? ` (${again})` : ''}`;
 }
 
 function deploySteps(host: KindHost): StepState[] {
@@ -128,8 +154,11 @@ function runsOf(steps: StepState[], runId: string): Array<{ step: StepState; run
   return steps.flatMap((step) => (step.deploy?.runs ?? []).filter((r) => r.runId === runId).map((run) => ({ step, run })));
 }
 
-/** Takes back one run's credential (the identity and the delivered secret), verified and evidenced. Never rejects. */
-async function revokeRun(ctx: KindContext, run: DeployRunRecord, endedBy: string): Promise<void> {
+/**
+ * Takes back one run's credential (the identity and the delivered secret), verified and evidenced. Never rejects.
+ * `again`: a revocation that failed before, tried again (its attempts give up sooner).
+ */
+async function revokeRun(ctx: KindContext, run: DeployRunRecord, endedBy: string, again = false): Promise<void> {
   const { step } = ctx;
   const a = step.action as DeployPlan;
   run.status = 'revoking';
@@ -139,8 +168,9 @@ async function revokeRun(ctx: KindContext, run: DeployRunRecord, endedBy: string
   // Its own step id: a revocation that fails after a failed mint is a second failure, not the mint's row again.
   const stepId = `${step.stepId}:run:${run.runId}:revoke`;
   const identity = { ...a.identity, name: run.identity };
+  let transient = false;
   try {
-    const out = await deployTargets.revokeDeployCredential({
+    const out = await (again ? deployTargetsAgain : deployTargets).revokeDeployCredential({
       ticketKey: ctx.key, stepId, runId: run.runId, system: a.system, identity,
       grants: a.grants, deliverTo: { system: a.deliverTo.system, path: run.path }, eventReceivedAt: run.startedAt, reason: run.endedBy,
     });
@@ -156,13 +186,43 @@ async function revokeRun(ctx: KindContext, run: DeployRunRecord, endedBy: string
       ? await recordStepFailure(ctx, { stepId, desired: { exists: false }, error, startedAt: '', identity, eventReceivedAt: run.startedAt })
       : error;
     run.status = 'failed';
+    transient = transientFailure(err);
   }
+  const failedBefore = run.retrying?.attempts ?? 0;
+  if (run.status === 'failed' && transient && patched(DEPLOY_REVOKE_RETRIED)) {
+    const attempts = failedBefore + 1;
+    run.retrying = { reason: run.detail ?? 'no detail', attempts, nextAttemptAt: new Date(Date.now() + retryDelayMs(attempts)).toISOString() };
+    retryLater(ctx, run);
+  } else delete run.retrying;
   summarise(step);
   ctx.touch();
+  const retried = failedBefore > 0 ? ` It had failed ${failedBefore} time(s) before and was tried again.` : '';
   note(ctx, `${step.stepId}:run:${run.runId}:${run.status}`,
     run.status === 'revoked'
-      ? `Verified revocation (${run.endedBy}): ${label(a)}, pipeline run ${run.runId} — ${run.detail}.`
-      : `FAILED revocation (${run.endedBy}): ${label(a)}, pipeline run ${run.runId} — ${run.detail}. Closure stays blocked.`);
+      ? `Verified revocation (${run.endedBy}): ${label(a)}, pipeline run ${run.runId} — ${run.detail}.${retried} Nothing of the run's credential is left.`
+      : run.retrying
+        ? `FAILED revocation (${run.endedBy}): ${label(a)}, pipeline run ${run.runId} — ${run.detail}. The credential may still be live: it is tried again (next at ${run.retrying.nextAttemptAt}, then less and less often, at most every 15 minutes) until it is revoked. Closure stays blocked until then.`
+        : `FAILED revocation (${run.endedBy}): ${label(a)}, pipeline run ${run.runId} — ${run.detail}. Closure stays blocked.`);
+}
+
+/** Runs whose revocation is waiting to be tried again in this run of the workflow: one timer per run. */
+const retryTimers = new WeakSet<DeployRunRecord>();
+
+/**
+ * A revocation that failed on a fault that may pass is tried again when its `nextAttemptAt` comes, on a durable timer,
+ * until it is revoked or refused. A 'finished' that tries it meanwhile is awaited, and its outcome decides what follows.
+ */
+function retryLater(ctx: KindContext, run: DeployRunRecord): void {
+  if (retryTimers.has(run)) return;
+  retryTimers.add(run);
+  void (async () => {
+    for (let due = run.retrying; run.status === 'failed' && due; due = run.retrying) {
+      const overtaken = await condition(() => run.status !== 'failed' || run.retrying !== due, Math.max(1, Date.parse(due.nextAttemptAt) - Date.now()));
+      if (overtaken) await condition(() => run.status !== 'revoking');
+      else await revokeRun(ctx, run, run.endedBy ?? 'retry', true);
+    }
+    retryTimers.delete(run);
+  })();
 }
 
 /** Work notes about runs go out beside the reply, not before it; a note that fails for good blocks closure. */
@@ -192,6 +252,7 @@ function installDeployRuns(host: KindHost): void {
     for (const run of step.deploy?.runs ?? []) {
       if (run.status === 'live') armExpiry(host.contextFor(step), run);
       else if (run.status === 'revoking' || run.status === 'minting') void revokeRun(host.contextFor(step), run, run.endedBy ?? 'interrupted');
+      else if (run.status === 'failed' && run.retrying) retryLater(host.contextFor(step), run);
     }
   }
 
@@ -315,16 +376,23 @@ async function finishRun(host: KindHost, req: DeployRunRequest): Promise<DeployR
   // A run still minting is finished once its mint is over (or has failed and been cleaned up).
   await condition(() => known.every(({ run }) => run.status !== 'minting'));
   const toRevoke = known.filter(({ run }) => run.status === 'live');
-  const result = toRevoke.length > 0 ? 'revoked' : 'already-revoked';
+  // A revocation that failed (the ttl's, a cancellation's, an earlier 'finished''s) is tried again now, whatever it
+  // failed on: the pipeline saying it is done is as good a moment as the timer's, and a refusal may have been mended.
+  const again = known.some(({ run }) => run.status === 'failed') && patched(DEPLOY_REVOKE_RETRIED) ? known.filter(({ run }) => run.status === 'failed') : [];
   for (const { run } of toRevoke) run.endedBy = `finished:${req.outcome ?? 'unknown'}`;
-  // Marked before awaiting, so the ttl timer stands down and a concurrent `finished` does not revoke twice.
-  for (const { run } of toRevoke) run.status = 'revoking';
-  await Promise.all(toRevoke.map(({ step, run }) => revokeRun(host.contextFor(step), run, run.endedBy ?? 'finished')));
+  // Marked before awaiting, so the ttl (or retry) timer stands down and a concurrent `finished` does not revoke twice.
+  for (const { run } of [...toRevoke, ...again]) run.status = 'revoking';
+  await Promise.all([
+    ...toRevoke.map(({ step, run }) => revokeRun(host.contextFor(step), run, run.endedBy ?? 'finished')),
+    ...again.map(({ step, run }) => revokeRun(host.contextFor(step), run, run.endedBy ?? 'finished', true)),
+  ]);
   // Another `finished` (or the ttl) may be revoking it right now: answer once that is done.
   await condition(() => known.every(({ run }) => run.status !== 'revoking'));
   if (known.some(({ run }) => run.status === 'failed')) {
-    refuse(DeployRefusal.MintFailed, `revoking the credential of pipeline run '${req.runId}' failed: ${known.map(({ run }) => run.detail).join('; ')}`);
+    const why = known.filter(({ run }) => run.status === 'failed').map(({ run }) => `${run.detail ?? 'no detail'}${run.retrying ? ` (attempt ${run.retrying.attempts} failed; tried again at ${run.retrying.nextAttemptAt})` : ''}`);
+    refuse(DeployRefusal.MintFailed, `revoking the credential of pipeline run '${req.runId}' failed: ${why.join('; ')}`);
   }
+  const result = toRevoke.length > 0 || again.length > 0 ? 'revoked' : 'already-revoked';
   return { runId: req.runId, event: 'finished', result, credentials: known.map(({ step, run }) => facts(step, run)) };
 }
 

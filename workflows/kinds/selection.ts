@@ -9,7 +9,7 @@ import type { ConnectorActivities, SelectionActivities } from '../../activities'
 import type { PlannedIdentity, SelectionPlan } from '../../activities/selection-activities';
 import { type StepState, isAuthorized, isFinal, selectionOf } from '../../src/change';
 import type { KindContext } from './kind';
-import { applyAndVerify, failureText, finish, label, noteOutcome } from './step-runner';
+import { applyAndVerify, failureText, finish, label, noteOutcome, retryDelayMs } from './step-runner';
 
 const selections = proxyActivities<SelectionActivities>({
   startToCloseTimeout: '1 minute',
@@ -24,10 +24,6 @@ const reachOnce = proxyActivities<ConnectorActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
 });
-
-/** The first wait before an unreachable target is tried again; it doubles up to the cap. */
-const RETRY_FIRST_MS = 10_000;
-const RETRY_CAP_MS = 15 * 60_000;
 
 /**
  * Plans a selecting step and adds its steps. `runWhen` is when the selected revocations may run: at once (a leaver
@@ -134,7 +130,7 @@ export async function revokeSelected(ctx: KindContext): Promise<void> {
       await noteOutcome(ctx, result);
       return;
     }
-    const waitMs = Math.min(RETRY_FIRST_MS * 2 ** (attempts - 1), RETRY_CAP_MS);
+    const waitMs = retryDelayMs(attempts);
     step.retrying = { reason: `${step.action.system} could not be reached (${result.detail})`, attempts, nextAttemptAt: new Date(Date.now() + waitMs).toISOString() };
     ctx.touch();
     await sleep(waitMs);

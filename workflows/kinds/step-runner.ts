@@ -68,6 +68,23 @@ export function refusedByEvidence(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'EvidenceRefused';
 }
 
+/**
+ * The activity gave up on a fault that may pass (the target unreachable, a timeout), not on a refusal: a refusal is a
+ * non-retryable ApplicationFailure raised where the error was (a connector's or the evidence store's).
+ */
+export function transientFailure(err: unknown): boolean {
+  return !(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable);
+}
+
+/** The first wait before a target that could not be reached is tried again; it doubles up to the cap. */
+const RETRY_FIRST_MS = 10_000;
+const RETRY_CAP_MS = 15 * 60_000;
+
+/** The wait after `attempts` failed attempts on a target that could not be reached: 10 s, doubling up to 15 minutes. */
+export function retryDelayMs(attempts: number): number {
+  return Math.min(RETRY_FIRST_MS * 2 ** (attempts - 1), RETRY_CAP_MS);
+}
+
 export function failureText(err: unknown): string {
   // Named here, not by the server: its text for this ("activity Heartbeat timeout") is no contract, and Temporal's
   // time-skipping test server sends none, which left a step failed by lost workers with an empty reason.
@@ -119,8 +136,7 @@ export async function applyAndVerify(
       const error = `could not verify and record: ${failureText(err)}`;
       // The evidence store refused what the target read back: a failure row would carry the same read-back.
       if (refusedByEvidence(err)) return { ok: false, detail: error };
-      const transient = !(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable);
-      return { ok: false, transient, detail: await recordStepFailure(ctx, { stepId, desired: args.desired, error, startedAt: '' }) };
+      return { ok: false, transient: transientFailure(err), detail: await recordStepFailure(ctx, { stepId, desired: args.desired, error, startedAt: '' }) };
     }
     if (out.created) args.onCreated?.();
     args.onApplied?.(out);
