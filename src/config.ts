@@ -1,6 +1,7 @@
 import type { NotifySettings } from './exceptions/notify';
 import { z } from 'zod';
 import { parseIsoDuration } from './actions/iso-duration';
+import { DEFAULT_POLL_SILENCE_MS } from './temporal/poll-watch';
 import { SEAL_KEY_MIN_BYTES } from './evidence/evidence-seal';
 import { loadSigningKey } from './evidence/evidence-signing';
 import { ASYMMETRIC_ALGORITHMS, type OidcSettings } from './auth/oidc-settings';
@@ -69,9 +70,8 @@ export const configSchema = z.object({
   // of open tickets: one beyond the bound is evicted and replayed from history when it next has work.
   TEMPORAL_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).max(100_000).default(250),
   // How long a worker's polls for workflow or activity tasks may go unseen by Temporal before the worker ends itself
-  // (exit 1) for its supervisor to restart it. A poll is seen when it starts, and an idle long poll lasts about a
-  // minute (57–60 s measured on the dev server): the default allows two and a half of them.
-  TEMPORAL_WORKER_POLL_SILENCE: isoInterval('PT150S', 1_000, 86_400_000, 'PT1S and P1D'),
+  // (exit 1) for its supervisor to restart it; it must exceed the server's idle long poll (DEFAULT_POLL_SILENCE_MS).
+  TEMPORAL_WORKER_POLL_SILENCE: isoInterval(`PT${DEFAULT_POLL_SILENCE_MS / 1000}S`, 1_000, 86_400_000, 'PT1S and P1D'),
   SERVICENOW_URL: z.string().url(),
   SERVICENOW_USERNAME: z.string().min(1),
   SERVICENOW_PASSWORD: z.string().min(1),
@@ -212,11 +212,12 @@ export function migrationDatabaseUrl(c: Pick<Config, 'DATABASE_URL' | 'MIGRATION
   return c.MIGRATION_DATABASE_URL ?? c.DATABASE_URL;
 }
 
-/** Milliseconds between reconciliation passes with ServiceNow (validated by the schema). */
+/** How long a worker's polls may go unseen before it ends itself (validated by the schema). */
 export function workerPollSilenceMs(c: Config): number {
-  return parseIsoDuration(c.TEMPORAL_WORKER_POLL_SILENCE) ?? 150_000;
+  return parseIsoDuration(c.TEMPORAL_WORKER_POLL_SILENCE) ?? DEFAULT_POLL_SILENCE_MS;
 }
 
+/** Milliseconds between reconciliation passes with ServiceNow (validated by the schema). */
 export function reconcileIntervalMs(c: Config): number {
   return parseIsoDuration(c.SERVICENOW_RECONCILE_INTERVAL) ?? 300_000;
 }

@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { pollReport } from '../temporal/poll-watch';
+import { DEFAULT_POLL_SILENCE_MS, pollReport } from '../temporal/poll-watch';
 import type { DataSource } from 'typeorm';
 import { ApiTokenStore } from '../auth/api-tokens';
 import { Authenticator } from '../auth/authenticator';
@@ -121,7 +121,7 @@ export function createApp(deps: AppDeps): express.Express {
     const ready = checks.every((c) => c === 'ok') && Object.values(sources).every((c) => c === 'ok');
     // Whether workers poll the task queue, said but not counted: a delivery accepted while none does waits in Temporal
     // and is worked once one is back (each worker ends itself when its own polls go unseen, for a restart).
-    const workers = temporal === 'ok' ? await deps.workflows.lastPolls().then((last) => pollReport(last, deps.workerPollSilenceMs ?? 150_000), () => undefined) : undefined;
+    const workers = temporal === 'ok' ? await deps.workflows.lastPolls().then((last) => pollReport(last, deps.workerPollSilenceMs ?? DEFAULT_POLL_SILENCE_MS), () => undefined) : undefined;
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', database, temporal, ...(workers ? { workers } : {}), ...(Object.keys(sources).length > 0 ? { sources } : {}) });
   });
 

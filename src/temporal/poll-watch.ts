@@ -10,23 +10,29 @@ const QUEUE_TYPES: Record<PollKind, temporal.api.enums.v1.TaskQueueType> = {
 };
 
 /**
+ * How long a worker's polls may go unseen by default. A poll is seen when it starts, and an idle long poll lasts
+ * about a minute (57–60 s measured on the dev server): two and a half of them.
+ */
+export const DEFAULT_POLL_SILENCE_MS = 150_000;
+
+/**
  * When Temporal last saw a poll on the task queue, for each kind of task: by the worker named `identity`, or by any
  * worker without one. Null when it remembers none.
  */
 export async function lastPolls(client: Client, taskQueue: string, identity?: string): Promise<Record<PollKind, Date | null>> {
+  const kinds = Object.keys(QUEUE_TYPES) as PollKind[];
+  // Both asked at once: /readyz asks on every probe.
+  const answers = await Promise.all(
+    kinds.map((kind) => client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue }, taskQueueType: QUEUE_TYPES[kind] })),
+  );
   const out = { workflow: null, activity: null } as Record<PollKind, Date | null>;
-  for (const kind of Object.keys(QUEUE_TYPES) as PollKind[]) {
-    const { pollers } = await client.workflowService.describeTaskQueue({
-      namespace: client.options.namespace,
-      taskQueue: { name: taskQueue },
-      taskQueueType: QUEUE_TYPES[kind],
-    });
-    for (const p of pollers ?? []) {
+  kinds.forEach((kind, i) => {
+    for (const p of answers[i]!.pollers ?? []) {
       if (identity !== undefined && p.identity !== identity) continue;
       const at = p.lastAccessTime ? new Date(Number(p.lastAccessTime.seconds ?? 0) * 1000 + Math.floor((p.lastAccessTime.nanos ?? 0) / 1e6)) : null;
       if (at && (out[kind] === null || at > out[kind]!)) out[kind] = at;
     }
-  }
+  });
   return out;
 }
 
