@@ -1,3 +1,5 @@
+import type { temporal } from '@temporalio/proto';
+
 /**
  * A workflow history as searchable text: every payload decoded. In a fetched history payload bytes are Uint8Arrays
  * (JSON.stringify shows them as numbered bytes), and in a history's JSON export they are Base64 strings: searching
@@ -19,4 +21,14 @@ export function historyText(history: unknown): string {
   };
   walk(history);
   return out.join('\n');
+}
+
+/**
+ * Each scheduling of `activity` in a history's events, in order, as the attempt its last start was (undefined while
+ * none started): `[2]` is one scheduling, done by its second attempt after the first died with its worker.
+ */
+export function attemptsOf(events: ReadonlyArray<temporal.api.history.v1.IHistoryEvent>, activity: string): Array<number | undefined> {
+  return events
+    .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity)
+    .map((s) => events.filter((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === Number(s.eventId)).at(-1)?.activityTaskStartedEventAttributes?.attempt ?? undefined);
 }
