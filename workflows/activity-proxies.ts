@@ -1,13 +1,16 @@
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { CertificationActivities, ClosureActivities, ConnectorActivities, DecisionActivities, ExceptionActivities, TicketActivities, TicketLifecycleActivities } from '../activities';
 
+/** How many attempts a target-system activity gets before its step sees the failure. */
+export const TARGET_ATTEMPTS = 12;
+
 /** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
 export const targets = proxyActivities<ConnectorActivities>({
   // Room for a leaver that ends sessions and reassigns objects, or a rotation that waits for IAM to catch up.
   startToCloseTimeout: '2 minutes',
   // The activities heartbeat while they run (activities/keep-alive.ts): a worker lost mid-call is noticed in seconds.
   heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 12 },
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: TARGET_ATTEMPTS },
 });
 
 /** Ticket write-backs: ITSM systems throttle (ServiceNow per hour), so allow a long tail; 429s set their own delay. */

@@ -4,6 +4,7 @@ import { type NativeConnection, Worker } from '@temporalio/worker';
 import type { CertificationActivities, ConnectorActivities, TicketActivities } from '../../activities';
 import { type ClosureView, type TicketSnapshot, workflowIdFor } from '../../src/change';
 import { ChangeWorkflows } from '../../src/temporal/temporal-client';
+import { TARGET_ATTEMPTS } from '../../workflows/activity-proxies';
 import { uniqueTicketNumber } from './stack';
 
 /** What the workflow asked the ticket for, and the closure views it published: the verdict as closure-check sees it. */
@@ -96,8 +97,7 @@ export function lostWorkers(): { lose(progress?: unknown): Promise<never>; relea
   };
 }
 
-/** `maximumAttempts` of the target proxy (workflows/activity-proxies.ts). */
-export const TARGET_ATTEMPTS = 12;
+export { TARGET_ATTEMPTS };
 
 /**
  * An activity whose last attempt loses its worker, as the workflow sees it, at the cost of one lost worker: the
