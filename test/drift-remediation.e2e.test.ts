@@ -5,6 +5,7 @@ import { REDIS_ADMIN, type RedisTestServer, startRedis } from './support/servers
 import { runScheduledDiscovery } from './support/discovery';
 import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
+import { listAll } from './support/listing';
 
 /**
  * Drift remediation of the two finding types that are not about an extra: a grant a change still holds and the target
@@ -49,8 +50,8 @@ describe('drift remediation: missing grants restored, orphans removed, protected
     await redis?.stop();
   });
 
-  const drift = async (query: string) =>
-    (await axios.get(`${stack.apiUrl}/api/drift?${query}`, { headers: { authorization: `Bearer ${auditor}` } })).data as { items: Array<Record<string, string | null>> };
+  /** The findings a query matches, every page of them (the targets keep what earlier runs left). */
+  const drift = async (query: string) => ({ items: await listAll<Record<string, string | null>>(`${stack.apiUrl}/api/drift?${query}`, auditor) });
   const table = (method: 'GET' | 'PATCH', path: string, data?: unknown, params?: Record<string, string>) =>
     axios.request({ method, url: `${stack.simUrl}/api/now/table/change_request${path}`, data, params, auth: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword }, validateStatus: () => true });
   const changeOf = async (finding: Record<string, string | null> | undefined) => {

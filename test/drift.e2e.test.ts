@@ -4,6 +4,7 @@ import { InventoryStore } from '../src/inventory/inventory-store';
 import { createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { runScheduledDiscovery } from './support/discovery';
 import { TEST_ENV } from './support/test-env';
+import { listAll } from './support/listing';
 
 /**
  * Drift on the real parts: scheduled discovery reads back every identity whose approved state the inventory holds,
@@ -31,8 +32,8 @@ describe('drift: found by scheduled discovery, listed, and remediated by a chang
   });
 
   const scheduledDiscovery = () => runScheduledDiscovery(stack);
-  const drift = async (query: string) =>
-    (await axios.get(`${stack.apiUrl}/api/drift?${query}`, { headers: { authorization: `Bearer ${auditor}` } })).data as { items: Array<Record<string, string | null>> };
+  /** The findings a query matches, every page of them (the targets keep what earlier runs left). */
+  const drift = async (query: string) => ({ items: await listAll<Record<string, string | null>>(`${stack.apiUrl}/api/drift?${query}`, auditor) });
   const table = (method: 'GET' | 'PATCH', path: string, data?: unknown, params?: Record<string, string>) =>
     axios.request({ method, url: `${stack.simUrl}/api/now/table/change_request${path}`, data, params, auth: { username: TEST_ENV.snUser, password: TEST_ENV.snPassword }, validateStatus: () => true });
   const locked = async (name: string) => {

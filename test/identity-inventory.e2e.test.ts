@@ -317,7 +317,7 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
     }
   });
 
-  it('GET /api/inventory filters by system, owner, workload and status, pages by cursor, and refuses a bad filter with 400 naming it', async () => {
+  it('GET /api/inventory filters by system, name, owner, workload and status, pages by cursor, and refuses a bad filter with 400 naming it', async () => {
     const names = [`cgo_${randomBytes(4).toString('hex')}`, `cgo_${randomBytes(4).toString('hex')}`, `cgo_${randomBytes(4).toString('hex')}`];
     for (const n of names) await createAccount(stack.admin, n);
     try {
@@ -344,6 +344,14 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
       expect([...seen].sort((a, b) => Number(a) - Number(b))).toEqual(seen);
 
       expect((await api('GET', '/api/inventory?status=managed&system=mysql-owned', auditor.token)).data.items).toEqual([]);
+      // By name: the one identity, on the system asked for; without a system, on every system that has it.
+      const byName = await api('GET', `/api/inventory?system=mysql-owned&name=${names[1]}`, auditor.token);
+      expect(byName.status).toBe(200);
+      expect(byName.data.items).toEqual([expect.objectContaining({ system: 'mysql-owned', name: names[1], host: '%', status: 'orphan' })]);
+      const everywhere = (await api('GET', `/api/inventory?name=${names[1]}&limit=500`, auditor.token)).data.items as Array<{ system: string; name: string }>;
+      expect(everywhere.map((i) => i.name)).toEqual(everywhere.map(() => names[1]));
+      expect(everywhere.map((i) => i.system)).toEqual(expect.arrayContaining(['mysql-owned', 'mysql-local']));
+      expect((await api('GET', `/api/inventory?name=${names[1]}x`, auditor.token)).data.items).toEqual([]);
 
       const bad = async (query: string, path: string) => {
         const res = await api('GET', `/api/inventory?${query}`, auditor.token);
@@ -357,6 +365,8 @@ describe('identity inventory: written with the evidence, reconciled by scheduled
       expect(await bad('limit=ten', 'query.limit')).toMatch(/1 to 500/);
       expect(await bad('cursor=abc', 'query.cursor')).toMatch(/nextCursor/);
       expect(await bad('owner=a%0Ab', 'query.owner')).toMatch(/control characters/);
+      expect(await bad('name=', 'query.name')).toMatch(/must not be empty/);
+      expect(await bad(`name=${'n'.repeat(257)}`, 'query.name')).toMatch(/at most 256/);
       expect(await bad('status=orphan&status=managed', 'query.status')).toMatch(/once/);
       expect(await bad('colour=red', 'query')).toMatch(/unknown filter 'colour'/);
     } finally {

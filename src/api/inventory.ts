@@ -46,6 +46,7 @@ export const INVENTORY_ID = /^[1-9][0-9]{0,17}$/;
 export const inventoryListQuery = z
   .object({
     system: z.string().min(1).max(100).optional(),
+    name: z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters').optional(),
     owner: attributionSchema.optional(),
     workload: attributionSchema.optional(),
     status: z.enum(INVENTORY_STATUSES, { errorMap: () => ({ message: `must be one of ${INVENTORY_STATUSES.join(', ')}` }) }).optional(),
@@ -57,7 +58,7 @@ export const inventoryListQuery = z
 /** `GET /api/inventory`: identities the gateway knows, filtered and paged by id. */
 export async function listInventory(deps: { inventory: InventoryStore }, query: unknown) {
   const parsed = inventoryListQuery.safeParse(query ?? {});
-  if (!parsed.success) throw new AppError(400, 'VALIDATION_FAILED', 'the inventory query is invalid', queryIssues(parsed.error, ['system', 'owner', 'workload', 'status', 'limit', 'cursor']));
+  if (!parsed.success) throw new AppError(400, 'VALIDATION_FAILED', 'the inventory query is invalid', queryIssues(parsed.error, ['system', 'name', 'owner', 'workload', 'status', 'limit', 'cursor']));
   const { cursor, limit = 100, ...filters } = parsed.data;
   const page = await deps.inventory.list({ ...filters, ...(cursor ? { afterId: cursor } : {}), limit });
   return { ...page, limit };

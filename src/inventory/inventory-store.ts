@@ -90,6 +90,8 @@ export interface InventoryItem {
 
 export interface InventoryFilter {
   system?: string;
+  /** The identity's name as the target spells it (every host it has there). */
+  name?: string;
   owner?: string;
   workload?: string;
   status?: InventoryRowStatus;
@@ -244,6 +246,7 @@ export class InventoryStore {
   async list(filter: InventoryFilter): Promise<{ items: InventoryItem[]; nextCursor: string | null }> {
     const q = this.ds.getRepository(InventoryIdentity).createQueryBuilder('i').orderBy('i.id', 'ASC').take(filter.limit + 1);
     if (filter.system !== undefined) q.andWhere('i.system = :system', { system: filter.system });
+    if (filter.name !== undefined) q.andWhere('i.name = :name', { name: filter.name });
     if (filter.owner !== undefined) q.andWhere('i.owner = :owner', { owner: filter.owner });
     if (filter.workload !== undefined) q.andWhere('i.workload = :workload', { workload: filter.workload });
     if (filter.status !== undefined) q.andWhere('i.status = :status', { status: filter.status });

@@ -6,17 +6,21 @@ import { Updated } from './controls';
 
 const STATUSES = ['', 'orphan', 'managed', 'protected', 'disabled', 'revoked'];
 
-/** View 7: the identities the gateway knows, orphans first to the eye, filterable by owner, workload, system and status. */
+/**
+ * View 7: the identities the gateway knows, orphans first to the eye, filterable by name, owner, workload, system and
+ * status. It shows the first 500 rows that match; a count past that reads "500+", and the name filter finds one.
+ */
 export function InventoryView({ token }: { token: string }) {
+  const [name, setName] = useState('');
   const [owner, setOwner] = useState('');
   const [workload, setWorkload] = useState('');
   const [system, setSystem] = useState('');
   const [status, setStatus] = useState('');
-  const filters = Object.fromEntries(Object.entries({ owner, workload, system, status }).filter(([, v]) => v !== ''));
+  const filters = Object.fromEntries(Object.entries({ name, owner, workload, system, status }).filter(([, v]) => v !== ''));
   const query = new URLSearchParams({ limit: '500', ...filters });
   const orphanQuery = new URLSearchParams({ limit: '500', ...filters, status: 'orphan' });
-  const list = usePolling(() => getJson<{ items: InventoryItem[]; nextCursor: string | null }>(`/api/inventory?${query}`, token), 10_000, [token, owner, workload, system, status]);
-  const orphans = usePolling(() => getJson<{ items: InventoryItem[]; nextCursor: string | null }>(`/api/inventory?${orphanQuery}`, token), 10_000, [token, owner, workload, system]);
+  const list = usePolling(() => getJson<{ items: InventoryItem[]; nextCursor: string | null }>(`/api/inventory?${query}`, token), 10_000, [token, name, owner, workload, system, status]);
+  const orphans = usePolling(() => getJson<{ items: InventoryItem[]; nextCursor: string | null }>(`/api/inventory?${orphanQuery}`, token), 10_000, [token, name, owner, workload, system]);
   const items = list.data?.items ?? [];
   const count = (page?: { items: unknown[]; nextCursor: string | null }) => (page ? `${page.items.length}${page.nextCursor ? '+' : ''}` : '…');
   const text = (label: string, value: string, set: (v: string) => void) => (
@@ -28,6 +32,7 @@ export function InventoryView({ token }: { token: string }) {
     <section>
       <h2>Inventory</h2>
       <div className="filters">
+        {text('Name', name, setName)}
         {text('Owner', owner, setOwner)}
         {text('Workload', workload, setWorkload)}
         {text('System', system, setSystem)}
