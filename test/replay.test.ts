@@ -23,6 +23,7 @@ describe('committed change-workflow histories', () => {
 
   it('cover the recorded scenarios (those recorded before normalisation in both snapshot shapes), each a whole run of changeWorkflow from start to completion', () => {
     const scenarios = [
+      'deploy-revocations-failed-then-retried-then-closed.json',
       'deploy-runs-finished-and-expired-then-closed.json',
       'emergency-joiner-exception-accepted-then-closed.json',
       'emergency-joiner-exception-revoked-by-policy-then-closed.json',
@@ -46,6 +47,7 @@ describe('committed change-workflow histories', () => {
     // Each scenario recorded before tickets were normalised twice: as recorded now (normalised ticket) and as recorded
     // with ServiceNow-shaped snapshots. Scenarios added since exist only in the normalised shape.
     const since = [
+      'deploy-revocations-failed-then-retried-then-closed.json',
       'deploy-runs-finished-and-expired-then-closed.json',
       'emergency-joiner-exception-accepted-then-closed.json',
       'emergency-joiner-exception-revoked-by-policy-then-closed.json',

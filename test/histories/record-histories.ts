@@ -27,6 +27,7 @@ import { identityActionsDigest } from '../../src/itsm/servicenow/servicenow-gate
 import { postSigned } from '../support/signed-webhook';
 import type { ServiceNowSimulator } from '../../src/itsm/servicenow/servicenow-simulator';
 import { createLogger } from '../../src/logger';
+import { startFlakyPort } from '../support/flaky-port';
 import { setupVaultFixture, startOpenBao } from '../support/servers/openbao';
 import { createAccount, leaverActions, uniqueAccount, uniqueTicketNumber, waitFor } from '../support/stack';
 import { startStatementTap } from '../support/statement-tap';
@@ -97,6 +98,9 @@ async function main(): Promise<void> {
     }),
   ];
   connectors.connectors.push({ ...localMariadb('mysql-held-undo'), port: taps[0]!.port }, { ...localMariadb('mysql-held-grant'), port: taps[1]!.port });
+  // One more, behind a port that can be taken away (the scenario in which a deploy run's revocation fails).
+  const flaky = await startFlakyPort({ host: '127.0.0.1', port: 3306 });
+  connectors.connectors.push({ ...localMariadb('mysql-flaky'), port: flaky.port });
 
   // The same wiring as `npm start`, the tests and the benchmarks; the worker bundles workflows/ from source.
   const gw = await startGateway({
@@ -400,6 +404,34 @@ async function main(): Promise<void> {
     // (q) The same since saga-one-chain: its undo waits for the one in progress, in the one chain.
     'joiner-granted-during-rollback-undone-after-then-cancelled': () => grantedDuringRollback('joiner-granted-during-rollback-undone-after-then-cancelled'),
 
+    // (r) Deploy whose revocations fail (recorded with deploy-revoke-failure-evidence and deploy-revoke-retried): two
+    // runs, then the target's port goes away before their ttl; each revocation fails and is recorded as failed. A
+    // 'finished' for one while the port is away is tried at once and fails (502); once the port is back, a second
+    // 'finished' revokes it at once and the other is revoked by its retry timer; then the ticket closes.
+    'deploy-revocations-failed-then-retried-then-closed': async () => {
+      const base = uniqueAccount('rec');
+      const number = uniqueTicketNumber();
+      const actions = JSON.stringify([
+        { kind: 'deploy', system: 'mysql-flaky', identity: { type: 'service_account', name: base, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT5S', deliverTo: { system: 'vault-local', path: `apps/${base}/deploy` } },
+      ]);
+      const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
+      await waitFor('deploy step ready', async () => (await workflows.status('servicenow', number))?.steps[0]?.status === 'verified', 60_000);
+      const ticket = { source: 'servicenow', key: number };
+      for (const runId of ['timed', 'told']) if ((await deployEvent({ ticket, runId, event: 'started' })) !== 201) throw new Error(`${runId} was not minted`);
+      await flaky.down();
+      const runs = async () => (await workflows.status('servicenow', number))?.steps[0]?.deploy?.runs ?? [];
+      await waitFor('both revocations failed, to be retried', async () => (await runs()).filter((r) => r.status === 'failed' && r.retrying).length === 2, 180_000, 500);
+      const early = await deployEvent({ ticket, runId: 'told', event: 'finished', outcome: 'success' });
+      if (early !== 502) throw new Error(`'finished' while the target is away answered ${early}, not 502`);
+      await flaky.up();
+      const done = await deployEvent({ ticket, runId: 'told', event: 'finished', outcome: 'success' });
+      if (done !== 200) throw new Error(`'finished' once the target is back answered ${done}, not 200`);
+      await waitFor('the timed run revoked by its retry', async () => (await runs()).every((r) => r.status === 'revoked'), 90_000, 500);
+      await waitFor('gate set', () => gateSet(sysId), 30_000);
+      sim.updateChange(sysId, { state: '3', close_code: 'successful' });
+      await record('deploy-revocations-failed-then-retried-then-closed', number);
+    },
+
     // (g) Rotation: a MariaDB account's password rotated into OpenBao KV, verified on both sides, then closed.
     'rotation-delivered-then-closed': async () => {
       const account = uniqueAccount('rec');
@@ -424,6 +456,7 @@ async function main(): Promise<void> {
     held.releaseGrant();
     await gw.stop();
     for (const tap of taps) await tap.stop();
+    await flaky.stop();
     await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
     await admin.end();
     await vault.cleanup();
