@@ -142,6 +142,8 @@ export async function startStack(
     databaseUrl?: string;
     /** The dashboard's build folder, login client and links. */
     dashboard?: GatewayOptions['dashboard'];
+    /** A Temporal server of the test's own (host:port); the run's shared dev server otherwise. */
+    temporalAddress?: string;
   } = {},
 ): Promise<Stack> {
   quietRuntime();
@@ -150,7 +152,7 @@ export async function startStack(
   // The same wiring as `npm start` and the benchmarks (src/gateway.ts), on the test run's dev server and database.
   const taskQueue = `cg-test-${randomUUID()}`;
   const gw = await startGateway({
-    temporal: { address: temporalAddress },
+    temporal: { address: opts.temporalAddress ?? temporalAddress },
     taskQueue,
     // Each stack its own discovery schedule, on its own task queue; deleted again by stop().
     discovery: { scheduleId: `discovery-${taskQueue}` },
