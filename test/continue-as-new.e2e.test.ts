@@ -1,13 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mysql from 'mysql2/promise';
 import { type DevServer, startDevServer } from '../src/temporal/dev-server';
 import type { DeployRunRecord } from '../src/change/change-state';
 import { type FlakyPort, startFlakyPort } from './support/flaky-port';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { postSigned } from './support/signed-webhook';
-import { type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { dropRunAccounts, runAccounts, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 
 /**
@@ -41,10 +40,7 @@ describe('a change workflow that continues as new keeps its deploy runs’ clock
     });
   }, 120_000);
   afterAll(async () => {
-    if (base && stack) {
-      const [rows] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ?', [`${base}\\_d%`]);
-      for (const r of rows) await stack.admin.query('DROP USER IF EXISTS ?@?', [String(r.u), '%']);
-    }
+    if (base && stack) await dropRunAccounts(stack.admin, base);
     await stack?.stop();
     await flaky?.stop();
     await fx?.cleanup();
@@ -66,10 +62,7 @@ describe('a change workflow that continues as new keeps its deploy runs’ clock
     const handle = stack.workflows.client.workflow.getHandle(`change-servicenow-${number}`);
     const runs = async () => ((await stack.workflows.status('servicenow', number))?.steps[0]?.deploy?.runs ?? []) as DeployRunRecord[];
     const runOf = async (runId: string) => (await runs()).find((r) => r.runId === runId);
-    const accounts = async () => {
-      const [rows] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ?', [`${base}\\_d%`]);
-      return rows.map((r) => String(r.u));
-    };
+    const accounts = () => runAccounts(stack.admin, base);
 
     // Two runs: `failing` is told it finished while its target is away, `lasting` is left to its ttl.
     const starts = [await event('failing', 'started'), await event('lasting', 'started')];

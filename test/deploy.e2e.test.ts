@@ -6,7 +6,7 @@ import { asApplicationAccount, insertEvidenceRow } from './support/app-account';
 import { postSigned, type SignedPostOptions } from './support/signed-webhook';
 import { type OpenBao, setupVaultFixture, startOpenBao, type VaultFixture, vaultConnectorEntry } from './support/servers/openbao';
 import { runIdentityName } from '../src/kinds/deploy/run';
-import { connectorsFile, createAccount, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
+import { connectorsFile, createAccount, dropRunAccounts, runAccounts as accountsOfRuns, type Stack, startStack, uniqueAccount, uniqueTicketNumber, waitFor } from './support/stack';
 import { TEST_ENV } from './support/test-env';
 import { InventoryStore } from '../src/inventory/inventory-store';
 import type { IdentityRef } from '../src/actions/identity-action';
@@ -44,7 +44,7 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
   /** Base names this file used: a failing test must not leave its runs' accounts behind for other suites to see. */
   const bases: string[] = [];
   afterAll(async () => {
-    for (const base of bases) for (const user of await runAccounts(base).catch(() => [])) await stack.admin.query('DROP USER IF EXISTS ?@?', [user, '%']);
+    for (const base of bases) await dropRunAccounts(stack.admin, base).catch(() => undefined);
     await stack?.stop();
     await fx?.cleanup();
     await bao?.stop();
@@ -64,10 +64,7 @@ describe('deploy: a short-lived credential per pipeline run, minted on started a
     return { number, sysId: change.sys_id as string };
   }
 
-  async function runAccounts(base: string): Promise<string[]> {
-    const [rows] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ? ORDER BY User', [`${base}\\_d%`]);
-    return rows.map((r) => String(r.u));
-  }
+  const runAccounts = (base: string) => accountsOfRuns(stack.admin, base);
 
   async function served(path: string): Promise<{ status: number; value?: string; version?: number }> {
     const res = await bao.root<{ data: { data: { value: string }; metadata: { version: number } } }>('GET', `secret/data/${fx.kvPrefix}/${path}`, undefined, [404]);
@@ -395,10 +392,7 @@ describe('deploy under faults: retried mints, failed cleanups and notes the tick
     });
   });
   afterAll(async () => {
-    for (const base of bases) {
-      const [rows] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ?', [`${base}\\_d%`]);
-      for (const r of rows) await stack.admin.query('DROP USER IF EXISTS ?@?', [String(r.u), '%']);
-    }
+    for (const base of bases) await dropRunAccounts(stack.admin, base);
     await worker?.stop();
     await proxy?.close();
     await stack?.stop();
@@ -438,8 +432,7 @@ describe('deploy under faults: retried mints, failed cleanups and notes the tick
     expect(await servedVersion(`${path}/${runId}`)).toBe(1);
     expect(cred.fingerprint).toBe(rows.find((r) => r.outcome === 'minted')?.observedState.fingerprint);
     expect(rows.map((r) => [r.part, r.outcome, r.verified])).toEqual([['', 'claimed', true], ['', 'minted', true]]);
-    const [users] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ?', [`${base}\\_d%`]);
-    expect(users.map((r) => String(r.u))).toEqual([cred.identity]);
+    expect(await accountsOfRuns(stack.admin, base)).toEqual([cred.identity]);
     expect((await event(number, runId, 'finished')).status).toBe(200);
   });
 
@@ -596,10 +589,7 @@ describe('deploy with a worker lost mid-mint', () => {
   });
   afterAll(async () => {
     for (const c of children) await killHard(c);
-    for (const base of bases) {
-      const [rows] = await stack.admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ?', [`${base}\\_d%`]);
-      for (const r of rows) await stack.admin.query('DROP USER IF EXISTS ?@?', [String(r.u), '%']);
-    }
+    for (const base of bases) await dropRunAccounts(stack.admin, base);
     await stack?.stop();
     flaky?.release();
     await flaky?.stop();

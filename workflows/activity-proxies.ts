@@ -4,6 +4,12 @@ import type { CertificationActivities, ClosureActivities, ConnectorActivities, D
 /** How many attempts a target-system activity gets before its step sees the failure. */
 export const TARGET_ATTEMPTS = 12;
 
+/**
+ * For a revocation that is tried again later on a durable timer (a selected identity's, a deploy run's): a target
+ * still unreachable gives up after a few seconds instead of minutes, and the step waits for its next attempt.
+ */
+export const REACH_ONCE_RETRY = { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 } as const;
+
 /** Target-system steps: transient faults retry with back-off; a refusal (non-retryable type) fails at once. */
 export const targets = proxyActivities<ConnectorActivities>({
   // Room for a leaver that ends sessions and reassigns objects, or a rotation that waits for IAM to catch up.

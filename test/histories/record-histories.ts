@@ -180,6 +180,18 @@ async function main(): Promise<void> {
     return (await postSigned(`${gw.apiUrl}/webhooks/deploy`, Buffer.from(JSON.stringify(body)), DEPLOY_SECRET)).status;
   }
 
+  /** An authorized change with one deploy action on `system`, its step ready for pipeline runs. */
+  async function readyDeploy(system: string, ttl: string): Promise<{ number: string; sysId: string; ticket: { source: string; key: string } }> {
+    const base = uniqueAccount('rec');
+    const number = uniqueTicketNumber();
+    const actions = JSON.stringify([
+      { kind: 'deploy', system, identity: { type: 'service_account', name: base, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl, deliverTo: { system: 'vault-local', path: `apps/${base}/deploy` } },
+    ]);
+    const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
+    await waitFor('deploy step ready', async () => (await workflows.status('servicenow', number))?.steps[0]?.status === 'verified', 60_000);
+    return { number, sysId, ticket: { source: 'servicenow', key: number } };
+  }
+
   const scenarios: Record<string, () => Promise<void>> = {
     // (a) Leaver: revoked, verified, gate set, then the ticket is closed.
     'leaver-revoked-then-closed': () => leaverRevokedThenClosed('leaver-revoked-then-closed'),
@@ -266,14 +278,7 @@ async function main(): Promise<void> {
     // (j) Deploy: one pipeline run ended by `finished`, another by its ttl (each its own credential, minted and
     // revoked through the deployRun update and its timer), then the ticket closes.
     'deploy-runs-finished-and-expired-then-closed': async () => {
-      const base = uniqueAccount('rec');
-      const number = uniqueTicketNumber();
-      const actions = JSON.stringify([
-        { kind: 'deploy', system: 'mysql-local', identity: { type: 'service_account', name: base, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT3S', deliverTo: { system: 'vault-local', path: `apps/${base}/deploy` } },
-      ]);
-      const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
-      await waitFor('deploy step ready', async () => (await workflows.status('servicenow', number))?.steps[0]?.status === 'verified', 60_000);
-      const ticket = { source: 'servicenow', key: number };
+      const { number, sysId, ticket } = await readyDeploy('mysql-local', 'PT3S');
       if ((await deployEvent({ ticket, runId: 'run-1', event: 'started' })) !== 201) throw new Error('run-1 was not minted');
       if ((await deployEvent({ ticket, runId: 'run-1', event: 'finished', outcome: 'success' })) !== 200) throw new Error('run-1 was not revoked');
       if ((await deployEvent({ ticket, runId: 'run-2', event: 'started' })) !== 201) throw new Error('run-2 was not minted');
@@ -409,14 +414,7 @@ async function main(): Promise<void> {
     // 'finished' for one while the port is away is tried at once and fails (502); once the port is back, a second
     // 'finished' revokes it at once and the other is revoked by its retry timer; then the ticket closes.
     'deploy-revocations-failed-then-retried-then-closed': async () => {
-      const base = uniqueAccount('rec');
-      const number = uniqueTicketNumber();
-      const actions = JSON.stringify([
-        { kind: 'deploy', system: 'mysql-flaky', identity: { type: 'service_account', name: base, host: '%' }, grants: ['SELECT ON cgt_billing.*'], ttl: 'PT5S', deliverTo: { system: 'vault-local', path: `apps/${base}/deploy` } },
-      ]);
-      const sysId = sim.createChange({ number, state: '-1', approval: 'approved', u_identity_actions: actions }).sys_id as string;
-      await waitFor('deploy step ready', async () => (await workflows.status('servicenow', number))?.steps[0]?.status === 'verified', 60_000);
-      const ticket = { source: 'servicenow', key: number };
+      const { number, sysId, ticket } = await readyDeploy('mysql-flaky', 'PT5S');
       for (const runId of ['timed', 'told']) if ((await deployEvent({ ticket, runId, event: 'started' })) !== 201) throw new Error(`${runId} was not minted`);
       await flaky.down();
       const runs = async () => (await workflows.status('servicenow', number))?.steps[0]?.deploy?.runs ?? [];

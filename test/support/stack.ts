@@ -258,6 +258,17 @@ export async function startStack(
   return stack;
 }
 
+/** The MariaDB accounts deploy runs of the action named `base` got (`<base>_d<suffix>`), by name. */
+export async function runAccounts(admin: mysql.Connection, base: string): Promise<string[]> {
+  const [rows] = await admin.query<mysql.RowDataPacket[]>('SELECT User AS u FROM mysql.user WHERE User LIKE ? ORDER BY User', [`${base}\\_d%`]);
+  return rows.map((r) => String(r.u));
+}
+
+/** Drops what deploy runs of the action named `base` left on MariaDB (a failing test must not leave them to others). */
+export async function dropRunAccounts(admin: mysql.Connection, base: string): Promise<void> {
+  for (const user of await runAccounts(admin, base)) await admin.query('DROP USER IF EXISTS ?@?', [user, '%']);
+}
+
 /** Creates a MariaDB account with one grant, as a pre-existing service account to be revoked. */
 export async function createAccount(admin: mysql.Connection, name: string, grants = ['SELECT ON `cgt_billing`.*']): Promise<void> {
   await admin.query('CREATE USER ?@? IDENTIFIED BY ?', [name, '%', randomBytes(12).toString('hex')]);

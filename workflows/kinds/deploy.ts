@@ -1,4 +1,5 @@
 import { ActivityFailure, ApplicationFailure, condition, defineUpdate, patched, proxyActivities, setHandler } from '@temporalio/workflow';
+import { REACH_ONCE_RETRY } from '../activity-proxies';
 import type { DeployActivities } from '../../activities/deploy-activities';
 import { type DeployRunRecord, type StepState, isAuthorized, isFinal } from '../../src/change';
 import type { DeployPlan } from '../../src/kinds/deploy/edge';
@@ -33,7 +34,7 @@ const deployTargets = proxyActivities<DeployActivities>({
 const deployTargetsAgain = proxyActivities<DeployActivities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
+  retry: REACH_ONCE_RETRY,
 });
 
 /**

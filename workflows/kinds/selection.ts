@@ -5,6 +5,7 @@
  * waits for every one of them.
  */
 import { condition, proxyActivities, sleep } from '@temporalio/workflow';
+import { REACH_ONCE_RETRY } from '../activity-proxies';
 import type { ConnectorActivities, SelectionActivities } from '../../activities';
 import type { PlannedIdentity, SelectionPlan } from '../../activities/selection-activities';
 import { type StepState, isAuthorized, isFinal, selectionOf } from '../../src/change';
@@ -22,7 +23,7 @@ const selections = proxyActivities<SelectionActivities>({
  */
 const reachOnce = proxyActivities<ConnectorActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '2 seconds', maximumAttempts: 3 },
+  retry: REACH_ONCE_RETRY,
 });
 
 /**
